@@ -1,0 +1,104 @@
+"""The runner contract: a frozen spec in, an opaque handle out, a small result back.
+
+Every backend (Docker on one machine, Kubernetes Jobs at scale) implements `Runner`. The handle
+names the real object (``docker:<container>``, ``k8s:<namespace>/<job>``) so that any process — a
+restarted worker, say — can poll, wait for, or cancel a run it did not start.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+
+
+class ErrorCode(enum.StrEnum):
+    """Why a run failed (DESIGN.md §5). Shown to the submitter with a message."""
+
+    IMAGE_INVALID = "image_invalid"
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    NONZERO_EXIT = "nonzero_exit"
+    OUTPUT_MISSING = "output_missing"
+    OUTPUT_INVALID = "output_invalid"
+    INFRA_ERROR = "infra_error"
+    CANCELLED = "cancelled"
+
+
+class TerminalState(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """Resource limits applied to the model container."""
+
+    timeout: timedelta = timedelta(minutes=30)
+    memory_bytes: int = 4 * 1024**3
+    cpus: float = 2.0
+    gpus: int = 0
+    pids: int = 256
+    tmp_bytes: int = 512 * 1024**2
+    output_bytes: int = 64 * 1024**2
+    log_tail_lines: int = 200
+    log_tail_bytes: int = 16 * 1024
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a backend needs to run one model image once.
+
+    `input_dir` holds ``images/`` and ``manifest.csv`` (mounted read-only at ``/input``);
+    `output_dir` is a fresh, empty per-run directory (mounted at ``/output``). `run_id` names the
+    container or Job, with `attempt` so a retry never collides with a leftover of the last one.
+    """
+
+    run_id: str
+    image: str
+    input_dir: Path
+    output_dir: Path
+    limits: RunLimits = field(default_factory=RunLimits)
+    attempt: int = 1
+    phase: str = "hidden"  # "preflight" | "hidden"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What came back from one run. `predictions` holds the raw bytes of ``predictions.csv``
+    (already size-capped and read without following links) or None when none was read."""
+
+    state: TerminalState
+    error_code: ErrorCode | None
+    message: str
+    exit_code: int | None
+    duration_s: float
+    peak_memory_bytes: int | None
+    log_tail: str
+    predictions: bytes | None
+    handle: str
+
+
+class Runner(Protocol):
+    """An execution backend."""
+
+    name: str
+
+    def start(self, spec: RunSpec) -> str:
+        """Start the run and return its handle. Idempotent for the same spec (run id + attempt)."""
+        ...
+
+    def wait(self, handle: str, spec: RunSpec) -> RunResult:
+        """Block until the run ends (enforcing the deadline) and collect its result."""
+        ...
+
+    def cancel(self, handle: str) -> None:
+        """Stop the run if it is still going. Never raises for a run that is already gone."""
+        ...
+
+    def cleanup(self, handle: str) -> None:
+        """Remove whatever the run left behind (container, Job). Idempotent."""
+        ...

@@ -1,0 +1,1 @@
+"""The `csawm` console script: server, worker, admin, researcher and offline tools."""

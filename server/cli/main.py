@@ -1,0 +1,34 @@
+"""Entry point of the `csawm` console script (DESIGN.md §6).
+
+Each command lives in a module named for what it does; this file only wires them together, so the
+list below is the whole command surface. Exit codes: 0 ok, 1 model/run failed, 2 usage or validation
+error, 3 server unreachable or auth.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="csawm",
+    help="CSAW-M private leaderboard: evaluation server, runner and offline scoring tools.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    """Import command modules and attach them. Kept in a function so importing this module is cheap
+    and has no side effects beyond building the Typer tree."""
+
+
+_register()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
