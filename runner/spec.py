@@ -44,6 +44,7 @@ class RunLimits:
     pids: int = 256
     tmp_bytes: int = 512 * 1024**2
     output_bytes: int = 64 * 1024**2
+    output_dir_bytes: int = 1024**3  # everything under /output; the runner stops a model past it
     log_tail_lines: int = 200
     log_tail_bytes: int = 16 * 1024
 

@@ -21,6 +21,13 @@ app = typer.Typer(
 def _register() -> None:
     """Import command modules and attach them. Kept in a function so importing this module is cheap
     and has no side effects beyond building the Typer tree."""
+    from server.cli import check as check_cli
+    from server.cli import score as score_cli
+    from server.cli import synth as synth_cli
+
+    app.command("score")(score_cli.score)
+    app.command("synth")(synth_cli.synth)
+    app.command("check")(check_cli.check)
 
 
 _register()

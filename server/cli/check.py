@@ -1,0 +1,200 @@
+"""``csawm check IMAGE|ARCHIVE``: run a model image locally in exactly the production sandbox.
+
+What the server would do at preflight, on this machine: an archive is inspected (and rejected
+before loading, with its reason) and loaded; the image runs on a few synthetic CSAW-M images
+(`server.benchmark.synth`) through `DockerRunner` with the same hardening, limits and I/O contract;
+``predictions.csv`` is read safely and validated by the scoring module's own reader. The verdict has
+the same fields as a submission: ``status``, ``error_code``, ``error_message``, ``log_tail``.
+
+Exit codes: 0 the model passed; 1 the model failed (any run error code); 2 bad arguments or an
+archive rejected by inspection.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from runner.docker_backend import DockerRunner
+from runner.errors import RunnerError
+from runner.imagetar import ImageArchiveError, ImageArchiveInfo, inspect_archive
+from runner.io_contract import prepare_input
+from runner.spec import ErrorCode, RunLimits, RunResult, RunSpec, TerminalState
+from server.benchmark.synth import generate
+from server.scoring.predictions import PredictionsError, read_predictions
+
+EXIT_OK = 0
+EXIT_MODEL_FAILED = 1
+EXIT_INVALID = 2
+MIN_IMAGES = 8  # the synthetic generator's smallest test split
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?")
+
+
+@dataclass
+class CheckReport:
+    """The verdict, shaped like a submission (DESIGN.md §5a) plus run details."""
+
+    status: str
+    error_code: str | None
+    error_message: str
+    log_tail: str = ""
+    exit_code: int | None = None
+    duration_s: float | None = None
+    peak_memory_bytes: int | None = None
+    image: dict[str, Any] = field(default_factory=dict)
+    predictions: dict[str, Any] | None = None
+
+
+def parse_memory(text: str) -> int:
+    """``4g``, ``512m``, ``512MiB``, ``1048576`` -> bytes (binary units, as Docker reads them)."""
+    match = _MEMORY.fullmatch(text.strip().lower())
+    if match is None:
+        raise ValueError(f"memory {text!r} is not a size like 512m or 4g")
+    value = float(match.group(1)) * _UNITS[match.group(2)]
+    if value <= 0:
+        raise ValueError(f"memory {text!r} must be positive")
+    return int(value)
+
+
+def synthetic_images(workdir: Path, count: int) -> list[Path]:
+    """`count` synthetic CSAW-M-like PNGs (632x512, 8-bit grey) from the project's generator."""
+    root = workdir / "synthetic"
+    generate(root, seed=0, n_train=0, n_public=MIN_IMAGES, n_private=count)
+    return sorted((root / "images" / "preprocessed" / "private").glob("*.png"))
+
+
+def _failed(code: ErrorCode, message: str, **extra: Any) -> CheckReport:
+    return CheckReport(
+        status=TerminalState.FAILED.value, error_code=code.value, error_message=message, **extra
+    )
+
+
+def run_check(
+    target: str,
+    *,
+    limits: RunLimits,
+    n_images: int = MIN_IMAGES,
+    runner: DockerRunner | None = None,
+) -> CheckReport:
+    """Check one image reference or ``docker save`` archive path; never raises for a model fault.
+
+    Raises
+    ------
+    ImageArchiveError
+        The archive was rejected by inspection (nothing was loaded).
+    """
+    runner = runner or DockerRunner()
+    image_info: dict[str, Any] = {}
+    path = Path(target)
+    if path.is_file():
+        info: ImageArchiveInfo = inspect_archive(path)
+        image_info = {**asdict(info), "repo_tags": list(info.repo_tags), "source": str(path)}
+        image = runner.load_archive(path)
+    else:
+        image = target
+        image_info = {"reference": target}
+    with tempfile.TemporaryDirectory(prefix="csawm-check-") as tmp:
+        work = Path(tmp)
+        images = synthetic_images(work, n_images)
+        names = [p.name for p in images]
+        prepare_input(work / "input", images)
+        spec = RunSpec(
+            run_id=f"check-{uuid.uuid4().hex[:12]}",
+            image=image,
+            input_dir=work / "input",
+            output_dir=work / "output",
+            limits=limits,
+            phase="preflight",
+        )
+        try:
+            handle = runner.start(spec)
+            result: RunResult = runner.wait(handle, spec)
+        except RunnerError as exc:
+            return _failed(exc.code, exc.message, image=image_info)
+    report = CheckReport(
+        status=result.state.value,
+        error_code=result.error_code.value if result.error_code else None,
+        error_message=result.message,
+        log_tail=result.log_tail,
+        exit_code=result.exit_code,
+        duration_s=round(result.duration_s, 3),
+        peak_memory_bytes=result.peak_memory_bytes,
+        image=image_info,
+    )
+    if result.predictions is not None:
+        try:
+            preds = read_predictions(result.predictions, expected=names, max_bytes=limits.output_bytes)
+        except PredictionsError as exc:
+            report.status = TerminalState.FAILED.value
+            report.error_code = ErrorCode.OUTPUT_INVALID.value
+            report.error_message = f"predictions.csv is invalid: {exc}"
+        else:
+            report.predictions = {
+                "rows": len(preds.filenames),
+                "final_pred": preds.final_pred is not None,
+                "probs": preds.probs is not None,
+            }
+            report.error_message = f"The model passed: valid predictions for all {len(names)} images."
+    return report
+
+
+def check(
+    target: Annotated[str, typer.Argument(help="Local image (name, tag or id) or a docker save archive")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Wall-time limit in seconds")] = 600.0,
+    memory: Annotated[str, typer.Option("--memory", help="Memory limit (no swap), e.g. 4g")] = "4g",
+    cpus: Annotated[float, typer.Option("--cpus", help="CPU quota")] = 2.0,
+    gpus: Annotated[int, typer.Option("--gpus", help="GPUs to request (needs a GPU runtime)")] = 0,
+    images: Annotated[int, typer.Option("--images", help=f"Synthetic images (>= {MIN_IMAGES})")] = MIN_IMAGES,
+) -> None:
+    """Run an image on synthetic images in the production sandbox; say what the server would."""
+    try:
+        if timeout <= 0:
+            raise ValueError(f"--timeout must be positive, got {timeout}")
+        if images < MIN_IMAGES:
+            raise ValueError(f"--images must be at least {MIN_IMAGES}, got {images}")
+        limits = RunLimits(
+            timeout=timedelta(seconds=timeout), memory_bytes=parse_memory(memory), cpus=cpus, gpus=gpus
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    try:
+        report = run_check(target, limits=limits, n_images=images)
+        code = EXIT_OK if report.status == TerminalState.SUCCEEDED.value else EXIT_MODEL_FAILED
+    except ImageArchiveError as exc:
+        report = _failed(ErrorCode.IMAGE_INVALID, f"archive rejected: {exc}", image={"source": target})
+        code = EXIT_INVALID
+    except RunnerError as exc:  # loading failed in the engine
+        report = _failed(exc.code, exc.message, image={"source": target})
+        code = EXIT_MODEL_FAILED
+    if json_output:
+        typer.echo(json.dumps(asdict(report), indent=2))
+    else:
+        _print_human(report)
+    raise typer.Exit(code)
+
+
+def _print_human(report: CheckReport) -> None:
+    verdict = "PASSED" if report.status == TerminalState.SUCCEEDED.value else "FAILED"
+    typer.echo(f"{verdict}: {report.error_message}")
+    if report.error_code:
+        typer.echo(f"error_code: {report.error_code}")
+    if report.image.get("runs_as_root"):
+        typer.echo("note: the image's USER is root; the server runs it as uid 65534 anyway")
+    if report.exit_code is not None:
+        typer.echo(f"exit code: {report.exit_code}   duration: {report.duration_s} s")
+    if report.peak_memory_bytes:
+        typer.echo(f"peak memory: {report.peak_memory_bytes / 1024**2:.0f} MiB")
+    if report.log_tail:
+        typer.echo("--- log tail ---")
+        typer.echo(report.log_tail)

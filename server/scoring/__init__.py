@@ -1,0 +1,18 @@
+"""The CSAW-M evaluation metrics, exactly as the dataset authors compute them (DESIGN.md §4).
+
+Pure numpy/scipy code: nothing here knows about the database, the runner or the web app, so the
+offline ``csawm score`` command and the server produce the same numbers from the same functions.
+
+Modules
+-------
+metrics        Kendall's tau-b, AMAE (present-classes rule), per-group AMAE, confusion matrix.
+ranks          average ranks, the private set's floor-median rank ground truth, 8-bin level views.
+clinical       AUC and the octile-paired quartile odds ratios (Fisher p, Woolf CI).
+weighted       the same statistics for many bootstrap resamples at once (count-weighted).
+bootstrap      resample draws, percentile intervals, paired differences.
+model_outputs  masking score and level from one-hot / multi-hot network outputs.
+predictions    the reader of a model's ``predictions.csv``.
+registry       every reported metric with the direction that is better.
+report         the report JSON of DESIGN.md §4.
+render         the human-readable table printed by ``csawm score``.
+"""

@@ -1,0 +1,321 @@
+"""Reader of a model's ``predictions.csv`` (model container contract v1, DESIGN.md §3).
+
+The file is the CSAW-M authors' own inference output, so their code's files are accepted as is:
+separator ``;`` or ``,`` (told from the header line); a header row; ``Filename`` (required, each test
+image exactly once), ``Final_score`` (required, finite, higher = more masking), ``Final_pred``
+(optional, integer 1..8; ``4.0`` is accepted as 4), ``Prob_bin_1``..``Prob_bin_8`` (optional, all
+eight or none, each in [0, 1], summing to 1 +- 1e-3). Other columns are ignored.
+
+Accepted: a UTF-8 byte-order mark (Excel writes one), Windows line ends, blank lines, spaces around
+values and quoted fields. Everything else that is wrong raises :class:`PredictionsError` naming the
+row and column of the first problem; a file larger than ``max_bytes`` is refused before it is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+PROB_COLUMNS: tuple[str, ...] = tuple(f"Prob_bin_{k}" for k in range(1, 9))
+PROB_SUM_TOLERANCE = 1e-3
+N_LEVELS = 8
+DEFAULT_MAX_BYTES = 64 * 1024**2
+
+
+class PredictionsError(ValueError):
+    """A predictions file that breaks the contract.
+
+    Attributes
+    ----------
+    row : int or None
+        1-based data row (header and blank lines not counted); None for whole-file problems.
+    column : str or None
+        The column concerned, when there is one.
+    reason : str
+        What was wrong, without the location. ``str(error)`` gives location and reason.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        row: int | None = None,
+        column: str | None = None,
+        line: int | None = None,
+        source: str = "predictions",
+    ) -> None:
+        self.row = row
+        self.column = column
+        self.line = line
+        self.reason = reason
+        self.source = source
+        where = [source]
+        if row is not None:
+            where.append(f"row {row}" + (f" (line {line})" if line is not None else ""))
+        elif line == 1:
+            where.append("header")
+        if column is not None:
+            where.append(f"column {column!r}")
+        super().__init__(", ".join(where) + ": " + reason)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One model's predictions, one entry per image, in file order.
+
+    Attributes
+    ----------
+    filenames : tuple of str
+    final_score : ndarray of float64
+        Finite continuous masking scores.
+    final_pred : ndarray of int64 or None
+        Predicted levels 1..8, when the file has ``Final_pred``.
+    probs : ndarray of float64, shape (n, 8), or None
+        ``Prob_bin_1..8``, when the file has them.
+    """
+
+    filenames: tuple[str, ...]
+    final_score: np.ndarray
+    final_pred: np.ndarray | None
+    probs: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.filenames)
+
+    def align(self, filenames: Sequence[str]) -> Predictions:
+        """These predictions reordered to `filenames` (rows not listed are dropped).
+
+        Raises
+        ------
+        PredictionsError
+            Naming the first file name that has no prediction row.
+        """
+        position = {name: i for i, name in enumerate(self.filenames)}
+        missing = [name for name in filenames if name not in position]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise PredictionsError(
+                f"no prediction row for {missing[0]!r}{more}; every test image needs exactly one row",
+                column="Filename",
+            )
+        index = np.fromiter((position[name] for name in filenames), dtype=np.int64, count=len(filenames))
+        return Predictions(
+            filenames=tuple(filenames),
+            final_score=self.final_score[index],
+            final_pred=None if self.final_pred is None else self.final_pred[index],
+            probs=None if self.probs is None else self.probs[index],
+        )
+
+
+def read_predictions(
+    source: bytes | Path,
+    *,
+    expected: Sequence[str] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Predictions:
+    """Read and validate a predictions file.
+
+    Parameters
+    ----------
+    source : bytes or Path
+        The file's bytes, or its path (its size is checked before anything is read).
+    expected : sequence of str, optional
+        The test set's file names (the manifest). When given, every one must have exactly one row
+        and no other name may appear.
+    max_bytes : int
+        Larger input is refused unread.
+
+    Raises
+    ------
+    PredictionsError
+        Naming the row and column of the first problem.
+    """
+    label = "predictions" if isinstance(source, bytes) else str(source)
+    data = _read_bounded(source, max_bytes, label)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PredictionsError(f"not UTF-8 text (invalid byte at offset {exc.start})", source=label) from None
+    if not text.strip():
+        raise PredictionsError("the file is empty", source=label)
+    return _Parser(text, label).parse(expected)
+
+
+def _read_bounded(source: bytes | Path, max_bytes: int, label: str) -> bytes:
+    if isinstance(source, bytes):
+        if len(source) > max_bytes:
+            raise PredictionsError(f"{len(source)} bytes, more than the limit of {max_bytes}", source=label)
+        return source
+    path = Path(source)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise PredictionsError(
+                f"the file is {size} bytes, more than the limit of {max_bytes}", source=label
+            )
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise PredictionsError(f"cannot read the file: {exc.strerror or exc}", source=label) from None
+    if len(data) > max_bytes:
+        raise PredictionsError(f"the file is more than the limit of {max_bytes} bytes", source=label)
+    return data
+
+
+class _Parser:
+    """One pass over the text; raises on the first problem with its row, line and column."""
+
+    def __init__(self, text: str, label: str) -> None:
+        self.text = text
+        self.label = label
+
+    def error(
+        self, reason: str, *, row: int | None = None, column: str | None = None, line: int | None = None
+    ) -> PredictionsError:
+        return PredictionsError(reason, row=row, column=column, line=line, source=self.label)
+
+    def parse(self, expected: Sequence[str] | None) -> Predictions:
+        first_line = self.text.lstrip("\r\n").splitlines()[0]
+        delimiter = self._delimiter(first_line)
+        records = self._records(delimiter)
+        header_line, header = records[0]
+        columns = self._columns(header, header_line)
+        body = records[1:]
+        if not body:
+            raise self.error("the file has a header but no data rows")
+
+        n = len(body)
+        filenames: list[str] = []
+        first_row: dict[str, int] = {}
+        allowed = None if expected is None else set(expected)
+        scores = np.empty(n)
+        preds = np.empty(n, dtype=np.int64) if "Final_pred" in columns else None
+        probs = np.empty((n, N_LEVELS)) if PROB_COLUMNS[0] in columns else None
+        for i, (line, cells) in enumerate(body):
+            row = i + 1
+            if len(cells) != len(header):
+                raise self.error(
+                    f"the row has {len(cells)} fields, the header has {len(header)}", row=row, line=line
+                )
+            name = cells[columns["Filename"]]
+            if name == "":
+                raise self.error("empty file name", row=row, column="Filename", line=line)
+            if name in first_row:
+                raise self.error(
+                    f"duplicate file name {name!r} (first in row {first_row[name]})",
+                    row=row,
+                    column="Filename",
+                    line=line,
+                )
+            if allowed is not None and name not in allowed:
+                raise self.error(
+                    f"{name!r} is not an image of this test set", row=row, column="Filename", line=line
+                )
+            first_row[name] = row
+            filenames.append(name)
+            scores[i] = self._finite(cells[columns["Final_score"]], row, "Final_score", line)
+            if preds is not None:
+                preds[i] = self._level(cells[columns["Final_pred"]], row, line)
+            if probs is not None:
+                for k, column in enumerate(PROB_COLUMNS):
+                    value = self._finite(cells[columns[column]], row, column, line)
+                    if not 0.0 <= value <= 1.0:
+                        raise self.error(
+                            f"probability {value!r} is outside [0, 1]", row=row, column=column, line=line
+                        )
+                    probs[i, k] = value
+                total = float(probs[i].sum())
+                if abs(total - 1.0) > PROB_SUM_TOLERANCE:
+                    raise self.error(
+                        f"Prob_bin_1..Prob_bin_8 sum to {total:.6g}, not 1 "
+                        f"(tolerance {PROB_SUM_TOLERANCE:g})",
+                        row=row,
+                        column="Prob_bin_1..Prob_bin_8",
+                        line=line,
+                    )
+        if expected is not None:
+            missing = [name for name in expected if name not in first_row]
+            if missing:
+                more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+                raise self.error(f"no row for test image {missing[0]!r}{more}", column="Filename")
+        return Predictions(tuple(filenames), scores, preds, probs)
+
+    def _delimiter(self, header: str) -> str:
+        if ";" in header:
+            return ";"
+        if "," in header:
+            return ","
+        found = next((name for sep, name in (("\t", "a tab"), ("|", "'|'")) if sep in header), None)
+        if found is not None:
+            raise self.error(f"the header is separated by {found}; use ';' or ','", line=1)
+        if header.strip().strip('"') == "Filename":
+            raise self.error("missing required column 'Final_score'", column="Final_score", line=1)
+        raise self.error(
+            f"the header {header[:80]!r} has no ';' or ',' separator; expected at least Filename;Final_score",
+            line=1,
+        )
+
+    def _records(self, delimiter: str) -> list[tuple[int, list[str]]]:
+        reader = csv.reader(io.StringIO(self.text, newline=""), delimiter=delimiter, strict=True)
+        records: list[tuple[int, list[str]]] = []
+        try:
+            for cells in reader:
+                stripped = [cell.strip() for cell in cells]
+                if any(stripped):
+                    records.append((reader.line_num, stripped))
+        except csv.Error as exc:
+            raise self.error(f"malformed CSV at line {reader.line_num}: {exc}") from None
+        return records
+
+    def _columns(self, header: list[str], line: int) -> dict[str, int]:
+        columns: dict[str, int] = {}
+        for position, name in enumerate(header):
+            if name in columns:
+                raise self.error(f"column {name!r} appears twice", column=name, line=line)
+            columns[name] = position
+        for required in ("Filename", "Final_score"):
+            if required not in columns:
+                raise self.error(
+                    f"missing required column {required!r} (header: {';'.join(header)[:120]})",
+                    column=required,
+                    line=line,
+                )
+        present = [c for c in PROB_COLUMNS if c in columns]
+        if present and len(present) != len(PROB_COLUMNS):
+            absent = [c for c in PROB_COLUMNS if c not in columns]
+            raise self.error(
+                f"Prob_bin columns must come all eight or not at all; missing {', '.join(absent)}",
+                column=absent[0],
+                line=line,
+            )
+        return columns
+
+    def _finite(self, text: str, row: int, column: str, line: int) -> float:
+        if text == "":
+            raise self.error("empty value, a number is required", row=row, column=column, line=line)
+        try:
+            value = float(text)
+        except ValueError:
+            raise self.error(f"{text!r} is not a number", row=row, column=column, line=line) from None
+        if not math.isfinite(value):
+            raise self.error(f"{text!r} is not a finite number", row=row, column=column, line=line)
+        return value
+
+    def _level(self, text: str, row: int, line: int) -> int:
+        value = self._finite(text, row, "Final_pred", line)
+        if not value.is_integer():
+            raise self.error(f"{text!r} is not an integer level", row=row, column="Final_pred", line=line)
+        if not 1 <= value <= N_LEVELS:
+            raise self.error(
+                f"level {int(value)} is outside 1..{N_LEVELS} (levels are 1-based)",
+                row=row,
+                column="Final_pred",
+                line=line,
+            )
+        return int(value)

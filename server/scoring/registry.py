@@ -1,0 +1,136 @@
+"""Every headline metric with the direction that is better, so no consumer has to guess.
+
+The leaderboard orders by these directions; the invariance tests iterate over :data:`METRICS`
+(every metric must survive a row shuffle, score an oracle best, and return NaN with a reason rather
+than a fake value on degenerate input).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from server.scoring import clinical, metrics
+from server.scoring.inputs import FloatArray, tiebreak_codes
+from server.scoring.metrics import MetricValue
+
+
+class Direction(enum.StrEnum):
+    """Which way a metric improves."""
+
+    HIGHER = "higher"
+    LOWER = "lower"
+
+
+class Reference(enum.StrEnum):
+    """What a metric compares the prediction with."""
+
+    ORDINAL = "ordinal"  # masking ground truth (levels or ranks); the prediction is a level or score
+    BINARY = "binary"  # a 0/1 clinical endpoint; the prediction is the continuous score
+
+
+#: ``compute(reference, prediction, keys)``; keys (file names) break ties where a metric bins rows.
+Compute = Callable[[FloatArray, FloatArray, Sequence[str]], MetricValue]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One reported metric.
+
+    Attributes
+    ----------
+    name : str
+        The key used in the report JSON and on the leaderboard.
+    direction : Direction
+    reference : Reference
+    description : str
+    compute : callable
+        ``compute(reference, prediction, keys) -> MetricValue``.
+    """
+
+    name: str
+    direction: Direction
+    reference: Reference
+    description: str
+    compute: Compute
+
+    def is_better(self, a: float, b: float) -> bool:
+        """Whether value `a` is strictly better than `b` (NaN is never better)."""
+        if math.isnan(a):
+            return False
+        if math.isnan(b):
+            return True
+        return a > b if self.direction is Direction.HIGHER else a < b
+
+    def sort_key(self, value: float) -> float:
+        """Ascending sort key: best first, undefined (NaN) last."""
+        if math.isnan(value):
+            return math.inf
+        return -value if self.direction is Direction.HIGHER else value
+
+
+def _tau(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> MetricValue:
+    return metrics.kendall_tau_b(reference, prediction)
+
+
+def _amae(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> MetricValue:
+    return metrics.amae(reference, prediction)
+
+
+def _auc(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> MetricValue:
+    return clinical.roc_auc(reference, prediction)
+
+
+def _odds_ratio_q4(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> MetricValue:
+    codes = tiebreak_codes(keys, np.asarray(prediction).size)
+    result = clinical.quartile_odds_ratios(reference, prediction, codes)["Q4"]
+    if result.reason is not None:
+        return MetricValue.undefined(result.reason)
+    return MetricValue(result.value)
+
+
+METRICS: Mapping[str, MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        MetricSpec(
+            "kendall_tau_b",
+            Direction.HIGHER,
+            Reference.ORDINAL,
+            "Kendall's tau-b between prediction and masking ground truth",
+            _tau,
+        ),
+        MetricSpec(
+            "amae",
+            Direction.LOWER,
+            Reference.ORDINAL,
+            "average over present ground-truth classes of the mean absolute error",
+            _amae,
+        ),
+        MetricSpec(
+            "auc",
+            Direction.HIGHER,
+            Reference.BINARY,
+            "ROC AUC of the masking score for a clinical endpoint",
+            _auc,
+        ),
+        MetricSpec(
+            "odds_ratio_q4",
+            Direction.HIGHER,
+            Reference.BINARY,
+            "odds ratio of the endpoint in the top score quartile against the bottom one",
+            _odds_ratio_q4,
+        ),
+    )
+}
+
+
+def direction_of(name: str) -> Direction:
+    """The direction of a registered metric, or KeyError listing the known names."""
+    try:
+        return METRICS[name].direction
+    except KeyError:
+        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None

@@ -1,0 +1,377 @@
+"""The score report: every metric of DESIGN.md §4 in one JSON-ready dict, plus bootstrap replicates.
+
+``score_report`` is the one function both the server and ``csawm score`` call, so a researcher's
+offline score of the public test set is computed exactly as the server computes the private one.
+
+Conventions
+-----------
+* Rows are taken in label-file order; predictions are aligned to it, so two submissions scored on the
+  same labels with the same seed get the same resamples (paired replicates).
+* A value that is undefined (constant predictions, a level group with no rows, an infinite odds
+  ratio) is ``None`` (JSON ``null``) and the reason is added to ``warnings``; nothing is ever reported
+  as a fake 0. A confidence interval that cannot be computed is ``None`` as a whole.
+* The rank layout's 8-level view (``masking.levels``) sorts the floor-median GT ranks and the
+  ``Final_score`` (ties broken by Filename) and cuts each with ``numpy.array_split`` into levels 1..8,
+  as the annotation tool binned each expert's sort. The paper's code has no such view (facts §7C), so
+  these numbers are not comparable to its public-test levels. In the level layout the view is the
+  headline metrics again.
+* Predicted levels of the level layout are ``Final_pred``; without it, ``Final_score`` cut into 8
+  equal-count bins (with a warning).
+* ``clinical.<endpoint>.odds_ratios.<Q>.ci95`` is the Woolf interval; Q4 additionally carries
+  ``bootstrap_ci95``, the patient-level bootstrap interval DESIGN.md §4 asks for ("OR Q4").
+* ``bootstrap.degenerate`` counts the resamples in which at least one bootstrapped statistic was
+  undefined; each affected metric also gets a warning with its own count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from server.benchmark.labels import LabelLayout, LabelTable
+from server.scoring import clinical, metrics, ranks, weighted
+from server.scoring.bootstrap import DEFAULT_RESAMPLES, percentile_ci, resample_counts
+from server.scoring.inputs import FloatArray, IntArray, tiebreak_codes
+from server.scoring.metrics import MetricValue
+from server.scoring.predictions import Predictions
+
+SCORER_VERSION = "1"
+
+#: Report key -> LabelTable attribute of the clinical endpoints.
+ENDPOINTS: dict[str, str] = {
+    "interval_cancer": "if_interval_cancer",
+    "large_invasive_cancer": "if_large_invasive_cancer",
+    "composite": "if_composite",
+}
+
+
+class ScoringInputError(ValueError):
+    """Label tables that cannot be scored together (wrong layout, overlapping file names)."""
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    """The report JSON (``data``) and the per-resample values behind its intervals.
+
+    Attributes
+    ----------
+    data : dict
+        Exactly the report of DESIGN.md §4 plus ``"warnings": [str, ...]``; JSON-serialisable with
+        ``allow_nan=False``.
+    replicates : dict of str -> ndarray
+        ``"kendall_tau_b"`` and ``"amae"`` (the headline masking metrics), one value per resample,
+        NaN for a degenerate resample. Same seed + same rows => same resamples.
+    """
+
+    data: dict[str, Any]
+    replicates: dict[str, np.ndarray]
+
+
+class _Warnings:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, message: str) -> None:
+        if message not in self.items:
+            self.items.append(message)
+
+
+def _number(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass
+class _Bootstrap:
+    """The resample draws of one population and the degenerate-resample bookkeeping."""
+
+    counts: FloatArray | None
+    degenerate: np.ndarray
+
+    def estimate(
+        self, path: str, point: MetricValue, replicates: FloatArray | None, notes: _Warnings
+    ) -> dict[str, Any]:
+        """``{"value", "ci95"}`` for a point value and its replicates; warnings for what is missing."""
+        if not point.is_defined:
+            notes.add(f"{path}: null, undefined ({point.reason})")
+            return {"value": None, "ci95": None}
+        return {"value": _number(point.value), "ci95": self.interval(path, replicates, notes)}
+
+    def interval(self, path: str, replicates: FloatArray | None, notes: _Warnings) -> list[float] | None:
+        """Percentile interval of the defined replicates; counts and reports degenerate resamples."""
+        if replicates is None:
+            return None
+        bad = ~np.isfinite(replicates)
+        self.degenerate |= bad
+        if bad.any():
+            notes.add(
+                f"{path}: {int(bad.sum())} of {bad.size} bootstrap resamples were degenerate "
+                "and are left out of the interval"
+            )
+        low, high = percentile_ci(replicates)
+        if math.isnan(low):
+            notes.add(f"{path}: no bootstrap interval (fewer than 2 resamples defined)")
+            return None
+        return [low, high]
+
+
+def score_report(
+    predictions: Predictions,
+    labels: LabelTable,
+    *,
+    public_labels: LabelTable | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> ScoreReport:
+    """Score one submission against a label table (DESIGN.md §4).
+
+    Parameters
+    ----------
+    predictions : Predictions
+        Must hold a row for every row of `labels` (and of `public_labels` when given); other rows
+        are ignored with a warning.
+    labels : LabelTable
+        The evaluated set: the private layout (rank-based masking metrics) or the public layout
+        (level-based).
+    public_labels : LabelTable, optional
+        The public test set, public layout. When given, the clinical section is computed on the
+        public and evaluated rows pooled (as in the paper, N = 972); otherwise on the evaluated rows.
+    resamples : int
+        Bootstrap resamples (0 disables the intervals).
+    seed : int
+        Seed of the resample draws; recorded in the report.
+
+    Raises
+    ------
+    ScoringInputError
+        For a training-layout label file, a non-public `public_labels`, or overlapping file names.
+    PredictionsError
+        When a labelled row has no prediction.
+
+    Notes
+    -----
+    Runs with one BLAS thread: the bootstrap's matrix products are small (about 500 x 2000), and on a
+    shared 2-core machine OpenBLAS's default thread pool, spinning while other processes hold the
+    cores, made the report twice as slow (``benchmarks/bench_scoring.py``).
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _score_report(predictions, labels, public_labels, resamples, seed)
+
+
+def _score_report(
+    predictions: Predictions,
+    labels: LabelTable,
+    public_labels: LabelTable | None,
+    resamples: int,
+    seed: int,
+) -> ScoreReport:
+    if labels.layout not in (LabelLayout.PUBLIC, LabelLayout.PRIVATE):
+        raise ScoringInputError(
+            f"labels must be a test-set file (public or private layout); got the {labels.layout} layout"
+        )
+    if public_labels is not None:
+        if public_labels.layout != LabelLayout.PUBLIC:
+            raise ScoringInputError(
+                f"public labels must have the public layout; got the {public_labels.layout} layout"
+            )
+        shared = sorted(set(labels.filenames) & set(public_labels.filenames))
+        if shared:
+            raise ScoringInputError(
+                f"labels and public labels share {len(shared)} file name(s), e.g. {shared[0]!r}; "
+                "the pooled population must not count an image twice"
+            )
+    if resamples < 0:
+        raise ValueError(f"resamples must be non-negative; got {resamples}")
+
+    notes = _Warnings()
+    rows = predictions.align(labels.filenames)
+    known = set(labels.filenames) | set(public_labels.filenames if public_labels is not None else ())
+    ignored = sum(1 for name in predictions.filenames if name not in known)
+    if ignored:
+        notes.add(f"predictions: {ignored} row(s) for images not in the labels were ignored")
+    if resamples == 0:
+        notes.add("bootstrap: disabled (0 resamples), so no confidence intervals")
+
+    n = len(labels)
+    boot = _Bootstrap(
+        counts=resample_counts(n, resamples, seed) if resamples else None,
+        degenerate=np.zeros(resamples, dtype=bool),
+    )
+    codes = tiebreak_codes(labels.filenames, n)
+    masking, replicates = _masking(rows, labels, codes, boot, notes)
+    experts = _experts(labels, notes)
+
+    if public_labels is not None:
+        pooled_names = (*labels.filenames, *public_labels.filenames)
+        clinical_tables: Sequence[LabelTable] = (labels, public_labels)
+        score = predictions.align(pooled_names).final_score
+        population = "pooled"
+        pooled_boot = _Bootstrap(
+            counts=resample_counts(len(pooled_names), resamples, seed) if resamples else None,
+            degenerate=boot.degenerate,
+        )
+    else:
+        pooled_names = labels.filenames
+        clinical_tables = (labels,)
+        score = rows.final_score
+        population = "evaluated"
+        pooled_boot = boot
+    clinical_section = _clinical(score, pooled_names, clinical_tables, pooled_boot, notes)
+    clinical_section = {"population": population, "n": len(pooled_names), **clinical_section}
+
+    data: dict[str, Any] = {
+        "scorer_version": SCORER_VERSION,
+        "n_images": n,
+        "label_layout": "rank" if labels.layout == LabelLayout.PRIVATE else "level",
+        "masking": masking,
+        "clinical": clinical_section,
+        "experts": experts,
+        "bootstrap": {"resamples": resamples, "seed": seed, "degenerate": int(boot.degenerate.sum())},
+        "warnings": notes.items,
+    }
+    return ScoreReport(data=data, replicates=replicates)
+
+
+def _masking(
+    rows: Predictions, labels: LabelTable, codes: IntArray, boot: _Bootstrap, notes: _Warnings
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The masking section: headline tau-b and AMAE, and the 8-level view."""
+    if labels.layout == LabelLayout.PRIVATE:
+        assert labels.experts is not None
+        truth = ranks.median_rank_ground_truth(ranks.rerank_experts(labels.experts)).astype(np.float64)
+        pred = ranks.average_ranks(rows.final_score)
+        truth_levels = ranks.equal_count_levels(truth, codes)
+        pred_levels = ranks.equal_count_levels(rows.final_score, codes)
+        unit = "rank"
+    else:
+        assert labels.label is not None
+        truth_levels = labels.label.astype(np.int64)
+        if rows.final_pred is not None:
+            pred_levels = rows.final_pred.astype(np.int64)
+        else:
+            pred_levels = ranks.equal_count_levels(rows.final_score, codes)
+            notes.add(
+                "masking: the predictions have no Final_pred; "
+                "levels are Final_score cut into 8 equal-count bins"
+            )
+        truth = truth_levels.astype(np.float64)
+        pred = pred_levels.astype(np.float64)
+        unit = "level"
+
+    counts = boot.counts
+    tau_reps = None if counts is None else weighted.kendall_tau_b(pred, truth, counts)
+    amae_reps = None if counts is None else weighted.amae(truth, pred, counts)
+    tau = boot.estimate("masking.kendall_tau_b", metrics.kendall_tau_b(truth, pred), tau_reps, notes)
+    error = boot.estimate("masking.amae", metrics.amae(truth, pred), amae_reps, notes)
+
+    truth_lv = truth_levels.astype(np.float64)
+    pred_lv = pred_levels.astype(np.float64)
+    if unit == "level":
+        level_tau_reps, level_amae_reps = tau_reps, amae_reps
+    else:
+        level_tau_reps = None if counts is None else weighted.kendall_tau_b(pred_lv, truth_lv, counts)
+        level_amae_reps = None if counts is None else weighted.amae(truth_lv, pred_lv, counts)
+    level_tau = boot.estimate(
+        "masking.levels.kendall_tau_b", metrics.kendall_tau_b(truth_lv, pred_lv), level_tau_reps, notes
+    )
+    level_amae = boot.estimate("masking.levels.amae", metrics.amae(truth_lv, pred_lv), level_amae_reps, notes)
+    groups: dict[str, float | None] = {}
+    for name, value in metrics.group_amae(truth_lv, pred_lv).items():
+        if not value.is_defined:
+            notes.add(f"masking.levels.group_amae.{name}: null, undefined ({value.reason})")
+        groups[name] = _number(value.value)
+
+    section = {
+        "kendall_tau_b": tau,
+        "amae": {**error, "unit": unit},
+        "levels": {
+            "kendall_tau_b": level_tau,
+            "amae": {**level_amae, "unit": "level"},
+            "group_amae": groups,
+            "confusion_matrix": metrics.confusion_matrix(truth_levels, pred_levels).tolist(),
+        },
+    }
+    empty = np.empty(0)
+    replicates = {
+        "kendall_tau_b": empty if tau_reps is None else tau_reps,
+        "amae": empty if amae_reps is None else amae_reps,
+    }
+    return section, replicates
+
+
+def _experts(labels: LabelTable, notes: _Warnings) -> dict[str, dict[str, float | None]]:
+    """Reference rows: each expert's own annotation scored against the ground truth, like a model.
+
+    Optimistic by construction, since each expert is one of the raters behind the median.
+    """
+    assert labels.experts is not None
+    if labels.layout == LabelLayout.PRIVATE:
+        reranked = ranks.rerank_experts(labels.experts)
+        truth = ranks.median_rank_ground_truth(reranked).astype(np.float64)
+    else:
+        assert labels.label is not None
+        reranked = labels.experts
+        truth = labels.label.astype(np.float64)
+    result: dict[str, dict[str, float | None]] = {}
+    for k in range(reranked.shape[1]):
+        name = f"Expert_{k + 1}"
+        column = reranked[:, k]
+        present = ~np.isnan(column)
+        if not present.all():
+            notes.add(
+                f"experts.{name}: {int((~present).sum())} row(s) without a position; "
+                f"scored on the other {int(present.sum())}"
+            )
+        entry: dict[str, float | None] = {}
+        for metric, value in (
+            ("kendall_tau_b", metrics.kendall_tau_b(truth[present], column[present])),
+            ("amae", metrics.amae(truth[present], column[present])),
+        ):
+            if not value.is_defined:
+                notes.add(f"experts.{name}.{metric}: null, undefined ({value.reason})")
+            entry[metric] = _number(value.value)
+        result[name] = entry
+    return result
+
+
+def _clinical(
+    score: FloatArray,
+    filenames: Sequence[str],
+    tables: Sequence[LabelTable],
+    boot: _Bootstrap,
+    notes: _Warnings,
+) -> dict[str, Any]:
+    """AUC and quartile odds ratios of each endpoint over the given population."""
+    codes = tiebreak_codes(filenames, len(filenames))
+    draws = None if boot.counts is None else weighted.ScoreDraws(score, codes, boot.counts)
+    section: dict[str, Any] = {}
+    for key, attribute in ENDPOINTS.items():
+        endpoint = np.concatenate([np.asarray(getattr(table, attribute), dtype=np.int64) for table in tables])
+        path = f"clinical.{key}"
+        auc_reps = None if draws is None else draws.roc_auc(endpoint)
+        auc = boot.estimate(f"{path}.auc", clinical.roc_auc(endpoint, score), auc_reps, notes)
+        ratios: dict[str, Any] = {}
+        for quartile, result in clinical.quartile_odds_ratios(endpoint, score, codes).items():
+            if result.reason is not None:
+                notes.add(f"{path}.odds_ratios.{quartile}: null, {result.reason}")
+            low, high = result.confidence_interval()
+            entry: dict[str, Any] = {
+                "value": _number(result.value),
+                "ci95": None if math.isnan(low) else [low, high],
+                "p_one_sided": _number(result.p_one_sided),
+                "table": [list(result.table[0]), list(result.table[1])],
+                "haldane": result.haldane,
+            }
+            if quartile == "Q4":
+                reps = None if draws is None else draws.quartile_odds_ratio(endpoint, 4)
+                defined = result.reason is None
+                entry["bootstrap_ci95"] = (
+                    boot.interval(f"{path}.odds_ratios.Q4", reps, notes) if defined else None
+                )
+            ratios[quartile] = entry
+        section[key] = {"n_positive": int(endpoint.sum()), "auc": auc, "odds_ratios": ratios}
+    return section

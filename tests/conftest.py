@@ -1,0 +1,22 @@
+"""Fixtures shared by every test area.
+
+``synthetic_benchmark``: a small synthetic CSAW-M dataset root (server/benchmark/synth.py), generated
+once per test session under pytest's temporary directory: 48 training, 64 public and 60 private
+images at 64x52, seed 7. Treat it as read-only; tests that modify files copy it first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.benchmark.synth import generate
+
+
+@pytest.fixture(scope="session")
+def synthetic_benchmark(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a generated dataset root in the CSAW-M layout (see the module docstring)."""
+    root = tmp_path_factory.mktemp("csawm") / "synthetic"
+    generate(root, seed=7, n_train=48, n_public=64, n_private=60, resolution=(64, 52), workers=1)
+    return root
