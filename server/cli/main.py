@@ -28,6 +28,9 @@ def _register() -> None:
     app.command("score")(score_cli.score)
     app.command("synth")(synth_cli.synth)
     app.command("check")(check_cli.check)
+    from server.cli import k8s as k8s_cli
+
+    app.add_typer(k8s_cli.app, name="k8s")
 
 
 _register()

@@ -1,0 +1,81 @@
+"""``csawm k8s render-job``: print the Job the Kubernetes runner would create (DESIGN.md §6, §7).
+
+The manifest comes from the same pure builder the runner uses (`runner.kubernetes.manifest`), so
+operators can review it and tools (``kubectl apply --dry-run=server -f -``, kubernetes-validate,
+policy checkers) can check it. Run limits default to the server's ``CSAWM_RUN_*`` settings (the
+preflight timeout for ``--phase preflight``); flags override them. Exit code 2 for bad input.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from runner.kubernetes.config import KubernetesConfigError, KubernetesRunnerConfig
+from runner.kubernetes.manifest import ManifestError, build_job
+from runner.spec import RunLimits, RunSpec
+from server.core.settings import SettingsError, load_settings
+
+EXIT_INVALID = 2
+
+app = typer.Typer(help="Kubernetes runner tools.", no_args_is_help=True)
+
+
+@app.command("render-job")
+def render_job(
+    image: Annotated[str, typer.Option("--image", help="Model image pinned by digest (repo@sha256:...)")],
+    run_id: Annotated[str, typer.Option("--run-id", help="Run id the Job is named after")],
+    attempt: Annotated[int, typer.Option("--attempt", help="Attempt number (>= 1)")] = 1,
+    phase: Annotated[str, typer.Option("--phase", help="preflight or hidden")] = "hidden",
+    gpus: Annotated[int | None, typer.Option("--gpus", help="GPUs (default: CSAWM_RUN_GPUS)")] = None,
+    timeout_s: Annotated[
+        float | None, typer.Option("--timeout-s", help="Run timeout in seconds (default: from settings)")
+    ] = None,
+    namespace: Annotated[str | None, typer.Option("--namespace", help="Evaluation namespace")] = None,
+    collector_image: Annotated[
+        str | None, typer.Option("--collector-image", help="The server image running the collector")
+    ] = None,
+    runtime_class: Annotated[
+        str | None, typer.Option("--runtime-class", help="RuntimeClass, e.g. gvisor")
+    ] = None,
+    queue: Annotated[str | None, typer.Option("--queue", help="Kueue LocalQueue name")] = None,
+) -> None:
+    """Print the Job manifest (YAML) the Kubernetes runner would create for this run."""
+    try:
+        settings = load_settings()
+        default_timeout = settings.preflight_timeout if phase == "preflight" else settings.run_timeout
+        limits = RunLimits(
+            timeout=timedelta(seconds=timeout_s) if timeout_s is not None else default_timeout,
+            memory_bytes=settings.run_memory,
+            cpus=settings.run_cpus,
+            gpus=settings.run_gpus if gpus is None else gpus,
+        )
+        overrides: dict[str, object] = {
+            key: value
+            for key, value in (
+                ("namespace", namespace),
+                ("collector_image", collector_image),
+                ("runtime_class_name", runtime_class),
+                ("kueue_queue", queue),
+            )
+            if value is not None
+        }
+        config = KubernetesRunnerConfig(**overrides)  # type: ignore[arg-type]
+        spec = RunSpec(
+            run_id=run_id,
+            image=image,
+            input_dir=Path("/input"),  # unused by this backend: inputs come from the PVC
+            output_dir=Path("/output"),
+            limits=limits,
+            attempt=attempt,
+            phase=phase,
+        )
+        manifest = build_job(spec, config)
+    except (SettingsError, KubernetesConfigError, ManifestError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    typer.echo(yaml.safe_dump(manifest, sort_keys=False), nl=False)
