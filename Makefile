@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps test lint typecheck pytest demo clean
+.PHONY: install system-deps base-images test lint typecheck pytest demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -20,13 +20,17 @@ install: $(STAMP)
 system-deps:
 	scripts/install-system-deps
 
+# Offline Debian base images for model containers (cached by tag; ~4 min the first time).
+base-images: system-deps
+	scripts/build-base-images
+
 lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install system-deps
+pytest: install system-deps base-images
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: install system-deps lint typecheck pytest
