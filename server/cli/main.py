@@ -21,16 +21,27 @@ app = typer.Typer(
 def _register() -> None:
     """Import command modules and attach them. Kept in a function so importing this module is cheap
     and has no side effects beyond building the Typer tree."""
+    from server.cli import admin as admin_cli
     from server.cli import check as check_cli
+    from server.cli import client as client_cli
+    from server.cli import db as db_cli
+    from server.cli import k8s as k8s_cli
     from server.cli import score as score_cli
+    from server.cli import serve as serve_cli
     from server.cli import synth as synth_cli
+    from server.cli import worker as worker_cli
 
+    # Server and operators
+    app.command("serve")(serve_cli.serve)
+    app.command("worker")(worker_cli.worker)
+    app.add_typer(db_cli.app, name="db")
+    app.add_typer(admin_cli.app, name="admin")
+    app.add_typer(k8s_cli.app, name="k8s")
+    # Researchers: the client of a running server, then offline tools
+    client_cli.register(app)
     app.command("score")(score_cli.score)
     app.command("synth")(synth_cli.synth)
     app.command("check")(check_cli.check)
-    from server.cli import k8s as k8s_cli
-
-    app.add_typer(k8s_cli.app, name="k8s")
 
 
 _register()

@@ -1,0 +1,1 @@
+"""Teams, users, API tokens and the admin endpoints that manage them."""

@@ -1,0 +1,67 @@
+"""Request and response bodies of the account endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from server.models import Role
+
+
+class MeOut(BaseModel):
+    email: str
+    role: Role
+    team: str | None
+
+
+class TeamIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class QuotaLimitsIn(BaseModel):
+    """Per-team overrides; null restores the server default. Omitted fields are left unchanged."""
+
+    per_day: int | None = Field(default=None, ge=0)
+    per_week: int | None = Field(default=None, ge=0)
+    total: int | None = Field(default=None, ge=0)
+    active: int | None = Field(default=None, ge=0)
+
+
+class TeamOut(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+    quota_overrides: dict[str, int | None]
+
+
+class UserIn(BaseModel):
+    email: str = Field(min_length=3, max_length=254)
+    role: Role = Role.RESEARCHER
+    team: str | None = None
+
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+    role: Role
+    team: str | None
+    created_at: datetime
+
+
+class TokenIn(BaseModel):
+    expires_in_days: float | None = Field(default=90, gt=0, description="null = never expires")
+    label: str = Field(default="", max_length=100)
+
+
+class TokenOut(BaseModel):
+    id: int
+    prefix: str
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class NewTokenOut(TokenOut):
+    token: str = Field(description="The token itself. Shown once; only its hash is stored.")

@@ -1,0 +1,206 @@
+"""Account operations shared by the admin API and `csawm admin`. Services flush, never commit."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.core import audit
+from server.core.clock import utcnow
+from server.core.errors import BadRequest, Conflict, NotFound, Unauthorized
+from server.core.principal import Principal
+from server.core.security import TOKEN_PREFIX, hash_token, new_token, token_display_prefix
+from server.models import ApiToken, Role, Team, User
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+_TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
+QUOTA_FIELDS = ("per_day", "per_week", "total", "active")
+
+
+def get_team(session: Session, name: str) -> Team:
+    team = session.scalar(select(Team).where(Team.name == name))
+    if team is None:
+        raise NotFound(f"no team named {name!r}")
+    return team
+
+
+def get_user(session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(User.email == email.lower()))
+    if user is None:
+        raise NotFound(f"no user with email {email!r}")
+    return user
+
+
+def create_team(session: Session, name: str, *, actor: str, actor_user_id: int | None = None) -> Team:
+    if not _TEAM_RE.match(name):
+        raise BadRequest(
+            f"invalid team name {name!r}: 1-100 characters, letters, digits, space, '.', '_' or '-'"
+        )
+    if session.scalar(select(Team.id).where(Team.name == name)) is not None:
+        raise Conflict(f"team {name!r} already exists")
+    team = Team(name=name)
+    session.add(team)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        actor_user_id=actor_user_id,
+        action="create_team",
+        target_type="team",
+        target_id=team.id,
+        detail={"name": name},
+    )
+    return team
+
+
+def create_user(
+    session: Session,
+    email: str,
+    *,
+    role: Role,
+    team_name: str | None,
+    actor: str,
+    actor_user_id: int | None = None,
+) -> User:
+    email = email.strip().lower()
+    if not _EMAIL_RE.match(email) or len(email) > 254:
+        raise BadRequest(f"invalid email address {email!r}")
+    if role == Role.RESEARCHER and not team_name:
+        raise BadRequest("a researcher needs a team (--team)")
+    team = get_team(session, team_name) if team_name else None
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(f"user {email!r} already exists")
+    user = User(email=email, role=role, team_id=team.id if team else None)
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        actor_user_id=actor_user_id,
+        action="create_user",
+        target_type="user",
+        target_id=user.id,
+        detail={"email": email, "role": role.value, "team": team_name},
+    )
+    return user
+
+
+def issue_token(
+    session: Session,
+    email: str,
+    *,
+    expires_in: timedelta | None,
+    label: str = "",
+    actor: str,
+    actor_user_id: int | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token for `email`; returns the row and the plaintext, which is never stored."""
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise BadRequest("token lifetime must be positive")
+    user = get_user(session, email)
+    plaintext = new_token()
+    token = ApiToken(
+        user_id=user.id,
+        token_hash=hash_token(plaintext),
+        prefix=token_display_prefix(plaintext),
+        label=label[:100],
+        expires_at=utcnow() + expires_in if expires_in is not None else None,
+    )
+    session.add(token)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        actor_user_id=actor_user_id,
+        action="issue_token",
+        target_type="token",
+        target_id=token.id,
+        detail={
+            "email": user.email,
+            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+        },
+    )
+    return token, plaintext
+
+
+def revoke_token(
+    session: Session, token_or_id: str, *, actor: str, actor_user_id: int | None = None
+) -> ApiToken:
+    """Revoke by the token itself or by its numeric id. Revoking twice is an error naming the time."""
+    if token_or_id.startswith(TOKEN_PREFIX):
+        token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token_or_id)))
+    elif token_or_id.isdigit():
+        token = session.get(ApiToken, int(token_or_id))
+    else:
+        raise BadRequest(f"expected a token ({TOKEN_PREFIX}...) or a token id, got {token_or_id!r}")
+    if token is None:
+        raise NotFound("no such token")
+    if token.revoked_at is not None:
+        raise Conflict(f"token {token.id} was already revoked at {token.revoked_at.isoformat()}")
+    token.revoked_at = utcnow()
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        actor_user_id=actor_user_id,
+        action="revoke_token",
+        target_type="token",
+        target_id=token.id,
+    )
+    return token
+
+
+def set_quota(
+    session: Session,
+    team_name: str,
+    values: dict[str, int | None],
+    *,
+    actor: str,
+    actor_user_id: int | None = None,
+) -> Team:
+    """Override quota limits for one team; a value of None restores the server default."""
+    team = get_team(session, team_name)
+    for key, value in values.items():
+        if key not in QUOTA_FIELDS:
+            raise BadRequest(f"unknown quota field {key!r}; expected one of {', '.join(QUOTA_FIELDS)}")
+        if value is not None and value < 0:
+            raise BadRequest(f"quota {key} must be >= 0, got {value}")
+        setattr(team, f"quota_{key}", value)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        actor_user_id=actor_user_id,
+        action="set_quota",
+        target_type="team",
+        target_id=team.id,
+        detail={"team": team_name, **values},
+    )
+    return team
+
+
+def authenticate(session: Session, token: str, *, now: datetime | None = None) -> Principal:
+    """Resolve a bearer token to its user. Unknown, revoked and expired tokens are all 401."""
+    row = session.execute(
+        select(ApiToken, User, Team)
+        .join(User, ApiToken.user_id == User.id)
+        .outerjoin(Team, User.team_id == Team.id)
+        .where(ApiToken.token_hash == hash_token(token))
+    ).first()
+    if row is None:
+        raise Unauthorized("invalid token")
+    api_token, user, team = row
+    if api_token.revoked_at is not None:
+        raise Unauthorized("token revoked")
+    if api_token.expires_at is not None and api_token.expires_at <= (now or utcnow()):
+        raise Unauthorized("token expired")
+    return Principal(
+        user_id=user.id,
+        email=user.email,
+        role=user.role,
+        team_id=team.id if team else None,
+        team_name=team.name if team else None,
+    )

@@ -1,0 +1,111 @@
+"""The FastAPI application factory.
+
+Nothing happens at import: `create_app` builds the app, and its lifespan opens the database, applies
+migrations to an embedded SQLite, and starts the embedded worker (DESIGN.md §5). Extra routers (the
+web pages of ``server.web``) are mounted by passing them in `routers`; when the package
+``server.web`` exists and exposes ``router``, it is mounted by default.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from server.core import migrate
+from server.core.db import Database
+from server.core.errors import install_error_handlers
+from server.core.metrics import Metrics
+from server.core.settings import Settings, load_settings
+from server.core.state import AppState
+
+API_PREFIX = "/api/v1"
+
+
+def _api_routers() -> list[APIRouter]:
+    from server.accounts.router import router as accounts_router
+    from server.core.health import router as health_router
+    from server.leaderboard.router import router as leaderboard_router
+    from server.quota.router import router as quota_router
+    from server.review.router import router as review_router
+    from server.submissions.router import router as submissions_router
+
+    return [
+        health_router,
+        accounts_router,
+        submissions_router,
+        quota_router,
+        leaderboard_router,
+        review_router,
+    ]
+
+
+def _default_web_routers() -> list[APIRouter]:
+    if (
+        importlib.util.find_spec("server.web") is None
+        or importlib.util.find_spec("server.web.router") is None
+    ):
+        return []
+    module = importlib.import_module("server.web.router")
+    router = getattr(module, "router", None)
+    return [router] if isinstance(router, APIRouter) else []
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runner: Any = None,
+    embedded_worker: bool | None = None,
+    migrate_on_start: bool | None = None,
+    routers: Sequence[APIRouter] | None = None,
+) -> FastAPI:
+    """Build the app.
+
+    Parameters
+    ----------
+    settings : read from the environment when None.
+    runner : the execution backend for the embedded worker; built from ``settings.runner`` when None.
+    embedded_worker : start a worker thread in this process (default: ``settings.embedded_worker``).
+    migrate_on_start : apply Alembic migrations at startup (default: only for SQLite).
+    routers : extra routers mounted at the root (default: ``server.web.router.router`` if present).
+    """
+    settings = settings or load_settings()
+    start_worker = settings.embedded_worker if embedded_worker is None else embedded_worker
+    do_migrate = settings.is_sqlite if migrate_on_start is None else migrate_on_start
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database.connect(settings.effective_database_url)
+        if do_migrate:
+            migrate.upgrade(db.engine)
+        state = AppState(settings=settings, db=db, metrics=Metrics(db))
+        app.state.csawm = state
+        if start_worker:
+            from server.worker.loop import Worker, build_runner
+
+            state.worker = Worker(settings, db, runner if runner is not None else build_runner(settings))
+            state.worker.start_thread()
+        try:
+            yield
+        finally:
+            if state.worker is not None:
+                state.worker.stop()
+            db.dispose()
+
+    app = FastAPI(
+        title="CSAW-M private leaderboard",
+        version="1",
+        description="Submit model containers, follow their runs, read the leaderboard (DESIGN.md §5).",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in _api_routers():
+        app.include_router(router)
+    for router in routers if routers is not None else _default_web_routers():
+        app.include_router(router)
+    return app

@@ -1,0 +1,57 @@
+"""Helpers shared by the server-side commands (`serve`, `worker`, `db`, `admin`)."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from server.core import migrate
+from server.core.db import Database
+from server.core.errors import CsawmError
+from server.core.settings import Settings, SettingsError, load_settings
+
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
+@contextmanager
+def open_database(settings: Settings, *, migrate_sqlite: bool = True) -> Iterator[Database]:
+    """Open the configured database; an embedded SQLite is brought to the latest schema first."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database.connect(settings.effective_database_url)
+    try:
+        if migrate_sqlite and db.is_sqlite:
+            migrate.upgrade(db.engine)
+        yield db
+    finally:
+        db.dispose()
+
+
+def cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn a service error into one line on stderr and exit code 2."""
+    try:
+        yield
+    except CsawmError as exc:
+        raise fail(exc.message) from None

@@ -1,0 +1,306 @@
+"""The researcher's commands: `csawm submit | status | logs | leaderboard | quota`.
+
+They talk to a server over HTTP (``--server`` / ``CSAWM_SERVER_URL``, ``--token`` / ``CSAWM_TOKEN``).
+`submit` streams the archive from disk, or for an image name runs ``docker save`` and streams its
+output, so memory stays flat whatever the image size. Any server error is printed as one line.
+Exit codes: 0 ok, 1 the run failed or was cancelled, 2 usage or refused input (4xx),
+3 server unreachable, authentication refused, or a server fault (5xx).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 1, 2, 3
+CHUNK = 1024 * 1024
+TERMINAL = ("succeeded", "failed", "cancelled")
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+ServerOpt = Annotated[str, typer.Option("--server", envvar="CSAWM_SERVER_URL", help="Server base URL.")]
+TokenOpt = Annotated[str | None, typer.Option("--token", envvar="CSAWM_TOKEN", help="API token.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the raw JSON.")]
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+_err = Console(stderr=True)
+
+
+def _die(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _client(server: str, token: str | None, *, auth: bool = True) -> httpx.Client:
+    headers = {}
+    if auth:
+        if not token:
+            _die("no API token: pass --token or set CSAWM_TOKEN", EXIT_SERVER)
+        headers["Authorization"] = f"Bearer {token}"
+    timeout = httpx.Timeout(60.0, write=None, pool=None)
+    return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout)
+
+
+def _check(response: httpx.Response) -> Any:
+    """Return the JSON body of a 2xx response; otherwise print the server's message and exit."""
+    if response.is_success:
+        return response.json()
+    try:
+        error = response.json().get("error") or {}
+        message = str(error.get("message") or response.text)
+    except (ValueError, AttributeError):
+        error, message = {}, response.text.strip() or response.reason_phrase
+    if response.status_code == 429 and error.get("next_slot_at"):
+        message += f" (next slot at {error['next_slot_at']})"
+    if response.status_code == 409 and error.get("submission_id"):
+        message += f" (see `csawm status {error['submission_id']}`)"
+    status = response.status_code
+    code = EXIT_SERVER if status in (401, 403) or status >= 500 else EXIT_USAGE
+    _die(f"{message} [HTTP {status}]", code)
+
+
+def _request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
+    try:
+        return _check(client.request(method, url, **kwargs))
+    except httpx.TransportError as exc:
+        _die(f"cannot reach {client.base_url}: {exc.__class__.__name__}: {exc}", EXIT_SERVER)
+
+
+def _file_chunks(path: Path, progress: Progress, task: Any) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            progress.advance(task, len(chunk))
+            yield chunk
+
+
+def _docker_save_chunks(image: str, progress: Progress, task: Any, proc_box: list[Any]) -> Iterator[bytes]:
+    proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc_box.append(proc)
+    assert proc.stdout is not None
+    while chunk := proc.stdout.read(CHUNK):
+        progress.advance(task, len(chunk))
+        yield chunk
+    if proc.wait() != 0:
+        stderr = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+        raise _DockerSaveError(stderr or f"docker save exited with {proc.returncode}")
+
+
+class _DockerSaveError(Exception):
+    pass
+
+
+def _limit(client: httpx.Client) -> int | None:
+    try:
+        response = client.get("/api/v1/quota")
+    except httpx.TransportError:
+        return None
+    if response.is_success:
+        value = response.json().get("max_upload_bytes")
+        return int(value) if isinstance(value, int) else None
+    return None
+
+
+def submit(
+    target: Annotated[
+        str, typer.Argument(help="A `docker save` archive (.tar, .tar.gz) or a local image name.")
+    ],
+    name: Annotated[str, typer.Option("--name", help="Submission name shown on the leaderboard.")],
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Paper or code URL.")] = None,
+    method_card: Annotated[
+        Path | None, typer.Option("--method-card", help="JSON file with method card fields.", exists=True)
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the result; exit 1 if the run fails.")
+    ] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upload a model image (streamed, with a progress bar) and queue it for evaluation."""
+    params: dict[str, str] = {"name": name}
+    if description:
+        params["description"] = description
+    if url:
+        params["url"] = url
+    if method_card is not None:
+        try:
+            params["method_card"] = json.dumps(json.loads(method_card.read_text()))
+        except (OSError, ValueError) as exc:
+            _die(f"--method-card {method_card}: {exc}", EXIT_USAGE)
+    path = Path(target)
+    with _client(server, token) as client:
+        limit = _limit(client)
+        if path.is_file() and limit is not None and path.stat().st_size > limit:
+            _die(f"{path} is {path.stat().st_size} bytes; the server accepts at most {limit}", EXIT_USAGE)
+        procs: list[Any] = []
+        columns = (TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+        with Progress(*columns, console=_err, transient=True, disable=not _err.is_terminal) as progress:
+            if path.is_file():
+                task = progress.add_task("upload", total=path.stat().st_size)
+                body: Iterator[bytes] = _file_chunks(path, progress, task)
+                headers = {"Content-Length": str(path.stat().st_size), "Content-Type": "application/x-tar"}
+            elif target.endswith(ARCHIVE_SUFFIXES):
+                _die(f"{target}: no such archive file", EXIT_USAGE)
+            else:
+                task = progress.add_task("upload", total=None)
+                body = _docker_save_chunks(target, progress, task, procs)
+                headers = {"Content-Type": "application/x-tar"}
+            try:
+                response = client.post("/api/v1/submissions", params=params, content=body, headers=headers)
+            except _DockerSaveError as exc:
+                _die(f"docker save {target} failed: {exc}", EXIT_USAGE)
+            except FileNotFoundError:
+                _die("docker is not installed (needed to save an image by name)", EXIT_USAGE)
+            except (httpx.WriteError, httpx.RemoteProtocolError) as exc:
+                hint = f" (the upload limit is {limit} bytes)" if limit else ""
+                _die(f"the server closed the connection during the upload{hint}: {exc}", EXIT_USAGE)
+            except httpx.TransportError as exc:
+                _die(f"cannot reach {client.base_url}: {exc}", EXIT_SERVER)
+            finally:
+                for proc in procs:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
+        sub = _check(response)
+        if not wait:
+            _print(
+                sub if as_json else f"submission {sub['id']} {sub['status']} (image {sub['image_digest']})",
+                as_json,
+            )
+            return
+        typer.echo(f"submission {sub['id']} queued; waiting for the result", err=True)
+        final = _wait(client, int(sub["id"]))
+        _show_status(final, as_json)
+        if final["status"] != "succeeded":
+            raise typer.Exit(EXIT_FAILED)
+
+
+def _wait(client: httpx.Client, sub_id: int, poll_s: float = 2.0) -> dict[str, Any]:
+    last = None
+    while True:
+        sub: dict[str, Any] = _request(client, "GET", f"/api/v1/submissions/{sub_id}")
+        if sub["status"] != last:
+            typer.echo(f"  {sub['status']}", err=True)
+            last = sub["status"]
+        if sub["status"] in TERMINAL:
+            return sub
+        time.sleep(poll_s)
+
+
+def _print(value: Any, as_json: bool) -> None:
+    typer.echo(json.dumps(value, indent=2) if as_json else str(value))
+
+
+def _fmt(metric: dict[str, Any] | None) -> str:
+    if not metric or metric.get("value") is None:
+        return "-"
+    ci = metric.get("ci95")
+    text = f"{metric['value']:.4f}"
+    return f"{text} [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else text
+
+
+def _show_status(sub: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print(sub, True)
+        return
+    lines = [f"submission {sub['id']} '{sub['name']}' ({sub['team']}): {sub['status']}"]
+    if sub.get("error_code"):
+        lines.append(f"  error: {sub['error_code']} in {sub.get('failed_phase')}: {sub.get('error_message')}")
+    metrics = sub.get("metrics") or {}
+    masking = metrics.get("masking") or {}
+    if masking:
+        lines.append(
+            f"  kendall_tau_b {_fmt(masking.get('kendall_tau_b'))}   amae {_fmt(masking.get('amae'))}"
+        )
+    lines.append(f"  review: {sub.get('review_state')}   image: {sub.get('image_digest')}")
+    for event in sub.get("events") or []:
+        lines.append(f"  {event['at']}  {event['status']:<10} {event.get('note') or ''}")
+    typer.echo("\n".join(lines))
+
+
+def status(
+    submission_id: Annotated[int, typer.Argument(help="Submission id.")],
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a submission: status timeline, error, metrics."""
+    with _client(server, token) as client:
+        sub = _request(client, "GET", f"/api/v1/submissions/{submission_id}")
+    _show_status(sub, as_json)
+    if sub["status"] in ("failed", "cancelled"):
+        raise typer.Exit(EXIT_FAILED)
+
+
+def logs(
+    submission_id: Annotated[int, typer.Argument(help="Submission id.")],
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+) -> None:
+    """Print the tail of the model's output."""
+    with _client(server, token) as client:
+        body = _request(client, "GET", f"/api/v1/submissions/{submission_id}/logs")
+    typer.echo(body["log_tail"], nl=not body["log_tail"].endswith("\n"))
+
+
+def leaderboard(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+    """Print the public leaderboard."""
+    with _client(server, None, auth=False) as client:
+        body = _request(client, "GET", "/api/v1/leaderboard")
+    if as_json:
+        _print(body, True)
+        return
+    table = Table("#", "kind", "team", "name", "tau-b [95% CI]", "AMAE [95% CI]", "tied")
+    for row in body["rows"]:
+        tied = {True: "tied", False: "", None: ""}[row.get("tied_with_leader")]
+        table.add_row(
+            str(row["rank"]),
+            row["kind"],
+            row.get("team") or "",
+            row["name"],
+            _fmt(row["kendall_tau_b"]),
+            _fmt(row["amae"]),
+            tied,
+        )
+    Console(width=max(120, Console().width)).print(table)
+
+
+def quota(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Show your team's quota: used, limits and the next free slot."""
+    with _client(server, token) as client:
+        body = _request(client, "GET", "/api/v1/quota")
+    if as_json:
+        _print(body, True)
+        return
+    used, limits = body["used"], body["limits"]
+    typer.echo(f"team {body['team']}, phase {body['phase']}")
+    for key, label in (
+        ("per_day", "last 24 h"),
+        ("per_week", "last 7 days"),
+        ("total", "this phase"),
+        ("active", "active runs"),
+    ):
+        typer.echo(f"  {label:<12} {used[key]}/{limits[key]}")
+    if not body["allowed"]:
+        if body["next_slot_at"]:
+            when = body["next_slot_at"]
+        elif "total" in body["blocked_by"]:
+            when = "not in this phase"
+        else:
+            when = "when an active run ends"
+        typer.echo(f"  over quota ({', '.join(body['blocked_by'])}); next slot: {when}")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (submit, status, logs, leaderboard, quota):
+        app.command(command.__name__)(command)

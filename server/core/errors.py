@@ -1,0 +1,107 @@
+"""One error base class carrying its HTTP status; one handler turns it into JSON.
+
+Response body: ``{"error": {"code": str, "message": str, ...extra}}``. A model that crashed is not an
+HTTP error: it is data on the run (status, error_code, error_message).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+
+class CsawmError(Exception):
+    """Base of every error the API reports on purpose."""
+
+    status_code: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+class BadRequest(CsawmError):
+    status_code = 400
+    code = "bad_request"
+
+
+class InvalidArchive(CsawmError):
+    status_code = 422
+    code = "archive_invalid"
+
+
+class Unauthorized(CsawmError):
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(CsawmError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(CsawmError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(CsawmError):
+    status_code = 409
+    code = "conflict"
+
+
+class TransitionConflict(CsawmError):
+    status_code = 409
+    code = "invalid_state"
+
+
+class DuplicateSubmission(CsawmError):
+    status_code = 409
+    code = "duplicate_submission"
+
+
+class PayloadTooLarge(CsawmError):
+    status_code = 413
+    code = "upload_too_large"
+
+
+class QuotaExceeded(CsawmError):
+    status_code = 429
+    code = "quota_exceeded"
+
+
+class NotReady(CsawmError):
+    status_code = 503
+    code = "not_ready"
+
+
+async def _handle_csawm_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CsawmError)
+    return JSONResponse(exc.to_json(), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    body = {"error": {"code": "validation_error", "message": "; ".join(parts)}}
+    return JSONResponse(body, status_code=422)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(CsawmError, _handle_csawm_error)
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)

@@ -1,0 +1,1 @@
+"""The public leaderboard: approved submissions, baselines and expert reference rows."""

@@ -1,0 +1,34 @@
+"""SQLAlchemy models. Importing this package registers every table on `Base.metadata`."""
+
+from server.models.accounts import ApiToken, Role, Team, User
+from server.models.base import Base
+from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
+from server.models.submissions import (
+    ACTIVE_STATUSES,
+    LEASED_STATUSES,
+    TERMINAL_STATUSES,
+    FailedPhase,
+    ReviewState,
+    RunEvent,
+    RunStatus,
+    Submission,
+)
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "LEASED_STATUSES",
+    "TERMINAL_STATUSES",
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "FailedPhase",
+    "LedgerKind",
+    "QuotaEntry",
+    "ReviewState",
+    "Role",
+    "RunEvent",
+    "RunStatus",
+    "Submission",
+    "Team",
+    "User",
+]

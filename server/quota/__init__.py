@@ -1,0 +1,1 @@
+"""The per-team quota ledger: rolling windows, a total per phase, a cap on active runs."""

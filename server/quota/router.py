@@ -1,0 +1,59 @@
+"""`GET /api/v1/quota` and the team's ledger."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from sqlalchemy import select
+
+from server.core.deps import CurrentUser, SessionDep, SettingsDep, get_principal
+from server.core.errors import BadRequest
+from server.core.principal import Principal
+from server.models import QuotaEntry, Team
+from server.quota import service
+from server.quota.schemas import LedgerEntryOut, QuotaLimitsOut, QuotaOut, QuotaUsedOut
+
+router = APIRouter(prefix="/api/v1/quota", tags=["quota"], dependencies=[Depends(get_principal)])
+
+
+def _team_of(session: SessionDep, user: Principal) -> Team:
+    if user.team_id is None:
+        raise BadRequest("your account belongs to no team, so it has no quota")
+    team = session.get(Team, user.team_id)
+    assert team is not None
+    return team
+
+
+@router.get("", response_model=QuotaOut)
+def get_quota(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> QuotaOut:
+    team = _team_of(session, user)
+    status = service.compute_status(session, team, settings)
+    return QuotaOut(
+        team=team.name,
+        phase=status.phase,
+        limits=QuotaLimitsOut(**vars(status.limits)),
+        used=QuotaUsedOut(
+            per_day=status.used_day, per_week=status.used_week, total=status.used_total, active=status.active
+        ),
+        allowed=status.allowed,
+        blocked_by=list(status.blocked_by),
+        next_slot_at=status.next_slot_at,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+
+
+@router.get("/ledger", response_model=list[LedgerEntryOut])
+def get_ledger(session: SessionDep, user: CurrentUser) -> list[LedgerEntryOut]:
+    team = _team_of(session, user)
+    rows = session.scalars(select(QuotaEntry).where(QuotaEntry.team_id == team.id).order_by(QuotaEntry.id))
+    return [
+        LedgerEntryOut(
+            id=r.id,
+            kind=r.kind.value,
+            submission_id=r.submission_id,
+            refund_of=r.refund_of,
+            phase=r.phase,
+            reason=r.reason,
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]

@@ -1,0 +1,1 @@
+"""Maintainer review of scored submissions and the audit log."""

@@ -1,0 +1,58 @@
+"""Maintainer endpoints: the review queue, review actions, the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
+
+from server.core.deps import MaintainerUser, SessionDep, require_maintainer
+from server.models import Team
+from server.review import service
+from server.review.schemas import AuditOut, ReviewIn
+from server.submissions.router import summary
+from server.submissions.schemas import SubmissionSummary
+
+router = APIRouter(prefix="/api/v1/admin", tags=["review"], dependencies=[Depends(require_maintainer)])
+
+
+def _team_names(session: SessionDep) -> dict[int, str]:
+    return {int(i): str(n) for i, n in session.execute(select(Team.id, Team.name)).all()}
+
+
+@router.get("/review", response_model=list[SubmissionSummary])
+def review_queue(session: SessionDep) -> list[SubmissionSummary]:
+    teams = _team_names(session)
+    return [summary(s, teams.get(s.team_id, "")) for s in service.review_queue(session)]
+
+
+@router.post("/submissions/{submission_id}/review", response_model=SubmissionSummary)
+def review_submission(
+    submission_id: int, body: ReviewIn, session: SessionDep, user: MaintainerUser
+) -> SubmissionSummary:
+    sub = service.review(session, user, submission_id, body.action, body.reason)
+    return summary(sub, _team_names(session).get(sub.team_id, ""))
+
+
+@router.get("/audit", response_model=list[AuditOut])
+def audit(
+    session: SessionDep,
+    action: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[AuditOut]:
+    """Every maintainer and admin action, newest first."""
+    return [
+        AuditOut(
+            id=e.id,
+            actor=e.actor,
+            action=e.action,
+            target_type=e.target_type,
+            target_id=e.target_id,
+            reason=e.reason,
+            detail=e.detail,
+            created_at=e.created_at,
+        )
+        for e in service.audit_log(session, action=action, limit=limit, offset=offset)
+    ]

@@ -1,0 +1,68 @@
+"""Approve, hide or disqualify a submission; every action lands in the audit log."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.core import audit
+from server.core.clock import utcnow
+from server.core.errors import BadRequest, NotFound, TransitionConflict
+from server.core.principal import Principal
+from server.models import AuditEntry, ReviewState, RunStatus, Submission
+from server.review.schemas import ReviewAction
+
+_TARGET = {
+    ReviewAction.APPROVE: ReviewState.APPROVED,
+    ReviewAction.HIDE: ReviewState.HIDDEN,
+    ReviewAction.DISQUALIFY: ReviewState.DISQUALIFIED,
+}
+
+
+def review_queue(session: Session) -> list[Submission]:
+    """Scored submissions waiting for a decision, oldest first."""
+    return list(
+        session.scalars(
+            select(Submission)
+            .where(Submission.status == RunStatus.SUCCEEDED, Submission.review_state == ReviewState.PENDING)
+            .order_by(Submission.finished_at, Submission.id)
+        )
+    )
+
+
+def review(
+    session: Session, actor: Principal, submission_id: int, action: ReviewAction, reason: str
+) -> Submission:
+    reason = reason.strip()
+    if action != ReviewAction.APPROVE and len(reason) < 3:
+        raise BadRequest(f"a reason is required to {action.value} a submission")
+    sub = session.get(Submission, submission_id)
+    if sub is None:
+        raise NotFound(f"submission {submission_id} not found")
+    if action == ReviewAction.APPROVE and sub.status != RunStatus.SUCCEEDED:
+        raise TransitionConflict(
+            f"only a succeeded submission can be approved (this one is {sub.status.value})"
+        )
+    previous = sub.review_state
+    sub.review_state = _TARGET[action]
+    sub.review_reason = reason or None
+    sub.reviewed_at = utcnow()
+    session.flush()
+    audit.record(
+        session,
+        actor=actor.audit_name,
+        actor_user_id=actor.user_id,
+        action=f"review_{action.value}",
+        target_type="submission",
+        target_id=sub.id,
+        reason=reason or None,
+        detail={"from": previous.value, "to": sub.review_state.value},
+    )
+    return sub
+
+
+def audit_log(session: Session, *, action: str | None, limit: int, offset: int) -> list[AuditEntry]:
+    query = select(AuditEntry)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    return list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit).offset(offset)))

@@ -1,0 +1,1 @@
+"""Submissions: streamed archive uploads (or registry references), listing, logs and cancel."""

@@ -1,0 +1,241 @@
+"""`/api/v1/submissions`: create (streamed archive or registry reference), list, get, logs, cancel."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from server.core.deps import CurrentUser, SessionDep, SettingsDep, StateDep, get_principal
+from server.core.errors import BadRequest, CsawmError, InvalidArchive
+from server.models import Submission, Team
+from server.submissions import service
+from server.submissions.schemas import (
+    LogsOut,
+    MethodCard,
+    RegistrySubmissionIn,
+    RunEventOut,
+    SubmissionOut,
+    SubmissionSummary,
+)
+from server.submissions.upload import discard, receive_archive
+
+router = APIRouter(prefix="/api/v1/submissions", tags=["submissions"], dependencies=[Depends(get_principal)])
+
+# A gzip archive may unpack to more than the upload cap; the inspector's own ratio check stops bombs.
+UNPACKED_RATIO = 4
+
+ARCHIVE_BODY_DOC = {
+    "requestBody": {
+        "description": "A `docker save` archive (tar or tar.gz) as the raw body, or a JSON "
+        "RegistrySubmissionIn where a registry is configured.",
+        "content": {
+            "application/x-tar": {"schema": {"type": "string", "format": "binary"}},
+            "application/gzip": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/RegistrySubmissionIn"}},
+        },
+    }
+}
+
+
+def summary(sub: Submission, team: str) -> SubmissionSummary:
+    return SubmissionSummary(
+        id=sub.id,
+        name=sub.name,
+        team=team,
+        status=sub.status.value,
+        error_code=sub.error_code,
+        failed_phase=sub.failed_phase.value if sub.failed_phase else None,
+        error_message=sub.error_message,
+        image_digest=sub.image_digest,
+        created_at=sub.created_at,
+        started_at=sub.started_at,
+        finished_at=sub.finished_at,
+        baseline=sub.baseline,
+        review_state=sub.review_state.value,
+        kendall_tau_b=sub.kendall_tau_b,
+        amae=sub.amae,
+    )
+
+
+def detail(sub: Submission, team: str) -> SubmissionOut:
+    return SubmissionOut(
+        **summary(sub, team).model_dump(),
+        description=sub.description,
+        url=sub.url,
+        method_card=sub.method_card,
+        phase=sub.phase,
+        attempt=sub.attempt,
+        cancel_requested=sub.cancel_requested,
+        archive_bytes=sub.archive_bytes,
+        archive_sha256=sub.archive_sha256,
+        metrics=sub.metrics,
+        timings=sub.timings,
+        reproducibility=sub.reproducibility,
+        review_reason=sub.review_reason,
+        events=[
+            RunEventOut(from_status=e.from_status, status=e.to_status, at=e.at, note=e.note)
+            for e in sub.events
+        ],
+    )
+
+
+def _method_card(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        return MethodCard.model_validate_json(raw).model_dump(mode="json", exclude_none=True)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'method_card'}: {e['msg']}" for e in exc.errors()
+        )
+        raise BadRequest(f"invalid method_card: {problems}") from None
+
+
+@router.post("", response_model=SubmissionOut, status_code=201, openapi_extra=ARCHIVE_BODY_DOC)
+async def create_submission(
+    request: Request,
+    background: BackgroundTasks,
+    state: StateDep,
+    session: SessionDep,
+    user: CurrentUser,
+    name: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    description: Annotated[str | None, Query(max_length=5000)] = None,
+    url: Annotated[str | None, Query(max_length=500)] = None,
+    method_card: Annotated[str | None, Query(description="JSON object of MethodCard fields")] = None,
+) -> SubmissionOut:
+    """Upload a model. The archive is streamed to disk, inspected, and only then queued and charged."""
+    settings = state.settings
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        return await _create_from_registry(request, state, session, user)
+    if name is None:
+        raise BadRequest("missing query parameter 'name'")
+    card = _method_card(method_card)
+    await run_in_threadpool(_precheck, state, user)
+    metrics = state.metrics
+    try:
+        received = await receive_archive(request, settings.data_dir / "uploads", settings.max_upload_bytes)
+    except CsawmError:
+        metrics.uploads.labels("refused").inc()
+        raise
+    metrics.upload_bytes.inc(received.size)
+    archive = settings.data_dir / "archives" / f"{received.sha256}-{received.path.stem.split('-')[-1]}.tar"
+    try:
+        info = await run_in_threadpool(_inspect, received.path, settings.max_upload_bytes)
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(received.path, archive)
+        sub = await run_in_threadpool(
+            service.create,
+            session,
+            user,
+            settings,
+            name=name,
+            image_digest=info.digest,
+            description=description,
+            url=url,
+            method_card=card,
+            archive_path=archive,
+            archive_sha256=received.sha256,
+            archive_bytes=received.size,
+        )
+        out = await run_in_threadpool(_detail_after_create, session, sub.id, user)
+    except BaseException:
+        metrics.uploads.labels("refused").inc()
+        discard(received.path)
+        discard(archive)
+        raise
+    metrics.uploads.labels("accepted").inc()
+    if state.worker is not None:  # after the response, i.e. after the request's commit
+        background.add_task(state.worker.wake)
+    return out
+
+
+def _precheck(state: Any, user: Any) -> None:
+    with state.db.session() as session:
+        service.precheck_quota(session, user, state.settings)
+
+
+def _inspect(path: Any, max_bytes: int) -> Any:
+    from runner.imagetar import ImageArchiveError, inspect_archive
+
+    try:
+        return inspect_archive(path, max_total_bytes=max_bytes * UNPACKED_RATIO)
+    except ImageArchiveError as exc:
+        raise InvalidArchive(f"archive refused: {exc}") from None
+
+
+def _detail_after_create(session: SessionDep, sub_id: int, user: Any) -> SubmissionOut:
+    sub = service.get_visible(session, user, sub_id, full=True)
+    return detail(sub, user.team_name or "")
+
+
+async def _create_from_registry(
+    request: Request, state: StateDep, session: SessionDep, user: Any
+) -> SubmissionOut:
+    raw = await request.body()
+    try:
+        body = RegistrySubmissionIn.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise BadRequest(f"invalid submission: {problems}") from None
+    digest = service.parse_registry_ref(body.image, state.settings)
+
+    def create() -> SubmissionOut:
+        sub = service.create(
+            session,
+            user,
+            state.settings,
+            name=body.name,
+            image_digest=digest,
+            description=body.description,
+            url=str(body.url) if body.url else None,
+            method_card=body.method_card.model_dump(mode="json", exclude_none=True)
+            if body.method_card
+            else None,
+            image_ref=body.image,
+        )
+        return _detail_after_create(session, sub.id, user)
+
+    return await run_in_threadpool(create)
+
+
+@router.get("", response_model=list[SubmissionSummary])
+def list_submissions(
+    session: SessionDep,
+    user: CurrentUser,
+    status: str | None = None,
+    team: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[SubmissionSummary]:
+    """Your team's submissions, newest first (maintainers and admins: every team's, `team` filters)."""
+    rows = service.list_visible(session, user, status=status, team=team, limit=limit, offset=offset)
+    return [summary(sub, team_name) for sub, team_name in rows]
+
+
+@router.get("/{submission_id}", response_model=SubmissionOut)
+def get_submission(submission_id: int, session: SessionDep, user: CurrentUser) -> SubmissionOut:
+    sub = service.get_visible(session, user, submission_id, full=True)
+    team = session.get(Team, sub.team_id)
+    return detail(sub, team.name if team else "")
+
+
+@router.get("/{submission_id}/logs", response_model=LogsOut)
+def get_logs(submission_id: int, session: SessionDep, user: CurrentUser) -> LogsOut:
+    """The tail of the model's output (bounded lines and bytes)."""
+    sub = service.get_visible(session, user, submission_id)
+    return LogsOut(id=sub.id, status=sub.status.value, log_tail=sub.log_tail or "")
+
+
+@router.post("/{submission_id}/cancel", response_model=SubmissionSummary)
+def cancel_submission(
+    submission_id: int, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> SubmissionSummary:
+    sub = service.cancel(session, user, submission_id, keep_archives=settings.keep_archives)
+    team = session.get(Team, sub.team_id)
+    return summary(sub, team.name if team else "")

@@ -1,0 +1,82 @@
+"""Submission bodies (DESIGN.md §5a fields, plus the timeline, timings and reproducibility record)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+
+class MethodCard(BaseModel):
+    """What the model is, as a reviewer needs to know it. Every field optional; unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    architecture: str | None = Field(default=None, max_length=500)
+    pretrained_on: str | None = Field(default=None, max_length=500)
+    training_data: str | None = Field(default=None, max_length=1000)
+    external_data: bool | None = None
+    input_resolution: str | None = Field(default=None, max_length=100)
+    code_url: HttpUrl | None = None
+    paper_url: HttpUrl | None = None
+    notes: str | None = Field(default=None, max_length=2000)
+
+
+class RegistrySubmissionIn(BaseModel):
+    """JSON body of a submission by registry reference (only where a registry is configured)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    image: str = Field(min_length=1, max_length=500, description="REGISTRY/REPO@sha256:<64 hex>")
+    description: str | None = Field(default=None, max_length=5000)
+    url: HttpUrl | None = None
+    method_card: MethodCard | None = None
+
+
+class RunEventOut(BaseModel):
+    from_status: str | None
+    status: str
+    at: datetime
+    note: str | None
+
+
+class SubmissionSummary(BaseModel):
+    id: int
+    name: str
+    team: str
+    status: str
+    error_code: str | None
+    failed_phase: str | None
+    error_message: str | None
+    image_digest: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    baseline: bool
+    review_state: str
+    kendall_tau_b: float | None
+    amae: float | None
+
+
+class SubmissionOut(SubmissionSummary):
+    description: str | None
+    url: str | None
+    method_card: dict[str, Any] | None
+    phase: str
+    attempt: int
+    cancel_requested: bool
+    archive_bytes: int | None
+    archive_sha256: str | None
+    metrics: dict[str, Any] | None
+    timings: dict[str, Any] | None
+    reproducibility: dict[str, Any] | None
+    review_reason: str | None
+    events: list[RunEventOut]
+
+
+class LogsOut(BaseModel):
+    id: int
+    status: str
+    log_tail: str

@@ -1,0 +1,250 @@
+"""Submission logic: visibility, creation (duplicate check + quota charge in one transaction), cancel."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload, undefer
+
+from server.core import audit
+from server.core.errors import BadRequest, DuplicateSubmission, Forbidden, NotFound, TransitionConflict
+from server.core.principal import Principal
+from server.core.settings import Settings
+from server.models import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    RunEvent,
+    RunStatus,
+    Submission,
+    Team,
+)
+from server.quota import service as quota
+from server.worker.transitions import transition
+
+_REGISTRY_REF_RE = re.compile(
+    r"^(?P<registry>[^/@\s]+)/(?P<repo>[a-z0-9._/-]+)@(?P<digest>sha256:[0-9a-f]{64})$"
+)
+
+
+def require_team(user: Principal) -> int:
+    if user.team_id is None:
+        raise Forbidden("your account belongs to no team; only team members can submit")
+    return user.team_id
+
+
+def get_visible(session: Session, user: Principal, submission_id: int, *, full: bool = False) -> Submission:
+    """The submission if the caller may see it. Another team's submission is 404, not 403."""
+    query = select(Submission).where(Submission.id == submission_id)
+    if full:
+        query = query.options(undefer(Submission.metrics), selectinload(Submission.events))
+    sub = session.scalar(query)
+    if sub is None or (not user.is_staff and sub.team_id != user.team_id):
+        raise NotFound(f"submission {submission_id} not found")
+    return sub
+
+
+def list_visible(
+    session: Session, user: Principal, *, status: str | None, team: str | None, limit: int, offset: int
+) -> list[tuple[Submission, str]]:
+    query = select(Submission, Team.name).join(Team, Submission.team_id == Team.id)
+    if not user.is_staff:
+        query = query.where(Submission.team_id == user.team_id)
+    elif team:
+        query = query.where(Team.name == team)
+    if status:
+        try:
+            query = query.where(Submission.status == RunStatus(status))
+        except ValueError:
+            raise BadRequest(f"unknown status {status!r}") from None
+    rows = session.execute(query.order_by(Submission.id.desc()).limit(limit).offset(offset)).all()
+    return list(rows)
+
+
+def precheck_quota(session: Session, user: Principal, settings: Settings) -> None:
+    """Refuse an over-quota upload before its bytes arrive (the binding check comes later)."""
+    team = session.get(Team, require_team(user))
+    assert team is not None
+    quota.ensure_allowed(quota.compute_status(session, team, settings))
+
+
+def parse_registry_ref(image: str, settings: Settings) -> str:
+    """Validate ``REGISTRY/REPO@sha256:<hex>`` against the configured registry; return the digest."""
+    if settings.registry is None:
+        raise BadRequest("no registry is configured on this server; upload a `docker save` archive instead")
+    match = _REGISTRY_REF_RE.match(image)
+    if not match:
+        raise BadRequest(f"image reference {image!r} must be {settings.registry}/REPO@sha256:<64 hex digits>")
+    if match.group("registry") != settings.registry:
+        raise BadRequest(f"image must come from the configured registry {settings.registry!r}")
+    return match.group("digest")
+
+
+def _earlier_duplicate(session: Session, team_id: int, digest: str) -> int | None:
+    """An earlier submission of the same image by the same team that still counts.
+
+    Cancelled runs and runs lost to infrastructure faults do not block a resubmission.
+    """
+    rows = session.execute(
+        select(Submission.id, Submission.status, Submission.error_code)
+        .where(Submission.team_id == team_id, Submission.image_digest == digest)
+        .order_by(Submission.id)
+    ).all()
+    for sub_id, status, error_code in rows:
+        if status == RunStatus.CANCELLED or (status == RunStatus.FAILED and error_code == "infra_error"):
+            continue
+        return int(sub_id)
+    return None
+
+
+def create(
+    session: Session,
+    user: Principal,
+    settings: Settings,
+    *,
+    name: str,
+    image_digest: str,
+    description: str | None = None,
+    url: str | None = None,
+    method_card: dict[str, Any] | None = None,
+    archive_path: Path | None = None,
+    archive_sha256: str | None = None,
+    archive_bytes: int | None = None,
+    image_ref: str | None = None,
+) -> Submission:
+    """Create a queued submission and charge its team, atomically (see `server.quota.service`)."""
+    team = quota.lock_team(session, require_team(user))
+    earlier = _earlier_duplicate(session, team.id, image_digest)
+    if earlier is not None:
+        raise DuplicateSubmission(
+            f"your team already submitted image {image_digest} as submission {earlier}",
+            submission_id=earlier,
+        )
+    quota.ensure_allowed(quota.compute_status(session, team, settings))
+    sub = Submission(
+        team_id=team.id,
+        user_id=user.user_id,
+        name=name,
+        description=description,
+        url=url,
+        method_card=method_card,
+        phase=settings.phase,
+        image_digest=image_digest,
+        image_ref=image_ref,
+        archive_path=str(archive_path) if archive_path else None,
+        archive_sha256=archive_sha256,
+        archive_bytes=archive_bytes,
+        status=RunStatus.QUEUED,
+    )
+    session.add(sub)
+    session.flush()
+    session.add(
+        RunEvent(submission_id=sub.id, from_status=None, to_status=RunStatus.QUEUED.value, note="submitted")
+    )
+    quota.charge(session, team, sub, settings)
+    return sub
+
+
+def cancel(
+    session: Session, user: Principal, submission_id: int, *, keep_archives: bool = False
+) -> Submission:
+    """Cancel a queued run at once (refunded, its archive deleted unless `keep_archives`); ask the
+    worker to stop an active one."""
+    sub = get_visible(session, user, submission_id)
+    if user.team_id != sub.team_id:  # a maintainer or admin stopping another team's run
+        audit.record(
+            session,
+            actor=user.audit_name,
+            actor_user_id=user.user_id,
+            action="cancel_submission",
+            target_type="submission",
+            target_id=sub.id,
+            detail={"status": sub.status.value},
+        )
+    if sub.status in TERMINAL_STATUSES:
+        raise TransitionConflict(f"submission {submission_id} already ended ({sub.status.value})")
+    if sub.status == RunStatus.QUEUED:
+        sub = transition(
+            session,
+            sub.id,
+            RunStatus.CANCELLED,
+            note=f"cancelled by {user.email}",
+            error_code="cancelled",
+            error_message="cancelled before it started",
+        )
+        quota.refund(session, sub.id, "cancelled before start")
+        if sub.archive_path and not keep_archives:
+            Path(sub.archive_path).unlink(missing_ok=True)
+        return sub
+    assert sub.status in ACTIVE_STATUSES
+    sub.cancel_requested = True
+    session.add(
+        RunEvent(
+            submission_id=sub.id,
+            from_status=sub.status.value,
+            to_status=sub.status.value,
+            note=f"cancel requested by {user.email}",
+        )
+    )
+    session.flush()
+    return sub
+
+
+BASELINE_TEAM = "CSAW-M baselines"
+
+
+def create_baseline(
+    session: Session,
+    settings: Settings,
+    *,
+    name: str,
+    image_digest: str,
+    archive_path: Path | None = None,
+    image_ref: str | None = None,
+    description: str | None = None,
+    url: str | None = None,
+    method_card: dict[str, Any] | None = None,
+    team_name: str = BASELINE_TEAM,
+    actor: str,
+) -> Submission:
+    """Queue a reference model as a baseline row: no quota, shown on the leaderboard once scored
+    (unless hidden or disqualified). The team is created on first use. For `csawm seed-baselines`.
+    """
+    if archive_path is None and image_ref is None:
+        raise BadRequest("a baseline needs an archive or an image reference")
+    team = session.scalar(select(Team).where(Team.name == team_name))
+    if team is None:
+        team = Team(name=team_name)
+        session.add(team)
+        session.flush()
+    sub = Submission(
+        team_id=team.id,
+        user_id=None,
+        name=name,
+        description=description,
+        url=url,
+        method_card=method_card,
+        phase=settings.phase,
+        baseline=True,
+        image_digest=image_digest,
+        image_ref=image_ref,
+        archive_path=str(archive_path) if archive_path else None,
+        archive_bytes=archive_path.stat().st_size if archive_path else None,
+        status=RunStatus.QUEUED,
+    )
+    session.add(sub)
+    session.flush()
+    session.add(
+        RunEvent(submission_id=sub.id, from_status=None, to_status=RunStatus.QUEUED.value, note="baseline")
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="create_baseline",
+        target_type="submission",
+        target_id=sub.id,
+        detail={"name": name, "image_digest": image_digest},
+    )
+    return sub

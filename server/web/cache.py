@@ -1,0 +1,63 @@
+"""Per-app caches of the pages' expensive parts: rendered SVG plots and the leaderboard rows.
+
+Both live in ``AppState.extras`` (built on first use, never at import) and are keyed by what they
+depend on, so they never need explicit invalidation: a plot by its submission's ``updated_at`` (or
+the board version), the board by the API's version key (count and latest ``updated_at`` of the
+succeeded submissions), which every new result and review action changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from server.core.state import AppState
+from server.leaderboard import service as leaderboard_service
+from server.web import plots, queries
+
+PLOT_CACHE_SIZE = 256
+
+
+class PlotCache:
+    """Rendered SVGs keyed by what they depend on (a row's `updated_at`, the board version)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple[Any, ...], plots.Plot] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], build: Callable[[], plots.Plot]) -> plots.Plot:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        plot = build()
+        with self.lock:
+            self.items[key] = plot
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return plot
+
+
+def plot_cache(state: AppState) -> PlotCache:
+    cache = state.extras.get("web_plots")
+    if cache is None:
+        cache = state.extras.setdefault("web_plots", PlotCache(PLOT_CACHE_SIZE))
+    assert isinstance(cache, PlotCache)
+    return cache
+
+
+def board(session: Session, state: AppState) -> tuple[tuple[int, str], list[queries.BoardRow]]:
+    """The board rows, rebuilt only when a scored submission changed (the API's cache key)."""
+    version = leaderboard_service.version_key(session.connection())
+    cache: dict[str, Any] = state.extras.setdefault("web_board", {"lock": threading.Lock(), "key": None})
+    with cache["lock"]:
+        if cache["key"] != version:
+            cache["rows"] = queries.leaderboard_rows(session)
+            cache["key"] = version
+        rows: list[queries.BoardRow] = cache["rows"]
+    return version, rows

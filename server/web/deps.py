@@ -1,0 +1,44 @@
+"""Dependencies of the web pages: the cookie signer, the logged-in user, the plot cache."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from server.core.deps import DatabaseDep, StateDep
+from server.core.principal import Principal
+from server.web import queries
+from server.web.cache import PlotCache, plot_cache
+from server.web.session import SessionSigner, load_secret
+
+
+def get_signer(state: StateDep) -> SessionSigner:
+    signer = state.extras.get("web_signer")
+    if signer is None:
+        signer = SessionSigner.from_secret(load_secret(state.settings.data_dir))
+        state.extras["web_signer"] = signer
+    assert isinstance(signer, SessionSigner)
+    return signer
+
+
+SignerDep = Annotated[SessionSigner, Depends(get_signer)]
+
+
+def get_web_user(request: Request, signer: SignerDep, db: DatabaseDep) -> Principal | None:
+    """The logged-in user of this browser, or None (no cookie, bad signature, revoked token)."""
+    token_hash = signer.token_hash(request)
+    if token_hash is None:
+        return None
+    with db.session() as session:
+        return queries.principal_for_token_hash(session, token_hash)
+
+
+WebUser = Annotated[Principal | None, Depends(get_web_user)]
+
+
+def get_plot_cache(state: StateDep) -> PlotCache:
+    return plot_cache(state)
+
+
+PlotCacheDep = Annotated[PlotCache, Depends(get_plot_cache)]

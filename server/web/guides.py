@@ -1,0 +1,60 @@
+"""The guides in ``docs/`` served as pages, with the limits in force read from the live settings.
+
+The Markdown files stay readable on their own (GitHub, an editor); where a guide has the line
+``<!-- limits -->`` the page inserts a table of the values this server enforces now.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+
+from server.core.settings import Settings
+
+DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
+GUIDES = {"submitting": "Submitting a model", "maintaining": "Maintaining the leaderboard"}
+LIMITS_MARKER = "<!-- limits -->"
+
+
+def render_markdown(source: str) -> str:
+    """CommonMark + tables, raw HTML off; header cells get ``scope="col"`` for screen readers."""
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(source)
+    for token in tokens:
+        if token.type == "th_open":
+            token.attrSet("scope", "col")
+    return str(md.renderer.render(tokens, md.options, {}))
+
+
+def limits(settings: Settings) -> list[tuple[str, str, str]]:
+    """(what, value in force, setting) rows of the live limits table on the submitting guide."""
+
+    def size(n: int) -> str:
+        for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+            if n >= factor:
+                return f"{n / factor:g} {unit}"
+        return f"{n} bytes"
+
+    def minutes(delta: timedelta) -> str:
+        return f"{delta.total_seconds() / 60:g} min"
+
+    return [
+        ("Submissions per rolling 24 hours", str(settings.quota_per_day), "CSAWM_QUOTA_PER_DAY"),
+        ("Submissions per rolling 7 days", str(settings.quota_per_week), "CSAWM_QUOTA_PER_WEEK"),
+        (f"Submissions in phase {settings.phase!r}", str(settings.quota_total), "CSAWM_QUOTA_TOTAL"),
+        ("Runs active at once", str(settings.quota_active), "CSAWM_QUOTA_ACTIVE"),
+        ("Failed runs caused by the model are charged", "yes" if settings.charge_user_failures else "no",
+         "CSAWM_CHARGE_USER_FAILURES"),
+        ("Wall time on the hidden set", minutes(settings.run_timeout), "CSAWM_RUN_TIMEOUT"),
+        ("Wall time of the preflight", minutes(settings.preflight_timeout), "CSAWM_PREFLIGHT_TIMEOUT"),
+        ("Preflight images", str(settings.preflight_images), "CSAWM_PREFLIGHT_IMAGES"),
+        ("Memory", size(settings.run_memory), "CSAWM_RUN_MEMORY"),
+        ("CPUs", f"{settings.run_cpus:g}", "CSAWM_RUN_CPUS"),
+        ("GPUs", str(settings.run_gpus), "CSAWM_RUN_GPUS"),
+        ("Largest upload", size(settings.max_upload_bytes), "CSAWM_MAX_UPLOAD_BYTES"),
+        ("Bootstrap resamples (seed)", f"{settings.bootstrap_resamples} ({settings.bootstrap_seed})",
+         "CSAWM_BOOTSTRAP_RESAMPLES"),
+        ("Registry submissions", settings.registry or "off (upload a docker save archive)", "CSAWM_REGISTRY"),
+    ]  # fmt: skip

@@ -1,0 +1,250 @@
+"""Read models for the web pages: what the pages show that the API services do not hand out whole.
+
+The leaderboard order, visibility rules and tie tests stay in `server.leaderboard.service`; this
+module only adds the columns a page needs (odds ratios, dates, digests, links) and the maintainer
+overviews (queue counts, active runs, each team's previous best).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, undefer
+
+from server.core.clock import utcnow
+from server.core.principal import Principal
+from server.leaderboard import service as leaderboard
+from server.models import ACTIVE_STATUSES, ApiToken, ReviewState, RunStatus, Submission, Team, User
+
+#: Clinical endpoints of the report (DESIGN.md §4) with the labels the pages use.
+ENDPOINTS: dict[str, str] = {
+    "interval_cancer": "Interval cancer",
+    "large_invasive_cancer": "Large invasive cancer",
+    "composite": "Composite",
+}
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A value with its 95% confidence interval; any part may be unknown (None)."""
+
+    value: float | None
+    lo: float | None
+    hi: float | None
+
+    @classmethod
+    def from_entry(cls, entry: Any) -> Interval:
+        """Read ``{"value": v, "ci95": [lo, hi]}`` (missing or non-finite parts become None)."""
+        if not isinstance(entry, dict):
+            return cls(None, None, None)
+        ci = entry.get("ci95")
+        lo, hi = (ci[0], ci[1]) if isinstance(ci, list | tuple) and len(ci) == 2 else (None, None)
+        return cls(_finite(entry.get("value")), _finite(lo), _finite(hi))
+
+    def to_json(self) -> dict[str, Any]:
+        ci = [self.lo, self.hi] if self.lo is not None and self.hi is not None else None
+        return {"value": self.value, "ci95": ci}
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def odds_ratio_q4(report: dict[str, Any] | None, endpoint: str) -> Interval:
+    """The Q4-vs-Q1 odds ratio of one clinical endpoint with its Woolf 95% CI."""
+    clinical = (report or {}).get("clinical") or {}
+    section = clinical.get(endpoint) or {}
+    return Interval.from_entry((section.get("odds_ratios") or {}).get("Q4"))
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    """One leaderboard row as the page, the CSV and the JSON download show it."""
+
+    rank: int
+    kind: str
+    team: str | None
+    name: str
+    submission_id: int | None
+    tau: Interval
+    amae: Interval
+    amae_unit: str | None
+    odds_ratios: dict[str, Interval]
+    tied_with_leader: bool | None
+    is_leader: bool
+    submitted_at: datetime | None
+    image_digest: str | None
+    links: tuple[tuple[str, str], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The API row (DESIGN.md §5a) plus the page's extra columns."""
+        out: dict[str, Any] = {
+            "rank": self.rank,
+            "kind": self.kind,
+            "team": self.team,
+            "name": self.name,
+            "kendall_tau_b": self.tau.to_json(),
+            "amae": {**self.amae.to_json(), **({"unit": self.amae_unit} if self.amae_unit else {})},
+            "tied_with_leader": self.tied_with_leader,
+            "odds_ratio_q4": {key: value.to_json() for key, value in self.odds_ratios.items()},
+            "submitted_at": self.submitted_at.isoformat() if self.submitted_at else None,
+            "image_digest": self.image_digest,
+            "links": {label: url for label, url in self.links},
+        }
+        if self.kind != "expert":
+            out["submission_id"] = self.submission_id
+        return out
+
+
+def is_web_url(value: Any) -> bool:
+    """Only http(s) URLs become links (a ``javascript:`` URL in a submission must stay text)."""
+    return isinstance(value, str) and value.startswith(("https://", "http://"))
+
+
+def _links(sub: Submission) -> tuple[tuple[str, str], ...]:
+    """Paper and code links of a submission: its ``url`` and the method card's ``paper_url``/``code_url``."""
+    found: list[tuple[str, str]] = []
+    card = sub.method_card or {}
+    for label, url in (("paper", card.get("paper_url")), ("code", card.get("code_url")), ("link", sub.url)):
+        if is_web_url(url) and url not in dict(found).values():
+            found.append((label, str(url)))
+    return tuple(found)
+
+
+def leaderboard_rows(session: Session) -> list[BoardRow]:
+    """The public leaderboard (best submission per team, baselines, experts) with the page's columns."""
+    rows = leaderboard.build(session)
+    ids = [int(r["submission_id"]) for r in rows if r.get("submission_id") is not None]
+    subs: dict[int, Submission] = {}
+    if ids:
+        query = select(Submission).options(undefer(Submission.metrics)).where(Submission.id.in_(ids))
+        subs = {s.id: s for s in session.scalars(query)}
+    out: list[BoardRow] = []
+    for row in rows:
+        sub = subs.get(int(row["submission_id"])) if row.get("submission_id") is not None else None
+        report = sub.metrics if sub is not None else None
+        amae = row.get("amae") or {}
+        out.append(
+            BoardRow(
+                rank=int(row["rank"]),
+                kind=str(row["kind"]),
+                team=row.get("team"),
+                name=str(row["name"]),
+                submission_id=sub.id if sub is not None else None,
+                tau=Interval.from_entry(row.get("kendall_tau_b")),
+                amae=Interval.from_entry(amae),
+                amae_unit=amae.get("unit"),
+                odds_ratios={key: odds_ratio_q4(report, key) for key in ENDPOINTS},
+                tied_with_leader=row.get("tied_with_leader"),
+                is_leader=bool(row.get("is_leader")),
+                submitted_at=sub.created_at if sub is not None else None,
+                image_digest=sub.image_digest if sub is not None else None,
+                links=_links(sub) if sub is not None else (),
+            )
+        )
+    return out
+
+
+def principal_for_token_hash(session: Session, token_hash: str) -> Principal | None:
+    """The user behind a web session's token hash; None when unknown, revoked or expired.
+
+    Mirrors `server.accounts.service.authenticate`, which takes the plaintext token the session
+    cookie deliberately does not hold.
+    """
+    row = session.execute(
+        select(ApiToken, User, Team)
+        .join(User, ApiToken.user_id == User.id)
+        .outerjoin(Team, User.team_id == Team.id)
+        .where(ApiToken.token_hash == token_hash)
+    ).first()
+    if row is None:
+        return None
+    token, user, team = row
+    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= utcnow()):
+        return None
+    return Principal(
+        user_id=user.id,
+        email=user.email,
+        role=user.role,
+        team_id=team.id if team else None,
+        team_name=team.name if team else None,
+    )
+
+
+def baseline_reports(session: Session) -> list[tuple[int, str, dict[str, Any]]]:
+    """(id, name, report) of every scored baseline not hidden or disqualified, oldest first."""
+    query = (
+        select(Submission)
+        .options(undefer(Submission.metrics))
+        .where(
+            Submission.baseline.is_(True),
+            Submission.status == RunStatus.SUCCEEDED,
+            Submission.review_state.in_(leaderboard.VISIBLE_BASELINE_STATES),
+        )
+        .order_by(Submission.id)
+    )
+    return [(s.id, s.name, s.metrics) for s in session.scalars(query) if s.metrics]
+
+
+@dataclass(frozen=True)
+class PreviousBest:
+    submission_id: int
+    tau: float | None
+    amae: float | None
+
+
+def previous_best(session: Session, team_id: int, exclude_id: int) -> PreviousBest | None:
+    """The team's best approved submission other than `exclude_id` (tau-b first, then AMAE)."""
+    query = (
+        select(Submission.id, Submission.kendall_tau_b, Submission.amae)
+        .where(
+            Submission.team_id == team_id,
+            Submission.id != exclude_id,
+            Submission.status == RunStatus.SUCCEEDED,
+            Submission.review_state == ReviewState.APPROVED,
+            Submission.kendall_tau_b.is_not(None),
+        )
+        .order_by(Submission.kendall_tau_b.desc(), Submission.amae.asc(), Submission.id)
+        .limit(1)
+    )
+    row = session.execute(query).first()
+    return None if row is None else PreviousBest(int(row[0]), row[1], row[2])
+
+
+def team_names(session: Session) -> dict[int, str]:
+    return {int(i): str(n) for i, n in session.execute(select(Team.id, Team.name)).all()}
+
+
+def teams(session: Session) -> list[Team]:
+    return list(session.scalars(select(Team).order_by(Team.name)))
+
+
+def status_counts(session: Session) -> dict[str, int]:
+    """Number of submissions in each run status (every status listed, zero included)."""
+    counts = {status.value: 0 for status in RunStatus}
+    for status, count in session.execute(select(Submission.status, func.count()).group_by(Submission.status)):
+        counts[RunStatus(status).value] = int(count)
+    return counts
+
+
+def active_runs(session: Session) -> list[Submission]:
+    """Runs still in the queue or on a worker, oldest first (with lease owner and heartbeat)."""
+    query = select(Submission).where(Submission.status.in_(ACTIVE_STATUSES)).order_by(Submission.id)
+    return list(session.scalars(query))
+
+
+def approved_submissions(session: Session, limit: int = 50) -> list[Submission]:
+    """Approved submissions (the ones on the public board or beaten by a better one), newest first."""
+    query = (
+        select(Submission)
+        .where(Submission.review_state == ReviewState.APPROVED, Submission.baseline.is_(False))
+        .order_by(Submission.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))

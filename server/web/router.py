@@ -1,0 +1,428 @@
+"""The web pages: leaderboard, submission report, team page, review console, guides, login.
+
+Server-rendered (Jinja2), readable without JavaScript; `static/sort.js` only adds column sorting.
+Everything is served from this origin (no CDN). Plots are SVG images rendered here by `plots`.
+
+Access: the leaderboard and the guides are public; a report is visible to its team and to
+maintainers (anyone else gets 404, as the API does); the review console needs the maintainer or
+admin role. Login is a pasted API token turned into a signed session cookie (`session`); every form
+post carries a CSRF token. The pages call the same services as the API, so the rules live once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.accounts import service as accounts
+from server.core.clock import iso, utcnow
+from server.core.deps import DatabaseDep, SessionDep, SettingsDep, StateDep
+from server.core.errors import CsawmError, NotFound
+from server.core.principal import Principal
+from server.core.security import hash_token
+from server.core.settings import Settings
+from server.models import Submission, Team
+from server.quota import service as quota
+from server.review import service as review
+from server.review.schemas import ReviewAction
+from server.submissions import service as submissions
+from server.web import guides, plots, queries
+from server.web.cache import PlotCache, plot_cache
+from server.web.cache import board as cache_board
+from server.web.deps import PlotCacheDep, SignerDep, WebUser
+from server.web.session import CsrfError
+from server.web.templating import error_page, not_found, render, staff_only
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_FILES = {"style.css": "text/css; charset=utf-8", "sort.js": "text/javascript; charset=utf-8"}
+REPORT_PLOTS = ("confusion", "group-amae", "odds-ratios")
+CSV_COLUMNS = (
+    "rank", "kind", "team", "name", "submission_id", "kendall_tau_b", "kendall_tau_b_ci_low",
+    "kendall_tau_b_ci_high", "amae", "amae_ci_low", "amae_ci_high", "amae_unit", "tied_with_leader",
+    *(f"{key}_or_q4{part}" for key in queries.ENDPOINTS for part in ("", "_ci_low", "_ci_high")),
+    "submitted_at", "image_digest",
+)  # fmt: skip
+
+router = APIRouter(include_in_schema=False)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths (``/x``), never ``//host`` or a scheme, so login cannot redirect away."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/team"
+
+
+def _svg(plot: plots.Plot) -> Response:
+    return Response(
+        plot.svg,
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+# -- static files ----------------------------------------------------------------------------------
+
+
+@router.get("/static/{name}")
+def static_file(name: str) -> Response:
+    """The stylesheet and the sorting script; a fixed list, so no path ever reaches the disk."""
+    media_type = STATIC_FILES.get(name)
+    if media_type is None:
+        return Response("not found", status_code=404, media_type="text/plain")
+    return FileResponse(
+        STATIC_DIR / name,
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+# -- leaderboard -----------------------------------------------------------------------------------
+
+
+def _tau_plot(rows: list[queries.BoardRow]) -> plots.Plot:
+    points = [
+        plots.TauPoint(
+            label=f"{row.team} / {row.name}" if row.team else row.name.replace("_", " "),
+            kind=row.kind,
+            value=row.tau.value,
+            lo=row.tau.lo,
+            hi=row.tau.hi,
+        )
+        for row in rows
+    ]
+    return plots.tau_plot(points)
+
+
+@router.get("/", response_class=HTMLResponse)
+def leaderboard_page(
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    signer: SignerDep,
+    user: WebUser,
+    cache: PlotCacheDep,
+) -> HTMLResponse:
+    version, rows = cache_board(session, state)
+    plot = cache.get(("board", *version), lambda: _tau_plot(rows))
+    context = {"rows": rows, "plot_alt": plot.alt, "plot_version": f"{version[0]}-{version[1]}"}
+    return render(request, signer, user, "leaderboard.html", context)
+
+
+@router.get("/plots/leaderboard-tau.svg")
+def leaderboard_plot(session: SessionDep, state: StateDep, cache: PlotCacheDep) -> Response:
+    version, rows = cache_board(session, state)
+    return _svg(cache.get(("board", *version), lambda: _tau_plot(rows)))
+
+
+@router.get("/leaderboard.json")
+def leaderboard_json(session: SessionDep, state: StateDep) -> Response:
+    body = {"generated_at": iso(utcnow()), "rows": [row.to_json() for row in cache_board(session, state)[1]]}
+    return Response(
+        json.dumps(body, allow_nan=False, indent=1),
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="csawm-leaderboard.json"'},
+    )
+
+
+@router.get("/leaderboard.csv")
+def leaderboard_csv(session: SessionDep, state: StateDep) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in cache_board(session, state)[1]:
+        values: list[Any] = [
+            row.rank, row.kind, row.team or "", row.name, row.submission_id or "",
+            row.tau.value, row.tau.lo, row.tau.hi, row.amae.value, row.amae.lo, row.amae.hi,
+            row.amae_unit or "", "" if row.tied_with_leader is None else str(row.tied_with_leader).lower(),
+        ]  # fmt: skip
+        for key in queries.ENDPOINTS:
+            ratio = row.odds_ratios[key]
+            values += [ratio.value, ratio.lo, ratio.hi]
+        values += [row.submitted_at.isoformat() if row.submitted_at else "", row.image_digest or ""]
+        writer.writerow(["" if v is None else v for v in values])
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="csawm-leaderboard.csv"'},
+    )
+
+
+# -- login -----------------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, signer: SignerDep, user: WebUser, next: str | None = None) -> HTMLResponse:
+    return render(request, signer, user, "login.html", {"next": _safe_next(next), "error": None})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    signer: SignerDep,
+    db: DatabaseDep,
+    token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/team",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    target = _safe_next(next)
+    try:
+        signer.check_csrf(request, csrf_token)
+    except CsrfError as exc:
+        return render(
+            request, signer, None, "login.html", {"next": target, "error": str(exc)}, status_code=400
+        )
+    token = token.strip()
+    if not token:
+        error = "Paste your API token (it starts with csawm_)."
+        return render(request, signer, None, "login.html", {"next": target, "error": error}, status_code=400)
+    try:
+        with db.session() as session:
+            accounts.authenticate(session, token)
+    except CsawmError as exc:
+        error = f"That token was not accepted: {exc.message}."
+        return render(request, signer, None, "login.html", {"next": target, "error": error}, status_code=401)
+    response = RedirectResponse(target, status_code=303)
+    signer.start_session(request, response, hash_token(token))
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, signer: SignerDep, csrf_token: Annotated[str, Form()] = "") -> Response:
+    try:
+        signer.check_csrf(request, csrf_token)
+    except CsrfError as exc:
+        return error_page(request, signer, None, 400, "Logout refused", str(exc))
+    response = RedirectResponse("/", status_code=303)
+    signer.end_session(response)
+    return response
+
+
+# -- team page -------------------------------------------------------------------------------------
+
+
+@router.get("/team", response_model=None)
+def own_team(request: Request, signer: SignerDep, user: WebUser) -> Response:
+    if user is None:
+        return _login_redirect(request)
+    if user.team_name is None:
+        target = "/admin" if user.is_staff else "/"
+        return RedirectResponse(target, status_code=303)
+    return RedirectResponse(f"/teams/{quote(user.team_name, safe='')}", status_code=303)
+
+
+@router.get("/teams/{name}", response_model=None)
+def team_page(
+    name: str, request: Request, session: SessionDep, settings: SettingsDep, signer: SignerDep, user: WebUser
+) -> Response:
+    if user is None:
+        return _login_redirect(request)
+    team = session.scalar(select(Team).where(Team.name == name))
+    if team is None or (not user.is_staff and team.id != user.team_id):
+        return not_found(request, signer, user, f"Team {name!r}")
+    status = quota.compute_status(session, team, settings)
+    rows = submissions.list_visible(session, user, status=None, team=team.name, limit=200, offset=0)
+    own = [sub for sub, _ in rows if sub.team_id == team.id]
+    context = {"team": team, "quota": status, "submissions": own, "now": utcnow(), "settings": settings}
+    return render(request, signer, user, "team.html", context)
+
+
+# -- submission report -----------------------------------------------------------------------------
+
+
+def _visible(session: Session, user: Principal, submission_id: int) -> Submission | None:
+    try:
+        return submissions.get_visible(session, user, submission_id, full=True)
+    except NotFound:
+        return None
+
+
+@router.get("/submissions/{submission_id}", response_model=None)
+def report_page(
+    submission_id: int, request: Request, session: SessionDep, signer: SignerDep, user: WebUser
+) -> Response:
+    if user is None:
+        return _login_redirect(request)
+    sub = _visible(session, user, submission_id)
+    if sub is None:
+        return not_found(request, signer, user, f"Submission {submission_id}")
+    team = session.get(Team, sub.team_id)
+    report = sub.metrics or None
+    alts: dict[str, str] = {}
+    if report is not None:
+        cache = plot_cache(request.app.state.csawm)
+        for plot_name in REPORT_PLOTS:
+            plot = _report_plot(session, cache, sub, plot_name)
+            if plot is not None:
+                alts[plot_name] = plot.alt
+    context = {
+        "sub": sub,
+        "team_name": team.name if team else "",
+        "report": report,
+        "alts": alts,
+        "plot_version": int(sub.updated_at.timestamp()),
+        "events": sub.events,
+    }
+    return render(request, signer, user, "report.html", context)
+
+
+def _report_plot(session: Session, cache: PlotCache, sub: Submission, name: str) -> plots.Plot | None:
+    """One of the report's plots, or None when the report lacks what it needs."""
+    report = sub.metrics or {}
+    levels = (report.get("masking") or {}).get("levels") or {}
+    key: tuple[Any, ...] = (name, sub.id, sub.updated_at.isoformat())
+    if name == "confusion":
+        matrix = levels.get("confusion_matrix")
+        return cache.get(key, lambda: plots.confusion_heatmap(matrix)) if matrix else None
+    if name == "group-amae":
+        groups = levels.get("group_amae")
+        return cache.get(key, lambda: plots.group_amae_bars(groups)) if groups else None
+    if name == "odds-ratios":
+        if not report.get("clinical"):
+            return None
+        baselines = [(n, r) for i, n, r in queries.baseline_reports(session) if i != sub.id]
+        key = (*key, tuple(n for n, _ in baselines))
+        return cache.get(key, lambda: _forest(sub, report, baselines))
+    return None
+
+
+def _forest(
+    sub: Submission, report: dict[str, Any], baselines: list[tuple[str, dict[str, Any]]]
+) -> plots.Plot:
+    models = [(f"this: {sub.name}", report)] + [(f"baseline: {name}", r) for name, r in baselines]
+    points = []
+    for model, model_report in models:
+        for key in queries.ENDPOINTS:
+            ratio = queries.odds_ratio_q4(model_report, key)
+            points.append(plots.OddsRatioPoint(model, key, ratio.value, ratio.lo, ratio.hi))
+    return plots.odds_ratio_forest(points, queries.ENDPOINTS)
+
+
+@router.get("/submissions/{submission_id}/plots/{name}.svg", response_model=None)
+def report_plot(
+    submission_id: int, name: str, request: Request, session: SessionDep, user: WebUser, cache: PlotCacheDep
+) -> Response:
+    sub = _visible(session, user, submission_id) if user is not None else None
+    plot = _report_plot(session, cache, sub, name) if sub is not None else None
+    if plot is None:
+        return Response("not found", status_code=404, media_type="text/plain")
+    return _svg(plot)
+
+
+# -- review console --------------------------------------------------------------------------------
+
+
+def _admin_context(session: Session, request: Request) -> dict[str, Any]:
+    settings: Settings = request.app.state.csawm.settings
+    names = queries.team_names(session)
+    pending = []
+    for sub in review.review_queue(session):
+        best = queries.previous_best(session, sub.team_id, sub.id)
+        pending.append({"sub": sub, "team": names.get(sub.team_id, ""), "best": best})
+    team_quota = [(team, quota.compute_status(session, team, settings)) for team in queries.teams(session)]
+    worker = request.app.state.csawm.worker
+    return {
+        "pending": pending,
+        "approved": [(s, names.get(s.team_id, "")) for s in queries.approved_submissions(session)],
+        "audit": review.audit_log(session, action=None, limit=50, offset=0),
+        "team_quota": team_quota,
+        "counts": queries.status_counts(session),
+        "active": [(s, names.get(s.team_id, "")) for s in queries.active_runs(session)],
+        "embedded_worker": worker is not None,
+        "now": utcnow(),
+        "actions": [a.value for a in ReviewAction],
+    }
+
+
+@router.get("/admin", response_model=None)
+def admin_page(
+    request: Request,
+    session: SessionDep,
+    signer: SignerDep,
+    user: WebUser,
+    reviewed: int | None = None,
+    action: str | None = None,
+) -> Response:
+    if user is None:
+        return _login_redirect(request)
+    if not user.is_staff:
+        return staff_only(request, signer, user)
+    context = _admin_context(session, request)
+    context["notice"] = None
+    if reviewed is not None and action in {a.value for a in ReviewAction}:
+        context["notice"] = f"Submission {reviewed}: {action} recorded."
+    context["error"] = None
+    return render(request, signer, user, "admin.html", context)
+
+
+@router.post("/admin/submissions/{submission_id}/review", response_model=None)
+def admin_review(
+    submission_id: int,
+    request: Request,
+    session: SessionDep,
+    signer: SignerDep,
+    user: WebUser,
+    action: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    if user is None:
+        return _login_redirect(request)
+    if not user.is_staff:
+        return staff_only(request, signer, user)
+    problem: tuple[int, str] | None = None
+    try:
+        signer.check_csrf(request, csrf_token)
+        review.review(session, user, submission_id, ReviewAction(action), reason[:2000])
+    except CsrfError as exc:
+        problem = (400, str(exc))
+    except ValueError:
+        problem = (400, f"unknown action {action!r}; expected approve, hide or disqualify")
+    except CsawmError as exc:
+        problem = (exc.status_code, exc.message)
+    if problem is not None:
+        session.rollback()
+        context = _admin_context(session, request)
+        context.update(notice=None, error=f"Submission {submission_id}: {problem[1]}")
+        return render(request, signer, user, "admin.html", context, status_code=problem[0])
+    query = urlencode({"reviewed": submission_id, "action": action})
+    return RedirectResponse(f"/admin?{query}", status_code=303)
+
+
+# -- guides ----------------------------------------------------------------------------------------
+
+
+@router.get("/guide/{name}", response_class=HTMLResponse)
+def guide_page(
+    name: str, request: Request, settings: SettingsDep, signer: SignerDep, user: WebUser
+) -> HTMLResponse:
+    title = guides.GUIDES.get(name)
+    path = guides.DOCS_DIR / f"{name}.md"
+    if title is None or not path.is_file():
+        return not_found(request, signer, user, f"Guide {name!r}")
+    source = path.read_text(encoding="utf-8")
+    before, marker, after = source.partition(guides.LIMITS_MARKER)
+    context = {
+        "title": title,
+        "before": guides.render_markdown(before),
+        "after": guides.render_markdown(after) if marker else "",
+        "limits": guides.limits(settings) if marker else None,
+    }
+    return render(request, signer, user, "guide.html", context)

@@ -1,0 +1,141 @@
+"""Templates and what they need: number and date formatting, the render helper, error pages.
+
+Every page goes through `render`, which adds the user, a lazily created CSRF nonce for forms (its
+cookie is set on the same response) and the security headers (a strict same-origin CSP: the pages
+load nothing from elsewhere).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
+
+from server.core.clock import iso
+from server.core.principal import Principal
+from server.web import queries
+from server.web.guides import GUIDES
+from server.web.session import CSRF_FIELD, SessionSigner
+
+HTML_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def number(value: Any, digits: int = 3) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "–"
+    return f"{value:.{digits}f}" if value == value and abs(value) != float("inf") else "–"
+
+
+def interval(entry: Any, digits: int = 3) -> str:
+    """``0.731 [0.702, 0.760]`` from a report entry or an `Interval`; dashes for unknown parts."""
+    item = entry if isinstance(entry, queries.Interval) else queries.Interval.from_entry(entry)
+    text = number(item.value, digits)
+    if item.lo is not None and item.hi is not None:
+        text += f" [{number(item.lo, digits)}, {number(item.hi, digits)}]"
+    return text
+
+
+def interval_cell(entry: Any, digits: int = 3) -> Markup:
+    """The value, then its CI on a second, smaller line (keeps the wide leaderboard narrow)."""
+    item = entry if isinstance(entry, queries.Interval) else queries.Interval.from_entry(entry)
+    value = escape(number(item.value, digits))
+    if item.lo is None or item.hi is None:
+        return Markup(value)
+    ci = escape(f"[{number(item.lo, digits)}, {number(item.hi, digits)}]")
+    return Markup(f'{value} <span class="ci">{ci}</span>')
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "–"
+
+
+def day(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d") if value is not None else "–"
+
+
+def short_digest(digest: str | None) -> str:
+    if not digest:
+        return "–"
+    return digest.split(":", 1)[-1][:12]
+
+
+def sort_value(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def _build_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+    env = templates.env
+    env.filters.update(
+        number=number, interval=interval, interval_cell=interval_cell, when=when, day=day,
+        short_digest=short_digest, sort_value=sort_value, iso=lambda v: iso(v) if v is not None else "",
+        tojson_pretty=lambda v: json.dumps(v, indent=2, sort_keys=True, allow_nan=True),
+    )  # fmt: skip
+    env.globals.update(endpoints=queries.ENDPOINTS, guides=GUIDES)
+    env.tests["web_url"] = queries.is_web_url
+    return templates
+
+
+_templates_lock = threading.Lock()
+_templates: list[Jinja2Templates] = []
+
+
+def templates() -> Jinja2Templates:
+    """The template environment, built on first use (no work at import)."""
+    with _templates_lock:
+        if not _templates:
+            _templates.append(_build_templates())
+        return _templates[0]
+
+
+def render(
+    request: Request,
+    signer: SessionSigner,
+    user: Principal | None,
+    name: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render a page; a form on it gets a CSRF nonce whose cookie is set on this response."""
+    full = {"user": user, "csrf_token": lambda: signer.csrf_for_form(request), "csrf_field": CSRF_FIELD}
+    full.update(context)
+    response = templates().TemplateResponse(
+        request, name, full, status_code=status_code, headers=HTML_HEADERS
+    )
+    signer.attach_csrf(request, response)
+    return response
+
+
+def error_page(
+    request: Request,
+    signer: SessionSigner,
+    user: Principal | None,
+    status_code: int,
+    title: str,
+    message: str,
+) -> HTMLResponse:
+    return render(
+        request, signer, user, "error.html", {"title": title, "message": message}, status_code=status_code
+    )
+
+
+def not_found(request: Request, signer: SessionSigner, user: Principal | None, what: str) -> HTMLResponse:
+    return error_page(request, signer, user, 404, "Not found", f"{what} was not found.")
+
+
+def staff_only(request: Request, signer: SessionSigner, user: Principal | None) -> HTMLResponse:
+    message = "The review console needs the maintainer or admin role."
+    return error_page(request, signer, user, 403, "Maintainers only", message)

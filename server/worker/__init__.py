@@ -1,0 +1,1 @@
+"""The run queue: the guarded state machine, leases, and the worker loop."""

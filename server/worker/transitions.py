@@ -1,0 +1,97 @@
+"""The one guarded function through which every run status changes (DESIGN.md §5).
+
+``queued → preflight → running → scoring → succeeded | failed | cancelled``; any active state may go
+back to ``queued`` (an infrastructure retry) or to ``failed`` / ``cancelled``. The row is re-read
+``FOR UPDATE`` (PostgreSQL) inside the caller's write transaction (``BEGIN IMMEDIATE`` on SQLite), so
+the from-state check and the write cannot interleave with another process; a worker passes its
+lease (`owner`, `attempt`) and loses the right to write once another worker took the run over.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.core.clock import utcnow
+from server.core.errors import Conflict, NotFound
+from server.models import TERMINAL_STATUSES, FailedPhase, RunEvent, RunStatus, Submission
+
+ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.PREFLIGHT, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.PREFLIGHT: frozenset(
+        {RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.FAILED, RunStatus.CANCELLED}
+    ),
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.SCORING, RunStatus.QUEUED, RunStatus.FAILED, RunStatus.CANCELLED}
+    ),
+    RunStatus.SCORING: frozenset(
+        {RunStatus.SUCCEEDED, RunStatus.QUEUED, RunStatus.FAILED, RunStatus.CANCELLED}
+    ),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+
+class TransitionError(Conflict):
+    code = "invalid_transition"
+
+
+class LeaseLost(Conflict):
+    """The caller no longer holds the run's lease; it must stop touching the run."""
+
+    code = "lease_lost"
+
+
+def load_locked(session: Session, submission_id: int) -> Submission:
+    sub = session.scalar(
+        select(Submission)
+        .where(Submission.id == submission_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if sub is None:
+        raise NotFound(f"submission {submission_id} does not exist")
+    return sub
+
+
+def transition(
+    session: Session,
+    submission_id: int,
+    to: RunStatus,
+    *,
+    note: str | None = None,
+    owner: str | None = None,
+    attempt: int | None = None,
+    error_code: str | None = None,
+    failed_phase: FailedPhase | None = None,
+    error_message: str | None = None,
+) -> Submission:
+    """Move a run to `to` if its current status allows it; record the event; return the row.
+
+    `owner`/`attempt`, when given, must match the run's lease (else `LeaseLost`). Entering a terminal
+    status or going back to ``queued`` releases the lease.
+    """
+    sub = load_locked(session, submission_id)
+    if owner is not None and (sub.lease_owner != owner or (attempt is not None and sub.attempt != attempt)):
+        raise LeaseLost(f"run {submission_id} is no longer leased by {owner} (attempt {attempt})")
+    if to not in ALLOWED[sub.status]:
+        raise TransitionError(f"run {submission_id} cannot go from {sub.status.value} to {to.value}")
+    now = utcnow()
+    previous = sub.status
+    sub.status = to
+    if previous == RunStatus.QUEUED and sub.started_at is None and to != RunStatus.CANCELLED:
+        sub.started_at = now
+    if to in TERMINAL_STATUSES:
+        sub.finished_at = now
+        sub.error_code = error_code
+        sub.failed_phase = failed_phase
+        sub.error_message = error_message
+    if to in TERMINAL_STATUSES or to == RunStatus.QUEUED:
+        sub.lease_owner = None
+        sub.lease_expires_at = None
+    session.add(
+        RunEvent(submission_id=sub.id, from_status=previous.value, to_status=to.value, at=now, note=note)
+    )
+    session.flush()
+    return sub

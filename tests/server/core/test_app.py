@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+from srvtest.app import Api, make_settings, running_api
+
+from server.core import migrate
+from server.core.db import Database
+from server.models import Base
+
+
+def test_health_ready_docs(api: Api) -> None:
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+    assert api.client.get("/readyz").json() == {"status": "ready"}
+    assert api.client.get("/docs").status_code == 200
+    paths = api.client.get("/openapi.json").json()["paths"]
+    for path in ("/api/v1/submissions", "/api/v1/leaderboard", "/api/v1/quota", "/api/v1/admin/audit"):
+        assert path in paths
+
+
+def test_metrics_exposes_queue_and_runs(api: Api) -> None:
+    body = api.client.get("/metrics").text
+    assert "csawm_queue_depth 0.0" in body
+    assert 'csawm_runs{status="succeeded"} 0.0' in body
+    assert "csawm_run_duration_seconds_bucket" in body
+    assert "csawm_upload_bytes_total" in body
+
+
+def test_readyz_refuses_an_unmigrated_database(tmp_path: Path, sqlite_url: str) -> None:
+    settings = make_settings(tmp_path, sqlite_url)
+    settings.data_dir.mkdir(parents=True)
+    with running_api(settings, migrate_on_start=False) as api:
+        response = api.client.get("/readyz")
+        assert response.status_code == 503
+        assert "csawm db upgrade" in response.json()["error"]["message"]
+
+
+def test_migrations_match_the_models(db_url: str) -> None:
+    if db_url.startswith("sqlite"):
+        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    url = db_url.replace("postgresql://", "postgresql+psycopg://")
+    db = Database.connect(url)
+    try:
+        migrate.upgrade(db.engine)
+        assert migrate.is_up_to_date(db.engine)
+        with db.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        assert set(inspect(db.engine).get_table_names()) >= set(Base.metadata.tables)
+        migrate.upgrade(db.engine)  # idempotent
+    finally:
+        db.dispose()

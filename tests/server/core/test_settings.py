@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from server.core.settings import SettingsError, load_settings, parse_size
+
+
+def test_embedded_default_needs_no_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(__import__("os").environ):
+        if key.startswith("CSAWM_"):
+            monkeypatch.delenv(key)
+    settings = load_settings()
+    assert settings.data_dir == Path(".csawm")
+    assert settings.effective_database_url == f"sqlite:///{(Path('.csawm') / 'csawm.db').resolve()}"
+    assert (settings.quota_per_day, settings.quota_per_week, settings.quota_total, settings.quota_active) == (
+        2,
+        5,
+        20,
+        1,
+    )
+    assert settings.runner == "docker"
+
+
+def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSAWM_RUN_TIMEOUT", "10m")
+    monkeypatch.setenv("CSAWM_RUN_MEMORY", "2g")
+    monkeypatch.setenv("CSAWM_MAX_UPLOAD_BYTES", "512MiB")
+    monkeypatch.setenv("CSAWM_DATABASE_URL", "postgresql://u@db/x")
+    settings = load_settings()
+    assert settings.run_timeout == timedelta(minutes=10)
+    assert settings.run_memory == 2 * 1024**3
+    assert settings.max_upload_bytes == 512 * 1024**2
+    assert settings.effective_database_url == "postgresql+psycopg://u@db/x"
+    assert not settings.is_sqlite
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [
+        ("CSAWM_PORT", "0", "CSAWM_PORT"),
+        ("CSAWM_RUNNER", "podman", "CSAWM_RUNNER"),
+        ("CSAWM_RUN_TIMEOUT", "-5", "CSAWM_RUN_TIMEOUT"),
+        ("CSAWM_RUN_MEMORY", "lots", "CSAWM_RUN_MEMORY"),
+        ("CSAWM_DATABASE_URL", "mysql://x", "sqlite:// or postgresql://"),
+        ("CSAWM_REGISTRY", "https://reg/x", "CSAWM_REGISTRY"),
+        ("CSAWM_QUOTA_PER_DAY", "-1", "CSAWM_QUOTA_PER_DAY"),
+    ],
+)
+def test_bad_settings_fail_fast_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, needle: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=needle.replace("/", "/")):
+        load_settings()
+
+
+def test_parse_size() -> None:
+    assert parse_size("1k") == 1024
+    assert parse_size("1.5 GiB") == int(1.5 * 1024**3)
+    assert parse_size(77) == 77
+    with pytest.raises(ValueError, match="not a size"):
+        parse_size("12 parsecs")

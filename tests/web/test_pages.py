@@ -1,0 +1,268 @@
+"""The pages over plain HTTP (no browser): content, downloads, access rules, CSRF, accessibility."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from server.accounts import service as accounts
+from server.models import AuditEntry, ReviewState, Submission
+
+from .a11y import audit_html, contrast_ratio, css_palette
+from .helpers import Site
+
+STYLESHEET = Path(__file__).resolve().parents[2] / "server" / "web" / "static" / "style.css"
+#: (foreground, background) custom properties the stylesheet pairs for text.
+TEXT_PAIRS = [
+    ("fg", "bg"),
+    ("muted", "bg"),
+    ("link", "bg"),
+    ("fg", "row-alt-bg"),
+    ("muted", "row-alt-bg"),
+    ("link", "row-alt-bg"),
+    ("fg", "baseline-bg"),
+    ("link", "baseline-bg"),
+    ("fg", "expert-bg"),
+    ("link", "expert-bg"),
+    ("fg", "leader-bg"),
+    ("link", "leader-bg"),
+    ("muted", "code-bg"),
+    ("muted", "baseline-bg"),
+    ("muted", "expert-bg"),
+    ("muted", "leader-bg"),
+    ("fg", "code-bg"),
+    ("header-fg", "header-bg"),
+    ("badge-fg", "badge-baseline-bg"),
+    ("badge-fg", "badge-expert-bg"),
+    ("badge-fg", "badge-leader-bg"),
+    ("badge-fg", "badge-tie-bg"),
+    ("error-fg", "error-bg"),
+    ("error-fg", "bg"),
+    ("error-fg", "row-alt-bg"),
+    ("ok-fg", "ok-bg"),
+    ("button-fg", "button-bg"),
+]
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+def http_login(client: httpx.Client, token: str) -> httpx.Response:
+    form = client.get("/login")
+    return client.post("/login", data={"token": token, "csrf_token": _csrf(form.text), "next": "/team"})
+
+
+@pytest.fixture
+def anon(site: Site) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=site.url, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
+def alice(site: Site) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=site.url, timeout=60) as client:
+        assert http_login(client, site.tokens["alice"]).status_code == 303
+        yield client
+
+
+@pytest.fixture
+def maud(site: Site) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=site.url, timeout=60) as client:
+        assert http_login(client, site.tokens["maud"]).status_code == 303
+        yield client
+
+
+def test_leaderboard_rows_and_downloads_agree_with_the_api(site: Site, anon: httpx.Client) -> None:
+    api_rows = anon.get("/api/v1/leaderboard").json()["rows"]
+    page = anon.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    kinds = re.findall(r'<tr class="kind-(\w+)', page.text)
+    assert kinds == [row["kind"] for row in api_rows]
+    assert {"submission", "baseline", "expert"} <= set(kinds)
+    assert "Expert 1" in page.text and "ResNet-34 multi-hot" in page.text
+
+    table = list(csv.DictReader(io.StringIO(anon.get("/leaderboard.csv").text)))
+    download = anon.get("/leaderboard.json")
+    assert "attachment" in download.headers["content-disposition"]
+    rows = download.json()["rows"]
+    assert [r["name"] for r in table] == [r["name"] for r in rows] == [r["name"] for r in api_rows]
+    for row, api_row, line in zip(rows, api_rows, table, strict=True):
+        assert row["kendall_tau_b"] == api_row["kendall_tau_b"]
+        assert row["tied_with_leader"] == api_row["tied_with_leader"]
+        assert float(line["kendall_tau_b"]) == pytest.approx(api_row["kendall_tau_b"]["value"])
+    alpha = next(r for r in rows if r["name"] == "alpha-convnext")
+    assert alpha["links"] == {
+        "paper": "https://example.org/paper",
+        "code": "https://example.org/code",
+        "link": "https://example.org/project",
+    }
+    with site.db.session() as session:
+        stored = session.scalar(select(Submission.metrics).where(Submission.id == alpha["submission_id"]))
+    for endpoint in ("interval_cancer", "large_invasive_cancer", "composite"):
+        q4 = stored["clinical"][endpoint]["odds_ratios"]["Q4"]
+        assert alpha["odds_ratio_q4"][endpoint] == {"value": q4["value"], "ci95": q4["ci95"]}
+
+
+def test_reports_are_for_their_team_and_maintainers_only(
+    site: Site, anon: httpx.Client, alice: httpx.Client, maud: httpx.Client
+) -> None:
+    own, other = site.ids["alpha_approved"], site.ids["beta_approved"]
+    redirect = anon.get(f"/submissions/{own}")
+    assert redirect.status_code == 303 and redirect.headers["location"].startswith("/login?next=")
+    assert alice.get(f"/submissions/{own}").status_code == 200
+    assert alice.get(f"/submissions/{other}").status_code == 404
+    assert alice.get(f"/submissions/{other}/plots/confusion.svg").status_code == 404
+    assert anon.get(f"/submissions/{own}/plots/confusion.svg").status_code == 404
+    assert alice.get("/teams/Beta").status_code == 404
+    assert alice.get("/admin").status_code == 403
+    assert maud.get(f"/submissions/{other}").status_code == 200
+    assert maud.get("/admin").status_code == 200
+    plot = alice.get(f"/submissions/{own}/plots/odds-ratios.svg")
+    assert plot.headers["content-type"].startswith("image/svg+xml") and b"<svg" in plot.content
+
+
+def test_failed_run_shows_error_and_log_tail(site: Site, alice: httpx.Client) -> None:
+    html = alice.get(f"/submissions/{site.ids['alpha_failed']}").text
+    assert "Run failed: nonzero_exit during preflight" in html
+    assert "ValueError: weights not found" in html
+    assert "<img" not in html  # no scores, so no plots
+    assert "javascript:alert(1)" in html and 'href="javascript:' not in html  # shown, never a link
+
+
+def test_team_page_shows_quota_and_own_submissions(site: Site, alice: httpx.Client) -> None:
+    team = alice.get("/team", follow_redirects=True)
+    assert team.url.path == "/teams/Alpha"
+    assert "alpha-broken" in team.text and "beta-vit" not in team.text
+    used_day = re.search(
+        r"Rolling 24 hours</th><td class=\"num\">(\d+)</td><td class=\"num\">(\d+)", team.text
+    )
+    assert used_day is not None and used_day.groups() == ("3", str(site.settings.quota_per_day))
+
+
+def test_form_posts_need_the_csrf_token(site: Site, maud: httpx.Client) -> None:
+    target = site.ids["alpha_pending"]
+    refused = maud.post(f"/admin/submissions/{target}/review", data={"action": "approve", "reason": ""})
+    assert refused.status_code == 400 and "security token" in refused.text
+    forged = maud.post(
+        f"/admin/submissions/{target}/review",
+        data={"action": "approve", "csrf_token": _csrf(maud.get("/admin").text)},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert forged.status_code == 400 and "another origin" in forged.text
+    assert maud.post("/login", data={"token": site.tokens["maud"]}).status_code == 400
+    with site.db.session() as session:
+        assert session.get(Submission, target).review_state == ReviewState.PENDING  # type: ignore[union-attr]
+
+
+def test_review_without_reason_is_refused_and_nothing_is_recorded(site: Site, maud: httpx.Client) -> None:
+    target = site.ids["alpha_pending"]
+    response = maud.post(
+        f"/admin/submissions/{target}/review",
+        data={"action": "disqualify", "reason": "", "csrf_token": _csrf(maud.get("/admin").text)},
+    )
+    assert response.status_code == 400 and "a reason is required" in response.text
+    with site.db.session() as session:
+        assert session.get(Submission, target).review_state == ReviewState.PENDING  # type: ignore[union-attr]
+        audited = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.target_type == "submission", AuditEntry.target_id == str(target)
+            )
+        ).all()
+        assert audited == []
+
+
+def test_revoking_the_token_ends_the_web_session(site: Site) -> None:
+    with site.db.transaction() as session:
+        row, token = accounts.issue_token(session, "alice@alpha.example", expires_in=None, actor="test")
+    with httpx.Client(base_url=site.url, timeout=60) as client:
+        assert http_login(client, token).status_code == 303
+        assert client.get("/team").status_code == 303  # to /teams/Alpha, logged in
+        assert client.get("/team").headers["location"] == "/teams/Alpha"
+        with site.db.transaction() as session:
+            accounts.revoke_token(session, str(row.id), actor="test")
+        assert client.get("/team").headers["location"].startswith("/login")
+    with httpx.Client(base_url=site.url, timeout=60) as client:
+        refused = http_login(client, token)
+        assert refused.status_code == 401 and "token revoked" in refused.text
+        client.cookies.set("csawm_session", "forged.value.sig")
+        assert client.get("/team").headers["location"].startswith("/login")
+
+
+def test_login_never_redirects_off_site(site: Site, anon: httpx.Client) -> None:
+    form = anon.get("/login?next=//evil.example/x")
+    assert 'name="next" value="/team"' in form.text
+    response = anon.post(
+        "/login",
+        data={"token": site.tokens["bob"], "csrf_token": _csrf(form.text), "next": "https://evil.example"},
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/team"
+    cookie = response.headers.get_list("set-cookie")
+    session_cookie = next(c for c in cookie if c.startswith("csawm_session="))
+    assert "HttpOnly" in session_cookie and "SameSite=lax" in session_cookie
+    assert site.tokens["bob"] not in session_cookie
+
+
+def test_guide_shows_the_limits_in_force(site: Site, anon: httpx.Client) -> None:
+    html = anon.get("/guide/submitting").text
+    assert "<!-- limits -->" not in html
+    row = re.search(r"Submissions per rolling 24 hours</th><td>(\d+)</td>", html)
+    assert row is not None and int(row.group(1)) == site.settings.quota_per_day == 5
+    assert "csawm check" in html
+    assert anon.get("/guide/maintaining").status_code == 200
+    assert anon.get("/guide/nope").status_code == 404
+    assert anon.get("/static/../router.py").status_code == 404
+
+
+def test_pages_pass_the_accessibility_smoke_check(
+    site: Site, anon: httpx.Client, alice: httpx.Client, maud: httpx.Client
+) -> None:
+    pages = {
+        "leaderboard": anon.get("/"),
+        "login": anon.get("/login"),
+        "guide": anon.get("/guide/submitting"),
+        "report": alice.get(f"/submissions/{site.ids['alpha_approved']}"),
+        "failed report": alice.get(f"/submissions/{site.ids['alpha_failed']}"),
+        "team": alice.get("/teams/Alpha"),
+        "admin": maud.get("/admin"),
+    }
+    problems = {name: audit_html(r.text) for name, r in pages.items() if r.status_code == 200}
+    assert len(problems) == len(pages), {name: r.status_code for name, r in pages.items()}
+    assert problems == {name: [] for name in pages}
+    report = pages["report"].text
+    alts = re.findall(r'<img src="/submissions/\d+/plots/[\w-]+\.svg\?v=\d+" alt="([^"]+)"', report)
+    assert len(alts) == 3 and all(len(alt) > 40 for alt in alts)
+
+
+def test_palette_contrast_meets_wcag_aa() -> None:
+    palette = css_palette(STYLESHEET.read_text())
+    ratios = {f"{fg} on {bg}": contrast_ratio(palette[fg], palette[bg]) for fg, bg in TEXT_PAIRS}
+    assert min(ratios.values()) >= 4.5, {k: round(v, 2) for k, v in ratios.items() if v < 4.5}
+    assert contrast_ratio("#000000", "#ffffff") == pytest.approx(21.0)
+
+
+def test_leaderboard_json_is_strict_json(anon: httpx.Client) -> None:
+    text = anon.get("/leaderboard.json").text
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text)["rows"]
+
+
+def test_expired_tokens_cannot_log_in(site: Site, anon: httpx.Client) -> None:
+    with site.db.transaction() as session:
+        _, token = accounts.issue_token(
+            session, "bob@beta.example", expires_in=timedelta(microseconds=1), actor="test"
+        )
+    response = http_login(anon, token)
+    assert response.status_code == 401 and "expired" in response.text
