@@ -36,10 +36,14 @@ RUN python3 -m venv "$VIRTUAL_ENV" \
 COPY server ./server
 COPY runner ./runner
 COPY reference_models ./reference_models
+# The researcher and maintainer guides served at /guide/... (server.web.guides.INSTALLED_DOCS_DIR).
+COPY docs/*.md /opt/csawm/share/csawm/docs/
 RUN if [ -f build-ca.crt ]; then export PIP_CERT=/src/build-ca.crt; fi \
     && pip install --no-cache-dir --no-deps . \
     && cd / && rm -rf /src \
-    && python3 -c "import server.cli.main, runner.kubernetes.collector"
+    && python3 -c "import server.cli.main, runner.kubernetes.collector" \
+    && python3 -c "from server.web.guides import GUIDES, find_guide; \
+missing = [g for g in GUIDES if find_guide(g) is None]; assert not missing, f'guides missing: {missing}'"
 
 # Non-root. Kubernetes may run it under any uid (the model Pods use 65532): everything under
 # /opt/csawm is world-readable, and /data is the only place the server writes.

@@ -100,7 +100,8 @@ class KubernetesRunner:
     config
         Deployment settings; the Job is a pure function of (spec, config).
     api_client
-        The official client's `ApiClient`; None loads in-cluster config, else the kubeconfig.
+        The official client's `ApiClient`; None loads in-cluster config, else the kubeconfig, on
+        first use (so the runner can be built where no cluster is configured).
     on_progress
         Called with a `Progress` whenever what ``wait`` sees changes (queued with the scheduler's
         or Kueue's reason, starting, running, the end), so the worker can show it.
@@ -118,14 +119,45 @@ class KubernetesRunner:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config or KubernetesRunnerConfig()
-        self._api = api_client or load_api_client()
-        self._batch = client.BatchV1Api(self._api)
-        self._core = client.CoreV1Api(self._api)
+        # The API client is built on first use, so a worker (or a test) can construct the runner
+        # without a cluster or kubeconfig; a missing configuration surfaces on the first run.
+        self._api: client.ApiClient | None = api_client
+        self._apis: tuple[client.BatchV1Api, client.CoreV1Api] | None = None
         self._on_progress = on_progress
         self._clock = clock
         self._sleep = sleep
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
+
+    # -- API clients -------------------------------------------------------------------------------
+
+    def _clients(self) -> tuple[client.BatchV1Api, client.CoreV1Api]:
+        """The Batch and Core APIs, built on first use.
+
+        Raises
+        ------
+        PermanentInfraError
+            Neither in-cluster config nor a kubeconfig is available (operators must fix it).
+        """
+        with self._lock:
+            if self._apis is None:
+                if self._api is None:
+                    try:
+                        self._api = load_api_client()
+                    except (ConfigException, OSError) as exc:
+                        raise PermanentInfraError(
+                            f"no Kubernetes configuration (not in a cluster, no usable kubeconfig): {exc}"
+                        ) from exc
+                self._apis = (client.BatchV1Api(self._api), client.CoreV1Api(self._api))
+            return self._apis
+
+    @property
+    def _batch(self) -> client.BatchV1Api:
+        return self._clients()[0]
+
+    @property
+    def _core(self) -> client.CoreV1Api:
+        return self._clients()[1]
 
     # -- Runner protocol ---------------------------------------------------------------------------
 

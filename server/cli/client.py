@@ -2,13 +2,20 @@
 
 They talk to a server over HTTP (``--server`` / ``CSAWM_SERVER_URL``, ``--token`` / ``CSAWM_TOKEN``).
 `submit` streams the archive from disk, or for an image name runs ``docker save`` and streams its
-output, so memory stays flat whatever the image size. Any server error is printed as one line.
-Exit codes: 0 ok, 1 the run failed or was cancelled, 2 usage or refused input (4xx),
-3 server unreachable, authentication refused, or a server fault (5xx).
+output, so memory stays flat whatever the image size; it prints the report page's URL and, with
+``--wait``, shows the run's stage and elapsed time on stderr (a spinner on a terminal, one line per
+stage otherwise) and ends with tau-b and AMAE with their 95% CIs. Every read command takes
+``--json`` (stdout then holds only the server's JSON). Any error is printed as one line on stderr.
+
+Exit codes (DESIGN.md §6): 0 ok; 1 the run failed or was cancelled; 2 usage or refused input (a
+bad flag or file, a 4xx answer such as a refused archive, over quota, not found); 3 server
+unreachable, no or refused token (401/403), a server fault (5xx) or an answer that is not the API's.
+Ctrl-C exits 130: during the upload nothing is submitted; during ``--wait`` the run goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -23,6 +30,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 1, 2, 3
+EXIT_INTERRUPTED = 130  # the shell's code for SIGINT: stopped waiting, the run itself goes on
 CHUNK = 1024 * 1024
 TERMINAL = ("succeeded", "failed", "cancelled")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -31,8 +39,13 @@ ServerOpt = Annotated[str, typer.Option("--server", envvar="CSAWM_SERVER_URL", h
 TokenOpt = Annotated[str | None, typer.Option("--token", envvar="CSAWM_TOKEN", help="API token.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the raw JSON.")]
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+POLL_S = 2.0
+REFRESH_S = 0.25
 
-_err = Console(stderr=True)
+
+def _stderr() -> Console:
+    """A console on the current stderr (built per call so a test runner's streams are honoured)."""
+    return Console(stderr=True)
 
 
 def _die(message: str, code: int) -> NoReturn:
@@ -53,7 +66,14 @@ def _client(server: str, token: str | None, *, auth: bool = True) -> httpx.Clien
 def _check(response: httpx.Response) -> Any:
     """Return the JSON body of a 2xx response; otherwise print the server's message and exit."""
     if response.is_success:
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            _die(
+                f"{response.request.url} answered {response.status_code} without JSON; "
+                "is --server / CSAWM_SERVER_URL a csawm server?",
+                EXIT_SERVER,
+            )
     try:
         error = response.json().get("error") or {}
         message = str(error.get("message") or response.text)
@@ -71,8 +91,15 @@ def _check(response: httpx.Response) -> Any:
 def _request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
     try:
         return _check(client.request(method, url, **kwargs))
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        _die(f"invalid server URL {str(client.base_url)!r}: {exc}", EXIT_USAGE)
     except httpx.TransportError as exc:
         _die(f"cannot reach {client.base_url}: {exc.__class__.__name__}: {exc}", EXIT_SERVER)
+
+
+def report_url(server: str, submission_id: int) -> str:
+    """The web page of a submission (status timeline, metrics with CIs, plots, logs)."""
+    return f"{server.rstrip('/')}/submissions/{submission_id}"
 
 
 def _file_chunks(path: Path, progress: Progress, task: Any) -> Iterator[bytes]:
@@ -138,13 +165,14 @@ def submit(
         except (OSError, ValueError) as exc:
             _die(f"--method-card {method_card}: {exc}", EXIT_USAGE)
     path = Path(target)
+    err = _stderr()
     with _client(server, token) as client:
         limit = _limit(client)
         if path.is_file() and limit is not None and path.stat().st_size > limit:
             _die(f"{path} is {path.stat().st_size} bytes; the server accepts at most {limit}", EXIT_USAGE)
         procs: list[Any] = []
         columns = (TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-        with Progress(*columns, console=_err, transient=True, disable=not _err.is_terminal) as progress:
+        with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
             if path.is_file():
                 task = progress.add_task("upload", total=path.stat().st_size)
                 body: Iterator[bytes] = _file_chunks(path, progress, task)
@@ -161,40 +189,81 @@ def submit(
                 _die(f"docker save {target} failed: {exc}", EXIT_USAGE)
             except FileNotFoundError:
                 _die("docker is not installed (needed to save an image by name)", EXIT_USAGE)
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                _die(f"invalid server URL {server!r}: {exc}", EXIT_USAGE)
             except (httpx.WriteError, httpx.RemoteProtocolError) as exc:
                 hint = f" (the upload limit is {limit} bytes)" if limit else ""
                 _die(f"the server closed the connection during the upload{hint}: {exc}", EXIT_USAGE)
             except httpx.TransportError as exc:
                 _die(f"cannot reach {client.base_url}: {exc}", EXIT_SERVER)
+            except KeyboardInterrupt:
+                _die("upload interrupted; nothing was submitted", EXIT_INTERRUPTED)
             finally:
                 for proc in procs:
                     if proc.poll() is None:
                         proc.kill()
                         proc.wait()
         sub = _check(response)
+        sub_id = int(sub["id"])
+        url_line = f"report: {report_url(server, sub_id)}"
+        if as_json:
+            typer.echo(url_line, err=True)
+            if not wait:
+                _print(sub, True)
+        else:
+            typer.echo(f"submission {sub_id} {sub['status']} (image {sub['image_digest']})\n{url_line}")
         if not wait:
-            _print(
-                sub if as_json else f"submission {sub['id']} {sub['status']} (image {sub['image_digest']})",
-                as_json,
-            )
             return
-        typer.echo(f"submission {sub['id']} queued; waiting for the result", err=True)
-        final = _wait(client, int(sub["id"]))
+        try:
+            final = _wait(client, sub_id, err)
+        except KeyboardInterrupt:
+            typer.echo(f"stopped waiting; the run goes on: csawm status {sub_id}", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         _show_status(final, as_json)
         if final["status"] != "succeeded":
             raise typer.Exit(EXIT_FAILED)
 
 
-def _wait(client: httpx.Client, sub_id: int, poll_s: float = 2.0) -> dict[str, Any]:
+def _elapsed(seconds: float) -> str:
+    """``"42s"``, ``"3m 05s"``, ``"1h 02m"``."""
+    total = int(seconds)
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        return f"{total // 60}m {total % 60:02d}s"
+    return f"{total // 3600}h {total % 3600 // 60:02d}m"
+
+
+def _stage(sub: dict[str, Any]) -> str:
+    """The run's status plus the note of its latest event (e.g. why a Job is still queued)."""
+    events = sub.get("events") or []
+    note = events[-1].get("note") if events and events[-1].get("status") == sub["status"] else None
+    return f"{sub['status']}: {note}" if note else str(sub["status"])
+
+
+def _wait(client: httpx.Client, sub_id: int, err: Console, poll_s: float = POLL_S) -> dict[str, Any]:
+    """Poll until the run ends. On a terminal: a spinner with the stage and the time since the
+    upload, refreshed every `REFRESH_S`; otherwise one stderr line per change of stage."""
+    started = time.monotonic()
+    spinner = err.status("waiting for the run", spinner="dots") if err.is_terminal else None
     last = None
-    while True:
-        sub: dict[str, Any] = _request(client, "GET", f"/api/v1/submissions/{sub_id}")
-        if sub["status"] != last:
-            typer.echo(f"  {sub['status']}", err=True)
-            last = sub["status"]
-        if sub["status"] in TERMINAL:
-            return sub
-        time.sleep(poll_s)
+    with spinner if spinner is not None else contextlib.nullcontext():
+        while True:
+            sub: dict[str, Any] = _request(client, "GET", f"/api/v1/submissions/{sub_id}")
+            stage = _stage(sub)
+            if spinner is None and stage != last:
+                typer.echo(f"  {stage} ({_elapsed(time.monotonic() - started)})", err=True)
+            last = stage
+            next_poll = time.monotonic() + poll_s
+            while True:
+                if spinner is not None:
+                    spinner.update(f"submission {sub_id}: {stage} · {_elapsed(time.monotonic() - started)}")
+                if sub["status"] in TERMINAL:
+                    return sub
+                remaining = next_poll - time.monotonic()
+                if remaining <= 0:
+                    break
+                time.sleep(min(REFRESH_S, remaining))
 
 
 def _print(value: Any, as_json: bool) -> None:
@@ -219,9 +288,8 @@ def _show_status(sub: dict[str, Any], as_json: bool) -> None:
     metrics = sub.get("metrics") or {}
     masking = metrics.get("masking") or {}
     if masking:
-        lines.append(
-            f"  kendall_tau_b {_fmt(masking.get('kendall_tau_b'))}   amae {_fmt(masking.get('amae'))}"
-        )
+        lines.append(f"  tau-b  {_fmt(masking.get('kendall_tau_b'))}   (higher is better; value [95% CI])")
+        lines.append(f"  AMAE   {_fmt(masking.get('amae'))}   (lower is better)")
     lines.append(f"  review: {sub.get('review_state')}   image: {sub.get('image_digest')}")
     for event in sub.get("events") or []:
         lines.append(f"  {event['at']}  {event['status']:<10} {event.get('note') or ''}")
@@ -246,11 +314,16 @@ def logs(
     submission_id: Annotated[int, typer.Argument(help="Submission id.")],
     server: ServerOpt = DEFAULT_SERVER,
     token: TokenOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Print the tail of the model's output."""
     with _client(server, token) as client:
         body = _request(client, "GET", f"/api/v1/submissions/{submission_id}/logs")
-    typer.echo(body["log_tail"], nl=not body["log_tail"].endswith("\n"))
+    if as_json:
+        _print(body, True)
+        return
+    tail = body.get("log_tail") or ""
+    typer.echo(tail, nl=not tail.endswith("\n"))
 
 
 def leaderboard(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:

@@ -2,12 +2,15 @@
 
 The manifest comes from the same pure builder the runner uses (`runner.kubernetes.manifest`), so
 operators can review it and tools (``kubectl apply --dry-run=server -f -``, kubernetes-validate,
-policy checkers) can check it. Run limits default to the server's ``CSAWM_RUN_*`` settings (the
-preflight timeout for ``--phase preflight``); flags override them. Exit code 2 for bad input.
+policy checkers) can check it. The runner's config comes from the ``CSAWM_K8S_*`` settings and the
+run limits from ``CSAWM_RUN_*`` (the preflight timeout for ``--phase preflight``), through the same
+functions the worker uses (`kubernetes_runner_config`, `run_limits`); flags override them. Exit
+code 2 for bad input.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -15,10 +18,12 @@ from typing import Annotated
 import typer
 import yaml
 
-from runner.kubernetes.config import KubernetesConfigError, KubernetesRunnerConfig
+from runner.kubernetes.config import KubernetesConfigError
 from runner.kubernetes.manifest import ManifestError, build_job
-from runner.spec import RunLimits, RunSpec
+from runner.spec import RunSpec
+from server.core.k8s_settings import kubernetes_runner_config
 from server.core.settings import SettingsError, load_settings
+from server.worker.backend import run_limits
 
 EXIT_INVALID = 2
 
@@ -35,25 +40,32 @@ def render_job(
     timeout_s: Annotated[
         float | None, typer.Option("--timeout-s", help="Run timeout in seconds (default: from settings)")
     ] = None,
-    namespace: Annotated[str | None, typer.Option("--namespace", help="Evaluation namespace")] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="Evaluation namespace (default: CSAWM_K8S_NAMESPACE)")
+    ] = None,
     collector_image: Annotated[
-        str | None, typer.Option("--collector-image", help="The server image running the collector")
+        str | None,
+        typer.Option(
+            "--collector-image",
+            help="The server image running the collector (default: CSAWM_K8S_COLLECTOR_IMAGE)",
+        ),
     ] = None,
     runtime_class: Annotated[
-        str | None, typer.Option("--runtime-class", help="RuntimeClass, e.g. gvisor")
+        str | None,
+        typer.Option("--runtime-class", help="RuntimeClass, e.g. gvisor (default: CSAWM_K8S_RUNTIME_CLASS)"),
     ] = None,
-    queue: Annotated[str | None, typer.Option("--queue", help="Kueue LocalQueue name")] = None,
+    queue: Annotated[
+        str | None, typer.Option("--queue", help="Kueue LocalQueue name (default: CSAWM_K8S_KUEUE_QUEUE)")
+    ] = None,
 ) -> None:
     """Print the Job manifest (YAML) the Kubernetes runner would create for this run."""
     try:
         settings = load_settings()
-        default_timeout = settings.preflight_timeout if phase == "preflight" else settings.run_timeout
-        limits = RunLimits(
-            timeout=timedelta(seconds=timeout_s) if timeout_s is not None else default_timeout,
-            memory_bytes=settings.run_memory,
-            cpus=settings.run_cpus,
-            gpus=settings.run_gpus if gpus is None else gpus,
-        )
+        limits = run_limits(settings, phase)
+        if timeout_s is not None:
+            limits = replace(limits, timeout=timedelta(seconds=timeout_s))
+        if gpus is not None:
+            limits = replace(limits, gpus=gpus)
         overrides: dict[str, object] = {
             key: value
             for key, value in (
@@ -64,7 +76,7 @@ def render_job(
             )
             if value is not None
         }
-        config = KubernetesRunnerConfig(**overrides)  # type: ignore[arg-type]
+        config = kubernetes_runner_config(settings, **overrides)
         spec = RunSpec(
             run_id=run_id,
             image=image,

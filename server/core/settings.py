@@ -9,10 +9,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from runner.kubernetes.config import Toleration
+from server.core import k8s_settings
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -54,6 +57,18 @@ def parse_size(value: object) -> int:
     raise ValueError(f"not a size: {value!r} (expected bytes or a number with k/m/g/t, e.g. '4g')")
 
 
+_DURATION_FIELDS = (
+    "run_timeout",
+    "preflight_timeout",
+    "lease_ttl",
+    "poll_interval",
+    "k8s_ttl_seconds",
+    "k8s_startup_allowance",
+    "k8s_schedule_timeout",
+    "k8s_queue_timeout",
+)
+
+
 class Settings(BaseSettings):
     """Everything the server, the worker and the admin commands read from the environment."""
 
@@ -83,6 +98,10 @@ class Settings(BaseSettings):
     keep_archives: bool = False
     registry: str | None = None
 
+    # Signs the web session and CSRF cookies. Unset: a random key kept in DATA_DIR/web-session.key.
+    # Set it (the same value everywhere) when several servers sit behind one load balancer.
+    session_secret: SecretStr | None = None
+
     embedded_worker: bool = True
     lease_ttl: timedelta = timedelta(seconds=60)
     poll_interval: timedelta = timedelta(seconds=1)
@@ -90,21 +109,56 @@ class Settings(BaseSettings):
     bootstrap_resamples: int = Field(default=2000, ge=100)
     bootstrap_seed: int = 0
 
-    @field_validator("run_memory", "max_upload_bytes", mode="before")
+    # Kubernetes runner (CSAWM_RUNNER=kubernetes); formats and the mapping onto
+    # KubernetesRunnerConfig in server.core.k8s_settings. The defaults match k8s/.
+    k8s_namespace: str = "csawm-eval"
+    k8s_service_account: str = "csawm-model"
+    k8s_collector_image: str = "csawm-leaderboard:latest"
+    k8s_node_selector: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    k8s_tolerations: Annotated[tuple[Toleration, ...], NoDecode] = (Toleration(key="nvidia.com/gpu"),)
+    k8s_runtime_class: str | None = None
+    k8s_gpu_resource: str = Field(default="nvidia.com/gpu", pattern=r"^[a-z0-9.-]+/[A-Za-z0-9._-]+$")
+    k8s_test_images_pvc: str = "csawm-test-images"
+    k8s_input_sub_path: str = "{phase}"
+    k8s_recursive_read_only: bool = False
+    k8s_image_pull_secrets: Annotated[tuple[str, ...], NoDecode] = ()
+    k8s_image_pull_policy: Literal["IfNotPresent", "Always"] = "IfNotPresent"
+    k8s_kueue_queue: str | None = Field(default=None, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
+    k8s_ttl_seconds: timedelta = timedelta(hours=1)
+    k8s_startup_allowance: timedelta = timedelta(minutes=15)
+    k8s_schedule_timeout: timedelta = timedelta(minutes=10)
+    k8s_queue_timeout: timedelta = timedelta(hours=24)
+    k8s_max_collect_bytes: int = 4 * 1024**2
+
+    @field_validator("run_memory", "max_upload_bytes", "k8s_max_collect_bytes", mode="before")
     @classmethod
     def _sizes(cls, value: object) -> int:
         return parse_size(value)
 
-    @field_validator("run_timeout", "preflight_timeout", "lease_ttl", "poll_interval", mode="before")
+    @field_validator(*_DURATION_FIELDS, mode="before")
     @classmethod
     def _durations(cls, value: object) -> object:
         return parse_duration(value)
 
-    @field_validator("run_timeout", "preflight_timeout", "lease_ttl", "poll_interval")
+    @field_validator(*_DURATION_FIELDS)
     @classmethod
     def _positive_duration(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be a positive duration")
+        return value
+
+    @field_validator("session_secret", mode="before")
+    @classmethod
+    def _session_secret(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and len(text.encode()) < 32:
+            # The message must not echo the value: it is a secret.
+            raise ValueError(
+                'must be at least 32 bytes (e.g. the output of `python3 -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"`)'
+            )
         return value
 
     @field_validator("registry")
@@ -114,6 +168,33 @@ class Settings(BaseSettings):
             return None
         if "/" in value or "@" in value or " " in value:
             raise ValueError("must be a registry host[:port], e.g. registry.example.org:5000")
+        return value
+
+    @field_validator("k8s_node_selector", mode="before")
+    @classmethod
+    def _node_selector(cls, value: object) -> dict[str, str]:
+        return k8s_settings.parse_node_selector(value)
+
+    @field_validator("k8s_tolerations", mode="before")
+    @classmethod
+    def _tolerations(cls, value: object) -> tuple[Toleration, ...]:
+        return k8s_settings.parse_tolerations(value)
+
+    @field_validator("k8s_image_pull_secrets", mode="before")
+    @classmethod
+    def _name_list(cls, value: object) -> tuple[str, ...]:
+        return k8s_settings.parse_name_list(value)
+
+    @field_validator("k8s_runtime_class", "k8s_kueue_queue", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator(*k8s_settings.CONFIG_FIELD_OF_SETTING)
+    @classmethod
+    def _k8s_field(cls, value: object, info: ValidationInfo) -> object:
+        assert info.field_name is not None
+        k8s_settings.check_config_field(info.field_name, value)
         return value
 
     @model_validator(mode="after")
@@ -126,6 +207,10 @@ class Settings(BaseSettings):
             raise ValueError("CSAWM_LEASE_TTL must be at least 3 seconds (the heartbeat runs every third)")
         if self.database_url is not None and not self.database_url.startswith(("sqlite", "postgresql")):
             raise ValueError("CSAWM_DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        try:
+            k8s_settings.kubernetes_runner_config(self)
+        except ValueError as exc:
+            raise ValueError(f"CSAWM_K8S_* settings: {exc}") from None
         return self
 
     @property

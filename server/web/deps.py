@@ -10,13 +10,13 @@ from server.core.deps import DatabaseDep, StateDep
 from server.core.principal import Principal
 from server.web import queries
 from server.web.cache import PlotCache, plot_cache
-from server.web.session import SessionSigner, load_secret
+from server.web.session import SessionSigner, session_key
 
 
 def get_signer(state: StateDep) -> SessionSigner:
     signer = state.extras.get("web_signer")
     if signer is None:
-        signer = SessionSigner.from_secret(load_secret(state.settings.data_dir))
+        signer = SessionSigner.from_secret(session_key(state.settings))
         state.extras["web_signer"] = signer
     assert isinstance(signer, SessionSigner)
     return signer

@@ -2,10 +2,15 @@
 
 The Markdown files stay readable on their own (GitHub, an editor); where a guide has the line
 ``<!-- limits -->`` the page inserts a table of the values this server enforces now.
+
+Where the files are: in a source checkout (an editable install), ``docs/`` beside the packages; in
+an installed copy (the server image), ``<sys.prefix>/share/csawm/docs``, where the top-level
+Dockerfile copies them. The checkout wins, so an edited guide shows without reinstalling.
 """
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,9 +18,22 @@ from markdown_it import MarkdownIt
 
 from server.core.settings import Settings
 
-DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
+SOURCE_DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
+INSTALLED_DOCS_DIR = Path(sys.prefix) / "share" / "csawm" / "docs"
+DOCS_DIRS = (SOURCE_DOCS_DIR, INSTALLED_DOCS_DIR)
 GUIDES = {"submitting": "Submitting a model", "maintaining": "Maintaining the leaderboard"}
 LIMITS_MARKER = "<!-- limits -->"
+
+
+def find_guide(name: str, dirs: tuple[Path, ...] = DOCS_DIRS) -> Path | None:
+    """The Markdown file of guide `name` (a key of `GUIDES`) in the first of `dirs` holding it."""
+    if name not in GUIDES:
+        return None
+    for directory in dirs:
+        path = directory / f"{name}.md"
+        if path.is_file():
+            return path
+    return None
 
 
 def render_markdown(source: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -41,6 +42,8 @@ from server.web.cache import board as cache_board
 from server.web.deps import PlotCacheDep, SignerDep, WebUser
 from server.web.session import CsrfError
 from server.web.templating import error_page, not_found, render, staff_only
+
+log = logging.getLogger("csawm.web")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"style.css": "text/css; charset=utf-8", "sort.js": "text/javascript; charset=utf-8"}
@@ -414,8 +417,10 @@ def guide_page(
     name: str, request: Request, settings: SettingsDep, signer: SignerDep, user: WebUser
 ) -> HTMLResponse:
     title = guides.GUIDES.get(name)
-    path = guides.DOCS_DIR / f"{name}.md"
-    if title is None or not path.is_file():
+    path = guides.find_guide(name)
+    if title is None or path is None:
+        if title is not None:
+            log.warning("guide %r not found in %s", name, ", ".join(map(str, guides.DOCS_DIRS)))
         return not_found(request, signer, user, f"Guide {name!r}")
     source = path.read_text(encoding="utf-8")
     before, marker, after = source.partition(guides.LIMITS_MARKER)

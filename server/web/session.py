@@ -10,8 +10,10 @@ carries the same nonce in a hidden field and a post is accepted only when both m
 (``hmac.compare_digest``) and, when the browser sends an ``Origin`` header, it names this server.
 Both cookies are ``HttpOnly`` and ``SameSite=Lax`` (and ``Secure`` when the page came over HTTPS).
 
-The signing key is 32 random bytes in ``DATA_DIR/web-session.key`` (mode 0600), created on first use.
-Servers that share one database and sit behind one load balancer must share that file.
+The signing key is ``CSAWM_SESSION_SECRET`` when set; otherwise 32 random bytes in
+``DATA_DIR/web-session.key`` (mode 0600), created on first use. Servers that share one database and
+sit behind one load balancer must share the key: set the same ``CSAWM_SESSION_SECRET`` on each (or
+share the file). Changing the key logs every browser out.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from pathlib import Path
 
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from server.core.settings import Settings
 
 SESSION_COOKIE = "csawm_session"
 CSRF_COOKIE = "csawm_csrf"
@@ -61,6 +65,13 @@ def load_secret(data_dir: Path) -> bytes:
     if len(key) < 32:
         raise ValueError(f"{path} holds {len(key)} bytes; the web session key needs at least 32")
     return key
+
+
+def session_key(settings: Settings) -> bytes:
+    """The cookie signing key: ``CSAWM_SESSION_SECRET`` when set, else the key file in ``DATA_DIR``."""
+    if settings.session_secret is not None:
+        return settings.session_secret.get_secret_value().encode()
+    return load_secret(settings.data_dir)
 
 
 @dataclass(frozen=True)

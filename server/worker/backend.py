@@ -1,5 +1,8 @@
 """What the worker needs to know about a backend beyond `runner.spec.Runner`.
 
+`run_limits`: the limits of one phase from the ``CSAWM_RUN_*`` settings, the same for every backend
+(``csawm k8s render-job`` uses it too, so the Job it prints carries the worker's limits).
+
 `expected_handle`: the handle a backend will give a spec, known before the run starts. A worker
 records it *before* calling ``start``, so that if the worker dies between starting the container
 (or Job) and writing down what it started, the worker that takes the run over still knows what to
@@ -9,9 +12,29 @@ stop: a run never executes twice at once. Backends name their objects from ``(ru
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from runner.spec import RunSpec
+from runner.spec import RunLimits, RunSpec
+from server.core.settings import Settings
+
+# A preflight failure shows the submitter the whole log (it runs on public or synthetic images).
+PREFLIGHT_LOG_LINES = 2000
+PREFLIGHT_LOG_BYTES = 256 * 1024
+
+
+def run_limits(settings: Settings, phase: str) -> RunLimits:
+    """Limits of a ``preflight`` or ``hidden`` run: ``CSAWM_RUN_MEMORY``, ``CSAWM_RUN_CPUS``,
+    ``CSAWM_RUN_GPUS``, and ``CSAWM_PREFLIGHT_TIMEOUT`` or ``CSAWM_RUN_TIMEOUT``."""
+    limits = RunLimits(
+        timeout=settings.preflight_timeout if phase == "preflight" else settings.run_timeout,
+        memory_bytes=settings.run_memory,
+        cpus=settings.run_cpus,
+        gpus=settings.run_gpus,
+    )
+    if phase == "preflight":
+        return replace(limits, log_tail_lines=PREFLIGHT_LOG_LINES, log_tail_bytes=PREFLIGHT_LOG_BYTES)
+    return limits
 
 
 def expected_handle(runner: Any, spec: RunSpec) -> str | None:

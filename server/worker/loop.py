@@ -37,15 +37,13 @@ from server.core.db import Database
 from server.core.settings import Settings
 from server.models import FailedPhase, RunStatus, Submission
 from server.quota import service as quota
-from server.worker.backend import expected_handle, image_present
+from server.worker.backend import PREFLIGHT_LOG_BYTES, expected_handle, image_present, run_limits
 from server.worker.evaluation import EvaluationSet
 from server.worker.queue import Lease, lease_next, renew
 from server.worker.transitions import LeaseLost, transition
 
 log = logging.getLogger("csawm.worker")
 
-PREFLIGHT_LOG_LINES = 2000
-PREFLIGHT_LOG_BYTES = 256 * 1024
 PREDICTIONS_FILE = "predictions.csv"
 
 
@@ -54,14 +52,20 @@ class ImageLoader(Protocol):
 
 
 def build_runner(settings: Settings) -> Any:
-    """The execution backend named by ``CSAWM_RUNNER`` (clients are created lazily by the backends)."""
+    """The execution backend named by ``CSAWM_RUNNER``, configured from the settings.
+
+    The Kubernetes runner gets its ``CSAWM_K8S_*`` settings through `kubernetes_runner_config`
+    (the same mapping ``csawm k8s render-job`` uses). Both backends create their API clients on
+    first use, so building a runner needs neither an engine nor a cluster.
+    """
     if settings.runner == "docker":
         from runner.docker_backend import DockerRunner
 
         return DockerRunner(remove_containers=True)
     from runner.kubernetes.executor import KubernetesRunner
+    from server.core.k8s_settings import kubernetes_runner_config
 
-    return KubernetesRunner()
+    return KubernetesRunner(kubernetes_runner_config(settings))
 
 
 def worker_id() -> str:
@@ -288,22 +292,7 @@ class Worker:
         return loaded
 
     def _limits(self, phase: str) -> RunLimits:
-        s = self.settings
-        base = RunLimits(
-            timeout=s.preflight_timeout if phase == "preflight" else s.run_timeout,
-            memory_bytes=s.run_memory,
-            cpus=s.run_cpus,
-            gpus=s.run_gpus,
-        )
-        if phase == "preflight":
-            return RunLimits(
-                **{
-                    **base.__dict__,
-                    "log_tail_lines": PREFLIGHT_LOG_LINES,
-                    "log_tail_bytes": PREFLIGHT_LOG_BYTES,
-                }
-            )
-        return base
+        return run_limits(self.settings, phase)
 
     def _run_dir(self, ctx: _Context) -> Path:
         return self.settings.data_dir / "runs" / str(ctx.sub_id) / f"a{ctx.lease.attempt}"

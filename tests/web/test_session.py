@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import re
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi import Request, Response
+from fastapi.testclient import TestClient
 
-from server.web.session import CSRF_COOKIE, SESSION_COOKIE, CsrfError, SessionSigner, load_secret
+from server.accounts import service as accounts
+from server.app import create_app
+from server.core.settings import SettingsError, load_settings
+from server.models import Role
+from server.web.session import (
+    CSRF_COOKIE,
+    KEY_FILE,
+    SESSION_COOKIE,
+    CsrfError,
+    SessionSigner,
+    load_secret,
+    session_key,
+)
+
+SECRET = "shared-by-every-replica-0123456789abcdef"
 
 
 def _request(cookies: dict[str, str] | None = None, origin: str | None = None) -> Request:
@@ -81,3 +98,62 @@ def test_csrf_nonce_must_match_the_cookie_and_the_origin(tmp_path: Path) -> None
     signer.csrf_for_form(_request(cookies))
     signer.attach_csrf(_request(cookies), again)
     assert CSRF_COOKIE not in _cookies(again)
+
+
+def test_configured_secret_replaces_the_key_file(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "a", session_secret=SECRET)
+    assert session_key(settings) == SECRET.encode()
+    assert not (tmp_path / "a" / KEY_FILE).exists()
+    unset = load_settings(data_dir=tmp_path / "b")
+    assert session_key(unset) == (tmp_path / "b" / KEY_FILE).read_bytes()
+
+
+def test_short_secret_fails_fast_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSAWM_SESSION_SECRET", "hunter2-too-short")
+    with pytest.raises(SettingsError, match=r"CSAWM_SESSION_SECRET: .*at least 32 bytes") as info:
+        load_settings()
+    assert "hunter2" not in str(info.value)
+    monkeypatch.setenv("CSAWM_SESSION_SECRET", SECRET)
+    settings = load_settings()
+    assert SECRET not in repr(settings)  # a SecretStr: never in logs or tracebacks
+
+
+def _login(client: TestClient, token: str) -> None:
+    form = client.get("/login")
+    match = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert match, "no CSRF field on the login page"
+    response = client.post(
+        "/login", data={"token": token, "csrf_token": match.group(1), "next": "/team"}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+
+
+def test_servers_sharing_the_secret_accept_each_others_sessions(tmp_path: Path) -> None:
+    """Two servers behind one load balancer: one database, separate DATA_DIRs, one CSAWM_SESSION_SECRET.
+    A browser logged in on one is logged in on the other; a server with another key is not fooled."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+
+    def app(name: str, secret: str | None) -> TestClient:
+        settings = load_settings(
+            data_dir=tmp_path / name, database_url=url, embedded_worker=False, session_secret=secret
+        )
+        return TestClient(create_app(settings, embedded_worker=False, migrate_on_start=True))
+
+    with app("a", SECRET) as first, app("b", SECRET) as second, app("c", None) as other:
+        db = first.app.state.csawm.db  # type: ignore[attr-defined]
+        with db.transaction() as session:
+            accounts.create_team(session, "Alpha", actor="test")
+            accounts.create_user(
+                session, "a@alpha.example", role=Role.RESEARCHER, team_name="Alpha", actor="t"
+            )
+            _, token = accounts.issue_token(
+                session, "a@alpha.example", expires_in=timedelta(days=1), actor="t"
+            )
+        _login(first, token)
+        cookie = first.cookies[SESSION_COOKIE]
+        second.cookies.set(SESSION_COOKIE, cookie)
+        other.cookies.set(SESSION_COOKIE, cookie)
+        on_second = second.get("/team", follow_redirects=False)  # logged in: to the team's page
+        assert on_second.status_code == 303 and on_second.headers["location"] == "/teams/Alpha"
+        on_other = other.get("/team", follow_redirects=False)
+        assert on_other.status_code == 303 and on_other.headers["location"].startswith("/login")

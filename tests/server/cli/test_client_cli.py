@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse
 from srvtest import factories as f
 from srvtest.app import make_settings
 from srvtest.archives import write_archive
@@ -57,8 +62,9 @@ def test_submit_wait_status_logs_leaderboard_quota(server: tuple[str, Database],
         "--wait",
     )
     assert code == 0, err
-    assert "succeeded" in out and "kendall_tau_b" in out
+    assert "succeeded" in out and "tau-b" in out and "AMAE" in out
     sub_id = out.split()[1]
+    assert f"report: {url}/submissions/{sub_id}" in out
     code, out, _ = _run(url, token, "status", sub_id)
     assert code == 0 and "'cli model' (alpha): succeeded" in out and "preflight" in out
     code, out, _ = _run(url, token, "status", sub_id, "--json")
@@ -93,3 +99,166 @@ def test_errors_are_one_line_with_exit_codes(server: tuple[str, Database], tmp_p
     maint = f.user(db, "m@x.org", role=Role.MAINTAINER)
     code, _, err = _run(url, maint, "quota")
     assert code == 2 and "no team" in err
+
+
+def _ci(text: str, label: str) -> tuple[float, float, float]:
+    """(value, low, high) of a ``LABEL value [low, high]`` line."""
+    match = re.search(rf"{label}\s+(-?[\d.]+) \[(-?[\d.]+), (-?[\d.]+)\]", text)
+    assert match, f"no {label} with a CI in {text!r}"
+    value, low, high = (float(g) for g in match.groups())
+    return value, low, high
+
+
+def test_submit_wait_ends_with_tau_b_and_amae_with_cis(server: tuple[str, Database], tmp_path: Path) -> None:
+    url, db = server
+    f.team(db, "alpha")
+    token = f.user(db, "a@x.org", team="alpha")
+    write_archive(tmp_path / "m.tar", seed="ci")
+    code, out, err = _run(url, token, "submit", str(tmp_path / "m.tar"), "--name", "ci", "--wait")
+    assert code == 0, err
+    sub_id = int(out.split()[1])
+    for label in ("tau-b", "AMAE"):
+        value, low, high = _ci(out, label)
+        assert low <= value <= high
+    # The same numbers the API reports.
+    code, raw, _ = _run(url, token, "status", str(sub_id), "--json")
+    masking = json.loads(raw)["metrics"]["masking"]
+    assert _ci(out, "tau-b")[0] == round(masking["kendall_tau_b"]["value"], 4)
+    assert _ci(out, "AMAE")[0] == round(masking["amae"]["value"], 4)
+    # Without a terminal the stages are plain stderr lines ending with the final one.
+    stages = [line.split()[0].rstrip(":") for line in err.splitlines() if line.startswith("  ")]
+    assert stages[-1] == "succeeded", err
+
+
+def test_submit_wait_shows_a_live_status_on_a_terminal(server: tuple[str, Database], tmp_path: Path) -> None:
+    url, db = server
+    f.team(db, "alpha")
+    token = f.user(db, "a@x.org", team="alpha")
+    write_archive(tmp_path / "m.tar", seed="tty")
+    result = CliRunner().invoke(
+        cli,
+        ["submit", str(tmp_path / "m.tar"), "--name", "tty", "--wait"],
+        env={"CSAWM_SERVER_URL": url, "CSAWM_TOKEN": token, "TTY_COMPATIBLE": "1", "COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.stderr
+    sub_id = int(result.stdout.split()[1])
+    # rich's spinner line: "submission N: <stage> · <elapsed>", redrawn in place on stderr.
+    stages = re.findall(rf"submission {sub_id}: (\w+)[^·\n]* · \d+s", result.stderr)
+    assert stages and stages[-1] == "succeeded", result.stderr
+    assert "\x1b[" in result.stderr  # drawn with terminal control codes, not as plain lines
+
+
+def test_submit_without_wait_prints_the_report_url_and_json_stays_pure(
+    server: tuple[str, Database], tmp_path: Path
+) -> None:
+    url, db = server
+    f.team(db, "alpha")
+    token = f.user(db, "a@x.org", team="alpha")
+    digest = write_archive(tmp_path / "m.tar", seed="url")
+    code, out, err = _run(url, token, "submit", str(tmp_path / "m.tar"), "--name", "u", "--json")
+    assert code == 0, err
+    sub = json.loads(out)  # stdout is the server's JSON and nothing else
+    assert sub["image_digest"] == digest
+    assert err.strip().endswith(f"report: {url}/submissions/{sub['id']}")
+    # One active run per team: let the first finish before the second upload.
+    for _ in range(300):
+        if json.loads(_run(url, token, "status", str(sub["id"]), "--json")[1])["status"] == "succeeded":
+            break
+        time.sleep(0.1)
+    write_archive(tmp_path / "n.tar", seed="url2")
+    code, out, err = _run(url, token, "submit", str(tmp_path / "n.tar"), "--name", "n")
+    assert code == 0, err
+    first, second = out.splitlines()
+    assert first.startswith("submission ") and second == f"report: {url}/submissions/{first.split()[1]}"
+
+
+def test_every_read_command_has_json(server: tuple[str, Database], tmp_path: Path) -> None:
+    url, db = server
+    f.team(db, "alpha")
+    token = f.user(db, "a@x.org", team="alpha")
+    write_archive(tmp_path / "m.tar", seed="json")
+    code, out, err = _run(url, token, "submit", str(tmp_path / "m.tar"), "--name", "j", "--wait", "--json")
+    assert code == 0, err
+    sub = json.loads(out)
+    assert sub["status"] == "succeeded"
+    sub_id = str(sub["id"])
+    code, out, _ = _run(url, token, "logs", sub_id, "--json")
+    assert code == 0 and json.loads(out) == {
+        "id": sub["id"],
+        "status": "succeeded",
+        "log_tail": "predicted hidden\n",
+    }
+    assert json.loads(_run(url, token, "status", sub_id, "--json")[1])["id"] == sub["id"]
+    assert "rows" in json.loads(_run(url, None, "leaderboard", "--json")[1])
+    assert json.loads(_run(url, token, "quota", "--json")[1])["team"] == "alpha"
+
+
+def test_a_failed_run_exits_1(tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path) -> None:
+    digest = write_archive(tmp_path / "m.tar", seed="crash")
+    settings = make_settings(
+        tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, bootstrap_resamples=200, poll_interval=0.2
+    )
+    runner = FakeRunner(behaviours={digest: "crash"})
+    app = create_app(settings, runner=runner, embedded_worker=True, migrate_on_start=True)
+    with live_server(app) as url:
+        db = app.state.csawm.db
+        f.team(db, "alpha")
+        token = f.user(db, "a@x.org", team="alpha")
+        code, out, err = _run(url, token, "submit", str(tmp_path / "m.tar"), "--name", "c", "--wait")
+        assert code == 1, err
+        assert "failed" in out and "nonzero_exit" in out
+        sub_id = out.split()[1]
+        code, _, _ = _run(url, token, "status", sub_id)
+        assert code == 1
+        code, out, _ = _run(url, token, "logs", sub_id)
+        assert code == 0 and "ValueError: boom" in out
+
+
+def _misbehaving_server() -> FastAPI:
+    """Answers the client's routes the way a broken deployment or a wrong URL would."""
+    app = FastAPI()
+
+    @app.get("/api/v1/quota")
+    def quota() -> JSONResponse:
+        return JSONResponse({"error": {"message": "database is down"}}, status_code=503)
+
+    @app.get("/api/v1/leaderboard")
+    def leaderboard() -> HTMLResponse:
+        return HTMLResponse("<html>a different site</html>")
+
+    @app.get("/api/v1/submissions/{sub_id}")
+    def status(sub_id: int) -> JSONResponse:
+        return JSONResponse({"error": {"message": "not your team"}}, status_code=403)
+
+    @app.get("/api/v1/submissions/{sub_id}/logs")
+    def logs(sub_id: int) -> JSONResponse:
+        return JSONResponse({"detail": "bad"}, status_code=422)
+
+    return app
+
+
+def test_exit_codes_for_server_faults_foreign_answers_and_usage(tmp_path: Path) -> None:
+    with live_server(_misbehaving_server()) as url:
+        code, _, err = _run(url, "tok", "quota")
+        assert code == 3 and err == "error: database is down [HTTP 503]\n"
+        code, _, err = _run(url, None, "leaderboard")
+        assert code == 3 and "without JSON" in err and err.count("\n") == 1
+        code, _, err = _run(url, "tok", "status", "4")
+        assert code == 3 and err == "error: not your team [HTTP 403]\n"
+        code, _, err = _run(url, "tok", "logs", "4", "--json")
+        assert code == 2 and "[HTTP 422]" in err
+    code, _, err = _run(url, None, "quota")
+    assert code == 3 and "no API token" in err
+    code, _, err = _run("ftp://example.invalid", "tok", "quota")
+    assert code == 2 and "invalid server URL" in err
+    code, _, err = _run(url, "tok", "status", "not-a-number")
+    assert code == 2
+    (tmp_path / "m.tar").write_bytes(b"x")
+    code, _, err = _run(url, "tok", "submit", str(tmp_path / "m.tar"))  # --name is required
+    assert code == 2 and "--name" in err
+    card = tmp_path / "card.json"
+    card.write_text("{not json")
+    code, _, err = _run(
+        url, "tok", "submit", str(tmp_path / "m.tar"), "--name", "x", "--method-card", str(card)
+    )
+    assert code == 2 and "--method-card" in err
