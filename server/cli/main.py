@@ -42,6 +42,10 @@ def _register() -> None:
     app.command("score")(score_cli.score)
     app.command("synth")(synth_cli.synth)
     app.command("check")(check_cli.check)
+    # Maintainers: the reference baselines
+    from server.cli import seed as seed_cli
+
+    app.command("seed-baselines")(seed_cli.seed_baselines)
 
 
 _register()

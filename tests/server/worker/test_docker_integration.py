@@ -321,3 +321,71 @@ def test_engine_unreachable_mid_run_is_retried_once_then_refunded(
         handle = (sub.runner_handle or "").removeprefix("docker:")
         for name in _containers(docker_client, handle.rsplit("-a", 1)[0]):
             docker_client.containers.get(name).remove(force=True)
+
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _restart_dockerd(timeout: float = 90.0) -> None:
+    """Stop the real engine (SIGTERM, as an operator's restart does) and start it again with
+    scripts/ensure-docker. Without live-restore the engine kills every running container."""
+    pid = int(Path("/var/run/docker.pid").read_text().strip())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            raise AssertionError("dockerd did not stop")
+        time.sleep(0.2)
+    subprocess.run([str(REPO / "scripts" / "ensure-docker")], check=True, timeout=timeout)
+
+
+@pytest.mark.skipif(not Path("/var/run/docker.pid").exists(), reason="needs a dockerd this machine controls")
+def test_real_dockerd_restart_mid_run_is_infra_error_then_retried_or_refunded(
+    tmp_path: Path,
+    sqlite_url: str,
+    synthetic_benchmark: Path,
+    model_archives: dict[str, Path],
+    docker_client: docker.DockerClient,
+) -> None:
+    """Issue 4: `dockerd` restarted mid-run. The first attempt ends as an infrastructure failure
+    (never charged to the team); the worker retries once. Whatever the retry gives, the run ends
+    exactly once and the ledger is consistent: succeeded -> one charge; failed -> infra_error,
+    charge + refund."""
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        benchmark_dir=synthetic_benchmark,
+        bootstrap_resamples=200,
+        max_upload_bytes=1024**3,
+        max_attempts=2,
+        lease_ttl=timedelta(seconds=5),
+        poll_interval=0.2,
+    )
+    with running_api(settings) as api:
+        token = _team(api.db)
+        sub_id = _upload(api, token, model_archives["slow"], "slow")
+        worker = Worker(settings, api.db, DockerRunner(), name="w")
+        worker.start_thread()
+        try:
+            _until(
+                lambda: (_sub(api.db, sub_id).runner_handle or "").endswith("-hidden-a1"), what="hidden run"
+            )
+            _restart_dockerd()
+            _until(
+                lambda: _sub(api.db, sub_id).status.value in ("succeeded", "failed"),
+                timeout=240,
+                what="the run to end",
+            )
+        finally:
+            worker.stop()
+        sub = _sub(api.db, sub_id)
+        body = api.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(token)).json()
+        notes = " ".join(e["note"] or "" for e in body["events"])
+        assert "will retry" in notes, notes
+        assert sub.attempt == 2
+        if sub.status.value == "succeeded":
+            assert _ledger(api.db, sub_id) == ["charge"]
+        else:
+            assert sub.error_code == "infra_error"
+            assert _ledger(api.db, sub_id) == ["charge", "refund"]
+    assert docker_client.ping()

@@ -1,0 +1,284 @@
+"""``csawm seed-baselines``: train, build and queue the two reference models as leaderboard baselines.
+
+Steps, each reused when already done:
+
+1. the offline base images exist (``scripts/build-base-images``; skipped for another ``--base-image``);
+2. each reference image (one-hot, multi-hot) is built by `reference_models.build` — trained inside the
+   torch base image from the training split of ``--train-data`` (default ``CSAWM_BENCHMARK_DIR``), or
+   from given ``--weights``; the image tag hashes every input, so an unchanged re-run trains nothing;
+3. each image is ``docker save``\\ d to ``DATA_DIR/archives/baseline-<kind>-<id>.tar`` and queued as a
+   baseline of the system team (`server.submissions.service.create_baseline`: no quota) through the
+   normal run queue, unless a baseline with the same image digest already counts (re-runs reuse it);
+4. with ``--wait`` (the default) an in-process worker (the same `server.worker.loop.Worker` as
+   ``csawm worker``) runs the queue until both baselines are finished; with ``--no-wait`` a running
+   ``csawm serve`` or ``csawm worker`` picks them up.
+
+Exit codes: 0 ok, 1 a training, build or baseline run failed, 2 bad arguments or settings.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+from sqlalchemy.orm import undefer
+
+from reference_models.build import (
+    DEFAULT_BASE_IMAGE,
+    QUICK_BATCH,
+    QUICK_RESOLUTION,
+    QUICK_STEPS,
+    BuildError,
+    build_reference_image,
+    image_id,
+)
+from reference_models.rules import ModelKind
+from server.cli._server_common import cli_actor, fail, open_database, reported_errors, settings_or_exit
+from server.core import migrate
+from server.core.db import Database
+from server.core.settings import Settings
+from server.models import TERMINAL_STATUSES, RunStatus, Submission
+from server.submissions import service
+
+EXIT_FAILED = 1
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD_BASE_IMAGES = REPO_ROOT / "scripts" / "build-base-images"
+BASE_IMAGES = ("csawm-base/python:bookworm", DEFAULT_BASE_IMAGE)
+KINDS = (ModelKind.ONE_HOT, ModelKind.MULTI_HOT)
+BASELINE_NAMES = {ModelKind.ONE_HOT: "ResNet-34 one-hot", ModelKind.MULTI_HOT: "ResNet-34 multi-hot"}
+
+
+@dataclass(frozen=True)
+class SeededBaseline:
+    """One reference model on its way to the leaderboard: its image, digest and submission."""
+
+    kind: ModelKind
+    tag: str
+    digest: str
+    submission_id: int
+    reused: bool
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """``"96x78"`` -> ``(96, 78)`` (height, width)."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts) or min(int(p) for p in parts) < 16:
+        raise typer.BadParameter(f"expected HEIGHTxWIDTH with both at least 16, e.g. 96x78; got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def ensure_base_images(base_image: str) -> None:
+    """Build the offline base images when the default one is missing (cached by tag in the script)."""
+    if base_image != DEFAULT_BASE_IMAGE:
+        if image_id(base_image) is None:
+            raise BuildError(f"base image {base_image} is not in the local Docker engine")
+        return
+    if all(image_id(tag) is not None for tag in BASE_IMAGES):
+        return
+    if not BUILD_BASE_IMAGES.is_file():
+        raise BuildError(
+            f"base images missing and {BUILD_BASE_IMAGES} not found (run it from a source checkout)"
+        )
+    typer.echo("building the offline base images (scripts/build-base-images, a few minutes once)", err=True)
+    result = subprocess.run([str(BUILD_BASE_IMAGES)], check=False)
+    if result.returncode != 0:
+        raise BuildError(f"scripts/build-base-images failed with exit code {result.returncode}")
+
+
+def existing_baseline(db: Database, digest: str) -> int | None:
+    """The id of a baseline of this image that still counts (not cancelled, not lost to infra)."""
+    with db.transaction(write=False) as session:
+        rows = session.execute(
+            select(Submission.id, Submission.status, Submission.error_code)
+            .where(Submission.baseline.is_(True), Submission.image_digest == digest)
+            .order_by(Submission.id)
+        ).all()
+    for sub_id, status, error_code in rows:
+        if status == RunStatus.CANCELLED or (status == RunStatus.FAILED and error_code == "infra_error"):
+            continue
+        return int(sub_id)
+    return None
+
+
+def save_archive(tag: str, digest: str, kind: ModelKind, archives: Path) -> Path:
+    """``docker save`` `tag` to ``archives/baseline-<kind>-<digest12>.tar`` (kept when present)."""
+    path = archives / f"baseline-{kind.value}-{digest.removeprefix('sha256:')[:12]}.tar"
+    if path.is_file():
+        return path
+    archives.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tar.part")
+    with partial.open("wb") as out:
+        result = subprocess.run(["docker", "save", tag], stdout=out, stderr=subprocess.PIPE, check=False)
+    if result.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise BuildError(
+            f"docker save {tag} failed: {result.stderr.decode(errors='replace').strip()[-1000:]}"
+        )
+    partial.rename(path)
+    return path
+
+
+def queue_baseline(
+    db: Database, settings: Settings, kind: ModelKind, tag: str, description: str
+) -> SeededBaseline:
+    """Queue the image `tag` as a baseline unless one with the same digest already counts."""
+    digest = image_id(tag)
+    if digest is None:
+        raise BuildError(f"image {tag} disappeared from the Docker engine")
+    earlier = existing_baseline(db, digest)
+    if earlier is not None:
+        return SeededBaseline(kind, tag, digest, earlier, reused=True)
+    archive = save_archive(tag, digest, kind, settings.data_dir / "archives")
+    with db.transaction() as session:
+        sub = service.create_baseline(
+            session,
+            settings,
+            name=BASELINE_NAMES[kind],
+            image_digest=digest,
+            archive_path=archive.resolve(),
+            description=description,
+            actor=cli_actor(),
+        )
+        sub_id = sub.id
+    return SeededBaseline(kind, tag, digest, sub_id, reused=False)
+
+
+def wait_in_process(db: Database, settings: Settings, ids: list[int]) -> dict[int, Submission]:
+    """Run queued work with an in-process worker until every submission in `ids` is finished.
+
+    Another worker on the same database (``csawm serve``) may take some of the runs: leases keep a
+    run from being executed twice, and this loop then just polls.
+    """
+    from server.worker.loop import Worker, build_runner
+
+    worker = Worker(settings, db, build_runner(settings), name=None)
+    worker.evaluation  # noqa: B018 (prepare the test set now: fail fast on a broken benchmark)
+    poll = settings.poll_interval.total_seconds()
+    while True:
+        with db.transaction(write=False) as session:
+            query = select(Submission).where(Submission.id.in_(ids)).options(undefer(Submission.metrics))
+            subs = {s.id: s for s in session.scalars(query)}
+            for sub in subs.values():
+                session.expunge(sub)
+        if all(sub.status in TERMINAL_STATUSES for sub in subs.values()):
+            return subs
+        if not worker.run_once():
+            time.sleep(poll)
+
+
+def _describe(
+    steps: int, batch_size: int, resolution: tuple[int, int], lr: float | None, weights: Path | None
+) -> str:
+    if weights is not None:
+        return f"CSAW-M reference ResNet-34 with the weights given from {weights}."
+    schedule = f"lr {lr} (cosine)" if lr is not None else "lr 1e-3 cosine from random init"
+    return (
+        f"CSAW-M reference ResNet-34 trained by `csawm seed-baselines`: {steps} steps of batch "
+        f"{batch_size} at {resolution[0]}x{resolution[1]}, {schedule}, on the benchmark's training split."
+    )
+
+
+def seed_baselines(
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps per model.")] = QUICK_STEPS,
+    resolution: Annotated[
+        str, typer.Option("--resolution", help="Training and inference input HxW.")
+    ] = f"{QUICK_RESOLUTION[0]}x{QUICK_RESOLUTION[1]}",
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Training batch size.")
+    ] = QUICK_BATCH,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="Learning rate (default: train.py's schedule).")
+    ] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="Trained weights (DIR/<kind>/model.pt+config.json): no training."),
+    ] = None,
+    train_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--train-data", help="Dataset root whose training split is used (default CSAWM_BENCHMARK_DIR)."
+        ),
+    ] = None,
+    base_image: Annotated[
+        str, typer.Option("--base-image", help="Image with python3 + torch to train in and build on.")
+    ] = DEFAULT_BASE_IMAGE,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Run the baselines in-process until scored.")
+    ] = True,
+) -> None:
+    """Train (or take --weights), build and queue both reference models as leaderboard baselines."""
+    size = parse_resolution(resolution)
+    if lr is not None and not lr > 0:
+        raise fail(f"--lr must be positive, got {lr}")
+    settings = settings_or_exit()
+    data = train_data or settings.benchmark_dir
+    if data is None and weights is None:
+        raise fail("no training data: set CSAWM_BENCHMARK_DIR or pass --train-data DIR (or --weights DIR)")
+    if wait and settings.benchmark_dir is None:
+        raise fail(
+            "--wait needs CSAWM_BENCHMARK_DIR (the test set to run the baselines on); or use --no-wait"
+        )
+    if weights is not None and not weights.is_dir():
+        raise fail(f"--weights {weights} is not a directory")
+    if shutil.which("docker") is None:
+        raise fail("the docker CLI is not installed (run scripts/ensure-docker)")
+    description = _describe(steps, batch_size, size, lr, weights)
+    with open_database(settings) as db:  # fail before training, not after, on a stale schema
+        if not migrate.is_up_to_date(db.engine):
+            raise fail("the database schema is not at the latest migration; run `csawm db upgrade`")
+    try:
+        ensure_base_images(base_image)
+        tags = {
+            kind: build_reference_image(
+                kind,
+                Path(data or "."),
+                steps,
+                size,
+                lr,
+                weights,
+                batch_size=batch_size,
+                base_image=base_image,
+            )
+            for kind in KINDS
+        }
+    except BuildError as exc:
+        raise fail(str(exc), EXIT_FAILED) from None
+    with open_database(settings) as db, reported_errors():
+        seeded: list[SeededBaseline] = []
+        for kind in KINDS:
+            try:
+                seeded.append(queue_baseline(db, settings, kind, tags[kind], description))
+            except BuildError as exc:
+                raise fail(str(exc), EXIT_FAILED) from None
+        for item in seeded:
+            state = "already seeded as" if item.reused else "queued as"
+            typer.echo(
+                f"{item.kind.value}: {item.tag} ({item.digest[:19]}) {state} submission {item.submission_id}",
+                err=True,
+            )
+        if not wait:
+            for item in seeded:
+                typer.echo(f"{item.submission_id}\t{BASELINE_NAMES[item.kind]}\tqueued")
+            return
+        subs = wait_in_process(db, settings, [item.submission_id for item in seeded])
+    failed = False
+    for item in seeded:
+        sub = subs[item.submission_id]
+        tau = _tau(sub)
+        detail = f"tau-b {tau:.4f}" if tau is not None else (sub.error_message or "no tau-b")
+        typer.echo(f"{sub.id}\t{sub.name}\t{sub.status.value}\t{detail}")
+        failed |= sub.status != RunStatus.SUCCEEDED
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _tau(sub: Submission) -> float | None:
+    report = sub.metrics if isinstance(sub.metrics, dict) else None
+    value = (report or {}).get("masking", {}).get("kendall_tau_b", {}).get("value")
+    return float(value) if isinstance(value, int | float) else None

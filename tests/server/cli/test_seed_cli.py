@@ -1,0 +1,103 @@
+"""`csawm seed-baselines` without Docker: argument and settings errors, and the reuse rule (a baseline
+of the same image digest is not queued twice unless the earlier one was cancelled or lost to
+infrastructure). The whole path with real training and runs: tests/e2e (issue 6)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from server.cli.main import app
+from server.cli.seed import existing_baseline, parse_resolution
+from server.core import migrate
+from server.core.db import Database
+from server.core.settings import load_settings
+from server.models import RunStatus, Submission
+from server.submissions import service
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CSAWM_DATA_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("CSAWM_DATABASE_URL", raising=False)
+    monkeypatch.delenv("CSAWM_BENCHMARK_DIR", raising=False)
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    (tmp_path / "state").mkdir()
+    database = Database.connect(f"sqlite:///{tmp_path / 'state' / 'csawm.db'}")
+    migrate.upgrade(database.engine)
+    yield database
+    database.dispose()
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["seed-baselines", *args])
+    return result.exit_code, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "no training data: set CSAWM_BENCHMARK_DIR or pass --train-data"),
+        (("--no-wait", "--resolution", "96"), "expected HEIGHTxWIDTH"),
+        (("--no-wait", "--resolution", "8x8"), "both at least 16"),
+        (("--no-wait", "--lr", "0", "--train-data", "."), "--lr must be positive"),
+        (("--train-data", "."), "--wait needs CSAWM_BENCHMARK_DIR"),
+        (("--no-wait", "--weights", "/nonexistent/weights"), "is not a directory"),
+        (("--steps", "0"), "Invalid value for '--steps'"),
+    ],
+)
+def test_bad_arguments_exit_2_naming_the_problem(env: Path, args: tuple[str, ...], message: str) -> None:
+    code, err = _run(*args)
+    assert code == 2
+    assert message in " ".join(err.split())
+
+
+def test_resolution_is_height_by_width() -> None:
+    assert parse_resolution("96x78") == (96, 78)
+    assert parse_resolution("632X512") == (632, 512)
+
+
+def _baseline(db: Database, tmp_path: Path, name: str) -> int:
+    settings = load_settings(data_dir=tmp_path / "state")
+    archive = tmp_path / f"{name}.tar"
+    archive.write_bytes(b"not read here")
+    with db.transaction() as session:
+        return service.create_baseline(
+            session, settings, name=name, image_digest=DIGEST, archive_path=archive, actor="test"
+        ).id
+
+
+def _finish(db: Database, sub_id: int, status: RunStatus, error_code: str | None) -> None:
+    with db.transaction() as session:
+        sub = session.get(Submission, sub_id)
+        assert sub is not None
+        sub.status, sub.error_code = status, error_code
+
+
+def test_a_baseline_of_the_same_digest_is_reused(db: Database, tmp_path: Path) -> None:
+    assert existing_baseline(db, DIGEST) is None
+    first = _baseline(db, tmp_path, "ResNet-34 one-hot")
+    assert existing_baseline(db, DIGEST) == first
+    _finish(db, first, RunStatus.FAILED, "nonzero_exit")  # a model failure still counts: not re-queued
+    assert existing_baseline(db, DIGEST) == first
+    assert existing_baseline(db, "sha256:" + "cd" * 32) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "error_code"), [(RunStatus.CANCELLED, "cancelled"), (RunStatus.FAILED, "infra_error")]
+)
+def test_a_cancelled_or_infrastructure_failed_baseline_is_queued_again(
+    db: Database, tmp_path: Path, status: RunStatus, error_code: str
+) -> None:
+    first = _baseline(db, tmp_path, "ResNet-34 one-hot")
+    _finish(db, first, status, error_code)
+    assert existing_baseline(db, DIGEST) is None
