@@ -370,6 +370,7 @@ def test_real_dockerd_restart_mid_run_is_infra_error_then_retried_or_refunded(
             _until(
                 lambda: (_sub(api.db, sub_id).runner_handle or "").endswith("-hidden-a1"), what="hidden run"
             )
+            first_handle = _sub(api.db, sub_id).runner_handle or ""
             _restart_dockerd()
             _until(
                 lambda: _sub(api.db, sub_id).status.value in ("succeeded", "failed"),
@@ -388,4 +389,11 @@ def test_real_dockerd_restart_mid_run_is_infra_error_then_retried_or_refunded(
         else:
             assert sub.error_code == "infra_error"
             assert _ledger(api.db, sub_id) == ["charge", "refund"]
-    assert docker_client.ping()
+        # The engine killed attempt 1's container while it was down, so nobody could remove it;
+        # remove it here so later tests on the same engine see no leftovers.
+        first = first_handle.removeprefix("docker:")
+        assert first.endswith("-hidden-a1")
+        _until(lambda: docker_client.ping(), timeout=60, what="the engine")
+        for name in _containers(docker_client, first):
+            docker_client.containers.get(name).remove(force=True)
+    assert _containers(docker_client, first) == []
