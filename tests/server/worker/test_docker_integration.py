@@ -147,9 +147,9 @@ def test_real_models_succeed_and_fail_with_their_codes(
         assert _ledger(db, good_id) == ["charge"] and _ledger(db, crash_id) == [
             "charge"
         ]  # model fault: charged
-    assert _containers(docker_client, f"-{good_id}-") == [] or all(
-        "csawm-run" not in n for n in _containers(docker_client, f"-{good_id}-hidden")
-    )
+    # The good run's own containers (preflight and hidden), by the name prefix of its handle.
+    run_prefix = (good.runner_handle or "").removeprefix("docker:").rsplit("-", 2)[0] + "-"
+    assert run_prefix.startswith("csawm-run-") and _containers(docker_client, run_prefix) == []
 
 
 def test_sigkilled_worker_run_is_finished_once_by_another(
@@ -279,6 +279,20 @@ def _ready(url: str) -> bool:
         return False
 
 
+def _retry_settings(tmp_path: Path, db_url: str, benchmark: Path, *, lease_ttl_s: float) -> Any:
+    """Settings of the engine-failure tests: two attempts, short leases, fast polling."""
+    return make_settings(
+        tmp_path,
+        db_url,
+        benchmark_dir=benchmark,
+        bootstrap_resamples=200,
+        max_upload_bytes=1024**3,
+        max_attempts=2,
+        lease_ttl=timedelta(seconds=lease_ttl_s),
+        poll_interval=0.2,
+    )
+
+
 def test_engine_unreachable_mid_run_is_retried_once_then_refunded(
     tmp_path: Path,
     sqlite_url: str,
@@ -288,16 +302,7 @@ def test_engine_unreachable_mid_run_is_retried_once_then_refunded(
 ) -> None:
     proxy = EngineProxy(tmp_path / "engine.sock")
     proxy.start()
-    settings = make_settings(
-        tmp_path,
-        sqlite_url,
-        benchmark_dir=synthetic_benchmark,
-        bootstrap_resamples=200,
-        max_upload_bytes=1024**3,
-        max_attempts=2,
-        lease_ttl=timedelta(seconds=3),
-        poll_interval=0.2,
-    )
+    settings = _retry_settings(tmp_path, sqlite_url, synthetic_benchmark, lease_ttl_s=3)
     with running_api(settings) as api:
         token = _team(api.db)
         sub_id = _upload(api, token, model_archives["slow"], "slow")
@@ -351,16 +356,7 @@ def test_real_dockerd_restart_mid_run_is_infra_error_then_retried_or_refunded(
     (never charged to the team); the worker retries once. Whatever the retry gives, the run ends
     exactly once and the ledger is consistent: succeeded -> one charge; failed -> infra_error,
     charge + refund."""
-    settings = make_settings(
-        tmp_path,
-        sqlite_url,
-        benchmark_dir=synthetic_benchmark,
-        bootstrap_resamples=200,
-        max_upload_bytes=1024**3,
-        max_attempts=2,
-        lease_ttl=timedelta(seconds=5),
-        poll_interval=0.2,
-    )
+    settings = _retry_settings(tmp_path, sqlite_url, synthetic_benchmark, lease_ttl_s=5)
     with running_api(settings) as api:
         token = _team(api.db)
         sub_id = _upload(api, token, model_archives["slow"], "slow")
