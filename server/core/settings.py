@@ -6,6 +6,7 @@ all; anything unsafe or inconsistent refuses to start with a message naming the 
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -74,7 +75,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CSAWM_", extra="ignore", frozen=True)
 
-    data_dir: Path = Path(".csawm")
+    data_dir: Path = Field(default=Path(".csawm"), validate_default=True)
     database_url: str | None = None
     benchmark_dir: Path | None = None
     runner: Literal["docker", "kubernetes"] = "docker"
@@ -129,6 +130,16 @@ class Settings(BaseSettings):
     k8s_schedule_timeout: timedelta = timedelta(minutes=10)
     k8s_queue_timeout: timedelta = timedelta(hours=24)
     k8s_max_collect_bytes: int = 4 * 1024**2
+
+    @field_validator("data_dir", "benchmark_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        """Every path is made absolute at load, against the working directory of the process that
+        read the settings: a runner, a container mount or a worker in another directory never sees a
+        relative path (issue 10: a relative ``CSAWM_DATA_DIR`` reached the Docker runner)."""
+        if value is None or str(value) == "":
+            return None
+        return Path(os.path.abspath(value.expanduser()))
 
     @field_validator("run_memory", "max_upload_bytes", "k8s_max_collect_bytes", mode="before")
     @classmethod
