@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +52,20 @@ from runner.errors import (
 from runner.hardening import SANDBOX_GID, SANDBOX_UID, container_kwargs, container_name
 from runner.imagetar import ImageArchiveError, inspect_archive
 from runner.output import output_usage, read_predictions_file
-from runner.spec import ErrorCode, RunResult, RunSpec
+from runner.spec import ErrorCode, RunObject, RunResult, RunSpec
 
 HANDLE_PREFIX = "docker:"
+DEADLINE_LABEL = "csawm.deadline"
+# Images the operator builds (bases, the server, the reference models): never removed by the janitor.
+PROTECTED_TAGS = ("csawm-base/", "csawm-leaderboard", "csawm-reference/")
+JANITOR_GRACE = timedelta(minutes=2)
 MAX_OUTPUT_ENTRIES = 10_000
 _STOP_GRACE_S = 30.0
 _CGROUP_ROOTS = ("/sys/fs/cgroup/memory", "/sys/fs/cgroup")
 _CGROUP_PARENTS = ("docker/{id}", "system.slice/docker-{id}.scope")
 _CGROUP_FILES = ("memory.max_usage_in_bytes", "memory.peak")
+_CGROUP_CPU_FILES = ("cpuacct.usage", "cpu.stat")  # v1: nanoseconds; v2: ``usage_usec N``
+_CGROUP_CPU_ROOTS = ("/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup")
 
 
 def handle_for(spec: RunSpec) -> str:
@@ -94,6 +100,33 @@ def _infra(exc: Exception, what: str) -> RunnerError:
 
 
 _ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+
+
+def _cgroup_cpu_file(container_id: str) -> Path | None:
+    for root in _CGROUP_CPU_ROOTS:
+        for parent in _CGROUP_PARENTS:
+            for fname in _CGROUP_CPU_FILES:
+                candidate = Path(root, parent.format(id=container_id), fname)
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def _read_cpu_seconds(path: Path | None) -> float | None:
+    """CPU time used so far by the container's cgroup (sampled while it runs: the cgroup goes with it)."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    if path.name == "cpuacct.usage":
+        return int(text.strip()) / 1e9 if text.strip().isdigit() else None
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "usage_usec" and value.strip().isdigit():
+            return int(value) / 1e6
+    return None
 
 
 def prepare_output_dir(path: Path) -> None:
@@ -157,6 +190,7 @@ class DockerRunner:
     """
 
     name = "docker"
+    accepts_archives = True
 
     def __init__(
         self,
@@ -208,6 +242,54 @@ class DockerRunner:
             raise ImageArchiveError(f"the engine loaded {sorted(ids)}, not the inspected image {info.digest}")
         return info.digest
 
+    def has_image(self, image: str) -> bool:
+        """True when the engine holds an image with this id. Image ids are content addresses, so the
+        image present under that id is the submitted one (a retry, a takeover, a resubmission)."""
+        try:
+            self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            return False
+        except _ENGINE_ERRORS as exc:
+            raise _infra(exc, f"looking up image {image!r}") from None
+        return True
+
+    def remove_image(self, image: str) -> bool:
+        """Remove an image by id; never one tagged with an operator's name (`PROTECTED_TAGS`)."""
+        try:
+            tags = self.client.images.get(image).tags
+            if any(tag.startswith(PROTECTED_TAGS) for tag in tags):
+                return False
+            self.client.images.remove(image, force=False, noprune=False)
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # a container still uses it: keep it for now
+                return False
+            raise _infra(exc, f"removing image {image!r}") from None
+        except _ENGINE_ERRORS as exc:
+            raise _infra(exc, f"removing image {image!r}") from None
+        return True
+
+    def list_runs(self) -> list[RunObject]:
+        """Every container this project started on the engine (label ``csawm.run_id``)."""
+        try:
+            containers = self.client.containers.list(all=True, filters={"label": "csawm.run_id"})
+        except _ENGINE_ERRORS as exc:
+            raise _infra(exc, "listing run containers") from None
+        found = []
+        for c in containers:
+            labels = c.labels or {}
+            deadline = _parse_time(labels.get(DEADLINE_LABEL))
+            found.append(
+                RunObject(
+                    handle=HANDLE_PREFIX + c.name,
+                    run_id=labels.get("csawm.run_id", ""),
+                    deadline=deadline,
+                    running=c.status in ("created", "running", "restarting"),
+                )
+            )
+        return found
+
     def _check_image(self, image: str) -> None:
         try:
             attrs = self.client.images.get(image).attrs
@@ -228,6 +310,9 @@ class DockerRunner:
             )
 
     # -- the Runner protocol -------------------------------------------------------------------
+
+    def handle_for(self, spec: RunSpec) -> str:
+        return handle_for(spec)
 
     def _find(self, name: str) -> Any | None:
         try:
@@ -253,6 +338,10 @@ class DockerRunner:
         if container is None:
             self._check_image(spec.image)
             kwargs = container_kwargs(spec)
+            # The janitor (server.worker.janitor, csawm check) removes a container past this time
+            # even when the process that started it was killed: a model never runs forever.
+            deadline = datetime.now(UTC) + spec.limits.timeout + JANITOR_GRACE
+            kwargs["labels"] = {**kwargs["labels"], DEADLINE_LABEL: deadline.strftime("%Y-%m-%dT%H:%M:%SZ")}
             prepare_output_dir(spec.output_dir)
             try:
                 container = self.client.containers.create(**kwargs)
@@ -303,6 +392,8 @@ class DockerRunner:
         timed_out = False
         output_flooded: str | None = None
         cgroup_file = self._cgroup_memory_file(container.id)
+        cpu_file = _cgroup_cpu_file(container.id)
+        cpu_s: float | None = None
         while not waiter.done.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -314,6 +405,7 @@ class DockerRunner:
             sample = self._sample_memory(container.id, cgroup_file)
             if sample is not None:
                 peak = max(peak or 0, sample)
+            cpu_s = _read_cpu_seconds(cpu_file) or cpu_s
             usage = output_usage(spec.output_dir, max_entries=MAX_OUTPUT_ENTRIES)
             if usage.truncated or usage.bytes > limits.output_dir_bytes:
                 output_flooded = (
@@ -377,6 +469,7 @@ class DockerRunner:
             log_tail=log_tail,
             predictions=predictions,
             handle=handle,
+            cpu_seconds=cpu_s,
         )
         if self.remove_containers:
             self.cleanup(handle)

@@ -11,6 +11,9 @@ Who is told what depends on whose fault a failure is:
 * **permanent infrastructure** (misconfiguration, missing runtime): operators are told, the run is
   refunded.
 * **cancelled**: somebody stopped the run; refunded when it had not started.
+* **shutdown**: the worker stopped (SIGTERM, Ctrl-C); the run is handed back and resumed later.
+
+Who pays and who is told what is decided in one table, `server.runs.policy`; these kinds are its keys.
 
 Model outcomes come back as data in a `RunResult`; infrastructure failures are raised as
 `TransientInfraError` / `PermanentInfraError` so the worker cannot mistake them for a model's fault.
@@ -33,6 +36,7 @@ class FaultKind(enum.StrEnum):
     TRANSIENT_INFRA = "transient_infra"
     PERMANENT_INFRA = "permanent_infra"
     CANCELLED = "cancelled"
+    SHUTDOWN = "shutdown"  # the worker itself is stopping (SIGTERM): nobody's fault, the run goes back
 
 
 _FAULT_OF_CODE: dict[ErrorCode, FaultKind] = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -68,6 +68,21 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
+class RunObject:
+    """A container or Job a backend holds for a run: what the janitor needs to decide on it.
+
+    `run_id` and `deadline` come from labels the backend wrote at start (`runner.hardening`), so a
+    process that did not start it — or started it and was killed — can tell whose it is and whether
+    it has outlived its wall-time limit.
+    """
+
+    handle: str
+    run_id: str
+    deadline: datetime | None
+    running: bool
+
+
+@dataclass(frozen=True)
 class RunResult:
     """What came back from one run. `predictions` holds the raw bytes of ``predictions.csv``
     (already size-capped and read without following links) or None when none was read."""
@@ -81,12 +96,40 @@ class RunResult:
     log_tail: str
     predictions: bytes | None
     handle: str
+    cpu_seconds: float | None = None  # CPU time the container used (cgroup), when the backend can see it
 
 
 class Runner(Protocol):
-    """An execution backend."""
+    """An execution backend: everything the worker and ``csawm check`` may ask of one.
+
+    The worker is typed against this and nothing else: no backend names, no ``getattr``. A backend
+    that cannot load ``docker save`` archives (Kubernetes pulls from a registry) says so with
+    `accepts_archives`; its `load_archive` then raises `runner.errors.PermanentInfraError`.
+    """
 
     name: str
+    accepts_archives: bool
+
+    def handle_for(self, spec: RunSpec) -> str:
+        """The handle `start(spec)` will return, known before it runs: a worker writes it down first,
+        so whoever takes a dead worker's run over knows what to stop."""
+        ...
+
+    def load_archive(self, path: Path) -> str:
+        """Inspect and load a ``docker save`` archive; return the image id ``sha256:<config>``."""
+        ...
+
+    def has_image(self, image: str) -> bool:
+        """True when the backend already holds `image` (an image id): no need to load it again."""
+        ...
+
+    def remove_image(self, image: str) -> bool:
+        """Remove a loaded image that no run needs any more; False when it was not there."""
+        ...
+
+    def list_runs(self) -> list[RunObject]:
+        """Every run object (container, Job) of this project the backend holds, for the janitor."""
+        ...
 
     def start(self, spec: RunSpec) -> str:
         """Start the run and return its handle. Idempotent for the same spec (run id + attempt)."""

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import urllib3
@@ -50,14 +51,17 @@ from runner.kubernetes.manifest import (
     COLLECTOR_CONTAINER,
     LABEL_CONTROLLER_UID,
     LABEL_JOB_NAME,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
     MODEL_CONTAINER,
     ManifestError,
     active_deadline_seconds,
     build_job,
     handle_for,
+    job_name,
     parse_handle,
 )
-from runner.spec import ErrorCode, RunResult, RunSpec, TerminalState
+from runner.spec import ErrorCode, RunObject, RunResult, RunSpec, TerminalState
 
 log = logging.getLogger(__name__)
 # These two modules of the official client carry no type annotations.
@@ -108,6 +112,7 @@ class KubernetesRunner:
     """
 
     name = "kubernetes"
+    accepts_archives = False  # a cluster pulls images by digest from a registry (issue 13)
 
     def __init__(
         self,
@@ -160,6 +165,48 @@ class KubernetesRunner:
         return self._clients()[1]
 
     # -- Runner protocol ---------------------------------------------------------------------------
+
+    def handle_for(self, spec: RunSpec) -> str:
+        name = job_name(spec.run_id, spec.attempt, prefix=self.config.job_name_prefix)
+        return handle_for(self.config.namespace, name)
+
+    def load_archive(self, path: Path) -> str:
+        raise PermanentInfraError(
+            "the kubernetes runner cannot load image archives: a cluster pulls images from a registry "
+            "(configure CSAWM_REGISTRY so accepted archives are pushed there)"
+        )
+
+    def has_image(self, image: str) -> bool:
+        return False  # nodes pull by digest; there is no image store to ask
+
+    def remove_image(self, image: str) -> bool:
+        return False  # images live in the registry and on nodes, garbage-collected by the kubelet
+
+    def list_runs(self) -> list[RunObject]:
+        """The Jobs of this runner in its namespace. Their deadline is the cluster's own
+        (``activeDeadlineSeconds``, ``ttlSecondsAfterFinished``), so it is not repeated here."""
+        try:
+            jobs = self._call(
+                self._batch.list_namespaced_job,
+                self.config.namespace,
+                label_selector=f"{LABEL_MANAGED_BY}={MANAGED_BY}",
+            )
+        except ApiException as exc:
+            raise PermanentInfraError(f"cannot list Jobs in {self.config.namespace}: {_reason(exc)}") from exc
+        found = []
+        for job in jobs.items or []:
+            annotations = job.metadata.annotations or {}
+            status = job.status
+            finished = bool(status and (status.succeeded or status.failed or status.completion_time))
+            found.append(
+                RunObject(
+                    handle=handle_for(job.metadata.namespace, job.metadata.name),
+                    run_id=annotations.get(ANNOTATION_RUN_ID, ""),
+                    deadline=None,
+                    running=not finished,
+                )
+            )
+        return found
 
     def start(self, spec: RunSpec) -> str:
         """Create the Job; return ``k8s:<namespace>/<job>``.

@@ -22,7 +22,8 @@ def worker(
 ) -> None:
     """Lease runs from the queue and execute them until stopped.
 
-    SIGTERM or SIGINT: finish the current run, then exit.
+    SIGTERM or SIGINT: stop the current run's container, hand the run back to the queue (no attempt
+    burned, nothing charged; the next worker resumes it), then exit.
     """
     from server.benchmark.dataset import BenchmarkError
     from server.core import migrate
@@ -37,7 +38,7 @@ def worker(
             raise fail("the database schema is not at the latest migration; run `csawm db upgrade`")
         loop = Worker(settings, db, build_runner(settings), name=name)
         try:
-            loop.evaluation  # noqa: B018 (prepare the test set now: fail fast on a broken benchmark)
+            loop.prepare_test_set()  # fail fast on a broken benchmark
         except BenchmarkError as exc:
             raise fail(f"CSAWM_BENCHMARK_DIR: {exc}") from None
 

@@ -77,6 +77,13 @@ class PayloadTooLarge(CsawmError):
     code = "upload_too_large"
 
 
+class InsufficientStorage(CsawmError):
+    """The server's disk is too full to take an upload; nothing was read or charged."""
+
+    status_code = 507
+    code = "insufficient_storage"
+
+
 class QuotaExceeded(CsawmError):
     status_code = 429
     code = "quota_exceeded"

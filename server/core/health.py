@@ -22,16 +22,45 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(state: StateDep) -> dict[str, str]:
-    """The database answers and its schema is at the latest migration."""
+    """Ready when every check passes; else 503 naming the failing ones in ``error.checks``.
+
+    * ``database``: it answers and its schema is at the latest migration;
+    * ``worker`` (with an embedded worker): its thread is alive and its heartbeat row is younger
+      than three lease TTLs;
+    * ``test_set`` (with an embedded worker): the worker could prepare the hidden test set.
+    """
+    failing: dict[str, str] = {}
     try:
         with state.db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        up_to_date = migrate.is_up_to_date(state.db.engine)
+        if not migrate.is_up_to_date(state.db.engine):
+            failing["database"] = "database schema is not at the latest migration (run `csawm db upgrade`)"
     except SQLAlchemyError as exc:
-        raise NotReady(f"database unreachable: {exc.__class__.__name__}") from None
-    if not up_to_date:
-        raise NotReady("database schema is not at the latest migration (run `csawm db upgrade`)")
+        failing["database"] = f"database unreachable: {exc.__class__.__name__}"
+    worker = state.worker
+    if worker is not None:
+        limit = 3 * state.settings.lease_ttl.total_seconds()
+        age = None if "database" in failing else _heartbeat_age(state, worker.name)
+        if not worker.alive:
+            failing["worker"] = "the embedded worker is not running"
+        elif age is not None and age > limit:
+            failing["worker"] = (
+                f"the embedded worker's last heartbeat is {age:.0f} s old (limit {limit:.0f} s)"
+            )
+        if worker.blocked:
+            failing["test_set"] = worker.blocked
+    if failing:
+        raise NotReady("; ".join(failing.values()), checks=sorted(failing), details=failing)
     return {"status": "ready"}
+
+
+def _heartbeat_age(state: StateDep, name: str) -> float | None:
+    from server.worker import presence
+
+    try:
+        return presence.age_s(state.db, name)
+    except SQLAlchemyError:
+        return None
 
 
 @router.get("/metrics")

@@ -14,10 +14,18 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from server.core.clock import utcnow
 from server.core.db import Database
-from server.models import RunStatus, Submission
+from server.models import RunStatus, Submission, WorkerHeartbeat
 
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+PHASE_SAMPLE = 1000
+
+
+def _histogram(name: str, doc: str, values: list[float]) -> HistogramMetricFamily:
+    buckets = [(str(bound), float(sum(1 for v in values if v <= bound))) for bound in DURATION_BUCKETS]
+    buckets.append(("+Inf", float(len(values))))
+    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=float(sum(values)))
 
 
 class _DatabaseCollector(Collector):
@@ -29,6 +37,20 @@ class _DatabaseCollector(Collector):
             counts = dict(
                 session.execute(select(Submission.status, func.count()).group_by(Submission.status)).all()
             )
+            codes = session.execute(
+                select(Submission.status, Submission.error_code, func.count())
+                .where(Submission.error_code.is_not(None))
+                .group_by(Submission.status, Submission.error_code)
+            ).all()
+            phase_rows = session.execute(
+                select(Submission.timings)
+                .where(Submission.finished_at.is_not(None))
+                .order_by(Submission.id.desc())
+                .limit(PHASE_SAMPLE)
+            ).all()
+            beats = session.execute(
+                select(WorkerHeartbeat.name, WorkerHeartbeat.state, WorkerHeartbeat.beat_at)
+            ).all()
             spans = session.execute(
                 select(Submission.started_at, Submission.finished_at).where(
                     Submission.started_at.is_not(None), Submission.finished_at.is_not(None)
@@ -41,16 +63,35 @@ class _DatabaseCollector(Collector):
         yield GaugeMetricFamily(
             "csawm_queue_depth", "Runs waiting for a worker", value=float(counts.get(RunStatus.QUEUED, 0))
         )
-        durations = sorted((end - start).total_seconds() for start, end in spans if start and end)
-        buckets: list[tuple[str, float]] = []
-        for bound in DURATION_BUCKETS:
-            buckets.append((str(bound), float(sum(1 for d in durations if d <= bound))))
-        buckets.append(("+Inf", float(len(durations))))
-        yield HistogramMetricFamily(
-            "csawm_run_duration_seconds",
-            "Wall time from leaving the queue to a terminal status",
-            buckets=buckets,
-            sum_value=float(sum(durations)),
+        by_code = GaugeMetricFamily(
+            "csawm_runs_by_error", "Ended runs by status and error code", labels=["status", "error_code"]
+        )
+        for status, code, n in codes:
+            by_code.add_metric([status.value, str(code)], float(n))
+        yield by_code
+        for phase in ("preflight", "hidden", "scoring"):
+            values = [
+                float(t[f"{phase}_s"])
+                for (t,) in phase_rows
+                if isinstance(t, dict) and isinstance(t.get(f"{phase}_s"), int | float)
+            ]
+            yield _histogram(
+                f"csawm_phase_{phase}_seconds",
+                f"Wall time of the {phase} phase (last {PHASE_SAMPLE} ended runs)",
+                values,
+            )
+        now = utcnow()
+        age = GaugeMetricFamily(
+            "csawm_worker_heartbeat_age_seconds",
+            "Seconds since each worker's heartbeat",
+            labels=["worker", "state"],
+        )
+        for name, state, beat_at in beats:
+            age.add_metric([name, state], (now - beat_at).total_seconds())
+        yield age
+        durations = [(end - start).total_seconds() for start, end in spans if start and end]
+        yield _histogram(
+            "csawm_run_duration_seconds", "Wall time from leaving the queue to a terminal status", durations
         )
 
 

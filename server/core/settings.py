@@ -60,6 +60,8 @@ def parse_size(value: object) -> int:
 
 _DURATION_FIELDS = (
     "run_timeout",
+    "image_ttl",
+    "retry_backoff",
     "preflight_timeout",
     "lease_ttl",
     "poll_interval",
@@ -103,10 +105,18 @@ class Settings(BaseSettings):
     # Set it (the same value everywhere) when several servers sit behind one load balancer.
     session_secret: SecretStr | None = None
 
+    # Run policy (issue 11). Who sees the hidden run's output: server.runs.disclosure.
+    hidden_logs: Literal["maintainers", "none", "submitters"] = "maintainers"
+    # Uploads are refused (507) while the data dir has less free space; default: 2x max_upload_bytes.
+    min_free_bytes: int | None = None
+    # Engine images of finished runs are removed once unused this long (the janitor).
+    image_ttl: timedelta = timedelta(hours=24)
+
     embedded_worker: bool = True
     lease_ttl: timedelta = timedelta(seconds=60)
     poll_interval: timedelta = timedelta(seconds=1)
     max_attempts: int = Field(default=2, ge=1, le=10)
+    retry_backoff: timedelta = timedelta(seconds=2)  # first retry's wait; doubles per retry (runs.policy)
     bootstrap_resamples: int = Field(default=2000, ge=100)
     bootstrap_seed: int = 0
 
@@ -146,6 +156,11 @@ class Settings(BaseSettings):
     def _sizes(cls, value: object) -> int:
         return parse_size(value)
 
+    @field_validator("min_free_bytes", mode="before")
+    @classmethod
+    def _optional_size(cls, value: object) -> int | None:
+        return None if value is None or value == "" else parse_size(value)
+
     @field_validator(*_DURATION_FIELDS, mode="before")
     @classmethod
     def _durations(cls, value: object) -> object:
@@ -153,8 +168,8 @@ class Settings(BaseSettings):
 
     @field_validator(*_DURATION_FIELDS)
     @classmethod
-    def _positive_duration(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
+    def _positive_duration(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        if value < timedelta(0) or (value == timedelta(0) and info.field_name != "retry_backoff"):
             raise ValueError("must be a positive duration")
         return value
 
@@ -233,6 +248,11 @@ class Settings(BaseSettings):
                 url = "postgresql+psycopg://" + url[len("postgresql://") :]
             return url
         return f"sqlite:///{(self.data_dir / 'csawm.db').resolve()}"
+
+    @property
+    def effective_min_free_bytes(self) -> int:
+        """``CSAWM_MIN_FREE_BYTES``, or twice ``CSAWM_MAX_UPLOAD_BYTES`` (an upload and its copy)."""
+        return self.min_free_bytes if self.min_free_bytes is not None else 2 * self.max_upload_bytes
 
     @property
     def is_sqlite(self) -> bool:

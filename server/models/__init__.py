@@ -12,6 +12,7 @@ from server.models.submissions import (
     RunEvent,
     RunStatus,
     Submission,
+    WorkerHeartbeat,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "Submission",
     "Team",
     "User",
+    "WorkerHeartbeat",
 ]

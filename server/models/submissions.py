@@ -95,11 +95,21 @@ class Submission(Base):
     failed_phase: Mapped[FailedPhase | None] = mapped_column(
         Enum(FailedPhase, native_enum=False, length=20, values_callable=_values)
     )
-    error_message: Mapped[str | None] = mapped_column(Text)
-    log_tail: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)  # what the submitter is told (runs.disclosure)
+    error_detail: Mapped[str | None] = mapped_column(Text)  # the full text, for maintainers
+    log_tail: Mapped[str | None] = mapped_column(Text)  # preflight log (hidden: CSAWM_HIDDEN_LOGS)
+    hidden_log_tail: Mapped[str | None] = deferred(mapped_column(Text))  # maintainers only
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
-    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)  # leases taken (names containers)
+    retries: Mapped[int] = mapped_column(Integer, default=0)  # failed tries so far (runs.policy)
+    # Where a queued run resumes (the status it was in when it was requeued), and not before when.
+    resume_status: Mapped[str | None] = mapped_column(String(20))
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The hidden run's predictions, stored content-addressed in DATA_DIR/predictions/<sha256>.csv:
+    # a retry or a re-score reads them instead of running the model on the hidden images again.
+    predictions_sha256: Mapped[str | None] = mapped_column(String(64))
+    runtime: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     runner_handle: Mapped[str | None] = mapped_column(String(300))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -145,6 +155,20 @@ class RunEvent(Base):
     from_status: Mapped[str | None] = mapped_column(String(20))
     to_status: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    note: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)  # shown to the submitter
+    detail: Mapped[str | None] = mapped_column(Text)  # maintainers only (hosts, exception text)
 
     submission: Mapped[Submission] = relationship(back_populates="events")
+
+
+class WorkerHeartbeat(Base):
+    """One row per worker process: alive, what it does, and its last error (``/readyz``, ``/metrics``)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(20), default="idle")  # idle|busy|backoff|stopping|blocked
+    submission_id: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from server.core.deps import CurrentUser, SessionDep, SettingsDep, StateDep, get_principal
-from server.core.errors import BadRequest, CsawmError, InvalidArchive
+from server.core.errors import BadRequest, CsawmError, InsufficientStorage, InvalidArchive
 from server.models import Submission, Team
 from server.submissions import service
 from server.submissions.schemas import (
@@ -62,7 +62,15 @@ def summary(sub: Submission, team: str) -> SubmissionSummary:
     )
 
 
-def detail(sub: Submission, team: str) -> SubmissionOut:
+# Written by the worker for maintainers; a submitter's view leaves them out (server.runs.disclosure).
+_MAINTAINER_REPRO_KEYS = ("host", "worker")
+
+
+def detail(sub: Submission, team: str, *, staff: bool = False) -> SubmissionOut:
+    """The submission as JSON; `staff` (maintainers, admins) adds the maintainer-only texts."""
+    repro = sub.reproducibility
+    if repro is not None and not staff:
+        repro = {k: v for k, v in repro.items() if k not in _MAINTAINER_REPRO_KEYS}
     return SubmissionOut(
         **summary(sub, team).model_dump(),
         description=sub.description,
@@ -75,10 +83,20 @@ def detail(sub: Submission, team: str) -> SubmissionOut:
         archive_sha256=sub.archive_sha256,
         metrics=sub.metrics,
         timings=sub.timings,
-        reproducibility=sub.reproducibility,
+        reproducibility=repro,
         review_reason=sub.review_reason,
+        image_ref=sub.image_ref,
+        retries=sub.retries,
+        runtime=sub.runtime,
+        error_detail=sub.error_detail if staff else None,
         events=[
-            RunEventOut(from_status=e.from_status, status=e.to_status, at=e.at, note=e.note)
+            RunEventOut(
+                from_status=e.from_status,
+                status=e.to_status,
+                at=e.at,
+                note=e.note,
+                detail=e.detail if staff else None,
+            )
             for e in sub.events
         ],
     )
@@ -156,8 +174,21 @@ async def create_submission(
 
 
 def _precheck(state: Any, user: Any) -> None:
+    check_free_space(state.settings)
     with state.db.session() as session:
         service.precheck_quota(session, user, state.settings)
+
+
+def check_free_space(settings: Any) -> None:
+    """507 before a byte is read when the data dir has less than ``CSAWM_MIN_FREE_BYTES`` free."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(settings.data_dir).free
+    need = settings.effective_min_free_bytes
+    if free < need:
+        raise InsufficientStorage(
+            f"the server is short of disk space ({free / 1024**3:.1f} GiB free, {need / 1024**3:.1f} GiB"
+            " needed to accept an upload); nothing was charged — try again later"
+        )
 
 
 def _inspect(path: Any, max_bytes: int) -> Any:
@@ -222,14 +253,21 @@ def list_submissions(
 def get_submission(submission_id: int, session: SessionDep, user: CurrentUser) -> SubmissionOut:
     sub = service.get_visible(session, user, submission_id, full=True)
     team = session.get(Team, sub.team_id)
-    return detail(sub, team.name if team else "")
+    return detail(sub, team.name if team else "", staff=user.is_staff)
 
 
 @router.get("/{submission_id}/logs", response_model=LogsOut)
 def get_logs(submission_id: int, session: SessionDep, user: CurrentUser) -> LogsOut:
-    """The tail of the model's output (bounded lines and bytes)."""
+    """The tail of the model's output (bounded lines and bytes). Submitters get the preflight log
+    (and the hidden run's only where ``CSAWM_HIDDEN_LOGS=submitters``); maintainers also get the
+    hidden run's tail."""
     sub = service.get_visible(session, user, submission_id)
-    return LogsOut(id=sub.id, status=sub.status.value, log_tail=sub.log_tail or "")
+    return LogsOut(
+        id=sub.id,
+        status=sub.status.value,
+        log_tail=sub.log_tail or "",
+        hidden_log_tail=sub.hidden_log_tail if user.is_staff else None,
+    )
 
 
 @router.post("/{submission_id}/cancel", response_model=SubmissionSummary)

@@ -40,6 +40,7 @@ class RunEventOut(BaseModel):
     status: str
     at: datetime
     note: str | None
+    detail: str | None = Field(default=None, description="maintainers only: hosts, exception text")
 
 
 class SubmissionSummary(BaseModel):
@@ -73,6 +74,14 @@ class SubmissionOut(SubmissionSummary):
     timings: dict[str, Any] | None
     reproducibility: dict[str, Any] | None
     review_reason: str | None
+    image_ref: str | None = None
+    retries: int = 0
+    runtime: dict[str, Any] | None = Field(
+        default=None,
+        description="per phase: wall_s, container_s, cpu_s, gpu_s, peak_memory_bytes;"
+        " image_bytes, image_load_s",
+    )
+    error_detail: str | None = Field(default=None, description="maintainers only: the full error text")
     events: list[RunEventOut]
 
 
@@ -80,3 +89,6 @@ class LogsOut(BaseModel):
     id: int
     status: str
     log_tail: str
+    hidden_log_tail: str | None = Field(
+        default=None, description="maintainers only (CSAWM_HIDDEN_LOGS): the hidden run's log tail"
+    )

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, undefer
 
+from runner.errors import FaultKind
+from runner.spec import ErrorCode
 from server.core import audit
 from server.core.errors import BadRequest, DuplicateSubmission, Forbidden, NotFound, TransitionConflict
 from server.core.principal import Principal
@@ -22,7 +24,8 @@ from server.models import (
     Team,
 )
 from server.quota import service as quota
-from server.worker.transitions import transition
+from server.runs.policy import Fault, Phase, decide
+from server.runs.transitions import transition
 
 _REGISTRY_REF_RE = re.compile(
     r"^(?P<registry>[^/@\s]+)/(?P<repo>[a-z0-9._/-]+)@(?P<digest>sha256:[0-9a-f]{64})$"
@@ -166,15 +169,30 @@ def cancel(
     if sub.status in TERMINAL_STATUSES:
         raise TransitionConflict(f"submission {submission_id} already ended ({sub.status.value})")
     if sub.status == RunStatus.QUEUED:
+        # A queued run may be a retry that already ran on the hidden images: the policy table
+        # decides who pays from the phase it would resume at.
+        phase = {RunStatus.RUNNING.value: Phase.HIDDEN, RunStatus.SCORING.value: Phase.SCORING}.get(
+            sub.resume_status or "", Phase.QUEUED
+        )
+        message = (
+            "cancelled before it started" if phase is Phase.QUEUED else "cancelled while waiting to resume"
+        )
+        decision = decide(
+            Fault(phase=phase, kind=FaultKind.CANCELLED, code=ErrorCode.CANCELLED, message=message),
+            retries=sub.retries,
+            max_attempts=1,
+            charge_user_failures=True,
+        )
         sub = transition(
             session,
             sub.id,
             RunStatus.CANCELLED,
             note=f"cancelled by {user.email}",
-            error_code="cancelled",
-            error_message="cancelled before it started",
+            error_code=decision.code.value,
+            error_message=message,
         )
-        quota.refund(session, sub.id, "cancelled before start")
+        if decision.refund:
+            quota.refund(session, sub.id, decision.reason)
         if sub.archive_path and not keep_archives:
             Path(sub.archive_path).unlink(missing_ok=True)
         return sub

@@ -282,6 +282,10 @@ def report_page(
         "alts": alts,
         "plot_version": int(sub.updated_at.timestamp()),
         "events": sub.events,
+        # Maintainer-only texts (server.runs.disclosure): never rendered for a submitter.
+        "staff": user.is_staff,
+        "hidden_log_tail": sub.hidden_log_tail if user.is_staff else None,
+        "runtime": sub.runtime or {},
     }
     return render(request, signer, user, "report.html", context)
 

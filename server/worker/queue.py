@@ -18,7 +18,7 @@ from sqlalchemy import or_, select, update
 from server.core.clock import utcnow
 from server.core.db import Database
 from server.models import LEASED_STATUSES, RunEvent, RunStatus, Submission
-from server.worker.transitions import transition
+from server.runs.transitions import transition
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Lease:
     status: RunStatus  # the status right after leasing: where the work resumes
     recovered_from: str | None  # the previous owner, when this lease took over an expired one
     previous_handle: str | None
+    retries: int = 0  # failed tries before this lease (server.runs.policy)
 
 
 def lease_next(db: Database, owner: str, ttl: timedelta) -> Lease | None:
@@ -39,7 +40,8 @@ def lease_next(db: Database, owner: str, ttl: timedelta) -> Lease | None:
             select(Submission)
             .where(
                 or_(
-                    (Submission.status == RunStatus.QUEUED),
+                    (Submission.status == RunStatus.QUEUED)
+                    & (Submission.retry_at.is_(None) | (Submission.retry_at <= now)),
                     Submission.status.in_(LEASED_STATUSES)
                     & (Submission.lease_expires_at.is_(None) | (Submission.lease_expires_at < now)),
                 )
@@ -65,10 +67,20 @@ def lease_next(db: Database, owner: str, ttl: timedelta) -> Lease | None:
             return None
         attempt = previous_attempt + 1
         if sub.status == RunStatus.QUEUED:
+            # A retried or handed-back run resumes where it stopped (server.runs.transitions).
+            status = RunStatus(sub.resume_status) if sub.resume_status else RunStatus.PREFLIGHT
             transition(
-                session, sub.id, RunStatus.PREFLIGHT, note=f"leased by {owner}", owner=owner, attempt=attempt
+                session,
+                sub.id,
+                status,
+                note="resumed" if sub.resume_status else "started",
+                detail=f"leased by {owner} (attempt {attempt})",
+                owner=owner,
+                attempt=attempt,
             )
-            status, recovered = RunStatus.PREFLIGHT, None
+            sub.resume_status = None
+            sub.retry_at = None
+            recovered = None
         else:
             status, recovered = sub.status, previous_owner or "unknown"
             session.add(
@@ -76,7 +88,8 @@ def lease_next(db: Database, owner: str, ttl: timedelta) -> Lease | None:
                     submission_id=sub.id,
                     from_status=sub.status.value,
                     to_status=sub.status.value,
-                    note=f"lease of {recovered} expired; taken over by {owner} (attempt {attempt})",
+                    note="resumed after the worker running it was lost",
+                    detail=f"lease of {recovered} expired; taken over by {owner} (attempt {attempt})",
                 )
             )
         return Lease(
@@ -86,6 +99,7 @@ def lease_next(db: Database, owner: str, ttl: timedelta) -> Lease | None:
             status=status,
             recovered_from=recovered,
             previous_handle=sub.runner_handle,
+            retries=sub.retries,
         )
 
 

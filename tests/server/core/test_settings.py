@@ -13,7 +13,7 @@ def test_embedded_default_needs_no_setting(monkeypatch: pytest.MonkeyPatch) -> N
         if key.startswith("CSAWM_"):
             monkeypatch.delenv(key)
     settings = load_settings()
-    assert settings.data_dir == Path(".csawm")
+    assert settings.data_dir == Path.cwd() / ".csawm"
     assert settings.effective_database_url == f"sqlite:///{(Path('.csawm') / 'csawm.db').resolve()}"
     assert (settings.quota_per_day, settings.quota_per_week, settings.quota_total, settings.quota_active) == (
         2,
@@ -22,6 +22,59 @@ def test_embedded_default_needs_no_setting(monkeypatch: pytest.MonkeyPatch) -> N
         1,
     )
     assert settings.runner == "docker"
+
+
+def test_relative_paths_are_made_absolute_at_load(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 10 item 0: a relative CSAWM_DATA_DIR reached the Docker runner, which refuses it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CSAWM_DATA_DIR", "state")
+    monkeypatch.setenv("CSAWM_BENCHMARK_DIR", "state/../bench")
+    settings = load_settings()
+    assert settings.data_dir == tmp_path / "state"
+    assert settings.benchmark_dir == tmp_path / "bench"
+    assert load_settings(data_dir=Path("other")).data_dir == tmp_path / "other"
+
+
+def test_a_worker_with_a_relative_data_dir_gives_the_runner_absolute_paths(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, synthetic_benchmark: Path
+) -> None:
+    """Issue 10 item 0, end to end through the worker: every run directory the runner sees is absolute
+    (hardening.container_kwargs refuses anything else)."""
+    from srvtest import factories as f
+    from srvtest.app import open_api
+    from srvtest.archives import write_archive
+    from srvtest.fakes import FakeRunner
+
+    from server.accounts import service as accounts
+    from server.worker.loop import Worker
+
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(
+        data_dir=Path(".csawm"), benchmark_dir=synthetic_benchmark, embedded_worker=False,
+        bootstrap_resamples=100, max_upload_bytes=1024**2,
+    )  # fmt: skip
+    for api in open_api(settings):
+        f.team(api.db, "alpha")
+        with api.db.transaction() as session:
+            accounts.set_quota(session, "alpha", {"active": 5}, actor="test")
+        token = f.user(api.db, "a@x.org", team="alpha")
+        digest = write_archive(tmp_path / "m.tar", seed="rel")
+        response = api.client.post(
+            "/api/v1/submissions",
+            params={"name": "rel"},
+            content=(tmp_path / "m.tar").read_bytes(),
+            headers=f.auth(token),
+        )
+        assert response.status_code == 201, response.text
+        runner = FakeRunner()
+        assert Worker(settings, api.db, runner).run_once()
+        assert [s.phase for s in runner.started] == ["preflight", "hidden"]
+        for spec in runner.started:
+            assert spec.input_dir.is_absolute() and spec.output_dir.is_absolute()
+            assert spec.output_dir.is_relative_to(tmp_path / ".csawm")
+        assert digest in runner.loaded
 
 
 def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,6 +21,7 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
         "database_url": db_url,
         "embedded_worker": False,
         "max_upload_bytes": 1024**2,
+        "retry_backoff": 0,  # retries are leased at once (the policy's backoff is tested on its own)
     }
     values.update(overrides)
     return load_settings(**values)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from runner.errors import TransientInfraError
 from runner.imagetar import inspect_archive
-from runner.spec import ErrorCode, RunResult, RunSpec, TerminalState
+from runner.spec import ErrorCode, RunObject, RunResult, RunSpec, TerminalState
 
 
 def predictions_for(input_dir: Path, *, drop_last: bool = False) -> bytes:
@@ -31,23 +31,44 @@ def predictions_for(input_dir: Path, *, drop_last: bool = False) -> bytes:
 
 @dataclass
 class FakeRunner:
+    """Implements `runner.spec.Runner` (mypy checks it where a `Runner` is expected)."""
+
     behaviours: dict[str, str] = field(default_factory=dict)
     name: str = "fake"
+    accepts_archives: bool = True
+    loaded: set[str] = field(default_factory=set)
     started: list[RunSpec] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     cleaned: list[str] = field(default_factory=list)
     _events: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def handle_for(self, spec: RunSpec) -> str:
+        return f"fake:{spec.run_id}-a{spec.attempt}"
+
     def load_archive(self, path: Path) -> str:
-        return inspect_archive(path).digest
+        digest = inspect_archive(path).digest
+        self.loaded.add(digest)
+        return digest
+
+    def has_image(self, image: str) -> bool:
+        return image in self.loaded
+
+    def remove_image(self, image: str) -> bool:
+        if image not in self.loaded:
+            return False
+        self.loaded.discard(image)
+        return True
+
+    def list_runs(self) -> list[RunObject]:
+        return []
 
     def start(self, spec: RunSpec) -> str:
         behaviour = self.behaviours.get(spec.image, "good")
         with self._lock:
             first = not any(s.image == spec.image for s in self.started)
             self.started.append(spec)
-            handle = f"fake:{spec.run_id}-a{spec.attempt}"
+            handle = self.handle_for(spec)
             self._events.setdefault(handle, threading.Event())
         if behaviour == "infra" or (behaviour == "infra_once" and first):
             raise TransientInfraError("engine unreachable (scripted)")

@@ -17,7 +17,7 @@ from runner.kubernetes.executor import KubernetesRunner
 from runner.spec import RunSpec
 from server.core.k8s_settings import kubernetes_runner_config
 from server.core.settings import load_settings
-from server.worker.backend import expected_handle, run_limits
+from server.worker.backend import run_limits
 from server.worker.loop import build_runner
 
 
@@ -52,8 +52,8 @@ def test_kubernetes_runner_is_built_from_the_settings(monkeypatch: pytest.Monkey
     spec = RunSpec(
         run_id="abc-1-hidden", image="r/m@sha256:" + "0" * 64, input_dir=Path("/i"), output_dir=Path("/o")
     )
-    handle = expected_handle(runner, spec)
-    assert handle is not None and handle.startswith("k8s:eval-gpu/")
+    handle = runner.handle_for(spec)
+    assert handle.startswith("k8s:eval-gpu/")
 
 
 def test_kubernetes_client_is_created_on_first_use_and_fails_as_infrastructure() -> None:

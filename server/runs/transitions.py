@@ -1,10 +1,13 @@
 """The one guarded function through which every run status changes (DESIGN.md §5).
 
 ``queued → preflight → running → scoring → succeeded | failed | cancelled``; any active state may go
-back to ``queued`` (an infrastructure retry) or to ``failed`` / ``cancelled``. The row is re-read
-``FOR UPDATE`` (PostgreSQL) inside the caller's write transaction (``BEGIN IMMEDIATE`` on SQLite), so
-the from-state check and the write cannot interleave with another process; a worker passes its
-lease (`owner`, `attempt`) and loses the right to write once another worker took the run over.
+back to ``queued`` (a retry or a hand-back, see `server.runs.policy`) or to ``failed`` / ``cancelled``.
+A requeued run remembers where it was (``resume_status``) and leaves the queue straight into that
+status: a passed preflight is not run again, stored hidden predictions are scored, not re-run.
+The row is re-read ``FOR UPDATE`` (PostgreSQL) inside the caller's write transaction (``BEGIN
+IMMEDIATE`` on SQLite), so the from-state check and the write cannot interleave with another
+process; a worker passes its lease (`owner`, `attempt`) and loses the right to write once another
+worker took the run over.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from server.core.errors import Conflict, NotFound
 from server.models import TERMINAL_STATUSES, FailedPhase, RunEvent, RunStatus, Submission
 
 ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.QUEUED: frozenset({RunStatus.PREFLIGHT, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.QUEUED: frozenset(
+        {RunStatus.PREFLIGHT, RunStatus.RUNNING, RunStatus.SCORING, RunStatus.FAILED, RunStatus.CANCELLED}
+    ),
     RunStatus.PREFLIGHT: frozenset(
         {RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.FAILED, RunStatus.CANCELLED}
     ),
@@ -66,11 +71,14 @@ def transition(
     error_code: str | None = None,
     failed_phase: FailedPhase | None = None,
     error_message: str | None = None,
+    error_detail: str | None = None,
+    detail: str | None = None,
 ) -> Submission:
     """Move a run to `to` if its current status allows it; record the event; return the row.
 
     `owner`/`attempt`, when given, must match the run's lease (else `LeaseLost`). Entering a terminal
-    status or going back to ``queued`` releases the lease.
+    status or going back to ``queued`` releases the lease. `note` and `error_message` are shown to
+    the submitter; `detail` and `error_detail` only to maintainers (`server.runs.disclosure`).
     """
     sub = load_locked(session, submission_id)
     if owner is not None and (sub.lease_owner != owner or (attempt is not None and sub.attempt != attempt)):
@@ -87,11 +95,19 @@ def transition(
         sub.error_code = error_code
         sub.failed_phase = failed_phase
         sub.error_message = error_message
+        sub.error_detail = error_detail
     if to in TERMINAL_STATUSES or to == RunStatus.QUEUED:
         sub.lease_owner = None
         sub.lease_expires_at = None
     session.add(
-        RunEvent(submission_id=sub.id, from_status=previous.value, to_status=to.value, at=now, note=note)
+        RunEvent(
+            submission_id=sub.id,
+            from_status=previous.value,
+            to_status=to.value,
+            at=now,
+            note=note,
+            detail=detail,
+        )
     )
     session.flush()
     return sub

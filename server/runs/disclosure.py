@@ -1,0 +1,69 @@
+"""Who sees what of a run: the submitter's view is safe by construction.
+
+The hidden run is the one place where a model sees the private images, so anything it controls —
+its log, its exit message, the content of an invalid ``predictions.csv`` that a parser error would
+quote — is a channel out of the private set. The worker therefore stores two texts for every
+ending and every timeline note: a *public* one (``error_message``, ``RunEvent.note``, ``log_tail``)
+written from `submitter_message` below, and a *detail* for maintainers (``error_detail``,
+``RunEvent.detail``, ``hidden_log_tail``). ``CSAWM_HIDDEN_LOGS`` decides where the hidden run's log
+tail goes: ``maintainers`` (default), ``none`` (not kept at all) or ``submitters`` (explicit opt-in:
+it is shown in the public log too).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from runner.spec import ErrorCode
+from server.runs.policy import Fault, Phase, Told
+
+HiddenLogs = Literal["maintainers", "none", "submitters"]
+
+# Fixed texts per error code: nothing in them depends on what the model did with the hidden images.
+_HIDDEN_MESSAGES: dict[ErrorCode, str] = {
+    ErrorCode.IMAGE_INVALID: "The image could not be run on the hidden images.",
+    ErrorCode.TIMEOUT: "The model ran past its wall-time limit on the hidden images and was stopped.",
+    ErrorCode.OOM: "The model ran out of memory on the hidden images and was killed.",
+    ErrorCode.NONZERO_EXIT: "The model exited with an error on the hidden images.",
+    ErrorCode.OUTPUT_MISSING: "The model wrote no /output/predictions.csv for the hidden images.",
+    ErrorCode.OUTPUT_INVALID: (
+        "The predictions.csv written for the hidden images is invalid. The details are withheld (they"
+        " would quote the model's output on the hidden images); the same checks run in preflight and"
+        " in `csawm check`, which show them in full."
+    ),
+    ErrorCode.CANCELLED: "The run was cancelled.",
+}
+_GENERIC = {
+    ErrorCode.INFRA_ERROR: (
+        "The run stopped because of a failure on our side, not your model's; your quota was refunded."
+        " The maintainers have the details."
+    ),
+}
+RETRY_NOTE = "interrupted by a failure on our side; it will resume where it stopped"
+HANDED_BACK_NOTE = "the worker stopped; the run waits for the next worker and resumes where it stopped"
+
+
+def submitter_message(fault: Fault, told: Told, code: ErrorCode) -> str:
+    """The error message a submitter gets for an ending decided with `told` and final `code`."""
+    if told is Told.FULL:
+        return fault.message
+    if told is Told.CODE:
+        text = _HIDDEN_MESSAGES.get(code, _HIDDEN_MESSAGES[ErrorCode.NONZERO_EXIT])
+        if fault.exit_code is not None and code is ErrorCode.NONZERO_EXIT:
+            text = f"{text[:-1]} (exit code {fault.exit_code})."
+        return text
+    return _GENERIC.get(code, _GENERIC[ErrorCode.INFRA_ERROR])
+
+
+def public_log(hidden_logs: HiddenLogs, phase: Phase, tail: str) -> str | None:
+    """The part of a phase's log tail submitters may read (None: keep what is there)."""
+    if phase is Phase.PREFLIGHT:
+        return tail
+    return tail if hidden_logs == "submitters" else None
+
+
+def maintainer_log(hidden_logs: HiddenLogs, phase: Phase, tail: str) -> str | None:
+    """The hidden run's log tail kept for maintainers (None: not kept)."""
+    if phase is Phase.PREFLIGHT or hidden_logs == "none":
+        return None
+    return tail

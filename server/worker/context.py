@@ -1,0 +1,91 @@
+"""The state one worker keeps about the run it is processing, and how a phase reports a stop.
+
+A phase either returns (the run moved on to its next status) or raises:
+
+* `PhaseFault` — the run stopped for a reason the policy table must judge (`server.runs.policy`);
+* `server.runs.transitions.LeaseLost` — another worker owns the run now: touch nothing more.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from runner.errors import FaultKind
+from runner.spec import ErrorCode
+from server.core.clock import utcnow
+from server.core.db import Database
+from server.core.settings import Settings
+from server.models import RunStatus
+from server.runs.policy import Fault, Phase
+from server.worker.queue import Lease
+
+PHASE_OF_STATUS: dict[RunStatus, Phase] = {
+    RunStatus.QUEUED: Phase.QUEUED,
+    RunStatus.PREFLIGHT: Phase.PREFLIGHT,
+    RunStatus.RUNNING: Phase.HIDDEN,
+    RunStatus.SCORING: Phase.SCORING,
+}
+
+
+class PhaseFault(Exception):
+    """A phase stopped; `fault` says where and why, `log_tail` is that phase's log (if any)."""
+
+    def __init__(self, fault: Fault, log_tail: str = "") -> None:
+        super().__init__(f"{fault.phase.value}: {fault.kind.value} {fault.code.value}: {fault.message}")
+        self.fault = fault
+        self.log_tail = log_tail
+
+
+def fault(
+    phase: Phase, kind: FaultKind, code: ErrorCode, message: str, *, exit_code: int | None = None
+) -> PhaseFault:
+    return PhaseFault(Fault(phase=phase, kind=kind, code=code, message=message, exit_code=exit_code))
+
+
+@dataclass(frozen=True)
+class WorkerEnv:
+    """What every phase may use: the settings, the database, the runner and this worker's names."""
+
+    settings: Settings
+    db: Database
+    name: str  # the lease owner, e.g. host:pid:nonce
+    instance: str  # a tag shared by every worker of one database (container names never collide)
+
+
+@dataclass
+class RunContext:
+    """One run as this worker processes it, from lease to ending."""
+
+    lease: Lease
+    status: RunStatus
+    cancel: threading.Event = field(default_factory=threading.Event)
+    lost: threading.Event = field(default_factory=threading.Event)
+    shutdown: threading.Event = field(default_factory=threading.Event)
+    handle: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    archive: Path | None = None
+    image_ref: str | None = None
+    image_digest: str = ""
+    archive_bytes: int | None = None
+    retries: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    runtime: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+
+    @property
+    def sub_id(self) -> int:
+        return self.lease.submission_id
+
+    @property
+    def phase(self) -> Phase:
+        return PHASE_OF_STATUS.get(self.status, Phase.PREFLIGHT)
+
+    def attempt_dir(self, data_dir: Path) -> Path:
+        return run_dir(data_dir, self.sub_id) / f"a{self.lease.attempt}"
+
+
+def run_dir(data_dir: Path, submission_id: int) -> Path:
+    """``DATA_DIR/runs/<id>``: the run's working folders, removed when the run ends."""
+    return data_dir / "runs" / str(submission_id)

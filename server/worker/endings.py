@@ -1,0 +1,118 @@
+"""Apply a policy decision to a run: requeue it, hand it back, or end it — and clean up after it.
+
+`server.runs.policy.decide` says what to do; this module only does it, in one transaction per
+ending: the status change (with the submitter's note and the maintainer's detail), the refund when
+the decision says the project pays, the logs each side may see (`server.runs.disclosure`). After a
+terminal ending the run's working folders and its uploaded archive are deleted (the stored hidden
+predictions stay, for re-scoring).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from runner.spec import ErrorCode
+from server.core.clock import utcnow
+from server.models import FailedPhase, RunStatus, Submission
+from server.quota import service as quota
+from server.runs.disclosure import HANDED_BACK_NOTE, RETRY_NOTE, maintainer_log, public_log, submitter_message
+from server.runs.policy import Action, Decision, Phase
+from server.runs.transitions import transition
+from server.worker.backend import PREFLIGHT_LOG_BYTES
+from server.worker.context import PhaseFault, RunContext, WorkerEnv, run_dir
+from server.worker.phases import runtime_of, transact
+
+log = logging.getLogger("csawm.worker")
+
+FAILED_PHASE: dict[Phase, FailedPhase] = {
+    Phase.QUEUED: FailedPhase.PREFLIGHT,
+    Phase.PREFLIGHT: FailedPhase.PREFLIGHT,
+    Phase.HIDDEN: FailedPhase.HIDDEN,
+    Phase.SCORING: FailedPhase.SCORING,
+}
+
+
+def apply(env: WorkerEnv, ctx: RunContext, pf: PhaseFault, decision: Decision) -> None:
+    """Carry out `decision` for the stop `pf` of the run in `ctx` (under this worker's lease)."""
+    f = pf.fault
+    log.info("run %s: %s -> %s (%s)", ctx.sub_id, pf, decision.action.value, decision.reason)
+
+    def write(session: Session) -> None:
+        logs = _logs(env, f.phase, pf.log_tail)
+        if decision.action is Action.FAIL:
+            to = RunStatus.CANCELLED if decision.code is ErrorCode.CANCELLED else RunStatus.FAILED
+            public = submitter_message(f, decision.told, decision.code)
+            sub = transition(
+                session,
+                ctx.sub_id,
+                to,
+                note=f"{decision.code.value}: {public}"[:2000],
+                detail=f"{decision.reason}: {f.message}"[:4000],
+                owner=env.name,
+                attempt=ctx.lease.attempt,
+                error_code=decision.code.value,
+                failed_phase=FAILED_PHASE[f.phase],
+                error_message=public,
+                error_detail=f.message,
+            )
+            if decision.refund:
+                quota.refund(session, ctx.sub_id, f"{decision.reason} ({decision.code.value})")
+        else:
+            note = HANDED_BACK_NOTE if decision.action is Action.HAND_BACK else RETRY_NOTE
+            sub = transition(
+                session,
+                ctx.sub_id,
+                RunStatus.QUEUED,
+                note=note,
+                detail=f"{decision.reason}: {f.message}"[:4000],
+                owner=env.name,
+                attempt=ctx.lease.attempt,
+            )
+            sub.resume_status = ctx.status.value if ctx.status is not RunStatus.QUEUED else None
+            if decision.action is Action.RETRY:
+                sub.retries = ctx.retries + 1
+                sub.retry_at = utcnow() + decision.backoff if decision.backoff > timedelta(0) else None
+        for key, value in logs.items():
+            setattr(sub, key, value)
+        sub.timings = dict(ctx.timings)
+        sub.runtime = runtime_of(ctx)
+
+    transact(env, write)
+    if decision.action is Action.FAIL:
+        finish(env, ctx)
+
+
+def _logs(env: WorkerEnv, phase: Phase, tail: str) -> dict[str, Any]:
+    if not tail:
+        return {}
+    values: dict[str, Any] = {}
+    shown = public_log(env.settings.hidden_logs, phase, tail)
+    if shown is not None:
+        values["log_tail"] = shown[-PREFLIGHT_LOG_BYTES:]
+    kept = maintainer_log(env.settings.hidden_logs, phase, tail)
+    if kept is not None:
+        values["hidden_log_tail"] = kept
+    return values
+
+
+def finish(env: WorkerEnv, ctx: RunContext) -> None:
+    """After a terminal ending: the run's working folders go, and its archive unless kept."""
+    shutil.rmtree(run_dir(env.settings.data_dir, ctx.sub_id), ignore_errors=True)
+    if ctx.archive is not None and not env.settings.keep_archives:
+        ctx.archive.unlink(missing_ok=True)
+
+
+def release_attempt_dir(env: WorkerEnv, ctx: RunContext) -> None:
+    """A requeued or handed-back attempt's folders are not needed by the next attempt."""
+    shutil.rmtree(ctx.attempt_dir(env.settings.data_dir), ignore_errors=True)
+
+
+def touch_retry_count(session: Session, sub_id: int, retries: int) -> None:
+    sub = session.get(Submission, sub_id)
+    if sub is not None:
+        sub.retries = retries

@@ -1,0 +1,395 @@
+"""The phases of a run, each a function that moves the run one status on or raises `PhaseFault`.
+
+==================  ===================  ====================================================
+phase               status before/after  what it does
+==================  ===================  ====================================================
+`ensure_image`      (any container one)  the image is in the runner (loaded from the archive
+                                         once; a retry or takeover finds it by id)
+`run_preflight`     preflight → running  the image on a few public/synthetic images; checks
+                                         its predictions.csv
+`run_hidden`        running → scoring    the image on the hidden images; its predictions are
+                                         stored content-addressed (`server.runs.store`)
+`score`             scoring → succeeded  the stored predictions scored; the report saved
+==================  ===================  ====================================================
+
+A phase never decides what a failure costs or who is told: it raises `PhaseFault` and the worker
+asks `server.runs.policy`. Because a requeued run resumes at the status it had, a passed preflight
+is not run again and stored hidden predictions are scored, never re-run.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from runner.errors import FaultKind, RunnerError, fault_kind
+from runner.imagetar import ImageArchiveError
+from runner.spec import ErrorCode, Runner, RunResult, RunSpec, TerminalState
+from server.core.clock import utcnow
+from server.models import RunStatus, Submission
+from server.runs import store
+from server.runs.disclosure import maintainer_log, public_log
+from server.runs.policy import Phase
+from server.runs.transitions import LeaseLost, transition
+from server.worker.backend import PREFLIGHT_LOG_BYTES, run_limits
+from server.worker.context import PhaseFault, RunContext, WorkerEnv, fault
+from server.worker.evaluation import EvaluationSet
+
+log = logging.getLogger("csawm.worker")
+
+T = TypeVar("T")
+
+# (predictions, evaluation set, resamples, seed) -> report with ``.data`` and ``.replicates``
+Scorer = Callable[[Any, EvaluationSet, int, int], Any]
+
+
+def score_report(predictions: Any, evaluation: EvaluationSet, resamples: int, seed: int) -> Any:
+    """The scorer the worker uses: `server.scoring.report.score_report` on the evaluation set."""
+    from server.scoring.report import score_report as report
+
+    return report(
+        predictions, evaluation.private, public_labels=evaluation.public, resamples=resamples, seed=seed
+    )
+
+
+# A database that blinks (a restart, a lock held too long) must not lose a run that is otherwise fine:
+# writes are retried for up to this long before the phase gives up (the lease TTL is longer).
+DB_RETRY_S = 20.0
+
+
+def transact(env: WorkerEnv, fn: Callable[[Session], T]) -> T:
+    """Run `fn` in a write transaction, retrying operational errors (DB away) for `DB_RETRY_S`."""
+    deadline = time.monotonic() + DB_RETRY_S
+    delay = 0.2
+    while True:
+        try:
+            with env.db.transaction() as session:
+                return fn(session)
+        except OperationalError:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("database unavailable; retrying in %.1f s", delay, exc_info=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _move(env: WorkerEnv, ctx: RunContext, to: RunStatus, note: str, **values: Any) -> None:
+    """Transition the run (under this worker's lease) and write `values` plus the progress kept."""
+
+    def write(session: Session) -> None:
+        sub = transition(session, ctx.sub_id, to, note=note, owner=env.name, attempt=ctx.lease.attempt)
+        for key, value in values.items():
+            setattr(sub, key, value)
+        sub.timings = dict(ctx.timings)
+        sub.runtime = runtime_of(ctx)
+
+    transact(env, write)
+    ctx.status = to
+
+
+def runtime_of(ctx: RunContext) -> dict[str, Any]:
+    """The submission's ``runtime`` JSON: per phase wall/CPU/GPU seconds and peak memory, image size."""
+    return {
+        "phases": {name: dict(values) for name, values in ctx.runtime.items()},
+        "image_bytes": ctx.archive_bytes,
+        "image_load_s": ctx.timings.get("image_load_s"),
+    }
+
+
+# -- the image -------------------------------------------------------------------------------------
+
+
+def ensure_image(env: WorkerEnv, runner: Runner, ctx: RunContext) -> str:
+    """The image to run: a registry reference as given, or the uploaded archive loaded into the runner.
+
+    An archive already loaded (same image id) is not loaded again. The loaded id must be the id the
+    upload was inspected as; anything else is the submitter's image being inconsistent.
+    """
+    phase = ctx.phase
+    if ctx.archive is None:
+        if ctx.image_ref is None:
+            raise fault(phase, FaultKind.MODEL, ErrorCode.IMAGE_INVALID, "the submission has no image")
+        return ctx.image_ref
+    digest = ctx.image_digest
+    started = time.monotonic()
+    try:
+        if runner.has_image(digest):
+            ctx.timings.setdefault("image_load_s", 0.0)
+            return digest
+        if not runner.accepts_archives:
+            raise fault(
+                phase,
+                FaultKind.PERMANENT_INFRA,
+                ErrorCode.INFRA_ERROR,
+                f"the {runner.name} runner cannot run an uploaded archive without a registry reference",
+            )
+        loaded = runner.load_archive(ctx.archive)
+    except ImageArchiveError as exc:
+        raise fault(
+            phase, FaultKind.MODEL, ErrorCode.IMAGE_INVALID, f"image archive refused: {exc}"
+        ) from None
+    except RunnerError as exc:
+        raise fault(phase, exc.kind, exc.code, exc.message) from None
+    except OSError as exc:
+        raise fault(
+            phase, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, f"cannot read the stored archive: {exc}"
+        ) from None
+    ctx.timings["image_load_s"] = round(time.monotonic() - started, 3)
+    if loaded != digest:
+        raise fault(
+            phase,
+            FaultKind.MODEL,
+            ErrorCode.IMAGE_INVALID,
+            f"the archive loaded as {loaded}, not the uploaded image {digest}",
+        )
+    return loaded
+
+
+# -- running a container -----------------------------------------------------------------------------
+
+
+def check_signals(ctx: RunContext) -> None:
+    """Raise for a lost lease, a worker shutdown or a cancel request, in that order."""
+    if ctx.lost.is_set():
+        raise LeaseLost(f"run {ctx.sub_id}: lease lost; another worker owns the run")
+    if ctx.shutdown.is_set():
+        raise fault(ctx.phase, FaultKind.SHUTDOWN, ErrorCode.CANCELLED, "the worker is stopping")
+    if ctx.cancel.is_set():
+        raise fault(ctx.phase, FaultKind.CANCELLED, ErrorCode.CANCELLED, "cancelled on request")
+
+
+def _record_handle(env: WorkerEnv, ctx: RunContext, handle: str, *, started: bool) -> None:
+    """Write down the handle: before start (what to stop if this worker dies), after (the real one)."""
+
+    def write(session: Session) -> None:
+        values: dict[str, Any] = {"runner_handle": handle}
+        sub = session.get(Submission, ctx.sub_id)
+        if started and sub is not None and sub.container_started_at is None:
+            values["container_started_at"] = utcnow()
+        result = session.execute(
+            update(Submission)
+            .where(
+                Submission.id == ctx.sub_id,
+                Submission.lease_owner == env.name,
+                Submission.attempt == ctx.lease.attempt,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            ctx.lost.set()
+
+    transact(env, write)
+
+
+def execute(
+    env: WorkerEnv, runner: Runner, ctx: RunContext, phase: Phase, image: str, input_dir: Path
+) -> RunResult:
+    """Run one container to its end; model outcomes come back as the result, the rest is raised."""
+    spec = RunSpec(
+        run_id=f"{env.instance}-{ctx.sub_id}-{phase.value}",
+        image=image,
+        input_dir=input_dir,
+        output_dir=ctx.attempt_dir(env.settings.data_dir) / phase.value / "output",
+        limits=run_limits(env.settings, phase.value),
+        attempt=ctx.lease.attempt,
+        phase=phase.value,
+    )
+    spec.output_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_signals(ctx)
+    started = time.monotonic()
+    handle = runner.handle_for(spec)
+    _record_handle(env, ctx, handle, started=False)
+    try:
+        handle = runner.start(spec)
+        ctx.handle = handle
+        ctx.timings[f"{phase.value}_started_after_s"] = round((utcnow() - ctx.created_at).total_seconds(), 3)
+        _record_handle(env, ctx, handle, started=True)
+        if ctx.cancel.is_set() or ctx.lost.is_set() or ctx.shutdown.is_set():
+            _quietly(runner.cancel, handle)
+        result = runner.wait(handle, spec)
+    except RunnerError as exc:
+        if exc.kind is not FaultKind.MODEL:
+            check_signals(ctx)
+            raise fault(phase, exc.kind, exc.code, exc.message) from None
+        result = RunResult(
+            state=TerminalState.FAILED,
+            error_code=exc.code,
+            message=exc.message,
+            exit_code=None,
+            duration_s=time.monotonic() - started,
+            peak_memory_bytes=None,
+            log_tail="",
+            predictions=None,
+            handle=handle,
+        )
+    finally:
+        ctx.handle = None
+        _quietly(runner.cleanup, handle)
+    wall = round(time.monotonic() - started, 3)
+    ctx.timings[f"{phase.value}_s"] = wall
+    gpus = spec.limits.gpus
+    ctx.runtime[phase.value] = {
+        "wall_s": wall,
+        "container_s": round(result.duration_s, 3),
+        "cpu_s": None if result.cpu_seconds is None else round(result.cpu_seconds, 3),
+        "gpu_s": round(result.duration_s * gpus, 3) if gpus else None,
+        "peak_memory_bytes": result.peak_memory_bytes,
+    }
+    check_signals(ctx)
+    if result.error_code is ErrorCode.INFRA_ERROR:
+        raise fault(phase, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, result.message)
+    if result.error_code is ErrorCode.CANCELLED:  # stopped by nobody we know of: the engine, an operator
+        raise fault(phase, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, "the container was stopped")
+    return result
+
+
+def _model_failure(phase: Phase, result: RunResult, message: str) -> PhaseFault:
+    code = result.error_code
+    assert code is not None
+    pf = fault(phase, fault_kind(code), code, message, exit_code=result.exit_code)
+    pf.log_tail = result.log_tail
+    return pf
+
+
+# -- the phases ---------------------------------------------------------------------------------------
+
+
+def run_preflight(
+    env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: EvaluationSet, image: str
+) -> None:
+    """preflight → running: the image on a few sample images, in the same sandbox."""
+    from server.scoring.predictions import PredictionsError, read_predictions
+
+    result = execute(env, runner, ctx, Phase.PREFLIGHT, image, evaluation.preflight_input)
+    what = f"{len(evaluation.preflight_filenames)} {evaluation.preflight_source} sample images"
+    if result.error_code is not None:
+        raise _model_failure(Phase.PREFLIGHT, result, f"preflight on {what} failed: {result.message}")
+    try:
+        read_predictions(result.predictions or b"", expected=evaluation.preflight_filenames)
+    except PredictionsError as exc:
+        pf = fault(
+            Phase.PREFLIGHT,
+            FaultKind.MODEL,
+            ErrorCode.OUTPUT_INVALID,
+            f"preflight predictions.csv is invalid: {exc}",
+        )
+        pf.log_tail = result.log_tail
+        raise pf from None
+    _move(env, ctx, RunStatus.RUNNING, "preflight passed", log_tail=result.log_tail[-PREFLIGHT_LOG_BYTES:])
+
+
+def run_hidden(
+    env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: EvaluationSet, image: str
+) -> None:
+    """running → scoring: the image on the hidden images; its predictions stored for scoring."""
+    result = execute(env, runner, ctx, Phase.HIDDEN, image, evaluation.hidden_input)
+    if result.error_code is not None:
+        raise _model_failure(Phase.HIDDEN, result, result.message)
+    sha = store.save(env.settings.data_dir, result.predictions or b"")
+    values: dict[str, Any] = {"predictions_sha256": sha}
+    hidden_logs = env.settings.hidden_logs
+    kept = maintainer_log(hidden_logs, Phase.HIDDEN, result.log_tail)
+    if kept is not None:
+        values["hidden_log_tail"] = kept
+    shown = public_log(hidden_logs, Phase.HIDDEN, result.log_tail)
+    if shown is not None:
+        values["log_tail"] = shown
+    _move(env, ctx, RunStatus.SCORING, "hidden run finished", **values)
+
+
+def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: EvaluationSet, scorer: Scorer) -> None:
+    """scoring → succeeded: the stored hidden predictions scored against the private labels."""
+    from server.scoring.predictions import PredictionsError, read_predictions
+    from server.scoring.report import SCORER_VERSION
+
+    with env.db.transaction(write=False) as session:
+        sub = session.get(Submission, ctx.sub_id)
+        sha = sub.predictions_sha256 if sub else None
+    try:
+        if sha is None:
+            raise store.PredictionsMissing("no hidden predictions were stored")
+        data = store.load(env.settings.data_dir, sha)
+    except store.PredictionsMissing as exc:
+        ctx.status = RunStatus.RUNNING  # resume by running the hidden phase again: nothing else to score
+        raise fault(Phase.SCORING, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
+    started = time.monotonic()
+    try:
+        predictions = read_predictions(data, expected=evaluation.hidden_filenames)
+    except PredictionsError as exc:
+        raise fault(
+            Phase.SCORING, FaultKind.MODEL, ErrorCode.OUTPUT_INVALID, f"predictions.csv is invalid: {exc}"
+        ) from None
+    s = env.settings
+    try:
+        report = scorer(predictions, evaluation, s.bootstrap_resamples, s.bootstrap_seed)
+    except Exception as exc:  # a scorer crash is ours, never the submitter's: re-scored on retry
+        log.exception("run %s: scoring failed", ctx.sub_id)
+        raise fault(
+            Phase.SCORING,
+            FaultKind.TRANSIENT_INFRA,
+            ErrorCode.INFRA_ERROR,
+            f"scoring failed: {exc.__class__.__name__}: {exc}",
+        ) from None
+    ctx.timings["scoring_s"] = round(time.monotonic() - started, 3)
+    ctx.runtime["scoring"] = {"wall_s": ctx.timings["scoring_s"]}
+    masking = report.data.get("masking", {})
+    repro = {
+        "image_digest": ctx.image_digest,
+        "test_set_manifest_sha256": evaluation.manifest_digest,
+        "public_manifest_sha256": evaluation.public_manifest_digest,
+        "predictions_sha256": sha,
+        "scorer_version": SCORER_VERSION,
+        "runner_backend": runner.name,
+        "host": socket.gethostname(),
+        "worker": env.name,
+        "attempt": ctx.lease.attempt,
+        "retries": ctx.retries,
+        "durations_s": dict(ctx.timings),
+        "peak_memory_bytes": {
+            k: v.get("peak_memory_bytes") for k, v in ctx.runtime.items() if k in ("preflight", "hidden")
+        },
+        "bootstrap": {"resamples": s.bootstrap_resamples, "seed": s.bootstrap_seed},
+        "preflight_source": evaluation.preflight_source,
+        "n_hidden_images": len(evaluation.hidden_filenames),
+        "n_private_images": len(evaluation.private.filenames),
+    }
+    _move(
+        env,
+        ctx,
+        RunStatus.SUCCEEDED,
+        "scored",
+        metrics=report.data,
+        kendall_tau_b=_value(masking.get("kendall_tau_b")),
+        amae=_value(masking.get("amae")),
+        tau_replicates=_pack(report.replicates.get("kendall_tau_b")),
+        amae_replicates=_pack(report.replicates.get("amae")),
+        reproducibility=repro,
+    )
+
+
+def _quietly(fn: Callable[[str], None], handle: str | None) -> None:
+    if not handle:
+        return
+    try:
+        fn(handle)
+    except Exception:
+        log.warning("%s(%s) failed", getattr(fn, "__name__", fn), handle, exc_info=True)
+
+
+def _value(entry: Any) -> float | None:
+    value = entry.get("value") if isinstance(entry, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _pack(values: np.ndarray | None) -> bytes | None:
+    return None if values is None else np.asarray(values, dtype=np.float64).tobytes()
