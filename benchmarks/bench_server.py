@@ -13,7 +13,10 @@
    (its archive is not loaded again), "cold" with the image removed first (``docker load`` of the
    137 MB archive is then part of the latency).
 
-Usage: .venv/bin/python benchmarks/bench_server.py [--upload-gib 1] [--rows 1000] [--latency-runs 5]
+4. stop: SIGTERM to ``csawm serve`` while its embedded worker runs a model on the hidden images:
+   seconds until the process exited (the run is handed back; issue 11).
+
+Usage: .venv/bin/python benchmarks/bench_server.py [--upload-gib 1] [--rows 1000] [--latency-runs 5] [--stop-runs 3]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -408,13 +412,78 @@ def bench_latency(root: Path, runs: int, *, cold: bool) -> dict[str, float]:
         images.remove_all(client)
 
 
+# -- 4. graceful stop ----------------------------------------------------------------------------------
+
+
+def bench_stop(root: Path, runs: int) -> dict[str, float]:
+    """SIGTERM to `csawm serve` (embedded worker) while a model runs on the hidden images: seconds to
+    process exit; the run must then be back in the queue (handed back, resume at the hidden run)."""
+    import docker
+
+    sys.path.insert(0, str(REPO / "tests" / "server"))
+    from srvtest import images
+
+    from server.benchmark.synth import generate
+
+    client = docker.from_env()
+    images.ensure_base(client)
+    bench_dir = root / "benchmark"
+    generate(bench_dir, seed=3, n_train=8, n_public=16, n_private=32, resolution=(64, 52), workers=1)
+    tag = images.build(client, "slow", "300")
+    archive = images.save(tag, root / "slow.tar")
+    took = []
+    try:
+        for i in range(runs):
+            server = Server(
+                root / f"run{i}",
+                {"CSAWM_BENCHMARK_DIR": str(bench_dir), "CSAWM_MAX_UPLOAD_BYTES": str(1024**3)},
+            )
+            token = team_token(server.db_url, f"stop{i}", per_day=10, per_week=10, active=1)
+            with httpx.Client(
+                base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=120
+            ) as http:
+                r = http.post(
+                    "/api/v1/submissions", params={"name": f"stop{i}"}, content=archive.read_bytes()
+                )
+                r.raise_for_status()
+                sub_id = r.json()["id"]
+            deadline = time.monotonic() + 120
+            while not any(
+                c.status == "running" and f"-{sub_id}-hidden-" in c.name
+                for c in client.containers.list(filters={"label": "csawm.run_id"})
+            ):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the hidden container did not start")
+                time.sleep(0.1)
+            sent = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            server.proc.wait(60)
+            took.append(time.monotonic() - sent)
+            server.log.close()
+            db = Database.connect(server.db_url)
+            with db.transaction(write=False) as session:
+                sub = session.get(Submission, sub_id)
+                assert sub is not None
+                if (sub.status, sub.resume_status) != (RunStatus.QUEUED, "running"):
+                    raise RuntimeError(f"run not handed back: {sub.status} {sub.resume_status}")
+            db.dispose()
+    finally:
+        images.remove_all(client)
+    return {
+        "runs": runs,
+        "median_sigterm_to_exit_s": statistics.median(took),
+        "max_sigterm_to_exit_s": max(took),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upload-gib", type=float, default=1.0)
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--latency-runs", type=int, default=5)
-    parser.add_argument("--only", choices=["upload", "leaderboard", "latency"], action="append")
+    parser.add_argument("--stop-runs", type=int, default=3)
+    parser.add_argument("--only", choices=["upload", "leaderboard", "latency", "stop"], action="append")
     args = parser.parse_args()
     only = set(args.only or ["upload", "leaderboard", "latency"])
     results: dict[str, dict[str, float]] = {}
@@ -431,6 +500,9 @@ def main() -> None:
                 key = "latency_cold" if cold else "latency_warm"
                 results[key] = bench_latency(root / key, args.latency_runs, cold=cold)
                 print(key, json.dumps(results[key]), flush=True)
+        if "stop" in only:
+            results["stop"] = bench_stop(root / "stop", args.stop_runs)
+            print("stop", json.dumps(results["stop"]), flush=True)
     print(json.dumps(results, indent=2))
 
 

@@ -55,6 +55,9 @@ def _default_web_routers() -> list[APIRouter]:
     return [router] if isinstance(router, APIRouter) else []
 
 
+WORKER_STOP_S = 9.0  # the embedded worker's time to hand its run back on shutdown
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -94,7 +97,7 @@ def create_app(
             yield
         finally:
             if state.worker is not None:
-                state.worker.stop()
+                state.worker.stop(timeout=WORKER_STOP_S)
             db.dispose()
 
     app = FastAPI(

@@ -12,13 +12,18 @@ archive rejected by inspection.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import signal
 import tempfile
+import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -30,6 +35,7 @@ from runner.io_contract import prepare_input
 from runner.spec import ErrorCode, RunLimits, RunResult, RunSpec, TerminalState
 from server.benchmark.synth import generate
 from server.scoring.predictions import PredictionsError, read_predictions
+from server.worker.janitor import sweep_expired
 
 EXIT_OK = 0
 EXIT_MODEL_FAILED = 1
@@ -78,6 +84,30 @@ def _failed(code: ErrorCode, message: str, **extra: Any) -> CheckReport:
     )
 
 
+CHECK_PREFIX = "check-"
+
+
+@contextlib.contextmanager
+def _removed_on_signal(runner: DockerRunner, handle: str) -> Iterator[None]:
+    """While the model runs, SIGINT/SIGTERM remove its container before the process exits."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread (tests call run_check)
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(Exception):
+            runner.cancel(handle)
+            runner.cleanup(handle)
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_check(
     target: str,
     *,
@@ -93,6 +123,10 @@ def run_check(
         The archive was rejected by inspection (nothing was loaded).
     """
     runner = runner or DockerRunner()
+    # A `csawm check` killed with SIGKILL leaves its container behind; the next one removes every
+    # check container past its deadline label (issue 11), so none runs forever.
+    with contextlib.suppress(RunnerError):
+        sweep_expired(runner, run_prefix=CHECK_PREFIX)
     image_info: dict[str, Any] = {}
     path = Path(target)
     if path.is_file():
@@ -108,18 +142,23 @@ def run_check(
         names = [p.name for p in images]
         prepare_input(work / "input", images)
         spec = RunSpec(
-            run_id=f"check-{uuid.uuid4().hex[:12]}",
+            run_id=f"{CHECK_PREFIX}{uuid.uuid4().hex[:12]}",
             image=image,
             input_dir=work / "input",
             output_dir=work / "output",
             limits=limits,
             phase="preflight",
         )
+        handle = runner.handle_for(spec)
         try:
-            handle = runner.start(spec)
-            result: RunResult = runner.wait(handle, spec)
+            with _removed_on_signal(runner, handle):
+                runner.start(spec)
+                result: RunResult = runner.wait(handle, spec)
         except RunnerError as exc:
             return _failed(exc.code, exc.message, image=image_info)
+        finally:
+            with contextlib.suppress(RunnerError):
+                runner.cleanup(handle)
     report = CheckReport(
         status=result.state.value,
         error_code=result.error_code.value if result.error_code else None,

@@ -40,7 +40,19 @@ def serve(
         _check_benchmark(settings.benchmark_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings, embedded_worker=embedded)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
+    # SIGTERM / Ctrl-C: uvicorn stops accepting, gives open requests GRACEFUL_S, then the app's
+    # lifespan hands the embedded worker's run back (server.worker.loop.Worker.stop): out in < 15 s.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        proxy_headers=False,
+        timeout_graceful_shutdown=GRACEFUL_S,
+    )
+
+
+GRACEFUL_S = 4
 
 
 def _check_benchmark(path: object) -> None:

@@ -1,0 +1,357 @@
+"""Issue 11 with the scripted runner: resume at the failed phase, hand back on stop, hidden output
+kept from submitters, a supervised worker, /readyz and /metrics, disk rules."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from srvtest import factories as f
+from srvtest.app import Api, make_settings, open_api, running_api
+from srvtest.archives import write_archive
+from srvtest.fakes import FakeRunner, predictions_for
+
+from runner.spec import ErrorCode, RunResult, RunSpec, TerminalState
+from server.accounts import service as accounts
+from server.models import QuotaEntry, Role, RunStatus, Submission
+from server.runs import store
+from server.worker.loop import Worker
+from server.worker.phases import score_report
+
+MARKER = "HIDDEN-SET-MARKER-7f3a"
+
+
+@pytest.fixture
+def wapi(tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path) -> Iterator[Api]:
+    settings = make_settings(tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, bootstrap_resamples=100)
+    yield from open_api(settings)
+
+
+def _token(api: Api) -> str:
+    f.team(api.db, "alpha")
+    with api.db.transaction() as session:
+        accounts.set_quota(session, "alpha", {"active": 10, "per_day": 10, "per_week": 10}, actor="test")
+    return f.user(api.db, "a@x.org", team="alpha")
+
+
+def _submit(api: Api, token: str, tmp_path: Path, seed: str) -> tuple[int, str]:
+    path = tmp_path / f"{seed}.tar"
+    digest = write_archive(path, seed=seed)
+    r = api.client.post(
+        "/api/v1/submissions", params={"name": seed}, content=path.read_bytes(), headers=f.auth(token)
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["id"], digest
+
+
+def _ledger(api: Api, sub_id: int) -> list[str]:
+    with api.db.transaction(write=False) as session:
+        rows = session.query(QuotaEntry).filter_by(submission_id=sub_id).order_by(QuotaEntry.id).all()
+        return [r.kind.value for r in rows]
+
+
+def _sub(api: Api, sub_id: int) -> Submission:
+    with api.db.transaction(write=False) as session:
+        sub = session.get(Submission, sub_id)
+        assert sub is not None
+        session.expunge(sub)
+        return sub
+
+
+def _phases(runner: FakeRunner) -> list[str]:
+    return [s.phase for s in runner.started]
+
+
+class _FlakyScorer:
+    """Raises on its first call (the issue's fault injection), then scores normally."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, *args: Any) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("scorer crashed (injected)")
+        return score_report(*args)
+
+
+def test_scorer_crash_is_rescored_not_rerun(wapi: Api, tmp_path: Path) -> None:
+    token = _token(wapi)
+    sub_id, _ = _submit(wapi, token, tmp_path, "m")
+    runner, scorer = FakeRunner(), _FlakyScorer()
+    worker = Worker(wapi.settings, wapi.db, runner, scorer=scorer)
+    assert worker.run_once()
+    sub = _sub(wapi, sub_id)
+    assert (sub.status, sub.resume_status, sub.retries) == (RunStatus.QUEUED, "scoring", 1)
+    assert sub.predictions_sha256 and store.load(wapi.settings.data_dir, sub.predictions_sha256)
+    assert worker.run_once()
+    assert _sub(wapi, sub_id).status is RunStatus.SUCCEEDED
+    assert _phases(runner) == ["preflight", "hidden"]  # the hidden run started exactly once
+    assert scorer.calls == 2 and _ledger(wapi, sub_id) == ["charge"]
+    # the run's working folders are gone; its predictions stay for re-scoring
+    assert not (wapi.settings.data_dir / "runs" / str(sub_id)).exists()
+    assert (wapi.settings.data_dir / "predictions" / f"{sub.predictions_sha256}.csv").is_file()
+
+
+class _HiddenInfraOnce(FakeRunner):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def start(self, spec: RunSpec) -> str:
+        if spec.phase == "hidden" and not self.failed:
+            self.failed = True
+            from runner.errors import TransientInfraError
+
+            raise TransientInfraError("engine went away at /var/run/docker.sock on host-7")
+        return super().start(spec)
+
+
+def test_a_retry_after_a_passed_preflight_resumes_at_the_hidden_run(wapi: Api, tmp_path: Path) -> None:
+    token = _token(wapi)
+    sub_id, _ = _submit(wapi, token, tmp_path, "m")
+    runner = _HiddenInfraOnce()
+    worker = Worker(wapi.settings, wapi.db, runner)
+    assert worker.run_once() and worker.run_once()
+    body = wapi.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(token)).json()
+    assert body["status"] == "succeeded" and body["retries"] == 1
+    assert _phases(runner) == ["preflight", "hidden"]  # preflight not run again
+    text = str(body)
+    assert "docker.sock" not in text and "host-7" not in text  # infra details are the maintainers'
+
+
+def test_stop_hands_the_run_back_without_burning_an_attempt(wapi: Api, tmp_path: Path) -> None:
+    token = _token(wapi)
+    sub_id, digest = _submit(wapi, token, tmp_path, "m")
+    runner = _HiddenHangs(digest)
+    worker = Worker(wapi.settings, wapi.db, runner)
+    thread = threading.Thread(target=worker.run_once)
+    thread.start()
+    _until(lambda: any(s.phase == "hidden" for s in runner.started))
+    worker.request_stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    sub = _sub(wapi, sub_id)
+    assert (sub.status, sub.resume_status, sub.retries, sub.lease_owner) == (
+        RunStatus.QUEUED,
+        "running",
+        0,
+        None,
+    )
+    assert runner.cancelled and _ledger(wapi, sub_id) == ["charge"]
+    again = FakeRunner()
+    assert Worker(wapi.settings, wapi.db, again).run_once()
+    assert _sub(wapi, sub_id).status is RunStatus.SUCCEEDED and _phases(again) == ["hidden"]
+    assert _ledger(wapi, sub_id) == ["charge"]
+
+
+class _HiddenHangs(FakeRunner):
+    def __init__(self, digest: str) -> None:
+        super().__init__({})
+        self.digest = digest
+
+    def wait(self, handle: str, spec: RunSpec) -> RunResult:
+        if spec.phase == "hidden":
+            self.behaviours[self.digest] = "hang"
+        try:
+            return super().wait(handle, spec)
+        finally:
+            self.behaviours.pop(self.digest, None)
+
+
+def _until(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+class _Leaky(FakeRunner):
+    """Prints a marker only on the hidden images, then writes invalid predictions that quote it."""
+
+    def wait(self, handle: str, spec: RunSpec) -> RunResult:
+        if spec.phase != "hidden":
+            return super().wait(handle, spec)
+        good = predictions_for(spec.input_dir).decode().splitlines()
+        good[1] = good[1].split(";")[0] + f";{MARKER}"
+        return RunResult(
+            state=TerminalState.SUCCEEDED,
+            error_code=None,
+            message="",
+            exit_code=0,
+            duration_s=0.1,
+            peak_memory_bytes=1,
+            log_tail=f"label of the first hidden image: {MARKER}\n",
+            predictions=("\n".join(good) + "\n").encode(),
+            handle=handle,
+        )
+
+
+@pytest.mark.parametrize("hidden_logs", ["maintainers", "none"])
+def test_hidden_output_reaches_no_submitter(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path, hidden_logs: str
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        benchmark_dir=synthetic_benchmark,
+        bootstrap_resamples=100,
+        hidden_logs=hidden_logs,
+    )
+    with running_api(settings) as api:
+        token = _token(api)
+        sub_id, _ = _submit(api, token, tmp_path, "leak")
+        assert Worker(settings, api.db, _Leaky()).run_once()
+        assert _sub(api, sub_id).error_code == ErrorCode.OUTPUT_INVALID.value
+        researcher = [
+            api.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(token)).text,
+            api.client.get(f"/api/v1/submissions/{sub_id}/logs", headers=f.auth(token)).text,
+            api.client.get("/api/v1/submissions", headers=f.auth(token)).text,
+        ]
+        for text in researcher:
+            assert MARKER not in text
+        staff = f.user(api.db, "m@x.org", role=Role.MAINTAINER)
+        detail = api.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(staff)).json()
+        logs = api.client.get(f"/api/v1/submissions/{sub_id}/logs", headers=f.auth(staff)).json()
+        assert MARKER in detail["error_detail"]  # the parser's message names the bad value
+        assert (MARKER in (logs["hidden_log_tail"] or "")) is (hidden_logs == "maintainers")
+
+
+def test_submitters_opt_in_sees_the_hidden_log(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        benchmark_dir=synthetic_benchmark,
+        bootstrap_resamples=100,
+        hidden_logs="submitters",
+    )
+    with running_api(settings) as api:
+        token = _token(api)
+        sub_id, _ = _submit(api, token, tmp_path, "leak")
+        assert Worker(settings, api.db, _Leaky()).run_once()
+        logs = api.client.get(f"/api/v1/submissions/{sub_id}/logs", headers=f.auth(token)).json()
+        assert MARKER in logs["log_tail"]
+
+
+def test_missing_test_set_leases_nothing_and_readyz_names_it(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path
+) -> None:
+    settings = make_settings(tmp_path, sqlite_url, benchmark_dir=tmp_path / "gone", poll_interval=0.05)
+    with running_api(settings, embedded_worker=True, runner=FakeRunner()) as api:
+        token = _token(api)
+        sub_id, _ = _submit(api, token, tmp_path, "m")
+        _until(lambda: api.client.get("/readyz").status_code == 503)
+        body = api.client.get("/readyz").json()["error"]
+        assert body["checks"] == ["test_set"] and "gone" in body["details"]["test_set"]
+        assert _sub(api, sub_id).status is RunStatus.QUEUED and _ledger(api, sub_id) == ["charge"]
+
+
+def test_readyz_names_a_dead_worker(tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path) -> None:
+    settings = make_settings(tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark)
+    with running_api(settings, embedded_worker=True, runner=FakeRunner()) as api:
+        _until(lambda: api.client.get("/readyz").status_code == 200)
+        api.client.app.state.csawm.worker.stop()  # type: ignore[attr-defined]
+        response = api.client.get("/readyz")
+        assert response.status_code == 503 and response.json()["error"]["checks"] == ["worker"]
+
+
+def test_worker_survives_a_locked_database_while_idle_and_mid_run(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path
+) -> None:
+    """The database away for a while (SQLite: another process holds the write lock): the worker logs,
+    backs off, and then finishes the run exactly once."""
+    settings = make_settings(tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, bootstrap_resamples=100,
+                             poll_interval=0.05)  # fmt: skip
+    with running_api(settings) as api:
+        token = _token(api)
+        runner = _SlowHidden(hold=1.5)
+        worker = Worker(settings, api.db, runner)
+        worker.start_thread()
+        try:
+            path = sqlite_url.removeprefix("sqlite:///")
+            _hold_write_lock(path, seconds=3.0)  # idle worker: polls fail, it keeps going
+            sub_id, _ = _submit(api, token, tmp_path, "m")
+            _until(lambda: any(s.phase == "hidden" for s in runner.started), timeout=30)
+            _hold_write_lock(path, seconds=3.0)  # mid-run: the hidden run ends while the lock is held
+            _until(lambda: _sub(api, sub_id).status is RunStatus.SUCCEEDED, timeout=60)
+        finally:
+            worker.stop()
+        assert _phases(runner) == ["preflight", "hidden"] and _ledger(api, sub_id) == ["charge"]
+        assert worker.alive is False
+
+
+class _SlowHidden(FakeRunner):
+    def __init__(self, hold: float) -> None:
+        super().__init__()
+        self.hold = hold
+
+    def wait(self, handle: str, spec: RunSpec) -> RunResult:
+        if spec.phase == "hidden":
+            time.sleep(self.hold)
+        return super().wait(handle, spec)
+
+
+def _hold_write_lock(path: str, *, seconds: float) -> None:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+        time.sleep(seconds)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def test_metrics_export_queue_errors_phases_and_heartbeats(wapi: Api, tmp_path: Path) -> None:
+    token = _token(wapi)
+    _submit(wapi, token, tmp_path, "ok")
+    _, bad = _submit(wapi, token, tmp_path, "bad")
+    worker = Worker(wapi.settings, wapi.db, FakeRunner({bad: "crash"}), name="w-metrics")
+    from server.worker import presence
+
+    presence.beat(wapi.db, worker.name, state="idle")
+    while worker.run_once():
+        pass
+    body = wapi.client.get("/metrics").text
+    assert 'csawm_runs_by_error{error_code="nonzero_exit",status="failed"} 1.0' in body
+    assert "csawm_phase_hidden_seconds_count 1.0" in body and "csawm_queue_depth 0.0" in body
+    assert 'csawm_worker_heartbeat_age_seconds{state="idle",worker="w-metrics"}' in body
+
+
+def test_uploads_are_refused_with_507_when_the_disk_is_short(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path
+) -> None:
+    settings = make_settings(tmp_path, sqlite_url, min_free_bytes="1000t")
+    with running_api(settings) as api:
+        token = _token(api)
+        path = tmp_path / "m.tar"
+        write_archive(path, seed="m")
+        r = api.client.post(
+            "/api/v1/submissions", params={"name": "m"}, content=path.read_bytes(), headers=f.auth(token)
+        )
+        assert r.status_code == 507 and r.json()["error"]["code"] == "insufficient_storage"
+        with api.db.transaction(write=False) as session:
+            assert session.query(QuotaEntry).count() == 0 and session.query(Submission).count() == 0
+        assert (
+            not any((settings.data_dir / "uploads").glob("*"))
+            if (settings.data_dir / "uploads").exists()
+            else True
+        )
+
+
+def test_runtime_metrics_per_run(wapi: Api, tmp_path: Path) -> None:
+    token = _token(wapi)
+    sub_id, _ = _submit(wapi, token, tmp_path, "m")
+    assert Worker(wapi.settings, wapi.db, FakeRunner()).run_once()
+    runtime = wapi.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(token)).json()["runtime"]
+    assert set(runtime["phases"]) == {"preflight", "hidden", "scoring"}
+    assert runtime["phases"]["hidden"]["peak_memory_bytes"] == 1234 and runtime["image_bytes"] > 0
+    assert runtime["phases"]["hidden"]["gpu_s"] is None and runtime["image_load_s"] is not None
+    page = wapi.client.get(f"/submissions/{sub_id}", headers=f.auth(token))
+    assert page.status_code in (200, 303)
