@@ -273,19 +273,22 @@ class DockerRunner:
     def list_runs(self) -> list[RunObject]:
         """Every container this project started on the engine (label ``csawm.run_id``)."""
         try:
-            containers = self.client.containers.list(all=True, filters={"label": "csawm.run_id"})
+            # The low-level list: one call, no per-container inspect that races with removals.
+            rows = self.client.api.containers(all=True, filters={"label": "csawm.run_id"})
         except _ENGINE_ERRORS as exc:
             raise _infra(exc, "listing run containers") from None
         found = []
-        for c in containers:
-            labels = c.labels or {}
-            deadline = _parse_time(labels.get(DEADLINE_LABEL))
+        for row in rows:
+            labels = row.get("Labels") or {}
+            names = row.get("Names") or []
+            if not names:
+                continue
             found.append(
                 RunObject(
-                    handle=HANDLE_PREFIX + c.name,
+                    handle=HANDLE_PREFIX + names[0].lstrip("/"),
                     run_id=labels.get("csawm.run_id", ""),
-                    deadline=deadline,
-                    running=c.status in ("created", "running", "restarting"),
+                    deadline=_parse_time(labels.get(DEADLINE_LABEL)),
+                    running=row.get("State") in ("created", "running", "restarting"),
                 )
             )
         return found

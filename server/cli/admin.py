@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from server.accounts import service
-from server.cli._server_common import cli_actor, open_database, reported_errors, settings_or_exit
+from server.cli._server_common import cli_actor, fail, open_database, reported_errors, settings_or_exit
 from server.models import Role
 
 app = typer.Typer(help="Manage teams, users, tokens and quotas.", no_args_is_help=True)
@@ -101,3 +101,32 @@ def set_quota(
         row = service.set_quota(session, team, values, actor=cli_actor())
         shown = {k: getattr(row, f"quota_{k}") for k in service.QUOTA_FIELDS}
         typer.echo(f"quota overrides for {team}: {shown} (None = server default)", err=True)
+
+
+@app.command("rescore")
+def rescore(
+    ids: Annotated[list[int] | None, typer.Argument(help="Submission ids (or --all).")] = None,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Every succeeded run with stored predictions.")
+    ] = False,
+) -> None:
+    """Re-score stored runs under the current scorer and test set; the previous reports are kept."""
+    from server.runs.rescore import rescore as run_rescore
+    from server.worker.evaluation import EvaluationSet
+    from server.worker.phases import score_report
+
+    if bool(ids) == all_runs:
+        raise fail("give submission ids or --all (not both)")
+    settings = settings_or_exit()
+    if settings.benchmark_dir is None:
+        raise fail("CSAWM_BENCHMARK_DIR is not set: re-scoring needs the test set")
+    evaluation = EvaluationSet.prepare(settings.benchmark_dir, settings.data_dir, settings.preflight_images)
+    with open_database(settings) as db, reported_errors():
+        result = run_rescore(
+            db, settings, evaluation, None if all_runs else ids, actor=cli_actor(), scorer=score_report
+        )
+    for sub_id, why in sorted(result.skipped.items()):
+        typer.echo(f"skipped {sub_id}: {why}", err=True)
+    typer.echo(f"re-scored {len(result.done)} runs, skipped {len(result.skipped)}", err=True)
+    if result.skipped and not result.done:
+        raise typer.Exit(1)

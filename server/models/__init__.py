@@ -12,6 +12,7 @@ from server.models.submissions import (
     RunEvent,
     RunStatus,
     Submission,
+    SubmissionReport,
     WorkerHeartbeat,
 )
 
@@ -30,6 +31,7 @@ __all__ = [
     "RunEvent",
     "RunStatus",
     "Submission",
+    "SubmissionReport",
     "Team",
     "User",
     "WorkerHeartbeat",

@@ -172,3 +172,24 @@ class WorkerHeartbeat(Base):
     state: Mapped[str] = mapped_column(String(20), default="idle")  # idle|busy|backoff|stopping|blocked
     submission_id: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class SubmissionReport(Base):
+    """Every report a run was scored with: the first scoring and each re-score (issue 14).
+
+    The submission row holds the current report (``metrics``); these rows keep the history, with the
+    scorer version, test-set digest and bootstrap settings each was computed under.
+    """
+
+    __tablename__ = "submission_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reason: Mapped[str] = mapped_column(String(20))  # "scored" | "rescored"
+    scorer_version: Mapped[str] = mapped_column(String(20))
+    test_set_sha256: Mapped[str] = mapped_column(String(64))
+    bootstrap_seed: Mapped[int] = mapped_column(Integer)
+    bootstrap_resamples: Mapped[int] = mapped_column(Integer)
+    predictions_sha256: Mapped[str | None] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any] | None] = deferred(mapped_column(JSON))

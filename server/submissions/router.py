@@ -8,15 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import undefer
 
 from server.core.deps import CurrentUser, SessionDep, SettingsDep, StateDep, get_principal
 from server.core.errors import BadRequest, CsawmError, InsufficientStorage, InvalidArchive
-from server.models import Submission, Team
+from server.models import Submission, SubmissionReport, Team
 from server.submissions import service
 from server.submissions.schemas import (
     LogsOut,
     MethodCard,
     RegistrySubmissionIn,
+    ReportOut,
     RunEventOut,
     SubmissionOut,
     SubmissionSummary,
@@ -277,3 +280,30 @@ def cancel_submission(
     sub = service.cancel(session, user, submission_id, keep_archives=settings.keep_archives)
     team = session.get(Team, sub.team_id)
     return summary(sub, team.name if team else "")
+
+
+@router.get("/{submission_id}/reports", response_model=list[ReportOut])
+def list_reports(submission_id: int, session: SessionDep, user: CurrentUser) -> list[ReportOut]:
+    """Every report this run was scored with, oldest first: the first scoring and each re-score
+    (``csawm admin rescore``), with the scorer version, test-set digest and bootstrap settings."""
+    sub = service.get_visible(session, user, submission_id)
+    rows = session.scalars(
+        select(SubmissionReport)
+        .where(SubmissionReport.submission_id == sub.id)
+        .options(undefer(SubmissionReport.metrics))
+        .order_by(SubmissionReport.id)
+    ).all()
+    return [
+        ReportOut(
+            id=r.id,
+            created_at=r.created_at,
+            reason=r.reason,
+            scorer_version=r.scorer_version,
+            test_set_sha256=r.test_set_sha256,
+            bootstrap_seed=r.bootstrap_seed,
+            bootstrap_resamples=r.bootstrap_resamples,
+            current=i == len(rows) - 1,
+            metrics=r.metrics,
+        )
+        for i, r in enumerate(rows)
+    ]

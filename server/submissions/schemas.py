@@ -92,3 +92,17 @@ class LogsOut(BaseModel):
     hidden_log_tail: str | None = Field(
         default=None, description="maintainers only (CSAWM_HIDDEN_LOGS): the hidden run's log tail"
     )
+
+
+class ReportOut(BaseModel):
+    """One scoring of a run (`GET /api/v1/submissions/{id}/reports`)."""
+
+    id: int
+    created_at: datetime
+    reason: str  # "scored" | "rescored"
+    scorer_version: str
+    test_set_sha256: str
+    bootstrap_seed: int
+    bootstrap_resamples: int
+    current: bool
+    metrics: dict[str, Any] | None

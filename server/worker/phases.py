@@ -26,7 +26,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -36,7 +35,7 @@ from runner.imagetar import ImageArchiveError
 from runner.spec import ErrorCode, Runner, RunResult, RunSpec, TerminalState
 from server.core.clock import utcnow
 from server.models import RunStatus, Submission
-from server.runs import store
+from server.runs import reports, store
 from server.runs.disclosure import maintainer_log, public_log
 from server.runs.policy import Phase
 from server.runs.transitions import LeaseLost, transition
@@ -82,13 +81,23 @@ def transact(env: WorkerEnv, fn: Callable[[Session], T]) -> T:
             delay = min(delay * 2, 5.0)
 
 
-def _move(env: WorkerEnv, ctx: RunContext, to: RunStatus, note: str, **values: Any) -> None:
+def _move(
+    env: WorkerEnv,
+    ctx: RunContext,
+    to: RunStatus,
+    note: str,
+    *,
+    also: Callable[[Session, Submission], None] | None = None,
+    **values: Any,
+) -> None:
     """Transition the run (under this worker's lease) and write `values` plus the progress kept."""
 
     def write(session: Session) -> None:
         sub = transition(session, ctx.sub_id, to, note=note, owner=env.name, attempt=ctx.lease.attempt)
         for key, value in values.items():
             setattr(sub, key, value)
+        if also is not None:
+            also(session, sub)
         sub.timings = dict(ctx.timings)
         sub.runtime = runtime_of(ctx)
 
@@ -342,7 +351,6 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
         ) from None
     ctx.timings["scoring_s"] = round(time.monotonic() - started, 3)
     ctx.runtime["scoring"] = {"wall_s": ctx.timings["scoring_s"]}
-    masking = report.data.get("masking", {})
     repro = {
         "image_digest": ctx.image_digest,
         "test_set_manifest_sha256": evaluation.manifest_digest,
@@ -363,18 +371,20 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
         "n_hidden_images": len(evaluation.hidden_filenames),
         "n_private_images": len(evaluation.private.filenames),
     }
-    _move(
-        env,
-        ctx,
-        RunStatus.SUCCEEDED,
-        "scored",
-        metrics=report.data,
-        kendall_tau_b=_value(masking.get("kendall_tau_b")),
-        amae=_value(masking.get("amae")),
-        tau_replicates=_pack(report.replicates.get("kendall_tau_b")),
-        amae_replicates=_pack(report.replicates.get("amae")),
-        reproducibility=repro,
-    )
+
+    def store_report(session: Session, sub: Submission) -> None:
+        reports.record(
+            session,
+            sub,
+            report,
+            reason="scored",
+            test_set_sha256=evaluation.manifest_digest,
+            seed=s.bootstrap_seed,
+            resamples=s.bootstrap_resamples,
+            predictions_sha256=sha,
+        )
+
+    _move(env, ctx, RunStatus.SUCCEEDED, "scored", also=store_report, reproducibility=repro)
 
 
 def _quietly(fn: Callable[[str], None], handle: str | None) -> None:
@@ -384,12 +394,3 @@ def _quietly(fn: Callable[[str], None], handle: str | None) -> None:
         fn(handle)
     except Exception:
         log.warning("%s(%s) failed", getattr(fn, "__name__", fn), handle, exc_info=True)
-
-
-def _value(entry: Any) -> float | None:
-    value = entry.get("value") if isinstance(entry, dict) else None
-    return float(value) if isinstance(value, int | float) else None
-
-
-def _pack(values: np.ndarray | None) -> bytes | None:
-    return None if values is None else np.asarray(values, dtype=np.float64).tobytes()

@@ -355,3 +355,24 @@ def test_runtime_metrics_per_run(wapi: Api, tmp_path: Path) -> None:
     assert runtime["phases"]["hidden"]["gpu_s"] is None and runtime["image_load_s"] is not None
     page = wapi.client.get(f"/submissions/{sub_id}", headers=f.auth(token))
     assert page.status_code in (200, 303)
+
+
+def test_janitor_removes_images_of_runs_ended_longer_than_the_ttl(wapi: Api, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from server.core.clock import utcnow
+    from server.worker import janitor
+
+    token = _token(wapi)
+    old_id, old = _submit(wapi, token, tmp_path, "old")
+    new_id, new = _submit(wapi, token, tmp_path, "new")
+    runner = FakeRunner()
+    worker = Worker(wapi.settings, wapi.db, runner)
+    assert worker.run_once() and worker.run_once()
+    assert {old, new} <= runner.loaded
+    with wapi.db.transaction() as session:
+        for sub_id in (old_id, new_id):
+            session.get(Submission, sub_id).archive_path = "/gone.tar"  # type: ignore[union-attr]
+        session.get(Submission, old_id).finished_at = utcnow() - wapi.settings.image_ttl - timedelta(hours=1)  # type: ignore[union-attr]
+    swept = janitor.sweep(wapi.settings, wapi.db, runner, worker.instance)
+    assert swept.images == [old] and runner.loaded == {new}

@@ -1,0 +1,108 @@
+"""Re-scoring stored runs under the current scorer and test set (``csawm admin rescore``, issue 14).
+
+A scored run keeps its hidden predictions (`server.runs.store`, hash on the row), so a new scorer
+version or a corrected test set can be applied to every run without running a model again. Each
+re-score keeps the previous report (`SubmissionReport` history), updates the run's current one, and
+is written to the audit log with the versions and digests before and after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from server.core import audit
+from server.core.db import Database
+from server.core.settings import Settings
+from server.models import RunStatus, Submission
+from server.runs import reports, store
+
+Scorer = Callable[[Any, Any, int, int], Any]
+
+
+@dataclass
+class Rescored:
+    done: list[int] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)  # id -> why
+
+
+def candidates(db: Database, ids: Iterable[int] | None) -> list[int]:
+    """Succeeded runs with stored predictions: all of them, or those of `ids` (others are skipped)."""
+    with db.transaction(write=False) as session:
+        query = select(Submission.id).where(
+            Submission.status == RunStatus.SUCCEEDED, Submission.predictions_sha256.is_not(None)
+        )
+        if ids is not None:
+            query = query.where(Submission.id.in_(list(ids)))
+        return list(session.scalars(query.order_by(Submission.id)))
+
+
+def rescore(
+    db: Database,
+    settings: Settings,
+    evaluation: Any,
+    ids: Iterable[int] | None,
+    *,
+    actor: str,
+    scorer: Scorer,
+) -> Rescored:
+    """Re-score `ids` (None: every candidate) one transaction per run; return what was done."""
+    from server.scoring.predictions import PredictionsError, read_predictions
+    from server.scoring.report import SCORER_VERSION
+
+    wanted = None if ids is None else sorted(set(ids))
+    todo = candidates(db, wanted)
+    result = Rescored()
+    for missing in sorted(set(wanted or ()) - set(todo)):
+        result.skipped[missing] = "not a succeeded run with stored hidden predictions"
+    seed, resamples = settings.bootstrap_seed, settings.bootstrap_resamples
+    for sub_id in todo:
+        with db.transaction(write=False) as session:
+            sha = session.scalar(select(Submission.predictions_sha256).where(Submission.id == sub_id))
+        try:
+            data = store.load(settings.data_dir, str(sha))
+            predictions = read_predictions(data, expected=evaluation.hidden_filenames)
+        except (store.PredictionsMissing, PredictionsError) as exc:
+            result.skipped[sub_id] = str(exc)
+            continue
+        report = scorer(predictions, evaluation, resamples, seed)
+        with db.transaction() as session:
+            sub = session.get(Submission, sub_id)
+            assert sub is not None
+            before = dict(sub.reproducibility or {})
+            reports.record(
+                session,
+                sub,
+                report,
+                reason="rescored",
+                test_set_sha256=evaluation.manifest_digest,
+                seed=seed,
+                resamples=resamples,
+                predictions_sha256=sha,
+            )
+            sub.reproducibility = {
+                **before,
+                "scorer_version": SCORER_VERSION,
+                "test_set_manifest_sha256": evaluation.manifest_digest,
+                "public_manifest_sha256": evaluation.public_manifest_digest,
+                "bootstrap": {"resamples": resamples, "seed": seed},
+            }
+            audit.record(
+                session,
+                actor=actor,
+                action="rescore",
+                target_type="submission",
+                target_id=sub_id,
+                detail={
+                    "scorer_version": [before.get("scorer_version"), SCORER_VERSION],
+                    "test_set_manifest_sha256": [
+                        before.get("test_set_manifest_sha256"),
+                        evaluation.manifest_digest,
+                    ],
+                },
+            )
+        result.done.append(sub_id)
+    return result
