@@ -16,7 +16,8 @@
 4. stop: SIGTERM to ``csawm serve`` while its embedded worker runs a model on the hidden images:
    seconds until the process exited (the run is handed back; issue 11).
 
-Usage: .venv/bin/python benchmarks/bench_server.py [--upload-gib 1] [--rows 1000] [--latency-runs 5] [--stop-runs 3]
+Usage: .venv/bin/python benchmarks/bench_server.py [--upload-gib 1] [--rows 1000] [--latency-runs 5]
+       [--stop-runs 3] [--only upload|leaderboard|latency|stop]
 """
 
 from __future__ import annotations

@@ -24,9 +24,7 @@ def test_embedded_default_needs_no_setting(monkeypatch: pytest.MonkeyPatch) -> N
     assert settings.runner == "docker"
 
 
-def test_relative_paths_are_made_absolute_at_load(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_relative_paths_are_made_absolute_at_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Issue 10 item 0: a relative CSAWM_DATA_DIR reached the Docker runner, which refuses it."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CSAWM_DATA_DIR", "state")

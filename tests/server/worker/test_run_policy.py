@@ -275,6 +275,7 @@ def test_worker_survives_a_locked_database_while_idle_and_mid_run(
         worker = Worker(settings, api.db, runner)
         worker.start_thread()
         try:
+            _until(lambda: worker.test_set_ready, timeout=60)
             path = sqlite_url.removeprefix("sqlite:///")
             _hold_write_lock(path, seconds=3.0)  # idle worker: polls fail, it keeps going
             sub_id, _ = _submit(api, token, tmp_path, "m")
@@ -376,3 +377,49 @@ def test_janitor_removes_images_of_runs_ended_longer_than_the_ttl(wapi: Api, tmp
         session.get(Submission, old_id).finished_at = utcnow() - wapi.settings.image_ttl - timedelta(hours=1)  # type: ignore[union-attr]
     swept = janitor.sweep(wapi.settings, wapi.db, runner, worker.instance)
     assert swept.images == [old] and runner.loaded == {new}
+
+
+@pytest.mark.postgres
+def test_worker_survives_postgres_going_away_while_idle_and_mid_run(
+    tmp_path: Path, pg_admin_url: str, synthetic_benchmark: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL unreachable for a while (a proxy in front of it drops every connection and refuses
+    new ones): idle, the loop backs off; mid-run, the run's writes are retried; it finishes once."""
+    from urllib.parse import urlsplit
+
+    from srvtest.pg import create_database
+    from srvtest.proxy import TcpProxy
+
+    direct = create_database(pg_admin_url)
+    parts = urlsplit(direct)
+    proxy = TcpProxy(target_port=int(parts.port or 5432))
+    proxy.start()
+    through = direct.replace(f":{parts.port}/", f":{proxy.port}/")
+    settings = make_settings(tmp_path, through, benchmark_dir=synthetic_benchmark, bootstrap_resamples=100,
+                             poll_interval=0.05)  # fmt: skip
+    try:
+        with running_api(settings) as api:
+            token = _token(api)
+            runner = _SlowHidden(hold=4.0)
+            worker = Worker(settings, api.db, runner)
+            worker.start_thread()
+            try:
+                _until(lambda: worker.test_set_ready, timeout=60)
+                proxy.stop()  # idle: every poll fails, the loop must go on
+                time.sleep(3.0)
+                proxy.start()
+                assert worker.alive
+                sub_id, _ = _submit(api, token, tmp_path, "m")
+                _until(lambda: any(s.phase == "hidden" for s in runner.started), timeout=60)
+                proxy.stop()  # mid-run: the hidden run ends while the database is away
+                time.sleep(5.0)
+                proxy.start()
+                _until(lambda: _sub(api, sub_id).status is RunStatus.SUCCEEDED, timeout=90)
+            finally:
+                worker.stop()
+            assert _phases(runner) == ["preflight", "hidden"] and _ledger(api, sub_id) == ["charge"]
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("loop error" in m for m in messages)  # the idle outage was seen and survived
+        assert any("database unavailable" in m for m in messages)  # the run's write was retried
+    finally:
+        proxy.stop()
