@@ -10,7 +10,6 @@ API, for the checks that skopeo would never produce.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -41,7 +40,8 @@ def missing_binaries() -> list[str]:
     return [b for b in (REGISTRY_BINARY, HTPASSWD_BINARY) if shutil.which(b) is None]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on (just now)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -116,7 +116,7 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
 def registry_server() -> Iterator[RegistryServer]:
     """Start a registry with one htpasswd user; stop it and delete its storage afterwards."""
     root = Path(tempfile.mkdtemp(prefix="csawm-registry-"))
-    port = _free_port()
+    port = free_port()
     username, password = "csawm-test", uuid.uuid4().hex
     line = subprocess.run(
         [HTPASSWD_BINARY, "-nbB", username, password], check=True, capture_output=True, text=True
@@ -189,7 +189,3 @@ def write_layered_archive(
             _member(tf, name, layer)
         _member(tf, "manifest.json", json.dumps(manifest).encode())
     return f"sha256:{config_hex}"
-
-
-def basic_auth(username: str, password: str) -> str:
-    return base64.b64encode(f"{username}:{password}".encode()).decode()
