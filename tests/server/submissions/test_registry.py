@@ -225,8 +225,9 @@ def _push_by_hand(
     return registry.put_manifest(repository, manifest, OCI_MANIFEST), config_digest, raw_size
 
 
-def _submit_ref(api: Api, token: str, image: str) -> Any:
-    return api.client.post("/api/v1/submissions", json={"name": "r", "image": image}, headers=f.auth(token))
+def _submit_ref(api: Api, token: str, image: str, **extra: Any) -> Any:
+    body = {"name": "r", "image": image, **extra}
+    return api.client.post("/api/v1/submissions", json=body, headers=f.auth(token))
 
 
 def test_pushed_reference_is_checked_and_queued(
@@ -237,9 +238,10 @@ def test_pushed_reference_is_checked_and_queued(
     pushed = push_archive(
         tmp_path / "m.tar", "models/alpha", "v1", _config(registry), work_dir=tmp_path / "w"
     )
-    response = _submit_ref(reg_api, token, str(pushed.reference))
+    response = _submit_ref(reg_api, token, str(pushed.reference), method_card={"notes": "n"})
     assert response.status_code == 201, response.text
     body = response.json()
+    assert body["method_card"] == {"notes": "n"}
     assert (body["image_ref"], body["image_digest"], body["status"]) == (
         str(pushed.reference),
         image_id,
