@@ -59,7 +59,9 @@ def _human(n: int) -> str:
 
 
 def _platform_of(entry: dict[str, Any]) -> str:
-    platform = entry.get("platform") if isinstance(entry.get("platform"), dict) else {}
+    platform = entry.get("platform")
+    if not isinstance(platform, dict):
+        platform = {}
     return f"{platform.get('os', '?')}/{platform.get('architecture', '?')}"
 
 
@@ -133,7 +135,9 @@ def inspect_reference(client: RegistryClient, reference: ImageReference, *, max_
             f"image platform is {platform[0] or '?'}/{platform[1] or '?'}; the server runs linux/amd64 only "
             "(build with --platform linux/amd64)"
         )
-    inner = config.get("config") if isinstance(config.get("config"), dict) else {}
+    inner = config.get("config")
+    if not isinstance(inner, dict):
+        inner = {}
     return RemoteImage(
         reference=reference,
         manifest_digest=manifest.digest,
