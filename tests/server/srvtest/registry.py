@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import tarfile
 import tempfile
@@ -54,6 +55,11 @@ class RegistryServer:
     password: str
     storage: Path
     log_path: Path
+    ca_file: Path | None = None  # the self-signed certificate when served over TLS
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.ca_file else 'http'}://{self.host}"
 
     def log_offset(self) -> int:
         return self.log_path.stat().st_size
@@ -73,7 +79,11 @@ class RegistryServer:
 
     def _http(self) -> httpx.Client:
         return httpx.Client(
-            base_url=f"http://{self.host}", auth=(self.username, self.password), timeout=30, trust_env=False
+            base_url=self.url,
+            auth=(self.username, self.password),
+            verify=_verify(self.ca_file),
+            timeout=30,
+            trust_env=False,
         )
 
     def put_blob(self, repository: str, data: bytes) -> str:
@@ -96,15 +106,20 @@ class RegistryServer:
         return digest
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+def _verify(ca_file: Path | None) -> ssl.SSLContext | bool:
+    return ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, ca_file: Path | None) -> None:
     """Poll ``/v2/`` (bounded) until the registry answers; fail with its log if it exits."""
+    verify = _verify(ca_file)
     for _ in range(200):
         if process.poll() is not None:
             raise RuntimeError(
                 f"docker-registry exited with {process.returncode}:\n{log.read_text()[-3000:]}"
             )
         try:
-            if httpx.get(url, timeout=1, trust_env=False).status_code == 401:
+            if httpx.get(url, timeout=1, trust_env=False, verify=verify).status_code == 401:
                 return
         except httpx.HTTPError:
             pass
@@ -112,9 +127,38 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     raise RuntimeError(f"docker-registry did not answer on {url}:\n{log.read_text()[-3000:]}")
 
 
+def _self_signed(root: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (and its key), made with the openssl CLI."""
+    cert, key = root / "cert.pem", root / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
 @contextmanager
-def registry_server() -> Iterator[RegistryServer]:
-    """Start a registry with one htpasswd user; stop it and delete its storage afterwards."""
+def registry_server(*, tls: bool = False) -> Iterator[RegistryServer]:
+    """Start a registry with one htpasswd user (over TLS with a self-signed certificate when
+    `tls`); stop it and delete its storage afterwards."""
     root = Path(tempfile.mkdtemp(prefix="csawm-registry-"))
     port = free_port()
     username, password = "csawm-test", uuid.uuid4().hex
@@ -129,6 +173,10 @@ def registry_server() -> Iterator[RegistryServer]:
         "http": {"addr": f"127.0.0.1:{port}", "secret": uuid.uuid4().hex},
         "auth": {"htpasswd": {"realm": "csawm-test", "path": str(root / "htpasswd")}},
     }
+    ca_file = None
+    if tls:
+        ca_file, key = _self_signed(root)
+        config["http"]["tls"] = {"certificate": str(ca_file), "key": str(key)}  # type: ignore[index]
     (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
     log = root / "registry.log"
     with log.open("wb") as out:
@@ -136,8 +184,9 @@ def registry_server() -> Iterator[RegistryServer]:
             [REGISTRY_BINARY, "serve", str(root / "config.yml")], stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        _wait_ready(process, f"http://127.0.0.1:{port}/v2/", log)
-        yield RegistryServer(f"127.0.0.1:{port}", username, password, root / "storage", log)
+        server = RegistryServer(f"127.0.0.1:{port}", username, password, root / "storage", log, ca_file)
+        _wait_ready(process, f"{server.url}/v2/", log, ca_file)
+        yield server
     finally:
         process.terminate()
         try:

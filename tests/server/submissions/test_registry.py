@@ -341,3 +341,50 @@ def test_reference_with_wrong_server_credentials_is_400(
             and "wrong-password" not in message
         )
         assert _counts(api) == (0, 0)
+
+
+# -- TLS with a private CA --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_registry() -> Iterator[RegistryServer]:
+    with registry_server(tls=True) as server:
+        yield server
+
+
+def test_registry_behind_tls_with_a_private_ca(
+    tmp_path: Path, sqlite_url: str, tls_registry: RegistryServer
+) -> None:
+    """``CSAWM_REGISTRY_CA``: skopeo pushes and the API client checks over TLS trusting that CA."""
+    assert tls_registry.ca_file is not None
+    settings = _settings(
+        tmp_path, sqlite_url, tls_registry, registry_insecure=False, registry_ca=tls_registry.ca_file
+    )
+    with running_api(settings) as api:
+        token = _member(api)
+        image_id = write_archive(tmp_path / "m.tar", seed="tls")
+        response = _upload(api, token, tmp_path / "m.tar")
+        assert response.status_code == 201, response.text
+        assert response.json()["image_ref"].startswith(f"{tls_registry.host}/csawm/alpha-")
+        manifest, config, _ = _push_by_hand(tls_registry, "models/tls", layer=b"tls")
+        checked = _submit_ref(api, token, f"{tls_registry.host}/models/tls@{manifest}")
+        assert checked.status_code == 201, checked.text
+        assert (checked.json()["image_digest"], response.json()["image_digest"]) == (config, image_id)
+
+
+def test_registry_behind_tls_without_its_ca_is_503(
+    tmp_path: Path, sqlite_url: str, tls_registry: RegistryServer
+) -> None:
+    """The system store does not trust the self-signed certificate: a clear 503, nothing charged."""
+    settings = _settings(tmp_path, sqlite_url, tls_registry, registry_insecure=False)
+    with running_api(settings) as api:
+        token = _member(api)
+        write_archive(tmp_path / "m.tar", seed="tls-no-ca")
+        response = _upload(api, token, tmp_path / "m.tar")
+        assert response.status_code == 503 and "certificate" in response.json()["error"]["message"]
+        ref = f"{tls_registry.host}/models/tls@sha256:" + "b" * 64
+        checked = _submit_ref(api, token, ref)
+        assert (
+            checked.status_code == 503 and "CERTIFICATE_VERIFY_FAILED" in checked.json()["error"]["message"]
+        )
+        assert _counts(api) == (0, 0)
