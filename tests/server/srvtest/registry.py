@@ -23,12 +23,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
+
+from .registry_tokens import ISSUER, SERVICE, token_service
 
 REGISTRY_BINARY = "docker-registry"
 HTPASSWD_BINARY = "htpasswd"
@@ -156,45 +159,60 @@ def _self_signed(root: Path) -> tuple[Path, Path]:
 
 
 @contextmanager
-def registry_server(*, tls: bool = False) -> Iterator[RegistryServer]:
-    """Start a registry with one htpasswd user (over TLS with a self-signed certificate when
-    `tls`); stop it and delete its storage afterwards."""
+def registry_server(*, tls: bool = False, token_auth: bool = False) -> Iterator[RegistryServer]:
+    """Start a registry with one user: htpasswd (Basic) auth, or a token service (Bearer,
+    `registry_tokens`) when `token_auth`; over TLS with a self-signed certificate when `tls`.
+    Stops it and deletes its storage afterwards."""
     root = Path(tempfile.mkdtemp(prefix="csawm-registry-"))
-    port = free_port()
-    username, password = "csawm-test", uuid.uuid4().hex
-    line = subprocess.run(
-        [HTPASSWD_BINARY, "-nbB", username, password], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    (root / "htpasswd").write_text(line + "\n")
-    config = {
-        "version": 0.1,
-        "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": False}},
-        "storage": {"filesystem": {"rootdirectory": str(root / "storage")}, "delete": {"enabled": True}},
-        "http": {"addr": f"127.0.0.1:{port}", "secret": uuid.uuid4().hex},
-        "auth": {"htpasswd": {"realm": "csawm-test", "path": str(root / "htpasswd")}},
-    }
-    ca_file = None
-    if tls:
-        ca_file, key = _self_signed(root)
-        config["http"]["tls"] = {"certificate": str(ca_file), "key": str(key)}  # type: ignore[index]
-    (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
-    log = root / "registry.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [REGISTRY_BINARY, "serve", str(root / "config.yml")], stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
+    with ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, root, ignore_errors=True)
+        port = free_port()
+        username, password = "csawm-test", uuid.uuid4().hex
+        config: dict[str, Any] = {
+            "version": 0.1,
+            "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": False}},
+            "storage": {"filesystem": {"rootdirectory": str(root / "storage")}, "delete": {"enabled": True}},
+            "http": {"addr": f"127.0.0.1:{port}", "secret": uuid.uuid4().hex},
+        }
+        if token_auth:
+            tokens = cleanup.enter_context(token_service(root, username, password))
+            config["auth"] = {
+                "token": {
+                    "realm": tokens.realm,
+                    "service": SERVICE,
+                    "issuer": ISSUER,
+                    "rootcertbundle": str(tokens.cert),
+                }
+            }
+        else:
+            line = subprocess.run(
+                [HTPASSWD_BINARY, "-nbB", username, password], check=True, capture_output=True, text=True
+            ).stdout.strip()
+            (root / "htpasswd").write_text(line + "\n")
+            config["auth"] = {"htpasswd": {"realm": "csawm-test", "path": str(root / "htpasswd")}}
+        ca_file = None
+        if tls:
+            ca_file, key = _self_signed(root)
+            config["http"]["tls"] = {"certificate": str(ca_file), "key": str(key)}
+        (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
+        log = root / "registry.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [REGISTRY_BINARY, "serve", str(root / "config.yml")], stdout=out, stderr=subprocess.STDOUT
+            )
+        cleanup.callback(_stop, process)
         server = RegistryServer(f"127.0.0.1:{port}", username, password, root / "storage", log, ca_file)
         _wait_ready(process, f"{server.url}/v2/", log, ca_file)
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(root, ignore_errors=True)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 # -- small multi-layer archives ---------------------------------------------------------------------

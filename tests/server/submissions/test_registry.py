@@ -388,3 +388,55 @@ def test_registry_behind_tls_without_its_ca_is_503(
             checked.status_code == 503 and "CERTIFICATE_VERIFY_FAILED" in checked.json()["error"]["message"]
         )
         assert _counts(api) == (0, 0)
+
+
+# -- Bearer tokens (a token service, as hosted registries use) --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def token_registry() -> Iterator[RegistryServer]:
+    with registry_server(token_auth=True) as server:
+        yield server
+
+
+def test_registry_with_a_token_service(
+    tmp_path: Path, sqlite_url: str, token_registry: RegistryServer
+) -> None:
+    """The Bearer challenge: skopeo and the API client exchange the credentials for a scoped token."""
+    with running_api(_settings(tmp_path, sqlite_url, token_registry)) as api:
+        token = _member(api)
+        image_id = write_archive(tmp_path / "m.tar", seed="bearer")
+        pushed = push_archive(
+            tmp_path / "m.tar", "models/bearer", "v1", _config(token_registry), work_dir=tmp_path / "w"
+        )
+        checked = _submit_ref(api, token, str(pushed.reference))
+        assert checked.status_code == 201, checked.text
+        assert checked.json()["image_digest"] == image_id
+        uploaded = _upload(api, token, tmp_path / "m.tar")
+        assert uploaded.status_code == 409  # the same image id: a duplicate, found after its push
+
+
+def test_token_service_refusing_the_credentials(
+    tmp_path: Path, sqlite_url: str, token_registry: RegistryServer
+) -> None:
+    pushed = push_archive(
+        _archive(tmp_path, "bearer-denied"),
+        "models/bearer",
+        "v2",
+        _config(token_registry),
+        work_dir=tmp_path / "w",
+    )
+    settings = _settings(tmp_path, sqlite_url, token_registry, registry_password="wrong-password")
+    with running_api(settings) as api:
+        token = _member(api)
+        checked = _submit_ref(api, token, str(pushed.reference))
+        assert checked.status_code == 400, checked.text
+        assert "refused the server's credentials" in checked.json()["error"]["message"]
+        uploaded = _upload(api, token, _archive(tmp_path, "bearer-denied-2"))
+        assert uploaded.status_code == 503 and "unauthorized" in uploaded.json()["error"]["message"]
+        assert _counts(api) == (0, 0)
+
+
+def _archive(tmp_path: Path, seed: str) -> Path:
+    write_archive(tmp_path / f"{seed}.tar", seed=seed)
+    return tmp_path / f"{seed}.tar"
