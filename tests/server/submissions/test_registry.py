@@ -118,8 +118,8 @@ def test_accepted_archive_is_pushed_and_referenced_by_digest(
             manifest = client.manifest(repository, manifest_digest)
         assert manifest.body["config"]["digest"] == image_id
         assert _counts(api) == (1, 1)
-        listed = api.client.get("/api/v1/submissions", headers=f.auth(token)).json()
-        assert [s["image_ref"] for s in listed] == [body["image_ref"]]
+        again = api.client.get(f"/api/v1/submissions/{body['id']}", headers=f.auth(token)).json()
+        assert again["image_ref"] == body["image_ref"]
 
 
 def test_push_failure_is_503_and_charges_nothing(
