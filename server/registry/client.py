@@ -77,6 +77,18 @@ class RegistryClient:
     def close(self) -> None:
         self._http.close()
 
+    def ping(self) -> None:
+        """Check that the registry answers the API and accepts the server's credentials
+        (``GET /v2/``), for a readiness check. Raises `RegistryDenied` or `RegistryUnavailable`."""
+        response = self._authorized("/v2/", accept="application/json", scope="")
+        response.close()
+        if response.status_code in (401, 403):
+            raise RegistryDenied(
+                f"registry {self.config.host} refused the server's credentials ({response.status_code})"
+            )
+        if response.status_code != 200:
+            raise RegistryUnavailable(f"registry {self.config.host} answered {response.status_code} on /v2/")
+
     def manifest(self, repository: str, digest: str) -> Manifest:
         """The manifest (or index) `digest` of `repository`, verified against its digest."""
         accept = ", ".join(sorted(MANIFEST_TYPES | INDEX_TYPES))
@@ -106,14 +118,18 @@ class RegistryClient:
 
     # -- HTTP and auth ------------------------------------------------------------------------------
 
-    def _get(self, repository: str, path: str, *, accept: str, what: str) -> httpx.Response:
-        scope = f"repository:{repository}:pull"
+    def _authorized(self, path: str, *, accept: str, scope: str) -> httpx.Response:
+        """GET `path`, answering one authentication challenge with the configured credentials."""
         headers = {"Accept": accept, **self._auth_header(scope)}
         response = self._send(path, headers)
         if response.status_code == 401:
             response.close()
             headers.update(self._answer_challenge(response, scope))
             response = self._send(path, headers)
+        return response
+
+    def _get(self, repository: str, path: str, *, accept: str, what: str) -> httpx.Response:
+        response = self._authorized(path, accept=accept, scope=f"repository:{repository}:pull")
         if response.status_code == 200:
             return response
         status, detail = response.status_code, _error_detail(response)
@@ -160,7 +176,8 @@ class RegistryClient:
         raise RegistryUnavailable(f"registry {self.config.host} sent an unsupported challenge {challenge!r}")
 
     def _fetch_token(self, realm: str, service: str | None, scope: str) -> str:
-        query = {"scope": scope, **({"service": service} if service else {})}
+        # An empty scope (the /v2/ ping) asks for a token that only proves who we are.
+        query = {**({"scope": scope} if scope else {}), **({"service": service} if service else {})}
         headers = {"Authorization": self._basic()} if self.config.has_credentials else {}
         try:
             response = self._http.get(realm, params=query, headers=headers)

@@ -29,6 +29,7 @@ from server.accounts import service as accounts
 from server.models import QuotaEntry, Submission
 from server.registry.client import OCI_INDEX, OCI_MANIFEST, RegistryClient
 from server.registry.config import RegistryConfig
+from server.registry.errors import RegistryDenied, RegistryUnavailable
 from server.registry.push import push_archive
 
 pytestmark = pytest.mark.skipif(
@@ -440,3 +441,20 @@ def test_token_service_refusing_the_credentials(
 def _archive(tmp_path: Path, seed: str) -> Path:
     write_archive(tmp_path / f"{seed}.tar", seed=seed)
     return tmp_path / f"{seed}.tar"
+
+
+@pytest.mark.parametrize("auth", ["basic", "bearer"])
+def test_ping_checks_the_credentials(
+    auth: str, registry: RegistryServer, token_registry: RegistryServer
+) -> None:
+    """`RegistryClient.ping` (for a readiness check): ok with the right credentials, refused with
+    wrong ones, unavailable when nothing listens."""
+    server = registry if auth == "basic" else token_registry
+    with RegistryClient(_config(server)) as client:
+        client.ping()
+    wrong = RegistryConfig(server.host, server.username, "wrong", insecure=True)
+    with RegistryClient(wrong) as client, pytest.raises(RegistryDenied):
+        client.ping()
+    closed = RegistryConfig(f"127.0.0.1:{free_port()}", insecure=True)
+    with RegistryClient(closed) as client, pytest.raises(RegistryUnavailable, match="unreachable"):
+        client.ping()
