@@ -18,6 +18,13 @@ RUN if ! python3 -c "import ensurepip" 2>/dev/null; then \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 
+# skopeo pushes accepted archives to CSAWM_REGISTRY (server.registry.push; issue 13).
+RUN if ! command -v skopeo >/dev/null; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends skopeo \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
+
 ENV VIRTUAL_ENV=/opt/csawm \
     PATH=/opt/csawm/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -89,6 +89,13 @@ class QuotaExceeded(CsawmError):
     code = "quota_exceeded"
 
 
+class RegistryFailure(CsawmError):
+    """The image registry failed or refused the server (issue 13): nothing was queued or charged."""
+
+    status_code = 503
+    code = "registry_unavailable"
+
+
 class NotReady(CsawmError):
     status_code = 503
     code = "not_ready"

@@ -101,6 +101,56 @@ class Settings(BaseSettings):
     keep_archives: bool = False
     registry: str | None = None
 
+    # OCI registry (issue 13, server.registry): every accepted archive is pushed to
+    # REGISTRY/csawm/<team>@sha256:..., registry references are checked there before they are charged.
+    # The credentials need push and pull on csawm/*; CA: a PEM file trusted for the registry's TLS;
+    # INSECURE: plain HTTP, allowed for loopback registries only (tests, a registry on the same host).
+    registry_username: str | None = None
+    registry_password: SecretStr | None = None
+    registry_ca: Path | None = None
+    registry_insecure: bool = False
+
+    @field_validator("registry_username", "registry_password", "registry_ca", mode="before")
+    @classmethod
+    def _registry_empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("registry_ca")
+    @classmethod
+    def _registry_ca(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        path = Path(os.path.abspath(value.expanduser()))
+        if not path.is_file():
+            raise ValueError(f"{path} is not a file (expected a PEM CA bundle)")
+        return path
+
+    @model_validator(mode="after")
+    def _registry_consistent(self) -> Settings:
+        if self.registry is None:
+            if self.runner == "kubernetes":
+                raise ValueError(
+                    "CSAWM_RUNNER=kubernetes needs CSAWM_REGISTRY: the cluster pulls every model "
+                    "image from it (uploaded archives are pushed there first)"
+                )
+            if self.registry_username or self.registry_password or self.registry_ca or self.registry_insecure:
+                raise ValueError("CSAWM_REGISTRY_* settings are set but CSAWM_REGISTRY is not")
+            return self
+        if (self.registry_username is None) != (self.registry_password is None):
+            raise ValueError(
+                "CSAWM_REGISTRY_USERNAME and CSAWM_REGISTRY_PASSWORD go together: set both or neither"
+            )
+        if self.registry_insecure:
+            host = self.registry.rsplit(":", 1)[0] if not self.registry.endswith("]") else self.registry
+            if host not in ("localhost", "[::1]") and not host.startswith("127."):
+                raise ValueError(
+                    f"CSAWM_REGISTRY_INSECURE (plain HTTP) is allowed for a loopback registry only, "
+                    f"not {self.registry!r}: credentials and images would cross the network unencrypted"
+                )
+            if self.registry_ca is not None:
+                raise ValueError("CSAWM_REGISTRY_CA and CSAWM_REGISTRY_INSECURE exclude each other")
+        return self
+
     # Signs the web session and CSRF cookies. Unset: a random key kept in DATA_DIR/web-session.key.
     # Set it (the same value everywhere) when several servers sit behind one load balancer.
     session_secret: SecretStr | None = None

@@ -150,6 +150,7 @@ async def create_submission(
         info = await run_in_threadpool(_inspect, received.path, settings.max_upload_bytes)
         archive.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(received.path, archive)
+        image_ref = await run_in_threadpool(service.publish_archive, settings, user, archive, info.digest)
         sub = await run_in_threadpool(
             service.create,
             session,
@@ -163,6 +164,7 @@ async def create_submission(
             archive_path=archive,
             archive_sha256=received.sha256,
             archive_bytes=received.size,
+            image_ref=image_ref,
         )
         out = await run_in_threadpool(_detail_after_create, session, sub.id, user)
     except BaseException:
@@ -217,7 +219,7 @@ async def _create_from_registry(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
         raise BadRequest(f"invalid submission: {problems}") from None
-    digest = service.parse_registry_ref(body.image, state.settings)
+    remote = await run_in_threadpool(service.check_registry_ref, state.settings, user, body.image)
 
     def create() -> SubmissionOut:
         sub = service.create(
@@ -225,13 +227,13 @@ async def _create_from_registry(
             user,
             state.settings,
             name=body.name,
-            image_digest=digest,
+            image_digest=remote.image_id,
             description=body.description,
             url=str(body.url) if body.url else None,
             method_card=body.method_card.model_dump(mode="json", exclude_none=True)
             if body.method_card
             else None,
-            image_ref=body.image,
+            image_ref=str(remote.reference),
         )
         return _detail_after_create(session, sub.id, user)
 

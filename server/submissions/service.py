@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,14 @@ from sqlalchemy.orm import Session, selectinload, undefer
 from runner.errors import FaultKind
 from runner.spec import ErrorCode
 from server.core import audit
-from server.core.errors import BadRequest, DuplicateSubmission, Forbidden, NotFound, TransitionConflict
+from server.core.errors import (
+    BadRequest,
+    DuplicateSubmission,
+    Forbidden,
+    NotFound,
+    RegistryFailure,
+    TransitionConflict,
+)
 from server.core.principal import Principal
 from server.core.settings import Settings
 from server.models import (
@@ -24,12 +30,18 @@ from server.models import (
     Team,
 )
 from server.quota import service as quota
+from server.registry.client import RegistryClient
+from server.registry.config import RegistryConfig
+from server.registry.errors import ImageRefused, ManifestNotFound, RegistryDenied, RegistryError
+from server.registry.image_check import RemoteImage, inspect_reference
+from server.registry.push import push_archive
+from server.registry.reference import TEAM_NAMESPACE, image_tag, parse_reference, team_repository
 from server.runs.policy import Fault, Phase, decide
 from server.runs.transitions import transition
 
-_REGISTRY_REF_RE = re.compile(
-    r"^(?P<registry>[^/@\s]+)/(?P<repo>[a-z0-9._/-]+)@(?P<digest>sha256:[0-9a-f]{64})$"
-)
+# An inspected archive may be gzip (up to this many times larger unpacked, as the router allows)
+# and skopeo compresses each layer anew: the pushed image is checked against this generous bound.
+_PUSHED_SIZE_FACTOR = 4
 
 
 def require_team(user: Principal) -> int:
@@ -73,16 +85,67 @@ def precheck_quota(session: Session, user: Principal, settings: Settings) -> Non
     quota.ensure_allowed(quota.compute_status(session, team, settings))
 
 
-def parse_registry_ref(image: str, settings: Settings) -> str:
-    """Validate ``REGISTRY/REPO@sha256:<hex>`` against the configured registry; return the digest."""
-    if settings.registry is None:
+def publish_archive(settings: Settings, user: Principal, archive: Path, image_id: str) -> str | None:
+    """Push an inspected archive to the configured registry; its reference by manifest digest.
+
+    None when no registry is configured. Runs before anything is queued or charged, outside any
+    transaction (a push of a large image takes minutes). The pushed manifest is read back and its
+    config must be the inspected image id, so the reference recorded is the image that was checked.
+    Any failure is the operator's (`RegistryFailure`, 503), never the submitter's.
+    """
+    config = RegistryConfig.from_settings(settings)
+    if config is None:
+        return None
+    repository = team_repository(require_team(user), user.team_name or "")
+    try:
+        pushed = push_archive(
+            archive, repository, image_tag(image_id), config, work_dir=settings.data_dir / "registry"
+        )
+        with RegistryClient(config) as client:
+            remote = inspect_reference(
+                client, pushed.reference, max_bytes=settings.max_upload_bytes * _PUSHED_SIZE_FACTOR
+            )
+    except RegistryError as exc:
+        raise RegistryFailure(
+            f"could not store the image in the registry: {exc}; nothing was charged"
+        ) from None
+    if remote.image_id != image_id:
+        raise RegistryFailure(
+            f"the registry holds image {remote.image_id} under {pushed.reference}, not the uploaded "
+            f"{image_id}; nothing was charged"
+        )
+    return str(pushed.reference)
+
+
+def check_registry_ref(settings: Settings, user: Principal, image: str) -> RemoteImage:
+    """Check a submitted ``REGISTRY/REPO@sha256:<hex>`` through the registry API before charging.
+
+    The reference must be pinned by digest, name the configured registry and, inside the server's
+    own ``csawm/`` namespace, the caller's team repository; the manifest must exist and pass the
+    checks of `server.registry.image_check`. The submitter's problems are 400 with the reason; a
+    registry that cannot be reached is 503.
+    """
+    config = RegistryConfig.from_settings(settings)
+    if config is None:
         raise BadRequest("no registry is configured on this server; upload a `docker save` archive instead")
-    match = _REGISTRY_REF_RE.match(image)
-    if not match:
-        raise BadRequest(f"image reference {image!r} must be {settings.registry}/REPO@sha256:<64 hex digits>")
-    if match.group("registry") != settings.registry:
-        raise BadRequest(f"image must come from the configured registry {settings.registry!r}")
-    return match.group("digest")
+    try:
+        reference = parse_reference(image)
+    except ValueError as exc:
+        raise BadRequest(f"{exc} (the configured registry is {config.host})") from None
+    if reference.registry != config.host:
+        raise BadRequest(f"image must come from the configured registry {config.host!r}")
+    own = team_repository(require_team(user), user.team_name or "")
+    if reference.repository.startswith(f"{TEAM_NAMESPACE}/") and reference.repository != own:
+        raise BadRequest(f"{reference.repository} belongs to another team; your team's repository is {own}")
+    try:
+        with RegistryClient(config) as client:
+            return inspect_reference(client, reference, max_bytes=settings.max_upload_bytes)
+    except (ImageRefused, ManifestNotFound, RegistryDenied) as exc:
+        raise BadRequest(f"image {image} refused: {exc}") from None
+    except RegistryError as exc:
+        raise RegistryFailure(
+            f"could not check the image in the registry: {exc}; nothing was charged"
+        ) from None
 
 
 def _earlier_duplicate(session: Session, team_id: int, digest: str) -> int | None:

@@ -273,3 +273,71 @@ def test_runner_defaults_match_the_shipped_manifests(rendered: list[dict[str, An
     assert pvc["metadata"]["namespace"] == config.namespace
     settings = _find(rendered, "ConfigMap", "csawm-settings")["data"]
     assert settings["CSAWM_RUNNER"] == "kubernetes"
+
+
+# -- k8s/registry (kustomize component, issue 13) ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rendered_with_registry(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """The base plus the registry component, rendered from a copy of ``k8s/`` with the example
+    credential files in place (as an operator's overlay would use it)."""
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl (client) is required to render k8s/ (DESIGN.md §8)"
+    root = tmp_path_factory.mktemp("overlay")
+    shutil.copytree(ROOT / "k8s", root / "k8s")
+    for name in ("push.env", "pull.dockerconfigjson"):
+        shutil.copyfile(root / "k8s" / "registry" / f"{name}.example", root / "k8s" / "registry" / name)
+    (root / "overlay").mkdir()
+    (root / "overlay" / "kustomization.yaml").write_text(
+        "resources: [../k8s]\ncomponents: [../k8s/registry]\n"
+    )
+    out = subprocess.run(
+        [kubectl, "kustomize", str(root / "overlay")], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_registry_component_validates_strictly(
+    rendered_with_registry: list[dict[str, Any]], version: str
+) -> None:
+    for doc in rendered_with_registry:
+        assert kubernetes_validate.validate(doc, version, strict=True), doc["metadata"]["name"]
+
+
+def test_registry_secrets_reach_only_the_server_and_the_nodes(
+    rendered_with_registry: list[dict[str, Any]],
+) -> None:
+    """The push credentials live in csawm and only the server reads them; the only Secret in
+    csawm-eval is the pull Secret, which is the one the runner's Jobs name (CSAWM_K8S_IMAGE_PULL_SECRETS)."""
+    push = _find(rendered_with_registry, "Secret", "csawm-registry")
+    assert push["metadata"]["namespace"] == "csawm" and set(push["data"]) == {"username", "password"}
+    pull = _find(rendered_with_registry, "Secret", "csawm-registry-pull")
+    assert pull["metadata"]["namespace"] == "csawm-eval" and pull["type"] == "kubernetes.io/dockerconfigjson"
+    eval_secrets = [
+        d["metadata"]["name"]
+        for d in rendered_with_registry
+        if d["kind"] == "Secret" and d["metadata"].get("namespace") == "csawm-eval"
+    ]
+    assert eval_secrets == ["csawm-registry-pull"]
+    readers = set()
+    for doc in rendered_with_registry:
+        pod = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+        for container in pod.get("containers") or []:
+            for env in container.get("env") or []:
+                if ((env.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") == "csawm-registry":
+                    readers.add((doc["metadata"]["name"], env["name"]))
+        for volume in pod.get("volumes") or []:
+            if (volume.get("secret") or {}).get("secretName") == "csawm-registry":
+                readers.add((doc["metadata"]["name"], volume["name"]))
+    assert readers == {
+        ("csawm-server", "CSAWM_REGISTRY_USERNAME"),
+        ("csawm-server", "CSAWM_REGISTRY_PASSWORD"),
+        ("csawm-server", "registry"),
+    }
+    settings = _find(rendered_with_registry, "ConfigMap", "csawm-settings")["data"]
+    assert settings["CSAWM_K8S_IMAGE_PULL_SECRETS"] == "csawm-registry-pull"
+    spec = RunSpec(run_id="r", image=IMAGE, input_dir=Path("/in"), output_dir=Path("/out"))
+    job = build_job(spec, KubernetesRunnerConfig(image_pull_secrets=("csawm-registry-pull",)))
+    assert job["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "csawm-registry-pull"}]

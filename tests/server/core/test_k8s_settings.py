@@ -185,4 +185,7 @@ def test_the_configmap_carries_every_setting_at_its_default(monkeypatch: pytest.
         monkeypatch.setenv(key, value)
     settings = load_settings()
     assert settings.runner == "kubernetes"
-    assert kubernetes_runner_config(settings) == KubernetesRunnerConfig()
+    # the one value the base sets on purpose: the registry's pull Secret (k8s/registry, issue 13)
+    assert kubernetes_runner_config(settings) == KubernetesRunnerConfig(
+        image_pull_secrets=("csawm-registry-pull",)
+    )

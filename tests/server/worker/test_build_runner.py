@@ -33,6 +33,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_kubernetes_runner_is_built_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CSAWM_RUNNER", "kubernetes")
+    monkeypatch.setenv("CSAWM_REGISTRY", "reg.example.org")
     monkeypatch.setenv("CSAWM_K8S_NAMESPACE", "eval-gpu")
     monkeypatch.setenv("CSAWM_K8S_COLLECTOR_IMAGE", "reg.example.org/csawm@sha256:" + "e" * 64)
     monkeypatch.setenv("CSAWM_K8S_NODE_SELECTOR", "pool=gpu")
@@ -57,7 +58,7 @@ def test_kubernetes_runner_is_built_from_the_settings(monkeypatch: pytest.Monkey
 
 
 def test_kubernetes_client_is_created_on_first_use_and_fails_as_infrastructure() -> None:
-    runner = build_runner(load_settings(runner="kubernetes"))
+    runner = build_runner(load_settings(runner="kubernetes", registry="reg.example.org"))
     assert isinstance(runner, KubernetesRunner)
     assert runner._apis is None  # nothing loaded yet
     with pytest.raises(PermanentInfraError, match="no Kubernetes configuration"):
@@ -75,6 +76,7 @@ def test_run_limits_come_from_the_settings_for_every_backend(
     monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
     monkeypatch.setenv("CSAWM_RUNNER", backend)
+    monkeypatch.setenv("CSAWM_REGISTRY", "reg.example.org")  # the kubernetes runner needs one
     monkeypatch.setenv("CSAWM_RUN_GPUS", "2")
     monkeypatch.setenv("CSAWM_RUN_CPUS", "3.5")
     monkeypatch.setenv("CSAWM_RUN_MEMORY", "12g")
