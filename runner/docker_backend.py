@@ -52,6 +52,7 @@ from runner.errors import (
 from runner.hardening import SANDBOX_GID, SANDBOX_UID, container_kwargs, container_name
 from runner.imagetar import ImageArchiveError, inspect_archive
 from runner.output import output_usage, read_predictions_file
+from runner.registry_pull import RegistryAuth, pull
 from runner.spec import ErrorCode, RunObject, RunResult, RunSpec
 
 HANDLE_PREFIX = "docker:"
@@ -199,8 +200,10 @@ class DockerRunner:
         remove_containers: bool = True,
         remove_images: bool = False,
         poll_interval_s: float = 0.5,
+        registry_auth: RegistryAuth | None = None,
     ) -> None:
         self._client = client
+        self.registry_auth = registry_auth
         self.remove_containers = remove_containers
         self.remove_images = remove_images
         self.poll_interval_s = poll_interval_s
@@ -241,6 +244,12 @@ class DockerRunner:
         if info.digest not in ids:
             raise ImageArchiveError(f"the engine loaded {sorted(ids)}, not the inspected image {info.digest}")
         return info.digest
+
+    def image_for_reference(self, reference: str, image_id: str) -> str:
+        """The image id of `reference`: already in the engine, or pulled by digest and verified."""
+        if self.has_image(image_id):
+            return image_id
+        return pull(self.client, reference, self.registry_auth, expected_image_id=image_id)
 
     def has_image(self, image: str) -> bool:
         """True when the engine holds an image with this id. Image ids are content addresses, so the

@@ -119,6 +119,12 @@ class Runner(Protocol):
         """Inspect and load a ``docker save`` archive; return the image id ``sha256:<config>``."""
         ...
 
+    def image_for_reference(self, reference: str, image_id: str) -> str:
+        """What to run for a registry reference (``HOST/REPO@sha256:<manifest>``) whose image id was
+        checked at submission: Docker pulls it (with the configured credentials) and verifies the id;
+        Kubernetes hands the reference to the cluster."""
+        ...
+
     def has_image(self, image: str) -> bool:
         """True when the backend already holds `image` (an image id): no need to load it again."""
         ...

@@ -176,6 +176,9 @@ class KubernetesRunner:
             "(configure CSAWM_REGISTRY so accepted archives are pushed there)"
         )
 
+    def image_for_reference(self, reference: str, image_id: str) -> str:
+        return reference  # the kubelet pulls it by digest (imagePullSecrets from the config)
+
     def has_image(self, image: str) -> bool:
         return False  # nodes pull by digest; there is no image store to ask
 

@@ -65,8 +65,12 @@ def build_runner(settings: Settings) -> Runner:
     """
     if settings.runner == "docker":
         from runner.docker_backend import DockerRunner
+        from runner.registry_pull import RegistryAuth
 
-        return DockerRunner(remove_containers=True)
+        auth = None
+        if settings.registry_username and settings.registry_password is not None:
+            auth = RegistryAuth(settings.registry_username, settings.registry_password.get_secret_value())
+        return DockerRunner(remove_containers=True, registry_auth=auth)
     from runner.kubernetes.executor import KubernetesRunner
     from server.core.k8s_settings import kubernetes_runner_config
 

@@ -118,16 +118,26 @@ def runtime_of(ctx: RunContext) -> dict[str, Any]:
 
 
 def ensure_image(env: WorkerEnv, runner: Runner, ctx: RunContext) -> str:
-    """The image to run: a registry reference as given, or the uploaded archive loaded into the runner.
+    """The image to run: the uploaded archive loaded into the runner, or — for a registry submission,
+    or an accepted archive pushed to the registry when the runner cannot load archives (Kubernetes) —
+    what the runner makes of the registry reference (pulled and verified by Docker).
 
-    An archive already loaded (same image id) is not loaded again. The loaded id must be the id the
+    An image already present (same image id) is not loaded again. The loaded id must be the id the
     upload was inspected as; anything else is the submitter's image being inconsistent.
     """
     phase = ctx.phase
+    use_reference = ctx.image_ref is not None and (ctx.archive is None or not runner.accepts_archives)
+    if use_reference:
+        assert ctx.image_ref is not None
+        started = time.monotonic()
+        try:
+            image = runner.image_for_reference(ctx.image_ref, ctx.image_digest)
+        except RunnerError as exc:
+            raise fault(phase, exc.kind, exc.code, exc.message) from None
+        ctx.timings.setdefault("image_load_s", round(time.monotonic() - started, 3))
+        return image
     if ctx.archive is None:
-        if ctx.image_ref is None:
-            raise fault(phase, FaultKind.MODEL, ErrorCode.IMAGE_INVALID, "the submission has no image")
-        return ctx.image_ref
+        raise fault(phase, FaultKind.MODEL, ErrorCode.IMAGE_INVALID, "the submission has no image")
     digest = ctx.image_digest
     started = time.monotonic()
     try:

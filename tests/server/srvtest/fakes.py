@@ -51,6 +51,10 @@ class FakeRunner:
         self.loaded.add(digest)
         return digest
 
+    def image_for_reference(self, reference: str, image_id: str) -> str:
+        self.loaded.add(image_id)
+        return image_id
+
     def has_image(self, image: str) -> bool:
         return image in self.loaded
 
