@@ -335,7 +335,10 @@ def test_engine_unreachable_mid_run_is_retried_once_then_refunded(
         sub = _sub(api.db, sub_id)
         assert (sub.error_code, sub.attempt) == ("infra_error", 2)
         body = api.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(token)).json()
-        assert any("will retry" in (e["note"] or "") for e in body["events"])
+        # retried at the hidden phase (issue 11: preflight is not run again), then given up
+        assert any("resume where it stopped" in (e["note"] or "") for e in body["events"])
+        assert [e["status"] for e in body["events"]].count("preflight") == 1
+        assert "engine" in (sub.error_detail or "") and "engine" not in (sub.error_message or "")
         assert _ledger(api.db, sub_id) == ["charge", "refund"]
         handle = (sub.runner_handle or "").removeprefix("docker:")
         for name in _containers(docker_client, handle.rsplit("-a", 1)[0]):
@@ -392,7 +395,7 @@ def test_real_dockerd_restart_mid_run_is_infra_error_then_retried_or_refunded(
         sub = _sub(api.db, sub_id)
         body = api.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(token)).json()
         notes = " ".join(e["note"] or "" for e in body["events"])
-        assert "will retry" in notes, notes
+        assert "resume where it stopped" in notes, notes
         assert sub.attempt == 2
         if sub.status.value == "succeeded":
             assert _ledger(api.db, sub_id) == ["charge"]
