@@ -1,0 +1,155 @@
+"""Re-scoring stored runs (issue 14 item 5): a scorer-version bump changes only what the new version
+changes; the previous report is kept; every re-score is audited; the CLI and the reports API."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from srvtest import factories as f
+from srvtest.app import Api, make_settings, open_api
+from srvtest.archives import write_archive
+from srvtest.fakes import FakeRunner
+from typer.testing import CliRunner
+
+from server.accounts import service as accounts
+from server.cli.main import app as cli
+from server.models import AuditEntry, Submission, SubmissionReport
+from server.runs.rescore import rescore
+from server.worker.evaluation import EvaluationSet
+from server.worker.loop import Worker
+from server.worker.phases import score_report
+
+
+@pytest.fixture
+def wapi(tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path) -> Iterator[Api]:
+    settings = make_settings(tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, bootstrap_resamples=100)
+    yield from open_api(settings)
+
+
+def _scored_runs(api: Api, tmp_path: Path, n: int) -> list[int]:
+    f.team(api.db, "alpha")
+    with api.db.transaction() as session:
+        accounts.set_quota(
+            session, "alpha", {"active": n, "per_day": n, "per_week": n, "total": n}, actor="t"
+        )
+    token = f.user(api.db, "a@x.org", team="alpha")
+    ids = []
+    for i in range(n):
+        path = tmp_path / f"m{i}.tar"
+        write_archive(path, seed=f"rescore-{i}")
+        r = api.client.post(
+            "/api/v1/submissions", params={"name": f"m{i}"}, content=path.read_bytes(), headers=f.auth(token)
+        )
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    worker = Worker(api.settings, api.db, FakeRunner())
+    while worker.run_once():
+        pass
+    return ids
+
+
+class _NextVersion:
+    """The current scorer plus one new field and a new version: what a scorer bump looks like."""
+
+    def __call__(self, *args: Any) -> Any:
+        report = score_report(*args)
+        data = {**copy.deepcopy(report.data), "scorer_version": "next"}
+        data["masking"]["new_in_next"] = {"value": 1.0}
+        return dataclasses.replace(report, data=data)
+
+
+def _metrics(api: Api, ids: list[int]) -> dict[int, dict[str, Any]]:
+    with api.db.transaction(write=False) as session:
+        from sqlalchemy.orm import undefer
+
+        rows = session.query(Submission).options(undefer(Submission.metrics)).filter(Submission.id.in_(ids))
+        return {s.id: copy.deepcopy(s.metrics) for s in rows}
+
+
+def _clone(api: Api, sub_id: int, n: int) -> list[int]:
+    """`n` more succeeded runs with the same stored predictions and first report (fast setup)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.orm import undefer
+
+    with api.db.transaction() as session:
+        sub = session.query(Submission).options(undefer("*")).filter_by(id=sub_id).one()
+        report = session.query(SubmissionReport).options(undefer("*")).filter_by(submission_id=sub_id).one()
+        columns = [c.key for c in inspect(Submission).mapper.column_attrs if c.key != "id"]
+        clones = []
+        for i in range(n):
+            clone = Submission(**{c: getattr(sub, c) for c in columns})
+            clone.image_digest = f"sha256:{i:064x}"
+            session.add(clone)
+            clones.append(clone)
+        session.flush()
+        for clone in clones:
+            session.add(SubmissionReport(
+                submission_id=clone.id, reason="scored", scorer_version=report.scorer_version,
+                test_set_sha256=report.test_set_sha256, bootstrap_seed=report.bootstrap_seed,
+                bootstrap_resamples=report.bootstrap_resamples, predictions_sha256=report.predictions_sha256,
+                metrics=report.metrics,
+            ))  # fmt: skip
+        return [sub_id, *(c.id for c in clones)]
+
+
+def test_rescoring_after_a_version_bump_changes_only_the_new_parts(wapi: Api, tmp_path: Path) -> None:
+    (first,) = _scored_runs(wapi, tmp_path, 1)
+    ids = _clone(wapi, first, 99)
+    before = _metrics(wapi, ids)
+    evaluation = EvaluationSet.prepare(wapi.settings.benchmark_dir, wapi.settings.data_dir, 4)  # type: ignore[arg-type]
+    result = rescore(wapi.db, wapi.settings, evaluation, None, actor="test", scorer=_NextVersion())
+    assert sorted(result.done) == sorted(ids) and result.skipped == {}
+    after = _metrics(wapi, ids)
+    for sub_id in ids:
+        old, new = before[sub_id], after[sub_id]
+        assert new["scorer_version"] == "next" and new["masking"].pop("new_in_next") == {"value": 1.0}
+        new["scorer_version"] = old["scorer_version"]
+        assert new == old  # same predictions, same seed: nothing else moved
+    with wapi.db.transaction(write=False) as session:
+        assert session.query(SubmissionReport).count() == 200
+        audits = session.query(AuditEntry).filter_by(action="rescore").all()
+        assert len(audits) == 100 and all(a.detail["scorer_version"][1] for a in audits)  # type: ignore[index]
+        repro = session.get(Submission, ids[0]).reproducibility  # type: ignore[union-attr]
+        assert repro["test_set_manifest_sha256"] == evaluation.manifest_digest
+
+
+def test_reports_api_lists_every_scoring(wapi: Api, tmp_path: Path) -> None:
+    (sub_id,) = _scored_runs(wapi, tmp_path, 1)
+    evaluation = EvaluationSet.prepare(wapi.settings.benchmark_dir, wapi.settings.data_dir, 4)  # type: ignore[arg-type]
+    rescore(wapi.db, wapi.settings, evaluation, [sub_id, 999], actor="test", scorer=_NextVersion())
+    token = f.user(wapi.db, "b@x.org", team="alpha")
+    reports = wapi.client.get(f"/api/v1/submissions/{sub_id}/reports", headers=f.auth(token)).json()
+    assert [(r["reason"], r["current"]) for r in reports] == [("scored", False), ("rescored", True)]
+    assert (
+        reports[1]["scorer_version"] == "next" and reports[0]["test_set_sha256"] == evaluation.manifest_digest
+    )
+    other = f.user(wapi.db, "c@y.org", team=f.team(wapi.db, "beta") and "beta")
+    assert wapi.client.get(f"/api/v1/submissions/{sub_id}/reports", headers=f.auth(other)).status_code == 404
+
+
+def test_cli_rescore(wapi: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = _scored_runs(wapi, tmp_path, 2)
+    s = wapi.settings
+    for key in list(os.environ):
+        if key.startswith("CSAWM_"):
+            monkeypatch.delenv(key)
+    env = {
+        "CSAWM_DATA_DIR": str(s.data_dir),
+        "CSAWM_DATABASE_URL": s.effective_database_url,
+        "CSAWM_BENCHMARK_DIR": str(s.benchmark_dir),
+        "CSAWM_BOOTSTRAP_RESAMPLES": "100",
+    }
+    result = CliRunner().invoke(cli, ["admin", "rescore", str(ids[0])], env=env)
+    assert result.exit_code == 0, result.output
+    assert "re-scored 1 runs" in result.output
+    result = CliRunner().invoke(cli, ["admin", "rescore", "--all"], env=env)
+    assert result.exit_code == 0 and "re-scored 2 runs" in result.output
+    assert CliRunner().invoke(cli, ["admin", "rescore"], env=env).exit_code == 2
+    with wapi.db.transaction(write=False) as session:
+        assert session.query(SubmissionReport).filter_by(submission_id=ids[0]).count() == 3
