@@ -248,3 +248,15 @@ def approved_submissions(session: Session, limit: int = 50) -> list[Submission]:
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def failed_runs(session: Session, limit: int = 50) -> list[Submission]:
+    """Runs that ended ``failed`` (a model fault or an exhausted ``infra_error``), newest first: the
+    review console shows each with its phase, error code and full message."""
+    query = (
+        select(Submission)
+        .where(Submission.status == RunStatus.FAILED)
+        .order_by(Submission.finished_at.desc(), Submission.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))

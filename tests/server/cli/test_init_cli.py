@@ -69,7 +69,7 @@ def test_init_refuses_to_overwrite_and_names_the_files(tmp_path: Path) -> None:
 def test_plain_predict_writes_valid_predictions_on_the_host(
     tmp_path: Path, synthetic_benchmark: Path
 ) -> None:
-    """The plain template needs only numpy, scipy and Pillow, which the server's venv has too."""
+    """The plain template needs only numpy and Pillow, which the server's venv has too."""
     kit = tmp_path / "kit"
     assert invoke("init", str(kit))[0] == 0
     images = sorted((synthetic_benchmark / "images" / "preprocessed" / "private").glob("*.png"))[:12]

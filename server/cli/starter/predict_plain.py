@@ -3,11 +3,11 @@
 The image starts this file with no arguments. It reads the manifest (one column ``Filename``) and
 the PNGs in ``/input/images/``, and writes ``/output/predictions.csv`` with the columns
 ``Filename;Final_score`` (higher = more masking). Replace `score_image` with your model; keep the
-rest. The base image has Debian's numpy, scipy and Pillow; nothing can be installed or downloaded
-when the model runs (no network), so bake anything else into the image.
+rest. The base image has Debian's numpy and Pillow; nothing can be installed or downloaded when the
+model runs (no network), so bake anything else into the image.
 
 The placeholder score is the mean brightness of the breast tissue (pixels above the dark
-background), smoothed first: dense, bright tissue masks cancer more often. It is a toy, not a model.
+background): dense, bright tissue masks cancer more often. It is a toy, not a model.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 INPUT_DIR = Path(os.environ.get("CSAWM_INPUT_DIR", "/input"))
 OUTPUT_DIR = Path(os.environ.get("CSAWM_OUTPUT_DIR", "/output"))
@@ -36,8 +35,7 @@ def read_manifest(path: Path) -> list[str]:
 def score_image(path: Path) -> float:
     """Masking score of one image: higher = more masking. Replace this with your model."""
     pixels = np.asarray(Image.open(path).convert("L"), dtype=np.float64)
-    smooth = ndimage.gaussian_filter(pixels, sigma=2.0)
-    tissue = smooth[smooth > BACKGROUND]
+    tissue = pixels[pixels > BACKGROUND]
     return float(tissue.mean()) / 255.0 if tissue.size else 0.0
 
 
