@@ -20,7 +20,7 @@ from server.core.principal import Principal
 from server.leaderboard import service as leaderboard
 from server.models import ACTIVE_STATUSES, ApiToken, ReviewState, RunStatus, Submission, Team, User
 
-#: Clinical endpoints of the report (DESIGN.md §4) with the labels the pages use.
+#: Clinical endpoints of the report (docs/scoring.md) with the labels the pages use.
 ENDPOINTS: dict[str, str] = {
     "interval_cancer": "Interval cancer",
     "large_invasive_cancer": "Large invasive cancer",
@@ -83,7 +83,7 @@ class BoardRow:
     links: tuple[tuple[str, str], ...]
 
     def to_json(self) -> dict[str, Any]:
-        """The API row (DESIGN.md §5a) plus the page's extra columns."""
+        """The API row (docs/api.md) plus the page's extra columns."""
         out: dict[str, Any] = {
             "rank": self.rank,
             "kind": self.kind,

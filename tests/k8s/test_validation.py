@@ -162,7 +162,7 @@ def test_schema_alone_misses_these(case: str) -> None:
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
     kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl (client) is required to render k8s/ (DESIGN.md §8)"
+    assert kubectl, "kubectl (client) is required to render k8s/ (docs/design.md)"
     out = subprocess.run(
         [kubectl, "kustomize", str(ROOT / "k8s")], check=True, capture_output=True, text=True, timeout=120
     ).stdout
