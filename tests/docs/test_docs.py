@@ -216,7 +216,7 @@ def test_no_package_registry_host_is_named() -> None:
     hosts = re.compile(
         "|".join(
             re.escape(h)
-            for h in ("deb.debian" + ".org", "pypi" + ".org", "python" + "hosted", "registry.npm" + "js")
+            for h in ("deb." + "debian.org", "py" + "pi.org", "python" + "hosted", "registry." + "npmjs.org")
         )
     )
     hits = [
