@@ -304,8 +304,10 @@ def _show_failure(client: httpx.Client, sub: dict[str, Any], target: str) -> Non
         typer.echo(f"--- log tail (last {len(shown)} of {len(lines)} lines; all: csawm logs {sub_id}) ---")
         typer.echo("\n".join(shown))
         typer.echo("---")
+    elif sub.get("failed_phase") == "hidden":
+        typer.echo("(the hidden run's output is not shown to submitters on this server)")
     else:
-        typer.echo(f"(no log output is shown for this run; csawm logs {sub_id})")
+        typer.echo(f"(the run left no log output; csawm logs {sub_id})")
     code = sub.get("error_code") or "cancelled"
     step = NEXT_STEP.get(code, f"see `csawm status {sub_id}` and the report page").replace("IMAGE", target)
     free = " This run cost no quota." if sub.get("failed_phase") == "preflight" else ""
