@@ -283,7 +283,7 @@ def rendered_with_registry(tmp_path_factory: pytest.TempPathFactory) -> list[dic
     """The base plus the registry component, rendered from a copy of ``k8s/`` with the example
     credential files in place (as an operator's overlay would use it)."""
     kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl (client) is required to render k8s/ (DESIGN.md §8)"
+    assert kubectl, "kubectl (client) is required to render k8s/ (docs/design.md)"
     root = tmp_path_factory.mktemp("overlay")
     shutil.copytree(ROOT / "k8s", root / "k8s")
     for name in ("push.env", "pull.dockerconfigjson"):
