@@ -1,4 +1,4 @@
-# The server + worker image (DESIGN.md §2). It is also the Kubernetes runner's collector image: the
+# The server + worker image (docs/design.md). It is also the Kubernetes runner's collector image: the
 # trusted main container of every model Pod runs `python3 -m runner.kubernetes.collector` from it.
 #
 #   docker build --network host -t csawm-leaderboard .      (the build fetches packages from PyPI)

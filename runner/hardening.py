@@ -1,6 +1,6 @@
 """All sandbox settings of a model container, in one function.
 
-`container_kwargs` is the only place that decides how an untrusted image runs (DESIGN.md §3): the
+`container_kwargs` is the only place that decides how an untrusted image runs (docs/contract.md): the
 Docker backend, `csawm check` and the benchmark's bare ``docker run`` (`docker_run_flags`) all derive
 from it, so a check run is exactly the production sandbox. There is deliberately no opt-out; a
 future one must be a keyword named ``*_UNSAFE``.

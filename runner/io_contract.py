@@ -1,4 +1,4 @@
-"""The model's side of the I/O contract v1 (DESIGN.md §3), prepared on the host.
+"""The model's side of the I/O contract v1 (docs/contract.md), prepared on the host.
 
 ``input_dir`` becomes ``/input`` (read-only) in the container::
 

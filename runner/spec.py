@@ -15,7 +15,7 @@ from typing import Protocol
 
 
 class ErrorCode(enum.StrEnum):
-    """Why a run failed (DESIGN.md §5). Shown to the submitter with a message."""
+    """Why a run failed (docs/contract.md). Shown to the submitter with a message."""
 
     IMAGE_INVALID = "image_invalid"
     TIMEOUT = "timeout"

@@ -1,7 +1,7 @@
 """The FastAPI application factory.
 
 Nothing happens at import: `create_app` builds the app, and its lifespan opens the database, applies
-migrations to an embedded SQLite, and starts the embedded worker (DESIGN.md §5). Extra routers (the
+migrations to an embedded SQLite, and starts the embedded worker (docs/design.md). Extra routers (the
 web pages of ``server.web``) are mounted by passing them in `routers`; when the package
 ``server.web`` exists and exposes ``router``, it is mounted by default.
 """
@@ -103,7 +103,7 @@ def create_app(
     app = FastAPI(
         title="CSAW-M private leaderboard",
         version="1",
-        description="Submit model containers, follow their runs, read the leaderboard (DESIGN.md §5).",
+        description="Submit model containers, follow their runs, read the leaderboard (docs/api.md).",
         lifespan=lifespan,
     )
     install_error_handlers(app)

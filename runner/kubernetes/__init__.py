@@ -1,4 +1,4 @@
-"""Kubernetes backend: runs model images as Jobs on GPU nodes (DESIGN.md §7).
+"""Kubernetes backend: runs model images as Jobs on GPU nodes (docs/design.md, Runners).
 
 Modules: `config` (deployment settings), `manifest` (pure Job builder), `failures` (pure
 classification of Job/Pod/Event state), `framing` (the collector's log frame), `collector` (the

@@ -1,4 +1,4 @@
-"""The trusted collector: ``python -m runner.kubernetes.collector`` (DESIGN.md §7).
+"""The trusted collector: ``python -m runner.kubernetes.collector`` (docs/design.md, Runners).
 
 It runs as the Pod's main container, from the server's own image, after the untrusted model (the
 init container) has exited 0. It reads ``<output-dir>/predictions.csv`` with the same hostile-output

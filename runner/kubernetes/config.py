@@ -1,4 +1,4 @@
-"""Deployment settings of the Kubernetes runner (DESIGN.md §7).
+"""Deployment settings of the Kubernetes runner (docs/design.md, Runners).
 
 Everything the manifest builder and the executor need beyond the per-run `RunSpec` lives in one
 frozen `KubernetesRunnerConfig`, so a Job is a pure function of (spec, config). The server maps its

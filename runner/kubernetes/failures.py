@@ -1,4 +1,4 @@
-"""What a Job, its Pods and its Events say about a run: one pure classifier (DESIGN.md §5, §7).
+"""What a Job, its Pods and its Events say about a run: one pure classifier (docs/design.md, Runners).
 
 `classify` turns one observation of the cluster (wire-form JSON, as read by the executor) into a
 `Verdict`: still pending (with the reason shown to the user, e.g. "unschedulable: 0/4 nodes have

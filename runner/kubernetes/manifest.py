@@ -1,4 +1,4 @@
-"""Pure builder of the Kubernetes Job that runs one model image once (DESIGN.md §3, §7).
+"""Pure builder of the Kubernetes Job that runs one model image once (docs/contract.md, docs/design.md).
 
 `build_job(spec, config)` returns the Job as plain JSON-ready data in the API's camelCase wire form,
 so the same dict is created by the executor, printed by ``csawm k8s render-job`` and checked by

@@ -1,4 +1,4 @@
-"""A dataset root in the CSAW-M folder layout (``CSAWM_BENCHMARK_DIR``; DESIGN.md §5a).
+"""A dataset root in the CSAW-M folder layout (``CSAWM_BENCHMARK_DIR``; docs/settings.md).
 
 ::
 

@@ -1,4 +1,4 @@
-"""Strict readers for the CSAW-M label files (DESIGN.md §4).
+"""Strict readers for the CSAW-M label files (docs/scoring.md).
 
 Three ``;``-separated layouts exist, told apart by their header alone:
 

@@ -47,7 +47,7 @@ _MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?")
 
 @dataclass
 class CheckReport:
-    """The verdict, shaped like a submission (DESIGN.md §5a) plus run details."""
+    """The verdict, shaped like a submission (docs/api.md) plus run details."""
 
     status: str
     error_code: str | None

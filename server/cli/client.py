@@ -4,10 +4,16 @@ They talk to a server over HTTP (``--server`` / ``CSAWM_SERVER_URL``, ``--token`
 `submit` streams the archive from disk, or for an image name runs ``docker save`` and streams its
 output, so memory stays flat whatever the image size; it prints the report page's URL and, with
 ``--wait``, shows the run's stage and elapsed time on stderr (a spinner on a terminal, one line per
-stage otherwise) and ends with tau-b and AMAE with their 95% CIs. Every read command takes
-``--json`` (stdout then holds only the server's JSON). Any error is printed as one line on stderr.
+stage otherwise) and ends with tau-b and AMAE with their 95% CIs, or, for a failed run, with the log
+tail and the next step for its error code (`NEXT_STEP`). Every read command takes ``--json``
+(stdout then holds only the server's JSON). Any error is printed as one line on stderr.
 
-Exit codes (DESIGN.md §6): 0 ok; 1 the run failed or was cancelled; 2 usage or refused input (a
+Before anything is saved or uploaded, `submit` checks in seconds what would otherwise be refused
+after the whole upload: the method card is validated by the server's own model
+(`server.submissions.schemas.MethodCard`, parsed as the server parses it), a local image must exist,
+and the team's quota (``GET /api/v1/quota``) must have a free slot and room for the archive.
+
+Exit codes (docs/cli.md): 0 ok; 1 the run failed or was cancelled; 2 usage or refused input (a
 bad flag or file, a 4xx answer such as a refused archive, over quota, not found); 3 server
 unreachable, no or refused token (401/403), a server fault (5xx) or an answer that is not the API's.
 Ctrl-C exits 130: during the upload nothing is submitted; during ``--wait`` the run goes on.
@@ -25,9 +31,12 @@ from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
+
+from server.submissions.schemas import MethodCard
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 1, 2, 3
 EXIT_INTERRUPTED = 130  # the shell's code for SIGINT: stopped waiting, the run itself goes on
@@ -41,6 +50,27 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the raw JSON.")]
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 POLL_S = 2.0
 REFRESH_S = 0.25
+LOG_TAIL_LINES = 20  # of a failed run, printed by `submit --wait`; `csawm logs ID` shows the whole tail
+QUOTA_WINDOWS = {"per_day": "in the last 24 h", "per_week": "in the last 7 days", "total": "in this phase"}
+
+#: What to do after a failed run, by error code (docs/submitting.md, "What happens to a run").
+NEXT_STEP: dict[str, str] = {
+    "image_invalid": "the image could not be used (format, architecture, entrypoint): fix it and run "
+    "`csawm check IMAGE` before submitting again",
+    "timeout": "the run reached its wall-time limit (the server's limits are on /guide/submitting): "
+    "make the model faster and reproduce with `csawm check IMAGE --timeout SECONDS`",
+    "oom": "the run reached its memory limit: use less memory (smaller batches) and reproduce with "
+    "`csawm check IMAGE --memory SIZE`",
+    "nonzero_exit": "the model exited with an error: read the log tail, fix it, and reproduce with "
+    "`csawm check IMAGE`",
+    "output_missing": "the model wrote no /output/predictions.csv: write it (see `csawm init` for an "
+    "example) and reproduce with `csawm check IMAGE`",
+    "output_invalid": "predictions.csv broke the contract (the message names the row and column); "
+    "`csawm check IMAGE` validates it with the same reader",
+    "infra_error": "not your model's fault: the run was retried and refunded; submit again later or "
+    "ask the maintainers",
+    "cancelled": "the run was cancelled; submit again when ready",
+}
 
 
 def _stderr() -> Console:
@@ -125,15 +155,53 @@ class _DockerSaveError(Exception):
     pass
 
 
-def _limit(client: httpx.Client) -> int | None:
+def _card_param(path: Path) -> str:
+    """The method card as the JSON the server receives, validated exactly as the server validates
+    it (`MethodCard.model_validate_json`, unknown keys refused); exits 2 naming each bad field."""
     try:
-        response = client.get("/api/v1/quota")
-    except httpx.TransportError:
-        return None
-    if response.is_success:
-        value = response.json().get("max_upload_bytes")
-        return int(value) if isinstance(value, int) else None
-    return None
+        text = json.dumps(json.loads(path.read_text()))
+    except (OSError, ValueError) as exc:
+        _die(f"--method-card {path}: {exc}", EXIT_USAGE)
+    try:
+        MethodCard.model_validate_json(text)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'method_card'}: {e['msg']}" for e in exc.errors()
+        )
+        _die(f"--method-card {path}: {problems} (nothing was uploaded)", EXIT_USAGE)
+    return text
+
+
+def _require_local_image(image: str) -> None:
+    """Exit 2 unless the local engine has `image` (``docker image inspect``), before any upload."""
+    try:
+        proc = subprocess.run(
+            ["docker", "image", "inspect", image], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        _die("docker is not installed (needed to save an image by name)", EXIT_USAGE)
+    if proc.returncode != 0:
+        detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+        _die(f"no local image {image!r} ({detail}); build it, or pass a docker save archive", EXIT_USAGE)
+
+
+def _require_quota(client: httpx.Client) -> int | None:
+    """Exit 2 when the team has no free slot (the server would answer 429 after the upload);
+    return the server's upload limit in bytes."""
+    body: dict[str, Any] = _request(client, "GET", "/api/v1/quota")
+    if not body.get("allowed", True):
+        used, limits = body["used"], body["limits"]
+        reasons = [
+            f"{used[key]}/{limits[key]} submissions {QUOTA_WINDOWS[key]}"
+            if key in QUOTA_WINDOWS
+            else f"{used['active']}/{limits['active']} runs still active"
+            for key in body.get("blocked_by", [])
+        ]
+        when = f"; next slot at {body['next_slot_at']}" if body.get("next_slot_at") else ""
+        message = f"quota exceeded: {'; '.join(reasons)}{when}"
+        _die(f"{message} (nothing was uploaded; see `csawm quota`)", EXIT_USAGE)
+    value = body.get("max_upload_bytes")
+    return int(value) if isinstance(value, int) else None
 
 
 def submit(
@@ -160,14 +228,15 @@ def submit(
     if url:
         params["url"] = url
     if method_card is not None:
-        try:
-            params["method_card"] = json.dumps(json.loads(method_card.read_text()))
-        except (OSError, ValueError) as exc:
-            _die(f"--method-card {method_card}: {exc}", EXIT_USAGE)
+        params["method_card"] = _card_param(method_card)
     path = Path(target)
+    if not path.is_file() and target.endswith(ARCHIVE_SUFFIXES):
+        _die(f"{target}: no such archive file", EXIT_USAGE)
     err = _stderr()
     with _client(server, token) as client:
-        limit = _limit(client)
+        if not path.is_file():
+            _require_local_image(target)
+        limit = _require_quota(client)
         if path.is_file() and limit is not None and path.stat().st_size > limit:
             _die(f"{path} is {path.stat().st_size} bytes; the server accepts at most {limit}", EXIT_USAGE)
         procs: list[Any] = []
@@ -177,8 +246,6 @@ def submit(
                 task = progress.add_task("upload", total=path.stat().st_size)
                 body: Iterator[bytes] = _file_chunks(path, progress, task)
                 headers = {"Content-Length": str(path.stat().st_size), "Content-Type": "application/x-tar"}
-            elif target.endswith(ARCHIVE_SUFFIXES):
-                _die(f"{target}: no such archive file", EXIT_USAGE)
             else:
                 task = progress.add_task("upload", total=None)
                 body = _docker_save_chunks(target, progress, task, procs)
@@ -221,7 +288,30 @@ def submit(
             raise typer.Exit(EXIT_INTERRUPTED) from None
         _show_status(final, as_json)
         if final["status"] != "succeeded":
+            if not as_json:
+                _show_failure(client, final, target)
             raise typer.Exit(EXIT_FAILED)
+
+
+def _show_failure(client: httpx.Client, sub: dict[str, Any], target: str) -> None:
+    """After a failed or cancelled run: the last `LOG_TAIL_LINES` of its log and the next step
+    (`NEXT_STEP`, with the submitted image or archive in place of ``IMAGE``)."""
+    sub_id = sub["id"]
+    body = _request(client, "GET", f"/api/v1/submissions/{sub_id}/logs")
+    lines = (body.get("log_tail") or "").splitlines()
+    if lines:
+        shown = lines[-LOG_TAIL_LINES:]
+        typer.echo(f"--- log tail (last {len(shown)} of {len(lines)} lines; all: csawm logs {sub_id}) ---")
+        typer.echo("\n".join(shown))
+        typer.echo("---")
+    elif sub.get("failed_phase") == "hidden":
+        typer.echo("(the hidden run's output is not shown to submitters on this server)")
+    else:
+        typer.echo(f"(the run left no log output; csawm logs {sub_id})")
+    code = sub.get("error_code") or "cancelled"
+    step = NEXT_STEP.get(code, f"see `csawm status {sub_id}` and the report page").replace("IMAGE", target)
+    free = " This run cost no quota." if sub.get("failed_phase") == "preflight" else ""
+    typer.echo(f"next: {step}.{free}")
 
 
 def _elapsed(seconds: float) -> str:

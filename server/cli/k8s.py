@@ -1,4 +1,4 @@
-"""``csawm k8s render-job``: print the Job the Kubernetes runner would create (DESIGN.md §6, §7).
+"""``csawm k8s render-job``: print the Job the Kubernetes runner would create (docs/cli.md, docs/design.md).
 
 The manifest comes from the same pure builder the runner uses (`runner.kubernetes.manifest`), so
 operators can review it and tools (``kubectl apply --dry-run=server -f -``, kubernetes-validate,

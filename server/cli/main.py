@@ -1,4 +1,4 @@
-"""Entry point of the `csawm` console script (DESIGN.md §6).
+"""Entry point of the `csawm` console script (docs/cli.md).
 
 Each command lives in a module named for what it does; this file only wires them together, so the
 list below is the whole command surface. Exit codes: 0 ok, 1 model/run failed, 2 usage or validation
@@ -25,6 +25,7 @@ def _register() -> None:
     from server.cli import check as check_cli
     from server.cli import client as client_cli
     from server.cli import db as db_cli
+    from server.cli import init as init_cli
     from server.cli import k8s as k8s_cli
     from server.cli import score as score_cli
     from server.cli import serve as serve_cli
@@ -42,6 +43,7 @@ def _register() -> None:
     app.command("score")(score_cli.score)
     app.command("synth")(synth_cli.synth)
     app.command("check")(check_cli.check)
+    app.command("init")(init_cli.init)
     # Maintainers: the reference baselines
     from server.cli import seed as seed_cli
 

@@ -1,4 +1,4 @@
-"""Operator settings (DESIGN.md §5a), read from the environment with the prefix ``CSAWM_``.
+"""Operator settings (docs/settings.md), read from the environment with the prefix ``CSAWM_``.
 
 The embedded default (SQLite under ``./.csawm``, Docker runner, loopback host) needs no setting at
 all; anything unsafe or inconsistent refuses to start with a message naming the setting.

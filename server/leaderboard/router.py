@@ -15,13 +15,13 @@ from server.leaderboard import service
 router = APIRouter(prefix="/api/v1/leaderboard", tags=["leaderboard"])
 
 _LEADERBOARD_DOC: dict[str, Any] = {
-    "responses": {"200": {"description": '{"rows": [...]} ordered by tau-b then AMAE (DESIGN.md §5a)'}}
+    "responses": {"200": {"description": '{"rows": [...]} ordered by tau-b then AMAE (docs/api.md)'}}
 }
 
 
 @router.get("", openapi_extra=_LEADERBOARD_DOC)
 def get_leaderboard(state: StateDep, best_per_team: bool = True) -> Response:
-    """Public. ``{"rows": [...]}`` in leaderboard order (DESIGN.md §5a)."""
+    """Public. ``{"rows": [...]}`` in leaderboard order (docs/api.md)."""
     with state.db.engine.connect() as conn:
         key = (*service.version_key(conn), best_per_team)
     cache: dict[Any, bytes] = state.extras.setdefault("leaderboard", {})

@@ -1,4 +1,4 @@
-"""Building the leaderboard rows (DESIGN.md §5a).
+"""Building the leaderboard rows (docs/api.md).
 
 Rows: approved submissions (best per team by default), baselines that are not hidden or
 disqualified, and the five experts of the report's ``experts`` section (their agreement with the

@@ -1,4 +1,4 @@
-"""Model images in an OCI distribution registry (issue 13, DESIGN.md §8).
+"""Model images in an OCI distribution registry (issue 13, docs/design.md).
 
 Where a registry is configured (``CSAWM_REGISTRY``), every archive that passes inspection is pushed
 to ``{registry}/csawm/{team}`` with Debian's ``skopeo`` (`push`) and referred to by its manifest

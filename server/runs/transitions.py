@@ -1,4 +1,4 @@
-"""The one guarded function through which every run status changes (DESIGN.md §5).
+"""The one guarded function through which every run status changes (docs/design.md, Server).
 
 ``queued → preflight → running → scoring → succeeded | failed | cancelled``; any active state may go
 back to ``queued`` (a retry or a hand-back, see `server.runs.policy`) or to ``failed`` / ``cancelled``.

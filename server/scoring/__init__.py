@@ -1,4 +1,4 @@
-"""The CSAW-M evaluation metrics, exactly as the dataset authors compute them (DESIGN.md §4).
+"""The CSAW-M evaluation metrics, exactly as the dataset authors compute them (docs/scoring.md).
 
 Pure numpy/scipy code: nothing here knows about the database, the runner or the web app, so the
 offline ``csawm score`` command and the server produce the same numbers from the same functions.
@@ -13,6 +13,6 @@ bootstrap      resample draws, percentile intervals, paired differences.
 model_outputs  masking score and level from one-hot / multi-hot network outputs.
 predictions    the reader of a model's ``predictions.csv``.
 registry       every reported metric with the direction that is better.
-report         the report JSON of DESIGN.md §4.
+report         the report JSON of docs/scoring.md.
 render         the human-readable table printed by ``csawm score``.
 """

@@ -1,7 +1,7 @@
 """Masking-agreement metrics: Kendall's tau-b, AMAE, per-group AMAE and the confusion matrix.
 
 Definitions follow the CSAW-M authors' ``src/trainer/evaluation.py``
-(see ``shared/reference/csawm-evaluation-facts.md`` §1.2-1.3). A metric that is undefined for its
+(see docs/scoring.md, "Masking agreement"). A metric that is undefined for its
 input (constant predictions, no rows in a class group) returns NaN together with the reason, never a
 fake 0, so the report can print ``null`` plus a warning.
 """

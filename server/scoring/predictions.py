@@ -1,4 +1,4 @@
-"""Reader of a model's ``predictions.csv`` (model container contract v1, DESIGN.md §3).
+"""Reader of a model's ``predictions.csv`` (model container contract v1, docs/contract.md).
 
 The file is the CSAW-M authors' own inference output, so their code's files are accepted as is:
 separator ``;`` or ``,`` (told from the header line); a header row; ``Filename`` (required, each test

@@ -1,4 +1,4 @@
-"""The score report: every metric of DESIGN.md §4 in one JSON-ready dict, plus bootstrap replicates.
+"""The score report: every metric of docs/scoring.md in one JSON-ready dict, plus bootstrap replicates.
 
 ``score_report`` is the one function both the server and ``csawm score`` call, so a researcher's
 offline score of the public test set is computed exactly as the server computes the private one.
@@ -12,13 +12,13 @@ Conventions
   as a fake 0. A confidence interval that cannot be computed is ``None`` as a whole.
 * The rank layout's 8-level view (``masking.levels``) sorts the floor-median GT ranks and the
   ``Final_score`` (ties broken by Filename) and cuts each with ``numpy.array_split`` into levels 1..8,
-  as the annotation tool binned each expert's sort. The paper's code has no such view (facts §7C), so
+  as the annotation tool binned each expert's sort. The paper's code has no such view, so
   these numbers are not comparable to its public-test levels. In the level layout the view is the
   headline metrics again.
 * Predicted levels of the level layout are ``Final_pred``; without it, ``Final_score`` cut into 8
   equal-count bins (with a warning).
 * ``clinical.<endpoint>.odds_ratios.<Q>.ci95`` is the Woolf interval; Q4 additionally carries
-  ``bootstrap_ci95``, the patient-level bootstrap interval DESIGN.md §4 asks for ("OR Q4").
+  ``bootstrap_ci95``, the patient-level bootstrap interval docs/scoring.md asks for ("OR Q4").
 * ``bootstrap.degenerate`` counts the resamples in which at least one bootstrapped statistic was
   undefined; each affected metric also gets a warning with its own count.
 """
@@ -61,7 +61,7 @@ class ScoreReport:
     Attributes
     ----------
     data : dict
-        Exactly the report of DESIGN.md §4 plus ``"warnings": [str, ...]``; JSON-serialisable with
+        Exactly the report of docs/scoring.md plus ``"warnings": [str, ...]``; JSON-serialisable with
         ``allow_nan=False``.
     replicates : dict of str -> ndarray
         ``"kendall_tau_b"`` and ``"amae"`` (the headline masking metrics), one value per resample,
@@ -127,7 +127,7 @@ def score_report(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
 ) -> ScoreReport:
-    """Score one submission against a label table (DESIGN.md §4).
+    """Score one submission against a label table (docs/scoring.md).
 
     Parameters
     ----------

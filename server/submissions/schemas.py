@@ -1,4 +1,4 @@
-"""Submission bodies (DESIGN.md §5a fields, plus the timeline, timings and reproducibility record)."""
+"""Submission bodies (docs/api.md fields, plus the timeline, timings and reproducibility record)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from server.core.principal import Principal
 from server.leaderboard import service as leaderboard
 from server.models import ACTIVE_STATUSES, ApiToken, ReviewState, RunStatus, Submission, Team, User
 
-#: Clinical endpoints of the report (DESIGN.md §4) with the labels the pages use.
+#: Clinical endpoints of the report (docs/scoring.md) with the labels the pages use.
 ENDPOINTS: dict[str, str] = {
     "interval_cancer": "Interval cancer",
     "large_invasive_cancer": "Large invasive cancer",
@@ -83,7 +83,7 @@ class BoardRow:
     links: tuple[tuple[str, str], ...]
 
     def to_json(self) -> dict[str, Any]:
-        """The API row (DESIGN.md §5a) plus the page's extra columns."""
+        """The API row (docs/api.md) plus the page's extra columns."""
         out: dict[str, Any] = {
             "rank": self.rank,
             "kind": self.kind,
@@ -245,6 +245,18 @@ def approved_submissions(session: Session, limit: int = 50) -> list[Submission]:
         select(Submission)
         .where(Submission.review_state == ReviewState.APPROVED, Submission.baseline.is_(False))
         .order_by(Submission.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def failed_runs(session: Session, limit: int = 50) -> list[Submission]:
+    """Runs that ended ``failed`` (a model fault or an exhausted ``infra_error``), newest first: the
+    review console shows each with its phase, error code and full message."""
+    query = (
+        select(Submission)
+        .where(Submission.status == RunStatus.FAILED)
+        .order_by(Submission.finished_at.desc(), Submission.id.desc())
         .limit(limit)
     )
     return list(session.scalars(query))

@@ -352,6 +352,7 @@ def _admin_context(session: Session, request: Request) -> dict[str, Any]:
         "team_quota": team_quota,
         "counts": queries.status_counts(session),
         "active": [(s, names.get(s.team_id, "")) for s in queries.active_runs(session)],
+        "failed": [(s, names.get(s.team_id, "")) for s in queries.failed_runs(session)],
         "embedded_worker": worker is not None,
         "now": utcnow(),
         "actions": [a.value for a in ReviewAction],

@@ -30,7 +30,7 @@ def run_collector() -> Iterator[Callable[[Path], bytes]]:
     client.ping()  # fails loudly (never skips) when the engine is not running
     try:
         client.images.get(BASE_IMAGE)
-    except docker.errors.ImageNotFound:  # built offline on demand, never pulled (DESIGN.md §8)
+    except docker.errors.ImageNotFound:  # built offline on demand, never pulled (docs/design.md)
         subprocess.run([str(ROOT / "scripts" / "build-base-images"), "python"], check=True, timeout=900)
 
     def run(output: Path) -> bytes:

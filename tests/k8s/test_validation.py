@@ -162,7 +162,7 @@ def test_schema_alone_misses_these(case: str) -> None:
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
     kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl (client) is required to render k8s/ (DESIGN.md §8)"
+    assert kubectl, "kubectl (client) is required to render k8s/ (docs/design.md)"
     out = subprocess.run(
         [kubectl, "kustomize", str(ROOT / "k8s")], check=True, capture_output=True, text=True, timeout=120
     ).stdout
@@ -283,7 +283,7 @@ def rendered_with_registry(tmp_path_factory: pytest.TempPathFactory) -> list[dic
     """The base plus the registry component, rendered from a copy of ``k8s/`` with the example
     credential files in place (as an operator's overlay would use it)."""
     kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl (client) is required to render k8s/ (DESIGN.md §8)"
+    assert kubectl, "kubectl (client) is required to render k8s/ (docs/design.md)"
     root = tmp_path_factory.mktemp("overlay")
     shutil.copytree(ROOT / "k8s", root / "k8s")
     for name in ("push.env", "pull.dockerconfigjson"):

@@ -1,4 +1,4 @@
-"""The report JSON of DESIGN.md §4 (server/scoring/report.py)."""
+"""The report JSON of docs/scoring.md (server/scoring/report.py)."""
 
 from __future__ import annotations
 

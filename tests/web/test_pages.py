@@ -142,6 +142,17 @@ def test_failed_run_shows_error_and_log_tail(site: Site, alice: httpx.Client) ->
     assert "javascript:alert(1)" in html and 'href="javascript:' not in html  # shown, never a link
 
 
+def test_review_console_lists_failed_runs_with_their_reasons(site: Site, maud: httpx.Client) -> None:
+    """Issue 10 item 3b: failed and infra_error runs are visible to maintainers, with the reason."""
+    html = maud.get("/admin").text
+    section = html[html.index('id="failed-heading"') : html.index('id="quota-heading"')]
+    assert "Failed runs (1)" in section
+    failed = site.ids["alpha_failed"]
+    assert f'<a href="/submissions/{failed}">{failed}</a></td><td>Alpha</td><td>alpha-broken</td>' in section
+    assert "<td>preflight</td>" in section and "<code>nonzero_exit</code>" in section
+    assert "the model exited with code 1 during preflight" in section
+
+
 def test_team_page_shows_quota_and_own_submissions(site: Site, alice: httpx.Client) -> None:
     team = alice.get("/team", follow_redirects=True)
     assert team.url.path == "/teams/Alpha"

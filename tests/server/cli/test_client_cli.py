@@ -9,16 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from srvtest import factories as f
 from srvtest.app import make_settings
 from srvtest.archives import write_archive
 from srvtest.fakes import FakeRunner
 from srvtest.live import free_port, live_server
+from starlette.middleware.base import RequestResponseEndpoint
 from typer.testing import CliRunner
 
+from runner.spec import ErrorCode
 from server.app import create_app
+from server.cli.client import NEXT_STEP
 from server.cli.main import app as cli
 from server.core.db import Database
 from server.models import Role
@@ -210,6 +213,12 @@ def test_a_failed_run_exits_1(tmp_path: Path, sqlite_url: str, synthetic_benchma
         assert code == 1, err
         assert "failed" in out and "nonzero_exit" in out
         sub_id = out.split()[1]
+        # Issue 10 item 3b: the log tail and the next step, without a second command.
+        tail = out[out.index("--- log tail") :]
+        assert f"(last 2 of 2 lines; all: csawm logs {sub_id})" in tail
+        assert "ValueError: boom" in tail
+        assert "next: the model exited with an error: read the log tail, fix it, and reproduce with " in tail
+        assert f"`csawm check {tmp_path / 'm.tar'}`" in tail
         code, _, _ = _run(url, token, "status", sub_id)
         assert code == 1
         code, out, _ = _run(url, token, "logs", sub_id)
@@ -264,3 +273,101 @@ def test_exit_codes_for_server_faults_foreign_answers_and_usage(tmp_path: Path) 
         url, "tok", "submit", str(tmp_path / "m.tar"), "--name", "x", "--method-card", str(card)
     )
     assert code == 2 and "--method-card" in err
+
+
+def test_every_error_code_has_a_next_step() -> None:
+    assert set(NEXT_STEP) == {code.value for code in ErrorCode}
+
+
+def test_a_preflight_failure_says_it_cost_nothing(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path
+) -> None:
+    digest = write_archive(tmp_path / "m.tar", seed="preflight")
+    settings = make_settings(
+        tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, bootstrap_resamples=200, poll_interval=0.2
+    )
+    runner = FakeRunner(behaviours={digest: "preflight_crash"})
+    app = create_app(settings, runner=runner, embedded_worker=True, migrate_on_start=True)
+    with live_server(app) as url:
+        db = app.state.csawm.db
+        f.team(db, "alpha")
+        token = f.user(db, "a@x.org", team="alpha")
+        code, out, err = _run(url, token, "submit", str(tmp_path / "m.tar"), "--name", "p", "--wait")
+    assert code == 1, err
+    assert "in preflight" in out and out.rstrip().endswith("This run cost no quota.")
+
+
+def _recording(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path) the app receives, in order."""
+    seen: list[tuple[str, str]] = []
+
+    @app.middleware("http")
+    async def record(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        seen.append((request.method, request.url.path))
+        return await call_next(request)
+
+    return seen
+
+
+def test_method_card_and_quota_are_checked_before_the_upload(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path
+) -> None:
+    """Issue 10 item 3b: a typo in the card or a full quota is reported before any byte is sent."""
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        benchmark_dir=synthetic_benchmark,
+        bootstrap_resamples=200,
+        poll_interval=0.2,
+        quota_per_day=1,
+    )
+    app = create_app(settings, runner=FakeRunner(), embedded_worker=True, migrate_on_start=True)
+    seen = _recording(app)
+    with live_server(app) as url:
+        db = app.state.csawm.db
+        f.team(db, "alpha")
+        token = f.user(db, "a@x.org", team="alpha")
+        write_archive(tmp_path / "m.tar", seed="card")
+        card = tmp_path / "card.json"
+        card.write_text('{"external_data": "none", "architecure": "resnet"}')
+        archive = str(tmp_path / "m.tar")
+        code, _, err = _run(url, token, "submit", archive, "--name", "x", "--method-card", str(card))
+        assert code == 2 and err.count("\n") == 1
+        assert f"--method-card {card}: external_data: Input should be a valid boolean" in err
+        assert "architecure: Extra inputs are not permitted" in err and "nothing was uploaded" in err
+        assert seen == []  # not even the quota was asked
+
+        card.write_text('{"external_data": false}')
+        code, _, err = _run(
+            url, token, "submit", str(tmp_path / "m.tar"), "--name", "x", "--method-card", str(card), "--wait"
+        )
+        assert code == 0, err
+        write_archive(tmp_path / "n.tar", seed="card2")
+        seen.clear()
+        code, _, err = _run(url, token, "submit", str(tmp_path / "n.tar"), "--name", "y")
+        assert code == 2 and err.count("\n") == 1
+        assert err.startswith("error: quota exceeded: 1/1 submissions in the last 24 h; next slot at ")
+        assert "nothing was uploaded" in err
+        assert seen == [("GET", "/api/v1/quota")]
+
+
+@pytest.mark.docker
+def test_an_image_by_name_is_checked_before_docker_save(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path
+) -> None:
+    """Issue 10 item 3b: a missing image or a full quota stops `submit IMAGE` before `docker save`
+    (which runs only while the upload request is sent)."""
+    settings = make_settings(tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, quota_per_day=0)
+    app = create_app(settings, runner=FakeRunner(), embedded_worker=False, migrate_on_start=True)
+    seen = _recording(app)
+    with live_server(app) as url:
+        db = app.state.csawm.db
+        f.team(db, "alpha")
+        token = f.user(db, "a@x.org", team="alpha")
+        missing = f"csawm-client-test-{tmp_path.name}/none:1"
+        code, _, err = _run(url, token, "submit", missing, "--name", "x")
+        assert code == 2 and err.count("\n") == 1
+        assert f"no local image {missing!r}" in err and seen == []
+        code, _, err = _run(url, token, "submit", "csawm-base/python:bookworm", "--name", "x")
+        assert code == 2 and "quota exceeded: 0/0 submissions in the last 24 h" in err
+        assert seen == [("GET", "/api/v1/quota")]

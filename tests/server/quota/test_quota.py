@@ -137,7 +137,7 @@ def test_get_quota_and_429_with_retry_after(api: Api, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(300)
 def test_twenty_concurrent_submissions_with_three_left(tmp_path: Path, db_url: str) -> None:
-    """Exactly 3 of 20 simultaneous uploads are accepted and charged (DESIGN.md §5)."""
+    """Exactly 3 of 20 simultaneous uploads are accepted and charged (docs/design.md)."""
     settings = make_settings(tmp_path, db_url)
     bodies = []
     for i in range(20):
