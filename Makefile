@@ -22,9 +22,9 @@ system-deps:
 	scripts/install-system-deps
 
 # Offline Debian base images for model containers (cached by tag; ~5 min the first time):
-# python (test models), scipy (the `csawm init` kit: numpy + Pillow), torch (reference models).
+# python (test models), numpy (the `csawm init` kit: numpy + Pillow), torch (reference models).
 base-images: system-deps
-	scripts/build-base-images python scipy torch
+	scripts/build-base-images python numpy torch
 
 lint: install
 	$(BIN)/ruff check .

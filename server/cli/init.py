@@ -5,7 +5,7 @@ The kit is a folder with a ``Dockerfile``, ``predict.py`` (the contract-v1 entry
 server, submit). Two variants, each on one of the project's offline base images, so the build
 needs no network and no package index:
 
-* plain (default): ``csawm-base/scipy:bookworm`` (python3 + Debian's numpy and Pillow); the
+* plain (default): ``csawm-base/numpy:bookworm`` (python3 + Debian's numpy and Pillow); the
   placeholder scores the mean brightness of the breast tissue and writes ``Filename;Final_score``;
 * ``--torch``: ``csawm-base/torch:bookworm``; a small CNN whose trained ``state_dict`` goes in
   ``weights/model.pt``, writing the CSAW-M authors' full format (``Prob_bin_1..8``, ``Final_pred``,
@@ -55,8 +55,8 @@ class Variant:
 
 
 PLAIN = Variant(
-    base_image="csawm-base/scipy:bookworm",
-    base_target="scipy",
+    base_image="csawm-base/numpy:bookworm",
+    base_target="numpy",
     base_contents="Debian bookworm's python3 (3.11) with python3-numpy and python3-pil (Pillow)",
     dockerfile="Dockerfile.plain",
     predict="predict_plain.py",

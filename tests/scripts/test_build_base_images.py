@@ -68,6 +68,6 @@ def test_the_environment_overrides_apt(tmp_path: Path) -> None:
 
 
 def test_unknown_arguments_are_refused(tmp_path: Path) -> None:
-    proc = subprocess.run([str(SCRIPT), "numpy"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([str(SCRIPT), "scipy"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert "unknown argument 'numpy' (expected --force, --print-mirror, python, scipy" in proc.stderr
+    assert "unknown argument 'scipy' (expected --force, --print-mirror, python, numpy" in proc.stderr
