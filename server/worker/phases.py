@@ -65,13 +65,13 @@ def score_report(predictions: Any, evaluation: EvaluationSet, resamples: int, se
 DB_RETRY_S = 20.0
 
 
-def transact(env: WorkerEnv, fn: Callable[[Session], T]) -> T:
-    """Run `fn` in a write transaction, retrying operational errors (DB away) for `DB_RETRY_S`."""
+def transact(env: WorkerEnv, fn: Callable[[Session], T], *, write: bool = True) -> T:
+    """Run `fn` in a transaction, retrying operational errors (DB away) for `DB_RETRY_S`."""
     deadline = time.monotonic() + DB_RETRY_S
     delay = 0.2
     while True:
         try:
-            with env.db.transaction() as session:
+            with env.db.transaction(write=write) as session:
                 return fn(session)
         except OperationalError:
             if time.monotonic() + delay > deadline:
@@ -331,9 +331,11 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
     from server.scoring.predictions import PredictionsError, read_predictions
     from server.scoring.report import SCORER_VERSION
 
-    with env.db.transaction(write=False) as session:
+    def stored(session: Session) -> str | None:
         sub = session.get(Submission, ctx.sub_id)
-        sha = sub.predictions_sha256 if sub else None
+        return sub.predictions_sha256 if sub else None
+
+    sha = transact(env, stored, write=False)
     try:
         if sha is None:
             raise store.PredictionsMissing("no hidden predictions were stored")
