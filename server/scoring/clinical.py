@@ -2,8 +2,9 @@
 
 Follows the CSAW-M authors' ``get_table_metric_downstream_auc``, ``df_score_to_bin`` and
 ``calc_oddsratio_downstream`` (facts §1.6-1.7), with two documented additions the paper's code does
-not have: ties in the score are broken by Filename so the bins are deterministic, and a Woolf 95 %
-confidence interval (Haldane +0.5 correction only when a cell is zero).
+not have: rows tied in score stay together in one quartile (:func:`octile_quartiles`; the authors'
+unstable sort placed them arbitrarily), and a Woolf 95 % confidence interval (Haldane +0.5
+correction only when a cell is zero).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import scipy.stats
 from numpy.typing import ArrayLike
 
-from server.scoring.inputs import IntArray, as_binary, as_vector
+from server.scoring.inputs import FloatArray, IntArray, as_binary, as_vector
 from server.scoring.metrics import MetricValue
 
 QUARTILES = ("Q2", "Q3", "Q4")
@@ -53,31 +54,122 @@ def roc_auc(y_true: ArrayLike, score: ArrayLike) -> MetricValue:
     return MetricValue(u / (n_pos * n_neg))
 
 
-def octile_quartiles(score: ArrayLike, tiebreak: IntArray) -> IntArray:
-    """Assign each row its score quartile 1..4 built from paired octiles, as the authors did.
+#: Octile pairs of the authors' grouping: the cuts below Q2, Q3 and Q4 sit after 2, 4 and 6 octiles.
+_CUT_OCTILES = (2, 4, 6)
 
-    Rows are sorted by score (ties broken by `tiebreak`, the Filename order) and cut into 8 bins of
-    ``floor(N/8)`` rows, bin 8 taking the remainder (pandas ``.loc`` slicing in ``df_score_to_bin``);
-    quartile q is bins {2q-1, 2q}. So N=972 gives 242/242/242/246 and N=475 gives 118/118/118/121.
-    With N < 8 every row falls in bin 8, i.e. Q4.
+
+def quartile_cuts(n: int) -> tuple[int, int, int]:
+    """Positions (rows below the cut) of the three quartile cuts for `n` rows: 2k * floor(n/8).
+
+    Octiles hold ``floor(n/8)`` rows each and the eighth takes the remainder (pandas ``.loc`` slicing
+    in the authors' ``df_score_to_bin``), so Q1-Q3 hold 2 * floor(n/8) rows and Q4 the rest.
+
+    >>> quartile_cuts(972), quartile_cuts(475)
+    ((242, 484, 726), (118, 236, 354))
+    """
+    per_bin = n // 8
+    return (2 * per_bin, 4 * per_bin, 6 * per_bin)
+
+
+@dataclass(frozen=True)
+class TieBlocks:
+    """Rows grouped by equal score, in increasing score order.
+
+    Attributes
+    ----------
+    values : ndarray, shape (k,)
+        The distinct scores, increasing.
+    inverse : ndarray of int64, shape (n,)
+        Block index of each row.
+    start, stop : ndarray of int64, shape (k,)
+        Sorted positions ``[start, stop)`` the block occupies.
+    """
+
+    values: FloatArray
+    inverse: IntArray
+    start: IntArray
+    stop: IntArray
+
+    @classmethod
+    def of(cls, score: ArrayLike) -> TieBlocks:
+        values, inverse, sizes = np.unique(as_vector(score, "score"), return_inverse=True, return_counts=True)
+        stop = np.cumsum(sizes)
+        return cls(values, inverse.reshape(-1).astype(np.int64), stop - sizes, stop)
+
+
+def block_quartiles(start: ArrayLike, stop: ArrayLike, cuts: ArrayLike) -> IntArray:
+    r"""Quartile 1..4 of each tie block: a block lies below a cut when its midpoint does.
+
+    A block occupying sorted positions ``[s, e)`` is below the cut at position c when
+    :math:`(s + e)/2 < c`, i.e. when ``s + e < 2c``. A block that does not straddle the cut
+    (``e <= c`` or ``s >= c``) is placed exactly as a position cut would place its rows; a straddling
+    block goes whole to the side that holds more of it, which moves the cut to the nearest block edge
+    (to the lower edge when both are equally near, so the block goes up). The rule reads only scores
+    and positions, never row order or file names.
+
+    Parameters
+    ----------
+    start, stop : array_like of int, same shape
+        Block edges (any leading shape; trailing axes broadcast against `cuts`).
+    cuts : array_like of int, shape (3,) + trailing shape
+        The cut positions below Q2, Q3 and Q4 (:func:`quartile_cuts`).
 
     Examples
     --------
-    >>> np.bincount(octile_quartiles(np.arange(475.0), np.arange(475)))[1:].tolist()
-    [118, 118, 118, 121]
+    Eight rows, cuts at 2, 4, 6; a block of three tied rows at positions 1..3 straddles the cut at 2
+    with two of its rows above it, so it goes to Q2 whole; the cut at 4 is not straddled.
+
+    >>> block_quartiles([0, 1, 4, 5, 6, 7], [1, 4, 5, 6, 7, 8], [2, 4, 6]).tolist()
+    [1, 2, 3, 3, 4, 4]
     """
-    values = as_vector(score, "score")
-    codes = np.asarray(tiebreak, dtype=np.int64)
-    if codes.shape != values.shape:
-        raise ValueError(f"tiebreak must have one entry per row ({values.size}); got {codes.size}")
-    order = np.lexsort((codes, values))
-    per_bin = values.size // 8
-    position_quartile = np.full(values.size, 4, dtype=np.int64)
-    for quartile in (1, 2, 3):
-        position_quartile[2 * per_bin * (quartile - 1) : 2 * per_bin * quartile] = quartile
-    quartiles = np.empty(values.size, dtype=np.int64)
-    quartiles[order] = position_quartile
-    return quartiles
+    edges = np.asarray(start, dtype=np.int64) + np.asarray(stop, dtype=np.int64)
+    twice = 2 * np.asarray(cuts, dtype=np.int64)
+    quartile = np.ones(np.broadcast_shapes(edges.shape, twice.shape[1:]), dtype=np.int64)
+    for cut in twice:
+        quartile += edges >= cut
+    return quartile
+
+
+def straddling_rows(score: ArrayLike) -> int:
+    """How many rows sit in tie blocks that straddle a quartile cut (kept whole by the v2 rule).
+
+    >>> straddling_rows([0.0, 0.1, 0.1, 0.1, 0.2, 0.3, 0.4, 0.5])
+    3
+    """
+    blocks = TieBlocks.of(score)
+    sizes = blocks.stop - blocks.start
+    crossing = np.zeros(sizes.size, dtype=bool)
+    for cut in quartile_cuts(int(sizes.sum())):
+        crossing |= (blocks.start < cut) & (blocks.stop > cut)
+    return int(sizes[crossing].sum())
+
+
+def octile_quartiles(score: ArrayLike) -> IntArray:
+    """Assign each row its score quartile 1..4 built from paired octiles (scorer version 2).
+
+    As the authors: rows sorted by score are cut into 8 bins of ``floor(N/8)`` rows, bin 8 taking
+    the remainder, and quartile q is bins {2q-1, 2q}, so N=972 gives 242/242/242/246 and N=475 gives
+    118/118/118/121; with N < 8 every row falls in Q4. Rows tied in score are never split by a cut:
+    each tie block is kept whole and placed by :func:`block_quartiles` (its midpoint decides), so
+    membership depends on the scores alone, not on row order or file names. Without ties that
+    straddle a cut the groups are exactly the authors'; with them the groups are no longer of
+    equal size (the report warns, :func:`straddling_rows`). Scorer version 1 broke ties by
+    Filename, which in the pooled view put every tied ``private_*`` row (a cancer-enriched set)
+    below every tied ``test_*`` row (issue 14).
+
+    Examples
+    --------
+    >>> np.bincount(octile_quartiles(np.arange(475.0)))[1:].tolist()
+    [118, 118, 118, 121]
+
+    A constant score is one block straddling every cut. Its midpoint (8 of 16) is at the middle cut,
+    so all rows go to Q3 and Q1 is empty: every odds ratio is undefined, whatever the file names.
+
+    >>> np.bincount(octile_quartiles(np.zeros(16)), minlength=5)[1:].tolist()
+    [0, 0, 16, 0]
+    """
+    blocks = TieBlocks.of(score)
+    return block_quartiles(blocks.start, blocks.stop, quartile_cuts(blocks.inverse.size))[blocks.inverse]
 
 
 @dataclass(frozen=True)
@@ -166,19 +258,25 @@ def odds_ratio(table: ArrayLike, *, level: float = 0.95) -> OddsRatio:
     )
 
 
-def quartile_odds_ratios(
-    endpoint: ArrayLike, score: ArrayLike, tiebreak: IntArray, *, level: float = 0.95
-) -> dict[str, OddsRatio]:
+def quartile_odds_ratios(endpoint: ArrayLike, score: ArrayLike, *, level: float = 0.95) -> dict[str, OddsRatio]:
     """Odds ratios of Q2, Q3 and Q4 against Q1 (the lowest quartile of the score).
 
     Every row that is not positive for the endpoint counts as negative (facts §1.7). Quartiles come
     from :func:`octile_quartiles`.
     """
     labels = as_binary(endpoint, "endpoint")
-    quartiles = octile_quartiles(score, tiebreak)
+    values = as_vector(score, "score")
+    if labels.shape != values.shape:
+        raise ValueError(f"endpoint and score must have the same length; got {labels.size} and {values.size}")
+    return odds_ratios_of(labels, octile_quartiles(values), level=level)
+
+
+def odds_ratios_of(endpoint: ArrayLike, quartiles: IntArray, *, level: float = 0.95) -> dict[str, OddsRatio]:
+    """Odds ratios of Q2, Q3 and Q4 against Q1 for given quartile memberships (1..4 per row)."""
+    labels = as_binary(endpoint, "endpoint")
     if labels.shape != quartiles.shape:
         raise ValueError(
-            f"endpoint and score must have the same length; got {labels.size} and {quartiles.size}"
+            f"endpoint and quartiles must have the same length; got {labels.size} and {quartiles.size}"
         )
 
     def counts(quartile: int) -> tuple[int, int]:

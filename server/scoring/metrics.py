@@ -155,3 +155,61 @@ def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, *, n_levels: int = N_
         raise ValueError(f"y_true and y_pred must have the same length; got {truth.size} and {pred.size}")
     flat = (truth - 1) * n_levels + (pred - 1)
     return np.bincount(flat, minlength=n_levels * n_levels).reshape(n_levels, n_levels)
+
+
+#: The authors' secondary bins (facts §1.4): "low" = levels {1, 2}, "high" = levels {7, 8}.
+LOW_BIN: tuple[int, ...] = (1, 2)
+HIGH_BIN: tuple[int, ...] = (7, 8)
+
+
+@dataclass(frozen=True)
+class BinScores:
+    """Precision, recall and F1 of one bin of levels treated as the positive class.
+
+    Each value is NaN exactly when its reason is set (see :func:`bin_scores`).
+    """
+
+    precision: MetricValue
+    recall: MetricValue
+    f1: MetricValue
+
+
+def bin_scores(y_true: ArrayLike, y_pred: ArrayLike, positive: tuple[int, ...]) -> BinScores:
+    r"""Binary precision, recall and F1 with "positive" = the level lies in `positive`.
+
+    With TP, FP, FN counted on ``y_true in positive`` against ``y_pred in positive``:
+
+    .. math:: P = \frac{TP}{TP + FP}, \qquad R = \frac{TP}{TP + FN}, \qquad
+              F_1 = \frac{2\,TP}{2\,TP + FP + FN}
+
+    which is ``sklearn.metrics.precision_score`` / ``recall_score`` / ``f1_score`` with
+    ``average='binary'`` on the two boolean vectors, as the authors' ``calc_precision_and_recall_network``
+    computes the low-bin {1, 2} and high-bin {7, 8} scores. Where sklearn divides 0 by 0 and returns
+    0.0 with a warning (no predicted positives for P, no true positives for R, neither for F1) this
+    returns NaN with the reason, never a fake 0.
+
+    Examples
+    --------
+    Truth levels 1, 2, 5, 1 and predictions 1, 4, 2, 6 with bin {1, 2}: TP = 1 (row 1), FP = 1
+    (row 3), FN = 2 (rows 2 and 4), so P = 1/2, R = 1/3, F1 = 2/(2 + 1 + 2) = 0.4.
+
+    >>> s = bin_scores([1, 2, 5, 1], [1, 4, 2, 6], (1, 2))
+    >>> s.precision.value, round(s.recall.value, 6), s.f1.value
+    (0.5, 0.333333, 0.4)
+    """
+    truth, pred = as_pair(y_true, y_pred)
+    actual = np.isin(truth, positive)
+    called = np.isin(pred, positive)
+    tp = int((actual & called).sum())
+    fp = int((~actual & called).sum())
+    fn = int((actual & ~called).sum())
+    listed = "{" + ", ".join(str(level) for level in positive) + "}"
+
+    def ratio(numerator: int, denominator: int, reason: str) -> MetricValue:
+        return MetricValue(numerator / denominator) if denominator else MetricValue.undefined(reason)
+
+    return BinScores(
+        precision=ratio(tp, tp + fp, f"no prediction in {listed}"),
+        recall=ratio(tp, tp + fn, f"no ground truth in {listed}"),
+        f1=ratio(2 * tp, 2 * tp + fp + fn, f"neither ground truth nor prediction in {listed}"),
+    )

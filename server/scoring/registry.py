@@ -1,6 +1,6 @@
 """Every headline metric with the direction that is better, so no consumer has to guess.
 
-The leaderboard orders by these directions; the invariance tests iterate over :data:`METRICS`
+The leaderboard orders by :data:`LEADERBOARD_ORDER` and these directions (:func:`ranking_key`); the invariance tests iterate over :data:`METRICS`
 (every metric must survive a row shuffle, score an oracle best, and return NaN with a reason rather
 than a fake value on degenerate input).
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from server.scoring import clinical, metrics
-from server.scoring.inputs import FloatArray, tiebreak_codes
+from server.scoring.inputs import FloatArray
 from server.scoring.metrics import MetricValue
 
 
@@ -86,11 +86,18 @@ def _auc(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> 
 
 
 def _odds_ratio_q4(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> MetricValue:
-    codes = tiebreak_codes(keys, np.asarray(prediction).size)
-    result = clinical.quartile_odds_ratios(reference, prediction, codes)["Q4"]
+    result = clinical.quartile_odds_ratios(reference, prediction)["Q4"]
     if result.reason is not None:
         return MetricValue.undefined(result.reason)
     return MetricValue(result.value)
+
+
+def _low_bin_f1(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> MetricValue:
+    return metrics.bin_scores(reference, prediction, metrics.LOW_BIN).f1
+
+
+def _high_bin_f1(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> MetricValue:
+    return metrics.bin_scores(reference, prediction, metrics.HIGH_BIN).f1
 
 
 METRICS: Mapping[str, MetricSpec] = {
@@ -124,8 +131,44 @@ METRICS: Mapping[str, MetricSpec] = {
             "odds ratio of the endpoint in the top score quartile against the bottom one",
             _odds_ratio_q4,
         ),
+        MetricSpec(
+            "low_bin_f1",
+            Direction.HIGHER,
+            Reference.ORDINAL,
+            "F1 of levels {1, 2} as the positive class (the level view)",
+            _low_bin_f1,
+        ),
+        MetricSpec(
+            "high_bin_f1",
+            Direction.HIGHER,
+            Reference.ORDINAL,
+            "F1 of levels {7, 8} as the positive class (the level view)",
+            _high_bin_f1,
+        ),
     )
 }
+
+#: The leaderboard's order: the first metric decides, the next breaks exact ties; each is read from
+#: the report's ``masking`` section and ordered by its registered direction.
+LEADERBOARD_ORDER: tuple[str, ...] = ("kendall_tau_b", "amae")
+
+
+def ranking_key(values: Mapping[str, float | None]) -> tuple[float, ...]:
+    """Ascending sort key of a leaderboard row from its metric values: best first, missing last.
+
+    Examples
+    --------
+    >>> rows = [{"kendall_tau_b": 0.7, "amae": 40.0}, {"kendall_tau_b": 0.7, "amae": 38.0},
+    ...         {"kendall_tau_b": None, "amae": 1.0}, {"kendall_tau_b": 0.75, "amae": 50.0}]
+    >>> [rows.index(r) for r in sorted(rows, key=ranking_key)]
+    [3, 1, 0, 2]
+    """
+    key: list[float] = []
+    for name in LEADERBOARD_ORDER:
+        value = values.get(name)
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+        key.append(METRICS[name].sort_key(number))
+    return tuple(key)
 
 
 def direction_of(name: str) -> Direction:

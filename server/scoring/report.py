@@ -21,12 +21,28 @@ Conventions
   ``bootstrap_ci95``, the patient-level bootstrap interval docs/scoring.md asks for ("OR Q4").
 * ``bootstrap.degenerate`` counts the resamples in which at least one bootstrapped statistic was
   undefined; each affected metric also gets a warning with its own count.
+* Octile quartiles keep every tie block whole (:func:`server.scoring.clinical.octile_quartiles`):
+  membership depends on the scores only, never on row order or file names; a warning names how many
+  rows sit in tie blocks that straddle a cut. The bootstrap bins each resample by the same rule.
+* ``clinical.<endpoint>.references.<variable>`` scores each LIBRA density column exactly as the
+  model's ``Final_score`` (same population, same resamples): the paper's comparators, e.g. an
+  interval-cancer OR Q4 of 2.10 for percent density on the 972 pooled images. Rows without a LIBRA
+  value are left out of that variable (``n`` says how many remain), with a warning.
+* ``masking.levels.low_bin`` / ``high_bin``: precision, recall and F1 of levels {1,2} / {7,8} of
+  the level view (:func:`server.scoring.metrics.bin_scores`). In the level layout they are the
+  authors' public-test numbers; in the rank layout they use the 8 equal-count bins of the ranks, a
+  view the authors' code does not have (facts §9).
+* ``masking.per_expert.Expert_k`` and ``experts.Expert_j.per_expert.Expert_k``: tau-b and AMAE of the
+  model (of expert j) with expert k's own annotation as the ground truth
+  (:mod:`server.scoring.experts`); together they are the notebook's rater-by-expert heatmap.
+* The schema of the whole report is ``docs/report.schema.json``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,13 +50,25 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from server.benchmark.labels import LabelLayout, LabelTable
-from server.scoring import clinical, metrics, ranks, weighted
+from server.scoring import clinical, experts, metrics, ranks, weighted
 from server.scoring.bootstrap import DEFAULT_RESAMPLES, percentile_ci, resample_counts
 from server.scoring.inputs import FloatArray, IntArray, tiebreak_codes
+from server.scoring.memo import TEST_SET_PARTS, content_digest
 from server.scoring.metrics import MetricValue
-from server.scoring.predictions import Predictions
+from server.scoring.predictions import Predictions, read_predictions
 
-SCORER_VERSION = "1"
+#: Version of the report's definitions; a change of any reported number's meaning or rule bumps it.
+#: "2" (issue 14): tie blocks stay whole in the octile quartiles (v1 broke ties by Filename), and
+#: the report gains ``masking.levels.low_bin``/``high_bin``, ``masking.per_expert``,
+#: ``experts.<Expert_j>.per_expert`` and ``clinical.<endpoint>.references``.
+SCORER_VERSION = "2"
+
+#: Report key -> LabelTable attribute of the LIBRA density comparators (``clinical.*.references``).
+DENSITY_REFERENCES: dict[str, str] = {
+    "percent_density": "libra_percent_density",
+    "dense_area": "libra_dense_area",
+    "breast_area": "libra_breast_area",
+}
 
 #: Report key -> LabelTable attribute of the clinical endpoints.
 ENDPOINTS: dict[str, str] = {
@@ -168,7 +196,12 @@ def _score_report(
     public_labels: LabelTable | None,
     resamples: int,
     seed: int,
+    *,
+    v2_parts: bool = True,
 ) -> ScoreReport:
+    """The report; ``v2_parts=False`` leaves out what scorer version 2 added (references, bins,
+    per-expert agreement) and exists only so ``benchmarks/bench_scoring.py`` can time the v1 scope
+    in the same run. Its output is not a valid report of either version."""
     if labels.layout not in (LabelLayout.PUBLIC, LabelLayout.PRIVATE):
         raise ScoringInputError(
             f"labels must be a test-set file (public or private layout); got the {labels.layout} layout"
@@ -202,8 +235,14 @@ def _score_report(
         degenerate=np.zeros(resamples, dtype=bool),
     )
     codes = tiebreak_codes(labels.filenames, n)
-    masking, replicates = _masking(rows, labels, codes, boot, notes)
-    experts = _experts(labels, notes)
+    masking, replicates = _masking(rows, labels, codes, boot, notes, v2_parts=v2_parts)
+    expert_key = ("experts", labels.layout.value, content_digest(labels.experts, labels.label))
+    expert_section, expert_notes = TEST_SET_PARTS.get(expert_key, lambda: experts.expert_rows(labels))
+    if not v2_parts:
+        for entry in expert_section.values():
+            entry.pop("per_expert", None)
+    for message in expert_notes:
+        notes.add(message)
 
     if public_labels is not None:
         pooled_names = (*labels.filenames, *public_labels.filenames)
@@ -220,7 +259,7 @@ def _score_report(
         score = rows.final_score
         population = "evaluated"
         pooled_boot = boot
-    clinical_section = _clinical(score, pooled_names, clinical_tables, pooled_boot, notes)
+    clinical_section = _clinical(score, clinical_tables, pooled_boot, notes, seed=seed, references=v2_parts)
     clinical_section = {"population": population, "n": len(pooled_names), **clinical_section}
 
     data: dict[str, Any] = {
@@ -229,7 +268,7 @@ def _score_report(
         "label_layout": "rank" if labels.layout == LabelLayout.PRIVATE else "level",
         "masking": masking,
         "clinical": clinical_section,
-        "experts": experts,
+        "experts": expert_section,
         "bootstrap": {"resamples": resamples, "seed": seed, "degenerate": int(boot.degenerate.sum())},
         "warnings": notes.items,
     }
@@ -237,7 +276,13 @@ def _score_report(
 
 
 def _masking(
-    rows: Predictions, labels: LabelTable, codes: IntArray, boot: _Bootstrap, notes: _Warnings
+    rows: Predictions,
+    labels: LabelTable,
+    codes: IntArray,
+    boot: _Bootstrap,
+    notes: _Warnings,
+    *,
+    v2_parts: bool = True,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The masking section: headline tau-b and AMAE, and the 8-level view."""
     if labels.layout == LabelLayout.PRIVATE:
@@ -285,6 +330,29 @@ def _masking(
             notes.add(f"masking.levels.group_amae.{name}: null, undefined ({value.reason})")
         groups[name] = _number(value.value)
 
+    if not v2_parts:
+        section_v1 = {
+            "kendall_tau_b": tau,
+            "amae": {**error, "unit": unit},
+            "levels": {
+                "kendall_tau_b": level_tau,
+                "amae": {**level_amae, "unit": "level"},
+                "group_amae": groups,
+                "confusion_matrix": metrics.confusion_matrix(truth_levels, pred_levels).tolist(),
+            },
+        }
+        return section_v1, _replicates(tau_reps, amae_reps)
+    bins = {
+        key: _bin_entry(metrics.bin_scores(truth_lv, pred_lv, levels), f"masking.levels.{key}", notes)
+        for key, levels in (("low_bin", metrics.LOW_BIN), ("high_bin", metrics.HIGH_BIN))
+    }
+    view = experts.ExpertView.of(labels)
+    rater = rows.final_score if unit == "rank" else pred_lv
+    agreement_notes: list[str] = []
+    agreement = experts.per_expert(view, rater, "masking.per_expert", agreement_notes)
+    for message in agreement_notes:
+        notes.add(message)
+
     section = {
         "kendall_tau_b": tau,
         "amae": {**error, "unit": unit},
@@ -293,69 +361,128 @@ def _masking(
             "amae": {**level_amae, "unit": "level"},
             "group_amae": groups,
             "confusion_matrix": metrics.confusion_matrix(truth_levels, pred_levels).tolist(),
+            **bins,
         },
+        "per_expert": agreement,
     }
+    return section, _replicates(tau_reps, amae_reps)
+
+
+def _replicates(tau: FloatArray | None, error: FloatArray | None) -> dict[str, np.ndarray]:
     empty = np.empty(0)
-    replicates = {
-        "kendall_tau_b": empty if tau_reps is None else tau_reps,
-        "amae": empty if amae_reps is None else amae_reps,
-    }
-    return section, replicates
+    return {"kendall_tau_b": empty if tau is None else tau, "amae": empty if error is None else error}
 
 
-def _experts(labels: LabelTable, notes: _Warnings) -> dict[str, dict[str, float | None]]:
-    """Reference rows: each expert's own annotation scored against the ground truth, like a model.
-
-    Optimistic by construction, since each expert is one of the raters behind the median.
-    """
-    assert labels.experts is not None
-    if labels.layout == LabelLayout.PRIVATE:
-        reranked = ranks.rerank_experts(labels.experts)
-        truth = ranks.median_rank_ground_truth(reranked).astype(np.float64)
-    else:
-        assert labels.label is not None
-        reranked = labels.experts
-        truth = labels.label.astype(np.float64)
-    result: dict[str, dict[str, float | None]] = {}
-    for k in range(reranked.shape[1]):
-        name = f"Expert_{k + 1}"
-        column = reranked[:, k]
-        present = ~np.isnan(column)
-        if not present.all():
-            notes.add(
-                f"experts.{name}: {int((~present).sum())} row(s) without a position; "
-                f"scored on the other {int(present.sum())}"
-            )
-        entry: dict[str, float | None] = {}
-        for metric, value in (
-            ("kendall_tau_b", metrics.kendall_tau_b(truth[present], column[present])),
-            ("amae", metrics.amae(truth[present], column[present])),
-        ):
-            if not value.is_defined:
-                notes.add(f"experts.{name}.{metric}: null, undefined ({value.reason})")
-            entry[metric] = _number(value.value)
-        result[name] = entry
-    return result
+def _bin_entry(scores: metrics.BinScores, path: str, notes: _Warnings) -> dict[str, float | None]:
+    entry: dict[str, float | None] = {}
+    for name in ("precision", "recall", "f1"):
+        value: MetricValue = getattr(scores, name)
+        if not value.is_defined:
+            notes.add(f"{path}.{name}: null, undefined ({value.reason})")
+        entry[name] = _number(value.value)
+    return entry
 
 
 def _clinical(
     score: FloatArray,
-    filenames: Sequence[str],
     tables: Sequence[LabelTable],
     boot: _Bootstrap,
     notes: _Warnings,
+    *,
+    seed: int,
+    references: bool = True,
 ) -> dict[str, Any]:
-    """AUC and quartile odds ratios of each endpoint over the given population."""
-    codes = tiebreak_codes(filenames, len(filenames))
-    draws = None if boot.counts is None else weighted.ScoreDraws(score, codes, boot.counts)
+    """AUC and quartile odds ratios of each endpoint over the given population, for the model's
+    score and (``references``) for each LIBRA density column."""
+    endpoints = {
+        key: np.concatenate([np.asarray(getattr(table, attribute), dtype=np.int64) for table in tables])
+        for key, attribute in ENDPOINTS.items()
+    }
+    model = _association(score, endpoints, boot, "clinical", "clinical.{endpoint}", notes)
     section: dict[str, Any] = {}
-    for key, attribute in ENDPOINTS.items():
-        endpoint = np.concatenate([np.asarray(getattr(table, attribute), dtype=np.int64) for table in tables])
-        path = f"clinical.{key}"
-        auc_reps = None if draws is None else draws.roc_auc(endpoint)
+    for key in ENDPOINTS:
+        entry = model[key]
+        del entry["n"]  # the population's n is clinical.n
+        section[key] = entry
+    if not references:
+        return section
+    columns = {
+        name: np.concatenate([np.asarray(getattr(table, attribute), dtype=np.float64) for table in tables])
+        for name, attribute in DENSITY_REFERENCES.items()
+    }
+    # The resamples are a function of (rows, resamples, seed): with the columns they fix the result.
+    resamples = 0 if boot.counts is None else boot.counts.shape[1]
+    key = ("density", content_digest(*columns.values(), *endpoints.values()), resamples, seed)
+    by_variable, reference_notes = TEST_SET_PARTS.get(
+        key, lambda: _density_references(columns, endpoints, boot.counts)
+    )
+    for message in reference_notes:
+        notes.add(message)
+    for key_ in ENDPOINTS:
+        section[key_]["references"] = {name: per[key_] for name, per in by_variable.items()}
+    return section
+
+
+def _density_references(
+    columns: dict[str, FloatArray], endpoints: dict[str, IntArray], counts: FloatArray | None
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """``{variable: {endpoint: {"n", "n_positive", "auc", "odds_ratios"}}}`` and the warnings.
+
+    Each LIBRA column is scored exactly as a model's score, on the rows that have a value, with the
+    same resamples restricted to those rows. Their degenerate resamples are warned about but not
+    added to ``bootstrap.degenerate``, which counts the model's statistics (as in v1).
+    """
+    notes = _Warnings()
+    result: dict[str, dict[str, Any]] = {}
+    for name, values in columns.items():
+        present = ~np.isnan(values)
+        missing = int(values.size - present.sum())
+        if missing:
+            notes.add(
+                f"clinical references {name}: {missing} row(s) without a LIBRA value are left out "
+                f"of that comparator ({int(present.sum())} remain)"
+            )
+        boot = _Bootstrap(
+            counts=None if counts is None else counts[present],
+            degenerate=np.zeros(0 if counts is None else counts.shape[1], dtype=bool),
+        )
+        subset = {key: endpoint[present] for key, endpoint in endpoints.items()}
+        result[name] = _association(
+            values[present],
+            subset,
+            boot,
+            f"clinical references {name}",
+            f"clinical.{{endpoint}}.references.{name}",
+            notes,
+        )
+    return result, notes.items
+
+
+def _association(
+    score: FloatArray,
+    endpoints: dict[str, IntArray],
+    boot: _Bootstrap,
+    label: str,
+    path_template: str,
+    notes: _Warnings,
+) -> dict[str, dict[str, Any]]:
+    """``{endpoint: {"n", "n_positive", "auc", "odds_ratios"}}`` of one continuous score."""
+    straddling = clinical.straddling_rows(score)
+    if straddling:
+        notes.add(
+            f"{label}: {straddling} row(s) sit in blocks of tied scores that straddle a quartile cut; "
+            "each block is kept whole in the quartile its midpoint falls in, so the quartiles are not "
+            "of equal size"
+        )
+    draws = None if boot.counts is None else weighted.association(score, boot.counts, endpoints)
+    quartiles = clinical.octile_quartiles(score)
+    section: dict[str, dict[str, Any]] = {}
+    for key, endpoint in endpoints.items():
+        path = path_template.format(endpoint=key)
+        auc_reps = None if draws is None else draws[key].auc
         auc = boot.estimate(f"{path}.auc", clinical.roc_auc(endpoint, score), auc_reps, notes)
         ratios: dict[str, Any] = {}
-        for quartile, result in clinical.quartile_odds_ratios(endpoint, score, codes).items():
+        for quartile, result in clinical.odds_ratios_of(endpoint, quartiles).items():
             if result.reason is not None:
                 notes.add(f"{path}.odds_ratios.{quartile}: null, {result.reason}")
             low, high = result.confidence_interval()
@@ -367,11 +494,34 @@ def _clinical(
                 "haldane": result.haldane,
             }
             if quartile == "Q4":
-                reps = None if draws is None else draws.quartile_odds_ratio(endpoint, 4)
+                reps = None if draws is None else draws[key].odds_ratio
                 defined = result.reason is None
                 entry["bootstrap_ci95"] = (
                     boot.interval(f"{path}.odds_ratios.Q4", reps, notes) if defined else None
                 )
             ratios[quartile] = entry
-        section[key] = {"n_positive": int(endpoint.sum()), "auc": auc, "odds_ratios": ratios}
+        section[key] = {
+            "n": int(endpoint.size),
+            "n_positive": int(endpoint.sum()),
+            "auc": auc,
+            "odds_ratios": ratios,
+        }
     return section
+
+
+def score_file(
+    predictions_path: Path,
+    labels: LabelTable,
+    *,
+    public_labels: LabelTable | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> ScoreReport:
+    """Re-score a stored ``predictions.csv`` in one call (what ``csawm admin rescore`` needs).
+
+    The file is read with the contract's reader, expecting every image of `labels` (and of
+    `public_labels`), then scored by :func:`score_report` under the current :data:`SCORER_VERSION`.
+    """
+    expected = (*labels.filenames, *(public_labels.filenames if public_labels is not None else ()))
+    rows = read_predictions(predictions_path, expected=expected)
+    return score_report(rows, labels, public_labels=public_labels, resamples=resamples, seed=seed)

@@ -14,6 +14,8 @@ predictions equal).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -90,98 +92,96 @@ def amae(y_true: FloatArray, y_pred: FloatArray, counts: FloatArray) -> FloatArr
         return np.where(n_present > 0, per_class.sum(axis=0) / np.maximum(n_present, 1), np.nan)
 
 
-class ScoreDraws:
-    """One continuous score under many resamples: what AUC and the quartile odds ratios share.
+#: Resamples processed at once by :func:`association`: an (n, 128) float64 block of a 1,000-row
+#: population is 1 MB, so the chain of element-wise steps stays in cache; on the 2-core machine this
+#: was 3-5x faster than whole (n, 2000) matrices (``benchmarks/bench_scoring.py``).
+_COLUMNS = 128
 
-    Sorting the drawn counts by score, the mid-ranks and the quartile memberships do not depend on
-    the endpoint, so they are computed once per score; each endpoint then costs a few
-    vector-matrix products.
+
+@dataclass(frozen=True)
+class Association:
+    """Per-resample AUC and quartile odds ratio of one score for one endpoint (NaN = degenerate)."""
+
+    auc: FloatArray
+    odds_ratio: FloatArray
+
+
+def association(
+    score: FloatArray, counts: FloatArray, endpoints: Mapping[str, IntArray], *, quartile: int = 4
+) -> dict[str, Association]:
+    r"""AUC and the odds ratio of one quartile against Q1 of `score`, for every endpoint and resample.
+
+    The resampled rows are sorted by score; a row's drawn copies and the rows tied with it in score
+    form a tie block occupying sorted positions ``[s, e)``.
+
+    * **AUC**, the weighted Mann-Whitney statistic:
+      :math:`\mathrm{AUC}(w) = (R_+(w) - P(P+1)/2)/(P N)`, with :math:`R_+` the sum of the mid-ranks
+      :math:`(s + e + 1)/2` of the drawn positive copies (ties count one half) and P, N the drawn
+      positives and negatives.
+    * **Odds ratio** ``a*d/(b*c)`` of the quartile against Q1, binned exactly as
+      :func:`server.scoring.clinical.octile_quartiles` bins the resampled rows: cuts at 2q, 4q, 6q
+      with q = floor(m/8), every tie block whole on the side of a cut where its midpoint lies
+      (``s + e < 2c`` is below c). NaN where ``b*c = 0`` (infinite or undefined).
 
     Parameters
     ----------
     score : ndarray, shape (n,)
-    tiebreak : ndarray of int64, shape (n,)
-        Filename order codes; break score ties when rows are binned into quartiles.
     counts : ndarray, shape (n, B)
         Resample multiplicities.
+    endpoints : mapping of str -> ndarray of 0/1, shape (n,)
+    quartile : {2, 3, 4}
     """
-
-    def __init__(self, score: FloatArray, tiebreak: IntArray, counts: FloatArray) -> None:
-        self.order = np.lexsort((tiebreak, score))
-        self.drawn = counts[self.order]
-        self.total = self.drawn.sum(axis=0)
-        sorted_score = score[self.order]
-        upper = np.cumsum(self.drawn, axis=0)
-        lower = upper - self.drawn
-        # Mid-rank of every drawn copy of a row: the rows tied in score share one rank range.
-        new_group = np.r_[True, sorted_score[1:] != sorted_score[:-1]]
-        if new_group.all():
-            group_lower, group_upper = lower, upper
+    if quartile not in (2, 3, 4):
+        raise ValueError(f"quartile must be 2, 3 or 4; got {quartile}")
+    order = np.argsort(score, kind="stable")
+    sorted_score = score[order]
+    new_group = np.r_[True, sorted_score[1:] != sorted_score[:-1]]
+    starts = np.flatnonzero(new_group)
+    group = np.cumsum(new_group) - 1
+    tied = not new_group.all()
+    positive = np.stack([np.asarray(e)[order] for e in endpoints.values()]).astype(np.float64)
+    n_resamples = counts.shape[1]
+    auc = np.empty((positive.shape[0], n_resamples))
+    ratio = np.empty((positive.shape[0], n_resamples))
+    low_cut, high_cut = 4 * (quartile - 1), (4 * quartile if quartile < 4 else None)
+    for first in range(0, n_resamples, _COLUMNS):
+        columns = slice(first, first + _COLUMNS)
+        drawn = counts[order, columns]
+        upper = np.cumsum(drawn, axis=0)
+        total = upper[-1]
+        if tied:
+            lower = upper - drawn
+            edges = lower[starts][group] + np.maximum.reduceat(upper, starts, axis=0)[group]
         else:
-            starts = np.flatnonzero(new_group)
-            group = np.cumsum(new_group) - 1
-            group_lower = lower[starts][group]
-            group_upper = np.maximum.reduceat(upper, starts, axis=0)[group]
-        self.rank_weighted = self.drawn * (group_lower + group_upper + 1) / 2
-        # Quartile membership by position, as octile_quartiles: q = floor(m/8), Q1 = [0, 2q),
-        # Q2 = [2q, 4q), Q3 = [4q, 6q), Q4 = [6q, m); copies may straddle a boundary.
-        self._upper, self._lower = upper, lower
-        self._quartiles: dict[int, FloatArray] = {}
-
-    def quartile_counts(self, quartile: int) -> FloatArray:
-        """Drawn copies of each (score-sorted) row that fall in the quartile, shape (n, B)."""
-        if quartile not in self._quartiles:
-            per_bin = np.floor(self.total / 8)
-            start = 2 * (quartile - 1) * per_bin
-            stop = self.total if quartile == 4 else 2 * quartile * per_bin
-            overlap = np.minimum(self._upper, stop) - np.maximum(self._lower, start)
-            self._quartiles[quartile] = np.clip(overlap, 0.0, None)
-        return self._quartiles[quartile]
-
-    def roc_auc(self, endpoint: IntArray) -> FloatArray:
-        r"""ROC AUC on each resample as the weighted Mann-Whitney statistic.
-
-        .. math:: \mathrm{AUC}(w) = \frac{R_+(w) - P(P+1)/2}{P\,N}
-
-        with :math:`R_+` the sum of the mid-ranks of the drawn positive copies (ties share their
-        average rank, so a tie counts one half) and P, N the drawn positives and negatives.
-        """
-        positive = endpoint[self.order].astype(np.float64)
-        n_pos = positive @ self.drawn
-        n_neg = self.total - n_pos
-        u = positive @ self.rank_weighted - n_pos * (n_pos + 1) / 2
-        denominator = n_pos * n_neg
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(denominator > 0, u / np.where(denominator > 0, denominator, 1.0), np.nan)
-
-    def quartile_odds_ratio(self, endpoint: IntArray, quartile: int = 4) -> FloatArray:
-        """Sample odds ratio ``a*d/(b*c)`` of one quartile against Q1; NaN where ``b*c = 0``."""
-        if quartile not in (2, 3, 4):
-            raise ValueError(f"quartile must be 2, 3 or 4; got {quartile}")
-        positive = endpoint[self.order].astype(np.float64)
-        compared, reference = self.quartile_counts(quartile), self.quartile_counts(1)
+            edges = 2 * upper - drawn  # s + e with s = upper - drawn, e = upper
+        n_pos = positive @ drawn
+        u = (positive @ (drawn * edges) + n_pos) / 2 - n_pos * (n_pos + 1) / 2
+        auc[:, columns] = _ratio(u, n_pos * (total - n_pos))
+        # Twice each cut position: 2 * (2k * floor(m/8)) for the cut below quartile k + 1.
+        per_bin = np.floor(total / 8)
+        reference = np.where(edges < 4 * per_bin, drawn, 0.0)
+        above = edges >= low_cut * per_bin
+        compared = np.where(above if high_cut is None else above & (edges < high_cut * per_bin), drawn, 0.0)
         a = positive @ compared
         b = compared.sum(axis=0) - a
         c = positive @ reference
         d = reference.sum(axis=0) - c
-        denominator = b * c
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(denominator > 0, a * d / np.where(denominator > 0, denominator, 1.0), np.nan)
+        ratio[:, columns] = _ratio(a * d, b * c)
+    return {key: Association(auc[i], ratio[i]) for i, key in enumerate(endpoints)}
+
+
+def _ratio(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
 
 
 def roc_auc(y_true: IntArray, score: FloatArray, counts: FloatArray) -> FloatArray:
-    """ROC AUC of `score` for the 0/1 endpoint on each resample (see :meth:`ScoreDraws.roc_auc`)."""
-    return ScoreDraws(score, np.zeros(score.size, dtype=np.int64), counts).roc_auc(y_true)
+    """ROC AUC of `score` for the 0/1 endpoint on each resample (see :func:`association`)."""
+    return association(score, counts, {"endpoint": y_true})["endpoint"].auc
 
 
 def quartile_odds_ratio(
-    endpoint: IntArray, score: FloatArray, tiebreak: IntArray, counts: FloatArray, *, quartile: int = 4
+    endpoint: IntArray, score: FloatArray, counts: FloatArray, *, quartile: int = 4
 ) -> FloatArray:
-    """Sample odds ratio of one quartile against Q1 on each resample.
-
-    The resampled rows are sorted by (score, Filename), so copies of a row sit together, and cut by
-    position exactly like :func:`server.scoring.clinical.octile_quartiles`: with q = floor(m/8),
-    Q1 = positions [0, 2q), Q2 = [2q, 4q), Q3 = [4q, 6q), Q4 = [6q, m). A row whose copies straddle a
-    boundary contributes its copies to both sides. NaN where ``b*c = 0`` (infinite or undefined OR).
-    """
-    return ScoreDraws(score, tiebreak, counts).quartile_odds_ratio(endpoint, quartile)
+    """Sample odds ratio of one quartile against Q1 on each resample (see :func:`association`)."""
+    return association(score, counts, {"endpoint": endpoint}, quartile=quartile)["endpoint"].odds_ratio

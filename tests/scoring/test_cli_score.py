@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 from server.benchmark.labels import read_labels
 from server.cli.main import app
 from server.scoring.predictions import read_predictions
-from server.scoring.report import score_report
+from server.scoring.report import score_file
 
 from .factories import private_labels, public_labels, write_labels, write_predictions
+from .schema import scored, valid_report
 
 runner = CliRunner()
 
@@ -50,8 +51,10 @@ def test_json_output_equals_the_library_report(files: dict[str, Path]) -> None:
     assert result.exit_code == 0, result.stderr
     printed = json.loads(result.stdout)
     labels = read_labels(files["private"])
-    expected = score_report(read_predictions(files["predictions"]), labels, resamples=100, seed=0).data
-    assert printed == json.loads(json.dumps(expected))
+    expected = scored(read_predictions(files["predictions"]), labels, resamples=100, seed=0).data
+    assert valid_report(printed) == json.loads(json.dumps(expected))
+    # A stored predictions file is re-scored by one call, with the same result.
+    assert score_file(files["predictions"], labels, resamples=100, seed=0).data == expected
     assert printed["bootstrap"] == {
         "resamples": 100,
         "seed": 0,
@@ -64,7 +67,7 @@ def test_public_labels_give_the_pooled_clinical_section(files: dict[str, Path]) 
     args += ["--public-labels", str(files["public"]), "--json", "--bootstrap", "50", "--seed", "3"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = valid_report(json.loads(result.stdout))
     assert data["clinical"]["population"] == "pooled" and data["clinical"]["n"] == 112
     assert data["bootstrap"]["seed"] == 3 and data["n_images"] == 64
 

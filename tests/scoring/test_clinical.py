@@ -9,7 +9,14 @@ import pytest
 import scipy.stats
 from sklearn.metrics import roc_auc_score
 
-from server.scoring.clinical import octile_quartiles, odds_ratio, quartile_odds_ratios, roc_auc
+from server.scoring.clinical import (
+    block_quartiles,
+    octile_quartiles,
+    odds_ratio,
+    quartile_odds_ratios,
+    roc_auc,
+    straddling_rows,
+)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -37,18 +44,48 @@ def test_auc_without_positives_or_negatives_is_undefined() -> None:
     ],
 )
 def test_octile_quartile_sizes(n: int, sizes: list[int]) -> None:
-    quartiles = octile_quartiles(np.random.default_rng(0).normal(size=n), np.arange(n))
+    quartiles = octile_quartiles(np.random.default_rng(0).normal(size=n))
     assert np.bincount(quartiles, minlength=5)[1:].tolist() == sizes
 
 
-def test_octile_quartiles_sort_by_score_then_filename() -> None:
-    score = np.array([0.5] * 8)
-    codes = np.array([7, 6, 5, 4, 3, 2, 1, 0])  # the last row has the first file name
-    assert octile_quartiles(score, codes).tolist() == [4, 4, 3, 3, 2, 2, 1, 1]
+def test_octile_quartiles_sort_by_score() -> None:
+    score = np.array([0.8, 0.1, 0.7, 0.2, 0.6, 0.3, 0.5, 0.4])
+    assert octile_quartiles(score).tolist() == [4, 1, 4, 1, 3, 2, 3, 2]
+
+
+def test_tie_block_goes_whole_to_the_side_holding_more_of_it_issue_14() -> None:
+    # 16 rows, cuts at 4, 8, 12. Rows 2..4 (sorted positions 2, 3, 4) are tied: 2 below the cut
+    # at 4, 1 above, so the block stays in Q1 (midpoint 3.5 < 4); Q2 then holds 3 rows.
+    score = np.array([0, 1, 2, 2, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15], dtype=float)
+    quartiles = octile_quartiles(score)
+    assert quartiles[:5].tolist() == [1, 1, 1, 1, 1]
+    assert np.bincount(quartiles, minlength=5)[1:].tolist() == [5, 3, 4, 4]
+
+
+def test_tie_block_split_evenly_goes_up_issue_14() -> None:
+    # The block at sorted positions 3, 4 straddles the cut at 4 with one row on each side:
+    # midpoint 4 is not below 4, so both rows go to Q2 (the rule's documented choice).
+    score = np.array([0, 1, 2, 3, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15], dtype=float)
+    assert octile_quartiles(score)[3:5].tolist() == [2, 2]
+
+
+def test_constant_score_has_no_quartiles_whatever_the_names_issue_14() -> None:
+    endpoint = np.r_[np.ones(8, dtype=int), np.zeros(16, dtype=int)]
+    ratios = quartile_odds_ratios(endpoint, np.zeros(24))
+    assert all(np.isnan(r.value) and "group has no rows" in (r.reason or "") for r in ratios.values())
+    assert ratios["Q3"].reason == "the reference group has no rows"  # all 24 rows are in Q3
+    assert straddling_rows(np.zeros(24)) == 24
+
+
+def test_block_quartiles_hand_cases() -> None:
+    # Blocks [0,1) [1,4) [4,5) [5,6) [6,7) [7,8) with cuts 2, 4, 6 (s + e against 2c).
+    assert block_quartiles([0, 1, 4, 5, 6, 7], [1, 4, 5, 6, 7, 8], [2, 4, 6]).tolist() == [1, 2, 3, 3, 4, 4]
+    # One block over everything: midpoint 4 is at the middle cut, so Q3.
+    assert block_quartiles([0], [8], [2, 4, 6]).tolist() == [3]
 
 
 def test_fewer_than_eight_rows_leave_q1_empty() -> None:
-    ratios = quartile_odds_ratios([1, 0, 1, 0], [1.0, 2.0, 3.0, 4.0], np.arange(4))
+    ratios = quartile_odds_ratios([1, 0, 1, 0], [1.0, 2.0, 3.0, 4.0])
     assert all(np.isnan(r.value) and "group has no rows" in (r.reason or "") for r in ratios.values())
     assert ratios["Q4"].reason == "the reference group has no rows"
 
@@ -132,7 +169,7 @@ def test_quartile_odds_ratios_count_the_right_rows() -> None:
     # 16 rows sorted by score: Q1 = rows 0-3, Q4 = rows 12-15. Positives: 1 in Q1, 3 in Q4.
     endpoint = np.zeros(16, dtype=int)
     endpoint[[0, 5, 12, 13, 15]] = 1
-    ratios = quartile_odds_ratios(endpoint, np.arange(16.0), np.arange(16))
+    ratios = quartile_odds_ratios(endpoint, np.arange(16.0))
     assert ratios["Q4"].table == ((3, 1), (1, 3))
     assert ratios["Q2"].table == ((1, 3), (1, 3))
     assert ratios["Q4"].value == pytest.approx(9.0)

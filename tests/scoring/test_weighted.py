@@ -99,20 +99,42 @@ def test_weighted_auc_equals_sklearn_on_resampled_rows(
 
 
 @pytest.mark.parametrize("quartile", [2, 3, 4])
+@pytest.mark.parametrize("tied", [True, False], ids=["tied-score", "distinct-score"])
 def test_weighted_odds_ratio_equals_plain_quartile_table_on_resampled_rows(
-    data: dict[str, np.ndarray], draws: tuple[np.ndarray, np.ndarray], quartile: int
+    data: dict[str, np.ndarray], draws: tuple[np.ndarray, np.ndarray], quartile: int, tied: bool
 ) -> None:
+    # The plain table bins the resampled rows by the v2 rule (tie blocks whole, issue 14); copies of
+    # one drawn row are such a block too, so this checks the rule on every resample.
     indices, counts = draws
-    replicates = weighted.quartile_odds_ratio(
-        data["endpoint"], data["score"], data["codes"], counts, quartile=quartile
-    )
+    score = data["score"] if tied else data["score"] + np.arange(N) * 1e-6
+    replicates = weighted.quartile_odds_ratio(data["endpoint"], score, counts, quartile=quartile)
     for b in range(RESAMPLES):
         rows = indices[b]
-        plain = clinical.quartile_odds_ratios(
-            data["endpoint"][rows], data["score"][rows], data["codes"][rows]
-        )
+        plain = clinical.quartile_odds_ratios(data["endpoint"][rows], score[rows])
         expected = plain[f"Q{quartile}"]
         if expected.reason is None:
             assert replicates[b] == pytest.approx(expected.value)
         else:
             assert np.isnan(replicates[b])
+
+
+def test_association_is_the_same_across_resample_blocks(data: dict[str, np.ndarray]) -> None:
+    # 300 resamples span three column blocks of weighted._COLUMNS; check resamples on each side of
+    # every block edge against the plain statistics.
+    indices, counts = resample_indices(N, 300, 8), resample_counts(N, 300, 8)
+    endpoints = {"a": data["endpoint"], "b": 1 - data["endpoint"]}
+    result = weighted.association(data["score"], counts, endpoints)
+    for b in (0, 127, 128, 255, 256, 299):
+        rows = indices[b]
+        for key, endpoint in endpoints.items():
+            assert result[key].auc[b] == pytest.approx(roc_auc_score(endpoint[rows], data["score"][rows]))
+            plain = clinical.quartile_odds_ratios(endpoint[rows], data["score"][rows])["Q4"]
+            if plain.reason is None:
+                assert result[key].odds_ratio[b] == pytest.approx(plain.value)
+            else:
+                assert np.isnan(result[key].odds_ratio[b])
+
+
+def test_association_rejects_quartile_one(data: dict[str, np.ndarray]) -> None:
+    with pytest.raises(ValueError, match="quartile must be 2, 3 or 4"):
+        weighted.association(data["score"], np.ones((N, 2)), {"a": data["endpoint"]}, quartile=1)
