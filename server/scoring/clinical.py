@@ -258,7 +258,9 @@ def odds_ratio(table: ArrayLike, *, level: float = 0.95) -> OddsRatio:
     )
 
 
-def quartile_odds_ratios(endpoint: ArrayLike, score: ArrayLike, *, level: float = 0.95) -> dict[str, OddsRatio]:
+def quartile_odds_ratios(
+    endpoint: ArrayLike, score: ArrayLike, *, level: float = 0.95
+) -> dict[str, OddsRatio]:
     """Odds ratios of Q2, Q3 and Q4 against Q1 (the lowest quartile of the score).
 
     Every row that is not positive for the endpoint counts as negative (facts §1.7). Quartiles come

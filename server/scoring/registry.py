@@ -1,8 +1,8 @@
 """Every headline metric with the direction that is better, so no consumer has to guess.
 
-The leaderboard orders by :data:`LEADERBOARD_ORDER` and these directions (:func:`ranking_key`); the invariance tests iterate over :data:`METRICS`
-(every metric must survive a row shuffle, score an oracle best, and return NaN with a reason rather
-than a fake value on degenerate input).
+The leaderboard orders by :data:`LEADERBOARD_ORDER` and these directions (:func:`ranking_key`); the
+invariance tests iterate over :data:`METRICS` (every metric must survive a row shuffle, score an
+oracle best, and return NaN with a reason rather than a fake value on degenerate input).
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import enum
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
 
 from server.scoring import clinical, metrics
 from server.scoring.inputs import FloatArray

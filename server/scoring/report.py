@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -412,14 +412,14 @@ def _clinical(
     }
     # The resamples are a function of (rows, resamples, seed): with the columns they fix the result.
     resamples = 0 if boot.counts is None else boot.counts.shape[1]
-    key = ("density", content_digest(*columns.values(), *endpoints.values()), resamples, seed)
+    memo_key = ("density", content_digest(*columns.values(), *endpoints.values()), resamples, seed)
     by_variable, reference_notes = TEST_SET_PARTS.get(
-        key, lambda: _density_references(columns, endpoints, boot.counts)
+        memo_key, lambda: _density_references(columns, endpoints, boot.counts)
     )
     for message in reference_notes:
         notes.add(message)
-    for key_ in ENDPOINTS:
-        section[key_]["references"] = {name: per[key_] for name, per in by_variable.items()}
+    for key in ENDPOINTS:
+        section[key]["references"] = {name: per[key] for name, per in by_variable.items()}
     return section
 
 

@@ -12,6 +12,8 @@ MODULES = [
     "server.scoring.ranks",
     "server.scoring.clinical",
     "server.scoring.model_outputs",
+    "server.scoring.experts",
+    "server.scoring.registry",
 ]
 
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.stats
+from sklearn.metrics import f1_score, precision_score, recall_score
 
-from server.scoring.metrics import amae, confusion_matrix, group_amae, kendall_tau_b
+from server.scoring.metrics import (
+    HIGH_BIN,
+    LOW_BIN,
+    amae,
+    bin_scores,
+    confusion_matrix,
+    group_amae,
+    kendall_tau_b,
+)
 
 
 def _python_amae(truth: list[float], pred: list[float]) -> float:
@@ -115,3 +124,30 @@ def test_inputs_are_checked() -> None:
         amae([1, 2], [1, float("nan")])
     with pytest.raises(ValueError, match=r"integer levels 1\.\.8; row 1 holds 0\.0"):
         confusion_matrix([0], [1])
+
+
+@pytest.mark.parametrize("positive", [(1, 2), (7, 8)], ids=["low-bin", "high-bin"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bin_scores_equal_sklearn_binary_scores(positive: tuple[int, int], seed: int) -> None:
+    # Provenance: the authors' calc_precision_and_recall_network (facts §1.4, §9) calls sklearn's
+    # precision_score / recall_score / f1_score with average='binary' on (Label in bin) vs
+    # (Final_pred in bin).
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(1, 9, size=200)
+    pred = np.clip(truth + rng.integers(-2, 3, size=200), 1, 8)
+    scores = bin_scores(truth, pred, positive)
+    actual, called = np.isin(truth, positive), np.isin(pred, positive)
+    assert scores.precision.value == pytest.approx(precision_score(actual, called))
+    assert scores.recall.value == pytest.approx(recall_score(actual, called))
+    assert scores.f1.value == pytest.approx(f1_score(actual, called))
+
+
+def test_bin_scores_without_positives_are_nan_not_sklearns_zero() -> None:
+    scores = bin_scores([3, 4, 5], [4, 5, 6], LOW_BIN)
+    assert all(np.isnan(v.value) for v in (scores.precision, scores.recall, scores.f1))
+    assert scores.precision.reason == "no prediction in {1, 2}"
+    assert scores.recall.reason == "no ground truth in {1, 2}"
+    # A bin predicted but never true: recall undefined, precision a true 0, F1 a true 0.
+    scores = bin_scores([8, 8, 3], [8, 1, 2], LOW_BIN)
+    assert scores.precision.value == 0.0 and np.isnan(scores.recall.value) and scores.f1.value == 0.0
+    assert bin_scores([7, 8, 1], [8, 8, 8], HIGH_BIN).precision.value == pytest.approx(2 / 3)

@@ -35,9 +35,7 @@ def _check_estimate(entry: dict[str, Any]) -> None:
 def test_private_report_has_exactly_the_design_shape() -> None:
     labels, latent = private_labels(120)
     rng = np.random.default_rng(3)
-    report = scored(
-        predictions(labels.filenames, latent + rng.normal(size=120)), labels, resamples=RESAMPLES
-    )
+    report = scored(predictions(labels.filenames, latent + rng.normal(size=120)), labels, resamples=RESAMPLES)
     data = report.data
     json.dumps(data, allow_nan=False)  # no NaN or inf leaks into the JSON
     assert set(data) == {
@@ -223,9 +221,7 @@ def test_same_seed_gives_paired_replicates_across_submissions() -> None:
     labels, latent = private_labels(60)
     rng = np.random.default_rng(2)
     good = scored(predictions(labels.filenames, latent), labels, resamples=100, seed=5)
-    noisy = scored(
-        predictions(labels.filenames, latent + rng.normal(size=60)), labels, resamples=100, seed=5
-    )
+    noisy = scored(predictions(labels.filenames, latent + rng.normal(size=60)), labels, resamples=100, seed=5)
     again = scored(predictions(labels.filenames, latent), labels, resamples=100, seed=5)
     np.testing.assert_array_equal(good.replicates["kendall_tau_b"], again.replicates["kendall_tau_b"])
     # Paired resamples: the difference varies much less than either replicate set.
@@ -245,3 +241,31 @@ def test_private_expert_with_empty_cells_is_scored_on_its_rows() -> None:
     data = scored(predictions(labels.filenames, latent), labels, resamples=0).data
     assert "experts.Expert_2: 2 row(s) without a position; scored on the other 38" in data["warnings"]
     assert data["experts"]["Expert_2"]["kendall_tau_b"] is not None
+
+
+def test_public_low_and_high_bins_are_the_authors_binary_scores() -> None:
+    # Provenance: facts §1.4 / §9, sklearn precision/recall/f1 (average='binary') on
+    # (Label in bin) vs (Final_pred in bin); the public layout's level view is Label vs Final_pred.
+    labels, latent = public_labels(96)
+    assert labels.label is not None
+    final_pred = np.clip(labels.label + np.random.default_rng(4).integers(-1, 2, size=96), 1, 8)
+    data = scored(predictions(labels.filenames, latent, final_pred), labels, resamples=0).data
+    for key, positive in (("low_bin", (1, 2)), ("high_bin", (7, 8))):
+        actual, called = np.isin(labels.label, positive), np.isin(final_pred, positive)
+        tp = int((actual & called).sum())
+        expected = {
+            "precision": tp / int(called.sum()),
+            "recall": tp / int(actual.sum()),
+            "f1": 2 * tp / (int(called.sum()) + int(actual.sum())),
+        }
+        assert data["masking"]["levels"][key] == pytest.approx(expected)
+
+
+def test_rank_layout_bins_use_the_equal_count_level_view() -> None:
+    labels, latent = private_labels(80)
+    data = scored(predictions(labels.filenames, latent), labels, resamples=0).data
+    low = data["masking"]["levels"]["low_bin"]
+    # Equal-count levels put 20 rows in {1, 2} on both sides, so precision = recall = F1 here.
+    matrix = np.array(data["masking"]["levels"]["confusion_matrix"])
+    tp = int(matrix[:2, :2].sum())
+    assert low == pytest.approx({"precision": tp / 20, "recall": tp / 20, "f1": tp / 20})
