@@ -1,35 +1,48 @@
 """`GET /api/v1/leaderboard`: public, no auth. The serialised body is cached until a scored
-submission changes (new result, review action), so a busy leaderboard costs one index-only query.
-Two requests racing on a stale cache may both rebuild it; they produce the same bytes."""
+submission changes (new result, review action) or the test set does, so a busy leaderboard costs one
+index-only query and two file stats. Two requests racing on a stale cache may both rebuild it; they
+produce the same bytes."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response
 
 from server.core.deps import StateDep
 from server.leaderboard import service
+from server.leaderboard.references import board_references
 
 router = APIRouter(prefix="/api/v1/leaderboard", tags=["leaderboard"])
 
 _LEADERBOARD_DOC: dict[str, Any] = {
-    "responses": {"200": {"description": '{"rows": [...]} ordered by tau-b then AMAE (docs/api.md)'}}
+    "responses": {
+        "200": {
+            "description": '{"rows": [...]} in the metric registry\'s order (docs/api.md); '
+            "view=clinical gives AUC and OR Q4 per endpoint and the LIBRA density rows (kind density)"
+        }
+    }
 }
 
 
 @router.get("", openapi_extra=_LEADERBOARD_DOC)
-def get_leaderboard(state: StateDep, best_per_team: bool = True) -> Response:
+def get_leaderboard(
+    state: StateDep, best_per_team: bool = True, view: Literal["masking", "clinical"] = "masking"
+) -> Response:
     """Public. ``{"rows": [...]}`` in leaderboard order (docs/api.md)."""
+    references = board_references(state)
     with state.db.engine.connect() as conn:
-        key = (*service.version_key(conn), best_per_team)
-    cache: dict[Any, bytes] = state.extras.setdefault("leaderboard", {})
-    body = cache.get(key)
+        key = (*service.version_key(conn), references.labels_sha256 if references else None)
+    cache: dict[Any, Any] = state.extras.setdefault("leaderboard", {})
+    if cache.get("key") != key:
+        cache.clear()  # keep only the current version (every view shares it)
+        cache["key"] = key
+    body = cache.get((best_per_team, view))
     if body is None:
+        builder = service.build_clinical if view == "clinical" else service.build
         with state.db.session() as session:
-            rows = service.build(session, best_per_team=best_per_team)
+            rows = builder(session, best_per_team=best_per_team, references=references)
         body = json.dumps({"rows": rows}, allow_nan=False, separators=(",", ":")).encode()
-        cache.clear()  # keep only the current version (both best_per_team views share it)
-        cache[key] = body
+        cache[(best_per_team, view)] = body
     return Response(content=body, media_type="application/json")

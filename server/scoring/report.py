@@ -202,21 +202,7 @@ def _score_report(
     """The report; ``v2_parts=False`` leaves out what scorer version 2 added (references, bins,
     per-expert agreement) and exists only so ``benchmarks/bench_scoring.py`` can time the v1 scope
     in the same run. Its output is not a valid report of either version."""
-    if labels.layout not in (LabelLayout.PUBLIC, LabelLayout.PRIVATE):
-        raise ScoringInputError(
-            f"labels must be a test-set file (public or private layout); got the {labels.layout} layout"
-        )
-    if public_labels is not None:
-        if public_labels.layout != LabelLayout.PUBLIC:
-            raise ScoringInputError(
-                f"public labels must have the public layout; got the {public_labels.layout} layout"
-            )
-        shared = sorted(set(labels.filenames) & set(public_labels.filenames))
-        if shared:
-            raise ScoringInputError(
-                f"labels and public labels share {len(shared)} file name(s), e.g. {shared[0]!r}; "
-                "the pooled population must not count an image twice"
-            )
+    _check_tables(labels, public_labels)
     if resamples < 0:
         raise ValueError(f"resamples must be non-negative; got {resamples}")
 
@@ -273,6 +259,24 @@ def _score_report(
         "warnings": notes.items,
     }
     return ScoreReport(data=data, replicates=replicates)
+
+
+def _check_tables(labels: LabelTable, public_labels: LabelTable | None) -> None:
+    if labels.layout not in (LabelLayout.PUBLIC, LabelLayout.PRIVATE):
+        raise ScoringInputError(
+            f"labels must be a test-set file (public or private layout); got the {labels.layout} layout"
+        )
+    if public_labels is not None:
+        if public_labels.layout != LabelLayout.PUBLIC:
+            raise ScoringInputError(
+                f"public labels must have the public layout; got the {public_labels.layout} layout"
+            )
+        shared = sorted(set(labels.filenames) & set(public_labels.filenames))
+        if shared:
+            raise ScoringInputError(
+                f"labels and public labels share {len(shared)} file name(s), e.g. {shared[0]!r}; "
+                "the pooled population must not count an image twice"
+            )
 
 
 def _masking(
@@ -406,6 +410,21 @@ def _clinical(
         section[key] = entry
     if not references:
         return section
+    by_variable = _references(tables, boot, notes, seed=seed)
+    for key in ENDPOINTS:
+        section[key]["references"] = {name: per[key] for name, per in by_variable.items()}
+    return section
+
+
+def _references(
+    tables: Sequence[LabelTable], boot: _Bootstrap, notes: _Warnings, *, seed: int
+) -> dict[str, dict[str, Any]]:
+    """The density comparators of a population, from the memo when this test set and these
+    resamples were seen before."""
+    endpoints = {
+        key: np.concatenate([np.asarray(getattr(table, attribute), dtype=np.int64) for table in tables])
+        for key, attribute in ENDPOINTS.items()
+    }
     columns = {
         name: np.concatenate([np.asarray(getattr(table, attribute), dtype=np.float64) for table in tables])
         for name, attribute in DENSITY_REFERENCES.items()
@@ -418,9 +437,7 @@ def _clinical(
     )
     for message in reference_notes:
         notes.add(message)
-    for key in ENDPOINTS:
-        section[key]["references"] = {name: per[key] for name, per in by_variable.items()}
-    return section
+    return by_variable
 
 
 def _density_references(
@@ -525,3 +542,45 @@ def score_file(
     expected = (*labels.filenames, *(public_labels.filenames if public_labels is not None else ()))
     rows = read_predictions(predictions_path, expected=expected)
     return score_report(rows, labels, public_labels=public_labels, resamples=resamples, seed=seed)
+
+
+def references_of_test_set(
+    labels: LabelTable,
+    *,
+    public_labels: LabelTable | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The parts of a report that depend on the test set alone, before any submission.
+
+    ``{"scorer_version", "experts", "clinical": {"population", "n", <endpoint>: {"references":
+    {...}}}, "warnings"}``: the experts' rows (``experts`` of the report) and the LIBRA density
+    comparators (``clinical.<endpoint>.references``), exactly as :func:`score_report` would give them
+    for any submission on the same labels, resamples and seed (the same memo serves both).
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        _check_tables(labels, public_labels)
+        tables: Sequence[LabelTable] = (labels,) if public_labels is None else (labels, public_labels)
+        n = sum(len(table) for table in tables)
+        notes = _Warnings()
+        expert_key = ("experts", labels.layout.value, content_digest(labels.experts, labels.label))
+        expert_section, expert_notes = TEST_SET_PARTS.get(expert_key, lambda: experts.expert_rows(labels))
+        for message in expert_notes:
+            notes.add(message)
+        boot = _Bootstrap(
+            counts=resample_counts(n, resamples, seed) if resamples else None,
+            degenerate=np.zeros(resamples, dtype=bool),
+        )
+        by_variable = _references(tables, boot, notes, seed=seed)
+        clinical_section: dict[str, Any] = {
+            "population": "pooled" if public_labels is not None else "evaluated",
+            "n": n,
+        }
+        for key in ENDPOINTS:
+            clinical_section[key] = {"references": {name: per[key] for name, per in by_variable.items()}}
+        return {
+            "scorer_version": SCORER_VERSION,
+            "experts": expert_section,
+            "clinical": clinical_section,
+            "warnings": notes.items,
+        }

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from server.core.state import AppState
 from server.leaderboard import service as leaderboard_service
+from server.leaderboard.references import board_references
 from server.web import plots, queries
 
 PLOT_CACHE_SIZE = 256
@@ -51,13 +52,25 @@ def plot_cache(state: AppState) -> PlotCache:
     return cache
 
 
-def board(session: Session, state: AppState) -> tuple[tuple[int, str], list[queries.BoardRow]]:
-    """The board rows, rebuilt only when a scored submission changed (the API's cache key)."""
-    version = leaderboard_service.version_key(session.connection())
+def board(session: Session, state: AppState) -> tuple[tuple[Any, ...], list[queries.BoardRow]]:
+    """The board rows, rebuilt only when a scored submission or the test set changed (the API's key)."""
+    references = board_references(state)
+    version = (
+        *leaderboard_service.version_key(session.connection()),
+        references.labels_sha256[:16] if references else "",
+    )
     cache: dict[str, Any] = state.extras.setdefault("web_board", {"lock": threading.Lock(), "key": None})
     with cache["lock"]:
         if cache["key"] != version:
-            cache["rows"] = queries.leaderboard_rows(session)
+            cache["rows"] = queries.leaderboard_rows(session, references)
+            cache["clinical"] = queries.clinical_rows(session, references)
             cache["key"] = version
         rows: list[queries.BoardRow] = cache["rows"]
     return version, rows
+
+
+def clinical_board(session: Session, state: AppState) -> list[queries.ClinicalRow]:
+    """The clinical view's rows (models, then LIBRA density rows), cached with the board."""
+    board(session, state)
+    rows: list[queries.ClinicalRow] = state.extras["web_board"]["clinical"]
+    return rows

@@ -33,7 +33,16 @@ COLORS = {
 }
 KIND_MARKERS = {"submission": "o", "baseline": "s", "expert": "D"}
 LEVEL_GROUPS = ("1-2", "3-4", "5-6", "7-8")
-_RC: Any = {"svg.fonttype": "none", "svg.hashsalt": "csawm", "font.size": 9.0, "axes.edgecolor": "#555555"}
+#: ``text.parse_math`` off: labels carry team and model names, and a name such as ``$\frac{1}{$`` must
+#: be drawn as the characters it is, not parsed as mathtext (which would raise or render markup).
+_RC: Any = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "csawm",
+    "font.size": 9.0,
+    "axes.edgecolor": "#555555",
+    "text.parse_math": False,
+    "text.usetex": False,
+}
 _lock = threading.Lock()
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -293,6 +302,38 @@ def odds_ratio_forest(points: Sequence[OddsRatioPoint], endpoints: dict[str, str
     )
     if skipped:
         alt += " Not plotted (zero or undefined): " + ", ".join(skipped) + "."
+    return Plot(svg=svg, alt=alt)
+
+
+@_exclusive
+def agreement_heatmap(
+    raters: Sequence[str], experts: Sequence[str], matrix: Sequence[Sequence[float | None]]
+) -> Plot:
+    """Kendall tau-b of each rater (rows: the model, then each expert) against each expert's own
+    annotation (columns); empty cells (an expert against themselves, or no value) are left blank."""
+    if len(matrix) != len(raters) or any(len(row) != len(experts) for row in matrix):
+        raise ValueError(f"agreement matrix must be {len(raters)} x {len(experts)}")
+    values = [[math.nan if v is None or not math.isfinite(v) else float(v) for v in row] for row in matrix]
+    fig = _figure(1.6 + 0.75 * len(experts), 1.0 + 0.45 * len(raters))
+    ax = fig.add_subplot()
+    image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            if math.isfinite(value):
+                color = "white" if value > 0.6 else COLORS["text"]
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=color)
+    ax.set_xticks(range(len(experts)), [e.replace("_", " ") for e in experts])
+    ax.set_yticks(range(len(raters)), [r.replace("_", " ") for r in raters])
+    ax.set_xlabel("Against this expert's own annotation")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="Kendall tau-b")
+    svg = _render(fig)
+    parts = []
+    for rater, row in zip(raters, values, strict=True):
+        cells = [
+            f"{e.replace('_', ' ')} {v:.2f}" for e, v in zip(experts, row, strict=True) if math.isfinite(v)
+        ]
+        parts.append(f"{rater.replace('_', ' ')}: " + (", ".join(cells) or "no values"))
+    alt = "Heatmap of Kendall tau-b against each expert's own annotation. " + "; ".join(parts) + "."
     return Plot(svg=svg, alt=alt)
 
 

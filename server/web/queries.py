@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, undefer
 from server.core.clock import utcnow
 from server.core.principal import Principal
 from server.leaderboard import service as leaderboard
+from server.leaderboard.references import DENSITY_NAMES, BoardReferences
 from server.models import ACTIVE_STATUSES, ApiToken, ReviewState, RunStatus, Submission, Team, User
 
 #: Clinical endpoints of the report (docs/scoring.md) with the labels the pages use.
@@ -79,6 +80,8 @@ class BoardRow:
     tied_with_leader: bool | None
     is_leader: bool
     submitted_at: datetime | None
+    scorer_version: str | None
+    tie_reason: str | None
     image_digest: str | None
     links: tuple[tuple[str, str], ...]
 
@@ -92,6 +95,8 @@ class BoardRow:
             "kendall_tau_b": self.tau.to_json(),
             "amae": {**self.amae.to_json(), **({"unit": self.amae_unit} if self.amae_unit else {})},
             "tied_with_leader": self.tied_with_leader,
+            "tie_reason": self.tie_reason,
+            "scorer_version": self.scorer_version,
             "odds_ratio_q4": {key: value.to_json() for key, value in self.odds_ratios.items()},
             "submitted_at": self.submitted_at.isoformat() if self.submitted_at else None,
             "image_digest": self.image_digest,
@@ -117,9 +122,9 @@ def _links(sub: Submission) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-def leaderboard_rows(session: Session) -> list[BoardRow]:
+def leaderboard_rows(session: Session, references: BoardReferences | None = None) -> list[BoardRow]:
     """The public leaderboard (best submission per team, baselines, experts) with the page's columns."""
-    rows = leaderboard.build(session)
+    rows = leaderboard.build(session, references=references)
     ids = [int(r["submission_id"]) for r in rows if r.get("submission_id") is not None]
     subs: dict[int, Submission] = {}
     if ids:
@@ -144,11 +149,87 @@ def leaderboard_rows(session: Session) -> list[BoardRow]:
                 tied_with_leader=row.get("tied_with_leader"),
                 is_leader=bool(row.get("is_leader")),
                 submitted_at=sub.created_at if sub is not None else None,
+                scorer_version=row.get("scorer_version"),
+                tie_reason=row.get("tie_reason"),
                 image_digest=sub.image_digest if sub is not None else None,
                 links=_links(sub) if sub is not None else (),
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class ClinicalRow:
+    """One row of the clinical view: a model, or a LIBRA density comparator (kind ``density``)."""
+
+    rank: int | None
+    kind: str
+    team: str | None
+    name: str
+    population: str | None
+    auc: dict[str, Interval]
+    odds_ratios: dict[str, Interval]
+    p_values: dict[str, float | None]
+
+
+def clinical_rows(session: Session, references: BoardReferences | None = None) -> list[ClinicalRow]:
+    """The leaderboard's clinical view (`server.leaderboard.service.build_clinical`) for the page."""
+    out: list[ClinicalRow] = []
+    for row in leaderboard.build_clinical(session, references=references):
+        clinical = row.get("clinical") or {}
+        out.append(
+            ClinicalRow(
+                rank=row.get("rank"),
+                kind=str(row["kind"]),
+                team=row.get("team"),
+                name=str(row["name"]),
+                population=row.get("population"),
+                auc={key: Interval.from_entry((clinical.get(key) or {}).get("auc")) for key in ENDPOINTS},
+                odds_ratios={
+                    key: Interval.from_entry((clinical.get(key) or {}).get("odds_ratio_q4"))
+                    for key in ENDPOINTS
+                },
+                p_values={
+                    key: _finite(((clinical.get(key) or {}).get("odds_ratio_q4") or {}).get("p_one_sided"))
+                    for key in ENDPOINTS
+                },
+            )
+        )
+    return out
+
+
+def density_odds_ratios(report: dict[str, Any] | None, endpoint: str) -> list[tuple[str, Interval]]:
+    """(label, OR Q4 with Woolf CI) of each LIBRA comparator a v2 report carries for an endpoint."""
+    section = ((report or {}).get("clinical") or {}).get(endpoint) or {}
+    references = section.get("references") or {}
+    found: list[tuple[str, Interval]] = []
+    for variable, label in DENSITY_NAMES.items():
+        entry = references.get(variable)
+        if isinstance(entry, dict):
+            found.append((label, Interval.from_entry((entry.get("odds_ratios") or {}).get("Q4"))))
+    return found
+
+
+def agreement_matrix(report: dict[str, Any] | None) -> tuple[list[str], list[str], list[list[float | None]]]:
+    """Rows (the model, then each expert), columns (each expert) and tau-b of row against column.
+
+    From ``masking.per_expert`` (the model) and ``experts.<Expert_j>.per_expert`` (scorer version 2);
+    a cell is None on the diagonal and where the report has no value. Empty lists for a v1 report.
+    """
+    report = report or {}
+    model = (report.get("masking") or {}).get("per_expert")
+    experts = report.get("experts") or {}
+    if not isinstance(model, dict) or not model:
+        return [], [], []
+    columns = sorted(model)
+    rows = ["this model", *sorted(experts)]
+    matrix: list[list[float | None]] = [[_finite((model.get(c) or {}).get("kendall_tau_b")) for c in columns]]
+    for name in sorted(experts):
+        per = (experts.get(name) or {}).get("per_expert") or {}
+        matrix.append(
+            [None if c == name else _finite((per.get(c) or {}).get("kendall_tau_b")) for c in columns]
+        )
+    return rows, columns, matrix
 
 
 def principal_for_token_hash(session: Session, token_hash: str) -> Principal | None:

@@ -37,7 +37,7 @@ from server.review import service as review
 from server.review.schemas import ReviewAction
 from server.submissions import service as submissions
 from server.web import guides, plots, queries
-from server.web.cache import PlotCache, plot_cache
+from server.web.cache import PlotCache, clinical_board, plot_cache
 from server.web.cache import board as cache_board
 from server.web.deps import PlotCacheDep, SignerDep, WebUser
 from server.web.session import CsrfError
@@ -47,7 +47,7 @@ log = logging.getLogger("csawm.web")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"style.css": "text/css; charset=utf-8", "sort.js": "text/javascript; charset=utf-8"}
-REPORT_PLOTS = ("confusion", "group-amae", "odds-ratios")
+REPORT_PLOTS = ("confusion", "group-amae", "odds-ratios", "agreement")
 CSV_COLUMNS = (
     "rank", "kind", "team", "name", "submission_id", "kendall_tau_b", "kendall_tau_b_ci_low",
     "kendall_tau_b_ci_high", "amae", "amae_ci_low", "amae_ci_high", "amae_unit", "tied_with_leader",
@@ -125,7 +125,12 @@ def leaderboard_page(
 ) -> HTMLResponse:
     version, rows = cache_board(session, state)
     plot = cache.get(("board", *version), lambda: _tau_plot(rows))
-    context = {"rows": rows, "plot_alt": plot.alt, "plot_version": f"{version[0]}-{version[1]}"}
+    context = {
+        "rows": rows,
+        "clinical_rows": clinical_board(session, state),
+        "plot_alt": plot.alt,
+        "plot_version": "-".join(str(part) for part in version),
+    }
     return render(request, signer, user, "leaderboard.html", context)
 
 
@@ -307,6 +312,9 @@ def _report_plot(session: Session, cache: PlotCache, sub: Submission, name: str)
         baselines = [(n, r) for i, n, r in queries.baseline_reports(session) if i != sub.id]
         key = (*key, tuple(n for n, _ in baselines))
         return cache.get(key, lambda: _forest(sub, report, baselines))
+    if name == "agreement":
+        raters, experts, cells = queries.agreement_matrix(report)
+        return cache.get(key, lambda: plots.agreement_heatmap(raters, experts, cells)) if cells else None
     return None
 
 
@@ -319,6 +327,9 @@ def _forest(
         for key in queries.ENDPOINTS:
             ratio = queries.odds_ratio_q4(model_report, key)
             points.append(plots.OddsRatioPoint(model, key, ratio.value, ratio.lo, ratio.hi))
+    for key in queries.ENDPOINTS:  # the LIBRA comparators of this report's test set (scorer v2)
+        for label, ratio in queries.density_odds_ratios(report, key):
+            points.append(plots.OddsRatioPoint(f"density: {label}", key, ratio.value, ratio.lo, ratio.hi))
     return plots.odds_ratio_forest(points, queries.ENDPOINTS)
 
 

@@ -45,6 +45,10 @@ TEXT_PAIRS = [
     ("badge-fg", "badge-expert-bg"),
     ("badge-fg", "badge-leader-bg"),
     ("badge-fg", "badge-tie-bg"),
+    ("badge-fg", "badge-density-bg"),
+    ("fg", "density-bg"),
+    ("link", "density-bg"),
+    ("muted", "density-bg"),
     ("error-fg", "error-bg"),
     ("error-fg", "bg"),
     ("error-fg", "row-alt-bg"),
@@ -89,9 +93,14 @@ def test_leaderboard_rows_and_downloads_agree_with_the_api(site: Site, anon: htt
     page = anon.get("/")
     assert page.status_code == 200
     assert page.headers["content-security-policy"].startswith("default-src 'self'")
-    kinds = re.findall(r'<tr class="kind-(\w+)', page.text)
+    board, clinical = page.text.split('id="clinical"')
+    kinds = re.findall(r'<tr class="kind-(\w+)', board)
     assert kinds == [row["kind"] for row in api_rows]
     assert {"submission", "baseline", "expert"} <= set(kinds)
+    clinical_rows = anon.get("/api/v1/leaderboard", params={"view": "clinical"}).json()["rows"]
+    clinical_kinds = re.findall(r'<tr class="kind-(\w+)', clinical.split("</table>")[0])
+    assert clinical_kinds == [row["kind"] for row in clinical_rows]
+    assert clinical_kinds.count("density") == 3 and "LIBRA percent density" in clinical
     assert "Expert 1" in page.text and "ResNet-34 multi-hot" in page.text
 
     table = list(csv.DictReader(io.StringIO(anon.get("/leaderboard.csv").text)))
@@ -254,7 +263,7 @@ def test_pages_pass_the_accessibility_smoke_check(
     assert problems == {name: [] for name in pages}
     report = pages["report"].text
     alts = re.findall(r'<img src="/submissions/\d+/plots/[\w-]+\.svg\?v=\d+" alt="([^"]+)"', report)
-    assert len(alts) == 3 and all(len(alt) > 40 for alt in alts)
+    assert len(alts) == 4 and all(len(alt) > 40 for alt in alts)  # + the agreement heatmap (v2)
 
 
 def test_palette_contrast_meets_wcag_aa() -> None:

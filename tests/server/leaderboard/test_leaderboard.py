@@ -1,14 +1,21 @@
-"""Leaderboard rows: who is shown, order, best per team, expert rows, ties with the leader, caching."""
+"""Leaderboard rows: who is shown, order, best per team, expert and density rows, ties with the leader
+(paired only on the same scorer version, test set, seed and resamples), caching."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from srvtest import factories as f
-from srvtest.app import Api
+from srvtest.app import Api, make_settings, open_api
 
+from server.benchmark.dataset import Benchmark
+from server.benchmark.synth import generate
 from server.models import ReviewState, RunStatus, Submission
+from server.scoring.report import references_of_test_set
 
 RESAMPLES = 500
 
@@ -33,7 +40,14 @@ def _scored(
     *,
     review: ReviewState = ReviewState.APPROVED,
     baseline: bool = False,
+    repro: dict[str, Any] | None = None,
 ) -> int:
+    record = {
+        "scorer_version": "2",
+        "test_set_manifest_sha256": "a" * 64,
+        "bootstrap": {"resamples": int(reps.size), "seed": 0},
+        **(repro or {}),
+    }
     with api.db.transaction() as session:
         sub = Submission(
             team_id=team_id,
@@ -47,6 +61,7 @@ def _scored(
             tau_replicates=reps.astype(np.float64).tobytes(),
             review_state=review,
             baseline=baseline,
+            reproducibility=record,
         )
         session.add(sub)
         session.flush()
@@ -84,7 +99,8 @@ def test_rows_order_best_per_team_experts_and_ties(api: Api) -> None:
     assert [r["rank"] for r in rows] == list(range(1, 10))
     by_name = {r["name"]: r for r in rows}
     assert by_name["a-best"]["submission_id"] == lead and by_name["a-best"]["is_leader"] is True
-    assert by_name["a-best"]["tied_with_leader"] is False
+    assert by_name["a-best"]["tied_with_leader"] is False and by_name["a-best"]["tie_reason"] is None
+    assert by_name["a-best"]["scorer_version"] == "2"
     assert by_name["b-close"]["tied_with_leader"] is True and by_name["b-close"]["submission_id"] == close
     assert by_name["c-far"]["tied_with_leader"] is False and by_name["c-far"]["submission_id"] == far
     assert by_name["resnet34-onehot"]["kind"] == "baseline"
@@ -116,3 +132,104 @@ def test_cache_follows_review_changes(api: Api) -> None:
     assert response.status_code == 200 and response.json()["review_state"] == "approved"
     assert next(r["name"] for r in api.client.get("/api/v1/leaderboard").json()["rows"]) == "m"
     assert api.client.get("/api/v1/admin/review", headers=f.auth(maint)).json() == []
+
+
+def _pair(api: Api, repro: dict[str, Any]) -> dict[str, Any]:
+    """A leader and a run with nearly the same replicates, the second with `repro` overrides."""
+    rng = np.random.default_rng(4)
+    base = rng.normal(0.0, 0.03, RESAMPLES)
+    a, b = f.team(api.db, "A"), f.team(api.db, "B")
+    _scored(api, a, "leader", 0.75, 40.0, 0.75 + base)
+    _scored(api, b, "close", 0.749, 40.0, 0.749 + base + rng.normal(0, 0.005, RESAMPLES), repro=repro)
+    rows = api.client.get("/api/v1/leaderboard").json()["rows"]
+    return next(r for r in rows if r["name"] == "close")
+
+
+def test_same_scorer_test_set_seed_and_resamples_are_tie_tested_issue_14(api: Api) -> None:
+    row = _pair(api, {})
+    assert row["tied_with_leader"] is True and row["tie_reason"] is None
+
+
+def test_a_v1_run_and_a_v2_run_are_never_marked_tied_issue_14(api: Api) -> None:
+    row = _pair(api, {"scorer_version": "1"})
+    assert row["tied_with_leader"] is None
+    assert row["tie_reason"] == "no tie test: scored with scorer version 1, the leader with 2"
+    assert row["scorer_version"] == "1"
+
+
+def test_other_test_set_seed_or_resamples_are_not_tie_tested_issue_14(api: Api) -> None:
+    row = _pair(api, {"test_set_manifest_sha256": "b" * 64})
+    assert row["tied_with_leader"] is None and "different test set" in row["tie_reason"]
+
+
+def test_other_bootstrap_seed_is_not_tie_tested_issue_14(api: Api) -> None:
+    row = _pair(api, {"bootstrap": {"resamples": RESAMPLES, "seed": 1}})
+    assert row["tied_with_leader"] is None
+    assert (
+        row["tie_reason"]
+        == f"no tie test: bootstrap seed 1 with {RESAMPLES} resamples, the leader's seed 0 with {RESAMPLES}"
+    )
+
+
+def test_a_run_without_a_reproducibility_record_is_not_tie_tested(api: Api) -> None:
+    row = _pair(api, {"scorer_version": None, "bootstrap": None})
+    assert row["tied_with_leader"] is None
+    assert row["tie_reason"] == "no tie test: this run has no recorded scorer_version, seed, resamples"
+
+
+@pytest.fixture(scope="module")
+def benchmark_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("board") / "synthetic"
+    generate(root, seed=5, n_train=0, n_public=48, n_private=64, resolution=(16, 16), workers=1)
+    return root
+
+
+@pytest.fixture
+def board_api(tmp_path: Path, sqlite_url: str, benchmark_dir: Path) -> Iterator[Api]:
+    settings = make_settings(tmp_path, sqlite_url, benchmark_dir=benchmark_dir, bootstrap_resamples=100)
+    yield from open_api(settings)
+
+
+def _expected_references(benchmark_dir: Path) -> dict[str, Any]:
+    bench = Benchmark.open(benchmark_dir)
+    return references_of_test_set(
+        bench.read_private(), public_labels=bench.read_public(), resamples=100, seed=0
+    )
+
+
+def test_expert_rows_come_from_the_test_set_before_any_run_issue_10(
+    board_api: Api, benchmark_dir: Path
+) -> None:
+    rows = board_api.client.get("/api/v1/leaderboard").json()["rows"]
+    expected = _expected_references(benchmark_dir)["experts"]
+    assert sorted(r["name"] for r in rows) == [f"Expert_{k}" for k in range(1, 6)]
+    for row in rows:
+        assert row["kind"] == "expert" and row["scorer_version"] == "2"
+        assert row["kendall_tau_b"] == {"value": expected[row["name"]]["kendall_tau_b"], "ci95": None}
+        assert row["tied_with_leader"] is None
+    # The web board shows them too.
+    page = board_api.client.get("/")
+    assert page.status_code == 200 and page.text.count('data-kind="expert"') == 5
+
+
+def test_clinical_view_lists_the_density_rows_issue_14(board_api: Api, benchmark_dir: Path) -> None:
+    rows = board_api.client.get("/api/v1/leaderboard", params={"view": "clinical"}).json()["rows"]
+    assert [r["kind"] for r in rows] == ["density"] * 3
+    assert [r["variable"] for r in rows] == ["percent_density", "dense_area", "breast_area"]
+    refs = _expected_references(benchmark_dir)["clinical"]
+    density = rows[0]
+    assert density["rank"] is None and density["population"] == "pooled"
+    expected = refs["interval_cancer"]["references"]["percent_density"]
+    assert density["clinical"]["interval_cancer"]["auc"] == expected["auc"]
+    assert (
+        density["clinical"]["interval_cancer"]["odds_ratio_q4"]["value"]
+        == expected["odds_ratios"]["Q4"]["value"]
+    )
+    assert board_api.client.get("/api/v1/leaderboard", params={"view": "other"}).status_code == 422
+
+
+def test_without_a_test_set_expert_rows_fall_back_to_the_newest_report(api: Api) -> None:
+    team = f.team(api.db, "A")
+    _scored(api, team, "m", 0.7, 40.0, np.full(RESAMPLES, 0.7))
+    experts = [r for r in api.client.get("/api/v1/leaderboard").json()["rows"] if r["kind"] == "expert"]
+    assert len(experts) == 5 and experts[0]["kendall_tau_b"]["value"] == 0.65
