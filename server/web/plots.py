@@ -33,14 +33,11 @@ COLORS = {
 }
 KIND_MARKERS = {"submission": "o", "baseline": "s", "expert": "D"}
 LEVEL_GROUPS = ("1-2", "3-4", "5-6", "7-8")
-#: ``text.parse_math`` off: labels carry team and model names, and a name such as ``$\frac{1}{$`` must
-#: be drawn as the characters it is, not parsed as mathtext (which would raise or render markup).
 _RC: Any = {
     "svg.fonttype": "none",
     "svg.hashsalt": "csawm",
     "font.size": 9.0,
     "axes.edgecolor": "#555555",
-    "text.parse_math": False,
     "text.usetex": False,
 }
 _lock = threading.Lock()
@@ -76,6 +73,17 @@ class OddsRatioPoint:
     value: float | None
     lo: float | None
     hi: float | None
+
+
+def _plain(text: str) -> str:
+    r"""A name as literal text for a matplotlib label: every ``$`` escaped as ``\$``.
+
+    Labels carry team and model names; mathtext starts only at an unescaped ``$``, so with every
+    dollar escaped a name such as ``$\frac{1}{$`` is drawn as the characters it is instead of being
+    parsed (which raises, or renders markup). Mathtext itself stays on, because the log axis writes
+    its tick labels (``10^{-1}``) in it.
+    """
+    return text.replace("$", r"\$")
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -158,7 +166,7 @@ def tau_plot(points: Sequence[TauPoint]) -> Plot:
         marker = KIND_MARKERS.get(kind, "o")
         rows = [(y, p) for y, p in enumerate(ordered) if p.kind == kind]
         _points(ax, [(y, p.value, p.lo, p.hi) for y, p in rows if p.value is not None], color, marker)
-    ax.set_yticks(range(len(shown)), [p.label for p in reversed(shown)])
+    ax.set_yticks(range(len(shown)), [_plain(p.label) for p in reversed(shown)])
     ax.set_xlabel("Kendall tau-b (higher is better), 95% CI")
     ax.grid(axis="x", color=COLORS["grid"], linewidth=0.6)
     if not shown:
@@ -286,7 +294,7 @@ def odds_ratio_forest(points: Sequence[OddsRatioPoint], endpoints: dict[str, str
     for model, drawn in by_model.items():
         _points(ax, drawn, palette[models.index(model) % len(palette)], "o", positive_ci=True)
     ax.axvline(1.0, color="#555555", linewidth=0.8, linestyle="--")
-    ax.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)])
+    ax.set_yticks(range(len(rows)), [_plain(label) for label, _ in reversed(rows)])
     ax.set_xlabel("Odds ratio, top vs bottom quartile of the masking score (log scale, 95% CI)")
     ax.grid(axis="x", color=COLORS["grid"], linewidth=0.6, which="both")
     svg = _render(fig)
@@ -322,8 +330,8 @@ def agreement_heatmap(
             if math.isfinite(value):
                 color = "white" if value > 0.6 else COLORS["text"]
                 ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=color)
-    ax.set_xticks(range(len(experts)), [e.replace("_", " ") for e in experts])
-    ax.set_yticks(range(len(raters)), [r.replace("_", " ") for r in raters])
+    ax.set_xticks(range(len(experts)), [_plain(e.replace("_", " ")) for e in experts])
+    ax.set_yticks(range(len(raters)), [_plain(r.replace("_", " ")) for r in raters])
     ax.set_xlabel("Against this expert's own annotation")
     fig.colorbar(image, ax=ax, shrink=0.8, label="Kendall tau-b")
     svg = _render(fig)

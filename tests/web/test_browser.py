@@ -38,7 +38,9 @@ def test_leaderboard_shows_kinds_sorts_and_plots(page: Any, site: Site) -> None:
         "r => getComputedStyle(r).backgroundColor"
     )
     assert len({baseline_bg, expert_bg, plain_bg}) == 3
-    assert page.locator("tr.kind-baseline .badge.kind-baseline").count() == 2
+    assert page.locator("#leaderboard tr.kind-baseline .badge.kind-baseline").count() == 2
+    # The clinical table lists the three LIBRA density comparators after the models.
+    assert page.locator("#clinical tr.kind-density").count() == 3
 
     tau_server_order = _numbers(_column(page, 4))
     assert tau_server_order == sorted(tau_server_order, reverse=True)
@@ -47,14 +49,14 @@ def test_leaderboard_shows_kinds_sorts_and_plots(page: Any, site: Site) -> None:
     assert plot.evaluate("img => img.complete && img.naturalWidth > 100")
     screenshot(page, "leaderboard")
 
-    amae_header = page.get_by_role("button", name="AMAE")
+    amae_header = page.locator("#leaderboard").get_by_role("button", name="AMAE")
     amae_header.click()  # first click: the better direction (ascending)
     assert page.locator("th[aria-sort]").get_attribute("aria-sort") == "ascending"
     amae = _numbers(_column(page, 5))
     assert amae == sorted(amae) and len(amae) == len(kinds)
     amae_header.click()
     assert _numbers(_column(page, 5)) == sorted(amae, reverse=True)
-    page.get_by_role("button", name="Team").click()
+    page.locator("#leaderboard").get_by_role("button", name="Team").click()
     teams = [t for t in _column(page, 2) if t != "–"]
     assert teams == sorted(teams, key=str.lower)
 
@@ -67,8 +69,8 @@ def test_researcher_logs_in_sees_own_report_with_plots_but_not_another_team(page
     assert page.url.endswith(f"/submissions/{own}")
     assert page.get_by_role("heading", level=1).inner_text() == f"Submission {own}: alpha-convnext"
     images = page.locator("figure.plot img")
-    assert images.count() == 3
-    for i in range(3):
+    assert images.count() == 4  # group AMAE, confusion, odds ratios, agreement heatmap (v2)
+    for i in range(4):
         image = images.nth(i)
         image.scroll_into_view_if_needed()
         assert image.evaluate("img => img.complete && img.naturalWidth > 100"), image.get_attribute("src")

@@ -25,6 +25,7 @@ def test_hostile_names_are_drawn_as_plain_text_in_every_plot(name: str) -> None:
         [plots.OddsRatioPoint(name, "composite", 2.0, 1.2, 3.1)], {"composite": "Composite"}
     )
     assert f"Composite: {name}" in _texts(forest)
+    assert "mathdefault" not in _texts(forest)  # the log axis' own tick labels still render as math
     heat = plots.agreement_heatmap([name], ["Expert_1"], [[0.5]])
     assert name.replace("_", " ") in _texts(heat)
 
