@@ -1,7 +1,15 @@
-"""Benchmark: the full score report with 2,000 bootstrap resamples on 475 rows, against a naive loop.
+"""Benchmark: the full score report with 2,000 bootstrap resamples on 475 rows, against a naive loop,
+and scorer version 2 against the version-1 scope in the same run.
 
 Ours: ``server.scoring.report.score_report`` (all point metrics plus the vectorised paired bootstrap
-of tau-b, AMAE, the 8-level tau-b and AMAE, three AUCs and three OR Q4s).
+of tau-b, AMAE, the 8-level tau-b and AMAE, three AUCs and three OR Q4s; in version 2 also the three
+LIBRA density comparators with the same bootstrap, low/high-bin scores and per-expert agreement).
+
+v2 against v1 (issue 14), interleaved in the same run on the same rows: "v1 scope" is the report
+without the version-2 parts (``_score_report(..., v2_parts=False)``, the same code otherwise);
+"v2 cold" is the full report with the test-set memo (:mod:`server.scoring.memo`) emptied first, as
+the first run on a new test set; "v2 warm" is every later report on that test set (expert rows and
+density comparators come from the memo).
 
 Naive reference, in the same run, on the same rows and the very same resample indices: the report's
 point metrics (``score_report`` with 0 resamples) plus a Python loop that, per resample, calls
@@ -14,8 +22,8 @@ Usage::
 
     .venv/bin/python benchmarks/bench_scoring.py [--rows 475] [--resamples 2000] [--repeats 5]
 
-Targets (issue 2): ours <= 1 s on the 2-core development machine, and >= 10x faster than the naive
-reference. Prints a table and one JSON line with the figures.
+Targets: ours <= 1 s on the 2-core development machine and >= 10x faster than the naive reference
+(issue 2); v2 <= 1.5x the v1 scope (issue 14). Prints a table and one JSON line with the figures.
 """
 
 from __future__ import annotations
@@ -35,9 +43,14 @@ from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from threadpoolctl import threadpool_limits
+
 from server.benchmark.labels import LabelLayout, LabelTable
+from server.scoring import report as report_module
 from server.scoring.bootstrap import percentile_ci, resample_indices
+from server.scoring.clinical import octile_quartiles
 from server.scoring.inputs import tiebreak_codes
+from server.scoring.memo import TEST_SET_PARTS
 from server.scoring.predictions import Predictions
 from server.scoring.ranks import (
     average_ranks,
@@ -91,11 +104,10 @@ def python_amae(truth: list[float], pred: list[float]) -> float:
     return sum(sum(errors) / len(errors) for errors in per_class.values()) / len(per_class)
 
 
-def naive_odds_ratio_q4(endpoint: np.ndarray, score: np.ndarray, codes: np.ndarray) -> float:
-    order = np.lexsort((codes, score))
-    sorted_endpoint = endpoint[order]
-    per_bin = score.size // 8
-    q1, q4 = sorted_endpoint[: 2 * per_bin], sorted_endpoint[6 * per_bin :]
+def naive_odds_ratio_q4(endpoint: np.ndarray, score: np.ndarray) -> float:
+    """OR Q4 of the resampled rows, binned by the report's own rule (tie blocks kept whole)."""
+    quartiles = octile_quartiles(score)
+    q1, q4 = endpoint[quartiles == 1], endpoint[quartiles == 4]
     a, c = int(q4.sum()), int(q1.sum())
     b, d = q4.size - a, q1.size - c
     return a * d / (b * c) if b * c > 0 else float("nan")
@@ -130,7 +142,7 @@ def naive_report_intervals(
         for key, endpoint in endpoints.items():
             y = endpoint[rows]
             add(f"{key}.auc", roc_auc_score(y, score[rows]) if 0 < y.sum() < y.size else float("nan"))
-            add(f"{key}.or_q4", naive_odds_ratio_q4(y, score[rows], codes[rows]))
+            add(f"{key}.or_q4", naive_odds_ratio_q4(y, score[rows]))
     return {key: percentile_ci(values) for key, values in replicates.items()}
 
 
@@ -146,6 +158,29 @@ def report_intervals(data: dict) -> dict[str, tuple[float, float]]:
         result[f"{key}.auc"] = data["clinical"][key]["auc"]["ci95"]
         result[f"{key}.or_q4"] = data["clinical"][key]["odds_ratios"]["Q4"]["bootstrap_ci95"]
     return {key: tuple(value) for key, value in result.items()}
+
+
+def compare_versions(
+    table: LabelTable, predictions: Predictions, resamples: int, seed: int, repeats: int
+) -> dict[str, list[float]]:
+    """Wall times of the v1 scope, v2 cold and v2 warm, interleaved so load changes hit all three."""
+
+    times: dict[str, list[float]] = {}
+
+    def timed(name: str, v2_parts: bool, cold: bool) -> None:
+        if cold:
+            TEST_SET_PARTS.clear()
+        with threadpool_limits(limits=1, user_api="blas"):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            report_module._score_report(predictions, table, None, resamples, seed, v2_parts=v2_parts)
+            times.setdefault(name, []).append(time.perf_counter() - start)
+            times.setdefault(f"{name}_cpu", []).append(time.process_time() - start_cpu)
+
+    for _ in range(repeats):
+        timed("v1", False, cold=True)
+        timed("v2_cold", True, cold=True)
+        timed("v2_warm", True, cold=False)
+    return times
 
 
 def main() -> int:
@@ -167,11 +202,14 @@ def main() -> int:
 
     ours_times, ours_cpu = [], []
     for _ in range(args.repeats):
+        TEST_SET_PARTS.clear()  # "ours" is the cold report: nothing reused from an earlier run
         start, start_cpu = time.perf_counter(), time.process_time()
         report = score_report(predictions, table, resamples=args.resamples, seed=args.seed)
         ours_times.append(time.perf_counter() - start)
         ours_cpu.append(time.process_time() - start_cpu)
     ours = statistics.median(ours_times)
+
+    scopes = compare_versions(table, predictions, args.resamples, args.seed, args.repeats)
 
     start = time.perf_counter()
     score_report(predictions, table, resamples=0, seed=args.seed)
@@ -187,8 +225,20 @@ def main() -> int:
         worst = max(abs(a - b) for key in naive for a, b in zip(naive[key], ours_ci[key], strict=True))
     else:
         worst = float("nan")  # different resamples: the intervals are not comparable
+    v1, cold, warm = (statistics.median(scopes[k]) for k in ("v1", "v2_cold", "v2_warm"))
+    v1_cpu, cold_cpu, warm_cpu = (statistics.median(scopes[f"{k}_cpu"]) for k in ("v1", "v2_cold", "v2_warm"))
     figures = {
         "rows": args.rows,
+        "v1_scope_cpu_s_median": round(v1_cpu, 4),
+        "v2_cold_cpu_s_median": round(cold_cpu, 4),
+        "v2_warm_cpu_s_median": round(warm_cpu, 4),
+        "v2_cold_over_v1_cpu": round(cold_cpu / v1_cpu, 2),
+        "v2_warm_over_v1_cpu": round(warm_cpu / v1_cpu, 2),
+        "v1_scope_s_median": round(v1, 4),
+        "v2_cold_s_median": round(cold, 4),
+        "v2_warm_s_median": round(warm, 4),
+        "v2_cold_over_v1": round(cold / v1, 2),
+        "v2_warm_over_v1": round(warm / v1, 2),
         "resamples": args.resamples,
         "ours_s_median": round(ours, 4),
         "ours_s_min": round(min(ours_times), 4),
@@ -213,6 +263,14 @@ def main() -> int:
         f"(loop {naive_loop:.3f} s{scaled})"
     )
     print(f"speed-up: {naive_total / ours:.1f}x; largest CI difference ours vs naive: {worst:.2e}")
+    print(
+        f"v1 scope {v1:.3f} s, v2 cold {cold:.3f} s ({cold / v1:.2f}x), "
+        f"v2 warm {warm:.3f} s ({warm / v1:.2f}x) (wall, medians of {args.repeats}, interleaved)"
+    )
+    print(
+        f"process CPU: v1 scope {v1_cpu:.3f} s, v2 cold {cold_cpu:.3f} s ({cold_cpu / v1_cpu:.2f}x), "
+        f"v2 warm {warm_cpu:.3f} s ({warm_cpu / v1_cpu:.2f}x)"
+    )
     print(json.dumps(figures))
     if worst > 1e-9:
         print("FAIL: the vectorised intervals differ from the naive ones", file=sys.stderr)

@@ -130,6 +130,7 @@ def expert_rows(labels: LabelTable) -> tuple[dict[str, dict[str, object]], list[
     assert raw is not None
     warnings: list[str] = []
     section: dict[str, dict[str, object]] = {}
+    taus: dict[tuple[int, int], MetricValue] = {}
     for j, name in enumerate(view.names):
         column = view.annotations[:, j]
         present = ~np.isnan(column)
@@ -145,7 +146,28 @@ def expert_rows(labels: LabelTable) -> tuple[dict[str, dict[str, object]], list[
             int((~present).sum()),
         )
         entry: dict[str, object] = dict(_entry(consensus, f"experts.{name}", warnings))
-        rater = raw[:, j].astype(np.float64)
-        entry["per_expert"] = per_expert(view, rater, f"experts.{name}.per_expert", [], skip=name)
+        entry["per_expert"] = {
+            other: _entry(_between(view, raw, j, k, taus), f"experts.{name}.per_expert.{other}", warnings)
+            for k, other in enumerate(view.names)
+            if k != j
+        }
         section[name] = entry
     return section, warnings
+
+
+def _between(
+    view: ExpertView, raw: np.ndarray, j: int, k: int, taus: dict[tuple[int, int], MetricValue]
+) -> Agreement:
+    """Expert j (rater) against expert k (reference). Tau-b is symmetric in the pair (ranking the
+    rows both filled is a monotone map of either column), so each pair's tau-b is computed once."""
+    reference, rater = view.annotations[:, k], raw[:, j].astype(np.float64)
+    rows = ~(np.isnan(reference) | np.isnan(rater))
+    truth = reference[rows]
+    if rows.all():  # expert j's re-ranks on every row are already in view.annotations
+        pred = view.annotations[:, j]
+    else:
+        pred = ranks.average_ranks(rater[rows]) if view.rank_layout else rater[rows]
+    pair = (min(j, k), max(j, k))
+    if pair not in taus:
+        taus[pair] = metrics.kendall_tau_b(truth, pred)
+    return Agreement(taus[pair], metrics.amae(truth, pred), int(rows.size - rows.sum()))
