@@ -56,6 +56,15 @@ def _masking_table(data: Mapping[str, Any]) -> Table:
     )
     for group, value in levels["group_amae"].items():
         table.add_row(f"  AMAE, GT levels {group}", _value(value), "", "level")
+    for key, label in (("low_bin", "levels 1-2"), ("high_bin", "levels 7-8")):
+        scores = levels.get(key)
+        if isinstance(scores, Mapping):
+            table.add_row(
+                f"P / R / F1, {label}",
+                " / ".join(_value(scores[name], 3) for name in ("precision", "recall", "f1")),
+                "",
+                "",
+            )
     return table
 
 
@@ -80,6 +89,25 @@ def _experts_table(data: Mapping[str, Any]) -> Table:
     return table
 
 
+def _agreement_table(data: Mapping[str, Any]) -> Table | None:
+    """Kendall tau-b of the model and of each expert (rows) against each expert's annotation."""
+    model = data["masking"].get("per_expert")
+    if not isinstance(model, Mapping):
+        return None
+    columns = list(model)
+    table = Table(title="Kendall tau-b against each expert's own annotation (rows: who is scored)")
+    table.add_column("")
+    for name in columns:
+        table.add_column(name, justify="right")
+    table.add_row("model", *(_value(model[name]["kendall_tau_b"], 3) for name in columns))
+    for expert, entry in data["experts"].items():
+        others = entry.get("per_expert") or {}
+        table.add_row(
+            expert, *("-" if name == expert else _value(others[name]["kendall_tau_b"], 3) for name in columns)
+        )
+    return table
+
+
 def _clinical_tables(data: Mapping[str, Any]) -> list[Table]:
     clinical = data["clinical"]
     where = f"{clinical['population']} population, {clinical['n']} images"
@@ -97,18 +125,23 @@ def _clinical_tables(data: Mapping[str, Any]) -> list[Table]:
     for endpoint in ("interval_cancer", "large_invasive_cancer", "composite"):
         entry = clinical[endpoint]
         label = endpoint.replace("_", " ")
-        auc = entry["auc"]
-        auc_table.add_row(label, str(entry["n_positive"]), _value(auc["value"]), _interval(auc["ci95"]))
-        for quartile in ("Q2", "Q3", "Q4"):
-            ratio = entry["odds_ratios"][quartile]
-            ratio_table.add_row(
-                label if quartile == "Q2" else "",
-                quartile,
-                _value(ratio["value"], 2),
-                _interval(ratio["ci95"], 2) + ("*" if ratio["haldane"] else ""),
-                _p_value(ratio["p_one_sided"]),
-                _interval(ratio["bootstrap_ci95"], 2) if quartile == "Q4" else "",
-            )
+        rows = [(label, entry)] + [
+            (f"  LIBRA {name.replace('_', ' ')}", reference)
+            for name, reference in (entry.get("references") or {}).items()
+        ]
+        for row_label, row in rows:
+            auc = row["auc"]
+            auc_table.add_row(row_label, str(row["n_positive"]), _value(auc["value"]), _interval(auc["ci95"]))
+            for quartile in ("Q2", "Q3", "Q4"):
+                ratio = row["odds_ratios"][quartile]
+                ratio_table.add_row(
+                    row_label if quartile == "Q2" else "",
+                    quartile,
+                    _value(ratio["value"], 2),
+                    _interval(ratio["ci95"], 2) + ("*" if ratio["haldane"] else ""),
+                    _p_value(ratio["p_one_sided"]),
+                    _interval(ratio["bootstrap_ci95"], 2) if quartile == "Q4" else "",
+                )
     return [auc_table, ratio_table]
 
 
@@ -123,6 +156,7 @@ def render_report(data: Mapping[str, Any]) -> RenderableType:
         _masking_table(data),
         _confusion_table(data),
         _experts_table(data),
+        *([agreement] if (agreement := _agreement_table(data)) is not None else []),
         *_clinical_tables(data),
         footer,
     ]

@@ -82,6 +82,9 @@ def test_human_table(files: dict[str, Path]) -> None:
         "Kendall tau-b",
         "Expert_5",
         "interval cancer",
+        "LIBRA percent density",
+        "P / R / F1, levels 1-2",
+        "against each expert's own annotation",
     ):
         assert text in result.stdout
 
