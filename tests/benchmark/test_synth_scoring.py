@@ -17,6 +17,7 @@ from server.benchmark.labels import LabelTable
 from server.benchmark.synth import generate
 from server.scoring.predictions import read_predictions
 from server.scoring.report import score_report
+from tests.scoring.schema import valid_report
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def report(table: LabelTable, scores: np.ndarray, public: LabelTable | None = No
     rows = "".join(f"{name};{float(score)!r}\n" for name, score in zip(names, scores, strict=True))
     text = "Filename;Final_score\n" + rows
     predictions = read_predictions(text.encode(), expected=names)
-    return score_report(predictions, table, public_labels=public, resamples=0).data
+    return valid_report(score_report(predictions, table, public_labels=public, resamples=0).data)
 
 
 def test_oracle_scores_above_0_8_and_a_high_interval_odds_ratio(bench: Benchmark) -> None:

@@ -44,6 +44,7 @@ from server.models import FailedPhase, ReviewState, Role, RunEvent, RunStatus, S
 from server.quota import service as quota
 from server.scoring.predictions import Predictions
 from server.scoring.report import SCORER_VERSION, score_report
+from tests.scoring.schema import valid_report
 
 from .helpers import Site
 
@@ -88,6 +89,7 @@ def _predictions(bench: Benchmark, noise: float, seed: int) -> tuple[Predictions
 def _scored(sub: Submission, bench: Benchmark, noise: float, seed: int) -> None:
     predictions, private, public = _predictions(bench, noise, seed)
     report = score_report(predictions, private, public_labels=public, resamples=RESAMPLES, seed=0)
+    valid_report(report.data)
     masking = report.data["masking"]
     sub.metrics = report.data
     sub.kendall_tau_b = masking["kendall_tau_b"]["value"]
