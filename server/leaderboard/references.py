@@ -60,20 +60,6 @@ class BoardReferences:
         return found if isinstance(found, dict) else {}
 
 
-def compute(benchmark_dir: Path, *, resamples: int, seed: int) -> BoardReferences:
-    """Read the test set's label files and compute its rows (no caching).
-
-    Raises
-    ------
-    BenchmarkError
-        A missing or malformed test set.
-    """
-    bench = Benchmark.open(benchmark_dir)
-    private_bytes = _read(bench.private_labels)
-    public_bytes = _read(bench.public_labels) if bench.public_labels is not None else None
-    return _from_bytes(bench, private_bytes, public_bytes, resamples=resamples, seed=seed)
-
-
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
