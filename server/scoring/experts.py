@@ -118,12 +118,13 @@ def per_expert(
     return section
 
 
-def expert_rows(labels: LabelTable) -> tuple[dict[str, dict[str, object]], list[str]]:
+def expert_rows(labels: LabelTable, *, pairs: bool = True) -> tuple[dict[str, dict[str, object]], list[str]]:
     """The report's ``experts`` section and its warnings, from the label table alone.
 
     ``experts.Expert_j`` = ``{"kendall_tau_b", "amae"}`` of expert j against the consensus (v1) and
     ``"per_expert": {Expert_k: {"kendall_tau_b", "amae"}}`` of expert j against every other expert k
-    (v2; rater j's values ranked on the rows both filled, as :func:`agreement`).
+    (v2; rater j's values ranked on the rows both filled, as :func:`agreement`); ``pairs=False``
+    leaves ``per_expert`` out (the version-1 section).
     """
     view = ExpertView.of(labels)
     raw = labels.experts
@@ -146,6 +147,9 @@ def expert_rows(labels: LabelTable) -> tuple[dict[str, dict[str, object]], list[
             int((~present).sum()),
         )
         entry: dict[str, object] = dict(_entry(consensus, f"experts.{name}", warnings))
+        if not pairs:
+            section[name] = entry
+            continue
         entry["per_expert"] = {
             other: _entry(_between(view, raw, j, k, taus), f"experts.{name}.per_expert.{other}", warnings)
             for k, other in enumerate(view.names)

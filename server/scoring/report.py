@@ -222,11 +222,11 @@ def _score_report(
     )
     codes = tiebreak_codes(labels.filenames, n)
     masking, replicates = _masking(rows, labels, codes, boot, notes, v2_parts=v2_parts)
-    expert_key = ("experts", labels.layout.value, content_digest(labels.experts, labels.label))
-    expert_section, expert_notes = TEST_SET_PARTS.get(expert_key, lambda: experts.expert_rows(labels))
-    if not v2_parts:
-        for entry in expert_section.values():
-            entry.pop("per_expert", None)
+    if v2_parts:
+        expert_key = ("experts", labels.layout.value, content_digest(labels.experts, labels.label))
+        expert_section, expert_notes = TEST_SET_PARTS.get(expert_key, lambda: experts.expert_rows(labels))
+    else:
+        expert_section, expert_notes = experts.expert_rows(labels, pairs=False)
     for message in expert_notes:
         notes.add(message)
 
