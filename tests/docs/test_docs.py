@@ -165,9 +165,11 @@ def test_every_schema_field_is_in_api_md(openapi: dict[str, Any]) -> None:
 def test_every_leaderboard_row_field_is_in_api_md() -> None:
     """The rows are built as dicts, not a schema: read the keys of one row of each kind."""
     interval = {"value": 0.7, "ci95": [0.6, 0.8]}
+    metrics = {"kendall_tau_b": interval, "amae": interval}
+    basis = leaderboard.PairingBasis("2", "a" * 64, 0, 4)
     candidates = [
-        leaderboard._Candidate("baseline", "CSAW", "one-hot", 1, interval, interval, np.zeros(4)),
-        leaderboard._Candidate("expert", None, "Expert_1", None, interval, interval, None),
+        leaderboard._Candidate("baseline", "CSAW", "one-hot", 1, "2", metrics, np.zeros(4), basis),
+        leaderboard._Candidate("expert", None, "Expert_1", None, "2", metrics, None, None),
     ]
     keys = {key for row in leaderboard._with_ties(candidates) for key in row}
     text = section(_read("api.md"), "Leaderboard row")
