@@ -15,10 +15,17 @@ compression-ratio guard. Two layouts are understood:
 Checks, each failing with an `ImageArchiveError` that names the problem:
 
 * the archive is a readable tar (plain or gzip), not truncated;
-* every member name is relative, has no ``..`` component, and links stay inside the archive;
-  only regular files, directories and such links are allowed (no devices, FIFOs);
+* every member name is relative, has no ``..`` component and does not lie under a symbolic link;
+  link targets are resolved against the links already seen (so a chain such as ``a -> .`` then
+  ``b -> a/..`` that ends outside the archive is refused); only regular files, directories and such
+  links are allowed (no devices, FIFOs, sparse files); the metadata files (``manifest.json``,
+  ``index.json``, ``repositories``, ``oci-layout``) are regular files, each present once;
+* header extensions (GNU long names and link names, PAX records) of at most
+  `MAX_HEADER_EXTENSION` bytes each: ``tarfile`` reads an extension whole before the member it
+  describes, so a 250 MiB long name would otherwise sit in memory before any other check;
 * at most `max_member_bytes` per member and `max_total_bytes` in all, judged from the tar headers
-  before any data is read; at most `MAX_MEMBERS` members;
+  before any data is read; at most `MAX_MEMBERS` members; a gzip archive stops decompressing at
+  `max_total_bytes` out (the server passes its upload cap, so nothing inflates past it);
 * decompression ratio at most `MAX_COMPRESSION_RATIO` once `RATIO_CHECK_AFTER` bytes are out, which
   stops a gzip bomb long before it reaches the size caps;
 * exactly one image (one distinct config), its manifest, config and every layer present;
@@ -28,12 +35,19 @@ Checks, each failing with an `ImageArchiveError` that names the problem:
 The image's ``USER`` is recorded; running as root is flagged (the runner forces a non-root uid
 anyway). Members of the layer tars themselves are not opened: the engine unpacks them with its own
 path checks, and reading them would double the cost.
+
+Loading never changes the engine's names: ``docker load`` applies the archive's ``RepoTags`` (and an
+OCI index's image-name annotations), so an archive naming ``csawm-base/torch:bookworm`` would retag
+the operator's base image. `remove_tags` rewrites those metadata files, in place and at the same
+length (JSON padded with spaces), before the server stores an upload; the image is then referred to
+by its id only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 import tarfile
 import zlib
@@ -42,6 +56,11 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 MAX_MEMBERS = 100_000
+MAX_HEADER_EXTENSION = 64 * 1024  # a GNU long name or PAX record set; real ones are < 1 KiB
+MAX_LINK_HOPS = 40  # as Linux's limit on symbolic links followed in one path lookup
+METADATA_FILES = ("manifest.json", "index.json", "repositories", "oci-layout")
+# Index annotations that ``docker load`` (containerd image store, Docker 25+) turns into names.
+NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
 MAX_JSON_BYTES = 8 * 1024**2  # a manifest, index or config larger than this is not credible
 MAX_JSON_TOTAL = 64 * 1024**2
 MAX_COMPRESSION_RATIO = 200.0
@@ -88,6 +107,36 @@ class ImageArchiveInfo:
     runs_as_root: bool
     size_bytes: int
     layer_count: int
+
+
+_EXTENSION_TYPES = {
+    tarfile.GNUTYPE_LONGNAME: "GNU long name",
+    tarfile.GNUTYPE_LONGLINK: "GNU long link name",
+    tarfile.XHDTYPE: "PAX header",
+    tarfile.XGLTYPE: "PAX global header",
+    tarfile.SOLARIS_XHDTYPE: "PAX header",
+}
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A `tarfile.TarInfo` that refuses a header extension over `MAX_HEADER_EXTENSION` and sparse
+    members before ``tarfile`` reads them (it would read either whole, into memory)."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        what = _EXTENSION_TYPES.get(self.type)
+        if what is not None and self.size > MAX_HEADER_EXTENSION:
+            raise ImageArchiveError(
+                f"a {what} of {self.size} bytes (at offset {self.offset}) is over the "
+                f"{MAX_HEADER_EXTENSION // 1024} KiB cap on tar header extensions"
+            )
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise ImageArchiveError(f"member {self.name!r} is a sparse file (docker save writes none)")
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
+
+    def _sparse_refused(self, *_: object) -> None:
+        raise ImageArchiveError(f"member {self.name!r} is a sparse file (docker save writes none)")
+
+    _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _sparse_refused
 
 
 class _CountingReader:
@@ -147,12 +196,13 @@ class _RatioGuard:
     """The decompressed stream handed to ``tarfile``; refuses a decompression bomb as it reads.
 
     Every read checks bytes out / bytes in against `MAX_COMPRESSION_RATIO` once
-    `RATIO_CHECK_AFTER` bytes are out.
+    `RATIO_CHECK_AFTER` bytes are out, and bytes out against `max_out`.
     """
 
-    def __init__(self, source: _CountingReader) -> None:
+    def __init__(self, source: _CountingReader, max_out: int) -> None:
         self._source = source
         self._inner = _GzipStream(source)
+        self.max_out = max_out
         self.out = 0
 
     @property
@@ -160,8 +210,10 @@ class _RatioGuard:
         return self._source.count
 
     def read(self, size: int = -1) -> bytes:
-        data = self._inner.read(size)
+        data = self._inner.read(min(size, self.max_out + 1 - self.out) if size >= 0 else size)
         self.out += len(data)
+        if self.out > self.max_out:
+            raise ImageArchiveError(f"archive unpacks to more than the cap of {_gib(self.max_out)}")
         if self.out > RATIO_CHECK_AFTER and self.out > MAX_COMPRESSION_RATIO * max(self.compressed, 1):
             raise ImageArchiveError(
                 f"compression ratio over {MAX_COMPRESSION_RATIO:.0f}:1 ({_gib(self.out)} out of "
@@ -187,16 +239,45 @@ def _check_name(name: str) -> str:
     return "" if norm == "." else norm
 
 
-def _check_link(member: tarfile.TarInfo, name: str) -> None:
+def _resolve_path(symlinks: dict[str, str], path: str, what: str) -> str:
+    """`path` (archive-relative) with every symbolic link on it replaced by its target, in the
+    order the engine would follow them, against the links seen so far.
+
+    Raises `ImageArchiveError` when a ``..`` climbs above the archive root or the links loop.
+    """
+    pending = path.split("/")
+    real: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not real:
+                raise ImageArchiveError(f"{what} leaves the archive")
+            real.pop()
+            continue
+        real.append(part)
+        target = symlinks.get("/".join(real))
+        if target is not None:
+            hops += 1
+            if hops > MAX_LINK_HOPS:
+                raise ImageArchiveError(f"{what} goes through more than {MAX_LINK_HOPS} links (a loop?)")
+            real.pop()  # a symlink's target is relative to the directory holding it
+            pending = target.split("/") + pending
+    return "/".join(real)
+
+
+def _check_link(member: tarfile.TarInfo, name: str, scan: _Scan) -> None:
     target = member.linkname
     if not target or target.startswith("/"):
         raise ImageArchiveError(f"link {name!r} points to the absolute path {target!r}")
+    what = f"link {name!r} -> {target!r}"
     if member.issym():
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+        _resolve_path(scan.symlinks, posixpath.join(posixpath.dirname(name), target), what)
+        scan.symlinks[name] = target
     else:  # hard link: the target is an archive path
-        resolved = posixpath.normpath(target)
-    if resolved == ".." or resolved.startswith("../"):
-        raise ImageArchiveError(f"link {name!r} -> {target!r} leaves the archive")
+        scan.links[name] = _resolve_path(scan.symlinks, target, what)
 
 
 def _runs_as_root(user: str) -> bool:
@@ -223,7 +304,9 @@ class _Scan:
 
     def __init__(self) -> None:
         self.files: set[str] = set()
-        self.links: dict[str, str] = {}  # member -> resolved target (archive path)
+        self.symlinks: dict[str, str] = {}  # member -> link target as written (relative to its dir)
+        self.links: dict[str, str] = {}  # hard link member -> resolved target (archive path)
+        self.metadata: set[str] = set()
         self.json: dict[str, bytes] = {}
         self.json_total = 0
         self.total = 0  # uncompressed bytes declared by the headers of the members seen so far
@@ -242,12 +325,13 @@ def _scan(path: Path, *, max_total_bytes: int, max_member_bytes: int) -> _Scan:
         try:
             if gzipped:  # one forward pass through the decompressor, guarded against bombs
                 tf = tarfile.open(  # noqa: SIM115 - closed by the with-block below
-                    fileobj=cast(IO[bytes], _RatioGuard(_CountingReader(raw))),
+                    fileobj=cast(IO[bytes], _RatioGuard(_CountingReader(raw), max_total_bytes)),
                     mode="r|",
                     bufsize=STREAM_BUFSIZE,
+                    tarinfo=_BoundedTarInfo,
                 )
             else:  # a plain tar on disk: headers are read, layer data is seeked over, never read
-                tf = tarfile.open(fileobj=raw, mode="r:")  # noqa: SIM115 - closed by the with-block below
+                tf = tarfile.open(fileobj=raw, mode="r:", tarinfo=_BoundedTarInfo)  # noqa: SIM115 - closed below
             with tf:
                 while (member := tf.next()) is not None:
                     cast(Any, tf).members.clear()  # tarfile would keep every TarInfo otherwise
@@ -274,12 +358,17 @@ def _visit(
     tf: tarfile.TarFile, member: tarfile.TarInfo, scan: _Scan, *, max_total_bytes: int, max_member_bytes: int
 ) -> None:
     name = _check_name(member.name)
+    parent = posixpath.dirname(name)
+    if parent and _resolve_path(scan.symlinks, parent, f"member {name!r}") != parent:
+        raise ImageArchiveError(f"member {name!r} lies under a symbolic link")
+    if name in METADATA_FILES:
+        if not member.isreg():
+            raise ImageArchiveError(f"{name} must be a regular file, not a link or directory")
+        if name in scan.metadata:
+            raise ImageArchiveError(f"{name} appears more than once in the archive")
+        scan.metadata.add(name)
     if member.issym() or member.islnk():
-        _check_link(member, name)
-        target = (
-            member.linkname if member.islnk() else posixpath.join(posixpath.dirname(name), member.linkname)
-        )
-        scan.links[name] = posixpath.normpath(target)
+        _check_link(member, name, scan)
         return
     if member.isdir():
         return
@@ -312,8 +401,9 @@ def _visit(
 
 
 def _resolve(scan: _Scan, name: str) -> str:
-    """Follow in-archive links (bounded) to the member holding the data."""
-    for _ in range(16):
+    """Follow in-archive links (symbolic and hard, bounded) to the member holding the data."""
+    for _ in range(MAX_LINK_HOPS):
+        name = _resolve_path(scan.symlinks, name, f"{name!r}")
         if name not in scan.links:
             return name
         name = scan.links[name]
@@ -442,3 +532,86 @@ def inspect_archive(
         size_bytes=scan.total,
         layer_count=len(layers),
     )
+
+
+def _untagged(name: str, raw: bytes) -> bytes | None:
+    """`raw` (a metadata file) without the names ``docker load`` would apply; None when it has none."""
+    data = _loads(raw, name)
+    changed = False
+    if name == "manifest.json" and isinstance(data, list):
+        for entry in data:
+            if isinstance(entry, dict) and entry.pop("RepoTags", None) is not None:
+                changed = True
+    elif name == "index.json" and isinstance(data, dict):
+        for desc in data.get("manifests") or []:
+            annotations = desc.get("annotations") if isinstance(desc, dict) else None
+            if isinstance(annotations, dict):
+                for key in NAME_ANNOTATIONS:
+                    changed = annotations.pop(key, None) is not None or changed
+    elif name == "repositories" and data != {}:
+        data, changed = {}, True
+    if not changed:
+        return None
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _decompress(source: Path, target: Path, max_bytes: int) -> None:
+    """Inflate the gzip archive `source` into `target` (created 0600), through the same bounded,
+    ratio-guarded stream as the inspection."""
+    with source.open("rb") as raw:
+        stream = _RatioGuard(_CountingReader(raw), max_bytes)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            while chunk := stream.read(STREAM_BUFSIZE):
+                out.write(chunk)
+
+
+def remove_tags(path: Path, *, max_total_bytes: int = 16 * 1024**3) -> Path:
+    """Make an inspected archive name no image; return the path of the plain tar to load.
+
+    ``manifest.json`` loses its ``RepoTags``, ``index.json`` its image-name annotations
+    (`NAME_ANNOTATIONS`) and ``repositories`` its entries, so ``docker load`` creates the image
+    under its id and moves no existing tag. A plain tar is rewritten in place: each changed file
+    keeps its length (the compact JSON is padded with spaces), so no other byte moves. A gzip
+    archive is first inflated to ``<path>.tar`` next to it (bounded by `max_total_bytes`), and the
+    gzip file removed.
+
+    Raises
+    ------
+    ImageArchiveError
+        When the archive is not readable, or a rewritten file would not fit in place.
+    """
+    with path.open("rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    if gzipped:
+        plain = path.with_name(path.name + ".tar")
+        try:
+            _decompress(path, plain, max_total_bytes)
+        except BaseException:
+            plain.unlink(missing_ok=True)
+            raise
+        path.unlink()
+        path = plain
+    with path.open("r+b") as fh:
+        spots: list[tuple[str, int, int]] = []
+        try:
+            with tarfile.open(fileobj=fh, mode="r:", tarinfo=_BoundedTarInfo) as tf:
+                while (member := tf.next()) is not None:
+                    cast(Any, tf).members.clear()
+                    name = _check_name(member.name)
+                    if member.isreg() and name in METADATA_FILES:
+                        spots.append((name, member.offset_data, member.size))
+        except (tarfile.ReadError, EOFError, OSError) as exc:
+            raise ImageArchiveError(f"archive is truncated or corrupt ({exc})") from None
+        for name, offset, size in spots:
+            if size > MAX_JSON_BYTES:
+                raise ImageArchiveError(f"{name} is over {MAX_JSON_BYTES // 1024**2} MiB")
+            fh.seek(offset)
+            new = _untagged(name, fh.read(size))
+            if new is None:
+                continue
+            if len(new) > size:
+                raise ImageArchiveError(f"{name} cannot be rewritten without its tags in place")
+            fh.seek(offset)
+            fh.write(new + b" " * (size - len(new)))
+    return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +19,9 @@ from fastapi import APIRouter, FastAPI
 
 from server.core import migrate
 from server.core.db import Database
+from server.core.deps import get_principal
 from server.core.errors import install_error_handlers
+from server.core.guard import RequestGuard
 from server.core.metrics import Metrics
 from server.core.settings import Settings, load_settings
 from server.core.state import AppState
@@ -42,6 +45,35 @@ def _api_routers() -> list[APIRouter]:
         leaderboard_router,
         review_router,
     ]
+
+
+def _private_state(settings: Settings) -> None:
+    """DATA_DIR (token hashes, uploads, the session key) is the server's alone: 0700, and an
+    embedded SQLite file is created 0600 before SQLite opens it (SQLite gives its journal and WAL
+    files the database file's mode)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(settings.data_dir, 0o700)
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        path = url.removeprefix("sqlite:///").split("?", 1)[0]
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(path, 0o600)
+
+
+def _openapi_with_errors(app: FastAPI) -> None:
+    """Replace `app.openapi` by one that completes the generated document (server.core.openapi)."""
+    from server.core.openapi import complete
+    from server.submissions.schemas import RegistrySubmissionIn
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = complete(generate(), [RegistrySubmissionIn])
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _default_web_routers() -> list[APIRouter]:
@@ -82,7 +114,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _private_state(settings)
         db = Database.connect(settings.effective_database_url)
         if do_migrate:
             migrate.upgrade(db.engine)
@@ -105,10 +137,19 @@ def create_app(
         version="1",
         description="Submit model containers, follow their runs, read the leaderboard (docs/api.md).",
         lifespan=lifespan,
+        docs_url=None,  # served from packaged assets by server.core.apidocs
+        redoc_url=None,
     )
     install_error_handlers(app)
+    app.add_middleware(
+        RequestGuard, max_body_bytes=settings.max_json_bytes, principal_dependency=get_principal
+    )
+    from server.core.apidocs import router as docs_router
+
+    app.include_router(docs_router)
     for router in _api_routers():
         app.include_router(router)
     for router in routers if routers is not None else _default_web_routers():
         app.include_router(router)
+    _openapi_with_errors(app)
     return app

@@ -19,11 +19,17 @@ from server.accounts.schemas import (
     UserIn,
     UserOut,
 )
-from server.core.deps import AdminUser, CurrentUser, SessionDep, require_admin
+from server.core.deps import AdminUser, CurrentUser, IdPath, SessionDep, require_admin
+from server.core.openapi import error_responses
 from server.models import ApiToken, Team, User
 
 me_router = APIRouter(prefix="/api/v1", tags=["accounts"])
-admin_router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+admin_router = APIRouter(
+    prefix="/api/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(400, 404, 409),
+)
 
 
 def _team_out(team: Team) -> TeamOut:
@@ -118,7 +124,7 @@ def issue_token(email: str, body: TokenIn, session: SessionDep, admin: AdminUser
 
 
 @admin_router.delete("/tokens/{token_id}", response_model=TokenOut)
-def revoke_token(token_id: int, session: SessionDep, admin: AdminUser) -> TokenOut:
+def revoke_token(token_id: IdPath, session: SessionDep, admin: AdminUser) -> TokenOut:
     token = service.revoke_token(session, str(token_id), actor=admin.audit_name, actor_user_id=admin.user_id)
     return _token_out(token)
 

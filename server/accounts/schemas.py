@@ -6,7 +6,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from server.core.deps import DB_INT_MAX
+from server.core.text import NameStr
 from server.models import Role
+
+MAX_TOKEN_DAYS = 3650
 
 
 class MeOut(BaseModel):
@@ -16,16 +20,16 @@ class MeOut(BaseModel):
 
 
 class TeamIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: NameStr = Field(min_length=1, max_length=100)
 
 
 class QuotaLimitsIn(BaseModel):
     """Per-team overrides; null restores the server default. Omitted fields are left unchanged."""
 
-    per_day: int | None = Field(default=None, ge=0)
-    per_week: int | None = Field(default=None, ge=0)
-    total: int | None = Field(default=None, ge=0)
-    active: int | None = Field(default=None, ge=0)
+    per_day: int | None = Field(default=None, ge=0, le=DB_INT_MAX)
+    per_week: int | None = Field(default=None, ge=0, le=DB_INT_MAX)
+    total: int | None = Field(default=None, ge=0, le=DB_INT_MAX)
+    active: int | None = Field(default=None, ge=0, le=DB_INT_MAX)
 
 
 class TeamOut(BaseModel):
@@ -36,9 +40,9 @@ class TeamOut(BaseModel):
 
 
 class UserIn(BaseModel):
-    email: str = Field(min_length=3, max_length=254)
+    email: NameStr = Field(min_length=3, max_length=254)
     role: Role = Role.RESEARCHER
-    team: str | None = None
+    team: NameStr | None = Field(default=None, max_length=100)
 
 
 class UserOut(BaseModel):
@@ -50,8 +54,10 @@ class UserOut(BaseModel):
 
 
 class TokenIn(BaseModel):
-    expires_in_days: float | None = Field(default=90, gt=0, description="null = never expires")
-    label: str = Field(default="", max_length=100)
+    expires_in_days: float | None = Field(
+        default=90, gt=0, le=MAX_TOKEN_DAYS, description=f"1 to {MAX_TOKEN_DAYS} days; null = never expires"
+    )
+    label: NameStr = Field(default="", max_length=100)
 
 
 class TokenOut(BaseModel):

@@ -11,17 +11,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from server.accounts import service as accounts
 from server.core.db import Database
 from server.core.errors import Forbidden, Unauthorized
+from server.core.guard import PRINCIPAL_STATE_KEY
 from server.core.principal import Principal
 from server.core.settings import Settings
 from server.core.state import AppState
 from server.models import Role
+
+#: Ids, quota values and counts are INTEGER columns: 32-bit on PostgreSQL. A path or query integer
+#: outside this range is a 422, never a 500 from the database driver (issue 12).
+DB_INT_MAX = 2**31 - 1
+IdPath = Annotated[int, Path(ge=1, le=DB_INT_MAX)]
+OffsetQuery = Annotated[int, Query(ge=0, le=DB_INT_MAX)]
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _bearer = HTTPBearer(auto_error=False, description="An API token issued by `csawm admin issue-token`.")
@@ -63,9 +70,15 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_principal(
+    request: Request,
     db: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The caller. `server.core.guard.RequestGuard` has normally resolved it already, before the
+    body was read; the lookup here serves an app mounted without the guard."""
+    resolved = getattr(request.state, PRINCIPAL_STATE_KEY, None)
+    if isinstance(resolved, Principal):
+        return resolved
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
     with db.session() as session:

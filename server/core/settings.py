@@ -151,6 +151,37 @@ class Settings(BaseSettings):
                 raise ValueError("CSAWM_REGISTRY_CA and CSAWM_REGISTRY_INSECURE exclude each other")
         return self
 
+    # Hostile clients (issue 12): a JSON or form body over `max_json_bytes` is refused with 413 while
+    # it streams; at most `max_concurrent_uploads` archive uploads per team at once (429 beyond); an
+    # upload whose body sends nothing for `upload_idle_timeout` is dropped (408); proxy headers
+    # (X-Forwarded-Proto/-For) are trusted only from the comma-separated `forwarded_allow_ips`.
+    max_json_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024**2)
+    max_concurrent_uploads: int = Field(default=2, ge=1, le=1000)
+    upload_idle_timeout: timedelta = timedelta(seconds=60)
+    forwarded_allow_ips: str | None = None
+
+    @field_validator("max_json_bytes", mode="before")
+    @classmethod
+    def _json_size(cls, value: object) -> int:
+        return parse_size(value)
+
+    @field_validator("upload_idle_timeout", mode="before")
+    @classmethod
+    def _idle_duration(cls, value: object) -> object:
+        return parse_duration(value)
+
+    @field_validator("upload_idle_timeout")
+    @classmethod
+    def _idle_positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
     # Signs the web session and CSRF cookies. Unset: a random key kept in DATA_DIR/web-session.key.
     # Set it (the same value everywhere) when several servers sit behind one load balancer.
     session_secret: SecretStr | None = None

@@ -7,12 +7,18 @@ from sqlalchemy import select
 
 from server.core.deps import CurrentUser, SessionDep, SettingsDep, get_principal
 from server.core.errors import BadRequest
+from server.core.openapi import error_responses
 from server.core.principal import Principal
 from server.models import QuotaEntry, Team
 from server.quota import service
 from server.quota.schemas import LedgerEntryOut, QuotaLimitsOut, QuotaOut, QuotaUsedOut
 
-router = APIRouter(prefix="/api/v1/quota", tags=["quota"], dependencies=[Depends(get_principal)])
+router = APIRouter(
+    prefix="/api/v1/quota",
+    tags=["quota"],
+    dependencies=[Depends(get_principal)],
+    responses=error_responses(400),
+)
 
 
 def _team_of(session: SessionDep, user: Principal) -> Team:

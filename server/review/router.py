@@ -7,14 +7,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from server.core.deps import MaintainerUser, SessionDep, require_maintainer
+from server.core.deps import IdPath, MaintainerUser, OffsetQuery, SessionDep, require_maintainer
+from server.core.openapi import error_responses
 from server.models import Team
 from server.review import service
 from server.review.schemas import AuditOut, ReviewIn
 from server.submissions.router import summary
 from server.submissions.schemas import SubmissionSummary
 
-router = APIRouter(prefix="/api/v1/admin", tags=["review"], dependencies=[Depends(require_maintainer)])
+router = APIRouter(
+    prefix="/api/v1/admin",
+    tags=["review"],
+    dependencies=[Depends(require_maintainer)],
+    responses=error_responses(400, 404, 409),
+)
 
 
 def _team_names(session: SessionDep) -> dict[int, str]:
@@ -29,7 +35,7 @@ def review_queue(session: SessionDep) -> list[SubmissionSummary]:
 
 @router.post("/submissions/{submission_id}/review", response_model=SubmissionSummary)
 def review_submission(
-    submission_id: int, body: ReviewIn, session: SessionDep, user: MaintainerUser
+    submission_id: IdPath, body: ReviewIn, session: SessionDep, user: MaintainerUser
 ) -> SubmissionSummary:
     sub = service.review(session, user, submission_id, body.action, body.reason)
     return summary(sub, _team_names(session).get(sub.team_id, ""))
@@ -38,9 +44,9 @@ def review_submission(
 @router.get("/audit", response_model=list[AuditOut])
 def audit(
     session: SessionDep,
-    action: str | None = None,
+    action: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[AuditOut]:
     """Every maintainer and admin action, newest first."""
     return [

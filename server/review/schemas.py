@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from server.core.text import TextStr
+
 
 class ReviewAction(enum.StrEnum):
     APPROVE = "approve"
@@ -17,7 +19,7 @@ class ReviewAction(enum.StrEnum):
 
 class ReviewIn(BaseModel):
     action: ReviewAction
-    reason: str = Field(default="", max_length=2000, description="Required for hide and disqualify.")
+    reason: TextStr = Field(default="", max_length=2000, description="Required for hide and disqualify.")
 
 
 class AuditOut(BaseModel):

@@ -7,20 +7,22 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from server.core.text import NameStr, TextStr
+
 
 class MethodCard(BaseModel):
     """What the model is, as a reviewer needs to know it. Every field optional; unknown keys refused."""
 
     model_config = ConfigDict(extra="forbid")
 
-    architecture: str | None = Field(default=None, max_length=500)
-    pretrained_on: str | None = Field(default=None, max_length=500)
-    training_data: str | None = Field(default=None, max_length=1000)
+    architecture: TextStr | None = Field(default=None, max_length=500)
+    pretrained_on: TextStr | None = Field(default=None, max_length=500)
+    training_data: TextStr | None = Field(default=None, max_length=1000)
     external_data: bool | None = None
-    input_resolution: str | None = Field(default=None, max_length=100)
+    input_resolution: TextStr | None = Field(default=None, max_length=100)
     code_url: HttpUrl | None = None
     paper_url: HttpUrl | None = None
-    notes: str | None = Field(default=None, max_length=2000)
+    notes: TextStr | None = Field(default=None, max_length=2000)
 
 
 class RegistrySubmissionIn(BaseModel):
@@ -28,9 +30,9 @@ class RegistrySubmissionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    image: str = Field(min_length=1, max_length=500, description="REGISTRY/REPO@sha256:<64 hex>")
-    description: str | None = Field(default=None, max_length=5000)
+    name: NameStr = Field(min_length=1, max_length=200)
+    image: NameStr = Field(min_length=1, max_length=500, description="REGISTRY/REPO@sha256:<64 hex>")
+    description: TextStr | None = Field(default=None, max_length=5000)
     url: HttpUrl | None = None
     method_card: MethodCard | None = None
 
