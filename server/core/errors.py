@@ -84,6 +84,16 @@ class InsufficientStorage(CsawmError):
     code = "insufficient_storage"
 
 
+class RequestTimeout(CsawmError):
+    status_code = 408
+    code = "request_timeout"
+
+
+class TooManyUploads(CsawmError):
+    status_code = 429
+    code = "too_many_uploads"
+
+
 class QuotaExceeded(CsawmError):
     status_code = 429
     code = "quota_exceeded"

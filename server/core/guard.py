@@ -4,18 +4,19 @@ FastAPI reads and parses a request's body before it solves the endpoint's depend
 model on an authenticated route used to be read whole (400 MB in memory) before the token was even
 looked at. This ASGI middleware runs first, for every HTTP request:
 
-1. **Authentication before the body.** When the matched route depends on `get_principal` (the
-   routers put it on whole routers), the bearer token is resolved here, in a worker thread, and the
-   `Principal` is handed to the dependency through the request state. A request without a valid
-   token gets its 401 at once; its body is never read.
+1. **Authentication before the body.** When the app first asks for the body of a route that
+   depends on `get_principal` (the routers put it on whole routers), the bearer token is resolved
+   here, in a worker thread, and the `Principal` is handed to the dependency through the request
+   state. A request without a valid token gets its 401 then; its body is never read.
 2. **A body limit while streaming.** Every body is capped at ``CSAWM_MAX_JSON_BYTES`` (JSON, forms,
    anything) except the raw archive of a route marked with `streamed_body`, which has its own
    streaming cap (`server.submissions.upload`). A declared ``Content-Length`` over the cap is
    refused before a byte is read; a chunked body is counted as it arrives and stopped at the first
    byte over the cap. Either way the answer is 413 ``{"error": {"code": "body_too_large", ...}}``.
 
-Route matching repeats what the router does (``route.matches``) so the guard needs no list of
-public paths: a new authenticated route is covered by construction.
+The guard reads the route the router chose (``scope["route"]``) and whether it depends on
+`get_principal`, so it needs no list of public paths: a new authenticated route is covered by
+construction.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.core.errors import CsawmError, PayloadTooLarge, Unauthorized
@@ -62,7 +62,14 @@ def bearer_token(headers: Headers) -> str | None:
 
 
 class RequestGuard:
-    """ASGI middleware; see the module docstring. `principal_of` resolves a token or raises."""
+    """ASGI middleware; see the module docstring.
+
+    It acts when the app first asks for the body: by then the router has chosen the route and put
+    it in ``scope["route"]``, so the guard knows whether the route needs a token and whether it
+    streams its own body, without repeating the routing. An endpoint that never reads a body is
+    left to its dependencies. When the guard refuses, whatever the app makes of the interrupted
+    body is replaced by the guard's own answer.
+    """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, principal_dependency: Callable[..., Any]) -> None:
         self.app = app
@@ -75,26 +82,64 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        route = self._route(scope)
-        if route is not None and self._route_needs_token(route):
-            try:
-                principal = await self._authenticate(scope, headers)
-            except CsawmError as exc:
-                await _error(exc)(scope, receive, send)
-                return
-            scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        streamed = route is not None and getattr(route.endpoint, _STREAMED_ATTR, False)
-        if streamed and content_type not in _JSON_TYPES:
-            await self.app(scope, receive, send)
-            return
-        await self._limited(scope, receive, send, headers)
+        cap = self.max_body_bytes
+        first = True
+        capped = True
+        received = 0
+        refusal: CsawmError | None = None
+        started = False
 
-    def _route(self, scope: Scope) -> APIRoute | None:
-        for route in scope["app"].router.routes:
-            if isinstance(route, APIRoute) and route.matches(scope)[0] == Match.FULL:
-                return route
-        return None
+        async def guarded_receive() -> Message:
+            nonlocal first, capped, received, refusal
+            if refusal is not None:
+                raise refusal
+            if first:
+                first = False
+                try:
+                    capped = await self._before_body(scope, headers)
+                except CsawmError as exc:
+                    refusal = exc
+                    raise
+            message = await receive()
+            if capped and message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > cap:
+                    refusal = _too_large(cap)
+                    raise refusal
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refusal is not None:
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _error(refusal)(scope, receive, send)
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        except CsawmError as exc:
+            if exc is not refusal or started:
+                raise
+            started = True
+            await _error(exc)(scope, receive, send)
+
+    async def _before_body(self, scope: Scope, headers: Headers) -> bool:
+        """Authenticate when the route needs a token; refuse a declared length over the cap.
+        Returns whether the body is capped (False for a `streamed_body` route's raw archive)."""
+        route = scope.get("route")
+        state = scope.setdefault("state", {})
+        if isinstance(route, APIRoute) and self._route_needs_token(route) and PRINCIPAL_STATE_KEY not in state:
+            state[PRINCIPAL_STATE_KEY] = await self._authenticate(scope, headers)
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if getattr(getattr(route, "endpoint", None), _STREAMED_ATTR, False) and content_type not in _JSON_TYPES:
+            return False
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise _too_large(self.max_body_bytes)
+        return True
 
     def _route_needs_token(self, route: APIRoute) -> bool:
         key = id(route)
@@ -115,42 +160,6 @@ class RequestGuard:
                 return authenticate(session, token)
 
         return await anyio.to_thread.run_sync(lookup)
-
-    async def _limited(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
-        cap = self.max_body_bytes
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > cap:
-            await _error(_too_large(cap))(scope, receive, send)
-            return
-        received = 0
-        over = False
-        started = False
-
-        async def counted_receive() -> Message:
-            nonlocal received, over
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > cap:
-                    over = True
-                    raise _too_large(cap)
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if over:  # whatever the app made of the interrupted body, the answer is 413
-                if message["type"] == "http.response.start" and not started:
-                    started = True
-                    await _error(_too_large(cap))(scope, receive, send)
-                return
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, guarded_send)
-        except BodyTooLarge:
-            if not started:
-                await _error(_too_large(cap))(scope, receive, send)
 
 
 def _too_large(cap: int) -> BodyTooLarge:

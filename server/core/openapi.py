@@ -32,6 +32,7 @@ _DESCRIPTIONS = {
     422: "A parameter or the body failed validation",
     429: "Over quota or too many concurrent uploads (see Retry-After)",
     503: "Not ready (the message names the failing check)",
+    507: "The server is short of disk space; nothing was read or charged",
 }
 
 

@@ -11,8 +11,19 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
-from server.core.deps import CurrentUser, SessionDep, SettingsDep, StateDep, get_principal
+from server.core.deps import (
+    CurrentUser,
+    IdPath,
+    OffsetQuery,
+    SessionDep,
+    SettingsDep,
+    StateDep,
+    get_principal,
+)
 from server.core.errors import BadRequest, CsawmError, InsufficientStorage, InvalidArchive
+from server.core.guard import streamed_body
+from server.core.openapi import error_responses
+from server.core.text import NameStr, TextStr
 from server.models import Submission, SubmissionReport, Team
 from server.submissions import service
 from server.submissions.schemas import (
@@ -24,12 +35,14 @@ from server.submissions.schemas import (
     SubmissionOut,
     SubmissionSummary,
 )
-from server.submissions.upload import discard, receive_archive
+from server.submissions.upload import UploadSlots, discard, private_dir, receive_archive
 
-router = APIRouter(prefix="/api/v1/submissions", tags=["submissions"], dependencies=[Depends(get_principal)])
-
-# A gzip archive may unpack to more than the upload cap; the inspector's own ratio check stops bombs.
-UNPACKED_RATIO = 4
+router = APIRouter(
+    prefix="/api/v1/submissions",
+    tags=["submissions"],
+    dependencies=[Depends(get_principal)],
+    responses=error_responses(400, 404, 409),
+)
 
 ARCHIVE_BODY_DOC = {
     "requestBody": {
@@ -117,20 +130,35 @@ def _method_card(raw: str | None) -> dict[str, Any] | None:
         raise BadRequest(f"invalid method_card: {problems}") from None
 
 
-@router.post("", response_model=SubmissionOut, status_code=201, openapi_extra=ARCHIVE_BODY_DOC)
+def _upload_slots(state: StateDep) -> UploadSlots:
+    slots = state.extras.get("upload_slots")
+    if not isinstance(slots, UploadSlots):
+        slots = state.extras["upload_slots"] = UploadSlots(state.settings.max_concurrent_uploads)
+    return slots
+
+
+@router.post(
+    "",
+    response_model=SubmissionOut,
+    status_code=201,
+    openapi_extra=ARCHIVE_BODY_DOC,
+    responses=error_responses(408, 413, 429, 507),
+)
+@streamed_body
 async def create_submission(
     request: Request,
     background: BackgroundTasks,
     state: StateDep,
     session: SessionDep,
     user: CurrentUser,
-    name: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-    description: Annotated[str | None, Query(max_length=5000)] = None,
-    url: Annotated[str | None, Query(max_length=500)] = None,
-    method_card: Annotated[str | None, Query(description="JSON object of MethodCard fields")] = None,
+    name: Annotated[NameStr | None, Query(min_length=1, max_length=200)] = None,
+    description: Annotated[TextStr | None, Query(max_length=5000)] = None,
+    url: Annotated[NameStr | None, Query(max_length=500)] = None,
+    method_card: Annotated[
+        str | None, Query(max_length=10_000, description="JSON object of MethodCard fields")
+    ] = None,
 ) -> SubmissionOut:
     """Upload a model. The archive is streamed to disk, inspected, and only then queued and charged."""
-    settings = state.settings
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         return await _create_from_registry(request, state, session, user)
@@ -138,18 +166,43 @@ async def create_submission(
         raise BadRequest("missing query parameter 'name'")
     card = _method_card(method_card)
     await run_in_threadpool(_precheck, state, user)
+    if user.team_id is None:
+        raise BadRequest("your account belongs to no team, so it cannot submit")
+    with _upload_slots(state).hold(user.team_id):
+        return await _upload(request, background, state, session, user, name, description, url, card)
+
+
+async def _upload(
+    request: Request,
+    background: BackgroundTasks,
+    state: StateDep,
+    session: SessionDep,
+    user: Any,
+    name: str,
+    description: str | None,
+    url: str | None,
+    card: dict[str, Any] | None,
+) -> SubmissionOut:
+    settings = state.settings
     metrics = state.metrics
     try:
-        received = await receive_archive(request, settings.data_dir / "uploads", settings.max_upload_bytes)
+        received = await receive_archive(
+            request,
+            settings.data_dir / "uploads",
+            settings.max_upload_bytes,
+            idle_timeout=settings.upload_idle_timeout,
+        )
     except CsawmError:
         metrics.uploads.labels("refused").inc()
         raise
     metrics.upload_bytes.inc(received.size)
     archive = settings.data_dir / "archives" / f"{received.sha256}-{received.path.stem.split('-')[-1]}.tar"
+    stored = received.path
     try:
         info = await run_in_threadpool(_inspect, received.path, settings.max_upload_bytes)
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(received.path, archive)
+        stored = await run_in_threadpool(_untag, received.path, settings.max_upload_bytes)
+        private_dir(archive.parent)
+        shutil.move(stored, archive)
         image_ref = await run_in_threadpool(service.publish_archive, settings, user, archive, info.digest)
         sub = await run_in_threadpool(
             service.create,
@@ -170,6 +223,7 @@ async def create_submission(
     except BaseException:
         metrics.uploads.labels("refused").inc()
         discard(received.path)
+        discard(stored)
         discard(archive)
         raise
     metrics.uploads.labels("accepted").inc()
@@ -197,10 +251,22 @@ def check_free_space(settings: Any) -> None:
 
 
 def _inspect(path: Any, max_bytes: int) -> Any:
+    """Inspect the upload; a gzip archive may unpack to at most the upload cap (issue 12)."""
     from runner.imagetar import ImageArchiveError, inspect_archive
 
     try:
-        return inspect_archive(path, max_total_bytes=max_bytes * UNPACKED_RATIO)
+        return inspect_archive(path, max_total_bytes=max_bytes)
+    except ImageArchiveError as exc:
+        raise InvalidArchive(f"archive refused: {exc}") from None
+
+
+def _untag(path: Any, max_bytes: int) -> Any:
+    """The plain tar to store: the archive's tags removed, so loading it retags nothing (issue 12).
+    ``archive_sha256`` stays the hash of the bytes uploaded."""
+    from runner.imagetar import ImageArchiveError, remove_tags
+
+    try:
+        return remove_tags(path, max_total_bytes=max_bytes)
     except ImageArchiveError as exc:
         raise InvalidArchive(f"archive refused: {exc}") from None
 
@@ -244,10 +310,10 @@ async def _create_from_registry(
 def list_submissions(
     session: SessionDep,
     user: CurrentUser,
-    status: str | None = None,
-    team: str | None = None,
+    status: Annotated[str | None, Query(max_length=50)] = None,
+    team: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> list[SubmissionSummary]:
     """Your team's submissions, newest first (maintainers and admins: every team's, `team` filters)."""
     rows = service.list_visible(session, user, status=status, team=team, limit=limit, offset=offset)
@@ -255,14 +321,14 @@ def list_submissions(
 
 
 @router.get("/{submission_id}", response_model=SubmissionOut)
-def get_submission(submission_id: int, session: SessionDep, user: CurrentUser) -> SubmissionOut:
+def get_submission(submission_id: IdPath, session: SessionDep, user: CurrentUser) -> SubmissionOut:
     sub = service.get_visible(session, user, submission_id, full=True)
     team = session.get(Team, sub.team_id)
     return detail(sub, team.name if team else "", staff=user.is_staff)
 
 
 @router.get("/{submission_id}/logs", response_model=LogsOut)
-def get_logs(submission_id: int, session: SessionDep, user: CurrentUser) -> LogsOut:
+def get_logs(submission_id: IdPath, session: SessionDep, user: CurrentUser) -> LogsOut:
     """The tail of the model's output (bounded lines and bytes). Submitters get the preflight log
     (and the hidden run's only where ``CSAWM_HIDDEN_LOGS=submitters``); maintainers also get the
     hidden run's tail."""
@@ -277,7 +343,7 @@ def get_logs(submission_id: int, session: SessionDep, user: CurrentUser) -> Logs
 
 @router.post("/{submission_id}/cancel", response_model=SubmissionSummary)
 def cancel_submission(
-    submission_id: int, session: SessionDep, settings: SettingsDep, user: CurrentUser
+    submission_id: IdPath, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> SubmissionSummary:
     sub = service.cancel(session, user, submission_id, keep_archives=settings.keep_archives)
     team = session.get(Team, sub.team_id)
@@ -285,7 +351,7 @@ def cancel_submission(
 
 
 @router.get("/{submission_id}/reports", response_model=list[ReportOut])
-def list_reports(submission_id: int, session: SessionDep, user: CurrentUser) -> list[ReportOut]:
+def list_reports(submission_id: IdPath, session: SessionDep, user: CurrentUser) -> list[ReportOut]:
     """Every report this run was scored with, oldest first: the first scoring and each re-score
     (``csawm admin rescore``), with the scorer version, test-set digest and bootstrap settings."""
     sub = service.get_visible(session, user, submission_id)

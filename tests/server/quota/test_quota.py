@@ -138,7 +138,8 @@ def test_get_quota_and_429_with_retry_after(api: Api, tmp_path: Path) -> None:
 @pytest.mark.timeout(300)
 def test_twenty_concurrent_submissions_with_three_left(tmp_path: Path, db_url: str) -> None:
     """Exactly 3 of 20 simultaneous uploads are accepted and charged (docs/design.md)."""
-    settings = make_settings(tmp_path, db_url)
+    # All 20 uploads in flight at once: the per-team upload slots (issue 12) must not be what refuses.
+    settings = make_settings(tmp_path, db_url, max_concurrent_uploads=20)
     bodies = []
     for i in range(20):
         write_archive(tmp_path / f"m{i}.tar", seed=f"c{i}")

@@ -12,6 +12,7 @@ from srvtest import factories as f
 from srvtest.app import Api
 from srvtest.archives import write_archive, write_traversal, write_two_images
 
+from runner.imagetar import inspect_archive
 from server.accounts import service
 from server.models import LedgerKind, QuotaEntry, Submission
 
@@ -75,11 +76,12 @@ def test_good_archive_is_queued_and_charged(api: Api, token: str, tmp_path: Path
     assert [e["status"] for e in body["events"]] == ["queued"]
     with api.db.transaction(write=False) as session:
         sub = session.get(Submission, body["id"])
-        assert (
-            sub is not None
-            and sub.archive_path
-            and Path(sub.archive_path).read_bytes() == (tmp_path / "m.tar").read_bytes()
-        )
+        assert sub is not None and sub.archive_path
+        stored = Path(sub.archive_path)
+        # Stored as uploaded but for the tags (issue 12): same length, same image, no RepoTags.
+        assert stored.stat().st_size == (tmp_path / "m.tar").stat().st_size
+        assert inspect_archive(stored).digest == digest and inspect_archive(stored).repo_tags == ()
+        assert inspect_archive(tmp_path / "m.tar").repo_tags == ("model-a:latest",)
         charges = session.query(QuotaEntry).all()
         assert [(c.kind, c.submission_id) for c in charges] == [(LedgerKind.CHARGE, body["id"])]
     assert "csawm_upload_bytes_total" in api.client.get("/metrics").text
