@@ -131,7 +131,8 @@ class _BoundedTarInfo(tarfile.TarInfo):
             )
         if self.type == tarfile.GNUTYPE_SPARSE:
             raise ImageArchiveError(f"member {self.name!r} is a sparse file (docker save writes none)")
-        return super()._proc_member(tarfile_)  # type: ignore[misc]
+        member: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]
+        return member
 
     def _sparse_refused(self, *_: object) -> None:
         raise ImageArchiveError(f"member {self.name!r} is a sparse file (docker save writes none)")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from server.cli._server_common import fail, settings_or_exit
+from server.core.security import RedactTokens
+from server.core.settings import Settings
 
 
 def serve(
@@ -39,20 +42,39 @@ def serve(
     if embedded:
         _check_benchmark(settings.benchmark_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactTokens())
     app = create_app(settings, embedded_worker=embedded)
     # SIGTERM / Ctrl-C: uvicorn stops accepting, gives open requests GRACEFUL_S, then the app's
     # lifespan hands the embedded worker's run back (server.worker.loop.Worker.stop): out in < 15 s.
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        proxy_headers=False,
-        timeout_graceful_shutdown=GRACEFUL_S,
-    )
+    uvicorn.run(app, **uvicorn_options(settings), timeout_graceful_shutdown=GRACEFUL_S)
 
 
 GRACEFUL_S = 4
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves the app (issue 12).
+
+    Proxy headers (``X-Forwarded-Proto``, ``X-Forwarded-For``) are honoured only from the addresses
+    in ``CSAWM_FORWARDED_ALLOW_IPS``; then the scheme the web pages see is the client's, so the
+    origin check of form posts and the ``Secure`` cookie flag follow it. Unset, no proxy is trusted.
+    Tokens are redacted from the access and error logs.
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config.setdefault("filters", {})["redact_tokens"] = {"()": "server.core.security.RedactTokens"}
+    for handler in log_config["handlers"].values():
+        handler.setdefault("filters", []).append("redact_tokens")
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "info",
+        "log_config": log_config,
+        "proxy_headers": settings.forwarded_allow_ips is not None,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }
 
 
 def _check_benchmark(path: object) -> None:

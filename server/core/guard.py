@@ -71,7 +71,9 @@ class RequestGuard:
     body is replaced by the guard's own answer.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, principal_dependency: Callable[..., Any]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, principal_dependency: Callable[..., Any]
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.principal_dependency = principal_dependency
@@ -131,10 +133,17 @@ class RequestGuard:
         Returns whether the body is capped (False for a `streamed_body` route's raw archive)."""
         route = scope.get("route")
         state = scope.setdefault("state", {})
-        if isinstance(route, APIRoute) and self._route_needs_token(route) and PRINCIPAL_STATE_KEY not in state:
+        if (
+            isinstance(route, APIRoute)
+            and self._route_needs_token(route)
+            and PRINCIPAL_STATE_KEY not in state
+        ):
             state[PRINCIPAL_STATE_KEY] = await self._authenticate(scope, headers)
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if getattr(getattr(route, "endpoint", None), _STREAMED_ATTR, False) and content_type not in _JSON_TYPES:
+        if (
+            getattr(getattr(route, "endpoint", None), _STREAMED_ATTR, False)
+            and content_type not in _JSON_TYPES
+        ):
             return False
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:

@@ -4,7 +4,8 @@ FastAPI documents only the 200 and a 422 in its own ``{"detail": [...]}`` shape,
 answers every error as ``{"error": {"code", "message", ...}}`` (`server.core.errors`). `complete`
 post-processes the generated document once (issue 12):
 
-* every operation with parameters or a body documents 422 with the `ErrorOut` schema (FastAPI's ``HTTPValidationError`` is dropped);
+* every operation with parameters or a body documents 422 with the `ErrorOut` schema (FastAPI's
+  ``HTTPValidationError`` is dropped);
 * an operation with a bearer security requirement documents 401 and 403;
 * an operation with a request body documents 413 (``CSAWM_MAX_JSON_BYTES``, `server.core.guard`);
 * schemas referenced from ``openapi_extra`` (`EXTRA_SCHEMAS`, e.g. ``RegistrySubmissionIn``, which

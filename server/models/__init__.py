@@ -15,6 +15,7 @@ from server.models.submissions import (
     SubmissionReport,
     WorkerHeartbeat,
 )
+from server.models.web import RevokedWebSession
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -27,6 +28,7 @@ __all__ = [
     "LedgerKind",
     "QuotaEntry",
     "ReviewState",
+    "RevokedWebSession",
     "Role",
     "RunEvent",
     "RunStatus",

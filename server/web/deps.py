@@ -10,7 +10,7 @@ from server.core.deps import DatabaseDep, StateDep
 from server.core.principal import Principal
 from server.web import queries
 from server.web.cache import PlotCache, plot_cache
-from server.web.session import SessionSigner, session_key
+from server.web.session import SessionSigner, is_revoked, session_key
 
 
 def get_signer(state: StateDep) -> SessionSigner:
@@ -26,12 +26,15 @@ SignerDep = Annotated[SessionSigner, Depends(get_signer)]
 
 
 def get_web_user(request: Request, signer: SignerDep, db: DatabaseDep) -> Principal | None:
-    """The logged-in user of this browser, or None (no cookie, bad signature, revoked token)."""
-    token_hash = signer.token_hash(request)
-    if token_hash is None:
+    """The logged-in user of this browser, or None (no cookie, bad signature, logged out, revoked
+    token)."""
+    web_session = signer.session(request)
+    if web_session is None:
         return None
     with db.session() as session:
-        return queries.principal_for_token_hash(session, token_hash)
+        if is_revoked(session, web_session.session_id):
+            return None
+        return queries.principal_for_token_hash(session, web_session.token_hash)
 
 
 WebUser = Annotated[Principal | None, Depends(get_web_user)]

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.accounts import service as accounts
 from server.core.clock import iso, utcnow
-from server.core.deps import DatabaseDep, SessionDep, SettingsDep, StateDep
+from server.core.deps import DB_INT_MAX, DatabaseDep, IdPath, SessionDep, SettingsDep, StateDep
 from server.core.errors import CsawmError, NotFound
 from server.core.principal import Principal
 from server.core.security import hash_token
@@ -41,6 +41,7 @@ from server.web.cache import PlotCache, clinical_board, plot_cache
 from server.web.cache import board as cache_board
 from server.web.deps import PlotCacheDep, SignerDep, WebUser
 from server.web.session import CsrfError
+from server.web.session import revoke as revoke_session
 from server.web.templating import error_page, not_found, render, staff_only
 
 log = logging.getLogger("csawm.web")
@@ -54,6 +55,8 @@ CSV_COLUMNS = (
     *(f"{key}_or_q4{part}" for key in queries.ENDPOINTS for part in ("", "_ci_low", "_ci_high")),
     "submitted_at", "image_digest",
 )  # fmt: skip
+
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 router = APIRouter(include_in_schema=False)
 
@@ -71,6 +74,12 @@ def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return "/team"
+
+
+def csv_text(value: str) -> str:
+    """A text cell a spreadsheet will not run: a leading ``= + - @``, tab or carriage return is
+    prefixed with ``'`` (OWASP CSV injection). Only text cells pass here; numbers stay numbers."""
+    return "'" + value if value.startswith(CSV_FORMULA_STARTS) else value
 
 
 def _svg(plot: plots.Plot) -> Response:
@@ -157,14 +166,15 @@ def leaderboard_csv(session: SessionDep, state: StateDep) -> Response:
     writer.writerow(CSV_COLUMNS)
     for row in cache_board(session, state)[1]:
         values: list[Any] = [
-            row.rank, row.kind, row.team or "", row.name, row.submission_id or "",
+            row.rank, csv_text(row.kind), csv_text(row.team or ""), csv_text(row.name),
+            row.submission_id or "",
             row.tau.value, row.tau.lo, row.tau.hi, row.amae.value, row.amae.lo, row.amae.hi,
             row.amae_unit or "", "" if row.tied_with_leader is None else str(row.tied_with_leader).lower(),
         ]  # fmt: skip
         for key in queries.ENDPOINTS:
             ratio = row.odds_ratios[key]
             values += [ratio.value, ratio.lo, ratio.hi]
-        values += [row.submitted_at.isoformat() if row.submitted_at else "", row.image_digest or ""]
+        values += [row.submitted_at.isoformat() if row.submitted_at else "", csv_text(row.image_digest or "")]
         writer.writerow(["" if v is None else v for v in values])
     return Response(
         out.getvalue(),
@@ -213,11 +223,17 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, signer: SignerDep, csrf_token: Annotated[str, Form()] = "") -> Response:
+def logout(
+    request: Request, signer: SignerDep, db: DatabaseDep, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
     try:
         signer.check_csrf(request, csrf_token)
     except CsrfError as exc:
         return error_page(request, signer, None, 400, "Logout refused", str(exc))
+    web_session = signer.session(request)
+    if web_session is not None:  # ended on the server too: a saved copy of the cookie stops working
+        with db.transaction() as session:
+            revoke_session(session, web_session.session_id)
     response = RedirectResponse("/", status_code=303)
     signer.end_session(response)
     return response
@@ -264,7 +280,7 @@ def _visible(session: Session, user: Principal, submission_id: int) -> Submissio
 
 @router.get("/submissions/{submission_id}", response_model=None)
 def report_page(
-    submission_id: int, request: Request, session: SessionDep, signer: SignerDep, user: WebUser
+    submission_id: IdPath, request: Request, session: SessionDep, signer: SignerDep, user: WebUser
 ) -> Response:
     if user is None:
         return _login_redirect(request)
@@ -335,7 +351,12 @@ def _forest(
 
 @router.get("/submissions/{submission_id}/plots/{name}.svg", response_model=None)
 def report_plot(
-    submission_id: int, name: str, request: Request, session: SessionDep, user: WebUser, cache: PlotCacheDep
+    submission_id: IdPath,
+    name: str,
+    request: Request,
+    session: SessionDep,
+    user: WebUser,
+    cache: PlotCacheDep,
 ) -> Response:
     sub = _visible(session, user, submission_id) if user is not None else None
     plot = _report_plot(session, cache, sub, name) if sub is not None else None
@@ -376,8 +397,8 @@ def admin_page(
     session: SessionDep,
     signer: SignerDep,
     user: WebUser,
-    reviewed: int | None = None,
-    action: str | None = None,
+    reviewed: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
+    action: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     if user is None:
         return _login_redirect(request)
@@ -393,7 +414,7 @@ def admin_page(
 
 @router.post("/admin/submissions/{submission_id}/review", response_model=None)
 def admin_review(
-    submission_id: int,
+    submission_id: IdPath,
     request: Request,
     session: SessionDep,
     signer: SignerDep,

@@ -1,14 +1,19 @@
 """Web login: a signed session cookie, CSRF tokens for form posts, and the key that signs both.
 
 A researcher pastes an API token once on ``/login``. The server checks it like any bearer token and
-answers with a session cookie that holds the token's SHA-256 (never the token itself), signed with
-itsdangerous and stamped with its issue time. Every later page resolves the cookie back to the
-token row, so revoking or expiring the token also ends its web sessions.
+answers with a session cookie that holds the token's SHA-256 (never the token itself) and a random
+session id, signed with itsdangerous and stamped with its issue time. Every later page resolves the
+cookie back to the token row, so revoking or expiring the token also ends its web sessions.
+Logging out records the session id as revoked in the database (`RevokedWebSession`), so a copy of
+the cookie saved before the logout is refused too (issue 12); rows older than `SESSION_MAX_AGE`
+are deleted at the next logout.
 
 CSRF: every page that renders a form gets a random nonce kept in a second signed cookie; the form
 carries the same nonce in a hidden field and a post is accepted only when both match
 (``hmac.compare_digest``) and, when the browser sends an ``Origin`` header, it names this server.
-Both cookies are ``HttpOnly`` and ``SameSite=Lax`` (and ``Secure`` when the page came over HTTPS).
+Both cookies are ``HttpOnly`` and ``SameSite=Lax`` (and ``Secure`` when the page came over HTTPS;
+behind a TLS proxy, uvicorn's proxy headers for ``CSAWM_FORWARDED_ALLOW_IPS`` make the scheme and
+the origin the client's, see `server.cli.serve`).
 
 The signing key is ``CSAWM_SESSION_SECRET`` when set; otherwise 32 random bytes in
 ``DATA_DIR/web-session.key`` (mode 0600), created on first use. Servers that share one database and
@@ -28,8 +33,12 @@ from pathlib import Path
 
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
 
+from server.core.clock import utcnow
 from server.core.settings import Settings
+from server.models import RevokedWebSession
 
 SESSION_COOKIE = "csawm_session"
 CSRF_COOKIE = "csawm_csrf"
@@ -75,6 +84,27 @@ def session_key(settings: Settings) -> bytes:
 
 
 @dataclass(frozen=True)
+class WebSession:
+    token_hash: str
+    session_id: str
+
+
+def is_revoked(session: Session, session_id: str) -> bool:
+    return session.get(RevokedWebSession, session_id) is not None
+
+
+def revoke(session: Session, session_id: str) -> None:
+    """Record `session_id` as logged out; forget revocations whose cookies have expired anyway."""
+    now = utcnow()
+    session.execute(delete(RevokedWebSession).where(RevokedWebSession.expires_at < now))
+    if session.get(RevokedWebSession, session_id) is None:
+        session.add(
+            RevokedWebSession(session_id=session_id, revoked_at=now, expires_at=now + SESSION_MAX_AGE)
+        )
+    session.flush()
+
+
+@dataclass(frozen=True)
 class SessionSigner:
     """Signs and checks the two cookies; one per app, built from the key on first use."""
 
@@ -84,8 +114,9 @@ class SessionSigner:
     def from_secret(cls, secret: bytes) -> SessionSigner:
         return cls(URLSafeTimedSerializer(secret, salt="csawm-web"))
 
-    def token_hash(self, request: Request) -> str | None:
-        """The token hash of a valid, unexpired session cookie, else None."""
+    def session(self, request: Request) -> WebSession | None:
+        """The session of a valid, unexpired session cookie, else None (revocation is the caller's
+        check: it needs the database)."""
         raw = request.cookies.get(SESSION_COOKIE)
         if not raw:
             return None
@@ -93,16 +124,22 @@ class SessionSigner:
             value = self.serializer.loads(raw, max_age=int(SESSION_MAX_AGE.total_seconds()))
         except BadSignature:
             return None
-        if not isinstance(value, dict) or not isinstance(value.get("t"), str):
+        if not isinstance(value, dict):
             return None
-        token_hash: str = value["t"]
-        return token_hash
+        token_hash, session_id = value.get("t"), value.get("s")
+        if not isinstance(token_hash, str) or not isinstance(session_id, str) or not session_id:
+            return None
+        return WebSession(token_hash=token_hash, session_id=session_id)
+
+    def token_hash(self, request: Request) -> str | None:
+        """The token hash of a valid, unexpired session cookie, else None."""
+        session = self.session(request)
+        return session.token_hash if session is not None else None
 
     def start_session(self, request: Request, response: Response, token_hash: str) -> None:
-        """Set the session cookie and rotate the CSRF nonce (no fixation across a login)."""
-        _set_cookie(
-            request, response, SESSION_COOKIE, self.serializer.dumps({"t": token_hash}), SESSION_MAX_AGE
-        )
+        """Set the session cookie (a fresh session id) and rotate the CSRF nonce (no fixation)."""
+        value = {"t": token_hash, "s": secrets.token_urlsafe(24)}
+        _set_cookie(request, response, SESSION_COOKIE, self.serializer.dumps(value), SESSION_MAX_AGE)
         _set_cookie(
             request, response, CSRF_COOKIE, self.serializer.dumps(secrets.token_urlsafe(24)), CSRF_MAX_AGE
         )
