@@ -1,0 +1,150 @@
+"""Hand-made hostile clients (issue 12) and a way to measure what they cost the server's memory.
+
+Used by the regression tests (tests/server/core/test_memory_attacks.py) and by
+benchmarks/bench_hostile.py, against a server running in its own process on loopback.
+
+Each attack speaks HTTP/1.1 on a raw socket, so it can send what a well-behaved client library
+would not: a chunked body of hundreds of megabytes, a trickle, a body after the server has answered.
+A reader thread collects the answer while the body is still being sent, so an early refusal (401,
+413) is seen even when the server then closes the connection.
+"""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import tarfile
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+MiB = 1024**2
+
+
+@dataclass
+class Answer:
+    status: int | None  # None when the server closed without a status line
+    head: bytes
+    sent: int  # body bytes the server accepted before it stopped reading
+
+
+def _reader(sock: socket.socket, into: bytearray, done: threading.Event) -> None:
+    try:
+        while len(into) < 65536 and (data := sock.recv(65536)):
+            into.extend(data)
+            if b"\r\n\r\n" in into and into.startswith(b"HTTP/"):
+                break
+    except OSError:
+        pass
+    finally:
+        done.set()
+
+
+def post_chunked(
+    url: str, path: str, headers: dict[str, str], chunks: Iterable[bytes], *, timeout: float = 60
+) -> Answer:
+    """POST `chunks` with ``Transfer-Encoding: chunked``; stop sending once the server answers."""
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+    head = bytearray()
+    done = threading.Event()
+    sent = 0
+    try:
+        lines = [f"POST {path} HTTP/1.1", f"Host: {parts.netloc}", "Transfer-Encoding: chunked"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        threading.Thread(target=_reader, args=(sock, head, done), daemon=True).start()
+        for chunk in chunks:
+            if done.is_set():
+                break
+            try:
+                sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            except OSError:
+                break
+            sent += len(chunk)
+        else:
+            try:
+                sock.sendall(b"0\r\n\r\n")
+            except OSError:
+                pass
+        done.wait(timeout)
+    finally:
+        sock.close()
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else None
+    return Answer(status=status, head=bytes(head), sent=sent)
+
+
+def zeros(total: int, chunk: int = MiB) -> Iterator[bytes]:
+    block = bytes(chunk)
+    left = total
+    while left > 0:
+        yield block[: min(chunk, left)]
+        left -= chunk
+
+
+def json_like(total: int) -> Iterator[bytes]:
+    """A JSON document of `total` bytes: one string, sent a mebibyte at a time."""
+    yield b'{"name": "'
+    yield from (b"a" * len(c) for c in zeros(total))
+    yield b'"}'
+
+
+def write_long_name_bomb(path: Path, name_bytes: int) -> None:
+    """A small ``.tar.gz`` whose one GNU long-name header holds `name_bytes` (issue 12, row 2):
+    ``tarfile`` reads such an extension whole before any per-member check. Written in steps, so
+    the test process never holds the name either."""
+    extension = tarfile.TarInfo("././@LongLink")
+    extension.type = tarfile.GNUTYPE_LONGNAME
+    extension.size = name_bytes + 1
+    member = tarfile.TarInfo("model")
+    with gzip.open(path, "wb", compresslevel=6) as out:
+        out.write(extension.tobuf(format=tarfile.GNU_FORMAT))
+        for chunk in zeros(name_bytes):
+            out.write(b"a" * len(chunk))
+        out.write(b"\0" * (512 - name_bytes % 512))
+        out.write(member.tobuf(format=tarfile.GNU_FORMAT))
+        out.write(bytes(1024))
+
+
+def file_chunks(path: Path, chunk: int = MiB) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        while data := fh.read(chunk):
+            yield data
+
+
+# -- the server's memory ------------------------------------------------------------------------------
+
+
+def _status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {key} in /proc/{pid}/status")
+
+
+class PeakMemory:
+    """The growth of a process's peak resident memory over a block.
+
+    Entering resets the kernel's high-water mark (``echo 5 > /proc/PID/clear_refs``, Linux >= 4.0)
+    and notes the current RSS; `growth` is the high-water mark since then minus that RSS, so a
+    peak between two samples cannot be missed.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.before = 0
+        self.peak = 0
+
+    def __enter__(self) -> PeakMemory:
+        Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        self.before = _status_kib(self.pid, "VmRSS") * 1024
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.peak = _status_kib(self.pid, "VmHWM") * 1024
+
+    @property
+    def growth(self) -> int:
+        return max(self.peak - self.before, 0)
