@@ -3,6 +3,7 @@ before anything is loaded, with its reason."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -11,6 +12,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from runner.docker_backend import DockerRunner
@@ -349,3 +351,212 @@ def test_garbage_after_gzip_is_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "garbage.tar.gz"
     path.write_bytes(gzip.compress(plain.read_bytes()) + b"not gzip at all")
     reject(path, r"archive is corrupt \(gzip: .*incorrect header check")
+
+
+# -- issue 12: hostile archives --------------------------------------------------------------------
+
+
+def _long_name_gzip(path: Path, name_bytes: int) -> None:
+    """A GNU long-name header of `name_bytes` before an otherwise valid archive."""
+    extension = tarfile.TarInfo("././@LongLink")
+    extension.type = tarfile.GNUTYPE_LONGNAME
+    extension.size = name_bytes + 1
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        out.write(extension.tobuf(format=tarfile.GNU_FORMAT))
+        out.write(b"a" * name_bytes + b"\0" * (512 - name_bytes % 512))
+        out.write(tarfile.TarInfo("model").tobuf(format=tarfile.GNU_FORMAT))
+        out.write(bytes(1024))
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_long_name_over_the_header_cap_is_refused_issue_12(tmp_path: Path, gz: bool) -> None:
+    """A GNU long name of 1 MiB is refused from its header, before tarfile reads it."""
+    path = tmp_path / "longname.tar.gz"
+    _long_name_gzip(path, MiB)
+    if not gz:
+        path.write_bytes(gzip.decompress(path.read_bytes()))
+    reject(path, r"GNU long name of 1048577 bytes .* over the 64 KiB cap on tar header extensions")
+
+
+def test_pax_header_over_the_cap_is_refused_and_small_ones_pass_issue_12(tmp_path: Path) -> None:
+    big = tmp_path / "pax.tar"
+    with tarfile.open(big, "w", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("x")
+        info.pax_headers = {"comment": "c" * (128 * 1024)}
+        tf.addfile(info, io.BytesIO(b""))
+    reject(big, "PAX header of .* over the 64 KiB cap")
+    small = tmp_path / "pax-ok.tar"
+    legacy_archive(small)
+    with (
+        tarfile.open(small) as src,
+        tarfile.open(tmp_path / "pax-ok2.tar", "w", format=tarfile.PAX_FORMAT) as dst,
+    ):
+        for member in src.getmembers():
+            member.pax_headers = {"comment": "ok"}
+            dst.addfile(member, src.extractfile(member) if member.isreg() else None)
+    assert inspect_archive(tmp_path / "pax-ok2.tar").layer_count == 1
+
+
+def test_sparse_member_is_refused_issue_12(tmp_path: Path) -> None:
+    path = tmp_path / "sparse.tar"
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tf:
+        info = tarfile.TarInfo("sparse.bin")
+        info.type = tarfile.GNUTYPE_SPARSE
+        tf.addfile(info)
+    reject(path, "sparse file")
+
+
+def test_gzip_unpacks_to_at_most_the_cap_issue_12(tmp_path: Path) -> None:
+    """Below the ratio guard (8 MiB of zeros is under its 256 MiB floor) but over the cap."""
+    path = tmp_path / "inflate.tar.gz"
+    legacy_archive(path, gz=True, extra=[("pad.bin", bytes(8 * MiB))])
+    assert path.stat().st_size < MiB
+    reject(path, "unpacks to more than the cap of", max_total_bytes=4 * MiB)
+    assert inspect_archive(path, max_total_bytes=16 * MiB).layer_count == 1
+
+
+def test_symlink_chain_leaving_the_archive_is_refused_issue_12(tmp_path: Path) -> None:
+    """``a -> .`` then ``a/b -> ../escape``: each link is harmless as text; together they escape."""
+    path = tmp_path / "chain.tar"
+    w = ArchiveWriter(path)
+    w.link("a", ".")
+    w.link("a/b", "../escape")
+    w.close()
+    reject(path, "lies under a symbolic link")
+    path2 = tmp_path / "chain2.tar"
+    w = ArchiveWriter(path2)
+    w.link("d/up", "..")
+    w.link("out", "d/up/..")  # d/up/.. = d/.. (up is "..") = ../ : outside
+    w.close()
+    reject(path2, r"link 'out' -> 'd/up/\.\.' leaves the archive")
+    path3 = tmp_path / "loop.tar"
+    w = ArchiveWriter(path3)
+    w.link("x", "y")
+    w.link("y", "x")
+    w.link("z", "x/q")
+    w.close()
+    reject(path3, "more than 40 links")
+
+
+def test_metadata_must_be_one_regular_file_issue_12(tmp_path: Path) -> None:
+    twice = tmp_path / "twice.tar"
+    legacy_archive(twice, extra=[("manifest.json", b"[]")])
+    reject(twice, "manifest.json appears more than once")
+    linked = tmp_path / "linked.tar"
+    w = ArchiveWriter(linked)
+    w.add("real.json", b"[]")
+    w.link("manifest.json", "real.json")
+    w.close()
+    reject(linked, "manifest.json must be a regular file")
+
+
+def test_remove_tags_in_place_keeps_the_image_issue_12(tmp_path: Path) -> None:
+    """RepoTags naming the operator's images are removed; no other byte of the archive moves."""
+    from runner.imagetar import remove_tags
+
+    path = tmp_path / "retag.tar"
+    config = _config()
+    digest = hashlib.sha256(config).hexdigest()
+    manifest = [
+        {
+            "Config": f"{digest}.json",
+            "RepoTags": ["csawm-base/torch:bookworm", "csawm-leaderboard:latest"],
+            "Layers": ["l/layer.tar"],
+        }
+    ]
+    w = ArchiveWriter(path)
+    w.add(f"{digest}.json", config)
+    w.add("l/layer.tar", _layer())
+    w.add("repositories", json.dumps({"csawm-base/torch": {"bookworm": "l"}}).encode())
+    w.add("manifest.json", json.dumps(manifest).encode())
+    w.close()
+    before = path.read_bytes()
+    assert remove_tags(path) == path
+    after = path.read_bytes()
+    assert len(after) == len(before)
+    with tarfile.open(path) as tf:
+        spans = [
+            range(m.offset_data, m.offset_data + m.size)
+            for m in tf
+            if m.name in ("manifest.json", "repositories")
+        ]
+    changed = [i for i, (x, y) in enumerate(zip(before, after, strict=True)) if x != y]
+    assert changed and all(any(i in span for span in spans) for i in changed)
+    info = inspect_archive(path)
+    assert (info.digest, info.repo_tags) == (f"sha256:{digest}", ())
+    with tarfile.open(path) as tf:
+        fh = tf.extractfile("repositories")
+        assert fh is not None and json.loads(fh.read()) == {}
+
+
+def test_remove_tags_of_gzip_and_oci_archives_issue_12(tmp_path: Path) -> None:
+    from runner.imagetar import remove_tags
+
+    gz = tmp_path / "a.tar.gz"
+    digest = legacy_archive(gz, gz=True)
+    plain = remove_tags(gz)
+    assert not gz.exists() and plain.read_bytes()[:2] != b"\x1f\x8b"
+    assert (inspect_archive(plain).digest, inspect_archive(plain).repo_tags) == (digest, ())
+    oci = tmp_path / "oci.tar"
+    digest = oci_archive(oci)
+    remove_tags(oci)
+    with tarfile.open(oci) as tf:
+        fh = tf.extractfile("index.json")
+        assert fh is not None
+        index = json.loads(fh.read())
+    assert all("io.containerd.image.name" not in (m.get("annotations") or {}) for m in index["manifests"])
+    assert inspect_archive(oci).digest == digest
+
+
+def _retagged_copy(source: Path, target: Path, repo_tags: list[str]) -> None:
+    """`source` (a docker save archive) with manifest.json's RepoTags replaced by `repo_tags`."""
+    with tarfile.open(source) as src, tarfile.open(target, "w") as dst:
+        for member in src:
+            data = src.extractfile(member) if member.isreg() else None
+            if member.name == "manifest.json" and data is not None:
+                manifest = json.loads(data.read())
+                manifest[0]["RepoTags"] = repo_tags
+                raw = json.dumps(manifest).encode()
+                member.size = len(raw)
+                data = io.BytesIO(raw)
+            dst.addfile(member, data)
+
+
+@pytest.mark.docker
+def test_loading_an_upload_never_moves_an_engine_tag_issue_12(
+    tmp_path: Path, docker_client: Any, base_image: str
+) -> None:
+    """An archive whose RepoTags name an existing image (here a victim tag made for the test, in
+    production ``csawm-base/torch:bookworm``): once `remove_tags` has run, ``docker load`` leaves
+    the victim where it was; without it, the same archive moves the tag (the attack is real)."""
+    from runner.imagetar import remove_tags
+    from tests.runner.conftest import TEST_REPO, _build
+
+    victim = f"{TEST_REPO}/victim:v"
+    attacker = _build(
+        docker_client, f"{TEST_REPO}/attacker:x", f"FROM {base_image}\nLABEL csawm.test=attacker\n", {}
+    )
+    try:
+        assert docker_client.images.get(base_image).tag(victim)
+        victim_id = docker_client.images.get(victim).id
+        saved = tmp_path / "attacker-saved.tar"
+        with saved.open("wb") as out:
+            for chunk in docker_client.images.get(attacker).save(named=True):
+                out.write(chunk)
+        hostile = tmp_path / "hostile.tar"
+        _retagged_copy(saved, hostile, [victim])
+        attacker_id = inspect_archive(hostile).digest
+        assert inspect_archive(hostile).repo_tags == (victim,) and attacker_id != victim_id
+
+        untagged = tmp_path / "untagged.tar"
+        untagged.write_bytes(hostile.read_bytes())
+        assert DockerRunner(docker_client).load_archive(remove_tags(untagged)) == attacker_id
+        assert docker_client.images.get(victim).id == victim_id
+
+        with hostile.open("rb") as fh:
+            docker_client.images.load(fh)
+        assert docker_client.images.get(victim).id == attacker_id  # the attack, without remove_tags
+    finally:
+        for tag in (victim, attacker):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                docker_client.images.remove(tag)
