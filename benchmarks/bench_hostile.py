@@ -61,7 +61,9 @@ def attacks(srv: ServedServer, token: str, size: int, bomb: Path) -> dict[str, t
     return out
 
 
-def upload_once(srv: ServedServer, token: str, archive: Path, i: int) -> float:
+def upload_once(srv: ServedServer, archive: Path, i: int) -> float:
+    """One upload by a new team (a team may not submit the same image twice)."""
+    token = team_token(srv.db_url, f"uploader{i}", per_day=100, active=100)
     t0 = time.perf_counter()
     with archive.open("rb") as fh:
         r = httpx.post(
@@ -100,6 +102,7 @@ def main() -> None:
             with served(root / label / "attacks", env, code=tree) as srv:
                 token = team_token(srv.db_url, "attacker", per_day=100, active=100)
                 results[label] = attacks(srv, token, args.attack_mib * MiB, bomb)
+                print(label, results[label], flush=True)
         with (
             served(root / "before" / "upload", env, code=trees["before"]) as before,
             served(root / "after" / "upload", env, code=trees["after"]) as after,

@@ -11,6 +11,7 @@ A reader thread collects the answer while the body is still being sent, so an ea
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import socket
 import tarfile
@@ -65,10 +66,8 @@ def post_chunked(
                 break
             sent += len(chunk)
         else:
-            try:
+            with contextlib.suppress(OSError):
                 sock.sendall(b"0\r\n\r\n")
-            except OSError:
-                pass
         done.wait(timeout)
     finally:
         sock.close()

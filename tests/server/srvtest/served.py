@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
 from srvtest.live import free_port
 
 REPO = Path(__file__).resolve().parents[3]
