@@ -11,29 +11,11 @@ import pytest
 from srvtest import factories as f
 from srvtest.app import Api, make_settings, running_api
 from srvtest.archives import write_archive
+from srvtest.attacks import read_response
 from srvtest.live import live_server
 
 from server.app import create_app
 from server.models import Role
-
-
-def _read_response(sock: socket.socket) -> bytes:
-    """One whole HTTP response (head and a Content-Length body) from `sock`."""
-    data = b""
-    while b"\r\n\r\n" not in data and (chunk := sock.recv(65536)):
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        (
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        ),
-        0,
-    )
-    while len(body) < length and (chunk := sock.recv(65536)):
-        body += chunk
-    return head + b"\r\n\r\n" + body
 
 
 @pytest.fixture
@@ -54,7 +36,7 @@ def test_unauthenticated_body_is_answered_401_before_it_is_sent_issue_12(
                 b"POST /api/v1/admin/teams HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 1000000000\r\n\r\n" + b'{"name": "' + b"a" * 1024
             )
-            answer = _read_response(sock)
+            answer = read_response(sock)
     assert answer.startswith(b"HTTP/1.1 401"), answer
     assert b'"code":"unauthorized"' in answer and b"www-authenticate: bearer" in answer.lower()
 

@@ -147,3 +147,22 @@ class PeakMemory:
     @property
     def growth(self) -> int:
         return max(self.peak - self.before, 0)
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP response (head and a Content-Length body) from `sock`."""
+    data = b""
+    while b"\r\n\r\n" not in data and (chunk := sock.recv(65536)):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length and (chunk := sock.recv(65536)):
+        body += chunk
+    return head + b"\r\n\r\n" + body

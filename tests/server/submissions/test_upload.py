@@ -4,16 +4,26 @@ leaves nothing queued, nothing charged, no file behind."""
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
+import io
+import socket
+import stat
+import tarfile
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from srvtest import factories as f
-from srvtest.app import Api
+from srvtest.app import Api, make_settings
 from srvtest.archives import write_archive, write_traversal, write_two_images
+from srvtest.attacks import read_response
+from srvtest.live import live_server
 
 from runner.imagetar import inspect_archive
 from server.accounts import service
+from server.app import create_app
+from server.core.db import Database
 from server.models import LedgerKind, QuotaEntry, Submission
 
 
@@ -255,7 +265,6 @@ def test_upload_cut_off_mid_body_leaves_nothing(tmp_path: Path, sqlite_url: str)
     from srvtest.live import live_server
 
     from server.app import create_app
-    from server.core.db import Database
 
     settings = make_settings(tmp_path, sqlite_url)
     app = create_app(settings, migrate_on_start=True, embedded_worker=False)
@@ -278,3 +287,132 @@ def test_upload_cut_off_mid_body_leaves_nothing(tmp_path: Path, sqlite_url: str)
         assert list(uploads.glob("*")) == []
         with db.transaction(write=False) as session:
             assert session.query(Submission).count() == 0 and session.query(QuotaEntry).count() == 0
+
+
+# -- issue 12: slow, parallel and inflating uploads; private files ---------------------------------
+
+
+def _partial_upload(url: str, token: str, name: str, declared: int, first: bytes) -> socket.socket:
+    """Start an upload that declares `declared` bytes and sends only `first`; the caller holds it."""
+    port = int(url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(
+        f"POST /api/v1/submissions?name={name} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/x-tar\r\nContent-Length: {declared}\r\n\r\n".encode()
+        + first
+    )
+    return sock
+
+
+def _wait_for(predicate: Callable[[], bool], what: str) -> None:
+    """Wait (bounded) for a state the server reaches on its own, e.g. an upload file appearing."""
+    deadline = time.monotonic() + 30
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def test_idle_upload_is_dropped_with_408_issue_12(tmp_path: Path, sqlite_url: str) -> None:
+    settings = make_settings(tmp_path, sqlite_url, upload_idle_timeout="0.3s")
+    with live_server(create_app(settings, migrate_on_start=True)) as url:
+        db = Database.connect(settings.effective_database_url)
+        f.team(db, "alpha")
+        token = f.user(db, "a@x.org", team="alpha")
+        sock = _partial_upload(url, token, "slow", 10_000, b"\0" * 100)
+        with sock:
+            answer = read_response(sock)
+        db.dispose()
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b'"code":"request_timeout"' in answer and b"CSAWM_UPLOAD_IDLE_TIMEOUT" in answer
+    assert list((settings.data_dir / "uploads").iterdir()) == []
+
+
+def test_concurrent_uploads_per_team_are_capped_issue_12(tmp_path: Path, sqlite_url: str) -> None:
+    settings = make_settings(tmp_path, sqlite_url, max_concurrent_uploads=2)
+    write_archive(tmp_path / "m.tar", seed="after")
+    with live_server(create_app(settings, migrate_on_start=True)) as url:
+        db = Database.connect(settings.effective_database_url)
+        for team in ("alpha", "beta"):
+            f.team(db, team)
+            with db.transaction() as session:
+                service.set_quota(session, team, {"active": 5, "per_day": 5}, actor="test")
+        alpha = f.user(db, "a@x.org", team="alpha")
+        beta = f.user(db, "b@x.org", team="beta")
+        uploads = settings.data_dir / "uploads"
+        held = [_partial_upload(url, alpha, f"held{i}", 10_000, b"\0" * 512) for i in range(2)]
+        _wait_for(lambda: uploads.exists() and len(list(uploads.iterdir())) == 2, "two uploads in progress")
+        with httpx.Client(base_url=url, timeout=30) as client:
+            body = (tmp_path / "m.tar").read_bytes()
+            third = client.post(
+                "/api/v1/submissions", params={"name": "third"}, content=body, headers=f.auth(alpha)
+            )
+            other_team = client.post(
+                "/api/v1/submissions", params={"name": "b"}, content=body, headers=f.auth(beta)
+            )
+            assert third.status_code == 429, third.text
+            assert third.json()["error"]["code"] == "too_many_uploads" and third.headers["Retry-After"]
+            assert other_team.status_code == 201, other_team.text
+            for sock in held:
+                sock.close()
+            _wait_for(lambda: list(uploads.iterdir()) == [], "the dropped uploads to be cleaned up")
+            again = client.post(
+                "/api/v1/submissions", params={"name": "again"}, content=body, headers=f.auth(alpha)
+            )
+            assert again.status_code == 201, again.text
+        db.dispose()
+
+
+def test_gzip_inflating_past_the_upload_cap_is_refused_issue_12(api: Api, token: str, tmp_path: Path) -> None:
+    """A gzip under the upload cap (1 MiB here) that inflates past it: refused, not inflated 4x."""
+    write_archive(tmp_path / "m.tar", seed="inflate")
+    with tarfile.open(tmp_path / "m.tar", "a") as tf:
+        info = tarfile.TarInfo("pad.bin")
+        info.size = 3 * api.settings.max_upload_bytes
+        tf.addfile(info, io.BytesIO(bytes(info.size)))
+    data = gzip.compress((tmp_path / "m.tar").read_bytes())
+    assert len(data) < api.settings.max_upload_bytes
+    response = api.client.post(
+        "/api/v1/submissions", params={"name": "inflate"}, content=data, headers=f.auth(token)
+    )
+    assert response.status_code == 422, response.text
+    assert "unpacks to more than the cap" in response.json()["error"]["message"]
+    assert _counts(api) == (0, 0) and _leftover_files(api) == []
+
+
+def test_gzip_upload_is_stored_as_an_untagged_plain_tar_issue_12(
+    api: Api, token: str, tmp_path: Path
+) -> None:
+    digest = write_archive(tmp_path / "m.tar", seed="gztag")
+    data = gzip.compress((tmp_path / "m.tar").read_bytes())
+    response = api.client.post(
+        "/api/v1/submissions", params={"name": "gz"}, content=data, headers=f.auth(token)
+    )
+    assert response.status_code == 201, response.text
+    with api.db.transaction(write=False) as session:
+        sub = session.get(Submission, response.json()["id"])
+        assert sub is not None and sub.archive_path
+        stored = Path(sub.archive_path)
+    assert stored.read_bytes()[:2] != b"\x1f\x8b"
+    assert (inspect_archive(stored).digest, inspect_archive(stored).repo_tags) == (digest, ())
+    assert response.json()["archive_bytes"] == len(data)  # the record keeps what was uploaded
+
+
+def test_state_files_are_private_issue_12(api: Api, token: str, tmp_path: Path) -> None:
+    write_archive(tmp_path / "m.tar", seed="modes")
+    response = api.client.post(
+        "/api/v1/submissions",
+        params={"name": "m"},
+        content=(tmp_path / "m.tar").read_bytes(),
+        headers=f.auth(token),
+    )
+    assert response.status_code == 201
+    data_dir = api.settings.data_dir
+    modes = {p.relative_to(data_dir).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in data_dir.rglob("*")}
+    modes["."] = stat.S_IMODE(data_dir.stat().st_mode)
+    for name, mode in modes.items():
+        expected = 0o700 if (data_dir / name).is_dir() else 0o600
+        assert mode & 0o077 == 0, f"{name} is {oct(mode)}, expected {oct(expected)}"
+    assert modes["uploads"] == modes["archives"] == 0o700
+    if api.settings.is_sqlite:
+        assert modes["csawm.db"] == 0o600
