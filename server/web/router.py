@@ -252,7 +252,7 @@ def own_team(request: Request, signer: SignerDep, user: WebUser) -> Response:
     return RedirectResponse(f"/teams/{quote(user.team_name, safe='')}", status_code=303)
 
 
-@router.get("/teams/{name}", response_model=None)
+@router.get("/teams/{name:path}", response_model=None)  # a team name may hold "/"
 def team_page(
     name: str, request: Request, session: SessionDep, settings: SettingsDep, signer: SignerDep, user: WebUser
 ) -> Response:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import re
+import socket
 import stat
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 from fastapi import Request, Response
 from fastapi.testclient import TestClient
 
@@ -157,3 +163,131 @@ def test_servers_sharing_the_secret_accept_each_others_sessions(tmp_path: Path) 
         assert on_second.status_code == 303 and on_second.headers["location"] == "/teams/Alpha"
         on_other = other.get("/team", follow_redirects=False)
         assert on_other.status_code == 303 and on_other.headers["location"].startswith("/login")
+
+
+# -- issue 12: logout on the server, TLS proxies --------------------------------------------------
+
+
+def _csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+def _alpha_token(client: TestClient) -> str:
+    db = client.app.state.csawm.db  # type: ignore[attr-defined]
+    with db.transaction() as session:
+        accounts.create_team(session, "Alpha", actor="test")
+        accounts.create_user(session, "a@alpha.example", role=Role.RESEARCHER, team_name="Alpha", actor="t")
+        _, token = accounts.issue_token(session, "a@alpha.example", expires_in=timedelta(days=1), actor="t")
+    return token
+
+
+def test_a_cookie_saved_before_logout_no_longer_works_issue_12(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "state", embedded_worker=False)
+    with TestClient(create_app(settings, embedded_worker=False, migrate_on_start=True)) as client:
+        _login(client, _alpha_token(client))
+        saved = client.cookies[SESSION_COOKIE]
+        team = client.get("/teams/Alpha")
+        logout = client.post("/logout", data={"csrf_token": _csrf_of(team.text)}, follow_redirects=False)
+        assert logout.status_code == 303
+        client.cookies.clear()
+        client.cookies.set(SESSION_COOKIE, saved)  # the attacker's copy
+        again = client.get("/team", follow_redirects=False)
+        assert again.status_code == 303 and again.headers["location"].startswith("/login")
+        _login(client, _alpha_token_again(client))  # a new login starts a new, valid session
+        assert client.get("/team", follow_redirects=False).headers["location"] == "/teams/Alpha"
+
+
+def _alpha_token_again(client: TestClient) -> str:
+    db = client.app.state.csawm.db  # type: ignore[attr-defined]
+    with db.transaction() as session:
+        _, token = accounts.issue_token(session, "a@alpha.example", expires_in=timedelta(days=1), actor="t")
+    return token
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _served_with(tmp_path: Path, forwarded_allow_ips: str | None) -> Any:
+    """The app under uvicorn configured exactly as `csawm serve` configures it."""
+    from server.cli.serve import uvicorn_options
+
+    settings = load_settings(
+        data_dir=tmp_path / "state",
+        embedded_worker=False,
+        port=free_port(),
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
+    options = uvicorn_options(settings)
+    options.update(log_level="warning", log_config=None)
+    return settings, uvicorn.Config(
+        create_app(settings, embedded_worker=False, migrate_on_start=True), **options
+    )
+
+
+@pytest.mark.parametrize(("allowed", "trusted"), [("127.0.0.1", True), (None, False), ("192.0.2.1", False)])
+def test_scheme_follows_a_trusted_tls_proxy_only_issue_12(
+    tmp_path: Path, allowed: str | None, trusted: bool
+) -> None:
+    """Through a TLS proxy (X-Forwarded-Proto: https, Origin https://...) a form post is accepted
+    and cookies are Secure, but only when the proxy's address is in CSAWM_FORWARDED_ALLOW_IPS."""
+    settings, config = _served_with(tmp_path, allowed)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.02)
+        host = f"127.0.0.1:{settings.port}"
+        proxied = {
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-For": "198.51.100.7",
+            "Origin": f"https://{host}",
+        }
+        with httpx.Client(base_url=f"http://{host}", timeout=30) as client:
+            form = client.get(
+                "/login", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"}
+            )
+            cookie = form.headers["set-cookie"]
+            assert ("secure" in cookie.lower()) is trusted, cookie
+            posted = client.post(
+                "/login",
+                data={"token": "csawm_unknown", "csrf_token": _csrf_of(form.text)},
+                headers={**proxied, "Cookie": f"{CSRF_COOKIE}={_cookie_value(cookie, CSRF_COOKIE)}"},
+            )
+        if trusted:
+            assert posted.status_code == 401 and "not accepted" in posted.text  # past the origin check
+        else:
+            assert posted.status_code == 400 and "another origin" in posted.text
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _cookie_value(header: str, name: str) -> str:
+    match = re.search(rf"{name}=([^;]+)", header)
+    assert match, header
+    return match.group(1)
+
+
+def test_tokens_are_redacted_from_the_access_log_issue_12(tmp_path: Path) -> None:
+    import logging
+
+    from server.cli.serve import uvicorn_options
+    from server.core.security import RedactTokens, redact
+
+    token = "csawm_" + "A1b2" * 10
+    assert redact(f"GET /x?token={token}&a=1") == "GET /x?token=[redacted]&a=1"
+    assert token not in redact(f"Authorization: Bearer {token}")
+    access_args = ("1.2.3.4", "GET", f"/a?t={token}", "1.1", 200)
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', access_args, None
+    )
+    assert RedactTokens().filter(record) and token not in record.getMessage()
+    log_config = uvicorn_options(load_settings(data_dir=tmp_path))["log_config"]
+    assert all("redact_tokens" in h.get("filters", []) for h in log_config["handlers"].values())

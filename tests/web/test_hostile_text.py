@@ -1,0 +1,129 @@
+"""User text is data (issue 12, rows 6 and 7): team and submission names drawn from a hostile
+alphabet (mathtext, markup, CSV formula starts, bidi controls, quotes) go through every page and
+export; none may fail, none may come out as markup or as a spreadsheet formula.
+
+Its own seeded site (the `seed` of conftest.py, in a TestClient), so renaming rows cannot disturb
+the session's shared site.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from server.app import create_app
+from server.benchmark.dataset import Benchmark
+from server.core.clock import utcnow
+from server.core.security import hash_token
+from server.core.settings import load_settings
+from server.models import Submission, Team
+from server.web.deps import get_signer
+from server.web.router import CSV_FORMULA_STARTS
+from server.web.session import SESSION_COOKIE
+
+from .conftest import RESAMPLES, seed
+
+HOSTILE = "$\\{}^_<>&\"'=+-@%#;,|`~\u202e\u200b\u0301é漢😀 "
+printable = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"))
+names = st.text(alphabet=st.sampled_from(HOSTILE) | printable, min_size=1, max_size=60)
+
+
+class Board:
+    def __init__(self, client: TestClient, ids: dict[str, int], cookies: dict[str, str]) -> None:
+        self.client, self.ids, self.cookies = client, ids, cookies
+
+
+@pytest.fixture(scope="module")
+def board(synthetic_benchmark: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
+    state = tmp_path_factory.mktemp("hostile-web")
+    app_settings = load_settings(
+        data_dir=state,
+        database_url=f"sqlite:///{state / 'csawm.db'}",
+        embedded_worker=False,
+        benchmark_dir=synthetic_benchmark,
+        bootstrap_resamples=RESAMPLES,
+    )
+    app = create_app(app_settings, embedded_worker=False, migrate_on_start=True)
+    with TestClient(app) as client:
+        app_state = app.state.csawm
+        tokens, ids = seed(app_state.db, app_settings, Benchmark.open(synthetic_benchmark))
+        signer = get_signer(app_state)
+        cookies = {
+            who: signer.serializer.dumps({"t": hash_token(tokens[who]), "s": f"hostile-{who}"})
+            for who in ("alice", "maud")
+        }
+        yield Board(client, ids, cookies)
+
+
+def _rename(board: Board, team: str, submission: str) -> None:
+    db = board.client.app.state.csawm.db  # type: ignore[attr-defined]
+    with db.transaction() as session:
+        sub = session.get(Submission, board.ids["alpha_approved"])
+        assert sub is not None
+        sub.name = submission
+        sub.updated_at = utcnow()  # a new board version: nothing cached shows the old names
+        pending = session.get(Submission, board.ids["alpha_pending"])
+        assert pending is not None
+        pending.name = submission + " v2"
+        team_row = session.get(Team, sub.team_id)
+        assert team_row is not None
+        team_row.name = team
+
+
+def _get(board: Board, path: str, who: str | None = None) -> Any:
+    board.client.cookies.clear()
+    if who:
+        board.client.cookies.set(SESSION_COOKIE, board.cookies[who])
+    response = board.client.get(path, follow_redirects=False)
+    assert response.status_code == 200, f"{path}: {response.status_code} {response.text[:300]}"
+    return response
+
+
+def _check_svg(text: str) -> None:
+    ET.fromstring(text)  # well-formed XML: every name was escaped
+
+
+def _check_html(text: str, name: str) -> None:
+    if "<" in name or "&" in name:
+        assert name not in text, "a name reached the page unescaped"
+
+
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(team=names, submission=names)
+@example(team='=HYPERLINK("https://evil.example","x")', submission="$\\frac{1}{$ broken")
+@example(team="@SUM(1+1)", submission="<script>alert(1)</script>")
+@example(team="-2+3", submission="+cmd|' /C calc'!A0")
+def test_every_page_and_export_survives_hostile_names_issue_12(
+    board: Board, team: str, submission: str
+) -> None:
+    _rename(board, team, submission)
+    sub_id = board.ids["alpha_approved"]
+    _check_html(_get(board, "/").text, submission)
+    _check_svg(_get(board, "/plots/leaderboard-tau.svg").text)
+    rows = json.loads(_get(board, "/leaderboard.json").text)["rows"]
+    assert submission in {row["name"] for row in rows}
+    api_rows = _get(board, "/api/v1/leaderboard").json()["rows"]
+    assert team in {row["team"] for row in api_rows}
+    table = list(csv.DictReader(io.StringIO(_get(board, "/leaderboard.csv").text)))
+    for row in table:
+        for column in ("kind", "team", "name", "image_digest"):
+            assert not row[column].startswith(CSV_FORMULA_STARTS), (column, row[column])
+    exported = {row["name"] for row in table}
+    assert (("'" + submission) if submission.startswith(CSV_FORMULA_STARTS) else submission) in exported
+    _check_html(_get(board, f"/submissions/{sub_id}", "alice").text, submission)
+    for plot in ("confusion", "group-amae", "odds-ratios"):
+        _check_svg(_get(board, f"/submissions/{sub_id}/plots/{plot}.svg", "alice").text)
+    _check_html(_get(board, "/admin", "maud").text, submission)
+    _check_html(_get(board, f"/teams/{quote(team, safe='')}", "maud").text, submission)
