@@ -1,7 +1,7 @@
 """web session revocations (issue 12: logout ends the session on the server)
 
 Revision ID: 0002_hostile
-Revises: 0001
+Revises: 0003_reports
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002_hostile"
-down_revision: str | None = "0001"
+down_revision: str | None = "0003_reports"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
