@@ -109,3 +109,14 @@ def test_maintainer_approves_a_result_and_it_reaches_the_public_board(
 
     board.reload()
     assert board.locator("#leaderboard").get_by_text("gamma-effnet").count() == 1
+
+
+def test_api_docs_render_offline_under_the_csp_issue_12(page: Any, site: Site) -> None:
+    """Swagger UI from the packaged assets draws every operation; the page's CSP forbids anything
+    else, and the fixture fails the test if a request leaves this server."""
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(f"{site.url}/docs")
+    page.wait_for_selector(".opblock")
+    assert page.locator(".opblock").count() >= 20 and blocked == []
+    screenshot(page, "api-docs")
