@@ -114,3 +114,28 @@ def test_parse_size() -> None:
     assert parse_size(77) == 77
     with pytest.raises(ValueError, match="not a size"):
         parse_size("12 parsecs")
+
+
+def test_hostile_client_settings_issue_12(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MAX_JSON_BYTES", "MAX_CONCURRENT_UPLOADS", "UPLOAD_IDLE_TIMEOUT", "FORWARDED_ALLOW_IPS"):
+        monkeypatch.delenv(f"CSAWM_{name}", raising=False)
+    default = load_settings()
+    assert (default.max_json_bytes, default.max_concurrent_uploads) == (64 * 1024, 2)
+    assert default.upload_idle_timeout == timedelta(seconds=60) and default.forwarded_allow_ips is None
+    monkeypatch.setenv("CSAWM_MAX_JSON_BYTES", "128k")
+    monkeypatch.setenv("CSAWM_UPLOAD_IDLE_TIMEOUT", "2m")
+    monkeypatch.setenv("CSAWM_FORWARDED_ALLOW_IPS", "10.0.0.1,10.0.0.2")
+    settings = load_settings()
+    assert (settings.max_json_bytes, settings.upload_idle_timeout) == (128 * 1024, timedelta(minutes=2))
+    assert settings.forwarded_allow_ips == "10.0.0.1,10.0.0.2"
+    monkeypatch.setenv("CSAWM_FORWARDED_ALLOW_IPS", " ")
+    assert load_settings().forwarded_allow_ips is None
+    for name, value in (
+        ("MAX_JSON_BYTES", "10"),
+        ("UPLOAD_IDLE_TIMEOUT", "0"),
+        ("MAX_CONCURRENT_UPLOADS", "0"),
+    ):
+        monkeypatch.setenv(f"CSAWM_{name}", value)
+        with pytest.raises(SettingsError, match=f"CSAWM_{name}"):
+            load_settings()
+        monkeypatch.delenv(f"CSAWM_{name}")
