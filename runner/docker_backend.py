@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -50,7 +52,7 @@ from runner.errors import (
     terminal_state,
 )
 from runner.hardening import SANDBOX_GID, SANDBOX_UID, container_kwargs, container_name
-from runner.imagetar import ImageArchiveError, inspect_archive
+from runner.imagetar import ImageArchiveError, ImageArchiveInfo, inspect_archive, remove_tags
 from runner.output import output_usage, read_predictions_file
 from runner.registry_pull import RegistryAuth, pull
 from runner.spec import ErrorCode, RunObject, RunResult, RunSpec
@@ -101,6 +103,21 @@ def _infra(exc: Exception, what: str) -> RunnerError:
 
 
 _ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+
+
+@contextlib.contextmanager
+def _untagged(path: Path, info: ImageArchiveInfo) -> Iterator[Path]:
+    """The archive to hand to ``docker load``: one that names no image, so loading never moves a tag
+    on the engine (an archive tagged ``csawm-base/torch:bookworm`` would otherwise replace the base
+    image). Archives the server stores are untagged already; a tagged one (``csawm check
+    my-model.tar``) is copied and its names removed (`runner.imagetar.remove_tags`)."""
+    if not info.repo_tags:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="csawm-load-") as tmp:
+        copy = Path(tmp) / "archive"
+        shutil.copyfile(path, copy)
+        yield remove_tags(copy)
 
 
 def _cgroup_cpu_file(container_id: str) -> Path | None:
@@ -231,19 +248,23 @@ class DockerRunner:
             other than the one inspected.
         """
         info = inspect_archive(path)
+        with _untagged(path, info) as loadable:
+            images = self._load(loadable)
+        ids = {img.id for img in images}
+        if info.digest not in ids:
+            raise ImageArchiveError(f"the engine loaded {sorted(ids)}, not the inspected image {info.digest}")
+        return info.digest
+
+    def _load(self, path: Path) -> list[Any]:
         try:
             with path.open("rb") as fh:
-                images = self.client.images.load(fh)
+                return list(self.client.images.load(fh))
         except docker.errors.APIError as exc:
             if exc.status_code and exc.status_code < 500:
                 raise ImageArchiveError(f"the engine refused the archive: {exc.explanation}") from None
             raise _infra(exc, "loading the image archive") from None
         except _ENGINE_ERRORS as exc:
             raise _infra(exc, "loading the image archive") from None
-        ids = {img.id for img in images}
-        if info.digest not in ids:
-            raise ImageArchiveError(f"the engine loaded {sorted(ids)}, not the inspected image {info.digest}")
-        return info.digest
 
     def image_for_reference(self, reference: str, image_id: str) -> str:
         """The image id of `reference`: already in the engine, or pulled by digest and verified."""

@@ -48,17 +48,10 @@ def _api_routers() -> list[APIRouter]:
 
 
 def _private_state(settings: Settings) -> None:
-    """DATA_DIR (token hashes, uploads, the session key) is the server's alone: 0700, and an
-    embedded SQLite file is created 0600 before SQLite opens it (SQLite gives its journal and WAL
-    files the database file's mode)."""
+    """DATA_DIR (token hashes, uploads, the session key) is the server's alone: 0700 (an embedded
+    SQLite file is created 0600 by `server.core.db.make_engine`)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(settings.data_dir, 0o700)
-    url = settings.effective_database_url
-    if url.startswith("sqlite:///") and ":memory:" not in url:
-        path = url.removeprefix("sqlite:///").split("?", 1)[0]
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        os.chmod(path, 0o600)
 
 
 def _openapi_with_errors(app: FastAPI) -> None:

@@ -10,6 +10,7 @@ failing with "database is locked" on upgrade. On PostgreSQL the same code locks 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,11 +42,15 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """Build the engine for `url`; creates the parent folder of an SQLite file."""
+    """Build the engine for `url`. An SQLite file (it holds token hashes) is created 0600 in a folder
+    created 0700 before SQLite opens it, whichever command opens it first (SQLite gives its journal
+    and WAL files the database file's mode)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(parsed.database)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _install_sqlite_hooks(engine)
         return engine

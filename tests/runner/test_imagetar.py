@@ -552,6 +552,10 @@ def test_loading_an_upload_never_moves_an_engine_tag_issue_12(
         untagged.write_bytes(hostile.read_bytes())
         assert DockerRunner(docker_client).load_archive(remove_tags(untagged)) == attacker_id
         assert docker_client.images.get(victim).id == victim_id
+        # the runner itself loads a tagged archive (csawm check my-model.tar) from an untagged copy
+        assert DockerRunner(docker_client).load_archive(hostile) == attacker_id
+        assert docker_client.images.get(victim).id == victim_id
+        assert inspect_archive(hostile).repo_tags == (victim,)  # the caller's file is left as it was
 
         with hostile.open("rb") as fh:
             docker_client.images.load(fh)

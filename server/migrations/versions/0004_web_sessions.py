@@ -1,6 +1,6 @@
 """web session revocations (issue 12: logout ends the session on the server)
 
-Revision ID: 0002_hostile
+Revision ID: 0004_web_sessions
 Revises: 0003_reports
 Create Date: 2026-12-01
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_hostile"
+revision: str = "0004_web_sessions"
 down_revision: str | None = "0003_reports"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
