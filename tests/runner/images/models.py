@@ -174,6 +174,11 @@ def chatty():
     write_predictions()
 
 
+def kernel():
+    print("kernel:", platform.release())
+    write_predictions()
+
+
 def silent():
     print("done, but wrote nothing")
 
@@ -231,6 +236,7 @@ BEHAVIOURS = {
         flood,
         chatty,
         silent,
+        kernel,
         whoami,
     )
 }
