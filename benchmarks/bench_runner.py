@@ -7,12 +7,19 @@
 2. `inspect_archive` on a 1 GiB ``docker save``-layout archive, plain tar and tar.gz, each in a fresh
    child process: throughput (uncompressed bytes / wall time) and the child's peak RSS against a
    child that only imports the module. Target: >= 300 MB/s, flat memory.
+3. ``--compare-runtimes`` (issue 12 item 7): `DockerRunner` end to end under runsc (gVisor) against
+   runc, alternated in the same run, for the trivial model and for the ResNet-34 reference model
+   (briefly trained, as tests/e2e does; reused when an image with the same key exists), each on 475
+   synthetic CSAW-M images at the real 632x512. Reports the ratio of medians and the model's own
+   run time (the engine's StartedAt -> FinishedAt) under each runtime.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_runner.py [--rounds 5] [--images 475] [--archive-mib 1024]
+    .venv/bin/python benchmarks/bench_runner.py --skip-runner --skip-archive --compare-runtimes
 
-Needs the Docker engine and the ``csawm-base/python:bookworm`` image (scripts/build-base-images).
+Needs the Docker engine and the ``csawm-base/python:bookworm`` image (scripts/build-base-images);
+``--compare-runtimes`` also ``csawm-base/torch:bookworm`` and runsc registered (scripts/ensure-docker).
 """
 
 from __future__ import annotations
@@ -38,10 +45,12 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from reference_models.build import build_reference_image  # noqa: E402
 from runner.docker_backend import DockerRunner, prepare_output_dir  # noqa: E402
-from runner.hardening import docker_run_flags  # noqa: E402
+from runner.hardening import RUNTIMES, docker_run_flags  # noqa: E402
 from runner.io_contract import prepare_input  # noqa: E402
 from runner.spec import RunLimits, RunSpec, TerminalState  # noqa: E402
+from server.benchmark.synth import generate  # noqa: E402
 
 BASE = "csawm-base/python:bookworm"
 MODEL = REPO / "tests" / "runner" / "images" / "models.py"
@@ -112,6 +121,82 @@ def bench_runner(client: docker.DockerClient, rounds: int, n_images: int) -> dic
         "bare_median_s": round(med_b, 3),
         "ratio": round(med_r / med_b, 3),
     }
+
+
+# The e2e test's quick schedule (tests/e2e/test_end_to_end.py): the same key, so its image is reused.
+REFERENCE_STEPS, REFERENCE_BATCH, REFERENCE_SIZE = 60, 16, (48, 40)
+
+
+def reference_image(client: docker.DockerClient, work: Path, kind: str) -> str:
+    """A briefly trained reference image, tagged for this benchmark so nobody removes it meanwhile."""
+    root = work / "train-benchmark"
+    generate(root, seed=0, n_train=500, n_public=32, n_private=475, resolution=(64, 52))
+    tag = build_reference_image(
+        kind, root, steps=REFERENCE_STEPS, resolution=REFERENCE_SIZE, batch_size=REFERENCE_BATCH
+    )
+    own = f"csawm-bench-gvisor-{os.getpid()}/{kind}:1"
+    client.images.get(tag).tag(own)
+    return own
+
+
+def bench_runtimes(client: docker.DockerClient, rounds: int, n_images: int, kind: str) -> dict[str, object]:
+    """runsc vs runc: `DockerRunner` start -> result, alternated per round, for two models."""
+    missing = set(RUNTIMES) - set(client.info().get("Runtimes") or {})
+    if missing:
+        raise SystemExit(f"the engine lacks the runtime(s) {sorted(missing)}: run scripts/ensure-docker")
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="csawm-bench-rt-") as tmp:
+        work = Path(tmp)
+        os.chmod(work, 0o755)
+        images: dict[str, str] = {}
+        try:
+            images["trivial"] = build_trivial_image(client)
+            images["reference"] = reference_image(client, work, kind)
+            data = work / "test-benchmark"
+            generate(data, seed=1, n_train=0, n_public=8, n_private=n_images, resolution=(632, 512))
+            pngs = sorted((data / "images" / "preprocessed" / "private").glob("*.png"))
+            prepare_input(work / "input", pngs)
+            limits = RunLimits(timeout=timedelta(minutes=20), memory_bytes=4 * 1024**3, cpus=2.0)
+            for model, tag in images.items():
+                wall: dict[str, list[float]] = {rt: [] for rt in RUNTIMES}
+                inside: dict[str, list[float]] = {rt: [] for rt in RUNTIMES}
+                peak: dict[str, list[int]] = {rt: [] for rt in RUNTIMES}
+                for r in range(rounds):
+                    for rt in RUNTIMES if r % 2 == 0 else tuple(reversed(RUNTIMES)):
+                        spec = RunSpec(
+                            run_id=f"bench-{uuid.uuid4().hex[:8]}",
+                            image=tag,
+                            input_dir=work / "input",
+                            output_dir=work / f"out-{model}-{rt}-{r}",
+                            limits=limits,
+                        )
+                        runner = DockerRunner(client, runtime=rt)
+                        t0 = time.perf_counter()
+                        result = runner.wait(runner.start(spec), spec)
+                        wall[rt].append(time.perf_counter() - t0)
+                        assert result.state is TerminalState.SUCCEEDED, result
+                        inside[rt].append(result.duration_s)
+                        peak[rt].append(result.peak_memory_bytes or 0)
+                med = {rt: statistics.median(wall[rt]) for rt in RUNTIMES}
+                per_runtime = {
+                    rt: {
+                        "runs_s": [round(t, 3) for t in wall[rt]],
+                        "median_s": round(med[rt], 3),
+                        "container_median_s": round(statistics.median(inside[rt]), 3),
+                        "peak_memory_mib": round(max(peak[rt]) / 1024**2),
+                    }
+                    for rt in RUNTIMES
+                }
+                results[model] = {
+                    "images": len(pngs),
+                    "rounds": rounds,
+                    **per_runtime,
+                    "ratio_runsc_over_runc": round(med["runsc"] / med["runc"], 3),
+                }
+        finally:
+            for tag in images.values():
+                client.images.remove(tag, force=True)
+    return results
 
 
 def write_archive(path: Path, total_bytes: int, *, gz: bool) -> None:
@@ -222,6 +307,8 @@ def main() -> None:
     parser.add_argument("--archive-mib", type=int, default=1024)
     parser.add_argument("--skip-runner", action="store_true")
     parser.add_argument("--skip-archive", action="store_true")
+    parser.add_argument("--compare-runtimes", action="store_true", help="runsc vs runc (issue 12)")
+    parser.add_argument("--reference-kind", default="one-hot", choices=["one-hot", "multi-hot"])
     args = parser.parse_args()
     report: dict[str, object] = {}
     if not args.skip_runner:
@@ -229,6 +316,9 @@ def main() -> None:
         report["runner_vs_bare_docker_run"] = bench_runner(client, args.rounds, args.images)
     if not args.skip_archive:
         report["archive_inspection"] = bench_archive(args.archive_mib)
+    if args.compare_runtimes:
+        client = docker.from_env()
+        report["runsc_vs_runc"] = bench_runtimes(client, args.rounds, args.images, args.reference_kind)
     print(json.dumps(report, indent=2))
 
 
