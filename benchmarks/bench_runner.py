@@ -25,6 +25,7 @@ Needs the Docker engine and the ``csawm-base/python:bookworm`` image (scripts/bu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
@@ -36,20 +37,23 @@ import tarfile
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import docker
+import requests
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from reference_models.build import build_reference_image  # noqa: E402
-from runner.docker_backend import DockerRunner, prepare_output_dir  # noqa: E402
-from runner.hardening import RUNTIMES, docker_run_flags  # noqa: E402
+from runner.docker_backend import DockerRunner, handle_for, prepare_output_dir  # noqa: E402
+from runner.errors import RunnerError  # noqa: E402
+from runner.hardening import RUNTIMES, Runtime, docker_run_flags  # noqa: E402
 from runner.io_contract import prepare_input  # noqa: E402
-from runner.spec import RunLimits, RunSpec, TerminalState  # noqa: E402
+from runner.spec import RunLimits, RunResult, RunSpec, TerminalState  # noqa: E402
 from server.benchmark.synth import generate  # noqa: E402
 
 BASE = "csawm-base/python:bookworm"
@@ -127,19 +131,60 @@ def bench_runner(client: docker.DockerClient, rounds: int, n_images: int) -> dic
 REFERENCE_STEPS, REFERENCE_BATCH, REFERENCE_SIZE = 60, 16, (48, 40)
 
 
-def reference_image(client: docker.DockerClient, work: Path, kind: str) -> str:
-    """A briefly trained reference image, tagged for this benchmark so nobody removes it meanwhile."""
-    root = work / "train-benchmark"
-    generate(root, seed=0, n_train=500, n_public=32, n_private=475, resolution=(64, 52))
-    tag = build_reference_image(
-        kind, root, steps=REFERENCE_STEPS, resolution=REFERENCE_SIZE, batch_size=REFERENCE_BATCH
-    )
+def reference_image(client: docker.DockerClient, work: Path, kind: str, existing: str | None) -> str:
+    """A briefly trained reference image (or `existing`), tagged for this benchmark so that nobody
+    removes it meanwhile."""
+    tag = existing
+    if tag is None:
+        root = work / "train-benchmark"
+        generate(root, seed=0, n_train=500, n_public=32, n_private=475, resolution=(64, 52))
+        tag = build_reference_image(
+            kind, root, steps=REFERENCE_STEPS, resolution=REFERENCE_SIZE, batch_size=REFERENCE_BATCH
+        )
     own = f"csawm-bench-gvisor-{os.getpid()}/{kind}:1"
     client.images.get(tag).tag(own)
     return own
 
 
-def bench_runtimes(client: docker.DockerClient, rounds: int, n_images: int, kind: str) -> dict[str, object]:
+def _wait_for_engine(client: docker.DockerClient, limit_s: float = 300.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            client.ping()
+            return
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
+def _timed_run(
+    client: docker.DockerClient, runtime: Runtime, make_spec: Callable[[], RunSpec], disrupted: list[str]
+) -> tuple[float, RunResult]:
+    """One `DockerRunner` run, start to result: (seconds, result). Redone (bounded) when the
+    engine fails under it: other tests restart dockerd on a shared machine, and an interrupted run
+    says nothing about the runtimes, so it is recorded in `disrupted`, never averaged in."""
+    for _ in range(5):
+        spec = make_spec()
+        runner = DockerRunner(client, runtime=runtime)
+        t0 = time.perf_counter()
+        try:
+            result = runner.wait(runner.start(spec), spec)
+        except (RunnerError, docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            disrupted.append(f"{runtime}: {exc}")
+            _wait_for_engine(client)
+            with contextlib.suppress(RunnerError):
+                runner.cleanup(handle_for(spec))
+            continue
+        seconds = time.perf_counter() - t0
+        assert result.state is TerminalState.SUCCEEDED, result
+        return seconds, result
+    raise SystemExit(f"five runs in a row were disrupted by the engine: {disrupted[-5:]}")
+
+
+def bench_runtimes(
+    client: docker.DockerClient, rounds: int, n_images: int, kind: str, existing: str | None
+) -> dict[str, object]:
     """runsc vs runc: `DockerRunner` start -> result, alternated per round, for two models."""
     missing = set(RUNTIMES) - set(client.info().get("Runtimes") or {})
     if missing:
@@ -151,7 +196,7 @@ def bench_runtimes(client: docker.DockerClient, rounds: int, n_images: int, kind
         images: dict[str, str] = {}
         try:
             images["trivial"] = build_trivial_image(client)
-            images["reference"] = reference_image(client, work, kind)
+            images["reference"] = reference_image(client, work, kind, existing)
             data = work / "test-benchmark"
             generate(data, seed=1, n_train=0, n_public=8, n_private=n_images, resolution=(632, 512))
             pngs = sorted((data / "images" / "preprocessed" / "private").glob("*.png"))
@@ -161,20 +206,22 @@ def bench_runtimes(client: docker.DockerClient, rounds: int, n_images: int, kind
                 wall: dict[str, list[float]] = {rt: [] for rt in RUNTIMES}
                 inside: dict[str, list[float]] = {rt: [] for rt in RUNTIMES}
                 peak: dict[str, list[int]] = {rt: [] for rt in RUNTIMES}
+                disrupted: list[str] = []
                 for r in range(rounds):
                     for rt in RUNTIMES if r % 2 == 0 else tuple(reversed(RUNTIMES)):
-                        spec = RunSpec(
-                            run_id=f"bench-{uuid.uuid4().hex[:8]}",
-                            image=tag,
-                            input_dir=work / "input",
-                            output_dir=work / f"out-{model}-{rt}-{r}",
-                            limits=limits,
-                        )
-                        runner = DockerRunner(client, runtime=rt)
-                        t0 = time.perf_counter()
-                        result = runner.wait(runner.start(spec), spec)
-                        wall[rt].append(time.perf_counter() - t0)
-                        assert result.state is TerminalState.SUCCEEDED, result
+
+                        def make_spec(tag: str = tag) -> RunSpec:
+                            run_id = f"bench-{uuid.uuid4().hex[:8]}"
+                            return RunSpec(
+                                run_id=run_id,
+                                image=tag,
+                                input_dir=work / "input",
+                                output_dir=work / f"out-{run_id}",
+                                limits=limits,
+                            )
+
+                        seconds, result = _timed_run(client, rt, make_spec, disrupted)
+                        wall[rt].append(seconds)
                         inside[rt].append(result.duration_s)
                         peak[rt].append(result.peak_memory_bytes or 0)
                 med = {rt: statistics.median(wall[rt]) for rt in RUNTIMES}
@@ -190,10 +237,12 @@ def bench_runtimes(client: docker.DockerClient, rounds: int, n_images: int, kind
                 results[model] = {
                     "images": len(pngs),
                     "rounds": rounds,
+                    "disrupted_runs_redone": len(disrupted),
                     **per_runtime,
                     "ratio_runsc_over_runc": round(med["runsc"] / med["runc"], 3),
                 }
         finally:
+            _wait_for_engine(client)
             for tag in images.values():
                 client.images.remove(tag, force=True)
     return results
@@ -309,6 +358,7 @@ def main() -> None:
     parser.add_argument("--skip-archive", action="store_true")
     parser.add_argument("--compare-runtimes", action="store_true", help="runsc vs runc (issue 12)")
     parser.add_argument("--reference-kind", default="one-hot", choices=["one-hot", "multi-hot"])
+    parser.add_argument("--reference-image", help="an already built csawm-reference/<kind>:<key> to use")
     args = parser.parse_args()
     report: dict[str, object] = {}
     if not args.skip_runner:
@@ -318,7 +368,9 @@ def main() -> None:
         report["archive_inspection"] = bench_archive(args.archive_mib)
     if args.compare_runtimes:
         client = docker.from_env()
-        report["runsc_vs_runc"] = bench_runtimes(client, args.rounds, args.images, args.reference_kind)
+        report["runsc_vs_runc"] = bench_runtimes(
+            client, args.rounds, args.images, args.reference_kind, args.reference_image
+        )
     print(json.dumps(report, indent=2))
 
 
