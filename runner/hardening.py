@@ -27,23 +27,27 @@ seccomp-filtered as uid 65534 on the host). Every setting above applies to both;
 under runsc, measured with runsc 0.0~20221219 (Debian bookworm, ptrace platform, cgroup v1):
 
 * **Processes.** The Sentry, its Gofer and the ptrace stubs live in the container's host cgroup:
-  about 60 host tasks at rest and about 6 more per process the model forks (threads that sleep cost
-  almost nothing). And when the host pids limit refuses the Sentry a thread, the Go runtime aborts
-  the whole sandbox (exit code 2, gVisor issue 2490) instead of failing the model's ``fork``. So the
-  model's own limit is ``RLIMIT_NPROC = limits.pids``, which gVisor enforces inside the sandbox
-  (``fork``/``clone`` fail with EAGAIN, as the pids cgroup makes them fail under runc), and the host
-  pids cgroup is a backstop of `GVISOR_HOST_TASKS` + `GVISOR_HOST_TASKS_PER_PROCESS` x
-  ``limits.pids`` (with 256, 2176: a model at its nproc limit used about 1540). ``RLIMIT_NPROC`` is
-  *not* set under runc: there it counts every process of uid 65534 on the host, so concurrent runs
-  would take from each other's limit.
-* **Memory.** The limit covers the Sentry too (about 20 MiB at rest, about 7 MiB per process), so a
-  model has that much less than under runc; a limit under `GVISOR_MIN_MEMORY_BYTES` is refused (at
-  16 MiB the sandbox is killed before the model starts). An out-of-memory kill is still the engine's
-  ``OOMKilled`` with exit code 137, and the cgroup's high-water mark is the sandbox's.
+  about 60 host tasks at rest and 5 to 6 more per process the model forks (threads that sleep cost
+  almost nothing). When the host pids limit refuses the Sentry a thread, the Go runtime aborts the
+  whole sandbox (exit code 2, gVisor issue 2490) instead of failing the model's ``fork``: with
+  ``--pids-limit 64`` even the well-behaved test model died so, and with 32 the sandbox never
+  started. So the model's own limit is ``RLIMIT_NPROC = limits.pids``, which gVisor enforces inside
+  the sandbox per task, threads included (``fork``/``clone`` fail with EAGAIN, as the pids cgroup
+  makes them fail under runc), and the host pids cgroup is a backstop of `GVISOR_HOST_TASKS` +
+  `GVISOR_HOST_TASKS_PER_PROCESS` x ``limits.pids`` (2176 for 256; a fork bomb held at 254 children
+  by ``RLIMIT_NPROC=256`` passed 1540 host tasks). ``RLIMIT_NPROC`` is *not* set under runc: there
+  it counts every process of uid 65534 on the host, so concurrent runs would take from each other.
+* **Memory.** The limit covers the Sentry too (about 20 MiB at rest, 5 to 8 MiB per process: the
+  same fork bomb peaked at 1968 MiB against 68 MiB under runc), so a model has that much less than
+  under runc; a limit under `GVISOR_MIN_MEMORY_BYTES` is refused (at 16 MiB the sandbox is killed
+  before the model starts, without the engine's OOM flag). An out-of-memory kill of the model is
+  still the engine's ``OOMKilled`` with exit code 137, and the cgroup's high-water mark is the
+  sandbox's. The CPU quota (``nano_cpus``) applies to the whole sandbox as well.
 * **What the model sees.** gVisor's kernel (``uname -r`` 4.4.0); ``/proc/self/status`` shows no
   ``NoNewPrivs`` line (``prctl(PR_GET_NO_NEW_PRIVS)`` answers 1) and ``Seccomp: 0``: the engine's
   seccomp profile is not loaded inside the sandbox (runsc ``--oci-seccomp`` would); the filtering
-  that matters is the Sentry's own, on the host. Writes to the read-only root fail with EACCES
+  that matters is the Sentry's own, on the host. Mounts are 9p (served by the Gofer), ``/tmp``'s
+  options list neither ``nosuid`` nor ``nodev``, and writes to the read-only root fail with EACCES
   rather than EROFS.
 """
 
