@@ -51,7 +51,14 @@ from runner.errors import (
     classify_exit,
     terminal_state,
 )
-from runner.hardening import SANDBOX_GID, SANDBOX_UID, container_kwargs, container_name
+from runner.hardening import (
+    SANDBOX_GID,
+    SANDBOX_UID,
+    Runtime,
+    check_runtime,
+    container_kwargs,
+    container_name,
+)
 from runner.imagetar import ImageArchiveError, ImageArchiveInfo, inspect_archive, remove_tags
 from runner.output import output_usage, read_predictions_file
 from runner.registry_pull import RegistryAuth, pull
@@ -205,6 +212,14 @@ class DockerRunner:
         check ARCHIVE``; leave False when preflight and the hidden run share the image).
     poll_interval_s : float
         How often memory and ``/output`` are sampled while the model runs.
+    runtime : {"runc", "runsc"}
+        The OCI runtime of model containers (``CSAWM_RUN_RUNTIME``); ``runsc`` is gVisor and must
+        be registered with the engine (``scripts/ensure-docker``). See `runner.hardening`.
+
+    Raises
+    ------
+    ValueError
+        When `runtime` is not one of the above.
     """
 
     name = "docker"
@@ -218,9 +233,11 @@ class DockerRunner:
         remove_images: bool = False,
         poll_interval_s: float = 0.5,
         registry_auth: RegistryAuth | None = None,
+        runtime: Runtime = "runc",
     ) -> None:
         self._client = client
         self.registry_auth = registry_auth
+        self.runtime = check_runtime(runtime)
         self.remove_containers = remove_containers
         self.remove_images = remove_images
         self.poll_interval_s = poll_interval_s
@@ -370,7 +387,7 @@ class DockerRunner:
         container = self._find(name)
         if container is None:
             self._check_image(spec.image)
-            kwargs = container_kwargs(spec)
+            kwargs = container_kwargs(spec, self.runtime)
             # The janitor (server.worker.janitor, csawm check) removes a container past this time
             # even when the process that started it was killed: a model never runs forever.
             deadline = datetime.now(UTC) + spec.limits.timeout + JANITOR_GRACE
@@ -400,6 +417,12 @@ class DockerRunner:
         image_markers = ("executable file not found", "no such file or directory", "No command specified")
         if any(m in text for m in image_markers) and "mount" not in text:
             return ImageInvalidError(f"the image {spec.image!r} cannot be started: {text}")
+        if "Unknown runtime specified" in text:
+            return PermanentInfraError(
+                f"{what}: the Docker engine does not know the runtime this worker is configured with "
+                f"(CSAWM_RUN_RUNTIME): {text}. Register gVisor's runsc with scripts/ensure-docker "
+                "(it adds it to /etc/docker/daemon.json and reloads dockerd), or set CSAWM_RUN_RUNTIME=runc."
+            )
         if "could not select device driver" in text:
             return PermanentInfraError(
                 f"{what}: GPUs were requested but the engine has no GPU runtime: {text}"

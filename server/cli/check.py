@@ -5,6 +5,8 @@ before loading, with its reason) and loaded; the image runs on a few synthetic C
 (`server.benchmark.synth`) through `DockerRunner` with the same hardening, limits and I/O contract;
 ``predictions.csv`` is read safely and validated by the scoring module's own reader. The verdict has
 the same fields as a submission: ``status``, ``error_code``, ``error_message``, ``log_tail``.
+The container runtime is the worker's: ``--runtime`` or ``CSAWM_RUN_RUNTIME`` (``runc`` by default,
+``runsc`` for gVisor).
 
 Exit codes: 0 the model passed; 1 the model failed (any run error code); 2 bad arguments or an
 archive rejected by inspection.
@@ -30,6 +32,7 @@ import typer
 
 from runner.docker_backend import DockerRunner
 from runner.errors import RunnerError
+from runner.hardening import Runtime, check_limits, check_runtime
 from runner.imagetar import ImageArchiveError, ImageArchiveInfo, inspect_archive
 from runner.io_contract import prepare_input
 from runner.spec import ErrorCode, RunLimits, RunResult, RunSpec, TerminalState
@@ -56,6 +59,7 @@ class CheckReport:
     exit_code: int | None = None
     duration_s: float | None = None
     peak_memory_bytes: int | None = None
+    runtime: str | None = None
     image: dict[str, Any] = field(default_factory=dict)
     predictions: dict[str, Any] | None = None
 
@@ -114,15 +118,19 @@ def run_check(
     limits: RunLimits,
     n_images: int = MIN_IMAGES,
     runner: DockerRunner | None = None,
+    runtime: Runtime = "runc",
 ) -> CheckReport:
     """Check one image reference or ``docker save`` archive path; never raises for a model fault.
+
+    `runtime` is the container runtime of the `DockerRunner` built when `runner` is None (a given
+    runner keeps its own).
 
     Raises
     ------
     ImageArchiveError
         The archive was rejected by inspection (nothing was loaded).
     """
-    runner = runner or DockerRunner()
+    runner = runner or DockerRunner(runtime=runtime)
     # A `csawm check` killed with SIGKILL leaves its container behind; the next one removes every
     # check container past its deadline label (issue 11), so none runs forever.
     with contextlib.suppress(RunnerError):
@@ -155,7 +163,7 @@ def run_check(
                 runner.start(spec)
                 result: RunResult = runner.wait(handle, spec)
         except RunnerError as exc:
-            return _failed(exc.code, exc.message, image=image_info)
+            return _failed(exc.code, exc.message, image=image_info, runtime=runner.runtime)
         finally:
             with contextlib.suppress(RunnerError):
                 runner.cleanup(handle)
@@ -167,6 +175,7 @@ def run_check(
         exit_code=result.exit_code,
         duration_s=round(result.duration_s, 3),
         peak_memory_bytes=result.peak_memory_bytes,
+        runtime=runner.runtime,
         image=image_info,
     )
     if result.predictions is not None:
@@ -194,6 +203,12 @@ def check(
     cpus: Annotated[float, typer.Option("--cpus", help="CPU quota")] = 2.0,
     gpus: Annotated[int, typer.Option("--gpus", help="GPUs to request (needs a GPU runtime)")] = 0,
     images: Annotated[int, typer.Option("--images", help=f"Synthetic images (>= {MIN_IMAGES})")] = MIN_IMAGES,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            "--runtime", envvar="CSAWM_RUN_RUNTIME", help="Container runtime: runc, or runsc (gVisor)"
+        ),
+    ] = "runc",
 ) -> None:
     """Run an image on synthetic images in the production sandbox; say what the server would."""
     try:
@@ -204,11 +219,13 @@ def check(
         limits = RunLimits(
             timeout=timedelta(seconds=timeout), memory_bytes=parse_memory(memory), cpus=cpus, gpus=gpus
         )
+        checked_runtime = check_runtime(runtime)
+        check_limits(limits, checked_runtime)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
     try:
-        report = run_check(target, limits=limits, n_images=images)
+        report = run_check(target, limits=limits, n_images=images, runtime=checked_runtime)
         code = EXIT_OK if report.status == TerminalState.SUCCEEDED.value else EXIT_MODEL_FAILED
     except ImageArchiveError as exc:
         report = _failed(ErrorCode.IMAGE_INVALID, f"archive rejected: {exc}", image={"source": target})

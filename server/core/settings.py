@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     run_memory: int = 4 * 1024**3
     run_cpus: float = Field(default=2.0, gt=0)
     run_gpus: int = Field(default=0, ge=0)
+    run_runtime: Literal["runc", "runsc"] = "runc"  # runsc: gVisor, registered by scripts/ensure-docker
     preflight_timeout: timedelta = timedelta(minutes=5)
     preflight_images: int = Field(default=4, ge=1, le=64)
     max_upload_bytes: int = 16 * 1024**3

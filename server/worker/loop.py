@@ -70,7 +70,7 @@ def build_runner(settings: Settings) -> Runner:
         auth = None
         if settings.registry_username and settings.registry_password is not None:
             auth = RegistryAuth(settings.registry_username, settings.registry_password.get_secret_value())
-        return DockerRunner(remove_containers=True, registry_auth=auth)
+        return DockerRunner(remove_containers=True, registry_auth=auth, runtime=settings.run_runtime)
     from runner.kubernetes.executor import KubernetesRunner
     from server.core.k8s_settings import kubernetes_runner_config
 

@@ -2,6 +2,10 @@
 
 Images are built locally FROM the offline python base (built on demand by
 scripts/build-base-images when missing; nothing is pulled) and removed at the end of the session.
+
+The `runtime` fixture runs a test once per container runtime (issue 12 item 7): ``runc`` always,
+``runsc`` (gVisor) when the engine has it registered (scripts/ensure-docker does that wherever
+runsc is installed, CI included); otherwise the runsc case is skipped, saying why.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import docker
 import pytest
 from PIL import Image
 
+from runner.hardening import RUNTIMES, Runtime
 from runner.io_contract import prepare_input
 from runner.spec import RunLimits, RunSpec
 
@@ -34,6 +39,24 @@ def docker_client() -> Iterator[docker.DockerClient]:
     client.ping()  # fails loudly (never skips) when the engine is not running
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def engine_runtimes(docker_client: docker.DockerClient) -> frozenset[str]:
+    """The OCI runtimes the engine knows (``docker info``'s ``Runtimes``)."""
+    return frozenset(docker_client.info().get("Runtimes") or {})
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request: pytest.FixtureRequest, engine_runtimes: frozenset[str]) -> Runtime:
+    """Each container runtime in turn; runsc only where the engine has it registered."""
+    name: Runtime = request.param
+    if name not in engine_runtimes:
+        pytest.skip(
+            f"the Docker engine has no runtime {name!r} registered (it knows {sorted(engine_runtimes)}); "
+            "install runsc and run scripts/ensure-docker to register gVisor"
+        )
+    return name
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,17 @@
 """The hostile-image suite (issue 3): every scenario against the real Docker engine.
 
 Each test runs one behaviour of tests/runner/images/models.py through `DockerRunner` in the
-production sandbox and asserts the terminal state, the error code and the message.
+production sandbox and asserts the terminal state, the error code and the message — once per
+container runtime (issue 12 item 7: runc, and gVisor's runsc where the engine has it registered).
+Where gVisor differs, the test says how and why (see `runner.hardening`).
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import os
+import platform
 import resource
 import socket
 import subprocess
@@ -20,7 +24,8 @@ import docker
 import pytest
 
 from runner.docker_backend import DockerRunner, handle_for
-from runner.errors import ImageInvalidError
+from runner.errors import ImageInvalidError, PermanentInfraError
+from runner.hardening import Runtime
 from runner.spec import ErrorCode, RunResult, RunSpec, TerminalState
 from server.scoring.predictions import read_predictions
 
@@ -29,8 +34,8 @@ MiB = 1024**2
 
 
 @pytest.fixture
-def runner(docker_client: docker.DockerClient) -> Iterator[DockerRunner]:
-    yield DockerRunner(docker_client, poll_interval_s=0.2)
+def runner(docker_client: docker.DockerClient, runtime: Runtime) -> Iterator[DockerRunner]:
+    yield DockerRunner(docker_client, poll_interval_s=0.2, runtime=runtime)
 
 
 def run(runner: DockerRunner, spec: RunSpec) -> RunResult:
@@ -136,7 +141,9 @@ def test_model_observes_no_network(runner, make_spec, model_image):
         # its own loopback has nothing listening; the host's listener is not reachable
         assert net["host_loopback"] == errno.ECONNREFUSED
         assert net["test_net"] in (errno.ENETUNREACH, errno.EHOSTUNREACH, "TimeoutError")
-        assert isinstance(net["dns"], str) and net["dns"].startswith("gaierror")
+        # issue 11 item 8: a name under .invalid, so a leak would reach nobody; EAI_AGAIN (no
+        # resolver answered), not EAI_NONAME (a resolver answered "no such name")
+        assert net["dns"] == f"gaierror {socket.EAI_AGAIN}"
         assert net["interfaces"] == ["lo"]
         with pytest.raises(BlockingIOError):
             listener.accept()
@@ -210,23 +217,71 @@ def test_user_root_image_still_runs_as_nobody(runner, make_spec, model_image):
     assert set(ident["groups"]) <= {65534}  # no supplementary group of root
 
 
-def test_sandbox_as_the_model_sees_it(runner, make_spec, model_image):
+def test_model_runs_under_the_configured_runtime(runner, make_spec, model_image, runtime):
+    """runc shares the host's kernel; under runsc the model talks to gVisor's own."""
+    spec = make_spec(model_image("whoami"), tmp_bytes=8 * MiB)
+    result = run(runner, spec)
+    assert result.state is TerminalState.SUCCEEDED, result
+    kernel = recorded(spec, "identity.json")["kernel"]
+    if runtime == "runc":
+        assert kernel == platform.release()
+    else:
+        assert kernel != platform.release(), "runsc was asked for, but the model saw the host's kernel"
+
+
+def test_sandbox_as_the_model_sees_it(runner, make_spec, model_image, runtime):
     """Capabilities, no-new-privileges, seccomp and mounts, read from /proc inside the container."""
     spec = make_spec(model_image("whoami"), tmp_bytes=8 * MiB)
     result = run(runner, spec)
     assert result.state is TerminalState.SUCCEEDED, result
     ident = recorded(spec, "identity.json")
+    assert ident["no_new_privs"] == 1
     status = ident["status"]
-    assert status["NoNewPrivs"] == "1"
     assert status["CapEff"] == status["CapPrm"] == status["CapBnd"] == "0000000000000000"
-    assert status["Seccomp"] == "2"  # the engine's default seccomp filter is on
+    if runtime == "runc":
+        assert status["NoNewPrivs"] == "1"
+        assert status["Seccomp"] == "2"  # the engine's default seccomp filter is on
+    else:
+        # gVisor's /proc has no NoNewPrivs line, and the engine's seccomp profile is not loaded
+        # inside the sandbox: the filter is on the Sentry, on the host (next test)
+        assert (status["NoNewPrivs"], status["Seccomp"]) == ("", "0")
     mounts = ident["mounts"]
     assert "ro" in mounts["/"]["options"]
     assert "ro" in mounts["/input"]["options"]
     assert "rw" in mounts["/output"]["options"]
     tmp = mounts["/tmp"]
     assert tmp["type"] == "tmpfs"
-    assert {"rw", "nosuid", "nodev", "size=8192k"} <= set(tmp["options"])
+    assert "noexec" not in tmp["options"] and ident["tmp_exec"] == 0  # JIT caches dlopen from /tmp
+    if runtime == "runc":
+        assert {"rw", "nosuid", "nodev", "size=8192k"} <= set(tmp["options"])
+    else:  # gVisor lists neither nosuid nor nodev (no_new_privs and no capabilities cover both)
+        assert {"rw", f"size={8 * MiB}"} <= set(tmp["options"])
+
+
+def host_status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as fh:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in fh if ":\t" in line)
+
+
+def test_sandbox_as_the_host_sees_it(runner, make_spec, model_image, docker_client, runtime):
+    """The container's first process on the host (runc: the init; runsc: gVisor's Sentry) is not
+    root, cannot gain privileges and is seccomp-filtered."""
+    spec = make_spec(model_image("sleeper"))
+    handle = runner.start(spec)
+    try:
+        pid = docker_client.containers.get(handle.removeprefix("docker:")).attrs["State"]["Pid"]
+        if not os.path.exists(f"/proc/{pid}"):
+            pytest.skip(f"the engine's process {pid} is not visible here (another pid namespace)")
+        status = host_status(pid)
+        assert status["Uid"].split() == ["65534"] * 4, status["Uid"]
+        assert status["NoNewPrivs"].strip() == "1"
+        assert status["Seccomp"].strip() == "2"
+        if runtime == "runc":
+            assert status["CapEff"].strip() == "0000000000000000"
+    finally:
+        runner.cancel(handle)
+        runner.cleanup(handle)
+    assert_gone(docker_client, spec)
 
 
 def test_writing_nothing_is_output_missing(runner, make_spec, model_image):
@@ -263,11 +318,11 @@ def test_cancel_from_another_thread(runner, make_spec, model_image, docker_clien
     assert_gone(docker_client, spec)
 
 
-def test_restarted_worker_finds_and_collects_the_run(make_spec, model_image, docker_client):
+def test_restarted_worker_finds_and_collects_the_run(make_spec, model_image, docker_client, runtime):
     spec = make_spec(model_image("good"))
-    first = DockerRunner(docker_client)
+    first = DockerRunner(docker_client, runtime=runtime)
     handle = first.start(spec)
-    second = DockerRunner(docker_client, poll_interval_s=0.2)  # a new process, same engine
+    second = DockerRunner(docker_client, poll_interval_s=0.2, runtime=runtime)  # a new process
     assert second.start(spec) == handle == handle_for(spec)  # idempotent: no second container
     result = second.wait(handle, spec)
     assert result.state is TerminalState.SUCCEEDED, result
@@ -275,8 +330,6 @@ def test_restarted_worker_finds_and_collects_the_run(make_spec, model_image, doc
 
 
 def test_output_dir_must_be_fresh(runner, make_spec, model_image):
-    from runner.errors import PermanentInfraError
-
     spec = make_spec(model_image("good"))
     spec.output_dir.mkdir()
     (spec.output_dir / "stale.csv").write_text("x")
@@ -292,3 +345,18 @@ def test_load_archive_round_trip(tmp_path: Path, docker_client, model_image):
             fh.write(chunk)
     image_id = DockerRunner(docker_client).load_archive(archive)
     assert image_id == docker_client.images.get(tag).id
+
+
+def test_runtime_unknown_to_the_engine_is_a_permanent_infra_error(docker_client, make_spec, base_image):
+    """CSAWM_RUN_RUNTIME=runsc on an engine without it: operators are told how to fix it (issue 12)."""
+    with pytest.raises(docker.errors.APIError) as refused:
+        docker_client.containers.create(base_image, ["true"], runtime="csawm-test-no-such-runtime")
+    error = DockerRunner._start_error(refused.value, make_spec(base_image), "creating the container")
+    assert isinstance(error, PermanentInfraError)
+    assert "CSAWM_RUN_RUNTIME" in error.message and "scripts/ensure-docker" in error.message
+    assert "csawm-test-no-such-runtime" in error.message  # the engine's own words are kept
+
+
+def test_unknown_runtime_is_refused_before_the_engine_is_asked():
+    with pytest.raises(ValueError, match="unknown container runtime 'kata'; expected one of runc, runsc"):
+        DockerRunner(runtime="kata")  # type: ignore[arg-type]

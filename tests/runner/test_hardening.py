@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from runner.hardening import container_kwargs, docker_run_flags
+from runner.hardening import (
+    GVISOR_HOST_TASKS,
+    GVISOR_HOST_TASKS_PER_PROCESS,
+    container_kwargs,
+    docker_run_flags,
+)
 from runner.spec import RunLimits, RunSpec
 
 
@@ -37,7 +42,8 @@ def test_every_hardening_setting() -> None:
     assert kw["mem_limit"] == kw["memswap_limit"] == 1024**3
     assert kw["nano_cpus"] == 1_500_000_000
     assert kw["init"] is True
-    assert kw["tmpfs"] == {"/tmp": f"rw,nosuid,nodev,size={64 * 1024**2},mode=1777"}
+    # exec: Docker's --tmpfs is noexec unless told otherwise, and JIT caches dlopen from /tmp
+    assert kw["tmpfs"] == {"/tmp": f"rw,exec,nosuid,nodev,size={64 * 1024**2},mode=1777"}
     assert kw["environment"] == {
         "CSAWM_INPUT_DIR": "/input",
         "CSAWM_OUTPUT_DIR": "/output",
@@ -79,3 +85,42 @@ def test_cli_flags_match_the_kwargs() -> None:
         assert expected in flags
     assert flags[flags.index("--network") + 1] == "none"
     assert "CSAWM_CONTRACT=1" in flags
+
+
+def test_runtime_is_named_explicitly() -> None:
+    """The engine's default-runtime never decides: runc is asked for by name too (issue 12)."""
+    assert container_kwargs(spec())["runtime"] == "runc"
+    assert container_kwargs(spec(), "runsc")["runtime"] == "runsc"
+    flags = docker_run_flags(spec(), "runsc")
+    assert flags[flags.index("--runtime") + 1] == "runsc"
+
+
+def test_runc_limits_processes_with_the_pids_cgroup_only() -> None:
+    kw = container_kwargs(spec(pids=100), "runc")
+    assert kw["pids_limit"] == 100
+    # RLIMIT_NPROC would count every uid-65534 process on the host, across concurrent runs
+    assert "nproc" not in {u["Name"] for u in kw["ulimits"]}
+
+
+def test_runsc_limits_the_models_processes_inside_the_sandbox() -> None:
+    """gVisor: the model's limit is RLIMIT_NPROC (EAGAIN inside); the host cgroup is a backstop
+    sized for the Sentry's own threads, which would otherwise abort the sandbox first."""
+    kw = container_kwargs(spec(pids=100), "runsc")
+    nproc = [u for u in kw["ulimits"] if u["Name"] == "nproc"]
+    assert [(u["Soft"], u["Hard"]) for u in nproc] == [(100, 100)]
+    assert kw["pids_limit"] == GVISOR_HOST_TASKS + GVISOR_HOST_TASKS_PER_PROCESS * 100
+    flags = docker_run_flags(spec(pids=100), "runsc")
+    assert "nproc=100:100" in flags
+    assert flags[flags.index("--pids-limit") + 1] == str(kw["pids_limit"])
+
+
+def test_runsc_needs_room_for_its_own_kernel() -> None:
+    container_kwargs(spec(memory_bytes=64 * 1024**2), "runsc")
+    container_kwargs(spec(memory_bytes=16 * 1024**2), "runc")
+    with pytest.raises(ValueError, match="below 64 MiB, the least a gVisor"):
+        container_kwargs(spec(memory_bytes=32 * 1024**2), "runsc")
+
+
+def test_unknown_runtime() -> None:
+    with pytest.raises(ValueError, match="unknown container runtime 'kata'; expected one of runc, runsc"):
+        container_kwargs(spec(), "kata")  # type: ignore[arg-type]

@@ -1,17 +1,22 @@
 """Test models for the hostile-image suite: one behaviour per image, chosen by the image's CMD.
 
 Runs inside the sandbox (python3 from the csawm-base/python image). Each behaviour records what it
-observed into /output so the test can assert on it; none of them may touch anything but loopback
-and the documentation address 192.0.2.1.
+observed into /output so the test can assert on it; none of them may touch anything but loopback,
+the documentation address 192.0.2.1 and a name under the reserved top-level domain ``.invalid``
+(RFC 6761: never delegated), so not even a sandbox that leaked could reach anybody's server.
 """
 
+import ctypes
 import json
 import os
+import platform
 import socket
 import sys
 import time
 
 OUT = os.environ.get("CSAWM_OUTPUT_DIR", "/output")
+UNRESOLVABLE_HOST = "csawm-network-test.invalid"
+PR_GET_NO_NEW_PRIVS = 39
 IN = os.environ.get("CSAWM_INPUT_DIR", "/input")
 
 
@@ -95,7 +100,7 @@ def network(port):
         finally:
             s.close()
     try:
-        socket.getaddrinfo("deb.debian.org", 80)
+        socket.getaddrinfo(UNRESOLVABLE_HOST, 80)
         results["dns"] = "resolved"
     except OSError as exc:
         results["dns"] = err(exc) if not isinstance(exc, socket.gaierror) else f"gaierror {exc.errno}"
@@ -169,8 +174,26 @@ def chatty():
     write_predictions()
 
 
+def kernel():
+    print("kernel:", platform.release())
+    write_predictions()
+
+
 def silent():
     print("done, but wrote nothing")
+
+
+def exec_from_tmp():
+    """Copy /bin/true to /tmp and run it: 0 when /tmp allows exec, else the errno or exit code."""
+    import shutil
+    import subprocess
+
+    shutil.copy("/bin/true", "/tmp/true")
+    os.chmod("/tmp/true", 0o755)
+    try:
+        return subprocess.run(["/tmp/true"], check=False).returncode
+    except OSError as exc:
+        return err(exc)
 
 
 def whoami():
@@ -178,16 +201,20 @@ def whoami():
         status = dict(line.rstrip("\n").split(":\t", 1) for line in fh if ":\t" in line)
     with open("/proc/self/mounts") as fh:
         mounts = {f[1]: {"type": f[2], "options": f[3].split(",")} for f in (line.split() for line in fh)}
+    libc = ctypes.CDLL(None, use_errno=True)
     record(
         "identity.json",
         {
             "uid": os.getuid(),
             "gid": os.getgid(),
             "groups": os.getgroups(),
+            "kernel": platform.release(),
+            "no_new_privs": libc.prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0),
             "status": {
                 k: status.get(k, "").strip() for k in ("NoNewPrivs", "CapEff", "CapPrm", "CapBnd", "Seccomp")
             },
             "mounts": {m: mounts.get(m) for m in ("/", "/input", "/output", "/tmp")},
+            "tmp_exec": exec_from_tmp(),
         },
     )
     write_predictions()
@@ -209,6 +236,7 @@ BEHAVIOURS = {
         flood,
         chatty,
         silent,
+        kernel,
         whoami,
     )
 }

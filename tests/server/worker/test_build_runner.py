@@ -16,7 +16,7 @@ from runner.kubernetes.config import KubernetesRunnerConfig, Toleration
 from runner.kubernetes.executor import KubernetesRunner
 from runner.spec import RunSpec
 from server.core.k8s_settings import kubernetes_runner_config
-from server.core.settings import load_settings
+from server.core.settings import SettingsError, load_settings
 from server.worker.backend import run_limits
 from server.worker.loop import build_runner
 
@@ -89,3 +89,15 @@ def test_run_limits_come_from_the_settings_for_every_backend(
     assert hidden.timeout == timedelta(minutes=45)
     assert preflight.timeout == timedelta(minutes=2)
     assert preflight.log_tail_bytes > hidden.log_tail_bytes  # the preflight shows the whole log
+
+
+def test_csawm_run_runtime_reaches_the_docker_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12 item 7: runc unless told, runsc (gVisor) when told, anything else refused at start."""
+    runner = build_runner(load_settings())
+    assert isinstance(runner, DockerRunner) and runner.runtime == "runc"
+    monkeypatch.setenv("CSAWM_RUN_RUNTIME", "runsc")
+    runner = build_runner(load_settings())
+    assert isinstance(runner, DockerRunner) and runner.runtime == "runsc"
+    monkeypatch.setenv("CSAWM_RUN_RUNTIME", "gvisor")
+    with pytest.raises(SettingsError, match="CSAWM_RUN_RUNTIME"):
+        load_settings()
