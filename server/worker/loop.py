@@ -230,7 +230,18 @@ class Worker:
         s = self.settings
         if s.benchmark_dir is None:
             raise RunnerError("CSAWM_BENCHMARK_DIR is not set: the worker has no test set to run on")
-        return EvaluationSet.prepare(s.benchmark_dir, s.data_dir, s.preflight_images)
+        evaluation = EvaluationSet.prepare(s.benchmark_dir, s.data_dir, s.preflight_images)
+        # The report parts of the test set alone (expert rows, density comparators) are computed once
+        # per test set and memoised (server.scoring.memo): pay for them here, not in the first run.
+        from server.scoring.report import references_of_test_set
+
+        references_of_test_set(
+            evaluation.private,
+            public_labels=evaluation.public,
+            resamples=s.bootstrap_resamples,
+            seed=s.bootstrap_seed,
+        )
+        return evaluation
 
     # -- one run -----------------------------------------------------------------------------------
 
