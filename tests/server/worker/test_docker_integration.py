@@ -5,6 +5,7 @@ itself is never restarted)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from runner.docker_backend import DockerRunner
 from server.accounts import service as accounts
 from server.app import create_app
 from server.cli.main import app as cli
+from server.core.clock import utcnow
 from server.core.db import Database
 from server.models import QuotaEntry, Role, Submission
 from server.worker.loop import Worker
@@ -205,6 +207,12 @@ def test_sigkilled_worker_run_is_finished_once_by_another(
         finally:
             if first.poll() is None:
                 first.kill()
+        # `--once` takes what is runnable now: wait until the dead worker's lease has run out.
+        _until(
+            lambda: (_sub(api.db, sub_id).lease_expires_at or utcnow()) < utcnow(),
+            timeout=30,
+            what="the dead worker's lease to expire",
+        )
         second = subprocess.run(
             [CSAWM, "worker", "--once", "--name", "rescuer"],
             env=env,
@@ -275,8 +283,9 @@ def test_server_restart_finishes_queued_and_running_runs(
         )
         assert _sub(db, first).attempt == 2 and _sub(db, second).attempt == 1
         assert _ledger(db, first) == ["charge"] and _ledger(db, second) == ["charge"]
-        orphan = f"-{first}-hidden-a1"
-        assert not [n for n in _containers(docker_client, orphan) if n.startswith("csawm-run-")], (
+        # this run's own container name (another test's leftover of run 1 must not count)
+        orphan = f"csawm-run-{_instance(sqlite_url)}-{first}-hidden-a1"
+        assert not _containers(docker_client, orphan), (
             "the cut-off container must be stopped and removed by the worker that took the run over"
         )
         db.dispose()
@@ -284,6 +293,12 @@ def test_server_restart_finishes_queued_and_running_runs(
         server.terminate()
         server.wait(60)
         log.close()
+
+
+def _instance(db_url: str) -> str:
+    """The container-name tag every worker of this database uses (`Worker.instance`)."""
+    url = db_url.replace("postgresql://", "postgresql+psycopg://")
+    return hashlib.sha256(url.encode()).hexdigest()[:6]
 
 
 def _ready(url: str) -> bool:
