@@ -46,6 +46,8 @@ PNG_COMPRESS_LEVEL = 1
 """zlib level 1, OpenCV's default for ``cv2.imwrite`` (the authors' preprocessing writes with cv2)."""
 LOW_RES_TARGET_HEIGHT = 160
 """Smooth fields are computed at about this height and upsampled bilinearly (speed)."""
+FAT_LEVEL_RANGE = (30.0, 110.0)
+"""Grey level of fatty tissue, drawn per image (exposure, compressed thickness and processing)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class ImageRenderer:
         pectoral_w = rng.uniform(0.12, 0.30) * aspect
         pectoral_h = rng.uniform(0.30, 0.55)
         pectoral_level = rng.uniform(140.0, 185.0)
+        fat_level = rng.uniform(*FAT_LEVEL_RANGE)
 
         def radius2(y: np.ndarray, x: np.ndarray) -> np.ndarray:
             """Squared normalised distance from the ellipse centre; 4 (outside) left of the wall."""
@@ -125,7 +128,7 @@ class ImageRenderer:
         np.clip(thickness, 0.0, 1.0, out=thickness)  # 0 outside the breast
         np.sqrt(thickness, out=thickness)
         np.sqrt(thickness, out=thickness)
-        image += 62.0
+        image += fat_level
         image += 22.0 * thickness
         image *= thickness  # fat + dense tissue, falling off at the skin line, 0 outside
         rows = self._y[:, 0] < pectoral_h
