@@ -135,7 +135,7 @@ def main() -> int:
                     if len(rows) >= N_BASELINES:
                         scored = time.monotonic() - started
                         break
-                time.sleep(1)
+                time.sleep(1 if listening is None else 5)
         finally:
             _stop(process)
     load_after = os.getloadavg()
