@@ -15,8 +15,8 @@ port. It polls ``/healthz`` and then the public leaderboard, and prints
   tau-b of the breast-brightness rule on the same benchmark (`server.benchmark.trivial`),
 * the load average before and after (the machine may be shared: say so next to the figures).
 
-Then it stops the demo (SIGINT to the process group it started, as Ctrl-C) and, for a temp dir,
-removes it. ``--data-dir`` of an earlier run times a re-run. ``DEMO_STEPS`` and the other
+Then it stops the demo (SIGTERM to the process group it started; SIGINT, as Ctrl-C, is ignored by
+a background job) and, for a temp dir, removes it. ``--data-dir`` of an earlier run times a re-run. ``DEMO_STEPS`` and the other
 variables of ``scripts/demo`` pass through.
 """
 
@@ -73,7 +73,7 @@ def _baseline_rows(client: httpx.Client, url: str) -> list[dict[str, object]]:
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:

@@ -87,9 +87,10 @@ class Demo:
         return self.process.poll() is None
 
     def stop(self) -> None:
-        """Ctrl-C as a user would (SIGINT to the group); the script's trap stops the server."""
+        """SIGTERM to the group (SIGINT may be ignored when pytest runs in the background); the
+        script's trap stops the server, SIGKILL after 60 s."""
         if self.alive():
-            os.killpg(self.process.pid, signal.SIGINT)
+            os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
