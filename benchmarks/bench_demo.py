@@ -16,8 +16,8 @@ port. It polls ``/healthz`` and then the public leaderboard, and prints
 * the load average before and after (the machine may be shared: say so next to the figures).
 
 Then it stops the demo (SIGTERM to the process group it started; SIGINT, as Ctrl-C, is ignored by
-a background job) and, for a temp dir, removes it. ``--data-dir`` of an earlier run times a re-run. ``DEMO_STEPS`` and the other
-variables of ``scripts/demo`` pass through.
+a background job) and, for a temp dir, removes it. ``--data-dir`` of an earlier run times a re-run.
+``DEMO_STEPS`` and the other variables of ``scripts/demo`` pass through.
 """
 
 from __future__ import annotations

@@ -195,7 +195,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     demo = _start(env, logs, "first")
     try:
         listened = _wait_listening(demo, LISTEN_DEADLINE_S)
-        for _ in range(100):  # bounded: the banner follows the first answer of the server at once
+        for _ in range(600):  # bounded (60 s): the banner follows two `csawm admin` calls
             tokens = TOKEN.findall(demo.log())
             if len(tokens) == 2:
                 break
