@@ -1,21 +1,30 @@
-"""Time `make demo` up to "server listening" (issue 6, Measure).
+"""Time ``make demo``: to "server listening" and to both baselines scored (issue 6 and 10, Measure).
 
-    .venv/bin/python benchmarks/bench_demo.py [--data-dir DIR] [--keep]
+    .venv/bin/python benchmarks/bench_demo.py [--data-dir DIR] [--keep] [--rebuild-references]
+        [--command "make demo"] [--listen-only]
 
-Runs ``make demo`` with ``CSAWM_DATA_DIR`` pointing at a fresh folder (default: a new temp dir, so
-the benchmark, database, training and archives are all done from scratch; the Docker base images
-and any reference image with the same build key are reused, as on a re-run) and ``CSAWM_PORT`` at a
-free loopback port, polls ``/healthz`` and prints the seconds from start until it answers, with the
-load average before and after. Then stops the demo (SIGINT to the process group it started) and, for
-a temp dir, removes it. Pass ``--rebuild-references`` to remove the demo's reference images first
-(a fresh machine trains them). ``DEMO_STEPS`` and the other variables of ``scripts/demo`` pass through;
-``--data-dir`` of an earlier run times a re-run.
+Runs ``make demo`` (or ``--command``, e.g. ``scripts/demo`` from a worktree with ``CSAWM_BIN``
+set) with ``CSAWM_DATA_DIR`` pointing at a fresh folder (default: a new temp dir, so the benchmark,
+database, training and archives are all done from scratch; the Docker base images are reused, and
+so is any reference image with the same build key unless ``--rebuild-references`` removes the
+``csawm-reference/*`` images first, as on a fresh machine) and ``CSAWM_PORT`` at a free loopback
+port. It polls ``/healthz`` and then the public leaderboard, and prints
+
+* seconds from the start until the server answers,
+* seconds until both baseline rows are on the board (scored), their tau-b, and the private-set
+  tau-b of the breast-brightness rule on the same benchmark (`server.benchmark.trivial`),
+* the load average before and after (the machine may be shared: say so next to the figures).
+
+Then it stops the demo (SIGTERM to the process group it started; SIGINT, as Ctrl-C, is ignored by
+a background job) and, for a temp dir, removes it. ``--data-dir`` of an earlier run times a re-run.
+``DEMO_STEPS`` and the other variables of ``scripts/demo`` pass through.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -27,8 +36,12 @@ from pathlib import Path
 
 import httpx
 
+from server.benchmark.dataset import Benchmark
+from server.benchmark.trivial import trivial_scores
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 3600
+N_BASELINES = 2
 
 
 def _free_port() -> int:
@@ -48,6 +61,26 @@ def _remove_reference_images() -> None:
         subprocess.run(["docker", "rmi", tag], capture_output=True, check=False)
 
 
+def _baseline_rows(client: httpx.Client, url: str) -> list[dict[str, object]]:
+    try:
+        response = client.get(f"{url}/api/v1/leaderboard")
+    except httpx.TransportError:
+        return []
+    if response.status_code != 200:
+        return []
+    return [row for row in response.json()["rows"] if row["kind"] == "baseline"]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -57,18 +90,24 @@ def main() -> int:
     )
     parser.add_argument("--rebuild-references", action="store_true", help="remove csawm-reference/* first")
     parser.add_argument("--keep", action="store_true", help="keep the temp data dir")
+    parser.add_argument("--command", default="make demo", help="what to run (default: make demo)")
+    parser.add_argument("--listen-only", action="store_true", help="stop once the server answers")
     args = parser.parse_args()
-    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="csawm-demo-bench-"))
+    data_dir = (args.data_dir or Path(tempfile.mkdtemp(prefix="csawm-demo-bench-"))).resolve()
     if args.rebuild_references:
         _remove_reference_images()
     port = _free_port()
+    url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "CSAWM_DATA_DIR": str(data_dir), "CSAWM_PORT": str(port)}
     log_path = data_dir.parent / f"{data_dir.name}-demo.log"
     load_before = os.getloadavg()
     started = time.monotonic()
-    with log_path.open("w") as log, httpx.Client(timeout=1) as client:
+    listening: float | None = None
+    scored: float | None = None
+    rows: list[dict[str, object]] = []
+    with log_path.open("w") as log, httpx.Client(timeout=2) as client:
         process = subprocess.Popen(
-            ["make", "demo"],
+            shlex.split(args.command),
             cwd=REPO_ROOT,
             env=env,
             stdout=log,
@@ -76,30 +115,49 @@ def main() -> int:
             start_new_session=True,
         )
         try:
-            while True:
+            while time.monotonic() - started < DEADLINE_S:
                 if process.poll() is not None:
-                    print(f"make demo exited with {process.returncode}; log: {log_path}", file=sys.stderr)
+                    print(
+                        f"{args.command} exited with {process.returncode}; log: {log_path}", file=sys.stderr
+                    )
                     return 1
-                try:
-                    if client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                if listening is None:
+                    try:
+                        if client.get(f"{url}/healthz").status_code == 200:
+                            listening = time.monotonic() - started
+                            print(f"listening after {listening:.0f} s", flush=True)
+                            if args.listen_only:
+                                break
+                    except httpx.TransportError:
+                        pass
+                else:
+                    rows = _baseline_rows(client, url)
+                    if len(rows) >= N_BASELINES:
+                        scored = time.monotonic() - started
                         break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() - started > DEADLINE_S:
-                    print(f"not listening after {DEADLINE_S} s; log: {log_path}", file=sys.stderr)
-                    return 1
-                time.sleep(1)
-            elapsed = time.monotonic() - started
+                time.sleep(1 if listening is None else 5)
         finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGINT)
-                try:
-                    process.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+            _stop(process)
     load_after = os.getloadavg()
-    print(f"make demo -> server listening: {elapsed:.0f} s (data dir {data_dir}, log {log_path})")
+    if listening is None or (scored is None and not args.listen_only):
+        print(f"not done after {DEADLINE_S} s; log: {log_path}", file=sys.stderr)
+        return 1
+    print(f"{args.command} -> server listening: {listening:.0f} s (data dir {data_dir}, log {log_path})")
+    if scored is not None:
+        print(f"{args.command} -> both baselines scored on the board: {scored:.0f} s")
+        for row in rows:
+            tau = row["kendall_tau_b"]
+            value = tau.get("value") if isinstance(tau, dict) else None
+            print(
+                f"  {row['name']}: tau-b {value:.4f}"
+                if isinstance(value, float)
+                else f"  {row['name']}: {tau}"
+            )
+        trivial = trivial_scores(Benchmark.open(data_dir / "benchmark"))
+        print(
+            f"  breast brightness rule: tau-b {trivial.breast_brightness:.4f}; "
+            f"Libra_percent_density: tau-b {trivial.libra_percent_density:.4f}"
+        )
     before, after = (f"{load[0]:.2f} {load[1]:.2f}" for load in (load_before, load_after))
     print(f"load average (1 min, 5 min) before {before}, after {after}")
     if args.data_dir is None and not args.keep:

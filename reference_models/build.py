@@ -200,12 +200,22 @@ def _stream(command: list[str], *, name: str, timeout_s: float | None, log: Log)
 
 
 def train_command(
-    settings: TrainSettings, benchmark_root: Path, out_dir: Path, *, base_image: str, name: str, user: str
+    settings: TrainSettings,
+    benchmark_root: Path,
+    out_dir: Path,
+    *,
+    base_image: str,
+    name: str,
+    user: str,
+    threads: int | None = None,
 ) -> list[str]:
     """The ``docker run`` command line of a training container (see `train_in_container`).
 
     Only the training labels file and the training images folder of `benchmark_root` are mounted,
-    so the test labels can never reach training.
+    so the test labels can never reach training. `threads` (torch intra-op threads, default: the
+    CPUs the container sees) also caps the container at that many CPUs, so that two trainings side
+    by side share the machine instead of thrashing it; it is a resource, not a model setting, and
+    is not part of the image key.
     """
     labels, images = benchmark_root / TRAIN_LABELS, benchmark_root / TRAIN_IMAGES
     sandbox = [
@@ -221,6 +231,9 @@ def train_command(
         f"{out_dir}:/out",
     ]
     train_args = ["--data-root", "/data", "--out", "/out", *settings.train_args()]
+    if threads is not None:
+        sandbox += ["--cpus", str(threads)]
+        train_args += ["--threads", str(threads)]
     if settings.imagenet_weights is not None:
         mounts.append(f"{settings.imagenet_weights.resolve()}:/weights/imagenet.pth:ro")
         train_args += ["--imagenet-weights", "/weights/imagenet.pth"]
@@ -240,10 +253,11 @@ def train_in_container(
     *,
     base_image: str = DEFAULT_BASE_IMAGE,
     timeout_s: float | None = None,
+    threads: int | None = None,
     log: Log = _stderr_log,
 ) -> Path:
     """Train one model in `base_image`; returns the run folder holding ``model.pt`` and
-    ``config.json`` (``out_dir/seed-<seed>``).
+    ``config.json`` (``out_dir/seed-<seed>``). `threads`: see `train_command`.
 
     Sandbox: no network, read-only root filesystem, a private /tmp, no capabilities,
     no-new-privileges, a non-root uid; mounts are the package (ro), the training labels and images
@@ -266,7 +280,11 @@ def train_in_container(
     else:
         user = f"{os.getuid()}:{os.getgid()}"
     name = f"csawm-train-{settings.kind.value}-{uuid.uuid4().hex[:8]}"
-    command = train_command(settings, benchmark_root, out_dir, base_image=base_image, name=name, user=user)
+    if threads is not None and threads < 1:
+        raise BuildError(f"threads must be >= 1, got {threads}")
+    command = train_command(
+        settings, benchmark_root, out_dir, base_image=base_image, name=name, user=user, threads=threads
+    )
     log(f"training {settings.kind.value} in {base_image} (container {name})")
     _stream(command, name=name, timeout_s=timeout_s, log=log)
     run_dir = out_dir / f"seed-{settings.seed}"
@@ -426,6 +444,7 @@ def build_reference_image(
     base_image: str = DEFAULT_BASE_IMAGE,
     save_weights_to: Path | None = None,
     timeout_s: float | None = None,
+    threads: int | None = None,
     log: Log = _stderr_log,
 ) -> str:
     """Train (unless `weights_dir` holds trained weights) and build one reference image.
@@ -442,6 +461,8 @@ def build_reference_image(
     save_weights_to : also copy the image's weights to ``save_weights_to/<kind>/`` (after training,
         or out of a reused image) so a later call can pass it as `weights_dir`.
     timeout_s : limit for the training container.
+    threads : CPU threads (and CPUs) of the training container; default all it sees. Not part of
+        the image key.
     log : receives progress lines (default: stderr).
 
     Returns
@@ -483,6 +504,7 @@ def build_reference_image(
             Path(tmp) / "out",
             base_image=base_image,
             timeout_s=timeout_s,
+            threads=threads,
             log=log,
         )
         if save_weights_to is not None:
@@ -530,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-weights", type=Path, default=None)
     parser.add_argument("--base-image", default=DEFAULT_BASE_IMAGE)
     parser.add_argument("--timeout", type=float, default=None, help="seconds for the training container")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads of the training container")
     args = parser.parse_args(argv)
     try:
         tag = build_reference_image(
@@ -545,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
             base_image=args.base_image,
             save_weights_to=args.save_weights,
             timeout_s=args.timeout,
+            threads=args.threads,
         )
     except (BuildError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -5,10 +5,16 @@ Steps, each reused when already done:
 1. the offline base images exist (``scripts/build-base-images``; skipped for another ``--base-image``);
 2. each reference image (one-hot, multi-hot) is built by `reference_models.build` — trained inside the
    torch base image from the training split of ``--train-data`` (default ``CSAWM_BENCHMARK_DIR``), or
-   from given ``--weights``; the image tag hashes every input, so an unchanged re-run trains nothing;
+   from given ``--weights``; the image tag hashes every input, so an unchanged re-run trains nothing.
+   ``--jobs 2`` trains both at once (with ``--threads 1`` each on a 2-core machine: one training
+   step of a ResNet-34 on a small batch scales poorly past one thread, so two single-thread
+   trainings side by side finish sooner than two two-thread ones in a row);
 3. each image is ``docker save``\\ d to ``DATA_DIR/archives/baseline-<kind>-<id>.tar`` and queued as a
    baseline of the system team (`server.submissions.service.create_baseline`: no quota) through the
-   normal run queue, unless a baseline with the same image digest already counts (re-runs reuse it);
+   normal run queue, unless a baseline with the same image digest already counts (re-runs reuse it).
+   A seeded baseline is approved at once (`approve_seeded`, with an audit entry): it is the
+   operators' own reference model and is on the leaderboard when scored, so its review state says
+   so; a baseline a maintainer hid or disqualified keeps that decision;
 4. with ``--wait`` (the default) an in-process worker (the same `server.worker.loop.Worker` as
    ``csawm worker``) runs the queue until both baselines are finished; with ``--no-wait`` a running
    ``csawm serve`` or ``csawm worker`` picks them up.
@@ -20,7 +26,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -40,10 +48,11 @@ from reference_models.build import (
 )
 from reference_models.rules import ModelKind
 from server.cli._server_common import cli_actor, fail, open_database, reported_errors, settings_or_exit
-from server.core import migrate
+from server.core import audit, migrate
+from server.core.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
-from server.models import TERMINAL_STATUSES, RunStatus, Submission
+from server.models import TERMINAL_STATUSES, ReviewState, RunStatus, Submission
 from server.submissions import service
 
 EXIT_FAILED = 1
@@ -52,6 +61,7 @@ BUILD_BASE_IMAGES = REPO_ROOT / "scripts" / "build-base-images"
 BASE_IMAGES = ("csawm-base/python:bookworm", DEFAULT_BASE_IMAGE)
 KINDS = (ModelKind.ONE_HOT, ModelKind.MULTI_HOT)
 BASELINE_NAMES = {ModelKind.ONE_HOT: "ResNet-34 one-hot", ModelKind.MULTI_HOT: "ResNet-34 multi-hot"}
+APPROVAL_REASON = "reference baseline seeded by csawm seed-baselines"
 
 
 @dataclass(frozen=True)
@@ -124,15 +134,45 @@ def save_archive(tag: str, digest: str, kind: ModelKind, archives: Path) -> Path
     return path
 
 
+def approve_seeded(db: Database, submission_id: int, actor: str) -> bool:
+    """Approve a seeded baseline still ``pending``; True when it changed.
+
+    The review console's approve action (`server.review.service.review`) is for scored runs; a
+    baseline is approved when it is queued because the operators chose it, so the same state change
+    and audit entry (``review_approve``, pending -> approved) are recorded here. A baseline that a
+    maintainer hid or disqualified is left alone.
+    """
+    with db.transaction() as session:
+        sub = session.get(Submission, submission_id)
+        if sub is None or not sub.baseline or sub.review_state != ReviewState.PENDING:
+            return False
+        sub.review_state = ReviewState.APPROVED
+        sub.review_reason = APPROVAL_REASON
+        sub.reviewed_at = utcnow()
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="review_approve",
+            target_type="submission",
+            target_id=sub.id,
+            reason=APPROVAL_REASON,
+            detail={"from": ReviewState.PENDING.value, "to": ReviewState.APPROVED.value},
+        )
+    return True
+
+
 def queue_baseline(
     db: Database, settings: Settings, kind: ModelKind, tag: str, description: str
 ) -> SeededBaseline:
-    """Queue the image `tag` as a baseline unless one with the same digest already counts."""
+    """Queue the image `tag` as an approved baseline unless one with the same digest already counts
+    (which is then approved if it is still pending, e.g. seeded before baselines were approved)."""
     digest = image_id(tag)
     if digest is None:
         raise BuildError(f"image {tag} disappeared from the Docker engine")
     earlier = existing_baseline(db, digest)
     if earlier is not None:
+        approve_seeded(db, earlier, cli_actor())
         return SeededBaseline(kind, tag, digest, earlier, reused=True)
     archive = save_archive(tag, digest, kind, settings.data_dir / "archives")
     with db.transaction() as session:
@@ -146,7 +186,47 @@ def queue_baseline(
             actor=cli_actor(),
         )
         sub_id = sub.id
+    approve_seeded(db, sub_id, cli_actor())
     return SeededBaseline(kind, tag, digest, sub_id, reused=False)
+
+
+def build_all(
+    data: Path,
+    steps: int,
+    size: tuple[int, int],
+    lr: float | None,
+    weights: Path | None,
+    *,
+    batch_size: int,
+    base_image: str,
+    jobs: int,
+    threads: int | None,
+) -> dict[ModelKind, str]:
+    """Build (train) both reference images, `jobs` at a time; their output lines carry the kind.
+
+    A failure of either is raised once both have ended (a training is never left running).
+    """
+
+    def build(kind: ModelKind) -> str:
+        def log(line: str) -> None:
+            print(f"[{kind.value}] {line}", file=sys.stderr, flush=True)
+
+        return build_reference_image(
+            kind,
+            data,
+            steps,
+            size,
+            lr,
+            weights,
+            batch_size=batch_size,
+            base_image=base_image,
+            threads=threads,
+            log=log,
+        )
+
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="seed-build") as pool:
+        futures = {kind: pool.submit(build, kind) for kind in KINDS}
+        return {kind: future.result() for kind, future in futures.items()}
 
 
 def wait_in_process(db: Database, settings: Settings, ids: list[int]) -> dict[int, Submission]:
@@ -211,6 +291,13 @@ def seed_baselines(
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Run the baselines in-process until scored.")
     ] = True,
+    jobs: Annotated[
+        int, typer.Option("--jobs", min=1, max=len(KINDS), help="Models trained at the same time.")
+    ] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="CPU threads per training container (default: all)."),
+    ] = None,
 ) -> None:
     """Train (or take --weights), build and queue both reference models as leaderboard baselines."""
     size = parse_resolution(resolution)
@@ -234,19 +321,17 @@ def seed_baselines(
             raise fail("the database schema is not at the latest migration; run `csawm db upgrade`")
     try:
         ensure_base_images(base_image)
-        tags = {
-            kind: build_reference_image(
-                kind,
-                Path(data or "."),
-                steps,
-                size,
-                lr,
-                weights,
-                batch_size=batch_size,
-                base_image=base_image,
-            )
-            for kind in KINDS
-        }
+        tags = build_all(
+            Path(data or "."),
+            steps,
+            size,
+            lr,
+            weights,
+            batch_size=batch_size,
+            base_image=base_image,
+            jobs=jobs,
+            threads=threads,
+        )
     except BuildError as exc:
         raise fail(str(exc), EXIT_FAILED) from None
     with open_database(settings) as db, reported_errors():

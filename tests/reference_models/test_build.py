@@ -69,6 +69,21 @@ def test_train_arguments_carry_the_settings() -> None:
                     "--resolution", "96x78", "--lr", "0.0003"]  # fmt: skip
 
 
+def test_threads_cap_the_training_container_but_not_the_image_key(tmp_path: Path) -> None:
+    """Issue 10: the demo trains both models side by side with one thread each; the thread count
+    is a resource (``--cpus`` and train.py's ``--threads``), never part of the model's settings."""
+    root = tmp_path / "bench"
+    common = {"base_image": "base", "name": "n", "user": "1:1"}
+    default = train_command(_settings(), root, tmp_path / "out", **common)
+    single = train_command(_settings(), root, tmp_path / "out", threads=1, **common)
+    assert "--cpus" not in default and "--threads" not in default
+    image = single.index("base")
+    assert single[single.index("--cpus") + 1] == "1" and single.index("--cpus") < image
+    assert single[single.index("--threads") + 1] == "1" and single.index("--threads") > image
+    assert default[default.index("--kind") :] == _settings().train_args()
+    assert "--threads" not in _settings().train_args()
+
+
 def test_given_weights_must_match_the_kind(tmp_path: Path) -> None:
     run = tmp_path / "one-hot"
     run.mkdir()

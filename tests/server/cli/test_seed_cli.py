@@ -8,14 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from server.cli.main import app
-from server.cli.seed import existing_baseline, parse_resolution
+from server.cli.seed import APPROVAL_REASON, approve_seeded, existing_baseline, parse_resolution
 from server.core import migrate
 from server.core.db import Database
 from server.core.settings import load_settings
-from server.models import RunStatus, Submission
+from server.models import AuditEntry, ReviewState, RunStatus, Submission
 from server.submissions import service
 
 DIGEST = "sha256:" + "ab" * 32
@@ -53,6 +54,8 @@ def _run(*args: str) -> tuple[int, str]:
         (("--train-data", "."), "--wait needs CSAWM_BENCHMARK_DIR"),
         (("--no-wait", "--weights", "/nonexistent/weights"), "is not a directory"),
         (("--steps", "0"), "Invalid value for '--steps'"),
+        (("--no-wait", "--jobs", "3", "--train-data", "."), "Invalid value for '--jobs'"),
+        (("--no-wait", "--threads", "0", "--train-data", "."), "Invalid value for '--threads'"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_problem(env: Path, args: tuple[str, ...], message: str) -> None:
@@ -101,3 +104,31 @@ def test_a_cancelled_or_infrastructure_failed_baseline_is_queued_again(
     first = _baseline(db, tmp_path, "ResNet-34 one-hot")
     _finish(db, first, status, error_code)
     assert existing_baseline(db, DIGEST) is None
+
+
+def test_a_seeded_baseline_is_approved_with_an_audit_entry_issue_10(db: Database, tmp_path: Path) -> None:
+    """The board showed seeded baselines while /admin said "review: pending" (issue 10, 3b)."""
+    sub_id = _baseline(db, tmp_path, "ResNet-34 one-hot")
+    assert approve_seeded(db, sub_id, "cli:test") is True
+    assert approve_seeded(db, sub_id, "cli:test") is False  # already approved: nothing more recorded
+    with db.transaction(write=False) as session:
+        sub = session.get(Submission, sub_id)
+        assert sub is not None
+        assert sub.review_state == ReviewState.APPROVED and sub.review_reason == APPROVAL_REASON
+        assert sub.reviewed_at is not None
+        entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "review_approve")).all()
+    assert [(e.actor, e.target_id, e.detail) for e in entries] == [
+        ("cli:test", str(sub_id), {"from": "pending", "to": "approved"})
+    ]
+
+
+def test_a_hidden_baseline_stays_hidden_when_seeded_again(db: Database, tmp_path: Path) -> None:
+    sub_id = _baseline(db, tmp_path, "ResNet-34 one-hot")
+    with db.transaction() as session:
+        sub = session.get(Submission, sub_id)
+        assert sub is not None
+        sub.review_state = ReviewState.HIDDEN
+    assert approve_seeded(db, sub_id, "cli:test") is False
+    with db.transaction(write=False) as session:
+        sub = session.get(Submission, sub_id)
+        assert sub is not None and sub.review_state == ReviewState.HIDDEN
