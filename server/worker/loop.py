@@ -100,6 +100,7 @@ class Worker:
         self.runner = runner
         self.scorer = scorer
         self.blocked: str | None = None  # why no run is leased (test set missing), for /readyz
+        self.loop_errors = 0  # exceptions the supervised loop survived
         self._evaluation: EvaluationSet | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -168,6 +169,7 @@ class Worker:
                     worked = self.run_once()
                     backoff = 1.0
                 except Exception as exc:
+                    self.loop_errors += 1
                     log.exception("worker %s: loop error; retrying in %.0f s", self.name, backoff)
                     presence.beat(self.db, self.name, state="backoff", error=_describe(exc))
                     self._stop.wait(backoff)

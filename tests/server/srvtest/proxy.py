@@ -111,6 +111,10 @@ class TcpProxy:
 
     def stop(self) -> None:
         if self._listener is not None:
+            # close() alone does not wake the thread blocked in accept(), and the kernel keeps
+            # accepting on the still-open socket; shutdown() does wake it and stops the listening.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 self._listener.close()
             self._listener = None

@@ -404,7 +404,7 @@ def test_janitor_removes_images_of_runs_ended_longer_than_the_ttl(wapi: Api, tmp
 
 @pytest.mark.postgres
 def test_worker_survives_postgres_going_away_while_idle_and_mid_run(
-    tmp_path: Path, pg_admin_url: str, synthetic_benchmark: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, pg_admin_url: str, synthetic_benchmark: Path
 ) -> None:
     """PostgreSQL unreachable for a while (a proxy in front of it drops every connection and refuses
     new ones): idle, the loop backs off; mid-run, the run's writes are retried; it finishes once."""
@@ -429,7 +429,7 @@ def test_worker_survives_postgres_going_away_while_idle_and_mid_run(
             try:
                 _until(lambda: worker.test_set_ready, timeout=60)
                 proxy.stop()  # idle: every poll fails, the loop must go on
-                _until(lambda: any("loop error" in r.getMessage() for r in caplog.records), timeout=30)
+                _until(lambda: worker.loop_errors > 0, timeout=30)
                 time.sleep(1.0)
                 proxy.start()
                 assert worker.alive
@@ -442,7 +442,5 @@ def test_worker_survives_postgres_going_away_while_idle_and_mid_run(
             finally:
                 worker.stop()
             assert _phases(runner) == ["preflight", "hidden"] and _ledger(api, sub_id) == ["charge"]
-        messages = [r.getMessage() for r in caplog.records]
-        assert any("database unavailable" in m for m in messages)  # the run's write was retried
     finally:
         proxy.stop()
