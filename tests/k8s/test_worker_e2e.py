@@ -56,7 +56,7 @@ pytestmark = [
 
 BASE_IMAGE = "csawm-base/python:bookworm"
 MODEL_PY = Path(__file__).with_name("model_image") / "model.py"
-BEHAVIOURS = ("good", "crash", "sleep", "oom", "symlink")
+BEHAVIOURS = ("good", "crash", "sleep", "oom", "symlink", "good_again")  # good_again: a second good image
 RUN_TIMEOUT = timedelta(seconds=10)
 
 
@@ -261,7 +261,7 @@ def test_a_volume_with_another_test_set_blocks_the_worker(
         tmp_path, stack.registry, synthetic_benchmark, stamp, data_dir=stack.settings.data_dir,
         database_url=stack.settings.database_url,
     )  # fmt: skip
-    body = upload(stack, "good")
+    body = upload(stack, "good_again")
     app = create_app(bad, runner=stack.runner, embedded_worker=True)
     from fastapi.testclient import TestClient
 

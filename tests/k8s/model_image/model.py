@@ -6,6 +6,7 @@ crash     exit 3 with a traceback
 sleep     sleep far past any test's run timeout
 oom       allocate memory until the engine's memory limit kills it
 symlink   make /output/predictions.csv a symbolic link to /etc/passwd (the collector must refuse it)
+anything else: like good
 
 Every behaviour first checks its sandbox (exit 4 naming the first broken promise): not root, the
 root filesystem and /input read-only, /tmp and /output writable, no network interface but ``lo``,
