@@ -174,6 +174,11 @@ class FakeApiServer(kmock.KubernetesEmulator):
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         cluster = self.cluster
+        limit = cluster.request_log_limit
+        if limit is not None and len(self._requests) > 2 * limit:
+            # kmock matches every request against its whole request log (O(n) each): long tests
+            # that never look at the log keep only its tail, or they slow down quadratically.
+            del self._requests[:-limit]
         if _is_runner(request):
             cluster.check_fault(request)
         if _res(request) == PODS and request.subresource == "log":
@@ -261,9 +266,16 @@ class FakeCluster:
     """The fake control plane (module docstring), running on a private event loop in a thread so
     ordinary synchronous tests can drive the synchronous runner against it."""
 
-    def __init__(self, *, honour_selectors: bool = True, kubelet: Kubelet | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        honour_selectors: bool = True,
+        kubelet: Kubelet | None = None,
+        request_log_limit: int | None = None,
+    ) -> None:
         self.honour_selectors = honour_selectors
         self.kubelet = kubelet
+        self.request_log_limit = request_log_limit  # None: keep every request (`runner_requests`)
         self.scripts: dict[str, PodScript] = {}  # by run-id label; "" = default
         self.logs: dict[tuple[str, str, str], bytes] = {}
         self._versions = itertools.count(1)

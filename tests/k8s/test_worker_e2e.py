@@ -163,7 +163,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, synthetic_benchmark: Path) -
             label=label,
             pull_auth={"username": registry.username, "password": registry.password},
         )
-        cluster = FakeCluster(kubelet=kubelet).start()
+        cluster = FakeCluster(kubelet=kubelet, request_log_limit=200).start()
         runner = fast_runner(settings, cluster.url)
         try:
             for api in open_api(settings):
