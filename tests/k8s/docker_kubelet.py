@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ class ContainerRun:
     container: str
     image: str
     phase: str
+    started_at: float = field(default_factory=time.time)  # wall clock, just after the engine's start
 
 
 @dataclass
