@@ -77,7 +77,9 @@ def main() -> int:
                 for api in open_api(settings):
                     f.team(api.db, "alpha")
                     with api.db.transaction() as session:
-                        accounts.set_quota(session, "alpha", {"active": 2, "per_day": 99, "per_week": 99}, actor="b")
+                        accounts.set_quota(
+                            session, "alpha", {"active": 2, "per_day": 99, "per_week": 99}, actor="b"
+                        )
                     token = f.user(api.db, "a@x.org", team="alpha")
                     worker = Worker(settings, api.db, e2e.fast_runner(settings, cluster.url))
                     worker.prepare_test_set()
@@ -93,7 +95,9 @@ def main() -> int:
                         assert worker.run_once()
                         with api.db.transaction(write=False) as session:
                             sub = session.get(Submission, sub_id)
-                            assert sub is not None and sub.status.value == "succeeded", sub and sub.error_detail
+                            assert sub is not None and sub.status.value == "succeeded", (
+                                sub and sub.error_detail
+                            )
                             queued = sub.created_at.timestamp()
                         starts = {
                             r.phase: r.started_at
@@ -107,7 +111,9 @@ def main() -> int:
                 cluster.stop()
                 kubelet.remove_leftovers()
                 for image in docker_client.images.list():
-                    if any(t.startswith(registry.host) for t in image.tags + image.attrs.get("RepoDigests", [])):
+                    if any(
+                        t.startswith(registry.host) for t in image.tags + image.attrs.get("RepoDigests", [])
+                    ):
                         docker_client.images.remove(image.id, force=True)
     print(
         f"median over {len(rows)} runs: preflight_model_s={statistics.median(r[0] for r in rows):.3f} "

@@ -93,7 +93,9 @@ class Stamp:
         if missing:
             raise TestSetMismatch(f"{STAMP_FILE} has no line for {', '.join(missing)}")
         public = found["public"]
-        return cls(found["test-set"], None if public == "-" else public, found[HIDDEN_DIR], found[PREFLIGHT_DIR])
+        return cls(
+            found["test-set"], None if public == "-" else public, found[HIDDEN_DIR], found[PREFLIGHT_DIR]
+        )
 
 
 def input_digest(folder: Path) -> str:

@@ -116,7 +116,9 @@ class DockerKubelet:
             if ending == "deleted":
                 return
             if ending == "deadline":
-                await cluster._job_failed(job_path, "DeadlineExceeded", "Job was active longer than specified deadline")
+                await cluster._job_failed(
+                    job_path, "DeadlineExceeded", "Job was active longer than specified deadline"
+                )
                 await cluster._delete(f"/api/v1/namespaces/{namespace}/pods/{name}")
                 return
             exit_code, oom = _exit_of(model)
@@ -124,26 +126,38 @@ class DockerKubelet:
             model_done = _terminated("model", exit_code, reason)
             if exit_code != 0:
                 await cluster._pod_status(pod, _status("Failed", model=model_done, collector=_initializing()))
-                await cluster._job_failed(job_path, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+                await cluster._job_failed(
+                    job_path, "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+                )
                 return
             collector_spec = pod["spec"]["containers"][0]
             await asyncio.to_thread(self._ensure_image, collector_spec)
             collector = await asyncio.to_thread(self._create, pod, collector_spec, workdir)
             started.append(collector)
             await asyncio.to_thread(collector.start)
-            self.runs.append(ContainerRun(job["metadata"]["name"], name, "collector", collector_spec["image"], phase))
-            await cluster._pod_status(pod, _status("Running", model=model_done, collector=_running("collector")))
+            self.runs.append(
+                ContainerRun(job["metadata"]["name"], name, "collector", collector_spec["image"], phase)
+            )
+            await cluster._pod_status(
+                pod, _status("Running", model=model_done, collector=_running("collector"))
+            )
             ending = await self._wait(cluster, collector, namespace, name, deadline)
-            cluster.logs[(namespace, name, "collector")] = await asyncio.to_thread(collector.logs, stderr=False)
+            cluster.logs[(namespace, name, "collector")] = await asyncio.to_thread(
+                collector.logs, stderr=False
+            )
             if ending != "exited":
                 return
             code, _ = _exit_of(collector)
             done = _terminated("collector", code, "Completed" if code == 0 else "Error")
-            await cluster._pod_status(pod, _status("Succeeded" if code == 0 else "Failed", model=model_done, collector=done))
+            await cluster._pod_status(
+                pod, _status("Succeeded" if code == 0 else "Failed", model=model_done, collector=done)
+            )
             if code == 0:
                 await cluster._job_complete(job_path)
             else:
-                await cluster._job_failed(job_path, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+                await cluster._job_failed(
+                    job_path, "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+                )
         except _Gone:
             return
         finally:
@@ -176,10 +190,12 @@ class DockerKubelet:
         uid, gid = security.get("runAsUser"), security.get("runAsGroup", 0)
         if security.get("runAsNonRoot") and (uid is None or int(uid) == 0):
             raise _ConfigError("container has runAsNonRoot and image will run as root")
-        if security.get("privileged") or (spec.get("securityContext") or {}).get("capabilities", {}).get("add"):
+        if security.get("privileged") or (spec.get("securityContext") or {}).get("capabilities", {}).get(
+            "add"
+        ):
             raise _ConfigError("privileged containers and added capabilities are not run by this kubelet")
         limits = (spec.get("resources") or {}).get("limits") or {}
-        memory = int(parse_quantity(limits["memory"]))
+        memory = int(_quantity(limits["memory"]))
         env = {e["name"]: e["value"] for e in spec.get("env") or []}
         mounts = self._mounts(pod_spec, spec, workdir)
         if spec["name"] == "collector" and spec["image"] == self.collector_image:
@@ -201,7 +217,7 @@ class DockerKubelet:
             privileged=False,
             mem_limit=memory,
             memswap_limit=memory,
-            nano_cpus=int(float(parse_quantity(limits["cpu"])) * 1e9),
+            nano_cpus=int(float(_quantity(limits["cpu"])) * 1e9),
             pids_limit=PIDS_LIMIT,
             mounts=mounts,
             detach=True,
@@ -221,8 +237,10 @@ class DockerKubelet:
                 read_only = read_only or bool(claim.get("readOnly"))
                 mounts.append(Mount(mount["mountPath"], str(source), type="bind", read_only=read_only))
             elif (volume.get("emptyDir") or {}).get("medium") == "Memory":
-                size = int(parse_quantity(volume["emptyDir"]["sizeLimit"]))
-                mounts.append(Mount(mount["mountPath"], None, type="tmpfs", tmpfs_size=size, tmpfs_mode=0o1777))
+                size = int(_quantity(volume["emptyDir"]["sizeLimit"]))
+                mounts.append(
+                    Mount(mount["mountPath"], None, type="tmpfs", tmpfs_size=size, tmpfs_mode=0o1777)
+                )
             elif "emptyDir" in volume:
                 folder = workdir / volume["name"]
                 folder.mkdir(parents=True, exist_ok=True)
@@ -232,7 +250,9 @@ class DockerKubelet:
                 raise _ConfigError(f"volume {mount['name']!r}: kind not supported by this kubelet")
         return mounts
 
-    async def _wait(self, cluster: FakeCluster, container: Container, namespace: str, pod: str, deadline: float) -> str:
+    async def _wait(
+        self, cluster: FakeCluster, container: Container, namespace: str, pod: str, deadline: float
+    ) -> str:
         """``exited``, ``deleted`` (the Pod was deleted) or ``deadline``; kills the container for the
         last two. Bounded by the Job's deadline."""
         loop = asyncio.get_running_loop()
@@ -254,6 +274,10 @@ class DockerKubelet:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
+def _quantity(value: str) -> Any:
+    return parse_quantity(value)  # type: ignore[no-untyped-call]
+
+
 class _ConfigError(Exception):
     pass
 
@@ -273,7 +297,8 @@ def _initializing() -> dict[str, Any]:
 
 def _terminated(name: str, exit_code: int, reason: str) -> dict[str, Any]:
     return _container(
-        name, {"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": _now(), "finishedAt": _now()}}
+        name,
+        {"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": _now(), "finishedAt": _now()}},
     )
 
 

@@ -51,7 +51,9 @@ class InputKubelet:
             out = io.StringIO()
             collect(Path(output), int(args[args.index("--max-bytes") + 1]), out)
         cluster.logs[(namespace, name, "collector")] = out.getvalue().encode()
-        await cluster._pod_status(pod, _status("Succeeded", model=done, collector=_terminated("collector", 0, "Completed")))
+        await cluster._pod_status(
+            pod, _status("Succeeded", model=done, collector=_terminated("collector", 0, "Completed"))
+        )
         await cluster._job_complete(job_path)
 
 

@@ -280,8 +280,6 @@ def test_upload_to_score_through_the_cluster(live_e2e: Any) -> None:
     """The scenario of ``test_worker_e2e.py`` on a real cluster and registry: the archive is pushed,
     the worker verifies the volume's stamp, runs the preflight and the hidden Job (the kubelet pulls
     the model by digest with the pull Secret), reads the collector's frame and scores it."""
-    from kubernetes import client as k8s
-    from runner.kubernetes.executor import load_api_client as _load
     from server.accounts import service as accounts
     from server.models import Submission
     from server.worker.loop import Worker
@@ -300,7 +298,9 @@ def test_upload_to_score_through_the_cluster(live_e2e: Any) -> None:
     assert response.status_code == 201, response.text
     sub_id, ref = response.json()["id"], response.json()["image_ref"]
     assert ref.startswith(os.environ["CSAWM_K8S_LIVE_REGISTRY"] + "/")
-    worker = Worker(api.settings, api.db, KubernetesRunner(cluster.runner.config, api_client=_load()))
+    worker = Worker(
+        api.settings, api.db, KubernetesRunner(cluster.runner.config, api_client=load_api_client())
+    )
     worker.prepare_test_set()  # raises TestSetMismatch when the volume holds another test set
     assert worker.run_once()
     got = api.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(token)).json()
@@ -308,6 +308,6 @@ def test_upload_to_score_through_the_cluster(live_e2e: Any) -> None:
     with api.db.transaction(write=False) as session:
         sub = session.get(Submission, sub_id)
         assert sub is not None and sub.reproducibility["runner_backend"] == "kubernetes"
-    batch = k8s.BatchV1Api(cluster.api)
+    batch = client.BatchV1Api(cluster.api)
     leftovers = batch.list_namespaced_job(cluster.runner.config.namespace, label_selector="csawm.io/run-id")
     assert not [j for j in leftovers.items if f"-{sub_id}-" in j.metadata.name]

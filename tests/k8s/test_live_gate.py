@@ -11,7 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_live_suite(tmp_path: Path, select: str = "end_to_end", **env: str) -> subprocess.CompletedProcess[str]:
+def _run_live_suite(
+    tmp_path: Path, select: str = "end_to_end", **env: str
+) -> subprocess.CompletedProcess[str]:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         json.dumps(

@@ -33,7 +33,9 @@ def loaded(tmp_path_factory: pytest.TempPathFactory, synthetic_benchmark: Path) 
     return volume, evaluation
 
 
-def test_load_step_writes_the_inputs_and_a_stamp_the_worker_accepts(loaded: tuple[Path, EvaluationSet]) -> None:
+def test_load_step_writes_the_inputs_and_a_stamp_the_worker_accepts(
+    loaded: tuple[Path, EvaluationSet],
+) -> None:
     volume, evaluation = loaded
     stamp = Stamp.parse((volume / STAMP_FILE).read_text())
     assert stamp.test_set == evaluation.manifest_digest and stamp.public == evaluation.public_manifest_digest
@@ -85,7 +87,9 @@ def test_kubernetes_without_the_setting_is_not_trusted(loaded: tuple[Path, Evalu
         verify("kubernetes", Path("/unused"), None, loaded[1])
 
 
-def test_input_digest_sees_one_changed_pixel_file_and_one_missing_image(tmp_path: Path, loaded: tuple[Path, EvaluationSet]) -> None:
+def test_input_digest_sees_one_changed_pixel_file_and_one_missing_image(
+    tmp_path: Path, loaded: tuple[Path, EvaluationSet]
+) -> None:
     folder = tmp_path / "preflight"
     shutil.copytree(loaded[0] / "preflight", folder)
     before = input_digest(folder)

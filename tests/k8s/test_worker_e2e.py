@@ -96,7 +96,9 @@ def build_model_images(docker_client: docker.DockerClient, label: str) -> dict[s
     return tags
 
 
-def save_and_forget(docker_client: docker.DockerClient, tags: dict[str, str], folder: Path) -> dict[str, Path]:
+def save_and_forget(
+    docker_client: docker.DockerClient, tags: dict[str, str], folder: Path
+) -> dict[str, Path]:
     """``docker save`` each image, then remove it from the engine: the kubelet must pull it back."""
     archives = {}
     for behaviour, tag in tags.items():
@@ -169,7 +171,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, synthetic_benchmark: Path) -
             for api in open_api(settings):
                 f.team(api.db, "alpha")
                 with api.db.transaction() as session:
-                    accounts.set_quota(session, "alpha", {"active": 2, "per_day": 50, "per_week": 50}, actor="t")
+                    accounts.set_quota(
+                        session, "alpha", {"active": 2, "per_day": 50, "per_week": 50}, actor="t"
+                    )
                 token = f.user(api.db, "a@x.org", team="alpha")
                 yield Stack(api, settings, cluster, kubelet, runner, registry, archives, token, volume)
         finally:
@@ -239,11 +243,13 @@ def test_upload_to_score_through_kubernetes_jobs(
     sub = submission(stack.api.db, sub_id)
     assert "sandbox broken" not in (sub.log_tail or "") and "uid 65532" in (sub.log_tail or "")
     if status == "succeeded":
+        assert sub.reproducibility is not None
         assert got["metrics"]["n_images"] == 60
         assert sub.reproducibility["runner_backend"] == "kubernetes"
-        assert sub.reproducibility["test_set_manifest_sha256"] == stack.volume.joinpath(
-            STAMP_FILE
-        ).read_text().split()[0]
+        assert (
+            sub.reproducibility["test_set_manifest_sha256"]
+            == stack.volume.joinpath(STAMP_FILE).read_text().split()[0]
+        )
     assert ledger(stack.api.db, sub_id) == ["charge"]  # a model failure is the submitter's: charged
     assert stack.cluster.objects("jobs", stack.settings.k8s_namespace) == []  # every Job cleaned up
 

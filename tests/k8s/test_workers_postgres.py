@@ -63,7 +63,8 @@ def test_three_workers_finish_thirty_runs_exactly_once(
         with running_api(settings) as api:
             ids = _queue_runs(api.db, RUNS)
             workers = [
-                Worker(settings, api.db, fast_runner(settings, cluster.url), name=f"w{i}") for i in range(WORKERS)
+                Worker(settings, api.db, fast_runner(settings, cluster.url), name=f"w{i}")
+                for i in range(WORKERS)
             ]
             for worker in workers:  # the test set once per worker, before the race starts
                 worker.prepare_test_set()

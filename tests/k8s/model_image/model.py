@@ -34,7 +34,9 @@ def writable(folder):
     return True
 
 
-status = dict(line.split(":\t", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":\t" in line)
+status = dict(
+    line.split(":\t", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":\t" in line
+)
 broken = [
     what
     for what, ok in (
