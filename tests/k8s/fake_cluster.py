@@ -142,6 +142,7 @@ class PodScript:
     disruptions: int = 0  # J5: Pods lost to preemption before one runs to the end
     corrupt_collector_log: bool = False  # flip one character of the frame body
     vanish_after_finish: bool = False  # K7: the Job completes and its Pod is deleted at once
+    collector_seconds: float = 0.0  # the collector runs this long after the model (e.g. its image pull)
 
 
 @dataclass
@@ -540,6 +541,15 @@ class FakeCluster:
                 job_path, "BackoffLimitExceeded", "Job has reached the specified backoff limit"
             )
             return
+        if script.collector_seconds:
+            collecting = {
+                "phase": "Running",
+                "conditions": [{"type": "PodScheduled", "status": "True"}],
+                "initContainerStatuses": [model_done],
+                "containerStatuses": [_container("collector", {"running": {"startedAt": _now()}})],
+            }
+            await self._pod_status(pod, collecting)
+            await asyncio.sleep(script.collector_seconds)
         self.logs[(namespace, pod["metadata"]["name"], "collector")] = self._run_collector(pod, script)
         if script.vanish_after_finish:
             # K7: the Job completes and its Pod is deleted (TTL, GC) before anyone reads its logs.
