@@ -9,7 +9,8 @@ the Pods until something changes or ``watch_timeout`` passes, and looks again. A
 (410 Gone) or drops simply leads to the next list. Layers of time limits:
 
 1. the Job's ``activeDeadlineSeconds`` (timeout + startup allowance), enforced by the cluster;
-2. the runner's own clock: the model's timeout from when it is first seen running, plus
+2. the runner's own clock: the model's timeout while it is seen running (not the collector's
+   time after it), plus
    ``runner_grace``; ``schedule_timeout`` for an unschedulable Pod and ``queue_timeout`` for a Job
    suspended by Kueue; and a hard cap of the Job deadline plus grace from when the Job is first
    seen unsuspended, in case the cluster never enforces it.
@@ -575,7 +576,9 @@ class KubernetesRunner:
 class _Clocks:
     """The runner's own timers for one ``wait``, on the monotonic clock.
 
-    The model's timeout runs from when the runner first sees the model started; the hard cap from
+    The model's timeout runs from when the runner first sees the model started until it sees it
+    no longer running (it resumes if a replacement Pod's model runs again): the collector's image
+    pull and run after a model that finished in time are not the model's time. The hard cap runs from
     when the Job is first seen not suspended (the Job deadline also stops while Kueue suspends it);
     the unschedulable and queued timers run while those states last.
     """
@@ -583,6 +586,7 @@ class _Clocks:
     timeout_s: float
     hard_cap_s: float
     model_seen_at: float | None = None
+    model_done_at: float | None = None
     active_since: float | None = None
     unschedulable_since: float | None = None
     queued_since: float | None = None
@@ -592,6 +596,10 @@ class _Clocks:
         self.now = now
         if verdict.model_started and self.model_seen_at is None:
             self.model_seen_at = now
+        if verdict.model_running:
+            self.model_done_at = None
+        elif self.model_seen_at is not None and self.model_done_at is None:
+            self.model_done_at = now
         if not verdict.queued and self.active_since is None:
             self.active_since = now
         self.unschedulable_since = (self.unschedulable_since or now) if verdict.unschedulable else None
@@ -600,7 +608,9 @@ class _Clocks:
 
     @property
     def model_running_s(self) -> float | None:
-        return None if self.model_seen_at is None else self.now - self.model_seen_at
+        if self.model_seen_at is None:
+            return None
+        return (self.model_done_at or self.now) - self.model_seen_at
 
     @property
     def active_s(self) -> float | None:

@@ -12,6 +12,7 @@ from server.core.deps import StateDep
 from server.core.errors import NotReady
 
 router = APIRouter(tags=["health"])
+READYZ_REGISTRY_TIMEOUT_S = 5.0  # a probe must answer well inside the kubelet's probe timeout
 
 
 @router.get("/healthz")
@@ -27,7 +28,10 @@ def readyz(state: StateDep) -> dict[str, str]:
     * ``database``: it answers and its schema is at the latest migration;
     * ``worker`` (with an embedded worker): its thread is alive and its heartbeat row is younger
       than three lease TTLs;
-    * ``test_set`` (with an embedded worker): the worker could prepare the hidden test set.
+    * ``test_set`` (with an embedded worker): the worker could prepare the hidden test set and
+      verify that the models' input is that test set (`server.worker.test_set`);
+    * ``registry`` (with ``CSAWM_REGISTRY``): the registry answers ``/v2/`` and accepts the server's
+      credentials — without it no archive can be accepted and no Job can pull its image.
     """
     failing: dict[str, str] = {}
     try:
@@ -49,9 +53,29 @@ def readyz(state: StateDep) -> dict[str, str]:
             )
         if worker.blocked:
             failing["test_set"] = worker.blocked
+    registry_problem = _registry_problem(state)
+    if registry_problem is not None:
+        failing["registry"] = registry_problem
     if failing:
         raise NotReady("; ".join(failing.values()), checks=sorted(failing), details=failing)
     return {"status": "ready"}
+
+
+def _registry_problem(state: StateDep) -> str | None:
+    """None when no registry is configured or it answers with the server's credentials."""
+    from server.registry.client import RegistryClient
+    from server.registry.config import RegistryConfig
+    from server.registry.errors import RegistryError
+
+    config = RegistryConfig.from_settings(state.settings)
+    if config is None:
+        return None
+    try:
+        with RegistryClient(config, timeout=READYZ_REGISTRY_TIMEOUT_S) as client:
+            client.ping()
+    except RegistryError as exc:
+        return str(exc)
+    return None
 
 
 def _heartbeat_age(state: StateDep, name: str) -> float | None:

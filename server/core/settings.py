@@ -222,8 +222,11 @@ class Settings(BaseSettings):
     k8s_schedule_timeout: timedelta = timedelta(minutes=10)
     k8s_queue_timeout: timedelta = timedelta(hours=24)
     k8s_max_collect_bytes: int = 4 * 1024**2
+    # The test-images volume's MANIFEST.sha256 (server.worker.test_set), mounted read-only into the
+    # worker; a worker with CSAWM_RUNNER=kubernetes leases nothing until it matches its test set.
+    k8s_test_set_digest_file: Path | None = None
 
-    @field_validator("data_dir", "benchmark_dir")
+    @field_validator("data_dir", "benchmark_dir", "k8s_test_set_digest_file")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         """Every path is made absolute at load, against the working directory of the process that

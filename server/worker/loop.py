@@ -36,7 +36,7 @@ from server.core.settings import Settings
 from server.models import RunStatus, Submission
 from server.runs.policy import Action, Decision, decide
 from server.runs.transitions import LeaseLost
-from server.worker import endings, janitor, presence
+from server.worker import endings, janitor, presence, test_set
 from server.worker.context import PhaseFault, RunContext, WorkerEnv, fault
 from server.worker.evaluation import EvaluationSet
 from server.worker.phases import (
@@ -233,6 +233,8 @@ class Worker:
         if s.benchmark_dir is None:
             raise RunnerError("CSAWM_BENCHMARK_DIR is not set: the worker has no test set to run on")
         evaluation = EvaluationSet.prepare(s.benchmark_dir, s.data_dir, s.preflight_images)
+        # The models' input must be this test set (issue 13 item 5): else lease nothing, charge nothing.
+        test_set.verify(self.runner.name, s.benchmark_dir, s.k8s_test_set_digest_file, evaluation)
         # The report parts of the test set alone (expert rows, density comparators) are computed once
         # per test set and memoised (server.scoring.memo): pay for them here, not in the first run.
         from server.scoring.report import references_of_test_set

@@ -70,6 +70,9 @@ Scheduler and kubelet
       collector's log is what `runner.kubernetes.collector.collect` prints for it.
   K7  Logs vanish with the Pod (TTL controller or GC deleting it before the runner reads).
       https://kubernetes.io/docs/concepts/workloads/controllers/ttlafterfinished/
+  K8  Optionally (``FakeCluster(kubelet=...)``) a real container engine runs the Pod instead of a
+      script: `tests.k8s.docker_kubelet.DockerKubelet` pulls the images and runs the init container
+      and the collector with the Docker engine (its docstring lists what it maps and how).
 
 Garbage collector
   G1  Deleting a Job with ``propagationPolicy`` Background or Foreground deletes its Pods; with no
@@ -97,7 +100,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp.web
 import kmock
@@ -139,6 +142,7 @@ class PodScript:
     disruptions: int = 0  # J5: Pods lost to preemption before one runs to the end
     corrupt_collector_log: bool = False  # flip one character of the frame body
     vanish_after_finish: bool = False  # K7: the Job completes and its Pod is deleted at once
+    collector_seconds: float = 0.0  # the collector runs this long after the model (e.g. its image pull)
 
 
 @dataclass
@@ -171,6 +175,11 @@ class FakeApiServer(kmock.KubernetesEmulator):
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         cluster = self.cluster
+        limit = cluster.request_log_limit
+        if limit is not None and len(self._requests) > 2 * limit:
+            # kmock matches every request against its whole request log (O(n) each): long tests
+            # that never look at the log keep only its tail, or they slow down quadratically.
+            del self._requests[:-limit]
         if _is_runner(request):
             cluster.check_fault(request)
         if _res(request) == PODS and request.subresource == "log":
@@ -243,6 +252,13 @@ class FakeApiServer(kmock.KubernetesEmulator):
             await stream.aclose()
 
 
+class Kubelet(Protocol):
+    """Runs a Job's Pod instead of the scripted kubelet (K8): creates it with `FakeCluster.create_pod`
+    and reports its statuses through the cluster's HTTP helpers, so the runner's watches fire."""
+
+    async def run_pod(self, cluster: FakeCluster, job: dict[str, Any], job_path: str) -> None: ...
+
+
 class SelectorError(Exception):
     pass
 
@@ -251,8 +267,16 @@ class FakeCluster:
     """The fake control plane (module docstring), running on a private event loop in a thread so
     ordinary synchronous tests can drive the synchronous runner against it."""
 
-    def __init__(self, *, honour_selectors: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        honour_selectors: bool = True,
+        kubelet: Kubelet | None = None,
+        request_log_limit: int | None = None,
+    ) -> None:
         self.honour_selectors = honour_selectors
+        self.kubelet = kubelet
+        self.request_log_limit = request_log_limit  # None: keep every request (`runner_requests`)
         self.scripts: dict[str, PodScript] = {}  # by run-id label; "" = default
         self.logs: dict[tuple[str, str, str], bytes] = {}
         self._versions = itertools.count(1)
@@ -437,6 +461,9 @@ class FakeCluster:
             await self._post(f"/api/v1/namespaces/{namespace}/events", _event(job, script.failed_create))
             return
         await self._patch(f"{job_path}/status", {"status": {"active": 1, "startTime": _now()}})
+        if self.kubelet is not None:  # K8: a real kubelet stand-in runs the Pod (tests/k8s/docker_kubelet.py)
+            await self.kubelet.run_pod(self, job, job_path)
+            return
         for _ in range(script.disruptions):
             pod = await self._create_pod(job)
             await self._start_model(pod)
@@ -514,6 +541,15 @@ class FakeCluster:
                 job_path, "BackoffLimitExceeded", "Job has reached the specified backoff limit"
             )
             return
+        if script.collector_seconds:
+            collecting = {
+                "phase": "Running",
+                "conditions": [{"type": "PodScheduled", "status": "True"}],
+                "initContainerStatuses": [model_done],
+                "containerStatuses": [_container("collector", {"running": {"startedAt": _now()}})],
+            }
+            await self._pod_status(pod, collecting)
+            await asyncio.sleep(script.collector_seconds)
         self.logs[(namespace, pod["metadata"]["name"], "collector")] = self._run_collector(pod, script)
         if script.vanish_after_finish:
             # K7: the Job completes and its Pod is deleted (TTL, GC) before anyone reads its logs.

@@ -193,6 +193,17 @@ def test_runner_enforces_the_timeout_itself_when_the_cluster_does_not(
     assert fake_cluster.objects("jobs", NS) == []  # wait stopped it
 
 
+def test_collector_time_after_the_model_is_not_the_models_time(
+    fake_cluster: FakeCluster, make_runner: Factory, tmp_path: Path
+) -> None:
+    """Issue 13: the model finished inside its 1 s limit; the collector (its image pull on a fresh
+    node, say) then takes 2.5 s. The run succeeds: the model's clock stopped when it exited."""
+    fake_cluster.script("", PodScript(collector_seconds=2.5))
+    _, result = _run(make_runner(), tmp_path, timeout=timedelta(seconds=1))
+    assert result.state == TerminalState.SUCCEEDED, result.message
+    assert result.predictions == PREDICTIONS
+
+
 def test_unschedulable_is_queued_with_reason_until_the_schedule_timeout(
     fake_cluster: FakeCluster, make_runner: Factory, tmp_path: Path
 ) -> None:

@@ -222,3 +222,92 @@ def test_image_pull_failure_fails_fast(live: Live) -> None:
     finally:
         live.runner.cleanup(handle)
     assert result.error_code == ErrorCode.IMAGE_INVALID
+
+
+# -- the whole path: upload → registry → preflight and hidden Jobs → collector → score -------------
+
+E2E_REQUIRED = (
+    "CSAWM_K8S_LIVE_REGISTRY",
+    "CSAWM_K8S_LIVE_REGISTRY_USERNAME",
+    "CSAWM_K8S_LIVE_REGISTRY_PASSWORD",
+    "CSAWM_K8S_LIVE_MODEL_ARCHIVE",
+    "CSAWM_K8S_LIVE_BENCHMARK_DIR",
+    "CSAWM_K8S_LIVE_TEST_SET_DIGEST_FILE",
+)
+"""For `test_upload_to_score_through_the_cluster`, on top of the variables above:
+
+``CSAWM_K8S_LIVE_REGISTRY`` (host[:port], TLS; ``CSAWM_K8S_LIVE_REGISTRY_CA`` optional) and push
+credentials; ``CSAWM_K8S_LIVE_PULL_SECRET`` (default ``csawm-registry-pull``) in the namespace;
+``CSAWM_K8S_LIVE_MODEL_ARCHIVE``: a ``docker save`` of a contract-v1 model; the benchmark whose
+model inputs were loaded onto ``csawm-test-images`` (``python -m server.worker.test_set load``) and
+a copy of the ``MANIFEST.sha256`` that load wrote."""
+
+
+@pytest.fixture(scope="module")
+def live_e2e(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if os.environ.get("CSAWM_K8S_LIVE") != "1":
+        pytest.skip("live-cluster suite: set CSAWM_K8S_LIVE=1 and KUBECONFIG to run it")
+    missing = [name for name in E2E_REQUIRED if not os.environ.get(name)]
+    if missing:
+        pytest.fail(f"CSAWM_K8S_LIVE=1 but {', '.join(missing)} not set (see tests/k8s/test_live.py)")
+    cluster: Live = request.getfixturevalue("live")
+    from tests.server.srvtest.app import make_settings, running_api
+
+    env = os.environ
+    tmp = tmp_path_factory.mktemp("live-e2e")
+    settings = make_settings(
+        tmp,
+        f"sqlite:///{tmp / 'state' / 'csawm.db'}",
+        runner="kubernetes",
+        registry=env["CSAWM_K8S_LIVE_REGISTRY"],
+        registry_username=env["CSAWM_K8S_LIVE_REGISTRY_USERNAME"],
+        registry_password=env["CSAWM_K8S_LIVE_REGISTRY_PASSWORD"],
+        registry_ca=env.get("CSAWM_K8S_LIVE_REGISTRY_CA") or None,
+        benchmark_dir=env["CSAWM_K8S_LIVE_BENCHMARK_DIR"],
+        k8s_test_set_digest_file=env["CSAWM_K8S_LIVE_TEST_SET_DIGEST_FILE"],
+        k8s_namespace=cluster.runner.config.namespace,
+        k8s_collector_image=cluster.runner.config.collector_image,
+        k8s_runtime_class=cluster.runner.config.runtime_class_name,
+        k8s_image_pull_secrets=env.get("CSAWM_K8S_LIVE_PULL_SECRET", "csawm-registry-pull"),
+        run_gpus=cluster.gpus,
+        max_upload_bytes=16 * 1024**3,
+    )
+    with running_api(settings) as api:
+        yield api, cluster
+
+
+def test_upload_to_score_through_the_cluster(live_e2e: Any) -> None:
+    """The scenario of ``test_worker_e2e.py`` on a real cluster and registry: the archive is pushed,
+    the worker verifies the volume's stamp, runs the preflight and the hidden Job (the kubelet pulls
+    the model by digest with the pull Secret), reads the collector's frame and scores it."""
+    from server.accounts import service as accounts
+    from server.models import Submission
+    from server.worker.loop import Worker
+    from tests.server.srvtest import factories as f
+
+    api, cluster = live_e2e
+    f.team(api.db, "live")
+    with api.db.transaction() as session:
+        accounts.set_quota(session, "live", {"active": 1}, actor="live-test")
+    token = f.user(api.db, "live@example.org", team="live")
+    archive = Path(os.environ["CSAWM_K8S_LIVE_MODEL_ARCHIVE"])
+    with archive.open("rb") as body:
+        response = api.client.post(
+            "/api/v1/submissions", params={"name": "live-e2e"}, content=body.read(), headers=f.auth(token)
+        )
+    assert response.status_code == 201, response.text
+    sub_id, ref = response.json()["id"], response.json()["image_ref"]
+    assert ref.startswith(os.environ["CSAWM_K8S_LIVE_REGISTRY"] + "/")
+    worker = Worker(
+        api.settings, api.db, KubernetesRunner(cluster.runner.config, api_client=load_api_client())
+    )
+    worker.prepare_test_set()  # raises TestSetMismatch when the volume holds another test set
+    assert worker.run_once()
+    got = api.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(token)).json()
+    assert (got["status"], got["error_code"]) == ("succeeded", None), got["error_message"]
+    with api.db.transaction(write=False) as session:
+        sub = session.get(Submission, sub_id)
+        assert sub is not None and sub.reproducibility["runner_backend"] == "kubernetes"
+    batch = client.BatchV1Api(cluster.api)
+    leftovers = batch.list_namespaced_job(cluster.runner.config.namespace, label_selector="csawm.io/run-id")
+    assert not [j for j in leftovers.items if f"-{sub_id}-" in j.metadata.name]

@@ -11,7 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_live_suite(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _run_live_suite(
+    tmp_path: Path, select: str = "end_to_end", **env: str
+) -> subprocess.CompletedProcess[str]:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         json.dumps(
@@ -43,7 +45,7 @@ def _run_live_suite(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[s
             "-q",
             "-x",
             "-k",
-            "end_to_end",
+            select,
         ],
         cwd=ROOT,
         env=clean,
@@ -75,3 +77,21 @@ def test_live_suite_fails_when_required_but_not_configured(tmp_path: Path) -> No
 def test_live_suite_skips_only_when_not_requested(tmp_path: Path) -> None:
     proc = _run_live_suite(tmp_path)
     assert proc.returncode == 0 and "1 skipped" in proc.stdout
+
+
+def test_live_upload_to_score_fails_when_required_but_not_configured(tmp_path: Path) -> None:
+    """Issue 13: the live end-to-end scenario names its own missing settings instead of skipping."""
+    proc = _run_live_suite(tmp_path, "through_the_cluster", CSAWM_K8S_LIVE="1")
+    assert proc.returncode == 1 and "CSAWM_K8S_LIVE_REGISTRY" in proc.stdout, proc.stdout[-3000:]
+
+
+def test_live_upload_to_score_fails_when_required_but_unreachable(tmp_path: Path) -> None:
+    env = {name: "x" for name in (
+        "CSAWM_K8S_LIVE_REGISTRY", "CSAWM_K8S_LIVE_REGISTRY_USERNAME", "CSAWM_K8S_LIVE_REGISTRY_PASSWORD",
+        "CSAWM_K8S_LIVE_MODEL_ARCHIVE", "CSAWM_K8S_LIVE_BENCHMARK_DIR", "CSAWM_K8S_LIVE_TEST_SET_DIGEST_FILE",
+    )}  # fmt: skip
+    env.update({name: "registry.example.org/x@sha256:" + "0" * 64 for name in (
+        "CSAWM_K8S_LIVE_COLLECTOR_IMAGE", "CSAWM_K8S_LIVE_PROBE_IMAGE", "CSAWM_K8S_LIVE_MODEL_IMAGE",
+    )})  # fmt: skip
+    proc = _run_live_suite(tmp_path, "through_the_cluster", CSAWM_K8S_LIVE="1", **env)
+    assert proc.returncode == 1 and "no cluster is reachable" in proc.stdout, proc.stdout[-3000:]

@@ -1,0 +1,255 @@
+"""Test-set consistency: the input the models will read is the test set the server scores against.
+
+Why: an operator who loads the wrong images onto the cluster's volume (an old release, the public
+set, a half-finished copy) would otherwise turn every run into an ``output_invalid`` — or worse, a
+wrong score — that the submitter pays for. The worker checks before it leases anything; a mismatch
+is a permanent infrastructure fault: `TestSetMismatch` is raised from the worker's
+``_prepare_evaluation``, so the worker leases no run (nothing is charged) and ``/readyz`` answers
+503 naming ``test_set`` until it is fixed (the worker keeps re-checking).
+
+The stamp
+    ``MANIFEST.sha256`` at the root of the test-images volume, written by the operator's load step
+    (`load_volume`, ``python -m server.worker.test_set load BENCHMARK_DIR TARGET``), in
+    ``sha256sum`` layout (``<hex>  <name>``), one line each for:
+
+    * ``test-set``: `EvaluationSet.manifest_digest` (private images + private labels,
+      `server.benchmark.manifest`);
+    * ``public``: the public set's manifest digest, or ``-`` when the benchmark has none;
+    * ``hidden`` and ``preflight``: `input_digest` of the ``hidden/`` and ``preflight/`` folders
+      as copied onto the volume (``manifest.csv`` plus every image), i.e. what the model Pods
+      mount at ``/input``.
+
+Docker runner
+    The worker materialises the hidden input itself from ``CSAWM_BENCHMARK_DIR``; `verify` checks
+    that the folder it will mount holds exactly the benchmark's images (its manifest, hashed from
+    the copies with the benchmark's label file, equals the benchmark's digest) and lists them in
+    ``manifest.csv``.
+
+Kubernetes runner
+    The model Pods read a PVC the worker does not write. The worker reads the stamp from
+    ``CSAWM_K8S_TEST_SET_DIGEST_FILE`` (the same volume, mounted read-only into the worker; see
+    k8s/README.md) and compares every line with what it computes from its own benchmark copy. A
+    missing setting or file blocks the worker too: an unverified volume is not trusted. A file was
+    chosen over a probe Job because it costs nothing per check, needs no image pull and no extra
+    RBAC, and keeps working while the cluster is busy; its limit (documented): it proves what the
+    load step wrote, so the volume must be mounted read-only everywhere but in the load step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.errors import PermanentInfraError
+from server.benchmark.dataset import Benchmark
+from server.benchmark.manifest import build_manifest, sha256_file
+from server.worker.evaluation import EvaluationSet
+
+STAMP_FILE = "MANIFEST.sha256"
+HIDDEN_DIR = "hidden"
+PREFLIGHT_DIR = "preflight"
+MAX_STAMP_BYTES = 4096
+_NAMES = ("test-set", "public", HIDDEN_DIR, PREFLIGHT_DIR)
+
+
+class TestSetMismatch(PermanentInfraError):
+    """The models' input is not (or cannot be shown to be) the server's test set."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """The lines of ``MANIFEST.sha256`` (module docstring); `public` is None without a public set."""
+
+    test_set: str
+    public: str | None
+    hidden: str
+    preflight: str
+
+    def render(self) -> str:
+        values = (self.test_set, self.public or "-", self.hidden, self.preflight)
+        return "".join(f"{value}  {name}\n" for value, name in zip(values, _NAMES, strict=True))
+
+    @classmethod
+    def parse(cls, text: str) -> Stamp:
+        """Read a stamp; `TestSetMismatch` naming what is wrong with a malformed one."""
+        found: dict[str, str] = {}
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            value, sep, name = line.partition("  ")
+            if not sep or name not in _NAMES or name in found:
+                raise TestSetMismatch(f"{STAMP_FILE} line {number} is not '<sha256>  <name>': {line[:80]!r}")
+            found[name] = value
+        missing = [name for name in _NAMES if name not in found]
+        if missing:
+            raise TestSetMismatch(f"{STAMP_FILE} has no line for {', '.join(missing)}")
+        public = found["public"]
+        return cls(
+            found["test-set"], None if public == "-" else public, found[HIDDEN_DIR], found[PREFLIGHT_DIR]
+        )
+
+
+def input_digest(folder: Path) -> str:
+    """sha256 of a model input folder: its ``manifest.csv`` and each listed image, canonically.
+
+    The sha256 of ``{"images": [[name, sha256], ...], "manifest_csv": sha256}`` (sorted keys, no
+    whitespace). Images on disk but not listed are ignored (a model only reads listed ones); a
+    listed image that is missing raises `TestSetMismatch`.
+    """
+    manifest = folder / "manifest.csv"
+    if not manifest.is_file():
+        raise TestSetMismatch(f"{folder} has no manifest.csv")
+    with manifest.open(newline="") as fh:
+        names = [row["Filename"] for row in csv.DictReader(fh)]
+    images = []
+    for name in names:
+        path = folder / "images" / name
+        if not path.is_file():
+            raise TestSetMismatch(f"{folder}: image {name} listed in manifest.csv is missing")
+        images.append([name, sha256_file(path)])
+    body = {"images": images, "manifest_csv": sha256_file(manifest)}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def expected_stamp(evaluation: EvaluationSet) -> Stamp:
+    """The stamp a volume loaded from this worker's benchmark must carry."""
+    return Stamp(
+        test_set=evaluation.manifest_digest,
+        public=evaluation.public_manifest_digest,
+        hidden=input_digest(evaluation.hidden_input),
+        preflight=input_digest(evaluation.preflight_input),
+    )
+
+
+def verify_materialised(benchmark_dir: Path, evaluation: EvaluationSet) -> None:
+    """Docker runner: the folder the worker mounts as ``/input`` is the benchmark's test set.
+
+    Re-hashes the copies with the benchmark's own label files, so a stale or edited copy (the
+    folder name keys only a digest prefix) is caught before a model runs on it.
+    """
+    bench = Benchmark.open(benchmark_dir)
+    hidden = evaluation.hidden_input
+    listed = _listed(hidden)
+    if listed != list(evaluation.hidden_filenames):
+        raise TestSetMismatch(
+            f"{hidden}/manifest.csv lists {len(listed)} images, not the {len(evaluation.hidden_filenames)} "
+            "of the test set"
+        )
+    images = hidden / "images"
+    copy = build_manifest(images, bench.private_labels, evaluation.private.filenames).digest()
+    if copy != evaluation.manifest_digest:
+        raise TestSetMismatch(
+            f"the hidden input {hidden} is not the test set (manifest {copy[:12]}…, "
+            f"expected {evaluation.manifest_digest[:12]}…): delete it and restart the worker"
+        )
+    if evaluation.public is not None and bench.public_labels is not None:
+        public = build_manifest(images, bench.public_labels, evaluation.public.filenames).digest()
+        if public != evaluation.public_manifest_digest:
+            raise TestSetMismatch(f"the public images in {hidden} are not the benchmark's public set")
+
+
+def verify_stamp(stamp_file: Path | None, evaluation: EvaluationSet) -> None:
+    """Kubernetes runner: the stamp on the test-images volume matches this worker's test set."""
+    if stamp_file is None:
+        raise TestSetMismatch(
+            "CSAWM_K8S_TEST_SET_DIGEST_FILE is not set: the worker cannot verify the test-images "
+            f"volume (mount it read-only and point the setting at its {STAMP_FILE}; k8s/README.md)"
+        )
+    try:
+        with stamp_file.open("rb") as fh:
+            raw = fh.read(MAX_STAMP_BYTES + 1)
+    except OSError as exc:
+        raise TestSetMismatch(f"cannot read the test-set stamp {stamp_file}: {exc}") from None
+    if len(raw) > MAX_STAMP_BYTES:
+        raise TestSetMismatch(f"{stamp_file} is larger than {MAX_STAMP_BYTES} bytes: not a stamp")
+    found = Stamp.parse(raw.decode("utf-8", errors="replace"))
+    expected = expected_stamp(evaluation)
+    wrong = [
+        name
+        for name, a, b in zip(
+            _NAMES,
+            (found.test_set, found.public, found.hidden, found.preflight),
+            (expected.test_set, expected.public, expected.hidden, expected.preflight),
+            strict=True,
+        )
+        if a != b
+    ]
+    if wrong:
+        raise TestSetMismatch(
+            f"the test-images volume ({stamp_file}) does not hold the server's test set: "
+            f"{', '.join(wrong)} differ (volume test-set {found.test_set[:12]}…, server "
+            f"{expected.test_set[:12]}…); reload it with `python -m server.worker.test_set load`"
+        )
+
+
+def verify(runner_name: str, benchmark_dir: Path, stamp_file: Path | None, evaluation: EvaluationSet) -> None:
+    """The check for the worker's backend (`runner.spec.Runner.name`); raises `TestSetMismatch`."""
+    if runner_name == "kubernetes":
+        verify_stamp(stamp_file, evaluation)
+    else:
+        verify_materialised(benchmark_dir, evaluation)
+
+
+def _listed(folder: Path) -> list[str]:
+    with (folder / "manifest.csv").open(newline="") as fh:
+        return [row["Filename"] for row in csv.DictReader(fh)]
+
+
+# -- the operator's load step ------------------------------------------------------------------------
+
+
+def load_volume(benchmark_dir: Path, target: Path, n_preflight: int) -> Stamp:
+    """Write ``hidden/``, ``preflight/`` and ``MANIFEST.sha256`` into `target` (the volume's root).
+
+    The folders are the ones a worker with the same benchmark and ``CSAWM_PREFLIGHT_IMAGES``
+    materialises (same code, `EvaluationSet.prepare`); labels are never copied. The stamp's input
+    digests are computed from the copies in `target`, after copying, and the stamp is written last
+    (under a temporary name, then renamed), so a failed load leaves no valid stamp behind.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (HIDDEN_DIR, PREFLIGHT_DIR, STAMP_FILE):
+        if (target / name).exists():
+            raise FileExistsError(f"{target / name} exists: load into an empty volume")
+    with tempfile.TemporaryDirectory(prefix=".csawm-load-", dir=target) as staging:
+        evaluation = EvaluationSet.prepare(benchmark_dir, Path(staging), n_preflight)
+        shutil.copytree(evaluation.hidden_input, target / HIDDEN_DIR)
+        shutil.copytree(evaluation.preflight_input, target / PREFLIGHT_DIR)
+    stamp = Stamp(
+        test_set=evaluation.manifest_digest,
+        public=evaluation.public_manifest_digest,
+        hidden=input_digest(target / HIDDEN_DIR),
+        preflight=input_digest(target / PREFLIGHT_DIR),
+    )
+    partial = target / f".{STAMP_FILE}.tmp"
+    partial.write_text(stamp.render())
+    partial.rename(target / STAMP_FILE)
+    return stamp
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m server.worker.test_set",
+        description="Load the model inputs of a CSAW-M benchmark onto the Kubernetes test-images volume.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    load = sub.add_parser("load", help="write hidden/, preflight/ and MANIFEST.sha256 into TARGET")
+    load.add_argument("benchmark_dir", type=Path, help="dataset root in the CSAW-M layout (with labels)")
+    load.add_argument("target", type=Path, help="the volume's root, mounted read-write")
+    load.add_argument("--preflight-images", type=int, default=4, help="CSAWM_PREFLIGHT_IMAGES of the workers")
+    args = parser.parse_args(argv)
+    stamp = load_volume(args.benchmark_dir.resolve(), args.target.resolve(), args.preflight_images)
+    sys.stdout.write(stamp.render())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
