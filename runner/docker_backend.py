@@ -224,6 +224,7 @@ class DockerRunner:
 
     name = "docker"
     accepts_archives = True
+    mounts_local_inputs = True
 
     def __init__(
         self,

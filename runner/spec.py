@@ -109,6 +109,9 @@ class Runner(Protocol):
 
     name: str
     accepts_archives: bool
+    # True when the run's /input is a folder of this machine the worker prepares (Docker); False when
+    # it is a volume the operator loads (Kubernetes: the worker checks its stamp instead).
+    mounts_local_inputs: bool
 
     def handle_for(self, spec: RunSpec) -> str:
         """The handle `start(spec)` will return, known before it runs: a worker writes it down first,

@@ -114,6 +114,7 @@ class KubernetesRunner:
 
     name = "kubernetes"
     accepts_archives = False  # a cluster pulls images by digest from a registry (issue 13)
+    mounts_local_inputs = False  # the test images come from a volume the operator loads
 
     def __init__(
         self,

@@ -191,12 +191,15 @@ def verify_stamp(stamp_file: Path | None, evaluation: EvaluationSet) -> None:
         )
 
 
-def verify(runner_name: str, benchmark_dir: Path, stamp_file: Path | None, evaluation: EvaluationSet) -> None:
-    """The check for the worker's backend (`runner.spec.Runner.name`); raises `TestSetMismatch`."""
-    if runner_name == "kubernetes":
-        verify_stamp(stamp_file, evaluation)
-    else:
+def verify(
+    mounts_local_inputs: bool, benchmark_dir: Path, stamp_file: Path | None, evaluation: EvaluationSet
+) -> None:
+    """The check for the worker's backend (`runner.spec.Runner.mounts_local_inputs`): the folder the
+    worker materialised, or the operator's stamp on the volume; raises `TestSetMismatch`."""
+    if mounts_local_inputs:
         verify_materialised(benchmark_dir, evaluation)
+    else:
+        verify_stamp(stamp_file, evaluation)
 
 
 def _listed(folder: Path) -> list[str]:

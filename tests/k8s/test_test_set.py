@@ -41,7 +41,7 @@ def test_load_step_writes_the_inputs_and_a_stamp_the_worker_accepts(
     assert stamp.test_set == evaluation.manifest_digest and stamp.public == evaluation.public_manifest_digest
     assert sorted(p.name for p in volume.iterdir()) == [STAMP_FILE, "hidden", "preflight"]  # no labels
     assert len(list((volume / "hidden" / "images").iterdir())) == len(evaluation.hidden_filenames)
-    verify("kubernetes", Path("/unused"), volume / STAMP_FILE, evaluation)
+    verify(False, Path("/unused"), volume / STAMP_FILE, evaluation)
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ def test_a_missing_or_malformed_stamp_blocks(
 
 def test_kubernetes_without_the_setting_is_not_trusted(loaded: tuple[Path, EvaluationSet]) -> None:
     with pytest.raises(TestSetMismatch, match="CSAWM_K8S_TEST_SET_DIGEST_FILE is not set"):
-        verify("kubernetes", Path("/unused"), None, loaded[1])
+        verify(False, Path("/unused"), None, loaded[1])
 
 
 def test_input_digest_sees_one_changed_pixel_file_and_one_missing_image(
@@ -110,7 +110,7 @@ def test_docker_checks_the_materialised_copy_against_the_benchmark(
     private_image.chmod(0o644)
     private_image.write_bytes(private_image.read_bytes()[:-1])  # a stale or damaged copy
     with pytest.raises(TestSetMismatch, match="is not the test set"):
-        verify("docker", synthetic_benchmark, None, evaluation)
+        verify(True, synthetic_benchmark, None, evaluation)
 
 
 def test_load_refuses_a_volume_that_is_not_empty(tmp_path: Path, synthetic_benchmark: Path) -> None:

@@ -36,6 +36,7 @@ class FakeRunner:
     behaviours: dict[str, str] = field(default_factory=dict)
     name: str = "fake"
     accepts_archives: bool = True
+    mounts_local_inputs: bool = True
     loaded: set[str] = field(default_factory=set)
     started: list[RunSpec] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
