@@ -1,5 +1,5 @@
 """``/readyz`` names ``registry`` when the configured registry does not answer with the server's
-credentials (issue 13; DESIGN.md §9), against the real loopback registry."""
+credentials (issue 13; docs/api.md), against the real loopback registry."""
 
 from __future__ import annotations
 
