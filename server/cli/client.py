@@ -251,7 +251,15 @@ def submit(
                 body = _docker_save_chunks(target, progress, task, procs)
                 headers = {"Content-Type": "application/x-tar"}
             try:
-                response = client.post("/api/v1/submissions", params=params, content=body, headers=headers)
+                # After the last byte the server inspects the archive and, with a registry, pushes it
+                # before it answers: no read timeout on this one request (the server bounds it).
+                response = client.post(
+                    "/api/v1/submissions",
+                    params=params,
+                    content=body,
+                    headers=headers,
+                    timeout=httpx.Timeout(60.0, read=None, write=None, pool=None),
+                )
             except _DockerSaveError as exc:
                 _die(f"docker save {target} failed: {exc}", EXIT_USAGE)
             except FileNotFoundError:
