@@ -37,3 +37,20 @@ def token(db: Database, email: str, *, expires_in: timedelta | None = timedelta(
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def member_token(db: Database, team_name: str = "alpha", email: str = "a@x.org", runs: int = 10) -> str:
+    """A researcher of `team_name` (created) whose quota allows `runs` active runs a day and a week."""
+    team(db, team_name)
+    with db.transaction() as session:
+        service.set_quota(session, team_name, {"active": runs, "per_day": runs, "per_week": runs}, actor="test")
+    return user(db, email, team=team_name)
+
+
+def ledger(db: Database, submission_id: int) -> list[str]:
+    """The quota ledger of one submission, oldest first: e.g. ``["charge", "refund"]``."""
+    from server.models import QuotaEntry
+
+    with db.transaction(write=False) as session:
+        rows = session.query(QuotaEntry).filter_by(submission_id=submission_id).order_by(QuotaEntry.id)
+        return [r.kind.value for r in rows]

@@ -17,7 +17,6 @@ from srvtest.archives import write_archive
 from srvtest.fakes import FakeRunner, predictions_for
 
 from runner.spec import ErrorCode, RunResult, RunSpec, TerminalState
-from server.accounts import service as accounts
 from server.models import QuotaEntry, Role, RunStatus, Submission
 from server.runs import store
 from server.worker.loop import Worker
@@ -33,10 +32,7 @@ def wapi(tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path) -> Iterator
 
 
 def _token(api: Api) -> str:
-    f.team(api.db, "alpha")
-    with api.db.transaction() as session:
-        accounts.set_quota(session, "alpha", {"active": 10, "per_day": 10, "per_week": 10}, actor="test")
-    return f.user(api.db, "a@x.org", team="alpha")
+    return f.member_token(api.db)
 
 
 def _submit(api: Api, token: str, tmp_path: Path, seed: str) -> tuple[int, str]:
@@ -50,9 +46,7 @@ def _submit(api: Api, token: str, tmp_path: Path, seed: str) -> tuple[int, str]:
 
 
 def _ledger(api: Api, sub_id: int) -> list[str]:
-    with api.db.transaction(write=False) as session:
-        rows = session.query(QuotaEntry).filter_by(submission_id=sub_id).order_by(QuotaEntry.id).all()
-        return [r.kind.value for r in rows]
+    return f.ledger(api.db, sub_id)
 
 
 def _sub(api: Api, sub_id: int) -> Submission:
