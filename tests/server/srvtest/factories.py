@@ -43,7 +43,9 @@ def member_token(db: Database, team_name: str = "alpha", email: str = "a@x.org",
     """A researcher of `team_name` (created) whose quota allows `runs` active runs a day and a week."""
     team(db, team_name)
     with db.transaction() as session:
-        service.set_quota(session, team_name, {"active": runs, "per_day": runs, "per_week": runs}, actor="test")
+        service.set_quota(
+            session, team_name, {"active": runs, "per_day": runs, "per_week": runs}, actor="test"
+        )
     return user(db, email, team=team_name)
 
 
