@@ -2,7 +2,6 @@
 
 `run_limits`: the limits of one phase from the ``CSAWM_RUN_*`` settings, the same for every backend
 (``csawm k8s render-job`` uses it too, so the Job it prints carries the worker's limits).
-
 """
 
 from __future__ import annotations

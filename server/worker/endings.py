@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from runner.spec import ErrorCode
 from server.core.clock import utcnow
-from server.models import FailedPhase, RunStatus, Submission
+from server.models import FailedPhase, RunStatus
 from server.quota import service as quota
 from server.runs.disclosure import HANDED_BACK_NOTE, RETRY_NOTE, maintainer_log, public_log, submitter_message
 from server.runs.policy import Action, Decision, Phase
@@ -110,9 +110,3 @@ def finish(env: WorkerEnv, ctx: RunContext) -> None:
 def release_attempt_dir(env: WorkerEnv, ctx: RunContext) -> None:
     """A requeued or handed-back attempt's folders are not needed by the next attempt."""
     shutil.rmtree(ctx.attempt_dir(env.settings.data_dir), ignore_errors=True)
-
-
-def touch_retry_count(session: Session, sub_id: int, retries: int) -> None:
-    sub = session.get(Submission, sub_id)
-    if sub is not None:
-        sub.retries = retries

@@ -43,6 +43,7 @@ from server.worker.phases import (
     Scorer,
     check_signals,
     ensure_image,
+    quietly,
     run_hidden,
     run_preflight,
     score,
@@ -338,7 +339,9 @@ class Worker:
         ctx.retries += 1
 
         def count(session: Session) -> None:
-            endings.touch_retry_count(session, ctx.sub_id, ctx.retries)
+            sub = session.get(Submission, ctx.sub_id)
+            if sub is not None:
+                sub.retries = ctx.retries
 
         transact(self.env, count)
 
@@ -377,11 +380,8 @@ class Worker:
                 self._quietly_cancel(ctx.handle)
 
     def _quietly_cancel(self, handle: str) -> None:
-        for fn in (self.runner.cancel, self.runner.cleanup):
-            try:
-                fn(handle)
-            except Exception:
-                log.warning("%s(%s) failed", fn.__name__, handle, exc_info=True)
+        quietly(self.runner.cancel, handle)
+        quietly(self.runner.cleanup, handle)
 
 
 def _describe(exc: BaseException) -> str:

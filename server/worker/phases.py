@@ -234,7 +234,7 @@ def execute(
         ctx.timings[f"{phase.value}_started_after_s"] = round((utcnow() - ctx.created_at).total_seconds(), 3)
         _record_handle(env, ctx, handle, started=True)
         if ctx.cancel.is_set() or ctx.lost.is_set() or ctx.shutdown.is_set():
-            _quietly(runner.cancel, handle)
+            quietly(runner.cancel, handle)
         result = runner.wait(handle, spec)
     except RunnerError as exc:
         if exc.kind is not FaultKind.MODEL:
@@ -253,7 +253,7 @@ def execute(
         )
     finally:
         ctx.handle = None
-        _quietly(runner.cleanup, handle)
+        quietly(runner.cleanup, handle)
     wall = round(time.monotonic() - started, 3)
     ctx.timings[f"{phase.value}_s"] = wall
     gpus = spec.limits.gpus
@@ -399,7 +399,8 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
     _move(env, ctx, RunStatus.SUCCEEDED, "scored", also=store_report, reproducibility=repro)
 
 
-def _quietly(fn: Callable[[str], None], handle: str | None) -> None:
+def quietly(fn: Callable[[str], None], handle: str | None) -> None:
+    """Call ``fn(handle)`` (a runner's cancel/cleanup), logging instead of raising: best effort."""
     if not handle:
         return
     try:

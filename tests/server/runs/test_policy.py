@@ -47,10 +47,19 @@ def test_every_cell_of_the_table(phase: Phase, kind: FaultKind, code: ErrorCode)
         assert d.code is ErrorCode.INFRA_ERROR and d.alert
 
 
-def test_the_table_has_a_catch_all_last() -> None:
+def test_only_impossible_cells_reach_the_catch_all() -> None:
+    """The last rule (our bug: refund, alert) is reached only by cells no phase can produce: a model
+    fault before any container ran, a timeout while scoring, a model fault at scoring other than
+    invalid predictions."""
     last = RULES[-1]
     assert (last.phases, last.kinds, last.codes) == (None, None, None)
-    assert all(any(r.matches(Fault(p, k, c, "")) for r in RULES) for p, k, c in CELLS)
+    caught = {
+        (p, k, c) for p, k, c in CELLS if next(r for r in RULES if r.matches(Fault(p, k, c, ""))) is last
+    }
+    expected = {(Phase.QUEUED, k, c) for k in (FaultKind.MODEL, FaultKind.TIMEOUT) for c in ErrorCode}
+    expected |= {(Phase.SCORING, FaultKind.TIMEOUT, c) for c in ErrorCode}
+    expected |= {(Phase.SCORING, FaultKind.MODEL, c) for c in ErrorCode if c is not ErrorCode.OUTPUT_INVALID}
+    assert caught == expected
 
 
 def test_retries_run_out_into_a_refunded_infra_error() -> None:
