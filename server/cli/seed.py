@@ -15,6 +15,9 @@ Steps, each reused when already done:
    A seeded baseline is approved at once (`approve_seeded`, with an audit entry): it is the
    operators' own reference model and is on the leaderboard when scored, so its review state says
    so; a baseline a maintainer hid or disqualified keeps that decision;
+   While this runs, each model's state (training with its step, building, queued with its run, or
+   failed with the reason) is written to ``baseline_builds`` (`BuildRecorder`): the leaderboard
+   lists the baselines on their way (`server.leaderboard.pending`) before they are scored;
 4. with ``--wait`` (the default) an in-process worker (the same `server.worker.loop.Worker` as
    ``csawm worker``) runs the queue until both baselines are finished; with ``--no-wait`` a running
    ``csawm serve`` or ``csawm worker`` picks them up.
@@ -24,17 +27,20 @@ Exit codes: 0 ok, 1 a training, build or baseline run failed, 2 bad arguments or
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import undefer
 
 from reference_models.build import (
@@ -52,7 +58,7 @@ from server.core import audit, migrate
 from server.core.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
-from server.models import TERMINAL_STATUSES, ReviewState, RunStatus, Submission
+from server.models import TERMINAL_STATUSES, BaselineBuild, BuildState, ReviewState, RunStatus, Submission
 from server.submissions import service
 
 EXIT_FAILED = 1
@@ -62,6 +68,8 @@ BASE_IMAGES = ("csawm-base/python:bookworm", DEFAULT_BASE_IMAGE)
 KINDS = (ModelKind.ONE_HOT, ModelKind.MULTI_HOT)
 BASELINE_NAMES = {ModelKind.ONE_HOT: "ResNet-34 one-hot", ModelKind.MULTI_HOT: "ResNet-34 multi-hot"}
 APPROVAL_REASON = "reference baseline seeded by csawm seed-baselines"
+STEP_LINE = re.compile(r"^step (\d+)/(\d+)\b")  # reference_models.train's progress line
+INTERRUPTED = "seed-baselines stopped before this model was queued"
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,55 @@ class SeededBaseline:
     digest: str
     submission_id: int
     reused: bool
+
+
+class BuildRecorder:
+    """Each model's build state in ``baseline_builds``, for the leaderboard's "on its way" list.
+
+    Best effort: a database that is busy or away costs a progress update, never a training.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.failures = 0
+
+    def set(self, kind: ModelKind, **fields: Any) -> None:
+        try:
+            with self.db.transaction() as session:
+                row = session.get(BaselineBuild, kind.value)
+                if row is None:
+                    row = BaselineBuild(kind=kind.value, name=BASELINE_NAMES[kind], step=0, steps=0)
+                    session.add(row)
+                for name, value in fields.items():
+                    setattr(row, name, value)
+        except SQLAlchemyError as exc:
+            self.failures += 1
+            if self.failures == 1:
+                typer.echo(f"warning: build progress not recorded ({type(exc).__name__})", err=True)
+
+    def start(self, kind: ModelKind, steps: int, *, training: bool) -> None:
+        state = BuildState.TRAINING if training else BuildState.BUILDING
+        self.set(
+            kind, state=state, step=0, steps=steps, message=None, submission_id=None, started_at=utcnow()
+        )
+
+    def line(self, kind: ModelKind, line: str) -> None:
+        """Follow the build's output: ``step n/N`` lines while training, ``building`` when it builds."""
+        match = STEP_LINE.match(line)
+        if match:
+            self.set(kind, state=BuildState.TRAINING, step=int(match[1]), steps=int(match[2]))
+        elif line.startswith(("building ", "reusing ")):
+            self.set(kind, state=BuildState.BUILDING)
+
+    def unfinished(self, message: str) -> None:
+        """Mark every model not yet queued as failed with `message` (a failed or interrupted run)."""
+        try:
+            with self.db.transaction() as session:
+                for row in session.scalars(select(BaselineBuild)):
+                    if row.state in (BuildState.TRAINING, BuildState.BUILDING):
+                        row.state, row.message = BuildState.FAILED, message
+        except SQLAlchemyError:
+            pass
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -201,6 +258,7 @@ def build_all(
     base_image: str,
     jobs: int,
     threads: int | None,
+    on_line: Callable[[ModelKind, str], None] | None = None,
 ) -> dict[ModelKind, str]:
     """Build (train) both reference images, `jobs` at a time; their output lines carry the kind.
 
@@ -210,6 +268,8 @@ def build_all(
     def build(kind: ModelKind) -> str:
         def log(line: str) -> None:
             print(f"[{kind.value}] {line}", file=sys.stderr, flush=True)
+            if on_line is not None:
+                on_line(kind, line)
 
         return build_reference_image(
             kind,
@@ -319,10 +379,14 @@ def seed_baselines(
     with open_database(settings) as db:  # fail before training, not after, on a stale schema
         if not migrate.is_up_to_date(db.engine):
             raise fail("the database schema is not at the latest migration; run `csawm db upgrade`")
-    try:
-        ensure_base_images(base_image)
-        tags = build_all(
-            Path(data or "."),
+    with open_database(settings) as db, reported_errors():
+        recorder = BuildRecorder(db)
+        seeded = _build_and_queue(
+            db,
+            settings,
+            recorder,
+            description,
+            data,
             steps,
             size,
             lr,
@@ -332,15 +396,6 @@ def seed_baselines(
             jobs=jobs,
             threads=threads,
         )
-    except BuildError as exc:
-        raise fail(str(exc), EXIT_FAILED) from None
-    with open_database(settings) as db, reported_errors():
-        seeded: list[SeededBaseline] = []
-        for kind in KINDS:
-            try:
-                seeded.append(queue_baseline(db, settings, kind, tags[kind], description))
-            except BuildError as exc:
-                raise fail(str(exc), EXIT_FAILED) from None
         for item in seeded:
             state = "already seeded as" if item.reused else "queued as"
             typer.echo(
@@ -361,6 +416,60 @@ def seed_baselines(
         failed |= sub.status != RunStatus.SUCCEEDED
     if failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _build_and_queue(
+    db: Database,
+    settings: Settings,
+    recorder: BuildRecorder,
+    description: str,
+    data: Path | None,
+    steps: int,
+    size: tuple[int, int],
+    lr: float | None,
+    weights: Path | None,
+    *,
+    batch_size: int,
+    base_image: str,
+    jobs: int,
+    threads: int | None,
+) -> list[SeededBaseline]:
+    """Train and build both images, then queue them, recording each model's state as it goes."""
+    for kind in KINDS:
+        recorder.start(kind, steps, training=weights is None)
+    finished = False
+    try:
+        try:
+            ensure_base_images(base_image)
+            tags = build_all(
+                Path(data or "."),
+                steps,
+                size,
+                lr,
+                weights,
+                batch_size=batch_size,
+                base_image=base_image,
+                jobs=jobs,
+                threads=threads,
+                on_line=recorder.line,
+            )
+        except BuildError as exc:
+            recorder.unfinished(str(exc))
+            raise fail(str(exc), EXIT_FAILED) from None
+        seeded: list[SeededBaseline] = []
+        for kind in KINDS:
+            try:
+                item = queue_baseline(db, settings, kind, tags[kind], description)
+            except BuildError as exc:
+                recorder.unfinished(str(exc))
+                raise fail(str(exc), EXIT_FAILED) from None
+            recorder.set(kind, state=BuildState.QUEUED, submission_id=item.submission_id)
+            seeded.append(item)
+        finished = True
+        return seeded
+    finally:
+        if not finished:
+            recorder.unfinished(INTERRUPTED)
 
 
 def _tau(sub: Submission) -> float | None:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response
 
 from server.core.deps import StateDep
-from server.leaderboard import service
+from server.leaderboard import pending, service
 from server.leaderboard.references import board_references
 
 router = APIRouter(prefix="/api/v1/leaderboard", tags=["leaderboard"])
@@ -19,8 +19,9 @@ router = APIRouter(prefix="/api/v1/leaderboard", tags=["leaderboard"])
 _LEADERBOARD_DOC: dict[str, Any] = {
     "responses": {
         "200": {
-            "description": '{"rows": [...]} in the metric registry\'s order (docs/api.md); '
-            "view=clinical gives AUC and OR Q4 per endpoint and the LIBRA density rows (kind density)"
+            "description": '{"rows": [...], "pending": [...]}: rows in the metric registry\'s order '
+            "(docs/api.md); view=clinical gives AUC and OR Q4 per endpoint and the LIBRA density rows "
+            "(kind density); pending lists the baselines training, building, queued or running"
         }
     }
 }
@@ -30,7 +31,9 @@ _LEADERBOARD_DOC: dict[str, Any] = {
 def get_leaderboard(
     state: StateDep, best_per_team: bool = True, view: Literal["masking", "clinical"] = "masking"
 ) -> Response:
-    """Public. ``{"rows": [...]}`` in leaderboard order (docs/api.md)."""
+    """Public. ``{"rows": [...], "pending": [...]}``: the rows in leaderboard order (docs/api.md) and
+    the baselines on their way (`server.leaderboard.pending`, read on every request: it changes
+    with each training step while the rows' cached body does not)."""
     references = board_references(state)
     with state.db.engine.connect() as conn:
         key = (*service.version_key(conn), references.labels_sha256 if references else None)
@@ -43,6 +46,9 @@ def get_leaderboard(
         builder = service.build_clinical if view == "clinical" else service.build
         with state.db.session() as session:
             rows = builder(session, best_per_team=best_per_team, references=references)
-        body = json.dumps({"rows": rows}, allow_nan=False, separators=(",", ":")).encode()
+        body = json.dumps(rows, allow_nan=False, separators=(",", ":")).encode()
         cache[(best_per_team, view)] = body
-    return Response(content=body, media_type="application/json")
+    with state.db.session() as session:
+        coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
+    content = b'{"rows":' + body + b',"pending":' + coming + b"}"
+    return Response(content=content, media_type="application/json")

@@ -2,6 +2,7 @@
 
 from server.models.accounts import ApiToken, Role, Team, User
 from server.models.base import Base
+from server.models.baselines import BaselineBuild, BuildState
 from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
 from server.models.submissions import (
     ACTIVE_STATUSES,
@@ -24,6 +25,8 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "BaselineBuild",
+    "BuildState",
     "FailedPhase",
     "LedgerKind",
     "QuotaEntry",

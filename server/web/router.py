@@ -31,6 +31,7 @@ from server.core.errors import CsawmError, NotFound
 from server.core.principal import Principal
 from server.core.security import hash_token
 from server.core.settings import Settings
+from server.leaderboard.pending import pending_baselines
 from server.models import Submission, Team
 from server.quota import service as quota
 from server.review import service as review
@@ -136,6 +137,7 @@ def leaderboard_page(
     plot = cache.get(("board", *version), lambda: _tau_plot(rows))
     context = {
         "rows": rows,
+        "pending": pending_baselines(session),
         "clinical_rows": clinical_board(session, state),
         "plot_alt": plot.alt,
         "plot_version": "-".join(str(part) for part in version),

@@ -26,6 +26,7 @@ schedule, shortened).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -149,13 +150,17 @@ def _wait_listening(demo: Demo, deadline_s: float) -> float:
     pytest.fail(f"scripts/demo not listening within {deadline_s} s:\n{demo.log()[-4000:]}")
 
 
-def _wait_seeded(demo: Demo) -> dict[str, int]:
-    """The baseline ids ``seed-baselines`` printed (name -> id), once it has printed both."""
+def _wait_seeded(demo: Demo, seen: list[dict[str, Any]]) -> dict[str, int]:
+    """The baseline ids ``seed-baselines`` printed (name -> id), once it has printed both; meanwhile
+    every ``pending`` entry of the public board is appended to `seen` (issue 10: the board shows
+    the baselines training, with their step, before they are scored)."""
     while time.monotonic() - demo.started < RUN_DEADLINE_S:
         seeded = {name: int(sub_id) for sub_id, name in SEEDED.findall(demo.output())}
         if len(seeded) == len(BASELINES):
             return seeded
         assert demo.alive(), f"scripts/demo exited with {demo.process.returncode}:\n{demo.log()[-4000:]}"
+        with contextlib.suppress(httpx.TransportError):
+            seen.extend(httpx.get(f"{demo.url}/api/v1/leaderboard", timeout=5).json()["pending"])
         time.sleep(2)
     pytest.fail(f"baselines not seeded within {RUN_DEADLINE_S} s:\n{demo.log()[-4000:]}")
 
@@ -186,6 +191,7 @@ class Running:
     maintainer: str
     baselines: dict[str, int]
     listened_s: float
+    pending_seen: list[dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
@@ -202,8 +208,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
                 break
             time.sleep(0.1)
         assert len(tokens) == 2, f"expected a researcher and a maintainer token:\n{demo.log()[-3000:]}"
-        baselines = _wait_seeded(demo)
-        yield Running(demo, env, logs, tokens[0], tokens[1], baselines, listened)
+        seen: list[dict[str, Any]] = []
+        baselines = _wait_seeded(demo, seen)
+        yield Running(demo, env, logs, tokens[0], tokens[1], baselines, listened, seen)
     finally:
         demo.stop()
         print(demo.log()[-3000:])
@@ -231,6 +238,21 @@ def test_demo_scores_both_baselines_approved_on_the_board_issue_10(running: Runn
             f"{name}: tau-b {tau:.3f}; breast brightness {trivial.breast_brightness:.3f}, "
             f"Libra_percent_density {trivial.libra_percent_density:.3f}"
         )
+
+
+def test_board_showed_the_baselines_training_before_they_were_scored_issue_10(running: Running) -> None:
+    """Issue 10, item 1: while the models trained, the public board listed both as on their way,
+    with the training step (when this engine had to train them: a cached reference image is
+    reused, as on a second run); once scored, they are rows and the list is empty."""
+    names = {entry["name"] for entry in running.pending_seen}
+    assert set(BASELINES) <= names, running.pending_seen[-4:]
+    trained = {kind for kind in ("one-hot", "multi-hot") if f"[{kind}] step " in running.demo.log()}
+    expected = {name for name in BASELINES if name.removeprefix("ResNet-34 ") in trained}
+    training = [e for e in running.pending_seen if e["state"] == "training" and e["progress"]["step"] > 0]
+    assert {e["name"] for e in training} == expected, running.pending_seen[-4:]
+    assert all(e["progress"]["steps"] == int(DEMO_STEPS) for e in training)
+    _wait_finished(running.demo, running.maintainer, list(running.baselines.values()))
+    assert httpx.get(f"{running.demo.url}/api/v1/leaderboard").json()["pending"] == []
 
 
 def test_admin_no_longer_shows_the_seeded_baselines_pending_issue_10(running: Running) -> None:

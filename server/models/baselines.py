@@ -1,0 +1,40 @@
+"""Reference models on their way to the board: what ``csawm seed-baselines`` is doing now (issue 10).
+
+Training a reference model takes minutes; until its run is queued there is no submission to show.
+One row per model kind records the build's state and training progress so that the leaderboard can
+show the baselines as "training" (step n of N), "building" or "queued" before they are scored.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Enum, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.core.clock import utcnow
+from server.models.base import Base, UTCDateTime
+
+
+class BuildState(enum.StrEnum):
+    TRAINING = "training"
+    BUILDING = "building"
+    QUEUED = "queued"  # the baseline's run exists (``submission_id``): its status says the rest
+    FAILED = "failed"  # training or the image build failed, or seed-baselines was interrupted
+
+
+class BaselineBuild(Base):
+    __tablename__ = "baseline_builds"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)  # reference_models.rules.ModelKind
+    name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[BuildState] = mapped_column(
+        Enum(BuildState, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+    )
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str | None] = mapped_column(Text)  # operators' text (a failed build's reason)
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
