@@ -10,10 +10,13 @@ so is any reference image with the same build key unless ``--rebuild-references`
 ``csawm-reference/*`` images first, as on a fresh machine) and ``CSAWM_PORT`` at a free loopback
 port. It polls ``/healthz`` and then the public leaderboard, and prints
 
-* seconds from the start until the server answers,
+* seconds from the start until the server answers, and until its board lists both baselines as on
+  their way (``pending``: training with a step, building, queued or running),
+* seconds until the first baseline row is scored,
 * seconds until both baseline rows are on the board (scored), their tau-b, and the private-set
   tau-b of the breast-brightness rule on the same benchmark (`server.benchmark.trivial`),
-* the load average before and after (the machine may be shared: say so next to the figures).
+* the load average before and after and the highest 1-min load seen while it ran (the machine may
+  be shared: say so next to the figures).
 
 Then it stops the demo (SIGTERM to the process group it started; SIGINT, as Ctrl-C, is ignored by
 a background job) and, for a temp dir, removes it. ``--data-dir`` of an earlier run times a re-run.
@@ -61,14 +64,16 @@ def _remove_reference_images() -> None:
         subprocess.run(["docker", "rmi", tag], capture_output=True, check=False)
 
 
-def _baseline_rows(client: httpx.Client, url: str) -> list[dict[str, object]]:
+def _board(client: httpx.Client, url: str) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """(baseline rows, pending entries) of the public board; empty while it does not answer."""
     try:
         response = client.get(f"{url}/api/v1/leaderboard")
     except httpx.TransportError:
-        return []
+        return [], []
     if response.status_code != 200:
-        return []
-    return [row for row in response.json()["rows"] if row["kind"] == "baseline"]
+        return [], []
+    body = response.json()
+    return [row for row in body["rows"] if row["kind"] == "baseline"], list(body.get("pending", []))
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -103,7 +108,10 @@ def main() -> int:
     load_before = os.getloadavg()
     started = time.monotonic()
     listening: float | None = None
+    on_their_way: float | None = None
+    first_scored: float | None = None
     scored: float | None = None
+    peak_load = load_before[0]
     rows: list[dict[str, object]] = []
     with log_path.open("w") as log, httpx.Client(timeout=2) as client:
         process = subprocess.Popen(
@@ -131,10 +139,19 @@ def main() -> int:
                     except httpx.TransportError:
                         pass
                 else:
-                    rows = _baseline_rows(client, url)
+                    rows, pending = _board(client, url)
+                    now = time.monotonic() - started
+                    if on_their_way is None and len(pending) + len(rows) >= N_BASELINES:
+                        on_their_way = now
+                        states = ", ".join(f"{p['name']}: {p['state']}" for p in pending)
+                        print(f"board lists the baselines after {now:.0f} s ({states})", flush=True)
+                    if first_scored is None and rows:
+                        first_scored = now
+                        print(f"first baseline scored after {now:.0f} s", flush=True)
                     if len(rows) >= N_BASELINES:
                         scored = time.monotonic() - started
                         break
+                peak_load = max(peak_load, os.getloadavg()[0])
                 time.sleep(1 if listening is None else 5)
         finally:
             _stop(process)
@@ -143,6 +160,10 @@ def main() -> int:
         print(f"not done after {DEADLINE_S} s; log: {log_path}", file=sys.stderr)
         return 1
     print(f"{args.command} -> server listening: {listening:.0f} s (data dir {data_dir}, log {log_path})")
+    if on_their_way is not None:
+        print(f"{args.command} -> board lists both baselines (pending or scored): {on_their_way:.0f} s")
+    if first_scored is not None:
+        print(f"{args.command} -> first baseline scored: {first_scored:.0f} s")
     if scored is not None:
         print(f"{args.command} -> both baselines scored on the board: {scored:.0f} s")
         for row in rows:
@@ -159,7 +180,7 @@ def main() -> int:
             f"Libra_percent_density: tau-b {trivial.libra_percent_density:.4f}"
         )
     before, after = (f"{load[0]:.2f} {load[1]:.2f}" for load in (load_before, load_after))
-    print(f"load average (1 min, 5 min) before {before}, after {after}")
+    print(f"load average (1 min, 5 min) before {before}, after {after}; highest 1-min {peak_load:.2f}")
     if args.data_dir is None and not args.keep:
         shutil.rmtree(data_dir, ignore_errors=True)
     return 0
