@@ -444,6 +444,10 @@ def leaderboard(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) ->
             tied,
         )
     Console(width=max(120, Console().width)).print(table)
+    for item in body.get("pending") or []:
+        progress = item.get("progress") or {}
+        step = f" (step {progress['step']}/{progress['steps']})" if progress.get("steps") else ""
+        typer.echo(f"on its way: {item['name']} [{item['kind']}] {item['state']}{step}")
 
 
 def quota(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOpt = False) -> None:

@@ -19,10 +19,12 @@ from srvtest.live import free_port, live_server
 from starlette.middleware.base import RequestResponseEndpoint
 from typer.testing import CliRunner
 
+from reference_models.rules import ModelKind
 from runner.spec import ErrorCode
 from server.app import create_app
 from server.cli.client import NEXT_STEP
 from server.cli.main import app as cli
+from server.cli.seed import BuildRecorder
 from server.core.db import Database
 from server.models import Role
 
@@ -371,3 +373,13 @@ def test_an_image_by_name_is_checked_before_docker_save(
         code, _, err = _run(url, token, "submit", "csawm-base/python:bookworm", "--name", "x")
         assert code == 2 and "quota exceeded: 0/0 submissions in the last 24 h" in err
         assert seen == [("GET", "/api/v1/quota")]
+
+
+def test_leaderboard_prints_the_baselines_on_their_way(server: tuple[str, Database]) -> None:
+    url, db = server
+    recorder = BuildRecorder(db)
+    recorder.start(ModelKind.MULTI_HOT, 200, training=True)
+    recorder.line(ModelKind.MULTI_HOT, "step 125/200 loss 0.9")
+    code, out, _ = _run(url, None, "leaderboard")
+    assert code == 0, out
+    assert "on its way: ResNet-34 multi-hot [baseline] training (step 125/200)" in out
