@@ -25,7 +25,9 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column(
             "state",
-            sa.Enum("training", "building", "queued", "failed", name="buildstate", native_enum=False, length=20),
+            sa.Enum(
+                "training", "building", "queued", "failed", name="buildstate", native_enum=False, length=20
+            ),
             nullable=False,
         ),
         sa.Column("step", sa.Integer(), nullable=False),

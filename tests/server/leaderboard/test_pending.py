@@ -30,8 +30,13 @@ def _baseline_run(api: Api, name: str, status: RunStatus, **fields: Any) -> int:
         session.add(team)
         session.flush()
         sub = Submission(
-            team_id=team.id, name=name, phase="p", image_digest=f"sha256:{name}", status=status,
-            baseline=True, **fields,
+            team_id=team.id,
+            name=name,
+            phase="p",
+            image_digest=f"sha256:{name}",
+            status=status,
+            baseline=True,
+            **fields,
         )
         session.add(sub)
         session.flush()
@@ -73,8 +78,11 @@ def test_failures_show_a_public_reason_only(api: Api) -> None:
     recorder.start(ModelKind.ONE_HOT, 10, training=True)
     recorder.start(ModelKind.MULTI_HOT, 10, training=True)
     run = _baseline_run(
-        api, "ResNet-34 multi-hot", RunStatus.FAILED,
-        error_code="infra_error", error_message="the run could not be completed (our side)",
+        api,
+        "ResNet-34 multi-hot",
+        RunStatus.FAILED,
+        error_code="infra_error",
+        error_message="the run could not be completed (our side)",
         error_detail="worker host-17: /srv/secret/path exploded",
     )
     recorder.set(ModelKind.MULTI_HOT, state=BuildState.QUEUED, submission_id=run)
@@ -95,8 +103,13 @@ def test_active_baseline_runs_without_a_build_row_are_listed(api: Api) -> None:
     run = _baseline_run(api, "an older baseline", RunStatus.SCORING)
     assert _pending(api) == [
         {
-            "kind": "baseline", "name": "an older baseline", "state": "scoring", "progress": None,
-            "submission_id": run, "message": None, "updated_at": _pending(api)[0]["updated_at"],
+            "kind": "baseline",
+            "name": "an older baseline",
+            "state": "scoring",
+            "progress": None,
+            "submission_id": run,
+            "message": None,
+            "updated_at": _pending(api)[0]["updated_at"],
         }
     ]
     researcher = _baseline_run(api, "not a baseline", RunStatus.QUEUED)
@@ -119,9 +132,19 @@ def test_page_shows_progress_escaped(api: Api) -> None:
 
 def _seed_args(api: Api) -> dict[str, Any]:
     return dict(
-        db=api.db, settings=api.settings, recorder=seed.BuildRecorder(api.db), description="d",
-        data=None, steps=20, size=(64, 52), lr=None, weights=None, batch_size=4, base_image="x",
-        jobs=2, threads=1,
+        db=api.db,
+        settings=api.settings,
+        recorder=seed.BuildRecorder(api.db),
+        description="d",
+        data=None,
+        steps=20,
+        size=(64, 52),
+        lr=None,
+        weights=None,
+        batch_size=4,
+        base_image="x",
+        jobs=2,
+        threads=1,
     )
 
 
