@@ -253,9 +253,9 @@ def submit(
         _die(f"{target}: no such archive file", EXIT_USAGE)
     err = _stderr()
     with _client(server, token) as client:
-        _require_agreement(client)
         if not path.is_file():
             _require_local_image(target)
+        _require_agreement(client)
         limit = _require_quota(client)
         if path.is_file() and limit is not None and path.stat().st_size > limit:
             _die(f"{path} is {path.stat().st_size} bytes; the server accepts at most {limit}", EXIT_USAGE)
