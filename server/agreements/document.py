@@ -4,8 +4,9 @@ The version is the SHA-256 of the file's bytes (lowercase hex), so any edit, eve
 is a new version that every researcher accepts anew. The server reads the file once, in
 `server.app.create_app`, and serves that text and version until it is restarted: a file edited
 while the server runs changes nothing until the restart (every replica behind one load balancer
-must then serve the same file). A set path that is missing, unreadable, empty, too large or not
-UTF-8 stops the server at startup with a message naming ``CSAWM_DUA_FILE``, never at a submission.
+must then serve the same file). A set path that is missing, unreadable, empty, too large, not
+UTF-8 or holding control characters other than tabs and line breaks stops the server at startup
+with a message naming ``CSAWM_DUA_FILE``, never at a submission.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.core.settings import SettingsError
+from server.core.text import check_text
 
 #: The agreement is shown whole on a page and in API answers; a longer file is a mistake.
 MAX_BYTES = 1024**2
@@ -52,4 +54,8 @@ def load_agreement(path: Path | None) -> Agreement | None:
         raise SettingsError(f"{where}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     if not text.strip():
         raise SettingsError(f"{where}: is empty; write the agreement or unset the setting")
+    try:  # printed as is by `csawm agreement`: no terminal escapes, no NUL
+        check_text(text)
+    except ValueError as exc:
+        raise SettingsError(f"{where}: {exc} (only tabs and line breaks may be control characters)") from None
     return Agreement(version=hashlib.sha256(data).hexdigest(), text=text, path=path)

@@ -513,7 +513,7 @@ def accept_agreement(
     state: StateDep,
     signer: SignerDep,
     user: WebUser,
-    version: Annotated[str, Form(max_length=64)] = "",
+    version: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     if user is None:

@@ -230,12 +230,14 @@ def test_no_agreement_configured_means_no_requirement(api: Api, tmp_path: Path) 
 def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     (tmp_path / "latin1.md").write_bytes("Einverständnis".encode("latin-1"))
     (tmp_path / "empty.md").write_text("  \n")
+    (tmp_path / "escape.md").write_text("Agree \x1b[2J here\n")
     (tmp_path / "folder").mkdir()
     (tmp_path / "huge.md").write_bytes(b"a" * (1024**2 + 1))
     return {
         "missing": (tmp_path / "nope.md", "does not exist"),
         "not utf-8": (tmp_path / "latin1.md", "not UTF-8"),
         "empty": (tmp_path / "empty.md", "is empty"),
+        "terminal escape": (tmp_path / "escape.md", "control character U+001B is not allowed"),
         "directory": (tmp_path / "folder", "is a directory"),
         "too large": (tmp_path / "huge.md", "larger than 1024 KiB"),
     }
