@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from server.agreements.document import load_agreement
 from server.core import migrate
 from server.core.db import Database
 from server.core.deps import get_principal
@@ -31,6 +32,7 @@ API_PREFIX = "/api/v1"
 
 def _api_routers() -> list[APIRouter]:
     from server.accounts.router import router as accounts_router
+    from server.agreements.router import router as agreements_router
     from server.core.health import router as health_router
     from server.leaderboard.router import router as leaderboard_router
     from server.quota.router import router as quota_router
@@ -42,6 +44,7 @@ def _api_routers() -> list[APIRouter]:
         accounts_router,
         submissions_router,
         quota_router,
+        agreements_router,
         leaderboard_router,
         review_router,
     ]
@@ -95,13 +98,16 @@ def create_app(
 
     Parameters
     ----------
-    settings : read from the environment when None.
+    settings : read from the environment when None. ``CSAWM_DUA_FILE`` is read here, once;
+        a file that cannot serve raises `SettingsError` before the app exists.
     runner : the execution backend for the embedded worker; built from ``settings.runner`` when None.
     embedded_worker : start a worker thread in this process (default: ``settings.embedded_worker``).
     migrate_on_start : apply Alembic migrations at startup (default: only for SQLite).
     routers : extra routers mounted at the root (default: ``server.web.router.router`` if present).
     """
     settings = settings or load_settings()
+    # Read once, here: a bad CSAWM_DUA_FILE stops the server before it serves (SettingsError).
+    agreement = load_agreement(settings.dua_file)
     start_worker = settings.embedded_worker if embedded_worker is None else embedded_worker
     do_migrate = settings.is_sqlite if migrate_on_start is None else migrate_on_start
 
@@ -111,7 +117,7 @@ def create_app(
         db = Database.connect(settings.effective_database_url)
         if do_migrate:
             migrate.upgrade(db.engine)
-        state = AppState(settings=settings, db=db, metrics=Metrics(db))
+        state = AppState(settings=settings, db=db, metrics=Metrics(db), agreement=agreement)
         app.state.csawm = state
         if start_worker:
             from server.worker.loop import Worker, build_runner

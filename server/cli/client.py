@@ -1,4 +1,4 @@
-"""The researcher's commands: `csawm submit | status | logs | leaderboard | quota`.
+"""The researcher's commands: `csawm submit | status | logs | leaderboard | quota | agreement`.
 
 They talk to a server over HTTP (``--server`` / ``CSAWM_SERVER_URL``, ``--token`` / ``CSAWM_TOKEN``).
 `submit` streams the archive from disk, or for an image name runs ``docker save`` and streams its
@@ -11,11 +11,13 @@ tail and the next step for its error code (`NEXT_STEP`). Every read command take
 Before anything is saved or uploaded, `submit` checks in seconds what would otherwise be refused
 after the whole upload: the method card is validated by the server's own model
 (`server.submissions.schemas.MethodCard`, parsed as the server parses it), a local image must exist,
+the data-use agreement, where the server has one, must be accepted (``GET /api/v1/agreements``),
 and the team's quota (``GET /api/v1/quota``) must have a free slot and room for the archive.
 
 Exit codes (docs/cli.md): 0 ok; 1 the run failed or was cancelled; 2 usage or refused input (a
-bad flag or file, a 4xx answer such as a refused archive, over quota, not found); 3 server
-unreachable, no or refused token (401/403), a server fault (5xx) or an answer that is not the API's.
+bad flag or file, a 4xx answer such as a refused archive, over quota, not found, the data-use
+agreement not accepted); 3 server unreachable, no or refused token (401/403), a server fault (5xx)
+or an answer that is not the API's.
 Ctrl-C exits 130: during the upload nothing is submitted; during ``--wait`` the run goes on.
 """
 
@@ -51,6 +53,7 @@ DEFAULT_SERVER = "http://127.0.0.1:8000"
 POLL_S = 2.0
 REFRESH_S = 0.25
 LOG_TAIL_LINES = 20  # of a failed run, printed by `submit --wait`; `csawm logs ID` shows the whole tail
+AGREEMENT_CODES = ("agreement_required", "agreement_outdated")
 QUOTA_WINDOWS = {"per_day": "in the last 24 h", "per_week": "in the last 7 days", "total": "in this phase"}
 
 #: What to do after a failed run, by error code (docs/submitting.md, "What happens to a run").
@@ -115,6 +118,8 @@ def _check(response: httpx.Response) -> Any:
         message += f" (see `csawm status {error['submission_id']}`)"
     status = response.status_code
     code = EXIT_SERVER if status in (401, 403) or status >= 500 else EXIT_USAGE
+    if error.get("code") in AGREEMENT_CODES:  # fixed by accepting it, not by another token
+        code = EXIT_USAGE
     _die(f"{message} [HTTP {status}]", code)
 
 
@@ -204,6 +209,20 @@ def _require_quota(client: httpx.Client) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
+def _require_agreement(client: httpx.Client) -> None:
+    """Exit 2 when the server has a data-use agreement the caller has not accepted in its current
+    version (the server would answer 403 ``agreement_required``), saying how to accept it."""
+    body: dict[str, Any] = _request(client, "GET", "/api/v1/agreements")
+    if body.get("required") and not body.get("accepted"):
+        version = str(body.get("version") or "")[:12]
+        _die(
+            f"this server's data-use agreement (version {version}) is not accepted yet: read it with "
+            f"`csawm agreement`, accept it with `csawm agreement --accept` or on {body.get('url')} "
+            "(nothing was uploaded)",
+            EXIT_USAGE,
+        )
+
+
 def submit(
     target: Annotated[
         str, typer.Argument(help="A `docker save` archive (.tar, .tar.gz) or a local image name.")
@@ -236,6 +255,7 @@ def submit(
     with _client(server, token) as client:
         if not path.is_file():
             _require_local_image(target)
+        _require_agreement(client)
         limit = _require_quota(client)
         if path.is_file() and limit is not None and path.stat().st_size > limit:
             _die(f"{path} is {path.stat().st_size} bytes; the server accepts at most {limit}", EXIT_USAGE)
@@ -476,6 +496,45 @@ def quota(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: J
         typer.echo(f"  over quota ({', '.join(body['blocked_by'])}); next slot: {when}")
 
 
+def agreement(
+    accept: Annotated[
+        bool, typer.Option("--accept", help="Accept the agreement (the version shown, or --version).")
+    ] = False,
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="With --accept: the version you read (refused once outdated)."),
+    ] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the server's data-use agreement and whether you accepted it; --accept accepts it."""
+    if version is not None and not accept:
+        _die("--version goes with --accept", EXIT_USAGE)
+    with _client(server, token) as client:
+        body: dict[str, Any] = _request(client, "GET", "/api/v1/agreements")
+        if not body.get("required"):
+            if as_json:
+                _print(body, True)
+            else:
+                typer.echo("this server has no data-use agreement: nothing to accept")
+            return
+        if accept:
+            chosen = version or body["version"]
+            body = _request(client, "POST", "/api/v1/agreements", json={"version": chosen})
+    if as_json:
+        _print(body, True)
+        return
+    if not accept:
+        typer.echo(str(body["text"]).rstrip("\n"))
+        typer.echo("---")
+    typer.echo(f"version {body['version']}")
+    if body.get("accepted"):
+        typer.echo(f"accepted on {body['accepted_at']}")
+    else:
+        typer.echo(f"not accepted yet: run `csawm agreement --accept` or open {body['url']}")
+
+
 def register(app: typer.Typer) -> None:
-    for command in (submit, status, logs, leaderboard, quota):
+    for command in (submit, status, logs, leaderboard, quota, agreement):
         app.command(command.__name__)(command)

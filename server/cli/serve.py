@@ -10,7 +10,7 @@ import typer
 
 from server.cli._server_common import fail, settings_or_exit
 from server.core.security import RedactTokens
-from server.core.settings import Settings
+from server.core.settings import Settings, SettingsError
 
 
 def serve(
@@ -44,7 +44,10 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactTokens())
-    app = create_app(settings, embedded_worker=embedded)
+    try:
+        app = create_app(settings, embedded_worker=embedded)  # reads CSAWM_DUA_FILE
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
     # SIGTERM / Ctrl-C: uvicorn stops accepting, gives open requests GRACEFUL_S, then the app's
     # lifespan hands the embedded worker's run back (server.worker.loop.Worker.stop): out in < 15 s.
     uvicorn.run(app, **uvicorn_options(settings), timeout_graceful_shutdown=GRACEFUL_S)

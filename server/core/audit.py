@@ -1,4 +1,5 @@
-"""The audit log: every maintainer and admin action, with who, what, on which object and why."""
+"""The audit log: every maintainer and admin action, with who, what, on which object and why, and
+each user's acceptance of a data-use agreement version (``accept_agreement``)."""
 
 from __future__ import annotations
 

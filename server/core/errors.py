@@ -53,6 +53,13 @@ class Forbidden(CsawmError):
     code = "forbidden"
 
 
+class AgreementRequired(Forbidden):
+    """The caller has not accepted the current data-use agreement (``CSAWM_DUA_FILE``); the error
+    carries its ``version`` and the ``url`` of the page to read and accept it."""
+
+    code = "agreement_required"
+
+
 class NotFound(CsawmError):
     status_code = 404
     code = "not_found"
@@ -61,6 +68,12 @@ class NotFound(CsawmError):
 class Conflict(CsawmError):
     status_code = 409
     code = "conflict"
+
+
+class AgreementOutdated(Conflict):
+    """An acceptance named a version of the data-use agreement that is no longer the current one."""
+
+    code = "agreement_outdated"
 
 
 class TransitionConflict(CsawmError):

@@ -25,7 +25,7 @@ _REF = "#/components/schemas/{model}"
 _DESCRIPTIONS = {
     400: "Bad request (the message says what is wrong)",
     401: "Missing, unknown, revoked or expired bearer token",
-    403: "The token's role may not do this",
+    403: "The token's role may not do this (a submission: the data-use agreement is not accepted)",
     404: "No such resource, or not visible to the caller",
     408: "The request body stopped arriving (CSAWM_UPLOAD_IDLE_TIMEOUT)",
     409: "Conflicts with the resource's current state",

@@ -187,6 +187,21 @@ class Settings(BaseSettings):
     # Set it (the same value everywhere) when several servers sit behind one load balancer.
     session_secret: SecretStr | None = None
 
+    # A data-use agreement in Markdown (issue 15): a researcher accepts its current version (the
+    # sha256 of the file's bytes) before submitting. Read once by the server when it starts
+    # (server.agreements.document); the worker and the admin commands never read it.
+    dua_file: Path | None = None
+
+    @field_validator("dua_file", mode="before")
+    @classmethod
+    def _dua_empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("dua_file")
+    @classmethod
+    def _dua_absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else Path(os.path.abspath(value.expanduser()))
+
     # Run policy (issue 11). Who sees the hidden run's output: server.runs.disclosure.
     hidden_logs: Literal["maintainers", "none", "submitters"] = "maintainers"
     # Uploads are refused (507) while the data dir has less free space; default: 2x max_upload_bytes.

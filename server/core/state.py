@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.agreements.document import Agreement
 from server.core.db import Database
 from server.core.metrics import Metrics
 from server.core.settings import Settings
@@ -15,5 +16,6 @@ class AppState:
     settings: Settings
     db: Database
     metrics: Metrics
+    agreement: Agreement | None = None  # CSAWM_DUA_FILE, read once in create_app
     worker: Any = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -1,6 +1,7 @@
 """SQLAlchemy models. Importing this package registers every table on `Base.metadata`."""
 
 from server.models.accounts import ApiToken, Role, Team, User
+from server.models.agreements import AgreementAcceptance
 from server.models.base import Base
 from server.models.baselines import BaselineBuild, BuildState
 from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
@@ -22,6 +23,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "LEASED_STATUSES",
     "TERMINAL_STATUSES",
+    "AgreementAcceptance",
     "ApiToken",
     "AuditEntry",
     "Base",

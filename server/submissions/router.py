@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
+from server.agreements import service as agreements
+from server.agreements.router import page_url
 from server.core.deps import (
     CurrentUser,
     IdPath,
@@ -158,7 +160,11 @@ async def create_submission(
         str | None, Query(max_length=10_000, description="JSON object of MethodCard fields")
     ] = None,
 ) -> SubmissionOut:
-    """Upload a model. The archive is streamed to disk, inspected, and only then queued and charged."""
+    """Upload a model. The archive is streamed to disk, inspected, and only then queued and charged.
+
+    Before the body is read (either kind), the caller must have accepted the current data-use
+    agreement: otherwise 403 ``agreement_required`` and nothing is read or charged."""
+    await run_in_threadpool(_require_agreement, state, user, page_url(request))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         return await _create_from_registry(request, state, session, user)
@@ -230,6 +236,11 @@ async def _upload(
     if state.worker is not None:  # after the response, i.e. after the request's commit
         background.add_task(state.worker.wake)
     return out
+
+
+def _require_agreement(state: Any, user: Any, url: str) -> None:
+    with state.db.session() as session:
+        agreements.require_accepted(session, user, state.agreement, url)
 
 
 def _precheck(state: Any, user: Any) -> None:

@@ -36,13 +36,18 @@ def find_guide(name: str, dirs: tuple[Path, ...] = DOCS_DIRS) -> Path | None:
     return None
 
 
-def render_markdown(source: str) -> str:
-    """CommonMark + tables, raw HTML off; header cells get ``scope="col"`` for screen readers."""
+def render_markdown(source: str, *, heading_offset: int = 0) -> str:
+    """CommonMark + tables, raw HTML off; header cells get ``scope="col"`` for screen readers.
+
+    `heading_offset` moves every heading down that many levels (at most to ``h6``), for a text
+    shown under the page's own ``h1`` (the data-use agreement)."""
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
     tokens = md.parse(source)
     for token in tokens:
         if token.type == "th_open":
             token.attrSet("scope", "col")
+        elif token.type in ("heading_open", "heading_close") and heading_offset:
+            token.tag = f"h{min(int(token.tag[1:]) + heading_offset, 6)}"
     return str(md.renderer.render(tokens, md.options, {}))
 
 

@@ -1,4 +1,5 @@
-"""The web pages: leaderboard, submission report, team page, review console, guides, login.
+"""The web pages: leaderboard, submission report, team page, review console, guides, login, the
+data-use agreement.
 
 Server-rendered (Jinja2), readable without JavaScript; `static/sort.js` only adds column sorting.
 Everything is served from this origin (no CDN). Plots are SVG images rendered here by `plots`.
@@ -25,12 +26,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.accounts import service as accounts
+from server.agreements import service as agreements
+from server.agreements.document import Agreement
 from server.core.clock import iso, utcnow
 from server.core.deps import DB_INT_MAX, DatabaseDep, IdPath, SessionDep, SettingsDep, StateDep
-from server.core.errors import CsawmError, NotFound
+from server.core.errors import AgreementOutdated, CsawmError, NotFound
 from server.core.principal import Principal
 from server.core.security import hash_token
 from server.core.settings import Settings
+from server.core.state import AppState
 from server.leaderboard.pending import pending_baselines
 from server.models import Submission, Team
 from server.quota import service as quota
@@ -41,7 +45,7 @@ from server.web import guides, plots, queries
 from server.web.cache import PlotCache, clinical_board, plot_cache
 from server.web.cache import board as cache_board
 from server.web.deps import PlotCacheDep, SignerDep, WebUser
-from server.web.session import CsrfError
+from server.web.session import CsrfError, SessionSigner
 from server.web.session import revoke as revoke_session
 from server.web.templating import error_page, not_found, render, staff_only
 
@@ -256,7 +260,13 @@ def own_team(request: Request, signer: SignerDep, user: WebUser) -> Response:
 
 @router.get("/teams/{name:path}", response_model=None)  # a team name may hold "/"
 def team_page(
-    name: str, request: Request, session: SessionDep, settings: SettingsDep, signer: SignerDep, user: WebUser
+    name: str,
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    settings: SettingsDep,
+    signer: SignerDep,
+    user: WebUser,
 ) -> Response:
     if user is None:
         return _login_redirect(request)
@@ -266,8 +276,21 @@ def team_page(
     status = quota.compute_status(session, team, settings)
     rows = submissions.list_visible(session, user, status=None, team=team.name, limit=200, offset=0)
     own = [sub for sub, _ in rows if sub.team_id == team.id]
-    context = {"team": team, "quota": status, "submissions": own, "now": utcnow(), "settings": settings}
+    context = {
+        "team": team,
+        "quota": status,
+        "submissions": own,
+        "now": utcnow(),
+        "settings": settings,
+        "agreement_missing": _agreement_missing(session, state, user),
+    }
     return render(request, signer, user, "team.html", context)
+
+
+def _agreement_missing(session: Session, state: AppState, user: Principal) -> bool:
+    """Whether the viewer must still accept the current data-use agreement to submit."""
+    agreement = state.agreement
+    return agreement is not None and agreements.accepted_at(session, user.user_id, agreement.version) is None
 
 
 # -- submission report -----------------------------------------------------------------------------
@@ -446,6 +469,68 @@ def admin_review(
         return render(request, signer, user, "admin.html", context, status_code=problem[0])
     query = urlencode({"reviewed": submission_id, "action": action})
     return RedirectResponse(f"/admin?{query}", status_code=303)
+
+
+# -- data-use agreement ----------------------------------------------------------------------------
+
+
+def _agreement_page(
+    request: Request,
+    session: Session,
+    signer: SessionSigner,
+    user: Principal | None,
+    agreement: Agreement,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The agreement rendered from its Markdown with raw HTML off (`guides.render_markdown`), so
+    the file's text can never put markup or script on the page; an accept form for a logged-in
+    user who has not accepted this version."""
+    when = agreements.accepted_at(session, user.user_id, agreement.version) if user is not None else None
+    context = {
+        "version": agreement.version,
+        "html": guides.render_markdown(agreement.text, heading_offset=1),
+        "accepted_at": when,
+        "error": error,
+    }
+    return render(request, signer, user, "agreement.html", context, status_code=status_code)
+
+
+@router.get("/agreement", response_class=HTMLResponse)
+def agreement_page(
+    request: Request, session: SessionDep, state: StateDep, signer: SignerDep, user: WebUser
+) -> HTMLResponse:
+    if state.agreement is None:
+        return not_found(request, signer, user, "A data-use agreement (CSAWM_DUA_FILE is not set)")
+    return _agreement_page(request, session, signer, user, state.agreement)
+
+
+@router.post("/agreement", response_model=None)
+def accept_agreement(
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    signer: SignerDep,
+    user: WebUser,
+    version: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    if user is None:
+        return _login_redirect(request)
+    if state.agreement is None:
+        return not_found(request, signer, user, "A data-use agreement (CSAWM_DUA_FILE is not set)")
+    try:
+        signer.check_csrf(request, csrf_token)
+        agreements.accept(session, user, state.agreement, version, request.url.path)
+    except CsrfError as exc:
+        return _agreement_page(
+            request, session, signer, user, state.agreement, error=str(exc), status_code=400
+        )
+    except AgreementOutdated:
+        error = "The agreement changed since that page was loaded: read the current version and accept it."
+        return _agreement_page(request, session, signer, user, state.agreement, error=error, status_code=409)
+    return RedirectResponse("/agreement", status_code=303)
 
 
 # -- guides ----------------------------------------------------------------------------------------
