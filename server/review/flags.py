@@ -50,6 +50,7 @@ import numpy as np
 import scipy.stats
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
+from threadpoolctl import ThreadpoolController
 
 from server.core.clock import utcnow
 from server.core.state import AppState
@@ -118,6 +119,7 @@ class RankCache:
         self.name_sets: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self.lock = threading.Lock()
         self.misses = 0
+        self.blas = ThreadpoolController()  # found once: a fresh `threadpool_limits` scans every library
 
     def get(self, data_dir: Path, sha256: str) -> RankedFile:
         """The ranked file; `store.PredictionsMissing`, `PredictionsError` or `ValueError` when the
@@ -282,13 +284,16 @@ def _correlated(
         groups[files[sha].names_key].append(sha)
     keys = list(groups)
     hits: list[tuple[str, str, float, int]] = []
-    for i, key_a in enumerate(keys):
-        for key_b in keys[i:]:
-            hits += _group_hits(
-                [files[s] for s in groups[key_a]], groups[key_a],
-                [files[s] for s in groups[key_b]], groups[key_b],
-                key_a == key_b, threshold, min_common, notes,
-            )  # fmt: skip
+    # one BLAS thread, as the scorer: these products are small, and a thread pool on a shared
+    # machine costs more than it brings
+    with cache.blas.limit(limits=1, user_api="blas"):
+        for i, key_a in enumerate(keys):
+            for key_b in keys[i:]:
+                hits += _group_hits(
+                    [files[s] for s in groups[key_a]], groups[key_a],
+                    [files[s] for s in groups[key_b]], groups[key_b],
+                    key_a == key_b, threshold, min_common, notes,
+                )  # fmt: skip
     flags: list[tuple[float, FlagOut]] = []
     for sha_a, sha_b, rho, n in hits:
         for run_a in runs_of[sha_a]:
