@@ -326,6 +326,7 @@ def _group_hits(
     if same_group:
         n = len(files_a[0].names)
         if n < min_common:
+            notes.append(f"{len(files_a)} predictions files of only {n} images were not compared")
             return []
         rows = [f.z for f in files_a if f.z is not None]
         assert len(rows) == len(files_a), "constant files are left out before grouping"
