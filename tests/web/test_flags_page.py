@@ -27,6 +27,7 @@ from server.runs import store
 from server.web.deps import get_signer
 from server.web.session import SESSION_COOKIE
 
+from .a11y import audit_html
 from .conftest import RESAMPLES, seed
 
 TEAM = '<b>Alpha & "Co"</b>'
@@ -107,6 +108,7 @@ def test_maintainers_see_the_flags_with_their_evidence_escaped(console: Console)
     earlier = f"best earlier {console.best:.3f} (#{console.ids['alpha_approved']})"
     assert f"τ-b 0.990 − {earlier} = {0.99 - console.best:+.3f} &gt; 3 × CI width 0.015 = 0.045" in section
     assert RUN not in html and TEAM not in html
+    assert audit_html(html) == []
 
 
 def test_researchers_get_403_and_their_pages_never_mention_flags(console: Console) -> None:
