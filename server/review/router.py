@@ -1,4 +1,4 @@
-"""Maintainer endpoints: the review queue, review actions, the audit log."""
+"""Maintainer endpoints: the review queue, review actions, the audit log, the review flags."""
 
 from __future__ import annotations
 
@@ -7,11 +7,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from server.core.deps import IdPath, MaintainerUser, OffsetQuery, SessionDep, require_maintainer
+from server.core.deps import (
+    IdPath,
+    MaintainerUser,
+    OffsetQuery,
+    SessionDep,
+    SettingsDep,
+    StateDep,
+    require_maintainer,
+)
 from server.core.openapi import error_responses
 from server.models import Team
-from server.review import service
-from server.review.schemas import AuditOut, ReviewIn
+from server.review import flags, service
+from server.review.schemas import AuditOut, FlagsOut, ReviewIn
 from server.submissions.router import summary
 from server.submissions.schemas import SubmissionSummary
 
@@ -62,3 +70,10 @@ def audit(
         )
         for e in service.audit_log(session, action=action, limit=limit, offset=offset)
     ]
+
+
+@router.get("/flags", response_model=FlagsOut)
+def review_flags(session: SessionDep, settings: SettingsDep, state: StateDep) -> FlagsOut:
+    """Runs to look at: correlated predictions across teams, one image from several teams, sudden
+    jumps (`server.review.flags`). Informational only: nothing is blocked or changed."""
+    return flags.compute_flags(session, settings.data_dir, flags.rank_cache(state))

@@ -31,3 +31,66 @@ class AuditOut(BaseModel):
     reason: str | None
     detail: dict[str, Any] | None
     created_at: datetime
+
+
+class FlagKind(enum.StrEnum):
+    CORRELATED_PREDICTIONS = "correlated_predictions"
+    SAME_IMAGE = "same_image"
+    SUDDEN_JUMP = "sudden_jump"
+
+
+class FlaggedRunOut(BaseModel):
+    id: int
+    name: str
+    team: str
+    baseline: bool
+    status: str
+    review_state: str
+    kendall_tau_b: float | None
+    created_at: datetime
+
+
+class CorrelationEvidence(BaseModel):
+    """Spearman's rho of `Final_score` between two runs of different teams (server.review.flags)."""
+
+    spearman_rho: float
+    n_images: int = Field(description="Images both runs predicted; rho is computed on these.")
+    threshold: float
+    same_predictions_file: bool = Field(description="The two runs stored byte-identical predictions.")
+
+
+class ImageEvidence(BaseModel):
+    """One image digest submitted by more than one team."""
+
+    image_digest: str
+    n_teams: int
+
+
+class JumpEvidence(BaseModel):
+    """tau-b minus the team's best earlier tau-b, against `factor` x the width of this run's 95% CI."""
+
+    kendall_tau_b: float
+    previous_best: float
+    previous_best_id: int
+    jump: float
+    ci95: tuple[float, float]
+    ci_width: float
+    factor: float
+    threshold: float = Field(description="factor x ci_width; the jump exceeded it.")
+
+
+class FlagOut(BaseModel):
+    kind: FlagKind
+    teams: list[str]
+    runs: list[FlaggedRunOut]
+    evidence: CorrelationEvidence | ImageEvidence | JumpEvidence
+
+
+class FlagsOut(BaseModel):
+    generated_at: datetime
+    runs_compared: int = Field(description="Succeeded runs whose stored predictions were correlated.")
+    rho_threshold: float
+    jump_factor: float
+    min_common_images: int
+    flags: list[FlagOut]
+    notes: list[str] = Field(description="What was skipped and why (missing or unreadable predictions).")

@@ -38,6 +38,7 @@ from server.core.state import AppState
 from server.leaderboard.pending import pending_baselines
 from server.models import Submission, Team
 from server.quota import service as quota
+from server.review import flags as review_flags
 from server.review import service as review
 from server.review.schemas import ReviewAction
 from server.submissions import service as submissions
@@ -402,8 +403,10 @@ def _admin_context(session: Session, request: Request) -> dict[str, Any]:
         pending.append({"sub": sub, "team": names.get(sub.team_id, ""), "best": best})
     team_quota = [(team, quota.compute_status(session, team, settings)) for team in queries.teams(session)]
     worker = request.app.state.csawm.worker
+    cache = review_flags.rank_cache(request.app.state.csawm)
     return {
         "pending": pending,
+        "flags": review_flags.compute_flags(session, settings.data_dir, cache),
         "approved": [(s, names.get(s.team_id, "")) for s in queries.approved_submissions(session)],
         "audit": review.audit_log(session, action=None, limit=50, offset=0),
         "team_quota": team_quota,

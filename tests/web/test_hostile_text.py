@@ -25,9 +25,11 @@ from hypothesis import strategies as st
 from server.app import create_app
 from server.benchmark.dataset import Benchmark
 from server.core.clock import utcnow
+from server.core.db import Database
 from server.core.security import hash_token
-from server.core.settings import load_settings
+from server.core.settings import Settings, load_settings
 from server.models import Submission, Team
+from server.runs import store
 from server.web.deps import get_signer
 from server.web.router import CSV_FORMULA_STARTS
 from server.web.session import SESSION_COOKIE
@@ -40,8 +42,10 @@ names = st.text(alphabet=st.sampled_from(HOSTILE) | printable, min_size=1, max_s
 
 
 class Board:
-    def __init__(self, client: TestClient, ids: dict[str, int], cookies: dict[str, str]) -> None:
-        self.client, self.ids, self.cookies = client, ids, cookies
+    def __init__(
+        self, client: TestClient, ids: dict[str, int], cookies: dict[str, str], tokens: dict[str, str]
+    ) -> None:
+        self.client, self.ids, self.cookies, self.tokens = client, ids, cookies, tokens
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +62,24 @@ def board(synthetic_benchmark: Path, tmp_path_factory: pytest.TempPathFactory) -
     with TestClient(app) as client:
         app_state = app.state.csawm
         tokens, ids = seed(app_state.db, app_settings, Benchmark.open(synthetic_benchmark))
+        _plant_copy(app_state.db, app_settings, ids)
         signer = get_signer(app_state)
         cookies = {
             who: signer.serializer.dumps({"t": hash_token(tokens[who]), "s": f"hostile-{who}"})
             for who in ("alice", "maud")
         }
-        yield Board(client, ids, cookies)
+        yield Board(client, ids, cookies, tokens)
+
+
+def _plant_copy(db: Database, app_settings: Settings, ids: dict[str, int]) -> None:
+    """Beta's approved run stores Alpha's predictions, so the console's flags name the renamed run."""
+    rows = "Filename;Final_score\n" + "".join(f"img_{i}.png;{i % 37}\n" for i in range(60))
+    sha = store.save(app_settings.data_dir, rows.encode())
+    with db.transaction() as session:
+        for key in ("alpha_approved", "beta_approved"):
+            sub = session.get(Submission, ids[key])
+            assert sub is not None
+            sub.predictions_sha256 = sha
 
 
 def _rename(board: Board, team: str, submission: str) -> None:
@@ -125,5 +141,11 @@ def test_every_page_and_export_survives_hostile_names_issue_12(
     _check_html(_get(board, f"/submissions/{sub_id}", "alice").text, submission)
     for plot in ("confusion", "group-amae", "odds-ratios"):
         _check_svg(_get(board, f"/submissions/{sub_id}/plots/{plot}.svg", "alice").text)
-    _check_html(_get(board, "/admin", "maud").text, submission)
+    admin = _get(board, "/admin", "maud").text
+    assert 'id="flags-heading"' in admin and f"#{sub_id} " in admin  # the flags section lists the run
+    _check_html(admin, submission)
+    flags = board.client.get(
+        "/api/v1/admin/flags", headers={"Authorization": f"Bearer {board.tokens['maud']}"}
+    )
+    assert submission in {run["name"] for flag in flags.json()["flags"] for run in flag["runs"]}
     _check_html(_get(board, f"/teams/{quote(team, safe='')}", "maud").text, submission)
