@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,9 +111,24 @@ def _check_svg(text: str) -> None:
     ET.fromstring(text)  # well-formed XML: every name was escaped
 
 
-def _check_html(text: str, name: str) -> None:
+CHARACTER_REFERENCE = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#[xX][0-9A-Fa-f]+);")
+NEUTRAL_TEAM, NEUTRAL_NAME = "neutral-team", "neutral-model"
+
+
+def _outside_references(text: str) -> str:
+    return CHARACTER_REFERENCE.sub("\x00", text)
+
+
+def _check_html(text: str, name: str, neutral: str) -> None:
+    """A name with markup characters never reaches the page raw.
+
+    Outside character references (where an escaped name lives) the name may occur only as often as
+    in the same page rendered with neutral names: a name such as ``<``, ``&`` or ``<td>`` is also
+    part of the page's own markup, so "not in the page" would be wrong for it.
+    """
     if "<" in name or "&" in name:
-        assert name not in text, "a name reached the page unescaped"
+        hostile, plain = _outside_references(text), _outside_references(neutral)
+        assert hostile.count(name) <= plain.count(name), "a name reached the page unescaped"
 
 
 @pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
@@ -121,12 +137,25 @@ def _check_html(text: str, name: str) -> None:
 @example(team='=HYPERLINK("https://evil.example","x")', submission="$\\frac{1}{$ broken")
 @example(team="@SUM(1+1)", submission="<script>alert(1)</script>")
 @example(team="-2+3", submission="+cmd|' /C calc'!A0")
+@example(team="<", submission="<")  # also the page's own markup: compared with a neutral page
+@example(team="&", submission="&")
+@example(team="t", submission="<td>")
 def test_every_page_and_export_survives_hostile_names_issue_12(
     board: Board, team: str, submission: str
 ) -> None:
-    _rename(board, team, submission)
     sub_id = board.ids["alpha_approved"]
-    _check_html(_get(board, "/").text, submission)
+    _rename(board, NEUTRAL_TEAM, NEUTRAL_NAME)
+    neutral = {
+        page: _get(board, path, who).text
+        for page, path, who in (
+            ("board", "/", None),
+            ("report", f"/submissions/{sub_id}", "alice"),
+            ("admin", "/admin", "maud"),
+            ("team", f"/teams/{NEUTRAL_TEAM}", "maud"),
+        )
+    }
+    _rename(board, team, submission)
+    _check_html(_get(board, "/").text, submission, neutral["board"])
     _check_svg(_get(board, "/plots/leaderboard-tau.svg").text)
     rows = json.loads(_get(board, "/leaderboard.json").text)["rows"]
     assert submission in {row["name"] for row in rows}
@@ -138,14 +167,15 @@ def test_every_page_and_export_survives_hostile_names_issue_12(
             assert not row[column].startswith(CSV_FORMULA_STARTS), (column, row[column])
     exported = {row["name"] for row in table}
     assert (("'" + submission) if submission.startswith(CSV_FORMULA_STARTS) else submission) in exported
-    _check_html(_get(board, f"/submissions/{sub_id}", "alice").text, submission)
+    _check_html(_get(board, f"/submissions/{sub_id}", "alice").text, submission, neutral["report"])
     for plot in ("confusion", "group-amae", "odds-ratios"):
         _check_svg(_get(board, f"/submissions/{sub_id}/plots/{plot}.svg", "alice").text)
     admin = _get(board, "/admin", "maud").text
     assert 'id="flags-heading"' in admin and f"#{sub_id} " in admin  # the flags section lists the run
-    _check_html(admin, submission)
+    _check_html(admin, submission, neutral["admin"])
     flags = board.client.get(
         "/api/v1/admin/flags", headers={"Authorization": f"Bearer {board.tokens['maud']}"}
     )
     assert submission in {run["name"] for flag in flags.json()["flags"] for run in flag["runs"]}
-    _check_html(_get(board, f"/teams/{quote(team, safe='')}", "maud").text, submission)
+    team_page = _get(board, f"/teams/{quote(team, safe='')}", "maud").text
+    _check_html(team_page, submission, neutral["team"])
