@@ -370,7 +370,7 @@ def test_a_second_demo_reuses_every_step_issue_10(running: Running) -> None:
     again = _start(running.env, running.logs, "second")
     try:
         _wait_listening(again, RERUN_LISTEN_S)
-        assert _wait_seeded(again) == running.baselines
+        assert _wait_seeded(again, []) == running.baselines
         log = again.log()
         assert "reusing it" in log  # the synthetic benchmark
         assert log.count("reusing csawm-reference/") == 2, log[-3000:]
