@@ -6,19 +6,32 @@ margin, and rounds what it releases. Their Algorithm 1 uses a fixed step η; the
 Algorithm 2 sets the margin from the standard error of the paired loss difference. Ours keeps the
 idea of Algorithm 2 with the paired bootstrap replicates every scored run already stores:
 
-    a run r moves the team's displayed score from its current best b when
+    a run r moves the team's displayed score away from its best run b when
         p = #{k : τ_r[k] − τ_b[k] ≤ 0} / K   <   level      (one-sided paired bootstrap test)
-    and its rounded value exceeds the displayed one; the displayed value is  round(τ_r / step) · step.
+    and its rounded value exceeds the displayed one; r becomes the best run and the display is
+        round(τ_r / step) · step                           (nearest multiple, halves to even).
+    The first scored run is displayed; a run without a score changes nothing; the display never drops.
 
 Resample k is the same patient sample in both runs only when both were scored on the same basis
-(scorer version, test set, bootstrap seed and count: :class:`PairingBasis`); without a paired
-basis the run moves the board only when it beats the best by more than ``step`` (Algorithm 1 with
-η = step). Resamples where either value is undefined (NaN) are left out of ``K``.
+(scorer version, test set, bootstrap seed and count); without a paired basis, or without replicates,
+the run moves the board only when its exact tau-b beats the best run's by more than ``step``
+(Algorithm 1's test with η = step). Resamples where either value is undefined (NaN) are left out of
+``K``; with none left the run does not move the board.
 
-How ours differs from the paper: the test statistic is the bootstrap of the paired tau-b difference
-(tau-b is not a mean of per-image losses, so Algorithm 2's standard error of a loss difference has
-no direct analogue), the level is set per phase instead of the fixed one-standard-error rule, and
-the released value is rounded to the phase's step rather than to the paper's 1/n-grid.
+How ours differs from Algorithm 2 (as the authors' ``Ladder.jl`` computes it):
+
+* statistic: the bootstrap of the paired tau-b difference, not the sample SD of the paired per-example
+  loss differences (tau-b is a pairwise statistic, not a mean of per-image losses, so it has no
+  per-image loss to take an SD of);
+* margin: a one-sided level set per phase (default 0.05, z ≈ 1.64), not one standard error
+  (z = 1, about 0.16);
+* release: rounded to the phase's step (``Ladder.jl`` releases the new best unrounded), so a
+  significant gain smaller than the rounding does not move the board;
+* the unpaired fallback above, and one ladder per team and phase.
+
+The paired test's margin shrinks for near-duplicates of the best run, so small random perturbations of
+it still climb, more slowly than on an exact board (BENCHMARKS.md, "The Ladder against an adaptive
+attacker"). docs/scoring.md, "The Ladder", states the same rule for users.
 """
 
 from __future__ import annotations

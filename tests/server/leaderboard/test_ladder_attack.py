@@ -37,13 +37,14 @@ def test_the_halves_split_the_hidden_set_by_patient(world: World) -> None:
 
 
 def test_boosting_overfits_the_exact_board_and_the_ladder_cuts_it_by_half(world: World) -> None:
-    cells = {(c.attack, c.board, c.k): c for c in run_attacks(world, ks=[150], repeats=4, seed=0)}
-    exact, ladder = cells["boost", "exact", 150], cells["boost", "ladder", 150]
+    cells = {(c.attack, c.board, c.k): c for c in run_attacks(world, ks=[100], repeats=6, seed=0)}
+    exact, ladder = cells["boost", "exact", 100], cells["boost", "ladder", 100]
     exact_apparent = statistics.fmean(o.apparent for o in exact.outcomes)
     exact_true = statistics.fmean(o.true for o in exact.outcomes)
     exact_overfit = statistics.fmean(o.overfit for o in exact.outcomes)
     ladder_overfit = statistics.fmean(o.overfit for o in ladder.outcomes)
-    # A random vector's tau-b has SE ~0.043 on 238 rows; the boosted one shows several SEs.
+    # A random vector's tau-b has SE ~0.043 on 238 rows; the boosted one shows several SEs
+    # (measured: exact 0.239 apparent, 0.007 true; Ladder overfit 0.043).
     assert exact_apparent > 0.15
     assert exact_apparent - exact_true > 0.1
     assert ladder_overfit < 0.5 * exact_overfit
