@@ -213,7 +213,7 @@ def _runs(drawn: list[tuple[float | None, list[float] | None, object | None]]) -
     ]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(runs_strategy, st.sampled_from([0.01, 0.05, 0.1]), st.sampled_from([0.05, 0.16, 0.5]))
 def test_properties_of_the_board(
     drawn: list[tuple[float | None, list[float] | None, object | None]], step: float, level: float
