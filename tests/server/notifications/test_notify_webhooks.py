@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from srvtest.app import make_settings
 from srvtest.notify import (
     Receiver,
@@ -23,7 +24,6 @@ from srvtest.notify import (
     serving,
     team_with_members,
 )
-from sqlalchemy import select
 
 from server.core import migrate
 from server.core.clock import utcnow
@@ -123,7 +123,9 @@ def test_a_delivery_is_signed_and_carries_no_score(tmp_path: Path, sqlite_url: s
     assert row.delivered_at is not None and row.attempts == 1 and row.claimed_by is None
 
 
-def test_failed_run_event_has_the_code_but_no_error_text(tmp_path: Path, sqlite_url: str, db: Database) -> None:
+def test_failed_run_event_has_the_code_but_no_error_text(
+    tmp_path: Path, sqlite_url: str, db: Database
+) -> None:
     team = team_with_members(db, "alpha", [])
     with serving(Receiver()) as receiver:
         add_webhook(db, team, receiver.url, SECRET)
@@ -169,7 +171,11 @@ def test_receiver_answering_500_gets_the_event_later_exactly_once(
         dispatcher = Dispatcher(_settings(tmp_path, sqlite_url), db, clock=clock)
         assert dispatcher.run_once() == 1
         (row,) = deliveries(db)
-        assert row.delivered_at is None and row.attempts == 1 and row.last_error == "the receiver answered: HTTP 500"
+        assert (
+            row.delivered_at is None
+            and row.attempts == 1
+            and row.last_error == "the receiver answered: HTTP 500"
+        )
         wait = row.next_attempt_at - clock.now
         assert timedelta(seconds=10) <= wait <= timedelta(seconds=11)  # base, plus up to 10% jitter
         assert dispatcher.run_once() == 0  # not due yet
