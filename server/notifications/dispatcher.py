@@ -55,12 +55,19 @@ class Dispatcher:
     def run_once(self) -> int:
         """One pass: claim what is due now, send, settle. Returns how many rows were attempted."""
         now = self.clock()
+        with self.db.transaction(write=False) as session:
+            if not outbox.any_due(session, now):
+                return 0
         with self.db.transaction() as session:
             claims = outbox.claim(session, now, limit=BATCH, lease=claim_lease(self.settings))
         for claim in claims:
             if self.stop_event.is_set():
                 break  # the unsent claims expire and another pass (or dispatcher) takes them
-            outcome = self._send(claim)
+            try:
+                outcome = self._send(claim)
+            except Exception as exc:  # a bug or bad data must still settle the row, never wedge it
+                log.exception("delivery %s: send failed", claim.delivery_id)
+                outcome = Outcome(ok=False, duration_ms=0, error=f"internal error: {type(exc).__name__}")
             with self.db.transaction() as session:
                 kept = outbox.settle(
                     session,

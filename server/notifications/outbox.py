@@ -115,6 +115,11 @@ def _due(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def any_due(session: Session, now: datetime) -> bool:
+    """A read-only look first, so an idle dispatcher never takes SQLite's write lock."""
+    return session.scalar(select(Delivery.id).where(_due(now)).limit(1)) is not None
+
+
 @dataclass(frozen=True)
 class Claim:
     delivery_id: str

@@ -148,3 +148,16 @@ def test_the_team_page_shows_the_delivery_log_escaped(tmp_path: Path, sqlite_url
         assert ping["id"] in page and "ping" in page and "pending" in page
         assert "<script>alert(1)</script>" not in page and html.escape("<script>alert(1)</script>") in page
         assert "ConnectionRefusedError" in page
+
+
+def test_csawm_serve_runs_the_dispatcher(tmp_path: Path, sqlite_url: str) -> None:
+    """The app's own dispatcher thread (the `csawm serve` default) delivers a ping unaided."""
+    settings = make_settings(
+        tmp_path, sqlite_url, webhook_allow_private=True, embedded_dispatcher=True, poll_interval=0.1
+    )
+    with running_api(settings) as api, serving(Receiver()) as receiver:
+        alice = f.auth(f.member_token(api.db, "alpha", "alice@alpha.example"))
+        hook = api.client.post(f"{BASE}/webhooks", json={"url": receiver.url}, headers=alice).json()
+        ping = api.client.post(f"{BASE}/webhooks/{hook['id']}/test", headers=alice).json()
+        (got,) = receiver.wait_for(1)
+        assert got.headers["X-CSAWM-Delivery"] == ping["id"]

@@ -102,3 +102,31 @@ def test_smtp_settings_are_checked_and_the_password_is_secret(tmp_path: Path) ->
     )
     assert ok.smtp_tls == "starttls" and ok.smtp_port == 587 and ok.email_enabled
     assert "hunter2" not in repr(ok) and "hunter2" not in str(ok.model_dump())
+
+
+def test_a_bad_row_is_settled_not_wedged(tmp_path: Path, sqlite_url: str) -> None:
+    """An address that cannot be a header (written behind the API's back) fails the attempt; no mail."""
+    from server.core.clock import utcnow
+    from server.models import Delivery
+
+    with smtp_server() as (box, port), running_api(make_settings(tmp_path, sqlite_url, **_smtp(port))) as api:
+        team = team_with_members(api.db, "alpha", [])
+        with api.db.transaction() as session:
+            now = utcnow()
+            session.add(
+                Delivery(
+                    id="dlv_bad",
+                    team_id=team,
+                    channel=Channel.EMAIL,
+                    target="a@alpha.example\r\nBcc: x@evil.example",
+                    event="run.finished",
+                    submission_id=1,
+                    payload={"event": "run.finished", "submission_id": 1, "name": "n", "team": "alpha"},
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+            )
+        assert Dispatcher(api.settings, api.db).run_once() == 1
+        (row,) = deliveries(api.db)
+        assert row.attempts == 1 and row.claimed_by is None and row.last_error == "internal error: ValueError"
+        assert box.messages == []
