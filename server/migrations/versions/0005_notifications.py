@@ -1,7 +1,7 @@
 """notifications: team webhooks, the outbox, delivery attempts (issue 15 item 6)
 
 Revision ID: 0005_notifications
-Revises: 0005_baseline_builds
+Revises: 0005_agreements
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_notifications"
-down_revision: str | None = "0005_baseline_builds"
+down_revision: str | None = "0005_agreements"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
