@@ -145,6 +145,10 @@ def test_the_team_page_shows_the_delivery_log_escaped(tmp_path: Path, sqlite_url
         )
         assert login.status_code == 200
         page = login.text
+        title = re.search(r"<title>(.*?)</title>", page, re.DOTALL)
+        assert title and "Notifications" not in title.group(1)
+        assert page.count('<h2 id="deliveries-heading">') == 1
+        page = page.split('<h2 id="deliveries-heading">', 1)[1]  # the delivery log section
         assert ping["id"] in page and "ping" in page and "pending" in page
         assert "<script>alert(1)</script>" not in page and html.escape("<script>alert(1)</script>") in page
         assert "ConnectionRefusedError" in page
