@@ -35,6 +35,7 @@ def _api_routers() -> list[APIRouter]:
     from server.agreements.router import router as agreements_router
     from server.core.health import router as health_router
     from server.leaderboard.router import router as leaderboard_router
+    from server.notifications.router import router as notifications_router
     from server.quota.router import router as quota_router
     from server.review.router import router as review_router
     from server.submissions.router import router as submissions_router
@@ -47,6 +48,7 @@ def _api_routers() -> list[APIRouter]:
         agreements_router,
         leaderboard_router,
         review_router,
+        notifications_router,
     ]
 
 
@@ -93,6 +95,7 @@ def create_app(
     embedded_worker: bool | None = None,
     migrate_on_start: bool | None = None,
     routers: Sequence[APIRouter] | None = None,
+    dispatcher: bool | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -104,17 +107,19 @@ def create_app(
     embedded_worker : start a worker thread in this process (default: ``settings.embedded_worker``).
     migrate_on_start : apply Alembic migrations at startup (default: only for SQLite).
     routers : extra routers mounted at the root (default: ``server.web.router.router`` if present).
+    dispatcher : run the notification dispatcher in this process (default: ``settings.embedded_dispatcher``).
     """
     settings = settings or load_settings()
     # Read once, here: a bad CSAWM_DUA_FILE stops the server before it serves (SettingsError).
     agreement = load_agreement(settings.dua_file)
     start_worker = settings.embedded_worker if embedded_worker is None else embedded_worker
+    start_dispatcher = settings.embedded_dispatcher if dispatcher is None else dispatcher
     do_migrate = settings.is_sqlite if migrate_on_start is None else migrate_on_start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _private_state(settings)
-        db = Database.connect(settings.effective_database_url)
+        db = Database.connect(settings.effective_database_url, session_info=settings.session_info)
         if do_migrate:
             migrate.upgrade(db.engine)
         state = AppState(settings=settings, db=db, metrics=Metrics(db), agreement=agreement)
@@ -124,9 +129,16 @@ def create_app(
 
             state.worker = Worker(settings, db, runner if runner is not None else build_runner(settings))
             state.worker.start_thread()
+        if start_dispatcher:
+            from server.notifications.dispatcher import Dispatcher
+
+            state.dispatcher = Dispatcher(settings, db)
+            state.dispatcher.start_thread()
         try:
             yield
         finally:
+            if state.dispatcher is not None:
+                state.dispatcher.stop(timeout=WORKER_STOP_S)
             if state.worker is not None:
                 state.worker.stop(timeout=WORKER_STOP_S)
             db.dispose()

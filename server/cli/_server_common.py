@@ -32,7 +32,7 @@ def settings_or_exit() -> Settings:
 def open_database(settings: Settings, *, migrate_sqlite: bool = True) -> Iterator[Database]:
     """Open the configured database; an embedded SQLite is brought to the latest schema first."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db = Database.connect(settings.effective_database_url)
+    db = Database.connect(settings.effective_database_url, session_info=settings.session_info)
     try:
         if migrate_sqlite and db.is_sqlite:
             migrate.upgrade(db.engine)

@@ -27,6 +27,7 @@ def worker(
     """
     from server.benchmark.dataset import BenchmarkError
     from server.core import migrate
+    from server.notifications.dispatcher import Dispatcher
     from server.worker.loop import Worker, build_runner
 
     settings = settings_or_exit()
@@ -48,8 +49,16 @@ def worker(
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
         typer.echo(f"worker {loop.name} started", err=True)
-        if once:
-            while loop.run_once():
-                pass
-        else:
-            loop.run_forever()
+        # The notification dispatcher (CSAWM_EMBEDDED_DISPATCHER) sends what the runs' endings enqueue.
+        dispatcher = Dispatcher(settings, db) if settings.embedded_dispatcher and not once else None
+        if dispatcher is not None:
+            dispatcher.start_thread()
+        try:
+            if once:
+                while loop.run_once():
+                    pass
+            else:
+                loop.run_forever()
+        finally:
+            if dispatcher is not None:
+                dispatcher.stop()

@@ -66,15 +66,18 @@ class Database:
     write_session: sessionmaker[Session]
 
     @classmethod
-    def connect(cls, url: str) -> Database:
+    def connect(cls, url: str, *, session_info: dict[str, object] | None = None) -> Database:
+        """`session_info` is copied into every session's ``info`` (e.g. whether notification email is
+        on, read by `server.notifications.outbox.enqueue` inside a state change's transaction)."""
         engine = make_engine(url)
+        info = dict(session_info or {})
         write_engine = (
             engine.execution_options(sqlite_begin="IMMEDIATE") if engine.dialect.name == "sqlite" else engine
         )
         return cls(
             engine=engine,
-            session=sessionmaker(engine, expire_on_commit=False),
-            write_session=sessionmaker(write_engine, expire_on_commit=False),
+            session=sessionmaker(engine, expire_on_commit=False, info=info),
+            write_session=sessionmaker(write_engine, expire_on_commit=False, info=info),
         )
 
     @property

@@ -69,6 +69,9 @@ _DURATION_FIELDS = (
     "k8s_startup_allowance",
     "k8s_schedule_timeout",
     "k8s_queue_timeout",
+    "notify_backoff",
+    "notify_backoff_max",
+    "webhook_timeout",
 )
 
 
@@ -208,6 +211,84 @@ class Settings(BaseSettings):
     min_free_bytes: int | None = None
     # Engine images of finished runs are removed once unused this long (the janitor).
     image_ttl: timedelta = timedelta(hours=24)
+
+    # Notifications (issue 15 item 6, server.notifications, docs/notifications.md): webhooks and
+    # email from a durable outbox. A failed delivery is retried after notify_backoff * 2^(n-1)
+    # (capped at notify_backoff_max) until notify_max_attempts, then dead. Webhook URLs that resolve
+    # to loopback, private, link-local, multicast or reserved addresses are refused unless
+    # webhook_allow_private. public_url: the server's address as a team sees it (the run link).
+    public_url: str | None = None
+    embedded_dispatcher: bool = True
+    notify_max_attempts: int = Field(default=8, ge=1, le=50)
+    notify_backoff: timedelta = timedelta(seconds=30)
+    notify_backoff_max: timedelta = timedelta(hours=1)
+    webhook_timeout: timedelta = timedelta(seconds=10)
+    webhook_allow_private: bool = False
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str | None = None
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+
+    @field_validator(
+        "public_url", "smtp_host", "smtp_username", "smtp_password", "smtp_sender", mode="before"
+    )
+    @classmethod
+    def _notify_empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", value):
+            raise ValueError("must be the server's http(s) address, e.g. https://leaderboard.example.org")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _smtp_consistent(self) -> Settings:
+        if self.notify_backoff_max < self.notify_backoff:
+            raise ValueError("CSAWM_NOTIFY_BACKOFF_MAX must be at least CSAWM_NOTIFY_BACKOFF")
+        if self.smtp_host is None:
+            if self.smtp_username or self.smtp_password or self.smtp_sender:
+                raise ValueError("CSAWM_SMTP_* settings are set but CSAWM_SMTP_HOST is not")
+            return self
+        if (
+            self.smtp_sender is None
+            or "@" not in self.smtp_sender
+            or any(c in self.smtp_sender for c in "\r\n")
+        ):
+            raise ValueError(
+                "CSAWM_SMTP_SENDER must be the From address of the mail, e.g. leaderboard@example.org"
+            )
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("CSAWM_SMTP_USERNAME and CSAWM_SMTP_PASSWORD go together: set both or neither")
+        loopback = self.smtp_host in ("localhost", "::1") or self.smtp_host.startswith("127.")
+        if self.smtp_tls == "none" and self.smtp_username is not None and not loopback:
+            raise ValueError(
+                "CSAWM_SMTP_TLS=none with a password is allowed for a loopback SMTP server only: "
+                "the password would cross the network unencrypted"
+            )
+        return self
+
+    @property
+    def email_enabled(self) -> bool:
+        return self.smtp_host is not None
+
+    @property
+    def session_info(self) -> dict[str, object]:
+        """What every database session carries (`server.core.db.Database.connect`)."""
+        return {"csawm.notify_email": self.email_enabled}
+
+    @property
+    def effective_public_url(self) -> str:
+        """``CSAWM_PUBLIC_URL``, or the address `csawm serve` listens on."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     embedded_worker: bool = True
     lease_ttl: timedelta = timedelta(seconds=60)

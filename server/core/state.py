@@ -18,4 +18,5 @@ class AppState:
     metrics: Metrics
     agreement: Agreement | None = None  # CSAWM_DUA_FILE, read once in create_app
     worker: Any = None
+    dispatcher: Any = None
     extras: dict[str, Any] = field(default_factory=dict)

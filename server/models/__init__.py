@@ -5,6 +5,7 @@ from server.models.agreements import AgreementAcceptance
 from server.models.base import Base
 from server.models.baselines import BaselineBuild, BuildState
 from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
+from server.models.notifications import Channel, Delivery, DeliveryAttempt, Webhook
 from server.models.submissions import (
     ACTIVE_STATUSES,
     LEASED_STATUSES,
@@ -29,6 +30,9 @@ __all__ = [
     "Base",
     "BaselineBuild",
     "BuildState",
+    "Channel",
+    "Delivery",
+    "DeliveryAttempt",
     "FailedPhase",
     "LedgerKind",
     "QuotaEntry",
@@ -41,5 +45,6 @@ __all__ = [
     "SubmissionReport",
     "Team",
     "User",
+    "Webhook",
     "WorkerHeartbeat",
 ]

@@ -1,4 +1,5 @@
-"""Approve, hide or disqualify a submission; every action lands in the audit log."""
+"""Approve, hide or disqualify a submission; every action lands in the audit log, and a change of
+the review state notifies the team (`server.notifications.outbox`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from server.core.clock import utcnow
 from server.core.errors import BadRequest, NotFound, TransitionConflict
 from server.core.principal import Principal
 from server.models import AuditEntry, ReviewState, RunStatus, Submission
+from server.notifications import outbox
+from server.notifications.events import Event
 from server.review.schemas import ReviewAction
 
 _TARGET = {
@@ -58,6 +61,8 @@ def review(
         reason=reason or None,
         detail={"from": previous.value, "to": sub.review_state.value},
     )
+    if sub.review_state != previous:
+        outbox.enqueue(session, sub, Event.REVIEWED)  # same transaction as the review (issue 15 item 6)
     return sub
 
 

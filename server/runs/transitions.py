@@ -7,7 +7,8 @@ status: a passed preflight is not run again, stored hidden predictions are score
 The row is re-read ``FOR UPDATE`` (PostgreSQL) inside the caller's write transaction (``BEGIN
 IMMEDIATE`` on SQLite), so the from-state check and the write cannot interleave with another
 process; a worker passes its lease (`owner`, `attempt`) and loses the right to write once another
-worker took the run over.
+worker took the run over. Entering a terminal status enqueues the team's notifications in the same
+transaction (`server.notifications.outbox`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from sqlalchemy.orm import Session
 from server.core.clock import utcnow
 from server.core.errors import Conflict, NotFound
 from server.models import TERMINAL_STATUSES, FailedPhase, RunEvent, RunStatus, Submission
+from server.notifications import outbox
+from server.notifications.events import EVENT_OF_STATUS
 
 ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.QUEUED: frozenset(
@@ -110,4 +113,7 @@ def transition(
         )
     )
     session.flush()
+    if to in TERMINAL_STATUSES:
+        # The team's notices are written in this same transaction (durable outbox, issue 15 item 6).
+        outbox.enqueue(session, sub, EVENT_OF_STATUS[to])
     return sub

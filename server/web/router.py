@@ -37,6 +37,8 @@ from server.core.settings import Settings
 from server.core.state import AppState
 from server.leaderboard.pending import pending_baselines
 from server.models import Submission, Team
+from server.notifications import outbox
+from server.notifications.router import delivery_state
 from server.quota import service as quota
 from server.review import flags as review_flags
 from server.review import service as review
@@ -277,10 +279,13 @@ def team_page(
     status = quota.compute_status(session, team, settings)
     rows = submissions.list_visible(session, user, status=None, team=team.name, limit=200, offset=0)
     own = [sub for sub, _ in rows if sub.team_id == team.id]
+    sent = outbox.team_deliveries(session, team.id, limit=50, offset=0)
+    deliveries = [(row, delivery_state(row)) for row in sent]
     context = {
         "team": team,
         "quota": status,
         "submissions": own,
+        "deliveries": deliveries,
         "now": utcnow(),
         "settings": settings,
         "agreement_missing": _agreement_missing(session, state, user),

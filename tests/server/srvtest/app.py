@@ -20,6 +20,7 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
         "data_dir": tmp_path / "state",
         "database_url": db_url,
         "embedded_worker": False,
+        "embedded_dispatcher": False,  # tests/server/notifications drive the dispatcher themselves
         "max_upload_bytes": 1024**2,
         "retry_backoff": 0,  # retries are leased at once (the policy's backoff is tested on its own)
     }

@@ -1,0 +1,94 @@
+"""`/api/v1/teams/me/webhooks` and `/api/v1/teams/me/deliveries`: a team manages its own notices."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from server.core.deps import CurrentUser, IdPath, OffsetQuery, SessionDep, SettingsDep
+from server.core.openapi import error_responses
+from server.models import Delivery, DeliveryAttempt, Webhook
+from server.notifications import outbox, service
+from server.notifications.schemas import AttemptOut, DeliveryOut, NewWebhookOut, WebhookIn, WebhookOut
+
+router = APIRouter(
+    prefix="/api/v1/teams/me", tags=["notifications"], responses=error_responses(400, 403, 404)
+)
+
+
+def _webhook_out(hook: Webhook) -> WebhookOut:
+    return WebhookOut(id=hook.id, url=hook.url, active=hook.active, created_at=hook.created_at)
+
+
+def delivery_state(row: Delivery) -> str:
+    if row.delivered_at is not None:
+        return "delivered"
+    return "dead" if row.dead_at is not None else "pending"
+
+
+def delivery_out(row: Delivery, attempts: list[DeliveryAttempt]) -> DeliveryOut:
+    state = delivery_state(row)
+    return DeliveryOut(
+        id=row.id,
+        event=row.event,
+        channel=row.channel.value,
+        target=row.target,
+        submission_id=row.submission_id,
+        state=state,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at if state == "pending" else None,
+        delivered_at=row.delivered_at,
+        dead_at=row.dead_at,
+        last_error=row.last_error,
+        attempt_log=[
+            AttemptOut(
+                number=a.number,
+                at=a.at,
+                ok=a.ok,
+                status_code=a.status_code,
+                error=a.error,
+                duration_ms=a.duration_ms,
+            )
+            for a in attempts
+        ],
+    )
+
+
+@router.post("/webhooks", response_model=NewWebhookOut, status_code=201)
+def create_webhook(
+    body: WebhookIn, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> NewWebhookOut:
+    """Register a webhook; the answer holds its signing secret, shown this once."""
+    hook = service.create(session, user, body.url, allow_private=settings.webhook_allow_private)
+    return NewWebhookOut(**_webhook_out(hook).model_dump(), secret=hook.secret)
+
+
+@router.get("/webhooks", response_model=list[WebhookOut])
+def list_webhooks(session: SessionDep, user: CurrentUser) -> list[WebhookOut]:
+    return [_webhook_out(h) for h in service.listed(session, user)]
+
+
+@router.delete("/webhooks/{webhook_id}", response_model=WebhookOut)
+def delete_webhook(webhook_id: IdPath, session: SessionDep, user: CurrentUser) -> WebhookOut:
+    return _webhook_out(service.remove(session, user, webhook_id))
+
+
+@router.post("/webhooks/{webhook_id}/test", response_model=DeliveryOut, status_code=202)
+def test_webhook(webhook_id: IdPath, session: SessionDep, user: CurrentUser) -> DeliveryOut:
+    """Queue a signed ``ping`` delivery to the webhook; follow it in the delivery log."""
+    return delivery_out(service.ping(session, user, webhook_id), [])
+
+
+@router.get("/deliveries", response_model=list[DeliveryOut])
+def deliveries(
+    session: SessionDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: OffsetQuery = 0,
+) -> list[DeliveryOut]:
+    """The team's delivery log, newest first, each with its attempts."""
+    rows = outbox.team_deliveries(session, service.team_of(user), limit=limit, offset=offset)
+    attempts = outbox.attempts_of(session, [r.id for r in rows])
+    return [delivery_out(r, attempts[r.id]) for r in rows]
