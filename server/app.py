@@ -36,6 +36,7 @@ def _api_routers() -> list[APIRouter]:
     from server.core.health import router as health_router
     from server.leaderboard.router import router as leaderboard_router
     from server.notifications.router import router as notifications_router
+    from server.phases.router import router as phases_router
     from server.quota.router import router as quota_router
     from server.review.router import router as review_router
     from server.submissions.router import router as submissions_router
@@ -47,6 +48,7 @@ def _api_routers() -> list[APIRouter]:
         quota_router,
         agreements_router,
         leaderboard_router,
+        phases_router,
         review_router,
         notifications_router,
     ]

@@ -5,16 +5,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 import typer
 
 from server.accounts import service
 from server.cli._server_common import cli_actor, fail, open_database, reported_errors, settings_or_exit
 from server.models import Role
+from server.phases import service as phases
+from server.phases.service import PhaseView
 
-app = typer.Typer(help="Manage teams, users, tokens and quotas.", no_args_is_help=True)
+app = typer.Typer(help="Manage teams, users, tokens, quotas and phases.", no_args_is_help=True)
 
 ExpiresDays = Annotated[
     float, typer.Option("--expires-days", min=0.0, help="Token lifetime in days; 0 = never expires.")
@@ -130,3 +132,126 @@ def rescore(
     typer.echo(f"re-scored {len(result.done)} runs, skipped {len(result.skipped)}", err=True)
     if result.skipped and not result.done:
         raise typer.Exit(1)
+
+
+# -- phases ----------------------------------------------------------------------------------------
+
+NONE_WORDS = ("none", "never", "")
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 time with its zone (``2027-03-01T00:00:00Z``) or ``now``."""
+    if value is None:
+        return None
+    if value.strip().lower() == "now":
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{option}: {value!r} is not an ISO 8601 time (e.g. 2027-03-01T00:00Z)"
+        ) from None
+    if parsed.tzinfo is None:
+        raise typer.BadParameter(f"{option}: {value!r} has no time zone; add Z or +HH:MM")
+    return parsed.astimezone(UTC)
+
+
+def _phase_line(view: PhaseView) -> str:
+    return ", ".join(f"{key}={value}" for key, value in view.to_json().items())
+
+
+OpensOpt = Annotated[str | None, typer.Option("--opens-at", help="ISO 8601 time with zone, or now.")]
+ClosesOpt = Annotated[
+    str | None, typer.Option("--closes-at", help="ISO 8601 time with zone, now, or none (open-ended).")
+]
+TestSetOpt = Annotated[str | None, typer.Option("--test-set", help="private, or public (development).")]
+VisibilityOpt = Annotated[str | None, typer.Option("--visibility", help="live, or sealed (final round).")]
+LadderOpt = Annotated[bool | None, typer.Option("--ladder/--no-ladder", help="The Ladder on the board.")]
+LevelOpt = Annotated[float | None, typer.Option("--ladder-level", help="One-sided test level (0.05).")]
+StepOpt = Annotated[float | None, typer.Option("--ladder-step", help="Rounding step of shown values (0.01).")]
+SelectedOpt = Annotated[int | None, typer.Option("--max-selected", min=1, help="Runs a team may select.")]
+
+
+def _phase_values(
+    test_set: str | None, visibility: str | None, ladder: bool | None, level: float | None,
+    step: float | None, max_selected: int | None, total: int | None, per_day: int | None,
+    per_week: int | None,
+) -> dict[str, Any]:  # fmt: skip
+    given = {
+        "test_set": test_set, "visibility": visibility, "ladder": ladder, "ladder_level": level,
+        "ladder_step": step, "max_selected": max_selected, "quota_total": total, "quota_per_day": per_day,
+        "quota_per_week": per_week,
+    }  # fmt: skip
+    return {key: value for key, value in given.items() if value is not None}
+
+
+@app.command("create-phase")
+def create_phase(
+    name: Annotated[str, typer.Argument(help="Phase name (a slug, e.g. final-2027).")],
+    opens_at: OpensOpt = None,
+    closes_at: ClosesOpt = None,
+    test_set: TestSetOpt = None,
+    visibility: VisibilityOpt = None,
+    ladder: LadderOpt = None,
+    ladder_level: LevelOpt = None,
+    ladder_step: StepOpt = None,
+    max_selected: SelectedOpt = None,
+    total: Annotated[int | None, typer.Option("--total", min=0, help="Submissions per team.")] = None,
+    per_day: Annotated[int | None, typer.Option("--per-day", min=0)] = None,
+    per_week: Annotated[int | None, typer.Option("--per-week", min=0)] = None,
+) -> None:
+    """Create a phase (windows may not overlap; a left-out quota is the server default)."""
+    values = _phase_values(
+        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week
+    )
+    values["name"] = name
+    values["opens_at"] = _when(opens_at, "--opens-at")
+    if values["opens_at"] is None:
+        raise typer.BadParameter("--opens-at is required")
+    if closes_at is not None and closes_at.strip().lower() not in NONE_WORDS:
+        values["closes_at"] = _when(closes_at, "--closes-at")
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+        row = phases.create(session, values, actor=cli_actor())
+        typer.echo(f"created phase {_phase_line(PhaseView.of(row))}", err=True)
+
+
+@app.command("update-phase")
+def update_phase(
+    name: Annotated[str, typer.Argument(help="Phase name.")],
+    opens_at: OpensOpt = None,
+    closes_at: ClosesOpt = None,
+    test_set: TestSetOpt = None,
+    visibility: VisibilityOpt = None,
+    ladder: LadderOpt = None,
+    ladder_level: LevelOpt = None,
+    ladder_step: StepOpt = None,
+    max_selected: SelectedOpt = None,
+    total: Annotated[int | None, typer.Option("--total", min=0, help="Submissions per team.")] = None,
+    per_day: Annotated[int | None, typer.Option("--per-day", min=0)] = None,
+    per_week: Annotated[int | None, typer.Option("--per-week", min=0)] = None,
+) -> None:
+    """Change a phase (options left out keep their value; --closes-at none makes it open-ended)."""
+    values = _phase_values(
+        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week
+    )
+    if opens_at is not None:
+        values["opens_at"] = _when(opens_at, "--opens-at")
+    if closes_at is not None:
+        cleared = closes_at.strip().lower() in NONE_WORDS
+        values["closes_at"] = None if cleared else _when(closes_at, "--closes-at")
+    if not values:
+        raise typer.BadParameter("give at least one option to change")
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+        row = phases.update(session, name, values, actor=cli_actor())
+        typer.echo(f"updated phase {_phase_line(PhaseView.of(row))}", err=True)
+
+
+@app.command("reveal-phase")
+def reveal_phase(name: Annotated[str, typer.Argument(help="A sealed phase that has closed.")]) -> None:
+    """Reveal a closed sealed phase: its board then ranks the selected runs with exact scores."""
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+        row = phases.reveal(session, name, actor=cli_actor())
+        typer.echo(f"revealed phase {row.name}", err=True)

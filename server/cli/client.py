@@ -408,6 +408,15 @@ def _show_status(sub: dict[str, Any], as_json: bool) -> None:
     if masking:
         lines.append(f"  tau-b  {_fmt(masking.get('kendall_tau_b'))}   (higher is better; value [95% CI])")
         lines.append(f"  AMAE   {_fmt(masking.get('amae'))}   (lower is better)")
+    ladder = sub.get("ladder")
+    if isinstance(ladder, dict):
+        shown = ladder.get("displayed")
+        board = "-" if shown is None else f"{shown:g}"
+        lines.append(f"  board  {board}   ({ladder.get('note') or 'moved the board'})")
+    if sub.get("scores_withheld"):
+        lines.append(f"  scores withheld: {sub['scores_withheld']}")
+    if sub.get("selected") is not None:
+        lines.append(f"  selected for the final ranking: {'yes' if sub['selected'] else 'no'}")
     lines.append(f"  review: {sub.get('review_state')}   image: {sub.get('image_digest')}")
     for event in sub.get("events") or []:
         lines.append(f"  {event['at']}  {event['status']:<10} {event.get('note') or ''}")
@@ -444,13 +453,21 @@ def logs(
     typer.echo(tail, nl=not tail.endswith("\n"))
 
 
-def leaderboard(server: ServerOpt = DEFAULT_SERVER, as_json: JsonOpt = False) -> None:
+def leaderboard(
+    server: ServerOpt = DEFAULT_SERVER,
+    phase: Annotated[
+        str | None, typer.Option("--phase", help="Phase name (default: the current one).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Print the public leaderboard."""
     with _client(server, None, auth=False) as client:
-        body = _request(client, "GET", "/api/v1/leaderboard")
+        body = _request(client, "GET", "/api/v1/leaderboard", params={"phase": phase} if phase else None)
     if as_json:
         _print(body, True)
         return
+    if isinstance(body.get("phase"), dict):
+        typer.echo(f"phase {body['phase']['name']} ({body['phase']['visibility']})")
     table = Table("#", "kind", "team", "name", "tau-b [95% CI]", "AMAE [95% CI]", "tied")
     for row in body["rows"]:
         tied = {True: "tied", False: "", None: ""}[row.get("tied_with_leader")]
@@ -535,6 +552,27 @@ def agreement(
         typer.echo(f"not accepted yet: run `csawm agreement --accept` or open {body['url']}")
 
 
+def select(
+    submission_id: Annotated[int, typer.Argument(help="Submission id.")],
+    undo: Annotated[bool, typer.Option("--undo", help="Unselect the run instead.")] = False,
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Select a run for the final ranking of its sealed phase (--undo unselects)."""
+    with _client(server, token) as client:
+        body = _request(client, "DELETE" if undo else "POST", f"/api/v1/submissions/{submission_id}/select")
+    if as_json:
+        _print(body, True)
+        return
+    chosen = ", ".join(map(str, body["selected_ids"])) or "none"
+    verb = "selected" if body["selected"] else "unselected"
+    typer.echo(
+        f"{verb} submission {body['submission_id']} in phase {body['phase']}; "
+        f"selected now: {chosen} (at most {body['max_selected']})"
+    )
+
+
 def register(app: typer.Typer) -> None:
-    for command in (submit, status, logs, leaderboard, quota, agreement):
+    for command in (submit, status, logs, leaderboard, quota, agreement, select):
         app.command(command.__name__)(command)

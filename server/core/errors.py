@@ -86,6 +86,23 @@ class DuplicateSubmission(CsawmError):
     code = "duplicate_submission"
 
 
+class PhaseClosed(CsawmError):
+    """No phase is open now (issue 15): nothing was read or charged; ``next_opens_at`` says when."""
+
+    status_code = 403
+    code = "phase_closed"
+
+
+class NotSupported(CsawmError):
+    status_code = 400
+    code = "not_supported"
+
+
+class SelectionLimit(CsawmError):
+    status_code = 409
+    code = "selection_limit"
+
+
 class PayloadTooLarge(CsawmError):
     status_code = 413
     code = "upload_too_large"

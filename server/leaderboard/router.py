@@ -1,18 +1,20 @@
-"""`GET /api/v1/leaderboard`: public, no auth. The serialised body is cached until a scored
-submission changes (new result, review action) or the test set does, so a busy leaderboard costs one
-index-only query and two file stats. Two requests racing on a stale cache may both rebuild it; they
-produce the same bytes."""
+"""`GET /api/v1/leaderboard`: public, no auth. The serialised body is cached per phase until a
+scored submission, a phase or a selection changes (new result, review action) or the test set does,
+so a busy leaderboard costs a few small queries and two file stats. Two requests racing on a stale
+cache may both rebuild it; they produce the same bytes."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
+from server.core.clock import utcnow
 from server.core.deps import StateDep
 from server.leaderboard import pending, service
 from server.leaderboard.references import board_references
+from server.phases.service import board_phase
 
 router = APIRouter(prefix="/api/v1/leaderboard", tags=["leaderboard"])
 
@@ -29,26 +31,35 @@ _LEADERBOARD_DOC: dict[str, Any] = {
 
 @router.get("", openapi_extra=_LEADERBOARD_DOC)
 def get_leaderboard(
-    state: StateDep, best_per_team: bool = True, view: Literal["masking", "clinical"] = "masking"
+    state: StateDep,
+    best_per_team: bool = True,
+    view: Literal["masking", "clinical"] = "masking",
+    phase: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> Response:
-    """Public. ``{"rows": [...], "pending": [...]}``: the rows in leaderboard order (docs/api.md) and
-    the baselines on their way (`server.leaderboard.pending`, read on every request: it changes
-    with each training step while the rows' cached body does not)."""
+    """Public. ``{"phase": ..., "rows": [...], "pending": [...]}``: the phase shown (default: the
+    current one; 404 for an unknown one), the rows in leaderboard order (docs/api.md) and the
+    baselines on their way (`server.leaderboard.pending`, read on every request: it changes with
+    each training step while the rows' cached body does not)."""
     references = board_references(state)
+    with state.db.session() as session:
+        shown = board_phase(session, state.settings, phase)
     with state.db.engine.connect() as conn:
         key = (*service.version_key(conn), references.labels_sha256 if references else None)
     cache: dict[Any, Any] = state.extras.setdefault("leaderboard", {})
     if cache.get("key") != key:
-        cache.clear()  # keep only the current version (every view shares it)
+        cache.clear()  # keep only the current version (every view and phase shares it)
         cache["key"] = key
-    body = cache.get((best_per_team, view))
+    now = utcnow()
+    slot = (shown.name if shown else None, best_per_team, view)
+    body = cache.get(slot)
     if body is None:
         builder = service.build_clinical if view == "clinical" else service.build
         with state.db.session() as session:
-            rows = builder(session, best_per_team=best_per_team, references=references)
+            rows = builder(session, best_per_team=best_per_team, references=references, phase=shown)
         body = json.dumps(rows, allow_nan=False, separators=(",", ":")).encode()
-        cache[(best_per_team, view)] = body
+        cache[slot] = body
+    described = json.dumps(shown.to_json(now) if shown else None, separators=(",", ":")).encode()
     with state.db.session() as session:
         coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
-    content = b'{"rows":' + body + b',"pending":' + coming + b"}"
+    content = b'{"phase":' + described + b',"rows":' + body + b',"pending":' + coming + b"}"
     return Response(content=content, media_type="application/json")

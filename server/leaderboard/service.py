@@ -16,6 +16,13 @@ patient sample in both. Otherwise `tied_with_leader` is ``null`` and `tie_reason
 and a v2 run are never marked tied). The leader carries ``false`` (and ``is_leader: true``); expert
 rows, which have no replicates, carry ``null``.
 
+Phases (issue 15): with ``phase`` given, only that phase's submissions (baselines and experts are
+on every phase's board). A sealed phase before its reveal shows no submission rows; after it, only
+the runs their teams selected. A Ladder phase shows one row per team with the team's displayed
+value (`server.leaderboard.ladder`, rounded, moving only on a significant improvement) instead of
+the exact scores: no CI, AMAE, clinical metrics or tie test. Without ``phase`` (a server with no
+phase rows) every submission counts, as before phases existed.
+
 Clinical view (``view="clinical"``): the same model rows in the same order, each with AUC and OR Q4
 per endpoint, followed by the LIBRA density comparators as rows of kind ``density`` (no rank).
 """
@@ -27,17 +34,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, false, func, select
 from sqlalchemy.orm import Session, undefer
 
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences
-from server.models import ReviewState, RunStatus, Submission, Team
+from server.models import Phase, PhaseSelection, ReviewState, RunStatus, Submission, Team
+from server.phases.service import PhaseView
 from server.scoring.bootstrap import paired_difference_ci
 from server.scoring.registry import LEADERBOARD_ORDER, ranking_key
 
 VISIBLE_BASELINE_STATES = (ReviewState.PENDING, ReviewState.APPROVED)
 ENDPOINTS = ("interval_cancer", "large_invasive_cancer", "composite")
 VIEWS = ("masking", "clinical")
+LADDER_TIE_REASON = "no tie test: a Ladder phase shows rounded values only"
 
 
 @dataclass(frozen=True)
@@ -101,21 +110,25 @@ class _Candidate:
     replicates: np.ndarray | None
     basis: PairingBasis | None
     report: dict[str, Any] | None = None
+    ladder: dict[str, Any] | None = None
 
     def sort_key(self) -> tuple[float, ...]:
         return ranking_key({name: self.metrics[name].get("value") for name in LEADERBOARD_ORDER})
 
 
-def version_key(conn: Connection) -> tuple[int, str]:
-    """Changes whenever a scored submission is added, reviewed or otherwise updated.
+def version_key(conn: Connection) -> tuple[int | str, ...]:
+    """Changes whenever a scored submission is added, reviewed or otherwise updated, or a phase or a
+    selection changes.
 
-    One index-only query (``ix_submissions_status_updated``) on a bare connection: the cheap check
-    that lets a cached leaderboard be served without rebuilding it.
+    Index-only queries (``ix_submissions_status_updated``) on a bare connection plus two on the small
+    phase tables: the cheap check that lets a cached leaderboard be served without rebuilding it.
     """
     count, latest = conn.execute(
         select(func.count(), func.max(Submission.updated_at)).where(Submission.status == RunStatus.SUCCEEDED)
     ).one()
-    return int(count), str(latest)
+    phases, changed = conn.execute(select(func.count(), func.max(Phase.updated_at))).one()
+    selections, newest = conn.execute(select(func.count(), func.max(PhaseSelection.id))).one()
+    return int(count), str(latest), int(phases), str(changed), int(selections), int(newest or 0)
 
 
 def _metric(report: dict[str, Any] | None, name: str) -> dict[str, Any]:
@@ -138,8 +151,8 @@ def _scorer_version(sub: Submission) -> str | None:
     return None
 
 
-def _models(session: Session, best_per_team: bool) -> list[_Candidate]:
-    rows = session.execute(
+def _models(session: Session, best_per_team: bool, phase: PhaseView | None = None) -> list[_Candidate]:
+    query = (
         select(Submission, Team.name)
         .join(Team, Submission.team_id == Team.id)
         .options(undefer(Submission.metrics), undefer(Submission.tau_replicates))
@@ -149,7 +162,15 @@ def _models(session: Session, best_per_team: bool) -> list[_Candidate]:
             | (Submission.baseline.is_(True) & Submission.review_state.in_(VISIBLE_BASELINE_STATES)),
         )
         .order_by(Submission.id)
-    ).all()
+    )
+    if phase is not None:
+        own: ColumnElement[bool] = Submission.phase == phase.name
+        if phase.sealed or phase.ladder:  # Ladder rows are added per team below
+            own = false()
+        elif phase.visibility == "sealed":  # revealed: the selected runs only
+            own = own & Submission.id.in_(select(PhaseSelection.submission_id))
+        query = query.where(Submission.baseline.is_(True) | own)
+    rows = session.execute(query).all()
     candidates = [
         _Candidate(
             kind="baseline" if sub.baseline else "submission",
@@ -173,15 +194,65 @@ def _models(session: Session, best_per_team: bool) -> list[_Candidate]:
             elif cand.team not in best or cand.sort_key() < best[cand.team].sort_key():
                 best[str(cand.team)] = cand
         candidates = kept + list(best.values())
+    if phase is not None and phase.ladder and not phase.sealed:
+        candidates += _ladder_rows(session, phase)
     candidates.sort(key=lambda c: (*c.sort_key(), c.kind != "submission", c.submission_id or 0, c.name))
     return candidates
 
 
+def _ladder_rows(session: Session, phase: PhaseView) -> list[_Candidate]:
+    """One row per team of a Ladder phase: the team's displayed value after its approved runs."""
+    from server.leaderboard.ladder import climb
+    from server.phases.visibility import ladder_json, ladder_runs
+
+    teams = session.execute(
+        select(Team.id, Team.name)
+        .join(Submission, Submission.team_id == Team.id)
+        .where(
+            Submission.phase == phase.name,
+            Submission.baseline.is_(False),
+            Submission.status == RunStatus.SUCCEEDED,
+            Submission.review_state == ReviewState.APPROVED,
+        )
+        .distinct()
+    ).all()
+    out: list[_Candidate] = []
+    for team_id, team_name in teams:
+        runs = ladder_runs(session, phase.name, int(team_id), (ReviewState.APPROVED,))
+        steps = climb(runs, level=phase.ladder_level, step=phase.ladder_step)
+        moved = [step for step in steps if step.moved]
+        if not moved:
+            continue
+        shown = next(sub for sub in runs if sub.submission_id == moved[-1].submission_id)
+        name = session.scalar(select(Submission.name).where(Submission.id == shown.submission_id)) or ""
+        out.append(
+            _Candidate(
+                kind="submission",
+                team=str(team_name),
+                name=name,
+                submission_id=shown.submission_id,
+                scorer_version=None,
+                metrics={
+                    "kendall_tau_b": {"value": steps[-1].displayed, "ci95": None},
+                    "amae": {"value": None, "ci95": None},
+                },
+                replicates=None,
+                basis=None,
+                ladder=ladder_json(steps[-1]),
+            )
+        )
+    return out
+
+
 def build(
-    session: Session, *, best_per_team: bool = True, references: BoardReferences | None = None
+    session: Session,
+    *,
+    best_per_team: bool = True,
+    references: BoardReferences | None = None,
+    phase: PhaseView | None = None,
 ) -> list[dict[str, Any]]:
     """The masking leaderboard: models and experts in registry order, with tie marks."""
-    candidates = _models(session, best_per_team)
+    candidates = _models(session, best_per_team, phase)
     version: str | None
     if references is not None:
         experts, version = references.experts, references.scorer_version
@@ -210,7 +281,11 @@ def build(
 
 
 def build_clinical(
-    session: Session, *, best_per_team: bool = True, references: BoardReferences | None = None
+    session: Session,
+    *,
+    best_per_team: bool = True,
+    references: BoardReferences | None = None,
+    phase: PhaseView | None = None,
 ) -> list[dict[str, Any]]:
     """The clinical view: model rows (board order) with AUC and OR Q4 per endpoint, then density rows.
 
@@ -218,7 +293,7 @@ def build_clinical(
     that has them (scorer version 2).
     """
     rows: list[dict[str, Any]] = []
-    for rank, cand in enumerate(_models(session, best_per_team), start=1):
+    for rank, cand in enumerate(_models(session, best_per_team, phase), start=1):
         clinical = (cand.report or {}).get("clinical") or {}
         rows.append(
             {
@@ -320,6 +395,8 @@ def _with_ties(candidates: list[_Candidate]) -> list[dict[str, Any]]:
         }
         if cand.kind != "expert":
             row["submission_id"] = cand.submission_id
+        if cand.ladder is not None:
+            row["ladder"] = cand.ladder
         out.append(row)
     return out
 
@@ -330,6 +407,8 @@ def _tie(cand: _Candidate, leader: _Candidate | None) -> tuple[bool | None, str 
         return None, "expert rows have no bootstrap replicates"
     if leader is None or cand is leader:
         return False, None
+    if cand.ladder is not None or leader.ladder is not None:
+        return None, LADDER_TIE_REASON
     assert cand.basis is not None and leader.basis is not None
     mismatch = cand.basis.mismatch(leader.basis)
     if mismatch is not None:

@@ -6,6 +6,7 @@ from server.models.base import Base
 from server.models.baselines import BaselineBuild, BuildState
 from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
 from server.models.notifications import Channel, Delivery, DeliveryAttempt, Webhook
+from server.models.phases import Phase, PhaseSelection, TestSet, Visibility
 from server.models.submissions import (
     ACTIVE_STATUSES,
     LEASED_STATUSES,
@@ -35,6 +36,8 @@ __all__ = [
     "DeliveryAttempt",
     "FailedPhase",
     "LedgerKind",
+    "Phase",
+    "PhaseSelection",
     "QuotaEntry",
     "ReviewState",
     "RevokedWebSession",
@@ -44,7 +47,9 @@ __all__ = [
     "Submission",
     "SubmissionReport",
     "Team",
+    "TestSet",
     "User",
+    "Visibility",
     "Webhook",
     "WorkerHeartbeat",
 ]

@@ -24,6 +24,8 @@ from server.core.clock import iso, utcnow
 from server.core.errors import NotFound, QuotaExceeded
 from server.core.settings import Settings
 from server.models import ACTIVE_STATUSES, LedgerKind, QuotaEntry, Submission, Team
+from server.phases import service as phases
+from server.phases.service import PhaseView
 
 DAY = timedelta(hours=24)
 WEEK = timedelta(days=7)
@@ -38,14 +40,18 @@ class QuotaLimits:
     active: int
 
     @classmethod
-    def for_team(cls, team: Team, settings: Settings) -> QuotaLimits:
-        def pick(override: int | None, default: int) -> int:
-            return default if override is None else override
+    def for_team(cls, team: Team, settings: Settings, phase: PhaseView | None = None) -> QuotaLimits:
+        """A team's override wins, then the phase's own limit, then the server default."""
+
+        def pick(*values: int | None) -> int:
+            return next(v for v in values if v is not None)
 
         return cls(
-            per_day=pick(team.quota_per_day, settings.quota_per_day),
-            per_week=pick(team.quota_per_week, settings.quota_per_week),
-            total=pick(team.quota_total, settings.quota_total),
+            per_day=pick(team.quota_per_day, phase.quota_per_day if phase else None, settings.quota_per_day),
+            per_week=pick(
+                team.quota_per_week, phase.quota_per_week if phase else None, settings.quota_per_week
+            ),
+            total=pick(team.quota_total, phase.quota_total if phase else None, settings.quota_total),
             active=pick(team.quota_active, settings.quota_active),
         )
 
@@ -77,10 +83,17 @@ def _window_next_slot(times: list[datetime], window: timedelta, limit: int, now:
 
 
 def compute_status(
-    session: Session, team: Team, settings: Settings, *, now: datetime | None = None
+    session: Session,
+    team: Team,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    phase: PhaseView | None = None,
 ) -> QuotaStatus:
+    """The team's quota in `phase` (default: the phase shown now, `server.phases.service.shown`)."""
     now = now or utcnow()
-    limits = QuotaLimits.for_team(team, settings)
+    phase = phase or phases.shown(session, settings, now)
+    limits = QuotaLimits.for_team(team, settings, phase)
     refund = aliased(QuotaEntry)
     live_charge = (
         (QuotaEntry.team_id == team.id)
@@ -96,9 +109,7 @@ def compute_status(
     )
     used_total = (
         session.scalar(
-            select(func.count())
-            .select_from(QuotaEntry)
-            .where(live_charge, QuotaEntry.phase == settings.phase)
+            select(func.count()).select_from(QuotaEntry).where(live_charge, QuotaEntry.phase == phase.name)
         )
         or 0
     )
@@ -132,7 +143,7 @@ def compute_status(
         next_slot = max(s for s in slots if s is not None)
     return QuotaStatus(
         limits=limits,
-        phase=settings.phase,
+        phase=phase.name,
         used_day=used_day,
         used_week=len(times),
         used_total=used_total,
@@ -179,14 +190,15 @@ def charge(session: Session, team: Team, submission: Submission, settings: Setti
     """Record one charge for `submission`, in the caller's transaction.
 
     The caller has already called `ensure_allowed` in the same transaction, after `lock_team` and
-    before adding the submission (which would otherwise count as one of its own active runs).
+    before adding the submission (which would otherwise count as one of its own active runs). The
+    charge counts in the submission's phase.
     """
     now = utcnow()
     entry = QuotaEntry(
         team_id=team.id,
         submission_id=submission.id,
         kind=LedgerKind.CHARGE,
-        phase=settings.phase,
+        phase=submission.phase,
         reason=f"submission {submission.id} ({submission.name})",
         created_at=now,
     )

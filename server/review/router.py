@@ -18,6 +18,8 @@ from server.core.deps import (
 )
 from server.core.openapi import error_responses
 from server.models import Team
+from server.phases.service import PhaseView
+from server.phases.visibility import score_view
 from server.review import flags, service
 from server.review.schemas import AuditOut, FlagsOut, ReviewIn
 from server.submissions.router import summary
@@ -36,17 +38,22 @@ def _team_names(session: SessionDep) -> dict[int, str]:
 
 
 @router.get("/review", response_model=list[SubmissionSummary])
-def review_queue(session: SessionDep) -> list[SubmissionSummary]:
+def review_queue(session: SessionDep, settings: SettingsDep, user: MaintainerUser) -> list[SubmissionSummary]:
     teams = _team_names(session)
-    return [summary(s, teams.get(s.team_id, "")) for s in service.review_queue(session)]
+    cache: dict[str, PhaseView] = {}
+    return [
+        summary(s, teams.get(s.team_id, ""), score_view(session, settings, s, user, cache))
+        for s in service.review_queue(session)
+    ]
 
 
 @router.post("/submissions/{submission_id}/review", response_model=SubmissionSummary)
 def review_submission(
-    submission_id: IdPath, body: ReviewIn, session: SessionDep, user: MaintainerUser
+    submission_id: IdPath, body: ReviewIn, session: SessionDep, settings: SettingsDep, user: MaintainerUser
 ) -> SubmissionSummary:
     sub = service.review(session, user, submission_id, body.action, body.reason)
-    return summary(sub, _team_names(session).get(sub.team_id, ""))
+    view = score_view(session, settings, sub, user)
+    return summary(sub, _team_names(session).get(sub.team_id, ""), view)
 
 
 @router.get("/audit", response_model=list[AuditOut])

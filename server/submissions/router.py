@@ -25,15 +25,22 @@ from server.core.deps import (
 from server.core.errors import BadRequest, CsawmError, InsufficientStorage, InvalidArchive
 from server.core.guard import streamed_body
 from server.core.openapi import error_responses
+from server.core.settings import Settings
 from server.core.text import NameStr, TextStr
 from server.models import Submission, SubmissionReport, Team
+from server.phases import selection
+from server.phases import service as phases
+from server.phases.service import PhaseView
+from server.phases.visibility import ScoreView, score_view
 from server.submissions import service
 from server.submissions.schemas import (
+    LadderOut,
     LogsOut,
     MethodCard,
     RegistrySubmissionIn,
     ReportOut,
     RunEventOut,
+    SelectionOut,
     SubmissionOut,
     SubmissionSummary,
 )
@@ -60,7 +67,8 @@ ARCHIVE_BODY_DOC = {
 }
 
 
-def summary(sub: Submission, team: str) -> SubmissionSummary:
+def summary(sub: Submission, team: str, view: ScoreView) -> SubmissionSummary:
+    """The run's summary; its scores only as `view` (server.phases.visibility) allows."""
     return SubmissionSummary(
         id=sub.id,
         name=sub.name,
@@ -75,8 +83,11 @@ def summary(sub: Submission, team: str) -> SubmissionSummary:
         finished_at=sub.finished_at,
         baseline=sub.baseline,
         review_state=sub.review_state.value,
-        kendall_tau_b=sub.kendall_tau_b,
-        amae=sub.amae,
+        kendall_tau_b=sub.kendall_tau_b if view.exact else None,
+        amae=sub.amae if view.exact else None,
+        scores_withheld=view.note,
+        ladder=LadderOut(**view.ladder) if view.ladder else None,
+        selected=view.selected,
     )
 
 
@@ -84,13 +95,14 @@ def summary(sub: Submission, team: str) -> SubmissionSummary:
 _MAINTAINER_REPRO_KEYS = ("host", "worker")
 
 
-def detail(sub: Submission, team: str, *, staff: bool = False) -> SubmissionOut:
-    """The submission as JSON; `staff` (maintainers, admins) adds the maintainer-only texts."""
+def detail(sub: Submission, team: str, view: ScoreView, *, staff: bool = False) -> SubmissionOut:
+    """The submission as JSON; `staff` (maintainers, admins) adds the maintainer-only texts, `view`
+    decides whether the scores and the report are shown."""
     repro = sub.reproducibility
     if repro is not None and not staff:
         repro = {k: v for k, v in repro.items() if k not in _MAINTAINER_REPRO_KEYS}
     return SubmissionOut(
-        **summary(sub, team).model_dump(),
+        **summary(sub, team, view).model_dump(),
         description=sub.description,
         url=sub.url,
         method_card=sub.method_card,
@@ -99,7 +111,7 @@ def detail(sub: Submission, team: str, *, staff: bool = False) -> SubmissionOut:
         cancel_requested=sub.cancel_requested,
         archive_bytes=sub.archive_bytes,
         archive_sha256=sub.archive_sha256,
-        metrics=sub.metrics,
+        metrics=sub.metrics if view.exact else None,
         timings=sub.timings,
         reproducibility=repro,
         review_reason=sub.review_reason,
@@ -167,6 +179,7 @@ async def create_submission(
     await run_in_threadpool(_require_agreement, state, user, page_url(request))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
+        await run_in_threadpool(_phase_open, state)
         return await _create_from_registry(request, state, session, user)
     if name is None:
         raise BadRequest("missing query parameter 'name'")
@@ -225,7 +238,7 @@ async def _upload(
             archive_bytes=received.size,
             image_ref=image_ref,
         )
-        out = await run_in_threadpool(_detail_after_create, session, sub.id, user)
+        out = await run_in_threadpool(_detail_after_create, session, settings, sub.id, user)
     except BaseException:
         metrics.uploads.labels("refused").inc()
         discard(received.path)
@@ -241,6 +254,12 @@ async def _upload(
 def _require_agreement(state: Any, user: Any, url: str) -> None:
     with state.db.session() as session:
         agreements.require_accepted(session, user, state.agreement, url)
+
+
+def _phase_open(state: Any) -> PhaseView:
+    """`PhaseClosed` (403 ``phase_closed``) before a byte of the body is read when no phase is open."""
+    with state.db.session() as session:
+        return phases.require_open(session, state.settings)
 
 
 def _precheck(state: Any, user: Any) -> None:
@@ -282,9 +301,9 @@ def _untag(path: Any, max_bytes: int) -> Any:
         raise InvalidArchive(f"archive refused: {exc}") from None
 
 
-def _detail_after_create(session: SessionDep, sub_id: int, user: Any) -> SubmissionOut:
+def _detail_after_create(session: SessionDep, settings: Settings, sub_id: int, user: Any) -> SubmissionOut:
     sub = service.get_visible(session, user, sub_id, full=True)
-    return detail(sub, user.team_name or "")
+    return detail(sub, user.team_name or "", score_view(session, settings, sub, user))
 
 
 async def _create_from_registry(
@@ -312,7 +331,7 @@ async def _create_from_registry(
             else None,
             image_ref=str(remote.reference),
         )
-        return _detail_after_create(session, sub.id, user)
+        return _detail_after_create(session, state.settings, sub.id, user)
 
     return await run_in_threadpool(create)
 
@@ -320,6 +339,7 @@ async def _create_from_registry(
 @router.get("", response_model=list[SubmissionSummary])
 def list_submissions(
     session: SessionDep,
+    settings: SettingsDep,
     user: CurrentUser,
     status: Annotated[str | None, Query(max_length=50)] = None,
     team: Annotated[str | None, Query(max_length=100)] = None,
@@ -328,14 +348,19 @@ def list_submissions(
 ) -> list[SubmissionSummary]:
     """Your team's submissions, newest first (maintainers and admins: every team's, `team` filters)."""
     rows = service.list_visible(session, user, status=status, team=team, limit=limit, offset=offset)
-    return [summary(sub, team_name) for sub, team_name in rows]
+    cache: dict[str, PhaseView] = {}
+    return [summary(sub, name, score_view(session, settings, sub, user, cache)) for sub, name in rows]
 
 
 @router.get("/{submission_id}", response_model=SubmissionOut)
-def get_submission(submission_id: IdPath, session: SessionDep, user: CurrentUser) -> SubmissionOut:
+def get_submission(
+    submission_id: IdPath, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> SubmissionOut:
     sub = service.get_visible(session, user, submission_id, full=True)
     team = session.get(Team, sub.team_id)
-    return detail(sub, team.name if team else "", staff=user.is_staff)
+    return detail(
+        sub, team.name if team else "", score_view(session, settings, sub, user), staff=user.is_staff
+    )
 
 
 @router.get("/{submission_id}/logs", response_model=LogsOut)
@@ -358,14 +383,19 @@ def cancel_submission(
 ) -> SubmissionSummary:
     sub = service.cancel(session, user, submission_id, keep_archives=settings.keep_archives)
     team = session.get(Team, sub.team_id)
-    return summary(sub, team.name if team else "")
+    return summary(sub, team.name if team else "", score_view(session, settings, sub, user))
 
 
 @router.get("/{submission_id}/reports", response_model=list[ReportOut])
-def list_reports(submission_id: IdPath, session: SessionDep, user: CurrentUser) -> list[ReportOut]:
+def list_reports(
+    submission_id: IdPath, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> list[ReportOut]:
     """Every report this run was scored with, oldest first: the first scoring and each re-score
-    (``csawm admin rescore``), with the scorer version, test-set digest and bootstrap settings."""
+    (``csawm admin rescore``), with the scorer version, test-set digest and bootstrap settings.
+    Where the run's scores are withheld from the caller (sealed or Ladder phase) each ``metrics``
+    is null."""
     sub = service.get_visible(session, user, submission_id)
+    exact = score_view(session, settings, sub, user).exact
     rows = session.scalars(
         select(SubmissionReport)
         .where(SubmissionReport.submission_id == sub.id)
@@ -382,7 +412,31 @@ def list_reports(submission_id: IdPath, session: SessionDep, user: CurrentUser) 
             bootstrap_seed=r.bootstrap_seed,
             bootstrap_resamples=r.bootstrap_resamples,
             current=i == len(rows) - 1,
-            metrics=r.metrics,
+            metrics=r.metrics if exact else None,
         )
         for i, r in enumerate(rows)
     ]
+
+
+def _selection_out(state: selection.SelectionState) -> SelectionOut:
+    return SelectionOut(
+        submission_id=state.submission_id,
+        phase=state.phase,
+        selected=state.selected,
+        selected_ids=state.selected_ids,
+        max_selected=state.max_selected,
+    )
+
+
+@router.post("/{submission_id}/select", response_model=SelectionOut)
+def select_submission(submission_id: IdPath, session: SessionDep, user: CurrentUser) -> SelectionOut:
+    """Select your team's run for the final ranking of its sealed phase (before the close; at most
+    the phase's ``max_selected``, 409 ``selection_limit`` beyond; a failed or cancelled run cannot
+    be selected)."""
+    return _selection_out(selection.select_run(session, user, submission_id))
+
+
+@router.delete("/{submission_id}/select", response_model=SelectionOut)
+def unselect_submission(submission_id: IdPath, session: SessionDep, user: CurrentUser) -> SelectionOut:
+    """Unselect the run (before the phase closes)."""
+    return _selection_out(selection.unselect_run(session, user, submission_id))

@@ -45,6 +45,14 @@ class RunEventOut(BaseModel):
     detail: str | None = Field(default=None, description="maintainers only: hosts, exception text")
 
 
+class LadderOut(BaseModel):
+    """The team's displayed score after this run (rounded to the phase's step) and whether it moved."""
+
+    displayed: float | None
+    moved: bool
+    note: str | None = Field(description='"not a significant improvement" when the board did not move')
+
+
 class SubmissionSummary(BaseModel):
     id: int
     name: str
@@ -61,6 +69,11 @@ class SubmissionSummary(BaseModel):
     review_state: str
     kendall_tau_b: float | None
     amae: float | None
+    scores_withheld: str | None = Field(
+        default=None, description="why the scores are not shown to you (sealed or Ladder phase)"
+    )
+    ladder: LadderOut | None = Field(default=None, description="Ladder phases: what the board shows")
+    selected: bool | None = Field(default=None, description="sealed phases: selected for the ranking")
 
 
 class SubmissionOut(SubmissionSummary):
@@ -108,3 +121,13 @@ class ReportOut(BaseModel):
     bootstrap_resamples: int
     current: bool
     metrics: dict[str, Any] | None
+
+
+class SelectionOut(BaseModel):
+    """`POST|DELETE /api/v1/submissions/{id}/select`."""
+
+    submission_id: int
+    phase: str
+    selected: bool
+    selected_ids: list[int]
+    max_selected: int

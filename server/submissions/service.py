@@ -29,6 +29,7 @@ from server.models import (
     Submission,
     Team,
 )
+from server.phases import service as phases
 from server.quota import service as quota
 from server.registry.client import RegistryClient
 from server.registry.config import RegistryConfig
@@ -79,10 +80,12 @@ def list_visible(
 
 
 def precheck_quota(session: Session, user: Principal, settings: Settings) -> None:
-    """Refuse an over-quota upload before its bytes arrive (the binding check comes later)."""
+    """Refuse an upload outside every phase's window or over quota before its bytes arrive (the
+    binding checks come later, in `create`)."""
     team = session.get(Team, require_team(user))
     assert team is not None
-    quota.ensure_allowed(quota.compute_status(session, team, settings))
+    phase = phases.require_open(session, settings)
+    quota.ensure_allowed(quota.compute_status(session, team, settings, phase=phase))
 
 
 def publish_archive(settings: Settings, user: Principal, archive: Path, image_id: str) -> str | None:
@@ -182,13 +185,14 @@ def create(
 ) -> Submission:
     """Create a queued submission and charge its team, atomically (see `server.quota.service`)."""
     team = quota.lock_team(session, require_team(user))
+    phase = phases.require_open(session, settings)
     earlier = _earlier_duplicate(session, team.id, image_digest)
     if earlier is not None:
         raise DuplicateSubmission(
             f"your team already submitted image {image_digest} as submission {earlier}",
             submission_id=earlier,
         )
-    quota.ensure_allowed(quota.compute_status(session, team, settings))
+    quota.ensure_allowed(quota.compute_status(session, team, settings, phase=phase))
     sub = Submission(
         team_id=team.id,
         user_id=user.user_id,
@@ -196,7 +200,7 @@ def create(
         description=description,
         url=url,
         method_card=method_card,
-        phase=settings.phase,
+        phase=phase.name,
         image_digest=image_digest,
         image_ref=image_ref,
         archive_path=str(archive_path) if archive_path else None,

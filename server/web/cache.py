@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from server.core.state import AppState
 from server.leaderboard import service as leaderboard_service
 from server.leaderboard.references import board_references
+from server.phases.service import PhaseView
 from server.web import plots, queries
 
 PLOT_CACHE_SIZE = 256
@@ -52,25 +53,40 @@ def plot_cache(state: AppState) -> PlotCache:
     return cache
 
 
-def board(session: Session, state: AppState) -> tuple[tuple[Any, ...], list[queries.BoardRow]]:
-    """The board rows, rebuilt only when a scored submission or the test set changed (the API's key)."""
+def _entry(
+    session: Session, state: AppState, phase: PhaseView | None
+) -> tuple[tuple[Any, ...], list[queries.BoardRow], list[queries.ClinicalRow]]:
     references = board_references(state)
     version = (
         *leaderboard_service.version_key(session.connection()),
         references.labels_sha256[:16] if references else "",
     )
+    name = phase.name if phase else ""
     cache: dict[str, Any] = state.extras.setdefault("web_board", {"lock": threading.Lock(), "key": None})
     with cache["lock"]:
         if cache["key"] != version:
-            cache["rows"] = queries.leaderboard_rows(session, references)
-            cache["clinical"] = queries.clinical_rows(session, references)
+            cache["phases"] = {}
             cache["key"] = version
-        rows: list[queries.BoardRow] = cache["rows"]
+        if name not in cache["phases"]:
+            cache["phases"][name] = (
+                queries.leaderboard_rows(session, references, phase),
+                queries.clinical_rows(session, references, phase),
+            )
+        rows, clinical = cache["phases"][name]
+    return (*version, name), rows, clinical
+
+
+def board(
+    session: Session, state: AppState, phase: PhaseView | None = None
+) -> tuple[tuple[Any, ...], list[queries.BoardRow]]:
+    """The board rows of `phase`, rebuilt only when a scored submission, a phase, a selection or the
+    test set changed (the API's key)."""
+    version, rows, _ = _entry(session, state, phase)
     return version, rows
 
 
-def clinical_board(session: Session, state: AppState) -> list[queries.ClinicalRow]:
+def clinical_board(
+    session: Session, state: AppState, phase: PhaseView | None = None
+) -> list[queries.ClinicalRow]:
     """The clinical view's rows (models, then LIBRA density rows), cached with the board."""
-    board(session, state)
-    rows: list[queries.ClinicalRow] = state.extras["web_board"]["clinical"]
-    return rows
+    return _entry(session, state, phase)[2]

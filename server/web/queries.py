@@ -20,6 +20,7 @@ from server.core.principal import Principal
 from server.leaderboard import service as leaderboard
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences
 from server.models import ACTIVE_STATUSES, ApiToken, ReviewState, RunStatus, Submission, Team, User
+from server.phases.service import PhaseView
 
 #: Clinical endpoints of the report (docs/scoring.md) with the labels the pages use.
 ENDPOINTS: dict[str, str] = {
@@ -84,6 +85,7 @@ class BoardRow:
     tie_reason: str | None
     image_digest: str | None
     links: tuple[tuple[str, str], ...]
+    ladder: dict[str, Any] | None = None  # Ladder phases: the rounded displayed value, no exact score
 
     def to_json(self) -> dict[str, Any]:
         """The API row (docs/api.md) plus the page's extra columns."""
@@ -104,6 +106,8 @@ class BoardRow:
         }
         if self.kind != "expert":
             out["submission_id"] = self.submission_id
+        if self.ladder is not None:
+            out["ladder"] = self.ladder
         return out
 
 
@@ -122,9 +126,12 @@ def _links(sub: Submission) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-def leaderboard_rows(session: Session, references: BoardReferences | None = None) -> list[BoardRow]:
-    """The public leaderboard (best submission per team, baselines, experts) with the page's columns."""
-    rows = leaderboard.build(session, references=references)
+def leaderboard_rows(
+    session: Session, references: BoardReferences | None = None, phase: PhaseView | None = None
+) -> list[BoardRow]:
+    """The public leaderboard of `phase` (best submission per team, baselines, experts) with the
+    page's columns. A Ladder row carries no report-derived column (they would give the exact score)."""
+    rows = leaderboard.build(session, references=references, phase=phase)
     ids = [int(r["submission_id"]) for r in rows if r.get("submission_id") is not None]
     subs: dict[int, Submission] = {}
     if ids:
@@ -133,7 +140,7 @@ def leaderboard_rows(session: Session, references: BoardReferences | None = None
     out: list[BoardRow] = []
     for row in rows:
         sub = subs.get(int(row["submission_id"])) if row.get("submission_id") is not None else None
-        report = sub.metrics if sub is not None else None
+        report = sub.metrics if sub is not None and row.get("ladder") is None else None
         amae = row.get("amae") or {}
         out.append(
             BoardRow(
@@ -153,6 +160,7 @@ def leaderboard_rows(session: Session, references: BoardReferences | None = None
                 tie_reason=row.get("tie_reason"),
                 image_digest=sub.image_digest if sub is not None else None,
                 links=_links(sub) if sub is not None else (),
+                ladder=row.get("ladder"),
             )
         )
     return out
@@ -172,10 +180,12 @@ class ClinicalRow:
     p_values: dict[str, float | None]
 
 
-def clinical_rows(session: Session, references: BoardReferences | None = None) -> list[ClinicalRow]:
+def clinical_rows(
+    session: Session, references: BoardReferences | None = None, phase: PhaseView | None = None
+) -> list[ClinicalRow]:
     """The leaderboard's clinical view (`server.leaderboard.service.build_clinical`) for the page."""
     out: list[ClinicalRow] = []
-    for row in leaderboard.build_clinical(session, references=references):
+    for row in leaderboard.build_clinical(session, references=references, phase=phase):
         clinical = row.get("clinical") or {}
         out.append(
             ClinicalRow(

@@ -39,6 +39,9 @@ from server.leaderboard.pending import pending_baselines
 from server.models import Submission, Team
 from server.notifications import outbox
 from server.notifications.router import delivery_state
+from server.phases import service as phases
+from server.phases.service import PhaseView
+from server.phases.visibility import score_view
 from server.quota import service as quota
 from server.review import flags as review_flags
 from server.review import service as review
@@ -131,6 +134,14 @@ def _tau_plot(rows: list[queries.BoardRow]) -> plots.Plot:
     return plots.tau_plot(points)
 
 
+PhaseQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
+
+
+def _board_phase(session: Session, state: Any, name: str | None) -> PhaseView | None:
+    """The board's phase: `name` (NotFound when unknown), else the current one (None: no phases)."""
+    return phases.board_phase(session, state.settings, name)
+
+
 @router.get("/", response_class=HTMLResponse)
 def leaderboard_page(
     request: Request,
@@ -139,28 +150,44 @@ def leaderboard_page(
     signer: SignerDep,
     user: WebUser,
     cache: PlotCacheDep,
+    phase: PhaseQuery = None,
 ) -> HTMLResponse:
-    version, rows = cache_board(session, state)
+    try:
+        shown = _board_phase(session, state, phase)
+    except NotFound:
+        return not_found(request, signer, user, f"Phase {phase!r}")
+    version, rows = cache_board(session, state, shown)
     plot = cache.get(("board", *version), lambda: _tau_plot(rows))
+    query = f"?{urlencode({'phase': shown.name})}" if shown and phase else ""
     context = {
         "rows": rows,
         "pending": pending_baselines(session),
-        "clinical_rows": clinical_board(session, state),
+        "clinical_rows": clinical_board(session, state, shown),
         "plot_alt": plot.alt,
         "plot_version": "-".join(str(part) for part in version),
+        "board_phase": shown,
+        "phase_names": [row.name for row in phases.rows(session)],
+        "phase_query": query,
     }
     return render(request, signer, user, "leaderboard.html", context)
 
 
 @router.get("/plots/leaderboard-tau.svg")
-def leaderboard_plot(session: SessionDep, state: StateDep, cache: PlotCacheDep) -> Response:
-    version, rows = cache_board(session, state)
+def leaderboard_plot(
+    session: SessionDep, state: StateDep, cache: PlotCacheDep, phase: PhaseQuery = None
+) -> Response:
+    version, rows = cache_board(session, state, _board_phase(session, state, phase))
     return _svg(cache.get(("board", *version), lambda: _tau_plot(rows)))
 
 
 @router.get("/leaderboard.json")
-def leaderboard_json(session: SessionDep, state: StateDep) -> Response:
-    body = {"generated_at": iso(utcnow()), "rows": [row.to_json() for row in cache_board(session, state)[1]]}
+def leaderboard_json(session: SessionDep, state: StateDep, phase: PhaseQuery = None) -> Response:
+    shown = _board_phase(session, state, phase)
+    body = {
+        "generated_at": iso(utcnow()),
+        "phase": shown.name if shown else None,
+        "rows": [row.to_json() for row in cache_board(session, state, shown)[1]],
+    }
     return Response(
         json.dumps(body, allow_nan=False, indent=1),
         media_type="application/json",
@@ -169,11 +196,12 @@ def leaderboard_json(session: SessionDep, state: StateDep) -> Response:
 
 
 @router.get("/leaderboard.csv")
-def leaderboard_csv(session: SessionDep, state: StateDep) -> Response:
+def leaderboard_csv(session: SessionDep, state: StateDep, phase: PhaseQuery = None) -> Response:
+    shown = _board_phase(session, state, phase)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for row in cache_board(session, state)[1]:
+    for row in cache_board(session, state, shown)[1]:
         values: list[Any] = [
             row.rank, csv_text(row.kind), csv_text(row.team or ""), csv_text(row.name),
             row.submission_id or "",
@@ -281,11 +309,14 @@ def team_page(
     own = [sub for sub, _ in rows if sub.team_id == team.id]
     sent = outbox.team_deliveries(session, team.id, limit=50, offset=0)
     deliveries = [(row, delivery_state(row)) for row in sent]
+    cache: dict[str, PhaseView] = {}
+    views = {sub.id: score_view(session, settings, sub, user, cache) for sub in own}
     context = {
         "team": team,
         "quota": status,
         "submissions": own,
         "deliveries": deliveries,
+        "views": views,
         "now": utcnow(),
         "settings": settings,
         "agreement_missing": _agreement_missing(session, state, user),
@@ -309,6 +340,11 @@ def _visible(session: Session, user: Principal, submission_id: int) -> Submissio
         return None
 
 
+def _scores_shown(request: Request, session: Session, sub: Submission, user: Principal) -> bool:
+    """Whether this viewer may see the run's report and plots (server.phases.visibility)."""
+    return score_view(session, request.app.state.csawm.settings, sub, user).exact
+
+
 @router.get("/submissions/{submission_id}", response_model=None)
 def report_page(
     submission_id: IdPath, request: Request, session: SessionDep, signer: SignerDep, user: WebUser
@@ -319,7 +355,8 @@ def report_page(
     if sub is None:
         return not_found(request, signer, user, f"Submission {submission_id}")
     team = session.get(Team, sub.team_id)
-    report = sub.metrics or None
+    view = score_view(session, request.app.state.csawm.settings, sub, user)
+    report = (sub.metrics or None) if view.exact else None
     alts: dict[str, str] = {}
     if report is not None:
         cache = plot_cache(request.app.state.csawm)
@@ -338,6 +375,7 @@ def report_page(
         "staff": user.is_staff,
         "hidden_log_tail": sub.hidden_log_tail if user.is_staff else None,
         "runtime": sub.runtime or {},
+        "view": view,
     }
     return render(request, signer, user, "report.html", context)
 
@@ -390,6 +428,8 @@ def report_plot(
     cache: PlotCacheDep,
 ) -> Response:
     sub = _visible(session, user, submission_id) if user is not None else None
+    if sub is not None and user is not None and not _scores_shown(request, session, sub, user):
+        sub = None  # a withheld score has no plot either
     plot = _report_plot(session, cache, sub, name) if sub is not None else None
     if plot is None:
         return Response("not found", status_code=404, media_type="text/plain")

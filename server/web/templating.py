@@ -17,9 +17,12 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
+from sqlalchemy.exc import SQLAlchemyError
 
-from server.core.clock import iso
+from server.core.clock import iso, utcnow
 from server.core.principal import Principal
+from server.phases import service as phases
+from server.phases.service import PhaseView
 from server.web import queries
 from server.web.guides import GUIDES
 from server.web.session import CSRF_FIELD, SessionSigner
@@ -83,7 +86,7 @@ def _build_templates() -> Jinja2Templates:
         short_digest=short_digest, sort_value=sort_value, iso=lambda v: iso(v) if v is not None else "",
         tojson_pretty=lambda v: json.dumps(v, indent=2, sort_keys=True, allow_nan=True),
     )  # fmt: skip
-    env.globals.update(endpoints=queries.ENDPOINTS, guides=GUIDES)
+    env.globals.update(endpoints=queries.ENDPOINTS, guides=GUIDES, now_utc=utcnow)
     env.tests["web_url"] = queries.is_web_url
     return templates
 
@@ -100,6 +103,16 @@ def templates() -> Jinja2Templates:
         return _templates[0]
 
 
+def current_phase(request: Request) -> PhaseView | None:
+    """The phase every page names in its header (None when the database cannot say)."""
+    state = request.app.state.csawm
+    try:
+        with state.db.session() as session:
+            return phases.shown(session, state.settings)
+    except SQLAlchemyError:
+        return None
+
+
 def render(
     request: Request,
     signer: SessionSigner,
@@ -110,7 +123,10 @@ def render(
     status_code: int = 200,
 ) -> HTMLResponse:
     """Render a page; a form on it gets a CSRF nonce whose cookie is set on this response."""
-    full = {"user": user, "csrf_token": lambda: signer.csrf_for_form(request), "csrf_field": CSRF_FIELD}
+    full = {
+        "user": user, "csrf_token": lambda: signer.csrf_for_form(request), "csrf_field": CSRF_FIELD,
+        "current_phase": current_phase(request),
+    }  # fmt: skip
     full.update(context)
     response = templates().TemplateResponse(
         request, name, full, status_code=status_code, headers=HTML_HEADERS

@@ -1,0 +1,1 @@
+"""Competition phases: which one is current, their windows and quotas, selection and who sees scores."""

@@ -1,0 +1,326 @@
+"""Phases: which one is current, creating and changing them, revealing a sealed one (issue 15).
+
+A phase's window is ``opens_at <= t < closes_at`` (``closes_at`` None: open-ended). Windows never
+overlap (refused at create and update), so at any instant at most one phase is current and a
+submission goes to it. With no phase row at all the implicit phase `implicit` (named
+``CSAWM_PHASE``: live, private test set, no Ladder, open forever) keeps the server working as it
+did before phases existed. With rows but none open a submission is refused with `PhaseClosed`
+before its body is read.
+
+Everything outside this module reads a phase as a frozen `PhaseView`, so the implicit phase and a
+stored one look the same.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.core import audit
+from server.core.clock import iso, utcnow
+from server.core.errors import BadRequest, Conflict, NotFound, NotSupported, PhaseClosed
+from server.core.settings import Settings
+from server.models import Phase, TestSet, Visibility
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+EDITABLE = (
+    "test_set", "opens_at", "closes_at", "quota_total", "quota_per_day", "quota_per_week", "visibility",
+    "ladder", "ladder_level", "ladder_step", "max_selected",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PhaseView:
+    """A phase as the rest of the server reads it (a stored row or the implicit phase)."""
+
+    name: str
+    stored: bool
+    test_set: str
+    opens_at: datetime | None
+    closes_at: datetime | None
+    quota_total: int | None
+    quota_per_day: int | None
+    quota_per_week: int | None
+    visibility: str
+    ladder: bool
+    ladder_level: float
+    ladder_step: float
+    max_selected: int
+    revealed_at: datetime | None
+    id: int | None = None
+
+    @classmethod
+    def of(cls, row: Phase) -> PhaseView:
+        return cls(
+            name=row.name,
+            stored=True,
+            test_set=TestSet(row.test_set).value,
+            opens_at=row.opens_at,
+            closes_at=row.closes_at,
+            quota_total=row.quota_total,
+            quota_per_day=row.quota_per_day,
+            quota_per_week=row.quota_per_week,
+            visibility=Visibility(row.visibility).value,
+            ladder=bool(row.ladder),
+            ladder_level=float(row.ladder_level),
+            ladder_step=float(row.ladder_step),
+            max_selected=int(row.max_selected),
+            revealed_at=row.revealed_at,
+            id=row.id,
+        )
+
+    @property
+    def sealed(self) -> bool:
+        """Scores withheld from researchers: a sealed phase before `reveal`."""
+        return self.visibility == Visibility.SEALED.value and self.revealed_at is None
+
+    def is_open(self, now: datetime) -> bool:
+        return (self.opens_at is None or self.opens_at <= now) and (
+            self.closes_at is None or now < self.closes_at
+        )
+
+    def to_json(self, now: datetime | None = None) -> dict[str, Any]:
+        now = now or utcnow()
+        out: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            out[item.name] = iso(value) if isinstance(value, datetime) else value
+        out.pop("id")
+        out["open"] = self.is_open(now)
+        return out
+
+
+def implicit(settings: Settings) -> PhaseView:
+    """The phase of a server with no phase rows: ``CSAWM_PHASE``, live, open forever."""
+    return PhaseView(
+        name=settings.phase, stored=False, test_set=TestSet.PRIVATE.value, opens_at=None, closes_at=None,
+        quota_total=None, quota_per_day=None, quota_per_week=None, visibility=Visibility.LIVE.value,
+        ladder=False, ladder_level=0.05, ladder_step=0.01, max_selected=0, revealed_at=None,
+    )  # fmt: skip
+
+
+def rows(session: Session) -> list[Phase]:
+    return list(session.scalars(select(Phase).order_by(Phase.opens_at, Phase.id)))
+
+
+def current(session: Session, settings: Settings, now: datetime | None = None) -> PhaseView | None:
+    """The phase open at `now` (the implicit one without rows); None when phases exist but none is open."""
+    now = now or utcnow()
+    stored = rows(session)
+    if not stored:
+        return implicit(settings)
+    for row in stored:
+        view = PhaseView.of(row)
+        if view.is_open(now):
+            return view
+    return None
+
+
+def shown(session: Session, settings: Settings, now: datetime | None = None) -> PhaseView:
+    """The phase the pages and the board default to: the current one; between phases the latest that
+    opened; before the first, the first."""
+    now = now or utcnow()
+    found = current(session, settings, now)
+    if found is not None:
+        return found
+    stored = [PhaseView.of(r) for r in rows(session)]
+    opened = [v for v in stored if v.opens_at is not None and v.opens_at <= now]
+    return opened[-1] if opened else stored[0]
+
+
+def board_phase(session: Session, settings: Settings, name: str | None) -> PhaseView | None:
+    """The phase a board shows: `name` (404 when unknown), else the phase shown now; None (every
+    submission, as before phases) on a server without phase rows and without `name`."""
+    if name is not None:
+        return by_name(session, settings, name)
+    if session.scalar(select(Phase.id).limit(1)) is None:
+        return None
+    return shown(session, settings)
+
+
+def next_opening(session: Session, now: datetime) -> datetime | None:
+    return session.scalar(select(Phase.opens_at).where(Phase.opens_at > now).order_by(Phase.opens_at))
+
+
+def require_open(session: Session, settings: Settings, now: datetime | None = None) -> PhaseView:
+    """The phase a submission goes to now; `PhaseClosed` (with the next opening) when none is open."""
+    now = now or utcnow()
+    found = current(session, settings, now)
+    if found is not None:
+        return found
+    nxt = next_opening(session, now)
+    when = f"; the next phase opens at {iso(nxt)}" if nxt else "; no phase is scheduled"
+    raise PhaseClosed(
+        f"no competition phase is open now{when}; nothing was uploaded or charged",
+        next_opens_at=iso(nxt) if nxt else None,
+    )
+
+
+def by_name(session: Session, settings: Settings, name: str) -> PhaseView:
+    """A phase by name (404 when unknown); the implicit phase answers to ``CSAWM_PHASE`` without rows."""
+    row = session.scalar(select(Phase).where(Phase.name == name))
+    if row is not None:
+        return PhaseView.of(row)
+    if name == settings.phase and session.scalar(select(Phase.id).limit(1)) is None:
+        return implicit(settings)
+    raise NotFound(f"phase {name!r} not found")
+
+
+def of_name(session: Session, settings: Settings, name: str) -> PhaseView:
+    """The phase a submission was made in; a name with no row (runs from before phases, baselines)
+    reads as a live phase of that name."""
+    row = session.scalar(select(Phase).where(Phase.name == name))
+    if row is not None:
+        return PhaseView.of(row)
+    return PhaseView(**{**vars(implicit(settings)), "name": name})
+
+
+# -- maintainer actions ----------------------------------------------------------------------------
+
+
+def _check(values: dict[str, Any]) -> None:
+    """Refuse an inconsistent phase with a message naming the field."""
+    if values.get("test_set") == TestSet.PUBLIC.value:
+        raise NotSupported(
+            "test_set 'public' is not supported yet: the worker and `csawm admin rescore` score every "
+            "run on the private labels and record the private manifest (docs/maintaining.md, Phases)"
+        )
+    if values.get("test_set") not in (None, TestSet.PRIVATE.value):
+        raise BadRequest(f"test_set must be 'private' or 'public', not {values['test_set']!r}")
+    if values.get("visibility") not in (None, *(v.value for v in Visibility)):
+        raise BadRequest(f"visibility must be 'live' or 'sealed', not {values['visibility']!r}")
+    opens, closes = values.get("opens_at"), values.get("closes_at")
+    if opens is not None and closes is not None and closes <= opens:
+        raise BadRequest(f"closes_at ({iso(closes)}) must be after opens_at ({iso(opens)})")
+    level = values.get("ladder_level")
+    if level is not None and not 0.0 < level < 1.0:
+        raise BadRequest(f"ladder_level must be between 0 and 1 (exclusive), not {level}")
+    step = values.get("ladder_step")
+    if step is not None and not 0.0 < step <= 1.0:
+        raise BadRequest(f"ladder_step must be in (0, 1], not {step}")
+    if values.get("max_selected") is not None and values["max_selected"] < 1:
+        raise BadRequest("max_selected must be at least 1")
+    for key in ("quota_total", "quota_per_day", "quota_per_week"):
+        if values.get(key) is not None and values[key] < 0:
+            raise BadRequest(f"{key} must be 0 or more")
+
+
+def _typed(values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    if out.get("test_set") is not None:
+        out["test_set"] = TestSet(out["test_set"])
+    if out.get("visibility") is not None:
+        out["visibility"] = Visibility(out["visibility"])
+    return out
+
+
+def _overlapping(
+    session: Session, opens: datetime, closes: datetime | None, skip: int | None
+) -> Phase | None:
+    for row in rows(session):
+        if row.id == skip:
+            continue
+        if (closes is None or row.opens_at < closes) and (row.closes_at is None or opens < row.closes_at):
+            return row
+    return None
+
+
+def _refuse_overlap(session: Session, opens: datetime, closes: datetime | None, skip: int | None) -> None:
+    other = _overlapping(session, opens, closes, skip)
+    if other is not None:
+        theirs = f"{iso(other.opens_at)} to {iso(other.closes_at) if other.closes_at else 'open-ended'}"
+        raise Conflict(
+            f"the window overlaps phase {other.name!r} ({theirs}); phases may not overlap, so that "
+            "exactly one is current at a time",
+            phase=other.name,
+        )
+
+
+def create(
+    session: Session, values: dict[str, Any], *, actor: str, actor_user_id: int | None = None
+) -> Phase:
+    name = values.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise BadRequest(
+            f"phase name {name!r} must be a slug: lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit, at most 64 characters"
+        )
+    if session.scalar(select(Phase.id).where(Phase.name == name)) is not None:
+        raise Conflict(f"phase {name!r} already exists")
+    if values.get("opens_at") is None:
+        raise BadRequest("opens_at is required")
+    clean = {k: v for k, v in values.items() if k in EDITABLE and v is not None}
+    _check(clean)
+    _refuse_overlap(session, clean["opens_at"], clean.get("closes_at"), None)
+    row = Phase(name=name, **_typed(clean))
+    session.add(row)
+    session.flush()
+    audit.record(
+        session, actor=actor, actor_user_id=actor_user_id, action="create_phase", target_type="phase",
+        target_id=row.id, detail=PhaseView.of(row).to_json(),
+    )  # fmt: skip
+    return row
+
+
+def update(
+    session: Session, name: str, values: dict[str, Any], *, actor: str, actor_user_id: int | None = None
+) -> Phase:
+    """Change the given fields (a key present with None clears a nullable field: closes_at, quotas)."""
+    row = session.scalar(select(Phase).where(Phase.name == name).with_for_update())
+    if row is None:
+        raise NotFound(f"phase {name!r} not found")
+    unknown = sorted(set(values) - set(EDITABLE))
+    if unknown:
+        raise BadRequest(f"cannot change {', '.join(unknown)} of a phase")
+    if row.revealed_at is not None and "visibility" in values:
+        raise Conflict(f"phase {name!r} was revealed; its visibility can no longer change")
+    merged = {key: getattr(row, key) for key in EDITABLE}
+    merged.update(values)
+    for required in ("opens_at", "test_set", "visibility", "ladder", "ladder_level", "ladder_step"):
+        if merged.get(required) is None:
+            raise BadRequest(f"{required} cannot be cleared")
+    merged["test_set"], merged["visibility"] = str(merged["test_set"]), str(merged["visibility"])
+    _check(merged)
+    _refuse_overlap(session, merged["opens_at"], merged["closes_at"], row.id)
+    for key, value in _typed(values).items():
+        setattr(row, key, value)
+    session.flush()
+    audit.record(
+        session, actor=actor, actor_user_id=actor_user_id, action="update_phase", target_type="phase",
+        target_id=row.id, detail={k: iso(v) if isinstance(v, datetime) else v for k, v in values.items()},
+    )  # fmt: skip
+    return row
+
+
+def reveal(
+    session: Session, name: str, *, actor: str, actor_user_id: int | None = None, now: datetime | None = None
+) -> Phase:
+    """End a sealed phase's secrecy: from now on its board ranks the selected runs with exact scores.
+
+    Only after the phase closed, so that no selection can change once a score is known.
+    """
+    now = now or utcnow()
+    row = session.scalar(select(Phase).where(Phase.name == name).with_for_update())
+    if row is None:
+        raise NotFound(f"phase {name!r} not found")
+    if row.visibility != Visibility.SEALED:
+        raise Conflict(f"phase {name!r} is live, not sealed: there is nothing to reveal")
+    if row.revealed_at is not None:
+        raise Conflict(f"phase {name!r} was already revealed at {iso(row.revealed_at)}")
+    if row.closes_at is None or row.closes_at > now:
+        raise Conflict(
+            f"phase {name!r} is still open; close it first (update-phase --closes-at), so that no "
+            "selection can change after scores are shown"
+        )
+    row.revealed_at = now
+    session.flush()
+    audit.record(
+        session, actor=actor, actor_user_id=actor_user_id, action="reveal_phase", target_type="phase",
+        target_id=row.id,
+    )  # fmt: skip
+    return row

@@ -1,0 +1,129 @@
+"""What score of a run a viewer may see: the one place every endpoint, page and export asks (issue 15).
+
+Maintainers and admins always see exact values. Everyone else (the run's team, anonymous visitors
+of the board):
+
+* live phase without the Ladder: the exact scores;
+* sealed phase before ``reveal-phase``: the status only, no score of any kind (tau-b, AMAE, CIs,
+  clinical metrics, plots, report history): `SEALED_NOTE`;
+* sealed phase after the reveal: the exact scores of the runs the team selected; an unselected
+  run stays withheld (`NOT_SELECTED_NOTE`), it took no part in the ranking;
+* Ladder phase: only the team's displayed value, rounded to the phase's step, which moves only on a
+  significant improvement (`server.leaderboard.ladder`); every exact number (tau-b and its CI, AMAE,
+  the clinical metrics, the report, the plots) is withheld, since any of them would let a team read
+  the exact value it is not given.
+
+The Ladder runs over a team's succeeded runs of the phase that are not hidden or disqualified, in
+the order they finished (the board's row uses the approved ones only, as the board always does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, undefer
+
+from server.core.principal import Principal
+from server.core.settings import Settings
+from server.leaderboard.ladder import LadderRun, LadderStep, climb
+from server.leaderboard.service import PairingBasis
+from server.models import PhaseSelection, ReviewState, RunStatus, Submission
+from server.phases.service import PhaseView, of_name
+
+SEALED_NOTE = "sealed phase: scores are withheld until the phase is revealed"
+NOT_SELECTED_NOTE = "not selected for the final ranking of this sealed phase: scores are withheld"
+LADDER_NOTE = "Ladder phase: exact scores are withheld; the board shows the team's rounded displayed value"
+LADDER_STATES = (ReviewState.PENDING, ReviewState.APPROVED)
+
+
+@dataclass(frozen=True)
+class ScoreView:
+    """What the viewer gets of one run's scores."""
+
+    exact: bool  # the stored scores, report, plots and report history may be shown
+    note: str | None  # why they are withheld (None when exact)
+    ladder: dict[str, Any] | None  # Ladder phases: {"displayed", "moved", "note"}
+    selected: bool | None  # sealed phases: whether the team selected the run (else None)
+    phase: PhaseView
+
+
+def is_staff(viewer: Principal | None) -> bool:
+    return viewer is not None and viewer.is_staff
+
+
+def ladder_runs(session: Session, phase: str, team_id: int, states: Iterable[ReviewState]) -> list[LadderRun]:
+    """A team's scored runs of `phase` in finishing order, as the Ladder reads them."""
+    rows = session.scalars(
+        select(Submission)
+        .options(undefer(Submission.tau_replicates))
+        .where(
+            Submission.team_id == team_id,
+            Submission.phase == phase,
+            Submission.baseline.is_(False),
+            Submission.status == RunStatus.SUCCEEDED,
+            Submission.review_state.in_(tuple(states)),
+        )
+        .order_by(Submission.finished_at, Submission.id)
+    )
+    return [
+        LadderRun(
+            submission_id=sub.id,
+            tau=sub.kendall_tau_b,
+            replicates=np.frombuffer(sub.tau_replicates, dtype=np.float64) if sub.tau_replicates else None,
+            basis=PairingBasis.of(sub.reproducibility),
+        )
+        for sub in rows
+    ]
+
+
+def ladder_json(step: LadderStep) -> dict[str, Any]:
+    return {"displayed": step.displayed, "moved": step.moved, "note": step.reason}
+
+
+def _ladder_step(session: Session, phase: PhaseView, sub: Submission) -> dict[str, Any] | None:
+    if sub.status != RunStatus.SUCCEEDED or sub.review_state not in LADDER_STATES:
+        return None
+    steps = climb(
+        ladder_runs(session, phase.name, sub.team_id, LADDER_STATES),
+        level=phase.ladder_level,
+        step=phase.ladder_step,
+    )
+    found = next((s for s in steps if s.submission_id == sub.id), None)
+    return ladder_json(found) if found is not None else None
+
+
+def is_selected(session: Session, submission_id: int) -> bool:
+    found = session.scalar(select(PhaseSelection.id).where(PhaseSelection.submission_id == submission_id))
+    return found is not None
+
+
+def score_view(
+    session: Session,
+    settings: Settings,
+    sub: Submission,
+    viewer: Principal | None,
+    phases: dict[str, PhaseView] | None = None,
+) -> ScoreView:
+    """What `viewer` (None: anonymous) may see of `sub`'s scores (module docstring). `phases` caches
+    phase look-ups across a list."""
+    phase = (phases or {}).get(sub.phase)
+    if phase is None:
+        phase = of_name(session, settings, sub.phase)
+        if phases is not None:
+            phases[sub.phase] = phase
+    staff = is_staff(viewer)
+    if phase.visibility == "sealed" and not sub.baseline:
+        selected = is_selected(session, sub.id)
+        if staff:
+            return ScoreView(True, None, None, selected, phase)
+        if phase.revealed_at is None:
+            return ScoreView(False, SEALED_NOTE, None, selected, phase)
+        return ScoreView(selected, None if selected else NOT_SELECTED_NOTE, None, selected, phase)
+    if phase.ladder and not sub.baseline:
+        ladder = _ladder_step(session, phase, sub)
+        return ScoreView(staff, None if staff else LADDER_NOTE, ladder, None, phase)
+    return ScoreView(True, None, None, None, phase)
