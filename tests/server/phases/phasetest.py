@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+from fastapi.testclient import TestClient
+from srvtest import factories as f
 from srvtest.app import Api
 
+from server.cli import client as cli
 from server.core.clock import utcnow
 from server.models import ReviewState, RunStatus, Submission, SubmissionReport
 from server.phases import service as phases
@@ -39,8 +44,8 @@ def report(tau: float, amae: float, auc: float = 0.681234) -> dict[str, Any]:
             "amae": {"value": amae, "ci95": [amae - 2.1, amae + 2.1], "unit": "rank"},
             "levels": {
                 "kendall_tau_b": {"value": tau - 0.01, "ci95": None},
-                "confusion_matrix": [[5, 1], [2, 7]],
-                "group_amae": {"1": amae, "2": amae + 1},
+                "confusion_matrix": [[3 if i == j else 1 for j in range(8)] for i in range(8)],
+                "group_amae": {"1-2": 1.25, "3-4": 1.5, "5-6": 1.75, "7-8": 2.0},
             },
         },
         "clinical": {
@@ -90,3 +95,76 @@ def scored(
                 )
             )  # fmt: skip
         return sub.id
+
+
+def web(api: Api, token: str | None) -> TestClient:
+    """A browser of its own (its own cookies) on the same app, logged in with `token`."""
+    client = TestClient(api.client.app)
+    if token is not None:
+        form = client.get("/login").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert csrf is not None
+        r = client.post("/login", data={"token": token, "csrf_token": csrf.group(1), "next": "/team"},
+                        follow_redirects=False)  # fmt: skip
+        assert r.status_code == 303
+    return client
+
+
+def cli_status(api: Api, token: str, sub_id: int) -> str:
+    """What `csawm status` and `csawm submit --wait` print for the run (the same function)."""
+    body = api.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(token)).json()
+    lines: list[str] = []
+    original = cli.typer.echo
+    cli.typer.echo = lambda message="", **_: lines.append(str(message))  # type: ignore[assignment,misc]
+    try:
+        cli._show_status(body, False)
+    finally:
+        cli.typer.echo = original  # type: ignore[assignment]
+    return "\n".join(lines)
+
+
+def surfaces(api: Api, sub_id: int, phase: str) -> dict[str, Callable[[str | None], str]]:
+    """Every place a run's score could be read, as a function of the viewer's token (None: anonymous)."""
+
+    def api_get(path: str, **params: Any) -> Callable[[str | None], str]:
+        def get(token: str | None) -> str:
+            headers = f.auth(token) if token else {}
+            r = api.client.get(path, params=params, headers=headers)
+            assert r.status_code in (200, 401, 404), (path, r.status_code, r.text)
+            return r.text
+
+        return get
+
+    def web_get(path: str) -> Callable[[str | None], str]:
+        def get(token: str | None) -> str:
+            r = web(api, token).get(path)
+            return r.text if r.status_code == 200 else ""
+
+        return get
+
+    def plots(token: str | None) -> str:
+        client = web(api, token)
+        out = []
+        for name in ("confusion", "group-amae", "odds-ratios", "agreement"):
+            r = client.get(f"/submissions/{sub_id}/plots/{name}.svg")
+            out.append(f"{name}:{r.status_code}:{r.text if r.status_code == 200 else ''}")
+        return "\n".join(out)
+
+    return {
+        "submission": api_get(f"/api/v1/submissions/{sub_id}"),
+        "submission-list": api_get("/api/v1/submissions"),
+        "reports": api_get(f"/api/v1/submissions/{sub_id}/reports"),
+        "leaderboard": api_get("/api/v1/leaderboard"),
+        "leaderboard-phase": api_get("/api/v1/leaderboard", phase=phase),
+        "leaderboard-all-runs": api_get("/api/v1/leaderboard", best_per_team="false"),
+        "leaderboard-clinical": api_get("/api/v1/leaderboard", view="clinical"),
+        "board-page": web_get("/"),
+        "board-page-phase": web_get(f"/?phase={phase}"),
+        "board-json": web_get("/leaderboard.json"),
+        "board-csv": web_get(f"/leaderboard.csv?phase={phase}"),
+        "board-plot": web_get("/plots/leaderboard-tau.svg"),
+        "report-page": web_get(f"/submissions/{sub_id}"),
+        "team-page": web_get("/teams/alpha"),
+        "report-plots": plots,
+        "cli-status": lambda token: cli_status(api, token, sub_id) if token else "",
+    }
