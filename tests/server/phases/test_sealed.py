@@ -4,17 +4,22 @@ reveal only the selected runs are ranked, with exact scores."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from phasetest import make_phase, scored, surfaces, web
 from srvtest import factories as f
-from srvtest.app import Api
+from srvtest.app import Api, make_settings, running_api
+from srvtest.archives import write_archive
+from srvtest.fakes import FakeRunner
 
 from server.core.clock import utcnow
 from server.models import Role, RunStatus
 from server.phases import service as phases
+from server.worker.loop import Worker
 
 HOUR = timedelta(hours=1)
 TAU, AMAE = 0.734219, 37.918273
@@ -144,3 +149,32 @@ def test_after_the_reveal_only_selected_runs_are_ranked_with_exact_scores(sealed
     assert "912345" not in web(api, alice).get("/teams/alpha").text
     assert "0.734" in web(api, None).get("/?phase=final").text
     assert beta_run not in [r.get("submission_id") for r in rows["rows"]]
+
+
+def test_a_worker_scored_sealed_run_leaks_its_score_nowhere(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """End to end: a real upload, the worker's real scoring, then every surface, the logs and /metrics."""
+    settings = make_settings(tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, bootstrap_resamples=100)
+    with running_api(settings) as api, caplog.at_level(logging.DEBUG):
+        alice = f.member_token(api.db)
+        maud = f.user(api.db, "m@x.org", role=Role.MAINTAINER)
+        make_phase(api, "final", -HOUR, HOUR, visibility="sealed")
+        path = tmp_path / "m.tar"
+        write_archive(path, seed="m")
+        r = api.client.post(
+            "/api/v1/submissions", params={"name": "m"}, content=path.read_bytes(), headers=f.auth(alice)
+        )
+        assert r.status_code == 201 and r.json()["phase"] == "final"
+        sub_id = r.json()["id"]
+        assert Worker(api.settings, api.db, FakeRunner()).run_once()
+        exact = api.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(maud)).json()
+        assert exact["status"] == "succeeded" and exact["kendall_tau_b"] is not None
+        digits = f"{exact['kendall_tau_b']:.4f}", repr(exact["kendall_tau_b"]), repr(exact["amae"])
+        texts = [fn(alice) for fn in surfaces(api, sub_id, "final").values()]
+        texts += [fn(None) for name, fn in surfaces(api, sub_id, "final").items() if "board" in name]
+        texts += [api.client.get("/metrics").text, caplog.text]
+        leaked = [(i, d) for i, text in enumerate(texts) for d in digits if d in text]
+        assert not leaked
+        body = api.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(alice)).json()
+        assert body["status"] == "succeeded" and body["kendall_tau_b"] is None
