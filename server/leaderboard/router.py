@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Response
 
 from server.core.clock import utcnow
 from server.core.deps import StateDep
+from server.core.openapi import error_responses
 from server.leaderboard import pending, service
 from server.leaderboard.references import board_references
 from server.phases.service import board_phase
@@ -29,7 +30,7 @@ _LEADERBOARD_DOC: dict[str, Any] = {
 }
 
 
-@router.get("", openapi_extra=_LEADERBOARD_DOC)
+@router.get("", openapi_extra=_LEADERBOARD_DOC, responses=error_responses(404))
 def get_leaderboard(
     state: StateDep,
     best_per_team: bool = True,
