@@ -165,7 +165,7 @@ def _models(session: Session, best_per_team: bool, phase: PhaseView | None = Non
     )
     if phase is not None:
         own: ColumnElement[bool] = Submission.phase == phase.name
-        if phase.sealed or phase.ladder:  # Ladder rows are added per team below
+        if phase.sealed or phase.ladder_board:  # Ladder rows are added per team below
             own = false()
         elif phase.visibility == "sealed":  # revealed: the selected runs only
             own = own & Submission.id.in_(select(PhaseSelection.submission_id))
@@ -194,7 +194,7 @@ def _models(session: Session, best_per_team: bool, phase: PhaseView | None = Non
             elif cand.team not in best or cand.sort_key() < best[cand.team].sort_key():
                 best[str(cand.team)] = cand
         candidates = kept + list(best.values())
-    if phase is not None and phase.ladder and not phase.sealed:
+    if phase is not None and phase.ladder_board:
         candidates += _ladder_rows(session, phase)
     candidates.sort(key=lambda c: (*c.sort_key(), c.kind != "submission", c.submission_id or 0, c.name))
     return candidates

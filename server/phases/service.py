@@ -79,6 +79,12 @@ class PhaseView:
         """Scores withheld from researchers: a sealed phase before `reveal`."""
         return self.visibility == Visibility.SEALED.value and self.revealed_at is None
 
+    @property
+    def ladder_board(self) -> bool:
+        """The Ladder applies: a live phase with it on (a sealed phase shows exact scores once
+        revealed, to the selected runs only)."""
+        return self.ladder and self.visibility == Visibility.LIVE.value
+
     def is_open(self, now: datetime) -> bool:
         return (self.opens_at is None or self.opens_at <= now) and (
             self.closes_at is None or now < self.closes_at
@@ -194,6 +200,11 @@ def _check(values: dict[str, Any]) -> None:
         raise BadRequest(f"test_set must be 'private' or 'public', not {values['test_set']!r}")
     if values.get("visibility") not in (None, *(v.value for v in Visibility)):
         raise BadRequest(f"visibility must be 'live' or 'sealed', not {values['visibility']!r}")
+    if values.get("ladder") and values.get("visibility") == Visibility.SEALED.value:
+        raise BadRequest(
+            "the Ladder is for live phases: a sealed phase shows no score before its reveal and the "
+            "selected runs' exact scores after it"
+        )
     opens, closes = values.get("opens_at"), values.get("closes_at")
     if opens is not None and closes is not None and closes <= opens:
         raise BadRequest(f"closes_at ({iso(closes)}) must be after opens_at ({iso(opens)})")

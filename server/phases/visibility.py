@@ -123,7 +123,7 @@ def score_view(
         if phase.revealed_at is None:
             return ScoreView(False, SEALED_NOTE, None, selected, phase)
         return ScoreView(selected, None if selected else NOT_SELECTED_NOTE, None, selected, phase)
-    if phase.ladder and not sub.baseline:
+    if phase.ladder_board and not sub.baseline:
         ladder = _ladder_step(session, phase, sub)
         return ScoreView(staff, None if staff else LADDER_NOTE, ladder, None, phase)
     return ScoreView(True, None, None, None, phase)

@@ -85,6 +85,7 @@ def test_overlapping_windows_are_refused(sqlite_api: Api, opens: float, closes: 
         ({"name": "p", "max_selected": 0}, "max_selected"),
         ({"name": "p", "visibility": "secret"}, "visibility"),
         ({"name": "p", "quota_total": -1}, "quota_total"),
+        ({"name": "p", "visibility": "sealed", "ladder": True}, "Ladder is for live phases"),
     ],
 )
 def test_invalid_phases_are_refused_with_the_field_named(
