@@ -20,7 +20,7 @@ the order they finished (the board's row uses the approved ones only, as the boa
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,14 @@ class ScoreView:
     ladder: dict[str, Any] | None  # Ladder phases: {"displayed", "moved", "note"}
     selected: bool | None  # sealed phases: whether the team selected the run (else None)
     phase: PhaseView
+
+
+@dataclass
+class ViewCache:
+    """Look-ups shared by the runs of one list: phases by name, each team's Ladder once."""
+
+    phases: dict[str, PhaseView] = field(default_factory=dict)
+    ladders: dict[tuple[str, int], dict[int, dict[str, Any]]] = field(default_factory=dict)
 
 
 def is_staff(viewer: Principal | None) -> bool:
@@ -84,16 +92,20 @@ def ladder_json(step: LadderStep) -> dict[str, Any]:
     return {"displayed": step.displayed, "moved": step.moved, "note": step.reason}
 
 
-def _ladder_step(session: Session, phase: PhaseView, sub: Submission) -> dict[str, Any] | None:
+def _ladder_step(
+    session: Session, phase: PhaseView, sub: Submission, cache: ViewCache
+) -> dict[str, Any] | None:
     if sub.status != RunStatus.SUCCEEDED or sub.review_state not in LADDER_STATES:
         return None
-    steps = climb(
-        ladder_runs(session, phase.name, sub.team_id, LADDER_STATES),
-        level=phase.ladder_level,
-        step=phase.ladder_step,
-    )
-    found = next((s for s in steps if s.submission_id == sub.id), None)
-    return ladder_json(found) if found is not None else None
+    key = (phase.name, sub.team_id)
+    if key not in cache.ladders:
+        steps = climb(
+            ladder_runs(session, phase.name, sub.team_id, LADDER_STATES),
+            level=phase.ladder_level,
+            step=phase.ladder_step,
+        )
+        cache.ladders[key] = {step.submission_id: ladder_json(step) for step in steps}
+    return cache.ladders[key].get(sub.id)
 
 
 def is_selected(session: Session, submission_id: int) -> bool:
@@ -106,15 +118,14 @@ def score_view(
     settings: Settings,
     sub: Submission,
     viewer: Principal | None,
-    phases: dict[str, PhaseView] | None = None,
+    cache: ViewCache | None = None,
 ) -> ScoreView:
-    """What `viewer` (None: anonymous) may see of `sub`'s scores (module docstring). `phases` caches
-    phase look-ups across a list."""
-    phase = (phases or {}).get(sub.phase)
+    """What `viewer` (None: anonymous) may see of `sub`'s scores (module docstring). `cache` shares
+    look-ups across the runs of a list."""
+    cache = cache if cache is not None else ViewCache()
+    phase = cache.phases.get(sub.phase)
     if phase is None:
-        phase = of_name(session, settings, sub.phase)
-        if phases is not None:
-            phases[sub.phase] = phase
+        phase = cache.phases[sub.phase] = of_name(session, settings, sub.phase)
     staff = is_staff(viewer)
     if phase.visibility == "sealed" and not sub.baseline:
         selected = is_selected(session, sub.id)
@@ -124,6 +135,6 @@ def score_view(
             return ScoreView(False, SEALED_NOTE, None, selected, phase)
         return ScoreView(selected, None if selected else NOT_SELECTED_NOTE, None, selected, phase)
     if phase.ladder_board and not sub.baseline:
-        ladder = _ladder_step(session, phase, sub)
+        ladder = _ladder_step(session, phase, sub, cache)
         return ScoreView(staff, None if staff else LADDER_NOTE, ladder, None, phase)
     return ScoreView(True, None, None, None, phase)

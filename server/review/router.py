@@ -18,8 +18,7 @@ from server.core.deps import (
 )
 from server.core.openapi import error_responses
 from server.models import Team
-from server.phases.service import PhaseView
-from server.phases.visibility import score_view
+from server.phases.visibility import ViewCache, score_view
 from server.review import flags, service
 from server.review.schemas import AuditOut, FlagsOut, ReviewIn
 from server.submissions.router import summary
@@ -40,7 +39,7 @@ def _team_names(session: SessionDep) -> dict[int, str]:
 @router.get("/review", response_model=list[SubmissionSummary])
 def review_queue(session: SessionDep, settings: SettingsDep, user: MaintainerUser) -> list[SubmissionSummary]:
     teams = _team_names(session)
-    cache: dict[str, PhaseView] = {}
+    cache = ViewCache()
     return [
         summary(s, teams.get(s.team_id, ""), score_view(session, settings, s, user, cache))
         for s in service.review_queue(session)

@@ -31,7 +31,7 @@ from server.models import Submission, SubmissionReport, Team
 from server.phases import selection
 from server.phases import service as phases
 from server.phases.service import PhaseView
-from server.phases.visibility import ScoreView, score_view
+from server.phases.visibility import ScoreView, ViewCache, score_view
 from server.submissions import service
 from server.submissions.schemas import (
     LadderOut,
@@ -348,7 +348,7 @@ def list_submissions(
 ) -> list[SubmissionSummary]:
     """Your team's submissions, newest first (maintainers and admins: every team's, `team` filters)."""
     rows = service.list_visible(session, user, status=status, team=team, limit=limit, offset=offset)
-    cache: dict[str, PhaseView] = {}
+    cache = ViewCache()
     return [summary(sub, name, score_view(session, settings, sub, user, cache)) for sub, name in rows]
 
 

@@ -41,7 +41,7 @@ from server.notifications import outbox
 from server.notifications.router import delivery_state
 from server.phases import service as phases
 from server.phases.service import PhaseView
-from server.phases.visibility import score_view
+from server.phases.visibility import ViewCache, score_view
 from server.quota import service as quota
 from server.review import flags as review_flags
 from server.review import service as review
@@ -309,7 +309,7 @@ def team_page(
     own = [sub for sub, _ in rows if sub.team_id == team.id]
     sent = outbox.team_deliveries(session, team.id, limit=50, offset=0)
     deliveries = [(row, delivery_state(row)) for row in sent]
-    cache: dict[str, PhaseView] = {}
+    cache = ViewCache()
     views = {sub.id: score_view(session, settings, sub, user, cache) for sub in own}
     context = {
         "team": team,
