@@ -65,12 +65,12 @@ def test_the_current_phase_is_the_one_whose_window_holds_now(sqlite_api: Api) ->
     [(-2, 0.5), (0.5, 1.5), (-5, None), (0.9, 5), (-1, 1)],
     ids=["overlaps-start", "inside", "open-ended-before", "overlaps-end", "same"],
 )
-def test_overlapping_windows_are_refused(sqlite_api: Api, opens: float, closes: float | None) -> None:
-    make_phase(sqlite_api, "first", -HOUR, HOUR)
+def test_overlapping_windows_are_refused(api: Api, opens: float, closes: float | None) -> None:
+    make_phase(api, "first", -HOUR, HOUR)
     with pytest.raises(Conflict, match="overlaps phase 'first'"):
-        make_phase(sqlite_api, "second", opens * HOUR, closes * HOUR if closes is not None else None)
-    make_phase(sqlite_api, "adjacent", HOUR, 2 * HOUR)  # touching windows do not overlap
-    with sqlite_api.db.transaction() as session, pytest.raises(Conflict, match="overlaps phase 'adjacent'"):
+        make_phase(api, "second", opens * HOUR, closes * HOUR if closes is not None else None)
+    make_phase(api, "adjacent", HOUR, 2 * HOUR)  # touching windows do not overlap
+    with api.db.transaction() as session, pytest.raises(Conflict, match="overlaps phase 'adjacent'"):
         phases.update(session, "first", {"closes_at": utcnow() + 1.5 * HOUR}, actor="test")
 
 
@@ -125,8 +125,7 @@ def test_without_phase_rows_the_implicit_phase_takes_every_submission(
     assert api.client.get("/api/v1/quota", headers=f.auth(token)).json()["phase"] == "private-1"
 
 
-def test_submissions_go_to_the_open_phase_and_quotas_count_per_phase(sqlite_api: Api, tmp_path: Path) -> None:
-    api = sqlite_api
+def test_submissions_go_to_the_open_phase_and_quotas_count_per_phase(api: Api, tmp_path: Path) -> None:
     token = f.member_token(api.db)  # 10 a day and a week; the phase limits the total
     make_phase(api, "dev", -HOUR, None, quota_total=2)
     quota = api.client.get("/api/v1/quota", headers=f.auth(token)).json()

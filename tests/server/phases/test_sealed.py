@@ -29,9 +29,8 @@ LEAKS = ("734219", "0.7342", "0.734", "918273", "37.92", "37.918", "681234", "0.
 
 
 @pytest.fixture
-def sealed(sqlite_api: Api) -> dict[str, Any]:
-    """A sealed phase open now with one scored (approved) run of team alpha."""
-    api = sqlite_api
+def sealed(api: Api) -> dict[str, Any]:
+    """A sealed phase open now with one scored (approved) run of team alpha (SQLite and PostgreSQL)."""
     alice = f.member_token(api.db, "alpha", "a@x.org")
     maud = f.user(api.db, "m@x.org", role=Role.MAINTAINER)
     make_phase(api, "final", -HOUR, HOUR, visibility="sealed", max_selected=2)
