@@ -383,3 +383,46 @@ def test_leaderboard_prints_the_baselines_on_their_way(server: tuple[str, Databa
     code, out, _ = _run(url, None, "leaderboard")
     assert code == 0, out
     assert "on its way: ResNet-34 multi-hot [baseline] training (step 125/200)" in out
+
+
+def test_submit_wait_in_a_sealed_phase_shows_no_score_and_select_picks_the_run(
+    server: tuple[str, Database], tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from server.core.clock import utcnow
+    from server.phases import service as phases
+
+    url, db = server
+    f.team(db, "alpha")
+    token = f.user(db, "a@x.org", team="alpha")
+    maud = f.user(db, "m@x.org", role=Role.MAINTAINER)
+    with db.transaction() as session:
+        phases.create(
+            session,
+            {
+                "name": "final",
+                "opens_at": utcnow() - timedelta(hours=1),
+                "visibility": "sealed",
+                "max_selected": 1,
+            },
+            actor="test",
+        )
+    write_archive(tmp_path / "m.tar", seed="sealed")
+    code, out, err = _run(url, token, "submit", str(tmp_path / "m.tar"), "--name", "s", "--wait")
+    assert code == 0, err
+    sub_id = int(out.split()[1])
+    assert "tau-b" not in out and "AMAE" not in out and "scores withheld: sealed phase" in out
+    assert "selected for the final ranking: no" in out
+    code, raw, _ = _run(url, maud, "status", str(sub_id), "--json")
+    exact = json.loads(raw)["kendall_tau_b"]
+    assert code == 0 and exact is not None  # the maintainer sees it
+    assert f"{exact:.4f}" not in out
+    code, out, err = _run(url, token, "select", str(sub_id))
+    assert code == 0 and f"selected submission {sub_id} in phase final; selected now: {sub_id}" in out, err
+    code, out, _ = _run(url, token, "select", str(sub_id), "--undo")
+    assert code == 0 and "unselected" in out and "selected now: none" in out
+    code, out, _ = _run(url, None, "leaderboard", "--phase", "final")
+    assert code == 0 and out.startswith("phase final (sealed)") and f"{exact:.4f}" not in out
+    code, _, err = _run(url, None, "leaderboard", "--phase", "nope")
+    assert code == 2 and "phase 'nope' not found" in err
