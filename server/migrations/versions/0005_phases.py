@@ -1,7 +1,7 @@
 """phases: windows, quotas, sealed rounds, selections (issue 15)
 
 Revision ID: 0005_phases
-Revises: 0005_agreements
+Revises: 0005_notifications
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_phases"
-down_revision: str | None = "0005_agreements"
+down_revision: str | None = "0005_notifications"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
