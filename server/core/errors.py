@@ -93,11 +93,6 @@ class PhaseClosed(CsawmError):
     code = "phase_closed"
 
 
-class NotSupported(CsawmError):
-    status_code = 400
-    code = "not_supported"
-
-
 class SelectionLimit(CsawmError):
     status_code = 409
     code = "selection_limit"

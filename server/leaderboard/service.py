@@ -17,10 +17,12 @@ and a v2 run are never marked tied). The leader carries ``false`` (and ``is_lead
 rows, which have no replicates, carry ``null``.
 
 Phases (issue 15): with ``phase`` given, only that phase's submissions (baselines and experts are
-on every phase's board). A sealed phase before its reveal shows no submission rows; after it, only
-the runs their teams selected. A Ladder phase shows one row per team with the team's displayed
-value (`server.leaderboard.ladder`, rounded, moving only on a significant improvement) instead of
-the exact scores: no CI, AMAE, clinical metrics or tie test. Without ``phase`` (a server with no
+on every private phase's board; a development phase scoring on the public set shows its own runs
+only, since the baselines, experts and density rows are figures of the private set). A sealed
+phase before its reveal shows no submission rows; after it, only the runs their teams selected. A
+Ladder phase shows one row per team with the team's displayed value (`server.leaderboard.ladder`,
+rounded, moving only on a significant improvement) instead of the exact scores: no CI, AMAE,
+clinical metrics or tie test. Without ``phase`` (a server with no
 phase rows) every submission counts, as before phases existed.
 
 Clinical view (``view="clinical"``): the same model rows in the same order, each with AUC and OR Q4
@@ -151,6 +153,11 @@ def _scorer_version(sub: Submission) -> str | None:
     return None
 
 
+def _development(phase: PhaseView | None) -> bool:
+    """A development phase: scored on the public set, so no private-set reference rows."""
+    return phase is not None and phase.test_set == "public"
+
+
 def _models(session: Session, best_per_team: bool, phase: PhaseView | None = None) -> list[_Candidate]:
     query = (
         select(Submission, Team.name)
@@ -169,7 +176,7 @@ def _models(session: Session, best_per_team: bool, phase: PhaseView | None = Non
             own = false()
         elif phase.visibility == "sealed":  # revealed: the selected runs only
             own = own & Submission.id.in_(select(PhaseSelection.submission_id))
-        query = query.where(Submission.baseline.is_(True) | own)
+        query = query.where(own if _development(phase) else Submission.baseline.is_(True) | own)
     rows = session.execute(query).all()
     candidates = [
         _Candidate(
@@ -254,7 +261,9 @@ def build(
     """The masking leaderboard: models and experts in registry order, with tie marks."""
     candidates = _models(session, best_per_team, phase)
     version: str | None
-    if references is not None:
+    if _development(phase):
+        experts, version = {}, None
+    elif references is not None:
         experts, version = references.experts, references.scorer_version
     else:
         experts, version = _latest_experts(session)
@@ -308,6 +317,8 @@ def build_clinical(
             }
         )
     version: str | None
+    if _development(phase):
+        return rows
     if references is not None:
         clinical_refs, version = references.clinical, references.scorer_version
     else:

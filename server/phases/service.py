@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from server.core import audit
 from server.core.clock import iso, utcnow
-from server.core.errors import BadRequest, Conflict, NotFound, NotSupported, PhaseClosed
+from server.core.errors import BadRequest, Conflict, NotFound, PhaseClosed
 from server.core.settings import Settings
 from server.models import Phase, TestSet, Visibility
 
@@ -191,12 +191,7 @@ def of_name(session: Session, settings: Settings, name: str) -> PhaseView:
 
 def _check(values: dict[str, Any]) -> None:
     """Refuse an inconsistent phase with a message naming the field."""
-    if values.get("test_set") == TestSet.PUBLIC.value:
-        raise NotSupported(
-            "test_set 'public' is not supported yet: the worker and `csawm admin rescore` score every "
-            "run on the private labels and record the private manifest (docs/maintaining.md, Phases)"
-        )
-    if values.get("test_set") not in (None, TestSet.PRIVATE.value):
+    if values.get("test_set") not in (None, *(t.value for t in TestSet)):
         raise BadRequest(f"test_set must be 'private' or 'public', not {values['test_set']!r}")
     if values.get("visibility") not in (None, *(v.value for v in Visibility)):
         raise BadRequest(f"visibility must be 'live' or 'sealed', not {values['visibility']!r}")

@@ -3,7 +3,9 @@
 A scored run keeps its hidden predictions (`server.runs.store`, hash on the row), so a new scorer
 version or a corrected test set can be applied to every run without running a model again. Each
 re-score keeps the previous report (`SubmissionReport` history), updates the run's current one, and
-is written to the audit log with the versions and digests before and after.
+is written to the audit log with the versions and digests before and after. Each run is scored on
+its competition phase's test set (``evaluation.scored_on``: private, or public for a development
+phase), as the worker scored it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from server.core import audit
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import RunStatus, Submission
+from server.phases.service import of_name as competition_phase
 from server.runs import reports, store
 
 Scorer = Callable[[Any, Any, int, int], Any]
@@ -61,14 +64,18 @@ def rescore(
     seed, resamples = settings.bootstrap_seed, settings.bootstrap_resamples
     for sub_id in todo:
         with db.transaction(write=False) as session:
-            sha = session.scalar(select(Submission.predictions_sha256).where(Submission.id == sub_id))
+            sha, phase = session.execute(
+                select(Submission.predictions_sha256, Submission.phase).where(Submission.id == sub_id)
+            ).one()
+            test_set = competition_phase(session, settings, phase).test_set
         try:
+            scored_on = evaluation.scored_on(test_set)
             data = store.load(settings.data_dir, str(sha))
             predictions = read_predictions(data, expected=evaluation.hidden_filenames)
-        except (store.PredictionsMissing, PredictionsError) as exc:
+        except (LookupError, store.PredictionsMissing, PredictionsError) as exc:  # LookupError: no public set
             result.skipped[sub_id] = str(exc)
             continue
-        report = scorer(predictions, evaluation, resamples, seed)
+        report = scorer(predictions, scored_on, resamples, seed)
         with db.transaction() as session:
             sub = session.get(Submission, sub_id)
             assert sub is not None
@@ -78,7 +85,7 @@ def rescore(
                 sub,
                 report,
                 reason="rescored",
-                test_set_sha256=evaluation.manifest_digest,
+                test_set_sha256=scored_on.manifest_digest,
                 seed=seed,
                 resamples=resamples,
                 predictions_sha256=sha,
@@ -86,8 +93,9 @@ def rescore(
             sub.reproducibility = {
                 **before,
                 "scorer_version": SCORER_VERSION,
-                "test_set_manifest_sha256": evaluation.manifest_digest,
-                "public_manifest_sha256": evaluation.public_manifest_digest,
+                "test_set": test_set,
+                "test_set_manifest_sha256": scored_on.manifest_digest,
+                "public_manifest_sha256": scored_on.public_manifest_digest,
                 "bootstrap": {"resamples": resamples, "seed": seed},
             }
             audit.record(
@@ -100,7 +108,7 @@ def rescore(
                     "scorer_version": [before.get("scorer_version"), SCORER_VERSION],
                     "test_set_manifest_sha256": [
                         before.get("test_set_manifest_sha256"),
-                        evaluation.manifest_digest,
+                        scored_on.manifest_digest,
                     ],
                 },
             )

@@ -4,7 +4,9 @@
   the pooled clinical view), copied once into ``DATA_DIR/inputs/hidden-<manifest digest>``;
 * preflight input: the first `n` public images by file name, or, without a public set, `n`
   synthetic grey images of the private images' size (seeded noise: nothing of the hidden set);
-* the test-set manifest digest (private images + labels) for the reproducibility record.
+* the test-set manifest digest (private images + labels) for the reproducibility record;
+* `scored_on`: the set a run is scored on, by its phase's test set (issue 15): the private set,
+  or, for a development phase, the public set (the hidden run is the same: every image).
 
 Folders are built under a temporary name and renamed into place, so a crash never leaves a
 half-written input that a later run would trust.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +28,21 @@ from server.benchmark.labels import LabelTable
 from server.benchmark.manifest import build_manifest
 
 SYNTHETIC_PREFIX = "preflight_"
+TEST_SETS = ("private", "public")
+
+
+class NoPublicTestSet(LookupError):
+    """A development phase scores on the public set, and this benchmark has none with labels."""
 
 
 @dataclass(frozen=True)
 class EvaluationSet:
+    """The images a model runs on and the labels it is scored against.
+
+    ``private`` is the evaluated label table and ``manifest_digest`` its manifest: the private set
+    as prepared, or the public set in the view `scored_on("public")` returns.
+    """
+
     private: LabelTable
     public: LabelTable | None
     hidden_filenames: tuple[str, ...]
@@ -78,6 +91,31 @@ class EvaluationSet:
             manifest_digest=manifest,
             public_manifest_digest=public_manifest,
         )
+
+
+    def scored_on(self, test_set: str) -> EvaluationSet:
+        """This set as a run of a phase scoring on `test_set` sees it.
+
+        ``"private"``: unchanged (the masking metrics on the private labels, the clinical view on
+        public and private pooled). ``"public"`` (a development phase): the public labels are the
+        evaluated set, with the public manifest digest recorded (so a development run is never
+        paired with a private one for ties or the Ladder), and the clinical view on the public rows
+        alone. The model's input is the same hidden folder: its predictions for the private images
+        are stored with the rest and not scored.
+        """
+        if test_set == "private":
+            return self
+        if test_set != "public":
+            raise ValueError(f"test set must be one of {TEST_SETS}, not {test_set!r}")
+        if self.public is None or self.public_manifest_digest is None:
+            raise NoPublicTestSet(
+                "this phase scores on the public test set, and the benchmark has no public labels "
+                "(labels/CSAW-M_test_public.csv with its images)"
+            )
+        return replace(
+            self, private=self.public, public=None, manifest_digest=self.public_manifest_digest,
+            public_manifest_digest=None,
+        )  # fmt: skip
 
 
 def _materialise(target: Path, images: list[Path]) -> Path:

@@ -35,13 +35,14 @@ from runner.imagetar import ImageArchiveError
 from runner.spec import ErrorCode, Runner, RunResult, RunSpec, TerminalState
 from server.core.clock import utcnow
 from server.models import RunStatus, Submission
+from server.phases.service import of_name as competition_phase
 from server.runs import reports, store
 from server.runs.disclosure import maintainer_log, public_log
 from server.runs.policy import Phase
 from server.runs.transitions import LeaseLost, transition
 from server.worker.backend import PREFLIGHT_LOG_BYTES, run_limits
 from server.worker.context import PhaseFault, RunContext, WorkerEnv, fault
-from server.worker.evaluation import EvaluationSet
+from server.worker.evaluation import EvaluationSet, NoPublicTestSet
 
 log = logging.getLogger("csawm.worker")
 
@@ -327,15 +328,22 @@ def run_hidden(
 
 
 def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: EvaluationSet, scorer: Scorer) -> None:
-    """scoring → succeeded: the stored hidden predictions scored against the private labels."""
+    """scoring → succeeded: the stored hidden predictions scored against the labels of the run's
+    competition phase's test set (private, or public for a development phase)."""
     from server.scoring.predictions import PredictionsError, read_predictions
     from server.scoring.report import SCORER_VERSION
 
-    def stored(session: Session) -> str | None:
+    def stored(session: Session) -> tuple[str | None, str]:
         sub = session.get(Submission, ctx.sub_id)
-        return sub.predictions_sha256 if sub else None
+        if sub is None:
+            return None, "private"
+        return sub.predictions_sha256, competition_phase(session, env.settings, sub.phase).test_set
 
-    sha = transact(env, stored, write=False)
+    sha, test_set = transact(env, stored, write=False)
+    try:
+        evaluation = evaluation.scored_on(test_set)
+    except NoPublicTestSet as exc:
+        raise fault(Phase.SCORING, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
     try:
         if sha is None:
             raise store.PredictionsMissing("no hidden predictions were stored")
@@ -365,6 +373,7 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
     ctx.runtime["scoring"] = {"wall_s": ctx.timings["scoring_s"]}
     repro = {
         "image_digest": ctx.image_digest,
+        "test_set": test_set,
         "test_set_manifest_sha256": evaluation.manifest_digest,
         "public_manifest_sha256": evaluation.public_manifest_digest,
         "predictions_sha256": sha,

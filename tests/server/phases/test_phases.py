@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from server.cli.main import app
 from server.core.clock import utcnow
 from server.core.db import Database
-from server.core.errors import Conflict, NotSupported, PhaseClosed
+from server.core.errors import Conflict, PhaseClosed
 from server.models import AuditEntry, Phase, QuotaEntry, Role, Submission
 from server.phases import service as phases
 
@@ -95,15 +95,6 @@ def test_invalid_phases_are_refused_with_the_field_named(
     assert isinstance(closes, int)
     with pytest.raises(Exception, match=message):
         make_phase(sqlite_api, str(values.pop("name")), -HOUR, closes * HOUR, **values)
-
-
-def test_a_public_test_set_is_refused_as_not_supported(sqlite_api: Api) -> None:
-    with pytest.raises(NotSupported, match="not supported"):
-        make_phase(sqlite_api, "dev", -HOUR, HOUR, test_set="public")
-    maud = f.user(sqlite_api.db, "m@x.org", role=Role.MAINTAINER)
-    body = {"name": "dev", "opens_at": utcnow().isoformat(), "test_set": "public"}
-    r = sqlite_api.client.post("/api/v1/admin/phases", json=body, headers=f.auth(maud))
-    assert r.status_code == 400 and r.json()["error"]["code"] == "not_supported"
 
 
 def test_without_phase_rows_the_implicit_phase_takes_every_submission(
