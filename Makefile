@@ -39,9 +39,11 @@ test: install system-deps lint typecheck pytest
 
 # The inner loop: no Docker engine, PostgreSQL, browser, cluster or long end-to-end run. DOCKER_HOST
 # points nowhere, so a test that needs an engine but lacks the `docker` marker fails here.
+# Two pytest-xdist workers (this project's machines have 2 cores; FAST_WORKERS=0 runs in-process).
 FAST_MARKERS := not docker and not postgres and not browser and not k8s_live and not slow
+FAST_WORKERS ?= 2
 test-fast: install lint
-	DOCKER_HOST=unix:///nonexistent/csawm-test-fast.sock $(BIN)/pytest -q -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
+	DOCKER_HOST=unix:///nonexistent/csawm-test-fast.sock $(BIN)/pytest -q -n $(FAST_WORKERS) -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 demo: install system-deps
 	scripts/demo
