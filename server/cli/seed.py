@@ -132,6 +132,21 @@ class BuildRecorder:
             pass
 
 
+@dataclass(frozen=True)
+class BuildPlan:
+    """How both reference images are built: the training settings of ``csawm seed-baselines``."""
+
+    data: Path
+    steps: int
+    size: tuple[int, int]
+    lr: float | None
+    weights: Path | None
+    batch_size: int
+    base_image: str
+    jobs: int
+    threads: int | None
+
+
 def parse_resolution(text: str) -> tuple[int, int]:
     """``"96x78"`` -> ``(96, 78)`` (height, width)."""
     parts = text.lower().split("x")
@@ -248,17 +263,7 @@ def queue_baseline(
 
 
 def build_all(
-    data: Path,
-    steps: int,
-    size: tuple[int, int],
-    lr: float | None,
-    weights: Path | None,
-    *,
-    batch_size: int,
-    base_image: str,
-    jobs: int,
-    threads: int | None,
-    on_line: Callable[[ModelKind, str], None] | None = None,
+    plan: BuildPlan, on_line: Callable[[ModelKind, str], None] | None = None
 ) -> dict[ModelKind, str]:
     """Build (train) both reference images, `jobs` at a time; their output lines carry the kind.
 
@@ -273,18 +278,18 @@ def build_all(
 
         return build_reference_image(
             kind,
-            data,
-            steps,
-            size,
-            lr,
-            weights,
-            batch_size=batch_size,
-            base_image=base_image,
-            threads=threads,
+            plan.data,
+            plan.steps,
+            plan.size,
+            plan.lr,
+            plan.weights,
+            batch_size=plan.batch_size,
+            base_image=plan.base_image,
+            threads=plan.threads,
             log=log,
         )
 
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="seed-build") as pool:
+    with ThreadPoolExecutor(max_workers=plan.jobs, thread_name_prefix="seed-build") as pool:
         futures = {kind: pool.submit(build, kind) for kind in KINDS}
         return {kind: future.result() for kind, future in futures.items()}
 
@@ -381,21 +386,8 @@ def seed_baselines(
             raise fail("the database schema is not at the latest migration; run `csawm db upgrade`")
     with open_database(settings) as db, reported_errors():
         recorder = BuildRecorder(db)
-        seeded = _build_and_queue(
-            db,
-            settings,
-            recorder,
-            description,
-            data,
-            steps,
-            size,
-            lr,
-            weights,
-            batch_size=batch_size,
-            base_image=base_image,
-            jobs=jobs,
-            threads=threads,
-        )
+        plan = BuildPlan(Path(data or "."), steps, size, lr, weights, batch_size, base_image, jobs, threads)
+        seeded = _build_and_queue(db, settings, recorder, description, plan)
         for item in seeded:
             state = "already seeded as" if item.reused else "queued as"
             typer.echo(
@@ -419,40 +411,16 @@ def seed_baselines(
 
 
 def _build_and_queue(
-    db: Database,
-    settings: Settings,
-    recorder: BuildRecorder,
-    description: str,
-    data: Path | None,
-    steps: int,
-    size: tuple[int, int],
-    lr: float | None,
-    weights: Path | None,
-    *,
-    batch_size: int,
-    base_image: str,
-    jobs: int,
-    threads: int | None,
+    db: Database, settings: Settings, recorder: BuildRecorder, description: str, plan: BuildPlan
 ) -> list[SeededBaseline]:
     """Train and build both images, then queue them, recording each model's state as it goes."""
     for kind in KINDS:
-        recorder.start(kind, steps, training=weights is None)
+        recorder.start(kind, plan.steps, training=plan.weights is None)
     finished = False
     try:
         try:
-            ensure_base_images(base_image)
-            tags = build_all(
-                Path(data or "."),
-                steps,
-                size,
-                lr,
-                weights,
-                batch_size=batch_size,
-                base_image=base_image,
-                jobs=jobs,
-                threads=threads,
-                on_line=recorder.line,
-            )
+            ensure_base_images(plan.base_image)
+            tags = build_all(plan, on_line=recorder.line)
         except BuildError as exc:
             recorder.unfinished(str(exc))
             raise fail(str(exc), EXIT_FAILED) from None

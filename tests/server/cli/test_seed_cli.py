@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from server.cli import seed
 from server.cli.main import app
 from server.cli.seed import APPROVAL_REASON, approve_seeded, existing_baseline, parse_resolution
 from server.core import migrate
 from server.core.db import Database
 from server.core.settings import load_settings
-from server.models import AuditEntry, ReviewState, RunStatus, Submission
+from server.models import AuditEntry, BaselineBuild, BuildState, ReviewState, RunStatus, Submission
 from server.submissions import service
 
 DIGEST = "sha256:" + "ab" * 32
@@ -132,3 +133,49 @@ def test_a_hidden_baseline_stays_hidden_when_seeded_again(db: Database, tmp_path
     with db.transaction(write=False) as session:
         sub = session.get(Submission, sub_id)
         assert sub is not None and sub.review_state == ReviewState.HIDDEN
+
+
+def test_seed_no_wait_records_each_build_and_queues_both(
+    env: Path, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's whole path with the image builds replaced (no Docker): the training settings
+    reach each build, the builds' progress lines land in ``baseline_builds``, both are queued."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    seen: dict[str, tuple[object, ...]] = {}
+
+    def fake_build(kind, data, steps, size, lr, weights_dir, *, batch_size, base_image, threads, log):  # type: ignore[no-untyped-def]
+        seen[kind.value] = (data, steps, size, lr, weights_dir, batch_size, base_image, threads)
+        log(f"step {steps}/{steps} loss 0.5")
+        log(f"building csawm-reference/{kind.value}:t from {base_image}")
+        return f"csawm-reference/{kind.value}:t"
+
+    def fake_save(tag: str, digest: str, kind: object, archives: Path) -> Path:
+        archives.mkdir(parents=True, exist_ok=True)
+        path = archives / f"{tag.replace('/', '_')}.tar"
+        path.write_bytes(b"x")
+        return path
+
+    monkeypatch.setattr(seed.shutil, "which", lambda name: "/usr/bin/docker")
+    monkeypatch.setattr(seed, "ensure_base_images", lambda base_image: None)
+    monkeypatch.setattr(seed, "build_reference_image", fake_build)
+    monkeypatch.setattr(seed, "image_id", lambda tag: "sha256:" + ("1" if "one" in tag else "2") * 64)
+    monkeypatch.setattr(seed, "save_archive", fake_save)
+    result = CliRunner().invoke(
+        app,
+        ["seed-baselines", "--no-wait", "--weights", str(weights), "--steps", "7", "--resolution", "48x40",
+         "--batch-size", "3", "--base-image", "my/torch:1", "--jobs", "2", "--threads", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert seen == {
+        kind: (Path("."), 7, (48, 40), None, weights, 3, "my/torch:1", 1) for kind in ("one-hot", "multi-hot")
+    }
+    queued = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [row[1:] for row in queued] == [["ResNet-34 one-hot", "queued"], ["ResNet-34 multi-hot", "queued"]]
+    with db.transaction(write=False) as session:
+        rows = {row.kind: row for row in session.scalars(select(BaselineBuild))}
+    assert {kind: (row.state, row.step, row.steps) for kind, row in rows.items()} == {
+        "one-hot": (BuildState.QUEUED, 7, 7),
+        "multi-hot": (BuildState.QUEUED, 7, 7),
+    }
+    assert sorted(row.submission_id for row in rows.values()) == sorted(int(row[0]) for row in queued)

@@ -3,6 +3,7 @@ running, failed with a public reason, gone once scored; recorded by `csawm seed-
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,20 +132,9 @@ def test_page_shows_progress_escaped(api: Api) -> None:
 
 
 def _seed_args(api: Api) -> dict[str, Any]:
+    plan = seed.BuildPlan(Path("."), 20, (64, 52), None, None, 4, "x", 2, 1)
     return dict(
-        db=api.db,
-        settings=api.settings,
-        recorder=seed.BuildRecorder(api.db),
-        description="d",
-        data=None,
-        steps=20,
-        size=(64, 52),
-        lr=None,
-        weights=None,
-        batch_size=4,
-        base_image="x",
-        jobs=2,
-        threads=1,
+        db=api.db, settings=api.settings, recorder=seed.BuildRecorder(api.db), description="d", plan=plan
     )
 
 
