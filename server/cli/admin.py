@@ -170,6 +170,9 @@ LadderOpt = Annotated[bool | None, typer.Option("--ladder/--no-ladder", help="Th
 LevelOpt = Annotated[float | None, typer.Option("--ladder-level", help="One-sided test level (0.05).")]
 StepOpt = Annotated[float | None, typer.Option("--ladder-step", help="Rounding step of shown values (0.01).")]
 SelectedOpt = Annotated[int | None, typer.Option("--max-selected", min=1, help="Runs a team may select.")]
+TotalOpt = Annotated[int | None, typer.Option("--total", min=0, help="Submissions per team.")]
+PerDayOpt = Annotated[int | None, typer.Option("--per-day", min=0)]
+PerWeekOpt = Annotated[int | None, typer.Option("--per-week", min=0)]
 
 
 def _phase_values(
@@ -196,9 +199,9 @@ def create_phase(
     ladder_level: LevelOpt = None,
     ladder_step: StepOpt = None,
     max_selected: SelectedOpt = None,
-    total: Annotated[int | None, typer.Option("--total", min=0, help="Submissions per team.")] = None,
-    per_day: Annotated[int | None, typer.Option("--per-day", min=0)] = None,
-    per_week: Annotated[int | None, typer.Option("--per-week", min=0)] = None,
+    total: TotalOpt = None,
+    per_day: PerDayOpt = None,
+    per_week: PerWeekOpt = None,
 ) -> None:
     """Create a phase (windows may not overlap; a left-out quota is the server default)."""
     values = _phase_values(
@@ -227,9 +230,9 @@ def update_phase(
     ladder_level: LevelOpt = None,
     ladder_step: StepOpt = None,
     max_selected: SelectedOpt = None,
-    total: Annotated[int | None, typer.Option("--total", min=0, help="Submissions per team.")] = None,
-    per_day: Annotated[int | None, typer.Option("--per-day", min=0)] = None,
-    per_week: Annotated[int | None, typer.Option("--per-week", min=0)] = None,
+    total: TotalOpt = None,
+    per_day: PerDayOpt = None,
+    per_week: PerWeekOpt = None,
 ) -> None:
     """Change a phase (options left out keep their value; --closes-at none makes it open-ended)."""
     values = _phase_values(
