@@ -4,13 +4,13 @@ behind login and CSRF, and the team page pointing at it while acceptance is miss
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from srvtest import factories as f
 from srvtest.app import Api, make_settings, open_api
+from srvtest.web import csrf_token, web_login
 
 from server.models import AgreementAcceptance, AuditEntry
 from tests.web.a11y import audit_html
@@ -36,20 +36,8 @@ def site(tmp_path: Path, sqlite_url: str, dua_file: Path) -> Iterator[Api]:
     yield from open_api(make_settings(tmp_path, sqlite_url, dua_file=dua_file))
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF field on the page"
-    return match.group(1)
-
-
 def _login(api: Api, token: str) -> None:
-    form = api.client.get("/login")
-    done = api.client.post(
-        "/login",
-        data={"token": token, "csrf_token": _csrf(form.text), "next": "/team"},
-        follow_redirects=False,
-    )
-    assert done.status_code == 303, done.text
+    web_login(api.client, token)
 
 
 def test_the_file_is_shown_as_text_never_as_markup(site: Api, dua_file: Path) -> None:
@@ -78,13 +66,13 @@ def test_accepting_on_the_page(site: Api, dua_file: Path) -> None:
 
     no_csrf = site.client.post("/agreement", data={"version": version, "csrf_token": "forged"})
     assert no_csrf.status_code == 400 and "security token" in no_csrf.text
-    stale = site.client.post("/agreement", data={"version": "b" * 64, "csrf_token": _csrf(page.text)})
+    stale = site.client.post("/agreement", data={"version": "b" * 64, "csrf_token": csrf_token(page.text)})
     assert stale.status_code == 409 and "The agreement changed" in stale.text
     with site.db.transaction(write=False) as session:
         assert session.query(AgreementAcceptance).count() == 0
 
     done = site.client.post(
-        "/agreement", data={"version": version, "csrf_token": _csrf(page.text)}, follow_redirects=False
+        "/agreement", data={"version": version, "csrf_token": csrf_token(page.text)}, follow_redirects=False
     )
     assert done.status_code == 303 and done.headers["location"] == "/agreement"
     after = site.client.get("/agreement").text

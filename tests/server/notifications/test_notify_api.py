@@ -11,6 +11,7 @@ from pathlib import Path
 from srvtest import factories as f
 from srvtest.app import Api, make_settings, running_api
 from srvtest.notify import Receiver, deliveries, scoring_run, serving
+from srvtest.web import web_login
 
 from server.models import Role, RunStatus
 from server.notifications import signing
@@ -135,16 +136,8 @@ def test_the_team_page_shows_the_delivery_log_escaped(tmp_path: Path, sqlite_url
         assert made.status_code == 201, made.text
         ping = api.client.post(f"{BASE}/webhooks/{made.json()['id']}/test", headers=f.auth(token)).json()
         Dispatcher(api.settings, api.db).run_once()  # port 9: refused, logged as a failed attempt
-        form = api.client.get("/login")
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-        assert csrf
-        login = api.client.post(
-            "/login",
-            data={"token": token, "csrf_token": csrf.group(1), "next": "/team"},
-            follow_redirects=True,
-        )
-        assert login.status_code == 200
-        page = login.text
+        web_login(api.client, token)
+        page = api.client.get("/team").text
         title = re.search(r"<title>(.*?)</title>", page, re.DOTALL)
         assert title and "Notifications" not in title.group(1)
         assert page.count('<h2 id="deliveries-heading">') == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +10,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 from srvtest import factories as f
 from srvtest.app import Api
+from srvtest.web import web_login
 
 from server.cli import client as cli
 from server.core.clock import utcnow
@@ -101,12 +101,7 @@ def web(api: Api, token: str | None) -> TestClient:
     """A browser of its own (its own cookies) on the same app, logged in with `token`."""
     client = TestClient(api.client.app)
     if token is not None:
-        form = client.get("/login").text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
-        assert csrf is not None
-        r = client.post("/login", data={"token": token, "csrf_token": csrf.group(1), "next": "/team"},
-                        follow_redirects=False)  # fmt: skip
-        assert r.status_code == 303
+        web_login(client, token)
     return client
 
 

@@ -15,6 +15,7 @@ from srvtest import factories as f
 from srvtest.app import Api, make_settings, open_api, running_api
 from srvtest.archives import write_archive
 from srvtest.fakes import FakeRunner, predictions_for
+from srvtest.web import web_login
 
 from runner.spec import ErrorCode, RunResult, RunSpec, TerminalState
 from server.models import QuotaEntry, Role, RunStatus, Submission
@@ -222,13 +223,8 @@ def test_hidden_output_reaches_no_submitter(
 
 
 def _web_login(api: Api, token: str) -> None:
-    import re
-
     api.client.cookies.clear()
-    form = api.client.get("/login")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert csrf is not None
-    api.client.post("/login", data={"token": token, "csrf_token": csrf.group(1), "next": "/team"})
+    web_login(api.client, token)
 
 
 def test_submitters_opt_in_sees_the_hidden_log(
@@ -361,12 +357,7 @@ def test_runtime_metrics_per_run(wapi: Api, tmp_path: Path) -> None:
     assert runtime["phases"]["hidden"]["peak_memory_bytes"] == 1234 and runtime["image_bytes"] > 0
     assert runtime["phases"]["hidden"]["gpu_s"] is None and runtime["image_load_s"] is not None
     # the report page shows it (logged in as the submitter through the web form)
-    import re
-
-    form = wapi.client.get("/login")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert csrf is not None
-    wapi.client.post("/login", data={"token": token, "csrf_token": csrf.group(1), "next": "/team"})
+    web_login(wapi.client, token)
     page = wapi.client.get(f"/submissions/{sub_id}")
     assert page.status_code == 200 and 'id="runtime-heading"' in page.text
     assert "Hidden run (maintainers only)" not in page.text
