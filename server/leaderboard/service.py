@@ -79,10 +79,18 @@ class PairingBasis:
             integer(boot.get("resamples")),
         )
 
+    def missing(self) -> list[str]:
+        """The fields not recorded: a basis with any of them missing pairs with nothing."""
+        return [name for name, value in vars(self).items() if value is None]
+
+    def known(self) -> PairingBasis | None:
+        """This basis when every field is recorded, else None (what the Ladder compares)."""
+        return None if self.missing() else self
+
     def mismatch(self, leader: PairingBasis) -> str | None:
         """Why this run cannot be paired with the leader's, or None when it can."""
         for basis in (self, leader):
-            missing = [name for name, value in vars(basis).items() if value is None]
+            missing = basis.missing()
             if missing:
                 whose = "this run" if basis is self else "the leader"
                 return f"no tie test: {whose} has no recorded {', '.join(missing)}"

@@ -82,7 +82,7 @@ def ladder_runs(session: Session, phase: str, team_id: int, states: Iterable[Rev
             submission_id=sub.id,
             tau=sub.kendall_tau_b,
             replicates=np.frombuffer(sub.tau_replicates, dtype=np.float64) if sub.tau_replicates else None,
-            basis=PairingBasis.of(sub.reproducibility),
+            basis=PairingBasis.of(sub.reproducibility).known(),
         )
         for sub in rows
     ]

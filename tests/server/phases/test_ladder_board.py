@@ -15,7 +15,8 @@ from srvtest.app import Api
 
 from server.core.clock import utcnow
 from server.leaderboard.ladder import NOT_SIGNIFICANT
-from server.models import Role, Team
+from server.models import ReviewState, Role, Submission, Team
+from server.phases.visibility import ladder_runs
 
 HOUR = timedelta(hours=1)
 FIRST, NEAR, CLEAR = 0.701234, 0.703917, 0.781234
@@ -102,3 +103,21 @@ def test_researchers_never_see_the_exact_value_of_a_ladder_run(ladder: dict[str,
 def test_maintainers_see_the_exact_values_of_a_ladder_run(ladder: dict[str, Any], surface: str) -> None:
     text = surfaces(ladder["api"], ladder["near"], "dev")[surface](ladder["maud"])
     assert "0.704" in text or "703917" in text or "0.7039" in text, surface
+
+
+def test_runs_without_a_complete_pairing_record_are_not_paired(ladder: dict[str, Any]) -> None:
+    """As for the board's tie test: replicates pair only when scorer version, test set, seed and
+    resample count are all recorded; a run missing any of them falls back to the `step` margin."""
+    api = ladder["api"]
+    with api.db.transaction() as session:
+        sub = session.get_one(Submission, ladder["near"])
+        record = dict(sub.reproducibility or {})
+        record["bootstrap"] = {"resamples": RESAMPLES}  # no seed
+        sub.reproducibility = record
+    with api.db.transaction(write=False) as session:
+        runs = {
+            run.submission_id: run
+            for run in ladder_runs(session, "dev", ladder["team_id"], [ReviewState.APPROVED])
+        }
+    assert runs[ladder["first"]].basis is not None
+    assert runs[ladder["near"]].basis is None
