@@ -42,25 +42,21 @@ def get_leaderboard(
     baselines on their way (`server.leaderboard.pending`, read on every request: it changes with
     each training step while the rows' cached body does not)."""
     references = board_references(state)
-    with state.db.session() as session:
-        shown = board_phase(session, state.settings, phase)
-    with state.db.engine.connect() as conn:
-        key = (*service.version_key(conn), references.labels_sha256 if references else None)
     cache: dict[Any, Any] = state.extras.setdefault("leaderboard", {})
-    if cache.get("key") != key:
-        cache.clear()  # keep only the current version (every view and phase shares it)
-        cache["key"] = key
-    now = utcnow()
-    slot = (shown.name if shown else None, best_per_team, view)
-    body = cache.get(slot)
-    if body is None:
-        builder = service.build_clinical if view == "clinical" else service.build
-        with state.db.session() as session:
+    with state.db.session() as session:  # one connection for the whole request
+        shown = board_phase(session, state.settings, phase)
+        key = (*service.version_key(session.connection()), references.labels_sha256 if references else None)
+        if cache.get("key") != key:
+            cache.clear()  # keep only the current version (every view and phase shares it)
+            cache["key"] = key
+        slot = (shown.name if shown else None, best_per_team, view)
+        body = cache.get(slot)
+        if body is None:
+            builder = service.build_clinical if view == "clinical" else service.build
             rows = builder(session, best_per_team=best_per_team, references=references, phase=shown)
-        body = json.dumps(rows, allow_nan=False, separators=(",", ":")).encode()
-        cache[slot] = body
-    described = json.dumps(shown.to_json(now) if shown else None, separators=(",", ":")).encode()
-    with state.db.session() as session:
+            body = json.dumps(rows, allow_nan=False, separators=(",", ":")).encode()
+            cache[slot] = body
         coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
+    described = json.dumps(shown.to_json(utcnow()) if shown else None, separators=(",", ":")).encode()
     content = b'{"phase":' + described + b',"rows":' + body + b',"pending":' + coming + b"}"
     return Response(content=content, media_type="application/json")
