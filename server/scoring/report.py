@@ -334,18 +334,15 @@ def _masking(
             notes.add(f"masking.levels.group_amae.{name}: null, undefined ({value.reason})")
         groups[name] = _number(value.value)
 
+    levels_view = {
+        "kendall_tau_b": level_tau,
+        "amae": {**level_amae, "unit": "level"},
+        "group_amae": groups,
+        "confusion_matrix": metrics.confusion_matrix(truth_levels, pred_levels).tolist(),
+    }
+    masking = {"kendall_tau_b": tau, "amae": {**error, "unit": unit}}
     if not v2_parts:
-        section_v1 = {
-            "kendall_tau_b": tau,
-            "amae": {**error, "unit": unit},
-            "levels": {
-                "kendall_tau_b": level_tau,
-                "amae": {**level_amae, "unit": "level"},
-                "group_amae": groups,
-                "confusion_matrix": metrics.confusion_matrix(truth_levels, pred_levels).tolist(),
-            },
-        }
-        return section_v1, _replicates(tau_reps, amae_reps)
+        return {**masking, "levels": levels_view}, _replicates(tau_reps, amae_reps)
     bins = {
         key: _bin_entry(metrics.bin_scores(truth_lv, pred_lv, levels), f"masking.levels.{key}", notes)
         for key, levels in (("low_bin", metrics.LOW_BIN), ("high_bin", metrics.HIGH_BIN))
@@ -357,18 +354,7 @@ def _masking(
     for message in agreement_notes:
         notes.add(message)
 
-    section = {
-        "kendall_tau_b": tau,
-        "amae": {**error, "unit": unit},
-        "levels": {
-            "kendall_tau_b": level_tau,
-            "amae": {**level_amae, "unit": "level"},
-            "group_amae": groups,
-            "confusion_matrix": metrics.confusion_matrix(truth_levels, pred_levels).tolist(),
-            **bins,
-        },
-        "per_expert": agreement,
-    }
+    section = {**masking, "levels": {**levels_view, **bins}, "per_expert": agreement}
     return section, _replicates(tau_reps, amae_reps)
 
 
