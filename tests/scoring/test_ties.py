@@ -44,15 +44,16 @@ def _pooled(score_of: str, seed: int = 0) -> tuple[LabelTable, LabelTable, np.nd
     return private, public, score
 
 
+def _pooled_report(private: LabelTable, public: LabelTable, score: np.ndarray, resamples: int = 0) -> Any:
+    """The report of `score` on private and public pooled (the clinical view of the paper)."""
+    files = (*private.filenames, *public.filenames)
+    return scored(predictions(files, score), private, public_labels=public, resamples=resamples)
+
+
 @pytest.mark.parametrize("model", ["constant", "tied", "distinct"])
 def test_renaming_and_permuting_rows_changes_no_odds_ratio_issue_14(model: str) -> None:
     private, public, score = _pooled(model)
-    first = scored(
-        predictions((*private.filenames, *public.filenames), score),
-        private,
-        public_labels=public,
-        resamples=50,
-    ).data
+    first = _pooled_report(private, public, score, 50).data
 
     # Rename both sets so that the public rows now sort before the private ones, and shuffle rows.
     rng = np.random.default_rng(7)
@@ -97,12 +98,7 @@ def test_renaming_and_permuting_rows_changes_no_odds_ratio_issue_14(model: str) 
 
 def test_a_constant_model_has_no_odds_ratios_and_says_why_issue_14() -> None:
     private, public, score = _pooled("constant")
-    data = scored(
-        predictions((*private.filenames, *public.filenames), score),
-        private,
-        public_labels=public,
-        resamples=0,
-    ).data
+    data = _pooled_report(private, public, score).data
     for endpoint in ("interval_cancer", "large_invasive_cancer", "composite"):
         assert all(r["value"] is None for r in data["clinical"][endpoint]["odds_ratios"].values())
     n = len(private) + len(public)
@@ -114,12 +110,7 @@ def test_a_constant_model_has_no_odds_ratios_and_says_why_issue_14() -> None:
 
 def test_tied_model_warning_counts_the_rows_in_straddling_blocks_issue_14() -> None:
     private, public, score = _pooled("tied")
-    data = scored(
-        predictions((*private.filenames, *public.filenames), score),
-        private,
-        public_labels=public,
-        resamples=0,
-    ).data
+    data = _pooled_report(private, public, score).data
     count = straddling_rows(score)
     assert count > 0
     assert any(
@@ -133,12 +124,7 @@ def test_tied_model_warning_counts_the_rows_in_straddling_blocks_issue_14() -> N
 
 def test_untied_scores_keep_the_authors_group_sizes() -> None:
     private, public, score = _pooled("distinct")
-    data = scored(
-        predictions((*private.filenames, *public.filenames), score),
-        private,
-        public_labels=public,
-        resamples=0,
-    ).data
+    data = _pooled_report(private, public, score).data
     assert not any("straddle" in w for w in data["warnings"])
     table = data["clinical"]["interval_cancer"]["odds_ratios"]["Q4"]["table"]
     per_bin = (len(private) + len(public)) // 8
