@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,12 @@ from server.models import ReviewState, RunStatus, Submission, SubmissionReport
 from server.phases import service as phases
 
 RESAMPLES = 400
+
+
+def leaked(text: str, numbers: tuple[str, ...]) -> list[str]:
+    """The `numbers` written in `text` as numbers: not inside a longer run of digits (a timestamp's
+    microseconds "…23.62…" does not show the odds ratio 3.62)."""
+    return [n for n in numbers if re.search(rf"(?<![0-9]){re.escape(n)}(?![0-9])", text)]
 
 
 def make_phase(api: Api, name: str, opens: timedelta, closes: timedelta | None, **values: Any) -> None:
