@@ -38,7 +38,7 @@ from server.core.state import AppState
 from server.leaderboard.pending import pending_baselines
 from server.models import Submission, Team
 from server.notifications import outbox
-from server.notifications.router import delivery_state
+from server.notifications.router import delivery_out
 from server.phases import service as phases
 from server.phases.service import PhaseView
 from server.phases.visibility import ViewCache, score_view
@@ -46,6 +46,7 @@ from server.quota import service as quota
 from server.review import flags as review_flags
 from server.review import service as review
 from server.review.schemas import ReviewAction
+from server.runs.run_view import run_view, shown_time, viewer_of
 from server.submissions import service as submissions
 from server.web import guides, plots, queries
 from server.web.cache import PlotCache, clinical_board, plot_cache
@@ -308,7 +309,7 @@ def team_page(
     rows = submissions.list_visible(session, user, status=None, team=team.name, limit=200, offset=0)
     own = [sub for sub, _ in rows if sub.team_id == team.id]
     sent = outbox.team_deliveries(session, team.id, limit=50, offset=0)
-    deliveries = [(row, delivery_state(row)) for row in sent]
+    deliveries = [delivery_out(row, [], viewer_of(user, settings)) for row in sent]
     cache = ViewCache()
     views = {sub.id: score_view(session, settings, sub, user, cache) for sub in own}
     context = {
@@ -355,7 +356,9 @@ def report_page(
     if sub is None:
         return not_found(request, signer, user, f"Submission {submission_id}")
     team = session.get(Team, sub.team_id)
-    view = score_view(session, request.app.state.csawm.settings, sub, user)
+    settings = request.app.state.csawm.settings
+    view = score_view(session, settings, sub, user)
+    viewer = viewer_of(user, settings)
     report = (sub.metrics or None) if view.exact else None
     alts: dict[str, str] = {}
     if report is not None:
@@ -369,12 +372,11 @@ def report_page(
         "team_name": team.name if team else "",
         "report": report,
         "alts": alts,
-        "plot_version": int(sub.updated_at.timestamp()),
-        "events": sub.events,
-        # Maintainer-only texts (server.runs.disclosure): never rendered for a submitter.
+        "plot_version": int((shown_time(sub.updated_at, viewer)).timestamp()),
+        # Figures, timestamps and maintainer-only texts as the API shows them (server.runs.run_view).
+        "run": run_view(sub, viewer),
         "staff": user.is_staff,
         "hidden_log_tail": sub.hidden_log_tail if user.is_staff else None,
-        "runtime": sub.runtime or {},
         "view": view,
     }
     return render(request, signer, user, "report.html", context)
