@@ -37,7 +37,8 @@ from server.worker.loop import Worker
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(400)]
 
-EXIT, MIB, CPU_S, SLEEP_S = 77, 300, 2.0, 2.0
+EXIT, MIB, CPU_S, WALL_S = 77, 300, 2.0, 4.0
+STEERED = "c0f"  # the succeeded run's predictions hash starts with this: 12 bits the model chose
 GIB = 1024**3
 BEFORE_HIDDEN = {"image_load_s", "preflight_s"}
 
@@ -49,8 +50,8 @@ def covert_archives(
     """The attacker's model, failing with exit code 77 and succeeding, as `docker save` archives."""
     images.ensure_base(docker_client)
     tags = {
-        "failed": images.build(docker_client, "covert", str(EXIT), str(MIB), str(CPU_S), str(SLEEP_S)),
-        "succeeded": images.build(docker_client, "covert", "0", str(MIB), str(CPU_S), str(SLEEP_S)),
+        "failed": images.build(docker_client, "covert", str(EXIT), str(MIB), str(CPU_S), str(WALL_S)),
+        "succeeded": images.build(docker_client, "covert", "0", str(MIB), str(CPU_S), str(WALL_S), STEERED),
     }
     folder = tmp_path_factory.mktemp("covert")
     yield {kind: images.save(tag, folder / f"{kind}.tar") for kind, tag in tags.items()}
@@ -189,7 +190,7 @@ def _never_to_submitters(seen: Seen, maintainer: Seen) -> None:
     assert f"code {EXIT}" in maintainer.runs["failed"]["error_detail"]  # the maintainers have it
     staff_repro = maintainer.runs["succeeded"]["reproducibility"]
     sha = staff_repro["predictions_sha256"]
-    assert len(sha) == 64
+    assert len(sha) == 64 and sha.startswith(STEERED)
     for text in seen.texts:
         assert sha[:12] not in text
         assert staff_repro["host"] not in text and staff_repro["worker"] not in text
@@ -197,7 +198,7 @@ def _never_to_submitters(seen: Seen, maintainer: Seen) -> None:
     assert not {"predictions_sha256", "host", "worker"} & set(repro)
     # the maintainers see the attacker's figures exactly
     hidden = maintainer.runs["succeeded"]["runtime"]["phases"]["hidden"]
-    assert hidden["cpu_s"] >= CPU_S * 0.9 and hidden["wall_s"] >= CPU_S + SLEEP_S
+    assert hidden["cpu_s"] >= CPU_S * 0.9 and hidden["wall_s"] >= WALL_S
     assert hidden["peak_memory_bytes"] is None or hidden["peak_memory_bytes"] >= MIB * 2**20
 
 
