@@ -336,7 +336,9 @@ def run_hidden(
     if result.error_code is not None:
         raise _model_failure(Phase.HIDDEN, result, result.message)
     sha = store.save(env.settings.data_dir, result.predictions or b"")
-    values: dict[str, Any] = {"predictions_sha256": sha}
+    # The test set whose input was mounted: `score` reads the predictions against it, whatever the
+    # phase says by then (a maintainer may change a phase's test set meanwhile).
+    values: dict[str, Any] = {"predictions_sha256": sha, "reproducibility": {"test_set": test_set}}
     hidden_logs = env.settings.hidden_logs
     kept = maintainer_log(hidden_logs, Phase.HIDDEN, result.log_tail)
     if kept is not None:
@@ -363,7 +365,8 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
         sub = session.get(Submission, ctx.sub_id)
         if sub is None:
             return None, "private"
-        return sub.predictions_sha256, competition_phase(session, env.settings, sub.phase).test_set
+        mounted = (sub.reproducibility or {}).get("test_set")  # written by run_hidden
+        return sub.predictions_sha256, mounted or competition_phase(session, env.settings, sub.phase).test_set
 
     sha, test_set = transact(env, stored, write=False)
     try:

@@ -18,6 +18,7 @@ from srvtest.app import Api, make_settings, running_api
 from srvtest.archives import write_archive
 from srvtest.fakes import FakeRunner, predictions_for
 
+from runner.spec import RunSpec
 from server.benchmark.dataset import Benchmark
 from server.core.clock import utcnow
 from server.models import Role, Submission
@@ -134,6 +135,35 @@ def test_a_development_phase_scores_on_the_public_split(
         done = rescore(api.db, api.settings, evaluation, [dev_run], actor="test", scorer=score_report)
         assert done.done == [dev_run], done.skipped
         assert _detail(api, maud, dev_run)["metrics"]["n_images"] == n_public
+
+
+def test_a_run_is_scored_on_the_input_it_was_given_when_its_phase_changes_meanwhile(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path
+) -> None:
+    """A maintainer turns the development phase private while its run is in its hidden stage: the
+    run was given the public images, so it is read and scored on them (not `output_invalid`)."""
+    settings = make_settings(tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, bootstrap_resamples=100)
+    n_public = len(Benchmark.open(synthetic_benchmark).read_public().filenames)  # type: ignore[union-attr]
+    with running_api(settings) as api:
+        alice = f.member_token(api.db)
+        maud = f.user(api.db, "m@x.org", role=Role.MAINTAINER)
+        make_phase(api, "dev", -HOUR, HOUR, test_set="public")
+        dev_run = _submit(api, alice, tmp_path / "d.tar", "dev-run")
+
+        class FlippingRunner(FakeRunner):
+            def start(self, spec: RunSpec) -> str:
+                if spec.phase == "hidden":
+                    with api.db.transaction() as session:
+                        phases.update(session, "dev", {"test_set": "private"}, actor="test")
+                return super().start(spec)
+
+        runner = FlippingRunner()
+        assert Worker(api.settings, api.db, runner).run_once()
+        assert [spec.input_folder for spec in runner.started] == ["preflight", "public"]
+        dev = _detail(api, maud, dev_run)
+        assert dev["status"] == "succeeded", dev["error_message"]
+        assert (dev["metrics"]["n_images"], dev["reproducibility"]["test_set"]) == (n_public, "public")
+        assert dev["reproducibility"]["n_private_images"] == 0
 
 
 def test_a_development_run_without_a_public_set_ends_before_its_hidden_stage(
