@@ -2,7 +2,7 @@
 
 * hidden input: every private image (+ every public image when the benchmark has the public set, for
   the pooled clinical view), copied once into ``DATA_DIR/inputs/hidden-<manifest digest>``;
-* public input: the public images only, ``DATA_DIR/inputs/public-<public manifest digest>``: the
+* public input: the public images only, ``DATA_DIR/inputs/public-<manifest digests>``: the
   hidden input of a development phase (issue 19: a phase scored on the public set never mounts a
   private image, or its report would be a channel out of them);
 * preflight input: the first `n` public images by file name, or, without a public set, `n`
@@ -82,11 +82,10 @@ class EvaluationSet:
         key = manifest[:16] + (f"-{public_manifest[:8]}" if public_manifest else "")
         hidden = _materialise(inputs / f"hidden-{key}", sources)
         public_input = None
-        if public is not None and public_manifest is not None and bench.public_images is not None:
-            public_input = _materialise(
-                inputs / f"public-{public_manifest[:16]}", [bench.public_images / n for n in public.filenames]
-            )
         if public is not None and bench.public_images is not None:
+            public_input = _materialise(
+                inputs / f"public-{key}", [bench.public_images / n for n in public.filenames]
+            )
             names = sorted(public.filenames)[:n_preflight]
             preflight = _materialise(
                 inputs / f"preflight-public-{key}-{len(names)}", [bench.public_images / n for n in names]
