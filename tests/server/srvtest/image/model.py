@@ -3,10 +3,14 @@
 good            predict every manifest row (score = hash of the file name)
 crash_hidden    like good on preflight-sized inputs (<= 10 images), crash on the hidden set
 slow SECONDS    like good, after sleeping SECONDS on the hidden set
+survey [TAG]    an attacker: like good, after printing every file it can list and read under
+                /input as one line ``survey {"<path>": "<sha256 of its bytes, 16 hex>", ...}``
+                (TAG only makes another image digest)
 """
 
 import csv
 import hashlib
+import json
 import os
 import sys
 import time
@@ -23,6 +27,13 @@ if behaviour == "crash_hidden" and hidden:
     raise ValueError("boom on the hidden set")
 if behaviour == "slow" and hidden:
     time.sleep(float(sys.argv[2]))
+if behaviour == "survey":
+    seen = {
+        str(path.relative_to(inp)): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for path in sorted(inp.rglob("*"))
+        if path.is_file()
+    }
+    print("survey " + json.dumps(seen, separators=(",", ":")), flush=True)
 with open(out / "predictions.csv", "w") as fh:
     fh.write("Filename;Final_score\n")
     for name in names:
