@@ -15,6 +15,7 @@ from srvtest.web import web_login
 
 from server.cli import client as cli
 from server.core.clock import utcnow
+from server.leaderboard import ladder_steps
 from server.models import ReviewState, RunStatus, Submission, SubmissionReport
 from server.phases import service as phases
 
@@ -75,13 +76,16 @@ def scored(
     review: ReviewState = ReviewState.APPROVED,
     finished: datetime | None = None,
     status: RunStatus = RunStatus.SUCCEEDED,
+    bootstrap: dict[str, Any] | None = None,
 ) -> int:
-    """A scored run of `phase` with its report history, as the worker leaves it."""
+    """A scored run of `phase` with its report history and Ladder step, as the worker leaves it
+    (`bootstrap`: the reproducibility record's bootstrap settings, by default seed 0 and the replicates'
+    count)."""
     reps = reps if reps is not None else tau + np.random.default_rng(0).normal(0, 0.02, RESAMPLES)
     record = {
         "scorer_version": "2",
         "test_set_manifest_sha256": "a" * 64,
-        "bootstrap": {"resamples": int(reps.size), "seed": 0},
+        "bootstrap": bootstrap if bootstrap is not None else {"resamples": int(reps.size), "seed": 0},
     }
     with api.db.transaction() as session:
         sub = Submission(
@@ -101,6 +105,7 @@ def scored(
                     bootstrap_seed=0, bootstrap_resamples=int(reps.size), metrics=report(tau, amae),
                 )
             )  # fmt: skip
+            ladder_steps.on_scored(session, sub)
         return sub.id
 
 
