@@ -42,6 +42,8 @@ from server.leaderboard.service import PairingBasis
 from server.models import LadderStepRow, Phase, ReviewState, RunStatus, Submission, Team, Visibility
 
 ATTEMPTS = 5  # a lost race retries; five losses in a row is not a race any more
+# What the Ladder reads of a run (`_run`).
+RUN_COLUMNS = (Submission.id, Submission.kendall_tau_b, Submission.tau_replicates, Submission.reproducibility)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ def decide_all(session: Session, name: str | None = None) -> None:
     """Decide every scored run without a step of every Ladder phase (only `name`'s, when given): the
     migration, and a phase created or changed with the Ladder on."""
     for phase in ladder_phases(session, name):
-        teams = session.scalars(_undecided(phase.name).with_only_columns(Submission.team_id).distinct())
+        undecided = _undecided(phase.name).with_only_columns(Submission.team_id).order_by(None).distinct()
+        teams = session.scalars(undecided)
         for team_id in list(teams):
             decide(session, phase, int(team_id))
 
@@ -105,8 +108,7 @@ def decide(session: Session, phase: LadderPhase, team_id: int) -> None:
 
 def _undecided(phase: str, team_id: int | None = None) -> Any:
     decided = select(LadderStepRow.submission_id).where(LadderStepRow.phase == phase)
-    query = select(Submission.id, Submission.kendall_tau_b, Submission.tau_replicates, Submission.reproducibility)
-    query = query.where(
+    query = select(*RUN_COLUMNS).where(
         Submission.phase == phase,
         Submission.baseline.is_(False),
         Submission.status == RunStatus.SUCCEEDED,
@@ -118,7 +120,7 @@ def _undecided(phase: str, team_id: int | None = None) -> Any:
 
 
 def _run(row: Row[Any]) -> LadderRun:
-    sub_id, tau, replicates, record = row
+    sub_id, tau, replicates, record = tuple(row)
     return LadderRun(
         submission_id=int(sub_id),
         tau=tau,
@@ -133,7 +135,10 @@ def _append(session: Session, phase: LadderPhase, team_id: int) -> None:
         return
     mine = (LadderStepRow.phase == phase.name, LadderStepRow.team_id == team_id)
     last = session.execute(
-        select(LadderStepRow.seq, LadderStepRow.displayed).where(*mine).order_by(LadderStepRow.seq.desc()).limit(1)
+        select(LadderStepRow.seq, LadderStepRow.displayed)
+        .where(*mine)
+        .order_by(LadderStepRow.seq.desc())
+        .limit(1)
     ).one_or_none()
     seq, displayed = (int(last[0]), last[1]) if last is not None else (0, None)
     best_id = session.scalar(
@@ -144,12 +149,7 @@ def _append(session: Session, phase: LadderPhase, team_id: int) -> None:
     )
     best: LadderRun | None = None
     if best_id is not None:
-        best = _run(
-            session.execute(
-                select(Submission.id, Submission.kendall_tau_b, Submission.tau_replicates, Submission.reproducibility)
-                .where(Submission.id == best_id)
-            ).one()
-        )
+        best = _run(session.execute(select(*RUN_COLUMNS).where(Submission.id == best_id)).one())
     for row in todo:
         run = _run(row)
         step = next_step(run, best, displayed, level=phase.level, step=phase.step)
@@ -174,8 +174,9 @@ def shown(displayed: float | None, moved: bool, note: str | None) -> dict[str, A
 def team_steps(session: Session, phase: str, team_id: int) -> dict[int, dict[str, Any]]:
     """The team's own sequence in `phase`: each of its runs' stored step, by submission id."""
     rows = session.execute(
-        select(LadderStepRow.submission_id, LadderStepRow.displayed, LadderStepRow.moved, LadderStepRow.note)
-        .where(LadderStepRow.phase == phase, LadderStepRow.team_id == team_id)
+        select(
+            LadderStepRow.submission_id, LadderStepRow.displayed, LadderStepRow.moved, LadderStepRow.note
+        ).where(LadderStepRow.phase == phase, LadderStepRow.team_id == team_id)
     )
     return {int(sub_id): shown(displayed, moved, note) for sub_id, displayed, moved, note in rows}
 
@@ -199,7 +200,7 @@ def board_steps(session: Session, phase: str) -> list[BoardStep]:
     )  # fmt: skip
     best: dict[str, tuple[tuple[float, int], BoardStep]] = {}
     for team, sub_id, name, displayed, moved, note, seq in rows:
-        key = (float(displayed), int(seq))
+        key = (float(displayed or 0.0), int(seq))  # never None here (the query's filter)
         if team not in best or key > best[team][0]:
             best[team] = (key, BoardStep(str(team), int(sub_id), str(name), shown(displayed, moved, note)))
     return [step for _, step in best.values()]

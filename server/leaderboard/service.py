@@ -22,8 +22,8 @@ only, since the baselines, experts and density rows are figures of the private s
 phase before its reveal shows no submission rows; after it, only the runs their teams selected. A
 Ladder phase shows one row per team with the team's best stored Ladder step whose run is approved
 (`server.leaderboard.ladder_steps`: rounded, moving only on a significant improvement, decided once
-when each run was scored) instead of the exact scores: no CI, AMAE, clinical metrics or tie test. Without ``phase`` (a server with no
-phase rows) every submission counts, as before phases existed.
+when each run was scored) instead of the exact scores: no CI, AMAE, clinical metrics or tie test.
+Without ``phase`` (a server with no phase rows) every submission counts, as before phases existed.
 
 Clinical view (``view="clinical"``): the same model rows in the same order, each with AUC and OR Q4
 per endpoint, followed by the LIBRA density comparators as rows of kind ``density`` (no rank).

@@ -106,7 +106,9 @@ def test_maintainers_see_the_exact_values_of_a_ladder_run(ladder: dict[str, Any]
 
 
 @pytest.mark.parametrize("seed", [0, None], ids=["paired", "no-seed"])
-def test_runs_without_a_complete_pairing_record_are_not_paired(ladder: dict[str, Any], seed: int | None) -> None:
+def test_runs_without_a_complete_pairing_record_are_not_paired(
+    ladder: dict[str, Any], seed: int | None
+) -> None:
     """As for the board's tie test: replicates pair only when scorer version, test set, seed and
     resample count are all recorded; a run missing any of them falls back to the `step` margin."""
     api, base = ladder["api"], ladder["base"]
