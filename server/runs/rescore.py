@@ -5,7 +5,8 @@ version or a corrected test set can be applied to every run without running a mo
 re-score keeps the previous report (`SubmissionReport` history), updates the run's current one, and
 is written to the audit log with the versions and digests before and after. Each run is scored on
 its competition phase's test set (``evaluation.scored_on``: private, or public for a development
-phase), as the worker scored it.
+phase), as the worker scored it. A re-score never changes or adds a Ladder step: the step a run showed
+when it was first scored stands (`server.leaderboard.ladder_steps`).
 """
 
 from __future__ import annotations
