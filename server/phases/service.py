@@ -247,6 +247,13 @@ def _refuse_overlap(session: Session, opens: datetime, closes: datetime | None, 
         )
 
 
+def _decide_ladder(session: Session, row: Phase) -> None:
+    """A Ladder phase's runs scored before it had the Ladder get their steps now, in finishing order."""
+    from server.leaderboard import ladder_steps  # imports this module
+
+    ladder_steps.decide_all(session, row.name)
+
+
 def create(
     session: Session, values: dict[str, Any], *, actor: str, actor_user_id: int | None = None
 ) -> Phase:
@@ -266,6 +273,7 @@ def create(
     row = Phase(name=name, **_typed(clean))
     session.add(row)
     session.flush()
+    _decide_ladder(session, row)
     audit.record(
         session, actor=actor, actor_user_id=actor_user_id, action="create_phase", target_type="phase",
         target_id=row.id, detail=PhaseView.of(row).to_json(),
@@ -296,6 +304,7 @@ def update(
     for key, value in _typed(values).items():
         setattr(row, key, value)
     session.flush()
+    _decide_ladder(session, row)
     audit.record(
         session, actor=actor, actor_user_id=actor_user_id, action="update_phase", target_type="phase",
         target_id=row.id, detail={k: iso(v) if isinstance(v, datetime) else v for k, v in values.items()},
