@@ -8,8 +8,9 @@ score) against the team's stored sequence so far, and stored append-only (`Ladde
 * the best run so far is the run of the team's last step that moved, the displayed value that of
   its last step;
 * the team sees each of its runs' own step (`team_steps`);
-* the public board shows, of the same steps, the best one whose run is approved (`board_steps`):
-  the highest displayed value, the latest of equals. Hiding, disqualifying or approving a run only
+* the public board shows, of the same steps, the best one that moved the display and whose run is
+  approved (`board_steps`): the highest displayed value, the latest of equals, so every number on it
+  is an approved run's own revealed value. Hiding, disqualifying or approving a run only
   changes which stored steps the board may choose from; a re-score (`csawm admin rescore`) records a
   new report but neither changes nor adds a step.
 
@@ -182,8 +183,13 @@ def team_steps(session: Session, phase: str, team_id: int) -> dict[int, dict[str
 
 
 def board_steps(session: Session, phase: str) -> list[BoardStep]:
-    """Per team, its best stored step whose run is approved (highest displayed, the latest of equals);
-    a team with no approved scored step has no row."""
+    """Per team, its best stored step that moved the display and whose run is approved (highest
+    displayed, the latest of equals); a team with no such step has no row.
+
+    Only steps that moved count: a step that did not move displays an earlier run's value, and that
+    run may be pending, hidden or disqualified. So every number on the public board is the revealed
+    value of an approved run itself, and disqualifying a run takes its number off the board.
+    """
     rows = session.execute(
         select(
             Team.name, LadderStepRow.submission_id, Submission.name, LadderStepRow.displayed,
@@ -194,6 +200,7 @@ def board_steps(session: Session, phase: str) -> list[BoardStep]:
         .where(
             LadderStepRow.phase == phase,
             LadderStepRow.displayed.is_not(None),
+            LadderStepRow.moved.is_(True),
             Submission.review_state == ReviewState.APPROVED,
             Submission.status == RunStatus.SUCCEEDED,
         )

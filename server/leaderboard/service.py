@@ -20,8 +20,8 @@ Phases (issue 15): with ``phase`` given, only that phase's submissions (baseline
 on every private phase's board; a development phase scoring on the public set shows its own runs
 only, since the baselines, experts and density rows are figures of the private set). A sealed
 phase before its reveal shows no submission rows; after it, only the runs their teams selected. A
-Ladder phase shows one row per team with the team's best stored Ladder step whose run is approved
-(`server.leaderboard.ladder_steps`: rounded, moving only on a significant improvement, decided once
+Ladder phase shows one row per team with the team's best stored Ladder step that moved and whose
+run is approved (`server.leaderboard.ladder_steps`: rounded, moving only on a significant improvement, decided once
 when each run was scored) instead of the exact scores: no CI, AMAE, clinical metrics or tie test.
 Without ``phase`` (a server with no phase rows) every submission counts, as before phases existed.
 
@@ -216,7 +216,7 @@ def _models(session: Session, best_per_team: bool, phase: PhaseView | None = Non
 
 
 def _ladder_rows(session: Session, phase: PhaseView) -> list[_Candidate]:
-    """One row per team of a Ladder phase: the team's best stored step whose run is approved."""
+    """One row per team of a Ladder phase: its best stored step that moved and whose run is approved."""
     from server.leaderboard.ladder_steps import board_steps
 
     return [

@@ -15,7 +15,8 @@ of the board):
 
 The Ladder's steps are stored, each decided once when its run was scored
 (`server.leaderboard.ladder_steps`): a team sees each of its runs' own step, whatever the run's review
-state; the board's row is the team's best step whose run is approved. Nothing here recomputes them.
+state; the board's row is the team's best step that moved and whose run is approved. Nothing here
+recomputes them.
 """
 
 from __future__ import annotations

@@ -63,8 +63,8 @@ def test_a_run_that_is_not_significantly_better_leaves_the_displayed_score(ladde
     assert "Ladder phase" in near["scores_withheld"]
     row = _team_row(ladder["api"])
     assert row["kendall_tau_b"] == {"value": 0.7, "ci95": None} and row["amae"]["value"] is None
-    # the best approved step is the latest of the two equal ones: the run that did not move it
-    assert row["ladder"]["note"] == NOT_SIGNIFICANT and row["submission_id"] == ladder["near"]
+    # the board's step is the one that moved the display: the run whose own value it is
+    assert row["ladder"]["note"] is None and row["submission_id"] == ladder["first"]
     assert row["is_leader"] and row["tied_with_leader"] is False  # the only model row
     page = web(ladder["api"], ladder["alice"]).get(f"/submissions/{ladder['near']}").text
     assert NOT_SIGNIFICANT in page and "stays 0.7" in page

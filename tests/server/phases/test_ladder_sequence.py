@@ -113,14 +113,19 @@ def test_hiding_run_10_leaves_run_13_as_it_was_shown(env: dict[str, Any]) -> Non
 
     assert team_view(env, run_13) == step(0.68, False)  # not {"displayed": 0.67, "moved": true}
     assert {sub: team_view(env, sub) for sub in seen} == seen
+    # Run 13's step shows run 10's value: with run 10 hidden the board falls back to run 7's own step.
     row = board_row(env)
-    assert row is not None and row["submission_id"] == run_13 and row["ladder"] == step(0.68, False)
-    assert row["kendall_tau_b"]["value"] == 0.68
+    assert row is not None and row["submission_id"] == run_7 and row["ladder"] == step(0.6, True)
+    assert row["kendall_tau_b"]["value"] == 0.6
     board = env["api"].client.get("/api/v1/leaderboard").text + env["api"].client.get("/leaderboard.csv").text
-    assert not leaked(board, ("0.67",))
+    assert not leaked(board, ("0.67", "0.68"))
     assert stored(env["api"]) == before
 
-    review(env, run_13, "disqualify")  # the best remaining approved step: run 7's
+    review(env, run_10, "approve")
+    row = board_row(env)
+    assert row is not None and row["submission_id"] == run_10 and row["ladder"] == step(0.68, True)
+
+    review(env, run_10, "disqualify")  # the best remaining approved step: run 7's
     row = board_row(env)
     assert row is not None and row["submission_id"] == run_7 and row["ladder"] == step(0.6, True)
     assert stored(env["api"]) == before
@@ -138,22 +143,22 @@ def test_approving_a_later_run_while_an_earlier_one_is_pending(env: dict[str, An
 
     review(env, run_b, "approve")
 
-    row = board_row(env)
-    assert row is not None and row["ladder"] == team_view(env, run_b) == step(0.67, False)
-    assert row["kendall_tau_b"]["value"] == 0.67 and row["submission_id"] == run_b
+    # Run b's step shows pending run a's value, so the board has no row for the team yet (never 0.63).
+    assert board_row(env) is None
     csv = env["api"].client.get("/leaderboard.csv").text  # (0.63 is also an expert's tau-b: rows only)
     assert [line for line in csv.splitlines() if "alpha" in line and "0.63" in line] == []
 
-    review(env, run_a, "approve")  # same value: the latest of the equal steps stays
+    review(env, run_a, "approve")
     row = board_row(env)
-    assert row is not None and row["ladder"] == step(0.67, False) and row["submission_id"] == run_b
+    assert row is not None and row["ladder"] == team_view(env, run_a) == step(0.67, True)
+    assert row["kendall_tau_b"]["value"] == 0.67 and row["submission_id"] == run_a
     assert stored(env["api"]) == before
 
 
 # -- what the board chooses from ---------------------------------------------------------------------------
 
 
-def test_the_board_shows_the_best_stored_step_whose_run_is_approved(env: dict[str, Any]) -> None:
+def test_the_board_shows_the_best_step_that_moved_and_whose_run_is_approved(env: dict[str, Any]) -> None:
     first = run(env, "first", 0.601, ReviewState.APPROVED)
     better = run(env, "better", 0.702)
     worse = run(env, "worse", 0.652, ReviewState.APPROVED)  # shown 0.70 (the better run's value)
@@ -162,18 +167,18 @@ def test_the_board_shows_the_best_stored_step_whose_run_is_approved(env: dict[st
         step(0.7, True),
         step(0.7, False),
     ]
-    row = board_row(env)
-    assert row is not None and row["submission_id"] == worse and row["ladder"] == step(0.7, False)
-    review(env, worse, "hide")  # the better run is still pending: the first run's step is left
+    row = board_row(env)  # the worse run's step shows the pending better run's value: not the board's
+    assert row is not None and row["submission_id"] == first and row["ladder"] == step(0.6, True)
+    review(env, worse, "hide")
     row = board_row(env)
     assert row is not None and row["submission_id"] == first and row["ladder"] == step(0.6, True)
     review(env, better, "approve")
     row = board_row(env)
     assert row is not None and row["submission_id"] == better and row["ladder"] == step(0.7, True)
-    review(env, better, "disqualify")
+    review(env, better, "disqualify")  # its value leaves the board, though the worse run showed it too
     review(env, worse, "approve")
     row = board_row(env)
-    assert row is not None and row["submission_id"] == worse and row["ladder"] == step(0.7, False)
+    assert row is not None and row["submission_id"] == first and row["ladder"] == step(0.6, True)
 
 
 def test_the_team_keeps_seeing_the_step_of_a_hidden_run(env: dict[str, Any]) -> None:
@@ -194,7 +199,7 @@ def test_a_rescore_changes_no_step_and_adds_none(env: dict[str, Any]) -> None:
     assert stored(api) == before
     assert team_view(env, near) == step(0.6, False)
     row = board_row(env)
-    assert row is not None and row["ladder"] == step(0.6, False) and row["submission_id"] == near
+    assert row is not None and row["ladder"] == step(0.6, True) and row["submission_id"] == first
     assert not leaked(api.client.get("/api/v1/leaderboard").text, ("0.8", "0.80", "0.801"))
     assert team_view(env, first) == step(0.6, True)
 
@@ -231,8 +236,8 @@ def test_runs_scored_before_the_upgrade_are_decided_once_in_scoring_order(env: d
     assert [after[i][0] for i in ids] == [1, 2, 3, 4]
     assert [team_view(env, i) for i in ids] == [step(0.6, True), step(0.68, True), step(0.68, False),
                                                 step(0.7, True)]  # fmt: skip
-    row = board_row(env)
-    assert row is not None and row["submission_id"] == ids[2] and row["ladder"] == step(0.68, False)
+    row = board_row(env)  # r3 shows hidden r2's value: the board keeps r1's own step
+    assert row is not None and row["submission_id"] == ids[0] and row["ladder"] == step(0.6, True)
     assert stored(api) == after  # reading decides nothing again
 
 
