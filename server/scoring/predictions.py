@@ -326,7 +326,9 @@ class _Parser:
                 )
         undefined = next((name for name in header if name not in CONTRACT_COLUMNS), None)
         if undefined is not None:
-            what = "an empty column name (a trailing separator?)" if undefined == "" else f"column {undefined!r}"
+            what = (
+                "an empty column name (a trailing separator?)" if undefined == "" else f"column {undefined!r}"
+            )
             raise self.error(
                 f"{what} is not defined by the contract; the columns are Filename, Final_score, "
                 "Final_pred and Prob_bin_1..Prob_bin_8, and no others",

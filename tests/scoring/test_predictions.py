@@ -40,7 +40,11 @@ def test_comma_separator_bom_crlf_quotes_blank_lines_and_spaces_are_accepted() -
 
 @pytest.mark.parametrize(
     ("header", "column"),
-    [("Filename;Final_score;My_note", "My_note"), ("Filename;Final_score;", ""), ("Label;Filename;Final_score", "Label")],
+    [
+        ("Filename;Final_score;My_note", "My_note"),
+        ("Filename;Final_score;", ""),
+        ("Label;Filename;Final_score", "Label"),
+    ],
 )
 def test_columns_the_contract_does_not_define_are_refused(header: str, column: str) -> None:
     """Issue 19: an ignored column is a channel the model controls (a nonce steering the file's hash)."""
