@@ -248,7 +248,6 @@ def cancel(
             Fault(phase=phase, kind=FaultKind.CANCELLED, code=ErrorCode.CANCELLED, message=message),
             retries=sub.retries,
             max_attempts=1,
-            charge_user_failures=True,
         )
         sub = transition(
             session,
