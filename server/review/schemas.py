@@ -99,10 +99,6 @@ class HoldIn(BaseModel):
     reason: TextStr = Field(min_length=1, max_length=2000, description="Why; in the audit log.")
 
 
-class ReleaseIn(BaseModel):
-    reason: TextStr = Field(default="", max_length=2000, description="Optional; in the audit log.")
-
-
 class HoldOut(BaseModel):
     """A held team: none of its queued runs is leased until a maintainer releases it."""
 

@@ -21,7 +21,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from server.core import audit
-from server.core.errors import Conflict, NotFound
+from server.core.errors import Conflict
 from server.models import RunEvent, RunStatus, Submission, Team, TeamHold
 
 #: What a submitter sees on a held run's timeline: fixed, nothing about why.
@@ -34,13 +34,6 @@ RELEASED_NOTE = "released: the maintainers let this team's runs start again"
 def held_team_ids() -> Select[tuple[int]]:
     """The ids of held teams, as a subquery for the worker's lease query."""
     return select(TeamHold.team_id)
-
-
-def team_named(session: Session, name: str) -> Team:
-    team = session.scalar(select(Team).where(Team.name == name))
-    if team is None:
-        raise NotFound(f"team {name!r} not found")
-    return team
 
 
 def hold(
@@ -73,9 +66,7 @@ def hold(
     return row
 
 
-def release(
-    session: Session, team_id: int, *, actor: str, actor_user_id: int | None = None, reason: str | None = None
-) -> TeamHold:
+def release(session: Session, team_id: int, *, actor: str, actor_user_id: int | None = None) -> TeamHold:
     """Release the team's hold (audited); its queued runs are leased again, in their order."""
     row = session.get(TeamHold, team_id)
     if row is None:
@@ -89,10 +80,9 @@ def release(
         action="release_team",
         target_type="team",
         target_id=team_id,
-        reason=reason,
         detail={"held_since": row.created_at.isoformat(), "held_for": row.reason},
     )
-    _note_queued(session, team_id, RELEASED_NOTE, detail=reason)
+    _note_queued(session, team_id, RELEASED_NOTE, detail=None)
     return row
 
 

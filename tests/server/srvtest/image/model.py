@@ -3,6 +3,8 @@
 good            predict every manifest row (score = hash of the file name)
 crash_hidden    like good on preflight-sized inputs (<= 10 images), crash on the hidden set
 slow SECONDS    like good, after sleeping SECONDS on the hidden set
+garbage_hidden  like good on preflight-sized inputs, ";\n" as predictions.csv on the hidden set (the
+                attacker of issue 19: the reader crashed on it and the run was refunded)
 """
 
 import csv
@@ -23,6 +25,9 @@ if behaviour == "crash_hidden" and hidden:
     raise ValueError("boom on the hidden set")
 if behaviour == "slow" and hidden:
     time.sleep(float(sys.argv[2]))
+if behaviour == "garbage_hidden" and hidden:
+    (out / "predictions.csv").write_bytes(b";\n")
+    sys.exit(0)
 with open(out / "predictions.csv", "w") as fh:
     fh.write("Filename;Final_score\n")
     for name in names:
