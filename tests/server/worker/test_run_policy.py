@@ -143,7 +143,16 @@ def test_a_scorer_crash_is_charged_alerts_and_holds_the_team_until_released(
     )
 
 
-def test_a_maintainer_holds_and_releases_a_team_through_the_api(wapi: Api, tmp_path: Path) -> None:
+def test_a_maintainer_holds_and_releases_a_team_through_the_api(
+    tmp_path: Path, db_url: str, synthetic_benchmark: Path
+) -> None:
+    """On SQLite and PostgreSQL: the lease query skips a held team's queued runs, and only those."""
+    settings = make_settings(tmp_path, db_url, benchmark_dir=synthetic_benchmark, bootstrap_resamples=100)
+    with running_api(settings) as wapi:
+        _hold_and_release(wapi, tmp_path)
+
+
+def _hold_and_release(wapi: Api, tmp_path: Path) -> None:
     token = _token(wapi)
     sub_id, _ = _submit(wapi, token, tmp_path, "m")
     maud = f.user(wapi.db, "maud@x.org", role=Role.MAINTAINER)
