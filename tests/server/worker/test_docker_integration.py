@@ -34,6 +34,7 @@ from server.core.clock import utcnow
 from server.core.db import Database
 from server.models import QuotaEntry, Role, Submission
 from server.worker.loop import Worker
+from server.worker.phases import score_report
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(400)]
 CSAWM = str(Path(sys.executable).with_name("csawm"))
@@ -500,16 +501,18 @@ class _CountingRunner(DockerRunner):
         return super().start(spec)
 
 
-def test_scorer_crash_after_the_hidden_run_rescored_not_rerun(
+def test_scorer_crash_after_the_hidden_run_holds_the_team_until_released(
     tmp_path: Path,
     db_url: str,
     synthetic_benchmark: Path,
     model_archives: dict[str, Path],
     docker_client: docker.DockerClient,
 ) -> None:
-    """Issue 11 item 2, by fault injection on the real engine: the scorer raises once after the hidden
-    run; the hidden container started exactly once, the run succeeds, charged once."""
-    from server.worker.phases import score_report
+    """Issue 19 item 1 (was issue 11 item 2), by fault injection on the real engine: the scorer raises
+    after the hidden run. The hidden container started exactly once and the run is not re-scored: it
+    ends infra_error, charged (a hidden run happened), the team held; the team's next run waits
+    queued until a maintainer releases the team, then runs."""
+    from server.runs import holds
 
     calls: list[int] = []
 
@@ -523,17 +526,22 @@ def test_scorer_crash_after_the_hidden_run_rescored_not_rerun(
         tmp_path, db_url, benchmark_dir=synthetic_benchmark, max_upload_bytes=1024**3, bootstrap_resamples=200
     )
     with running_api(settings) as api:
-        token = _team(api.db)
+        token = _team(api.db, active=2)
         sub_id = _upload(api, token, model_archives["good"], "good")
+        waiting = _upload(api, token, model_archives["slow"], "slow")
         runner = _CountingRunner()
         worker = Worker(settings, api.db, runner, name="w", scorer=flaky)
-        assert worker.run_once() and _sub(api.db, sub_id).status.value == "queued"
         assert worker.run_once()
         sub = _sub(api.db, sub_id)
-        assert sub.status.value == "succeeded" and sub.retries == 1
-        assert runner.starts == ["preflight", "hidden"] and len(calls) == 2
+        assert (sub.status.value, sub.error_code, sub.retries) == ("failed", "infra_error", 0)
+        assert runner.starts == ["preflight", "hidden"] and len(calls) == 1
         assert _ledger(api.db, sub_id) == ["charge"]
         assert _containers(docker_client, f"csawm-run-{worker.instance}-{sub_id}-") == []
+        assert not worker.run_once() and _sub(api.db, waiting).status.value == "queued"
+        with api.db.transaction() as session:
+            holds.release(session, _sub(api.db, sub_id).team_id, actor="test")
+        assert worker.run_once()
+        assert _sub(api.db, waiting).status.value == "succeeded" and len(calls) == 2
 
 
 def test_sigterm_mid_run_hands_the_run_back_and_a_restart_finishes_it(
