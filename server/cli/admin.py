@@ -16,7 +16,7 @@ from server.models import Role
 from server.phases import service as phases
 from server.phases.service import PhaseView
 
-app = typer.Typer(help="Manage teams, users, tokens, quotas and phases.", no_args_is_help=True)
+app = typer.Typer(help="Manage teams, users, tokens, quotas, holds and phases.", no_args_is_help=True)
 
 ExpiresDays = Annotated[
     float, typer.Option("--expires-days", min=0.0, help="Token lifetime in days; 0 = never expires.")
@@ -132,6 +132,46 @@ def rescore(
     typer.echo(f"re-scored {len(result.done)} runs, skipped {len(result.skipped)}", err=True)
     if result.skipped and not result.done:
         raise typer.Exit(1)
+
+
+# -- team holds ------------------------------------------------------------------------------------
+
+
+@app.command("hold-team")
+def hold_team(
+    team: Annotated[str, typer.Argument(help="Team name.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (in the audit log).")],
+) -> None:
+    """Hold a team: none of its queued runs is leased until `release-team`."""
+    from server.runs import holds
+
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+        row = holds.hold(session, service.get_team(session, team).id, reason=reason, actor=cli_actor())
+        typer.echo(f"team {team} is held since {row.created_at:%Y-%m-%d %H:%M} UTC: {row.reason}", err=True)
+
+
+@app.command("release-team")
+def release_team(team: Annotated[str, typer.Argument(help="Team name.")]) -> None:
+    """Release a held team: its queued runs are leased again, in their order."""
+    from server.runs import holds
+
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+        holds.release(session, service.get_team(session, team).id, actor=cli_actor())
+        typer.echo(f"released team {team}", err=True)
+
+
+@app.command("holds")
+def list_holds() -> None:
+    """List held teams: name, since when, by whom, why."""
+    from server.runs import holds
+
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction(write=False) as session:
+        for row, name in holds.listed(session):
+            run = f" (run {row.submission_id})" if row.submission_id is not None else ""
+            typer.echo(f"{name}\t{row.created_at:%Y-%m-%d %H:%M}\t{row.held_by}\t{row.reason}{run}")
 
 
 # -- phases ----------------------------------------------------------------------------------------

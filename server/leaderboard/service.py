@@ -21,8 +21,9 @@ on every private phase's board; a development phase scoring on the public set sh
 only, since the baselines, experts and density rows are figures of the private set). A sealed
 phase before its reveal shows no submission rows; after it, only the runs their teams selected. A
 Ladder phase shows one row per team with the team's best stored Ladder step that moved and whose
-run is approved (`server.leaderboard.ladder_steps`: rounded, moving only on a significant improvement, decided once
-when each run was scored) instead of the exact scores: no CI, AMAE, clinical metrics or tie test.
+run is approved (`server.leaderboard.ladder_steps`: rounded, moving only on a significant
+improvement, decided once when each run was scored) instead of the exact scores: no CI, AMAE,
+clinical metrics or tie test.
 Without ``phase`` (a server with no phase rows) every submission counts, as before phases existed.
 
 Clinical view (``view="clinical"``): the same model rows in the same order, each with AUC and OR Q4

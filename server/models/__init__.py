@@ -4,6 +4,7 @@ from server.models.accounts import ApiToken, Role, Team, User
 from server.models.agreements import AgreementAcceptance
 from server.models.base import Base
 from server.models.baselines import BaselineBuild, BuildState
+from server.models.holds import TeamHold
 from server.models.ladder import LadderStepRow
 from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
 from server.models.notifications import Channel, Delivery, DeliveryAttempt, Webhook
@@ -49,6 +50,7 @@ __all__ = [
     "Submission",
     "SubmissionReport",
     "Team",
+    "TeamHold",
     "TestSet",
     "User",
     "Visibility",

@@ -9,7 +9,9 @@ phase               status before/after  what it does
                                          its predictions.csv
 `run_hidden`        running → scoring    the image on the hidden images; its predictions are
                                          stored content-addressed (`server.runs.store`)
-`score`             scoring → succeeded  the stored predictions scored; the report saved
+`score`             scoring → succeeded  the stored predictions read (any problem with them is
+                                         ``output_invalid``: the reader raises nothing else)
+                                         and scored; the report saved
 ==================  ===================  ====================================================
 
 A phase never decides what a failure costs or who is told: it raises `PhaseFault` and the worker
@@ -390,13 +392,15 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
     s = env.settings
     try:
         report = scorer(predictions, evaluation, s.bootstrap_resamples, s.bootstrap_seed)
-    except Exception as exc:  # a scorer crash is ours, never the submitter's: re-scored on retry
-        log.exception("run %s: scoring failed", ctx.sub_id)
+    except Exception as exc:
+        # Ours, but on predictions the reader accepted, after a hidden run: not retried (a re-run
+        # could make crashes a channel), charged, the maintainers alerted, the team held (policy).
+        log.exception("run %s: the scorer failed on the stored predictions", ctx.sub_id)
         raise fault(
             Phase.SCORING,
-            FaultKind.TRANSIENT_INFRA,
+            FaultKind.SCORER,
             ErrorCode.INFRA_ERROR,
-            f"scoring failed: {exc.__class__.__name__}: {exc}",
+            f"the scorer failed on predictions {sha}: {exc.__class__.__name__}: {exc}",
         ) from None
     ctx.timings["scoring_s"] = round(time.monotonic() - started, 3)
     ctx.runtime["scoring"] = {"wall_s": ctx.timings["scoring_s"]}

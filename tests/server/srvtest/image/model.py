@@ -6,6 +6,8 @@ slow SECONDS    like good, after sleeping SECONDS on the hidden set
 survey [TAG]    an attacker: like good, after printing every file it can list and read under
                 /input as one line ``survey {"<path>": "<sha256 of its bytes, 16 hex>", ...}``
                 (TAG only makes another image digest)
+garbage_hidden  like good on preflight-sized inputs, ";\n" as predictions.csv on the hidden set (the
+                attacker of issue 19: the reader crashed on it and the run was refunded)
 """
 
 import csv
@@ -34,6 +36,9 @@ if behaviour == "survey":
         if path.is_file()
     }
     print("survey " + json.dumps(seen, separators=(",", ":")), flush=True)
+if behaviour == "garbage_hidden" and hidden:
+    (out / "predictions.csv").write_bytes(b";\n")
+    sys.exit(0)
 with open(out / "predictions.csv", "w") as fh:
     fh.write("Filename;Final_score\n")
     for name in names:
