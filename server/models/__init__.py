@@ -6,7 +6,7 @@ from server.models.base import Base
 from server.models.baselines import BaselineBuild, BuildState
 from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
 from server.models.notifications import Channel, Delivery, DeliveryAttempt, Webhook
-from server.models.phases import Phase, PhaseSelection, TestSet, Visibility
+from server.models.phases import Disclosure, Phase, PhaseSelection, TestSet, Visibility
 from server.models.submissions import (
     ACTIVE_STATUSES,
     LEASED_STATUSES,
@@ -34,6 +34,7 @@ __all__ = [
     "Channel",
     "Delivery",
     "DeliveryAttempt",
+    "Disclosure",
     "FailedPhase",
     "LedgerKind",
     "Phase",
