@@ -216,7 +216,7 @@ def create_phase(
     values = _phase_values(
         test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week,
         disclosure,
-    )
+    )  # fmt: skip
     values["name"] = name
     values["opens_at"] = _when(opens_at, "--opens-at")
     if values["opens_at"] is None:
@@ -249,7 +249,7 @@ def update_phase(
     values = _phase_values(
         test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week,
         disclosure,
-    )
+    )  # fmt: skip
     if opens_at is not None:
         values["opens_at"] = _when(opens_at, "--opens-at")
     if closes_at is not None:

@@ -304,8 +304,8 @@ def update(
     if new_test_set is not None and new_test_set != str(row.test_set) and "disclosure" not in values:
         values["disclosure"] = Disclosure.default_for(str(new_test_set)).value
     merged.update(values)
-    required_fields = ("opens_at", "test_set", "visibility", "ladder", "ladder_level", "ladder_step", "disclosure")
-    for required in required_fields:
+    for required in (*("opens_at", "test_set", "visibility", "ladder"), *("ladder_level", "ladder_step"),
+                     "disclosure"):  # fmt: skip
         if merged.get(required) is None:
             raise BadRequest(f"{required} cannot be cleared")
     for key in ("test_set", "visibility", "disclosure"):

@@ -341,7 +341,9 @@ def _visible(session: Session, user: Principal, submission_id: int) -> Submissio
         return None
 
 
-def _shown_report(request: Request, session: Session, sub: Submission, user: Principal) -> dict[str, Any] | None:
+def _shown_report(
+    request: Request, session: Session, sub: Submission, user: Principal
+) -> dict[str, Any] | None:
     """The run's report as this viewer may see it, or None (server.phases.visibility.shown_report)."""
     return shown_report(score_view(session, request.app.state.csawm.settings, sub, user), sub.metrics)
 

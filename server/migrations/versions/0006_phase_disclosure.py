@@ -28,9 +28,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("disclosure", DISCLOSURE, nullable=True))
     phases = sa.table("phases", sa.column("test_set", sa.String()), sa.column("disclosure", sa.String()))
     op.execute(
-        phases.update().values(
-            disclosure=sa.case((phases.c.test_set == "public", "full"), else_="summary")
-        )
+        phases.update().values(disclosure=sa.case((phases.c.test_set == "public", "full"), else_="summary"))
     )
     with op.batch_alter_table("phases", schema=None) as batch_op:
         batch_op.alter_column("disclosure", existing_type=DISCLOSURE, nullable=False)
