@@ -67,7 +67,7 @@ def _report() -> dict[str, Any]:
         score_report(predictions(names, score), private, public_labels=public, resamples=RESAMPLES).data
     )
     for path, value in SENTINELS.items():
-        node = data
+        node: Any = data
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = value
