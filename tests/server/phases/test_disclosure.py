@@ -63,7 +63,7 @@ def _report() -> dict[str, Any]:
     public, public_latent = public_labels(96)
     score = np.concatenate([latent, public_latent]) + np.random.default_rng(5).normal(size=216)
     names = (*private.filenames, *public.filenames)
-    data = valid_report(
+    data: dict[str, Any] = valid_report(
         score_report(predictions(names, score), private, public_labels=public, resamples=RESAMPLES).data
     )
     for path, value in SENTINELS.items():
