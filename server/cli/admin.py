@@ -213,17 +213,25 @@ SelectedOpt = Annotated[int | None, typer.Option("--max-selected", min=1, help="
 TotalOpt = Annotated[int | None, typer.Option("--total", min=0, help="Submissions per team.")]
 PerDayOpt = Annotated[int | None, typer.Option("--per-day", min=0)]
 PerWeekOpt = Annotated[int | None, typer.Option("--per-week", min=0)]
+DisclosureOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--disclosure",
+        help="What researchers see of a report: full, or summary (default: full for --test-set public, "
+        "summary for private).",
+    ),
+]
 
 
 def _phase_values(
     test_set: str | None, visibility: str | None, ladder: bool | None, level: float | None,
     step: float | None, max_selected: int | None, total: int | None, per_day: int | None,
-    per_week: int | None,
+    per_week: int | None, disclosure: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     given = {
         "test_set": test_set, "visibility": visibility, "ladder": ladder, "ladder_level": level,
         "ladder_step": step, "max_selected": max_selected, "quota_total": total, "quota_per_day": per_day,
-        "quota_per_week": per_week,
+        "quota_per_week": per_week, "disclosure": disclosure,
     }  # fmt: skip
     return {key: value for key, value in given.items() if value is not None}
 
@@ -242,11 +250,13 @@ def create_phase(
     total: TotalOpt = None,
     per_day: PerDayOpt = None,
     per_week: PerWeekOpt = None,
+    disclosure: DisclosureOpt = None,
 ) -> None:
     """Create a phase (windows may not overlap; a left-out quota is the server default)."""
     values = _phase_values(
-        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week
-    )
+        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week,
+        disclosure,
+    )  # fmt: skip
     values["name"] = name
     values["opens_at"] = _when(opens_at, "--opens-at")
     if values["opens_at"] is None:
@@ -273,11 +283,13 @@ def update_phase(
     total: TotalOpt = None,
     per_day: PerDayOpt = None,
     per_week: PerWeekOpt = None,
+    disclosure: DisclosureOpt = None,
 ) -> None:
     """Change a phase (options left out keep their value; --closes-at none makes it open-ended)."""
     values = _phase_values(
-        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week
-    )
+        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week,
+        disclosure,
+    )  # fmt: skip
     if opens_at is not None:
         values["opens_at"] = _when(opens_at, "--opens-at")
     if closes_at is not None:

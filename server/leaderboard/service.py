@@ -28,6 +28,9 @@ Without ``phase`` (a server with no phase rows) every submission counts, as befo
 
 Clinical view (``view="clinical"``): the same model rows in the same order, each with AUC and OR Q4
 per endpoint, followed by the LIBRA density comparators as rows of kind ``density`` (no rank).
+
+The board is public, so it reads every report through its summary (`server.scoring.summary`): no
+board column can show a figure that a ``summary`` phase withholds from the run's own team.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from server.models import Phase, PhaseSelection, ReviewState, RunStatus, Submiss
 from server.phases.service import PhaseView
 from server.scoring.bootstrap import paired_difference_ci
 from server.scoring.registry import LEADERBOARD_ORDER, ranking_key
+from server.scoring.summary import summary_report
 
 VISIBLE_BASELINE_STATES = (ReviewState.PENDING, ReviewState.APPROVED)
 ENDPOINTS = ("interval_cancer", "large_invasive_cancer", "composite")
@@ -197,7 +201,7 @@ def _models(session: Session, best_per_team: bool, phase: PhaseView | None = Non
             metrics={name: _metric(sub.metrics, name) for name in LEADERBOARD_ORDER},
             replicates=_replicates(sub.tau_replicates),
             basis=PairingBasis.of(sub.reproducibility),
-            report=sub.metrics if isinstance(sub.metrics, dict) else None,
+            report=summary_report(sub.metrics) if isinstance(sub.metrics, dict) else None,
         )
         for sub, team in rows
     ]
@@ -356,7 +360,7 @@ def _newest_report(session: Session) -> dict[str, Any] | None:
         .order_by(Submission.finished_at.desc(), Submission.id.desc())
         .limit(1)
     )
-    return report if isinstance(report, dict) else None
+    return summary_report(report) if isinstance(report, dict) else None
 
 
 def _latest_experts(session: Session) -> tuple[dict[str, Any], str | None]:

@@ -8,7 +8,7 @@ from server.models.holds import TeamHold
 from server.models.ladder import LadderStepRow
 from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
 from server.models.notifications import Channel, Delivery, DeliveryAttempt, Webhook
-from server.models.phases import Phase, PhaseSelection, TestSet, Visibility
+from server.models.phases import Disclosure, Phase, PhaseSelection, TestSet, Visibility
 from server.models.submissions import (
     ACTIVE_STATUSES,
     LEASED_STATUSES,
@@ -36,6 +36,7 @@ __all__ = [
     "Channel",
     "Delivery",
     "DeliveryAttempt",
+    "Disclosure",
     "FailedPhase",
     "LadderStepRow",
     "LedgerKind",

@@ -17,6 +17,11 @@ The Ladder's steps are stored, each decided once when its run was scored
 (`server.leaderboard.ladder_steps`): a team sees each of its runs' own step, whatever the run's review
 state; the board's row is the team's best step that moved and whose run is approved. Nothing here
 recomputes them.
+
+On top of those, the phase's ``disclosure`` decides how much of a report a researcher sees where
+scores are shown: ``full``, or ``summary`` (the headline metrics with their CIs and the board's
+figures, `server.scoring.summary`); maintainers always see the full report. `shown_report` applies
+both rules, and every surface that shows a report (API, report history, pages, plots) asks it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from server.core.settings import Settings
 from server.leaderboard import ladder_steps
 from server.models import PhaseSelection, RunStatus, Submission
 from server.phases.service import PhaseView, of_name
+from server.scoring.summary import summary_report
 
 SEALED_NOTE = "sealed phase: scores are withheld until the phase is revealed"
 NOT_SELECTED_NOTE = "not selected for the final ranking of this sealed phase: scores are withheld"
@@ -47,6 +53,7 @@ class ScoreView:
     ladder: dict[str, Any] | None  # Ladder phases: {"displayed", "moved", "note"}
     selected: bool | None  # sealed phases: whether the team selected the run (else None)
     phase: PhaseView
+    disclosure: str  # what of the report is shown where `exact`: full, or summary (maintainers: full)
 
 
 @dataclass
@@ -92,14 +99,23 @@ def score_view(
     if phase is None:
         phase = cache.phases[sub.phase] = of_name(session, settings, sub.phase)
     staff = is_staff(viewer)
+    level = "full" if staff else phase.disclosure
     if phase.visibility == "sealed" and not sub.baseline:
         selected = is_selected(session, sub.id)
         if staff:
-            return ScoreView(True, None, None, selected, phase)
+            return ScoreView(True, None, None, selected, phase, level)
         if phase.revealed_at is None:
-            return ScoreView(False, SEALED_NOTE, None, selected, phase)
-        return ScoreView(selected, None if selected else NOT_SELECTED_NOTE, None, selected, phase)
+            return ScoreView(False, SEALED_NOTE, None, selected, phase, level)
+        return ScoreView(selected, None if selected else NOT_SELECTED_NOTE, None, selected, phase, level)
     if phase.ladder_board and not sub.baseline:
         ladder = _ladder_step(session, phase, sub, cache)
-        return ScoreView(staff, None if staff else LADDER_NOTE, ladder, None, phase)
-    return ScoreView(True, None, None, None, phase)
+        return ScoreView(staff, None if staff else LADDER_NOTE, ladder, None, phase, level)
+    return ScoreView(True, None, None, None, phase, level)
+
+
+def shown_report(view: ScoreView, report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The report JSON `view`'s viewer may read: None where the scores are withheld (sealed, Ladder,
+    not selected), the summary in a ``summary`` phase, else the report as stored."""
+    if not view.exact or not isinstance(report, dict):
+        return None
+    return report if view.disclosure == "full" else summary_report(report)
