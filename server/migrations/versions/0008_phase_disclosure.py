@@ -5,7 +5,7 @@ development (public) one.
 
 Revision ID: 0008_phase_disclosure
 Revises: 0007_team_holds
-Create Date: 2027-01-10
+Create Date: 2026-12-07
 """
 
 from __future__ import annotations
