@@ -10,6 +10,8 @@ Who is told what depends on whose fault a failure is:
   never charged.
 * **permanent infrastructure** (misconfiguration, missing runtime): operators are told, the run is
   refunded.
+* **scorer**: the scorer failed on output the reader accepted. Ours, but a hidden run happened and the
+  model's output may be what broke the scorer: not retried, charged, and the team held for review.
 * **cancelled**: somebody stopped the run; refunded when it had not started.
 * **shutdown**: the worker stopped (SIGTERM, Ctrl-C); the run is handed back and resumed later.
 
@@ -35,6 +37,7 @@ class FaultKind(enum.StrEnum):
     TIMEOUT = "timeout"
     TRANSIENT_INFRA = "transient_infra"
     PERMANENT_INFRA = "permanent_infra"
+    SCORER = "scorer"  # the scorer failed on predictions the reader accepted (server.worker.phases.score)
     CANCELLED = "cancelled"
     SHUTDOWN = "shutdown"  # the worker itself is stopping (SIGTERM): nobody's fault, the run goes back
 

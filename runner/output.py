@@ -8,6 +8,10 @@ descriptor that it is a regular file (no check-then-open race), refuses it by si
 and never reads more than the cap even if the file grows meanwhile. `output_usage` measures the
 directory while the model runs, without following links, so the runner can stop a model that
 floods the host disk.
+
+Every way the file can be wrong ends as an `OutputRead` with ``output_invalid`` or ``output_missing``
+(a model fault), never as an exception: an error here must not read as an infrastructure fault that
+is retried and refunded (issue 19).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def read_predictions_file(output_dir: Path, *, max_bytes: int) -> OutputRead:
     -------
     OutputRead
         ``output_missing`` when there is no file; ``output_invalid`` for a link, a non-regular
-        file, or a file over `max_bytes` (not read).
+        file, a file over `max_bytes` (not read), or one that cannot be read. Never raises.
     """
     path = output_dir / PREDICTIONS_FILE
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -70,37 +74,46 @@ def read_predictions_file(output_dir: Path, *, max_bytes: int) -> OutputRead:
             None, ErrorCode.OUTPUT_INVALID, f"/output/{PREDICTIONS_FILE} cannot be opened: {exc.strerror}."
         )
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-            return OutputRead(
-                None,
-                ErrorCode.OUTPUT_INVALID,
-                f"/output/{PREDICTIONS_FILE} is {kind}; it must be a regular file.",
-            )
-        if st.st_size > max_bytes:
-            return OutputRead(
-                None,
-                ErrorCode.OUTPUT_INVALID,
-                f"/output/{PREDICTIONS_FILE} is {_mib(st.st_size)}, over the limit of {_mib(max_bytes)}.",
-            )
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            chunk = os.read(fd, min(_CHUNK, max_bytes + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > max_bytes:  # grew after fstat
-                return OutputRead(
-                    None,
-                    ErrorCode.OUTPUT_INVALID,
-                    f"/output/{PREDICTIONS_FILE} is over the limit of {_mib(max_bytes)}.",
-                )
-        data = b"".join(chunks)
+        return _read_open(fd, max_bytes)
+    except OSError as exc:
+        return OutputRead(
+            None, ErrorCode.OUTPUT_INVALID, f"/output/{PREDICTIONS_FILE} cannot be read: {exc.strerror}."
+        )
     finally:
         os.close(fd)
+
+
+def _read_open(fd: int, max_bytes: int) -> OutputRead:
+    """The opened file's bytes, checked on the descriptor (regular, within `max_bytes`)."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        return OutputRead(
+            None,
+            ErrorCode.OUTPUT_INVALID,
+            f"/output/{PREDICTIONS_FILE} is {kind}; it must be a regular file.",
+        )
+    if st.st_size > max_bytes:
+        return OutputRead(
+            None,
+            ErrorCode.OUTPUT_INVALID,
+            f"/output/{PREDICTIONS_FILE} is {_mib(st.st_size)}, over the limit of {_mib(max_bytes)}.",
+        )
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = os.read(fd, min(_CHUNK, max_bytes + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > max_bytes:  # grew after fstat
+            return OutputRead(
+                None,
+                ErrorCode.OUTPUT_INVALID,
+                f"/output/{PREDICTIONS_FILE} is over the limit of {_mib(max_bytes)}.",
+            )
+    data = b"".join(chunks)
     if not data:
         return OutputRead(None, ErrorCode.OUTPUT_INVALID, f"/output/{PREDICTIONS_FILE} is empty.")
     return OutputRead(data, None, f"Read {len(data)} bytes of /output/{PREDICTIONS_FILE}.")

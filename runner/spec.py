@@ -54,8 +54,11 @@ class RunSpec:
     """Everything a backend needs to run one model image once.
 
     `input_dir` holds ``images/`` and ``manifest.csv`` (mounted read-only at ``/input``);
-    `output_dir` is a fresh, empty per-run directory (mounted at ``/output``). `run_id` names the
-    container or Job, with `attempt` so a retry never collides with a leftover of the last one.
+    `input_name` names the same input where a backend finds it on a shared volume instead
+    (Kubernetes: its folder on the test-images volume; None: the phase's own, ``preflight`` or
+    ``hidden``; ``public`` for the hidden stage of a development phase). `output_dir` is a fresh,
+    empty per-run directory (mounted at ``/output``). `run_id` names the container or Job, with
+    `attempt` so a retry never collides with a leftover of the last one.
     """
 
     run_id: str
@@ -65,6 +68,12 @@ class RunSpec:
     limits: RunLimits = field(default_factory=RunLimits)
     attempt: int = 1
     phase: str = "hidden"  # "preflight" | "hidden"
+    input_name: str | None = None  # "preflight" | "hidden" | "public"; None: the phase's
+
+    @property
+    def input_folder(self) -> str:
+        """The input's name on a shared volume: `input_name`, or the phase's own input."""
+        return self.input_name or self.phase
 
 
 @dataclass(frozen=True)

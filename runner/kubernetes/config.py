@@ -56,7 +56,9 @@ class KubernetesRunnerConfig:
         Extended resource the device plugin advertises.
     input_pvc, input_sub_path
         The read-only PVC holding the prepared model inputs; ``input_sub_path`` is formatted with
-        ``{phase}`` (``hidden``/``preflight``) and must contain ``images/`` and ``manifest.csv``.
+        ``{phase}`` replaced by the run's input folder (`RunSpec.input_folder`: ``preflight``,
+        ``hidden``, or ``public`` for the hidden run of a development phase, which must never see
+        the private images) and must contain ``images/`` and ``manifest.csv``.
     collector_image, collector_command
         The server's own image and how to start the trusted collector inside it.
     image_pull_secrets
@@ -150,4 +152,15 @@ class KubernetesRunnerConfig:
         if self.input_sub_path.startswith("/") or ".." in parts:
             raise KubernetesConfigError(
                 f"input_sub_path {self.input_sub_path!r} must be a relative path without '..'"
+            )
+        try:
+            probe = self.input_sub_path.format(phase="\0")
+        except (KeyError, IndexError, ValueError):
+            probe = ""
+        if "\0" not in probe:
+            # Without it every run would mount one folder (or the whole volume): the preflight and a
+            # development phase's hidden run would see the private images.
+            raise KubernetesConfigError(
+                f"input_sub_path {self.input_sub_path!r} must contain {{phase}} (each run mounts its "
+                "own input folder) and no other placeholder"
             )

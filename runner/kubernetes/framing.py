@@ -67,7 +67,8 @@ def parse_frame(log: bytes, *, max_bytes: int) -> Frame:
 
     Checks: exactly one BEGIN and one END line after it; a JSON header with a known status; for
     ``ok``, strict base64 whose decoded length equals ``length`` (at most `max_bytes`) and whose
-    sha256 equals ``sha256``.
+    sha256 equals ``sha256``. Raises nothing but `FrameError`, whatever `log` holds: the executor
+    reports it as ``output_invalid``, never as an infrastructure fault (issue 19).
     """
     try:
         text = log.decode("ascii")
@@ -85,6 +86,8 @@ def parse_frame(log: bytes, *, max_bytes: int) -> Frame:
         header = json.loads(lines[start][len(BEGIN) :])
     except json.JSONDecodeError as exc:
         raise FrameError(f"collector frame header is not JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # a number too long to convert, nesting too deep
+        raise FrameError(f"collector frame header cannot be read: {exc.__class__.__name__}") from None
     if not isinstance(header, dict) or header.get("status") not in _STATUSES:
         raise FrameError(f"collector frame header has no known status: {lines[start][len(BEGIN) :]!r}")
     status: Status = header["status"]

@@ -44,6 +44,9 @@ LABEL_CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 APP_NAME = "csawm-model-run"
 MANAGED_BY = "csawm-runner"
 PHASES = ("preflight", "hidden")
+# The folders of the test-images volume a run may mount (server.worker.test_set writes them):
+# ``public`` holds the public images only, the hidden input of a development phase.
+INPUTS = ("preflight", "hidden", "public")
 
 _DIGEST_REF = re.compile(r"^[a-z0-9][a-z0-9._:/-]*@sha256:[0-9a-f]{64}$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
@@ -150,6 +153,8 @@ def build_job(spec: RunSpec, config: KubernetesRunnerConfig) -> dict[str, Any]:
         )
     if spec.phase not in PHASES:
         raise ManifestError(f"phase must be one of {', '.join(PHASES)}, got {spec.phase!r}")
+    if spec.input_folder not in INPUTS:
+        raise ManifestError(f"input must be one of {', '.join(INPUTS)}, got {spec.input_folder!r}")
     limits = spec.limits
     for field_name, value in (
         ("memory_bytes", limits.memory_bytes),
@@ -297,9 +302,7 @@ def _pod_spec(spec: RunSpec, config: KubernetesRunnerConfig) -> dict[str, Any]:
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": format_bytes(limits.tmp_bytes)}},
         ],
     }
-    sub_path = config.input_sub_path.format(phase=spec.phase)
-    if sub_path:
-        input_mount["subPath"] = sub_path
+    input_mount["subPath"] = config.input_sub_path.format(phase=spec.input_folder)
     if config.runtime_class_name:
         pod["runtimeClassName"] = config.runtime_class_name
     if config.node_selector:

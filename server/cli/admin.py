@@ -16,7 +16,7 @@ from server.models import Role
 from server.phases import service as phases
 from server.phases.service import PhaseView
 
-app = typer.Typer(help="Manage teams, users, tokens, quotas and phases.", no_args_is_help=True)
+app = typer.Typer(help="Manage teams, users, tokens, quotas, holds and phases.", no_args_is_help=True)
 
 ExpiresDays = Annotated[
     float, typer.Option("--expires-days", min=0.0, help="Token lifetime in days; 0 = never expires.")
@@ -134,6 +134,46 @@ def rescore(
         raise typer.Exit(1)
 
 
+# -- team holds ------------------------------------------------------------------------------------
+
+
+@app.command("hold-team")
+def hold_team(
+    team: Annotated[str, typer.Argument(help="Team name.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (in the audit log).")],
+) -> None:
+    """Hold a team: none of its queued runs is leased until `release-team`."""
+    from server.runs import holds
+
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+        row = holds.hold(session, service.get_team(session, team).id, reason=reason, actor=cli_actor())
+        typer.echo(f"team {team} is held since {row.created_at:%Y-%m-%d %H:%M} UTC: {row.reason}", err=True)
+
+
+@app.command("release-team")
+def release_team(team: Annotated[str, typer.Argument(help="Team name.")]) -> None:
+    """Release a held team: its queued runs are leased again, in their order."""
+    from server.runs import holds
+
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+        holds.release(session, service.get_team(session, team).id, actor=cli_actor())
+        typer.echo(f"released team {team}", err=True)
+
+
+@app.command("holds")
+def list_holds() -> None:
+    """List held teams: name, since when, by whom, why."""
+    from server.runs import holds
+
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction(write=False) as session:
+        for row, name in holds.listed(session):
+            run = f" (run {row.submission_id})" if row.submission_id is not None else ""
+            typer.echo(f"{name}\t{row.created_at:%Y-%m-%d %H:%M}\t{row.held_by}\t{row.reason}{run}")
+
+
 # -- phases ----------------------------------------------------------------------------------------
 
 NONE_WORDS = ("none", "never", "")
@@ -173,17 +213,25 @@ SelectedOpt = Annotated[int | None, typer.Option("--max-selected", min=1, help="
 TotalOpt = Annotated[int | None, typer.Option("--total", min=0, help="Submissions per team.")]
 PerDayOpt = Annotated[int | None, typer.Option("--per-day", min=0)]
 PerWeekOpt = Annotated[int | None, typer.Option("--per-week", min=0)]
+DisclosureOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--disclosure",
+        help="What researchers see of a report: full, or summary (default: full for --test-set public, "
+        "summary for private).",
+    ),
+]
 
 
 def _phase_values(
     test_set: str | None, visibility: str | None, ladder: bool | None, level: float | None,
     step: float | None, max_selected: int | None, total: int | None, per_day: int | None,
-    per_week: int | None,
+    per_week: int | None, disclosure: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     given = {
         "test_set": test_set, "visibility": visibility, "ladder": ladder, "ladder_level": level,
         "ladder_step": step, "max_selected": max_selected, "quota_total": total, "quota_per_day": per_day,
-        "quota_per_week": per_week,
+        "quota_per_week": per_week, "disclosure": disclosure,
     }  # fmt: skip
     return {key: value for key, value in given.items() if value is not None}
 
@@ -202,11 +250,13 @@ def create_phase(
     total: TotalOpt = None,
     per_day: PerDayOpt = None,
     per_week: PerWeekOpt = None,
+    disclosure: DisclosureOpt = None,
 ) -> None:
     """Create a phase (windows may not overlap; a left-out quota is the server default)."""
     values = _phase_values(
-        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week
-    )
+        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week,
+        disclosure,
+    )  # fmt: skip
     values["name"] = name
     values["opens_at"] = _when(opens_at, "--opens-at")
     if values["opens_at"] is None:
@@ -233,11 +283,13 @@ def update_phase(
     total: TotalOpt = None,
     per_day: PerDayOpt = None,
     per_week: PerWeekOpt = None,
+    disclosure: DisclosureOpt = None,
 ) -> None:
     """Change a phase (options left out keep their value; --closes-at none makes it open-ended)."""
     values = _phase_values(
-        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week
-    )
+        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week,
+        disclosure,
+    )  # fmt: skip
     if opens_at is not None:
         values["opens_at"] = _when(opens_at, "--opens-at")
     if closes_at is not None:

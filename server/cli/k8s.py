@@ -4,8 +4,9 @@ The manifest comes from the same pure builder the runner uses (`runner.kubernete
 operators can review it and tools (``kubectl apply --dry-run=server -f -``, kubernetes-validate,
 policy checkers) can check it. The runner's config comes from the ``CSAWM_K8S_*`` settings and the
 run limits from ``CSAWM_RUN_*`` (the preflight timeout for ``--phase preflight``), through the same
-functions the worker uses (`kubernetes_runner_config`, `run_limits`); flags override them. Exit
-code 2 for bad input.
+functions the worker uses (`kubernetes_runner_config`, `run_limits`); flags override them
+(``--phase hidden --input public``: the hidden Job of a development phase, which mounts the public
+images only). Exit code 2 for bad input.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ def render_job(
     run_id: Annotated[str, typer.Option("--run-id", help="Run id the Job is named after")],
     attempt: Annotated[int, typer.Option("--attempt", help="Attempt number (>= 1)")] = 1,
     phase: Annotated[str, typer.Option("--phase", help="preflight or hidden")] = "hidden",
+    input_name: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            help="The test-images volume folder mounted at /input: preflight, hidden, or public (the "
+            "hidden run of a development phase); default: the phase's own",
+        ),
+    ] = None,
     gpus: Annotated[int | None, typer.Option("--gpus", help="GPUs (default: CSAWM_RUN_GPUS)")] = None,
     timeout_s: Annotated[
         float | None, typer.Option("--timeout-s", help="Run timeout in seconds (default: from settings)")
@@ -85,6 +94,7 @@ def render_job(
             limits=limits,
             attempt=attempt,
             phase=phase,
+            input_name=input_name,
         )
         manifest = build_job(spec, config)
     except (SettingsError, KubernetesConfigError, ManifestError) as exc:

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     quota_total: int = Field(default=20, ge=0)
     quota_active: int = Field(default=1, ge=0)
     phase: str = Field(default="private-1", min_length=1, max_length=64)
+    # Accepted so old configurations still start; decides nothing since issue 19 (docs/settings.md):
+    # a model fault on the hidden images always uses the quota slot (server.runs.policy).
     charge_user_failures: bool = True
 
     run_timeout: timedelta = timedelta(minutes=30)

@@ -27,7 +27,8 @@ How ours differs from Algorithm 2 (as the authors' ``Ladder.jl`` computes it):
   (z = 1, about 0.16);
 * release: rounded to the phase's step (``Ladder.jl`` releases the new best unrounded), so a
   significant gain smaller than the rounding does not move the board;
-* the unpaired fallback above, and one ladder per team and phase.
+* the unpaired fallback above, and one ladder per team and phase, over all its scored runs in scoring
+  order, each step decided once and stored (`server.leaderboard.ladder_steps` applies `next_step`).
 
 The paired test's margin shrinks for near-duplicates of the best run, so small random perturbations of
 it still climb, more slowly than on an exact board (BENCHMARKS.md, "The Ladder against an adaptive
@@ -98,6 +99,34 @@ def _paired(run: LadderRun, best: LadderRun) -> bool:
     )
 
 
+def next_step(
+    run: LadderRun,
+    best: LadderRun | None,
+    displayed: float | None,
+    *,
+    level: float = DEFAULT_LEVEL,
+    step: float = DEFAULT_STEP,
+) -> LadderStep:
+    """The board after `run`, given the team's best run so far and its displayed value (None, None
+    before any scored run): the rule of the module docstring for one run."""
+    if run.tau is None or not math.isfinite(run.tau):
+        return LadderStep(run.submission_id, displayed, False, None, "no score")
+    if best is None or displayed is None:
+        return LadderStep(run.submission_id, quantize(run.tau, step), True, None, None)
+    candidate = quantize(run.tau, step)
+    p_value: float | None = None
+    if _paired(run, best):
+        assert run.replicates is not None and best.replicates is not None
+        p_value = paired_p_value(run.replicates, best.replicates)
+        significant = p_value is not None and p_value < level
+    else:
+        assert best.tau is not None
+        significant = run.tau > best.tau + step
+    if significant and candidate > displayed:
+        return LadderStep(run.submission_id, candidate, True, p_value, None)
+    return LadderStep(run.submission_id, displayed, False, p_value, NOT_SIGNIFICANT)
+
+
 def climb(
     runs: Sequence[LadderRun], *, level: float = DEFAULT_LEVEL, step: float = DEFAULT_STEP
 ) -> list[LadderStep]:
@@ -106,25 +135,9 @@ def climb(
     best: LadderRun | None = None
     displayed: float | None = None
     for run in runs:
-        if run.tau is None or not math.isfinite(run.tau):
-            out.append(LadderStep(run.submission_id, displayed, False, None, "no score"))
-            continue
-        if best is None or displayed is None:
-            best, displayed = run, quantize(run.tau, step)
-            out.append(LadderStep(run.submission_id, displayed, True, None, None))
-            continue
-        candidate = quantize(run.tau, step)
-        p_value: float | None = None
-        if _paired(run, best):
-            assert run.replicates is not None and best.replicates is not None
-            p_value = paired_p_value(run.replicates, best.replicates)
-            significant = p_value is not None and p_value < level
-        else:
-            assert best.tau is not None
-            significant = run.tau > best.tau + step
-        if significant and candidate > displayed:
-            best, displayed = run, candidate
-            out.append(LadderStep(run.submission_id, displayed, True, p_value, None))
-        else:
-            out.append(LadderStep(run.submission_id, displayed, False, p_value, NOT_SIGNIFICANT))
+        decided = next_step(run, best, displayed, level=level, step=step)
+        if decided.moved:
+            best = run
+        displayed = decided.displayed
+        out.append(decided)
     return out

@@ -20,13 +20,17 @@ Phases (issue 15): with ``phase`` given, only that phase's submissions (baseline
 on every private phase's board; a development phase scoring on the public set shows its own runs
 only, since the baselines, experts and density rows are figures of the private set). A sealed
 phase before its reveal shows no submission rows; after it, only the runs their teams selected. A
-Ladder phase shows one row per team with the team's displayed value (`server.leaderboard.ladder`,
-rounded, moving only on a significant improvement) instead of the exact scores: no CI, AMAE,
-clinical metrics or tie test. Without ``phase`` (a server with no
-phase rows) every submission counts, as before phases existed.
+Ladder phase shows one row per team with the team's best stored Ladder step that moved and whose
+run is approved (`server.leaderboard.ladder_steps`: rounded, moving only on a significant
+improvement, decided once when each run was scored) instead of the exact scores: no CI, AMAE,
+clinical metrics or tie test.
+Without ``phase`` (a server with no phase rows) every submission counts, as before phases existed.
 
 Clinical view (``view="clinical"``): the same model rows in the same order, each with AUC and OR Q4
 per endpoint, followed by the LIBRA density comparators as rows of kind ``density`` (no rank).
+
+The board is public, so it reads every report through its summary (`server.scoring.summary`): no
+board column can show a figure that a ``summary`` phase withholds from the run's own team.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from server.models import Phase, PhaseSelection, ReviewState, RunStatus, Submiss
 from server.phases.service import PhaseView
 from server.scoring.bootstrap import paired_difference_ci
 from server.scoring.registry import LEADERBOARD_ORDER, ranking_key
+from server.scoring.summary import summary_report
 
 VISIBLE_BASELINE_STATES = (ReviewState.PENDING, ReviewState.APPROVED)
 ENDPOINTS = ("interval_cancer", "large_invasive_cancer", "composite")
@@ -196,7 +201,7 @@ def _models(session: Session, best_per_team: bool, phase: PhaseView | None = Non
             metrics={name: _metric(sub.metrics, name) for name in LEADERBOARD_ORDER},
             replicates=_replicates(sub.tau_replicates),
             basis=PairingBasis.of(sub.reproducibility),
-            report=sub.metrics if isinstance(sub.metrics, dict) else None,
+            report=summary_report(sub.metrics) if isinstance(sub.metrics, dict) else None,
         )
         for sub, team in rows
     ]
@@ -216,47 +221,26 @@ def _models(session: Session, best_per_team: bool, phase: PhaseView | None = Non
 
 
 def _ladder_rows(session: Session, phase: PhaseView) -> list[_Candidate]:
-    """One row per team of a Ladder phase: the team's displayed value after its approved runs."""
-    from server.leaderboard.ladder import climb
-    from server.phases.visibility import ladder_json, ladder_runs
+    """One row per team of a Ladder phase: its best stored step that moved and whose run is approved."""
+    from server.leaderboard.ladder_steps import board_steps
 
-    teams = session.execute(
-        select(Team.id, Team.name)
-        .join(Submission, Submission.team_id == Team.id)
-        .where(
-            Submission.phase == phase.name,
-            Submission.baseline.is_(False),
-            Submission.status == RunStatus.SUCCEEDED,
-            Submission.review_state == ReviewState.APPROVED,
+    return [
+        _Candidate(
+            kind="submission",
+            team=step.team,
+            name=step.name,
+            submission_id=step.submission_id,
+            scorer_version=None,
+            metrics={
+                "kendall_tau_b": {"value": step.shown["displayed"], "ci95": None},
+                "amae": {"value": None, "ci95": None},
+            },
+            replicates=None,
+            basis=None,
+            ladder=step.shown,
         )
-        .distinct()
-    ).all()
-    out: list[_Candidate] = []
-    for team_id, team_name in teams:
-        runs = ladder_runs(session, phase.name, int(team_id), (ReviewState.APPROVED,))
-        steps = climb(runs, level=phase.ladder_level, step=phase.ladder_step)
-        moved = [step for step in steps if step.moved]
-        if not moved:
-            continue
-        shown = next(sub for sub in runs if sub.submission_id == moved[-1].submission_id)
-        name = session.scalar(select(Submission.name).where(Submission.id == shown.submission_id)) or ""
-        out.append(
-            _Candidate(
-                kind="submission",
-                team=str(team_name),
-                name=name,
-                submission_id=shown.submission_id,
-                scorer_version=None,
-                metrics={
-                    "kendall_tau_b": {"value": steps[-1].displayed, "ci95": None},
-                    "amae": {"value": None, "ci95": None},
-                },
-                replicates=None,
-                basis=None,
-                ladder=ladder_json(steps[-1]),
-            )
-        )
-    return out
+        for step in board_steps(session, phase.name)
+    ]
 
 
 def build(
@@ -376,7 +360,7 @@ def _newest_report(session: Session) -> dict[str, Any] | None:
         .order_by(Submission.finished_at.desc(), Submission.id.desc())
         .limit(1)
     )
-    return report if isinstance(report, dict) else None
+    return summary_report(report) if isinstance(report, dict) else None
 
 
 def _latest_experts(session: Session) -> tuple[dict[str, Any], str | None]:

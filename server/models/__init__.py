@@ -4,9 +4,11 @@ from server.models.accounts import ApiToken, Role, Team, User
 from server.models.agreements import AgreementAcceptance
 from server.models.base import Base
 from server.models.baselines import BaselineBuild, BuildState
+from server.models.holds import TeamHold
+from server.models.ladder import LadderStepRow
 from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
 from server.models.notifications import Channel, Delivery, DeliveryAttempt, Webhook
-from server.models.phases import Phase, PhaseSelection, TestSet, Visibility
+from server.models.phases import Disclosure, Phase, PhaseSelection, TestSet, Visibility
 from server.models.submissions import (
     ACTIVE_STATUSES,
     LEASED_STATUSES,
@@ -34,7 +36,9 @@ __all__ = [
     "Channel",
     "Delivery",
     "DeliveryAttempt",
+    "Disclosure",
     "FailedPhase",
+    "LadderStepRow",
     "LedgerKind",
     "Phase",
     "PhaseSelection",
@@ -47,6 +51,7 @@ __all__ = [
     "Submission",
     "SubmissionReport",
     "Team",
+    "TeamHold",
     "TestSet",
     "User",
     "Visibility",

@@ -29,6 +29,18 @@ class Visibility(enum.StrEnum):
     SEALED = "sealed"
 
 
+class Disclosure(enum.StrEnum):
+    """How much of a scored report a phase shows its submitters (issue 19; server/scoring/summary.py)."""
+
+    FULL = "full"
+    SUMMARY = "summary"
+
+    @classmethod
+    def default_for(cls, test_set: str) -> Disclosure:
+        """``full`` for a development phase (public test set), ``summary`` for a private one."""
+        return cls.FULL if test_set == TestSet.PUBLIC.value else cls.SUMMARY
+
+
 class Phase(Base):
     __tablename__ = "phases"
 
@@ -51,6 +63,10 @@ class Phase(Base):
     ladder_level: Mapped[float] = mapped_column(Float, default=0.05)
     ladder_step: Mapped[float] = mapped_column(Float, default=0.01)
     max_selected: Mapped[int] = mapped_column(Integer, default=2)
+    disclosure: Mapped[Disclosure] = mapped_column(
+        Enum(Disclosure, native_enum=False, length=10, values_callable=lambda e: [m.value for m in e]),
+        default=Disclosure.SUMMARY,
+    )
     revealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -21,7 +21,8 @@ def _out(view: PhaseView, current: str | None, settings: Settings) -> PhaseOut:
         name=view.name, test_set=view.test_set, opens_at=view.opens_at, closes_at=view.closes_at,
         quota_total=view.quota_total, quota_per_day=view.quota_per_day, quota_per_week=view.quota_per_week,
         visibility=view.visibility, ladder=view.ladder, ladder_level=view.ladder_level,
-        ladder_step=view.ladder_step, max_selected=view.max_selected, revealed_at=view.revealed_at,
+        ladder_step=view.ladder_step, max_selected=view.max_selected, disclosure=view.disclosure,
+        revealed_at=view.revealed_at,
         open=view.is_open(now), current=view.name == current,
     )  # fmt: skip
 

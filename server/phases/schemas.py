@@ -21,6 +21,10 @@ class PhaseOut(BaseModel):
     ladder_level: float
     ladder_step: float
     max_selected: int
+    disclosure: str = Field(
+        description="what researchers see of a scored report: full, or summary (headline metrics and "
+        "their CIs only; docs/scoring.md)"
+    )
     revealed_at: datetime | None
     open: bool = Field(description="open now: submissions go to it")
     current: bool = Field(description="the phase the pages and the board default to")
@@ -43,6 +47,9 @@ class PhaseIn(BaseModel):
     ladder_level: float = Field(default=0.05, gt=0, lt=1)
     ladder_step: float = Field(default=0.01, gt=0, le=1)
     max_selected: int = Field(default=2, ge=1, le=100)
+    disclosure: Literal["full", "summary"] | None = Field(
+        default=None, description="left out: full for a public test set, summary for a private one"
+    )
 
 
 class PhasePatch(BaseModel):
@@ -61,3 +68,6 @@ class PhasePatch(BaseModel):
     ladder_level: float | None = Field(default=None, gt=0, lt=1)
     ladder_step: float | None = Field(default=None, gt=0, le=1)
     max_selected: int | None = Field(default=None, ge=1, le=100)
+    disclosure: Literal["full", "summary"] | None = Field(
+        default=None, description="left out when test_set changes: the new test set's default"
+    )

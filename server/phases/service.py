@@ -25,12 +25,12 @@ from server.core import audit
 from server.core.clock import iso, utcnow
 from server.core.errors import BadRequest, Conflict, NotFound, PhaseClosed
 from server.core.settings import Settings
-from server.models import Phase, TestSet, Visibility
+from server.models import Disclosure, Phase, TestSet, Visibility
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 EDITABLE = (
     "test_set", "opens_at", "closes_at", "quota_total", "quota_per_day", "quota_per_week", "visibility",
-    "ladder", "ladder_level", "ladder_step", "max_selected",
+    "ladder", "ladder_level", "ladder_step", "max_selected", "disclosure",
 )  # fmt: skip
 
 
@@ -52,6 +52,7 @@ class PhaseView:
     ladder_step: float
     max_selected: int
     revealed_at: datetime | None
+    disclosure: str  # what submitters see of a report: full, or summary (server/scoring/summary.py)
     id: int | None = None
 
     @classmethod
@@ -71,6 +72,7 @@ class PhaseView:
             ladder_step=float(row.ladder_step),
             max_selected=int(row.max_selected),
             revealed_at=row.revealed_at,
+            disclosure=Disclosure(row.disclosure).value,
             id=row.id,
         )
 
@@ -102,11 +104,13 @@ class PhaseView:
 
 
 def implicit(settings: Settings) -> PhaseView:
-    """The phase of a server with no phase rows: ``CSAWM_PHASE``, live, open forever."""
+    """The phase of a server with no phase rows: ``CSAWM_PHASE``, live, private (so its reports are
+    shown as summaries), open forever."""
     return PhaseView(
         name=settings.phase, stored=False, test_set=TestSet.PRIVATE.value, opens_at=None, closes_at=None,
         quota_total=None, quota_per_day=None, quota_per_week=None, visibility=Visibility.LIVE.value,
         ladder=False, ladder_level=0.05, ladder_step=0.01, max_selected=0, revealed_at=None,
+        disclosure=Disclosure.SUMMARY.value,
     )  # fmt: skip
 
 
@@ -195,6 +199,8 @@ def _check(values: dict[str, Any]) -> None:
         raise BadRequest(f"test_set must be 'private' or 'public', not {values['test_set']!r}")
     if values.get("visibility") not in (None, *(v.value for v in Visibility)):
         raise BadRequest(f"visibility must be 'live' or 'sealed', not {values['visibility']!r}")
+    if values.get("disclosure") not in (None, *(d.value for d in Disclosure)):
+        raise BadRequest(f"disclosure must be 'full' or 'summary', not {values['disclosure']!r}")
     if values.get("ladder") and values.get("visibility") == Visibility.SEALED.value:
         raise BadRequest(
             "the Ladder is for live phases: a sealed phase shows no score before its reveal and the "
@@ -222,6 +228,8 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
         out["test_set"] = TestSet(out["test_set"])
     if out.get("visibility") is not None:
         out["visibility"] = Visibility(out["visibility"])
+    if out.get("disclosure") is not None:
+        out["disclosure"] = Disclosure(out["disclosure"])
     return out
 
 
@@ -247,6 +255,13 @@ def _refuse_overlap(session: Session, opens: datetime, closes: datetime | None, 
         )
 
 
+def _decide_ladder(session: Session, row: Phase) -> None:
+    """A Ladder phase's runs scored before it had the Ladder get their steps now, in finishing order."""
+    from server.leaderboard import ladder_steps  # imports this module
+
+    ladder_steps.decide_all(session, row.name)
+
+
 def create(
     session: Session, values: dict[str, Any], *, actor: str, actor_user_id: int | None = None
 ) -> Phase:
@@ -262,10 +277,12 @@ def create(
         raise BadRequest("opens_at is required")
     clean = {k: v for k, v in values.items() if k in EDITABLE and v is not None}
     _check(clean)
+    clean.setdefault("disclosure", Disclosure.default_for(clean.get("test_set", TestSet.PRIVATE.value)).value)
     _refuse_overlap(session, clean["opens_at"], clean.get("closes_at"), None)
     row = Phase(name=name, **_typed(clean))
     session.add(row)
     session.flush()
+    _decide_ladder(session, row)
     audit.record(
         session, actor=actor, actor_user_id=actor_user_id, action="create_phase", target_type="phase",
         target_id=row.id, detail=PhaseView.of(row).to_json(),
@@ -276,7 +293,11 @@ def create(
 def update(
     session: Session, name: str, values: dict[str, Any], *, actor: str, actor_user_id: int | None = None
 ) -> Phase:
-    """Change the given fields (a key present with None clears a nullable field: closes_at, quotas)."""
+    """Change the given fields (a key present with None clears a nullable field: closes_at, quotas).
+
+    A change of ``test_set`` without ``disclosure`` also sets the new test set's default disclosure,
+    so a development phase made private never keeps ``full`` by accident.
+    """
     row = session.scalar(select(Phase).where(Phase.name == name).with_for_update())
     if row is None:
         raise NotFound(f"phase {name!r} not found")
@@ -286,16 +307,23 @@ def update(
     if row.revealed_at is not None and "visibility" in values:
         raise Conflict(f"phase {name!r} was revealed; its visibility can no longer change")
     merged = {key: getattr(row, key) for key in EDITABLE}
+    values = dict(values)
+    new_test_set = values.get("test_set")
+    if new_test_set is not None and new_test_set != str(row.test_set) and "disclosure" not in values:
+        values["disclosure"] = Disclosure.default_for(str(new_test_set)).value
     merged.update(values)
-    for required in ("opens_at", "test_set", "visibility", "ladder", "ladder_level", "ladder_step"):
+    for required in (*("opens_at", "test_set", "visibility", "ladder"), *("ladder_level", "ladder_step"),
+                     "disclosure"):  # fmt: skip
         if merged.get(required) is None:
             raise BadRequest(f"{required} cannot be cleared")
-    merged["test_set"], merged["visibility"] = str(merged["test_set"]), str(merged["visibility"])
+    for key in ("test_set", "visibility", "disclosure"):
+        merged[key] = str(merged[key])
     _check(merged)
     _refuse_overlap(session, merged["opens_at"], merged["closes_at"], row.id)
     for key, value in _typed(values).items():
         setattr(row, key, value)
     session.flush()
+    _decide_ladder(session, row)
     audit.record(
         session, actor=actor, actor_user_id=actor_user_id, action="update_phase", target_type="phase",
         target_id=row.id, detail={k: iso(v) if isinstance(v, datetime) else v for k, v in values.items()},

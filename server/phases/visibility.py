@@ -13,31 +13,35 @@ of the board):
   the clinical metrics, the report, the plots) is withheld, since any of them would let a team read
   the exact value it is not given.
 
-The Ladder runs over a team's succeeded runs of the phase that are not hidden or disqualified, in
-the order they finished (the board's row uses the approved ones only, as the board always does).
+The Ladder's steps are stored, each decided once when its run was scored
+(`server.leaderboard.ladder_steps`): a team sees each of its runs' own step, whatever the run's review
+state; the board's row is the team's best step that moved and whose run is approved. Nothing here
+recomputes them.
+
+On top of those, the phase's ``disclosure`` decides how much of a report a researcher sees where
+scores are shown: ``full``, or ``summary`` (the headline metrics with their CIs and the board's
+figures, `server.scoring.summary`); maintainers always see the full report. `shown_report` applies
+both rules, and every surface that shows a report (API, report history, pages, plots) asks it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session, undefer
+from sqlalchemy.orm import Session
 
 from server.core.principal import Principal
 from server.core.settings import Settings
-from server.leaderboard.ladder import LadderRun, LadderStep, climb
-from server.leaderboard.service import PairingBasis
-from server.models import PhaseSelection, ReviewState, RunStatus, Submission
+from server.leaderboard import ladder_steps
+from server.models import PhaseSelection, RunStatus, Submission
 from server.phases.service import PhaseView, of_name
+from server.scoring.summary import summary_report
 
 SEALED_NOTE = "sealed phase: scores are withheld until the phase is revealed"
 NOT_SELECTED_NOTE = "not selected for the final ranking of this sealed phase: scores are withheld"
 LADDER_NOTE = "Ladder phase: exact scores are withheld; the board shows the team's rounded displayed value"
-LADDER_STATES = (ReviewState.PENDING, ReviewState.APPROVED)
 
 
 @dataclass(frozen=True)
@@ -49,11 +53,12 @@ class ScoreView:
     ladder: dict[str, Any] | None  # Ladder phases: {"displayed", "moved", "note"}
     selected: bool | None  # sealed phases: whether the team selected the run (else None)
     phase: PhaseView
+    disclosure: str  # what of the report is shown where `exact`: full, or summary (maintainers: full)
 
 
 @dataclass
 class ViewCache:
-    """Look-ups shared by the runs of one list: phases by name, each team's Ladder once."""
+    """Look-ups shared by the runs of one list: phases by name, each team's stored Ladder steps once."""
 
     phases: dict[str, PhaseView] = field(default_factory=dict)
     ladders: dict[tuple[str, int], dict[int, dict[str, Any]]] = field(default_factory=dict)
@@ -63,48 +68,15 @@ def is_staff(viewer: Principal | None) -> bool:
     return viewer is not None and viewer.is_staff
 
 
-def ladder_runs(session: Session, phase: str, team_id: int, states: Iterable[ReviewState]) -> list[LadderRun]:
-    """A team's scored runs of `phase` in finishing order, as the Ladder reads them."""
-    rows = session.scalars(
-        select(Submission)
-        .options(undefer(Submission.tau_replicates))
-        .where(
-            Submission.team_id == team_id,
-            Submission.phase == phase,
-            Submission.baseline.is_(False),
-            Submission.status == RunStatus.SUCCEEDED,
-            Submission.review_state.in_(tuple(states)),
-        )
-        .order_by(Submission.finished_at, Submission.id)
-    )
-    return [
-        LadderRun(
-            submission_id=sub.id,
-            tau=sub.kendall_tau_b,
-            replicates=np.frombuffer(sub.tau_replicates, dtype=np.float64) if sub.tau_replicates else None,
-            basis=PairingBasis.of(sub.reproducibility).known(),
-        )
-        for sub in rows
-    ]
-
-
-def ladder_json(step: LadderStep) -> dict[str, Any]:
-    return {"displayed": step.displayed, "moved": step.moved, "note": step.reason}
-
-
 def _ladder_step(
     session: Session, phase: PhaseView, sub: Submission, cache: ViewCache
 ) -> dict[str, Any] | None:
-    if sub.status != RunStatus.SUCCEEDED or sub.review_state not in LADDER_STATES:
+    """The run's stored step (None before the run is scored)."""
+    if sub.status != RunStatus.SUCCEEDED:
         return None
     key = (phase.name, sub.team_id)
     if key not in cache.ladders:
-        steps = climb(
-            ladder_runs(session, phase.name, sub.team_id, LADDER_STATES),
-            level=phase.ladder_level,
-            step=phase.ladder_step,
-        )
-        cache.ladders[key] = {step.submission_id: ladder_json(step) for step in steps}
+        cache.ladders[key] = ladder_steps.team_steps(session, phase.name, sub.team_id)
     return cache.ladders[key].get(sub.id)
 
 
@@ -127,14 +99,23 @@ def score_view(
     if phase is None:
         phase = cache.phases[sub.phase] = of_name(session, settings, sub.phase)
     staff = is_staff(viewer)
+    level = "full" if staff else phase.disclosure
     if phase.visibility == "sealed" and not sub.baseline:
         selected = is_selected(session, sub.id)
         if staff:
-            return ScoreView(True, None, None, selected, phase)
+            return ScoreView(True, None, None, selected, phase, level)
         if phase.revealed_at is None:
-            return ScoreView(False, SEALED_NOTE, None, selected, phase)
-        return ScoreView(selected, None if selected else NOT_SELECTED_NOTE, None, selected, phase)
+            return ScoreView(False, SEALED_NOTE, None, selected, phase, level)
+        return ScoreView(selected, None if selected else NOT_SELECTED_NOTE, None, selected, phase, level)
     if phase.ladder_board and not sub.baseline:
         ladder = _ladder_step(session, phase, sub, cache)
-        return ScoreView(staff, None if staff else LADDER_NOTE, ladder, None, phase)
-    return ScoreView(True, None, None, None, phase)
+        return ScoreView(staff, None if staff else LADDER_NOTE, ladder, None, phase, level)
+    return ScoreView(True, None, None, None, phase, level)
+
+
+def shown_report(view: ScoreView, report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The report JSON `view`'s viewer may read: None where the scores are withheld (sealed, Ladder,
+    not selected), the summary in a ``summary`` phase, else the report as stored."""
+    if not view.exact or not isinstance(report, dict):
+        return None
+    return report if view.disclosure == "full" else summary_report(report)

@@ -26,6 +26,11 @@ Three kinds:
     of the very score being judged, on this test set, under this scorer; it is about 3.9 standard
     errors wide, so three widths are about twelve standard errors: far beyond noise, and beyond the
     steps by which a method usually improves.
+``repeated_infra_errors``
+    A team with at least `INFRA_ERROR_REPEATS` (2) runs that ended ``failed`` / ``infra_error``
+    (issue 19). An outage hits every team alike; one team that keeps ending in our failures may have a
+    model that breaks what runs it (the scorer, the engine), which is also how a refunded hidden run
+    was once made free. The evidence says whether the team is held (`server.runs.holds`).
 
 Efficiency: each stored predictions file is parsed and ranked once and kept in a `RankCache` keyed
 by its sha256 (the store is content-addressed, so an entry never goes stale). Files that predict the
@@ -54,7 +59,7 @@ from threadpoolctl import ThreadpoolController
 
 from server.core.clock import utcnow
 from server.core.state import AppState
-from server.models import ReviewState, RunStatus, Submission, Team
+from server.models import ReviewState, RunStatus, Submission, Team, TeamHold
 from server.review.schemas import (
     CorrelationEvidence,
     FlaggedRunOut,
@@ -62,6 +67,7 @@ from server.review.schemas import (
     FlagOut,
     FlagsOut,
     ImageEvidence,
+    InfraErrorEvidence,
     JumpEvidence,
 )
 from server.runs import store
@@ -69,6 +75,7 @@ from server.scoring.predictions import PredictionsError, read_predictions
 
 RHO_THRESHOLD = 0.995
 JUMP_FACTOR = 3.0
+INFRA_ERROR_REPEATS = 2  # runs of one team ending infra_error that make a flag
 MIN_COMMON_IMAGES = 20  # fewer common images and a rank correlation says little
 RANK_CACHE_SIZE = 2048
 NAME_SETS_KEPT = 64  # distinct image sets whose name tuples are shared between cache entries
@@ -220,7 +227,8 @@ def compute_flags(
     jump_factor: float = JUMP_FACTOR,
     min_common_images: int = MIN_COMMON_IMAGES,
 ) -> FlagsOut:
-    """Every flag, in kind order (correlated, same image, jumps), the strongest first within a kind.
+    """Every flag, in kind order (correlated, same image, jumps, repeated infra errors), the strongest
+    first within a kind.
 
     Read-only: nothing is written. A missing or unreadable predictions file, or a report without a
     usable CI, skips that run with a line in ``notes``; it never fails the whole answer.
@@ -240,6 +248,7 @@ def compute_flags(
         *correlated,
         *_same_image(session, teams),
         *_jumps(session, succeeded, teams, notes, jump_factor),
+        *_repeated_infra_errors(session, teams),
     ]
     return FlagsOut(
         generated_at=utcnow(),
@@ -434,6 +443,32 @@ def _jumps(
             flags.append((jump / width, _flag(FlagKind.SUDDEN_JUMP, [run, best], teams, evidence)))
     flags.sort(key=lambda item: (-item[0], item[1].runs[0].id))
     return [flag for _, flag in flags]
+
+
+def _repeated_infra_errors(session: Session, teams: dict[int, str]) -> list[FlagOut]:
+    """Teams with at least `INFRA_ERROR_REPEATS` runs ended ``infra_error``, the most first."""
+    rows = _runs(
+        session.execute(
+            select(*_COLUMNS)
+            .where(Submission.status == RunStatus.FAILED, Submission.error_code == "infra_error")
+            .order_by(Submission.created_at, Submission.id)
+        )
+    )
+    by_team: dict[int, list[_Run]] = defaultdict(list)
+    for run in rows:
+        by_team[run.team_id].append(run)
+    held = set(session.scalars(select(TeamHold.team_id)))
+    repeated = [(team_id, runs) for team_id, runs in by_team.items() if len(runs) >= INFRA_ERROR_REPEATS]
+    repeated.sort(key=lambda item: (-len(item[1]), item[1][0].id))
+    return [
+        _flag(
+            FlagKind.REPEATED_INFRA_ERRORS,
+            runs,
+            teams,
+            InfraErrorEvidence(n_runs=len(runs), threshold=INFRA_ERROR_REPEATS, held=team_id in held),
+        )
+        for team_id, runs in repeated
+    ]
 
 
 def _tau(run: _Run) -> float:

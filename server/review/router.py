@@ -1,12 +1,13 @@
-"""Maintainer endpoints: the review queue, review actions, the audit log, the review flags."""
+"""Maintainer endpoints: the review queue, review actions, the audit log, the review flags, team holds."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from server.accounts.service import get_team
 from server.core.deps import (
     IdPath,
     MaintainerUser,
@@ -17,10 +18,11 @@ from server.core.deps import (
     require_maintainer,
 )
 from server.core.openapi import error_responses
-from server.models import Team
+from server.models import RunStatus, Submission, Team, TeamHold
 from server.phases.visibility import ViewCache, score_view
 from server.review import flags, service
-from server.review.schemas import AuditOut, FlagsOut, ReviewIn
+from server.review.schemas import AuditOut, FlagsOut, HoldIn, HoldOut, ReviewIn
+from server.runs import holds
 from server.runs.run_view import viewer_of
 from server.submissions.router import summary
 from server.submissions.schemas import SubmissionSummary
@@ -85,3 +87,41 @@ def review_flags(session: SessionDep, settings: SettingsDep, state: StateDep) ->
     """Runs to look at: correlated predictions across teams, one image from several teams, sudden
     jumps (`server.review.flags`). Informational only: nothing is blocked or changed."""
     return flags.compute_flags(session, settings.data_dir, flags.rank_cache(state))
+
+
+def _hold_out(session: SessionDep, row: TeamHold, team: str) -> HoldOut:
+    queued = session.scalar(
+        select(func.count())
+        .select_from(Submission)
+        .where(Submission.team_id == row.team_id, Submission.status == RunStatus.QUEUED)
+    )
+    return HoldOut(
+        team=team,
+        reason=row.reason,
+        submission_id=row.submission_id,
+        held_by=row.held_by,
+        created_at=row.created_at,
+        queued_runs=int(queued or 0),
+    )
+
+
+@router.get("/holds", response_model=list[HoldOut])
+def list_holds(session: SessionDep) -> list[HoldOut]:
+    """Held teams, oldest hold first: none of their queued runs is leased (`server.runs.holds`)."""
+    return [_hold_out(session, row, name) for row, name in holds.listed(session)]
+
+
+@router.put("/teams/{name}/hold", response_model=HoldOut)
+def hold_team(name: str, body: HoldIn, session: SessionDep, user: MaintainerUser) -> HoldOut:
+    """Hold a team: its queued runs wait until released. Holding a held team changes nothing."""
+    team = get_team(session, name)
+    row = holds.hold(session, team.id, reason=body.reason, actor=user.audit_name, actor_user_id=user.user_id)
+    return _hold_out(session, row, team.name)
+
+
+@router.delete("/teams/{name}/hold", response_model=HoldOut)
+def release_team(name: str, session: SessionDep, user: MaintainerUser) -> HoldOut:
+    """Release a held team (409 when it is not held): its queued runs are leased again, in order."""
+    team = get_team(session, name)
+    row = holds.release(session, team.id, actor=user.audit_name, actor_user_id=user.user_id)
+    return _hold_out(session, row, team.name)

@@ -37,6 +37,7 @@ class FlagKind(enum.StrEnum):
     CORRELATED_PREDICTIONS = "correlated_predictions"
     SAME_IMAGE = "same_image"
     SUDDEN_JUMP = "sudden_jump"
+    REPEATED_INFRA_ERRORS = "repeated_infra_errors"
 
 
 class FlaggedRunOut(BaseModel):
@@ -79,11 +80,34 @@ class JumpEvidence(BaseModel):
     threshold: float = Field(description="factor x ci_width; the jump exceeded it.")
 
 
+class InfraErrorEvidence(BaseModel):
+    """One team's runs that ended ``infra_error``: ours, or a model that breaks what runs it."""
+
+    n_runs: int
+    threshold: int = Field(description="Runs ending infra_error from which a team is flagged.")
+    held: bool = Field(description="The team is held now: its queued runs wait for a maintainer.")
+
+
 class FlagOut(BaseModel):
     kind: FlagKind
     teams: list[str]
     runs: list[FlaggedRunOut]
-    evidence: CorrelationEvidence | ImageEvidence | JumpEvidence
+    evidence: CorrelationEvidence | ImageEvidence | JumpEvidence | InfraErrorEvidence
+
+
+class HoldIn(BaseModel):
+    reason: TextStr = Field(min_length=1, max_length=2000, description="Why; in the audit log.")
+
+
+class HoldOut(BaseModel):
+    """A held team: none of its queued runs is leased until a maintainer releases it."""
+
+    team: str
+    reason: str
+    submission_id: int | None = Field(description="The run whose scoring failed, when that caused it.")
+    held_by: str = Field(description="A maintainer, cli:<user>, or worker:<name> for a scorer crash.")
+    created_at: datetime
+    queued_runs: int = Field(description="The team's runs waiting in the queue.")
 
 
 class FlagsOut(BaseModel):

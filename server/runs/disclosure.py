@@ -42,16 +42,24 @@ _GENERIC = {
         " The maintainers have the details."
     ),
 }
+# Our failure after the hidden run took place (the scorer crashed on its predictions): still charged.
+_GENERIC_CHARGED = (
+    "The run stopped because of a failure on our side after the model ran on the hidden images, so it"
+    " keeps its quota slot. The maintainers have been alerted and have the details."
+)
 RETRY_NOTE = "interrupted by a failure on our side; it will resume where it stopped"
 HANDED_BACK_NOTE = "the worker stopped; the run waits for the next worker and resumes where it stopped"
 
 
-def submitter_message(fault: Fault, told: Told, code: ErrorCode) -> str:
-    """The error message a submitter gets for an ending decided with `told` and final `code`."""
+def submitter_message(fault: Fault, told: Told, code: ErrorCode, *, refunded: bool = True) -> str:
+    """The error message a submitter gets for an ending decided with `told` and final `code`
+    (`refunded`: whether the decision gave the quota charge back)."""
     if told is Told.FULL:
         return fault.message
     if told is Told.CODE:  # never the exit code: the model picks it (8 bits a run, issue 19)
         return _HIDDEN_MESSAGES.get(code, _HIDDEN_MESSAGES[ErrorCode.NONZERO_EXIT])
+    if not refunded:
+        return _GENERIC_CHARGED
     return _GENERIC.get(code, _GENERIC[ErrorCode.INFRA_ERROR])
 
 

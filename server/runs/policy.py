@@ -8,12 +8,17 @@ reads `RULES` top to bottom; the first matching rule wins (as in Kubernetes'
 * **action** — ``retry`` (back to the queue, resumed at the same phase after `backoff`; bounded by
   ``CSAWM_MAX_ATTEMPTS``), ``fail`` (terminal: ``failed`` or ``cancelled``) or ``hand_back``
   (the worker is stopping: the run goes back to the queue at once, no attempt burned, no charge);
-* **payer** — who pays if the run ends here: the ``submitter`` (the quota charge stands), the
-  ``project`` (refunded), or the ``setting`` ``CSAWM_CHARGE_USER_FAILURES``;
+* **payer** — who pays if the run ends here: the ``submitter`` (the quota charge stands) or the
+  ``project`` (refunded). A model fault once the hidden run started is always the submitter's:
+  were it refundable, the hidden images could be probed for free (issue 19), so
+  ``CSAWM_CHARGE_USER_FAILURES`` no longer decides anything;
 * **told** — what the submitter sees: ``full`` (the message and the log: preflight runs on public
   or synthetic images), ``code`` (the error code and a fixed message: nothing derived from the hidden
   images), ``generic`` (our failure: no host paths, hostnames or exception text). Maintainers always
-  see the full message and log; ``alert`` marks endings that need an operator (a broken deployment).
+  see the full message and log; ``alert`` marks endings that need an operator (a broken deployment,
+  a scorer crash), ``hold`` those after which the team's further runs wait for a maintainer
+  (`server.runs.holds`): the scorer failed on a model's output, and re-running it — or the team's
+  next image, one layer apart — could turn the crash into a channel.
 
 Retries that run out become ``fail`` with ``infra_error``, paid by the project. No other code
 decides refunds: the worker applies `Decision` (`server.worker.endings`), the API's cancel asks
@@ -48,7 +53,6 @@ class Action(enum.StrEnum):
 class Payer(enum.StrEnum):
     SUBMITTER = "submitter"
     PROJECT = "project"
-    SETTING = "setting"  # CSAWM_CHARGE_USER_FAILURES decides
 
 
 class Told(enum.StrEnum):
@@ -81,6 +85,8 @@ class Rule:
     reason: str  # the ledger / timeline reason
     backoff: bool = False  # retry after base * 2**retries (base: CSAWM_RETRY_BACKOFF)
     alert: bool = False
+    hold: bool = False  # the team's further runs wait for a maintainer (server.runs.holds)
+    code: ErrorCode | None = None  # the error code stored, when the rule sets it (else the fault's)
 
     def matches(self, fault: Fault) -> bool:
         return (
@@ -106,14 +112,17 @@ RULES: tuple[Rule, ...] = (
          "cancelled after the hidden run started"),
     Rule(_set(Phase.PREFLIGHT), _USER_FAULTS, None, Action.FAIL, Payer.PROJECT, Told.FULL,
          "preflight failure costs no quota"),
-    Rule(_set(Phase.HIDDEN), _USER_FAULTS, None, Action.FAIL, Payer.SETTING, Told.CODE,
+    Rule(_set(Phase.HIDDEN), _USER_FAULTS, None, Action.FAIL, Payer.SUBMITTER, Told.CODE,
          "model failure on the hidden images"),
     Rule(_set(Phase.SCORING), _set(FaultKind.MODEL), _set(ErrorCode.OUTPUT_INVALID), Action.FAIL,
-         Payer.SETTING, Told.CODE, "invalid predictions for the hidden images"),
+         Payer.SUBMITTER, Told.CODE, "invalid predictions for the hidden images"),
+    Rule(_set(Phase.SCORING), _set(FaultKind.SCORER), None, Action.FAIL, Payer.SUBMITTER, Told.GENERIC,
+         "the scorer failed on the model's predictions; the team is held for review",
+         alert=True, hold=True, code=ErrorCode.INFRA_ERROR),
     Rule(None, _set(FaultKind.TRANSIENT_INFRA), None, Action.RETRY, Payer.PROJECT, Told.GENERIC,
          "infrastructure failure", backoff=True),
     Rule(None, _set(FaultKind.PERMANENT_INFRA), None, Action.FAIL, Payer.PROJECT, Told.GENERIC,
-         "infrastructure failure", alert=True),
+         "infrastructure failure", alert=True, code=ErrorCode.INFRA_ERROR),
     # Anything else (a model fault where none can happen, say) is our bug: fail, refund, alert.
     Rule(None, None, None, Action.FAIL, Payer.PROJECT, Told.GENERIC, "unexpected ending", alert=True),
 )  # fmt: skip
@@ -130,6 +139,7 @@ class Decision:
     reason: str
     backoff: timedelta
     alert: bool
+    hold: bool  # only with FAIL: hold the team's further runs (server.runs.holds)
     rule: Rule
 
 
@@ -141,7 +151,6 @@ def decide(
     *,
     retries: int,
     max_attempts: int,
-    charge_user_failures: bool,
     backoff_base: timedelta = timedelta(seconds=2),
 ) -> Decision:
     """The decision for `fault`, given how many retries the run already had.
@@ -151,25 +160,21 @@ def decide(
     capped at `MAX_BACKOFF`.
     """
     rule = next(r for r in RULES if r.matches(fault))
-    action, code = rule.action, fault.code
+    action, code = rule.action, rule.code or fault.code
     if action is Action.RETRY and retries + 1 >= max_attempts:
         action, code = Action.FAIL, ErrorCode.INFRA_ERROR
-    if rule.kinds is not None and FaultKind.PERMANENT_INFRA in rule.kinds:
-        code = ErrorCode.INFRA_ERROR
-    payer = rule.payer
-    if payer is Payer.SETTING:
-        payer = Payer.SUBMITTER if charge_user_failures else Payer.PROJECT
     backoff = timedelta(0)
     if action is Action.RETRY and rule.backoff:
         backoff = min(backoff_base * (2**retries), MAX_BACKOFF)
     reason = rule.reason if action is rule.action else f"{rule.reason}; retries exhausted"
     return Decision(
         action=action,
-        refund=action is Action.FAIL and payer is Payer.PROJECT,
+        refund=action is Action.FAIL and rule.payer is Payer.PROJECT,
         code=code,
         told=rule.told,
         reason=reason,
         backoff=backoff,
         alert=rule.alert or (action is not rule.action),
+        hold=rule.hold and action is Action.FAIL,
         rule=rule,
     )

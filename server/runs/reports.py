@@ -3,6 +3,9 @@
 Used by the worker's scoring phase and by ``csawm admin rescore`` alike, so a re-score changes
 exactly what the first scoring wrote: ``metrics`` (the report JSON), the two leaderboard keys, the
 bootstrap replicates the leaderboard's tie marks pair, and one `SubmissionReport` row.
+
+The first scoring (reason ``scored``) also decides the run's Ladder step in the same transaction
+(`server.leaderboard.ladder_steps`); a re-score never changes or adds one.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from server.leaderboard import ladder_steps
 from server.models import Submission, SubmissionReport
+
+SCORED = "scored"  # the reason of the first scoring, the one that decides the Ladder step
 
 
 def record(
@@ -45,6 +51,8 @@ def record(
         metrics=data,
     )
     session.add(row)
+    if reason == SCORED:
+        ladder_steps.on_scored(session, sub)
     return row
 
 

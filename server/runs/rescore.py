@@ -5,7 +5,10 @@ version or a corrected test set can be applied to every run without running a mo
 re-score keeps the previous report (`SubmissionReport` history), updates the run's current one, and
 is written to the audit log with the versions and digests before and after. Each run is scored on
 its competition phase's test set (``evaluation.scored_on``: private, or public for a development
-phase), as the worker scored it.
+phase), as the worker scored it, its predictions read against the input its hidden stage was
+given: the public images for a development run, or every image for one scored before issue 19
+(its record's ``n_hidden_images`` says so). A re-score never changes or adds a Ladder step: the step
+a run showed when it was first scored stands (`server.leaderboard.ladder_steps`).
 """
 
 from __future__ import annotations
@@ -64,14 +67,18 @@ def rescore(
     seed, resamples = settings.bootstrap_seed, settings.bootstrap_resamples
     for sub_id in todo:
         with db.transaction(write=False) as session:
-            sha, phase = session.execute(
-                select(Submission.predictions_sha256, Submission.phase).where(Submission.id == sub_id)
+            sha, phase, record = session.execute(
+                select(Submission.predictions_sha256, Submission.phase, Submission.reproducibility).where(
+                    Submission.id == sub_id
+                )
             ).one()
             test_set = competition_phase(session, settings, phase).test_set
         try:
             scored_on = evaluation.scored_on(test_set)
             data = store.load(settings.data_dir, str(sha))
-            predictions = read_predictions(data, expected=evaluation.hidden_filenames)
+            mounted = (record or {}).get("n_hidden_images") == len(evaluation.hidden_filenames)
+            names = evaluation.hidden_filenames if mounted else scored_on.hidden_filenames
+            predictions = read_predictions(data, expected=names)
         except (LookupError, store.PredictionsMissing, PredictionsError) as exc:  # LookupError: no public set
             result.skipped[sub_id] = str(exc)
             continue

@@ -4,18 +4,32 @@ The file is the CSAW-M authors' own inference output, so their code's files are 
 separator ``;`` or ``,`` (told from the header line); a header row; ``Filename`` (required, each test
 image exactly once), ``Final_score`` (required, finite, higher = more masking), ``Final_pred``
 (optional, integer 1..8; ``4.0`` is accepted as 4), ``Prob_bin_1``..``Prob_bin_8`` (optional, all
-eight or none, each in [0, 1], summing to 1 +- 1e-3). Other columns are ignored.
+eight or none, each in [0, 1], summing to 1 +- 1e-3). The authors' code writes exactly
+``Filename;Prob_bin_1;...;Prob_bin_8;Final_pred;Final_score``, so these are all the columns there
+are: **any other column is refused** (issue 19). A column the reader ignored would still be bytes the
+model chose, carried along with the hidden run's predictions (a nonce that steers their hash).
 
-Accepted: a UTF-8 byte-order mark (Excel writes one), Windows line ends, blank lines, spaces around
-values and quoted fields. Everything else that is wrong raises :class:`PredictionsError` naming the
-row and column of the first problem; a file larger than ``max_bytes`` is refused before it is read.
+Accepted: a UTF-8 byte-order mark (Excel writes one), Windows line ends, blank lines (a line of
+separators only counts as blank), spaces around values and quoted fields. Everything else that is
+wrong raises :class:`PredictionsError` naming the row and column of the first problem; a file larger
+than ``max_bytes`` is refused before it is read.
+
+The rule the worker relies on: **whatever the bytes, `read_predictions` raises nothing but
+`PredictionsError`** — a file the model wrote is its own fault (``output_invalid``), never an
+infrastructure fault to retry and refund. Every problem is caught where it is understood, with its
+row and column; a last guard turns anything the parser did not foresee into a `PredictionsError`
+(``unforeseen=True``) so the rule holds by construction, and the property test
+(``tests/scoring/test_predictions_fuzz.py``) checks over arbitrary bytes that the guard is never
+needed.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +37,14 @@ from pathlib import Path
 import numpy as np
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"Prob_bin_{k}" for k in range(1, 9))
+#: Every column the contract defines; any other is refused.
+CONTRACT_COLUMNS: tuple[str, ...] = ("Filename", "Final_score", "Final_pred", *PROB_COLUMNS)
 PROB_SUM_TOLERANCE = 1e-3
 N_LEVELS = 8
 DEFAULT_MAX_BYTES = 64 * 1024**2
+_LINE_END = re.compile(r"\r\n|\r|\n")  # the line ends the csv module knows (not str.splitlines')
+
+log = logging.getLogger("csawm.scoring")
 
 
 class PredictionsError(ValueError):
@@ -39,6 +58,9 @@ class PredictionsError(ValueError):
         The column concerned, when there is one.
     reason : str
         What was wrong, without the location. ``str(error)`` gives location and reason.
+    unforeseen : bool
+        True when the reader's last guard caught an exception the parser did not foresee (a bug of
+        the reader; the file is still refused as the model's fault).
     """
 
     def __init__(
@@ -49,7 +71,9 @@ class PredictionsError(ValueError):
         column: str | None = None,
         line: int | None = None,
         source: str = "predictions",
+        unforeseen: bool = False,
     ) -> None:
+        self.unforeseen = unforeseen
         self.row = row
         self.column = column
         self.line = line
@@ -134,17 +158,27 @@ def read_predictions(
     Raises
     ------
     PredictionsError
-        Naming the row and column of the first problem.
+        Naming the row and column of the first problem; the only exception raised, whatever the input.
     """
     label = "predictions" if isinstance(source, bytes) else str(source)
-    data = _read_bounded(source, max_bytes, label)
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise PredictionsError(f"not UTF-8 text (invalid byte at offset {exc.start})", source=label) from None
-    if not text.strip():
-        raise PredictionsError("the file is empty", source=label)
-    return _Parser(text, label).parse(expected)
+        data = _read_bounded(source, max_bytes, label)
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise PredictionsError(
+                f"not UTF-8 text (invalid byte at offset {exc.start})", source=label
+            ) from None
+        if not text.strip():
+            raise PredictionsError("the file is empty", source=label)
+        return _Parser(text, label).parse(expected)
+    except PredictionsError:
+        raise
+    except Exception as exc:  # the last guard: see the module docstring
+        log.error("predictions reader: unforeseen %s on %s", exc.__class__.__name__, label, exc_info=True)
+        raise PredictionsError(
+            "the file could not be parsed as the contract's CSV", source=label, unforeseen=True
+        ) from None
 
 
 def _read_bounded(source: bytes | Path, max_bytes: int, label: str) -> bytes:
@@ -181,9 +215,13 @@ class _Parser:
         return PredictionsError(reason, row=row, column=column, line=line, source=self.label)
 
     def parse(self, expected: Sequence[str] | None) -> Predictions:
-        first_line = self.text.lstrip("\r\n").splitlines()[0]
+        first_line = next((line for line in _LINE_END.split(self.text) if line.strip()), "")
         delimiter = self._delimiter(first_line)
         records = self._records(delimiter)
+        if not records:
+            raise self.error(
+                f"no header row: every line is empty or holds only {delimiter!r} separators", line=1
+            )
         header_line, header = records[0]
         columns = self._columns(header, header_line)
         body = records[1:]
@@ -286,6 +324,17 @@ class _Parser:
                     column=required,
                     line=line,
                 )
+        undefined = next((name for name in header if name not in CONTRACT_COLUMNS), None)
+        if undefined is not None:
+            what = (
+                "an empty column name (a trailing separator?)" if undefined == "" else f"column {undefined!r}"
+            )
+            raise self.error(
+                f"{what} is not defined by the contract; the columns are Filename, Final_score, "
+                "Final_pred and Prob_bin_1..Prob_bin_8, and no others",
+                column=undefined,
+                line=line,
+            )
         present = [c for c in PROB_COLUMNS if c in columns]
         if present and len(present) != len(PROB_COLUMNS):
             absent = [c for c in PROB_COLUMNS if c not in columns]

@@ -31,7 +31,7 @@ from server.models import Submission, SubmissionReport, Team
 from server.phases import selection
 from server.phases import service as phases
 from server.phases.service import PhaseView
-from server.phases.visibility import ScoreView, ViewCache, score_view
+from server.phases.visibility import ScoreView, ViewCache, score_view, shown_report
 from server.runs.run_view import Viewer, run_view, shown_time, viewer_of
 from server.submissions import service
 from server.submissions.schemas import (
@@ -107,7 +107,7 @@ def detail(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Submi
         cancel_requested=sub.cancel_requested,
         archive_bytes=sub.archive_bytes,
         archive_sha256=sub.archive_sha256,
-        metrics=sub.metrics if view.exact else None,
+        metrics=shown_report(view, sub.metrics),
         timings=run.timings,
         reproducibility=run.reproducibility,
         review_reason=sub.review_reason,
@@ -388,9 +388,9 @@ def list_reports(
     """Every report this run was scored with, oldest first: the first scoring and each re-score
     (``csawm admin rescore``), with the scorer version, test-set digest and bootstrap settings.
     Where the run's scores are withheld from the caller (sealed or Ladder phase) each ``metrics``
-    is null."""
+    is null; in a ``summary`` phase each is the summary."""
     sub = service.get_visible(session, user, submission_id)
-    exact = score_view(session, settings, sub, user).exact
+    view = score_view(session, settings, sub, user)
     viewer = viewer_of(user, settings)
     rows = session.scalars(
         select(SubmissionReport)
@@ -408,7 +408,7 @@ def list_reports(
             bootstrap_seed=r.bootstrap_seed,
             bootstrap_resamples=r.bootstrap_resamples,
             current=i == len(rows) - 1,
-            metrics=r.metrics if exact else None,
+            metrics=shown_report(view, r.metrics),
         )
         for i, r in enumerate(rows)
     ]

@@ -37,6 +37,7 @@ from server.registry.errors import ImageRefused, ManifestNotFound, RegistryDenie
 from server.registry.image_check import RemoteImage, inspect_reference
 from server.registry.push import push_archive
 from server.registry.reference import TEAM_NAMESPACE, image_tag, parse_reference, team_repository
+from server.runs import holds
 from server.runs.policy import Fault, Phase, decide
 from server.runs.transitions import transition
 
@@ -213,6 +214,7 @@ def create(
     session.add(
         RunEvent(submission_id=sub.id, from_status=None, to_status=RunStatus.QUEUED.value, note="submitted")
     )
+    holds.note_if_held(session, sub)
     quota.charge(session, team, sub, settings)
     return sub
 
@@ -248,7 +250,6 @@ def cancel(
             Fault(phase=phase, kind=FaultKind.CANCELLED, code=ErrorCode.CANCELLED, message=message),
             retries=sub.retries,
             max_attempts=1,
-            charge_user_failures=True,
         )
         sub = transition(
             session,

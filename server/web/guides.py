@@ -68,8 +68,6 @@ def limits(settings: Settings) -> list[tuple[str, str, str]]:
         ("Submissions per rolling 7 days", str(settings.quota_per_week), "CSAWM_QUOTA_PER_WEEK"),
         (f"Submissions in phase {settings.phase!r}", str(settings.quota_total), "CSAWM_QUOTA_TOTAL"),
         ("Runs active at once", str(settings.quota_active), "CSAWM_QUOTA_ACTIVE"),
-        ("Failed runs caused by the model are charged", "yes" if settings.charge_user_failures else "no",
-         "CSAWM_CHARGE_USER_FAILURES"),
         ("Wall time on the hidden set", minutes(settings.run_timeout), "CSAWM_RUN_TIMEOUT"),
         ("Wall time of the preflight", minutes(settings.preflight_timeout), "CSAWM_PREFLIGHT_TIMEOUT"),
         ("Preflight images", str(settings.preflight_images), "CSAWM_PREFLIGHT_IMAGES"),

@@ -21,6 +21,7 @@ from server.leaderboard import service as leaderboard
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences
 from server.models import ACTIVE_STATUSES, ApiToken, ReviewState, RunStatus, Submission, Team, User
 from server.phases.service import PhaseView
+from server.scoring.summary import summary_report
 
 #: Clinical endpoints of the report (docs/scoring.md) with the labels the pages use.
 ENDPOINTS: dict[str, str] = {
@@ -141,6 +142,7 @@ def leaderboard_rows(
     for row in rows:
         sub = subs.get(int(row["submission_id"])) if row.get("submission_id") is not None else None
         report = sub.metrics if sub is not None and row.get("ladder") is None else None
+        report = summary_report(report) if isinstance(report, dict) else None  # the board is public
         amae = row.get("amae") or {}
         out.append(
             BoardRow(

@@ -41,12 +41,13 @@ from server.notifications import outbox
 from server.notifications.router import delivery_out
 from server.phases import service as phases
 from server.phases.service import PhaseView
-from server.phases.visibility import ViewCache, score_view
+from server.phases.visibility import ViewCache, score_view, shown_report
 from server.quota import service as quota
 from server.review import flags as review_flags
 from server.review import service as review
 from server.review.schemas import ReviewAction
 from server.runs.run_view import run_view, shown_time, viewer_of
+from server.scoring.summary import summary_report
 from server.submissions import service as submissions
 from server.web import guides, plots, queries
 from server.web.cache import PlotCache, clinical_board, plot_cache
@@ -341,9 +342,11 @@ def _visible(session: Session, user: Principal, submission_id: int) -> Submissio
         return None
 
 
-def _scores_shown(request: Request, session: Session, sub: Submission, user: Principal) -> bool:
-    """Whether this viewer may see the run's report and plots (server.phases.visibility)."""
-    return score_view(session, request.app.state.csawm.settings, sub, user).exact
+def _shown_report(
+    request: Request, session: Session, sub: Submission, user: Principal
+) -> dict[str, Any] | None:
+    """The run's report as this viewer may see it, or None (server.phases.visibility.shown_report)."""
+    return shown_report(score_view(session, request.app.state.csawm.settings, sub, user), sub.metrics)
 
 
 @router.get("/submissions/{submission_id}", response_model=None)
@@ -359,12 +362,12 @@ def report_page(
     settings = request.app.state.csawm.settings
     view = score_view(session, settings, sub, user)
     viewer = viewer_of(user, settings)
-    report = (sub.metrics or None) if view.exact else None
+    report = shown_report(view, sub.metrics) or None
     alts: dict[str, str] = {}
     if report is not None:
         cache = plot_cache(request.app.state.csawm)
         for plot_name in REPORT_PLOTS:
-            plot = _report_plot(session, cache, sub, plot_name)
+            plot = _report_plot(session, cache, sub, report, plot_name)
             if plot is not None:
                 alts[plot_name] = plot.alt
     context = {
@@ -382,11 +385,14 @@ def report_page(
     return render(request, signer, user, "report.html", context)
 
 
-def _report_plot(session: Session, cache: PlotCache, sub: Submission, name: str) -> plots.Plot | None:
-    """One of the report's plots, or None when the report lacks what it needs."""
-    report = sub.metrics or {}
+def _report_plot(
+    session: Session, cache: PlotCache, sub: Submission, report: dict[str, Any], name: str
+) -> plots.Plot | None:
+    """One of the plots of `report` (the run's report as the viewer may see it, `shown_report`), or
+    None when it lacks what the plot needs: a summary has no confusion matrix, so no such plot."""
     levels = (report.get("masking") or {}).get("levels") or {}
-    key: tuple[Any, ...] = (name, sub.id, sub.updated_at.isoformat())
+    level = report.get("disclosure", "full")
+    key: tuple[Any, ...] = (name, sub.id, sub.updated_at.isoformat(), level)
     if name == "confusion":
         matrix = levels.get("confusion_matrix")
         return cache.get(key, lambda: plots.confusion_heatmap(matrix)) if matrix else None
@@ -396,7 +402,11 @@ def _report_plot(session: Session, cache: PlotCache, sub: Submission, name: str)
     if name == "odds-ratios":
         if not report.get("clinical"):
             return None
-        baselines = [(n, r) for i, n, r in queries.baseline_reports(session) if i != sub.id]
+        baselines = [
+            (n, r if level == "full" else summary_report(r))
+            for i, n, r in queries.baseline_reports(session)
+            if i != sub.id
+        ]
         key = (*key, tuple(n for n, _ in baselines))
         return cache.get(key, lambda: _forest(sub, report, baselines))
     if name == "agreement":
@@ -430,9 +440,9 @@ def report_plot(
     cache: PlotCacheDep,
 ) -> Response:
     sub = _visible(session, user, submission_id) if user is not None else None
-    if sub is not None and user is not None and not _scores_shown(request, session, sub, user):
-        sub = None  # a withheld score has no plot either
-    plot = _report_plot(session, cache, sub, name) if sub is not None else None
+    report = _shown_report(request, session, sub, user) if sub is not None and user is not None else None
+    # a withheld score has no plot, nor a withheld figure of a summary
+    plot = _report_plot(session, cache, sub, report, name) if sub is not None and report else None
     if plot is None:
         return Response("not found", status_code=404, media_type="text/plain")
     return _svg(plot)

@@ -2,7 +2,8 @@
 
 `server.runs.policy.decide` says what to do; this module only does it, in one transaction per
 ending: the status change (with the submitter's note and the maintainer's detail), the refund when
-the decision says the project pays, the logs each side may see (`server.runs.disclosure`). After a
+the decision says the project pays, the logs each side may see (`server.runs.disclosure`), the
+maintainers' alert (`server.runs.alerts`) and the team's hold (`server.runs.holds`). After a
 terminal ending the run's working folders and its uploaded archive are deleted (the stored hidden
 predictions stay, for re-scoring).
 """
@@ -20,6 +21,7 @@ from runner.spec import ErrorCode
 from server.core.clock import utcnow
 from server.models import FailedPhase, RunStatus
 from server.quota import service as quota
+from server.runs import alerts, holds
 from server.runs.disclosure import HANDED_BACK_NOTE, RETRY_NOTE, maintainer_log, public_log, submitter_message
 from server.runs.policy import Action, Decision, Phase
 from server.runs.transitions import transition
@@ -46,7 +48,7 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: PhaseFault, decision: Decision) -
         logs = _logs(env, f.phase, pf.log_tail)
         if decision.action is Action.FAIL:
             to = RunStatus.CANCELLED if decision.code is ErrorCode.CANCELLED else RunStatus.FAILED
-            public = submitter_message(f, decision.told, decision.code)
+            public = submitter_message(f, decision.told, decision.code, refunded=decision.refund)
             sub = transition(
                 session,
                 ctx.sub_id,
@@ -62,6 +64,10 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: PhaseFault, decision: Decision) -
             )
             if decision.refund:
                 quota.refund(session, ctx.sub_id, f"{decision.reason} ({decision.code.value})")
+            if decision.hold:
+                holds.hold(
+                    session, sub.team_id, reason=decision.reason, actor=actor, submission_id=ctx.sub_id
+                )
         else:
             note = HANDED_BACK_NOTE if decision.action is Action.HAND_BACK else RETRY_NOTE
             sub = transition(
@@ -77,11 +83,15 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: PhaseFault, decision: Decision) -
             if decision.action is Action.RETRY:
                 sub.retries = ctx.retries + 1
                 sub.retry_at = utcnow() + decision.backoff if decision.backoff > timedelta(0) else None
+        if decision.alert:
+            detail = {"phase": f.phase.value, "kind": f.kind.value, "error_code": decision.code.value}
+            alerts.alert(session, ctx.sub_id, actor=actor, reason=decision.reason, detail=detail)
         for key, value in logs.items():
             setattr(sub, key, value)
         sub.timings = dict(ctx.timings)
         sub.runtime = runtime_of(ctx)
 
+    actor = f"worker:{env.name}"
     transact(env, write)
     if decision.action is Action.FAIL:
         finish(env, ctx)

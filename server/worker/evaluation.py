@@ -2,11 +2,14 @@
 
 * hidden input: every private image (+ every public image when the benchmark has the public set, for
   the pooled clinical view), copied once into ``DATA_DIR/inputs/hidden-<manifest digest>``;
+* public input: the public images only, ``DATA_DIR/inputs/public-<manifest digests>``: the
+  hidden input of a development phase (issue 19: a phase scored on the public set never mounts a
+  private image, or its report would be a channel out of them);
 * preflight input: the first `n` public images by file name, or, without a public set, `n`
   synthetic grey images of the private images' size (seeded noise: nothing of the hidden set);
 * the test-set manifest digest (private images + labels) for the reproducibility record;
-* `scored_on`: the set a run is scored on, by its phase's test set (issue 15): the private set,
-  or, for a development phase, the public set (the hidden run is the same: every image).
+* `scored_on`: the set a run is mounted and scored on, by its phase's test set (issue 15): the
+  private set, or, for a development phase, the public set and the public input.
 
 Folders are built under a temporary name and renamed into place, so a crash never leaves a
 half-written input that a later run would trust.
@@ -29,6 +32,10 @@ from server.benchmark.manifest import build_manifest
 
 SYNTHETIC_PREFIX = "preflight_"
 TEST_SETS = ("private", "public")
+# The inputs' names: their folders on the Kubernetes test-images volume (server.worker.test_set).
+PREFLIGHT_INPUT = "preflight"
+HIDDEN_INPUT = "hidden"
+PUBLIC_INPUT = "public"
 
 
 class NoPublicTestSet(LookupError):
@@ -40,7 +47,9 @@ class EvaluationSet:
     """The images a model runs on and the labels it is scored against.
 
     ``private`` is the evaluated label table and ``manifest_digest`` its manifest: the private set
-    as prepared, or the public set in the view `scored_on("public")` returns.
+    as prepared, or the public set in the view `scored_on("public")` returns. ``hidden_input`` is
+    the folder the hidden stage mounts (named ``hidden_input_name`` on the Kubernetes volume), and
+    ``hidden_private_images`` how many private images it holds: all of them, or none in that view.
     """
 
     private: LabelTable
@@ -52,6 +61,9 @@ class EvaluationSet:
     preflight_source: str  # "public" | "synthetic"
     manifest_digest: str
     public_manifest_digest: str | None
+    public_input: Path | None
+    hidden_input_name: str
+    hidden_private_images: int
 
     @classmethod
     def prepare(cls, benchmark_dir: Path, data_dir: Path, n_preflight: int) -> EvaluationSet:
@@ -69,7 +81,11 @@ class EvaluationSet:
         inputs = data_dir / "inputs"
         key = manifest[:16] + (f"-{public_manifest[:8]}" if public_manifest else "")
         hidden = _materialise(inputs / f"hidden-{key}", sources)
+        public_input = None
         if public is not None and bench.public_images is not None:
+            public_input = _materialise(
+                inputs / f"public-{key}", [bench.public_images / n for n in public.filenames]
+            )
             names = sorted(public.filenames)[:n_preflight]
             preflight = _materialise(
                 inputs / f"preflight-public-{key}-{len(names)}", [bench.public_images / n for n in names]
@@ -90,31 +106,37 @@ class EvaluationSet:
             preflight_source=source,
             manifest_digest=manifest,
             public_manifest_digest=public_manifest,
+            public_input=public_input,
+            hidden_input_name=HIDDEN_INPUT,
+            hidden_private_images=len(private.filenames),
         )
 
-
     def scored_on(self, test_set: str) -> EvaluationSet:
-        """This set as a run of a phase scoring on `test_set` sees it.
+        """This set as a run of a phase scoring on `test_set` sees it: what its hidden stage mounts
+        and what its predictions are scored against.
 
-        ``"private"``: unchanged (the masking metrics on the private labels, the clinical view on
-        public and private pooled). ``"public"`` (a development phase): the public labels are the
+        ``"private"``: unchanged (every private image mounted, plus the public ones; the masking
+        metrics on the private labels, the clinical view on public and private pooled).
+        ``"public"`` (a development phase): the hidden stage mounts the public input, the public
+        images only, and no private image (issue 19: its full report on the public labels would
+        otherwise carry out what a model reads from the private ones); the public labels are the
         evaluated set, with the public manifest digest recorded (so a development run is never
         paired with a private one for ties or the Ladder), and the clinical view on the public rows
-        alone. The model's input is the same hidden folder: its predictions for the private images
-        are stored with the rest and not scored.
+        alone. Raises `NoPublicTestSet` when the benchmark has no public set.
         """
         if test_set == "private":
             return self
         if test_set != "public":
             raise ValueError(f"test set must be one of {TEST_SETS}, not {test_set!r}")
-        if self.public is None or self.public_manifest_digest is None:
+        if self.public is None or self.public_manifest_digest is None or self.public_input is None:
             raise NoPublicTestSet(
                 "this phase scores on the public test set, and the benchmark has no public labels "
                 "(labels/CSAW-M_test_public.csv with its images)"
             )
         return replace(
             self, private=self.public, public=None, manifest_digest=self.public_manifest_digest,
-            public_manifest_digest=None,
+            public_manifest_digest=None, hidden_filenames=self.public.filenames,
+            hidden_input=self.public_input, hidden_input_name=PUBLIC_INPUT, hidden_private_images=0,
         )  # fmt: skip
 
 

@@ -351,7 +351,6 @@ class Worker:
             pf.fault,
             retries=ctx.retries,
             max_attempts=s.max_attempts,
-            charge_user_failures=s.charge_user_failures,
             backoff_base=s.retry_backoff,
         )
 

@@ -9,7 +9,9 @@ phase               status before/after  what it does
                                          its predictions.csv
 `run_hidden`        running → scoring    the image on the hidden images; its predictions are
                                          stored content-addressed (`server.runs.store`)
-`score`             scoring → succeeded  the stored predictions scored; the report saved
+`score`             scoring → succeeded  the stored predictions read (any problem with them is
+                                         ``output_invalid``: the reader raises nothing else)
+                                         and scored; the report saved
 ==================  ===================  ====================================================
 
 A phase never decides what a failure costs or who is told: it raises `PhaseFault` and the worker
@@ -212,13 +214,20 @@ def _record_handle(env: WorkerEnv, ctx: RunContext, handle: str, *, started: boo
 
 
 def execute(
-    env: WorkerEnv, runner: Runner, ctx: RunContext, phase: Phase, image: str, input_dir: Path
+    env: WorkerEnv,
+    runner: Runner,
+    ctx: RunContext,
+    phase: Phase,
+    image: str,
+    input_dir: Path,
+    input_name: str | None = None,
 ) -> RunResult:
     """Run one container to its end; model outcomes come back as the result, the rest is raised."""
     spec = RunSpec(
         run_id=f"{env.instance}-{ctx.sub_id}-{phase.value}",
         image=image,
         input_dir=input_dir,
+        input_name=input_name,
         output_dir=ctx.attempt_dir(env.settings.data_dir) / phase.value / "output",
         limits=run_limits(env.settings, phase.value),
         attempt=ctx.lease.attempt,
@@ -311,12 +320,27 @@ def run_preflight(
 def run_hidden(
     env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: EvaluationSet, image: str
 ) -> None:
-    """running → scoring: the image on the hidden images; its predictions stored for scoring."""
-    result = execute(env, runner, ctx, Phase.HIDDEN, image, evaluation.hidden_input)
+    """running → scoring: the image on the hidden input of its competition phase's test set; its
+    predictions stored for scoring.
+
+    A private phase mounts every private image (and the public ones); a development phase
+    (``test_set: public``) the public images only (`EvaluationSet.scored_on`). A benchmark without
+    a public set ends a development run here, before its model sees any image of the hidden set.
+    """
+    test_set = transact(env, lambda session: _test_set(env, session, ctx), write=False)
+    try:
+        evaluation = evaluation.scored_on(test_set)
+    except NoPublicTestSet as exc:
+        raise fault(Phase.HIDDEN, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
+    result = execute(
+        env, runner, ctx, Phase.HIDDEN, image, evaluation.hidden_input, evaluation.hidden_input_name
+    )
     if result.error_code is not None:
         raise _model_failure(Phase.HIDDEN, result, result.message)
     sha = store.save(env.settings.data_dir, result.predictions or b"")
-    values: dict[str, Any] = {"predictions_sha256": sha}
+    # The test set whose input was mounted: `score` reads the predictions against it, whatever the
+    # phase says by then (a maintainer may change a phase's test set meanwhile).
+    values: dict[str, Any] = {"predictions_sha256": sha, "reproducibility": {"test_set": test_set}}
     hidden_logs = env.settings.hidden_logs
     kept = maintainer_log(hidden_logs, Phase.HIDDEN, result.log_tail)
     if kept is not None:
@@ -325,6 +349,12 @@ def run_hidden(
     if shown is not None:
         values["log_tail"] = shown
     _move(env, ctx, RunStatus.SCORING, "hidden run finished", **values)
+
+
+def _test_set(env: WorkerEnv, session: Session, ctx: RunContext) -> str:
+    """The test set of the run's competition phase: ``private`` or ``public``."""
+    sub = session.get(Submission, ctx.sub_id)
+    return "private" if sub is None else competition_phase(session, env.settings, sub.phase).test_set
 
 
 def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: EvaluationSet, scorer: Scorer) -> None:
@@ -337,7 +367,8 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
         sub = session.get(Submission, ctx.sub_id)
         if sub is None:
             return None, "private"
-        return sub.predictions_sha256, competition_phase(session, env.settings, sub.phase).test_set
+        mounted = (sub.reproducibility or {}).get("test_set")  # written by run_hidden
+        return sub.predictions_sha256, mounted or competition_phase(session, env.settings, sub.phase).test_set
 
     sha, test_set = transact(env, stored, write=False)
     try:
@@ -361,13 +392,15 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
     s = env.settings
     try:
         report = scorer(predictions, evaluation, s.bootstrap_resamples, s.bootstrap_seed)
-    except Exception as exc:  # a scorer crash is ours, never the submitter's: re-scored on retry
-        log.exception("run %s: scoring failed", ctx.sub_id)
+    except Exception as exc:
+        # Ours, but on predictions the reader accepted, after a hidden run: not retried (a re-run
+        # could make crashes a channel), charged, the maintainers alerted, the team held (policy).
+        log.exception("run %s: the scorer failed on the stored predictions", ctx.sub_id)
         raise fault(
             Phase.SCORING,
-            FaultKind.TRANSIENT_INFRA,
+            FaultKind.SCORER,
             ErrorCode.INFRA_ERROR,
-            f"scoring failed: {exc.__class__.__name__}: {exc}",
+            f"the scorer failed on predictions {sha}: {exc.__class__.__name__}: {exc}",
         ) from None
     ctx.timings["scoring_s"] = round(time.monotonic() - started, 3)
     ctx.runtime["scoring"] = {"wall_s": ctx.timings["scoring_s"]}
@@ -390,7 +423,7 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
         "bootstrap": {"resamples": s.bootstrap_resamples, "seed": s.bootstrap_seed},
         "preflight_source": evaluation.preflight_source,
         "n_hidden_images": len(evaluation.hidden_filenames),
-        "n_private_images": len(evaluation.private.filenames),
+        "n_private_images": evaluation.hidden_private_images,
     }
 
     def store_report(session: Session, sub: Submission) -> None:

@@ -5,7 +5,8 @@ run whose lease expired (its worker died), and bumps `attempt`; every later writ
 owner and attempt, so a worker that lost its lease can no longer change the run. On PostgreSQL the
 candidate is selected ``FOR UPDATE SKIP LOCKED`` (workers never wait on each other's candidates); on
 SQLite the write transaction began ``BEGIN IMMEDIATE``, so the select and the conditional UPDATE
-below run under the database write lock.
+below run under the database write lock. A queued run of a held team (`server.runs.holds`) is not
+leased until a maintainer releases the team; a run already past the queue is finished.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import or_, select, update
 from server.core.clock import utcnow
 from server.core.db import Database
 from server.models import LEASED_STATUSES, RunEvent, RunStatus, Submission
+from server.runs.holds import held_team_ids
 from server.runs.transitions import transition
 
 
@@ -41,7 +43,8 @@ def lease_next(db: Database, owner: str, ttl: timedelta) -> Lease | None:
             .where(
                 or_(
                     (Submission.status == RunStatus.QUEUED)
-                    & (Submission.retry_at.is_(None) | (Submission.retry_at <= now)),
+                    & (Submission.retry_at.is_(None) | (Submission.retry_at <= now))
+                    & Submission.team_id.not_in(held_team_ids()),
                     Submission.status.in_(LEASED_STATUSES)
                     & (Submission.lease_expires_at.is_(None) | (Submission.lease_expires_at < now)),
                 )

@@ -15,15 +15,17 @@ The stamp
     * ``test-set``: `EvaluationSet.manifest_digest` (private images + private labels,
       `server.benchmark.manifest`);
     * ``public``: the public set's manifest digest, or ``-`` when the benchmark has none;
-    * ``hidden`` and ``preflight``: `input_digest` of the ``hidden/`` and ``preflight/`` folders
-      as copied onto the volume (``manifest.csv`` plus every image), i.e. what the model Pods
-      mount at ``/input``.
+    * ``hidden``, ``preflight`` and ``public-input``: `input_digest` of the ``hidden/``,
+      ``preflight/`` and ``public/`` folders as copied onto the volume (``manifest.csv`` plus every
+      image), i.e. what the model Pods mount at ``/input``; ``public/`` (the public images only, the
+      hidden input of a development phase) is ``-`` without a public set. A stamp written before
+      ``public/`` existed has no ``public-input`` line and is refused: reload the volume.
 
 Docker runner
-    The worker materialises the hidden input itself from ``CSAWM_BENCHMARK_DIR``; `verify` checks
-    that the folder it will mount holds exactly the benchmark's images (its manifest, hashed from
-    the copies with the benchmark's label file, equals the benchmark's digest) and lists them in
-    ``manifest.csv``.
+    The worker materialises the hidden and public inputs itself from ``CSAWM_BENCHMARK_DIR``;
+    `verify` checks that each folder it will mount holds exactly the benchmark's images (its
+    manifest, hashed from the copies with the benchmark's label file, equals the benchmark's
+    digest), lists them in ``manifest.csv``, and holds no other file.
 
 Kubernetes runner
     The model Pods read a PVC the worker does not write. The worker reads the stamp from
@@ -50,13 +52,14 @@ from pathlib import Path
 from runner.errors import PermanentInfraError
 from server.benchmark.dataset import Benchmark
 from server.benchmark.manifest import build_manifest, sha256_file
-from server.worker.evaluation import EvaluationSet
+from server.worker.evaluation import HIDDEN_INPUT, PREFLIGHT_INPUT, PUBLIC_INPUT, EvaluationSet
 
 STAMP_FILE = "MANIFEST.sha256"
-HIDDEN_DIR = "hidden"
-PREFLIGHT_DIR = "preflight"
+HIDDEN_DIR = HIDDEN_INPUT
+PREFLIGHT_DIR = PREFLIGHT_INPUT
+PUBLIC_DIR = PUBLIC_INPUT
 MAX_STAMP_BYTES = 4096
-_NAMES = ("test-set", "public", HIDDEN_DIR, PREFLIGHT_DIR)
+_NAMES = ("test-set", "public", HIDDEN_DIR, PREFLIGHT_DIR, "public-input")
 
 
 class TestSetMismatch(PermanentInfraError):
@@ -67,16 +70,21 @@ class TestSetMismatch(PermanentInfraError):
 
 @dataclass(frozen=True)
 class Stamp:
-    """The lines of ``MANIFEST.sha256`` (module docstring); `public` is None without a public set."""
+    """The lines of ``MANIFEST.sha256`` (module docstring); `public` and `public_input` are None
+    without a public set."""
 
     test_set: str
     public: str | None
     hidden: str
     preflight: str
+    public_input: str | None
+
+    def values(self) -> tuple[str, str, str, str, str]:
+        """The lines' values in `_NAMES` order, ``-`` for what the benchmark does not have."""
+        return (self.test_set, self.public or "-", self.hidden, self.preflight, self.public_input or "-")
 
     def render(self) -> str:
-        values = (self.test_set, self.public or "-", self.hidden, self.preflight)
-        return "".join(f"{value}  {name}\n" for value, name in zip(values, _NAMES, strict=True))
+        return "".join(f"{value}  {name}\n" for value, name in zip(self.values(), _NAMES, strict=True))
 
     @classmethod
     def parse(cls, text: str) -> Stamp:
@@ -91,25 +99,30 @@ class Stamp:
             found[name] = value
         missing = [name for name in _NAMES if name not in found]
         if missing:
-            raise TestSetMismatch(f"{STAMP_FILE} has no line for {', '.join(missing)}")
-        public = found["public"]
+            raise TestSetMismatch(
+                f"{STAMP_FILE} has no line for {', '.join(missing)} (a volume loaded before the "
+                f"{PUBLIC_DIR}/ input existed: reload it into an empty volume)"
+            )
+        public, public_input = found["public"], found["public-input"]
         return cls(
-            found["test-set"], None if public == "-" else public, found[HIDDEN_DIR], found[PREFLIGHT_DIR]
-        )
+            found["test-set"], None if public == "-" else public, found[HIDDEN_DIR], found[PREFLIGHT_DIR],
+            None if public_input == "-" else public_input,
+        )  # fmt: skip
 
 
 def input_digest(folder: Path) -> str:
     """sha256 of a model input folder: its ``manifest.csv`` and each listed image, canonically.
 
     The sha256 of ``{"images": [[name, sha256], ...], "manifest_csv": sha256}`` (sorted keys, no
-    whitespace). Images on disk but not listed are ignored (a model only reads listed ones); a
-    listed image that is missing raises `TestSetMismatch`.
+    whitespace). A listed image that is missing, or a file in ``images/`` that is not listed (a
+    model can list the folder: an extra file there is mounted with the rest), raises
+    `TestSetMismatch`.
     """
     manifest = folder / "manifest.csv"
     if not manifest.is_file():
         raise TestSetMismatch(f"{folder} has no manifest.csv")
-    with manifest.open(newline="") as fh:
-        names = [row["Filename"] for row in csv.DictReader(fh)]
+    names = _listed(folder)
+    _refuse_unlisted(folder, names)
     images = []
     for name in names:
         path = folder / "images" / name
@@ -127,34 +140,39 @@ def expected_stamp(evaluation: EvaluationSet) -> Stamp:
         public=evaluation.public_manifest_digest,
         hidden=input_digest(evaluation.hidden_input),
         preflight=input_digest(evaluation.preflight_input),
+        public_input=None if evaluation.public_input is None else input_digest(evaluation.public_input),
     )
 
 
 def verify_materialised(benchmark_dir: Path, evaluation: EvaluationSet) -> None:
-    """Docker runner: the folder the worker mounts as ``/input`` is the benchmark's test set.
+    """Docker runner: the folders the worker mounts as ``/input`` in the hidden stage are the
+    benchmark's test set (``hidden``) and its public set alone (``public``, development phases).
 
     Re-hashes the copies with the benchmark's own label files, so a stale or edited copy (the
     folder name keys only a digest prefix) is caught before a model runs on it.
     """
     bench = Benchmark.open(benchmark_dir)
     hidden = evaluation.hidden_input
-    listed = _listed(hidden)
-    if listed != list(evaluation.hidden_filenames):
-        raise TestSetMismatch(
-            f"{hidden}/manifest.csv lists {len(listed)} images, not the {len(evaluation.hidden_filenames)} "
-            "of the test set"
-        )
-    images = hidden / "images"
-    copy = build_manifest(images, bench.private_labels, evaluation.private.filenames).digest()
+    _check_listing(hidden, evaluation.hidden_filenames)
+    copy = build_manifest(hidden / "images", bench.private_labels, evaluation.private.filenames).digest()
     if copy != evaluation.manifest_digest:
         raise TestSetMismatch(
             f"the hidden input {hidden} is not the test set (manifest {copy[:12]}…, "
             f"expected {evaluation.manifest_digest[:12]}…): delete it and restart the worker"
         )
-    if evaluation.public is not None and bench.public_labels is not None:
-        public = build_manifest(images, bench.public_labels, evaluation.public.filenames).digest()
+    if evaluation.public is None or bench.public_labels is None:
+        return
+    public_input = evaluation.public_input
+    if public_input is None:
+        raise TestSetMismatch("the benchmark has a public set but the worker prepared no public input")
+    _check_listing(public_input, evaluation.public.filenames)
+    for folder in (hidden, public_input):
+        public = build_manifest(folder / "images", bench.public_labels, evaluation.public.filenames).digest()
         if public != evaluation.public_manifest_digest:
-            raise TestSetMismatch(f"the public images in {hidden} are not the benchmark's public set")
+            raise TestSetMismatch(
+                f"the public images in {folder} are not the benchmark's public set: delete it and "
+                "restart the worker"
+            )
 
 
 def verify_stamp(stamp_file: Path | None, evaluation: EvaluationSet) -> None:
@@ -173,16 +191,7 @@ def verify_stamp(stamp_file: Path | None, evaluation: EvaluationSet) -> None:
         raise TestSetMismatch(f"{stamp_file} is larger than {MAX_STAMP_BYTES} bytes: not a stamp")
     found = Stamp.parse(raw.decode("utf-8", errors="replace"))
     expected = expected_stamp(evaluation)
-    wrong = [
-        name
-        for name, a, b in zip(
-            _NAMES,
-            (found.test_set, found.public, found.hidden, found.preflight),
-            (expected.test_set, expected.public, expected.hidden, expected.preflight),
-            strict=True,
-        )
-        if a != b
-    ]
+    wrong = [name for name, a, b in zip(_NAMES, found.values(), expected.values(), strict=True) if a != b]
     if wrong:
         raise TestSetMismatch(
             f"the test-images volume ({stamp_file}) does not hold the server's test set: "
@@ -207,11 +216,34 @@ def _listed(folder: Path) -> list[str]:
         return [row["Filename"] for row in csv.DictReader(fh)]
 
 
+def _refuse_unlisted(folder: Path, names: list[str]) -> None:
+    """Every file in ``images/`` is listed: a model that lists the folder sees nothing else."""
+    images = folder / "images"
+    if not images.is_dir():
+        raise TestSetMismatch(f"{folder} has no images/ folder")
+    extra = sorted({p.name for p in images.iterdir()} - set(names))
+    if extra:
+        raise TestSetMismatch(
+            f"{folder}/images holds {len(extra)} file(s) not listed in manifest.csv, e.g. {extra[0]!r}"
+        )
+
+
+def _check_listing(folder: Path, expected: tuple[str, ...]) -> None:
+    """The folder's ``manifest.csv`` lists exactly `expected`, in order, and nothing else is there."""
+    listed = _listed(folder)
+    if listed != list(expected):
+        raise TestSetMismatch(
+            f"{folder}/manifest.csv lists {len(listed)} images, not the {len(expected)} of the test set"
+        )
+    _refuse_unlisted(folder, listed)
+
+
 # -- the operator's load step ------------------------------------------------------------------------
 
 
 def load_volume(benchmark_dir: Path, target: Path, n_preflight: int) -> Stamp:
-    """Write ``hidden/``, ``preflight/`` and ``MANIFEST.sha256`` into `target` (the volume's root).
+    """Write ``hidden/``, ``preflight/``, ``public/`` (with a public set) and ``MANIFEST.sha256``
+    into `target` (the volume's root).
 
     The folders are the ones a worker with the same benchmark and ``CSAWM_PREFLIGHT_IMAGES``
     materialises (same code, `EvaluationSet.prepare`); labels are never copied. The stamp's input
@@ -219,18 +251,21 @@ def load_volume(benchmark_dir: Path, target: Path, n_preflight: int) -> Stamp:
     (under a temporary name, then renamed), so a failed load leaves no valid stamp behind.
     """
     target.mkdir(parents=True, exist_ok=True)
-    for name in (HIDDEN_DIR, PREFLIGHT_DIR, STAMP_FILE):
+    for name in (HIDDEN_DIR, PREFLIGHT_DIR, PUBLIC_DIR, STAMP_FILE):
         if (target / name).exists():
             raise FileExistsError(f"{target / name} exists: load into an empty volume")
     with tempfile.TemporaryDirectory(prefix=".csawm-load-", dir=target) as staging:
         evaluation = EvaluationSet.prepare(benchmark_dir, Path(staging), n_preflight)
         shutil.copytree(evaluation.hidden_input, target / HIDDEN_DIR)
         shutil.copytree(evaluation.preflight_input, target / PREFLIGHT_DIR)
+        if evaluation.public_input is not None:
+            shutil.copytree(evaluation.public_input, target / PUBLIC_DIR)
     stamp = Stamp(
         test_set=evaluation.manifest_digest,
         public=evaluation.public_manifest_digest,
         hidden=input_digest(target / HIDDEN_DIR),
         preflight=input_digest(target / PREFLIGHT_DIR),
+        public_input=None if evaluation.public_input is None else input_digest(target / PUBLIC_DIR),
     )
     partial = target / f".{STAMP_FILE}.tmp"
     partial.write_text(stamp.render())
@@ -244,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Load the model inputs of a CSAW-M benchmark onto the Kubernetes test-images volume.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    load = sub.add_parser("load", help="write hidden/, preflight/ and MANIFEST.sha256 into TARGET")
+    load = sub.add_parser("load", help="write hidden/, preflight/, public/ and MANIFEST.sha256 into TARGET")
     load.add_argument("benchmark_dir", type=Path, help="dataset root in the CSAW-M layout (with labels)")
     load.add_argument("target", type=Path, help="the volume's root, mounted read-write")
     load.add_argument("--preflight-images", type=int, default=4, help="CSAWM_PREFLIGHT_IMAGES of the workers")

@@ -24,11 +24,13 @@ from tests.k8s.fake_cluster import FakeCluster, _pending_status
 
 @dataclass
 class InputKubelet:
-    """See the module docstring. `volumes`: PVC claim name -> host folder."""
+    """See the module docstring. `volumes`: PVC claim name -> host folder; `mounted`: Job name ->
+    the folder its model Pod mounted at ``/input``."""
 
     volumes: dict[str, Path]
     model_seconds: float = 0.05  # how long the "model" runs, so runs overlap across workers
     runs: list[ContainerRun] = field(default_factory=list)
+    mounted: dict[str, Path] = field(default_factory=dict)
 
     async def run_pod(self, cluster: FakeCluster, job: dict[str, Any], job_path: str) -> None:
         pod = await cluster._create_pod(job)
@@ -39,6 +41,7 @@ class InputKubelet:
         volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
         folder = self.volumes[volume["persistentVolumeClaim"]["claimName"]] / mount.get("subPath", "")
         phase = meta["labels"].get("csawm.io/phase", "")
+        self.mounted[job["metadata"]["name"]] = folder
         self.runs.append(ContainerRun(job["metadata"]["name"], name, "model", model["image"], phase))
         await cluster._pod_status(pod, _pending_status("ContainerCreating", ""))
         await cluster._pod_status(pod, _status("Pending", model=_running(), collector=_initializing()))

@@ -155,3 +155,17 @@ def test_render_job_reports_a_bad_setting_by_name(monkeypatch: pytest.MonkeyPatc
     result = CliRunner().invoke(app, ["k8s", "render-job", "--image", IMAGE, "--run-id", "r"])
     assert result.exit_code == 2
     assert "CSAWM_K8S_TOLERATIONS" in result.output
+
+
+def test_render_job_shows_a_development_phases_hidden_job() -> None:
+    """``--input public``: the hidden Job of a development phase mounts public/ (issue 19 item 2)."""
+    base = ["k8s", "render-job", "--image", IMAGE, "--run-id", "dev-1", "--phase", "hidden"]
+    result = CliRunner().invoke(app, [*base, "--input", "public"])
+    assert result.exit_code == 0, result.output
+    job = yaml.safe_load(result.stdout)
+    (model,) = job["spec"]["template"]["spec"]["initContainers"]
+    assert [m.get("subPath") for m in model["volumeMounts"] if m["mountPath"] == "/input"] == ["public"]
+    assert kubernetes_validate.validate(job, "1.29", strict=True)
+    assert rules.check_model_job(job, gpus=0) == []
+    refused = CliRunner().invoke(app, [*base, "--input", "labels"])
+    assert refused.exit_code == 2 and "input must be one of preflight, hidden, public" in refused.output

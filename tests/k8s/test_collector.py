@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import os
@@ -11,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from runner.kubernetes.collector import collect
 from runner.kubernetes.framing import BEGIN, END, FrameError, encode_frame, parse_frame
@@ -155,3 +158,26 @@ def test_module_entry_point_refuses_bad_arguments(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and b"--max-bytes must be positive" in proc.stderr
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                [BEGIN + '{"status": "ok", "length": 3, "sha256": "x"}', BEGIN + "[" * 5000, END]
+            ),
+            st.text(max_size=80),
+        ),
+        max_size=6,
+    ).map("\n".join),
+    st.binary(max_size=40),
+)
+@example(BEGIN + "[" * 100_000 + "\n" + END + "\n", b"")
+@example(BEGIN + '{"status": "ok", "length": ' + "9" * 5000 + ', "sha256": "x"}\n' + END + "\n", b"")
+def test_any_log_gives_a_frame_or_a_frame_error(text: str, noise: bytes) -> None:
+    """Issue 19: whatever the collector's log holds, parsing it raises only `FrameError` (the executor
+    turns that into ``output_invalid``; anything else would be taken for an infrastructure fault)."""
+    for log in (text.encode("utf-8", "surrogatepass"), text.encode("ascii", "ignore") + noise):
+        with contextlib.suppress(FrameError):
+            parse_frame(log, max_bytes=1024)

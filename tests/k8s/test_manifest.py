@@ -138,6 +138,27 @@ def test_options_appear_only_when_set() -> None:
     assert pod["initContainers"][0]["volumeMounts"][0]["subPath"] == "preflight"
 
 
+@pytest.mark.parametrize(
+    ("phase", "input_name", "template", "sub_path"),
+    [
+        ("preflight", None, "{phase}", "preflight"),
+        ("hidden", None, "{phase}", "hidden"),
+        ("hidden", "public", "{phase}", "public"),  # a development phase's hidden run
+        ("hidden", "public", "v2/{phase}", "v2/public"),
+    ],
+)
+def test_the_input_mount_is_the_runs_own_folder(
+    phase: str, input_name: str | None, template: str, sub_path: str
+) -> None:
+    """Issue 19 item 2: a development phase's hidden Job mounts public/, never hidden/."""
+    config = KubernetesRunnerConfig(input_sub_path=template)
+    job = build_job(_spec(phase=phase, input_name=input_name), config)
+    model = job["spec"]["template"]["spec"]["initContainers"][0]
+    mount = next(m for m in model["volumeMounts"] if m["mountPath"] == "/input")
+    assert mount["subPath"] == sub_path and mount["readOnly"] is True
+    assert job["metadata"]["labels"]["csawm.io/phase"] == phase
+
+
 def test_builder_is_pure() -> None:
     spec, config = _spec(), KubernetesRunnerConfig()
     assert build_job(spec, config) == build_job(spec, config)
@@ -149,6 +170,8 @@ def test_builder_is_pure() -> None:
         ({"image": "registry.example.org/team/model:latest"}, "pinned by digest"),
         ({"image": "sha256:" + "a" * 64}, "pinned by digest"),
         ({"phase": "training"}, "phase must be one of"),
+        ({"input_name": "../hidden"}, "input must be one of"),
+        ({"input_name": "labels"}, "input must be one of"),
         ({"attempt": 0}, "attempt must be >= 1"),
         ({"run_id": ""}, "run_id must be"),
         ({"run_id": "tab\there"}, "run_id must be"),
@@ -171,6 +194,10 @@ def test_bad_specs_are_refused_with_a_named_field(overrides: dict[str, Any], mes
         ({"image_pull_secrets": ("UPPER",)}, "image_pull_secrets"),
         ({"run_as_user": 0}, "non-root"),
         ({"input_sub_path": "../labels"}, "input_sub_path"),
+        # one folder (or the whole volume) for every run: a development run would see hidden/
+        ({"input_sub_path": ""}, "must contain {phase}"),
+        ({"input_sub_path": "hidden"}, "must contain {phase}"),
+        ({"input_sub_path": "{phase}/{other}"}, "no other placeholder"),
         ({"schedule_timeout": timedelta(0)}, "schedule_timeout"),
         ({"job_name_prefix": "a-very-long-prefix-for-jobs"}, "job_name_prefix"),
     ],

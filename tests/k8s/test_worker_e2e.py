@@ -19,7 +19,9 @@ folder). The fakes are our model of Kubernetes; only ``test_live.py`` may claim 
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import tarfile
 import time
 import uuid
@@ -32,14 +34,19 @@ from typing import Any
 import docker
 import pytest
 from kubernetes import client
+from sqlalchemy import delete
+from sqlalchemy.orm import undefer
 
 from runner.kubernetes.executor import KubernetesRunner
 from server.accounts import service as accounts
 from server.app import create_app
+from server.benchmark.dataset import Benchmark
+from server.core.clock import utcnow
 from server.core.db import Database
 from server.core.k8s_settings import kubernetes_runner_config
 from server.core.settings import Settings
-from server.models import QuotaEntry, Submission
+from server.models import Phase, QuotaEntry, Submission
+from server.phases import service as phases
 from server.worker.loop import Worker
 from server.worker.test_set import STAMP_FILE, load_volume
 from tests.k8s.docker_kubelet import DockerKubelet
@@ -56,7 +63,8 @@ pytestmark = [
 
 BASE_IMAGE = "csawm-base/python:bookworm"
 MODEL_PY = Path(__file__).with_name("model_image") / "model.py"
-BEHAVIOURS = ("good", "crash", "sleep", "oom", "symlink", "good_again")  # good_again: a second good image
+# good_again: a second good image; survey, survey_dev: the attacker listing /input, twice (two digests)
+BEHAVIOURS = ("good", "crash", "sleep", "oom", "symlink", "good_again", "survey", "survey_dev")
 RUN_TIMEOUT = timedelta(seconds=8)  # the good model needs ~1 s; headroom for a loaded CI machine
 
 
@@ -288,3 +296,48 @@ def test_a_volume_with_another_test_set_blocks_the_worker(
     # The same queued run goes through once a worker sees the right volume.
     assert Worker(stack.settings, stack.api.db, stack.runner).run_once()
     assert submission(stack.api.db, body["id"]).status.value == "succeeded"
+
+
+def _survey(db: Database, sub_id: int) -> tuple[dict[str, str], dict[str, Any]]:
+    """What the surveying model printed it saw in its hidden Pod, and the run's reproducibility record."""
+    with db.transaction(write=False) as session:
+        sub = session.get(Submission, sub_id, options=[undefer(Submission.hidden_log_tail)])
+        assert sub is not None and sub.status.value == "succeeded", sub and sub.error_detail
+        log, record = sub.hidden_log_tail or "", dict(sub.reproducibility or {})
+    (line,) = [line for line in log.splitlines() if line.startswith("survey ")]
+    return json.loads(line.removeprefix("survey ")), record
+
+
+def test_a_development_phase_mounts_the_public_folder_only(stack: Stack, synthetic_benchmark: Path) -> None:
+    """Issue 19 item 2 under Kubernetes: the hidden Pod of a development phase mounts ``public/`` of
+    the test-images volume; the attacker that lists ``/input`` sees no private image (by name or by
+    content), while a private phase's hidden Pod still sees ``hidden/`` (private + public)."""
+    bench = Benchmark.open(synthetic_benchmark)
+    public, private = bench.read_public(), bench.read_private()
+    assert public is not None and bench.public_images is not None
+
+    def files(folder: Path, names: tuple[str, ...]) -> dict[str, str]:
+        return {f"images/{n}": hashlib.sha256((folder / n).read_bytes()).hexdigest()[:16] for n in names}
+
+    public_files = files(bench.public_images, public.filenames)
+    private_files = files(bench.private_images, private.filenames)
+    private_run = upload(stack, "survey")["id"]  # the implicit private phase
+    assert Worker(stack.settings, stack.api.db, stack.runner).run_once()
+    with stack.api.db.transaction() as session:
+        dev = {"name": "dev", "opens_at": utcnow() - timedelta(hours=1), "test_set": "public"}
+        phases.create(session, dev, actor="t")
+    try:
+        dev_run = upload(stack, "survey_dev")["id"]
+        assert Worker(stack.settings, stack.api.db, stack.runner).run_once()
+    finally:  # the module's other tests submit to the implicit phase
+        with stack.api.db.transaction() as session:
+            session.execute(delete(Phase).where(Phase.name == "dev"))
+
+    dev_seen, dev_record = _survey(stack.api.db, dev_run)
+    assert {k: v for k, v in dev_seen.items() if k != "manifest.csv"} == public_files
+    assert not set(dev_seen) & set(private_files) and not set(dev_seen.values()) & set(private_files.values())
+    assert (dev_record["n_hidden_images"], dev_record["n_private_images"]) == (len(public_files), 0)
+    private_seen, private_record = _survey(stack.api.db, private_run)
+    assert {k: v for k, v in private_seen.items() if k != "manifest.csv"} == private_files | public_files
+    assert private_record["n_private_images"] == len(private_files)
+    assert stack.cluster.objects("jobs", stack.settings.k8s_namespace) == []

@@ -77,3 +77,20 @@ def test_output_usage_counts_allocated_bytes_and_caps_entries(out: Path) -> None
     assert 100_000 <= usage.bytes < 200_000
     assert (usage.entries, usage.truncated) == (4, False)
     assert output_usage(out, max_entries=2).truncated
+
+
+def test_a_read_error_is_output_invalid_not_an_exception(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: an exception here would reach the worker as an infrastructure fault (retried, refunded)."""
+    import errno
+
+    from runner import output
+
+    (out / "predictions.csv").write_bytes(b"Filename,Final_score\na.png,1\n")
+
+    def failing_read(fd: int, n: int) -> bytes:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(output.os, "read", failing_read)
+    read = read_predictions_file(out, max_bytes=1024)
+    assert (read.error_code, read.data) == (ErrorCode.OUTPUT_INVALID, None)
+    assert "cannot be read" in read.message

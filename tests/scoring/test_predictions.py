@@ -38,9 +38,20 @@ def test_comma_separator_bom_crlf_quotes_blank_lines_and_spaces_are_accepted() -
     assert result.probs is None
 
 
-def test_unknown_columns_are_ignored() -> None:
-    result = read_predictions(b"Filename;Final_score;My_note\na.png;0.5;hello\n")
-    assert result.final_score.tolist() == [0.5]
+@pytest.mark.parametrize(
+    ("header", "column"),
+    [
+        ("Filename;Final_score;My_note", "My_note"),
+        ("Filename;Final_score;", ""),
+        ("Label;Filename;Final_score", "Label"),
+    ],
+)
+def test_columns_the_contract_does_not_define_are_refused(header: str, column: str) -> None:
+    """Issue 19: an ignored column is a channel the model controls (a nonce steering the file's hash)."""
+    cells = ";".join("a.png" if c == "Filename" else "0.5" for c in header.split(";"))
+    error = _error(f"{header}\n{cells}\n".encode())
+    assert error.column == column and error.line == 1
+    assert "not defined by the contract" in str(error)
 
 
 def test_expected_names_in_any_order_and_align() -> None:

@@ -61,6 +61,7 @@ def model_images(docker_client: Any) -> Iterator[dict[str, str]]:
         "good": images.build(docker_client, "good"),
         "crash_hidden": images.build(docker_client, "crash_hidden"),
         "slow": images.build(docker_client, "slow", "6"),
+        "garbage_hidden": images.build(docker_client, "garbage_hidden"),
     }
     yield tags
     images.remove_all(docker_client)

@@ -3,7 +3,8 @@ researchers get 403 and their pages never mention flags.
 
 Its own seeded site (the `seed` of conftest.py, in a TestClient) with a planted copy: Beta's
 approved run stores the very predictions of Alpha's, Gamma's run reuses Alpha's image digest, and
-Alpha's pending run is given a tau-b far above Alpha's earlier best with a narrow CI (a jump).
+Alpha's pending run is given a tau-b far above Alpha's earlier best with a narrow CI (a jump), and
+Alpha's failed run plus one more end ``infra_error`` (repeated infra errors, issue 19).
 """
 
 from __future__ import annotations
@@ -91,6 +92,14 @@ def console(synthetic_benchmark: Path, tmp_path_factory: pytest.TempPathFactory)
             team = session.get(Team, original.team_id)
             assert team is not None
             team.name = TEAM
+            broken = session.get(Submission, ids["alpha_failed"])
+            assert broken is not None
+            broken.error_code = "infra_error"
+            again = Submission(
+                team_id=team.id, name="alpha-broken-again", phase=broken.phase, status=broken.status,
+                image_digest="sha256:" + "e" * 64, error_code="infra_error", created_at=broken.created_at,
+            )  # fmt: skip
+            session.add(again)
         yield Console(client, ids, tokens, best)
 
 
@@ -98,7 +107,8 @@ def test_maintainers_see_the_flags_with_their_evidence_escaped(console: Console)
     status, html = console.get("/admin", "maud")
     assert status == 200
     section = html[html.index('id="flags-heading"') : html.index('id="approved-heading"')]
-    assert "Review flags (3)" in section
+    assert "Review flags (4)" in section
+    assert "2 runs ended <code>infra_error</code> (flagged from 2)" in section
     assert "Spearman ρ = 1.0000" in section and "byte-identical predictions" in section
     assert f"#{console.ids['alpha_approved']} &lt;script&gt;alert(1)&lt;/script&gt;" in section
     assert f"#{console.ids['beta_approved']} beta-vit" in section

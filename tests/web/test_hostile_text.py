@@ -168,8 +168,9 @@ def test_every_page_and_export_survives_hostile_names_issue_12(
     exported = {row["name"] for row in table}
     assert (("'" + submission) if submission.startswith(CSV_FORMULA_STARTS) else submission) in exported
     _check_html(_get(board, f"/submissions/{sub_id}", "alice").text, submission, neutral["report"])
-    for plot in ("confusion", "group-amae", "odds-ratios"):
-        _check_svg(_get(board, f"/submissions/{sub_id}/plots/{plot}.svg", "alice").text)
+    for plot in ("confusion", "group-amae", "odds-ratios"):  # a maintainer sees every plot
+        _check_svg(_get(board, f"/submissions/{sub_id}/plots/{plot}.svg", "maud").text)
+    _check_svg(_get(board, f"/submissions/{sub_id}/plots/odds-ratios.svg", "alice").text)
     admin = _get(board, "/admin", "maud").text
     assert 'id="flags-heading"' in admin and f"#{sub_id} " in admin  # the flags section lists the run
     _check_html(admin, submission, neutral["admin"])

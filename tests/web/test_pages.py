@@ -300,6 +300,7 @@ def test_pages_pass_the_accessibility_smoke_check(
         "login": anon.get("/login"),
         "guide": anon.get("/guide/submitting"),
         "report": alice.get(f"/submissions/{site.ids['alpha_approved']}"),
+        "full report": maud.get(f"/submissions/{site.ids['alpha_approved']}"),
         "failed report": alice.get(f"/submissions/{site.ids['alpha_failed']}"),
         "team": alice.get("/teams/Alpha"),
         "admin": maud.get("/admin"),
@@ -307,9 +308,11 @@ def test_pages_pass_the_accessibility_smoke_check(
     problems = {name: audit_html(r.text) for name, r in pages.items() if r.status_code == 200}
     assert len(problems) == len(pages), {name: r.status_code for name, r in pages.items()}
     assert problems == {name: [] for name in pages}
-    report = pages["report"].text
-    alts = re.findall(r'<img src="/submissions/\d+/plots/[\w-]+\.svg\?v=\d+" alt="([^"]+)"', report)
+    plot = r'<img src="/submissions/\d+/plots/[\w-]+\.svg\?v=\d+" alt="([^"]+)"'
+    alts = re.findall(plot, pages["full report"].text)
     assert len(alts) == 4 and all(len(alt) > 40 for alt in alts)  # + the agreement heatmap (v2)
+    # the researcher's summary (a private phase): the odds-ratio forest only (docs/scoring.md)
+    assert [alt[:30] for alt in re.findall(plot, pages["report"].text)] == ["Forest plot of odds ratios, to"]
 
 
 def test_palette_contrast_meets_wcag_aa() -> None:

@@ -6,6 +6,8 @@ crash     exit 3 with a traceback
 sleep     sleep far past any test's run timeout
 oom       allocate memory until the engine's memory limit kills it
 symlink   make /output/predictions.csv a symbolic link to /etc/passwd (the collector must refuse it)
+survey*   an attacker: like good, after printing every file it can list and read under /input, as
+          one line ``survey {"<path>": "<sha256 of its bytes, 16 hex>", ...}``
 anything else: like good
 
 Every behaviour first checks its sandbox (exit 4 naming the first broken promise): not root, the
@@ -15,6 +17,7 @@ no capabilities, no-new-privileges.
 
 import csv
 import hashlib
+import json
 import os
 import sys
 import time
@@ -69,6 +72,13 @@ if hidden and behaviour == "oom":
         hog.append(bytearray(16 * 1024 * 1024))
         for i in range(0, len(hog[-1]), 4096):
             hog[-1][i] = 1
+if behaviour.startswith("survey"):
+    seen = {
+        str(path.relative_to(inp)): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for path in sorted(inp.rglob("*"))
+        if path.is_file()
+    }
+    print("survey " + json.dumps(seen, separators=(",", ":")), flush=True)
 if hidden and behaviour == "symlink":
     os.symlink("/etc/passwd", out / "predictions.csv")
     sys.exit(0)

@@ -83,3 +83,31 @@ def test_worker_refuses_a_broken_benchmark(
     monkeypatch.setenv("CSAWM_BENCHMARK_DIR", str(tmp_path / "nowhere"))
     code, _, err = _run("worker", "--once")
     assert code == 2 and err.startswith("error: CSAWM_BENCHMARK_DIR: benchmark root") and "nowhere" in err
+
+
+def test_hold_and_release_a_team(env: Path) -> None:
+    """Issue 19: `csawm admin hold-team` / `release-team` / `holds`, audited as the CLI user."""
+    from server.models import AuditEntry
+
+    assert _run("db", "upgrade")[0] == 0
+    assert _run("admin", "create-team", "alpha")[0] == 0
+    code, _, err = _run("admin", "hold-team", "alpha", "--reason", "scorer crash on run 7")
+    assert code == 0 and "team alpha is held since" in err
+    code, out, _ = _run("admin", "holds")
+    assert code == 0 and out.startswith("alpha\t") and out.rstrip().endswith("scorer crash on run 7")
+    assert _run("admin", "release-team", "alpha")[0] == 0
+    assert _run("admin", "holds")[1] == ""
+    code, out, err = _run("admin", "release-team", "alpha")
+    assert (code, out) == (2, "") and "the team is not held" in err
+    code, _, err = _run("admin", "hold-team", "ghost", "--reason", "x")
+    assert code == 2 and "no team named 'ghost'" in err
+    db = Database.connect(f"sqlite:///{env / 'csawm.db'}")
+    try:
+        with db.transaction(write=False) as session:
+            actions = [
+                (e.action, e.actor.startswith("cli:"))
+                for e in session.query(AuditEntry).order_by(AuditEntry.id)
+            ]
+        assert actions[-2:] == [("hold_team", True), ("release_team", True)]
+    finally:
+        db.dispose()

@@ -9,14 +9,17 @@ from typing import Any
 
 import numpy as np
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 from srvtest import factories as f
 from srvtest.app import Api
 from srvtest.web import web_login
 
 from server.cli import client as cli
 from server.core.clock import utcnow
-from server.models import ReviewState, RunStatus, Submission, SubmissionReport
+from server.models import ReviewState, RunStatus, Submission
 from server.phases import service as phases
+from server.runs import reports
+from server.scoring.report import ScoreReport
 
 RESAMPLES = 400
 
@@ -75,33 +78,39 @@ def scored(
     review: ReviewState = ReviewState.APPROVED,
     finished: datetime | None = None,
     status: RunStatus = RunStatus.SUCCEEDED,
+    bootstrap: dict[str, Any] | None = None,
 ) -> int:
-    """A scored run of `phase` with its report history, as the worker leaves it."""
+    """A scored run of `phase` with its report history and Ladder step, as the worker leaves it
+    (`bootstrap`: the reproducibility record's bootstrap settings, by default seed 0 and the replicates'
+    count)."""
     reps = reps if reps is not None else tau + np.random.default_rng(0).normal(0, 0.02, RESAMPLES)
     record = {
         "scorer_version": "2",
         "test_set_manifest_sha256": "a" * 64,
-        "bootstrap": {"resamples": int(reps.size), "seed": 0},
+        "bootstrap": bootstrap if bootstrap is not None else {"resamples": int(reps.size), "seed": 0},
     }
     with api.db.transaction() as session:
         sub = Submission(
             team_id=team_id, name=name, phase=phase, image_digest=f"sha256:{name}", status=status,
-            metrics=report(tau, amae) if status == RunStatus.SUCCEEDED else None,
-            kendall_tau_b=tau if status == RunStatus.SUCCEEDED else None,
-            amae=amae if status == RunStatus.SUCCEEDED else None,
             tau_replicates=reps.astype(np.float64).tobytes(), review_state=review, reproducibility=record,
             finished_at=finished or utcnow(),
         )  # fmt: skip
         session.add(sub)
         session.flush()
         if status == RunStatus.SUCCEEDED:
-            session.add(
-                SubmissionReport(
-                    submission_id=sub.id, reason="scored", scorer_version="2", test_set_sha256="a" * 64,
-                    bootstrap_seed=0, bootstrap_resamples=int(reps.size), metrics=report(tau, amae),
-                )
-            )  # fmt: skip
+            record_score(session, sub, tau, amae, reps, reason=reports.SCORED)
         return sub.id
+
+
+def record_score(
+    session: Session, sub: Submission, tau: float, amae: float, reps: np.ndarray, *, reason: str
+) -> None:
+    """Store a report of `tau` and `amae` on `sub` the way the worker (reason ``scored``, which also
+    decides the run's Ladder step) and ``csawm admin rescore`` (``rescored``) do."""
+    reports.record(
+        session, sub, ScoreReport(report(tau, amae), {"kendall_tau_b": reps}), reason=reason,
+        test_set_sha256="a" * 64, seed=0, resamples=int(reps.size), predictions_sha256=None,
+    )  # fmt: skip
 
 
 def web(api: Api, token: str | None) -> TestClient:

@@ -15,8 +15,7 @@ from srvtest.app import Api
 
 from server.core.clock import utcnow
 from server.leaderboard.ladder import NOT_SIGNIFICANT
-from server.models import ReviewState, Role, Submission, Team
-from server.phases.visibility import ladder_runs
+from server.models import Role, Team
 
 HOUR = timedelta(hours=1)
 FIRST, NEAR, CLEAR = 0.701234, 0.703917, 0.781234
@@ -64,7 +63,8 @@ def test_a_run_that_is_not_significantly_better_leaves_the_displayed_score(ladde
     assert "Ladder phase" in near["scores_withheld"]
     row = _team_row(ladder["api"])
     assert row["kendall_tau_b"] == {"value": 0.7, "ci95": None} and row["amae"]["value"] is None
-    assert row["ladder"]["note"] == NOT_SIGNIFICANT and row["submission_id"] == ladder["first"]
+    # the board's step is the one that moved the display: the run whose own value it is
+    assert row["ladder"]["note"] is None and row["submission_id"] == ladder["first"]
     assert row["is_leader"] and row["tied_with_leader"] is False  # the only model row
     page = web(ladder["api"], ladder["alice"]).get(f"/submissions/{ladder['near']}").text
     assert NOT_SIGNIFICANT in page and "stays 0.7" in page
@@ -105,19 +105,18 @@ def test_maintainers_see_the_exact_values_of_a_ladder_run(ladder: dict[str, Any]
     assert "0.704" in text or "703917" in text or "0.7039" in text, surface
 
 
-def test_runs_without_a_complete_pairing_record_are_not_paired(ladder: dict[str, Any]) -> None:
+@pytest.mark.parametrize("seed", [0, None], ids=["paired", "no-seed"])
+def test_runs_without_a_complete_pairing_record_are_not_paired(
+    ladder: dict[str, Any], seed: int | None
+) -> None:
     """As for the board's tie test: replicates pair only when scorer version, test set, seed and
     resample count are all recorded; a run missing any of them falls back to the `step` margin."""
-    api = ladder["api"]
-    with api.db.transaction() as session:
-        sub = session.get_one(Submission, ladder["near"])
-        record = dict(sub.reproducibility or {})
-        record["bootstrap"] = {"resamples": RESAMPLES}  # no seed
-        sub.reproducibility = record
-    with api.db.transaction(write=False) as session:
-        runs = {
-            run.submission_id: run
-            for run in ladder_runs(session, "dev", ladder["team_id"], [ReviewState.APPROVED])
-        }
-    assert runs[ladder["first"]].basis is not None
-    assert runs[ladder["near"]].basis is None
+    api, base = ladder["api"], ladder["base"]
+    # Above the first run on every resample (paired p = 0), but only 0.0078 above its exact tau-b.
+    tau = FIRST + 0.0078
+    bootstrap = {"resamples": RESAMPLES, "seed": seed} if seed is not None else {"resamples": RESAMPLES}
+    sub = scored(api, ladder["team_id"], "small", "dev", tau, 40.0, tau + base, bootstrap=bootstrap)
+    expected = {"displayed": 0.71, "moved": True, "note": None} if seed is not None else (
+        {"displayed": 0.7, "moved": False, "note": NOT_SIGNIFICANT}
+    )  # fmt: skip
+    assert _get(ladder, sub)["ladder"] == expected

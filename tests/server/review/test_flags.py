@@ -52,6 +52,7 @@ class Site:
         status: RunStatus = RunStatus.SUCCEEDED,
         baseline: bool = False,
         sha: str | None = None,
+        error_code: str | None = None,
     ) -> int:
         self.count += 1
         if scores is not None:
@@ -64,7 +65,7 @@ class Site:
             sub = Submission(
                 team_id=self.team(team), name=f"{team}-run-{self.count}", phase="p", baseline=baseline,
                 image_digest=digest or f"sha256:{self.count:064x}", status=status,
-                predictions_sha256=sha, kendall_tau_b=tau, metrics=metrics,
+                predictions_sha256=sha, kendall_tau_b=tau, metrics=metrics, error_code=error_code,
                 created_at=START + timedelta(hours=self.count),
             )  # fmt: skip
             session.add(sub)
@@ -250,3 +251,26 @@ def test_the_api_is_for_maintainers_and_never_changes_a_run(site: Site) -> None:
         f"/api/v1/admin/submissions/{b}/review", json={"action": "approve"}, headers=f.auth(maintainer)
     )
     assert approved.status_code == 200 and approved.json()["review_state"] == "approved"  # never blocked
+
+
+def test_repeated_infra_errors_of_one_team_are_flagged(site: Site) -> None:
+    """Issue 19: one team whose runs keep ending in our failures is worth a look (a model that breaks
+    the scorer or the engine); a single infra_error (an outage) and model faults are not."""
+    from server.runs import holds
+
+    failed = RunStatus.FAILED
+    first = site.run("A", status=failed, error_code="infra_error")
+    site.run("A", status=failed, error_code="output_invalid")  # the model's fault: not counted
+    second = site.run("A", status=failed, error_code="infra_error")
+    site.run("B", status=failed, error_code="infra_error")  # once
+    site.run("C", status=failed, error_code="nonzero_exit")
+    site.run("C", status=failed, error_code="nonzero_exit")
+    site.run("D", tau=0.5)
+    flags = [fl for fl in site.flags().flags if fl.kind.value == "repeated_infra_errors"]
+    assert len(flags) == 1
+    assert flags[0].teams == ["A"] and [r.id for r in flags[0].runs] == [first, second]
+    assert (flags[0].evidence.n_runs, flags[0].evidence.threshold, flags[0].evidence.held) == (2, 2, False)
+    with site.api.db.transaction() as session:
+        holds.hold(session, site.teams["A"], reason="scorer crash", actor="test")
+    (flag,) = [fl for fl in site.flags().flags if fl.kind.value == "repeated_infra_errors"]
+    assert flag.evidence.held is True

@@ -1,5 +1,5 @@
-"""The run policy table (issue 11): every (phase, fault kind, error code) cell, written out by hand
-here and compared with `decide`, plus retries, backoff and the charge setting."""
+"""The run policy table (issue 11, issue 19): every (phase, fault kind, error code) cell, written out
+by hand here and compared with `decide`, plus retries, backoff, charges and holds."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from server.runs.disclosure import submitter_message
 from server.runs.policy import RULES, Action, Fault, Phase, Told, decide
 
 # What should happen, stated independently of the table: (action, refunded, told) per phase and kind,
-# for a run on its first try with CSAWM_CHARGE_USER_FAILURES on.
+# for a run on its first try.
 A, F, H = Action.RETRY, Action.FAIL, Action.HAND_BACK
 EXPECTED: dict[tuple[Phase, FaultKind], tuple[Action, bool, Told]] = {}
 for phase in Phase:
@@ -22,9 +22,12 @@ for phase in Phase:
     EXPECTED[phase, FaultKind.TRANSIENT_INFRA] = (A, False, Told.GENERIC)
     EXPECTED[phase, FaultKind.PERMANENT_INFRA] = (F, True, Told.GENERIC)
     EXPECTED[phase, FaultKind.CANCELLED] = (F, phase in (Phase.QUEUED, Phase.PREFLIGHT), Told.FULL)
+    EXPECTED[phase, FaultKind.SCORER] = (F, True, Told.GENERIC)  # only scoring has a scorer: else our bug
+# The scorer failed on the model's predictions: ours, but a hidden run happened; charged, not retried.
+EXPECTED[Phase.SCORING, FaultKind.SCORER] = (F, False, Told.GENERIC)
 for kind in (FaultKind.MODEL, FaultKind.TIMEOUT):
     EXPECTED[Phase.PREFLIGHT, kind] = (F, True, Told.FULL)  # preflight failures cost nothing
-    EXPECTED[Phase.HIDDEN, kind] = (F, False, Told.CODE)  # charged; nothing of the hidden run shown
+    EXPECTED[Phase.HIDDEN, kind] = (F, False, Told.CODE)  # always charged; nothing of the hidden run shown
     EXPECTED[Phase.QUEUED, kind] = (F, True, Told.GENERIC)  # cannot happen: ours, refunded
 EXPECTED[Phase.SCORING, FaultKind.TIMEOUT] = (F, True, Told.GENERIC)
 
@@ -41,16 +44,20 @@ CELLS = list(itertools.product(Phase, FaultKind, ErrorCode))
 
 @pytest.mark.parametrize(("phase", "kind", "code"), CELLS, ids=lambda v: getattr(v, "value", str(v)))
 def test_every_cell_of_the_table(phase: Phase, kind: FaultKind, code: ErrorCode) -> None:
-    d = decide(Fault(phase, kind, code, "boom"), retries=0, max_attempts=3, charge_user_failures=True)
+    d = decide(Fault(phase, kind, code, "boom"), retries=0, max_attempts=3)
     assert (d.action, d.refund, d.told) == _expected(phase, kind, code)
     if kind is FaultKind.PERMANENT_INFRA:
         assert d.code is ErrorCode.INFRA_ERROR and d.alert
+    scorer_crash = (phase, kind) == (Phase.SCORING, FaultKind.SCORER)
+    assert d.hold is scorer_crash  # only a scorer crash holds the team
+    if scorer_crash:
+        assert (d.code, d.alert) == (ErrorCode.INFRA_ERROR, True)
 
 
 def test_only_impossible_cells_reach_the_catch_all() -> None:
     """The last rule (our bug: refund, alert) is reached only by cells no phase can produce: a model
     fault before any container ran, a timeout while scoring, a model fault at scoring other than
-    invalid predictions."""
+    invalid predictions, a scorer fault outside scoring."""
     last = RULES[-1]
     assert (last.phases, last.kinds, last.codes) == (None, None, None)
     caught = {
@@ -59,13 +66,14 @@ def test_only_impossible_cells_reach_the_catch_all() -> None:
     expected = {(Phase.QUEUED, k, c) for k in (FaultKind.MODEL, FaultKind.TIMEOUT) for c in ErrorCode}
     expected |= {(Phase.SCORING, FaultKind.TIMEOUT, c) for c in ErrorCode}
     expected |= {(Phase.SCORING, FaultKind.MODEL, c) for c in ErrorCode if c is not ErrorCode.OUTPUT_INVALID}
+    expected |= {(p, FaultKind.SCORER, c) for p in Phase if p is not Phase.SCORING for c in ErrorCode}
     assert caught == expected
 
 
 def test_retries_run_out_into_a_refunded_infra_error() -> None:
     fault = Fault(Phase.HIDDEN, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, "engine away")
-    assert decide(fault, retries=0, max_attempts=2, charge_user_failures=True).action is Action.RETRY
-    last = decide(fault, retries=1, max_attempts=2, charge_user_failures=True)
+    assert decide(fault, retries=0, max_attempts=2).action is Action.RETRY
+    last = decide(fault, retries=1, max_attempts=2)
     assert (last.action, last.refund, last.code, last.alert) == (
         Action.FAIL,
         True,
@@ -73,34 +81,49 @@ def test_retries_run_out_into_a_refunded_infra_error() -> None:
         True,
     )
     assert "retries exhausted" in last.reason
-    only = decide(fault, retries=0, max_attempts=1, charge_user_failures=True)
+    only = decide(fault, retries=0, max_attempts=1)
     assert only.action is Action.FAIL
 
 
 def test_backoff_doubles_per_retry_and_is_capped() -> None:
     fault = Fault(Phase.PREFLIGHT, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, "x")
     waits = [
-        decide(
-            fault, retries=n, max_attempts=20, charge_user_failures=True, backoff_base=timedelta(seconds=3)
-        ).backoff
+        decide(fault, retries=n, max_attempts=20, backoff_base=timedelta(seconds=3)).backoff
         for n in range(10)
     ]
     assert waits[:3] == [timedelta(seconds=3), timedelta(seconds=6), timedelta(seconds=12)]
     assert waits[-1] == timedelta(minutes=5)
-    assert decide(
-        fault, retries=0, max_attempts=2, charge_user_failures=True, backoff_base=timedelta(0)
-    ).backoff == timedelta(0)
+    assert decide(fault, retries=0, max_attempts=2, backoff_base=timedelta(0)).backoff == timedelta(0)
 
 
-@pytest.mark.parametrize("charge", [True, False])
-def test_the_charge_setting_decides_model_failures_on_hidden_images(charge: bool) -> None:
-    for kind, code in ((FaultKind.MODEL, ErrorCode.OOM), (FaultKind.TIMEOUT, ErrorCode.TIMEOUT)):
-        d = decide(
-            Fault(Phase.HIDDEN, kind, code, ""), retries=0, max_attempts=2, charge_user_failures=charge
-        )
-        assert d.refund is (not charge)
+def test_every_hidden_stage_model_fault_uses_the_quota_slot() -> None:
+    """Issue 19: a model fault once the hidden run started is never refunded (else the hidden images
+    could be probed for free); a preflight failure always is. No setting changes either."""
+    hidden_stage = [
+        Fault(Phase.HIDDEN, kind, code, "")
+        for kind in (FaultKind.MODEL, FaultKind.TIMEOUT)
+        for code in ErrorCode
+    ]
+    hidden_stage.append(Fault(Phase.SCORING, FaultKind.MODEL, ErrorCode.OUTPUT_INVALID, ""))
+    hidden_stage.append(Fault(Phase.SCORING, FaultKind.SCORER, ErrorCode.INFRA_ERROR, ""))
+    for fault in hidden_stage:
+        for retries in (0, 5):
+            d = decide(fault, retries=retries, max_attempts=3)
+            assert (d.action, d.refund) == (Action.FAIL, False), fault
     preflight = Fault(Phase.PREFLIGHT, FaultKind.MODEL, ErrorCode.NONZERO_EXIT, "")
-    assert decide(preflight, retries=0, max_attempts=2, charge_user_failures=charge).refund
+    assert decide(preflight, retries=0, max_attempts=2).refund
+
+
+def test_a_scorer_crash_is_not_retried_alerts_and_holds_the_team() -> None:
+    fault = Fault(Phase.SCORING, FaultKind.SCORER, ErrorCode.INFRA_ERROR, "ZeroDivisionError")
+    d = decide(fault, retries=0, max_attempts=5)
+    assert (d.action, d.refund, d.code, d.alert, d.hold) == (
+        Action.FAIL, False, ErrorCode.INFRA_ERROR, True, True
+    )  # fmt: skip
+    # the transient faults of scoring (the database away) are still retried, and hold nobody
+    transient = Fault(Phase.SCORING, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, "db away")
+    assert decide(transient, retries=0, max_attempts=5).action is Action.RETRY
+    assert not decide(transient, retries=4, max_attempts=5).hold  # retries ran out: refunded, no hold
 
 
 def test_submitter_messages_never_quote_the_hidden_run() -> None:

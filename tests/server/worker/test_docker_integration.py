@@ -34,6 +34,7 @@ from server.core.clock import utcnow
 from server.core.db import Database
 from server.models import QuotaEntry, Role, Submission
 from server.worker.loop import Worker
+from server.worker.phases import score_report
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(400)]
 CSAWM = str(Path(sys.executable).with_name("csawm"))
@@ -156,6 +157,67 @@ def test_real_models_succeed_and_fail_with_their_codes(
     # The good run's own containers (preflight and hidden), by the name prefix of its handle.
     run_prefix = (good.runner_handle or "").removeprefix("docker:").rsplit("-", 2)[0] + "-"
     assert run_prefix.startswith("csawm-run-") and _containers(docker_client, run_prefix) == []
+
+
+def test_the_attackers_garbage_predictions_are_charged_and_resubmitting_is_counted(
+    tmp_path: Path,
+    sqlite_url: str,
+    synthetic_benchmark: Path,
+    model_archives: dict[str, Path],
+    docker_client: docker.DockerClient,
+) -> None:
+    """Issue 19 item 1, the attacker's own model: valid predictions in preflight, ``";\\n"`` on the
+    hidden images. The reader crashed on it, the worker took that for an infrastructure fault and
+    refunded the run, and the same image could be sent again at once: hidden runs for free. Now the
+    run is the model's fault (``output_invalid`` at scoring), charged even with
+    ``CSAWM_CHARGE_USER_FAILURES=false``; the same image is a duplicate, and the image with one more
+    layer is charged again."""
+    from srvtest import images
+
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        benchmark_dir=synthetic_benchmark,
+        bootstrap_resamples=100,
+        max_upload_bytes=1024**3,
+        charge_user_failures=False,
+    )
+    with running_api(settings) as api:
+        token = _team(api.db)
+        worker = Worker(settings, api.db, DockerRunner(remove_containers=True))
+
+        def used() -> int:
+            return int(api.client.get("/api/v1/quota", headers=f.auth(token)).json()["used"]["per_day"])
+
+        def run(archive: Path, name: str) -> Submission:
+            sub_id = _upload(api, token, archive, name)
+            assert worker.run_once()
+            sub = _sub(api.db, sub_id)
+            where = sub.failed_phase.value if sub.failed_phase else None
+            assert (sub.status.value, sub.error_code, where) == ("failed", "output_invalid", "scoring")
+            assert sub.retries == 0 and _ledger(api.db, sub_id) == ["charge"]
+            return sub
+
+        first = run(model_archives["garbage_hidden"], "free-1")
+        assert "no header row" in (first.error_detail or "")  # the maintainers see the reader's reason
+        shown = api.client.get(f"/api/v1/submissions/{first.id}", headers=f.auth(token)).json()
+        assert shown["error_message"].startswith(
+            "The predictions.csv written for the hidden images is invalid"
+        )
+        assert used() == 1
+        again = api.client.post(
+            "/api/v1/submissions",
+            params={"name": "free-2"},
+            content=model_archives["garbage_hidden"].read_bytes(),
+            headers=f.auth(token),
+        )
+        assert again.status_code == 409 and again.json()["error"]["code"] == "duplicate_submission"
+        assert used() == 1
+        layered = images.save(
+            images.build(docker_client, "garbage_hidden", "one-more-layer"), tmp_path / "l.tar"
+        )
+        run(layered, "free-3")
+        assert used() == 2
 
 
 def test_sigkilled_worker_run_is_finished_once_by_another(
@@ -439,16 +501,18 @@ class _CountingRunner(DockerRunner):
         return super().start(spec)
 
 
-def test_scorer_crash_after_the_hidden_run_rescored_not_rerun(
+def test_scorer_crash_after_the_hidden_run_holds_the_team_until_released(
     tmp_path: Path,
     db_url: str,
     synthetic_benchmark: Path,
     model_archives: dict[str, Path],
     docker_client: docker.DockerClient,
 ) -> None:
-    """Issue 11 item 2, by fault injection on the real engine: the scorer raises once after the hidden
-    run; the hidden container started exactly once, the run succeeds, charged once."""
-    from server.worker.phases import score_report
+    """Issue 19 item 1 (was issue 11 item 2), by fault injection on the real engine: the scorer raises
+    after the hidden run. The hidden container started exactly once and the run is not re-scored: it
+    ends infra_error, charged (a hidden run happened), the team held; the team's next run waits
+    queued until a maintainer releases the team, then runs."""
+    from server.runs import holds
 
     calls: list[int] = []
 
@@ -462,17 +526,22 @@ def test_scorer_crash_after_the_hidden_run_rescored_not_rerun(
         tmp_path, db_url, benchmark_dir=synthetic_benchmark, max_upload_bytes=1024**3, bootstrap_resamples=200
     )
     with running_api(settings) as api:
-        token = _team(api.db)
+        token = _team(api.db, active=2)
         sub_id = _upload(api, token, model_archives["good"], "good")
+        waiting = _upload(api, token, model_archives["slow"], "slow")
         runner = _CountingRunner()
         worker = Worker(settings, api.db, runner, name="w", scorer=flaky)
-        assert worker.run_once() and _sub(api.db, sub_id).status.value == "queued"
         assert worker.run_once()
         sub = _sub(api.db, sub_id)
-        assert sub.status.value == "succeeded" and sub.retries == 1
-        assert runner.starts == ["preflight", "hidden"] and len(calls) == 2
+        assert (sub.status.value, sub.error_code, sub.retries) == ("failed", "infra_error", 0)
+        assert runner.starts == ["preflight", "hidden"] and len(calls) == 1
         assert _ledger(api.db, sub_id) == ["charge"]
         assert _containers(docker_client, f"csawm-run-{worker.instance}-{sub_id}-") == []
+        assert not worker.run_once() and _sub(api.db, waiting).status.value == "queued"
+        with api.db.transaction() as session:
+            holds.release(session, _sub(api.db, sub_id).team_id, actor="test")
+        assert worker.run_once()
+        assert _sub(api.db, waiting).status.value == "succeeded" and len(calls) == 2
 
 
 def test_sigterm_mid_run_hands_the_run_back_and_a_restart_finishes_it(

@@ -18,7 +18,7 @@ from srvtest.fakes import FakeRunner, predictions_for
 from srvtest.web import web_login
 
 from runner.spec import ErrorCode, RunResult, RunSpec, TerminalState
-from server.models import QuotaEntry, Role, RunStatus, Submission
+from server.models import FailedPhase, QuotaEntry, Role, RunStatus, Submission
 from server.runs import store
 from server.worker.loop import Worker
 from server.worker.phases import score_report
@@ -71,26 +71,109 @@ class _FlakyScorer:
     def __call__(self, *args: Any) -> Any:
         self.calls += 1
         if self.calls == 1:
-            raise RuntimeError("scorer crashed (injected)")
+            raise RuntimeError("scorer crashed (injected) at /srv/csawm/scoring.py")
         return score_report(*args)
 
 
-def test_scorer_crash_is_rescored_not_rerun(wapi: Api, tmp_path: Path) -> None:
+def _events(api: Api, token: str, sub_id: int) -> list[dict[str, Any]]:
+    body = api.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(token)).json()
+    return list(body["events"])
+
+
+def test_a_scorer_crash_is_charged_alerts_and_holds_the_team_until_released(
+    wapi: Api, tmp_path: Path
+) -> None:
+    """Issue 19: the scorer failing on a model's predictions is ours, but a hidden run happened: the
+    run ends infra_error, charged, not re-run nor re-scored; the maintainers are alerted; the team's
+    further runs wait queued (shown as held) until a maintainer releases the team."""
+    from server.runs.holds import HELD_NOTE, RELEASED_NOTE
+
     token = _token(wapi)
-    sub_id, _ = _submit(wapi, token, tmp_path, "m")
+    crashed, _ = _submit(wapi, token, tmp_path, "m")
+    waiting, _ = _submit(wapi, token, tmp_path, "m2")
     runner, scorer = FakeRunner(), _FlakyScorer()
     worker = Worker(wapi.settings, wapi.db, runner, scorer=scorer)
     assert worker.run_once()
-    sub = _sub(wapi, sub_id)
-    assert (sub.status, sub.resume_status, sub.retries) == (RunStatus.QUEUED, "scoring", 1)
+    sub = _sub(wapi, crashed)
+    assert (sub.status, sub.error_code, sub.failed_phase, sub.retries) == (
+        RunStatus.FAILED, "infra_error", FailedPhase.SCORING, 0
+    )  # fmt: skip
+    assert _ledger(wapi, crashed) == ["charge"]  # a hidden run happened: never free
+    assert _phases(runner) == ["preflight", "hidden"] and scorer.calls == 1  # not retried
+    body = wapi.client.get(f"/api/v1/submissions/{crashed}", headers=f.auth(token)).json()
+    assert "keeps its quota slot" in body["error_message"] and "refunded" not in body["error_message"]
+    assert "RuntimeError" not in str(body) and "/srv/csawm" not in str(body)  # the maintainers' text
+    assert sub.error_detail and "RuntimeError: scorer crashed" in sub.error_detail
+    # the predictions stay stored, for the maintainers to look at and re-score once the scorer is fixed
     assert sub.predictions_sha256 and store.load(wapi.settings.data_dir, sub.predictions_sha256)
-    assert worker.run_once()
-    assert _sub(wapi, sub_id).status is RunStatus.SUCCEEDED
-    assert _phases(runner) == ["preflight", "hidden"]  # the hidden run started exactly once
-    assert scorer.calls == 2 and _ledger(wapi, sub_id) == ["charge"]
-    # the run's working folders are gone; its predictions stay for re-scoring
-    assert not (wapi.settings.data_dir / "runs" / str(sub_id)).exists()
-    assert (wapi.settings.data_dir / "predictions" / f"{sub.predictions_sha256}.csv").is_file()
+
+    maud = f.user(wapi.db, "maud@x.org", role=Role.MAINTAINER)
+    alerts = wapi.client.get("/api/v1/admin/audit", params={"action": "alert"}, headers=f.auth(maud)).json()
+    assert [(a["target_type"], a["target_id"]) for a in alerts] == [("submission", str(crashed))]
+    held = wapi.client.get("/api/v1/admin/holds", headers=f.auth(maud)).json()
+    assert [(h["team"], h["submission_id"], h["queued_runs"]) for h in held] == [("alpha", crashed, 1)]
+    assert held[0]["held_by"].startswith("worker:")
+
+    # held: the queued run is not leased, and its team sees why in a fixed note (nothing of the cause)
+    assert not worker.run_once()
+    assert _sub(wapi, waiting).status is RunStatus.QUEUED
+    later, _ = _submit(wapi, token, tmp_path, "m3")  # submitted while held: noted at once
+    for sub_id in (waiting, later):
+        notes = [e["note"] for e in _events(wapi, token, sub_id)]
+        assert HELD_NOTE in notes
+        assert all(e["detail"] is None for e in _events(wapi, token, sub_id))
+    assert not worker.run_once()
+    # another team is not held
+    other = f.member_token(wapi.db, "beta", "b@x.org")
+    beta_run, _ = _submit(wapi, other, tmp_path, "b1")
+    assert worker.run_once() and _sub(wapi, beta_run).status is RunStatus.SUCCEEDED
+
+    # a researcher cannot release their own team; a maintainer can (audited)
+    assert wapi.client.delete("/api/v1/admin/teams/alpha/hold", headers=f.auth(token)).status_code == 403
+    released = wapi.client.delete("/api/v1/admin/teams/alpha/hold", headers=f.auth(maud))
+    assert released.status_code == 200, released.text
+    assert released.json()["queued_runs"] == 2
+    assert wapi.client.delete("/api/v1/admin/teams/alpha/hold", headers=f.auth(maud)).status_code == 409
+    actions = [a["action"] for a in wapi.client.get("/api/v1/admin/audit", headers=f.auth(maud)).json()]
+    assert "hold_team" in actions and "release_team" in actions
+    assert RELEASED_NOTE in [e["note"] for e in _events(wapi, token, waiting)]
+    assert worker.run_once() and worker.run_once()
+    assert (
+        _sub(wapi, waiting).status is RunStatus.SUCCEEDED and _sub(wapi, later).status is RunStatus.SUCCEEDED
+    )
+
+
+def test_a_maintainer_holds_and_releases_a_team_through_the_api(
+    tmp_path: Path, db_url: str, synthetic_benchmark: Path
+) -> None:
+    """On SQLite and PostgreSQL: the lease query skips a held team's queued runs, and only those."""
+    settings = make_settings(tmp_path, db_url, benchmark_dir=synthetic_benchmark, bootstrap_resamples=100)
+    with running_api(settings) as wapi:
+        _hold_and_release(wapi, tmp_path)
+
+
+def _hold_and_release(wapi: Api, tmp_path: Path) -> None:
+    token = _token(wapi)
+    sub_id, _ = _submit(wapi, token, tmp_path, "m")
+    maud = f.user(wapi.db, "maud@x.org", role=Role.MAINTAINER)
+    r = wapi.client.put("/api/v1/admin/teams/alpha/hold", json={"reason": "look first"}, headers=f.auth(maud))
+    assert r.status_code == 200 and r.json()["reason"] == "look first" and r.json()["held_by"] == "maud@x.org"
+    assert (
+        wapi.client.put(
+            "/api/v1/admin/teams/alpha/hold", json={"reason": ""}, headers=f.auth(maud)
+        ).status_code
+        == 422
+    )
+    assert (
+        wapi.client.put(
+            "/api/v1/admin/teams/ghost/hold", json={"reason": "x"}, headers=f.auth(maud)
+        ).status_code
+        == 404
+    )
+    worker = Worker(wapi.settings, wapi.db, FakeRunner())
+    assert not worker.run_once()
+    assert wapi.client.delete("/api/v1/admin/teams/alpha/hold", headers=f.auth(maud)).status_code == 200
+    assert worker.run_once() and _sub(wapi, sub_id).status is RunStatus.SUCCEEDED
 
 
 class _HiddenInfraOnce(FakeRunner):

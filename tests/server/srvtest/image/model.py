@@ -3,6 +3,9 @@
 good            predict every manifest row (score = hash of the file name)
 crash_hidden    like good on preflight-sized inputs (<= 10 images), crash on the hidden set
 slow SECONDS    like good, after sleeping SECONDS on the hidden set
+survey [TAG]    an attacker: like good, after printing every file it can list and read under
+                /input as one line ``survey {"<path>": "<sha256 of its bytes, 16 hex>", ...}``
+                (TAG only makes another image digest)
 covert EXIT MIB CPU_S WALL_S [HASH_PREFIX [ENDING]]
                 the attacker of issue 19 (and of benchmarks/bench_channels.py): on the hidden set,
                 order and format its predictions so that their sha256 starts with HASH_PREFIX (hex;
@@ -16,6 +19,7 @@ covert EXIT MIB CPU_S WALL_S [HASH_PREFIX [ENDING]]
 
 import csv
 import hashlib
+import json
 import os
 import sys
 import time
@@ -33,6 +37,13 @@ if behaviour == "crash_hidden" and hidden:
     raise ValueError("boom on the hidden set")
 if behaviour == "slow" and hidden:
     time.sleep(float(sys.argv[2]))
+if behaviour == "survey":
+    seen = {
+        str(path.relative_to(inp)): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for path in sorted(inp.rglob("*"))
+        if path.is_file()
+    }
+    print("survey " + json.dumps(seen, separators=(",", ":")), flush=True)
 rows = [f"{name};{int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 2**32:.6f}" for name in names]
 text = "Filename;Final_score\n" + "".join(row + "\n" for row in rows)
 
