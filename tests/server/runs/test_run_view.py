@@ -155,7 +155,7 @@ def test_the_stored_run_is_not_changed_by_a_view() -> None:
     sub = _run()
     before = (dict(sub.timings or {}), dict(sub.runtime or {}), dict(sub.reproducibility or {}))
     for level in ("maintainers", "coarse"):
-        run_view(sub, Viewer(staff=False, level=level))  # type: ignore[arg-type]
+        run_view(sub, Viewer(staff=False, level=level))
     assert (sub.timings, sub.runtime, sub.reproducibility) == before
     assert sub.runtime is not None and sub.runtime["phases"]["hidden"] == HIDDEN
 

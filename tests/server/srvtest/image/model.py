@@ -6,6 +6,8 @@ slow SECONDS    like good, after sleeping SECONDS on the hidden set
 survey [TAG]    an attacker: like good, after printing every file it can list and read under
                 /input as one line ``survey {"<path>": "<sha256 of its bytes, 16 hex>", ...}``
                 (TAG only makes another image digest)
+garbage_hidden  like good on preflight-sized inputs, ";\n" as predictions.csv on the hidden set (the
+                attacker of issue 19: the reader crashed on it and the run was refunded)
 covert EXIT MIB CPU_S WALL_S [HASH_PREFIX [ENDING]]
                 the attacker of issue 19 (and of benchmarks/bench_channels.py): on the hidden set,
                 order and format its predictions so that their sha256 starts with HASH_PREFIX (hex;
@@ -44,6 +46,9 @@ if behaviour == "survey":
         if path.is_file()
     }
     print("survey " + json.dumps(seen, separators=(",", ":")), flush=True)
+if behaviour == "garbage_hidden" and hidden:
+    (out / "predictions.csv").write_bytes(b";\n")
+    sys.exit(0)
 rows = [f"{name};{int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 2**32:.6f}" for name in names]
 text = "Filename;Final_score\n" + "".join(row + "\n" for row in rows)
 
