@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.core import audit
+from server.core import audit, text
 from server.core.clock import utcnow
 from server.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from server.core.principal import Principal
@@ -35,7 +35,7 @@ def get_user(session: Session, email: str) -> User:
 
 
 def create_team(session: Session, name: str, *, actor: str, actor_user_id: int | None = None) -> Team:
-    if not _TEAM_RE.match(name):
+    if not _TEAM_RE.fullmatch(name):
         raise BadRequest(
             f"invalid team name {name!r}: 1-100 characters, letters, digits, space, '.', '_' or '-'"
         )
@@ -65,7 +65,7 @@ def create_user(
     actor: str,
     actor_user_id: int | None = None,
 ) -> User:
-    email = email.strip().lower()
+    email = text.require(text.check_name, email.strip().lower(), "email address")
     if not _EMAIL_RE.match(email) or len(email) > 254:
         raise BadRequest(f"invalid email address {email!r}")
     if role == Role.RESEARCHER and not team_name:
@@ -100,6 +100,7 @@ def issue_token(
     """Create a token for `email`; returns the row and the plaintext, which is never stored."""
     if expires_in is not None and expires_in <= timedelta(0):
         raise BadRequest("token lifetime must be positive")
+    text.require(text.check_optional_name, label, "token label")
     user = get_user(session, email)
     plaintext = new_token()
     token = ApiToken(
