@@ -51,6 +51,8 @@ class UserOut(BaseModel):
     role: Role
     team: str | None
     created_at: datetime
+    active: bool = Field(description="false while deactivated: no login, tokens refused, no team mail")
+    deactivated_at: datetime | None
 
 
 class TokenIn(BaseModel):
