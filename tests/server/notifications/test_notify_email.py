@@ -122,18 +122,20 @@ def test_smtp_settings_are_checked_and_the_password_is_secret(tmp_path: Path) ->
 def test_a_bad_row_is_settled_not_wedged(tmp_path: Path, sqlite_url: str) -> None:
     """An address that cannot be a header (written behind the API's back) fails the attempt; no mail."""
     from server.core.clock import utcnow
-    from server.models import Delivery
+    from server.models import Delivery, Role, User
 
+    bad = "a@alpha.example\r\nBcc: x@evil.example"
     with smtp_server() as (box, port), running_api(make_settings(tmp_path, sqlite_url, **_smtp(port))) as api:
         team = team_with_members(api.db, "alpha", [])
         with api.db.transaction() as session:
             now = utcnow()
+            session.add(User(email=bad, role=Role.RESEARCHER, team_id=team))  # a member, so it is sent
             session.add(
                 Delivery(
                     id="dlv_bad",
                     team_id=team,
                     channel=Channel.EMAIL,
-                    target="a@alpha.example\r\nBcc: x@evil.example",
+                    target=bad,
                     event="run.finished",
                     submission_id=1,
                     payload={"event": "run.finished", "submission_id": 1, "name": "n", "team": "alpha"},
