@@ -43,6 +43,8 @@ def _refused(char: str, allowed: frozenset[str]) -> bool:
 
 
 def _check(value: str, allowed: frozenset[str]) -> str:
+    if value.isprintable():  # C speed; false for every refused category (and for Zs but " ")
+        return value
     for char in value:
         if _refused(char, allowed):
             what = _WHAT[unicodedata.category(char)]
@@ -99,7 +101,7 @@ def visible(value: str, *, lines: bool = False) -> str:
     escaped too (one line: a CSV cell, a plot label, a table cell in a terminal).
     """
     allowed = LINE_BREAKS if lines else frozenset()
-    if not any(_refused(char, allowed) for char in value):
+    if value.isprintable() or not any(_refused(char, allowed) for char in value):
         return value
     return "".join(_escape(char) if _refused(char, allowed) else char for char in value)
 
