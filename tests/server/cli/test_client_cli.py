@@ -452,7 +452,7 @@ def test_names_stored_with_invisible_characters_print_escaped_issue_19(
         assert team is not None
         team.name = "alpha\u2066"
     code, out, _ = _run(url, token, "status", str(sub_id))
-    assert code == 0 and "submission %d '[red]a\\u202e\\u200bb' (alpha\\u2066)" % sub_id in out
+    assert code == 0 and f"submission {sub_id} '[red]a\\u202e\\u200bb' (alpha\\u2066)" in out
     code, out, _ = _run(url, None, "leaderboard")
     assert code == 0 and "[red]a\\u202e\\u200bb" in out and "alpha\\u2066" in out
     for raw in (out, _run(url, token, "status", str(sub_id))[1]):
