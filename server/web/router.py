@@ -35,6 +35,7 @@ from server.core.principal import Principal
 from server.core.security import hash_token
 from server.core.settings import Settings
 from server.core.state import AppState
+from server.core.text import visible
 from server.leaderboard.pending import pending_baselines
 from server.models import Submission, Team
 from server.notifications import outbox
@@ -90,7 +91,9 @@ def _safe_next(target: str | None) -> str:
 
 def csv_text(value: str) -> str:
     """A text cell a spreadsheet will not run: a leading ``= + - @``, tab or carriage return is
-    prefixed with ``'`` (OWASP CSV injection). Only text cells pass here; numbers stay numbers."""
+    prefixed with ``'`` (OWASP CSV injection). Only text cells pass here; numbers stay numbers.
+    Invisible and direction-changing characters are escaped first (`visible`), line breaks too."""
+    value = visible(value)
     return "'" + value if value.startswith(CSV_FORMULA_STARTS) else value
 
 
