@@ -1,8 +1,8 @@
 """user_active: an account can be deactivated (no login, tokens refused, no team mail; issue 19)
 
-Revision ID: 0006_user_active
-Revises: 0005_phases
-Create Date: 2026-12-10
+Revision ID: 0009_user_active
+Revises: 0008_phase_disclosure
+Create Date: 2026-12-07
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_user_active"
-down_revision: str | None = "0005_phases"
+revision: str = "0009_user_active"
+down_revision: str | None = "0008_phase_disclosure"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
