@@ -162,7 +162,7 @@ def test_the_admin_command_line_deactivates_and_reactivates(
 
 
 def test_accounts_made_before_the_migration_stay_active(db_url: str) -> None:
-    """``0006_user_active`` adds the column; every existing account reads as active."""
+    """``0009_user_active`` adds the column; every existing account reads as active."""
     if db_url.startswith("sqlite"):
         Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     db = Database.connect(db_url.replace("postgresql://", "postgresql+psycopg://"))
