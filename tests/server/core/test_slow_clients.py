@@ -9,22 +9,22 @@ Every loop is bounded (`LIMIT_S`): a connection the server fails to close fails 
 
 from __future__ import annotations
 
-import contextlib
 import select
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from srvtest import factories as f
 from srvtest.archives import write_archive
-from srvtest.attacks import read_response
+from srvtest.attacks import read_response, trickle
 from srvtest.served import ServedServer, served
 
 from server.core.db import Database
+from server.core.settings import load_settings
+from server.core.slow_clients import ConnectionLimits
 
 pytestmark = pytest.mark.slow
 
@@ -46,12 +46,6 @@ SETTINGS = {
 }
 
 
-@dataclass
-class Closed:
-    answer: bytes  # what the server sent before it closed
-    after_s: float  # seconds from the first byte sent to the close
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServedServer, str]]:
     with served(tmp_path_factory.mktemp("slow"), SETTINGS) as srv:
@@ -69,38 +63,15 @@ def _connect(srv: ServedServer, source: str = "127.0.0.1") -> socket.socket:
     return socket.create_connection((parts.hostname, parts.port), timeout=LIMIT_S, source_address=(source, 0))
 
 
-def _trickle(socks: list[socket.socket], first: bytes, piece: bytes, every_s: float) -> list[Closed]:
-    """Send `first` on each socket, then `piece` every `every_s` seconds on each one still open,
-    reading whatever the server answers, until it has closed them all (at most `LIMIT_S`)."""
-    start = time.monotonic()
-    for sock in socks:
-        sock.sendall(first)
-    answers = {sock: b"" for sock in socks}
-    closed: dict[socket.socket, float] = {}
-    next_piece = start + every_s
-    while len(closed) < len(socks):
-        now = time.monotonic()
-        assert now - start < LIMIT_S, f"{len(socks) - len(closed)} connection(s) still open after {LIMIT_S} s"
-        open_socks = [s for s in socks if s not in closed]
-        ready, _, _ = select.select(open_socks, [], [], max(0.0, next_piece - now))
-        for sock in ready:
-            try:
-                data = sock.recv(65536)
-            except ConnectionResetError:
-                data = b""
-            if data:
-                answers[sock] += data
-            else:
-                closed[sock] = time.monotonic() - start
-        if time.monotonic() >= next_piece:
-            next_piece += every_s
-            for sock in open_socks:
-                if sock not in closed:
-                    with contextlib.suppress(OSError):  # closed by the server: the next recv says so
-                        sock.sendall(piece)
-    for sock in socks:
-        sock.close()
-    return [Closed(answers[s], closed[s]) for s in socks]
+def _trickle(
+    socks: list[socket.socket], first: bytes, piece: bytes, every_s: float
+) -> list[tuple[bytes, float]]:
+    """`trickle` on `socks`: (what the server answered, when it closed) of each, all closed."""
+    results = [(r.answer, r.after_s) for r in trickle(socks, first, piece, every_s, LIMIT_S)]
+    ended = [(answer, after) for answer, after in results if after is not None]
+    still_open = len(results) - len(ended)
+    assert not still_open, f"{still_open} connection(s) still open after {LIMIT_S} s"
+    return ended
 
 
 def _is_408(answer: bytes) -> bool:
@@ -113,18 +84,17 @@ def test_heads_sent_a_line_at_a_time_are_closed_after_the_header_timeout_issue_1
     srv, _ = server
     socks = [_connect(srv) for _ in range(5)]
     results = _trickle(socks, b"POST /login HTTP/1.1\r\nHost: x\r\n", b"X-Padding: a\r\n", 0.2)
-    for result in results:
-        assert _is_408(result.answer), result.answer
-        assert b"CSAWM_HEADER_TIMEOUT" in result.answer
-        assert HEADER_S - 0.1 <= result.after_s <= HEADER_S + SLACK_S, result.after_s
+    for answer, after in results:
+        assert _is_408(answer) and b"CSAWM_HEADER_TIMEOUT" in answer, answer
+        assert HEADER_S - 0.1 <= after <= HEADER_S + SLACK_S, after
 
 
 def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout_issue_19(
     server: tuple[ServedServer, str],
 ) -> None:
     srv, _ = server
-    (result,) = _trickle([_connect(srv)], b"", b"", 0.2)
-    assert result.answer == b"" and HEADER_S - 0.1 <= result.after_s <= HEADER_S + SLACK_S
+    ((answer, after),) = _trickle([_connect(srv)], b"", b"", 0.2)
+    assert answer == b"" and HEADER_S - 0.1 <= after <= HEADER_S + SLACK_S
 
 
 def test_a_login_body_trickled_a_byte_at_a_time_is_closed_issue_19(server: tuple[ServedServer, str]) -> None:
@@ -134,9 +104,9 @@ def test_a_login_body_trickled_a_byte_at_a_time_is_closed_issue_19(server: tuple
         b"Content-Length: 400\r\n\r\ntoken="
     )
     results = _trickle([_connect(srv) for _ in range(3)], head, b"a", 0.2)
-    for result in results:
-        assert _is_408(result.answer), result.answer
-        assert BODY_S - 0.1 <= result.after_s <= BODY_S + SLACK_S, result.after_s
+    for answer, after in results:
+        assert _is_408(answer), answer
+        assert BODY_S - 0.1 <= after <= BODY_S + SLACK_S, after
 
 
 def _upload_head(token: str, name: str, length: int) -> bytes:
@@ -152,11 +122,11 @@ def test_an_upload_below_the_minimum_rate_is_closed_with_408_issue_19(
     """1 KiB every 0.25 s (4 KiB/s) against a minimum of 16 KiB/s: the archive never arrives, and
     the partial file is gone."""
     srv, token = server
-    (result,) = _trickle([_connect(srv)], _upload_head(token, "trickle", 4 * 1024**2), bytes(1024), 0.25)
-    assert _is_408(result.answer), result.answer
-    assert b"CSAWM_MIN_BODY_RATE" in result.answer
-    sent = 1024 * result.after_s / 0.25
-    assert result.after_s <= BODY_S + sent / MIN_RATE + SLACK_S, result.after_s
+    head = _upload_head(token, "trickle", 4 * 1024**2)
+    ((answer, after),) = _trickle([_connect(srv)], head, bytes(1024), 0.25)
+    assert _is_408(answer) and b"CSAWM_MIN_BODY_RATE" in answer, answer
+    sent = 1024 * after / 0.25
+    assert after <= BODY_S + sent / MIN_RATE + SLACK_S, after
     uploads = Path(srv.log).parent / "state" / "uploads"
     deadline = time.monotonic() + LIMIT_S
     while uploads.exists() and list(uploads.iterdir()):
@@ -222,7 +192,23 @@ def test_connections_are_capped_per_address_and_in_all_issue_19(server: tuple[Se
     ready, _, _ = select.select(held, [], [], 0.2)
     assert ready == [], "a connection within the caps was refused"
     results = _trickle(held, b"GET /healthz HTTP/1.1\r\n", b"X-Padding: a\r\n", 0.5)
-    assert all(r.after_s <= HEADER_S + SLACK_S and _is_408(r.answer) for r in results), results
+    assert all(after <= HEADER_S + SLACK_S and _is_408(answer) for answer, after in results), results
     with _connect(srv, "127.0.0.2") as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+
+
+def test_the_per_address_cap_spares_only_the_trusted_proxies_issue_19(tmp_path: Path) -> None:
+    settings = load_settings(
+        data_dir=tmp_path, max_connections=100, max_connections_per_client=1,
+        forwarded_allow_ips="10.1.0.0/16, fd00::1, /run/proxy.sock",
+    )  # fmt: skip
+    limits = ConnectionLimits.from_settings(settings)
+    for proxy in ("10.1.2.3", "fd00::1"):
+        assert [limits.admit(proxy) for _ in range(3)] == [None, None, None]
+    for client in ("10.2.0.1", "fd00::2", "192.0.2.7"):
+        assert limits.admit(client) is None and "PER_CLIENT" in (limits.admit(client) or "")
+    limits.release("192.0.2.7")
+    assert limits.admit("192.0.2.7") is None and limits.total == 9
+    anyone = ConnectionLimits.from_settings(settings.model_copy(update={"forwarded_allow_ips": "*"}))
+    assert [anyone.admit("192.0.2.7") for _ in range(3)] == [None, None, None]
