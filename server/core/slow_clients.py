@@ -264,23 +264,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._expire(self._stage)
 
     def _expire(self, stage: Stage) -> None:
+        """Close the connection; answer 408 first where no response is under way on it."""
         self._stage = None
+        limits = self.limits
+        in_flight = self.cycle is not None and not self.cycle.response_complete
         if stage == "head":
-            setting = "CSAWM_HEADER_TIMEOUT"
-            message = f"the request head did not arrive within {self.limits.header_timeout_s:g} s ({setting})"
-            answer = self._in_message  # a connection that sent nothing is just closed
-        else:
-            setting = "CSAWM_BODY_TIMEOUT"
             message = (
-                f"the request body arrived too slowly: {self._body_bytes} bytes in "
-                f"{self.limits.body_timeout_s:g} s plus 1 s per {self.limits.min_body_rate:g} bytes "
-                "(CSAWM_BODY_TIMEOUT, CSAWM_MIN_BODY_RATE)"
+                f"the request head did not arrive within {limits.header_timeout_s:g} s (CSAWM_HEADER_TIMEOUT)"
+            )
+            answer = self._in_message and not in_flight  # a connection that sent nothing is just closed
+        else:
+            message = (
+                f"the request body came too slowly: {self._body_bytes} bytes received, the allowance is "
+                f"CSAWM_BODY_TIMEOUT ({limits.body_timeout_s:g} s) plus 1 s per CSAWM_MIN_BODY_RATE "
+                f"({limits.min_body_rate:g}) bytes"
             )
             answer = self.cycle is not None and not self.cycle.response_started
-            if self.cycle is not None and not self.cycle.response_complete:
-                # The app's receive() returns http.disconnect, and its answer goes nowhere.
-                self.cycle.disconnected = True
-                self.cycle.message_event.set()
+        if in_flight:
+            # The app's receive() returns http.disconnect, and whatever it still sends goes nowhere.
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
         log.warning("slow client %s closed: %s", self._address or "?", message)
         if answer:
             self.transport.write(_raw_response(408, "Request Timeout", "request_timeout", message, []))
