@@ -14,17 +14,27 @@ enough sources the per-address cap admits them all and the deadlines show; with 
 shows. Watched for --watch-s seconds. Per attack: connections, refused at once (503), closed by
 the server (with 408 / without an answer), the median and largest time to the close, still open.
 
+With --overhead N instead: the cost of the rules to a fast upload. Two uvicorn processes serve an
+app that drains the body, one with uvicorn's httptools protocol and one with
+`server.core.slow_clients`'s; 1 GiB is posted to each N times, alternated, and the figure is the
+median CPU time of the server process per GiB (CPU time, not wall time: on a shared machine the
+wall time varies by tens of percent between identical servers).
+
 Usage: .venv/bin/python benchmarks/bench_slow_clients.py --before /work/main [--login 300]
        [--heads 100] [--uploads 2] [--sources 20] [--watch-s 120] [--skip-before]
+       .venv/bin/python benchmarks/bench_slow_clients.py --overhead 9
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -105,6 +115,91 @@ def row(label: str, name: str, closed: list[Closed], watch_s: float) -> str:
     )
 
 
+def _drain_server(port: int, kind: str) -> None:
+    """Serve an app that reads the whole body and answers its length (for --overhead)."""
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from server.core.settings import load_settings
+    from server.core.slow_clients import protocol_class
+
+    async def app(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def,type-arg]
+        if scope["type"] != "http":
+            return
+        size, more = 0, True
+        while more:
+            message = await receive()
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = str(size).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"%d" % len(body))],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    with tempfile.TemporaryDirectory() as tmp:
+        proto = HttpToolsProtocol if kind == "plain" else protocol_class(load_settings(data_dir=tmp))
+        uvicorn.run(app, host="127.0.0.1", port=port, http=proto, log_level="warning", lifespan="off")
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _post_gib(port: int) -> None:
+    size, chunk = 1024**3, bytes(1024**2)
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode())
+        for _ in range(size // len(chunk)):
+            sock.sendall(chunk)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(1024)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+
+
+def overhead(rounds: int) -> None:
+    from srvtest.live import free_port
+
+    servers = {}
+    for kind in ("plain", "guarded"):
+        port = free_port()
+        cmd = [sys.executable, __file__, "--serve-drain", f"{port}:{kind}"]
+        servers[kind] = (subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(REPO)}), port)
+    try:
+        for _, port in servers.values():
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "drain server did not start"
+                    time.sleep(0.1)
+        cpu: dict[str, list[float]] = {"plain": [], "guarded": []}
+        for i in range(rounds):
+            for kind in ("plain", "guarded") if i % 2 == 0 else ("guarded", "plain"):
+                proc, port = servers[kind]
+                before = _cpu_s(proc.pid)
+                _post_gib(port)
+                time.sleep(0.2)
+                cpu[kind].append(_cpu_s(proc.pid) - before)
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+            proc.wait(30)
+    for kind, values in cpu.items():
+        print(
+            f"{kind:8} median {statistics.median(values):.3f} s CPU per GiB {[round(v, 2) for v in values]}"
+        )
+    print(f"guarded/plain {statistics.median(cpu['guarded']) / statistics.median(cpu['plain']):.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -116,7 +211,16 @@ def main() -> None:
     parser.add_argument("--uploads", type=int, default=2)
     parser.add_argument("--sources", type=int, default=20)
     parser.add_argument("--watch-s", type=float, default=120.0)
+    parser.add_argument("--overhead", type=int, metavar="ROUNDS", help="measure the CPU cost instead")
+    parser.add_argument("--serve-drain", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_drain:
+        port, kind = args.serve_drain.split(":")
+        _drain_server(int(port), kind)
+        return
+    if args.overhead:
+        overhead(args.overhead)
+        return
     trees = {"after": REPO}
     if args.before and not args.skip_before:
         trees = {"before": args.before.resolve(), **trees}
