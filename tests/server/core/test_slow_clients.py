@@ -177,7 +177,7 @@ def test_connections_are_capped_per_address_and_in_all_issue_19(server: tuple[Se
     cap, a connection gets 503 before it sends anything; the held ones still end at the header
     timeout, and then the address is served again."""
     srv, _ = server
-    time.sleep(0.2)  # the previous tests' connections are closed
+    time.sleep(0.5)  # the server has seen the previous tests' connections close
     held = [_connect(srv, "127.0.0.2") for _ in range(PER_CLIENT)]
     over_address = _connect(srv, "127.0.0.2")
     held += [_connect(srv, "127.0.0.9") for _ in range(PER_CLIENT + 1)]  # the proxy: 13 open in all
