@@ -50,7 +50,7 @@ from server.review.schemas import ReviewAction
 from server.scoring.summary import summary_report
 from server.submissions import service as submissions
 from server.web import guides, plots, queries
-from server.web.cache import PlotCache, clinical_board, plot_cache
+from server.web.cache import PlotCache, clinical_board, plot_cache, plot_version
 from server.web.cache import board as cache_board
 from server.web.deps import PlotCacheDep, SignerDep, WebUser
 from server.web.session import CsrfError, SessionSigner
@@ -168,7 +168,7 @@ def leaderboard_page(
         "pending": pending_baselines(session),
         "clinical_rows": clinical_board(session, state, shown),
         "plot_alt": plot.alt,
-        "plot_version": "-".join(str(part) for part in version),
+        "plot_version": plot_version(state, *version),
         "board_phase": shown,
         "phase_names": [row.name for row in phases.rows(session)],
         "phase_query": query,
@@ -375,7 +375,7 @@ def report_page(
         "team_name": team.name if team else "",
         "report": report,
         "alts": alts,
-        "plot_version": int(sub.updated_at.timestamp()),
+        "plot_version": plot_version(request.app.state.csawm, sub.id, sub.updated_at.isoformat()),
         "events": sub.events,
         # Maintainer-only texts (server.runs.disclosure): never rendered for a submitter.
         "staff": user.is_staff,
