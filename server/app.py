@@ -124,7 +124,8 @@ def create_app(
         db = Database.connect(settings.effective_database_url, session_info=settings.session_info)
         if do_migrate:
             migrate.upgrade(db.engine)
-        state = AppState(settings=settings, db=db, metrics=Metrics(db), agreement=agreement)
+        metrics = Metrics(db, alive_within=3 * settings.lease_ttl)  # alive: as /readyz counts it
+        state = AppState(settings=settings, db=db, metrics=metrics, agreement=agreement)
         app.state.csawm = state
         if start_worker:
             from server.worker.loop import Worker, build_runner

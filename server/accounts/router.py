@@ -1,4 +1,5 @@
-"""`/api/v1/me` and the admin endpoints for teams, users, tokens and quota overrides."""
+"""`/api/v1/me` and the admin endpoints for teams, users (and their deactivation), tokens and quota
+overrides."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ def _user_out(user: User) -> UserOut:
         role=user.role,
         team=user.team.name if user.team else None,
         created_at=user.created_at,
+        active=user.deactivated_at is None,
+        deactivated_at=user.deactivated_at,
     )
 
 
@@ -100,6 +103,18 @@ def create_user(body: UserIn, session: SessionDep, admin: AdminUser) -> UserOut:
         actor=admin.audit_name,
         actor_user_id=admin.user_id,
     )
+    return _user_out(user)
+
+
+@admin_router.post("/users/{email}/deactivate", response_model=UserOut)
+def deactivate_user(email: str, session: SessionDep, admin: AdminUser) -> UserOut:
+    user = service.set_active(session, email, False, actor=admin.audit_name, actor_user_id=admin.user_id)
+    return _user_out(user)
+
+
+@admin_router.post("/users/{email}/reactivate", response_model=UserOut)
+def reactivate_user(email: str, session: SessionDep, admin: AdminUser) -> UserOut:
+    user = service.set_active(session, email, True, actor=admin.audit_name, actor_user_id=admin.user_id)
     return _user_out(user)
 
 

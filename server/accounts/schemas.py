@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from server.core.deps import DB_INT_MAX
-from server.core.text import NameStr
+from server.core.text import NameStr, OptionalNameStr
 from server.models import Role
 
 MAX_TOKEN_DAYS = 3650
@@ -51,13 +51,15 @@ class UserOut(BaseModel):
     role: Role
     team: str | None
     created_at: datetime
+    active: bool = Field(description="false while deactivated: no login, tokens refused, no team mail")
+    deactivated_at: datetime | None
 
 
 class TokenIn(BaseModel):
     expires_in_days: float | None = Field(
         default=90, gt=0, le=MAX_TOKEN_DAYS, description=f"1 to {MAX_TOKEN_DAYS} days; null = never expires"
     )
-    label: NameStr = Field(default="", max_length=100)
+    label: OptionalNameStr = Field(default="", max_length=100)
 
 
 class TokenOut(BaseModel):

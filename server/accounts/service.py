@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.core import audit
+from server.core import audit, text
 from server.core.clock import utcnow
 from server.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from server.core.principal import Principal
@@ -35,7 +35,7 @@ def get_user(session: Session, email: str) -> User:
 
 
 def create_team(session: Session, name: str, *, actor: str, actor_user_id: int | None = None) -> Team:
-    if not _TEAM_RE.match(name):
+    if not _TEAM_RE.fullmatch(name):
         raise BadRequest(
             f"invalid team name {name!r}: 1-100 characters, letters, digits, space, '.', '_' or '-'"
         )
@@ -65,7 +65,7 @@ def create_user(
     actor: str,
     actor_user_id: int | None = None,
 ) -> User:
-    email = email.strip().lower()
+    email = text.require(text.check_name, email.strip().lower(), "email address")
     if not _EMAIL_RE.match(email) or len(email) > 254:
         raise BadRequest(f"invalid email address {email!r}")
     if role == Role.RESEARCHER and not team_name:
@@ -100,7 +100,10 @@ def issue_token(
     """Create a token for `email`; returns the row and the plaintext, which is never stored."""
     if expires_in is not None and expires_in <= timedelta(0):
         raise BadRequest("token lifetime must be positive")
+    text.require(text.check_optional_name, label, "token label")
     user = get_user(session, email)
+    if user.deactivated_at is not None:
+        raise Conflict(f"user {user.email!r} is deactivated; reactivate the account first")
     plaintext = new_token()
     token = ApiToken(
         user_id=user.id,
@@ -153,6 +156,37 @@ def revoke_token(
     return token
 
 
+def set_active(
+    session: Session, email: str, active: bool, *, actor: str, actor_user_id: int | None = None
+) -> User:
+    """Deactivate or reactivate an account, audited.
+
+    A deactivated account cannot log in on the web, each of its tokens is refused (kept, not
+    revoked: reactivation restores those still valid) and it gets no team mail. Its runs, its
+    team's quota and its audit trail stay. An admin cannot deactivate their own account (the
+    command line can still reactivate any account).
+    """
+    user = get_user(session, email)
+    if active and user.deactivated_at is None:
+        raise Conflict(f"user {user.email!r} is already active")
+    if not active and user.deactivated_at is not None:
+        raise Conflict(f"user {user.email!r} was already deactivated at {user.deactivated_at.isoformat()}")
+    if not active and actor_user_id == user.id:
+        raise BadRequest("you cannot deactivate your own account")
+    user.deactivated_at = None if active else utcnow()
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        actor_user_id=actor_user_id,
+        action="reactivate_user" if active else "deactivate_user",
+        target_type="user",
+        target_id=user.id,
+        detail={"email": user.email},
+    )
+    return user
+
+
 def set_quota(
     session: Session,
     team_name: str,
@@ -183,7 +217,8 @@ def set_quota(
 
 
 def authenticate(session: Session, token: str, *, now: datetime | None = None) -> Principal:
-    """Resolve a bearer token to its user. Unknown, revoked and expired tokens are all 401."""
+    """Resolve a bearer token to its user. Unknown, revoked and expired tokens, and the tokens of a
+    deactivated account, are all 401."""
     row = session.execute(
         select(ApiToken, User, Team)
         .join(User, ApiToken.user_id == User.id)
@@ -197,6 +232,8 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
         raise Unauthorized("token revoked")
     if api_token.expires_at is not None and api_token.expires_at <= (now or utcnow()):
         raise Unauthorized("token expired")
+    if user.deactivated_at is not None:
+        raise Unauthorized("account deactivated")
     return Principal(
         user_id=user.id,
         email=user.email,

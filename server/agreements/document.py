@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.core.settings import SettingsError
-from server.core.text import check_text
+from server.core.text import check_document
 
 #: The agreement is shown whole on a page and in API answers; a longer file is a mistake.
 MAX_BYTES = 1024**2
@@ -55,7 +55,7 @@ def load_agreement(path: Path | None) -> Agreement | None:
     if not text.strip():
         raise SettingsError(f"{where}: is empty; write the agreement or unset the setting")
     try:  # printed as is by `csawm agreement`: no terminal escapes, no NUL
-        check_text(text)
+        check_document(text)
     except ValueError as exc:
         raise SettingsError(f"{where}: {exc} (only tabs and line breaks may be control characters)") from None
     return Agreement(version=hashlib.sha256(data).hexdigest(), text=text, path=path)

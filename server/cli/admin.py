@@ -12,6 +12,7 @@ import typer
 
 from server.accounts import service
 from server.cli._server_common import cli_actor, fail, open_database, reported_errors, settings_or_exit
+from server.core.text import visible
 from server.models import Role
 from server.phases import service as phases
 from server.phases.service import PhaseView
@@ -80,6 +81,26 @@ def revoke_token(token: Annotated[str, typer.Argument(help="The token itself, or
     with open_database(settings) as db, reported_errors(), db.transaction() as session:
         row = service.revoke_token(session, token, actor=cli_actor())
         typer.echo(f"revoked token {row.id} ({row.prefix}...)", err=True)
+
+
+@app.command("deactivate-user")
+def deactivate_user(email: Annotated[str, typer.Argument(help="Whose account.")]) -> None:
+    """Deactivate an account at once: no web login, its tokens refused, no team mail (audited)."""
+    _set_active(email, active=False)
+
+
+@app.command("reactivate-user")
+def reactivate_user(email: Annotated[str, typer.Argument(help="Whose account.")]) -> None:
+    """Reactivate an account: its tokens that are neither revoked nor expired work again."""
+    _set_active(email, active=True)
+
+
+def _set_active(email: str, *, active: bool) -> None:
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+        user = service.set_active(session, email, active, actor=cli_actor())
+        done = "reactivated" if active else "deactivated"
+        typer.echo(f"{done} {visible(user.email)} (id {user.id})", err=True)
 
 
 @app.command("set-quota")

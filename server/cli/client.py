@@ -6,7 +6,8 @@ output, so memory stays flat whatever the image size; it prints the report page'
 ``--wait``, shows the run's stage and elapsed time on stderr (a spinner on a terminal, one line per
 stage otherwise) and ends with tau-b and AMAE with their 95% CIs, or, for a failed run, with the log
 tail and the next step for its error code (`NEXT_STEP`). Every read command takes ``--json``
-(stdout then holds only the server's JSON). Any error is printed as one line on stderr.
+(stdout then holds only the server's JSON). Any error is printed as one line on stderr. Names are
+shown with invisible and direction-changing characters escaped (``\u202e``); ``--json`` keeps them.
 
 Before anything is saved or uploaded, `submit` checks in seconds what would otherwise be refused
 after the whole upload: the method card is validated by the server's own model
@@ -37,7 +38,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
+from rich.text import Text
 
+from server.core.text import visible
 from server.submissions.schemas import MethodCard
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 1, 2, 3
@@ -400,7 +403,7 @@ def _show_status(sub: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _print(sub, True)
         return
-    lines = [f"submission {sub['id']} '{sub['name']}' ({sub['team']}): {sub['status']}"]
+    lines = [f"submission {sub['id']} '{visible(sub['name'])}' ({visible(sub['team'])}): {sub['status']}"]
     if sub.get("error_code"):
         lines.append(f"  error: {sub['error_code']} in {sub.get('failed_phase')}: {sub.get('error_message')}")
     metrics = sub.get("metrics") or {}
@@ -474,8 +477,8 @@ def leaderboard(
         table.add_row(
             str(row["rank"]),
             row["kind"],
-            row.get("team") or "",
-            row["name"],
+            Text(visible(row.get("team") or "")),  # Text: a name is never read as Rich markup
+            Text(visible(row["name"])),
             _fmt(row["kendall_tau_b"]),
             _fmt(row["amae"]),
             tied,
@@ -484,7 +487,7 @@ def leaderboard(
     for item in body.get("pending") or []:
         progress = item.get("progress") or {}
         step = f" (step {progress['step']}/{progress['steps']})" if progress.get("steps") else ""
-        typer.echo(f"on its way: {item['name']} [{item['kind']}] {item['state']}{step}")
+        typer.echo(f"on its way: {visible(item['name'])} [{item['kind']}] {item['state']}{step}")
 
 
 def quota(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
@@ -495,7 +498,7 @@ def quota(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: J
         _print(body, True)
         return
     used, limits = body["used"], body["limits"]
-    typer.echo(f"team {body['team']}, phase {body['phase']}")
+    typer.echo(f"team {visible(body['team'])}, phase {body['phase']}")
     for key, label in (
         ("per_day", "last 24 h"),
         ("per_week", "last 7 days"),

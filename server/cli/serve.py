@@ -63,8 +63,14 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     in ``CSAWM_FORWARDED_ALLOW_IPS``; then the scheme the web pages see is the client's, so the
     origin check of form posts and the ``Secure`` cookie flag follow it. Unset, no proxy is trusted.
     Tokens are redacted from the access and error logs.
+
+    HTTP is uvicorn's httptools protocol with the slow-client deadlines and connection caps of
+    `server.core.slow_clients` (issue 19 item 7); WebSocket upgrades are off (no route uses them,
+    and an upgraded connection would leave those rules).
     """
     from uvicorn.config import LOGGING_CONFIG
+
+    from server.core.slow_clients import protocol_class
 
     log_config = copy.deepcopy(LOGGING_CONFIG)
     log_config.setdefault("filters", {})["redact_tokens"] = {"()": "server.core.security.RedactTokens"}
@@ -77,6 +83,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_config": log_config,
         "proxy_headers": settings.forwarded_allow_ips is not None,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "http": protocol_class(settings),
+        "ws": "none",
     }
 
 

@@ -1,8 +1,9 @@
-"""Liveness, readiness and Prometheus metrics endpoints (no auth)."""
+"""Liveness, readiness and Prometheus metrics endpoints (no auth; ``/metrics`` shows the operator's
+series only to ``CSAWM_METRICS_TOKEN``, see `server.core.metrics`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -10,6 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from server.core import migrate
 from server.core.deps import StateDep
 from server.core.errors import NotReady
+from server.core.metrics import operator_view
+from server.core.openapi import error_responses
 
 router = APIRouter(tags=["health"])
 READYZ_REGISTRY_TIMEOUT_S = 5.0  # a probe must answer well inside the kubelet's probe timeout
@@ -90,7 +93,15 @@ def _heartbeat_age(state: StateDep, name: str) -> float | None:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+    responses={
+        200: {"description": "Prometheus text format", "content": {"text/plain": {}}},
+        **error_responses(401),
+    },
 )
-def metrics(state: StateDep) -> Response:
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request, state: StateDep) -> Response:
+    """Anyone: the queue depth and whether a worker is alive. With ``Authorization: Bearer
+    <CSAWM_METRICS_TOKEN>``: every series (runs by status and error, stage durations, workers,
+    uploads); a wrong or unexpected token is a 401."""
+    operator = operator_view(request.headers.get("authorization"), state.settings)
+    registry = state.metrics.registry if operator else state.metrics.public_registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

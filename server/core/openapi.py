@@ -27,7 +27,7 @@ _DESCRIPTIONS = {
     401: "Missing, unknown, revoked or expired bearer token",
     403: "The token's role may not do this (a submission: the data-use agreement is not accepted)",
     404: "No such resource, or not visible to the caller",
-    408: "The request body stopped arriving (CSAWM_UPLOAD_IDLE_TIMEOUT)",
+    408: "The request body stopped arriving (CSAWM_UPLOAD_IDLE_TIMEOUT) or came too slowly",
     409: "Conflicts with the resource's current state",
     413: "Request body over its limit",
     422: "A parameter or the body failed validation",

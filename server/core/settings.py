@@ -188,6 +188,48 @@ class Settings(BaseSettings):
     def _proxies(cls, value: object) -> object:
         return None if value is None or (isinstance(value, str) and not value.strip()) else value
 
+    # Slow clients (issue 19 item 7, server.core.slow_clients): a request head must arrive whole
+    # within `header_timeout`; a body within `body_timeout` plus one second per `min_body_rate`
+    # bytes received; at most `max_connections` open connections, `max_connections_per_client` of
+    # them from one address (the addresses of `forwarded_allow_ips` excepted).
+    header_timeout: timedelta = timedelta(seconds=15)
+    body_timeout: timedelta = timedelta(seconds=30)
+    min_body_rate: int = Field(default=32 * 1024, ge=1024)
+    max_connections: int = Field(default=512, ge=1, le=100_000)
+    max_connections_per_client: int = Field(default=32, ge=1, le=100_000)
+
+    @field_validator("header_timeout", "body_timeout", mode="before")
+    @classmethod
+    def _slow_client_durations(cls, value: object) -> object:
+        return parse_duration(value)
+
+    @field_validator("header_timeout", "body_timeout")
+    @classmethod
+    def _slow_client_positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
+
+    @field_validator("min_body_rate", mode="before")
+    @classmethod
+    def _body_rate(cls, value: object) -> int:
+        return parse_size(value)
+
+    # The operator's /metrics (issue 19 item 6, server.core.metrics): a scrape presenting
+    # `Authorization: Bearer <metrics_token>` gets every series; without it, only the public ones.
+    metrics_token: SecretStr | None = None
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _metrics_token(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and (len(text.encode()) < 32 or not text.isprintable() or " " in text):
+            # The message must not echo the value: it is a secret.
+            raise ValueError("must be 32 or more printable bytes, no spaces (e.g. `openssl rand -hex 32`)")
+        return value
+
     # Signs the web session and CSRF cookies. Unset: a random key kept in DATA_DIR/web-session.key.
     # Set it (the same value everywhere) when several servers sit behind one load balancer.
     session_secret: SecretStr | None = None

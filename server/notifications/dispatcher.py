@@ -17,10 +17,12 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
+
 from server.core.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
-from server.models import Channel, Delivery, Webhook
+from server.models import Channel, Delivery, User, Webhook
 from server.notifications import events, mail, outbox, webhook
 from server.notifications.outcome import Outcome
 from server.runs.run_view import team_viewer
@@ -93,7 +95,13 @@ class Dispatcher:
             hook = session.get(Webhook, row.webhook_id) if row.webhook_id is not None else None
             channel, target, event = row.channel, row.target, row.event
             secret = hook.secret if hook is not None and hook.active else None
+            member = channel is Channel.EMAIL and session.scalar(
+                select(User.id).where(User.email == target, *outbox.active_members(row.team_id))
+            )
         if channel is Channel.EMAIL:
+            if not member:  # deactivated, or gone from the team, since the notice was written
+                gone = "the recipient is no longer an active member of the team"
+                return Outcome(ok=False, duration_ms=0, error=gone, permanent=True)
             if not self.settings.email_enabled or self.settings.smtp_sender is None:
                 return Outcome(ok=False, duration_ms=0, error="email is off (CSAWM_SMTP_HOST is not set)")
             return mail.send(self.settings, mail.message(body, sender=self.settings.smtp_sender, to=target))

@@ -15,6 +15,7 @@ from email.utils import make_msgid
 from typing import Any
 
 from server.core.settings import Settings
+from server.core.text import visible
 from server.notifications.outcome import Outcome
 
 SUBJECT_MAX = 200
@@ -28,9 +29,10 @@ _WHAT = {
 
 
 def one_line(value: object, limit: int = SUBJECT_MAX) -> str:
-    """`value` as header-safe text: control characters (CR and LF included) become spaces."""
+    """`value` as header-safe text: control characters (CR and LF included) become spaces, and
+    invisible or direction-changing characters visible escapes (`server.core.text.visible`)."""
     text = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in str(value))
-    return " ".join(text.split())[:limit]
+    return " ".join(visible(text).split())[:limit]
 
 
 def message(body: dict[str, Any], *, sender: str, to: str) -> EmailMessage:

@@ -4,7 +4,7 @@
 and where a review changes a submission's state (`server.review.service.review`), with the same
 session: if that transaction rolls back, no notice exists; if it commits, the notice does, and a
 dispatcher will send it even after a crash. One row per target: each active webhook of the team,
-and each member's address when email is on.
+and each member's address when email is on (not a deactivated account's: `active_members`).
 
 Email is on when the session says so (``session.info[EMAIL_INFO_KEY]``, set by
 `server.core.db.Database.connect` from ``CSAWM_SMTP_HOST``): the state-change code needs no settings.
@@ -41,6 +41,11 @@ def new_delivery_id() -> str:
 
 def email_enabled(session: Session) -> bool:
     return bool(session.info.get(EMAIL_INFO_KEY, False))
+
+
+def active_members(team_id: int) -> tuple[ColumnElement[bool], ...]:
+    """The users who get a team's mail: its members whose account is not deactivated."""
+    return (User.team_id == team_id, User.deactivated_at.is_(None))
 
 
 def enqueue(session: Session, sub: Submission, event: Event) -> list[Delivery]:
@@ -80,7 +85,7 @@ def enqueue(session: Session, sub: Submission, event: Event) -> list[Delivery]:
                 created_at=now,
                 next_attempt_at=now,
             )
-            for email in session.scalars(select(User.email).where(User.team_id == team.id).order_by(User.id))
+            for email in session.scalars(select(User.email).where(*active_members(team.id)).order_by(User.id))
         ]
     session.add_all(rows)
     session.flush()

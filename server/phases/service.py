@@ -266,7 +266,7 @@ def create(
     session: Session, values: dict[str, Any], *, actor: str, actor_user_id: int | None = None
 ) -> Phase:
     name = values.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise BadRequest(
             f"phase name {name!r} must be a slug: lower-case letters, digits, '.', '_' or '-', "
             "starting with a letter or digit, at most 64 characters"

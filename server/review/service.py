@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.core import audit
+from server.core import audit, text
 from server.core.clock import utcnow
 from server.core.errors import BadRequest, NotFound, TransitionConflict
 from server.core.principal import Principal
@@ -36,7 +36,7 @@ def review_queue(session: Session) -> list[Submission]:
 def review(
     session: Session, actor: Principal, submission_id: int, action: ReviewAction, reason: str
 ) -> Submission:
-    reason = reason.strip()
+    reason = text.require(text.check_text, reason.strip(), "reason")  # the web form's too
     if action != ReviewAction.APPROVE and len(reason) < 3:
         raise BadRequest(f"a reason is required to {action.value} a submission")
     sub = session.get(Submission, submission_id)

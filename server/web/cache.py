@@ -4,10 +4,16 @@ Both live in ``AppState.extras`` (built on first use, never at import) and are k
 depend on, so they never need explicit invalidation: a plot by its submission's ``updated_at`` (or
 the board version), the board by the API's version key (count and latest ``updated_at`` of the
 succeeded submissions), which every new result and review action changes.
+
+Those keys stay on the server. A page's plot URL carries only `plot_version`, an HMAC of the key
+(issue 19 item 6): spelled out, the board's key told anyone how many runs had succeeded, when the
+latest one ended (to the microsecond) and how many selections a sealed round had.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -20,8 +26,23 @@ from server.leaderboard import service as leaderboard_service
 from server.leaderboard.references import board_references
 from server.phases.service import PhaseView
 from server.web import plots, queries
+from server.web.session import session_key
 
 PLOT_CACHE_SIZE = 256
+PLOT_VERSION_CHARS = 16  # 64 bits: a change is never missed by chance
+
+
+def plot_version(state: AppState, *key: object) -> str:
+    """The ``?v=`` of a plot URL: it changes whenever `key` (the cache key of the plot) does and
+    tells nothing of it. HMAC-SHA256 under a key derived from the web session key, so nobody
+    without the server's secret can test a guess of the board's state against it; servers behind
+    one load balancer that share ``CSAWM_SESSION_SECRET`` write the same URL."""
+    secret = state.extras.get("web_plot_key")
+    if secret is None:
+        derived = hmac.new(session_key(state.settings), b"csawm plot version", hashlib.sha256).digest()
+        secret = state.extras.setdefault("web_plot_key", derived)
+    message = "\x1f".join(str(part) for part in key).encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:PLOT_VERSION_CHARS]
 
 
 class PlotCache:

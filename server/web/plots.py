@@ -22,6 +22,8 @@ import matplotlib.figure
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+from server.core.text import visible
+
 #: Marker and bar colours, from the palette of static/style.css (contrast on white checked in tests/web).
 COLORS = {
     "submission": "#1f4e96",
@@ -76,14 +78,15 @@ class OddsRatioPoint:
 
 
 def _plain(text: str) -> str:
-    r"""A name as literal text for a matplotlib label: every ``$`` escaped as ``\$``.
+    r"""A name as literal text for a matplotlib label: every ``$`` escaped as ``\$``, and invisible
+    or direction-changing characters written as visible escapes (`visible`, issue 19).
 
     Labels carry team and model names; mathtext starts only at an unescaped ``$``, so with every
     dollar escaped a name such as ``$\frac{1}{$`` is drawn as the characters it is instead of being
     parsed (which raises, or renders markup). Mathtext itself stays on, because the log axis writes
     its tick labels (``10^{-1}``) in it.
     """
-    return text.replace("$", r"\$")
+    return visible(text).replace("$", r"\$")
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

@@ -245,7 +245,8 @@ def agreement_matrix(report: dict[str, Any] | None) -> tuple[list[str], list[str
 
 
 def principal_for_token_hash(session: Session, token_hash: str) -> Principal | None:
-    """The user behind a web session's token hash; None when unknown, revoked or expired.
+    """The user behind a web session's token hash; None when unknown, revoked or expired, or when
+    the account is deactivated.
 
     Mirrors `server.accounts.service.authenticate`, which takes the plaintext token the session
     cookie deliberately does not hold.
@@ -260,6 +261,8 @@ def principal_for_token_hash(session: Session, token_hash: str) -> Principal | N
         return None
     token, user, team = row
     if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= utcnow()):
+        return None
+    if user.deactivated_at is not None:
         return None
     return Principal(
         user_id=user.id,

@@ -35,6 +35,7 @@ from server.core.principal import Principal
 from server.core.security import hash_token
 from server.core.settings import Settings
 from server.core.state import AppState
+from server.core.text import visible
 from server.leaderboard.pending import pending_baselines
 from server.models import Submission, Team
 from server.notifications import outbox
@@ -46,11 +47,11 @@ from server.quota import service as quota
 from server.review import flags as review_flags
 from server.review import service as review
 from server.review.schemas import ReviewAction
-from server.runs.run_view import run_view, shown_time, viewer_of
+from server.runs.run_view import run_view, viewer_of
 from server.scoring.summary import summary_report
 from server.submissions import service as submissions
 from server.web import guides, plots, queries
-from server.web.cache import PlotCache, clinical_board, plot_cache
+from server.web.cache import PlotCache, clinical_board, plot_cache, plot_version
 from server.web.cache import board as cache_board
 from server.web.deps import PlotCacheDep, SignerDep, WebUser
 from server.web.session import CsrfError, SessionSigner
@@ -91,7 +92,9 @@ def _safe_next(target: str | None) -> str:
 
 def csv_text(value: str) -> str:
     """A text cell a spreadsheet will not run: a leading ``= + - @``, tab or carriage return is
-    prefixed with ``'`` (OWASP CSV injection). Only text cells pass here; numbers stay numbers."""
+    prefixed with ``'`` (OWASP CSV injection). Only text cells pass here; numbers stay numbers.
+    Invisible and direction-changing characters are escaped first (`visible`), line breaks too."""
+    value = visible(value)
     return "'" + value if value.startswith(CSV_FORMULA_STARTS) else value
 
 
@@ -166,7 +169,7 @@ def leaderboard_page(
         "pending": pending_baselines(session),
         "clinical_rows": clinical_board(session, state, shown),
         "plot_alt": plot.alt,
-        "plot_version": "-".join(str(part) for part in version),
+        "plot_version": plot_version(state, *version),
         "board_phase": shown,
         "phase_names": [row.name for row in phases.rows(session)],
         "phase_query": query,
@@ -375,7 +378,7 @@ def report_page(
         "team_name": team.name if team else "",
         "report": report,
         "alts": alts,
-        "plot_version": int((shown_time(sub.updated_at, viewer)).timestamp()),
+        "plot_version": plot_version(request.app.state.csawm, sub.id, sub.updated_at.isoformat()),
         # Figures, timestamps and maintainer-only texts as the API shows them (server.runs.run_view).
         "run": run_view(sub, viewer),
         "staff": user.is_staff,

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from server.core.clock import iso, utcnow
 from server.core.principal import Principal
+from server.core.text import visible
 from server.phases import service as phases
 from server.phases.service import PhaseView
 from server.web import queries
@@ -94,9 +95,19 @@ def sort_value(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
+def shown(value: Any) -> Any:
+    """Every ``{{ ... }}`` of every page: plain text with its invisible and direction-changing
+    characters escaped (`server.core.text.visible`), so a name stored before issue 19 cannot
+    reverse or hide a row. Markup (rendered Markdown, formatted cells) is the server's own: as is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value, lines=True)
+    return value
+
+
 def _build_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
     env = templates.env
+    env.finalize = shown  # read when a template is compiled: set before the first one loads
     env.filters.update(
         number=number, interval=interval, interval_cell=interval_cell, when=when, day=day, moment=moment,
         figure=figure,

@@ -9,6 +9,7 @@ the session's shared site.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import re
@@ -29,6 +30,7 @@ from server.core.clock import utcnow
 from server.core.db import Database
 from server.core.security import hash_token
 from server.core.settings import Settings, load_settings
+from server.core.text import visible
 from server.models import Submission, Team
 from server.runs import store
 from server.web.deps import get_signer
@@ -166,7 +168,8 @@ def test_every_page_and_export_survives_hostile_names_issue_12(
         for column in ("kind", "team", "name", "image_digest"):
             assert not row[column].startswith(CSV_FORMULA_STARTS), (column, row[column])
     exported = {row["name"] for row in table}
-    assert (("'" + submission) if submission.startswith(CSV_FORMULA_STARTS) else submission) in exported
+    shown = visible(submission)  # invisible and direction-changing characters escaped (issue 19)
+    assert (("'" + shown) if shown.startswith(CSV_FORMULA_STARTS) else shown) in exported
     _check_html(_get(board, f"/submissions/{sub_id}", "alice").text, submission, neutral["report"])
     for plot in ("confusion", "group-amae", "odds-ratios"):  # a maintainer sees every plot
         _check_svg(_get(board, f"/submissions/{sub_id}/plots/{plot}.svg", "maud").text)
@@ -180,3 +183,40 @@ def test_every_page_and_export_survives_hostile_names_issue_12(
     assert submission in {run["name"] for flag in flags.json()["flags"] for run in flag["runs"]}
     team_page = _get(board, f"/teams/{quote(team, safe='')}", "maud").text
     _check_html(team_page, submission, neutral["team"])
+
+
+INVISIBLE_TEAM, INVISIBLE_NAME = "Alpha\u202e\u200b", "a\u202e\u200bb\u2028c"  # stored before issue 19
+SHOWN_TEAM, SHOWN_NAME = "Alpha\\u202e\\u200b", "a\\u202e\\u200bb\\u2028c"
+RAW = ("\u202e", "\u200b", "\u2028")
+
+
+def _svg_text(svg: str) -> str:
+    return " ".join(node.text or "" for node in ET.fromstring(svg).iter())
+
+
+def test_names_stored_with_invisible_characters_show_escaped_issue_19(board: Board) -> None:
+    """A name that reverses or hides text, stored before the rule (written straight to the database),
+    is shown as visible escapes on the pages, in the CSV and in the plots; the JSON keeps the data."""
+    sub_id = board.ids["alpha_approved"]
+    _rename(board, INVISIBLE_TEAM, INVISIBLE_NAME)
+    pages = {
+        "/": None,
+        f"/submissions/{sub_id}": "alice",
+        "/admin": "maud",
+        f"/teams/{quote(INVISIBLE_TEAM, safe='')}": "maud",
+    }
+    for path, who in pages.items():
+        text = html.unescape(_get(board, path, who).text)
+        assert SHOWN_NAME in text and not any(char in text for char in RAW), path
+    assert SHOWN_TEAM in html.unescape(_get(board, "/").text)
+    table = list(csv.DictReader(io.StringIO(_get(board, "/leaderboard.csv").text)))
+    row = next(r for r in table if r["submission_id"] == str(sub_id))
+    assert (row["team"], row["name"]) == (SHOWN_TEAM, SHOWN_NAME)
+    tau = _svg_text(_get(board, "/plots/leaderboard-tau.svg").text)
+    forest = _svg_text(_get(board, f"/submissions/{sub_id}/plots/odds-ratios.svg", "maud").text)
+    for label in (tau, forest):
+        assert SHOWN_NAME in label and not any(char in label for char in RAW)
+    rows = json.loads(_get(board, "/leaderboard.json").text)["rows"]
+    assert INVISIBLE_NAME in {r["name"] for r in rows}  # the data, as stored
+    api_rows = _get(board, "/api/v1/leaderboard").json()["rows"]
+    assert (INVISIBLE_TEAM, INVISIBLE_NAME) in {(r["team"], r["name"]) for r in api_rows}

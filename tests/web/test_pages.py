@@ -308,7 +308,7 @@ def test_pages_pass_the_accessibility_smoke_check(
     problems = {name: audit_html(r.text) for name, r in pages.items() if r.status_code == 200}
     assert len(problems) == len(pages), {name: r.status_code for name, r in pages.items()}
     assert problems == {name: [] for name in pages}
-    plot = r'<img src="/submissions/\d+/plots/[\w-]+\.svg\?v=\d+" alt="([^"]+)"'
+    plot = r'<img src="/submissions/\d+/plots/[\w-]+\.svg\?v=[0-9a-f]{16}" alt="([^"]+)"'
     alts = re.findall(plot, pages["full report"].text)
     assert len(alts) == 4 and all(len(alt) > 40 for alt in alts)  # + the agreement heatmap (v2)
     # the researcher's summary (a private phase): the odds-ratio forest only (docs/scoring.md)

@@ -426,3 +426,36 @@ def test_submit_wait_in_a_sealed_phase_shows_no_score_and_select_picks_the_run(
     assert code == 0 and out.startswith("phase final (sealed)") and f"{exact:.4f}" not in out
     code, _, err = _run(url, None, "leaderboard", "--phase", "nope")
     assert code == 2 and "phase 'nope' not found" in err
+
+
+def test_names_stored_with_invisible_characters_print_escaped_issue_19(
+    server: tuple[str, Database], tmp_path: Path
+) -> None:
+    """A run and team named before issue 19 with a bidi override, a zero-width space and Rich markup
+    (written straight to the database): `status` and `leaderboard` print visible escapes and the
+    brackets as they are; ``--json`` keeps the stored text."""
+    from server.core.clock import utcnow
+    from server.models import ReviewState, Submission, Team
+
+    url, db = server
+    f.team(db, "alpha")
+    token = f.user(db, "a@x.org", team="alpha")
+    write_archive(tmp_path / "m.tar", seed="invisible")
+    code, out, err = _run(url, token, "submit", str(tmp_path / "m.tar"), "--name", "plain", "--wait")
+    assert code == 0, err
+    sub_id = int(out.split()[1])
+    with db.transaction() as session:
+        sub = session.get(Submission, sub_id)
+        assert sub is not None
+        sub.name, sub.review_state, sub.updated_at = "[red]a\u202e\u200bb", ReviewState.APPROVED, utcnow()
+        team = session.get(Team, sub.team_id)
+        assert team is not None
+        team.name = "alpha\u2066"
+    code, out, _ = _run(url, token, "status", str(sub_id))
+    assert code == 0 and f"submission {sub_id} '[red]a\\u202e\\u200bb' (alpha\\u2066)" in out
+    code, out, _ = _run(url, None, "leaderboard")
+    assert code == 0 and "[red]a\\u202e\\u200bb" in out and "alpha\\u2066" in out
+    for raw in (out, _run(url, token, "status", str(sub_id))[1]):
+        assert not any(char in raw for char in "\u202e\u200b\u2066")
+    rows = json.loads(_run(url, None, "leaderboard", "--json")[1])["rows"]
+    assert ("alpha\u2066", "[red]a\u202e\u200bb") in {(row["team"], row["name"]) for row in rows}

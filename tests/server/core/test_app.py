@@ -5,7 +5,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
-from srvtest.app import Api, make_settings, running_api
+from srvtest.app import Api, make_settings, operator_metrics, running_api
 
 from server.core import migrate
 from server.core.db import Database
@@ -22,7 +22,7 @@ def test_health_ready_docs(api: Api) -> None:
 
 
 def test_metrics_exposes_queue_and_runs(api: Api) -> None:
-    body = api.client.get("/metrics").text
+    body = operator_metrics(api)
     assert "csawm_queue_depth 0.0" in body
     assert 'csawm_runs{status="succeeded"} 0.0' in body
     assert "csawm_run_duration_seconds_bucket" in body

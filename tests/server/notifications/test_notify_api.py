@@ -15,6 +15,7 @@ from srvtest.web import web_login
 
 from server.models import Role, RunStatus
 from server.notifications import signing
+from server.notifications.addresses import NOT_PUBLIC
 from server.notifications.dispatcher import Dispatcher
 from server.runs.transitions import transition
 
@@ -70,9 +71,17 @@ def _audit(api: Api) -> list[dict[str, object]]:
 def test_registration_refuses_private_addresses_without_the_setting(tmp_path: Path, sqlite_url: str) -> None:
     with running_api(make_settings(tmp_path, sqlite_url)) as api:
         alice = f.auth(f.member_token(api.db, "alpha", "alice@alpha.example"))
-        for url in ("http://127.0.0.1:9/x", "http://169.254.169.254/", "http://[::1]/", "http://10.0.0.1/"):
+        for url in (
+            "http://127.0.0.1:9/x", "http://169.254.169.254/", "http://[::1]/", "http://10.0.0.1/",
+            "http://[2002:7f00:1::]/",  # 6to4 wrapping 127.0.0.1 (issue 19 item 8)
+            "http://localhost:9/",
+        ):  # fmt: skip
             r = api.client.post(f"{BASE}/webhooks", json={"url": url}, headers=alice)
             assert r.status_code == 400 and r.json()["error"]["code"] == "webhook_url_refused", url
+            assert r.json()["error"]["message"] == NOT_PUBLIC, url  # never what the resolver said
+        for url in ("http://exämple.org/", "http://example.org/\u2028", "http://example.org/\x85"):
+            r = api.client.post(f"{BASE}/webhooks", json={"url": url}, headers=alice)
+            assert r.status_code == 400 and "must be ASCII" in r.json()["error"]["message"], url
         r = api.client.post(f"{BASE}/webhooks", json={"url": "file:///etc/passwd"}, headers=alice)
         assert r.status_code == 400 and "http://" in r.json()["error"]["message"]
         assert api.client.get(f"{BASE}/webhooks", headers=alice).json() == []

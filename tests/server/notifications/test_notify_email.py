@@ -64,6 +64,21 @@ def test_a_hostile_name_cannot_inject_headers(tmp_path: Path, sqlite_url: str) -
     assert "victim@evil.example" not in str(msg["To"])
 
 
+def test_a_name_with_invisible_characters_is_mailed_escaped_issue_19(tmp_path: Path, sqlite_url: str) -> None:
+    """A run named before issue 19 with a bidi override and a zero-width space: the subject and the
+    body show visible escapes, so the mail cannot read as another team's run."""
+    with smtp_server() as (box, port), running_api(make_settings(tmp_path, sqlite_url, **_smtp(port))) as api:
+        team = team_with_members(api.db, "alpha", MEMBERS[:1])
+        sub = scoring_run(api.db, team, name="a\u202e\u200bb")
+        with api.db.transaction() as session:
+            transition(session, sub, RunStatus.SUCCEEDED)
+        Dispatcher(api.settings, api.db).run_once()
+        ((_, msg),) = box.wait_for(1)
+    assert msg["Subject"] == f"[CSAW-M] alpha / a\\u202e\\u200bb: run {sub} finished"
+    text = msg.get_payload(decode=True).decode()
+    assert f"Run {sub} (a\\u202e\\u200bb)" in text and "\u202e" not in text and "\u200b" not in text
+
+
 def test_no_smtp_host_means_no_email_rows(tmp_path: Path, sqlite_url: str) -> None:
     with running_api(make_settings(tmp_path, sqlite_url)) as api:
         team = team_with_members(api.db, "alpha", MEMBERS)
@@ -107,18 +122,20 @@ def test_smtp_settings_are_checked_and_the_password_is_secret(tmp_path: Path) ->
 def test_a_bad_row_is_settled_not_wedged(tmp_path: Path, sqlite_url: str) -> None:
     """An address that cannot be a header (written behind the API's back) fails the attempt; no mail."""
     from server.core.clock import utcnow
-    from server.models import Delivery
+    from server.models import Delivery, Role, User
 
+    bad = "a@alpha.example\r\nBcc: x@evil.example"
     with smtp_server() as (box, port), running_api(make_settings(tmp_path, sqlite_url, **_smtp(port))) as api:
         team = team_with_members(api.db, "alpha", [])
         with api.db.transaction() as session:
             now = utcnow()
+            session.add(User(email=bad, role=Role.RESEARCHER, team_id=team))  # a member, so it is sent
             session.add(
                 Delivery(
                     id="dlv_bad",
                     team_id=team,
                     channel=Channel.EMAIL,
-                    target="a@alpha.example\r\nBcc: x@evil.example",
+                    target=bad,
                     event="run.finished",
                     submission_id=1,
                     payload={"event": "run.finished", "submission_id": 1, "name": "n", "team": "alpha"},

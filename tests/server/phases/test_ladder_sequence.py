@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from alembic import command
 from alembic.script import ScriptDirectory
 from phasetest import RESAMPLES, leaked, make_phase, record_score, scored
 from sqlalchemy import delete, select, text
@@ -226,9 +225,7 @@ def test_runs_scored_before_the_upgrade_are_decided_once_in_scoring_order(env: d
     config = migrate.alembic_config(api.settings.database_url)
     before = ScriptDirectory.from_config(config).get_revision("0006_ladder_steps").down_revision
     assert isinstance(before, str)
-    with api.db.engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, before)
+    migrate.downgrade(api.db.engine, before)
     migrate.upgrade(api.db.engine)
 
     after = stored(api)

@@ -14,6 +14,9 @@ from server.app import create_app
 from server.core.db import Database
 from server.core.settings import Settings, load_settings
 
+#: ``CSAWM_METRICS_TOKEN`` of every test app (`make_settings`): the operator's view of /metrics.
+METRICS_TOKEN = "metrics-" + "0123456789abcdef" * 3
+
 
 def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
@@ -23,6 +26,7 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
         "embedded_dispatcher": False,  # tests/server/notifications drive the dispatcher themselves
         "max_upload_bytes": 1024**2,
         "retry_backoff": 0,  # retries are leased at once (the policy's backoff is tested on its own)
+        "metrics_token": METRICS_TOKEN,
     }
     values.update(overrides)
     return load_settings(**values)
@@ -45,6 +49,13 @@ def open_api(settings: Settings, **app_kwargs: Any) -> Iterator[Api]:
     app = create_app(settings, **app_kwargs)
     with TestClient(app) as client:
         yield Api(client=client, settings=settings)
+
+
+def operator_metrics(api: Api) -> str:
+    """``/metrics`` as the operator's scraper reads it (with ``CSAWM_METRICS_TOKEN``)."""
+    response = api.client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200, response.text
+    return response.text
 
 
 running_api = contextmanager(open_api)

@@ -7,6 +7,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import Any
 
 
 def _add(tf: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -16,16 +17,21 @@ def _add(tf: tarfile.TarFile, name: str, data: bytes) -> None:
     tf.addfile(info, io.BytesIO(data))
 
 
-def _layer(seed: str) -> bytes:
+def _layer(seed: str, weights: int = 0) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as layer:
         _add(layer, "app/model.txt", f"model {seed}\n".encode())
+        if weights:
+            _add(layer, "app/weights.bin", bytes(range(256)) * (weights // 256) + bytes(weights % 256))
     return buf.getvalue()
 
 
-def image_parts(seed: str = "a", *, arch: str = "amd64", user: str = "1000") -> tuple[str, bytes, bytes]:
-    """(config name, config bytes, layer bytes) of a tiny image; `seed` changes its digest."""
-    layer = _layer(seed)
+def image_parts(
+    seed: str = "a", *, arch: str = "amd64", user: str = "1000", weights: int = 0
+) -> tuple[str, bytes, bytes]:
+    """(config name, config bytes, layer bytes) of a tiny image (plus `weights` bytes of a weights
+    file, for an archive of a given size); `seed` changes its digest."""
+    layer = _layer(seed, weights)
     config = json.dumps(
         {
             "architecture": arch,
@@ -37,7 +43,7 @@ def image_parts(seed: str = "a", *, arch: str = "amd64", user: str = "1000") -> 
     return hashlib.sha256(config).hexdigest() + ".json", config, layer
 
 
-def write_archive(path: Path, seed: str = "a", **kwargs: str) -> str:
+def write_archive(path: Path, seed: str = "a", **kwargs: Any) -> str:
     """Write a one-image archive; return its image id ``sha256:<config digest>``."""
     config_name, config, layer = image_parts(seed, **kwargs)
     manifest = [{"Config": config_name, "RepoTags": [f"model-{seed}:latest"], "Layers": ["l1/layer.tar"]}]

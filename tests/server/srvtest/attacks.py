@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import select
 import socket
 import tarfile
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +149,50 @@ class PeakMemory:
     @property
     def growth(self) -> int:
         return max(self.peak - self.before, 0)
+
+
+@dataclass
+class Closed:
+    """How a trickled connection ended (`trickle`)."""
+
+    answer: bytes  # what the server sent
+    after_s: float | None  # seconds from the first byte sent to the server's close; None: still open
+
+
+def trickle(
+    socks: list[socket.socket], first: bytes, piece: bytes, every_s: float, limit_s: float
+) -> list[Closed]:
+    """Send `first` on each socket, then `piece` every `every_s` seconds on each one still open,
+    reading whatever the server answers, until it has closed them all or `limit_s` has passed
+    (issue 19: a slow client). Closes every socket before returning."""
+    start = time.monotonic()
+    for sock in socks:
+        sock.sendall(first)
+    answers = {sock: b"" for sock in socks}
+    closed: dict[socket.socket, float] = {}
+    next_piece = start + every_s
+    while len(closed) < len(socks) and time.monotonic() - start < limit_s:
+        open_socks = [s for s in socks if s not in closed]
+        wait = min(next_piece, start + limit_s) - time.monotonic()
+        ready, _, _ = select.select(open_socks, [], [], max(0.0, wait))
+        for sock in ready:
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            if data:
+                answers[sock] += data
+            else:
+                closed[sock] = time.monotonic() - start
+        if time.monotonic() >= next_piece:
+            next_piece += every_s
+            for sock in open_socks:
+                if sock not in closed:
+                    with contextlib.suppress(OSError):  # closed by the server: the next recv says so
+                        sock.sendall(piece)
+    for sock in socks:
+        sock.close()
+    return [Closed(answers[s], closed.get(s)) for s in socks]
 
 
 def read_response(sock: socket.socket) -> bytes:

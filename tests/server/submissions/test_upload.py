@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from srvtest import factories as f
-from srvtest.app import Api, make_settings
+from srvtest.app import Api, make_settings, operator_metrics
 from srvtest.archives import write_archive, write_traversal, write_two_images
 from srvtest.attacks import read_response
 from srvtest.live import live_server
@@ -94,7 +94,7 @@ def test_good_archive_is_queued_and_charged(api: Api, token: str, tmp_path: Path
         assert inspect_archive(tmp_path / "m.tar").repo_tags == ("model-a:latest",)
         charges = session.query(QuotaEntry).all()
         assert [(c.kind, c.submission_id) for c in charges] == [(LedgerKind.CHARGE, body["id"])]
-    assert "csawm_upload_bytes_total" in api.client.get("/metrics").text
+    assert "csawm_upload_bytes_total" in operator_metrics(api)
 
 
 def test_gzip_archive_and_chunked_body_are_accepted(api: Api, token: str, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from srvtest import factories as f
-from srvtest.app import Api, make_settings, open_api, running_api
+from srvtest.app import Api, make_settings, open_api, operator_metrics, running_api
 from srvtest.archives import write_archive
 from srvtest.fakes import FakeRunner, predictions_for
 from srvtest.web import web_login
@@ -407,7 +407,7 @@ def test_metrics_export_queue_errors_phases_and_heartbeats(wapi: Api, tmp_path: 
     presence.beat(wapi.db, worker.name, state="idle")
     while worker.run_once():
         pass
-    body = wapi.client.get("/metrics").text
+    body = operator_metrics(wapi)
     assert 'csawm_runs_by_error{error_code="nonzero_exit",status="failed"} 1.0' in body
     assert "csawm_phase_hidden_seconds_count 1.0" in body and "csawm_queue_depth 0.0" in body
     assert 'csawm_worker_heartbeat_age_seconds{state="idle",worker="w-metrics"}' in body

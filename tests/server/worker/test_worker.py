@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from srvtest import factories as f
-from srvtest.app import Api, make_settings, open_api, running_api
+from srvtest.app import Api, make_settings, open_api, operator_metrics, running_api
 from srvtest.archives import write_archive
 from srvtest.fakes import FakeRunner
 
@@ -86,7 +86,7 @@ def test_good_run_is_scored_and_recorded(wapi_any: Api, tmp_path: Path) -> None:
         assert np.frombuffer(sub.tau_replicates).shape == (200,)
         assert sub.archive_path is not None and not Path(sub.archive_path).exists()  # pruned once finished
     assert _ledger(api, sub_id) == ["charge"]
-    assert 'csawm_runs{status="succeeded"} 1.0' in api.client.get("/metrics").text
+    assert 'csawm_runs{status="succeeded"} 1.0' in operator_metrics(api)
 
 
 def test_preflight_failure_returns_logs_and_costs_nothing(wapi: Api, tmp_path: Path) -> None:
