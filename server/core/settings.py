@@ -251,6 +251,8 @@ class Settings(BaseSettings):
 
     # Run policy (issue 11). Who sees the hidden run's output: server.runs.disclosure.
     hidden_logs: Literal["maintainers", "none", "submitters"] = "maintainers"
+    # Hidden-stage runtime figures and run timestamps a submitter sees (issue 19): server.runs.run_view.
+    hidden_runtime: Literal["maintainers", "coarse", "submitters"] = "maintainers"
     # Uploads are refused (507) while the data dir has less free space; default: 2x max_upload_bytes.
     min_free_bytes: int | None = None
     # Engine images of finished runs are removed once unused this long (the janitor).

@@ -25,6 +25,7 @@ from server.core.settings import Settings
 from server.models import Channel, Delivery, User, Webhook
 from server.notifications import events, mail, outbox, webhook
 from server.notifications.outcome import Outcome
+from server.runs.run_view import team_viewer
 
 log = logging.getLogger("csawm.notifications")
 
@@ -51,6 +52,7 @@ class Dispatcher:
         self.name = name or f"dispatcher:{os.getpid()}:{secrets.token_hex(3)}"
         self.poll_interval = poll_interval or settings.poll_interval * 2
         self.clock = clock
+        self.viewer = team_viewer(settings)  # who reads a notice: the team
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
 
@@ -89,7 +91,7 @@ class Dispatcher:
             row = session.get(Delivery, claim.delivery_id)
             if row is None:
                 return Outcome(ok=False, duration_ms=0, error="the delivery was removed", permanent=True)
-            body = events.body(row.payload, row.id, self.settings.effective_public_url)
+            body = events.body(row.payload, row.id, self.settings.effective_public_url, self.viewer)
             hook = session.get(Webhook, row.webhook_id) if row.webhook_id is not None else None
             channel, target, event = row.channel, row.target, row.event
             secret = hook.secret if hook is not None and hook.active else None

@@ -14,6 +14,7 @@ from typing import Any
 
 from server.core.clock import iso
 from server.models import RunStatus, Submission
+from server.runs.run_view import Viewer, shown_time
 
 
 class Event(enum.StrEnum):
@@ -77,9 +78,14 @@ def ping_payload(team: str, occurred_at: datetime) -> dict[str, Any]:
     }
 
 
-def body(payload: dict[str, Any], delivery_id: str, public_url: str) -> dict[str, Any]:
-    """The payload as sent: the stored fields plus the delivery id and the run's web page."""
+def body(payload: dict[str, Any], delivery_id: str, public_url: str, viewer: Viewer) -> dict[str, Any]:
+    """The payload as sent: the stored fields plus the delivery id and the run's web page; the time
+    as the team may see it (`viewer`: a run's end is rounded to the minute, server.runs.run_view)."""
     sub_id = payload.get("submission_id")
     url = f"{public_url}/submissions/{sub_id}" if sub_id is not None else None
     full = {"delivery_id": delivery_id, **payload, "url": url}
+    occurred = payload.get("occurred_at")
+    if isinstance(occurred, str):
+        at = shown_time(datetime.fromisoformat(occurred.replace("Z", "+00:00")), viewer)
+        full["occurred_at"] = iso(at) if at is not None else None
     return {key: value for key, value in full.items() if key in PAYLOAD_FIELDS}

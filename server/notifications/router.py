@@ -11,6 +11,7 @@ from server.core.openapi import error_responses
 from server.models import Delivery, DeliveryAttempt, Webhook
 from server.notifications import outbox, service
 from server.notifications.schemas import AttemptOut, DeliveryOut, NewWebhookOut, WebhookIn, WebhookOut
+from server.runs.run_view import Viewer, shown_time, viewer_of
 
 router = APIRouter(
     prefix="/api/v1/teams/me", tags=["notifications"], responses=error_responses(400, 403, 404)
@@ -27,7 +28,9 @@ def delivery_state(row: Delivery) -> str:
     return "dead" if row.dead_at is not None else "pending"
 
 
-def delivery_out(row: Delivery, attempts: list[DeliveryAttempt]) -> DeliveryOut:
+def delivery_out(row: Delivery, attempts: list[DeliveryAttempt], viewer: Viewer) -> DeliveryOut:
+    """A delivery as the API and the team page show it; its times move with a run's end, so a
+    submitter gets them as `viewer` allows (server.runs.run_view)."""
     state = delivery_state(row)
     return DeliveryOut(
         id=row.id,
@@ -37,15 +40,15 @@ def delivery_out(row: Delivery, attempts: list[DeliveryAttempt]) -> DeliveryOut:
         submission_id=row.submission_id,
         state=state,
         attempts=row.attempts,
-        created_at=row.created_at,
-        next_attempt_at=row.next_attempt_at if state == "pending" else None,
-        delivered_at=row.delivered_at,
-        dead_at=row.dead_at,
+        created_at=shown_time(row.created_at, viewer),
+        next_attempt_at=shown_time(row.next_attempt_at, viewer) if state == "pending" else None,
+        delivered_at=shown_time(row.delivered_at, viewer),
+        dead_at=shown_time(row.dead_at, viewer),
         last_error=row.last_error,
         attempt_log=[
             AttemptOut(
                 number=a.number,
-                at=a.at,
+                at=shown_time(a.at, viewer),
                 ok=a.ok,
                 status_code=a.status_code,
                 error=a.error,
@@ -76,19 +79,23 @@ def delete_webhook(webhook_id: IdPath, session: SessionDep, user: CurrentUser) -
 
 
 @router.post("/webhooks/{webhook_id}/test", response_model=DeliveryOut, status_code=202)
-def test_webhook(webhook_id: IdPath, session: SessionDep, user: CurrentUser) -> DeliveryOut:
+def test_webhook(
+    webhook_id: IdPath, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> DeliveryOut:
     """Queue a signed ``ping`` delivery to the webhook; follow it in the delivery log."""
-    return delivery_out(service.ping(session, user, webhook_id), [])
+    return delivery_out(service.ping(session, user, webhook_id), [], viewer_of(user, settings))
 
 
 @router.get("/deliveries", response_model=list[DeliveryOut])
 def deliveries(
     session: SessionDep,
     user: CurrentUser,
+    settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: OffsetQuery = 0,
 ) -> list[DeliveryOut]:
     """The team's delivery log, newest first, each with its attempts."""
     rows = outbox.team_deliveries(session, service.team_of(user), limit=limit, offset=offset)
     attempts = outbox.attempts_of(session, [r.id for r in rows])
-    return [delivery_out(r, attempts[r.id]) for r in rows]
+    viewer = viewer_of(user, settings)
+    return [delivery_out(r, attempts[r.id], viewer) for r in rows]

@@ -12,6 +12,7 @@ from server.core.principal import Principal
 from server.models import QuotaEntry, Team
 from server.quota import service
 from server.quota.schemas import LedgerEntryOut, QuotaLimitsOut, QuotaOut, QuotaUsedOut
+from server.runs.run_view import shown_time, viewer_of
 
 router = APIRouter(
     prefix="/api/v1/quota",
@@ -48,8 +49,11 @@ def get_quota(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> 
 
 
 @router.get("/ledger", response_model=list[LedgerEntryOut])
-def get_ledger(session: SessionDep, user: CurrentUser) -> list[LedgerEntryOut]:
+def get_ledger(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> list[LedgerEntryOut]:
+    """The team's charges and refunds, oldest first. A refund is written when its run ends, so its
+    time is shown as a run's end is (server.runs.run_view)."""
     team = _team_of(session, user)
+    viewer = viewer_of(user, settings)
     rows = session.scalars(select(QuotaEntry).where(QuotaEntry.team_id == team.id).order_by(QuotaEntry.id))
     return [
         LedgerEntryOut(
@@ -59,7 +63,7 @@ def get_ledger(session: SessionDep, user: CurrentUser) -> list[LedgerEntryOut]:
             refund_of=r.refund_of,
             phase=r.phase,
             reason=r.reason,
-            created_at=r.created_at,
+            created_at=shown_time(r.created_at, viewer),
         )
         for r in rows
     ]

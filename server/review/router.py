@@ -23,6 +23,7 @@ from server.phases.visibility import ViewCache, score_view
 from server.review import flags, service
 from server.review.schemas import AuditOut, FlagsOut, HoldIn, HoldOut, ReviewIn
 from server.runs import holds
+from server.runs.run_view import viewer_of
 from server.submissions.router import summary
 from server.submissions.schemas import SubmissionSummary
 
@@ -42,8 +43,9 @@ def _team_names(session: SessionDep) -> dict[int, str]:
 def review_queue(session: SessionDep, settings: SettingsDep, user: MaintainerUser) -> list[SubmissionSummary]:
     teams = _team_names(session)
     cache = ViewCache()
+    viewer = viewer_of(user, settings)
     return [
-        summary(s, teams.get(s.team_id, ""), score_view(session, settings, s, user, cache))
+        summary(s, teams.get(s.team_id, ""), score_view(session, settings, s, user, cache), viewer)
         for s in service.review_queue(session)
     ]
 
@@ -54,7 +56,7 @@ def review_submission(
 ) -> SubmissionSummary:
     sub = service.review(session, user, submission_id, body.action, body.reason)
     view = score_view(session, settings, sub, user)
-    return summary(sub, _team_names(session).get(sub.team_id, ""), view)
+    return summary(sub, _team_names(session).get(sub.team_id, ""), view, viewer_of(user, settings))
 
 
 @router.get("/audit", response_model=list[AuditOut])

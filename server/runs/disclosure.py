@@ -8,6 +8,9 @@ written from `submitter_message` below, and a *detail* for maintainers (``error_
 ``RunEvent.detail``, ``hidden_log_tail``). ``CSAWM_HIDDEN_LOGS`` decides where the hidden run's log
 tail goes: ``maintainers`` (default), ``none`` (not kept at all) or ``submitters`` (explicit opt-in:
 it is shown in the public log too).
+
+A hidden-stage ending's message is a fixed text per error code: not even the exit code, which the
+model chooses. The figures and timestamps of a run are `server.runs.run_view`'s.
 """
 
 from __future__ import annotations
@@ -53,11 +56,8 @@ def submitter_message(fault: Fault, told: Told, code: ErrorCode, *, refunded: bo
     (`refunded`: whether the decision gave the quota charge back)."""
     if told is Told.FULL:
         return fault.message
-    if told is Told.CODE:
-        text = _HIDDEN_MESSAGES.get(code, _HIDDEN_MESSAGES[ErrorCode.NONZERO_EXIT])
-        if fault.exit_code is not None and code is ErrorCode.NONZERO_EXIT:
-            text = f"{text[:-1]} (exit code {fault.exit_code})."
-        return text
+    if told is Told.CODE:  # never the exit code: the model picks it (8 bits a run, issue 19)
+        return _HIDDEN_MESSAGES.get(code, _HIDDEN_MESSAGES[ErrorCode.NONZERO_EXIT])
     if not refunded:
         return _GENERIC_CHARGED
     return _GENERIC.get(code, _GENERIC[ErrorCode.INFRA_ERROR])

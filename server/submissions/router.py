@@ -32,6 +32,7 @@ from server.phases import selection
 from server.phases import service as phases
 from server.phases.service import PhaseView
 from server.phases.visibility import ScoreView, ViewCache, score_view, shown_report
+from server.runs.run_view import Viewer, run_view, shown_time, viewer_of
 from server.submissions import service
 from server.submissions.schemas import (
     LadderOut,
@@ -67,8 +68,9 @@ ARCHIVE_BODY_DOC = {
 }
 
 
-def summary(sub: Submission, team: str, view: ScoreView) -> SubmissionSummary:
-    """The run's summary; its scores only as `view` (server.phases.visibility) allows."""
+def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> SubmissionSummary:
+    """The run's summary; its scores only as `view` (server.phases.visibility) allows, its
+    timestamps as `viewer` may see them (server.runs.run_view)."""
     return SubmissionSummary(
         id=sub.id,
         name=sub.name,
@@ -79,8 +81,8 @@ def summary(sub: Submission, team: str, view: ScoreView) -> SubmissionSummary:
         error_message=sub.error_message,
         image_digest=sub.image_digest,
         created_at=sub.created_at,
-        started_at=sub.started_at,
-        finished_at=sub.finished_at,
+        started_at=shown_time(sub.started_at, viewer),
+        finished_at=shown_time(sub.finished_at, viewer),
         baseline=sub.baseline,
         review_state=sub.review_state.value,
         kendall_tau_b=sub.kendall_tau_b if view.exact else None,
@@ -91,18 +93,12 @@ def summary(sub: Submission, team: str, view: ScoreView) -> SubmissionSummary:
     )
 
 
-# Written by the worker for maintainers; a submitter's view leaves them out (server.runs.disclosure).
-_MAINTAINER_REPRO_KEYS = ("host", "worker")
-
-
-def detail(sub: Submission, team: str, view: ScoreView, *, staff: bool = False) -> SubmissionOut:
-    """The submission as JSON; `staff` (maintainers, admins) adds the maintainer-only texts, `view`
-    decides whether the scores and the report are shown."""
-    repro = sub.reproducibility
-    if repro is not None and not staff:
-        repro = {k: v for k, v in repro.items() if k not in _MAINTAINER_REPRO_KEYS}
+def detail(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> SubmissionOut:
+    """The submission as JSON: `view` decides whether the scores and the report are shown, `viewer`
+    what of the runtime figures, timestamps and maintainer-only texts (server.runs.run_view)."""
+    run = run_view(sub, viewer)
     return SubmissionOut(
-        **summary(sub, team, view).model_dump(),
+        **summary(sub, team, view, viewer).model_dump(),
         description=sub.description,
         url=sub.url,
         method_card=sub.method_card,
@@ -112,22 +108,17 @@ def detail(sub: Submission, team: str, view: ScoreView, *, staff: bool = False) 
         archive_bytes=sub.archive_bytes,
         archive_sha256=sub.archive_sha256,
         metrics=shown_report(view, sub.metrics),
-        timings=sub.timings,
-        reproducibility=repro,
+        timings=run.timings,
+        reproducibility=run.reproducibility,
         review_reason=sub.review_reason,
         image_ref=sub.image_ref,
         retries=sub.retries,
-        runtime=sub.runtime,
-        error_detail=sub.error_detail if staff else None,
+        runtime=run.runtime,
+        hidden_figures=run.figures,
+        error_detail=run.error_detail,
         events=[
-            RunEventOut(
-                from_status=e.from_status,
-                status=e.to_status,
-                at=e.at,
-                note=e.note,
-                detail=e.detail if staff else None,
-            )
-            for e in sub.events
+            RunEventOut(from_status=e.from_status, status=e.status, at=e.at, note=e.note, detail=e.detail)
+            for e in run.events
         ],
     )
 
@@ -303,7 +294,8 @@ def _untag(path: Any, max_bytes: int) -> Any:
 
 def _detail_after_create(session: SessionDep, settings: Settings, sub_id: int, user: Any) -> SubmissionOut:
     sub = service.get_visible(session, user, sub_id, full=True)
-    return detail(sub, user.team_name or "", score_view(session, settings, sub, user))
+    view = score_view(session, settings, sub, user)
+    return detail(sub, user.team_name or "", view, viewer_of(user, settings))
 
 
 async def _create_from_registry(
@@ -349,7 +341,8 @@ def list_submissions(
     """Your team's submissions, newest first (maintainers and admins: every team's, `team` filters)."""
     rows = service.list_visible(session, user, status=status, team=team, limit=limit, offset=offset)
     cache = ViewCache()
-    return [summary(sub, name, score_view(session, settings, sub, user, cache)) for sub, name in rows]
+    viewer = viewer_of(user, settings)
+    return [summary(sub, name, score_view(session, settings, sub, user, cache), viewer) for sub, name in rows]
 
 
 @router.get("/{submission_id}", response_model=SubmissionOut)
@@ -359,7 +352,7 @@ def get_submission(
     sub = service.get_visible(session, user, submission_id, full=True)
     team = session.get(Team, sub.team_id)
     return detail(
-        sub, team.name if team else "", score_view(session, settings, sub, user), staff=user.is_staff
+        sub, team.name if team else "", score_view(session, settings, sub, user), viewer_of(user, settings)
     )
 
 
@@ -383,7 +376,9 @@ def cancel_submission(
 ) -> SubmissionSummary:
     sub = service.cancel(session, user, submission_id, keep_archives=settings.keep_archives)
     team = session.get(Team, sub.team_id)
-    return summary(sub, team.name if team else "", score_view(session, settings, sub, user))
+    return summary(
+        sub, team.name if team else "", score_view(session, settings, sub, user), viewer_of(user, settings)
+    )
 
 
 @router.get("/{submission_id}/reports", response_model=list[ReportOut])
@@ -396,6 +391,7 @@ def list_reports(
     is null; in a ``summary`` phase each is the summary."""
     sub = service.get_visible(session, user, submission_id)
     view = score_view(session, settings, sub, user)
+    viewer = viewer_of(user, settings)
     rows = session.scalars(
         select(SubmissionReport)
         .where(SubmissionReport.submission_id == sub.id)
@@ -405,7 +401,7 @@ def list_reports(
     return [
         ReportOut(
             id=r.id,
-            created_at=r.created_at,
+            created_at=shown_time(r.created_at, viewer),
             reason=r.reason,
             scorer_version=r.scorer_version,
             test_set_sha256=r.test_set_sha256,

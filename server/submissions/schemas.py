@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
@@ -91,6 +91,10 @@ class SubmissionOut(SubmissionSummary):
     review_reason: str | None
     image_ref: str | None = None
     retries: int = 0
+    hidden_figures: Literal["exact", "coarse", "withheld"] = Field(
+        description="how you get the hidden run's figures (CSAWM_HIDDEN_RUNTIME): exact, coarse"
+        " (minutes, GiB) or withheld",
+    )
     runtime: dict[str, Any] | None = Field(
         default=None,
         description="per phase: wall_s, container_s, cpu_s, gpu_s, peak_memory_bytes;"

@@ -39,7 +39,7 @@ from server.core.text import visible
 from server.leaderboard.pending import pending_baselines
 from server.models import Submission, Team
 from server.notifications import outbox
-from server.notifications.router import delivery_state
+from server.notifications.router import delivery_out
 from server.phases import service as phases
 from server.phases.service import PhaseView
 from server.phases.visibility import ViewCache, score_view, shown_report
@@ -47,6 +47,7 @@ from server.quota import service as quota
 from server.review import flags as review_flags
 from server.review import service as review
 from server.review.schemas import ReviewAction
+from server.runs.run_view import run_view, viewer_of
 from server.scoring.summary import summary_report
 from server.submissions import service as submissions
 from server.web import guides, plots, queries
@@ -312,7 +313,7 @@ def team_page(
     rows = submissions.list_visible(session, user, status=None, team=team.name, limit=200, offset=0)
     own = [sub for sub, _ in rows if sub.team_id == team.id]
     sent = outbox.team_deliveries(session, team.id, limit=50, offset=0)
-    deliveries = [(row, delivery_state(row)) for row in sent]
+    deliveries = [delivery_out(row, [], viewer_of(user, settings)) for row in sent]
     cache = ViewCache()
     views = {sub.id: score_view(session, settings, sub, user, cache) for sub in own}
     context = {
@@ -361,7 +362,9 @@ def report_page(
     if sub is None:
         return not_found(request, signer, user, f"Submission {submission_id}")
     team = session.get(Team, sub.team_id)
-    view = score_view(session, request.app.state.csawm.settings, sub, user)
+    settings = request.app.state.csawm.settings
+    view = score_view(session, settings, sub, user)
+    viewer = viewer_of(user, settings)
     report = shown_report(view, sub.metrics) or None
     alts: dict[str, str] = {}
     if report is not None:
@@ -376,11 +379,10 @@ def report_page(
         "report": report,
         "alts": alts,
         "plot_version": plot_version(request.app.state.csawm, sub.id, sub.updated_at.isoformat()),
-        "events": sub.events,
-        # Maintainer-only texts (server.runs.disclosure): never rendered for a submitter.
+        # Figures, timestamps and maintainer-only texts as the API shows them (server.runs.run_view).
+        "run": run_view(sub, viewer),
         "staff": user.is_staff,
         "hidden_log_tail": sub.hidden_log_tail if user.is_staff else None,
-        "runtime": sub.runtime or {},
         "view": view,
     }
     return render(request, signer, user, "report.html", context)

@@ -65,6 +65,22 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "–"
 
 
+def moment(value: datetime | None) -> Markup:
+    """A timestamp as ``<time>``: the minute shown, the value (as the API gives it) in ``datetime``."""
+    if value is None:
+        return Markup("–")
+    return Markup(f'<time datetime="{escape(iso(value))}">{escape(when(value))}</time>')
+
+
+def figure(value: Any, key: str) -> Markup:
+    """A runtime figure (``*_s`` seconds, ``*_bytes`` bytes) in a unit a reader takes in; the value as
+    the API gives it in ``data-value``, so a page can be checked against the API."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return Markup("–")
+    text = f"{value / 1024**2:.0f} MiB" if key.endswith("_bytes") else f"{value:.1f} s"
+    return Markup(f'<data value="{escape(json.dumps(value))}">{escape(text)}</data>')
+
+
 def day(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d") if value is not None else "–"
 
@@ -93,7 +109,8 @@ def _build_templates() -> Jinja2Templates:
     env = templates.env
     env.finalize = shown  # read when a template is compiled: set before the first one loads
     env.filters.update(
-        number=number, interval=interval, interval_cell=interval_cell, when=when, day=day,
+        number=number, interval=interval, interval_cell=interval_cell, when=when, day=day, moment=moment,
+        figure=figure,
         short_digest=short_digest, sort_value=sort_value, iso=lambda v: iso(v) if v is not None else "",
         tojson_pretty=lambda v: json.dumps(v, indent=2, sort_keys=True, allow_nan=True),
     )  # fmt: skip

@@ -96,13 +96,45 @@ def _scored(sub: Submission, bench: Benchmark, noise: float, seed: int) -> None:
     sub.amae = masking["amae"]["value"]
     sub.tau_replicates = np.asarray(report.replicates["kendall_tau_b"], dtype=np.float64).tobytes()
     sub.amae_replicates = np.asarray(report.replicates["amae"], dtype=np.float64).tobytes()
+    sub.timings = {
+        "queue_s": 2.5,
+        "image_load_s": 1.5,
+        "preflight_s": 4.2,
+        "hidden_s": 61.3,
+        "scoring_s": 0.4,
+    }
+    sub.runtime = {
+        "phases": {
+            "preflight": {
+                "wall_s": 4.2,
+                "container_s": 3.9,
+                "cpu_s": 1.7,
+                "gpu_s": None,
+                "peak_memory_bytes": 71_000_000,
+            },
+            "hidden": {
+                "wall_s": 61.3,
+                "container_s": 60.8,
+                "cpu_s": 97.25,
+                "gpu_s": None,
+                "peak_memory_bytes": 2_100_000_000,
+            },
+            "scoring": {"wall_s": 0.4},
+        },
+        "image_bytes": 31_457_280,
+        "image_load_s": 1.5,
+    }
     sub.reproducibility = {
         "image_digest": sub.image_digest,
         "test_set_manifest_sha256": "ab" * 32,
+        "predictions_sha256": "c0ffee" + "0" * 58,
         "scorer_version": SCORER_VERSION,
         "runner_backend": "docker",
+        "host": "worker-host-17",
+        "worker": "csawm-worker-3",
         "attempt": 1,
-        "durations_s": {"preflight_s": 4.2, "hidden_s": 61.0, "scoring_s": 0.4},
+        "durations_s": dict(sub.timings),
+        "peak_memory_bytes": {"preflight": 71_000_000, "hidden": 2_100_000_000},
         "bootstrap": {"resamples": RESAMPLES, "seed": 0},
     }
 

@@ -7,8 +7,9 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import select
 
 from server.accounts import service as accounts
 from server.models import AuditEntry, ReviewState, Submission
+from tests.server.srvtest.web import as_shown, page_times, repro_record, runtime_table
 
 from .a11y import audit_html, contrast_ratio, css_palette
 from .helpers import Site
@@ -149,6 +151,50 @@ def test_failed_run_shows_error_and_log_tail(site: Site, alice: httpx.Client) ->
     assert "ValueError: weights not found" in html
     assert "<img" not in html  # no scores, so no plots
     assert "javascript:alert(1)" in html and 'href="javascript:' not in html  # shown, never a link
+
+
+def _page_and_api(site: Site, client: httpx.Client, who: str, key: str) -> tuple[str, dict[str, Any]]:
+    sub_id = site.ids[key]
+    api = httpx.get(
+        f"{site.url}/api/v1/submissions/{sub_id}", headers={"Authorization": f"Bearer {site.tokens[who]}"}
+    )
+    assert api.status_code == 200
+    return client.get(f"/submissions/{sub_id}").text, api.json()
+
+
+def _api_times(run: dict[str, Any]) -> set[datetime]:
+    stamps = [run["created_at"], run["started_at"], run["finished_at"], *(e["at"] for e in run["events"])]
+    return {datetime.fromisoformat(t.replace("Z", "+00:00")) for t in stamps if t}
+
+
+def _api_runtime(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    keys = ("wall_s", "container_s", "cpu_s", "gpu_s", "peak_memory_bytes")
+    phases = (run["runtime"] or {}).get("phases") or {}
+    return {name: {k: values.get(k) for k in keys} for name, values in phases.items()}
+
+
+@pytest.mark.parametrize("key", ["alpha_approved", "alpha_failed"])
+def test_report_page_shows_exactly_what_the_api_shows(
+    site: Site, alice: httpx.Client, maud: httpx.Client, key: str
+) -> None:
+    """Issue 19 item 5: a researcher's report page shows the API's runtime figures, timestamps and
+    reproducibility record, no more (no worker host or name, no predictions hash, no hidden-stage
+    figure under the default ``CSAWM_HIDDEN_RUNTIME``); a maintainer's shows everything."""
+    for client, who in ((alice, "alice"), (maud, "maud")):
+        html, run = _page_and_api(site, client, who, key)
+        assert set(page_times(html)) == _api_times(run)
+        assert runtime_table(html) == _api_runtime(run)
+        assert repro_record(html) == as_shown(run["reproducibility"] or {})
+    html, run = _page_and_api(site, alice, "alice", key)
+    for secret in ("worker-host-17", "csawm-worker-3", "c0ffee", "2100000000", "97.25"):
+        assert secret not in html
+    if key == "alpha_approved":
+        staff_html, staff_run = _page_and_api(site, maud, "maud", key)
+        assert set(runtime_table(staff_html)) == {"preflight", "hidden", "scoring"}
+        assert runtime_table(html) == {"preflight": _api_runtime(staff_run)["preflight"]}
+        assert "worker-host-17" in staff_html and "c0ffee" in staff_html
+    stamps = [datetime.fromisoformat(run[k].replace("Z", "+00:00")) for k in ("started_at", "finished_at")]
+    assert all(t.second == 0 and t.microsecond == 0 for t in stamps)
 
 
 def test_review_console_lists_failed_runs_with_their_reasons(site: Site, maud: httpx.Client) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
+from datetime import datetime
 from typing import Any
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -24,3 +27,46 @@ def web_login(client: Any, token: str, next_path: str = "/team") -> None:
         follow_redirects=False,
     )
     assert done.status_code == 303, done.text
+
+
+# -- what a report page shows (issue 19 item 5: the page must show exactly what the API shows) ------
+
+_TIME = re.compile(r'<time datetime="([^"]+)"')
+_RUNTIME_TABLE = re.compile(r'<table class="runtime">(.*?)</table>', re.S)
+_RUNTIME_ROW = re.compile(r'<tr><th scope="row">([^<]+)</th>(.*?)</tr>', re.S)
+_CELL = re.compile(r'<td data-key="(\w+)">(.*?)</td>', re.S)
+_DATA = re.compile(r'<data value="([^"]*)">')
+_REPRO = re.compile(r'<dd data-key="(\w+)">(?:<pre>(.*?)</pre>|<code>(.*?)</code>)</dd>', re.S)
+
+
+def page_times(page: str) -> list[datetime]:
+    """Every ``<time datetime>`` of a page, as timestamps."""
+    return [datetime.fromisoformat(html.unescape(v).replace("Z", "+00:00")) for v in _TIME.findall(page)]
+
+
+def runtime_table(page: str) -> dict[str, dict[str, Any]]:
+    """The report page's runtime table: phase -> figure key -> the value in the cell (None: "–")."""
+    table = _RUNTIME_TABLE.search(page)
+    if table is None:
+        return {}
+    rows: dict[str, dict[str, Any]] = {}
+    for phase, cells in _RUNTIME_ROW.findall(table.group(1)):
+        values: dict[str, Any] = {}
+        for key, cell in _CELL.findall(cells):
+            data = _DATA.search(cell)
+            values[key] = json.loads(html.unescape(data.group(1))) if data else None
+        rows[html.unescape(phase)] = values
+    return rows
+
+
+def repro_record(page: str) -> dict[str, Any]:
+    """The report page's reproducibility record: mappings parsed, scalars as the text shown."""
+    found: dict[str, Any] = {}
+    for key, mapping, scalar in _REPRO.findall(page):
+        found[key] = json.loads(html.unescape(mapping)) if mapping else html.unescape(scalar)
+    return found
+
+
+def as_shown(record: dict[str, Any]) -> dict[str, Any]:
+    """An API reproducibility record as `repro_record` reads it off a page (scalars as text)."""
+    return {k: v if isinstance(v, dict) else str(v) for k, v in record.items()}

@@ -435,10 +435,14 @@ def test_runtime_metrics_per_run(wapi: Api, tmp_path: Path) -> None:
     token = _token(wapi)
     sub_id, _ = _submit(wapi, token, tmp_path, "m")
     assert Worker(wapi.settings, wapi.db, FakeRunner()).run_once()
-    runtime = wapi.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(token)).json()["runtime"]
+    staff = f.user(wapi.db, "m@x.org", role=Role.MAINTAINER)
+    runtime = wapi.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(staff)).json()["runtime"]
     assert set(runtime["phases"]) == {"preflight", "hidden", "scoring"}
     assert runtime["phases"]["hidden"]["peak_memory_bytes"] == 1234 and runtime["image_bytes"] > 0
     assert runtime["phases"]["hidden"]["gpu_s"] is None and runtime["image_load_s"] is not None
+    # the submitter: the preflight's figures only (CSAWM_HIDDEN_RUNTIME=maintainers, issue 19)
+    own = wapi.client.get(f"/api/v1/submissions/{sub_id}", headers=f.auth(token)).json()["runtime"]
+    assert own["phases"] == {"preflight": runtime["phases"]["preflight"]}
     # the report page shows it (logged in as the submitter through the web form)
     web_login(wapi.client, token)
     page = wapi.client.get(f"/submissions/{sub_id}")
