@@ -62,6 +62,7 @@ _DURATION_FIELDS = (
     "run_timeout",
     "image_ttl",
     "retry_backoff",
+    "hidden_end_grid",
     "preflight_timeout",
     "lease_ttl",
     "poll_interval",
@@ -253,6 +254,9 @@ class Settings(BaseSettings):
     hidden_logs: Literal["maintainers", "none", "submitters"] = "maintainers"
     # Hidden-stage runtime figures and run timestamps a submitter sees (issue 19): server.runs.run_view.
     hidden_runtime: Literal["maintainers", "coarse", "submitters"] = "maintainers"
+    # The hidden stage's end is held to a multiple of this after the stage began (0: off; not applied
+    # with hidden_runtime "submitters" or to baselines): server.worker.phases.hold_to_grid.
+    hidden_end_grid: timedelta = timedelta(minutes=1)
     # Uploads are refused (507) while the data dir has less free space; default: 2x max_upload_bytes.
     min_free_bytes: int | None = None
     # Engine images of finished runs are removed once unused this long (the janitor).
@@ -396,7 +400,8 @@ class Settings(BaseSettings):
     @field_validator(*_DURATION_FIELDS)
     @classmethod
     def _positive_duration(cls, value: timedelta, info: ValidationInfo) -> timedelta:
-        if value < timedelta(0) or (value == timedelta(0) and info.field_name != "retry_backoff"):
+        zero_allowed = info.field_name in ("retry_backoff", "hidden_end_grid")
+        if value < timedelta(0) or (value == timedelta(0) and not zero_allowed):
             raise ValueError("must be a positive duration")
         return value
 

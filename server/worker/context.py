@@ -71,6 +71,7 @@ class RunContext:
     image_digest: str = ""
     archive_bytes: int | None = None
     retries: int = 0
+    baseline: bool = False  # a maintainer's reference model: its end is not held to the grid
     timings: dict[str, float] = field(default_factory=dict)
     runtime: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
 

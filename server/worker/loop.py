@@ -290,6 +290,7 @@ class Worker:
             ctx.archive = None if sub.archive_path is None else Path(sub.archive_path)
             ctx.image_ref, ctx.image_digest = sub.image_ref, sub.image_digest
             ctx.archive_bytes = sub.archive_bytes
+            ctx.baseline = sub.baseline
             ctx.timings.update(sub.timings or {})
             for phase, values in ((sub.runtime or {}).get("phases") or {}).items():
                 ctx.runtime[phase] = dict(values)

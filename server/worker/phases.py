@@ -22,6 +22,7 @@ is not run again and stored hidden predictions are scored, never re-run.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable
@@ -332,9 +333,11 @@ def run_hidden(
         evaluation = evaluation.scored_on(test_set)
     except NoPublicTestSet as exc:
         raise fault(Phase.HIDDEN, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
+    began = time.monotonic()
     result = execute(
         env, runner, ctx, Phase.HIDDEN, image, evaluation.hidden_input, evaluation.hidden_input_name
     )
+    hold_to_grid(env, ctx, began)
     if result.error_code is not None:
         raise _model_failure(Phase.HIDDEN, result, result.message)
     sha = store.save(env.settings.data_dir, result.predictions or b"")
@@ -349,6 +352,38 @@ def run_hidden(
     if shown is not None:
         values["log_tail"] = shown
     _move(env, ctx, RunStatus.SCORING, "hidden run finished", **values)
+
+
+def grid_wait(elapsed: float, grid: float) -> float:
+    """Seconds to wait so that a stage that took `elapsed` ends on a multiple of `grid` after it began:
+    ``ceil(elapsed / grid) * grid - elapsed`` (0 when `grid` is 0)."""
+    if grid <= 0:
+        return 0.0
+    return math.ceil(elapsed / grid) * grid - elapsed
+
+
+def hold_to_grid(env: WorkerEnv, ctx: RunContext, began: float) -> None:
+    """Hold the hidden stage's end, success or failure, to the next multiple of
+    ``CSAWM_HIDDEN_END_GRID`` after it began (issue 19 item 3).
+
+    The moment a run's status leaves ``running`` is visible to a team that polls the API or waits for
+    a webhook, and the model chooses it: without the grid it tells the team the hidden run's time to a
+    fraction of a second (about 12 bits a run). On the grid (a minute by default) it tells no more than
+    the minute the stored timestamps already round to. Not held with ``CSAWM_HIDDEN_RUNTIME=submitters``
+    (the exact figures are shown anyway) or for baselines (maintainers' own models). The wait ends
+    early for a cancel, a shutdown or a lost lease, which `check_signals` then raises.
+    """
+    settings = env.settings
+    if ctx.baseline or settings.hidden_runtime == "submitters":
+        return
+    wait = grid_wait(time.monotonic() - began, settings.hidden_end_grid.total_seconds())
+    deadline = time.monotonic() + wait
+    while not (ctx.cancel.is_set() or ctx.shutdown.is_set() or ctx.lost.is_set()):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        ctx.shutdown.wait(min(left, 0.25))
+    check_signals(ctx)
 
 
 def _test_set(env: WorkerEnv, session: Session, ctx: RunContext) -> str:
