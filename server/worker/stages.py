@@ -419,7 +419,7 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
     except NoPublicTestSet as exc:
         raise fault(Stage.SCORING, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
     except store.PredictionsMissing as exc:
-        ctx.status = RunStatus.RUNNING  # resume by running the hidden phase again: nothing else to score
+        ctx.status = RunStatus.RUNNING  # resume by running the hidden stage again: nothing else to score
         raise fault(Stage.SCORING, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
     except PredictionsError as exc:
         raise fault(
