@@ -22,6 +22,7 @@ from server.benchmark.dataset import Benchmark, BenchmarkError
 from server.benchmark.labels import LabelFileError, LabelLayout, parse_labels
 from server.core.settings import Settings
 from server.scoring.report import ScoringInputError, references_of_test_set
+from server.scoring.results import Report
 
 log = logging.getLogger("csawm.leaderboard")
 
@@ -54,10 +55,13 @@ class BoardReferences:
     experts: dict[str, Any]
     clinical: dict[str, Any]
 
-    def density(self, variable: str, endpoint: str) -> dict[str, Any]:
-        section = self.clinical.get(endpoint) or {}
-        found = (section.get("references") or {}).get(variable)
-        return found if isinstance(found, dict) else {}
+    def report(self) -> Report:
+        """These rows read as the report sections they are (`server.scoring.results.Report`)."""
+        shown = Report.read(
+            {"scorer_version": self.scorer_version, "experts": self.experts, "clinical": self.clinical}
+        )
+        assert shown is not None
+        return shown
 
 
 def _read(path: Path) -> bytes:

@@ -30,10 +30,16 @@ def _section(value: Any) -> Mapping[str, Any]:
 
 
 def _number(value: Any) -> float | None:
-    """A JSON number as stored (an int stays an int, so the wire does not change), else None."""
+    """A JSON number exactly as stored (an int stays an int, a non-finite float stays one, so the
+    wire does not change), else None. Pages that draw a number use `finite`."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return value if math.isfinite(value) else None
+    return value
+
+
+def finite(value: float | None) -> float | None:
+    """`value` as a float when it is a finite number, else None (what a page can draw)."""
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def _text(value: Any) -> str | None:
@@ -183,21 +189,16 @@ class Report:
             per_expert=_taus(masking.get("per_expert")),
         )
 
-    def summary(self) -> Report:
-        """This report as a ``summary`` phase shows it (`server.scoring.summary`)."""
-        shown = Report.read(summary_report(dict(self.data)))
-        assert shown is not None
-        return shown
+    @classmethod
+    def read_summary(cls, stored: Any) -> Report | None:
+        """A stored report as a ``summary`` phase and the public board show it
+        (`server.scoring.summary`); None for anything that is not an object."""
+        return cls.read(summary_report(dict(stored))) if isinstance(stored, Mapping) else None
 
     def metric(self, name: str) -> Estimate:
         """A headline masking metric of the registry's leaderboard order, by name."""
         estimate: Estimate = getattr(self, name)
         return estimate
-
-
-def read_report(stored: Any) -> Report | None:
-    """`Report.read`, for callers that hold a column value."""
-    return Report.read(stored)
 
 
 @dataclass(frozen=True)
