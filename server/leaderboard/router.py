@@ -54,7 +54,9 @@ def get_leaderboard(
         if body is None:
             builder = service.build_clinical if view == "clinical" else service.build
             rows = builder(session, best_per_team=best_per_team, references=references, phase=shown)
-            body = json.dumps(rows, allow_nan=False, separators=(",", ":")).encode()
+            body = json.dumps(
+                [row.to_json() for row in rows], allow_nan=False, separators=(",", ":")
+            ).encode()
             cache[slot] = body
         coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
     described = json.dumps(shown.to_json(utcnow()) if shown else None, separators=(",", ":")).encode()

@@ -75,6 +75,75 @@ class _Candidate:
         return ranking_key({name: self.metrics[name].value for name in LEADERBOARD_ORDER})
 
 
+@dataclass(frozen=True)
+class BoardEntry:
+    """One row of the masking board: what the API serialises (`to_json`, docs/api.md) and the pages
+    and exports read by attribute."""
+
+    rank: int
+    kind: str
+    team: str | None
+    name: str
+    scorer_version: str | None
+    kendall_tau_b: Estimate
+    amae: Estimate
+    amae_unit: str | None
+    tied_with_leader: bool | None
+    tie_reason: str | None
+    is_leader: bool
+    submission_id: int | None  # None for expert rows (which carry no such key)
+    ladder: dict[str, Any] | None  # Ladder phases: the rounded displayed value, no exact score
+
+    def to_json(self) -> dict[str, Any]:
+        amae = self.amae.to_json()
+        row: dict[str, Any] = {
+            "rank": self.rank,
+            "kind": self.kind,
+            "team": self.team,
+            "name": self.name,
+            "scorer_version": self.scorer_version,
+            "kendall_tau_b": self.kendall_tau_b.to_json(),
+            "amae": {**amae, "unit": self.amae_unit} if self.amae_unit else amae,
+            "tied_with_leader": self.tied_with_leader,
+            "tie_reason": self.tie_reason,
+            "is_leader": self.is_leader,
+        }
+        if self.kind != "expert":
+            row["submission_id"] = self.submission_id
+        if self.ladder is not None:
+            row["ladder"] = self.ladder
+        return row
+
+
+@dataclass(frozen=True)
+class ClinicalEntry:
+    """One row of the clinical view: a model (ranked) or a LIBRA density comparator (kind
+    ``density``, with its `variable`, no rank and no submission)."""
+
+    rank: int | None
+    kind: str
+    team: str | None
+    name: str
+    submission_id: int | None
+    variable: str | None
+    scorer_version: str | None
+    population: str | None
+    clinical: Mapping[str, Association]  # by endpoint key, in the registry's order
+
+    def to_json(self) -> dict[str, Any]:
+        head: dict[str, Any] = {"rank": self.rank, "kind": self.kind, "team": self.team, "name": self.name}
+        if self.kind == "density":
+            head["variable"] = self.variable
+        else:
+            head["submission_id"] = self.submission_id
+        return {
+            **head,
+            "scorer_version": self.scorer_version,
+            "population": self.population,
+            "clinical": {key: entry.to_json() for key, entry in self.clinical.items()},
+        }
+
+
 def version_key(conn: Connection) -> tuple[int | str, ...]:
     """Changes whenever a scored submission is added, reviewed or otherwise updated, or a phase or a
     selection changes.
@@ -185,7 +254,7 @@ def build(
     best_per_team: bool = True,
     references: BoardReferences | None = None,
     phase: PhaseView | None = None,
-) -> list[dict[str, Any]]:
+) -> list[BoardEntry]:
     """The masking leaderboard: models and experts in registry order, with tie marks."""
     candidates = _models(session, best_per_team, phase)
     source = None if _development(phase) else references.report() if references else _newest_report(session)
@@ -213,29 +282,27 @@ def build_clinical(
     best_per_team: bool = True,
     references: BoardReferences | None = None,
     phase: PhaseView | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ClinicalEntry]:
     """The clinical view: model rows (board order) with AUC and OR Q4 per endpoint, then density rows.
 
     Density rows come from the test set (`references`); without it, from the newest scored report
     that has them (scorer version 2).
     """
-    rows: list[dict[str, Any]] = []
+    rows: list[ClinicalEntry] = []
     for rank, cand in enumerate(_models(session, best_per_team, phase), start=1):
         report = cand.report
         rows.append(
-            {
-                "rank": rank,
-                "kind": cand.kind,
-                "team": cand.team,
-                "name": cand.name,
-                "submission_id": cand.submission_id,
-                "scorer_version": cand.scorer_version,
-                "population": report.population if report else None,
-                "clinical": {
-                    key: (report.clinical[key] if report else Association()).to_json()
-                    for key in ENDPOINT_KEYS
-                },
-            }
+            ClinicalEntry(
+                rank=rank,
+                kind=cand.kind,
+                team=cand.team,
+                name=cand.name,
+                submission_id=cand.submission_id,
+                variable=None,
+                scorer_version=cand.scorer_version,
+                population=report.population if report else None,
+                clinical={key: report.clinical[key] if report else Association() for key in ENDPOINT_KEYS},
+            )
         )
     if _development(phase):
         return rows
@@ -248,16 +315,17 @@ def build_clinical(
         if all(entry.auc.value is None for entry in per_endpoint.values()):
             continue
         rows.append(
-            {
-                "rank": None,
-                "kind": "density",
-                "team": None,
-                "name": label,
-                "variable": variable,
-                "scorer_version": source.scorer_version if source else None,
-                "population": source.population if source else None,
-                "clinical": {key: entry.to_json() for key, entry in per_endpoint.items()},
-            }
+            ClinicalEntry(
+                rank=None,
+                kind="density",
+                team=None,
+                name=label,
+                submission_id=None,
+                variable=variable,
+                scorer_version=source.scorer_version if source else None,
+                population=source.population if source else None,
+                clinical=per_endpoint,
+            )
         )
     return rows
 
@@ -274,33 +342,29 @@ def _newest_report(session: Session) -> Report | None:
     return Report.read_summary(stored)
 
 
-def _with_ties(candidates: list[_Candidate]) -> list[dict[str, Any]]:
+def _with_ties(candidates: list[_Candidate]) -> list[BoardEntry]:
     leader = next((c for c in candidates if c.kind != "expert"), None)
-    out: list[dict[str, Any]] = []
+    out: list[BoardEntry] = []
     for rank, cand in enumerate(candidates, start=1):
         tied, reason = _tie(cand, leader)
-        row: dict[str, Any] = {
-            "rank": rank,
-            "kind": cand.kind,
-            "team": cand.team,
-            "name": cand.name,
-            "scorer_version": cand.scorer_version,
-            "kendall_tau_b": cand.metrics["kendall_tau_b"].to_json(),
-            "amae": _with_unit(cand.metrics["amae"].to_json(), cand.amae_unit),
-            "tied_with_leader": tied,
-            "tie_reason": reason,
-            "is_leader": cand is leader,
-        }
-        if cand.kind != "expert":
-            row["submission_id"] = cand.submission_id
-        if cand.ladder is not None:
-            row["ladder"] = cand.ladder
-        out.append(row)
+        out.append(
+            BoardEntry(
+                rank=rank,
+                kind=cand.kind,
+                team=cand.team,
+                name=cand.name,
+                scorer_version=cand.scorer_version,
+                kendall_tau_b=cand.metrics["kendall_tau_b"],
+                amae=cand.metrics["amae"],
+                amae_unit=cand.amae_unit,
+                tied_with_leader=tied,
+                tie_reason=reason,
+                is_leader=cand is leader,
+                submission_id=None if cand.kind == "expert" else cand.submission_id,
+                ladder=cand.ladder,
+            )
+        )
     return out
-
-
-def _with_unit(entry: dict[str, Any], unit: str | None) -> dict[str, Any]:
-    return {**entry, "unit": unit} if unit else entry
 
 
 def _tie(cand: _Candidate, leader: _Candidate | None) -> tuple[bool | None, str | None]:

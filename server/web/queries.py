@@ -7,7 +7,7 @@ overviews (queue counts, active runs, each team's previous best).
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,14 +21,11 @@ from server.leaderboard import service as leaderboard
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences
 from server.models import ACTIVE_STATUSES, ApiToken, ReviewState, RunStatus, Submission, Team, User
 from server.phases.service import PhaseView
-from server.scoring.summary import summary_report
+from server.scoring import registry
+from server.scoring.results import Estimate, Report, finite
 
-#: Clinical endpoints of the report (docs/scoring.md) with the labels the pages use.
-ENDPOINTS: dict[str, str] = {
-    "interval_cancer": "Interval cancer",
-    "large_invasive_cancer": "Large invasive cancer",
-    "composite": "Composite",
-}
+#: Clinical endpoints of the report (declared in `server.scoring.registry`) with the pages' titles.
+ENDPOINTS: dict[str, str] = {endpoint.key: endpoint.title for endpoint in registry.ENDPOINTS}
 
 
 @dataclass(frozen=True)
@@ -40,30 +37,25 @@ class Interval:
     hi: float | None
 
     @classmethod
-    def from_entry(cls, entry: Any) -> Interval:
-        """Read ``{"value": v, "ci95": [lo, hi]}`` (missing or non-finite parts become None)."""
-        if not isinstance(entry, dict):
-            return cls(None, None, None)
-        ci = entry.get("ci95")
-        lo, hi = (ci[0], ci[1]) if isinstance(ci, list | tuple) and len(ci) == 2 else (None, None)
-        return cls(_finite(entry.get("value")), _finite(lo), _finite(hi))
+    def of(cls, estimate: Estimate) -> Interval:
+        """A report's estimate as a page draws it (non-finite parts become None)."""
+        lo, hi = estimate.ci95 if estimate.ci95 is not None else (None, None)
+        return cls(finite(estimate.value), finite(lo), finite(hi))
 
     def to_json(self) -> dict[str, Any]:
         ci = [self.lo, self.hi] if self.lo is not None and self.hi is not None else None
         return {"value": self.value, "ci95": ci}
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
+def _read(report: Report | Mapping[str, Any] | None) -> Report | None:
+    """A page's report: read already, or the stored JSON (read by `Report.read`, the one reader)."""
+    return report if isinstance(report, Report) or report is None else Report.read(report)
 
 
-def odds_ratio_q4(report: dict[str, Any] | None, endpoint: str) -> Interval:
+def odds_ratio_q4(report: Report | Mapping[str, Any] | None, endpoint: str) -> Interval:
     """The Q4-vs-Q1 odds ratio of one clinical endpoint with its Woolf 95% CI."""
-    clinical = (report or {}).get("clinical") or {}
-    section = clinical.get(endpoint) or {}
-    return Interval.from_entry((section.get("odds_ratios") or {}).get("Q4"))
+    shown = _read(report)
+    return Interval.of(shown.clinical[endpoint].odds_ratio_q4 if shown else Estimate())
 
 
 @dataclass(frozen=True)
@@ -133,36 +125,34 @@ def leaderboard_rows(
     """The public leaderboard of `phase` (best submission per team, baselines, experts) with the
     page's columns. A Ladder row carries no report-derived column (they would give the exact score)."""
     rows = leaderboard.build(session, references=references, phase=phase)
-    ids = [int(r["submission_id"]) for r in rows if r.get("submission_id") is not None]
+    ids = [row.submission_id for row in rows if row.submission_id is not None]
     subs: dict[int, Submission] = {}
     if ids:
         query = select(Submission).options(undefer(Submission.metrics)).where(Submission.id.in_(ids))
         subs = {s.id: s for s in session.scalars(query)}
     out: list[BoardRow] = []
     for row in rows:
-        sub = subs.get(int(row["submission_id"])) if row.get("submission_id") is not None else None
-        report = sub.metrics if sub is not None and row.get("ladder") is None else None
-        report = summary_report(report) if isinstance(report, dict) else None  # the board is public
-        amae = row.get("amae") or {}
+        sub = subs.get(row.submission_id) if row.submission_id is not None else None
+        report = Report.read_summary(sub.metrics) if sub is not None and row.ladder is None else None
         out.append(
             BoardRow(
-                rank=int(row["rank"]),
-                kind=str(row["kind"]),
-                team=row.get("team"),
-                name=str(row["name"]),
+                rank=row.rank,
+                kind=row.kind,
+                team=row.team,
+                name=row.name,
                 submission_id=sub.id if sub is not None else None,
-                tau=Interval.from_entry(row.get("kendall_tau_b")),
-                amae=Interval.from_entry(amae),
-                amae_unit=amae.get("unit"),
+                tau=Interval.of(row.kendall_tau_b),
+                amae=Interval.of(row.amae),
+                amae_unit=row.amae_unit,
                 odds_ratios={key: odds_ratio_q4(report, key) for key in ENDPOINTS},
-                tied_with_leader=row.get("tied_with_leader"),
-                is_leader=bool(row.get("is_leader")),
+                tied_with_leader=row.tied_with_leader,
+                is_leader=row.is_leader,
                 submitted_at=sub.created_at if sub is not None else None,
-                scorer_version=row.get("scorer_version"),
-                tie_reason=row.get("tie_reason"),
+                scorer_version=row.scorer_version,
+                tie_reason=row.tie_reason,
                 image_digest=sub.image_digest if sub is not None else None,
                 links=_links(sub) if sub is not None else (),
-                ladder=row.get("ladder"),
+                ladder=row.ladder,
             )
         )
     return out
@@ -188,59 +178,53 @@ def clinical_rows(
     """The leaderboard's clinical view (`server.leaderboard.service.build_clinical`) for the page."""
     out: list[ClinicalRow] = []
     for row in leaderboard.build_clinical(session, references=references, phase=phase):
-        clinical = row.get("clinical") or {}
         out.append(
             ClinicalRow(
-                rank=row.get("rank"),
-                kind=str(row["kind"]),
-                team=row.get("team"),
-                name=str(row["name"]),
-                population=row.get("population"),
-                auc={key: Interval.from_entry((clinical.get(key) or {}).get("auc")) for key in ENDPOINTS},
-                odds_ratios={
-                    key: Interval.from_entry((clinical.get(key) or {}).get("odds_ratio_q4"))
-                    for key in ENDPOINTS
-                },
+                rank=row.rank,
+                kind=row.kind,
+                team=row.team,
+                name=row.name,
+                population=row.population,
+                auc={key: Interval.of(entry.auc) for key, entry in row.clinical.items()},
+                odds_ratios={key: Interval.of(entry.odds_ratio_q4) for key, entry in row.clinical.items()},
                 p_values={
-                    key: _finite(((clinical.get(key) or {}).get("odds_ratio_q4") or {}).get("p_one_sided"))
-                    for key in ENDPOINTS
+                    key: finite(entry.odds_ratio_q4.p_one_sided) for key, entry in row.clinical.items()
                 },
             )
         )
     return out
 
 
-def density_odds_ratios(report: dict[str, Any] | None, endpoint: str) -> list[tuple[str, Interval]]:
+def density_odds_ratios(
+    report: Report | Mapping[str, Any] | None, endpoint: str
+) -> list[tuple[str, Interval]]:
     """(label, OR Q4 with Woolf CI) of each LIBRA comparator a v2 report carries for an endpoint."""
-    section = ((report or {}).get("clinical") or {}).get(endpoint) or {}
-    references = section.get("references") or {}
-    found: list[tuple[str, Interval]] = []
-    for variable, label in DENSITY_NAMES.items():
-        entry = references.get(variable)
-        if isinstance(entry, dict):
-            found.append((label, Interval.from_entry((entry.get("odds_ratios") or {}).get("Q4"))))
-    return found
+    shown = _read(report)
+    references = shown.clinical[endpoint].references if shown else {}
+    return [
+        (label, Interval.of(references[variable].odds_ratio_q4))
+        for variable, label in DENSITY_NAMES.items()
+        if variable in references
+    ]
 
 
-def agreement_matrix(report: dict[str, Any] | None) -> tuple[list[str], list[str], list[list[float | None]]]:
+def agreement_matrix(
+    report: Report | Mapping[str, Any] | None,
+) -> tuple[list[str], list[str], list[list[float | None]]]:
     """Rows (the model, then each expert), columns (each expert) and tau-b of row against column.
 
     From ``masking.per_expert`` (the model) and ``experts.<Expert_j>.per_expert`` (scorer version 2);
     a cell is None on the diagonal and where the report has no value. Empty lists for a v1 report.
     """
-    report = report or {}
-    model = (report.get("masking") or {}).get("per_expert")
-    experts = report.get("experts") or {}
-    if not isinstance(model, dict) or not model:
+    shown = _read(report)
+    if shown is None or not shown.per_expert:
         return [], [], []
-    columns = sorted(model)
-    rows = ["this model", *sorted(experts)]
-    matrix: list[list[float | None]] = [[_finite((model.get(c) or {}).get("kendall_tau_b")) for c in columns]]
-    for name in sorted(experts):
-        per = (experts.get(name) or {}).get("per_expert") or {}
-        matrix.append(
-            [None if c == name else _finite((per.get(c) or {}).get("kendall_tau_b")) for c in columns]
-        )
+    columns = sorted(shown.per_expert)
+    rows = ["this model", *sorted(shown.experts)]
+    matrix: list[list[float | None]] = [[finite(shown.per_expert[c]) for c in columns]]
+    for name in sorted(shown.experts):
+        per = shown.experts[name].per_expert
+        matrix.append([None if c == name else finite(per.get(c)) for c in columns])
     return rows, columns, matrix
 
 

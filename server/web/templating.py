@@ -24,6 +24,7 @@ from server.core.principal import Principal
 from server.core.text import visible
 from server.phases import service as phases
 from server.phases.service import PhaseView
+from server.scoring.results import Estimate
 from server.web import queries
 from server.web.guides import GUIDES
 from server.web.session import CSRF_FIELD, SessionSigner
@@ -44,7 +45,7 @@ def number(value: Any, digits: int = 3) -> str:
 
 def interval(entry: Any, digits: int = 3) -> str:
     """``0.731 [0.702, 0.760]`` from a report entry or an `Interval`; dashes for unknown parts."""
-    item = entry if isinstance(entry, queries.Interval) else queries.Interval.from_entry(entry)
+    item = entry if isinstance(entry, queries.Interval) else queries.Interval.of(Estimate.read(entry))
     text = number(item.value, digits)
     if item.lo is not None and item.hi is not None:
         text += f" [{number(item.lo, digits)}, {number(item.hi, digits)}]"
@@ -53,7 +54,7 @@ def interval(entry: Any, digits: int = 3) -> str:
 
 def interval_cell(entry: Any, digits: int = 3) -> Markup:
     """The value, then its CI on a second, smaller line (keeps the wide leaderboard narrow)."""
-    item = entry if isinstance(entry, queries.Interval) else queries.Interval.from_entry(entry)
+    item = entry if isinstance(entry, queries.Interval) else queries.Interval.of(Estimate.read(entry))
     value = escape(number(item.value, digits))
     if item.lo is None or item.hi is None:
         return Markup(value)
