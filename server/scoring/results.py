@@ -207,7 +207,8 @@ class Bootstrap:
     seed: int | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"resamples": self.resamples, "seed": self.seed}
+        """Both settings; a part an older record did not have stays out."""
+        return {k: v for k, v in (("resamples", self.resamples), ("seed", self.seed)) if v is not None}
 
 
 _UNSET: frozenset[str] = frozenset()
