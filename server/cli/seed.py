@@ -59,6 +59,7 @@ from server.core.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import TERMINAL_STATUSES, BaselineBuild, BuildState, ReviewState, RunStatus, Submission
+from server.scoring.results import Report
 from server.submissions import service
 
 EXIT_FAILED = 1
@@ -441,6 +442,6 @@ def _build_and_queue(
 
 
 def _tau(sub: Submission) -> float | None:
-    report = sub.metrics if isinstance(sub.metrics, dict) else None
-    value = (report or {}).get("masking", {}).get("kendall_tau_b", {}).get("value")
-    return float(value) if isinstance(value, int | float) else None
+    report = Report.read(sub.metrics)
+    value = report.kendall_tau_b.value if report else None
+    return float(value) if value is not None else None

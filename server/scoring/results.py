@@ -157,6 +157,7 @@ class Report:
     """
 
     data: Mapping[str, Any]  # the stored JSON, as written (the report endpoints' body)
+    has_masking: bool  # a non-empty masking section (what the CLI shows the headline figures of)
     scorer_version: str | None
     kendall_tau_b: Estimate
     amae: Estimate
@@ -177,6 +178,7 @@ class Report:
         experts = _section(stored.get("experts"))
         return cls(
             data=stored,
+            has_masking=bool(masking),
             scorer_version=_text(stored.get("scorer_version")),
             kendall_tau_b=Estimate.read(masking.get("kendall_tau_b")),
             amae=Estimate.read(amae),
