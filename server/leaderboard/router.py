@@ -13,7 +13,8 @@ from fastapi import APIRouter, Query, Response
 from server.core.clock import utcnow
 from server.core.deps import StateDep
 from server.core.openapi import error_responses
-from server.leaderboard import pending, service
+from server.leaderboard import pending
+from server.leaderboard.cache import board_cache
 from server.leaderboard.references import board_references
 from server.phases.service import board_phase
 
@@ -42,22 +43,9 @@ def get_leaderboard(
     baselines on their way (`server.leaderboard.pending`, read on every request: it changes with
     each training step while the rows' cached body does not)."""
     references = board_references(state)
-    cache: dict[Any, Any] = state.extras.setdefault("leaderboard", {})
     with state.db.session() as session:  # one connection for the whole request
         shown = board_phase(session, state.settings, phase)
-        key = (*service.version_key(session.connection()), references.labels_sha256 if references else None)
-        if cache.get("key") != key:
-            cache.clear()  # keep only the current version (every view and phase shares it)
-            cache["key"] = key
-        slot = (shown.name if shown else None, best_per_team, view)
-        body = cache.get(slot)
-        if body is None:
-            builder = service.build_clinical if view == "clinical" else service.build
-            rows = builder(session, best_per_team=best_per_team, references=references, phase=shown)
-            body = json.dumps(
-                [row.to_json() for row in rows], allow_nan=False, separators=(",", ":")
-            ).encode()
-            cache[slot] = body
+        body = board_cache(state).body(session, references, shown, best_per_team, view)
         coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
     described = json.dumps(shown.to_json(utcnow()) if shown else None, separators=(",", ":")).encode()
     content = b'{"phase":' + described + b',"rows":' + body + b',"pending":' + coming + b"}"

@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -45,11 +46,20 @@ from sqlalchemy import ColumnElement, Connection, false, func, select
 from sqlalchemy.orm import Session, undefer
 
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences
+from server.leaderboard.rows import BoardRow, ClinicalRow, links_of
 from server.models import Phase, PhaseSelection, ReviewState, RunStatus, Submission, Team
 from server.phases.service import PhaseView
 from server.scoring.bootstrap import paired_difference_ci
 from server.scoring.registry import ENDPOINT_KEYS, LEADERBOARD_ORDER, ranking_key
-from server.scoring.results import Association, Estimate, ExpertScore, PairingBasis, Report, RunRecord
+from server.scoring.results import (
+    Association,
+    Estimate,
+    ExpertScore,
+    OddsRatio,
+    PairingBasis,
+    Report,
+    RunRecord,
+)
 
 VISIBLE_BASELINE_STATES = (ReviewState.PENDING, ReviewState.APPROVED)
 ENDPOINTS = ENDPOINT_KEYS  # the registry's; kept for callers of this module's name
@@ -70,78 +80,12 @@ class _Candidate:
     report: Report | None = None  # its summary: the board is public
     ladder: dict[str, Any] | None = None
     amae_unit: str | None = None
+    submitted_at: datetime | None = None
+    image_digest: str | None = None
+    links: tuple[tuple[str, str], ...] = ()
 
     def sort_key(self) -> tuple[float, ...]:
         return ranking_key({name: self.metrics[name].value for name in LEADERBOARD_ORDER})
-
-
-@dataclass(frozen=True)
-class BoardEntry:
-    """One row of the masking board: what the API serialises (`to_json`, docs/api.md) and the pages
-    and exports read by attribute."""
-
-    rank: int
-    kind: str
-    team: str | None
-    name: str
-    scorer_version: str | None
-    kendall_tau_b: Estimate
-    amae: Estimate
-    amae_unit: str | None
-    tied_with_leader: bool | None
-    tie_reason: str | None
-    is_leader: bool
-    submission_id: int | None  # None for expert rows (which carry no such key)
-    ladder: dict[str, Any] | None  # Ladder phases: the rounded displayed value, no exact score
-
-    def to_json(self) -> dict[str, Any]:
-        amae = self.amae.to_json()
-        row: dict[str, Any] = {
-            "rank": self.rank,
-            "kind": self.kind,
-            "team": self.team,
-            "name": self.name,
-            "scorer_version": self.scorer_version,
-            "kendall_tau_b": self.kendall_tau_b.to_json(),
-            "amae": {**amae, "unit": self.amae_unit} if self.amae_unit else amae,
-            "tied_with_leader": self.tied_with_leader,
-            "tie_reason": self.tie_reason,
-            "is_leader": self.is_leader,
-        }
-        if self.kind != "expert":
-            row["submission_id"] = self.submission_id
-        if self.ladder is not None:
-            row["ladder"] = self.ladder
-        return row
-
-
-@dataclass(frozen=True)
-class ClinicalEntry:
-    """One row of the clinical view: a model (ranked) or a LIBRA density comparator (kind
-    ``density``, with its `variable`, no rank and no submission)."""
-
-    rank: int | None
-    kind: str
-    team: str | None
-    name: str
-    submission_id: int | None
-    variable: str | None
-    scorer_version: str | None
-    population: str | None
-    clinical: Mapping[str, Association]  # by endpoint key, in the registry's order
-
-    def to_json(self) -> dict[str, Any]:
-        head: dict[str, Any] = {"rank": self.rank, "kind": self.kind, "team": self.team, "name": self.name}
-        if self.kind == "density":
-            head["variable"] = self.variable
-        else:
-            head["submission_id"] = self.submission_id
-        return {
-            **head,
-            "scorer_version": self.scorer_version,
-            "population": self.population,
-            "clinical": {key: entry.to_json() for key, entry in self.clinical.items()},
-        }
 
 
 def version_key(conn: Connection) -> tuple[int | str, ...]:
@@ -211,6 +155,9 @@ def _models(session: Session, best_per_team: bool, phase: PhaseView | None = Non
                 basis=record.pairing(),
                 report=report,
                 amae_unit=report.amae_unit if report else None,
+                submitted_at=sub.created_at,
+                image_digest=sub.image_digest,
+                links=links_of(sub.method_card, sub.url),
             )
         )
     if best_per_team:
@@ -232,6 +179,9 @@ def _ladder_rows(session: Session, phase: PhaseView) -> list[_Candidate]:
     """One row per team of a Ladder phase: its best stored step that moved and whose run is approved."""
     from server.leaderboard.ladder_steps import board_steps
 
+    steps = board_steps(session, phase.name)
+    ids = [step.submission_id for step in steps]
+    subs = {sub.id: sub for sub in session.scalars(select(Submission).where(Submission.id.in_(ids)))}
     return [
         _Candidate(
             kind="submission",
@@ -243,8 +193,12 @@ def _ladder_rows(session: Session, phase: PhaseView) -> list[_Candidate]:
             replicates=None,
             basis=None,
             ladder=step.shown,
+            submitted_at=sub.created_at,
+            image_digest=sub.image_digest,
+            links=links_of(sub.method_card, sub.url),
         )
-        for step in board_steps(session, phase.name)
+        for step in steps
+        for sub in (subs[step.submission_id],)
     ]
 
 
@@ -254,7 +208,7 @@ def build(
     best_per_team: bool = True,
     references: BoardReferences | None = None,
     phase: PhaseView | None = None,
-) -> list[BoardEntry]:
+) -> list[BoardRow]:
     """The masking leaderboard: models and experts in registry order, with tie marks."""
     candidates = _models(session, best_per_team, phase)
     source = None if _development(phase) else references.report() if references else _newest_report(session)
@@ -282,17 +236,17 @@ def build_clinical(
     best_per_team: bool = True,
     references: BoardReferences | None = None,
     phase: PhaseView | None = None,
-) -> list[ClinicalEntry]:
+) -> list[ClinicalRow]:
     """The clinical view: model rows (board order) with AUC and OR Q4 per endpoint, then density rows.
 
     Density rows come from the test set (`references`); without it, from the newest scored report
     that has them (scorer version 2).
     """
-    rows: list[ClinicalEntry] = []
+    rows: list[ClinicalRow] = []
     for rank, cand in enumerate(_models(session, best_per_team, phase), start=1):
         report = cand.report
         rows.append(
-            ClinicalEntry(
+            ClinicalRow(
                 rank=rank,
                 kind=cand.kind,
                 team=cand.team,
@@ -315,7 +269,7 @@ def build_clinical(
         if all(entry.auc.value is None for entry in per_endpoint.values()):
             continue
         rows.append(
-            ClinicalEntry(
+            ClinicalRow(
                 rank=None,
                 kind="density",
                 team=None,
@@ -342,13 +296,13 @@ def _newest_report(session: Session) -> Report | None:
     return Report.read_summary(stored)
 
 
-def _with_ties(candidates: list[_Candidate]) -> list[BoardEntry]:
+def _with_ties(candidates: list[_Candidate]) -> list[BoardRow]:
     leader = next((c for c in candidates if c.kind != "expert"), None)
-    out: list[BoardEntry] = []
+    out: list[BoardRow] = []
     for rank, cand in enumerate(candidates, start=1):
         tied, reason = _tie(cand, leader)
         out.append(
-            BoardEntry(
+            BoardRow(
                 rank=rank,
                 kind=cand.kind,
                 team=cand.team,
@@ -362,6 +316,13 @@ def _with_ties(candidates: list[_Candidate]) -> list[BoardEntry]:
                 is_leader=cand is leader,
                 submission_id=None if cand.kind == "expert" else cand.submission_id,
                 ladder=cand.ladder,
+                odds_ratios={
+                    key: cand.report.clinical[key].odds_ratio_q4 if cand.report else OddsRatio()
+                    for key in ENDPOINT_KEYS
+                },
+                submitted_at=cand.submitted_at,
+                image_digest=cand.image_digest,
+                links=cand.links,
             )
         )
     return out

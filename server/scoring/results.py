@@ -51,11 +51,30 @@ def _integer(value: Any) -> int | None:
 
 
 @dataclass(frozen=True)
+class Interval:
+    """An estimate as a page, a plot or the CSV draws it: only finite numbers, any part None."""
+
+    value: float | None
+    lo: float | None
+    hi: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        ci = [self.lo, self.hi] if self.lo is not None and self.hi is not None else None
+        return {"value": self.value, "ci95": ci}
+
+
+@dataclass(frozen=True)
 class Estimate:
-    """A value with its 95% interval; ``ci95`` is None unless both ends are finite numbers."""
+    """A value with its 95% interval, as stored; ``ci95`` is None unless both ends are numbers."""
 
     value: float | None = None
     ci95: tuple[float, float] | None = None
+
+    @property
+    def shown(self) -> Interval:
+        """This estimate as a page draws it (non-finite parts become None)."""
+        lo, hi = self.ci95 if self.ci95 is not None else (None, None)
+        return Interval(finite(self.value), finite(lo), finite(hi))
 
     @classmethod
     def read(cls, entry: Any) -> Estimate:
