@@ -1,6 +1,6 @@
 """Storing a scored report on a run: the current one on the submission row, every one as history.
 
-Used by the worker's scoring phase and by ``csawm admin rescore`` alike, so a re-score changes
+Used by the worker's scoring stage and by ``csawm admin rescore`` alike, so a re-score changes
 exactly what the first scoring wrote: ``metrics`` (the report JSON), the two leaderboard keys, the
 bootstrap replicates the leaderboard's tie marks pair, and one `SubmissionReport` row.
 

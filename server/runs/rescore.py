@@ -83,7 +83,9 @@ def rescore(
         with db.transaction() as session:
             sub = session.get(Submission, sub_id)
             assert sub is not None
-            reports.record(session, sub, scored.report, reason="rescored", run_record=after)
+            reports.record(
+                session, sub, scored.report, reason="rescored", run_record=after, predictions_sha256=sha
+            )
             audit.record(
                 session,
                 actor=actor,
