@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.clock import utcnow
 from server.core import audit, text
-from server.core.clock import utcnow
 from server.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from server.core.principal import Principal
 from server.core.security import TOKEN_PREFIX, hash_token, new_token, token_display_prefix

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server.core.clock import iso, utcnow
+from server.clock import iso, utcnow
 from server.core.errors import Conflict, Forbidden, NotFound, SelectionLimit
 from server.core.principal import Principal
 from server.models import Phase, PhaseSelection, RunStatus, Submission, Visibility

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from server.core.clock import iso, utcnow
+from server.clock import iso, utcnow
 from server.core.errors import NotFound, QuotaExceeded
 from server.core.settings import Settings
 from server.models import ACTIVE_STATUSES, LedgerKind, QuotaEntry, Submission, Team

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, undefer
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.principal import Principal
 from server.leaderboard import service as leaderboard
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences

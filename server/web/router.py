@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from server.accounts import service as accounts
 from server.agreements import service as agreements
 from server.agreements.document import Agreement
-from server.core.clock import iso, utcnow
+from server.clock import iso, utcnow
 from server.core.deps import DB_INT_MAX, DatabaseDep, IdPath, SessionDep, SettingsDep, StateDep
 from server.core.errors import AgreementOutdated, CsawmError, NotFound
 from server.core.principal import Principal
