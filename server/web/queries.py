@@ -248,7 +248,7 @@ def principal_for_token_hash(session: Session, token_hash: str) -> Principal | N
     """The user behind a web session's token hash; None when unknown, revoked or expired, or when
     the account is deactivated.
 
-    Mirrors `server.accounts.service.authenticate`, which takes the plaintext token the session
+    Mirrors `server.core.principal.authenticate`, which takes the plaintext token the session
     cookie deliberately does not hold.
     """
     row = session.execute(
