@@ -54,8 +54,8 @@ from reference_models.build import (
 )
 from reference_models.rules import ModelKind
 from server.cli._server_common import cli_actor, fail, open_database, reported_errors, settings_or_exit
+from server.clock import utcnow
 from server.core import audit, migrate
-from server.core.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import TERMINAL_STATUSES, BaselineBuild, BuildState, ReviewState, RunStatus, Submission

@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.clock import utcnow
 from server.core import audit, text
-from server.core.clock import utcnow
 from server.core.errors import BadRequest, NotFound, TransitionConflict
 from server.core.principal import Principal
 from server.models import AuditEntry, ReviewState, RunStatus, Submission

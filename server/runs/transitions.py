@@ -16,7 +16,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.errors import Conflict, NotFound
 from server.models import TERMINAL_STATUSES, FailedPhase, RunEvent, RunStatus, Submission
 from server.notifications import outbox

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload, undefer
 
 from runner.errors import FaultKind
 from runner.spec import ErrorCode
+from server.accounts import service as accounts
 from server.core import audit
 from server.core.errors import (
     BadRequest,
@@ -185,7 +186,7 @@ def create(
     image_ref: str | None = None,
 ) -> Submission:
     """Create a queued submission and charge its team, atomically (see `server.quota.service`)."""
-    team = quota.lock_team(session, require_team(user))
+    team = accounts.lock_team(session, require_team(user))
     phase = phases.require_open(session, settings)
     earlier = _earlier_duplicate(session, team.id, image_digest)
     if earlier is not None:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from runner.spec import ErrorCode
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models import FailedPhase, RunStatus
 from server.quota import service as quota
 from server.runs import alerts, holds

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.db import Database
 from server.models import LEASED_STATUSES, RunEvent, RunStatus, Submission
 from server.runs.holds import held_team_ids

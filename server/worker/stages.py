@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from runner.errors import FaultKind, RunnerError, fault_kind
 from runner.imagetar import ImageArchiveError
 from runner.spec import ErrorCode, Runner, RunResult, RunSpec, TerminalState
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models import RunStatus, Submission
 from server.phases.service import of_name as competition_phase
 from server.runs import reports, scoring, store
