@@ -24,7 +24,7 @@ from phasetest import make_phase, web
 from srvtest import factories as f
 from srvtest.app import Api
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models import ReviewState, Role, RunStatus, Submission, Team
 from server.runs import reports
 from server.scoring.report import score_report
