@@ -62,7 +62,6 @@ from server.scoring.results import (
 )
 
 VISIBLE_BASELINE_STATES = (ReviewState.PENDING, ReviewState.APPROVED)
-ENDPOINTS = ENDPOINT_KEYS  # the registry's; kept for callers of this module's name
 VIEWS = ("masking", "clinical")
 LADDER_TIE_REASON = "no tie test: a Ladder phase shows rounded values only"
 
