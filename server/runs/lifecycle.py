@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from server.core.clock import utcnow
 from server.core.errors import TransitionConflict
 from server.models import LEASED_STATUSES, ReviewState, RunEvent, RunStatus, Submission
+from server.runs.disclosure import StageLogs
 from server.runs.policy import DUPLICATE_FREE_CODES
 from server.runs.transitions import TransitionError, transition
 
@@ -87,8 +88,7 @@ class Progress:
 
     timings: dict[str, Any] | None = None
     runtime: dict[str, Any] | None = None
-    log_tail: str | None = None
-    hidden_log_tail: str | None = None
+    logs: StageLogs | None = None  # the stage's log tail, as `disclosure.stage_logs` shares it
     predictions_sha256: str | None = None
     reproducibility: dict[str, Any] | None = None
 
@@ -113,7 +113,9 @@ def advance(
     sub = transition(session, submission_id, to, note=note, owner=owner, attempt=attempt)
     for item in fields(progress):
         value = getattr(progress, item.name)
-        if value is not None:
+        if isinstance(value, StageLogs):
+            value.write(sub)
+        elif value is not None:
             setattr(sub, item.name, value)
     session.flush()
     return sub

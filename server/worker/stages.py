@@ -40,7 +40,7 @@ from server.core.clock import utcnow
 from server.models import RunStatus, Submission
 from server.phases.service import of_name as competition_phase
 from server.runs import leases, lifecycle, reports, store
-from server.runs.disclosure import maintainer_log, public_log
+from server.runs.disclosure import stage_logs
 from server.runs.lifecycle import Progress
 from server.runs.policy import Stage
 from server.runs.transitions import LeaseLost
@@ -303,13 +303,8 @@ def run_preflight(
         )
         pf.log_tail = result.log_tail
         raise pf from None
-    _move(
-        env,
-        ctx,
-        RunStatus.RUNNING,
-        "preflight passed",
-        Progress(log_tail=result.log_tail[-PREFLIGHT_LOG_BYTES:]),
-    )
+    logs = stage_logs(env.settings.hidden_logs, Stage.PREFLIGHT, result.log_tail[-PREFLIGHT_LOG_BYTES:])
+    _move(env, ctx, RunStatus.RUNNING, "preflight passed", Progress(logs=logs))
 
 
 def run_hidden(
@@ -337,12 +332,10 @@ def run_hidden(
     sha = store.save(env.settings.data_dir, result.predictions or b"")
     # The test set whose input was mounted: `score` reads the predictions against it, whatever the
     # phase says by then (a maintainer may change a phase's test set meanwhile).
-    hidden_logs = env.settings.hidden_logs
     progress = Progress(
         predictions_sha256=sha,
         reproducibility={"test_set": test_set},
-        hidden_log_tail=maintainer_log(hidden_logs, Stage.HIDDEN, result.log_tail),
-        log_tail=public_log(hidden_logs, Stage.HIDDEN, result.log_tail),
+        logs=stage_logs(env.settings.hidden_logs, Stage.HIDDEN, result.log_tail),
     )
     _move(env, ctx, RunStatus.SCORING, "hidden run finished", progress)
 
