@@ -10,8 +10,8 @@ else builds a `RunEvent` (the timeline) or writes a lease column; a test holds t
   its next heartbeat); a queued run is cancelled at once through `transition` instead;
 * `advance` — a stage's success, under the worker's lease: the next status along
   ``preflight → running → scoring → succeeded`` and what the stage produced (`Progress`);
-* `set_review` — the review state, by `REVIEW_ALLOWED`: never back to ``pending``, and only a
-  succeeded run (or a baseline, queued because its operators chose it) is approved;
+* `set_review` — the review state, by `transitions.REVIEW_ALLOWED`: never back to ``pending``, and
+  only a succeeded run (or a baseline, queued because its operators chose it) is approved;
 * `earlier_duplicate` — the earlier run of the same image that still counts, by the policy table's
   ``counts_for_duplicates`` column (`server.runs.policy.DUPLICATE_FREE_CODES`).
 """
@@ -30,20 +30,13 @@ from server.core.errors import TransitionConflict
 from server.models import LEASED_STATUSES, ReviewState, RunEvent, RunStatus, Submission
 from server.runs.disclosure import StageLogs
 from server.runs.policy import DUPLICATE_FREE_CODES
-from server.runs.transitions import TransitionError, transition
+from server.runs.transitions import REVIEW_ALLOWED, TransitionError, transition
 
 # The statuses a stage moves a run into when it succeeds (each from the one before).
 FORWARD: dict[RunStatus, RunStatus] = {
     RunStatus.PREFLIGHT: RunStatus.RUNNING,
     RunStatus.RUNNING: RunStatus.SCORING,
     RunStatus.SCORING: RunStatus.SUCCEEDED,
-}
-
-REVIEW_ALLOWED: dict[ReviewState, frozenset[ReviewState]] = {
-    # A maintainer may change a decision (approve a hidden run, disqualify an approved one, give a
-    # new reason), but a decided run never goes back to waiting for one.
-    state: frozenset({ReviewState.APPROVED, ReviewState.HIDDEN, ReviewState.DISQUALIFIED})
-    for state in ReviewState
 }
 
 
