@@ -11,7 +11,8 @@ Steps, each reused when already done:
    trainings side by side finish sooner than two two-thread ones in a row);
 3. each image is ``docker save``\\ d to ``DATA_DIR/archives/baseline-<kind>-<id>.tar`` and queued as a
    baseline of the system team through the intake pipeline (`server.submissions.intake`: inspected
-   and untagged like an upload; no quota) and the normal run queue, unless a baseline with the same image digest already counts (re-runs reuse it).
+   and untagged like an upload; no quota) and the normal run queue, unless a baseline with the same
+   image digest already counts (re-runs reuse it).
    A seeded baseline is approved at once (`approve_seeded`, with an audit entry): it is the
    operators' own reference model and is on the leaderboard when scored, so its review state says
    so; a baseline a maintainer hid or disqualified keeps that decision;

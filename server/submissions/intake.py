@@ -68,11 +68,10 @@ def admit(state: AppState, user: Principal, agreement_url: str, *, archive: bool
     agreement, 507 when the disk is short (archives), 403 ``phase_closed`` when no phase is open,
     the quota's refusal when the team has none left (archives; a registry reference is not
     checked here because reading its small body costs nothing)."""
-    if archive:
-        check_free_space(state.settings)
     with state.db.session() as session:
         agreements.require_accepted(session, user, state.agreement, agreement_url)
         if archive:
+            check_free_space(state.settings)
             service.precheck_quota(session, user, state.settings)
         else:
             phases.require_open(session, state.settings)

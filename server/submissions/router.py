@@ -167,8 +167,7 @@ async def create_submission(
     if name is None:
         raise BadRequest("missing query parameter 'name'")
     entry = intake.Entry(name=name, description=description, url=url, method_card=_method_card(method_card))
-    assert user.team_id is not None  # admitted: a team member
-    with state.upload_slots.hold(user.team_id):
+    with state.upload_slots.hold(service.require_team(user)):
         out = await _upload(request, state, session, user, entry)
     if state.worker is not None:  # after the response, i.e. after the request's commit
         background.add_task(state.worker.wake)
