@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.core.errors import CsawmError, PayloadTooLarge, Unauthorized
-from server.core.principal import Principal
+from server.core.principal import Principal, authenticate
 from server.core.state import AppState
 
 PRINCIPAL_STATE_KEY = "csawm_principal"
@@ -159,8 +159,6 @@ class RequestGuard:
         return self._needs_token[key]
 
     async def _authenticate(self, scope: Scope, headers: Headers) -> Principal:
-        from server.accounts.service import authenticate
-
         token = bearer_token(headers)
         if token is None:
             raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")

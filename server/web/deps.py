@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from server.accounts import service as accounts
 from server.core.deps import DatabaseDep, StateDep
 from server.core.errors import Unauthorized
-from server.core.principal import Principal
+from server.core.principal import Principal, principal_for_hash
 from server.web.cache import PlotCache, plot_cache
 from server.web.session import SessionSigner, is_revoked
 
@@ -31,7 +30,7 @@ def get_web_user(request: Request, signer: SignerDep, db: DatabaseDep) -> Princi
         if is_revoked(session, web_session.session_id):
             return None
         try:
-            return accounts.principal_for_hash(session, web_session.token_hash)
+            return principal_for_hash(session, web_session.token_hash)
         except Unauthorized:
             return None
 

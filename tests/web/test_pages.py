@@ -268,8 +268,8 @@ def test_revoking_the_token_ends_the_web_session(site: Site) -> None:
 
 
 def test_a_token_expiring_ends_its_open_web_session_issue_20(site: Site) -> None:
-    """The pages ask the API's own lookup (`accounts.principal_for_hash`): a cookie outlives no
-    rule of the token behind it, expiry included."""
+    """The pages ask the API's own lookup (`server.core.principal.principal_for_hash`): a cookie
+    outlives no rule of the token behind it, expiry included."""
     with site.db.transaction() as session:
         row, token = accounts.issue_token(session, "alice@alpha.example", expires_in=None, actor="test")
         token_id = row.id
