@@ -123,7 +123,7 @@ def create_app(
         _private_state(settings)
         db = Database.connect(settings.effective_database_url, session_info=settings.session_info)
         if do_migrate:
-            migrate.upgrade(db.engine)
+            migrate.upgrade(db.engine, phase=settings.phase)
         metrics = Metrics(db, alive_within=3 * settings.lease_ttl)  # alive: as /readyz counts it
         state = AppState(settings=settings, db=db, metrics=metrics, agreement=agreement)
         app.state.csawm = state

@@ -49,7 +49,7 @@ def get_leaderboard(
         if cache.get("key") != key:
             cache.clear()  # keep only the current version (every view and phase shares it)
             cache["key"] = key
-        slot = (shown.name if shown else None, best_per_team, view)
+        slot = (shown.name, best_per_team, view)
         body = cache.get(slot)
         if body is None:
             builder = service.build_clinical if view == "clinical" else service.build
@@ -57,6 +57,6 @@ def get_leaderboard(
             body = json.dumps(rows, allow_nan=False, separators=(",", ":")).encode()
             cache[slot] = body
         coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
-    described = json.dumps(shown.to_json(utcnow()) if shown else None, separators=(",", ":")).encode()
+    described = json.dumps(shown.to_json(utcnow()), separators=(",", ":")).encode()
     content = b'{"phase":' + described + b',"rows":' + body + b',"pending":' + coming + b"}"
     return Response(content=content, media_type="application/json")

@@ -75,14 +75,14 @@ def plot_cache(state: AppState) -> PlotCache:
 
 
 def _entry(
-    session: Session, state: AppState, phase: PhaseView | None
+    session: Session, state: AppState, phase: PhaseView
 ) -> tuple[tuple[Any, ...], list[queries.BoardRow], list[queries.ClinicalRow]]:
     references = board_references(state)
     version = (
         *leaderboard_service.version_key(session.connection()),
         references.labels_sha256[:16] if references else "",
     )
-    name = phase.name if phase else ""
+    name = phase.name
     cache: dict[str, Any] = state.extras.setdefault("web_board", {"lock": threading.Lock(), "key": None})
     with cache["lock"]:
         if cache["key"] != version:
@@ -98,7 +98,7 @@ def _entry(
 
 
 def board(
-    session: Session, state: AppState, phase: PhaseView | None = None
+    session: Session, state: AppState, phase: PhaseView
 ) -> tuple[tuple[Any, ...], list[queries.BoardRow]]:
     """The board rows of `phase`, rebuilt only when a scored submission, a phase, a selection or the
     test set changed (the API's key)."""
@@ -107,7 +107,7 @@ def board(
 
 
 def clinical_board(
-    session: Session, state: AppState, phase: PhaseView | None = None
+    session: Session, state: AppState, phase: PhaseView
 ) -> list[queries.ClinicalRow]:
     """The clinical view's rows (models, then LIBRA density rows), cached with the board."""
     return _entry(session, state, phase)[2]
