@@ -33,7 +33,7 @@ from server.core.db import Database  # noqa: E402
 from server.models import ReviewState, RunStatus, Submission, Team  # noqa: E402
 from server.runs import reports, store  # noqa: E402
 from server.worker.evaluation import EvaluationSet  # noqa: E402
-from server.worker.phases import score_report  # noqa: E402
+from server.worker.stages import score_report  # noqa: E402
 
 CSAWM = str(Path(sys.executable).with_name("csawm"))
 

@@ -20,7 +20,7 @@ app that drains the body, one with uvicorn's httptools protocol and one with
 median CPU time of the server process per GiB (CPU time, not wall time: on a shared machine the
 wall time varies by tens of percent between identical servers).
 
-Usage: .venv/bin/python benchmarks/bench_slow_clients.py --before /work/main [--login 300]
+Usage: .venv/bin/python benchmarks/bench_slow_clients.py --before ../a-checkout-of-the-old-code [--login 300]
        [--heads 100] [--uploads 2] [--sources 20] [--watch-s 120] [--skip-before]
        .venv/bin/python benchmarks/bench_slow_clients.py --overhead 9
 """

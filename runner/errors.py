@@ -37,7 +37,7 @@ class FaultKind(enum.StrEnum):
     TIMEOUT = "timeout"
     TRANSIENT_INFRA = "transient_infra"
     PERMANENT_INFRA = "permanent_infra"
-    SCORER = "scorer"  # the scorer failed on predictions the reader accepted (server.worker.phases.score)
+    SCORER = "scorer"  # the scorer failed on predictions the reader accepted (server.worker.stages.score)
     CANCELLED = "cancelled"
     SHUTDOWN = "shutdown"  # the worker itself is stopping (SIGTERM): nobody's fault, the run goes back
 

@@ -16,7 +16,7 @@ import pytest
 
 from server.benchmark.synth import generate
 
-# The hidden stage's end is held to a one-minute grid by default (server.worker.phases.hold_to_grid);
+# The hidden stage's end is held to a one-minute grid by default (server.worker.stages.hold_to_grid);
 # tests run their models without it, except tests/server/worker/test_end_grid.py, which sets it.
 os.environ.setdefault("CSAWM_HIDDEN_END_GRID", "0")
 

@@ -136,7 +136,7 @@ def rescore(
     """Re-score stored runs under the current scorer and test set; the previous reports are kept."""
     from server.runs.rescore import rescore as run_rescore
     from server.worker.evaluation import EvaluationSet
-    from server.worker.phases import score_report
+    from server.worker.stages import score_report
 
     if bool(ids) == all_runs:
         raise fail("give submission ids or --all (not both)")

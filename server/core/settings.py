@@ -255,7 +255,7 @@ class Settings(BaseSettings):
     # Hidden-stage runtime figures and run timestamps a submitter sees (issue 19): server.runs.run_view.
     hidden_runtime: Literal["maintainers", "coarse", "submitters"] = "maintainers"
     # The hidden stage's end is held to a multiple of this after the stage began (0: off; not applied
-    # with hidden_runtime "submitters" or to baselines): server.worker.phases.hold_to_grid.
+    # with hidden_runtime "submitters" or to baselines): server.worker.stages.hold_to_grid.
     hidden_end_grid: timedelta = timedelta(minutes=1)
     # Uploads are refused (507) while the data dir has less free space; default: 2x max_upload_bytes.
     min_free_bytes: int | None = None

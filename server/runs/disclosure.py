@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Literal
 
 from runner.spec import ErrorCode
-from server.runs.policy import Fault, Phase, Told
+from server.runs.policy import Fault, Stage, Told
 
 HiddenLogs = Literal["maintainers", "none", "submitters"]
 
@@ -63,15 +63,15 @@ def submitter_message(fault: Fault, told: Told, code: ErrorCode, *, refunded: bo
     return _GENERIC.get(code, _GENERIC[ErrorCode.INFRA_ERROR])
 
 
-def public_log(hidden_logs: HiddenLogs, phase: Phase, tail: str) -> str | None:
-    """The part of a phase's log tail submitters may read (None: keep what is there)."""
-    if phase is Phase.PREFLIGHT:
+def public_log(hidden_logs: HiddenLogs, stage: Stage, tail: str) -> str | None:
+    """The part of a stage's log tail submitters may read (None: keep what is there)."""
+    if stage is Stage.PREFLIGHT:
         return tail
     return tail if hidden_logs == "submitters" else None
 
 
-def maintainer_log(hidden_logs: HiddenLogs, phase: Phase, tail: str) -> str | None:
+def maintainer_log(hidden_logs: HiddenLogs, stage: Stage, tail: str) -> str | None:
     """The hidden run's log tail kept for maintainers (None: not kept)."""
-    if phase is Phase.PREFLIGHT or hidden_logs == "none":
+    if stage is Stage.PREFLIGHT or hidden_logs == "none":
         return None
     return tail

@@ -1,11 +1,11 @@
 """The run policy: one table from how a run stopped to what happens next.
 
 Every ending of a run — a model that crashed, an engine that went away, a cancel, a worker shutting
-down — is described as a `Fault` (phase, fault kind, error code) and handed to `decide`, which
+down — is described as a `Fault` (stage, fault kind, error code) and handed to `decide`, which
 reads `RULES` top to bottom; the first matching rule wins (as in Kubernetes'
 ``podFailurePolicy`` or Prefect's exit-code table). The rule says:
 
-* **action** — ``retry`` (back to the queue, resumed at the same phase after `backoff`; bounded by
+* **action** — ``retry`` (back to the queue, resumed at the same stage after `backoff`; bounded by
   ``CSAWM_MAX_ATTEMPTS``), ``fail`` (terminal: ``failed`` or ``cancelled``) or ``hand_back``
   (the worker is stopping: the run goes back to the queue at once, no attempt burned, no charge);
 * **payer** — who pays if the run ends here: the ``submitter`` (the quota charge stands) or the
@@ -22,7 +22,7 @@ reads `RULES` top to bottom; the first matching rule wins (as in Kubernetes'
 
 Retries that run out become ``fail`` with ``infra_error``, paid by the project. No other code
 decides refunds: the worker applies `Decision` (`server.worker.endings`), the API's cancel asks
-`decide` with phase ``queued``.
+`decide` with stage ``queued``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from runner.errors import FaultKind
 from runner.spec import ErrorCode
 
 
-class Phase(enum.StrEnum):
+class Stage(enum.StrEnum):
     """Where a run was when it stopped. ``queued`` covers a cancel before any container started."""
 
     QUEUED = "queued"
@@ -65,7 +65,7 @@ class Told(enum.StrEnum):
 class Fault:
     """How a run stopped. `message` is the full text (for maintainers); `exit_code` may be shown."""
 
-    phase: Phase
+    stage: Stage
     kind: FaultKind
     code: ErrorCode
     message: str
@@ -74,9 +74,9 @@ class Fault:
 
 @dataclass(frozen=True)
 class Rule:
-    """One row of the table; ``None`` in `phases`/`kinds`/`codes` matches anything."""
+    """One row of the table; ``None`` in `stages`/`kinds`/`codes` matches anything."""
 
-    phases: frozenset[Phase] | None
+    stages: frozenset[Stage] | None
     kinds: frozenset[FaultKind] | None
     codes: frozenset[ErrorCode] | None
     action: Action
@@ -90,33 +90,33 @@ class Rule:
 
     def matches(self, fault: Fault) -> bool:
         return (
-            (self.phases is None or fault.phase in self.phases)
+            (self.stages is None or fault.stage in self.stages)
             and (self.kinds is None or fault.kind in self.kinds)
             and (self.codes is None or fault.code in self.codes)
         )
 
 
-def _set(*items: Phase | FaultKind | ErrorCode) -> frozenset:  # type: ignore[type-arg]
+def _set(*items: Stage | FaultKind | ErrorCode) -> frozenset:  # type: ignore[type-arg]
     return frozenset(items)
 
 
-_CONTAINER_PHASES = _set(Phase.PREFLIGHT, Phase.HIDDEN)
+_CONTAINER_STAGES = _set(Stage.PREFLIGHT, Stage.HIDDEN)
 _USER_FAULTS = _set(FaultKind.MODEL, FaultKind.TIMEOUT)
 
 RULES: tuple[Rule, ...] = (
     Rule(None, _set(FaultKind.SHUTDOWN), None, Action.HAND_BACK, Payer.PROJECT, Told.GENERIC,
          "the worker stopped; the run is handed back"),
-    Rule(_set(Phase.QUEUED, Phase.PREFLIGHT), _set(FaultKind.CANCELLED), None, Action.FAIL,
+    Rule(_set(Stage.QUEUED, Stage.PREFLIGHT), _set(FaultKind.CANCELLED), None, Action.FAIL,
          Payer.PROJECT, Told.FULL, "cancelled before the hidden run started"),
     Rule(None, _set(FaultKind.CANCELLED), None, Action.FAIL, Payer.SUBMITTER, Told.FULL,
          "cancelled after the hidden run started"),
-    Rule(_set(Phase.PREFLIGHT), _USER_FAULTS, None, Action.FAIL, Payer.PROJECT, Told.FULL,
+    Rule(_set(Stage.PREFLIGHT), _USER_FAULTS, None, Action.FAIL, Payer.PROJECT, Told.FULL,
          "preflight failure costs no quota"),
-    Rule(_set(Phase.HIDDEN), _USER_FAULTS, None, Action.FAIL, Payer.SUBMITTER, Told.CODE,
+    Rule(_set(Stage.HIDDEN), _USER_FAULTS, None, Action.FAIL, Payer.SUBMITTER, Told.CODE,
          "model failure on the hidden images"),
-    Rule(_set(Phase.SCORING), _set(FaultKind.MODEL), _set(ErrorCode.OUTPUT_INVALID), Action.FAIL,
+    Rule(_set(Stage.SCORING), _set(FaultKind.MODEL), _set(ErrorCode.OUTPUT_INVALID), Action.FAIL,
          Payer.SUBMITTER, Told.CODE, "invalid predictions for the hidden images"),
-    Rule(_set(Phase.SCORING), _set(FaultKind.SCORER), None, Action.FAIL, Payer.SUBMITTER, Told.GENERIC,
+    Rule(_set(Stage.SCORING), _set(FaultKind.SCORER), None, Action.FAIL, Payer.SUBMITTER, Told.GENERIC,
          "the scorer failed on the model's predictions; the team is held for review",
          alert=True, hold=True, code=ErrorCode.INFRA_ERROR),
     Rule(None, _set(FaultKind.TRANSIENT_INFRA), None, Action.RETRY, Payer.PROJECT, Told.GENERIC,

@@ -38,7 +38,7 @@ from server.registry.image_check import RemoteImage, inspect_reference
 from server.registry.push import push_archive
 from server.registry.reference import TEAM_NAMESPACE, image_tag, parse_reference, team_repository
 from server.runs import holds
-from server.runs.policy import Fault, Phase, decide
+from server.runs.policy import Fault, Stage, decide
 from server.runs.transitions import transition
 
 # An inspected archive may be gzip (up to this many times larger unpacked, as the router allows)
@@ -239,15 +239,15 @@ def cancel(
         raise TransitionConflict(f"submission {submission_id} already ended ({sub.status.value})")
     if sub.status == RunStatus.QUEUED:
         # A queued run may be a retry that already ran on the hidden images: the policy table
-        # decides who pays from the phase it would resume at.
-        phase = {RunStatus.RUNNING.value: Phase.HIDDEN, RunStatus.SCORING.value: Phase.SCORING}.get(
-            sub.resume_status or "", Phase.QUEUED
+        # decides who pays from the stage it would resume at.
+        stage = {RunStatus.RUNNING.value: Stage.HIDDEN, RunStatus.SCORING.value: Stage.SCORING}.get(
+            sub.resume_status or "", Stage.QUEUED
         )
         message = (
-            "cancelled before it started" if phase is Phase.QUEUED else "cancelled while waiting to resume"
+            "cancelled before it started" if stage is Stage.QUEUED else "cancelled while waiting to resume"
         )
         decision = decide(
-            Fault(phase=phase, kind=FaultKind.CANCELLED, code=ErrorCode.CANCELLED, message=message),
+            Fault(stage=stage, kind=FaultKind.CANCELLED, code=ErrorCode.CANCELLED, message=message),
             retries=sub.retries,
             max_attempts=1,
         )

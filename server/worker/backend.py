@@ -1,6 +1,6 @@
 """What the worker needs to know about a backend beyond `runner.spec.Runner`.
 
-`run_limits`: the limits of one phase from the ``CSAWM_RUN_*`` settings, the same for every backend
+`run_limits`: the limits of one stage from the ``CSAWM_RUN_*`` settings, the same for every backend
 (``csawm k8s render-job`` uses it too, so the Job it prints carries the worker's limits).
 """
 
@@ -16,15 +16,15 @@ PREFLIGHT_LOG_LINES = 2000
 PREFLIGHT_LOG_BYTES = 256 * 1024
 
 
-def run_limits(settings: Settings, phase: str) -> RunLimits:
+def run_limits(settings: Settings, stage: str) -> RunLimits:
     """Limits of a ``preflight`` or ``hidden`` run: ``CSAWM_RUN_MEMORY``, ``CSAWM_RUN_CPUS``,
     ``CSAWM_RUN_GPUS``, and ``CSAWM_PREFLIGHT_TIMEOUT`` or ``CSAWM_RUN_TIMEOUT``."""
     limits = RunLimits(
-        timeout=settings.preflight_timeout if phase == "preflight" else settings.run_timeout,
+        timeout=settings.preflight_timeout if stage == "preflight" else settings.run_timeout,
         memory_bytes=settings.run_memory,
         cpus=settings.run_cpus,
         gpus=settings.run_gpus,
     )
-    if phase == "preflight":
+    if stage == "preflight":
         return replace(limits, log_tail_lines=PREFLIGHT_LOG_LINES, log_tail_bytes=PREFLIGHT_LOG_BYTES)
     return limits

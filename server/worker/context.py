@@ -1,8 +1,8 @@
-"""The state one worker keeps about the run it is processing, and how a phase reports a stop.
+"""The state one worker keeps about the run it is processing, and how a stage reports a stop.
 
-A phase either returns (the run moved on to its next status) or raises:
+A stage either returns (the run moved on to its next status) or raises:
 
-* `PhaseFault` — the run stopped for a reason the policy table must judge (`server.runs.policy`);
+* `StageFault` — the run stopped for a reason the policy table must judge (`server.runs.policy`);
 * `server.runs.transitions.LeaseLost` — another worker owns the run now: touch nothing more.
 """
 
@@ -19,35 +19,35 @@ from server.core.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import RunStatus
-from server.runs.policy import Fault, Phase
+from server.runs.policy import Fault, Stage
 from server.worker.queue import Lease
 
-PHASE_OF_STATUS: dict[RunStatus, Phase] = {
-    RunStatus.QUEUED: Phase.QUEUED,
-    RunStatus.PREFLIGHT: Phase.PREFLIGHT,
-    RunStatus.RUNNING: Phase.HIDDEN,
-    RunStatus.SCORING: Phase.SCORING,
+STAGE_OF_STATUS: dict[RunStatus, Stage] = {
+    RunStatus.QUEUED: Stage.QUEUED,
+    RunStatus.PREFLIGHT: Stage.PREFLIGHT,
+    RunStatus.RUNNING: Stage.HIDDEN,
+    RunStatus.SCORING: Stage.SCORING,
 }
 
 
-class PhaseFault(Exception):
-    """A phase stopped; `fault` says where and why, `log_tail` is that phase's log (if any)."""
+class StageFault(Exception):
+    """A stage stopped; `fault` says where and why, `log_tail` is that stage's log (if any)."""
 
     def __init__(self, fault: Fault, log_tail: str = "") -> None:
-        super().__init__(f"{fault.phase.value}: {fault.kind.value} {fault.code.value}: {fault.message}")
+        super().__init__(f"{fault.stage.value}: {fault.kind.value} {fault.code.value}: {fault.message}")
         self.fault = fault
         self.log_tail = log_tail
 
 
 def fault(
-    phase: Phase, kind: FaultKind, code: ErrorCode, message: str, *, exit_code: int | None = None
-) -> PhaseFault:
-    return PhaseFault(Fault(phase=phase, kind=kind, code=code, message=message, exit_code=exit_code))
+    stage: Stage, kind: FaultKind, code: ErrorCode, message: str, *, exit_code: int | None = None
+) -> StageFault:
+    return StageFault(Fault(stage=stage, kind=kind, code=code, message=message, exit_code=exit_code))
 
 
 @dataclass(frozen=True)
 class WorkerEnv:
-    """What every phase may use: the settings, the database, the runner and this worker's names."""
+    """What every stage may use: the settings, the database, the runner and this worker's names."""
 
     settings: Settings
     db: Database
@@ -80,8 +80,8 @@ class RunContext:
         return self.lease.submission_id
 
     @property
-    def phase(self) -> Phase:
-        return PHASE_OF_STATUS.get(self.status, Phase.PREFLIGHT)
+    def stage(self) -> Stage:
+        return STAGE_OF_STATUS.get(self.status, Stage.PREFLIGHT)
 
     def attempt_dir(self, data_dir: Path) -> Path:
         return run_dir(data_dir, self.sub_id) / f"a{self.lease.attempt}"

@@ -23,29 +23,29 @@ from server.models import FailedPhase, RunStatus
 from server.quota import service as quota
 from server.runs import alerts, holds
 from server.runs.disclosure import HANDED_BACK_NOTE, RETRY_NOTE, maintainer_log, public_log, submitter_message
-from server.runs.policy import Action, Decision, Phase
+from server.runs.policy import Action, Decision, Stage
 from server.runs.transitions import transition
 from server.worker.backend import PREFLIGHT_LOG_BYTES
-from server.worker.context import PhaseFault, RunContext, WorkerEnv, run_dir
-from server.worker.phases import runtime_of, transact
+from server.worker.context import RunContext, StageFault, WorkerEnv, run_dir
+from server.worker.stages import runtime_of, transact
 
 log = logging.getLogger("csawm.worker")
 
-FAILED_PHASE: dict[Phase, FailedPhase] = {
-    Phase.QUEUED: FailedPhase.PREFLIGHT,
-    Phase.PREFLIGHT: FailedPhase.PREFLIGHT,
-    Phase.HIDDEN: FailedPhase.HIDDEN,
-    Phase.SCORING: FailedPhase.SCORING,
+FAILED_PHASE: dict[Stage, FailedPhase] = {
+    Stage.QUEUED: FailedPhase.PREFLIGHT,
+    Stage.PREFLIGHT: FailedPhase.PREFLIGHT,
+    Stage.HIDDEN: FailedPhase.HIDDEN,
+    Stage.SCORING: FailedPhase.SCORING,
 }
 
 
-def apply(env: WorkerEnv, ctx: RunContext, pf: PhaseFault, decision: Decision) -> None:
+def apply(env: WorkerEnv, ctx: RunContext, pf: StageFault, decision: Decision) -> None:
     """Carry out `decision` for the stop `pf` of the run in `ctx` (under this worker's lease)."""
     f = pf.fault
     log.info("run %s: %s -> %s (%s)", ctx.sub_id, pf, decision.action.value, decision.reason)
 
     def write(session: Session) -> None:
-        logs = _logs(env, f.phase, pf.log_tail)
+        logs = _logs(env, f.stage, pf.log_tail)
         if decision.action is Action.FAIL:
             to = RunStatus.CANCELLED if decision.code is ErrorCode.CANCELLED else RunStatus.FAILED
             public = submitter_message(f, decision.told, decision.code, refunded=decision.refund)
@@ -58,7 +58,7 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: PhaseFault, decision: Decision) -
                 owner=env.name,
                 attempt=ctx.lease.attempt,
                 error_code=decision.code.value,
-                failed_phase=FAILED_PHASE[f.phase],
+                failed_phase=FAILED_PHASE[f.stage],
                 error_message=public,
                 error_detail=f.message,
             )
@@ -84,7 +84,7 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: PhaseFault, decision: Decision) -
                 sub.retries = ctx.retries + 1
                 sub.retry_at = utcnow() + decision.backoff if decision.backoff > timedelta(0) else None
         if decision.alert:
-            detail = {"phase": f.phase.value, "kind": f.kind.value, "error_code": decision.code.value}
+            detail = {"phase": f.stage.value, "kind": f.kind.value, "error_code": decision.code.value}
             alerts.alert(session, ctx.sub_id, actor=actor, reason=decision.reason, detail=detail)
         for key, value in logs.items():
             setattr(sub, key, value)
@@ -97,14 +97,14 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: PhaseFault, decision: Decision) -
         finish(env, ctx)
 
 
-def _logs(env: WorkerEnv, phase: Phase, tail: str) -> dict[str, Any]:
+def _logs(env: WorkerEnv, stage: Stage, tail: str) -> dict[str, Any]:
     if not tail:
         return {}
     values: dict[str, Any] = {}
-    shown = public_log(env.settings.hidden_logs, phase, tail)
+    shown = public_log(env.settings.hidden_logs, stage, tail)
     if shown is not None:
         values["log_tail"] = shown[-PREFLIGHT_LOG_BYTES:]
-    kept = maintainer_log(env.settings.hidden_logs, phase, tail)
+    kept = maintainer_log(env.settings.hidden_logs, stage, tail)
     if kept is not None:
         values["hidden_log_tail"] = kept
     return values

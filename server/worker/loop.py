@@ -1,8 +1,8 @@
-"""The worker: lease a run, carry it through its phases, and ask the policy table at every ending.
+"""The worker: lease a run, carry it through its stages, and ask the policy table at every ending.
 
-One worker handles one run at a time (`process`): the phases (`server.worker.phases`) move it
+One worker handles one run at a time (`process`): the stages (`server.worker.stages`) move it
 ``preflight → running → scoring → succeeded``, resuming at the status it had; whatever stops it is
-a `PhaseFault` judged by `server.runs.policy.decide` and applied by `server.worker.endings`.
+a `StageFault` judged by `server.runs.policy.decide` and applied by `server.worker.endings`.
 
 While a run is processed, a heartbeat thread renews the lease every third of its TTL, writes the
 worker's heartbeat row, and watches for a cancel request; if the lease is lost (this worker stalled
@@ -37,9 +37,10 @@ from server.models import RunStatus, Submission
 from server.runs.policy import Action, Decision, decide
 from server.runs.transitions import LeaseLost
 from server.worker import endings, janitor, presence, test_set
-from server.worker.context import PhaseFault, RunContext, WorkerEnv, fault
+from server.worker.context import RunContext, StageFault, WorkerEnv, fault
 from server.worker.evaluation import EvaluationSet
-from server.worker.phases import (
+from server.worker.queue import Lease, lease_next, renew
+from server.worker.stages import (
     Scorer,
     check_signals,
     ensure_image,
@@ -50,7 +51,6 @@ from server.worker.phases import (
     score_report,
     transact,
 )
-from server.worker.queue import Lease, lease_next, renew
 
 log = logging.getLogger("csawm.worker")
 
@@ -264,14 +264,14 @@ class Worker:
         beat.start()
         try:
             self._resume(ctx)
-        except PhaseFault as pf:
+        except StageFault as pf:
             self._end(ctx, pf)
         except LeaseLost as exc:
             log.info("run %s: %s", ctx.sub_id, exc)
-        except Exception as exc:  # our bug or an outage mid-phase: retried at the same phase
+        except Exception as exc:  # our bug or an outage mid-stage: retried at the same stage
             log.exception("run %s: unexpected worker error", ctx.sub_id)
             unexpected = fault(
-                ctx.phase, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, f"worker error: {_describe(exc)}"
+                ctx.stage, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, f"worker error: {_describe(exc)}"
             )
             try:
                 self._end(ctx, unexpected)
@@ -292,8 +292,8 @@ class Worker:
             ctx.archive_bytes = sub.archive_bytes
             ctx.baseline = sub.baseline
             ctx.timings.update(sub.timings or {})
-            for phase, values in ((sub.runtime or {}).get("phases") or {}).items():
-                ctx.runtime[phase] = dict(values)
+            for stage, values in ((sub.runtime or {}).get("phases") or {}).items():
+                ctx.runtime[stage] = dict(values)
             ctx.created_at = sub.created_at
             if sub.cancel_requested:  # asked while the run was queued or held by its previous worker
                 ctx.cancel.set()
@@ -309,7 +309,7 @@ class Worker:
         try:
             evaluation = self.evaluation
         except RunnerError as exc:
-            raise fault(ctx.phase, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, exc.message) from None
+            raise fault(ctx.stage, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, exc.message) from None
         image: str | None = None
         if ctx.status is RunStatus.PREFLIGHT:
             image = ensure_image(self.env, self.runner, ctx)
@@ -330,7 +330,7 @@ class Worker:
             )
             self._quietly_cancel(lease.previous_handle)
         pf = fault(
-            ctx.phase,
+            ctx.stage,
             FaultKind.TRANSIENT_INFRA,
             ErrorCode.INFRA_ERROR,
             f"the worker {lease.recovered_from} stopped renewing its lease",
@@ -346,7 +346,7 @@ class Worker:
 
         transact(self.env, count)
 
-    def _decide(self, ctx: RunContext, pf: PhaseFault) -> Decision:
+    def _decide(self, ctx: RunContext, pf: StageFault) -> Decision:
         s = self.settings
         return decide(
             pf.fault,
@@ -355,7 +355,7 @@ class Worker:
             backoff_base=s.retry_backoff,
         )
 
-    def _end(self, ctx: RunContext, pf: PhaseFault) -> None:
+    def _end(self, ctx: RunContext, pf: StageFault) -> None:
         decision = self._decide(ctx, pf)
         endings.apply(self.env, ctx, pf, decision)
         if decision.action is not Action.FAIL:

@@ -27,7 +27,7 @@ from server.runs import store
 from server.runs.rescore import rescore
 from server.worker.evaluation import EvaluationSet, NoPublicTestSet
 from server.worker.loop import Worker
-from server.worker.phases import score_report
+from server.worker.stages import score_report
 
 HOUR = timedelta(hours=1)
 

@@ -33,7 +33,7 @@ from server.models import LadderStepRow, ReviewState, Role, RunStatus, Submissio
 from server.runs.rescore import rescore
 from server.worker.evaluation import EvaluationSet
 from server.worker.loop import Worker
-from server.worker.phases import score_report
+from server.worker.stages import score_report
 
 HOUR = timedelta(hours=1)
 

@@ -23,7 +23,7 @@ from server.models import AuditEntry, Submission, SubmissionReport
 from server.runs.rescore import rescore
 from server.worker.evaluation import EvaluationSet
 from server.worker.loop import Worker
-from server.worker.phases import score_report
+from server.worker.stages import score_report
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from server.core.clock import utcnow
 from server.core.db import Database
 from server.models import QuotaEntry, Role, Submission
 from server.worker.loop import Worker
-from server.worker.phases import score_report
+from server.worker.stages import score_report
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(400)]
 CSAWM = str(Path(sys.executable).with_name("csawm"))

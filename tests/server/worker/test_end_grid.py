@@ -17,7 +17,7 @@ from srvtest.fakes import FakeRunner
 from runner.spec import RunResult, RunSpec
 from server.models import RunEvent, RunStatus
 from server.worker.loop import Worker
-from server.worker.phases import grid_wait
+from server.worker.stages import grid_wait
 
 GRID = 1.5
 

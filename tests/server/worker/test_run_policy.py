@@ -21,7 +21,7 @@ from runner.spec import ErrorCode, RunResult, RunSpec, TerminalState
 from server.models import FailedPhase, QuotaEntry, Role, RunStatus, Submission
 from server.runs import store
 from server.worker.loop import Worker
-from server.worker.phases import score_report
+from server.worker.stages import score_report
 
 MARKER = "HIDDEN-SET-MARKER-7f3a"
 

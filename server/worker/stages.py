@@ -1,7 +1,7 @@
-"""The phases of a run, each a function that moves the run one status on or raises `PhaseFault`.
+"""The stages of a run, each a function that moves the run one status on or raises `StageFault`.
 
 ==================  ===================  ====================================================
-phase               status before/after  what it does
+stage               status before/after  what it does
 ==================  ===================  ====================================================
 `ensure_image`      (any container one)  the image is in the runner (loaded from the archive
                                          once; a retry or takeover finds it by id)
@@ -14,7 +14,7 @@ phase               status before/after  what it does
                                          and scored; the report saved
 ==================  ===================  ====================================================
 
-A phase never decides what a failure costs or who is told: it raises `PhaseFault` and the worker
+A stage never decides what a failure costs or who is told: it raises `StageFault` and the worker
 asks `server.runs.policy`. Because a requeued run resumes at the status it had, a passed preflight
 is not run again and stored hidden predictions are scored, never re-run.
 """
@@ -41,10 +41,10 @@ from server.models import RunStatus, Submission
 from server.phases.service import of_name as competition_phase
 from server.runs import reports, store
 from server.runs.disclosure import maintainer_log, public_log
-from server.runs.policy import Phase
+from server.runs.policy import Stage
 from server.runs.transitions import LeaseLost, transition
 from server.worker.backend import PREFLIGHT_LOG_BYTES, run_limits
-from server.worker.context import PhaseFault, RunContext, WorkerEnv, fault
+from server.worker.context import RunContext, StageFault, WorkerEnv, fault
 from server.worker.evaluation import EvaluationSet, NoPublicTestSet
 
 log = logging.getLogger("csawm.worker")
@@ -65,7 +65,7 @@ def score_report(predictions: Any, evaluation: EvaluationSet, resamples: int, se
 
 
 # A database that blinks (a restart, a lock held too long) must not lose a run that is otherwise fine:
-# writes are retried for up to this long before the phase gives up (the lease TTL is longer).
+# writes are retried for up to this long before the stage gives up (the lease TTL is longer).
 DB_RETRY_S = 20.0
 
 
@@ -110,7 +110,7 @@ def _move(
 
 
 def runtime_of(ctx: RunContext) -> dict[str, Any]:
-    """The submission's ``runtime`` JSON: per phase wall/CPU/GPU seconds and peak memory, image size."""
+    """The submission's ``runtime`` JSON: per stage wall/CPU/GPU seconds and peak memory, image size."""
     return {
         "phases": {name: dict(values) for name, values in ctx.runtime.items()},
         "image_bytes": ctx.archive_bytes,
@@ -129,7 +129,7 @@ def ensure_image(env: WorkerEnv, runner: Runner, ctx: RunContext) -> str:
     An image already present (same image id) is not loaded again. The loaded id must be the id the
     upload was inspected as; anything else is the submitter's image being inconsistent.
     """
-    phase = ctx.phase
+    stage = ctx.stage
     use_reference = ctx.image_ref is not None and (ctx.archive is None or not runner.accepts_archives)
     if use_reference:
         assert ctx.image_ref is not None
@@ -137,11 +137,11 @@ def ensure_image(env: WorkerEnv, runner: Runner, ctx: RunContext) -> str:
         try:
             image = runner.image_for_reference(ctx.image_ref, ctx.image_digest)
         except RunnerError as exc:
-            raise fault(phase, exc.kind, exc.code, exc.message) from None
+            raise fault(stage, exc.kind, exc.code, exc.message) from None
         ctx.timings.setdefault("image_load_s", round(time.monotonic() - started, 3))
         return image
     if ctx.archive is None:
-        raise fault(phase, FaultKind.MODEL, ErrorCode.IMAGE_INVALID, "the submission has no image")
+        raise fault(stage, FaultKind.MODEL, ErrorCode.IMAGE_INVALID, "the submission has no image")
     digest = ctx.image_digest
     started = time.monotonic()
     try:
@@ -150,7 +150,7 @@ def ensure_image(env: WorkerEnv, runner: Runner, ctx: RunContext) -> str:
             return digest
         if not runner.accepts_archives:
             raise fault(
-                phase,
+                stage,
                 FaultKind.PERMANENT_INFRA,
                 ErrorCode.INFRA_ERROR,
                 f"the {runner.name} runner cannot run an uploaded archive without a registry reference",
@@ -158,18 +158,18 @@ def ensure_image(env: WorkerEnv, runner: Runner, ctx: RunContext) -> str:
         loaded = runner.load_archive(ctx.archive)
     except ImageArchiveError as exc:
         raise fault(
-            phase, FaultKind.MODEL, ErrorCode.IMAGE_INVALID, f"image archive refused: {exc}"
+            stage, FaultKind.MODEL, ErrorCode.IMAGE_INVALID, f"image archive refused: {exc}"
         ) from None
     except RunnerError as exc:
-        raise fault(phase, exc.kind, exc.code, exc.message) from None
+        raise fault(stage, exc.kind, exc.code, exc.message) from None
     except OSError as exc:
         raise fault(
-            phase, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, f"cannot read the stored archive: {exc}"
+            stage, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, f"cannot read the stored archive: {exc}"
         ) from None
     ctx.timings["image_load_s"] = round(time.monotonic() - started, 3)
     if loaded != digest:
         raise fault(
-            phase,
+            stage,
             FaultKind.MODEL,
             ErrorCode.IMAGE_INVALID,
             f"the archive loaded as {loaded}, not the uploaded image {digest}",
@@ -185,9 +185,9 @@ def check_signals(ctx: RunContext) -> None:
     if ctx.lost.is_set():
         raise LeaseLost(f"run {ctx.sub_id}: lease lost; another worker owns the run")
     if ctx.shutdown.is_set():
-        raise fault(ctx.phase, FaultKind.SHUTDOWN, ErrorCode.CANCELLED, "the worker is stopping")
+        raise fault(ctx.stage, FaultKind.SHUTDOWN, ErrorCode.CANCELLED, "the worker is stopping")
     if ctx.cancel.is_set():
-        raise fault(ctx.phase, FaultKind.CANCELLED, ErrorCode.CANCELLED, "cancelled on request")
+        raise fault(ctx.stage, FaultKind.CANCELLED, ErrorCode.CANCELLED, "cancelled on request")
 
 
 def _record_handle(env: WorkerEnv, ctx: RunContext, handle: str, *, started: bool) -> None:
@@ -218,21 +218,21 @@ def execute(
     env: WorkerEnv,
     runner: Runner,
     ctx: RunContext,
-    phase: Phase,
+    stage: Stage,
     image: str,
     input_dir: Path,
     input_name: str | None = None,
 ) -> RunResult:
     """Run one container to its end; model outcomes come back as the result, the rest is raised."""
     spec = RunSpec(
-        run_id=f"{env.instance}-{ctx.sub_id}-{phase.value}",
+        run_id=f"{env.instance}-{ctx.sub_id}-{stage.value}",
         image=image,
         input_dir=input_dir,
         input_name=input_name,
-        output_dir=ctx.attempt_dir(env.settings.data_dir) / phase.value / "output",
-        limits=run_limits(env.settings, phase.value),
+        output_dir=ctx.attempt_dir(env.settings.data_dir) / stage.value / "output",
+        limits=run_limits(env.settings, stage.value),
         attempt=ctx.lease.attempt,
-        phase=phase.value,
+        phase=stage.value,
     )
     spec.output_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     check_signals(ctx)
@@ -242,7 +242,7 @@ def execute(
     try:
         handle = runner.start(spec)
         ctx.handle = handle
-        ctx.timings[f"{phase.value}_started_after_s"] = round((utcnow() - ctx.created_at).total_seconds(), 3)
+        ctx.timings[f"{stage.value}_started_after_s"] = round((utcnow() - ctx.created_at).total_seconds(), 3)
         _record_handle(env, ctx, handle, started=True)
         if ctx.cancel.is_set() or ctx.lost.is_set() or ctx.shutdown.is_set():
             quietly(runner.cancel, handle)
@@ -250,7 +250,7 @@ def execute(
     except RunnerError as exc:
         if exc.kind is not FaultKind.MODEL:
             check_signals(ctx)
-            raise fault(phase, exc.kind, exc.code, exc.message) from None
+            raise fault(stage, exc.kind, exc.code, exc.message) from None
         result = RunResult(
             state=TerminalState.FAILED,
             error_code=exc.code,
@@ -266,9 +266,9 @@ def execute(
         ctx.handle = None
         quietly(runner.cleanup, handle)
     wall = round(time.monotonic() - started, 3)
-    ctx.timings[f"{phase.value}_s"] = wall
+    ctx.timings[f"{stage.value}_s"] = wall
     gpus = spec.limits.gpus
-    ctx.runtime[phase.value] = {
+    ctx.runtime[stage.value] = {
         "wall_s": wall,
         "container_s": round(result.duration_s, 3),
         "cpu_s": None if result.cpu_seconds is None else round(result.cpu_seconds, 3),
@@ -277,21 +277,21 @@ def execute(
     }
     check_signals(ctx)
     if result.error_code is ErrorCode.INFRA_ERROR:
-        raise fault(phase, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, result.message)
+        raise fault(stage, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, result.message)
     if result.error_code is ErrorCode.CANCELLED:  # stopped by nobody we know of: the engine, an operator
-        raise fault(phase, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, "the container was stopped")
+        raise fault(stage, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, "the container was stopped")
     return result
 
 
-def _model_failure(phase: Phase, result: RunResult, message: str) -> PhaseFault:
+def _model_failure(stage: Stage, result: RunResult, message: str) -> StageFault:
     code = result.error_code
     assert code is not None
-    pf = fault(phase, fault_kind(code), code, message, exit_code=result.exit_code)
+    pf = fault(stage, fault_kind(code), code, message, exit_code=result.exit_code)
     pf.log_tail = result.log_tail
     return pf
 
 
-# -- the phases ---------------------------------------------------------------------------------------
+# -- the stages ---------------------------------------------------------------------------------------
 
 
 def run_preflight(
@@ -300,15 +300,15 @@ def run_preflight(
     """preflight → running: the image on a few sample images, in the same sandbox."""
     from server.scoring.predictions import PredictionsError, read_predictions
 
-    result = execute(env, runner, ctx, Phase.PREFLIGHT, image, evaluation.preflight_input)
+    result = execute(env, runner, ctx, Stage.PREFLIGHT, image, evaluation.preflight_input)
     what = f"{len(evaluation.preflight_filenames)} {evaluation.preflight_source} sample images"
     if result.error_code is not None:
-        raise _model_failure(Phase.PREFLIGHT, result, f"preflight on {what} failed: {result.message}")
+        raise _model_failure(Stage.PREFLIGHT, result, f"preflight on {what} failed: {result.message}")
     try:
         read_predictions(result.predictions or b"", expected=evaluation.preflight_filenames)
     except PredictionsError as exc:
         pf = fault(
-            Phase.PREFLIGHT,
+            Stage.PREFLIGHT,
             FaultKind.MODEL,
             ErrorCode.OUTPUT_INVALID,
             f"preflight predictions.csv is invalid: {exc}",
@@ -332,23 +332,23 @@ def run_hidden(
     try:
         evaluation = evaluation.scored_on(test_set)
     except NoPublicTestSet as exc:
-        raise fault(Phase.HIDDEN, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
+        raise fault(Stage.HIDDEN, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
     began = time.monotonic()
     result = execute(
-        env, runner, ctx, Phase.HIDDEN, image, evaluation.hidden_input, evaluation.hidden_input_name
+        env, runner, ctx, Stage.HIDDEN, image, evaluation.hidden_input, evaluation.hidden_input_name
     )
     hold_to_grid(env, ctx, began)
     if result.error_code is not None:
-        raise _model_failure(Phase.HIDDEN, result, result.message)
+        raise _model_failure(Stage.HIDDEN, result, result.message)
     sha = store.save(env.settings.data_dir, result.predictions or b"")
     # The test set whose input was mounted: `score` reads the predictions against it, whatever the
     # phase says by then (a maintainer may change a phase's test set meanwhile).
     values: dict[str, Any] = {"predictions_sha256": sha, "reproducibility": {"test_set": test_set}}
     hidden_logs = env.settings.hidden_logs
-    kept = maintainer_log(hidden_logs, Phase.HIDDEN, result.log_tail)
+    kept = maintainer_log(hidden_logs, Stage.HIDDEN, result.log_tail)
     if kept is not None:
         values["hidden_log_tail"] = kept
-    shown = public_log(hidden_logs, Phase.HIDDEN, result.log_tail)
+    shown = public_log(hidden_logs, Stage.HIDDEN, result.log_tail)
     if shown is not None:
         values["log_tail"] = shown
     _move(env, ctx, RunStatus.SCORING, "hidden run finished", **values)
@@ -409,20 +409,20 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
     try:
         evaluation = evaluation.scored_on(test_set)
     except NoPublicTestSet as exc:
-        raise fault(Phase.SCORING, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
+        raise fault(Stage.SCORING, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
     try:
         if sha is None:
             raise store.PredictionsMissing("no hidden predictions were stored")
         data = store.load(env.settings.data_dir, sha)
     except store.PredictionsMissing as exc:
-        ctx.status = RunStatus.RUNNING  # resume by running the hidden phase again: nothing else to score
-        raise fault(Phase.SCORING, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
+        ctx.status = RunStatus.RUNNING  # resume by running the hidden stage again: nothing else to score
+        raise fault(Stage.SCORING, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
     started = time.monotonic()
     try:
         predictions = read_predictions(data, expected=evaluation.hidden_filenames)
     except PredictionsError as exc:
         raise fault(
-            Phase.SCORING, FaultKind.MODEL, ErrorCode.OUTPUT_INVALID, f"predictions.csv is invalid: {exc}"
+            Stage.SCORING, FaultKind.MODEL, ErrorCode.OUTPUT_INVALID, f"predictions.csv is invalid: {exc}"
         ) from None
     s = env.settings
     try:
@@ -432,7 +432,7 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
         # could make crashes a channel), charged, the maintainers alerted, the team held (policy).
         log.exception("run %s: the scorer failed on the stored predictions", ctx.sub_id)
         raise fault(
-            Phase.SCORING,
+            Stage.SCORING,
             FaultKind.SCORER,
             ErrorCode.INFRA_ERROR,
             f"the scorer failed on predictions {sha}: {exc.__class__.__name__}: {exc}",
