@@ -246,14 +246,15 @@ def _refuse_overlap(
         )
 
 
-def _close_open_ended_before(
-    session: Session, opens: datetime, *, actor: str, actor_user_id: int | None
-) -> None:
-    """An open-ended phase runs until the next one: a phase that opens at `opens`, after an
-    open-ended one opened, closes that one at `opens` (so the upgrade's ``CSAWM_PHASE`` row, open
-    since always, never blocks a new phase)."""
+def _yield_to(session: Session, opens: datetime, *, actor: str, actor_user_id: int | None) -> None:
+    """A new phase opening at `opens` ends the phases whose end was never set: an open-ended one that
+    opened before (it runs until the next phase), and one open since always (the upgrade's
+    ``CSAWM_PHASE`` row, which has no start to order it by) still open at `opens`. So that row
+    never blocks creating a phase. Any other overlap is still refused (`_refuse_overlap`)."""
     for row in rows(session):
-        if row.closes_at is None and (row.opens_at is None or row.opens_at < opens):
+        since_always = row.opens_at is None and (row.closes_at is None or opens < row.closes_at)
+        open_ended_before = row.closes_at is None and row.opens_at is not None and row.opens_at < opens
+        if since_always or open_ended_before:
             row.closes_at = opens
             session.flush()
             audit.record(
@@ -285,7 +286,7 @@ def create(
     clean = {k: v for k, v in values.items() if k in EDITABLE and v is not None}
     _check(clean)
     clean.setdefault("disclosure", Disclosure.default_for(clean.get("test_set", TestSet.PRIVATE.value)).value)
-    _close_open_ended_before(session, clean["opens_at"], actor=actor, actor_user_id=actor_user_id)
+    _yield_to(session, clean["opens_at"], actor=actor, actor_user_id=actor_user_id)
     _refuse_overlap(session, clean["opens_at"], clean.get("closes_at"), None)
     row = Phase(name=name, **_typed(clean))
     session.add(row)

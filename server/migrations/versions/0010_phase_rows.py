@@ -6,11 +6,13 @@ phases carry names with no row. This data step makes them real, so that no reade
 
 - every name the stored submissions use that has no row gets one: live, private test set, the
   disclosure default of a private set (``summary``), quotas null (the ``CSAWM_QUOTA_*`` settings,
-  as before), closed: its window runs from its first submission to just after its last, so it
-  blocks no phase created later;
-- on a server without phase rows, ``CSAWM_PHASE`` gets a row that is open now and open-ended, opening
-  where the closed rows above end (null when there are none: open since always, as the implicit
-  phase was). Creating a later phase closes an open-ended phase at the new opening
+  as before), closed: its window runs from its first submission to just after its last. Windows
+  never overlap: a window that would meet an existing row or an earlier name's window is clipped
+  to end where the other begins, and where nothing is left it shrinks to the empty window at the
+  other's opening (never open, and it blocks no window that the other does not already block);
+- on a server without phase rows, ``CSAWM_PHASE`` gets a row that is open now and open-ended,
+  opening where the closed rows above end (null when there are none: open since always, as the
+  implicit phase was). Creating a later phase closes an open-ended phase at the new opening
   (``server/phases/service.py``), so ``create-phase`` works as before.
 
 The migration learns ``CSAWM_PHASE`` from ``config.attributes["csawm_phase"]``, which
@@ -59,6 +61,18 @@ def _row(name: str, opens_at: datetime | None, closes_at: datetime | None, now: 
     }  # fmt: skip
 
 
+def _free_window(
+    opens: datetime, closes: datetime, taken: list[tuple[datetime, datetime | None]]
+) -> tuple[datetime, datetime]:
+    """`opens`..`closes` clipped so that it overlaps no window in `taken`."""
+    for other_opens, other_closes in sorted(taken, key=lambda window: window[0]):
+        if other_opens <= opens and (other_closes is None or opens < other_closes):
+            return other_opens, other_opens  # starts inside another window: the empty one at its opening
+        if opens < other_opens < closes:
+            closes = other_opens
+    return opens, closes
+
+
 def upgrade() -> None:
     with op.batch_alter_table("phases", schema=None) as batch_op:
         batch_op.alter_column("opens_at", existing_type=sa.DateTime(timezone=True), nullable=True)
@@ -86,11 +100,16 @@ def upgrade() -> None:
         ).group_by(submissions.c.phase)
     ).all()
     current = None if had_rows else _csawm_phase()
+    taken: list[tuple[datetime, datetime | None]] = [
+        (opens, closes) for opens, closes in conn.execute(sa.select(phases.c.opens_at, phases.c.closes_at))
+    ]
     new: list[dict[str, Any]] = []
     for name, first, last in sorted(used, key=lambda r: (r[1], r[0])):
         if name in known or name == current:
             continue
-        new.append(_row(name, first, min(last + AFTER_LAST, now), now))
+        opens, closes = _free_window(first, min(last + AFTER_LAST, now), taken)
+        taken.append((opens, closes))
+        new.append(_row(name, opens, closes, now))
     if current is not None:
         ends = [row["closes_at"] for row in new]
         new.append(_row(current, max(ends) if ends else None, None, now))
