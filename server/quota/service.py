@@ -48,9 +48,7 @@ class QuotaLimits:
 
         return cls(
             per_day=pick(team.quota_per_day, phase.quota_per_day, settings.quota_per_day),
-            per_week=pick(
-                team.quota_per_week, phase.quota_per_week, settings.quota_per_week
-            ),
+            per_week=pick(team.quota_per_week, phase.quota_per_week, settings.quota_per_week),
             total=pick(team.quota_total, phase.quota_total, settings.quota_total),
             active=pick(team.quota_active, settings.quota_active),
         )

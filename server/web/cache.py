@@ -106,8 +106,6 @@ def board(
     return version, rows
 
 
-def clinical_board(
-    session: Session, state: AppState, phase: PhaseView
-) -> list[queries.ClinicalRow]:
+def clinical_board(session: Session, state: AppState, phase: PhaseView) -> list[queries.ClinicalRow]:
     """The clinical view's rows (models, then LIBRA density rows), cached with the board."""
     return _entry(session, state, phase)[2]
