@@ -142,10 +142,10 @@ def test_a_private_phase_defaults_to_summary_and_a_development_phase_to_full(sql
     assert listed == {"private-1": "summary", "old": "summary", "dev": "full", "open-books": "full"}
 
 
-def test_the_implicit_phase_is_a_summary_phase(sqlite_api: Api) -> None:
+def test_the_servers_csawm_phase_row_is_a_summary_phase(sqlite_api: Api) -> None:
     alice, maud = _people(sqlite_api)
-    [implicit] = sqlite_api.client.get("/api/v1/phases").json()
-    assert (implicit["name"], implicit["disclosure"]) == (sqlite_api.settings.phase, "summary")
+    [own] = sqlite_api.client.get("/api/v1/phases").json()
+    assert (own["name"], own["disclosure"]) == (sqlite_api.settings.phase, "summary")
     sub_id = _scored(sqlite_api, sqlite_api.settings.phase)
     assert _metrics(sqlite_api, alice, sub_id) == summary_report(REPORT)
     assert _metrics(sqlite_api, maud, sub_id) == REPORT
