@@ -33,7 +33,7 @@ API_PREFIX = "/api/v1"
 def _api_routers() -> list[APIRouter]:
     from server.accounts.router import router as accounts_router
     from server.agreements.router import router as agreements_router
-    from server.core.health import router as health_router
+    from server.health import router as health_router
     from server.leaderboard.router import router as leaderboard_router
     from server.notifications.router import router as notifications_router
     from server.phases.router import router as phases_router

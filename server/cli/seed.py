@@ -54,11 +54,12 @@ from reference_models.build import (
 )
 from reference_models.rules import ModelKind
 from server.cli._server_common import cli_actor, fail, open_database, reported_errors, settings_or_exit
+from server.clock import utcnow
 from server.core import audit, migrate
-from server.core.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import TERMINAL_STATUSES, BaselineBuild, BuildState, ReviewState, RunStatus, Submission
+from server.runs import lifecycle
 from server.submissions import service
 
 EXIT_FAILED = 1
@@ -176,16 +177,7 @@ def ensure_base_images(base_image: str) -> None:
 def existing_baseline(db: Database, digest: str) -> int | None:
     """The id of a baseline of this image that still counts (not cancelled, not lost to infra)."""
     with db.transaction(write=False) as session:
-        rows = session.execute(
-            select(Submission.id, Submission.status, Submission.error_code)
-            .where(Submission.baseline.is_(True), Submission.image_digest == digest)
-            .order_by(Submission.id)
-        ).all()
-    for sub_id, status, error_code in rows:
-        if status == RunStatus.CANCELLED or (status == RunStatus.FAILED and error_code == "infra_error"):
-            continue
-        return int(sub_id)
-    return None
+        return lifecycle.earlier_duplicate(session, digest, Submission.baseline.is_(True))
 
 
 def save_archive(tag: str, digest: str, kind: ModelKind, archives: Path) -> Path:
@@ -218,10 +210,7 @@ def approve_seeded(db: Database, submission_id: int, actor: str) -> bool:
         sub = session.get(Submission, submission_id)
         if sub is None or not sub.baseline or sub.review_state != ReviewState.PENDING:
             return False
-        sub.review_state = ReviewState.APPROVED
-        sub.review_reason = APPROVAL_REASON
-        sub.reviewed_at = utcnow()
-        session.flush()
+        lifecycle.set_review(session, sub, ReviewState.APPROVED, reason=APPROVAL_REASON, seeded=True)
         audit.record(
             session,
             actor=actor,

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.core.errors import CsawmError, PayloadTooLarge, Unauthorized
+from server.core.principal import authenticate
 
 PRINCIPAL_STATE_KEY = "csawm_principal"
 _STREAMED_ATTR = "__csawm_streamed_body__"
@@ -157,8 +158,6 @@ class RequestGuard:
         return self._needs_token[key]
 
     async def _authenticate(self, scope: Scope, headers: Headers) -> Any:
-        from server.accounts.service import authenticate
-
         token = bearer_token(headers)
         if token is None:
             raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from server.benchmark.dataset import Benchmark, BenchmarkError
-from server.benchmark.labels import LabelFileError, LabelLayout, parse_labels
 from server.core.settings import Settings
+from server.scoring.labels import LabelFileError, LabelLayout, parse_labels
 from server.scoring.report import ScoringInputError, references_of_test_set
 
 log = logging.getLogger("csawm.leaderboard")

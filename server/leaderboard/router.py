@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.deps import StateDep
 from server.core.openapi import error_responses
 from server.leaderboard import pending, service

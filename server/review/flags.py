@@ -57,7 +57,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 from threadpoolctl import ThreadpoolController
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.state import AppState
 from server.models import ReviewState, RunStatus, Submission, Team, TeamHold
 from server.review.schemas import (

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, undefer
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.principal import Principal
 from server.leaderboard import service as leaderboard
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences
@@ -248,7 +248,7 @@ def principal_for_token_hash(session: Session, token_hash: str) -> Principal | N
     """The user behind a web session's token hash; None when unknown, revoked or expired, or when
     the account is deactivated.
 
-    Mirrors `server.accounts.service.authenticate`, which takes the plaintext token the session
+    Mirrors `server.core.principal.authenticate`, which takes the plaintext token the session
     cookie deliberately does not hold.
     """
     row = session.execute(

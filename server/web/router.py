@@ -25,13 +25,12 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.accounts import service as accounts
 from server.agreements import service as agreements
 from server.agreements.document import Agreement
-from server.core.clock import iso, utcnow
+from server.clock import iso, utcnow
 from server.core.deps import DB_INT_MAX, DatabaseDep, IdPath, SessionDep, SettingsDep, StateDep
 from server.core.errors import AgreementOutdated, CsawmError, NotFound
-from server.core.principal import Principal
+from server.core.principal import Principal, authenticate
 from server.core.security import hash_token
 from server.core.settings import Settings
 from server.core.state import AppState
@@ -255,7 +254,7 @@ def login(
         return render(request, signer, None, "login.html", {"next": target, "error": error}, status_code=400)
     try:
         with db.session() as session:
-            accounts.authenticate(session, token)
+            authenticate(session, token)
     except CsawmError as exc:
         error = f"That token was not accepted: {exc.message}."
         return render(request, signer, None, "login.html", {"next": target, "error": error}, status_code=401)

@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from sqlalchemy.exc import SQLAlchemyError
 
-from server.core.clock import iso, utcnow
+from server.clock import iso, utcnow
 from server.core.principal import Principal
 from server.core.text import visible
 from server.phases import service as phases
