@@ -17,8 +17,8 @@ from phasetest import RESAMPLES, record_score
 from srvtest import factories as f
 from srvtest.app import Api, make_settings, running_api
 
+from server.clock import iso, utcnow
 from server.core import migrate
-from server.core.clock import iso, utcnow
 from server.core.db import Database
 from server.models import LedgerKind, Phase, QuotaEntry, ReviewState, Role, RunStatus, Submission, Team
 from server.phases import service as phases
