@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models import LEASED_STATUSES, RunEvent, RunStatus, Submission
 from server.runs.transitions import TransitionError, transition
 

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.errors import TransitionConflict
 from server.models import LEASED_STATUSES, ReviewState, RunEvent, RunStatus, Submission
 from server.runs.disclosure import StageLogs

@@ -10,11 +10,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from server.core.clock import utcnow
 from sqlalchemy import select, update
 from srvtest import factories as f
 
 from runner.spec import ErrorCode
+from server.clock import utcnow
 from server.core import migrate
 from server.core.db import Database
 from server.core.errors import TransitionConflict
