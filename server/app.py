@@ -149,7 +149,7 @@ def create_app(
         _private_state(settings)
         db = Database.connect(settings.effective_database_url, session_info=settings.session_info)
         if do_migrate:
-            migrate.upgrade(db.engine)
+            migrate.upgrade(db.engine, phase=settings.phase)
         state = build_state(settings, db, agreement)
         app.state.csawm = state
         if start_worker:

@@ -59,7 +59,7 @@ def get_leaderboard(
         if cache.key != key:
             cache.bodies = {}  # keep only the current version (every view and phase shares it)
             cache.key = key
-        slot = (shown.name if shown else None, best_per_team, view)
+        slot = (shown.name, best_per_team, view)
         body = cache.bodies.get(slot)
         if body is None:
             builder = service.build_clinical if view == "clinical" else service.build
@@ -67,6 +67,6 @@ def get_leaderboard(
             body = json.dumps(rows, allow_nan=False, separators=(",", ":")).encode()
             cache.bodies[slot] = body
         coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
-    described = json.dumps(shown.to_json(utcnow()) if shown else None, separators=(",", ":")).encode()
+    described = json.dumps(shown.to_json(utcnow()), separators=(",", ":")).encode()
     content = b'{"phase":' + described + b',"rows":' + body + b',"pending":' + coming + b"}"
     return Response(content=content, media_type="application/json")

@@ -83,14 +83,14 @@ class BoardCache:
 
 
 def _entry(
-    session: Session, state: AppState, phase: PhaseView | None
+    session: Session, state: AppState, phase: PhaseView
 ) -> tuple[tuple[Any, ...], list[queries.BoardRow], list[queries.ClinicalRow]]:
     references = board_references(state)
     version = (
         *leaderboard_service.version_key(session.connection()),
         references.labels_sha256[:16] if references else "",
     )
-    name = phase.name if phase else ""
+    name = phase.name
     cache = state.web_board
     with cache.lock:
         if cache.key != version:
@@ -106,7 +106,7 @@ def _entry(
 
 
 def board(
-    session: Session, state: AppState, phase: PhaseView | None = None
+    session: Session, state: AppState, phase: PhaseView
 ) -> tuple[tuple[Any, ...], list[queries.BoardRow]]:
     """The board rows of `phase`, rebuilt only when a scored submission, a phase, a selection or the
     test set changed (the API's key)."""
@@ -114,8 +114,6 @@ def board(
     return version, rows
 
 
-def clinical_board(
-    session: Session, state: AppState, phase: PhaseView | None = None
-) -> list[queries.ClinicalRow]:
+def clinical_board(session: Session, state: AppState, phase: PhaseView) -> list[queries.ClinicalRow]:
     """The clinical view's rows (models, then LIBRA density rows), cached with the board."""
     return _entry(session, state, phase)[2]

@@ -126,7 +126,7 @@ def _links(sub: Submission) -> tuple[tuple[str, str], ...]:
 
 
 def leaderboard_rows(
-    session: Session, references: BoardReferences | None = None, phase: PhaseView | None = None
+    session: Session, references: BoardReferences | None, phase: PhaseView
 ) -> list[BoardRow]:
     """The public leaderboard of `phase` (best submission per team, baselines, experts) with the
     page's columns. A Ladder row carries no report-derived column (they would give the exact score)."""
@@ -181,7 +181,7 @@ class ClinicalRow:
 
 
 def clinical_rows(
-    session: Session, references: BoardReferences | None = None, phase: PhaseView | None = None
+    session: Session, references: BoardReferences | None, phase: PhaseView
 ) -> list[ClinicalRow]:
     """The leaderboard's clinical view (`server.leaderboard.service.build_clinical`) for the page."""
     out: list[ClinicalRow] = []

@@ -149,8 +149,8 @@ def _tau_plot(rows: list[queries.BoardRow]) -> plots.Plot:
 PhaseQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
-def _board_phase(session: Session, state: Any, name: str | None) -> PhaseView | None:
-    """The board's phase: `name` (NotFound when unknown), else the current one (None: no phases)."""
+def _board_phase(session: Session, state: Any, name: str | None) -> PhaseView:
+    """The board's phase: `name` (NotFound when unknown), else the current one."""
     return phases.board_phase(session, state.settings, name)
 
 
@@ -170,7 +170,7 @@ def leaderboard_page(
         return not_found(request, signer, user, f"Phase {phase!r}")
     version, rows = cache_board(session, state, shown)
     plot = cache.get(("board", *version), lambda: _tau_plot(rows))
-    query = f"?{urlencode({'phase': shown.name})}" if shown and phase else ""
+    query = f"?{urlencode({'phase': shown.name})}" if phase else ""
     context = {
         "rows": rows,
         "pending": pending_baselines(session),
@@ -197,7 +197,7 @@ def leaderboard_json(session: SessionDep, state: StateDep, phase: PhaseQuery = N
     shown = _board_phase(session, state, phase)
     body = {
         "generated_at": iso(utcnow()),
-        "phase": shown.name if shown else None,
+        "phase": shown.name,
         "rows": [row.to_json() for row in cache_board(session, state, shown)[1]],
     }
     return Response(
