@@ -160,9 +160,7 @@ def _render(result: dict[str, Any]) -> Table:
 
 
 def rank(
-    predictions: Annotated[
-        list[Path], typer.Argument(help="Prediction files; each row is named by its file stem")
-    ],
+    pred: Annotated[list[Path], typer.Argument(help="Prediction files; each row is named by its file stem")],
     labels: Annotated[
         Path,
         typer.Option("--labels", help="The evaluated label file: CSAW-M_test.csv or CSAW-M_test_private.csv"),
@@ -180,7 +178,7 @@ def rank(
         float, typer.Option("--alpha", help="Level of the tier tests (Holm)")
     ] = ranking.DEFAULT_ALPHA,
 ) -> None:
-    """Rank PREDICTIONS files as the board would: rank intervals, p_first, tiers, strata, stability."""
+    """Rank PRED files as the board would: rank intervals, p_first, tiers, strata, stability."""
     if bootstrap < 1:
         raise _fail(f"--bootstrap must be at least 1 (rankings need resamples); got {bootstrap}")
     if not 0 < alpha < 1:
@@ -192,7 +190,7 @@ def rank(
         public = None if public_labels is None else read_labels(public_labels, layout=LabelLayout.PUBLIC)
     except LabelFileError as exc:
         raise _fail(str(exc)) from None
-    scored, warnings = _score_files(predictions, table, public, bootstrap, seed)
+    scored, warnings = _score_files(pred, table, public, bootstrap, seed)
     try:
         result = ranking_result(scored, alpha=alpha, resamples=bootstrap, seed=seed)
     except ValueError as exc:  # no resample defined for every row
