@@ -109,9 +109,8 @@ def rank_cli(files: int) -> dict[str, float | int]:
         for i in range(files):
             score = values + rng.normal(scale=0.2 + 0.05 * i, size=values.size)
             path = Path(tmp) / f"model_{i:02d}.csv"
-            path.write_text(
-                "Filename;Final_score\n" + "".join(f"{n};{s!r}\n" for n, s in zip(names, score, strict=True))
-            )
+            body = "".join(f"{n};{float(s)!r}\n" for n, s in zip(names, score, strict=True))
+            path.write_text("Filename;Final_score\n" + body)
             paths.append(str(path))
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         start = time.perf_counter()
