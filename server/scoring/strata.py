@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from server.benchmark.labels import LabelLayout, LabelTable
 from server.scoring import metrics, ranks, weighted
@@ -151,8 +152,10 @@ def score_strata(
     ``strata[name]`` is :func:`score_stratum`'s entry; ``differences["<a>_minus_<b>"]`` is
     ``{"value", "ci95"}`` of tau(a) - tau(b), null when either side is null.
     `counts` is the report's (n, R) resample counts (:func:`server.scoring.bootstrap.resample_counts`).
+    One BLAS thread, as :func:`server.scoring.report.score_report` (2x faster on a shared machine).
     """
-    results = {s.name: score_stratum(truth, pred, counts, s.rows, min_size) for s in strata.strata}
+    with threadpool_limits(limits=1, user_api="blas"):
+        results = {s.name: score_stratum(truth, pred, counts, s.rows, min_size) for s in strata.strata}
     differences: dict[str, dict[str, Any]] = {}
     for first, second in strata.pairs:
         a, b = results[first], results[second]
