@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.stats
 from typer.testing import CliRunner
 
 from server.benchmark.labels import read_labels
 from server.cli.main import app
-from server.scoring import ranking
+from server.scoring import ranking, ranks
 from server.scoring.predictions import read_predictions
 from server.scoring.report import score_report
 
@@ -81,6 +82,20 @@ def test_json_ranks_as_the_definitions_say(board: dict[str, Path]) -> None:
         assert rows[name]["kendall_tau_b"] == report.data["masking"]["kendall_tau_b"]
         per_expert = report.data["masking"]["per_expert"]
         assert rows[name]["by_expert"] == {k.lower(): v["kendall_tau_b"] for k, v in per_expert.items()}
+
+    # Per-expert tau-b against scipy on the rows each expert rated; stability against scipy on the rows.
+    reranked = ranks.rerank_experts(table.experts)
+    for name in rows:
+        score = read_predictions(board[name]).align(table.filenames).final_score
+        for k in range(reranked.shape[1]):
+            rated = ~np.isnan(reranked[:, k])
+            expected = scipy.stats.kendalltau(reranked[rated, k], score[rated]).statistic
+            assert rows[name]["by_expert"][f"expert_{k + 1}"] == pytest.approx(expected)
+    consensus = [row["kendall_tau_b"]["value"] for row in data["rows"]]
+    by_expert_1 = [row["by_expert"]["expert_1"] for row in data["rows"]]
+    assert data["stability"]["expert_1"] == pytest.approx(
+        scipy.stats.kendalltau(consensus, by_expert_1).statistic
+    )
 
     # 60 rows: density quartiles of 15 are suppressed (minimum 30), with the reason.
     assert oracle["strata"]["density_q1"]["kendall_tau_b"] is None
