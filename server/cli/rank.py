@@ -191,6 +191,12 @@ def rank(
     except LabelFileError as exc:
         raise _fail(str(exc)) from None
     scored, warnings = _score_files(pred, table, public, bootstrap, seed)
+    usable = ranking.usable_resamples(np.vstack([s.replicates for s in scored]))
+    if usable < bootstrap:
+        warnings.append(
+            f"{bootstrap - usable} of {bootstrap} resamples are undefined for some file "
+            "and are left out of the ranking statistics"
+        )
     try:
         result = ranking_result(scored, alpha=alpha, resamples=bootstrap, seed=seed)
     except ValueError as exc:  # no resample defined for every row

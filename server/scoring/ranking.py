@@ -72,13 +72,6 @@ def competition_ranks(values: Sequence[float] | FloatArray) -> IntArray:
     return ranks
 
 
-def resample_ranks(replicates: FloatArray) -> IntArray:
-    """Rank of every row in every usable resample, shape (K, R'), by :func:`competition_ranks`."""
-    values = _matrix(replicates)
-    ranks: IntArray = scipy.stats.rankdata(-values, method="min", axis=0).astype(np.int64)
-    return ranks
-
-
 def rank_summary(replicates: FloatArray) -> RankSummary:
     """Rank interval (floor of the 2.5th, ceiling of the 97.5th percentile), median rank, p_first."""
     values = _matrix(replicates)

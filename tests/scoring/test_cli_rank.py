@@ -167,3 +167,28 @@ def test_a_constant_file_cannot_be_ranked(board: dict[str, Path], tmp_path: Path
     _fails(
         [str(board["oracle"]), str(constant), "--labels", str(board["labels"])], str(constant), "undefined"
     )
+
+
+def test_resamples_undefined_for_one_file_are_left_out_with_a_warning(
+    board: dict[str, Path], tmp_path: Path
+) -> None:
+    names = read_labels(board["labels"]).filenames
+    # One row differs: a resample that misses it sees constant predictions (about 36% of them).
+    score = np.zeros(len(names))
+    score[0] = 1.0
+    nearly = write_predictions(tmp_path / "nearly_constant.csv", names, score)
+    args = [
+        str(board["oracle"]),
+        str(nearly),
+        "--labels",
+        str(board["labels"]),
+        "--json",
+        "--bootstrap",
+        "200",
+    ]
+    result = _rank(*args)
+    assert result.exit_code == 0, result.stderr
+    assert "resamples are undefined for some file and are left out" in result.stderr
+    data = json.loads(result.stdout)
+    assert [row["name"] for row in data["rows"]] == ["oracle", "nearly_constant"]
+    assert data["rows"][0]["p_first"] == 1.0
