@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.stats
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from server.benchmark.labels import read_labels
 from server.cli.main import app
@@ -45,7 +45,7 @@ def board(synthetic_benchmark: Path, tmp_path: Path) -> dict[str, Path]:
     }
 
 
-def _rank(*args: str) -> object:
+def _rank(*args: str) -> Result:
     return runner.invoke(app, ["rank", *args])
 
 
@@ -84,6 +84,7 @@ def test_json_ranks_as_the_definitions_say(board: dict[str, Path]) -> None:
         assert rows[name]["by_expert"] == {k.lower(): v["kendall_tau_b"] for k, v in per_expert.items()}
 
     # Per-expert tau-b against scipy on the rows each expert rated; stability against scipy on the rows.
+    assert table.experts is not None
     reranked = ranks.rerank_experts(table.experts)
     for name in rows:
         score = read_predictions(board[name]).align(table.filenames).final_score

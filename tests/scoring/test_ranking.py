@@ -7,6 +7,7 @@ docs/scoring.md, and on small boards whose answer is known.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import scipy.stats
 from server.scoring import ranking
 
 
-def _loop_statistics(reps: np.ndarray) -> dict[str, list]:
+def _loop_statistics(reps: np.ndarray) -> dict[str, list[Any]]:
     """The definitions, one resample and one pair at a time (no vectorised ranking)."""
     k, r = reps.shape
     ranks = [[1 + sum(reps[o, b] > reps[i, b] for o in range(k)) for b in range(r)] for i in range(k)]
@@ -114,7 +115,7 @@ def test_competition_ranks() -> None:
 
 def test_stability_is_scipy_kendall_tau_b_on_the_rows_both_orders_have() -> None:
     consensus = [0.8, 0.7, 0.6, 0.5, 0.4]
-    orders = {
+    orders: dict[str, list[float | None]] = {
         "same": [9, 8, 7, 6, 5],
         "partial": [0.6, None, 0.7, 0.5, 0.1],
         "one": [1, None, None, None, None],

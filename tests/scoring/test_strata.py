@@ -8,24 +8,29 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from server.benchmark.labels import LabelTable
 from server.scoring import strata
 from server.scoring.bootstrap import resample_counts, resample_indices
+from server.scoring.predictions import Predictions
 from server.scoring.report import score_report
 
 from .factories import predictions, private_labels
 
 RESAMPLES = 60
 SEED = 4
+Scored = tuple[LabelTable, Predictions]
 
 
 @pytest.fixture
-def table_and_scores():  # type: ignore[no-untyped-def]
+def table_and_scores() -> tuple[LabelTable, Predictions]:
     table, latent = private_labels(160, seed=2)
     score = latent + np.random.default_rng(5).normal(scale=0.7, size=160)
     return table, predictions(table.filenames, score)
 
 
-def test_density_quartiles_are_qcut_bins_and_the_other_strata_follow_their_columns(table_and_scores) -> None:  # type: ignore[no-untyped-def]
+def test_density_quartiles_are_qcut_bins_and_the_other_strata_follow_their_columns(
+    table_and_scores: Scored,
+) -> None:
     table, _ = table_and_scores
     defined = strata.define_strata(table)
     names = [s.name for s in defined.strata]
@@ -54,7 +59,7 @@ def test_density_quartiles_are_qcut_bins_and_the_other_strata_follow_their_colum
     assert defined.warnings == ()
 
 
-def test_coinciding_quartile_edges_give_fewer_strata_and_a_warning(table_and_scores) -> None:  # type: ignore[no-untyped-def]
+def test_coinciding_quartile_edges_give_fewer_strata_and_a_warning(table_and_scores: Scored) -> None:
     table, _ = table_and_scores
     density = np.where(
         np.arange(len(table)) < 100, 10.0, table.libra_percent_density
@@ -66,7 +71,9 @@ def test_coinciding_quartile_edges_give_fewer_strata_and_a_warning(table_and_sco
     assert any("quartile edges coincide" in w for w in defined.warnings)
 
 
-def test_stratum_tau_b_and_interval_equal_scipy_on_the_subset_and_its_resamples(table_and_scores) -> None:  # type: ignore[no-untyped-def]
+def test_stratum_tau_b_and_interval_equal_scipy_on_the_subset_and_its_resamples(
+    table_and_scores: Scored,
+) -> None:
     table, rows = table_and_scores
     truth, pred = strata.masking_inputs(rows, table)
     counts = resample_counts(len(table), RESAMPLES, SEED)
@@ -99,7 +106,7 @@ def test_stratum_tau_b_and_interval_equal_scipy_on_the_subset_and_its_resamples(
     }
 
 
-def test_a_stratum_of_every_row_is_the_reports_headline_tau_b(table_and_scores) -> None:  # type: ignore[no-untyped-def]
+def test_a_stratum_of_every_row_is_the_reports_headline_tau_b(table_and_scores: Scored) -> None:
     table, rows = table_and_scores
     truth, pred = strata.masking_inputs(rows, table)
     counts = resample_counts(len(table), RESAMPLES, SEED)
@@ -108,10 +115,13 @@ def test_a_stratum_of_every_row_is_the_reports_headline_tau_b(table_and_scores) 
     headline = report.data["masking"]["kendall_tau_b"]
     assert everyone.entry["kendall_tau_b"]["value"] == pytest.approx(headline["value"])
     np.testing.assert_allclose(everyone.entry["kendall_tau_b"]["ci95"], headline["ci95"])
+    assert everyone.replicates is not None
     np.testing.assert_allclose(everyone.replicates, report.replicates["kendall_tau_b"])
 
 
-def test_a_small_stratum_is_suppressed_with_a_reason_and_its_difference_is_null(table_and_scores) -> None:  # type: ignore[no-untyped-def]
+def test_a_small_stratum_is_suppressed_with_a_reason_and_its_difference_is_null(
+    table_and_scores: Scored,
+) -> None:
     table, rows = table_and_scores
     truth, pred = strata.masking_inputs(rows, table)
     n_cancer = int(table.if_cancer.sum())
