@@ -26,8 +26,10 @@ system-deps:
 base-images: system-deps
 	scripts/build-base-images python numpy torch
 
+# ruff, then the package layers of docs/design.md#layers (import-linter contracts in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy

@@ -38,7 +38,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from server.accounts import service as accounts  # noqa: E402
 from server.app import create_app  # noqa: E402
-from server.core.clock import utcnow  # noqa: E402
+from server.clock import utcnow  # noqa: E402
 from server.core.settings import Settings, load_settings  # noqa: E402
 from server.models import Role, RunStatus, Submission  # noqa: E402
 from server.review.flags import RHO_THRESHOLD  # noqa: E402

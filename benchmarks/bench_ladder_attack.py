@@ -86,11 +86,11 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.benchmark.labels import LabelLayout, LabelTable, parse_labels
 from server.benchmark.synth import Split, label_csv, simulate_labels
 from server.leaderboard.ladder import DEFAULT_LEVEL, DEFAULT_STEP, LadderRun, LadderStep, climb, next_step
 from server.scoring import metrics, ranks, weighted
 from server.scoring.bootstrap import DEFAULT_RESAMPLES, resample_counts
+from server.scoring.labels import LabelLayout, LabelTable, parse_labels
 from server.scoring.predictions import Predictions
 from server.scoring.report import SCORER_VERSION, score_report
 

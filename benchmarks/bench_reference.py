@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING
 
 from reference_models.rules import ModelKind
 from server.benchmark.dataset import Benchmark
-from server.benchmark.labels import read_labels
 from server.benchmark.synth import generate
+from server.scoring.labels import read_labels
 from server.scoring.predictions import read_predictions
 from server.scoring.report import score_report
 

@@ -63,9 +63,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.benchmark.labels import LabelLayout, LabelTable, parse_labels
 from server.benchmark.synth import Split, label_csv, simulate_labels
 from server.scoring.clinical import odds_ratio
+from server.scoring.labels import LabelLayout, LabelTable, parse_labels
 from server.scoring.predictions import Predictions
 from server.scoring.report import score_report
 from server.scoring.summary import summary_report

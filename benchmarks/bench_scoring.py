@@ -45,11 +45,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from threadpoolctl import threadpool_limits
 
-from server.benchmark.labels import LabelLayout, LabelTable
 from server.scoring import report as report_module
 from server.scoring.bootstrap import percentile_ci, resample_indices
 from server.scoring.clinical import octile_quartiles
 from server.scoring.inputs import tiebreak_codes
+from server.scoring.labels import LabelLayout, LabelTable
 from server.scoring.memo import TEST_SET_PARTS
 from server.scoring.predictions import Predictions
 from server.scoring.ranks import (

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from server.agreements.document import load_agreement
+from server.agreements.document import Agreement, load_agreement
 from server.core import migrate
 from server.core.db import Database
 from server.core.deps import get_principal
@@ -33,7 +33,7 @@ API_PREFIX = "/api/v1"
 def _api_routers() -> list[APIRouter]:
     from server.accounts.router import router as accounts_router
     from server.agreements.router import router as agreements_router
-    from server.core.health import router as health_router
+    from server.health import router as health_router
     from server.leaderboard.router import router as leaderboard_router
     from server.notifications.router import router as notifications_router
     from server.phases.router import router as phases_router
@@ -87,6 +87,32 @@ def _default_web_routers() -> list[APIRouter]:
     return [router] if isinstance(router, APIRouter) else []
 
 
+def build_state(settings: Settings, db: Database, agreement: Agreement | None) -> AppState:
+    """The app's state with every per-app cache made now, at startup (the worker and the
+    dispatcher are started by the lifespan)."""
+    from server.leaderboard.references import ReferenceCache
+    from server.leaderboard.router import BodyCache
+    from server.review.flags import RankCache
+    from server.submissions.upload import UploadSlots
+    from server.web.cache import PLOT_CACHE_SIZE, BoardCache, PlotCache, plot_key
+    from server.web.session import SessionSigner, session_key
+
+    return AppState(
+        settings=settings,
+        db=db,
+        metrics=Metrics(db, alive_within=3 * settings.lease_ttl),  # alive: as /readyz counts it
+        agreement=agreement,
+        upload_slots=UploadSlots(settings.max_concurrent_uploads),
+        references=ReferenceCache(),
+        leaderboard=BodyCache(),
+        web_board=BoardCache(),
+        web_plots=PlotCache(PLOT_CACHE_SIZE),
+        plot_key=plot_key(settings),
+        signer=SessionSigner.from_secret(session_key(settings)),
+        review_ranks=RankCache(),
+    )
+
+
 WORKER_STOP_S = 9.0  # the embedded worker's time to hand its run back on shutdown
 
 
@@ -124,8 +150,7 @@ def create_app(
         db = Database.connect(settings.effective_database_url, session_info=settings.session_info)
         if do_migrate:
             migrate.upgrade(db.engine)
-        metrics = Metrics(db, alive_within=3 * settings.lease_ttl)  # alive: as /readyz counts it
-        state = AppState(settings=settings, db=db, metrics=metrics, agreement=agreement)
+        state = build_state(settings, db, agreement)
         app.state.csawm = state
         if start_worker:
             from server.worker.loop import Worker, build_runner

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.clock import utcnow
 from server.core import audit, text
-from server.core.clock import utcnow
-from server.core.errors import BadRequest, Conflict, NotFound, Unauthorized
-from server.core.principal import Principal
+from server.core.errors import BadRequest, Conflict, NotFound
 from server.core.security import TOKEN_PREFIX, hash_token, new_token, token_display_prefix
 from server.models import ApiToken, Role, Team, User
 
@@ -32,6 +31,15 @@ def get_user(session: Session, email: str) -> User:
     if user is None:
         raise NotFound(f"no user with email {email!r}")
     return user
+
+
+def lock_team(session: Session, team_id: int) -> Team:
+    """Load the team row locked for this transaction (``FOR UPDATE``): quota charges and phase
+    selections of one team queue here (see `server.quota.service`)."""
+    team = session.scalar(select(Team).where(Team.id == team_id).with_for_update())
+    if team is None:
+        raise NotFound(f"team {team_id} does not exist")
+    return team
 
 
 def create_team(session: Session, name: str, *, actor: str, actor_user_id: int | None = None) -> Team:
@@ -214,30 +222,3 @@ def set_quota(
         detail={"team": team_name, **values},
     )
     return team
-
-
-def authenticate(session: Session, token: str, *, now: datetime | None = None) -> Principal:
-    """Resolve a bearer token to its user. Unknown, revoked and expired tokens, and the tokens of a
-    deactivated account, are all 401."""
-    row = session.execute(
-        select(ApiToken, User, Team)
-        .join(User, ApiToken.user_id == User.id)
-        .outerjoin(Team, User.team_id == Team.id)
-        .where(ApiToken.token_hash == hash_token(token))
-    ).first()
-    if row is None:
-        raise Unauthorized("invalid token")
-    api_token, user, team = row
-    if api_token.revoked_at is not None:
-        raise Unauthorized("token revoked")
-    if api_token.expires_at is not None and api_token.expires_at <= (now or utcnow()):
-        raise Unauthorized("token expired")
-    if user.deactivated_at is not None:
-        raise Unauthorized("account deactivated")
-    return Principal(
-        user_id=user.id,
-        email=user.email,
-        role=user.role,
-        team_id=team.id if team else None,
-        team_name=team.name if team else None,
-    )

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.benchmark.labels import FILE_NAMES, LabelFileError, LabelLayout, LabelTable, read_labels
+from server.scoring.labels import FILE_NAMES, LabelFileError, LabelLayout, LabelTable, read_labels
 
 IMAGES_DIR = Path("images") / "preprocessed"
 LABELS_DIR = Path("labels")

@@ -63,7 +63,7 @@ from server.benchmark.cohort import (
     draw_masking,
 )
 from server.benchmark.images import Anatomy, ImageRenderer, write_png
-from server.benchmark.labels import COLUMNS, FILE_NAMES, LabelLayout
+from server.scoring.labels import COLUMNS, FILE_NAMES, LabelLayout
 
 DEFAULT_RESOLUTION = (632, 512)
 MIN_SIDE, MAX_SIDE = 16, 4096

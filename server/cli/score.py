@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from server.benchmark.labels import LabelFileError, LabelLayout, read_labels
 from server.scoring.bootstrap import DEFAULT_RESAMPLES
+from server.scoring.labels import LabelFileError, LabelLayout, read_labels
 from server.scoring.predictions import PredictionsError, read_predictions
 from server.scoring.render import render_report
 from server.scoring.report import ScoringInputError, score_report

@@ -15,11 +15,10 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from server.accounts import service as accounts
 from server.core.db import Database
 from server.core.errors import Forbidden, Unauthorized
 from server.core.guard import PRINCIPAL_STATE_KEY
-from server.core.principal import Principal
+from server.core.principal import Principal, authenticate
 from server.core.settings import Settings
 from server.core.state import AppState
 from server.models import Role
@@ -82,7 +81,7 @@ def get_principal(
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
     with db.session() as session:
-        return accounts.authenticate(session, credentials.credentials)
+        return authenticate(session, credentials.credentials)
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]

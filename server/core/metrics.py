@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.db import Database
 from server.core.errors import Unauthorized
 from server.core.settings import Settings

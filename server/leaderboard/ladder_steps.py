@@ -37,7 +37,7 @@ from sqlalchemy import Row, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.leaderboard.ladder import LadderRun, next_step
 from server.leaderboard.service import PairingBasis
 from server.models import LadderStepRow, Phase, ReviewState, RunStatus, Submission, Team, Visibility

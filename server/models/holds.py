@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models.base import Base, UTCDateTime
 
 

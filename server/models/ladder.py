@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models.base import Base, UTCDateTime
 
 

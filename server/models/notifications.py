@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models.base import Base, UTCDateTime
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Enum, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models.base import Base, UTCDateTime
 
 

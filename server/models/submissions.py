@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models.base import Base, UTCDateTime
 
 

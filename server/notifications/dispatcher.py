@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import Channel, Delivery, User, Webhook

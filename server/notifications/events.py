@@ -12,7 +12,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from server.core.clock import iso
+from server.clock import iso
 from server.models import RunStatus, Submission
 from server.runs.run_view import Viewer, shown_time
 

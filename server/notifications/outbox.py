@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models import Channel, Delivery, DeliveryAttempt, Submission, Team, User, Webhook
 from server.notifications.events import Event, ping_payload, run_payload
 from server.notifications.outcome import Outcome

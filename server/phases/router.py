@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.deps import MaintainerUser, SessionDep, SettingsDep
 from server.core.openapi import error_responses
 from server.core.settings import Settings

@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.clock import iso, utcnow
 from server.core import audit
-from server.core.clock import iso, utcnow
 from server.core.errors import BadRequest, Conflict, NotFound, PhaseClosed
 from server.core.settings import Settings
 from server.models import Disclosure, Phase, TestSet, Visibility

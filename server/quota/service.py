@@ -6,9 +6,10 @@ next slot when the (u - L + 1)-th oldest of them leaves the window: ``t_(u-L+1) 
 next slot is the latest over the windows that are full; it is unknown (None) when the phase total is
 spent (never, within this phase) or when only the active-run cap blocks (it frees when a run ends).
 
-`charge` must run inside the request's write transaction, after `lock_team`: on PostgreSQL the team
-row is locked ``FOR UPDATE`` so concurrent submissions of one team queue on it; on SQLite the write
-session began with ``BEGIN IMMEDIATE`` and already holds the database write lock.
+`charge` must run inside the request's write transaction, after `server.accounts.service.lock_team`:
+on PostgreSQL the team row is locked ``FOR UPDATE`` so concurrent submissions of one team queue on
+it; on SQLite the write session began with ``BEGIN IMMEDIATE`` and already holds the database write
+lock.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from server.core.clock import iso, utcnow
-from server.core.errors import NotFound, QuotaExceeded
+from server.clock import iso, utcnow
+from server.core.errors import QuotaExceeded
 from server.core.settings import Settings
 from server.models import ACTIVE_STATUSES, LedgerKind, QuotaEntry, Submission, Team
 from server.phases import service as phases
@@ -151,14 +152,6 @@ def compute_status(
         blocked_by=tuple(blocked),
         next_slot_at=next_slot,
     )
-
-
-def lock_team(session: Session, team_id: int) -> Team:
-    """Load the team row locked for this transaction (``FOR UPDATE``; see the module docstring)."""
-    team = session.scalar(select(Team).where(Team.id == team_id).with_for_update())
-    if team is None:
-        raise NotFound(f"team {team_id} does not exist")
-    return team
 
 
 def ensure_allowed(status: QuotaStatus, *, now: datetime | None = None) -> None:

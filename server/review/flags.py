@@ -57,7 +57,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 from threadpoolctl import ThreadpoolController
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.state import AppState
 from server.models import ReviewState, RunStatus, Submission, Team, TeamHold
 from server.review.schemas import (
@@ -158,12 +158,8 @@ class RankCache:
 
 
 def rank_cache(state: AppState) -> RankCache:
-    """The app's cache (built on first use, like the web caches in ``AppState.extras``)."""
-    cache = state.extras.get("review_ranks")
-    if cache is None:
-        cache = state.extras.setdefault("review_ranks", RankCache())
-    assert isinstance(cache, RankCache)
-    return cache
+    """The app's cache (``AppState.review_ranks``, made at startup)."""
+    return state.review_ranks
 
 
 # -- runs ------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Approve, hide or disqualify a submission; every action lands in the audit log, and a change of
-the review state notifies the team (`server.notifications.outbox`)."""
+the review state notifies the team (`server.notifications.outbox`). The state itself changes by
+`server.runs.lifecycle.set_review` (its allowed table: approved only once the run succeeded)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.core import audit, text
-from server.core.clock import utcnow
-from server.core.errors import BadRequest, NotFound, TransitionConflict
+from server.core.errors import BadRequest, NotFound
 from server.core.principal import Principal
 from server.models import AuditEntry, ReviewState, RunStatus, Submission
 from server.notifications import outbox
 from server.notifications.events import Event
 from server.review.schemas import ReviewAction
+from server.runs import lifecycle
 
 _TARGET = {
     ReviewAction.APPROVE: ReviewState.APPROVED,
@@ -42,15 +43,7 @@ def review(
     sub = session.get(Submission, submission_id)
     if sub is None:
         raise NotFound(f"submission {submission_id} not found")
-    if action == ReviewAction.APPROVE and sub.status != RunStatus.SUCCEEDED:
-        raise TransitionConflict(
-            f"only a succeeded submission can be approved (this one is {sub.status.value})"
-        )
-    previous = sub.review_state
-    sub.review_state = _TARGET[action]
-    sub.review_reason = reason or None
-    sub.reviewed_at = utcnow()
-    session.flush()
+    previous = lifecycle.set_review(session, sub, _TARGET[action], reason=reason or None)
     audit.record(
         session,
         actor=actor.audit_name,

@@ -15,9 +15,11 @@ model chooses. The figures and timestamps of a run are `server.runs.run_view`'s.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from runner.spec import ErrorCode
+from server.models import Submission
 from server.runs.policy import Fault, Stage, Told
 
 HiddenLogs = Literal["maintainers", "none", "submitters"]
@@ -63,15 +65,28 @@ def submitter_message(fault: Fault, told: Told, code: ErrorCode, *, refunded: bo
     return _GENERIC.get(code, _GENERIC[ErrorCode.INFRA_ERROR])
 
 
-def public_log(hidden_logs: HiddenLogs, stage: Stage, tail: str) -> str | None:
-    """The part of a stage's log tail submitters may read (None: keep what is there)."""
+@dataclass(frozen=True)
+class StageLogs:
+    """Where a stage's log tail is stored: ``log_tail`` (submitters read it) and ``hidden_log_tail``
+    (maintainers only); None leaves the column as it is."""
+
+    public: str | None
+    kept: str | None
+
+    def write(self, sub: Submission) -> None:
+        if self.public is not None:
+            sub.log_tail = self.public
+        if self.kept is not None:
+            sub.hidden_log_tail = self.kept
+
+
+def stage_logs(hidden_logs: HiddenLogs, stage: Stage, tail: str) -> StageLogs:
+    """The one decision of who may read a stage's log `tail`, for a stage that passed and for an
+    ending alike: a preflight log (public or synthetic images) is the submitter's; a later stage's
+    goes by ``CSAWM_HIDDEN_LOGS`` (maintainers only, nobody, or — opted in — submitters too)."""
     if stage is Stage.PREFLIGHT:
-        return tail
-    return tail if hidden_logs == "submitters" else None
-
-
-def maintainer_log(hidden_logs: HiddenLogs, stage: Stage, tail: str) -> str | None:
-    """The hidden run's log tail kept for maintainers (None: not kept)."""
-    if stage is Stage.PREFLIGHT or hidden_logs == "none":
-        return None
-    return tail
+        return StageLogs(public=tail, kept=None)
+    return StageLogs(
+        public=tail if hidden_logs == "submitters" else None,
+        kept=None if hidden_logs == "none" else tail,
+    )

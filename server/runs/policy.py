@@ -18,7 +18,9 @@ reads `RULES` top to bottom; the first matching rule wins (as in Kubernetes'
   see the full message and log; ``alert`` marks endings that need an operator (a broken deployment,
   a scorer crash), ``hold`` those after which the team's further runs wait for a maintainer
   (`server.runs.holds`): the scorer failed on a model's output, and re-running it — or the team's
-  next image, one layer apart — could turn the crash into a channel.
+  next image, one layer apart — could turn the crash into a channel; ``counts_for_duplicates``
+  whether a run that ended by the rule still blocks its team from submitting the same image again
+  (a cancel or our failure does not: `server.runs.lifecycle.earlier_duplicate`).
 
 Retries that run out become ``fail`` with ``infra_error``, paid by the project. No other code
 decides refunds: the worker applies `Decision` (`server.worker.endings`), the API's cancel asks
@@ -87,6 +89,7 @@ class Rule:
     alert: bool = False
     hold: bool = False  # the team's further runs wait for a maintainer (server.runs.holds)
     code: ErrorCode | None = None  # the error code stored, when the rule sets it (else the fault's)
+    counts_for_duplicates: bool = True  # False: the team may submit the same image again
 
     def matches(self, fault: Fault) -> bool:
         return (
@@ -107,9 +110,10 @@ RULES: tuple[Rule, ...] = (
     Rule(None, _set(FaultKind.SHUTDOWN), None, Action.HAND_BACK, Payer.PROJECT, Told.GENERIC,
          "the worker stopped; the run is handed back"),
     Rule(_set(Stage.QUEUED, Stage.PREFLIGHT), _set(FaultKind.CANCELLED), None, Action.FAIL,
-         Payer.PROJECT, Told.FULL, "cancelled before the hidden run started"),
+         Payer.PROJECT, Told.FULL, "cancelled before the hidden run started",
+         code=ErrorCode.CANCELLED, counts_for_duplicates=False),
     Rule(None, _set(FaultKind.CANCELLED), None, Action.FAIL, Payer.SUBMITTER, Told.FULL,
-         "cancelled after the hidden run started"),
+         "cancelled after the hidden run started", code=ErrorCode.CANCELLED, counts_for_duplicates=False),
     Rule(_set(Stage.PREFLIGHT), _USER_FAULTS, None, Action.FAIL, Payer.PROJECT, Told.FULL,
          "preflight failure costs no quota"),
     Rule(_set(Stage.HIDDEN), _USER_FAULTS, None, Action.FAIL, Payer.SUBMITTER, Told.CODE,
@@ -118,14 +122,20 @@ RULES: tuple[Rule, ...] = (
          Payer.SUBMITTER, Told.CODE, "invalid predictions for the hidden images"),
     Rule(_set(Stage.SCORING), _set(FaultKind.SCORER), None, Action.FAIL, Payer.SUBMITTER, Told.GENERIC,
          "the scorer failed on the model's predictions; the team is held for review",
-         alert=True, hold=True, code=ErrorCode.INFRA_ERROR),
+         alert=True, hold=True, code=ErrorCode.INFRA_ERROR, counts_for_duplicates=False),
     Rule(None, _set(FaultKind.TRANSIENT_INFRA), None, Action.RETRY, Payer.PROJECT, Told.GENERIC,
-         "infrastructure failure", backoff=True),
+         "infrastructure failure", backoff=True, code=ErrorCode.INFRA_ERROR, counts_for_duplicates=False),
     Rule(None, _set(FaultKind.PERMANENT_INFRA), None, Action.FAIL, Payer.PROJECT, Told.GENERIC,
-         "infrastructure failure", alert=True, code=ErrorCode.INFRA_ERROR),
+         "infrastructure failure", alert=True, code=ErrorCode.INFRA_ERROR, counts_for_duplicates=False),
     # Anything else (a model fault where none can happen, say) is our bug: fail, refund, alert.
     Rule(None, None, None, Action.FAIL, Payer.PROJECT, Told.GENERIC, "unexpected ending", alert=True),
 )  # fmt: skip
+
+# The error codes a run ends with when its rule frees the image: a run stored with one of them does
+# not block a resubmission. Each such rule names its code, so the stored code tells the rule apart.
+DUPLICATE_FREE_CODES: frozenset[ErrorCode] = frozenset(
+    r.code for r in RULES if not r.counts_for_duplicates and r.code is not None
+)
 
 
 @dataclass(frozen=True)

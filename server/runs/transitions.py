@@ -16,9 +16,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.errors import Conflict, NotFound
-from server.models import TERMINAL_STATUSES, FailedPhase, RunEvent, RunStatus, Submission
+from server.models import TERMINAL_STATUSES, FailedPhase, ReviewState, RunEvent, RunStatus, Submission
 from server.notifications import outbox
 from server.notifications.events import EVENT_OF_STATUS
 
@@ -38,6 +38,15 @@ ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.SUCCEEDED: frozenset(),
     RunStatus.FAILED: frozenset(),
     RunStatus.CANCELLED: frozenset(),
+}
+
+
+# The review state's own allowed-from table (applied by `server.runs.lifecycle.set_review`, which
+# also approves only a succeeded run): a maintainer may change a decision (approve a hidden run,
+# disqualify an approved one, give a new reason), but a decided run never goes back to pending.
+REVIEW_ALLOWED: dict[ReviewState, frozenset[ReviewState]] = {
+    state: frozenset({ReviewState.APPROVED, ReviewState.HIDDEN, ReviewState.DISQUALIFIED})
+    for state in ReviewState
 }
 
 

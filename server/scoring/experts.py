@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from server.benchmark.labels import LabelLayout, LabelTable
 from server.scoring import metrics, ranks
 from server.scoring.inputs import FloatArray
+from server.scoring.labels import LabelLayout, LabelTable
 from server.scoring.metrics import MetricValue
 
 

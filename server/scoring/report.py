@@ -49,10 +49,10 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from server.benchmark.labels import LabelLayout, LabelTable
 from server.scoring import clinical, experts, metrics, ranks, weighted
 from server.scoring.bootstrap import DEFAULT_RESAMPLES, percentile_ci, resample_counts
 from server.scoring.inputs import FloatArray, IntArray, tiebreak_codes
+from server.scoring.labels import LabelLayout, LabelTable
 from server.scoring.memo import TEST_SET_PARTS, content_digest
 from server.scoring.metrics import MetricValue
 from server.scoring.predictions import Predictions, read_predictions

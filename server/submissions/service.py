@@ -1,4 +1,6 @@
-"""Submission logic: visibility, creation (duplicate check + quota charge in one transaction), cancel."""
+"""Submission logic: visibility, creation (duplicate check + quota charge in one transaction), cancel.
+
+The run itself is created and asked to stop through `server.runs.lifecycle`."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload, undefer
 
 from runner.errors import FaultKind
 from runner.spec import ErrorCode
+from server.accounts import service as accounts
 from server.core import audit
 from server.core.errors import (
     BadRequest,
@@ -22,9 +25,7 @@ from server.core.errors import (
 from server.core.principal import Principal
 from server.core.settings import Settings
 from server.models import (
-    ACTIVE_STATUSES,
     TERMINAL_STATUSES,
-    RunEvent,
     RunStatus,
     Submission,
     Team,
@@ -37,7 +38,7 @@ from server.registry.errors import ImageRefused, ManifestNotFound, RegistryDenie
 from server.registry.image_check import RemoteImage, inspect_reference
 from server.registry.push import push_archive
 from server.registry.reference import TEAM_NAMESPACE, image_tag, parse_reference, team_repository
-from server.runs import holds
+from server.runs import holds, lifecycle
 from server.runs.policy import Fault, Stage, decide
 from server.runs.transitions import transition
 
@@ -152,23 +153,6 @@ def check_registry_ref(settings: Settings, user: Principal, image: str) -> Remot
         ) from None
 
 
-def _earlier_duplicate(session: Session, team_id: int, digest: str) -> int | None:
-    """An earlier submission of the same image by the same team that still counts.
-
-    Cancelled runs and runs lost to infrastructure faults do not block a resubmission.
-    """
-    rows = session.execute(
-        select(Submission.id, Submission.status, Submission.error_code)
-        .where(Submission.team_id == team_id, Submission.image_digest == digest)
-        .order_by(Submission.id)
-    ).all()
-    for sub_id, status, error_code in rows:
-        if status == RunStatus.CANCELLED or (status == RunStatus.FAILED and error_code == "infra_error"):
-            continue
-        return int(sub_id)
-    return None
-
-
 def create(
     session: Session,
     user: Principal,
@@ -185,9 +169,9 @@ def create(
     image_ref: str | None = None,
 ) -> Submission:
     """Create a queued submission and charge its team, atomically (see `server.quota.service`)."""
-    team = quota.lock_team(session, require_team(user))
+    team = accounts.lock_team(session, require_team(user))
     phase = phases.require_open(session, settings)
-    earlier = _earlier_duplicate(session, team.id, image_digest)
+    earlier = lifecycle.earlier_duplicate(session, image_digest, Submission.team_id == team.id)
     if earlier is not None:
         raise DuplicateSubmission(
             f"your team already submitted image {image_digest} as submission {earlier}",
@@ -209,11 +193,7 @@ def create(
         archive_bytes=archive_bytes,
         status=RunStatus.QUEUED,
     )
-    session.add(sub)
-    session.flush()
-    session.add(
-        RunEvent(submission_id=sub.id, from_status=None, to_status=RunStatus.QUEUED.value, note="submitted")
-    )
+    lifecycle.create(session, sub, note="submitted")
     holds.note_if_held(session, sub)
     quota.charge(session, team, sub, settings)
     return sub
@@ -264,18 +244,7 @@ def cancel(
         if sub.archive_path and not keep_archives:
             Path(sub.archive_path).unlink(missing_ok=True)
         return sub
-    assert sub.status in ACTIVE_STATUSES
-    sub.cancel_requested = True
-    session.add(
-        RunEvent(
-            submission_id=sub.id,
-            from_status=sub.status.value,
-            to_status=sub.status.value,
-            note=f"cancel requested by {user.email}",
-        )
-    )
-    session.flush()
-    return sub
+    return lifecycle.request_cancel(session, sub, note=f"cancel requested by {user.email}")
 
 
 BASELINE_TEAM = "CSAW-M baselines"
@@ -320,11 +289,7 @@ def create_baseline(
         archive_bytes=archive_path.stat().st_size if archive_path else None,
         status=RunStatus.QUEUED,
     )
-    session.add(sub)
-    session.flush()
-    session.add(
-        RunEvent(submission_id=sub.id, from_status=None, to_status=RunStatus.QUEUED.value, note="baseline")
-    )
+    lifecycle.create(session, sub, note="baseline")
     audit.record(
         session,
         actor=actor,

@@ -1,6 +1,6 @@
 """Per-app caches of the pages' expensive parts: rendered SVG plots and the leaderboard rows.
 
-Both live in ``AppState.extras`` (built on first use, never at import) and are keyed by what they
+Both are fields of the `AppState` (made at startup, never at import) and are keyed by what they
 depend on, so they never need explicit invalidation: a plot by its submission's ``updated_at`` (or
 the board version), the board by the API's version key (count and latest ``updated_at`` of the
 succeeded submissions), which every new result and review action changes.
@@ -17,10 +17,12 @@ import hmac
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from server.core.settings import Settings
 from server.core.state import AppState
 from server.leaderboard import service as leaderboard_service
 from server.leaderboard.references import board_references
@@ -37,12 +39,13 @@ def plot_version(state: AppState, *key: object) -> str:
     tells nothing of it. HMAC-SHA256 under a key derived from the web session key, so nobody
     without the server's secret can test a guess of the board's state against it; servers behind
     one load balancer that share ``CSAWM_SESSION_SECRET`` write the same URL."""
-    secret = state.extras.get("web_plot_key")
-    if secret is None:
-        derived = hmac.new(session_key(state.settings), b"csawm plot version", hashlib.sha256).digest()
-        secret = state.extras.setdefault("web_plot_key", derived)
     message = "\x1f".join(str(part) for part in key).encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:PLOT_VERSION_CHARS]
+    return hmac.new(state.plot_key, message, hashlib.sha256).hexdigest()[:PLOT_VERSION_CHARS]
+
+
+def plot_key(settings: Settings) -> bytes:
+    """The key of `plot_version`, derived from the web session key (made once, at startup)."""
+    return hmac.new(session_key(settings), b"csawm plot version", hashlib.sha256).digest()
 
 
 class PlotCache:
@@ -67,11 +70,16 @@ class PlotCache:
 
 
 def plot_cache(state: AppState) -> PlotCache:
-    cache = state.extras.get("web_plots")
-    if cache is None:
-        cache = state.extras.setdefault("web_plots", PlotCache(PLOT_CACHE_SIZE))
-    assert isinstance(cache, PlotCache)
-    return cache
+    return state.web_plots
+
+
+@dataclass
+class BoardCache:
+    """The pages' board and clinical rows per phase name, for one version key of the board."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    key: tuple[Any, ...] | None = None
+    phases: dict[str, tuple[list[queries.BoardRow], list[queries.ClinicalRow]]] = field(default_factory=dict)
 
 
 def _entry(
@@ -83,17 +91,17 @@ def _entry(
         references.labels_sha256[:16] if references else "",
     )
     name = phase.name if phase else ""
-    cache: dict[str, Any] = state.extras.setdefault("web_board", {"lock": threading.Lock(), "key": None})
-    with cache["lock"]:
-        if cache["key"] != version:
-            cache["phases"] = {}
-            cache["key"] = version
-        if name not in cache["phases"]:
-            cache["phases"][name] = (
+    cache = state.web_board
+    with cache.lock:
+        if cache.key != version:
+            cache.phases = {}
+            cache.key = version
+        if name not in cache.phases:
+            cache.phases[name] = (
                 queries.leaderboard_rows(session, references, phase),
                 queries.clinical_rows(session, references, phase),
             )
-        rows, clinical = cache["phases"][name]
+        rows, clinical = cache.phases[name]
     return (*version, name), rows, clinical
 
 

@@ -25,13 +25,20 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.accounts import service as accounts
 from server.agreements import service as agreements
 from server.agreements.document import Agreement
-from server.core.clock import iso, utcnow
-from server.core.deps import DB_INT_MAX, DatabaseDep, IdPath, SessionDep, SettingsDep, StateDep
+from server.clock import iso, utcnow
+from server.core.deps import (
+    DB_INT_MAX,
+    DatabaseDep,
+    IdPath,
+    SessionDep,
+    SettingsDep,
+    StateDep,
+    get_state,
+)
 from server.core.errors import AgreementOutdated, CsawmError, NotFound
-from server.core.principal import Principal
+from server.core.principal import Principal, authenticate
 from server.core.security import hash_token
 from server.core.settings import Settings
 from server.core.state import AppState
@@ -255,7 +262,7 @@ def login(
         return render(request, signer, None, "login.html", {"next": target, "error": error}, status_code=400)
     try:
         with db.session() as session:
-            accounts.authenticate(session, token)
+            authenticate(session, token)
     except CsawmError as exc:
         error = f"That token was not accepted: {exc.message}."
         return render(request, signer, None, "login.html", {"next": target, "error": error}, status_code=401)
@@ -349,7 +356,7 @@ def _shown_report(
     request: Request, session: Session, sub: Submission, user: Principal
 ) -> dict[str, Any] | None:
     """The run's report as this viewer may see it, or None (server.phases.visibility.shown_report)."""
-    return shown_report(score_view(session, request.app.state.csawm.settings, sub, user), sub.metrics)
+    return shown_report(score_view(session, get_state(request).settings, sub, user), sub.metrics)
 
 
 @router.get("/submissions/{submission_id}", response_model=None)
@@ -362,13 +369,13 @@ def report_page(
     if sub is None:
         return not_found(request, signer, user, f"Submission {submission_id}")
     team = session.get(Team, sub.team_id)
-    settings = request.app.state.csawm.settings
+    settings = get_state(request).settings
     view = score_view(session, settings, sub, user)
     viewer = viewer_of(user, settings)
     report = shown_report(view, sub.metrics) or None
     alts: dict[str, str] = {}
     if report is not None:
-        cache = plot_cache(request.app.state.csawm)
+        cache = plot_cache(get_state(request))
         for plot_name in REPORT_PLOTS:
             plot = _report_plot(session, cache, sub, report, plot_name)
             if plot is not None:
@@ -378,7 +385,7 @@ def report_page(
         "team_name": team.name if team else "",
         "report": report,
         "alts": alts,
-        "plot_version": plot_version(request.app.state.csawm, sub.id, sub.updated_at.isoformat()),
+        "plot_version": plot_version(get_state(request), sub.id, sub.updated_at.isoformat()),
         # Figures, timestamps and maintainer-only texts as the API shows them (server.runs.run_view).
         "run": run_view(sub, viewer),
         "staff": user.is_staff,
@@ -455,15 +462,15 @@ def report_plot(
 
 
 def _admin_context(session: Session, request: Request) -> dict[str, Any]:
-    settings: Settings = request.app.state.csawm.settings
+    settings: Settings = get_state(request).settings
     names = queries.team_names(session)
     pending = []
     for sub in review.review_queue(session):
         best = queries.previous_best(session, sub.team_id, sub.id)
         pending.append({"sub": sub, "team": names.get(sub.team_id, ""), "best": best})
     team_quota = [(team, quota.compute_status(session, team, settings)) for team in queries.teams(session)]
-    worker = request.app.state.csawm.worker
-    cache = review_flags.rank_cache(request.app.state.csawm)
+    worker = get_state(request).worker
+    cache = review_flags.rank_cache(get_state(request))
     return {
         "pending": pending,
         "flags": review_flags.compute_flags(session, settings.data_dir, cache),

@@ -36,7 +36,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.settings import Settings
 from server.models import RevokedWebSession
 

@@ -19,7 +19,8 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from sqlalchemy.exc import SQLAlchemyError
 
-from server.core.clock import iso, utcnow
+from server.clock import iso, utcnow
+from server.core.deps import get_state
 from server.core.principal import Principal
 from server.core.text import visible
 from server.phases import service as phases
@@ -133,7 +134,7 @@ def templates() -> Jinja2Templates:
 
 def current_phase(request: Request) -> PhaseView | None:
     """The phase every page names in its header (None when the database cannot say)."""
-    state = request.app.state.csawm
+    state = get_state(request)
     try:
         with state.db.session() as session:
             return phases.shown(session, state.settings)

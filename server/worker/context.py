@@ -15,7 +15,7 @@ from pathlib import Path
 
 from runner.errors import FaultKind
 from runner.spec import ErrorCode
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import RunStatus

@@ -13,16 +13,15 @@ from __future__ import annotations
 import logging
 import shutil
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from runner.spec import ErrorCode
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models import FailedPhase, RunStatus
 from server.quota import service as quota
 from server.runs import alerts, holds
-from server.runs.disclosure import HANDED_BACK_NOTE, RETRY_NOTE, maintainer_log, public_log, submitter_message
+from server.runs.disclosure import HANDED_BACK_NOTE, RETRY_NOTE, stage_logs, submitter_message
 from server.runs.policy import Action, Decision, Stage
 from server.runs.transitions import transition
 from server.worker.backend import PREFLIGHT_LOG_BYTES
@@ -45,7 +44,6 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: StageFault, decision: Decision) -
     log.info("run %s: %s -> %s (%s)", ctx.sub_id, pf, decision.action.value, decision.reason)
 
     def write(session: Session) -> None:
-        logs = _logs(env, f.stage, pf.log_tail)
         if decision.action is Action.FAIL:
             to = RunStatus.CANCELLED if decision.code is ErrorCode.CANCELLED else RunStatus.FAILED
             public = submitter_message(f, decision.told, decision.code, refunded=decision.refund)
@@ -86,8 +84,8 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: StageFault, decision: Decision) -
         if decision.alert:
             detail = {"phase": f.stage.value, "kind": f.kind.value, "error_code": decision.code.value}
             alerts.alert(session, ctx.sub_id, actor=actor, reason=decision.reason, detail=detail)
-        for key, value in logs.items():
-            setattr(sub, key, value)
+        if pf.log_tail:
+            stage_logs(env.settings.hidden_logs, f.stage, pf.log_tail[-PREFLIGHT_LOG_BYTES:]).write(sub)
         sub.timings = dict(ctx.timings)
         sub.runtime = runtime_of(ctx)
 
@@ -95,19 +93,6 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: StageFault, decision: Decision) -
     transact(env, write)
     if decision.action is Action.FAIL:
         finish(env, ctx)
-
-
-def _logs(env: WorkerEnv, stage: Stage, tail: str) -> dict[str, Any]:
-    if not tail:
-        return {}
-    values: dict[str, Any] = {}
-    shown = public_log(env.settings.hidden_logs, stage, tail)
-    if shown is not None:
-        values["log_tail"] = shown[-PREFLIGHT_LOG_BYTES:]
-    kept = maintainer_log(env.settings.hidden_logs, stage, tail)
-    if kept is not None:
-        values["hidden_log_tail"] = kept
-    return values
 
 
 def finish(env: WorkerEnv, ctx: RunContext) -> None:

@@ -27,8 +27,8 @@ from PIL import Image
 
 from runner.io_contract import prepare_input
 from server.benchmark.dataset import Benchmark
-from server.benchmark.labels import LabelTable
 from server.benchmark.manifest import build_manifest
+from server.scoring.labels import LabelTable
 
 SYNTHETIC_PREFIX = "preflight_"
 TEST_SETS = ("private", "public")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from runner.spec import Runner
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Submission

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from runner.errors import FaultKind, RunnerError
 from runner.spec import ErrorCode, Runner
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import RunStatus, Submission

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.db import Database
 from server.models import WorkerHeartbeat
 

@@ -26,23 +26,24 @@ import math
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from runner.errors import FaultKind, RunnerError, fault_kind
 from runner.imagetar import ImageArchiveError
 from runner.spec import ErrorCode, Runner, RunResult, RunSpec, TerminalState
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models import RunStatus, Submission
 from server.phases.service import of_name as competition_phase
-from server.runs import reports, store
-from server.runs.disclosure import maintainer_log, public_log
+from server.runs import leases, lifecycle, reports, store
+from server.runs.disclosure import stage_logs
+from server.runs.lifecycle import Progress
 from server.runs.policy import Stage
-from server.runs.transitions import LeaseLost, transition
+from server.runs.transitions import LeaseLost
 from server.worker.backend import PREFLIGHT_LOG_BYTES, run_limits
 from server.worker.context import RunContext, StageFault, WorkerEnv, fault
 from server.worker.evaluation import EvaluationSet, NoPublicTestSet
@@ -90,20 +91,19 @@ def _move(
     ctx: RunContext,
     to: RunStatus,
     note: str,
+    progress: Progress,
     *,
     also: Callable[[Session, Submission], None] | None = None,
-    **values: Any,
 ) -> None:
-    """Transition the run (under this worker's lease) and write `values` plus the progress kept."""
+    """Advance the run (under this worker's lease) with what the stage produced and the progress kept."""
+    progress = replace(progress, timings=dict(ctx.timings), runtime=runtime_of(ctx))
 
     def write(session: Session) -> None:
-        sub = transition(session, ctx.sub_id, to, note=note, owner=env.name, attempt=ctx.lease.attempt)
-        for key, value in values.items():
-            setattr(sub, key, value)
+        sub = lifecycle.advance(
+            session, ctx.sub_id, to, owner=env.name, attempt=ctx.lease.attempt, note=note, progress=progress
+        )
         if also is not None:
             also(session, sub)
-        sub.timings = dict(ctx.timings)
-        sub.runtime = runtime_of(ctx)
 
     transact(env, write)
     ctx.status = to
@@ -193,25 +193,13 @@ def check_signals(ctx: RunContext) -> None:
 def _record_handle(env: WorkerEnv, ctx: RunContext, handle: str, *, started: bool) -> None:
     """Write down the handle: before start (what to stop if this worker dies), after (the real one)."""
 
-    def write(session: Session) -> None:
-        values: dict[str, Any] = {"runner_handle": handle}
-        sub = session.get(Submission, ctx.sub_id)
-        if started and sub is not None and sub.container_started_at is None:
-            values["container_started_at"] = utcnow()
-        result = session.execute(
-            update(Submission)
-            .where(
-                Submission.id == ctx.sub_id,
-                Submission.lease_owner == env.name,
-                Submission.attempt == ctx.lease.attempt,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
+    def write(session: Session) -> bool:
+        return leases.record_handle(
+            session, ctx.sub_id, owner=env.name, attempt=ctx.lease.attempt, handle=handle, started=started
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            ctx.lost.set()
 
-    transact(env, write)
+    if not transact(env, write):
+        ctx.lost.set()
 
 
 def execute(
@@ -315,7 +303,8 @@ def run_preflight(
         )
         pf.log_tail = result.log_tail
         raise pf from None
-    _move(env, ctx, RunStatus.RUNNING, "preflight passed", log_tail=result.log_tail[-PREFLIGHT_LOG_BYTES:])
+    logs = stage_logs(env.settings.hidden_logs, Stage.PREFLIGHT, result.log_tail[-PREFLIGHT_LOG_BYTES:])
+    _move(env, ctx, RunStatus.RUNNING, "preflight passed", Progress(logs=logs))
 
 
 def run_hidden(
@@ -343,15 +332,12 @@ def run_hidden(
     sha = store.save(env.settings.data_dir, result.predictions or b"")
     # The test set whose input was mounted: `score` reads the predictions against it, whatever the
     # phase says by then (a maintainer may change a phase's test set meanwhile).
-    values: dict[str, Any] = {"predictions_sha256": sha, "reproducibility": {"test_set": test_set}}
-    hidden_logs = env.settings.hidden_logs
-    kept = maintainer_log(hidden_logs, Stage.HIDDEN, result.log_tail)
-    if kept is not None:
-        values["hidden_log_tail"] = kept
-    shown = public_log(hidden_logs, Stage.HIDDEN, result.log_tail)
-    if shown is not None:
-        values["log_tail"] = shown
-    _move(env, ctx, RunStatus.SCORING, "hidden run finished", **values)
+    progress = Progress(
+        predictions_sha256=sha,
+        reproducibility={"test_set": test_set},
+        logs=stage_logs(env.settings.hidden_logs, Stage.HIDDEN, result.log_tail),
+    )
+    _move(env, ctx, RunStatus.SCORING, "hidden run finished", progress)
 
 
 def grid_wait(elapsed: float, grid: float) -> float:
@@ -473,7 +459,7 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
             predictions_sha256=sha,
         )
 
-    _move(env, ctx, RunStatus.SUCCEEDED, "scored", also=store_report, reproducibility=repro)
+    _move(env, ctx, RunStatus.SUCCEEDED, "scored", Progress(reproducibility=repro), also=store_report)
 
 
 def quietly(fn: Callable[[str], None], handle: str | None) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from server.benchmark.dataset import Benchmark, BenchmarkError, read_split
-from server.benchmark.labels import LabelLayout
+from server.scoring.labels import LabelLayout
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from PIL import Image
 
 from server.benchmark.annotators import N_LEVELS
 from server.benchmark.dataset import Benchmark
-from server.benchmark.labels import COLUMNS, LabelLayout, read_labels
 from server.benchmark.synth import ProgressCallback, SynthError, SynthSummary, generate, parse_resolution
+from server.scoring.labels import COLUMNS, LabelLayout, read_labels
 
 
 def tree(root: Path) -> dict[str, bytes]:

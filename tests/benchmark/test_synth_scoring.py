@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from server.benchmark.dataset import Benchmark
-from server.benchmark.labels import LabelTable
 from server.benchmark.synth import generate
+from server.scoring.labels import LabelTable
 from server.scoring.predictions import read_predictions
 from server.scoring.report import score_report
 from tests.scoring.schema import valid_report

@@ -21,8 +21,8 @@ from PIL import Image
 from scipy import ndimage
 from scipy.stats import fisher_exact, kendalltau, rankdata
 
-from server.benchmark.labels import LabelTable, read_labels
 from server.benchmark.synth import Split, generate, simulate_labels
+from server.scoring.labels import LabelTable, read_labels
 
 N = 400
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from server.benchmark.dataset import Benchmark
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models import Submission
 from server.phases import service as phases
 from server.worker.loop import Worker

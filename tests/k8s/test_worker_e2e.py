@@ -41,7 +41,7 @@ from runner.kubernetes.executor import KubernetesRunner
 from server.accounts import service as accounts
 from server.app import create_app
 from server.benchmark.dataset import Benchmark
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.db import Database
 from server.core.k8s_settings import kubernetes_runner_config
 from server.core.settings import Settings

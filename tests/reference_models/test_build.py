@@ -29,7 +29,7 @@ from reference_models.rules import ModelKind
 from runner.docker_backend import DockerRunner
 from runner.io_contract import prepare_input
 from runner.spec import RunSpec, TerminalState
-from server.benchmark.labels import read_labels
+from server.scoring.labels import read_labels
 from server.scoring.predictions import read_predictions
 
 RESOLUTION = (64, 52)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from server.benchmark.labels import COLUMNS, LabelLayout, LabelTable
+from server.scoring.labels import COLUMNS, LabelLayout, LabelTable
 from server.scoring.predictions import Predictions
 
 

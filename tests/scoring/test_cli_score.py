@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from server.benchmark.labels import read_labels
 from server.cli.main import app
+from server.scoring.labels import read_labels
 from server.scoring.predictions import read_predictions
 from server.scoring.report import score_file
 

@@ -10,7 +10,7 @@ import pytest
 import scipy.stats
 from sklearn.metrics import roc_auc_score
 
-from server.benchmark.labels import LabelLayout
+from server.scoring.labels import LabelLayout
 from server.scoring.metrics import amae
 from server.scoring.predictions import PredictionsError
 from server.scoring.ranks import median_rank_ground_truth, rerank_experts

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
-from server.benchmark.labels import read_labels
 from server.cli.main import app
+from server.scoring.labels import read_labels
 
 from .factories import write_predictions
 

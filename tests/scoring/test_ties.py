@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from server.benchmark.labels import LabelTable
 from server.scoring.clinical import octile_quartiles, straddling_rows
+from server.scoring.labels import LabelTable
 
 from .factories import predictions, private_labels, public_labels
 from .schema import scored

@@ -37,7 +37,7 @@ import uvicorn
 from server.accounts import service as accounts
 from server.app import create_app
 from server.benchmark.dataset import Benchmark
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings, load_settings
 from server.models import FailedPhase, ReviewState, Role, RunEvent, RunStatus, Submission, Team

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from server.app import create_app
 from server.benchmark.dataset import Benchmark
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.db import Database
 from server.core.security import hash_token
 from server.core.settings import Settings, load_settings

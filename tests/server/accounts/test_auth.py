@@ -9,7 +9,7 @@ from srvtest import factories as f
 from srvtest.app import Api
 
 from server.accounts import service
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.security import hash_token
 from server.models import ApiToken, AuditEntry, Role
 

@@ -20,6 +20,7 @@ from server.cli.main import app
 from server.core import migrate
 from server.core.db import Database
 from server.core.errors import Unauthorized
+from server.core.principal import authenticate
 from server.models import AuditEntry, Channel, Role, RunStatus
 from server.notifications.dispatcher import Dispatcher
 from server.runs.transitions import transition
@@ -145,14 +146,14 @@ def test_the_admin_command_line_deactivates_and_reactivates(
     db = Database.connect(f"sqlite:///{tmp_path / 'state' / 'csawm.db'}")
     try:
         with db.transaction(write=False) as session, pytest.raises(Unauthorized, match="account deactivated"):
-            service.authenticate(session, token.strip())
+            authenticate(session, token.strip())
         code, _, err = _run("admin", "deactivate-user", ALICE)
         assert code == 2 and "already deactivated" in err and err.count("\n") == 1
         code, _, err = _run("admin", "issue-token", ALICE)
         assert code == 2 and "reactivate the account first" in err
         assert _run("admin", "reactivate-user", ALICE)[0] == 0
         with db.transaction(write=False) as session:
-            assert service.authenticate(session, token.strip()).email == ALICE
+            assert authenticate(session, token.strip()).email == ALICE
         code, _, err = _run("admin", "reactivate-user", "ghost@alpha.example")
         assert code == 2 and "no user with email" in err
         actions = [action for action, actor, _ in _audit(db) if actor.startswith("cli:")]

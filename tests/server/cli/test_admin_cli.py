@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from server.accounts import service
 from server.cli.main import app
 from server.core.db import Database
+from server.core.principal import authenticate
 
 
 @pytest.fixture
@@ -38,11 +39,11 @@ def test_admin_commands_print_tokens_alone(env: Path) -> None:
     db = Database.connect(f"sqlite:///{env / 'csawm.db'}")
     try:
         with db.transaction(write=False) as session:
-            assert service.authenticate(session, first).team_name == "alpha"
-            assert service.authenticate(session, second).email == "a@x.org"
+            assert authenticate(session, first).team_name == "alpha"
+            assert authenticate(session, second).email == "a@x.org"
         assert _run("admin", "revoke-token", first)[0] == 0
         with db.transaction(write=False) as session, pytest.raises(Exception, match="revoked"):
-            service.authenticate(session, first)
+            authenticate(session, first)
         assert _run("admin", "set-quota", "alpha", "--per-day", "5", "--active", "2")[0] == 0
         with db.transaction(write=False) as session:
             team = service.get_team(session, "alpha")

@@ -390,7 +390,7 @@ def test_submit_wait_in_a_sealed_phase_shows_no_score_and_select_picks_the_run(
 ) -> None:
     from datetime import timedelta
 
-    from server.core.clock import utcnow
+    from server.clock import utcnow
     from server.phases import service as phases
 
     url, db = server
@@ -434,7 +434,7 @@ def test_names_stored_with_invisible_characters_print_escaped_issue_19(
     """A run and team named before issue 19 with a bidi override, a zero-width space and Rich markup
     (written straight to the database): `status` and `leaderboard` print visible escapes and the
     brackets as they are; ``--json`` keeps the stored text."""
-    from server.core.clock import utcnow
+    from server.clock import utcnow
     from server.models import ReviewState, Submission, Team
 
     url, db = server

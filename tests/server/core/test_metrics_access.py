@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from srvtest import factories as f
 from srvtest.app import METRICS_TOKEN, Api, make_settings, operator_metrics, running_api
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.settings import SettingsError, load_settings
 from server.models import FailedPhase, Role, RunStatus, Submission
 from server.worker import presence

@@ -121,7 +121,7 @@ def test_smtp_settings_are_checked_and_the_password_is_secret(tmp_path: Path) ->
 
 def test_a_bad_row_is_settled_not_wedged(tmp_path: Path, sqlite_url: str) -> None:
     """An address that cannot be a header (written behind the API's back) fails the attempt; no mail."""
-    from server.core.clock import utcnow
+    from server.clock import utcnow
     from server.models import Delivery, Role, User
 
     bad = "a@alpha.example\r\nBcc: x@evil.example"

@@ -25,7 +25,7 @@ from srvtest.notify import (
 )
 from srvtest.web import page_times, web_login
 
-from server.core.clock import iso
+from server.clock import iso
 from server.models import Role, RunStatus
 from server.notifications.dispatcher import Dispatcher
 from server.runs.transitions import transition

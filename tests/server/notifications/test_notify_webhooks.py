@@ -25,8 +25,8 @@ from srvtest.notify import (
     team_with_members,
 )
 
+from server.clock import utcnow
 from server.core import migrate
-from server.core.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import Delivery, DeliveryAttempt, RunStatus, Submission

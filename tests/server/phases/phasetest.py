@@ -15,7 +15,7 @@ from srvtest.app import Api
 from srvtest.web import web_login
 
 from server.cli import client as cli
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models import ReviewState, RunStatus, Submission
 from server.phases import service as phases
 from server.runs import reports

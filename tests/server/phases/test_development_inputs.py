@@ -25,7 +25,7 @@ from srvtest.app import Api, make_settings, running_api
 
 from runner.docker_backend import DockerRunner
 from server.benchmark.dataset import Benchmark
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models import Submission
 from server.phases import service as phases
 from server.worker.loop import Worker

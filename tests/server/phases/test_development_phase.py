@@ -20,7 +20,7 @@ from srvtest.fakes import FakeRunner, predictions_for
 
 from runner.spec import RunSpec
 from server.benchmark.dataset import Benchmark
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models import Role, Submission
 from server.phases import service as phases
 from server.runs import store

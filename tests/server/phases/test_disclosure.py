@@ -23,8 +23,8 @@ from srvtest.fakes import FakeRunner
 from typer.testing import CliRunner
 
 from server.cli.main import app
+from server.clock import utcnow
 from server.core import migrate
-from server.core.clock import utcnow
 from server.core.db import Database
 from server.models import Phase, ReviewState, Role, RunStatus, Submission, SubmissionReport, Team
 from server.phases import service as phases

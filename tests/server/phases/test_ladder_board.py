@@ -13,7 +13,7 @@ from phasetest import RESAMPLES, leaked, make_phase, scored, surfaces, web
 from srvtest import factories as f
 from srvtest.app import Api
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.leaderboard.ladder import NOT_SIGNIFICANT
 from server.models import Role, Team
 

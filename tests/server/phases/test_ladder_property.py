@@ -27,7 +27,7 @@ from sqlalchemy import select
 from srvtest import factories as f
 from srvtest.app import Api
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.leaderboard.ladder import LadderRun, climb
 from server.models import LadderStepRow, ReviewState, Role, Submission, Team
 

@@ -26,8 +26,8 @@ from srvtest.app import Api, make_settings, open_api
 from srvtest.archives import write_archive
 from srvtest.fakes import FakeRunner
 
+from server.clock import utcnow
 from server.core import migrate
-from server.core.clock import utcnow
 from server.leaderboard.ladder import NOT_SIGNIFICANT
 from server.models import LadderStepRow, ReviewState, Role, RunStatus, Submission
 from server.runs.rescore import rescore

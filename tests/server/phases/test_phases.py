@@ -16,7 +16,7 @@ from srvtest.archives import write_archive
 from typer.testing import CliRunner
 
 from server.cli.main import app
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.db import Database
 from server.core.errors import Conflict, PhaseClosed
 from server.models import AuditEntry, Phase, QuotaEntry, Role, Submission

@@ -16,7 +16,7 @@ from srvtest.app import Api, make_settings, running_api
 from srvtest.archives import write_archive
 from srvtest.fakes import FakeRunner
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models import Role, RunStatus
 from server.phases import service as phases
 from server.worker.loop import Worker

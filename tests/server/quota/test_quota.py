@@ -15,7 +15,7 @@ from srvtest.live import live_server
 
 from server.accounts import service as accounts
 from server.app import create_app
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.errors import QuotaExceeded
 from server.models import LedgerKind, QuotaEntry, RunStatus, Submission, Team
 from server.quota import service as quota

@@ -12,7 +12,7 @@ import scipy.stats
 from srvtest import factories as f
 from srvtest.app import Api
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models import ReviewState, Role, RunStatus, Submission
 from server.review.flags import RankCache, compute_flags
 from server.runs import store

@@ -30,7 +30,7 @@ from runner.docker_backend import DockerRunner
 from server.accounts import service as accounts
 from server.app import create_app
 from server.cli.main import app as cli
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.core.db import Database
 from server.models import QuotaEntry, Role, Submission
 from server.worker.loop import Worker

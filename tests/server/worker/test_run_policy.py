@@ -453,7 +453,7 @@ def test_runtime_metrics_per_run(wapi: Api, tmp_path: Path) -> None:
 def test_janitor_removes_images_of_runs_ended_longer_than_the_ttl(wapi: Api, tmp_path: Path) -> None:
     from datetime import timedelta
 
-    from server.core.clock import utcnow
+    from server.clock import utcnow
     from server.worker import janitor
 
     token = _token(wapi)

@@ -13,7 +13,7 @@ from srvtest.app import Api, make_settings, open_api, operator_metrics, running_
 from srvtest.archives import write_archive
 from srvtest.fakes import FakeRunner
 
-from server.core.clock import utcnow
+from server.clock import utcnow
 from server.models import Role, RunStatus, Submission
 from server.worker.loop import Worker
 from server.worker.queue import lease_next

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.benchmark.labels import (
+from server.scoring.labels import (
     COLUMNS,
     LabelFileError,
     LabelLayout,

@@ -1,4 +1,7 @@
-"""Time in one place: every timestamp the server writes is timezone-aware UTC."""
+"""Time in one place: every timestamp the server writes is timezone-aware UTC.
+
+It imports nothing of the server, so every layer may use it, the database models included
+(docs/design.md#layers)."""
 
 from __future__ import annotations
 

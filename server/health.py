@@ -1,5 +1,8 @@
 """Liveness, readiness and Prometheus metrics endpoints (no auth; ``/metrics`` shows the operator's
-series only to ``CSAWM_METRICS_TOKEN``, see `server.core.metrics`)."""
+series only to ``CSAWM_METRICS_TOKEN``, see `server.core.metrics`).
+
+Readiness asks the worker and the registry, so it sits above them, beside the app, never in
+`server.core` (which imports no feature package: docs/design.md#layers)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,10 @@ from server.core.deps import StateDep
 from server.core.errors import NotReady
 from server.core.metrics import operator_view
 from server.core.openapi import error_responses
+from server.registry.client import RegistryClient
+from server.registry.config import RegistryConfig
+from server.registry.errors import RegistryError
+from server.worker import presence
 
 router = APIRouter(tags=["health"])
 READYZ_REGISTRY_TIMEOUT_S = 5.0  # a probe must answer well inside the kubelet's probe timeout
@@ -66,10 +73,6 @@ def readyz(state: StateDep) -> dict[str, str]:
 
 def _registry_problem(state: StateDep) -> str | None:
     """None when no registry is configured or it answers with the server's credentials."""
-    from server.registry.client import RegistryClient
-    from server.registry.config import RegistryConfig
-    from server.registry.errors import RegistryError
-
     config = RegistryConfig.from_settings(state.settings)
     if config is None:
         return None
@@ -82,8 +85,6 @@ def _registry_problem(state: StateDep) -> str | None:
 
 
 def _heartbeat_age(state: StateDep, name: str) -> float | None:
-    from server.worker import presence
-
     try:
         return presence.age_s(state.db, name)
     except SQLAlchemyError:
