@@ -22,9 +22,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from server.benchmark.labels import LabelFileError, LabelLayout, LabelTable, read_labels
 from server.scoring import ranking, strata
 from server.scoring.bootstrap import DEFAULT_RESAMPLES, resample_counts
+from server.scoring.labels import LabelFileError, LabelLayout, LabelTable, read_labels
 from server.scoring.predictions import PredictionsError, read_predictions
 from server.scoring.report import ENDPOINTS, ScoringInputError, score_report
 

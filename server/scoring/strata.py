@@ -29,11 +29,11 @@ import pandas as pd
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
-from server.benchmark.labels import LabelLayout, LabelTable
 from server.scoring import metrics, ranks, weighted
 from server.scoring.bootstrap import paired_difference_ci, percentile_ci
 from server.scoring.experts import ExpertView
 from server.scoring.inputs import FloatArray, tiebreak_codes
+from server.scoring.labels import LabelLayout, LabelTable
 from server.scoring.predictions import Predictions
 
 #: Default of ``CSAWM_MIN_STRATUM``: strata with fewer rows are suppressed.

@@ -11,9 +11,9 @@ import pytest
 import scipy.stats
 from typer.testing import CliRunner, Result
 
-from server.benchmark.labels import read_labels
 from server.cli.main import app
 from server.scoring import ranking, ranks
+from server.scoring.labels import read_labels
 from server.scoring.predictions import read_predictions
 from server.scoring.report import score_report
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from server.benchmark.labels import LabelTable
 from server.scoring import strata
 from server.scoring.bootstrap import resample_counts, resample_indices
+from server.scoring.labels import LabelTable
 from server.scoring.predictions import Predictions
 from server.scoring.report import score_report
 
