@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from server.agreements.document import load_agreement
+from server.agreements.document import Agreement, load_agreement
 from server.core import migrate
 from server.core.db import Database
 from server.core.deps import get_principal
@@ -87,6 +87,31 @@ def _default_web_routers() -> list[APIRouter]:
     return [router] if isinstance(router, APIRouter) else []
 
 
+def build_state(settings: Settings, db: Database, agreement: Agreement | None) -> AppState:
+    """The app's state with every per-app cache made now, at startup (the worker and the
+    dispatcher are started by the lifespan)."""
+    from server.leaderboard.cache import BoardCache
+    from server.leaderboard.references import ReferenceCache
+    from server.review.flags import RankCache
+    from server.submissions.upload import UploadSlots
+    from server.web.cache import PLOT_CACHE_SIZE, PlotCache, plot_key
+    from server.web.session import SessionSigner, session_key
+
+    return AppState(
+        settings=settings,
+        db=db,
+        metrics=Metrics(db, alive_within=3 * settings.lease_ttl),  # alive: as /readyz counts it
+        agreement=agreement,
+        upload_slots=UploadSlots(settings.max_concurrent_uploads),
+        references=ReferenceCache(),
+        leaderboard=BoardCache(),
+        web_plots=PlotCache(PLOT_CACHE_SIZE),
+        plot_key=plot_key(settings),
+        signer=SessionSigner.from_secret(session_key(settings)),
+        review_ranks=RankCache(),
+    )
+
+
 WORKER_STOP_S = 9.0  # the embedded worker's time to hand its run back on shutdown
 
 
@@ -123,9 +148,8 @@ def create_app(
         _private_state(settings)
         db = Database.connect(settings.effective_database_url, session_info=settings.session_info)
         if do_migrate:
-            migrate.upgrade(db.engine)
-        metrics = Metrics(db, alive_within=3 * settings.lease_ttl)  # alive: as /readyz counts it
-        state = AppState(settings=settings, db=db, metrics=metrics, agreement=agreement)
+            migrate.upgrade(db.engine, phase=settings.phase)
+        state = build_state(settings, db, agreement)
         app.state.csawm = state
         if start_worker:
             from server.worker.loop import Worker, build_runner

@@ -35,7 +35,7 @@ def open_database(settings: Settings, *, migrate_sqlite: bool = True) -> Iterato
     db = Database.connect(settings.effective_database_url, session_info=settings.session_info)
     try:
         if migrate_sqlite and db.is_sqlite:
-            migrate.upgrade(db.engine)
+            migrate.upgrade(db.engine, phase=settings.phase)
         yield db
     finally:
         db.dispose()

@@ -18,7 +18,7 @@ def upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
     settings = settings_or_exit()
     with open_database(settings, migrate_sqlite=False) as db:
         before = migrate.current_revision(db.engine)
-        migrate.upgrade(db.engine, revision)
+        migrate.upgrade(db.engine, revision, phase=settings.phase)
         after = migrate.current_revision(db.engine)
     typer.echo(f"database at revision {after} (was {before})", err=True)
 

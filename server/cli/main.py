@@ -27,6 +27,7 @@ def _register() -> None:
     from server.cli import db as db_cli
     from server.cli import init as init_cli
     from server.cli import k8s as k8s_cli
+    from server.cli import rank as rank_cli
     from server.cli import score as score_cli
     from server.cli import serve as serve_cli
     from server.cli import synth as synth_cli
@@ -41,6 +42,7 @@ def _register() -> None:
     # Researchers: the client of a running server, then offline tools
     client_cli.register(app)
     app.command("score")(score_cli.score)
+    app.command("rank")(rank_cli.rank)
     app.command("synth")(synth_cli.synth)
     app.command("check")(check_cli.check)
     app.command("init")(init_cli.init)

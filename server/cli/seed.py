@@ -10,8 +10,9 @@ Steps, each reused when already done:
    step of a ResNet-34 on a small batch scales poorly past one thread, so two single-thread
    trainings side by side finish sooner than two two-thread ones in a row);
 3. each image is ``docker save``\\ d to ``DATA_DIR/archives/baseline-<kind>-<id>.tar`` and queued as a
-   baseline of the system team (`server.submissions.service.create_baseline`: no quota) through the
-   normal run queue, unless a baseline with the same image digest already counts (re-runs reuse it).
+   baseline of the system team through the intake pipeline (`server.submissions.intake`: inspected
+   and untagged like an upload; no quota) and the normal run queue, unless a baseline with the same
+   image digest already counts (re-runs reuse it).
    A seeded baseline is approved at once (`approve_seeded`, with an audit entry): it is the
    operators' own reference model and is on the leaderboard when scored, so its review state says
    so; a baseline a maintainer hid or disqualified keeps that decision;
@@ -57,11 +58,12 @@ from server.cli._server_common import cli_actor, fail, open_database, reported_e
 from server.clock import utcnow
 from server.core import audit, migrate
 from server.core.db import Database
+from server.core.errors import InvalidArchive
 from server.core.settings import Settings
 from server.models import TERMINAL_STATUSES, BaselineBuild, BuildState, ReviewState, RunStatus, Submission
 from server.runs import lifecycle
 from server.scoring.results import Report
-from server.submissions import service
+from server.submissions import intake
 
 EXIT_FAILED = 1
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -237,17 +239,13 @@ def queue_baseline(
         approve_seeded(db, earlier, cli_actor())
         return SeededBaseline(kind, tag, digest, earlier, reused=True)
     archive = save_archive(tag, digest, kind, settings.data_dir / "archives")
+    try:
+        image = intake.stored_baseline(settings, archive, digest)
+    except InvalidArchive as exc:
+        raise BuildError(f"{tag}: {exc.message}") from None
+    entry = intake.Entry(name=BASELINE_NAMES[kind], description=description)
     with db.transaction() as session:
-        sub = service.create_baseline(
-            session,
-            settings,
-            name=BASELINE_NAMES[kind],
-            image_digest=digest,
-            archive_path=archive.resolve(),
-            description=description,
-            actor=cli_actor(),
-        )
-        sub_id = sub.id
+        sub_id = intake.create_baseline(session, settings, entry, image, actor=cli_actor()).id
     approve_seeded(db, sub_id, cli_actor())
     return SeededBaseline(kind, tag, digest, sub_id, reused=False)
 

@@ -32,7 +32,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.core.errors import CsawmError, PayloadTooLarge, Unauthorized
-from server.core.principal import authenticate
+from server.core.principal import Principal, authenticate
+from server.core.state import AppState
 
 PRINCIPAL_STATE_KEY = "csawm_principal"
 _STREAMED_ATTR = "__csawm_streamed_body__"
@@ -157,14 +158,14 @@ class RequestGuard:
             self._needs_token[key] = _depends_on(route.dependant, self.principal_dependency)
         return self._needs_token[key]
 
-    async def _authenticate(self, scope: Scope, headers: Headers) -> Any:
+    async def _authenticate(self, scope: Scope, headers: Headers) -> Principal:
         token = bearer_token(headers)
         if token is None:
             raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-        db = scope["app"].state.csawm.db
+        state: AppState = scope["app"].state.csawm
 
-        def lookup() -> Any:
-            with db.session() as session:
+        def lookup() -> Principal:
+            with state.db.session() as session:
                 return authenticate(session, token)
 
         return await anyio.to_thread.run_sync(lookup)

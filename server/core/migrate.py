@@ -21,9 +21,10 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to `revision` on `engine`'s database."""
-    _migrate(engine, command.upgrade, revision)
+def upgrade(engine: Engine, revision: str = "head", *, phase: str | None = None) -> None:
+    """Apply migrations up to `revision` on `engine`'s database. `phase` is ``CSAWM_PHASE``: the
+    phase a server without phase rows gets a row for (``0010_phase_rows``; the environment's when None)."""
+    _migrate(engine, command.upgrade, revision, phase)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
@@ -31,7 +32,9 @@ def downgrade(engine: Engine, revision: str) -> None:
     _migrate(engine, command.downgrade, revision)
 
 
-def _migrate(engine: Engine, step: Callable[[Config, str], None], revision: str) -> None:
+def _migrate(
+    engine: Engine, step: Callable[[Config, str], None], revision: str, phase: str | None = None
+) -> None:
     """Run `step` in one transaction. On SQLite with foreign keys off: a batch migration copies a
     table, drops the old one and renames the copy, and with foreign keys on, dropping `users` would
     cascade to every token (SQLite ignores the pragma inside a transaction, so it is set before)."""
@@ -43,6 +46,8 @@ def _migrate(engine: Engine, step: Callable[[Config, str], None], revision: str)
         try:
             with conn.begin():
                 config.attributes["connection"] = conn
+                if phase is not None:
+                    config.attributes["csawm_phase"] = phase
                 step(config, revision)
         finally:
             if sqlite:

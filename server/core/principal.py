@@ -1,6 +1,6 @@
 """Who is calling: a small frozen value resolved once per request from the bearer token, and the one
-function that resolves it (`authenticate`), used by the request guard, the API dependency and the
-web login alike."""
+function that resolves it (`principal_for_hash`, and `authenticate` for a plaintext token), used by
+the request guard, the API dependency, the web login and the web session cookie alike."""
 
 from __future__ import annotations
 
@@ -35,13 +35,19 @@ class Principal:
 
 
 def authenticate(session: Session, token: str, *, now: datetime | None = None) -> Principal:
-    """Resolve a bearer token to its user. Unknown, revoked and expired tokens, and the tokens of a
-    deactivated account, are all 401."""
+    """Resolve a bearer token to its user (`principal_for_hash` of its hash)."""
+    return principal_for_hash(session, hash_token(token), now=now)
+
+
+def principal_for_hash(session: Session, token_hash: str, *, now: datetime | None = None) -> Principal:
+    """The user behind a token's SHA-256: the one lookup of a caller, for the API's bearer token
+    and for a web session cookie (which holds the hash, never the token). Unknown, revoked and
+    expired tokens, and the tokens of a deactivated account, are all 401."""
     row = session.execute(
         select(ApiToken, User, Team)
         .join(User, ApiToken.user_id == User.id)
         .outerjoin(Team, User.team_id == Team.id)
-        .where(ApiToken.token_hash == hash_token(token))
+        .where(ApiToken.token_hash == token_hash)
     ).first()
     if row is None:
         raise Unauthorized("invalid token")

@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from server.core.state import AppState
 from server.leaderboard import service
 from server.leaderboard.references import BoardReferences
 from server.leaderboard.rows import BoardRow, ClinicalRow
@@ -39,7 +38,7 @@ class BoardCache:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     key: tuple[Any, ...] | None = None
-    boards: dict[tuple[str | None, bool], _Board] = field(default_factory=dict)  # (phase, best per team)
+    boards: dict[tuple[str, bool], _Board] = field(default_factory=dict)  # (phase, best per team)
 
     def version(self, session: Session, references: BoardReferences | None) -> tuple[Any, ...]:
         """The board's current version; entries of any other are dropped."""
@@ -50,14 +49,14 @@ class BoardCache:
         return key
 
     def rows(
-        self, session: Session, references: BoardReferences | None, phase: PhaseView | None, best: bool = True
+        self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
     ) -> tuple[tuple[Any, ...], list[BoardRow]]:
         """(the version, the masking board of `phase`)."""
         key = self.version(session, references)
         return key, self._rows(self._board(key, phase, best), session, references, phase, best)
 
     def clinical(
-        self, session: Session, references: BoardReferences | None, phase: PhaseView | None, best: bool = True
+        self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
     ) -> list[ClinicalRow]:
         """The clinical view of `phase` (models, then the LIBRA density rows)."""
         board = self._board(self.version(session, references), phase, best)
@@ -67,7 +66,7 @@ class BoardCache:
         self,
         session: Session,
         references: BoardReferences | None,
-        phase: PhaseView | None,
+        phase: PhaseView,
         best: bool,
         view: str,
     ) -> bytes:
@@ -83,15 +82,15 @@ class BoardCache:
             board.bodies[view] = json.dumps(rows_json, allow_nan=False, separators=(",", ":")).encode()
         return board.bodies[view]
 
-    def _board(self, key: tuple[Any, ...], phase: PhaseView | None, best: bool) -> _Board:
+    def _board(self, key: tuple[Any, ...], phase: PhaseView, best: bool) -> _Board:
         with self.lock:
             if key != self.key:  # the version moved on since `key` was read: build, keep nothing
                 return _Board()
-            return self.boards.setdefault((phase.name if phase else None, best), _Board())
+            return self.boards.setdefault((phase.name, best), _Board())
 
     @staticmethod
     def _rows(
-        board: _Board, session: Session, refs: BoardReferences | None, phase: PhaseView | None, best: bool
+        board: _Board, session: Session, refs: BoardReferences | None, phase: PhaseView, best: bool
     ) -> list[BoardRow]:
         if board.rows is None:
             board.rows = service.build(session, best_per_team=best, references=refs, phase=phase)
@@ -99,17 +98,8 @@ class BoardCache:
 
     @staticmethod
     def _clinical(
-        board: _Board, session: Session, refs: BoardReferences | None, phase: PhaseView | None, best: bool
+        board: _Board, session: Session, refs: BoardReferences | None, phase: PhaseView, best: bool
     ) -> list[ClinicalRow]:
         if board.clinical is None:
             board.clinical = service.build_clinical(session, best_per_team=best, references=refs, phase=phase)
         return board.clinical
-
-
-def board_cache(state: AppState) -> BoardCache:
-    """The app's one leaderboard cache."""
-    cache = state.extras.get("leaderboard")
-    if cache is None:
-        cache = state.extras.setdefault("leaderboard", BoardCache())
-    assert isinstance(cache, BoardCache)
-    return cache

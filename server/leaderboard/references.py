@@ -20,6 +20,7 @@ from typing import Any
 
 from server.benchmark.dataset import Benchmark, BenchmarkError
 from server.core.settings import Settings
+from server.core.state import AppState
 from server.scoring.labels import LabelFileError, LabelLayout, parse_labels
 from server.scoring.report import ScoringInputError, references_of_test_set
 from server.scoring.results import Report
@@ -169,11 +170,6 @@ def _stat_key(bench: Benchmark, settings: Settings) -> tuple[Any, ...]:
     return tuple(parts)
 
 
-def board_references(state: Any) -> BoardReferences | None:
-    """The app's :class:`ReferenceCache` (built on first use in ``state.extras``) asked once."""
-    cache = state.extras.get("leaderboard_references")
-    if cache is None:
-        cache = state.extras.setdefault("leaderboard_references", ReferenceCache())
-    assert isinstance(cache, ReferenceCache)
-    result: BoardReferences | None = cache.get(state.settings)
-    return result
+def board_references(state: AppState) -> BoardReferences | None:
+    """The app's :class:`ReferenceCache` (``AppState.references``) asked once."""
+    return state.references.get(state.settings)

@@ -124,12 +124,12 @@ def _scorer_version(record: RunRecord, report: Report | None) -> str | None:
     return record.scorer_version or (report.scorer_version if report else None)
 
 
-def _development(phase: PhaseView | None) -> bool:
+def _development(phase: PhaseView) -> bool:
     """A development phase: scored on the public set, so no private-set reference rows."""
-    return phase is not None and phase.test_set == "public"
+    return phase.test_set == "public"
 
 
-def _models(session: Session, best_per_team: bool, phase: PhaseView | None = None) -> list[_Candidate]:
+def _models(session: Session, best_per_team: bool, phase: PhaseView) -> list[_Candidate]:
     query = (
         select(Submission, Team.name)
         .join(Team, Submission.team_id == Team.id)
@@ -141,13 +141,12 @@ def _models(session: Session, best_per_team: bool, phase: PhaseView | None = Non
         )
         .order_by(Submission.id)
     )
-    if phase is not None:
-        own: ColumnElement[bool] = Submission.phase == phase.name
-        if phase.sealed or phase.ladder_board:  # Ladder rows are added per team below
-            own = false()
-        elif phase.visibility == "sealed":  # revealed: the selected runs only
-            own = own & Submission.id.in_(select(PhaseSelection.submission_id))
-        query = query.where(own if _development(phase) else Submission.baseline.is_(True) | own)
+    own: ColumnElement[bool] = Submission.phase == phase.name
+    if phase.sealed or phase.ladder_board:  # Ladder rows are added per team below
+        own = false()
+    elif phase.visibility == "sealed":  # revealed: the selected runs only
+        own = own & Submission.id.in_(select(PhaseSelection.submission_id))
+    query = query.where(own if _development(phase) else Submission.baseline.is_(True) | own)
     candidates: list[_Candidate] = []
     for sub, team in session.execute(query).all():
         report, record = Report.read_summary(sub.metrics), RunRecord.read(sub.reproducibility)
@@ -177,7 +176,7 @@ def _models(session: Session, best_per_team: bool, phase: PhaseView | None = Non
             elif cand.team not in best or cand.sort_key() < best[cand.team].sort_key():
                 best[str(cand.team)] = cand
         candidates = kept + list(best.values())
-    if phase is not None and phase.ladder_board:
+    if phase.ladder_board:
         candidates += _ladder_rows(session, phase)
     candidates.sort(key=lambda c: (*c.sort_key(), c.kind != "submission", c.submission_id or 0, c.name))
     return candidates
@@ -215,7 +214,7 @@ def build(
     *,
     best_per_team: bool = True,
     references: BoardReferences | None = None,
-    phase: PhaseView | None = None,
+    phase: PhaseView,
 ) -> list[BoardRow]:
     """The masking leaderboard: models and experts in registry order, with tie marks."""
     candidates = _models(session, best_per_team, phase)
@@ -243,7 +242,7 @@ def build_clinical(
     *,
     best_per_team: bool = True,
     references: BoardReferences | None = None,
-    phase: PhaseView | None = None,
+    phase: PhaseView,
 ) -> list[ClinicalRow]:
     """The clinical view: model rows (board order) with AUC and OR Q4 per endpoint, then density rows.
 

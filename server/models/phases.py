@@ -1,8 +1,9 @@
 """Competition phases (issue 15): a window with its own test set, quota, visibility and Ladder.
 
-With no `Phase` row at all the server runs one implicit phase named ``CSAWM_PHASE`` (live, private,
-no Ladder, open forever), as it did before phases existed. `PhaseSelection` records the runs a team
-picked for the ranking of a sealed phase.
+Every phase is a row: migration ``0010_phase_rows`` made one for each name the stored submissions
+use and, on a server without phases, one for ``CSAWM_PHASE`` (live, private, no Ladder, open since
+always until the next phase opens). `PhaseSelection` records the runs a team picked for the ranking
+of a sealed phase.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Phase(Base):
         Enum(TestSet, native_enum=False, length=10, values_callable=lambda e: [m.value for m in e]),
         default=TestSet.PRIVATE,
     )
-    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: open since always
     closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: open-ended
     quota_total: Mapped[int | None] = mapped_column(Integer)  # None: CSAWM_QUOTA_TOTAL
     quota_per_day: Mapped[int | None] = mapped_column(Integer)  # None: CSAWM_QUOTA_PER_DAY

@@ -29,9 +29,9 @@ def _out(view: PhaseView, current: str | None, settings: Settings) -> PhaseOut:
 
 @router.get("/api/v1/phases", response_model=list[PhaseOut])
 def list_phases(session: SessionDep, settings: SettingsDep) -> list[PhaseOut]:
-    """Public. Every phase, by opening time (the implicit ``CSAWM_PHASE`` one on a server without any)."""
+    """Public. Every phase, by opening time."""
     shown = service.shown(session, settings).name
-    views = [PhaseView.of(row) for row in service.rows(session)] or [service.implicit(settings)]
+    views = [PhaseView.of(row) for row in service.rows(session)]
     return [_out(view, shown, settings) for view in views]
 
 

@@ -1,14 +1,15 @@
 """Phases: which one is current, creating and changing them, revealing a sealed one (issue 15).
 
-A phase's window is ``opens_at <= t < closes_at`` (``closes_at`` None: open-ended). Windows never
-overlap (refused at create and update), so at any instant at most one phase is current and a
-submission goes to it. With no phase row at all the implicit phase `implicit` (named
-``CSAWM_PHASE``: live, private test set, no Ladder, open forever) keeps the server working as it
-did before phases existed. With rows but none open a submission is refused with `PhaseClosed`
-before its body is read.
+A phase's window is ``opens_at <= t < closes_at`` (``opens_at`` None: open since always;
+``closes_at`` None: open-ended). Windows never overlap (refused at create and update), so at any
+instant at most one phase is current and a submission goes to it; with none open a submission is
+refused with `PhaseClosed` before its body is read.
 
-Everything outside this module reads a phase as a frozen `PhaseView`, so the implicit phase and a
-stored one look the same.
+Every phase is a row (issue 20): migration ``0010_phase_rows`` gives each phase name the stored
+submissions use a row, and a server that had none a row for ``CSAWM_PHASE``, open-ended. An
+open-ended phase runs until the next one: creating a phase that opens later closes it there.
+
+Everything outside this module reads a phase as a frozen `PhaseView`.
 """
 
 from __future__ import annotations
@@ -36,10 +37,9 @@ EDITABLE = (
 
 @dataclass(frozen=True)
 class PhaseView:
-    """A phase as the rest of the server reads it (a stored row or the implicit phase)."""
+    """A phase as the rest of the server reads it."""
 
     name: str
-    stored: bool
     test_set: str
     opens_at: datetime | None
     closes_at: datetime | None
@@ -59,7 +59,6 @@ class PhaseView:
     def of(cls, row: Phase) -> PhaseView:
         return cls(
             name=row.name,
-            stored=True,
             test_set=TestSet(row.test_set).value,
             opens_at=row.opens_at,
             closes_at=row.closes_at,
@@ -94,7 +93,8 @@ class PhaseView:
 
     def to_json(self, now: datetime | None = None) -> dict[str, Any]:
         now = now or utcnow()
-        out: dict[str, Any] = {}
+        # "stored" stays on the wire (the board's `phase`) from when a phase could be implicit
+        out: dict[str, Any] = {"name": self.name, "stored": True}
         for item in fields(self):
             value = getattr(self, item.name)
             out[item.name] = iso(value) if isinstance(value, datetime) else value
@@ -103,28 +103,14 @@ class PhaseView:
         return out
 
 
-def implicit(settings: Settings) -> PhaseView:
-    """The phase of a server with no phase rows: ``CSAWM_PHASE``, live, private (so its reports are
-    shown as summaries), open forever."""
-    return PhaseView(
-        name=settings.phase, stored=False, test_set=TestSet.PRIVATE.value, opens_at=None, closes_at=None,
-        quota_total=None, quota_per_day=None, quota_per_week=None, visibility=Visibility.LIVE.value,
-        ladder=False, ladder_level=0.05, ladder_step=0.01, max_selected=0, revealed_at=None,
-        disclosure=Disclosure.SUMMARY.value,
-    )  # fmt: skip
-
-
 def rows(session: Session) -> list[Phase]:
-    return list(session.scalars(select(Phase).order_by(Phase.opens_at, Phase.id)))
+    return list(session.scalars(select(Phase).order_by(Phase.opens_at.nulls_first(), Phase.id)))
 
 
 def current(session: Session, settings: Settings, now: datetime | None = None) -> PhaseView | None:
-    """The phase open at `now` (the implicit one without rows); None when phases exist but none is open."""
+    """The phase open at `now`; None when none is."""
     now = now or utcnow()
-    stored = rows(session)
-    if not stored:
-        return implicit(settings)
-    for row in stored:
+    for row in rows(session):
         view = PhaseView.of(row)
         if view.is_open(now):
             return view
@@ -139,18 +125,15 @@ def shown(session: Session, settings: Settings, now: datetime | None = None) -> 
     if found is not None:
         return found
     stored = [PhaseView.of(r) for r in rows(session)]
-    opened = [v for v in stored if v.opens_at is not None and v.opens_at <= now]
+    if not stored:
+        raise NotFound("no competition phase exists: run `csawm db upgrade`")
+    opened = [v for v in stored if v.opens_at is None or v.opens_at <= now]
     return opened[-1] if opened else stored[0]
 
 
-def board_phase(session: Session, settings: Settings, name: str | None) -> PhaseView | None:
-    """The phase a board shows: `name` (404 when unknown), else the phase shown now; None (every
-    submission, as before phases) on a server without phase rows and without `name`."""
-    if name is not None:
-        return by_name(session, settings, name)
-    if session.scalar(select(Phase.id).limit(1)) is None:
-        return None
-    return shown(session, settings)
+def board_phase(session: Session, settings: Settings, name: str | None) -> PhaseView:
+    """The phase a board shows: `name` (404 when unknown), else the phase shown now."""
+    return by_name(session, settings, name) if name is not None else shown(session, settings)
 
 
 def next_opening(session: Session, now: datetime) -> datetime | None:
@@ -172,22 +155,26 @@ def require_open(session: Session, settings: Settings, now: datetime | None = No
 
 
 def by_name(session: Session, settings: Settings, name: str) -> PhaseView:
-    """A phase by name (404 when unknown); the implicit phase answers to ``CSAWM_PHASE`` without rows."""
+    """A phase by name (404 when unknown)."""
     row = session.scalar(select(Phase).where(Phase.name == name))
     if row is not None:
         return PhaseView.of(row)
-    if name == settings.phase and session.scalar(select(Phase.id).limit(1)) is None:
-        return implicit(settings)
     raise NotFound(f"phase {name!r} not found")
 
 
 def of_name(session: Session, settings: Settings, name: str) -> PhaseView:
-    """The phase a submission was made in; a name with no row (runs from before phases, baselines)
-    reads as a live phase of that name."""
+    """The phase a submission was made in. The migration gave every stored name a row; a baseline
+    seeded later under a ``CSAWM_PHASE`` that no row has reads as a live private phase of that name
+    (``csawm seed-baselines`` files baselines under ``CSAWM_PHASE``)."""
     row = session.scalar(select(Phase).where(Phase.name == name))
     if row is not None:
         return PhaseView.of(row)
-    return PhaseView(**{**vars(implicit(settings)), "name": name})
+    return PhaseView(
+        name=name, test_set=TestSet.PRIVATE.value, opens_at=None, closes_at=None, quota_total=None,
+        quota_per_day=None, quota_per_week=None, visibility=Visibility.LIVE.value, ladder=False,
+        ladder_level=0.05, ladder_step=0.01, max_selected=0, revealed_at=None,
+        disclosure=Disclosure.SUMMARY.value,
+    )  # fmt: skip
 
 
 # -- maintainer actions ----------------------------------------------------------------------------
@@ -234,25 +221,46 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _overlapping(
-    session: Session, opens: datetime, closes: datetime | None, skip: int | None
+    session: Session, opens: datetime | None, closes: datetime | None, skip: int | None
 ) -> Phase | None:
     for row in rows(session):
         if row.id == skip:
             continue
-        if (closes is None or row.opens_at < closes) and (row.closes_at is None or opens < row.closes_at):
+        starts_before_end = closes is None or row.opens_at is None or row.opens_at < closes
+        if starts_before_end and (row.closes_at is None or opens is None or opens < row.closes_at):
             return row
     return None
 
 
-def _refuse_overlap(session: Session, opens: datetime, closes: datetime | None, skip: int | None) -> None:
+def _refuse_overlap(
+    session: Session, opens: datetime | None, closes: datetime | None, skip: int | None
+) -> None:
     other = _overlapping(session, opens, closes, skip)
     if other is not None:
-        theirs = f"{iso(other.opens_at)} to {iso(other.closes_at) if other.closes_at else 'open-ended'}"
+        since = iso(other.opens_at) if other.opens_at else "always"
+        theirs = f"{since} to {iso(other.closes_at) if other.closes_at else 'open-ended'}"
         raise Conflict(
             f"the window overlaps phase {other.name!r} ({theirs}); phases may not overlap, so that "
             "exactly one is current at a time",
             phase=other.name,
         )
+
+
+def _yield_to(session: Session, opens: datetime, *, actor: str, actor_user_id: int | None) -> None:
+    """A new phase opening at `opens` ends the phases whose end was never set: an open-ended one that
+    opened before (it runs until the next phase), and one open since always (the upgrade's
+    ``CSAWM_PHASE`` row, which has no start to order it by) still open at `opens`. So that row
+    never blocks creating a phase. Any other overlap is still refused (`_refuse_overlap`)."""
+    for row in rows(session):
+        since_always = row.opens_at is None and (row.closes_at is None or opens < row.closes_at)
+        open_ended_before = row.closes_at is None and row.opens_at is not None and row.opens_at < opens
+        if since_always or open_ended_before:
+            row.closes_at = opens
+            session.flush()
+            audit.record(
+                session, actor=actor, actor_user_id=actor_user_id, action="close_phase", target_type="phase",
+                target_id=row.id, detail={"closes_at": iso(opens), "reason": "the next phase opens"},
+            )  # fmt: skip
 
 
 def _decide_ladder(session: Session, row: Phase) -> None:
@@ -278,6 +286,7 @@ def create(
     clean = {k: v for k, v in values.items() if k in EDITABLE and v is not None}
     _check(clean)
     clean.setdefault("disclosure", Disclosure.default_for(clean.get("test_set", TestSet.PRIVATE.value)).value)
+    _yield_to(session, clean["opens_at"], actor=actor, actor_user_id=actor_user_id)
     _refuse_overlap(session, clean["opens_at"], clean.get("closes_at"), None)
     row = Phase(name=name, **_typed(clean))
     session.add(row)
@@ -312,8 +321,9 @@ def update(
     if new_test_set is not None and new_test_set != str(row.test_set) and "disclosure" not in values:
         values["disclosure"] = Disclosure.default_for(str(new_test_set)).value
     merged.update(values)
-    for required in (*("opens_at", "test_set", "visibility", "ladder"), *("ladder_level", "ladder_step"),
-                     "disclosure"):  # fmt: skip
+    if "opens_at" in values and values["opens_at"] is None:
+        raise BadRequest("opens_at cannot be cleared")
+    for required in ("test_set", "visibility", "ladder", "ladder_level", "ladder_step", "disclosure"):
         if merged.get(required) is None:
             raise BadRequest(f"{required} cannot be cleared")
     for key in ("test_set", "visibility", "disclosure"):

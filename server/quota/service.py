@@ -41,18 +41,16 @@ class QuotaLimits:
     active: int
 
     @classmethod
-    def for_team(cls, team: Team, settings: Settings, phase: PhaseView | None = None) -> QuotaLimits:
+    def for_team(cls, team: Team, settings: Settings, phase: PhaseView) -> QuotaLimits:
         """A team's override wins, then the phase's own limit, then the server default."""
 
         def pick(*values: int | None) -> int:
             return next(v for v in values if v is not None)
 
         return cls(
-            per_day=pick(team.quota_per_day, phase.quota_per_day if phase else None, settings.quota_per_day),
-            per_week=pick(
-                team.quota_per_week, phase.quota_per_week if phase else None, settings.quota_per_week
-            ),
-            total=pick(team.quota_total, phase.quota_total if phase else None, settings.quota_total),
+            per_day=pick(team.quota_per_day, phase.quota_per_day, settings.quota_per_day),
+            per_week=pick(team.quota_per_week, phase.quota_per_week, settings.quota_per_week),
+            total=pick(team.quota_total, phase.quota_total, settings.quota_total),
             active=pick(team.quota_active, settings.quota_active),
         )
 

@@ -159,12 +159,8 @@ class RankCache:
 
 
 def rank_cache(state: AppState) -> RankCache:
-    """The app's cache (built on first use, like the web caches in ``AppState.extras``)."""
-    cache = state.extras.get("review_ranks")
-    if cache is None:
-        cache = state.extras.setdefault("review_ranks", RankCache())
-    assert isinstance(cache, RankCache)
-    return cache
+    """The app's cache (``AppState.review_ranks``, made at startup)."""
+    return state.review_ranks
 
 
 # -- runs ------------------------------------------------------------------------------------------

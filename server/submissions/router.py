@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import Session, undefer
 
-from server.agreements import service as agreements
 from server.agreements.router import page_url
 from server.core.deps import (
     CurrentUser,
@@ -22,18 +20,18 @@ from server.core.deps import (
     StateDep,
     get_principal,
 )
-from server.core.errors import BadRequest, CsawmError, InsufficientStorage, InvalidArchive
+from server.core.errors import BadRequest, CsawmError
 from server.core.guard import streamed_body
 from server.core.openapi import error_responses
+from server.core.principal import Principal
 from server.core.settings import Settings
+from server.core.state import AppState
 from server.core.text import NameStr, TextStr
 from server.models import Submission, SubmissionReport, Team
 from server.phases import selection
-from server.phases import service as phases
-from server.phases.service import PhaseView
 from server.phases.visibility import ScoreView, ViewCache, score_view, shown_report
 from server.runs.run_view import Viewer, run_view, shown_time, viewer_of
-from server.submissions import service
+from server.submissions import intake, service
 from server.submissions.schemas import (
     LadderOut,
     LogsOut,
@@ -45,7 +43,7 @@ from server.submissions.schemas import (
     SubmissionOut,
     SubmissionSummary,
 )
-from server.submissions.upload import UploadSlots, discard, private_dir, receive_archive
+from server.submissions.upload import discard, receive_archive
 
 router = APIRouter(
     prefix="/api/v1/submissions",
@@ -135,13 +133,6 @@ def _method_card(raw: str | None) -> dict[str, Any] | None:
         raise BadRequest(f"invalid method_card: {problems}") from None
 
 
-def _upload_slots(state: StateDep) -> UploadSlots:
-    slots = state.extras.get("upload_slots")
-    if not isinstance(slots, UploadSlots):
-        slots = state.extras["upload_slots"] = UploadSlots(state.settings.max_concurrent_uploads)
-    return slots
-
-
 @router.post(
     "",
     response_model=SubmissionOut,
@@ -163,38 +154,31 @@ async def create_submission(
         str | None, Query(max_length=10_000, description="JSON object of MethodCard fields")
     ] = None,
 ) -> SubmissionOut:
-    """Upload a model. The archive is streamed to disk, inspected, and only then queued and charged.
+    """Upload a model. The archive is streamed to disk, inspected, and only then queued and charged
+    (`server.submissions.intake`).
 
     Before the body is read (either kind), the caller must have accepted the current data-use
     agreement: otherwise 403 ``agreement_required`` and nothing is read or charged."""
-    await run_in_threadpool(_require_agreement, state, user, page_url(request))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
-        await run_in_threadpool(_phase_open, state)
+        await run_in_threadpool(intake.admit, state, user, page_url(request), archive=False)
         return await _create_from_registry(request, state, session, user)
+    await run_in_threadpool(intake.admit, state, user, page_url(request), archive=True)
     if name is None:
         raise BadRequest("missing query parameter 'name'")
-    card = _method_card(method_card)
-    await run_in_threadpool(_precheck, state, user)
-    if user.team_id is None:
-        raise BadRequest("your account belongs to no team, so it cannot submit")
-    with _upload_slots(state).hold(user.team_id):
-        return await _upload(request, background, state, session, user, name, description, url, card)
+    entry = intake.Entry(name=name, description=description, url=url, method_card=_method_card(method_card))
+    with state.upload_slots.hold(service.require_team(user)):
+        out = await _upload(request, state, session, user, entry)
+    if state.worker is not None:  # after the response, i.e. after the request's commit
+        background.add_task(state.worker.wake)
+    return out
 
 
 async def _upload(
-    request: Request,
-    background: BackgroundTasks,
-    state: StateDep,
-    session: SessionDep,
-    user: Any,
-    name: str,
-    description: str | None,
-    url: str | None,
-    card: dict[str, Any] | None,
+    request: Request, state: AppState, session: Session, user: Principal, entry: intake.Entry
 ) -> SubmissionOut:
-    settings = state.settings
-    metrics = state.metrics
+    """Stream the body to disk, then the intake's storage and creation; counted in the metrics."""
+    settings, metrics = state.settings, state.metrics
     try:
         received = await receive_archive(
             request,
@@ -206,100 +190,30 @@ async def _upload(
         metrics.uploads.labels("refused").inc()
         raise
     metrics.upload_bytes.inc(received.size)
-    archive = settings.data_dir / "archives" / f"{received.sha256}-{received.path.stem.split('-')[-1]}.tar"
-    stored = received.path
     try:
-        info = await run_in_threadpool(_inspect, received.path, settings.max_upload_bytes)
-        stored = await run_in_threadpool(_untag, received.path, settings.max_upload_bytes)
-        private_dir(archive.parent)
-        shutil.move(stored, archive)
-        image_ref = await run_in_threadpool(service.publish_archive, settings, user, archive, info.digest)
-        sub = await run_in_threadpool(
-            service.create,
-            session,
-            user,
-            settings,
-            name=name,
-            image_digest=info.digest,
-            description=description,
-            url=url,
-            method_card=card,
-            archive_path=archive,
-            archive_sha256=received.sha256,
-            archive_bytes=received.size,
-            image_ref=image_ref,
-        )
-        out = await run_in_threadpool(_detail_after_create, session, settings, sub.id, user)
+        image = await run_in_threadpool(intake.store_archive, settings, user, received)
+        sub = await run_in_threadpool(intake.create, session, settings, user, entry, image)
+        try:
+            out = await run_in_threadpool(_detail_after_create, session, settings, sub.id, user)
+        except BaseException:
+            if image.archive_path is not None:
+                discard(image.archive_path)
+            raise
     except BaseException:
         metrics.uploads.labels("refused").inc()
-        discard(received.path)
-        discard(stored)
-        discard(archive)
         raise
     metrics.uploads.labels("accepted").inc()
-    if state.worker is not None:  # after the response, i.e. after the request's commit
-        background.add_task(state.worker.wake)
     return out
 
 
-def _require_agreement(state: Any, user: Any, url: str) -> None:
-    with state.db.session() as session:
-        agreements.require_accepted(session, user, state.agreement, url)
-
-
-def _phase_open(state: Any) -> PhaseView:
-    """`PhaseClosed` (403 ``phase_closed``) before a byte of the body is read when no phase is open."""
-    with state.db.session() as session:
-        return phases.require_open(session, state.settings)
-
-
-def _precheck(state: Any, user: Any) -> None:
-    check_free_space(state.settings)
-    with state.db.session() as session:
-        service.precheck_quota(session, user, state.settings)
-
-
-def check_free_space(settings: Any) -> None:
-    """507 before a byte is read when the data dir has less than ``CSAWM_MIN_FREE_BYTES`` free."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(settings.data_dir).free
-    need = settings.effective_min_free_bytes
-    if free < need:
-        raise InsufficientStorage(
-            f"the server is short of disk space ({free / 1024**3:.1f} GiB free, {need / 1024**3:.1f} GiB"
-            " needed to accept an upload); nothing was charged — try again later"
-        )
-
-
-def _inspect(path: Any, max_bytes: int) -> Any:
-    """Inspect the upload; a gzip archive may unpack to at most the upload cap (issue 12)."""
-    from runner.imagetar import ImageArchiveError, inspect_archive
-
-    try:
-        return inspect_archive(path, max_total_bytes=max_bytes)
-    except ImageArchiveError as exc:
-        raise InvalidArchive(f"archive refused: {exc}") from None
-
-
-def _untag(path: Any, max_bytes: int) -> Any:
-    """The plain tar to store: the archive's tags removed, so loading it retags nothing (issue 12).
-    ``archive_sha256`` stays the hash of the bytes uploaded."""
-    from runner.imagetar import ImageArchiveError, remove_tags
-
-    try:
-        return remove_tags(path, max_total_bytes=max_bytes)
-    except ImageArchiveError as exc:
-        raise InvalidArchive(f"archive refused: {exc}") from None
-
-
-def _detail_after_create(session: SessionDep, settings: Settings, sub_id: int, user: Any) -> SubmissionOut:
+def _detail_after_create(session: Session, settings: Settings, sub_id: int, user: Principal) -> SubmissionOut:
     sub = service.get_visible(session, user, sub_id, full=True)
     view = score_view(session, settings, sub, user)
     return detail(sub, user.team_name or "", view, viewer_of(user, settings))
 
 
 async def _create_from_registry(
-    request: Request, state: StateDep, session: SessionDep, user: Any
+    request: Request, state: AppState, session: Session, user: Principal
 ) -> SubmissionOut:
     raw = await request.body()
     try:
@@ -307,22 +221,16 @@ async def _create_from_registry(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
         raise BadRequest(f"invalid submission: {problems}") from None
-    remote = await run_in_threadpool(service.check_registry_ref, state.settings, user, body.image)
+    entry = intake.Entry(
+        name=body.name,
+        description=body.description,
+        url=str(body.url) if body.url else None,
+        method_card=body.method_card.model_dump(mode="json", exclude_none=True) if body.method_card else None,
+    )
+    image = await run_in_threadpool(intake.registry_image, state.settings, user, body.image)
 
     def create() -> SubmissionOut:
-        sub = service.create(
-            session,
-            user,
-            state.settings,
-            name=body.name,
-            image_digest=remote.image_id,
-            description=body.description,
-            url=str(body.url) if body.url else None,
-            method_card=body.method_card.model_dump(mode="json", exclude_none=True)
-            if body.method_card
-            else None,
-            image_ref=str(remote.reference),
-        )
+        sub = intake.create(session, state.settings, user, entry, image)
         return _detail_after_create(session, state.settings, sub.id, user)
 
     return await run_in_threadpool(create)

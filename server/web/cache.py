@@ -1,7 +1,7 @@
 """Per-app caches of the pages' expensive parts: rendered SVG plots, and the leaderboard rows (the
 API's one cache, `server.leaderboard.cache`).
 
-The plots live in ``AppState.extras`` (built on first use, never at import) and are keyed by what
+The plots are a field of the `AppState` (made at startup, never at import) and are keyed by what
 they depend on, so they never need explicit invalidation: a plot by its submission's ``updated_at``
 (or the board version), the board by the API's version key (count and latest ``updated_at`` of the
 succeeded submissions), which every new result and review action changes.
@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from server.core.settings import Settings
 from server.core.state import AppState
-from server.leaderboard.cache import board_cache
 from server.leaderboard.references import board_references
 from server.leaderboard.rows import BoardRow, ClinicalRow
 from server.phases.service import PhaseView
@@ -39,12 +39,13 @@ def plot_version(state: AppState, *key: object) -> str:
     tells nothing of it. HMAC-SHA256 under a key derived from the web session key, so nobody
     without the server's secret can test a guess of the board's state against it; servers behind
     one load balancer that share ``CSAWM_SESSION_SECRET`` write the same URL."""
-    secret = state.extras.get("web_plot_key")
-    if secret is None:
-        derived = hmac.new(session_key(state.settings), b"csawm plot version", hashlib.sha256).digest()
-        secret = state.extras.setdefault("web_plot_key", derived)
     message = "\x1f".join(str(part) for part in key).encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:PLOT_VERSION_CHARS]
+    return hmac.new(state.plot_key, message, hashlib.sha256).hexdigest()[:PLOT_VERSION_CHARS]
+
+
+def plot_key(settings: Settings) -> bytes:
+    """The key of `plot_version`, derived from the web session key (made once, at startup)."""
+    return hmac.new(session_key(settings), b"csawm plot version", hashlib.sha256).digest()
 
 
 class PlotCache:
@@ -69,22 +70,16 @@ class PlotCache:
 
 
 def plot_cache(state: AppState) -> PlotCache:
-    cache = state.extras.get("web_plots")
-    if cache is None:
-        cache = state.extras.setdefault("web_plots", PlotCache(PLOT_CACHE_SIZE))
-    assert isinstance(cache, PlotCache)
-    return cache
+    return state.web_plots
 
 
-def board(
-    session: Session, state: AppState, phase: PhaseView | None = None
-) -> tuple[tuple[Any, ...], list[BoardRow]]:
+def board(session: Session, state: AppState, phase: PhaseView) -> tuple[tuple[Any, ...], list[BoardRow]]:
     """The board rows of `phase` and the board's version (`server.leaderboard.cache`: rebuilt only
     when a scored submission, a phase, a selection or the test set changed)."""
-    version, rows = board_cache(state).rows(session, board_references(state), phase)
-    return (*version, phase.name if phase else ""), rows
+    version, rows = state.leaderboard.rows(session, board_references(state), phase)
+    return (*version, phase.name), rows
 
 
-def clinical_board(session: Session, state: AppState, phase: PhaseView | None = None) -> list[ClinicalRow]:
+def clinical_board(session: Session, state: AppState, phase: PhaseView) -> list[ClinicalRow]:
     """The clinical view's rows (models, then LIBRA density rows), cached with the board."""
-    return board_cache(state).clinical(session, board_references(state), phase)
+    return state.leaderboard.clinical(session, board_references(state), phase)

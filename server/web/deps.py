@@ -7,19 +7,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from server.core.deps import DatabaseDep, StateDep
-from server.core.principal import Principal
-from server.web import queries
+from server.core.errors import Unauthorized
+from server.core.principal import Principal, principal_for_hash
 from server.web.cache import PlotCache, plot_cache
-from server.web.session import SessionSigner, is_revoked, session_key
+from server.web.session import SessionSigner, is_revoked
 
 
 def get_signer(state: StateDep) -> SessionSigner:
-    signer = state.extras.get("web_signer")
-    if signer is None:
-        signer = SessionSigner.from_secret(session_key(state.settings))
-        state.extras["web_signer"] = signer
-    assert isinstance(signer, SessionSigner)
-    return signer
+    return state.signer
 
 
 SignerDep = Annotated[SessionSigner, Depends(get_signer)]
@@ -34,7 +29,10 @@ def get_web_user(request: Request, signer: SignerDep, db: DatabaseDep) -> Princi
     with db.session() as session:
         if is_revoked(session, web_session.session_id):
             return None
-        return queries.principal_for_token_hash(session, web_session.token_hash)
+        try:
+            return principal_for_hash(session, web_session.token_hash)
+        except Unauthorized:
+            return None
 
 
 WebUser = Annotated[Principal | None, Depends(get_web_user)]

@@ -15,11 +15,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, undefer
 
-from server.clock import utcnow
-from server.core.principal import Principal
 from server.leaderboard import service as leaderboard
 from server.leaderboard.references import DENSITY_NAMES
-from server.models import ACTIVE_STATUSES, ApiToken, ReviewState, RunStatus, Submission, Team, User
+from server.models import ACTIVE_STATUSES, ReviewState, RunStatus, Submission, Team
 from server.scoring import registry
 from server.scoring.results import Estimate, Interval, Report, finite
 
@@ -69,35 +67,6 @@ def agreement_matrix(
         per = shown.experts[name].per_expert
         matrix.append([None if c == name else finite(per.get(c)) for c in columns])
     return rows, columns, matrix
-
-
-def principal_for_token_hash(session: Session, token_hash: str) -> Principal | None:
-    """The user behind a web session's token hash; None when unknown, revoked or expired, or when
-    the account is deactivated.
-
-    Mirrors `server.core.principal.authenticate`, which takes the plaintext token the session
-    cookie deliberately does not hold.
-    """
-    row = session.execute(
-        select(ApiToken, User, Team)
-        .join(User, ApiToken.user_id == User.id)
-        .outerjoin(Team, User.team_id == Team.id)
-        .where(ApiToken.token_hash == token_hash)
-    ).first()
-    if row is None:
-        return None
-    token, user, team = row
-    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= utcnow()):
-        return None
-    if user.deactivated_at is not None:
-        return None
-    return Principal(
-        user_id=user.id,
-        email=user.email,
-        role=user.role,
-        team_id=team.id if team else None,
-        team_name=team.name if team else None,
-    )
 
 
 def baseline_reports(session: Session) -> list[tuple[int, str, dict[str, Any]]]:

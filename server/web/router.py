@@ -28,7 +28,15 @@ from sqlalchemy.orm import Session
 from server.agreements import service as agreements
 from server.agreements.document import Agreement
 from server.clock import iso, utcnow
-from server.core.deps import DB_INT_MAX, DatabaseDep, IdPath, SessionDep, SettingsDep, StateDep
+from server.core.deps import (
+    DB_INT_MAX,
+    DatabaseDep,
+    IdPath,
+    SessionDep,
+    SettingsDep,
+    StateDep,
+    get_state,
+)
 from server.core.errors import AgreementOutdated, CsawmError, NotFound
 from server.core.principal import Principal, authenticate
 from server.core.security import hash_token
@@ -142,8 +150,8 @@ def _tau_plot(rows: list[BoardRow]) -> plots.Plot:
 PhaseQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
-def _board_phase(session: Session, state: Any, name: str | None) -> PhaseView | None:
-    """The board's phase: `name` (NotFound when unknown), else the current one (None: no phases)."""
+def _board_phase(session: Session, state: Any, name: str | None) -> PhaseView:
+    """The board's phase: `name` (NotFound when unknown), else the current one."""
     return phases.board_phase(session, state.settings, name)
 
 
@@ -163,7 +171,7 @@ def leaderboard_page(
         return not_found(request, signer, user, f"Phase {phase!r}")
     version, rows = cache_board(session, state, shown)
     plot = cache.get(("board", *version), lambda: _tau_plot(rows))
-    query = f"?{urlencode({'phase': shown.name})}" if shown and phase else ""
+    query = f"?{urlencode({'phase': shown.name})}" if phase else ""
     context = {
         "rows": rows,
         "pending": pending_baselines(session),
@@ -190,7 +198,7 @@ def leaderboard_json(session: SessionDep, state: StateDep, phase: PhaseQuery = N
     shown = _board_phase(session, state, phase)
     body = {
         "generated_at": iso(utcnow()),
-        "phase": shown.name if shown else None,
+        "phase": shown.name,
         "rows": [row.to_export_json() for row in cache_board(session, state, shown)[1]],
     }
     return Response(
@@ -350,7 +358,7 @@ def _shown_report(
     request: Request, session: Session, sub: Submission, user: Principal
 ) -> dict[str, Any] | None:
     """The run's report as this viewer may see it, or None (server.phases.visibility.shown_report)."""
-    return shown_report(score_view(session, request.app.state.csawm.settings, sub, user), sub.metrics)
+    return shown_report(score_view(session, get_state(request).settings, sub, user), sub.metrics)
 
 
 @router.get("/submissions/{submission_id}", response_model=None)
@@ -363,13 +371,13 @@ def report_page(
     if sub is None:
         return not_found(request, signer, user, f"Submission {submission_id}")
     team = session.get(Team, sub.team_id)
-    settings = request.app.state.csawm.settings
+    settings = get_state(request).settings
     view = score_view(session, settings, sub, user)
     viewer = viewer_of(user, settings)
     report = shown_report(view, sub.metrics) or None
     alts: dict[str, str] = {}
     if report is not None:
-        cache = plot_cache(request.app.state.csawm)
+        cache = plot_cache(get_state(request))
         for plot_name in REPORT_PLOTS:
             plot = _report_plot(session, cache, sub, report, plot_name)
             if plot is not None:
@@ -379,7 +387,7 @@ def report_page(
         "team_name": team.name if team else "",
         "report": report,
         "alts": alts,
-        "plot_version": plot_version(request.app.state.csawm, sub.id, sub.updated_at.isoformat()),
+        "plot_version": plot_version(get_state(request), sub.id, sub.updated_at.isoformat()),
         # Figures, timestamps and maintainer-only texts as the API shows them (server.runs.run_view).
         "run": run_view(sub, viewer),
         "staff": user.is_staff,
@@ -456,15 +464,15 @@ def report_plot(
 
 
 def _admin_context(session: Session, request: Request) -> dict[str, Any]:
-    settings: Settings = request.app.state.csawm.settings
+    settings: Settings = get_state(request).settings
     names = queries.team_names(session)
     pending = []
     for sub in review.review_queue(session):
         best = queries.previous_best(session, sub.team_id, sub.id)
         pending.append({"sub": sub, "team": names.get(sub.team_id, ""), "best": best})
     team_quota = [(team, quota.compute_status(session, team, settings)) for team in queries.teams(session)]
-    worker = request.app.state.csawm.worker
-    cache = review_flags.rank_cache(request.app.state.csawm)
+    worker = get_state(request).worker
+    cache = review_flags.rank_cache(get_state(request))
     return {
         "pending": pending,
         "flags": review_flags.compute_flags(session, settings.data_dir, cache),

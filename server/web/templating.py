@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from server.clock import iso, utcnow
+from server.core.deps import get_state
 from server.core.principal import Principal
 from server.core.text import visible
 from server.leaderboard.rows import is_web_url
@@ -143,7 +144,7 @@ def templates() -> Jinja2Templates:
 
 def current_phase(request: Request) -> PhaseView | None:
     """The phase every page names in its header (None when the database cannot say)."""
-    state = request.app.state.csawm
+    state = get_state(request)
     try:
         with state.db.session() as session:
             return phases.shown(session, state.settings)

@@ -321,7 +321,7 @@ def test_a_development_phase_mounts_the_public_folder_only(stack: Stack, synthet
 
     public_files = files(bench.public_images, public.filenames)
     private_files = files(bench.private_images, private.filenames)
-    private_run = upload(stack, "survey")["id"]  # the implicit private phase
+    private_run = upload(stack, "survey")["id"]  # the server's CSAWM_PHASE row: private
     assert Worker(stack.settings, stack.api.db, stack.runner).run_once()
     with stack.api.db.transaction() as session:
         dev = {"name": "dev", "opens_at": utcnow() - timedelta(hours=1), "test_set": "public"}
@@ -329,9 +329,10 @@ def test_a_development_phase_mounts_the_public_folder_only(stack: Stack, synthet
     try:
         dev_run = upload(stack, "survey_dev")["id"]
         assert Worker(stack.settings, stack.api.db, stack.runner).run_once()
-    finally:  # the module's other tests submit to the implicit phase
+    finally:  # the module's other tests submit to the CSAWM_PHASE row, which "dev" closed
         with stack.api.db.transaction() as session:
             session.execute(delete(Phase).where(Phase.name == "dev"))
+            phases.update(session, stack.settings.phase, {"closes_at": None}, actor="t")
 
     dev_seen, dev_record = _survey(stack.api.db, dev_run)
     assert {k: v for k, v in dev_seen.items() if k != "manifest.csv"} == public_files

@@ -7,7 +7,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from server.accounts import service as accounts
-from server.models import AuditEntry, ReviewState, Submission
+from server.models import ApiToken, AuditEntry, ReviewState, Submission
 from tests.server.srvtest.web import as_shown, page_times, repro_record, runtime_table
 
 from .a11y import audit_html, contrast_ratio, css_palette
@@ -264,6 +264,22 @@ def test_revoking_the_token_ends_the_web_session(site: Site) -> None:
         refused = http_login(client, token)
         assert refused.status_code == 401 and "token revoked" in refused.text
         client.cookies.set("csawm_session", "forged.value.sig")
+        assert client.get("/team").headers["location"].startswith("/login")
+
+
+def test_a_token_expiring_ends_its_open_web_session_issue_20(site: Site) -> None:
+    """The pages ask the API's own lookup (`server.core.principal.principal_for_hash`): a cookie
+    outlives no rule of the token behind it, expiry included."""
+    with site.db.transaction() as session:
+        row, token = accounts.issue_token(session, "alice@alpha.example", expires_in=None, actor="test")
+        token_id = row.id
+    with httpx.Client(base_url=site.url, timeout=60) as client:
+        assert http_login(client, token).status_code == 303
+        assert client.get("/team").headers["location"] == "/teams/Alpha"
+        with site.db.transaction() as session:
+            expiring = session.get(ApiToken, token_id)
+            assert expiring is not None
+            expiring.expires_at = datetime.now(UTC) - timedelta(seconds=1)
         assert client.get("/team").headers["location"].startswith("/login")
 
 

@@ -4,16 +4,28 @@ infrastructure). The whole path with real training and runs: tests/e2e (issue 6)
 
 from __future__ import annotations
 
+import json
+import shutil
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+from srvtest.archives import write_archive
 from typer.testing import CliRunner
 
+from reference_models.build import BuildError
+from reference_models.rules import ModelKind
 from server.cli import seed
 from server.cli.main import app
-from server.cli.seed import APPROVAL_REASON, approve_seeded, existing_baseline, parse_resolution
+from server.cli.seed import (
+    APPROVAL_REASON,
+    approve_seeded,
+    existing_baseline,
+    parse_resolution,
+    queue_baseline,
+)
 from server.core import migrate
 from server.core.db import Database
 from server.core.settings import load_settings
@@ -150,16 +162,17 @@ def test_seed_no_wait_records_each_build_and_queues_both(
         log(f"building csawm-reference/{kind.value}:t from {base_image}")
         return f"csawm-reference/{kind.value}:t"
 
+    saved = {f"csawm-reference/{kind}:t": tmp_path / f"{kind}.tar" for kind in ("one-hot", "multi-hot")}
+    digests = {tag: write_archive(path, seed=tag) for tag, path in saved.items()}
+
     def fake_save(tag: str, digest: str, kind: object, archives: Path) -> Path:
         archives.mkdir(parents=True, exist_ok=True)
-        path = archives / f"{tag.replace('/', '_')}.tar"
-        path.write_bytes(b"x")
-        return path
+        return Path(shutil.copy(saved[tag], archives / f"{tag.replace('/', '_')}.tar"))
 
     monkeypatch.setattr(seed.shutil, "which", lambda name: "/usr/bin/docker")
     monkeypatch.setattr(seed, "ensure_base_images", lambda base_image: None)
     monkeypatch.setattr(seed, "build_reference_image", fake_build)
-    monkeypatch.setattr(seed, "image_id", lambda tag: "sha256:" + ("1" if "one" in tag else "2") * 64)
+    monkeypatch.setattr(seed, "image_id", digests.get)
     monkeypatch.setattr(seed, "save_archive", fake_save)
     result = CliRunner().invoke(
         app,
@@ -179,3 +192,48 @@ def test_seed_no_wait_records_each_build_and_queues_both(
         "multi-hot": (BuildState.QUEUED, 7, 7),
     }
     assert sorted(row.submission_id for row in rows.values()) == sorted(int(row[0]) for row in queued)
+
+
+def _saved_as(monkeypatch: pytest.MonkeyPatch, archive: Path, digest: str) -> None:
+    """`docker save` replaced by a copy of `archive`; the engine says the built image is `digest`."""
+
+    def fake_save(tag: str, _digest: str, kind: ModelKind, archives: Path) -> Path:
+        archives.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy(archive, archives / f"baseline-{kind.value}.tar"))
+
+    monkeypatch.setattr(seed, "save_archive", fake_save)
+    monkeypatch.setattr(seed, "image_id", lambda tag: digest)
+
+
+def test_a_seeded_archive_goes_through_the_intake_and_is_stored_untagged(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like an upload (issue 12), the stored baseline archive names no image: loading it moves no tag."""
+    archive = tmp_path / "saved.tar"
+    digest = write_archive(archive, seed="one")
+    _saved_as(monkeypatch, archive, digest)
+    settings = load_settings(data_dir=tmp_path / "state")
+    item = queue_baseline(db, settings, ModelKind.ONE_HOT, "csawm-reference/one-hot:t", "ref")
+    with db.transaction(write=False) as session:
+        sub = session.get(Submission, item.submission_id)
+        assert sub is not None and sub.baseline and sub.image_digest == digest
+        stored = Path(sub.archive_path or "")
+    assert stored.parent == (tmp_path / "state" / "archives").resolve()
+    with tarfile.open(stored) as tf:
+        manifest = json.loads(tf.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert [entry.get("RepoTags") for entry in manifest] in ([None], [[]])
+
+
+def test_a_saved_archive_of_another_image_is_refused_and_nothing_queued(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The archive must hold the image that was built: a swapped one (another image under the tag's
+    file name) fails the seeding and queues nothing."""
+    archive = tmp_path / "saved.tar"
+    write_archive(archive, seed="other")
+    _saved_as(monkeypatch, archive, "sha256:" + "12" * 32)
+    settings = load_settings(data_dir=tmp_path / "state")
+    with pytest.raises(BuildError, match="holds image sha256:"):
+        queue_baseline(db, settings, ModelKind.ONE_HOT, "csawm-reference/one-hot:t", "ref")
+    with db.transaction(write=False) as session:
+        assert session.scalar(select(func.count()).select_from(Submission)) == 0

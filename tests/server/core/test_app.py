@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -9,6 +10,7 @@ from srvtest.app import Api, make_settings, operator_metrics, running_api
 
 from server.core import migrate
 from server.core.db import Database
+from server.core.state import AppState
 from server.models import Base
 
 
@@ -52,3 +54,15 @@ def test_migrations_match_the_models(db_url: str) -> None:
         migrate.upgrade(db.engine)  # idempotent
     finally:
         db.dispose()
+
+
+def test_every_per_app_object_is_made_at_startup_and_serves_the_requests_issue_20(api: Api) -> None:
+    """The app state is typed and complete once the lifespan ran: no cache is made on first use (a
+    first request racing another used to build two), and the requests use the state's own."""
+    state = api.client.app.state.csawm  # type: ignore[attr-defined]
+    assert isinstance(state, AppState)
+    idle = {"worker", "dispatcher", "agreement"}  # not started here; no CSAWM_DUA_FILE
+    assert [f.name for f in fields(state) if getattr(state, f.name) is None and f.name not in idle] == []
+    board = state.leaderboard
+    assert api.client.get("/api/v1/leaderboard").status_code == 200
+    assert state.leaderboard is board and board.key is not None and board.boards

@@ -138,13 +138,14 @@ def test_a_private_phase_defaults_to_summary_and_a_development_phase_to_full(sql
     make_phase(sqlite_api, "dev", -2 * HOUR, -HOUR, test_set="public")
     make_phase(sqlite_api, "open-books", -HOUR, HOUR, disclosure="full")
     listed = {p["name"]: p["disclosure"] for p in sqlite_api.client.get("/api/v1/phases").json()}
-    assert listed == {"old": "summary", "dev": "full", "open-books": "full"}
+    # the server's own CSAWM_PHASE row (private) is a phase like any other
+    assert listed == {"private-1": "summary", "old": "summary", "dev": "full", "open-books": "full"}
 
 
-def test_the_implicit_phase_is_a_summary_phase(sqlite_api: Api) -> None:
+def test_the_servers_csawm_phase_row_is_a_summary_phase(sqlite_api: Api) -> None:
     alice, maud = _people(sqlite_api)
-    [implicit] = sqlite_api.client.get("/api/v1/phases").json()
-    assert (implicit["name"], implicit["disclosure"]) == (sqlite_api.settings.phase, "summary")
+    [own] = sqlite_api.client.get("/api/v1/phases").json()
+    assert (own["name"], own["disclosure"]) == (sqlite_api.settings.phase, "summary")
     sub_id = _scored(sqlite_api, sqlite_api.settings.phase)
     assert _metrics(sqlite_api, alice, sub_id) == summary_report(REPORT)
     assert _metrics(sqlite_api, maud, sub_id) == REPORT
@@ -309,7 +310,8 @@ def test_the_admin_api_sets_and_shows_the_level(sqlite_api: Api) -> None:
     assert patch({"test_set": "private"}).json()["disclosure"] == "summary"
     assert patch({"test_set": "public", "disclosure": "summary"}).json()["disclosure"] == "summary"
     assert patch({"test_set": "public"}).json()["disclosure"] == "summary"  # unchanged test set: kept
-    assert [p["disclosure"] for p in api.client.get("/api/v1/phases").json()] == ["summary"]
+    listed = {p["name"]: p["disclosure"] for p in api.client.get("/api/v1/phases").json()}
+    assert listed == {"private-1": "summary", "dev": "summary"}
     board = api.client.get("/api/v1/leaderboard", params={"phase": "dev"}).json()
     assert board["phase"]["disclosure"] == "summary"
 

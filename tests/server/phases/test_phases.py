@@ -47,14 +47,15 @@ def test_the_current_phase_is_the_one_whose_window_holds_now(sqlite_api: Api) ->
         assert before_dev is not None and before_dev.name == "dev"
         assert inside_final is not None and inside_final.name == "final"
         assert after_all is None
-        assert phases.current(session, api.settings, now - 4 * HOUR) is None  # before the first
+        # before the first created phase: the server's CSAWM_PHASE row, open since always until then
+        assert phases.current(session, api.settings, now - 4 * HOUR).name == "private-1"  # type: ignore[union-attr]
         # the window is opens_at <= t < closes_at
         dev = session.query(Phase).filter_by(name="dev").one()
         assert phases.current(session, api.settings, dev.opens_at).name == "dev"  # type: ignore[union-attr]
         assert phases.current(session, api.settings, dev.closes_at) is None
         # pages and the board default to the latest that opened; before the first, the first
         assert phases.shown(session, api.settings, now).name == "dev"
-        assert phases.shown(session, api.settings, now - 4 * HOUR).name == "dev"
+        assert phases.shown(session, api.settings, now - 4 * HOUR).name == "private-1"
         with pytest.raises(PhaseClosed) as closed:
             phases.require_open(session, api.settings, now)
         assert closed.value.extra["next_opens_at"] is not None and "next phase opens" in closed.value.message
@@ -97,20 +98,21 @@ def test_invalid_phases_are_refused_with_the_field_named(
         make_phase(sqlite_api, str(values.pop("name")), -HOUR, closes * HOUR, **values)
 
 
-def test_without_phase_rows_the_implicit_phase_takes_every_submission(
+def test_a_fresh_server_has_its_csawm_phase_row_and_it_takes_every_submission(
     sqlite_api: Api, tmp_path: Path
 ) -> None:
+    """Phases are always real (issue 20): a fresh database gets a row for ``CSAWM_PHASE``, open since
+    always and open-ended, so nothing needs a "no phase" branch."""
     api = sqlite_api
     token = f.member_token(api.db)
     code, body = _upload(api, token, tmp_path, "m")
     assert code == 201 and body["phase"] == api.settings.phase == "private-1"
     assert body["scores_withheld"] is None and body["ladder"] is None and body["selected"] is None
     listed = api.client.get("/api/v1/phases").json()
-    assert [(p["name"], p["visibility"], p["open"], p["current"]) for p in listed] == [
-        ("private-1", "live", True, True)
-    ]
+    assert [(p["name"], p["visibility"], p["open"], p["current"], p["opens_at"], p["closes_at"])
+            for p in listed] == [("private-1", "live", True, True, None, None)]  # fmt: skip
     board = api.client.get("/api/v1/leaderboard").json()
-    assert board["phase"] is None  # every submission counts, as before phases
+    assert board["phase"]["name"] == "private-1" and board["phase"]["stored"] is True
     assert api.client.get("/api/v1/leaderboard", params={"phase": "private-1"}).status_code == 200
     assert api.client.get("/api/v1/leaderboard", params={"phase": "nope"}).status_code == 404
     assert api.client.get("/api/v1/quota", headers=f.auth(token)).json()["phase"] == "private-1"
@@ -232,7 +234,10 @@ def test_the_admin_api_creates_updates_and_lists_phases(sqlite_api: Api) -> None
     early = api.client.post("/api/v1/admin/phases/final/reveal", headers=f.auth(maud))
     assert early.status_code == 409 and "still open" in early.json()["error"]["message"]
     listed = api.client.get("/api/v1/phases").json()
-    assert [(p["name"], p["current"], p["max_selected"]) for p in listed] == [("final", True, 3)]
+    assert [(p["name"], p["current"], p["max_selected"]) for p in listed] == [
+        ("private-1", False, 2),  # the server's CSAWM_PHASE row, closed where "final" opened
+        ("final", True, 3),
+    ]
     with api.db.transaction(write=False) as session:
         actions = [e.action for e in session.query(AuditEntry).order_by(AuditEntry.id)]
     assert actions.count("create_phase") == 1 and actions.count("update_phase") == 1
@@ -266,7 +271,7 @@ def test_the_admin_cli_creates_updates_and_reveals(tmp_path: Path, monkeypatch: 
     db = Database.connect(f"sqlite:///{tmp_path / 'state' / 'csawm.db'}")
     try:
         with db.transaction(write=False) as session:
-            row = session.query(Phase).one()
+            row = session.query(Phase).filter_by(name="final").one()
             assert row.quota_total == 5 and row.revealed_at is not None and row.closes_at is not None
     finally:
         db.dispose()

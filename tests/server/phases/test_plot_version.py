@@ -18,7 +18,7 @@ from srvtest.app import Api
 from server.core.settings import load_settings
 from server.leaderboard import service as leaderboard_service
 from server.models import Submission, Team
-from server.web.cache import plot_version
+from server.web.cache import plot_key, plot_version
 
 HOUR = timedelta(hours=1)
 PLOT_URL = re.compile(r'src="/plots/leaderboard-tau\.svg\?v=([^"]*)"')
@@ -79,7 +79,7 @@ def test_the_plot_version_is_keyed_by_the_servers_secret_issue_19(tmp_path: Path
     key = (3, "2026-03-01 10:00:00.123456+00:00", 2, "2026-02-01 09:00:00+00:00", 1, 7, "ab12", "final")
 
     def version(secret: str) -> str:
-        state = SimpleNamespace(settings=load_settings(data_dir=tmp_path, session_secret=secret), extras={})
+        state = SimpleNamespace(plot_key=plot_key(load_settings(data_dir=tmp_path, session_secret=secret)))
         return plot_version(state, *key)  # type: ignore[arg-type]
 
     assert version("a" * 40) == version("a" * 40) != version("b" * 40)

@@ -130,6 +130,8 @@ def test_duplicate_digest_is_refused_with_the_earlier_id(api: Api, token: str, t
     error = again.json()["error"]
     assert error["code"] == "duplicate_submission" and error["submission_id"] == first.json()["id"]
     assert _counts(api) == (1, 1)
+    # the refused copy was inspected, untagged and stored before creation refused it: none of it stays
+    assert [p.parent.name for p in _leftover_files(api)] == ["archives"]
     # another team may submit the same image
     f.team(api.db, "beta")
     other = f.user(api.db, "b@x.org", team="beta")
