@@ -43,7 +43,8 @@ from server.submissions.schemas import (
     SubmissionOut,
     SubmissionSummary,
 )
-from server.submissions.upload import discard, receive_archive
+from server.submissions.upload import UploadSlots, discard, receive_archive
+from server.worker.loop import Worker
 
 router = APIRouter(
     prefix="/api/v1/submissions",
@@ -167,10 +168,11 @@ async def create_submission(
     if name is None:
         raise BadRequest("missing query parameter 'name'")
     entry = intake.Entry(name=name, description=description, url=url, method_card=_method_card(method_card))
-    with state.upload_slots.hold(service.require_team(user)):
+    with state.parts.get(UploadSlots).hold(service.require_team(user)):
         out = await _upload(request, state, session, user, entry)
-    if state.worker is not None:  # after the response, i.e. after the request's commit
-        background.add_task(state.worker.wake)
+    worker = state.parts.find(Worker)
+    if worker is not None:  # after the response, i.e. after the request's commit
+        background.add_task(worker.wake)
     return out
 
 
