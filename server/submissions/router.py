@@ -27,10 +27,10 @@ from server.core.principal import Principal
 from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import NameStr, TextStr
+from server.disclosure.run_view import Viewer, run_view, shown_time, viewer_of
 from server.models import Submission, SubmissionReport, Team
 from server.phases import selection
 from server.phases.visibility import ScoreView, ViewCache, score_view, shown_report
-from server.runs.run_view import Viewer, run_view, shown_time, viewer_of
 from server.submissions import intake, service
 from server.submissions.schemas import (
     LadderOut,
@@ -69,7 +69,7 @@ ARCHIVE_BODY_DOC = {
 
 def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> SubmissionSummary:
     """The run's summary; its scores only as `view` (server.phases.visibility) allows, its
-    timestamps as `viewer` may see them (server.runs.run_view)."""
+    timestamps as `viewer` may see them (server.disclosure.run_view)."""
     return SubmissionSummary(
         id=sub.id,
         name=sub.name,
@@ -94,7 +94,7 @@ def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Subm
 
 def detail(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> SubmissionOut:
     """The submission as JSON: `view` decides whether the scores and the report are shown, `viewer`
-    what of the runtime figures, timestamps and maintainer-only texts (server.runs.run_view)."""
+    what of the runtime figures, timestamps and maintainer-only texts (server.disclosure.run_view)."""
     run = run_view(sub, viewer)
     return SubmissionOut(
         **summary(sub, team, view, viewer).model_dump(),

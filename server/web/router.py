@@ -43,6 +43,7 @@ from server.core.security import hash_token
 from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import visible
+from server.disclosure.run_view import run_view, viewer_of
 from server.leaderboard.pending import pending_baselines
 from server.leaderboard.rows import BoardRow
 from server.models import Submission, Team
@@ -55,7 +56,6 @@ from server.quota import service as quota
 from server.review import flags as review_flags
 from server.review import service as review
 from server.review.schemas import ReviewAction
-from server.runs.run_view import run_view, viewer_of
 from server.scoring.summary import summary_report
 from server.submissions import service as submissions
 from server.web import guides, plots, queries
@@ -389,7 +389,7 @@ def report_page(
         "report": report,
         "alts": alts,
         "plot_version": plot_version(get_state(request), sub.id, sub.updated_at.isoformat()),
-        # Figures, timestamps and maintainer-only texts as the API shows them (server.runs.run_view).
+        # Figures, timestamps and maintainer-only texts as the API shows them (server.disclosure.run_view).
         "run": run_view(sub, viewer),
         "staff": user.is_staff,
         "hidden_log_tail": sub.hidden_log_tail if user.is_staff else None,
