@@ -26,14 +26,13 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy.orm import Session
-
 from runner.errors import FaultKind, RunnerError
 from runner.spec import ErrorCode, Runner
 from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import RunStatus, Submission
+from server.runs import lifecycle
 from server.runs.policy import Action, Decision, decide
 from server.runs.transitions import LeaseLost
 from server.worker import endings, janitor, presence, test_set
@@ -339,12 +338,7 @@ class Worker:
             raise pf
         ctx.retries += 1
 
-        def count(session: Session) -> None:
-            sub = session.get(Submission, ctx.sub_id)
-            if sub is not None:
-                sub.retries = ctx.retries
-
-        transact(self.env, count)
+        transact(self.env, lambda session: lifecycle.count_retry(session, ctx.sub_id, ctx.retries))
 
     def _decide(self, ctx: RunContext, pf: StageFault) -> Decision:
         s = self.settings
