@@ -81,8 +81,8 @@ def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CSAWM_MAX_UPLOAD_BYTES", "512MiB")
     monkeypatch.setenv("CSAWM_DATABASE_URL", "postgresql://u@db/x")
     settings = load_settings()
-    assert settings.run_timeout == timedelta(minutes=10)
-    assert settings.run_memory == 2 * 1024**3
+    assert settings.run.timeout == timedelta(minutes=10)
+    assert settings.run.memory == 2 * 1024**3
     assert settings.max_upload_bytes == 512 * 1024**2
     assert settings.effective_database_url == "postgresql+psycopg://u@db/x"
     assert not settings.is_sqlite
