@@ -90,11 +90,11 @@ def _default_web_routers() -> list[APIRouter]:
 def build_state(settings: Settings, db: Database, agreement: Agreement | None) -> AppState:
     """The app's state with every per-app cache made now, at startup (the worker and the
     dispatcher are started by the lifespan)."""
+    from server.leaderboard.cache import BoardCache
     from server.leaderboard.references import ReferenceCache
-    from server.leaderboard.router import BodyCache
     from server.review.flags import RankCache
     from server.submissions.upload import UploadSlots
-    from server.web.cache import PLOT_CACHE_SIZE, BoardCache, PlotCache, plot_key
+    from server.web.cache import PLOT_CACHE_SIZE, PlotCache, plot_key
     from server.web.session import SessionSigner, session_key
 
     return AppState(
@@ -104,8 +104,7 @@ def build_state(settings: Settings, db: Database, agreement: Agreement | None) -
         agreement=agreement,
         upload_slots=UploadSlots(settings.max_concurrent_uploads),
         references=ReferenceCache(),
-        leaderboard=BodyCache(),
-        web_board=BoardCache(),
+        leaderboard=BoardCache(),
         web_plots=PlotCache(PLOT_CACHE_SIZE),
         plot_key=plot_key(settings),
         signer=SessionSigner.from_secret(session_key(settings)),

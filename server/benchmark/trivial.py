@@ -24,6 +24,7 @@ from PIL import Image
 from server.benchmark.dataset import Benchmark
 from server.scoring.predictions import read_predictions
 from server.scoring.report import score_report
+from server.scoring.results import Report
 
 BREAST_THRESHOLD = 20
 """Grey level above which a pixel counts as breast (background 0..~10 after the noise)."""
@@ -48,7 +49,8 @@ def private_tau(benchmark: Benchmark, scores: dict[str, float]) -> float | None:
     labels = benchmark.read_private()
     rows = "".join(f"{name};{scores[name]!r}\n" for name in labels.filenames)
     predictions = read_predictions(("Filename;Final_score\n" + rows).encode(), expected=labels.filenames)
-    value = score_report(predictions, labels, resamples=0).data["masking"]["kendall_tau_b"]["value"]
+    report = Report.read(score_report(predictions, labels, resamples=0).data)
+    value = report.kendall_tau_b.value if report else None
     return None if value is None else float(value)
 
 

@@ -41,6 +41,7 @@ from rich.table import Table
 from rich.text import Text
 
 from server.core.text import visible
+from server.scoring.results import Estimate, Report
 from server.submissions.schemas import MethodCard
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 1, 2, 3
@@ -391,11 +392,11 @@ def _print(value: Any, as_json: bool) -> None:
     typer.echo(json.dumps(value, indent=2) if as_json else str(value))
 
 
-def _fmt(metric: dict[str, Any] | None) -> str:
-    if not metric or metric.get("value") is None:
+def _fmt(metric: Estimate) -> str:
+    if metric.value is None:
         return "-"
-    ci = metric.get("ci95")
-    text = f"{metric['value']:.4f}"
+    ci = metric.ci95
+    text = f"{metric.value:.4f}"
     return f"{text} [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else text
 
 
@@ -406,11 +407,10 @@ def _show_status(sub: dict[str, Any], as_json: bool) -> None:
     lines = [f"submission {sub['id']} '{visible(sub['name'])}' ({visible(sub['team'])}): {sub['status']}"]
     if sub.get("error_code"):
         lines.append(f"  error: {sub['error_code']} in {sub.get('failed_phase')}: {sub.get('error_message')}")
-    metrics = sub.get("metrics") or {}
-    masking = metrics.get("masking") or {}
-    if masking:
-        lines.append(f"  tau-b  {_fmt(masking.get('kendall_tau_b'))}   (higher is better; value [95% CI])")
-        lines.append(f"  AMAE   {_fmt(masking.get('amae'))}   (lower is better)")
+    report = Report.read(sub.get("metrics"))
+    if report is not None and report.has_masking:
+        lines.append(f"  tau-b  {_fmt(report.kendall_tau_b)}   (higher is better; value [95% CI])")
+        lines.append(f"  AMAE   {_fmt(report.amae)}   (lower is better)")
     ladder = sub.get("ladder")
     if isinstance(ladder, dict):
         shown = ladder.get("displayed")
@@ -479,8 +479,8 @@ def leaderboard(
             row["kind"],
             Text(visible(row.get("team") or "")),  # Text: a name is never read as Rich markup
             Text(visible(row["name"])),
-            _fmt(row["kendall_tau_b"]),
-            _fmt(row["amae"]),
+            _fmt(Estimate.read(row["kendall_tau_b"])),
+            _fmt(Estimate.read(row["amae"])),
             tied,
         )
     Console(width=max(120, Console().width)).print(table)

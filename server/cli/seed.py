@@ -62,6 +62,7 @@ from server.core.errors import InvalidArchive
 from server.core.settings import Settings
 from server.models import TERMINAL_STATUSES, BaselineBuild, BuildState, ReviewState, RunStatus, Submission
 from server.runs import lifecycle
+from server.scoring.results import Report
 from server.submissions import intake
 
 EXIT_FAILED = 1
@@ -428,6 +429,6 @@ def _build_and_queue(
 
 
 def _tau(sub: Submission) -> float | None:
-    report = sub.metrics if isinstance(sub.metrics, dict) else None
-    value = (report or {}).get("masking", {}).get("kendall_tau_b", {}).get("value")
-    return float(value) if isinstance(value, int | float) else None
+    report = Report.read(sub.metrics)
+    value = report.kendall_tau_b.value if report else None
+    return float(value) if value is not None else None

@@ -18,12 +18,12 @@ from server.core.settings import Settings
 
 if TYPE_CHECKING:
     from server.agreements.document import Agreement
+    from server.leaderboard.cache import BoardCache
     from server.leaderboard.references import ReferenceCache
-    from server.leaderboard.router import BodyCache
     from server.notifications.dispatcher import Dispatcher
     from server.review.flags import RankCache
     from server.submissions.upload import UploadSlots
-    from server.web.cache import BoardCache, PlotCache
+    from server.web.cache import PlotCache
     from server.web.session import SessionSigner
     from server.worker.loop import Worker
 
@@ -36,8 +36,7 @@ class AppState:
     agreement: Agreement | None  # CSAWM_DUA_FILE, read once in create_app
     upload_slots: UploadSlots  # uploads in flight per team (CSAWM_MAX_CONCURRENT_UPLOADS)
     references: ReferenceCache  # the test set's reference rows of the leaderboard
-    leaderboard: BodyCache  # the API's leaderboard bodies
-    web_board: BoardCache  # the pages' leaderboard rows
+    leaderboard: BoardCache  # the one leaderboard cache: rows and API bodies (API, pages, downloads)
     web_plots: PlotCache  # the pages' rendered plots
     plot_key: bytes  # the HMAC key of the plots' ``?v=`` (server.web.cache.plot_version)
     signer: SessionSigner  # the web pages' cookie signer

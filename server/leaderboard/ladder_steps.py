@@ -39,8 +39,8 @@ from sqlalchemy.orm import Session
 
 from server.clock import utcnow
 from server.leaderboard.ladder import LadderRun, next_step
-from server.leaderboard.service import PairingBasis
 from server.models import LadderStepRow, Phase, ReviewState, RunStatus, Submission, Team, Visibility
+from server.scoring.results import PairingBasis
 
 ATTEMPTS = 5  # a lost race retries; five losses in a row is not a race any more
 # What the Ladder reads of a run (`_run`).

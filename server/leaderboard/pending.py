@@ -37,6 +37,15 @@ def _entry(name: str, state: str, updated_at: datetime | None, **extra: Any) -> 
     }
 
 
+# Built once: they run on every leaderboard request (the leaderboard benchmark's profile).
+_BUILDS = select(BaselineBuild).order_by(BaselineBuild.kind)
+_RUNS = (
+    select(Submission)
+    .where(Submission.baseline.is_(True), Submission.status.in_(ACTIVE_STATUSES))
+    .order_by(Submission.id)
+)
+
+
 def pending_baselines(session: Session) -> list[dict[str, Any]]:
     """Baselines not yet scored, in a stable order (builds by kind, then runs by id).
 
@@ -45,7 +54,7 @@ def pending_baselines(session: Session) -> list[dict[str, Any]]:
     """
     out: list[dict[str, Any]] = []
     shown: set[int] = set()
-    builds = session.scalars(select(BaselineBuild).order_by(BaselineBuild.kind)).all()
+    builds = session.scalars(_BUILDS).all()
     for build in builds:
         sub = session.get(Submission, build.submission_id) if build.submission_id is not None else None
         if build.state == BuildState.QUEUED and sub is not None:
@@ -64,11 +73,7 @@ def pending_baselines(session: Session) -> list[dict[str, Any]]:
         progress = {"step": build.step, "steps": build.steps} if training else None
         reason = BUILD_FAILED if build.state == BuildState.FAILED else None
         out.append(_entry(build.name, build.state.value, build.updated_at, progress=progress, message=reason))
-    runs = session.scalars(
-        select(Submission)
-        .where(Submission.baseline.is_(True), Submission.status.in_(ACTIVE_STATUSES))
-        .order_by(Submission.id)
-    ).all()
+    runs = session.scalars(_RUNS).all()
     for sub in runs:
         if sub.id not in shown:
             out.append(_entry(sub.name, sub.status.value, sub.updated_at, submission_id=sub.id))

@@ -23,6 +23,7 @@ from server.core.settings import Settings
 from server.core.state import AppState
 from server.scoring.labels import LabelFileError, LabelLayout, parse_labels
 from server.scoring.report import ScoringInputError, references_of_test_set
+from server.scoring.results import Report
 
 log = logging.getLogger("csawm.leaderboard")
 
@@ -55,10 +56,13 @@ class BoardReferences:
     experts: dict[str, Any]
     clinical: dict[str, Any]
 
-    def density(self, variable: str, endpoint: str) -> dict[str, Any]:
-        section = self.clinical.get(endpoint) or {}
-        found = (section.get("references") or {}).get(variable)
-        return found if isinstance(found, dict) else {}
+    def report(self) -> Report:
+        """These rows read as the report sections they are (`server.scoring.results.Report`)."""
+        shown = Report.read(
+            {"scorer_version": self.scorer_version, "experts": self.experts, "clinical": self.clinical}
+        )
+        assert shown is not None
+        return shown
 
 
 def _read(path: Path) -> bytes:

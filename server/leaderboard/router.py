@@ -6,7 +6,6 @@ cache may both rebuild it; they produce the same bytes."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -14,19 +13,11 @@ from fastapi import APIRouter, Query, Response
 from server.clock import utcnow
 from server.core.deps import StateDep
 from server.core.openapi import error_responses
-from server.leaderboard import pending, service
+from server.leaderboard import pending
 from server.leaderboard.references import board_references
 from server.phases.service import board_phase
 
 router = APIRouter(prefix="/api/v1/leaderboard", tags=["leaderboard"])
-
-
-@dataclass
-class BodyCache:
-    """The JSON bodies of the board for one version key, by (phase name, best per team, view)."""
-
-    key: tuple[Any, ...] | None = None
-    bodies: dict[tuple[str | None, bool, str], bytes] = field(default_factory=dict)
 
 
 _LEADERBOARD_DOC: dict[str, Any] = {
@@ -52,21 +43,10 @@ def get_leaderboard(
     baselines on their way (`server.leaderboard.pending`, read on every request: it changes with
     each training step while the rows' cached body does not)."""
     references = board_references(state)
-    cache = state.leaderboard
     with state.db.session() as session:  # one connection for the whole request
         shown = board_phase(session, state.settings, phase)
-        key = (*service.version_key(session.connection()), references.labels_sha256 if references else None)
-        if cache.key != key:
-            cache.bodies = {}  # keep only the current version (every view and phase shares it)
-            cache.key = key
-        slot = (shown.name, best_per_team, view)
-        body = cache.bodies.get(slot)
-        if body is None:
-            builder = service.build_clinical if view == "clinical" else service.build
-            rows = builder(session, best_per_team=best_per_team, references=references, phase=shown)
-            body = json.dumps(rows, allow_nan=False, separators=(",", ":")).encode()
-            cache.bodies[slot] = body
+        body = state.leaderboard.body(session, references, shown, best_per_team, view)
         coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
     described = json.dumps(shown.to_json(utcnow()), separators=(",", ":")).encode()
-    content = b'{"phase":' + described + b',"rows":' + body + b',"pending":' + coming + b"}"
+    content = b"".join((b'{"phase":', described, b',"rows":', body, b',"pending":', coming, b"}"))  # one copy
     return Response(content=content, media_type="application/json")

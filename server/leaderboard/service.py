@@ -36,7 +36,9 @@ board column can show a figure that a ``summary`` phase withholds from the run's
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -44,74 +46,24 @@ from sqlalchemy import ColumnElement, Connection, false, func, select
 from sqlalchemy.orm import Session, undefer
 
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences
+from server.leaderboard.rows import BoardRow, ClinicalRow, links_of
 from server.models import Phase, PhaseSelection, ReviewState, RunStatus, Submission, Team
 from server.phases.service import PhaseView
 from server.scoring.bootstrap import paired_difference_ci
-from server.scoring.registry import LEADERBOARD_ORDER, ranking_key
-from server.scoring.summary import summary_report
+from server.scoring.registry import ENDPOINT_KEYS, LEADERBOARD_ORDER, ranking_key
+from server.scoring.results import (
+    Association,
+    Estimate,
+    ExpertScore,
+    OddsRatio,
+    PairingBasis,
+    Report,
+    RunRecord,
+)
 
 VISIBLE_BASELINE_STATES = (ReviewState.PENDING, ReviewState.APPROVED)
-ENDPOINTS = ("interval_cancer", "large_invasive_cancer", "composite")
 VIEWS = ("masking", "clinical")
 LADDER_TIE_REASON = "no tie test: a Ladder phase shows rounded values only"
-
-
-@dataclass(frozen=True)
-class PairingBasis:
-    """What makes two runs' bootstrap replicates paired (from the ``reproducibility`` record)."""
-
-    scorer_version: str | None
-    test_set: str | None
-    seed: int | None
-    resamples: int | None
-
-    @classmethod
-    def of(cls, record: dict[str, Any] | None) -> PairingBasis:
-        record = record if isinstance(record, dict) else {}
-        boot = record.get("bootstrap") if isinstance(record.get("bootstrap"), dict) else {}
-        assert isinstance(boot, dict)
-
-        def text(value: Any) -> str | None:
-            return str(value) if isinstance(value, str) and value else None
-
-        def integer(value: Any) -> int | None:
-            return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-        return cls(
-            text(record.get("scorer_version")),
-            text(record.get("test_set_manifest_sha256")),
-            integer(boot.get("seed")),
-            integer(boot.get("resamples")),
-        )
-
-    def missing(self) -> list[str]:
-        """The fields not recorded: a basis with any of them missing pairs with nothing."""
-        return [name for name, value in vars(self).items() if value is None]
-
-    def known(self) -> PairingBasis | None:
-        """This basis when every field is recorded, else None (what the Ladder compares)."""
-        return None if self.missing() else self
-
-    def mismatch(self, leader: PairingBasis) -> str | None:
-        """Why this run cannot be paired with the leader's, or None when it can."""
-        for basis in (self, leader):
-            missing = basis.missing()
-            if missing:
-                whose = "this run" if basis is self else "the leader"
-                return f"no tie test: {whose} has no recorded {', '.join(missing)}"
-        if self.scorer_version != leader.scorer_version:
-            return (
-                f"no tie test: scored with scorer version {self.scorer_version}, "
-                f"the leader with {leader.scorer_version}"
-            )
-        if self.test_set != leader.test_set:
-            return "no tie test: scored on a different test set than the leader (test-set digest differs)"
-        if self.seed != leader.seed or self.resamples != leader.resamples:
-            return (
-                f"no tie test: bootstrap seed {self.seed} with {self.resamples} resamples, "
-                f"the leader's seed {leader.seed} with {leader.resamples}"
-            )
-        return None
 
 
 @dataclass
@@ -121,49 +73,55 @@ class _Candidate:
     name: str
     submission_id: int | None
     scorer_version: str | None
-    metrics: dict[str, dict[str, Any]]
+    metrics: dict[str, Estimate]
     replicates: np.ndarray | None
     basis: PairingBasis | None
-    report: dict[str, Any] | None = None
+    report: Report | None = None  # its summary: the board is public
     ladder: dict[str, Any] | None = None
+    amae_unit: str | None = None
+    submitted_at: datetime | None = None
+    image_digest: str | None = None
+    links: tuple[tuple[str, str], ...] = ()
 
     def sort_key(self) -> tuple[float, ...]:
-        return ranking_key({name: self.metrics[name].get("value") for name in LEADERBOARD_ORDER})
+        return ranking_key({name: self.metrics[name].value for name in LEADERBOARD_ORDER})
+
+
+#: `version_key`'s one statement, built once: it runs on every leaderboard request, where building
+#: and compiling three statements cost more than running them (the leaderboard benchmark's profile).
+_VERSION = select(
+    func.count(),
+    func.max(Submission.updated_at),
+    select(func.count()).select_from(Phase).scalar_subquery(),
+    select(func.max(Phase.updated_at)).scalar_subquery(),
+    select(func.count()).select_from(PhaseSelection).scalar_subquery(),
+    select(func.max(PhaseSelection.id)).scalar_subquery(),
+).where(Submission.status == RunStatus.SUCCEEDED)
 
 
 def version_key(conn: Connection) -> tuple[int | str, ...]:
     """Changes whenever a scored submission is added, reviewed or otherwise updated, or a phase or a
     selection changes.
 
-    Index-only queries (``ix_submissions_status_updated``) on a bare connection plus two on the small
-    phase tables: the cheap check that lets a cached leaderboard be served without rebuilding it.
+    One round trip on a bare connection: an index-only count (``ix_submissions_status_updated``)
+    and two on the small phase tables, the cheap check that lets a cached leaderboard be served
+    without rebuilding it.
     """
-    count, latest = conn.execute(
-        select(func.count(), func.max(Submission.updated_at)).where(Submission.status == RunStatus.SUCCEEDED)
-    ).one()
-    phases, changed = conn.execute(select(func.count(), func.max(Phase.updated_at))).one()
-    selections, newest = conn.execute(select(func.count(), func.max(PhaseSelection.id))).one()
-    return int(count), str(latest), int(phases), str(changed), int(selections), int(newest or 0)
+    count, latest, phases, changed, selections, newest = conn.execute(_VERSION).one()
+    return int(count), str(latest), int(phases), str(changed), int(selections or 0), int(newest or 0)
 
 
-def _metric(report: dict[str, Any] | None, name: str) -> dict[str, Any]:
-    masking = (report or {}).get("masking") or {}
-    entry = masking.get(name) or {}
-    out: dict[str, Any] = {"value": entry.get("value"), "ci95": entry.get("ci95")}
-    if name == "amae" and "unit" in entry:
-        out["unit"] = entry["unit"]
-    return out
+def _metrics(report: Report | None) -> dict[str, Estimate]:
+    """The leaderboard-order metrics of a report (empty estimates without one)."""
+    return {name: report.metric(name) if report else Estimate() for name in LEADERBOARD_ORDER}
 
 
 def _replicates(raw: bytes | None) -> np.ndarray | None:
     return np.frombuffer(raw, dtype=np.float64) if raw else None
 
 
-def _scorer_version(sub: Submission) -> str | None:
-    for record in (sub.reproducibility, sub.metrics):
-        if isinstance(record, dict) and isinstance(record.get("scorer_version"), str):
-            return str(record["scorer_version"])
-    return None
+def _scorer_version(record: RunRecord, report: Report | None) -> str | None:
+    return record.scorer_version or (report.scorer_version if report else None)
 
 
 def _development(phase: PhaseView) -> bool:
@@ -189,21 +147,26 @@ def _models(session: Session, best_per_team: bool, phase: PhaseView) -> list[_Ca
     elif phase.visibility == "sealed":  # revealed: the selected runs only
         own = own & Submission.id.in_(select(PhaseSelection.submission_id))
     query = query.where(own if _development(phase) else Submission.baseline.is_(True) | own)
-    rows = session.execute(query).all()
-    candidates = [
-        _Candidate(
-            kind="baseline" if sub.baseline else "submission",
-            team=team,
-            name=sub.name,
-            submission_id=sub.id,
-            scorer_version=_scorer_version(sub),
-            metrics={name: _metric(sub.metrics, name) for name in LEADERBOARD_ORDER},
-            replicates=_replicates(sub.tau_replicates),
-            basis=PairingBasis.of(sub.reproducibility),
-            report=summary_report(sub.metrics) if isinstance(sub.metrics, dict) else None,
+    candidates: list[_Candidate] = []
+    for sub, team in session.execute(query).all():
+        report, record = Report.read_summary(sub.metrics), RunRecord.read(sub.reproducibility)
+        candidates.append(
+            _Candidate(
+                kind="baseline" if sub.baseline else "submission",
+                team=team,
+                name=sub.name,
+                submission_id=sub.id,
+                scorer_version=_scorer_version(record, report),
+                metrics=_metrics(report),
+                replicates=_replicates(sub.tau_replicates),
+                basis=record.pairing(),
+                report=report,
+                amae_unit=report.amae_unit if report else None,
+                submitted_at=sub.created_at,
+                image_digest=sub.image_digest,
+                links=links_of(sub.method_card, sub.url),
+            )
         )
-        for sub, team in rows
-    ]
     if best_per_team:
         best: dict[str, _Candidate] = {}
         kept: list[_Candidate] = []
@@ -223,6 +186,9 @@ def _ladder_rows(session: Session, phase: PhaseView) -> list[_Candidate]:
     """One row per team of a Ladder phase: its best stored step that moved and whose run is approved."""
     from server.leaderboard.ladder_steps import board_steps
 
+    steps = board_steps(session, phase.name)
+    ids = [step.submission_id for step in steps]
+    subs = {sub.id: sub for sub in session.scalars(select(Submission).where(Submission.id.in_(ids)))}
     return [
         _Candidate(
             kind="submission",
@@ -230,15 +196,16 @@ def _ladder_rows(session: Session, phase: PhaseView) -> list[_Candidate]:
             name=step.name,
             submission_id=step.submission_id,
             scorer_version=None,
-            metrics={
-                "kendall_tau_b": {"value": step.shown["displayed"], "ci95": None},
-                "amae": {"value": None, "ci95": None},
-            },
+            metrics={"kendall_tau_b": Estimate(step.shown["displayed"]), "amae": Estimate()},
             replicates=None,
             basis=None,
             ladder=step.shown,
+            submitted_at=sub.created_at,
+            image_digest=sub.image_digest,
+            links=links_of(sub.method_card, sub.url),
         )
-        for step in board_steps(session, phase.name)
+        for step in steps
+        for sub in (subs[step.submission_id],)
     ]
 
 
@@ -248,30 +215,20 @@ def build(
     best_per_team: bool = True,
     references: BoardReferences | None = None,
     phase: PhaseView,
-) -> list[dict[str, Any]]:
+) -> list[BoardRow]:
     """The masking leaderboard: models and experts in registry order, with tie marks."""
     candidates = _models(session, best_per_team, phase)
-    version: str | None
-    if _development(phase):
-        experts, version = {}, None
-    elif references is not None:
-        experts, version = references.experts, references.scorer_version
-    else:
-        experts, version = _latest_experts(session)
-    for expert, values in sorted(experts.items()):
-        if not isinstance(values, dict):
-            continue
+    source = None if _development(phase) else references.report() if references else _newest_report(session)
+    experts: Mapping[str, ExpertScore] = source.experts if source else {}
+    for expert, score in sorted(experts.items()):
         candidates.append(
             _Candidate(
                 kind="expert",
                 team=None,
                 name=expert,
                 submission_id=None,
-                scorer_version=version,
-                metrics={
-                    "kendall_tau_b": {"value": values.get("kendall_tau_b"), "ci95": None},
-                    "amae": {"value": values.get("amae"), "ci95": None},
-                },
+                scorer_version=source.scorer_version if source else None,
+                metrics={"kendall_tau_b": Estimate(score.kendall_tau_b), "amae": Estimate(score.amae)},
                 replicates=None,
                 basis=None,
             )
@@ -286,120 +243,95 @@ def build_clinical(
     best_per_team: bool = True,
     references: BoardReferences | None = None,
     phase: PhaseView,
-) -> list[dict[str, Any]]:
+) -> list[ClinicalRow]:
     """The clinical view: model rows (board order) with AUC and OR Q4 per endpoint, then density rows.
 
     Density rows come from the test set (`references`); without it, from the newest scored report
     that has them (scorer version 2).
     """
-    rows: list[dict[str, Any]] = []
+    rows: list[ClinicalRow] = []
     for rank, cand in enumerate(_models(session, best_per_team, phase), start=1):
-        clinical = (cand.report or {}).get("clinical") or {}
+        report = cand.report
         rows.append(
-            {
-                "rank": rank,
-                "kind": cand.kind,
-                "team": cand.team,
-                "name": cand.name,
-                "submission_id": cand.submission_id,
-                "scorer_version": cand.scorer_version,
-                "population": clinical.get("population"),
-                "clinical": {key: _association(clinical.get(key)) for key in ENDPOINTS},
-            }
+            ClinicalRow(
+                rank=rank,
+                kind=cand.kind,
+                team=cand.team,
+                name=cand.name,
+                submission_id=cand.submission_id,
+                variable=None,
+                scorer_version=cand.scorer_version,
+                population=report.population if report else None,
+                clinical={key: report.clinical[key] if report else Association() for key in ENDPOINT_KEYS},
+            )
         )
-    version: str | None
     if _development(phase):
         return rows
-    if references is not None:
-        clinical_refs, version = references.clinical, references.scorer_version
-    else:
-        clinical_refs, version = _latest_clinical_references(session)
+    source = references.report() if references is not None else _newest_report(session)
     for variable, label in DENSITY_NAMES.items():
         per_endpoint = {
-            key: _association(((clinical_refs.get(key) or {}).get("references") or {}).get(variable))
-            for key in ENDPOINTS
+            key: source.clinical[key].references.get(variable, Association()) if source else Association()
+            for key in ENDPOINT_KEYS
         }
-        if all(entry["auc"]["value"] is None for entry in per_endpoint.values()):
+        if all(entry.auc.value is None for entry in per_endpoint.values()):
             continue
         rows.append(
-            {
-                "rank": None,
-                "kind": "density",
-                "team": None,
-                "name": label,
-                "variable": variable,
-                "scorer_version": version,
-                "population": clinical_refs.get("population"),
-                "clinical": per_endpoint,
-            }
+            ClinicalRow(
+                rank=None,
+                kind="density",
+                team=None,
+                name=label,
+                submission_id=None,
+                variable=variable,
+                scorer_version=source.scorer_version if source else None,
+                population=source.population if source else None,
+                clinical=per_endpoint,
+            )
         )
     return rows
 
 
-def _association(entry: Any) -> dict[str, Any]:
-    """``{"auc": {value, ci95}, "odds_ratio_q4": {value, ci95, p_one_sided}}`` of a report entry."""
-    entry = entry if isinstance(entry, dict) else {}
-    auc = entry.get("auc") if isinstance(entry.get("auc"), dict) else {}
-    q4 = ((entry.get("odds_ratios") or {}).get("Q4")) or {}
-    assert isinstance(auc, dict) and isinstance(q4, dict)
-    return {
-        "auc": {"value": auc.get("value"), "ci95": auc.get("ci95")},
-        "odds_ratio_q4": {
-            "value": q4.get("value"),
-            "ci95": q4.get("ci95"),
-            "p_one_sided": q4.get("p_one_sided"),
-        },
-    }
-
-
-def _newest_report(session: Session) -> dict[str, Any] | None:
-    report = session.scalar(
+def _newest_report(session: Session) -> Report | None:
+    """Fallback without a test set: the newest scored run's report of any review state (its experts
+    and density comparators depend on the labels only, not on the submission), as the board shows it."""
+    stored = session.scalar(
         select(Submission.metrics)
         .where(Submission.status == RunStatus.SUCCEEDED, Submission.metrics.is_not(None))
         .order_by(Submission.finished_at.desc(), Submission.id.desc())
         .limit(1)
     )
-    return summary_report(report) if isinstance(report, dict) else None
+    return Report.read_summary(stored)
 
 
-def _latest_experts(session: Session) -> tuple[dict[str, Any], str | None]:
-    """Fallback without a test set: the experts of the newest scored run of any review state (they
-    depend on the labels only, not on the submission)."""
-    report = _newest_report(session) or {}
-    experts = report.get("experts")
-    version = report.get("scorer_version")
-    return (experts if isinstance(experts, dict) else {}), (version if isinstance(version, str) else None)
-
-
-def _latest_clinical_references(session: Session) -> tuple[dict[str, Any], str | None]:
-    report = _newest_report(session) or {}
-    clinical = report.get("clinical")
-    version = report.get("scorer_version")
-    return (clinical if isinstance(clinical, dict) else {}), (version if isinstance(version, str) else None)
-
-
-def _with_ties(candidates: list[_Candidate]) -> list[dict[str, Any]]:
+def _with_ties(candidates: list[_Candidate]) -> list[BoardRow]:
     leader = next((c for c in candidates if c.kind != "expert"), None)
-    out: list[dict[str, Any]] = []
+    out: list[BoardRow] = []
     for rank, cand in enumerate(candidates, start=1):
         tied, reason = _tie(cand, leader)
-        row: dict[str, Any] = {
-            "rank": rank,
-            "kind": cand.kind,
-            "team": cand.team,
-            "name": cand.name,
-            "scorer_version": cand.scorer_version,
-            "kendall_tau_b": cand.metrics["kendall_tau_b"],
-            "amae": cand.metrics["amae"],
-            "tied_with_leader": tied,
-            "tie_reason": reason,
-            "is_leader": cand is leader,
-        }
-        if cand.kind != "expert":
-            row["submission_id"] = cand.submission_id
-        if cand.ladder is not None:
-            row["ladder"] = cand.ladder
-        out.append(row)
+        out.append(
+            BoardRow(
+                rank=rank,
+                kind=cand.kind,
+                team=cand.team,
+                name=cand.name,
+                scorer_version=cand.scorer_version,
+                kendall_tau_b=cand.metrics["kendall_tau_b"],
+                amae=cand.metrics["amae"],
+                amae_unit=cand.amae_unit,
+                tied_with_leader=tied,
+                tie_reason=reason,
+                is_leader=cand is leader,
+                submission_id=None if cand.kind == "expert" else cand.submission_id,
+                ladder=cand.ladder,
+                odds_ratios={
+                    key: cand.report.clinical[key].odds_ratio_q4 if cand.report else OddsRatio()
+                    for key in ENDPOINT_KEYS
+                },
+                submitted_at=cand.submitted_at,
+                image_digest=cand.image_digest,
+                links=cand.links,
+            )
+        )
     return out
 
 

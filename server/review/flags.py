@@ -72,6 +72,7 @@ from server.review.schemas import (
 )
 from server.runs import store
 from server.scoring.predictions import PredictionsError, read_predictions
+from server.scoring.results import Report
 
 RHO_THRESHOLD = 0.995
 JUMP_FACTOR = 3.0
@@ -480,11 +481,8 @@ def _tau_intervals(session: Session, ids: list[int]) -> dict[int, tuple[float, f
         for sub_id, metrics in session.execute(
             select(Submission.id, Submission.metrics).where(Submission.id.in_(chunk))
         ):
-            try:
-                lo, hi = metrics["masking"]["kendall_tau_b"]["ci95"]
-                interval = (float(lo), float(hi))
-            except (KeyError, TypeError, ValueError):
-                continue
-            if all(math.isfinite(v) for v in interval):
-                found[int(sub_id)] = interval
+            report = Report.read(metrics)
+            interval = report.kendall_tau_b.ci95 if report else None
+            if interval is not None and all(math.isfinite(v) for v in interval):
+                found[int(sub_id)] = (float(interval[0]), float(interval[1]))
     return found

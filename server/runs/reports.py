@@ -1,6 +1,6 @@
 """Storing a scored report on a run: the current one on the submission row, every one as history.
 
-Used by the worker's scoring phase and by ``csawm admin rescore`` alike, so a re-score changes
+Used by the worker's scoring stage and by ``csawm admin rescore`` alike, so a re-score changes
 exactly what the first scoring wrote: ``metrics`` (the report JSON), the two leaderboard keys, the
 bootstrap replicates the leaderboard's tie marks pair, and one `SubmissionReport` row.
 
@@ -10,13 +10,13 @@ The first scoring (reason ``scored``) also decides the run's Ladder step in the 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from sqlalchemy.orm import Session
 
 from server.leaderboard import ladder_steps
 from server.models import Submission, SubmissionReport
+from server.scoring.report import ScoreReport
+from server.scoring.results import Report, RunRecord
 
 SCORED = "scored"  # the reason of the first scoring, the one that decides the Ladder step
 
@@ -24,26 +24,39 @@ SCORED = "scored"  # the reason of the first scoring, the one that decides the L
 def record(
     session: Session,
     sub: Submission,
-    report: Any,
+    report: ScoreReport,
     *,
     reason: str,
-    test_set_sha256: str,
-    seed: int,
-    resamples: int,
-    predictions_sha256: str | None,
+    run_record: RunRecord | None = None,
+    test_set_sha256: str | None = None,
+    seed: int | None = None,
+    resamples: int | None = None,
+    predictions_sha256: str | None = None,
 ) -> SubmissionReport:
-    """Make `report` (``.data``: the report JSON, ``.replicates``: arrays) the run's current report."""
+    """Make `report` the run's current report, and `run_record` (when given) its reproducibility
+    record. The history row's test-set digest, bootstrap settings and predictions digest are the
+    record's, or the keywords' where given (tests that store a report on a hand-made run)."""
     data = report.data
-    masking = data.get("masking", {})
+    shown = Report.read(data)
+    assert shown is not None
     sub.metrics = data
-    sub.kendall_tau_b = _value(masking.get("kendall_tau_b"))
-    sub.amae = _value(masking.get("amae"))
+    sub.kendall_tau_b = shown.kendall_tau_b.value
+    sub.amae = shown.amae.value
     sub.tau_replicates = _pack(report.replicates.get("kendall_tau_b"))
     sub.amae_replicates = _pack(report.replicates.get("amae"))
+    if run_record is not None:
+        sub.reproducibility = run_record.to_json()  # before the Ladder step reads it
+        boot = run_record.bootstrap
+        test_set_sha256 = test_set_sha256 or run_record.test_set_manifest_sha256
+        seed = seed if seed is not None else boot.seed if boot else None
+        resamples = resamples if resamples is not None else boot.resamples if boot else None
+        predictions_sha256 = predictions_sha256 or run_record.predictions_sha256
+    if test_set_sha256 is None or seed is None or resamples is None:
+        raise ValueError("a stored report needs its test set's digest and its bootstrap's seed and resamples")
     row = SubmissionReport(
         submission_id=sub.id,
         reason=reason,
-        scorer_version=str(data.get("scorer_version", "")),
+        scorer_version=shown.scorer_version or "",
         test_set_sha256=test_set_sha256,
         bootstrap_seed=seed,
         bootstrap_resamples=resamples,
@@ -56,10 +69,5 @@ def record(
     return row
 
 
-def _value(entry: Any) -> float | None:
-    value = entry.get("value") if isinstance(entry, dict) else None
-    return float(value) if isinstance(value, int | float) else None
-
-
-def _pack(values: Any) -> bytes | None:
+def _pack(values: np.ndarray | None) -> bytes | None:
     return None if values is None else np.asarray(values, dtype=np.float64).tobytes()

@@ -13,9 +13,8 @@ a run showed when it was first scored stands (`server.leaderboard.ladder_steps`)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import select
 
@@ -24,9 +23,9 @@ from server.core.db import Database
 from server.core.settings import Settings
 from server.models import RunStatus, Submission
 from server.phases.service import of_name as competition_phase
-from server.runs import reports, store
-
-Scorer = Callable[[Any, Any, int, int], Any]
+from server.runs import reports, scoring, store
+from server.runs.scoring import Scorer, ScoringSet
+from server.scoring.results import RunRecord
 
 
 @dataclass
@@ -49,62 +48,44 @@ def candidates(db: Database, ids: Iterable[int] | None) -> list[int]:
 def rescore(
     db: Database,
     settings: Settings,
-    evaluation: Any,
+    evaluation: ScoringSet,
     ids: Iterable[int] | None,
     *,
     actor: str,
     scorer: Scorer,
 ) -> Rescored:
     """Re-score `ids` (None: every candidate) one transaction per run; return what was done."""
-    from server.scoring.predictions import PredictionsError, read_predictions
-    from server.scoring.report import SCORER_VERSION
+    from server.scoring.predictions import PredictionsError
 
     wanted = None if ids is None else sorted(set(ids))
     todo = candidates(db, wanted)
     result = Rescored()
     for missing in sorted(set(wanted or ()) - set(todo)):
         result.skipped[missing] = "not a succeeded run with stored hidden predictions"
-    seed, resamples = settings.bootstrap_seed, settings.bootstrap_resamples
     for sub_id in todo:
         with db.transaction(write=False) as session:
-            sha, phase, record = session.execute(
+            sha, phase, stored = session.execute(
                 select(Submission.predictions_sha256, Submission.phase, Submission.reproducibility).where(
                     Submission.id == sub_id
                 )
             ).one()
             test_set = competition_phase(session, settings, phase).test_set
+        before = RunRecord.read(stored)
         try:
-            scored_on = evaluation.scored_on(test_set)
-            data = store.load(settings.data_dir, str(sha))
-            mounted = (record or {}).get("n_hidden_images") == len(evaluation.hidden_filenames)
-            names = evaluation.hidden_filenames if mounted else scored_on.hidden_filenames
-            predictions = read_predictions(data, expected=names)
+            scored = scoring.score_stored(
+                settings.data_dir, evaluation, scorer, predictions_sha256=sha, test_set=test_set,
+                record=before, resamples=settings.bootstrap_resamples, seed=settings.bootstrap_seed,
+            )  # fmt: skip
         except (LookupError, store.PredictionsMissing, PredictionsError) as exc:  # LookupError: no public set
             result.skipped[sub_id] = str(exc)
             continue
-        report = scorer(predictions, scored_on, resamples, seed)
+        after = scored.record(before)
         with db.transaction() as session:
             sub = session.get(Submission, sub_id)
             assert sub is not None
-            before = dict(sub.reproducibility or {})
             reports.record(
-                session,
-                sub,
-                report,
-                reason="rescored",
-                test_set_sha256=scored_on.manifest_digest,
-                seed=seed,
-                resamples=resamples,
-                predictions_sha256=sha,
+                session, sub, scored.report, reason="rescored", run_record=after, predictions_sha256=sha
             )
-            sub.reproducibility = {
-                **before,
-                "scorer_version": SCORER_VERSION,
-                "test_set": test_set,
-                "test_set_manifest_sha256": scored_on.manifest_digest,
-                "public_manifest_sha256": scored_on.public_manifest_digest,
-                "bootstrap": {"resamples": resamples, "seed": seed},
-            }
             audit.record(
                 session,
                 actor=actor,
@@ -112,10 +93,10 @@ def rescore(
                 target_type="submission",
                 target_id=sub_id,
                 detail={
-                    "scorer_version": [before.get("scorer_version"), SCORER_VERSION],
+                    "scorer_version": [before.scorer_version, after.scorer_version],
                     "test_set_manifest_sha256": [
-                        before.get("test_set_manifest_sha256"),
-                        scored_on.manifest_digest,
+                        before.test_set_manifest_sha256,
+                        after.test_set_manifest_sha256,
                     ],
                 },
             )

@@ -146,6 +146,25 @@ METRICS: Mapping[str, MetricSpec] = {
     )
 }
 
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A clinical endpoint of the report: its key (``clinical.<key>``, board columns ``<key>_or_q4``),
+    the label-table column it is read from, and the title the pages show."""
+
+    key: str
+    column: str
+    title: str
+
+
+#: The clinical endpoints, in the order every report section, board column and page shows them.
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("interval_cancer", "if_interval_cancer", "Interval cancer"),
+    Endpoint("large_invasive_cancer", "if_large_invasive_cancer", "Large invasive cancer"),
+    Endpoint("composite", "if_composite", "Composite"),
+)
+ENDPOINT_KEYS: tuple[str, ...] = tuple(e.key for e in ENDPOINTS)
+
 #: The leaderboard's order: the first metric decides, the next breaks exact ties; each is read from
 #: the report's ``masking`` section and ordered by its registered direction.
 LEADERBOARD_ORDER: tuple[str, ...] = ("kendall_tau_b", "amae")

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from server.scoring import clinical, experts, metrics, ranks, weighted
+from server.scoring import clinical, experts, metrics, ranks, registry, weighted
 from server.scoring.bootstrap import DEFAULT_RESAMPLES, percentile_ci, resample_counts
 from server.scoring.inputs import FloatArray, IntArray, tiebreak_codes
 from server.scoring.labels import LabelLayout, LabelTable
@@ -70,12 +70,8 @@ DENSITY_REFERENCES: dict[str, str] = {
     "breast_area": "libra_breast_area",
 }
 
-#: Report key -> LabelTable attribute of the clinical endpoints.
-ENDPOINTS: dict[str, str] = {
-    "interval_cancer": "if_interval_cancer",
-    "large_invasive_cancer": "if_large_invasive_cancer",
-    "composite": "if_composite",
-}
+#: Report key -> LabelTable attribute of the clinical endpoints (declared in the registry).
+ENDPOINTS: dict[str, str] = {endpoint.key: endpoint.column for endpoint in registry.ENDPOINTS}
 
 
 class ScoringInputError(ValueError):

@@ -1,8 +1,9 @@
-"""Per-app caches of the pages' expensive parts: rendered SVG plots and the leaderboard rows.
+"""Per-app caches of the pages' expensive parts: rendered SVG plots, and the leaderboard rows (the
+API's one cache, `server.leaderboard.cache`).
 
-Both are fields of the `AppState` (made at startup, never at import) and are keyed by what they
-depend on, so they never need explicit invalidation: a plot by its submission's ``updated_at`` (or
-the board version), the board by the API's version key (count and latest ``updated_at`` of the
+The plots are a field of the `AppState` (made at startup, never at import) and are keyed by what
+they depend on, so they never need explicit invalidation: a plot by its submission's ``updated_at``
+(or the board version), the board by the API's version key (count and latest ``updated_at`` of the
 succeeded submissions), which every new result and review action changes.
 
 Those keys stay on the server. A page's plot URL carries only `plot_version`, an HMAC of the key
@@ -17,17 +18,16 @@ import hmac
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from server.core.settings import Settings
 from server.core.state import AppState
-from server.leaderboard import service as leaderboard_service
 from server.leaderboard.references import board_references
+from server.leaderboard.rows import BoardRow, ClinicalRow
 from server.phases.service import PhaseView
-from server.web import plots, queries
+from server.web import plots
 from server.web.session import session_key
 
 PLOT_CACHE_SIZE = 256
@@ -73,47 +73,13 @@ def plot_cache(state: AppState) -> PlotCache:
     return state.web_plots
 
 
-@dataclass
-class BoardCache:
-    """The pages' board and clinical rows per phase name, for one version key of the board."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    key: tuple[Any, ...] | None = None
-    phases: dict[str, tuple[list[queries.BoardRow], list[queries.ClinicalRow]]] = field(default_factory=dict)
+def board(session: Session, state: AppState, phase: PhaseView) -> tuple[tuple[Any, ...], list[BoardRow]]:
+    """The board rows of `phase` and the board's version (`server.leaderboard.cache`: rebuilt only
+    when a scored submission, a phase, a selection or the test set changed)."""
+    version, rows = state.leaderboard.rows(session, board_references(state), phase)
+    return (*version, phase.name), rows
 
 
-def _entry(
-    session: Session, state: AppState, phase: PhaseView
-) -> tuple[tuple[Any, ...], list[queries.BoardRow], list[queries.ClinicalRow]]:
-    references = board_references(state)
-    version = (
-        *leaderboard_service.version_key(session.connection()),
-        references.labels_sha256[:16] if references else "",
-    )
-    name = phase.name
-    cache = state.web_board
-    with cache.lock:
-        if cache.key != version:
-            cache.phases = {}
-            cache.key = version
-        if name not in cache.phases:
-            cache.phases[name] = (
-                queries.leaderboard_rows(session, references, phase),
-                queries.clinical_rows(session, references, phase),
-            )
-        rows, clinical = cache.phases[name]
-    return (*version, name), rows, clinical
-
-
-def board(
-    session: Session, state: AppState, phase: PhaseView
-) -> tuple[tuple[Any, ...], list[queries.BoardRow]]:
-    """The board rows of `phase`, rebuilt only when a scored submission, a phase, a selection or the
-    test set changed (the API's key)."""
-    version, rows, _ = _entry(session, state, phase)
-    return version, rows
-
-
-def clinical_board(session: Session, state: AppState, phase: PhaseView) -> list[queries.ClinicalRow]:
+def clinical_board(session: Session, state: AppState, phase: PhaseView) -> list[ClinicalRow]:
     """The clinical view's rows (models, then LIBRA density rows), cached with the board."""
-    return _entry(session, state, phase)[2]
+    return state.leaderboard.clinical(session, board_references(state), phase)

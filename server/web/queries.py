@@ -1,244 +1,71 @@
 """Read models for the web pages: what the pages show that the API services do not hand out whole.
 
-The leaderboard order, visibility rules and tie tests stay in `server.leaderboard.service`; this
-module only adds the columns a page needs (odds ratios, dates, digests, links) and the maintainer
-overviews (queue counts, active runs, each team's previous best).
+The board's rows (order, visibility, tie tests and the page's columns) are the leaderboard's own
+(`server.leaderboard.rows`, served by `server.leaderboard.cache`); this module adds the report
+page's readings of a report (odds ratios, density comparators, the agreement matrix) and the
+maintainer overviews (queue counts, active runs, each team's previous best).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, undefer
 
 from server.leaderboard import service as leaderboard
-from server.leaderboard.references import DENSITY_NAMES, BoardReferences
+from server.leaderboard.references import DENSITY_NAMES
 from server.models import ACTIVE_STATUSES, ReviewState, RunStatus, Submission, Team
-from server.phases.service import PhaseView
-from server.scoring.summary import summary_report
+from server.scoring import registry
+from server.scoring.results import Estimate, Interval, Report, finite
 
-#: Clinical endpoints of the report (docs/scoring.md) with the labels the pages use.
-ENDPOINTS: dict[str, str] = {
-    "interval_cancer": "Interval cancer",
-    "large_invasive_cancer": "Large invasive cancer",
-    "composite": "Composite",
-}
+#: Clinical endpoints of the report (declared in `server.scoring.registry`) with the pages' titles.
+ENDPOINTS: dict[str, str] = {endpoint.key: endpoint.title for endpoint in registry.ENDPOINTS}
 
 
-@dataclass(frozen=True)
-class Interval:
-    """A value with its 95% confidence interval; any part may be unknown (None)."""
-
-    value: float | None
-    lo: float | None
-    hi: float | None
-
-    @classmethod
-    def from_entry(cls, entry: Any) -> Interval:
-        """Read ``{"value": v, "ci95": [lo, hi]}`` (missing or non-finite parts become None)."""
-        if not isinstance(entry, dict):
-            return cls(None, None, None)
-        ci = entry.get("ci95")
-        lo, hi = (ci[0], ci[1]) if isinstance(ci, list | tuple) and len(ci) == 2 else (None, None)
-        return cls(_finite(entry.get("value")), _finite(lo), _finite(hi))
-
-    def to_json(self) -> dict[str, Any]:
-        ci = [self.lo, self.hi] if self.lo is not None and self.hi is not None else None
-        return {"value": self.value, "ci95": ci}
+def _read(report: Report | Mapping[str, Any] | None) -> Report | None:
+    """A page's report: read already, or the stored JSON (read by `Report.read`, the one reader)."""
+    return report if isinstance(report, Report) or report is None else Report.read(report)
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def odds_ratio_q4(report: dict[str, Any] | None, endpoint: str) -> Interval:
+def odds_ratio_q4(report: Report | Mapping[str, Any] | None, endpoint: str) -> Interval:
     """The Q4-vs-Q1 odds ratio of one clinical endpoint with its Woolf 95% CI."""
-    clinical = (report or {}).get("clinical") or {}
-    section = clinical.get(endpoint) or {}
-    return Interval.from_entry((section.get("odds_ratios") or {}).get("Q4"))
+    shown = _read(report)
+    return (shown.clinical[endpoint].odds_ratio_q4 if shown else Estimate()).shown
 
 
-@dataclass(frozen=True)
-class BoardRow:
-    """One leaderboard row as the page, the CSV and the JSON download show it."""
-
-    rank: int
-    kind: str
-    team: str | None
-    name: str
-    submission_id: int | None
-    tau: Interval
-    amae: Interval
-    amae_unit: str | None
-    odds_ratios: dict[str, Interval]
-    tied_with_leader: bool | None
-    is_leader: bool
-    submitted_at: datetime | None
-    scorer_version: str | None
-    tie_reason: str | None
-    image_digest: str | None
-    links: tuple[tuple[str, str], ...]
-    ladder: dict[str, Any] | None = None  # Ladder phases: the rounded displayed value, no exact score
-
-    def to_json(self) -> dict[str, Any]:
-        """The API row (docs/api.md) plus the page's extra columns."""
-        out: dict[str, Any] = {
-            "rank": self.rank,
-            "kind": self.kind,
-            "team": self.team,
-            "name": self.name,
-            "kendall_tau_b": self.tau.to_json(),
-            "amae": {**self.amae.to_json(), **({"unit": self.amae_unit} if self.amae_unit else {})},
-            "tied_with_leader": self.tied_with_leader,
-            "tie_reason": self.tie_reason,
-            "scorer_version": self.scorer_version,
-            "odds_ratio_q4": {key: value.to_json() for key, value in self.odds_ratios.items()},
-            "submitted_at": self.submitted_at.isoformat() if self.submitted_at else None,
-            "image_digest": self.image_digest,
-            "links": {label: url for label, url in self.links},
-        }
-        if self.kind != "expert":
-            out["submission_id"] = self.submission_id
-        if self.ladder is not None:
-            out["ladder"] = self.ladder
-        return out
-
-
-def is_web_url(value: Any) -> bool:
-    """Only http(s) URLs become links (a ``javascript:`` URL in a submission must stay text)."""
-    return isinstance(value, str) and value.startswith(("https://", "http://"))
-
-
-def _links(sub: Submission) -> tuple[tuple[str, str], ...]:
-    """Paper and code links of a submission: its ``url`` and the method card's ``paper_url``/``code_url``."""
-    found: list[tuple[str, str]] = []
-    card = sub.method_card or {}
-    for label, url in (("paper", card.get("paper_url")), ("code", card.get("code_url")), ("link", sub.url)):
-        if is_web_url(url) and url not in dict(found).values():
-            found.append((label, str(url)))
-    return tuple(found)
-
-
-def leaderboard_rows(
-    session: Session, references: BoardReferences | None, phase: PhaseView
-) -> list[BoardRow]:
-    """The public leaderboard of `phase` (best submission per team, baselines, experts) with the
-    page's columns. A Ladder row carries no report-derived column (they would give the exact score)."""
-    rows = leaderboard.build(session, references=references, phase=phase)
-    ids = [int(r["submission_id"]) for r in rows if r.get("submission_id") is not None]
-    subs: dict[int, Submission] = {}
-    if ids:
-        query = select(Submission).options(undefer(Submission.metrics)).where(Submission.id.in_(ids))
-        subs = {s.id: s for s in session.scalars(query)}
-    out: list[BoardRow] = []
-    for row in rows:
-        sub = subs.get(int(row["submission_id"])) if row.get("submission_id") is not None else None
-        report = sub.metrics if sub is not None and row.get("ladder") is None else None
-        report = summary_report(report) if isinstance(report, dict) else None  # the board is public
-        amae = row.get("amae") or {}
-        out.append(
-            BoardRow(
-                rank=int(row["rank"]),
-                kind=str(row["kind"]),
-                team=row.get("team"),
-                name=str(row["name"]),
-                submission_id=sub.id if sub is not None else None,
-                tau=Interval.from_entry(row.get("kendall_tau_b")),
-                amae=Interval.from_entry(amae),
-                amae_unit=amae.get("unit"),
-                odds_ratios={key: odds_ratio_q4(report, key) for key in ENDPOINTS},
-                tied_with_leader=row.get("tied_with_leader"),
-                is_leader=bool(row.get("is_leader")),
-                submitted_at=sub.created_at if sub is not None else None,
-                scorer_version=row.get("scorer_version"),
-                tie_reason=row.get("tie_reason"),
-                image_digest=sub.image_digest if sub is not None else None,
-                links=_links(sub) if sub is not None else (),
-                ladder=row.get("ladder"),
-            )
-        )
-    return out
-
-
-@dataclass(frozen=True)
-class ClinicalRow:
-    """One row of the clinical view: a model, or a LIBRA density comparator (kind ``density``)."""
-
-    rank: int | None
-    kind: str
-    team: str | None
-    name: str
-    population: str | None
-    auc: dict[str, Interval]
-    odds_ratios: dict[str, Interval]
-    p_values: dict[str, float | None]
-
-
-def clinical_rows(
-    session: Session, references: BoardReferences | None, phase: PhaseView
-) -> list[ClinicalRow]:
-    """The leaderboard's clinical view (`server.leaderboard.service.build_clinical`) for the page."""
-    out: list[ClinicalRow] = []
-    for row in leaderboard.build_clinical(session, references=references, phase=phase):
-        clinical = row.get("clinical") or {}
-        out.append(
-            ClinicalRow(
-                rank=row.get("rank"),
-                kind=str(row["kind"]),
-                team=row.get("team"),
-                name=str(row["name"]),
-                population=row.get("population"),
-                auc={key: Interval.from_entry((clinical.get(key) or {}).get("auc")) for key in ENDPOINTS},
-                odds_ratios={
-                    key: Interval.from_entry((clinical.get(key) or {}).get("odds_ratio_q4"))
-                    for key in ENDPOINTS
-                },
-                p_values={
-                    key: _finite(((clinical.get(key) or {}).get("odds_ratio_q4") or {}).get("p_one_sided"))
-                    for key in ENDPOINTS
-                },
-            )
-        )
-    return out
-
-
-def density_odds_ratios(report: dict[str, Any] | None, endpoint: str) -> list[tuple[str, Interval]]:
+def density_odds_ratios(
+    report: Report | Mapping[str, Any] | None, endpoint: str
+) -> list[tuple[str, Interval]]:
     """(label, OR Q4 with Woolf CI) of each LIBRA comparator a v2 report carries for an endpoint."""
-    section = ((report or {}).get("clinical") or {}).get(endpoint) or {}
-    references = section.get("references") or {}
-    found: list[tuple[str, Interval]] = []
-    for variable, label in DENSITY_NAMES.items():
-        entry = references.get(variable)
-        if isinstance(entry, dict):
-            found.append((label, Interval.from_entry((entry.get("odds_ratios") or {}).get("Q4"))))
-    return found
+    shown = _read(report)
+    references = shown.clinical[endpoint].references if shown else {}
+    return [
+        (label, references[variable].odds_ratio_q4.shown)
+        for variable, label in DENSITY_NAMES.items()
+        if variable in references
+    ]
 
 
-def agreement_matrix(report: dict[str, Any] | None) -> tuple[list[str], list[str], list[list[float | None]]]:
+def agreement_matrix(
+    report: Report | Mapping[str, Any] | None,
+) -> tuple[list[str], list[str], list[list[float | None]]]:
     """Rows (the model, then each expert), columns (each expert) and tau-b of row against column.
 
     From ``masking.per_expert`` (the model) and ``experts.<Expert_j>.per_expert`` (scorer version 2);
     a cell is None on the diagonal and where the report has no value. Empty lists for a v1 report.
     """
-    report = report or {}
-    model = (report.get("masking") or {}).get("per_expert")
-    experts = report.get("experts") or {}
-    if not isinstance(model, dict) or not model:
+    shown = _read(report)
+    if shown is None or not shown.per_expert:
         return [], [], []
-    columns = sorted(model)
-    rows = ["this model", *sorted(experts)]
-    matrix: list[list[float | None]] = [[_finite((model.get(c) or {}).get("kendall_tau_b")) for c in columns]]
-    for name in sorted(experts):
-        per = (experts.get(name) or {}).get("per_expert") or {}
-        matrix.append(
-            [None if c == name else _finite((per.get(c) or {}).get("kendall_tau_b")) for c in columns]
-        )
+    columns = sorted(shown.per_expert)
+    rows = ["this model", *sorted(shown.experts)]
+    matrix: list[list[float | None]] = [[finite(shown.per_expert[c]) for c in columns]]
+    for name in sorted(shown.experts):
+        per = shown.experts[name].per_expert
+        matrix.append([None if c == name else finite(per.get(c)) for c in columns])
     return rows, columns, matrix
 
 

@@ -44,6 +44,7 @@ from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import visible
 from server.leaderboard.pending import pending_baselines
+from server.leaderboard.rows import BoardRow
 from server.models import Submission, Team
 from server.notifications import outbox
 from server.notifications.router import delivery_out
@@ -132,7 +133,7 @@ def static_file(name: str) -> Response:
 # -- leaderboard -----------------------------------------------------------------------------------
 
 
-def _tau_plot(rows: list[queries.BoardRow]) -> plots.Plot:
+def _tau_plot(rows: list[BoardRow]) -> plots.Plot:
     points = [
         plots.TauPoint(
             label=f"{row.team} / {row.name}" if row.team else row.name.replace("_", " "),
@@ -198,7 +199,7 @@ def leaderboard_json(session: SessionDep, state: StateDep, phase: PhaseQuery = N
     body = {
         "generated_at": iso(utcnow()),
         "phase": shown.name,
-        "rows": [row.to_json() for row in cache_board(session, state, shown)[1]],
+        "rows": [row.to_export_json() for row in cache_board(session, state, shown)[1]],
     }
     return Response(
         json.dumps(body, allow_nan=False, indent=1),
@@ -214,14 +215,15 @@ def leaderboard_csv(session: SessionDep, state: StateDep, phase: PhaseQuery = No
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in cache_board(session, state, shown)[1]:
+        amae = row.amae.shown
         values: list[Any] = [
             row.rank, csv_text(row.kind), csv_text(row.team or ""), csv_text(row.name),
             row.submission_id or "",
-            row.tau.value, row.tau.lo, row.tau.hi, row.amae.value, row.amae.lo, row.amae.hi,
+            row.tau.value, row.tau.lo, row.tau.hi, amae.value, amae.lo, amae.hi,
             row.amae_unit or "", "" if row.tied_with_leader is None else str(row.tied_with_leader).lower(),
         ]  # fmt: skip
         for key in queries.ENDPOINTS:
-            ratio = row.odds_ratios[key]
+            ratio = row.odds_ratios[key].shown
             values += [ratio.value, ratio.lo, ratio.hi]
         values += [row.submitted_at.isoformat() if row.submitted_at else "", csv_text(row.image_digest or "")]
         writer.writerow(["" if v is None else v for v in values])

@@ -23,8 +23,10 @@ from server.clock import iso, utcnow
 from server.core.deps import get_state
 from server.core.principal import Principal
 from server.core.text import visible
+from server.leaderboard.rows import is_web_url
 from server.phases import service as phases
 from server.phases.service import PhaseView
+from server.scoring.results import Estimate, Interval
 from server.web import queries
 from server.web.guides import GUIDES
 from server.web.session import CSRF_FIELD, SessionSigner
@@ -43,9 +45,17 @@ def number(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if value == value and abs(value) != float("inf") else "–"
 
 
+def _interval(entry: Any) -> Interval:
+    """An `Interval`, an `Estimate` or a report entry (``{"value", "ci95"}``) as a page draws it."""
+    if isinstance(entry, Interval):
+        return entry
+    return (entry if isinstance(entry, Estimate) else Estimate.read(entry)).shown
+
+
 def interval(entry: Any, digits: int = 3) -> str:
-    """``0.731 [0.702, 0.760]`` from a report entry or an `Interval`; dashes for unknown parts."""
-    item = entry if isinstance(entry, queries.Interval) else queries.Interval.from_entry(entry)
+    """``0.731 [0.702, 0.760]`` from a report entry, an estimate or an `Interval`; dashes for
+    unknown parts."""
+    item = _interval(entry)
     text = number(item.value, digits)
     if item.lo is not None and item.hi is not None:
         text += f" [{number(item.lo, digits)}, {number(item.hi, digits)}]"
@@ -54,7 +64,7 @@ def interval(entry: Any, digits: int = 3) -> str:
 
 def interval_cell(entry: Any, digits: int = 3) -> Markup:
     """The value, then its CI on a second, smaller line (keeps the wide leaderboard narrow)."""
-    item = entry if isinstance(entry, queries.Interval) else queries.Interval.from_entry(entry)
+    item = _interval(entry)
     value = escape(number(item.value, digits))
     if item.lo is None or item.hi is None:
         return Markup(value)
@@ -116,7 +126,7 @@ def _build_templates() -> Jinja2Templates:
         tojson_pretty=lambda v: json.dumps(v, indent=2, sort_keys=True, allow_nan=True),
     )  # fmt: skip
     env.globals.update(endpoints=queries.ENDPOINTS, guides=GUIDES, now_utc=utcnow)
-    env.tests["web_url"] = queries.is_web_url
+    env.tests["web_url"] = is_web_url
     return templates
 
 

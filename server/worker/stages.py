@@ -39,11 +39,12 @@ from runner.spec import ErrorCode, Runner, RunResult, RunSpec, TerminalState
 from server.clock import utcnow
 from server.models import RunStatus, Submission
 from server.phases.service import of_name as competition_phase
-from server.runs import leases, lifecycle, reports, store
+from server.runs import leases, lifecycle, reports, scoring, store
 from server.runs.disclosure import stage_logs
 from server.runs.lifecycle import Progress
 from server.runs.policy import Stage
 from server.runs.transitions import LeaseLost
+from server.scoring.results import RunRecord
 from server.worker.backend import PREFLIGHT_LOG_BYTES, run_limits
 from server.worker.context import RunContext, StageFault, WorkerEnv, fault
 from server.worker.evaluation import EvaluationSet, NoPublicTestSet
@@ -380,86 +381,62 @@ def _test_set(env: WorkerEnv, session: Session, ctx: RunContext) -> str:
 
 def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: EvaluationSet, scorer: Scorer) -> None:
     """scoring → succeeded: the stored hidden predictions scored against the labels of the run's
-    competition phase's test set (private, or public for a development phase)."""
-    from server.scoring.predictions import PredictionsError, read_predictions
-    from server.scoring.report import SCORER_VERSION
+    competition phase's test set (private, or public for a development phase): `server.runs.scoring`."""
+    from server.scoring.predictions import PredictionsError
 
-    def stored(session: Session) -> tuple[str | None, str]:
+    def stored(session: Session) -> tuple[str | None, str, RunRecord]:
         sub = session.get(Submission, ctx.sub_id)
         if sub is None:
-            return None, "private"
-        mounted = (sub.reproducibility or {}).get("test_set")  # written by run_hidden
-        return sub.predictions_sha256, mounted or competition_phase(session, env.settings, sub.phase).test_set
+            return None, "private", RunRecord()
+        record = RunRecord.read(sub.reproducibility)  # its test set written by run_hidden
+        return (
+            sub.predictions_sha256,
+            record.test_set or competition_phase(session, env.settings, sub.phase).test_set,
+            record,
+        )
 
-    sha, test_set = transact(env, stored, write=False)
+    sha, test_set, record = transact(env, stored, write=False)
+    s = env.settings
     try:
-        evaluation = evaluation.scored_on(test_set)
+        scored = scoring.score_stored(
+            s.data_dir, evaluation, scorer, predictions_sha256=sha, test_set=test_set, record=record,
+            resamples=s.bootstrap_resamples, seed=s.bootstrap_seed,
+        )  # fmt: skip
     except NoPublicTestSet as exc:
         raise fault(Stage.SCORING, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
-    try:
-        if sha is None:
-            raise store.PredictionsMissing("no hidden predictions were stored")
-        data = store.load(env.settings.data_dir, sha)
     except store.PredictionsMissing as exc:
         ctx.status = RunStatus.RUNNING  # resume by running the hidden stage again: nothing else to score
         raise fault(Stage.SCORING, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
-    started = time.monotonic()
-    try:
-        predictions = read_predictions(data, expected=evaluation.hidden_filenames)
     except PredictionsError as exc:
         raise fault(
             Stage.SCORING, FaultKind.MODEL, ErrorCode.OUTPUT_INVALID, f"predictions.csv is invalid: {exc}"
         ) from None
-    s = env.settings
-    try:
-        report = scorer(predictions, evaluation, s.bootstrap_resamples, s.bootstrap_seed)
-    except Exception as exc:
+    except scoring.ScorerFailed as exc:
         # Ours, but on predictions the reader accepted, after a hidden run: not retried (a re-run
         # could make crashes a channel), charged, the maintainers alerted, the team held (policy).
         log.exception("run %s: the scorer failed on the stored predictions", ctx.sub_id)
-        raise fault(
-            Stage.SCORING,
-            FaultKind.SCORER,
-            ErrorCode.INFRA_ERROR,
-            f"the scorer failed on predictions {sha}: {exc.__class__.__name__}: {exc}",
-        ) from None
-    ctx.timings["scoring_s"] = round(time.monotonic() - started, 3)
+        raise fault(Stage.SCORING, FaultKind.SCORER, ErrorCode.INFRA_ERROR, str(exc)) from None
+    ctx.timings["scoring_s"] = scored.wall_s
     ctx.runtime["scoring"] = {"wall_s": ctx.timings["scoring_s"]}
-    repro = {
-        "image_digest": ctx.image_digest,
-        "test_set": test_set,
-        "test_set_manifest_sha256": evaluation.manifest_digest,
-        "public_manifest_sha256": evaluation.public_manifest_digest,
-        "predictions_sha256": sha,
-        "scorer_version": SCORER_VERSION,
-        "runner_backend": runner.name,
-        "host": socket.gethostname(),
-        "worker": env.name,
-        "attempt": ctx.lease.attempt,
-        "retries": ctx.retries,
-        "durations_s": dict(ctx.timings),
-        "peak_memory_bytes": {
-            k: v.get("peak_memory_bytes") for k, v in ctx.runtime.items() if k in ("preflight", "hidden")
-        },
-        "bootstrap": {"resamples": s.bootstrap_resamples, "seed": s.bootstrap_seed},
-        "preflight_source": evaluation.preflight_source,
-        "n_hidden_images": len(evaluation.hidden_filenames),
-        "n_private_images": evaluation.hidden_private_images,
-    }
+    repro = scored.record(
+        RunRecord(
+            image_digest=ctx.image_digest, predictions_sha256=sha, runner_backend=runner.name,
+            host=socket.gethostname(), worker=env.name, attempt=ctx.lease.attempt, retries=ctx.retries,
+            durations_s=dict(ctx.timings),
+            peak_memory_bytes={
+                k: v.get("peak_memory_bytes") for k, v in ctx.runtime.items() if k in ("preflight", "hidden")
+            },
+            preflight_source=scored.evaluation.preflight_source,
+            n_hidden_images=len(scored.evaluation.hidden_filenames),
+            n_private_images=scored.evaluation.hidden_private_images,
+        )
+    )  # fmt: skip
 
     def store_report(session: Session, sub: Submission) -> None:
-        reports.record(
-            session,
-            sub,
-            report,
-            reason="scored",
-            test_set_sha256=evaluation.manifest_digest,
-            seed=s.bootstrap_seed,
-            resamples=s.bootstrap_resamples,
-            predictions_sha256=sha,
-        )
+        reports.record(session, sub, scored.report, reason=reports.SCORED, run_record=repro)
 
-    _move(env, ctx, RunStatus.SUCCEEDED, "scored", Progress(reproducibility=repro), also=store_report)
+    # The record is written by `reports.record` (its one writer), in this same transaction.
+    _move(env, ctx, RunStatus.SUCCEEDED, "scored", Progress(), also=store_report)
 
 
 def quietly(fn: Callable[[str], None], handle: str | None) -> None:

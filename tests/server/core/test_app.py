@@ -65,4 +65,4 @@ def test_every_per_app_object_is_made_at_startup_and_serves_the_requests_issue_2
     assert [f.name for f in fields(state) if getattr(state, f.name) is None and f.name not in idle] == []
     board = state.leaderboard
     assert api.client.get("/api/v1/leaderboard").status_code == 200
-    assert state.leaderboard is board and board.key is not None and board.bodies
+    assert state.leaderboard is board and board.key is not None and board.boards

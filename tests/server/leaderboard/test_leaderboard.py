@@ -233,3 +233,35 @@ def test_without_a_test_set_expert_rows_fall_back_to_the_newest_report(api: Api)
     _scored(api, team, "m", 0.7, 40.0, np.full(RESAMPLES, 0.7))
     experts = [r for r in api.client.get("/api/v1/leaderboard").json()["rows"] if r["kind"] == "expert"]
     assert len(experts) == 5 and experts[0]["kendall_tau_b"]["value"] == 0.65
+
+
+def test_one_cache_serves_the_api_the_pages_and_the_downloads(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The board is built once per version for the API, the page, the CSV and the JSON download
+    (issue 20: one row model, one cache), their rows agree, and a review change rebuilds it."""
+    from server.leaderboard import service
+
+    team = f.team(api.db, "A")
+    _scored(api, team, "m", 0.7, 40.0, np.full(RESAMPLES, 0.7))
+    built: list[bool] = []
+    real = service.build
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        built.append(kwargs.get("best_per_team", True))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "build", counted)
+    rows = api.client.get("/api/v1/leaderboard").json()["rows"]
+    page, csv = api.client.get("/"), api.client.get("/leaderboard.csv")
+    download = api.client.get("/leaderboard.json").json()["rows"]
+    assert page.status_code == 200 and csv.status_code == 200
+    assert built == [True]  # one build for all four
+    assert [(r["rank"], r["name"], r["kendall_tau_b"]) for r in rows] == [
+        (r["rank"], r["name"], r["kendall_tau_b"]) for r in download
+    ]
+    assert "m" in csv.text.splitlines()[1]
+    _scored(api, team, "n", 0.8, 39.0, np.full(RESAMPLES, 0.8))
+    assert api.client.get("/leaderboard.json").json()["rows"][0]["name"] == "n"
+    assert api.client.get("/api/v1/leaderboard").json()["rows"][0]["name"] == "n"
+    assert built == [True, True]  # the new run moved the version: rebuilt once, for both

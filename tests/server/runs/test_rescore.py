@@ -21,6 +21,7 @@ from server.accounts import service as accounts
 from server.cli.main import app as cli
 from server.models import AuditEntry, Submission, SubmissionReport
 from server.runs.rescore import rescore
+from server.scoring.report import SCORER_VERSION
 from server.worker.evaluation import EvaluationSet
 from server.worker.loop import Worker
 from server.worker.stages import score_report
@@ -153,3 +154,33 @@ def test_cli_rescore(wapi: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert CliRunner().invoke(cli, ["admin", "rescore"], env=env).exit_code == 2
     with wapi.db.transaction(write=False) as session:
         assert session.query(SubmissionReport).filter_by(submission_id=ids[0]).count() == 3
+
+
+def test_rescoring_a_run_whose_record_predates_fields_keeps_its_keys_and_digest(
+    wapi: Api, tmp_path: Path
+) -> None:
+    """A record written before `predictions_sha256` (or with a key this code does not know) is
+    re-scored through the one scoring step: the history row still names the stored predictions, the
+    record gains only what the scoring decides, and the unknown key is kept as it was."""
+    (sub_id,) = _scored_runs(wapi, tmp_path, 1)
+    settings = wapi.settings
+    old = {"test_set": "private", "scorer_version": "1", "from_an_older_server": {"kept": True}}
+    with wapi.db.transaction() as session:
+        sub = session.get(Submission, sub_id)
+        assert sub is not None
+        sub.reproducibility, sha = old, sub.predictions_sha256
+    evaluation = EvaluationSet.prepare(wapi.settings.benchmark_dir, wapi.settings.data_dir, 4)  # type: ignore[arg-type]
+    result = rescore(wapi.db, wapi.settings, evaluation, [sub_id], actor="test", scorer=_NextVersion())
+    assert result.done == [sub_id]
+    with wapi.db.transaction(write=False) as session:
+        sub = session.get(Submission, sub_id)
+        assert sub is not None
+        assert sub.reproducibility == {
+            **old,
+            "scorer_version": SCORER_VERSION,  # the record names the scorer's code, the report its output
+            "test_set_manifest_sha256": evaluation.manifest_digest,
+            "public_manifest_sha256": evaluation.public_manifest_digest,
+            "bootstrap": {"resamples": settings.bootstrap_resamples, "seed": settings.bootstrap_seed},
+        }
+        newest = session.query(SubmissionReport).filter_by(submission_id=sub_id, reason="rescored").one()
+        assert newest.predictions_sha256 == sha and newest.scorer_version == "next"

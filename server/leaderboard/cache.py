@@ -1,0 +1,105 @@
+"""The one leaderboard cache: the board's rows (`server.leaderboard.rows`) and the API's serialised
+bodies, per phase and ``best_per_team``, for one version of the board. The API, the pages, the plots
+and the CSV and JSON downloads all read it.
+
+It needs no explicit invalidation: it is keyed by `service.version_key` (count and latest
+``updated_at`` of the succeeded submissions, the phase and selection tables), which every new result,
+review action, phase and selection change moves, and by the test set's digest; a new key drops every
+entry. Two requests racing on a stale entry may both build it; they build the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from server.leaderboard import service
+from server.leaderboard.references import BoardReferences
+from server.leaderboard.rows import BoardRow, ClinicalRow
+from server.phases.service import PhaseView
+
+
+@dataclass
+class _Board:
+    """One phase's board at one version: each part made on first use."""
+
+    rows: list[BoardRow] | None = None
+    clinical: list[ClinicalRow] | None = None
+    bodies: dict[str, bytes] = field(default_factory=dict)  # the API's rows array, by view
+
+
+@dataclass
+class BoardCache:
+    """The boards of the current version, by phase name and ``best_per_team``."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    key: tuple[Any, ...] | None = None
+    boards: dict[tuple[str, bool], _Board] = field(default_factory=dict)  # (phase, best per team)
+
+    def version(self, session: Session, references: BoardReferences | None) -> tuple[Any, ...]:
+        """The board's current version; entries of any other are dropped."""
+        key = (*service.version_key(session.connection()), references.labels_sha256 if references else None)
+        with self.lock:
+            if key != self.key:
+                self.key, self.boards = key, {}
+        return key
+
+    def rows(
+        self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
+    ) -> tuple[tuple[Any, ...], list[BoardRow]]:
+        """(the version, the masking board of `phase`)."""
+        key = self.version(session, references)
+        return key, self._rows(self._board(key, phase, best), session, references, phase, best)
+
+    def clinical(
+        self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
+    ) -> list[ClinicalRow]:
+        """The clinical view of `phase` (models, then the LIBRA density rows)."""
+        board = self._board(self.version(session, references), phase, best)
+        return self._clinical(board, session, references, phase, best)
+
+    def body(
+        self,
+        session: Session,
+        references: BoardReferences | None,
+        phase: PhaseView,
+        best: bool,
+        view: str,
+    ) -> bytes:
+        """The API's ``rows`` array of `phase` in `view` (masking or clinical), serialised once."""
+        board = self._board(self.version(session, references), phase, best)
+        if view not in board.bodies:
+            rows: list[BoardRow] | list[ClinicalRow]
+            if view == "clinical":
+                rows = self._clinical(board, session, references, phase, best)
+            else:
+                rows = self._rows(board, session, references, phase, best)
+            rows_json = [row.to_json() for row in rows]
+            board.bodies[view] = json.dumps(rows_json, allow_nan=False, separators=(",", ":")).encode()
+        return board.bodies[view]
+
+    def _board(self, key: tuple[Any, ...], phase: PhaseView, best: bool) -> _Board:
+        with self.lock:
+            if key != self.key:  # the version moved on since `key` was read: build, keep nothing
+                return _Board()
+            return self.boards.setdefault((phase.name, best), _Board())
+
+    @staticmethod
+    def _rows(
+        board: _Board, session: Session, refs: BoardReferences | None, phase: PhaseView, best: bool
+    ) -> list[BoardRow]:
+        if board.rows is None:
+            board.rows = service.build(session, best_per_team=best, references=refs, phase=phase)
+        return board.rows
+
+    @staticmethod
+    def _clinical(
+        board: _Board, session: Session, refs: BoardReferences | None, phase: PhaseView, best: bool
+    ) -> list[ClinicalRow]:
+        if board.clinical is None:
+            board.clinical = service.build_clinical(session, best_per_team=best, references=refs, phase=phase)
+        return board.clinical

@@ -1,0 +1,147 @@
+"""The leaderboard's row model: one row of the masking board (`BoardRow`) and of the clinical view
+(`ClinicalRow`), built once by `server.leaderboard.service` and read by attribute by the API, the
+pages, the plots and the CSV and JSON downloads.
+
+Each row has the two JSON forms the wire has always had: `BoardRow.to_json` is the API's row
+(docs/api.md; numbers exactly as the report stored them) and `BoardRow.to_export_json` the
+``/leaderboard.json`` download's (the API row's figures as the page draws them, without
+``is_leader``, plus the page's columns: OR Q4 per endpoint, submission date, image digest, links).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from server.scoring.results import Association, Estimate, Interval, OddsRatio, finite
+
+
+def is_web_url(value: Any) -> bool:
+    """Only http(s) URLs become links (a ``javascript:`` URL in a submission must stay text)."""
+    return isinstance(value, str) and value.startswith(("https://", "http://"))
+
+
+def links_of(card: Mapping[str, Any] | None, url: str | None) -> tuple[tuple[str, str], ...]:
+    """Paper and code links of a submission: the method card's ``paper_url``/``code_url``, its ``url``."""
+    found: list[tuple[str, str]] = []
+    card = card or {}
+    for label, link in (("paper", card.get("paper_url")), ("code", card.get("code_url")), ("link", url)):
+        if is_web_url(link) and link not in dict(found).values():
+            found.append((label, str(link)))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    """One row of the masking board (docs/api.md). A Ladder row carries no report-derived column:
+    they would give the exact score."""
+
+    rank: int
+    kind: str  # submission, baseline or expert
+    team: str | None
+    name: str
+    submission_id: int | None  # None for expert rows (whose API row has no such key)
+    scorer_version: str | None
+    kendall_tau_b: Estimate
+    amae: Estimate
+    amae_unit: str | None
+    tied_with_leader: bool | None
+    tie_reason: str | None
+    is_leader: bool
+    ladder: dict[str, Any] | None  # Ladder phases: the rounded displayed value, no exact score
+    odds_ratios: Mapping[str, OddsRatio]  # OR Q4 by endpoint key, from the report's summary
+    submitted_at: datetime | None
+    image_digest: str | None
+    links: tuple[tuple[str, str], ...]
+
+    @property
+    def tau(self) -> Interval:
+        return self.kendall_tau_b.shown
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's row."""
+        amae = self.amae.to_json()
+        row: dict[str, Any] = {
+            "rank": self.rank,
+            "kind": self.kind,
+            "team": self.team,
+            "name": self.name,
+            "scorer_version": self.scorer_version,
+            "kendall_tau_b": self.kendall_tau_b.to_json(),
+            "amae": {**amae, "unit": self.amae_unit} if self.amae_unit else amae,
+            "tied_with_leader": self.tied_with_leader,
+            "tie_reason": self.tie_reason,
+            "is_leader": self.is_leader,
+        }
+        return self._tail(row)
+
+    def to_export_json(self) -> dict[str, Any]:
+        """The ``/leaderboard.json`` download's row."""
+        amae = self.amae.shown.to_json()
+        row: dict[str, Any] = {
+            "rank": self.rank,
+            "kind": self.kind,
+            "team": self.team,
+            "name": self.name,
+            "kendall_tau_b": self.tau.to_json(),
+            "amae": {**amae, "unit": self.amae_unit} if self.amae_unit else amae,
+            "tied_with_leader": self.tied_with_leader,
+            "tie_reason": self.tie_reason,
+            "scorer_version": self.scorer_version,
+            "odds_ratio_q4": {key: value.shown.to_json() for key, value in self.odds_ratios.items()},
+            "submitted_at": self.submitted_at.isoformat() if self.submitted_at else None,
+            "image_digest": self.image_digest,
+            "links": {label: url for label, url in self.links},
+        }
+        return self._tail(row)
+
+    def _tail(self, row: dict[str, Any]) -> dict[str, Any]:
+        if self.kind != "expert":
+            row["submission_id"] = self.submission_id
+        if self.ladder is not None:
+            row["ladder"] = self.ladder
+        return row
+
+
+@dataclass(frozen=True)
+class ClinicalRow:
+    """One row of the clinical view: a model (ranked) or a LIBRA density comparator (kind
+    ``density``, with its `variable`, no rank and no submission)."""
+
+    rank: int | None
+    kind: str
+    team: str | None
+    name: str
+    submission_id: int | None
+    variable: str | None
+    scorer_version: str | None
+    population: str | None
+    clinical: Mapping[str, Association]  # by endpoint key, in the registry's order
+
+    @property
+    def auc(self) -> dict[str, Estimate]:
+        return {key: entry.auc for key, entry in self.clinical.items()}
+
+    @property
+    def odds_ratios(self) -> dict[str, OddsRatio]:
+        return {key: entry.odds_ratio_q4 for key, entry in self.clinical.items()}
+
+    @property
+    def p_values(self) -> dict[str, float | None]:
+        return {key: finite(entry.odds_ratio_q4.p_one_sided) for key, entry in self.clinical.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's row (``view=clinical``)."""
+        head: dict[str, Any] = {"rank": self.rank, "kind": self.kind, "team": self.team, "name": self.name}
+        if self.kind == "density":
+            head["variable"] = self.variable
+        else:
+            head["submission_id"] = self.submission_id
+        return {
+            **head,
+            "scorer_version": self.scorer_version,
+            "population": self.population,
+            "clinical": {key: entry.to_json() for key, entry in self.clinical.items()},
+        }

@@ -1,0 +1,194 @@
+"""The typed views of stored results (server/scoring/results.py, issue 20 item 1): the one reader of a
+stored score report and of a reproducibility record.
+
+Reports are the ones the scorer writes today (`score_report`, through a JSON round trip as the
+database stores them) and the reports the golden API test recorded on the code before the typed
+models; records are the 17-key literal the worker wrote before `RunRecord`. Each attribute is checked
+against the JSON path docs/report.schema.json gives it, so a reader that drifts from the stored form
+fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from server.scoring.registry import ENDPOINT_KEYS
+from server.scoring.report import ENDPOINTS as REPORT_ENDPOINTS
+from server.scoring.results import Bootstrap, Estimate, PairingBasis, Report, RunRecord
+from server.scoring.summary import summary_report
+
+from .factories import predictions, private_labels, public_labels
+from .schema import scored
+
+GOLDEN = Path(__file__).parents[1] / "server" / "phases" / "golden_api.json"
+
+# The record the worker's score stage wrote as a dict literal before issue 20 (worker/phases.py).
+OLD_RECORD: dict[str, Any] = {
+    "image_digest": "sha256:" + "a" * 64,
+    "test_set": "private",
+    "test_set_manifest_sha256": "b" * 64,
+    "public_manifest_sha256": "c" * 64,
+    "predictions_sha256": "d" * 64,
+    "scorer_version": "2",
+    "runner_backend": "docker",
+    "host": "worker-host",
+    "worker": "w1",
+    "attempt": 1,
+    "retries": 0,
+    "durations_s": {"preflight_s": 1.5, "hidden_s": 3.25, "scoring_s": 0.5},
+    "peak_memory_bytes": {"preflight": 1024, "hidden": None},
+    "bootstrap": {"resamples": 200, "seed": 0},
+    "preflight_source": "public",
+    "n_hidden_images": 216,
+    "n_private_images": 120,
+}
+
+
+def _stored_report() -> dict[str, Any]:
+    """A report the scorer writes today, as the database gives it back (JSON round trip)."""
+    private, latent = private_labels(120)
+    public, public_latent = public_labels(96)
+    score = np.concatenate([latent, public_latent]) + np.random.default_rng(7).normal(size=216)
+    names = (*private.filenames, *public.filenames)
+    report = scored(predictions(names, score), private, public_labels=public, resamples=120)
+    data: dict[str, Any] = json.loads(json.dumps(report.data))
+    return data
+
+
+def _estimate(entry: dict[str, Any] | None) -> Estimate:
+    entry = entry or {}
+    ci = entry.get("ci95")
+    return Estimate(entry.get("value"), tuple(ci) if ci is not None else None)  # type: ignore[arg-type]
+
+
+def _check(report: Report, data: dict[str, Any]) -> None:
+    """Every attribute of `report` is what its JSON path in `data` holds."""
+    masking = data.get("masking") or {}
+    assert report.data == data
+    assert report.scorer_version == data.get("scorer_version")
+    assert report.kendall_tau_b == _estimate(masking.get("kendall_tau_b"))
+    assert report.amae == _estimate(masking.get("amae"))
+    assert report.amae_unit == (masking.get("amae") or {}).get("unit")
+    clinical = data.get("clinical") or {}
+    assert report.population == clinical.get("population")
+    assert tuple(report.clinical) == ENDPOINT_KEYS
+    for key in ENDPOINT_KEYS:
+        section = clinical.get(key) or {}
+        q4 = (section.get("odds_ratios") or {}).get("Q4") or {}
+        result = report.clinical[key]
+        assert result.auc == _estimate(section.get("auc"))
+        assert result.odds_ratio_q4.value == q4.get("value")
+        assert result.odds_ratio_q4.p_one_sided == q4.get("p_one_sided")
+        assert set(result.references) == set(section.get("references") or {})
+        for variable, ref in (section.get("references") or {}).items():
+            assert result.references[variable].auc == _estimate(ref.get("auc"))
+    experts = data.get("experts") or {}
+    assert set(report.experts) == set(experts)
+    for name, entry in experts.items():
+        assert report.experts[name].kendall_tau_b == entry.get("kendall_tau_b")
+        assert report.experts[name].amae == entry.get("amae")
+        assert dict(report.experts[name].per_expert) == {
+            k: v.get("kendall_tau_b") for k, v in (entry.get("per_expert") or {}).items()
+        }
+    assert dict(report.per_expert) == {
+        k: v.get("kendall_tau_b") for k, v in (masking.get("per_expert") or {}).items()
+    }
+
+
+def test_a_report_the_scorer_writes_today_reads_whole() -> None:
+    data = _stored_report()
+    report = Report.read(data)
+    assert report is not None
+    _check(report, data)
+    assert report.kendall_tau_b.value is not None and report.kendall_tau_b.ci95 is not None
+    assert report.clinical["interval_cancer"].references  # scorer version 2 carries the comparators
+    assert report.experts and report.per_expert
+
+
+def test_its_summary_reads_as_the_summary() -> None:
+    data = _stored_report()
+    shown = Report.read_summary(data)
+    assert shown is not None
+    _check(shown, summary_report(data))
+    assert not shown.per_expert  # a summary withholds the per-expert figures
+    assert data == _stored_report()  # the stored JSON is not changed by reading its summary
+
+
+def test_the_reports_recorded_before_the_typed_models_read_whole() -> None:
+    """The report bodies the golden API test recorded on the old code (current, summary, history)."""
+    golden = json.loads(GOLDEN.read_text())
+    seen = 0
+    for name, body in golden.items():
+        if not name.startswith("reports ") or not isinstance(body, list):
+            continue
+        for row in body:
+            if isinstance(row.get("metrics"), dict):
+                report = Report.read(row["metrics"])
+                assert report is not None
+                _check(report, row["metrics"])
+                seen += 1
+    assert seen > 0
+
+
+@pytest.mark.parametrize("stored", [None, [], "text", 3])
+def test_what_is_not_a_report_reads_as_none(stored: Any) -> None:
+    assert Report.read(stored) is None
+    assert Report.read_summary(stored) is None
+
+
+def test_a_partial_or_odd_report_reads_as_missing_never_as_a_fake_value() -> None:
+    report = Report.read(
+        {"masking": {"kendall_tau_b": {"value": True, "ci95": [0.1]}, "amae": "x"}, "clinical": 7}
+    )
+    assert report is not None
+    assert report.kendall_tau_b == Estimate() and report.amae == Estimate()
+    assert all(result.auc == Estimate() for result in report.clinical.values())
+    assert report.experts == {} and report.scorer_version is None
+
+
+def test_a_stored_number_is_read_exactly_as_stored() -> None:
+    """The board serialises what it read: an int stays an int, an infinite bound stays infinite."""
+    report = Report.read({"masking": {"kendall_tau_b": {"value": 1, "ci95": [0.5, math.inf]}}})
+    assert report is not None
+    assert report.kendall_tau_b.to_json() == {"value": 1, "ci95": [0.5, math.inf]}
+    assert isinstance(report.kendall_tau_b.value, int)
+
+
+def test_endpoints_are_declared_once() -> None:
+    assert tuple(REPORT_ENDPOINTS) == ENDPOINT_KEYS
+
+
+def test_the_old_record_reads_and_writes_back_unchanged() -> None:
+    record = RunRecord.read(OLD_RECORD)
+    assert record.to_json() == OLD_RECORD
+    assert list(record.to_json()) == list(OLD_RECORD)  # and in the same key order
+    assert record.bootstrap == Bootstrap(200, 0)
+    assert record.n_hidden_images == 216
+
+
+def test_a_record_built_whole_has_the_old_keys() -> None:
+    assert list(RunRecord().to_json()) == list(OLD_RECORD)
+
+
+def test_a_rescore_changes_only_what_it_names_and_keeps_unknown_and_odd_values() -> None:
+    stored = {"test_set": "private", "attempt": "2", "added_later": [1, 2], "bootstrap": {"seed": 3}}
+    record = RunRecord.read(stored)
+    assert record.attempt is None  # a value not of its type reads as missing ...
+    assert record.to_json() == stored  # ... and is written back as it was
+    after = record.rescored(scorer_version="2", bootstrap=Bootstrap(100, 0))
+    assert after.to_json() == {**stored, "scorer_version": "2", "bootstrap": {"resamples": 100, "seed": 0}}
+
+
+def test_pairing_basis_of_old_and_partial_records() -> None:
+    assert PairingBasis.of(OLD_RECORD) == PairingBasis("2", "b" * 64, 0, 200)
+    assert PairingBasis.of(OLD_RECORD).mismatch(PairingBasis.of(OLD_RECORD)) is None
+    partial = PairingBasis.of({"scorer_version": "1", "bootstrap": {"seed": True}})
+    assert partial.missing() == ["test_set", "seed", "resamples"]
+    assert partial.known() is None
+    assert PairingBasis.of(None).missing() == ["scorer_version", "test_set", "seed", "resamples"]
