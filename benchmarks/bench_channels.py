@@ -76,9 +76,9 @@ from runner.docker_backend import DockerRunner  # noqa: E402
 from server.benchmark.synth import generate  # noqa: E402
 from server.core.db import Database  # noqa: E402
 from server.core.settings import RunSettings, load_settings  # noqa: E402
+from server.disclosure.run_view import GIB, MINUTE_S, Viewer  # noqa: E402
 from server.models import Delivery, Role  # noqa: E402
 from server.notifications import events  # noqa: E402
-from server.runs.run_view import GIB, MINUTE_S, Viewer  # noqa: E402
 from server.worker.loop import Worker  # noqa: E402
 
 LEVELS = ("submitters", "coarse", "maintainers")

@@ -434,7 +434,7 @@ class Settings(BaseSettings):
 
     # Run policy (issue 11). Who sees the hidden run's output: server.runs.disclosure.
     hidden_logs: Literal["maintainers", "none", "submitters"] = "maintainers"
-    # Hidden-stage runtime figures and run timestamps a submitter sees (issue 19): server.runs.run_view.
+    # Hidden-stage runtime figures and run timestamps a submitter sees (issue 19): server.disclosure.run_view.
     hidden_runtime: Literal["maintainers", "coarse", "submitters"] = "maintainers"
     # The hidden stage's end is held to a multiple of this after the stage began (0: off; not applied
     # with hidden_runtime "submitters" or to baselines): server.worker.stages.hold_to_grid.

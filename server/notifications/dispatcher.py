@@ -22,10 +22,10 @@ from sqlalchemy import select
 from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
+from server.disclosure.run_view import team_viewer
 from server.models import Channel, Delivery, User, Webhook
 from server.notifications import events, mail, outbox, webhook
 from server.notifications.outcome import Outcome
-from server.runs.run_view import team_viewer
 
 log = logging.getLogger("csawm.notifications")
 

@@ -9,10 +9,10 @@ from server.core.deps import CurrentUser, SessionDep, SettingsDep, get_principal
 from server.core.errors import BadRequest
 from server.core.openapi import error_responses
 from server.core.principal import Principal
+from server.disclosure.run_view import shown_time, viewer_of
 from server.models import QuotaEntry, Team
 from server.quota import service
 from server.quota.schemas import LedgerEntryOut, QuotaLimitsOut, QuotaOut, QuotaUsedOut
-from server.runs.run_view import shown_time, viewer_of
 
 router = APIRouter(
     prefix="/api/v1/quota",
@@ -51,7 +51,7 @@ def get_quota(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> 
 @router.get("/ledger", response_model=list[LedgerEntryOut])
 def get_ledger(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> list[LedgerEntryOut]:
     """The team's charges and refunds, oldest first. A refund is written when its run ends, so its
-    time is shown as a run's end is (server.runs.run_view)."""
+    time is shown as a run's end is (server.disclosure.run_view)."""
     team = _team_of(session, user)
     viewer = viewer_of(user, settings)
     rows = session.scalars(select(QuotaEntry).where(QuotaEntry.team_id == team.id).order_by(QuotaEntry.id))
