@@ -143,7 +143,9 @@ def rescore(
     settings = settings_or_exit()
     if settings.benchmark_dir is None:
         raise fail("CSAWM_BENCHMARK_DIR is not set: re-scoring needs the test set")
-    evaluation = EvaluationSet.prepare(settings.benchmark_dir, settings.data_dir, settings.preflight_images)
+    evaluation = EvaluationSet.prepare(
+        settings.benchmark_dir, settings.data_dir, settings.run.preflight_images
+    )
     with open_database(settings) as db, reported_errors():
         result = run_rescore(
             db, settings, evaluation, None if all_runs else ids, actor=cli_actor(), scorer=score_report

@@ -102,9 +102,9 @@ class Dispatcher:
             if not member:  # deactivated, or gone from the team, since the notice was written
                 gone = "the recipient is no longer an active member of the team"
                 return Outcome(ok=False, duration_ms=0, error=gone, permanent=True)
-            if not self.settings.email_enabled or self.settings.smtp_sender is None:
+            if not self.settings.mail.enabled or self.settings.mail.sender is None:
                 return Outcome(ok=False, duration_ms=0, error="email is off (CSAWM_SMTP_HOST is not set)")
-            return mail.send(self.settings, mail.message(body, sender=self.settings.smtp_sender, to=target))
+            return mail.send(self.settings, mail.message(body, sender=self.settings.mail.sender, to=target))
         if secret is None:
             return Outcome(ok=False, duration_ms=0, error="the webhook was removed", permanent=True)
         return webhook.post(
