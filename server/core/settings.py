@@ -250,6 +250,16 @@ class Settings(BaseSettings):
     def _dua_absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else Path(os.path.abspath(value.expanduser()))
 
+    # Self-registration (issue 22 item 1, server.registrations): a team has at most max_team_size
+    # members; registration_questions is a YAML list of {id, text, required} the applicant answers.
+    max_team_size: int = Field(default=5, ge=1, le=1000)
+    registration_questions: Path | None = None
+
+    @field_validator("registration_questions", mode="before")
+    @classmethod
+    def _questions_empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
     # Run policy (issue 11). Who sees the hidden run's output: server.runs.disclosure.
     hidden_logs: Literal["maintainers", "none", "submitters"] = "maintainers"
     # Hidden-stage runtime figures and run timestamps a submitter sees (issue 19): server.runs.run_view.

@@ -61,6 +61,7 @@ from server.web import guides, plots, queries
 from server.web.cache import PlotCache, clinical_board, plot_cache, plot_version
 from server.web.cache import board as cache_board
 from server.web.deps import PlotCacheDep, SignerDep, WebUser
+from server.web.registration import router as registration_router
 from server.web.session import CsrfError, SessionSigner
 from server.web.session import revoke as revoke_session
 from server.web.templating import error_page, not_found, render, staff_only
@@ -625,3 +626,5 @@ def guide_page(
         "limits": guides.limits(settings) if marker else None,
     }
     return render(request, signer, user, "guide.html", context)
+
+router.include_router(registration_router)  # /register, /register/verify, /welcome (issue 22)
