@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from srvtest.app import Api, make_settings, running_api
 from srvtest.factories import auth, member_token, user
+from srvtest.registration import body, link, mails_to, welcome_token
 
 from server.clock import utcnow
 from server.models import Delivery, Registration, Role, Team, User
@@ -26,19 +27,6 @@ QUESTIONS = """\
 - id: group
   text: Your research group's web page
 """
-
-
-def body(**overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "name": "Ada Lovelace",
-        "email": "ada@lab.example",
-        "affiliation": "Analytical Engines Lab",
-        "orcid": "0000-0002-1825-0097",
-        "team": {"create": "engines"},
-        "answers": {"purpose": "masking research"},
-    }
-    values.update(overrides)
-    return values
 
 
 @pytest.fixture
@@ -54,23 +42,6 @@ def reg_api(tmp_path: Path, db_url: str) -> Any:
     )
     with running_api(settings) as api:
         yield api
-
-
-def mails_to(api: Api, email: str) -> list[dict[str, Any]]:
-    with api.db.transaction(write=False) as session:
-        rows = session.scalars(
-            select(Delivery).where(Delivery.target == email).order_by(Delivery.created_at)
-        ).all()
-        return [dict(r.payload) for r in rows]
-
-
-def link(api: Api, email: str, path: str) -> str:
-    """The token of the newest one-time link to `path` in the mail to `email`."""
-    for payload in reversed(mails_to(api, email)):
-        found = re.search(rf"https://board\.example{re.escape(path)}\?token=(\S+)", payload["text"])
-        if found:
-            return found.group(1)
-    raise AssertionError(f"no {path} link mailed to {email}")
 
 
 def counts(api: Api) -> tuple[int, int, int, int]:
@@ -105,18 +76,6 @@ def registration_of(api: Api, email: str) -> dict[str, Any]:
 def verify(api: Api, email: str) -> None:
     page = api.client.get("/register/verify", params={"token": link(api, email, "/register/verify")})
     assert page.status_code == 200 and "is confirmed" in page.text, page.text
-
-
-def welcome_token(client: TestClient, token: str) -> str:
-    page = client.get("/welcome", params={"token": token})
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert page.status_code == 200 and csrf, page.text
-    shown = client.post("/welcome", data={"token": token, "csrf_token": csrf.group(1)})
-    assert shown.status_code == 200, shown.text
-    assert shown.headers["cache-control"] == "no-store"
-    found = re.search(r'<code id="api-token">(csawm_[^<]+)</code>', shown.text)
-    assert found, shown.text
-    return found.group(1)
 
 
 def test_create_a_team_end_to_end(reg_api: Api) -> None:
