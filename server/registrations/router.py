@@ -45,7 +45,7 @@ def client_address(request: Request) -> str:
     "/registrations",
     status_code=202,
     response_model=AcceptedOut,
-    responses=error_responses(400, 404, 409, 429),
+    responses=error_responses(400, 404, 409, 429, 503),
 )
 def register(
     body: RegistrationIn, request: Request, db: DatabaseDep, session: SessionDep, settings: SettingsDep

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from server.accounts import service as accounts
 from server.clock import utcnow
 from server.core import audit
-from server.core.errors import BadRequest, Conflict, CsawmError, NotFound
+from server.core.errors import BadRequest, Conflict, CsawmError, NotFound, NotReady
 from server.core.security import hash_token
 from server.core.settings import Settings
 from server.models import ApiToken, Registration, RegistrationState, Role, Team, TeamAction, User
@@ -101,6 +101,10 @@ def submit(
     answers: dict[str, str],
 ) -> None:
     """Judge the registration, then write it and its mail; see the module's rules."""
+    if not settings.email_enabled:
+        raise NotReady(
+            "self-registration needs email, and this server sends none (CSAWM_SMTP_HOST is not set)"
+        )
     email = normal_email(email)
     if orcid is not None:
         try:

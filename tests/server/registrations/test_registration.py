@@ -38,10 +38,26 @@ def reg_api(tmp_path: Path, db_url: str) -> Any:
         db_url,
         registration_questions=questions,
         max_team_size=2,
-        public_url="https://board.example",
+        **MAIL,
     )
     with running_api(settings) as api:
         yield api
+
+
+#: Email on (no dispatcher runs here: the mails are read from the outbox).
+MAIL = {
+    "smtp_host": "127.0.0.1",
+    "smtp_tls": "none",
+    "smtp_sender": "lb@board.example",
+    "public_url": "https://board.example",
+}
+
+
+def test_without_email_registration_is_refused_and_says_why(tmp_path: Path, sqlite_url: str) -> None:
+    with running_api(make_settings(tmp_path, sqlite_url)) as api:
+        answer = api.client.post("/api/v1/registrations", json=body(answers={}))
+        assert answer.status_code == 503 and "CSAWM_SMTP_HOST" in answer.json()["error"]["message"]
+        assert counts(api) == (0, 0, 0, 0)
 
 
 def counts(api: Api) -> tuple[int, int, int, int]:
@@ -259,7 +275,7 @@ def test_reject_with_a_reason_and_only_maintainers_decide(reg_api: Api) -> None:
 def test_a_flood_from_one_address_is_429_and_holds_across_a_restart(tmp_path: Path, db_url: str) -> None:
     questions = tmp_path / "q.yaml"
     questions.write_text(QUESTIONS)
-    settings = make_settings(tmp_path, db_url, registration_questions=questions)
+    settings = make_settings(tmp_path, db_url, registration_questions=questions, **MAIL)
     with running_api(settings) as api:
         for n in range(limits.PER_ADDRESS):
             answer = api.client.post(
