@@ -6,19 +6,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from server.clock import utcnow
 from server.core.db import Database
-from server.core.deps import DatabaseDep, SettingsDep
-from server.core.errors import CsawmError
+from server.core.deps import DatabaseDep, IdPath, SettingsDep
+from server.core.errors import BadRequest, CsawmError
+from server.core.principal import Principal
 from server.core.settings import Settings
-from server.models import TeamAction
+from server.models import Registration, TeamAction
 from server.registrations import limits, questions, service
 from server.registrations.router import client_address
 from server.web.deps import SignerDep, WebUser
 from server.web.session import CsrfError
-from server.web.templating import render
+from server.web.templating import error_page, render, staff_only
 
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store"}
@@ -138,3 +140,93 @@ def welcome(
     response = render(request, signer, user, "welcome.html", context)
     response.headers.update(NO_STORE)
     return response
+
+
+# -- the maintainers' section of /admin and the join requests on the team page ----------------------
+
+
+def open_registrations(session: Session) -> list[Registration]:
+    """What the /admin section lists: every registration not yet approved or rejected."""
+    return [r for r in service.listing(session) if r.state in service.OPEN_STATES]
+
+
+def _decided(
+    request: Request, signer: Any, user: Principal, csrf_token: str, act: Any, back: str
+) -> Response:
+    try:
+        signer.check_csrf(request, csrf_token)
+        act()
+    except CsrfError as exc:
+        return error_page(request, signer, user, 400, "Not recorded", str(exc))
+    except CsawmError as exc:
+        return error_page(request, signer, user, exc.status_code, "Not recorded", exc.message)
+    return RedirectResponse(back, status_code=303)
+
+
+@router.post("/admin/registrations/{registration_id}/{decision}", response_model=None)
+def admin_decide(
+    registration_id: IdPath,
+    decision: str,
+    request: Request,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    signer: SignerDep,
+    user: WebUser,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    if user is None:
+        return RedirectResponse("/login?next=/admin", status_code=303)
+    if not user.is_staff:
+        return staff_only(request, signer, user)
+    who = user
+
+    def act() -> None:
+        with db.write_session() as session, session.begin():
+            if decision == "approve":
+                service.approve(
+                    session, settings, registration_id, actor=who.audit_name, actor_user_id=who.user_id
+                )
+            elif decision == "reject" and reason.strip():
+                service.reject(
+                    session, registration_id, reason.strip(), actor=who.audit_name, actor_user_id=who.user_id
+                )
+            else:
+                raise BadRequest("approve, or reject with a reason")
+
+    return _decided(request, signer, user, csrf_token, act, "/admin#registrations-heading")
+
+
+@router.post("/team/join-requests/{registration_id}/{decision}", response_model=None)
+def team_decide(
+    registration_id: IdPath,
+    decision: str,
+    request: Request,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    signer: SignerDep,
+    user: WebUser,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    if user is None:
+        return RedirectResponse("/login?next=/team", status_code=303)
+    if user.team_name is None:
+        return error_page(
+            request, signer, user, 403, "No team", "Join requests belong to a team; this account has none."
+        )
+    team, who = user.team_name, user
+
+    def act() -> None:
+        with db.write_session() as session, session.begin():
+            if decision == "accept":
+                service.accept_join(
+                    session, settings, team, registration_id, actor=who.audit_name, actor_user_id=who.user_id
+                )
+            elif decision == "decline":
+                service.decline_join(
+                    session, team, registration_id, actor=who.audit_name, actor_user_id=who.user_id
+                )
+            else:
+                raise BadRequest("accept or decline")
+
+    return _decided(request, signer, user, csrf_token, act, "/team")
