@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from server.models import Delivery
 from srvtest.app import Api
+from srvtest.web import csrf_token
 
 
 def body(**overrides: Any) -> dict[str, Any]:
@@ -44,9 +45,8 @@ def link(api: Api, email: str, path: str) -> str:
 
 def welcome_token(client: TestClient, token: str) -> str:
     page = client.get("/welcome", params={"token": token})
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert page.status_code == 200 and csrf, page.text
-    shown = client.post("/welcome", data={"token": token, "csrf_token": csrf.group(1)})
+    assert page.status_code == 200, page.text
+    shown = client.post("/welcome", data={"token": token, "csrf_token": csrf_token(page.text)})
     assert shown.status_code == 200, shown.text
     assert shown.headers["cache-control"] == "no-store"
     found = re.search(r'<code id="api-token">(csawm_[^<]+)</code>', shown.text)
