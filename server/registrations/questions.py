@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from server.core.errors import BadRequest
+from server.core.errors import BadRequest, CsawmError
 
 ANSWER_MAX = 4000
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -26,8 +26,11 @@ class Question:
     required: bool
 
 
-class QuestionsFileError(RuntimeError):
-    pass
+class QuestionsFileError(CsawmError):
+    """The operator's file is broken: a 500 that names it, and nothing is registered."""
+
+    status_code = 500
+    code = "registration_questions_invalid"
 
 
 def load(path: Path | None) -> list[Question]:

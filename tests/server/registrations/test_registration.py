@@ -302,3 +302,29 @@ def test_the_limit_in_all_counts_every_address(tmp_path: Path, db_url: str) -> N
         with pytest.raises(limits.RateLimited, match="in all"):
             limits.charge(api.db, "192.0.2.1", now)
         limits.charge(api.db, "192.0.2.1", now + timedelta(hours=1))  # the next window starts afresh
+
+
+def test_a_broken_questions_file_is_a_clear_500_and_registers_nothing(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    questions = tmp_path / "q.yaml"
+    questions.write_text("- id: [unclosed\n")
+    with running_api(make_settings(tmp_path, sqlite_url, registration_questions=questions, **MAIL)) as api:
+        answer = api.client.post("/api/v1/registrations", json=body(answers={}))
+        assert answer.status_code == 500 and str(questions) in answer.json()["error"]["message"]
+        assert counts(api) == (0, 0, 0, 0)
+
+
+def test_the_data_use_agreement_still_applies_to_a_registered_account(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    dua = tmp_path / "dua.md"
+    dua.write_text("# Agreement\n\nUse the data for research only.\n")
+    with running_api(make_settings(tmp_path, sqlite_url, dua_file=dua, **MAIL)) as api:
+        assert api.client.post("/api/v1/registrations", json=body(answers={})).status_code == 202
+        verify(api, "ada@lab.example")
+        reg = registration_of(api, "ada@lab.example")
+        api.client.post(f"/api/v1/admin/registrations/{reg['id']}/approve", headers=maintainer_headers(api))
+        token = welcome_token(api.client, link(api, "ada@lab.example", "/welcome"))
+        upload = api.client.post("/api/v1/submissions?name=m", content=b"", headers=auth(token))
+        assert upload.status_code == 403 and upload.json()["error"]["code"] == "agreement_required"
