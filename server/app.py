@@ -42,6 +42,8 @@ def _api_routers() -> list[APIRouter]:
     from server.notifications.router import router as notifications_router
     from server.phases.router import router as phases_router
     from server.quota.router import router as quota_router
+    from server.registrations.router import admin_router as registrations_admin_router
+    from server.registrations.router import router as registrations_router
     from server.review.router import router as review_router
     from server.submissions.router import router as submissions_router
 
@@ -55,6 +57,8 @@ def _api_routers() -> list[APIRouter]:
         phases_router,
         review_router,
         notifications_router,
+        registrations_router,
+        registrations_admin_router,
     ]
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from server.accounts import service
+from server.cli import registrations as registration_cli
 from server.cli._server_common import cli_actor, fail, open_database, reported_errors, settings_or_exit
 from server.core.text import visible
 from server.models import Role
@@ -333,3 +334,9 @@ def reveal_phase(name: Annotated[str, typer.Argument(help="A sealed phase that h
     with open_database(settings) as db, reported_errors(), db.transaction() as session:
         row = phases.reveal(session, name, actor=cli_actor())
         typer.echo(f"revealed phase {row.name}", err=True)
+
+
+# Self-registration (issue 22): server/cli/registrations.py
+app.command("registrations")(registration_cli.list_registrations)
+app.command("approve")(registration_cli.approve)
+app.command("reject")(registration_cli.reject)

@@ -432,6 +432,11 @@ class Settings(BaseSettings):
     # (server.agreements.document); the worker and the admin commands never read it.
     dua_file: Path | None = None
 
+    # Self-registration (issue 22 item 1, server.registrations): a team has at most max_team_size
+    # members; registration_questions is a YAML list of {id, text, required} the applicant answers.
+    max_team_size: int = Field(default=5, ge=1, le=1000)
+    registration_questions: Path | None = None
+
     # Run policy (issue 11). Who sees the hidden run's output: server.runs.disclosure.
     hidden_logs: Literal["maintainers", "none", "submitters"] = "maintainers"
     # Hidden-stage runtime figures and run timestamps a submitter sees (issue 19): server.disclosure.run_view.
@@ -514,7 +519,7 @@ class Settings(BaseSettings):
     )
     _positive_durations = field_validator(*_POSITIVE_DURATIONS)(_positive)
     _paths = field_validator("data_dir", "benchmark_dir", "dua_file")(_absolute)
-    _empty = field_validator("dua_file", mode="before")(_empty_is_none)
+    _empty = field_validator("dua_file", "registration_questions", mode="before")(_empty_is_none)
 
     @field_validator("retry_backoff", "hidden_end_grid")
     @classmethod

@@ -9,6 +9,7 @@ from server.models.ladder import LadderStepRow
 from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
 from server.models.notifications import Channel, Delivery, DeliveryAttempt, Webhook
 from server.models.phases import Disclosure, Phase, PhaseSelection, TestSet, Visibility
+from server.models.registrations import RateCounter, Registration, RegistrationState, TeamAction
 from server.models.submissions import (
     ACTIVE_STATUSES,
     LEASED_STATUSES,
@@ -43,6 +44,9 @@ __all__ = [
     "Phase",
     "PhaseSelection",
     "QuotaEntry",
+    "RateCounter",
+    "Registration",
+    "RegistrationState",
     "ReviewState",
     "RevokedWebSession",
     "Role",
@@ -51,6 +55,7 @@ __all__ = [
     "Submission",
     "SubmissionReport",
     "Team",
+    "TeamAction",
     "TeamHold",
     "TestSet",
     "User",

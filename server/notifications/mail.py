@@ -62,6 +62,19 @@ def message(body: dict[str, Any], *, sender: str, to: str) -> EmailMessage:
     return msg
 
 
+def account_message(payload: dict[str, Any], delivery_id: str, *, sender: str, to: str) -> EmailMessage:
+    """An account mail (registration): the subject and the plain text written by the server."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = one_line(f"[CSAW-M] {payload.get('subject') or ''}")
+    msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
+    msg["X-CSAWM-Delivery"] = one_line(delivery_id)
+    msg["X-CSAWM-Event"] = "account.mail"
+    msg.set_content(str(payload.get("text") or "") + "\n")
+    return msg
+
+
 def send(settings: Settings, msg: EmailMessage) -> Outcome:
     """One SMTP transaction; a 5xx reply is permanent (the address or the message is refused)."""
     assert settings.mail.host is not None

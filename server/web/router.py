@@ -53,6 +53,7 @@ from server.phases import service as phases
 from server.phases.service import PhaseView
 from server.phases.visibility import ViewCache, score_view, shown_report
 from server.quota import service as quota
+from server.registrations import service as registrations
 from server.review import flags as review_flags
 from server.review import service as review
 from server.review.schemas import ReviewAction
@@ -62,6 +63,8 @@ from server.web import guides, plots, queries
 from server.web.cache import PlotCache, clinical_board, plot_cache, plot_version
 from server.web.cache import board as cache_board
 from server.web.deps import PlotCacheDep, SignerDep, WebUser
+from server.web.registration import open_registrations
+from server.web.registration import router as registration_router
 from server.web.session import CsrfError, SessionSigner
 from server.web.session import revoke as revoke_session
 from server.web.templating import error_page, not_found, render, staff_only
@@ -335,6 +338,7 @@ def team_page(
         "now": utcnow(),
         "settings": settings,
         "agreement_missing": _agreement_missing(session, state, user),
+        "join_requests": registrations.join_requests(session, team.name),  # issue 22
     }
     return render(request, signer, user, "team.html", context)
 
@@ -486,6 +490,7 @@ def _admin_context(session: Session, request: Request) -> dict[str, Any]:
         "embedded_worker": worker is not None,
         "now": utcnow(),
         "actions": [a.value for a in ReviewAction],
+        "registrations": open_registrations(session),  # issue 22: templates/admin_registrations.html
     }
 
 
@@ -628,3 +633,6 @@ def guide_page(
         "limits": guides.limits(settings) if marker else None,
     }
     return render(request, signer, user, "guide.html", context)
+
+
+router.include_router(registration_router)  # /register, /register/verify, /welcome (issue 22)
