@@ -93,6 +93,8 @@ def _samples(tmp: Path) -> dict[str, tuple[str, object]]:
         "CSAWM_METRICS_TOKEN": ("t" * 40, "t" * 40),
         "CSAWM_SESSION_SECRET": ("k" * 40, "k" * 40),
         "CSAWM_DUA_FILE": (str(tmp / "dua.md"), tmp / "dua.md"),
+        "CSAWM_MAX_TEAM_SIZE": ("9", 9),
+        "CSAWM_REGISTRATION_QUESTIONS": (str(tmp / "questions.yaml"), tmp / "questions.yaml"),
         "CSAWM_HIDDEN_LOGS": ("none", "none"),
         "CSAWM_HIDDEN_RUNTIME": ("coarse", "coarse"),
         "CSAWM_HIDDEN_END_GRID": ("0", timedelta(0)),
