@@ -21,7 +21,7 @@ from server.agreements.document import Agreement, load_agreement
 from server.core import migrate
 from server.core.db import Database
 from server.core.deps import get_principal
-from server.core.errors import install_error_handlers
+from server.core.error_handlers import install_error_handlers
 from server.core.guard import RequestGuard
 from server.core.metrics import Metrics
 from server.core.settings import Settings, load_settings

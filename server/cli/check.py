@@ -32,13 +32,13 @@ import typer
 
 from runner.docker_backend import DockerRunner
 from runner.errors import RunnerError
+from runner.expiry import sweep_expired
 from runner.hardening import Runtime, check_limits, check_runtime
 from runner.imagetar import ImageArchiveError, ImageArchiveInfo, inspect_archive
 from runner.io_contract import prepare_input
 from runner.spec import ErrorCode, RunLimits, RunResult, RunSpec, TerminalState
 from server.benchmark.synth import generate
 from server.scoring.predictions import PredictionsError, read_predictions
-from server.worker.janitor import sweep_expired
 
 EXIT_OK = 0
 EXIT_MODEL_FAILED = 1
