@@ -38,7 +38,7 @@ COPY pyproject.toml README.md build-ca.cr[t] ./
 RUN python3 -m venv "$VIRTUAL_ENV" \
     && if [ -f build-ca.crt ]; then export PIP_CERT=/src/build-ca.crt; fi \
     && mkdir -p server runner reference_models && touch server/__init__.py runner/__init__.py \
-    && pip install --no-cache-dir . \
+    && pip install --no-cache-dir '.[server]' \
     && pip uninstall -y csawm-leaderboard
 COPY server ./server
 COPY runner ./runner
