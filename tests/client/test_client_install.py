@@ -7,7 +7,7 @@ import test runs (no module of the ``server`` extra may be installed or imported
 server command must exit 2 naming the extra.
 
 A Python that is not on this machine (under ``pyenv root``, or ``pythonX.Y`` on PATH) skips its case
-with the reason shown by ``-ra``; CI's machine has both (docs/development.md).
+with the reason shown by ``-ra``; CI's machine has both (README.md, "Tests").
 """
 
 from __future__ import annotations
