@@ -47,6 +47,7 @@ COPY reference_models ./reference_models
 COPY docs/*.md /opt/csawm/share/csawm/docs/
 RUN if [ -f build-ca.crt ]; then export PIP_CERT=/src/build-ca.crt; fi \
     && pip install --no-cache-dir --no-deps . \
+    && pip wheel --no-cache-dir --no-deps -q -w "$VIRTUAL_ENV/share/csawm/wheels" . \
     && cd / && rm -rf /src \
     && python3 -c "import server.cli.main, runner.kubernetes.collector" \
     && python3 -c "from server.web.guides import GUIDES, find_guide; \

@@ -184,8 +184,10 @@ def create_app(
         RequestGuard, max_body_bytes=settings.max_json_bytes, principal_dependency=get_principal
     )
     from server.core.apidocs import router as docs_router
+    from server.web.downloads import router as downloads_router
 
     app.include_router(docs_router)
+    app.include_router(downloads_router)  # the client's wheel (docs/submitting.md)
     for router in _api_routers():
         app.include_router(router)
     for router in routers if routers is not None else _default_web_routers():
