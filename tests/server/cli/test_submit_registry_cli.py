@@ -130,3 +130,31 @@ def test_check_refuses_a_tag_and_a_digest_it_cannot_pull(registry: RegistryServe
     code, out, err = _csawm("http://unused", "t", "check", missing)
     assert code == 2, out + err
     assert f"could not pull {missing}" in err or "docker is not installed" in err
+
+
+@pytest.mark.docker
+def test_check_pulls_a_reference_with_the_researcher_s_login_and_runs_it(
+    registry: RegistryServer, model_archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine pulls with the researcher's own ``docker login`` (a throwaway DOCKER_CONFIG here),
+    then the image is checked like a local one."""
+    import subprocess
+
+    config = RegistryConfig(registry.host, registry.username, registry.password, insecure=True)
+    pushed = push_archive(model_archives["good"], "models/good", "v1", config, work_dir=tmp_path / "push")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    login = subprocess.run(
+        ["docker", "login", "--username", registry.username, "--password-stdin", registry.host],
+        input=registry.password,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert login.returncode == 0, login.stderr
+    reference = str(pushed.reference)
+    try:
+        code, out, err = _csawm("http://unused", "t", "check", reference, "--json")
+        assert code == 0, out + err
+        assert json.loads(out)["status"] == "succeeded"
+    finally:
+        subprocess.run(["docker", "image", "rm", "--force", reference], capture_output=True, check=False)
