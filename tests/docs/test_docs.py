@@ -194,9 +194,10 @@ def _commands() -> Iterator[tuple[str, Any]]:
     """(``"csawm admin create-user"``, click command) for every leaf command of the tree."""
 
     def walk(command: Any, path: list[str]) -> Iterator[tuple[str, Any]]:
-        if hasattr(command, "commands"):
-            for name, sub in command.commands.items():
-                yield from walk(sub, [*path, name])
+        if hasattr(command, "list_commands"):  # not .commands: the top level imports each one lazily
+            ctx = typer.Context(command)
+            for name in command.list_commands(ctx):
+                yield from walk(command.get_command(ctx, name), [*path, name])
         else:
             yield " ".join(["csawm", *path]), command
 
