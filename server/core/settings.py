@@ -347,6 +347,7 @@ class Settings(BaseSettings):
     retry_backoff: timedelta = timedelta(seconds=2)  # first retry's wait; doubles per retry (runs.policy)
     bootstrap_resamples: int = Field(default=2000, ge=100)
     bootstrap_seed: int = 0
+    significance_top: int = Field(default=20, ge=2, le=200)  # rows of the board's significance map
 
     # Kubernetes runner (CSAWM_RUNNER=kubernetes); formats and the mapping onto
     # KubernetesRunnerConfig in server.core.k8s_settings. The defaults match k8s/.

@@ -75,7 +75,7 @@ CSV_COLUMNS = (
     "rank", "kind", "team", "name", "submission_id", "kendall_tau_b", "kendall_tau_b_ci_low",
     "kendall_tau_b_ci_high", "amae", "amae_ci_low", "amae_ci_high", "amae_unit", "tied_with_leader",
     *(f"{key}_or_q4{part}" for key in queries.ENDPOINTS for part in ("", "_ci_low", "_ci_high")),
-    "submitted_at", "image_digest",
+    "submitted_at", "image_digest", "tier", "rank_ci_low", "rank_ci_high", "median_rank", "p_first",
 )  # fmt: skip
 
 CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -169,7 +169,7 @@ def leaderboard_page(
         shown = _board_phase(session, state, phase)
     except NotFound:
         return not_found(request, signer, user, f"Phase {phase!r}")
-    version, rows = cache_board(session, state, shown)
+    version, rows = cache_board(session, state, shown, user)
     plot = cache.get(("board", *version), lambda: _tau_plot(rows))
     query = f"?{urlencode({'phase': shown.name})}" if phase else ""
     context = {
@@ -187,19 +187,21 @@ def leaderboard_page(
 
 @router.get("/plots/leaderboard-tau.svg")
 def leaderboard_plot(
-    session: SessionDep, state: StateDep, cache: PlotCacheDep, phase: PhaseQuery = None
+    session: SessionDep, state: StateDep, cache: PlotCacheDep, user: WebUser, phase: PhaseQuery = None
 ) -> Response:
-    version, rows = cache_board(session, state, _board_phase(session, state, phase))
+    version, rows = cache_board(session, state, _board_phase(session, state, phase), user)
     return _svg(cache.get(("board", *version), lambda: _tau_plot(rows)))
 
 
 @router.get("/leaderboard.json")
-def leaderboard_json(session: SessionDep, state: StateDep, phase: PhaseQuery = None) -> Response:
+def leaderboard_json(
+    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None
+) -> Response:
     shown = _board_phase(session, state, phase)
     body = {
         "generated_at": iso(utcnow()),
         "phase": shown.name,
-        "rows": [row.to_export_json() for row in cache_board(session, state, shown)[1]],
+        "rows": [row.to_export_json() for row in cache_board(session, state, shown, user)[1]],
     }
     return Response(
         json.dumps(body, allow_nan=False, indent=1),
@@ -209,12 +211,14 @@ def leaderboard_json(session: SessionDep, state: StateDep, phase: PhaseQuery = N
 
 
 @router.get("/leaderboard.csv")
-def leaderboard_csv(session: SessionDep, state: StateDep, phase: PhaseQuery = None) -> Response:
+def leaderboard_csv(
+    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None
+) -> Response:
     shown = _board_phase(session, state, phase)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for row in cache_board(session, state, shown)[1]:
+    for row in cache_board(session, state, shown, user)[1]:
         amae = row.amae.shown
         values: list[Any] = [
             row.rank, csv_text(row.kind), csv_text(row.team or ""), csv_text(row.name),
@@ -226,6 +230,10 @@ def leaderboard_csv(session: SessionDep, state: StateDep, phase: PhaseQuery = No
             ratio = row.odds_ratios[key].shown
             values += [ratio.value, ratio.lo, ratio.hi]
         values += [row.submitted_at.isoformat() if row.submitted_at else "", csv_text(row.image_digest or "")]
+        standing = row.standing
+        ranks = standing.rank_ci95 if standing is not None and standing.rank_ci95 else (None, None)
+        values += [standing.tier if standing else None, *ranks, standing.median_rank if standing else None]
+        values += [standing.p_first if standing else None]
         writer.writerow(["" if v is None else v for v in values])
     return Response(
         out.getvalue(),
