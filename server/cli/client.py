@@ -488,7 +488,7 @@ def leaderboard(
             _fmt(Estimate.read(row["amae"])),
             mark,
         )
-    Console(width=max(120, Console().width)).print(table)
+    Console(width=max(160, Console().width)).print(table)
     for item in body.get("pending") or []:
         progress = item.get("progress") or {}
         step = f" (step {progress['step']}/{progress['steps']})" if progress.get("steps") else ""

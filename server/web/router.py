@@ -17,7 +17,7 @@ import io
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
@@ -44,13 +44,14 @@ from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import visible
 from server.leaderboard.pending import pending_baselines
+from server.leaderboard.references import board_references
 from server.leaderboard.rows import BoardRow
 from server.models import Submission, Team
 from server.notifications import outbox
 from server.notifications.router import delivery_out
 from server.phases import service as phases
 from server.phases.service import PhaseView
-from server.phases.visibility import ViewCache, score_view, shown_report
+from server.phases.visibility import ViewCache, board_figures_note, score_view, shown_report
 from server.quota import service as quota
 from server.review import flags as review_flags
 from server.review import service as review
@@ -147,6 +148,30 @@ def _tau_plot(rows: list[BoardRow]) -> plots.Plot:
     return plots.tau_plot(points)
 
 
+def _rank_plot(rows: list[BoardRow]) -> plots.Plot:
+    points = [
+        plots.RankPoint(
+            label=f"{row.team} / {row.name}" if row.team else row.name.replace("_", " "),
+            median=row.standing.median_rank,
+            lo=row.standing.rank_ci95[0],
+            hi=row.standing.rank_ci95[1],
+        )
+        for row in rows
+        if row.standing is not None
+        and row.standing.rank_ci95 is not None
+        and row.standing.median_rank is not None
+    ]
+    return plots.rank_interval_plot(points)
+
+
+def _significance_plot(session: Session, state: AppState, shown: PhaseView) -> plots.Plot:
+    found = state.leaderboard.significance(session, board_references(state), shown)
+    if found is None:
+        return plots.significance_heatmap([], [], 0.05)
+    top = found.top(state.settings.significance_top)
+    return plots.significance_heatmap(top["names"], top["p_holm"], found.alpha)
+
+
 PhaseQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
@@ -178,6 +203,8 @@ def leaderboard_page(
         "clinical_rows": clinical_board(session, state, shown),
         "plot_alt": plot.alt,
         "plot_version": plot_version(state, *version),
+        "ranked": any(row.standing is not None and row.standing.tier is not None for row in rows),
+        "significance_top": state.settings.significance_top,
         "board_phase": shown,
         "phase_names": [row.name for row in phases.rows(session)],
         "phase_query": query,
@@ -191,6 +218,26 @@ def leaderboard_plot(
 ) -> Response:
     version, rows = cache_board(session, state, _board_phase(session, state, phase), user)
     return _svg(cache.get(("board", *version), lambda: _tau_plot(rows)))
+
+
+@router.get("/plots/leaderboard-{name}.svg")
+def leaderboard_rank_plot(
+    name: Literal["ranks", "significance"],
+    session: SessionDep,
+    state: StateDep,
+    cache: PlotCacheDep,
+    user: WebUser,
+    phase: PhaseQuery = None,
+) -> Response:
+    """The rank-interval plot and the significance map of the top rows; 404 where the phase
+    withholds rank figures from this viewer (`board_figures_note`)."""
+    shown = _board_phase(session, state, phase)
+    if board_figures_note(shown, user) is not None:
+        raise NotFound("plot not found")
+    version, rows = cache_board(session, state, shown, user)
+    if name == "ranks":
+        return _svg(cache.get((name, *version), lambda: _rank_plot(rows)))
+    return _svg(cache.get((name, *version), lambda: _significance_plot(session, state, shown)))
 
 
 @router.get("/leaderboard.json")

@@ -22,6 +22,8 @@ from server.app import create_app
 from server.cli.main import app as cli
 from server.core.settings import Settings, load_settings
 from server.leaderboard import service as leaderboard
+from server.leaderboard.standing import Standing
+from server.scoring.results import Estimate
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
@@ -164,14 +166,15 @@ def test_every_schema_field_is_in_api_md(openapi: dict[str, Any]) -> None:
 
 def test_every_leaderboard_row_field_is_in_api_md() -> None:
     """The rows are built as dicts, not a schema: read the keys of one row of each kind."""
-    interval = {"value": 0.7, "ci95": [0.6, 0.8]}
+    interval = Estimate(0.7, (0.6, 0.8))
     metrics = {"kendall_tau_b": interval, "amae": interval}
     basis = leaderboard.PairingBasis("2", "a" * 64, 0, 4)
     candidates = [
         leaderboard._Candidate("baseline", "CSAW", "one-hot", 1, "2", metrics, np.zeros(4), basis),
         leaderboard._Candidate("expert", None, "Expert_1", None, "2", metrics, None, None),
     ]
-    keys = {key for row in leaderboard._with_ties(candidates) for key in row}
+    standing = {id(candidates[0]): Standing((1, 1), 1.0, 1.0, 1)}
+    keys = {key for row in leaderboard._with_ties(candidates, standing) for key in row.to_json()}
     text = section(_read("api.md"), "Leaderboard row")
     missing = sorted(key for key in keys if f"`{key}`" not in text)
     assert not missing, f"docs/api.md, Leaderboard row, leaves out {missing}"

@@ -42,9 +42,9 @@ def test_leaderboard_shows_kinds_sorts_and_plots(page: Any, site: Site) -> None:
     # The clinical table lists the three LIBRA density comparators after the models.
     assert page.locator("#clinical tr.kind-density").count() == 3
 
-    tau_server_order = _numbers(_column(page, 4))
+    tau_server_order = _numbers(_column(page, 8))  # rank, tier, rank 95%, p(first), team, model, experts
     assert tau_server_order == sorted(tau_server_order, reverse=True)
-    plot = page.locator("figure.plot img")
+    plot = page.locator("figure.plot img").first
     assert "Kendall tau-b" in (plot.get_attribute("alt") or "")
     assert plot.evaluate("img => img.complete && img.naturalWidth > 100")
     screenshot(page, "leaderboard")
@@ -52,12 +52,12 @@ def test_leaderboard_shows_kinds_sorts_and_plots(page: Any, site: Site) -> None:
     amae_header = page.locator("#leaderboard").get_by_role("button", name="AMAE")
     amae_header.click()  # first click: the better direction (ascending)
     assert page.locator("th[aria-sort]").get_attribute("aria-sort") == "ascending"
-    amae = _numbers(_column(page, 5))
+    amae = _numbers(_column(page, 9))
     assert amae == sorted(amae) and len(amae) == len(kinds)
     amae_header.click()
-    assert _numbers(_column(page, 5)) == sorted(amae, reverse=True)
+    assert _numbers(_column(page, 9)) == sorted(amae, reverse=True)
     page.locator("#leaderboard").get_by_role("button", name="Team").click()
-    teams = [t for t in _column(page, 2) if t != "–"]
+    teams = [t for t in _column(page, 5) if t != "–"]
     assert teams == sorted(teams, key=str.lower)
 
 

@@ -178,7 +178,10 @@ def test_the_board_ranks_models_among_models_with_figures_and_bands(board: Api) 
     assert len(again["map"]["names"]) == 2  # CSAWM_SIGNIFICANCE_TOP bounds any request
 
     page = board.client.get("/").text
-    assert page.count('class="tier"') == 4
+    assert page.count('class="tier"') == 4 and "leaderboard-significance.svg" in page
+    for name in ("ranks", "significance"):
+        plot = board.client.get(f"/plots/leaderboard-{name}.svg")
+        assert plot.status_code == 200 and plot.text.lstrip().startswith("<?xml")
     table = list(csv.DictReader(io.StringIO(board.client.get("/leaderboard.csv").text)))
     assert {r["name"]: r["tier"] for r in table if r["kind"] != "expert"}["low"] == "4"
 
@@ -209,7 +212,18 @@ def _figures_in(text: str) -> list[str]:
             if row["kind"] == "expert" and row["kendall_tau_b_ci_low"]:
                 found.append(f"csv band of {row['name']}")
         return found
-    for marker in ('class="tier"', 'class="rank-ci"', "p-first", "above 1", "inside 1", "below 1"):
+    if text.startswith("plot "):
+        return [part for part in text.split("plot ")[1:] if not part.strip().endswith("404")]
+    markers = (
+        'class="tier"',
+        'class="rank-ci"',
+        "p-first",
+        "above 1",
+        "inside 1",
+        "below 1",
+        "leaderboard-ranks.svg",
+    )
+    for marker in markers:
         if marker in text:
             found.append(f"page {marker}")
     return found
@@ -239,11 +253,15 @@ def test_sealed_and_ladder_phases_withhold_every_rank_figure_from_researchers(bo
             "page": browser.get("/").text,
             "csv": browser.get("/leaderboard.csv").text,
             "json": browser.get("/leaderboard.json").text,
+            "plots": " ".join(
+                f"plot {name} {browser.get(f'/plots/leaderboard-{name}.svg').status_code}"
+                for name in ("ranks", "significance")
+            ),
         }
 
     for viewer in (alice, None):
         for surface, text in read(viewer).items():
             assert _figures_in(text) == [], (viewer, surface)
     seen = read(maud)
-    for surface in ("api", "map", "page", "csv", "json"):
+    for surface in ("api", "map", "page", "csv", "json", "plots"):
         assert _figures_in(seen[surface]), surface
