@@ -430,6 +430,10 @@ def report_page(
     view = score_view(session, settings, sub, user)
     viewer = viewer_of(user, settings)
     report = shown_report(view, sub.metrics) or None
+    board_row = None
+    if report is not None and board_figures_note(view.phase, user) is None:
+        rows = cache_board(session, get_state(request), view.phase, user)[1]
+        board_row = next((row for row in rows if row.kind != "expert" and row.submission_id == sub.id), None)
     alts: dict[str, str] = {}
     if report is not None:
         cache = plot_cache(get_state(request))
@@ -448,6 +452,8 @@ def report_page(
         "staff": user.is_staff,
         "hidden_log_tail": sub.hidden_log_tail if user.is_staff else None,
         "view": view,
+        "board_row": board_row,  # the run's row on its phase's board (rank figures), if it is one
+        "board_query": urlencode({"phase": view.phase.name}),
     }
     return render(request, signer, user, "report.html", context)
 

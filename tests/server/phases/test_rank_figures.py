@@ -149,8 +149,13 @@ def test_the_board_ranks_models_among_models_with_figures_and_bands(board: Api) 
         "mid-b": mid.copy(),  # the same ranking as mid-a on every resample
         "low": 0.2 + shift + np.random.default_rng(3).normal(0, 0.01, R),
     }
-    for name, values in reps.items():
-        scored(board, _team(board, name), name, board.settings.phase, float(values.mean()), 30.0, values)
+    ids = {
+        name: scored(
+            board, _team(board, name), name, board.settings.phase, float(values.mean()), 30.0, values
+        )
+        for name, values in reps.items()
+    }
+    top = ids["top"]
     other = scored(
         board, _team(board, "other"), "other-seed", board.settings.phase, 0.5, 30.0, _reps(0.5, 0.02, 9),
         bootstrap={"resamples": R, "seed": 3},
@@ -179,6 +184,9 @@ def test_the_board_ranks_models_among_models_with_figures_and_bands(board: Api) 
 
     page = board.client.get("/").text
     assert page.count('class="tier"') == 4 and "leaderboard-significance.svg" in page
+    maud = f.user(board.db, "m@x.org", role=Role.MAINTAINER)
+    report = web(board, maud).get(f"/submissions/{top}").text
+    assert 'id="standing-heading"' in report and 'tier\n  <span class="tier">1</span>' in report
     for name in ("ranks", "significance"):
         plot = board.client.get(f"/plots/leaderboard-{name}.svg")
         assert plot.status_code == 200 and plot.text.lstrip().startswith("<?xml")
@@ -240,7 +248,7 @@ def test_sealed_and_ladder_phases_withhold_every_rank_figure_from_researchers(bo
     alice = f.member_token(board.db, "alpha", "a@x.org")
     with board.db.transaction(write=False) as session:
         team = session.scalars(select(Team.id).where(Team.name == "alpha")).one()
-    scored(board, team, "mine", "round", 0.7, 30.0, _reps(0.7, 0.02, 7))
+    mine = scored(board, team, "mine", "round", 0.7, 30.0, _reps(0.7, 0.02, 7))
     maud = f.user(board.db, "m@x.org", role=Role.MAINTAINER)
 
     def read(token: str | None) -> dict[str, str]:
@@ -253,6 +261,7 @@ def test_sealed_and_ladder_phases_withhold_every_rank_figure_from_researchers(bo
             "page": browser.get("/").text,
             "csv": browser.get("/leaderboard.csv").text,
             "json": browser.get("/leaderboard.json").text,
+            "report": browser.get(f"/submissions/{mine}").text,
             "plots": " ".join(
                 f"plot {name} {browser.get(f'/plots/leaderboard-{name}.svg').status_code}"
                 for name in ("ranks", "significance")
