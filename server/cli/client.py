@@ -493,19 +493,24 @@ def leaderboard(
         return
     if isinstance(body.get("phase"), dict):
         typer.echo(f"phase {body['phase']['name']} ({body['phase']['visibility']})")
-    table = Table("#", "kind", "team", "name", "tau-b [95% CI]", "AMAE [95% CI]", "tied")
+    table = Table("#", "tier", "rank 95%", "kind", "team", "name", "tau-b [95% CI]", "AMAE [95% CI]", "mark")
     for row in body["rows"]:
-        tied = {True: "tied", False: "", None: ""}[row.get("tied_with_leader")]
+        mark = "leader" if row.get("is_leader") else "tied" if row.get("tied_with_leader") else ""
+        if row["kind"] == "expert":
+            mark = "reference band"
+        interval = row.get("rank_ci95")
         table.add_row(
-            str(row["rank"]),
+            "" if row["rank"] is None else str(row["rank"]),  # expert bands are not ranked
+            "" if row.get("tier") is None else str(row["tier"]),
+            f"{interval[0]}-{interval[1]}" if interval else "",
             row["kind"],
             Text(visible(row.get("team") or "")),  # Text: a name is never read as Rich markup
             Text(visible(row["name"])),
             _fmt(Estimate.read(row["kendall_tau_b"])),
             _fmt(Estimate.read(row["amae"])),
-            tied,
+            mark,
         )
-    Console(width=max(120, Console().width)).print(table)
+    Console(width=max(160, Console().width)).print(table)
     for item in body.get("pending") or []:
         progress = item.get("progress") or {}
         step = f" (step {progress['step']}/{progress['steps']})" if progress.get("steps") else ""

@@ -483,6 +483,7 @@ class Settings(BaseSettings):
     retry_backoff: timedelta = timedelta(seconds=2)  # first retry's wait; doubles per retry (runs.policy)
     bootstrap_resamples: int = Field(default=2000, ge=100)
     bootstrap_seed: int = 0
+    significance_top: int = Field(default=20, ge=2, le=200)  # rows of the board's significance map
 
     @model_validator(mode="before")
     @classmethod

@@ -119,3 +119,24 @@ def shown_report(view: ScoreView, report: dict[str, Any] | None) -> dict[str, An
     if not view.exact or not isinstance(report, dict):
         return None
     return report if view.disclosure == "full" else summary_report(report)
+
+
+RANKINGS_SEALED_NOTE = "sealed phase: rank figures are withheld until the phase is revealed"
+RANKINGS_LADDER_NOTE = "Ladder phase: rank figures, tiers, the significance map and expert bands are withheld"
+
+
+def board_figures_note(phase: PhaseView, viewer: Principal | None) -> str | None:
+    """The board counterpart of `score_view` for the rank figures of issue 21 (rank intervals,
+    median ranks, ``p_first``, tiers, the significance map, each model against the expert bands,
+    the bands themselves): None where `viewer` may see them, else why they are withheld.
+
+    A sealed phase before its reveal and a Ladder phase withhold them from researchers and
+    visitors (each is a channel to the exact scores the phase hides); maintainers always see them.
+    """
+    if is_staff(viewer):
+        return None
+    if phase.sealed:
+        return RANKINGS_SEALED_NOTE
+    if phase.ladder_board:
+        return RANKINGS_LADDER_NOTE
+    return None

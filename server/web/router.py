@@ -17,7 +17,7 @@ import io
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
@@ -44,14 +44,16 @@ from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import visible
 from server.disclosure.run_view import run_view, viewer_of
+from server.leaderboard.cache import BoardCache
 from server.leaderboard.pending import pending_baselines
+from server.leaderboard.references import board_references
 from server.leaderboard.rows import BoardRow
 from server.models import Submission, Team
 from server.notifications import outbox
 from server.notifications.router import delivery_out
 from server.phases import service as phases
 from server.phases.service import PhaseView
-from server.phases.visibility import ViewCache, score_view, shown_report
+from server.phases.visibility import ViewCache, board_figures_note, score_view, shown_report
 from server.quota import service as quota
 from server.registrations import service as registrations
 from server.review import flags as review_flags
@@ -79,7 +81,7 @@ CSV_COLUMNS = (
     "rank", "kind", "team", "name", "submission_id", "kendall_tau_b", "kendall_tau_b_ci_low",
     "kendall_tau_b_ci_high", "amae", "amae_ci_low", "amae_ci_high", "amae_unit", "tied_with_leader",
     *(f"{key}_or_q4{part}" for key in queries.ENDPOINTS for part in ("", "_ci_low", "_ci_high")),
-    "submitted_at", "image_digest",
+    "submitted_at", "image_digest", "tier", "rank_ci_low", "rank_ci_high", "median_rank", "p_first",
 )  # fmt: skip
 
 CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -151,6 +153,30 @@ def _tau_plot(rows: list[BoardRow]) -> plots.Plot:
     return plots.tau_plot(points)
 
 
+def _rank_plot(rows: list[BoardRow]) -> plots.Plot:
+    points = [
+        plots.RankPoint(
+            label=f"{row.team} / {row.name}" if row.team else row.name.replace("_", " "),
+            median=row.standing.median_rank,
+            lo=row.standing.rank_ci95[0],
+            hi=row.standing.rank_ci95[1],
+        )
+        for row in rows
+        if row.standing is not None
+        and row.standing.rank_ci95 is not None
+        and row.standing.median_rank is not None
+    ]
+    return plots.rank_interval_plot(points)
+
+
+def _significance_plot(session: Session, state: AppState, shown: PhaseView) -> plots.Plot:
+    found = state.parts.get(BoardCache).significance(session, board_references(state), shown)
+    if found is None:
+        return plots.significance_heatmap([], [], 0.05)
+    top = found.top(state.settings.significance_top)
+    return plots.significance_heatmap(top["names"], top["p_holm"], found.alpha)
+
+
 PhaseQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
@@ -173,7 +199,7 @@ def leaderboard_page(
         shown = _board_phase(session, state, phase)
     except NotFound:
         return not_found(request, signer, user, f"Phase {phase!r}")
-    version, rows = cache_board(session, state, shown)
+    version, rows = cache_board(session, state, shown, user)
     plot = cache.get(("board", *version), lambda: _tau_plot(rows))
     query = f"?{urlencode({'phase': shown.name})}" if phase else ""
     context = {
@@ -182,6 +208,8 @@ def leaderboard_page(
         "clinical_rows": clinical_board(session, state, shown),
         "plot_alt": plot.alt,
         "plot_version": plot_version(state, *version),
+        "ranked": any(row.standing is not None and row.standing.tier is not None for row in rows),
+        "significance_top": state.settings.significance_top,
         "board_phase": shown,
         "phase_names": [row.name for row in phases.rows(session)],
         "phase_query": query,
@@ -191,19 +219,41 @@ def leaderboard_page(
 
 @router.get("/plots/leaderboard-tau.svg")
 def leaderboard_plot(
-    session: SessionDep, state: StateDep, cache: PlotCacheDep, phase: PhaseQuery = None
+    session: SessionDep, state: StateDep, cache: PlotCacheDep, user: WebUser, phase: PhaseQuery = None
 ) -> Response:
-    version, rows = cache_board(session, state, _board_phase(session, state, phase))
+    version, rows = cache_board(session, state, _board_phase(session, state, phase), user)
     return _svg(cache.get(("board", *version), lambda: _tau_plot(rows)))
 
 
+@router.get("/plots/leaderboard-{name}.svg")
+def leaderboard_rank_plot(
+    name: Literal["ranks", "significance"],
+    session: SessionDep,
+    state: StateDep,
+    cache: PlotCacheDep,
+    user: WebUser,
+    phase: PhaseQuery = None,
+) -> Response:
+    """The rank-interval plot and the significance map of the top rows; 404 where the phase
+    withholds rank figures from this viewer (`board_figures_note`)."""
+    shown = _board_phase(session, state, phase)
+    if board_figures_note(shown, user) is not None:
+        raise NotFound("plot not found")
+    version, rows = cache_board(session, state, shown, user)
+    if name == "ranks":
+        return _svg(cache.get((name, *version), lambda: _rank_plot(rows)))
+    return _svg(cache.get((name, *version), lambda: _significance_plot(session, state, shown)))
+
+
 @router.get("/leaderboard.json")
-def leaderboard_json(session: SessionDep, state: StateDep, phase: PhaseQuery = None) -> Response:
+def leaderboard_json(
+    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None
+) -> Response:
     shown = _board_phase(session, state, phase)
     body = {
         "generated_at": iso(utcnow()),
         "phase": shown.name,
-        "rows": [row.to_export_json() for row in cache_board(session, state, shown)[1]],
+        "rows": [row.to_export_json() for row in cache_board(session, state, shown, user)[1]],
     }
     return Response(
         json.dumps(body, allow_nan=False, indent=1),
@@ -213,12 +263,14 @@ def leaderboard_json(session: SessionDep, state: StateDep, phase: PhaseQuery = N
 
 
 @router.get("/leaderboard.csv")
-def leaderboard_csv(session: SessionDep, state: StateDep, phase: PhaseQuery = None) -> Response:
+def leaderboard_csv(
+    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None
+) -> Response:
     shown = _board_phase(session, state, phase)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for row in cache_board(session, state, shown)[1]:
+    for row in cache_board(session, state, shown, user)[1]:
         amae = row.amae.shown
         values: list[Any] = [
             row.rank, csv_text(row.kind), csv_text(row.team or ""), csv_text(row.name),
@@ -230,6 +282,10 @@ def leaderboard_csv(session: SessionDep, state: StateDep, phase: PhaseQuery = No
             ratio = row.odds_ratios[key].shown
             values += [ratio.value, ratio.lo, ratio.hi]
         values += [row.submitted_at.isoformat() if row.submitted_at else "", csv_text(row.image_digest or "")]
+        standing = row.standing
+        ranks = standing.rank_ci95 if standing is not None and standing.rank_ci95 else (None, None)
+        values += [standing.tier if standing else None, *ranks, standing.median_rank if standing else None]
+        values += [standing.p_first if standing else None]
         writer.writerow(["" if v is None else v for v in values])
     return Response(
         out.getvalue(),
@@ -380,6 +436,10 @@ def report_page(
     view = score_view(session, settings, sub, user)
     viewer = viewer_of(user, settings)
     report = shown_report(view, sub.metrics) or None
+    board_row = None
+    if report is not None and board_figures_note(view.phase, user) is None:
+        rows = cache_board(session, get_state(request), view.phase, user)[1]
+        board_row = next((row for row in rows if row.kind != "expert" and row.submission_id == sub.id), None)
     alts: dict[str, str] = {}
     if report is not None:
         cache = plot_cache(get_state(request))
@@ -398,6 +458,8 @@ def report_page(
         "staff": user.is_staff,
         "hidden_log_tail": sub.hidden_log_tail if user.is_staff else None,
         "view": view,
+        "board_row": board_row,  # the run's row on its phase's board (rank figures), if it is one
+        "board_query": urlencode({"phase": view.phase.name}),
     }
     return render(request, signer, user, "report.html", context)
 

@@ -25,6 +25,7 @@ from server.app import create_app
 from server.cli.main import app as cli
 from server.core.settings import VARIABLES, Settings, load_settings
 from server.leaderboard import service as leaderboard
+from server.leaderboard.standing import Standing
 from server.scoring.results import Estimate, PairingBasis
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,6 +114,7 @@ def _samples(tmp: Path) -> dict[str, tuple[str, object]]:
         "CSAWM_MAX_ATTEMPTS": ("3", 3),
         "CSAWM_RETRY_BACKOFF": ("5s", 5 * s),
         "CSAWM_BOOTSTRAP_RESAMPLES": ("500", 500),
+        "CSAWM_SIGNIFICANCE_TOP": ("7", 7),
         "CSAWM_BOOTSTRAP_SEED": ("7", 7),
         "CSAWM_RUN_TIMEOUT": ("45m", 45 * m),
         "CSAWM_RUN_MEMORY": ("8g", 8 * 1024**3),
@@ -309,7 +311,8 @@ def test_every_leaderboard_row_field_is_in_api_md() -> None:
         leaderboard._Candidate("baseline", "CSAW", "one-hot", 1, "2", metrics, np.zeros(4), basis),
         leaderboard._Candidate("expert", None, "Expert_1", None, "2", metrics, None, None),
     ]
-    keys = {key for row in leaderboard._with_ties(candidates) for key in row.to_json()}
+    standing = {id(candidates[0]): Standing((1, 1), 1.0, 1.0, 1)}
+    keys = {key for row in leaderboard._with_ties(candidates, standing) for key in row.to_json()}
     text = section(_read("api.md"), "Leaderboard row")
     missing = sorted(key for key in keys if f"`{key}`" not in text)
     assert not missing, f"docs/api.md, Leaderboard row, leaves out {missing}"

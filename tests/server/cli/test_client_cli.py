@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -81,6 +82,19 @@ def test_submit_wait_status_logs_leaderboard_quota(server: tuple[str, Database],
     assert code == 0 and "last 24 h    1/2" in out
     code, out, _ = _run(url, None, "leaderboard")
     assert code == 0 and "Expert_1" in out and "cli model" not in out  # experts shown, model not yet approved
+    maud = f.user(db, "m@x.org", role=Role.MAINTAINER)
+    approved = httpx.post(
+        f"{url}/api/v1/admin/submissions/{sub_id}/review", json={"action": "approve"}, headers=f.auth(maud)
+    )
+    assert approved.status_code == 200, approved.text
+    code, out, _ = _run(url, None, "leaderboard")
+    cells = {
+        row[5]: row for line in out.splitlines() if len(row := [c.strip() for c in line.split("│")[1:-1]]) > 5
+    }
+    # the model: rank 1, tier 1, rank interval 1-1, leader; the experts: unranked reference bands
+    assert cells["cli model"][:3] == ["1", "1", "1-1"] and cells["cli model"][-1] == "leader"
+    bands = [row for name, row in cells.items() if name.startswith("Expert_")]
+    assert len(bands) == 5 and all(row[0] == "" and row[-1] == "reference band" for row in bands)
 
     code, out, err = _run(url, token, "submit", str(tmp_path / "m.tar"), "--name", "again")
     assert code == 2 and err.count("\n") == 1
