@@ -23,7 +23,8 @@ router = APIRouter(tags=["operations"], responses=error_responses(400))
 
 
 def status_out(current: status.ServerStatus, *, staff: bool) -> StatusOut:
-    """The status as a caller may see it: the anonymous fields, and the rest for maintainers."""
+    """The status as a caller may see it: the anonymous fields, and the rest for maintainers (the
+    route leaves out the fields not set, so an anonymous body has exactly the public fields)."""
     paused = PausedOut(intake=current.paused.intake, runs=current.paused.runs, message=current.paused.message)
     if not staff:
         return StatusOut(
@@ -47,7 +48,7 @@ def status_out(current: status.ServerStatus, *, staff: bool) -> StatusOut:
     )
 
 
-@router.get("/api/v1/status", response_model=StatusOut, response_model_exclude_none=False)
+@router.get("/api/v1/status", response_model=StatusOut, response_model_exclude_unset=True)
 def get_status(request: Request, session: SessionDep, settings: SettingsDep) -> StatusOut:
     """The pause, the queue's length, the workers alive and the median wait (anyone). With a
     maintainer's token: the running runs and each worker's last heartbeat. A token that is not

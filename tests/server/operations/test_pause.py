@@ -4,17 +4,14 @@ audited, kept across a restart."""
 from __future__ import annotations
 
 import json
-import socket
-import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 from srvtest import factories as f
 from srvtest.app import Api, make_settings, running_api
 from srvtest.archives import write_archive
-from srvtest.attacks import read_response
+from srvtest.attacks import declare_and_wait
 from srvtest.live import live_server
 
 from server.app import create_app
@@ -23,22 +20,6 @@ from server.models import AuditEntry, QuotaEntry, Role, RunStatus, Submission
 from server.worker import queue
 
 TTL = timedelta(seconds=60)
-
-
-def declare_and_wait(
-    url: str, token: str, declared: int, content_type: str = "application/x-tar"
-) -> tuple[bytes, float]:
-    """Send an upload's head that declares `declared` bytes and send no body: the answer and how
-    long it took (a refusal before the body comes at once; a read would wait for the bytes)."""
-    parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        started = time.monotonic()
-        sock.sendall(
-            f"POST /api/v1/submissions?name=m HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {declared}\r\n\r\n".encode()
-        )
-        answer = read_response(sock)
-        return answer, time.monotonic() - started
 
 
 def status_line(answer: bytes) -> int:
