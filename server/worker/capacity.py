@@ -1,0 +1,58 @@
+"""A run whose Pod waits for cluster capacity says so on its timeline (issue 22 item 2).
+
+Under the Kubernetes runner a Job may wait for a node with a free GPU (the Pod is
+``Unschedulable``) or for admission by Kueue (the Job is suspended). The run's status stays where it
+is (preflight or running: the lease holds), but its timeline gets one event with the note
+"waiting for GPU capacity" (or "waiting for cluster capacity" where no GPU is asked for), so the
+report page, ``csawm status`` and ``csawm submit --wait`` show why nothing happens rather than a
+plain "running". The runner's own message (node counts, the queue) goes in the maintainers'
+``detail``. The event is written once per wait (not again while the latest event says the same)
+and only while this worker still holds the lease.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from server.core.db import Database
+from server.models import RunEvent, Submission
+
+#: The runner's pending messages that mean "waiting for capacity" (runner/kubernetes/failures.py).
+CAPACITY_WAITS = ("unschedulable:", "queued:")
+
+
+def capacity_note(gpus: int) -> str:
+    return "waiting for GPU capacity" if gpus > 0 else "waiting for cluster capacity"
+
+
+def is_capacity_wait(kind: str, message: str) -> bool:
+    return kind == "pending" and message.startswith(CAPACITY_WAITS)
+
+
+def note_capacity_wait(
+    db: Database, submission_id: int, *, owner: str, attempt: int, message: str, gpus: int
+) -> bool:
+    """Record the wait on the run's timeline; True when an event was written."""
+    note = capacity_note(gpus)
+    with db.transaction() as session:
+        sub = session.get(Submission, submission_id)
+        if sub is None or sub.lease_owner != owner or sub.attempt != attempt:
+            return False  # the lease was lost: the run is no longer ours to annotate
+        latest = session.scalar(
+            select(RunEvent.note)
+            .where(RunEvent.submission_id == submission_id)
+            .order_by(RunEvent.id.desc())
+            .limit(1)
+        )
+        if latest == note:
+            return False
+        session.add(
+            RunEvent(
+                submission_id=submission_id,
+                from_status=sub.status.value,
+                to_status=sub.status.value,
+                note=note,
+                detail=message[:2000],
+            )
+        )
+    return True
