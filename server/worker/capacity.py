@@ -12,10 +12,8 @@ and only while this worker still holds the lease.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from server.core.db import Database
-from server.models import RunEvent, Submission
+from server.runs import leases
 
 #: The runner's pending messages that mean "waiting for capacity" (runner/kubernetes/failures.py).
 CAPACITY_WAITS = ("unschedulable:", "queued:")
@@ -32,27 +30,14 @@ def is_capacity_wait(kind: str, message: str) -> bool:
 def note_capacity_wait(
     db: Database, submission_id: int, *, owner: str, attempt: int, message: str, gpus: int
 ) -> bool:
-    """Record the wait on the run's timeline; True when an event was written."""
-    note = capacity_note(gpus)
+    """Record the wait on the run's timeline (`server.runs.leases.note_under_lease`); True when an
+    event was written."""
     with db.transaction() as session:
-        sub = session.get(Submission, submission_id)
-        if sub is None or sub.lease_owner != owner or sub.attempt != attempt:
-            return False  # the lease was lost: the run is no longer ours to annotate
-        latest = session.scalar(
-            select(RunEvent.note)
-            .where(RunEvent.submission_id == submission_id)
-            .order_by(RunEvent.id.desc())
-            .limit(1)
+        return leases.note_under_lease(
+            session,
+            submission_id,
+            owner=owner,
+            attempt=attempt,
+            note=capacity_note(gpus),
+            detail=message[:2000],
         )
-        if latest == note:
-            return False
-        session.add(
-            RunEvent(
-                submission_id=submission_id,
-                from_status=sub.status.value,
-                to_status=sub.status.value,
-                note=note,
-                detail=message[:2000],
-            )
-        )
-    return True
