@@ -13,7 +13,7 @@ import importlib.util
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -25,7 +25,11 @@ from server.core.errors import install_error_handlers
 from server.core.guard import RequestGuard
 from server.core.metrics import Metrics
 from server.core.settings import Settings, load_settings
-from server.core.state import AppState
+from server.core.state import AppState, Parts
+
+if TYPE_CHECKING:
+    from server.notifications.dispatcher import Dispatcher
+    from server.worker.loop import Worker
 
 API_PREFIX = "/api/v1"
 
@@ -39,6 +43,8 @@ def _api_routers() -> list[APIRouter]:
     from server.operations.router import router as operations_router
     from server.phases.router import router as phases_router
     from server.quota.router import router as quota_router
+    from server.registrations.router import admin_router as registrations_admin_router
+    from server.registrations.router import router as registrations_router
     from server.review.router import router as review_router
     from server.submissions.router import router as submissions_router
 
@@ -53,6 +59,8 @@ def _api_routers() -> list[APIRouter]:
         review_router,
         notifications_router,
         operations_router,
+        registrations_router,
+        registrations_admin_router,
     ]
 
 
@@ -99,18 +107,22 @@ def build_state(settings: Settings, db: Database, agreement: Agreement | None) -
     from server.web.cache import PLOT_CACHE_SIZE, PlotCache, plot_key
     from server.web.session import SessionSigner, session_key
 
+    parts = Parts(
+        UploadSlots(settings.max_concurrent_uploads),
+        ReferenceCache(),  # the test set's reference rows of the leaderboard
+        BoardCache(),  # the one leaderboard cache: rows and API bodies (API, pages, downloads)
+        PlotCache(PLOT_CACHE_SIZE),  # the pages' rendered plots
+        SessionSigner.from_secret(session_key(settings)),  # the web pages' cookie signer
+        RankCache(),  # ranked prediction files of the review flags
+    )
+    if agreement is not None:  # CSAWM_DUA_FILE, read once in create_app
+        parts.add(agreement)
     return AppState(
         settings=settings,
         db=db,
         metrics=Metrics(db, alive_within=3 * settings.lease_ttl),  # alive: as /readyz counts it
-        agreement=agreement,
-        upload_slots=UploadSlots(settings.max_concurrent_uploads),
-        references=ReferenceCache(),
-        leaderboard=BoardCache(),
-        web_plots=PlotCache(PLOT_CACHE_SIZE),
         plot_key=plot_key(settings),
-        signer=SessionSigner.from_secret(session_key(settings)),
-        review_ranks=RankCache(),
+        parts=parts,
     )
 
 
@@ -153,23 +165,27 @@ def create_app(
             migrate.upgrade(db.engine, phase=settings.phase)
         state = build_state(settings, db, agreement)
         app.state.csawm = state
+        worker: Worker | None = None
+        dispatcher: Dispatcher | None = None
         if start_worker:
             from server.worker.loop import Worker, build_runner
 
-            state.worker = Worker(settings, db, runner if runner is not None else build_runner(settings))
-            state.worker.start_thread()
+            worker = Worker(settings, db, runner if runner is not None else build_runner(settings))
+            state.parts.add(worker)
+            worker.start_thread()
         if start_dispatcher:
             from server.notifications.dispatcher import Dispatcher
 
-            state.dispatcher = Dispatcher(settings, db)
-            state.dispatcher.start_thread()
+            dispatcher = Dispatcher(settings, db)
+            state.parts.add(dispatcher)
+            dispatcher.start_thread()
         try:
             yield
         finally:
-            if state.dispatcher is not None:
-                state.dispatcher.stop(timeout=WORKER_STOP_S)
-            if state.worker is not None:
-                state.worker.stop(timeout=WORKER_STOP_S)
+            if dispatcher is not None:
+                dispatcher.stop(timeout=WORKER_STOP_S)
+            if worker is not None:
+                worker.stop(timeout=WORKER_STOP_S)
             db.dispose()
 
     app = FastAPI(

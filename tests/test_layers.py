@@ -91,9 +91,9 @@ def test_a_stale_exception_fails_until_it_is_removed(tree: Path) -> None:
     """A listed known cycle must still exist: one fixed without deleting its entry fails the check."""
     pyproject = tree / "pyproject.toml"
     text = pyproject.read_text()
-    anchor = "# Known cycles, each named with the change that removes it"
+    anchor = "depth = 0"
     assert anchor in text
     stale = '"server.core.db -> server.web.router"'
-    pyproject.write_text(text.replace("ignore_imports = [\n", f"ignore_imports = [\n    {stale},\n", 2))
+    pyproject.write_text(text.replace(anchor, f"ignore_imports = [{stale}]\n{anchor}", 1))
     out = broken(lint_imports(tree))
     assert "server.core.db -> server.web.router" in out

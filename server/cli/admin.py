@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from server.accounts import service
+from server.cli import registrations as registration_cli
 from server.cli._server_common import cli_actor, fail, open_database, reported_errors, settings_or_exit
 from server.core.text import visible
 from server.models import Role
@@ -143,7 +144,9 @@ def rescore(
     settings = settings_or_exit()
     if settings.benchmark_dir is None:
         raise fail("CSAWM_BENCHMARK_DIR is not set: re-scoring needs the test set")
-    evaluation = EvaluationSet.prepare(settings.benchmark_dir, settings.data_dir, settings.preflight_images)
+    evaluation = EvaluationSet.prepare(
+        settings.benchmark_dir, settings.data_dir, settings.run.preflight_images
+    )
     with open_database(settings) as db, reported_errors():
         result = run_rescore(
             db, settings, evaluation, None if all_runs else ids, actor=cli_actor(), scorer=score_report
@@ -331,6 +334,12 @@ def reveal_phase(name: Annotated[str, typer.Argument(help="A sealed phase that h
     with open_database(settings) as db, reported_errors(), db.transaction() as session:
         row = phases.reveal(session, name, actor=cli_actor())
         typer.echo(f"revealed phase {row.name}", err=True)
+
+
+# Self-registration (issue 22): server/cli/registrations.py
+app.command("registrations")(registration_cli.list_registrations)
+app.command("approve")(registration_cli.approve)
+app.command("reject")(registration_cli.reject)
 
 
 # -- maintenance pause (issue 22) -----------------------------------------------------------------

@@ -172,4 +172,4 @@ def _stat_key(bench: Benchmark, settings: Settings) -> tuple[Any, ...]:
 
 def board_references(state: AppState) -> BoardReferences | None:
     """The app's :class:`ReferenceCache` (``AppState.references``) asked once."""
-    return state.references.get(state.settings)
+    return state.parts.get(ReferenceCache).get(state.settings)

@@ -14,6 +14,7 @@ from server.clock import utcnow
 from server.core.deps import StateDep
 from server.core.openapi import error_responses
 from server.leaderboard import pending
+from server.leaderboard.cache import BoardCache
 from server.leaderboard.references import board_references
 from server.phases.service import board_phase
 
@@ -45,7 +46,7 @@ def get_leaderboard(
     references = board_references(state)
     with state.db.session() as session:  # one connection for the whole request
         shown = board_phase(session, state.settings, phase)
-        body = state.leaderboard.body(session, references, shown, best_per_team, view)
+        body = state.parts.get(BoardCache).body(session, references, shown, best_per_team, view)
         coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
     described = json.dumps(shown.to_json(utcnow()), separators=(",", ":")).encode()
     content = b"".join((b'{"phase":', described, b',"rows":', body, b',"pending":', coming, b"}"))  # one copy

@@ -21,7 +21,7 @@ on every private phase's board; a development phase scoring on the public set sh
 only, since the baselines, experts and density rows are figures of the private set). A sealed
 phase before its reveal shows no submission rows; after it, only the runs their teams selected. A
 Ladder phase shows one row per team with the team's best stored Ladder step that moved and whose
-run is approved (`server.leaderboard.ladder_steps`: rounded, moving only on a significant
+run is approved (`server.phases.ladder_steps`: rounded, moving only on a significant
 improvement, decided once when each run was scored) instead of the exact scores: no CI, AMAE,
 clinical metrics or tie test.
 Without ``phase`` (a server with no phase rows) every submission counts, as before phases existed.
@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session, undefer
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences
 from server.leaderboard.rows import BoardRow, ClinicalRow, links_of
 from server.models import Phase, PhaseSelection, ReviewState, RunStatus, Submission, Team
+from server.phases.ladder_steps import board_steps
 from server.phases.service import PhaseView
 from server.scoring.bootstrap import paired_difference_ci
 from server.scoring.registry import ENDPOINT_KEYS, LEADERBOARD_ORDER, ranking_key
@@ -184,8 +185,6 @@ def _models(session: Session, best_per_team: bool, phase: PhaseView) -> list[_Ca
 
 def _ladder_rows(session: Session, phase: PhaseView) -> list[_Candidate]:
     """One row per team of a Ladder phase: its best stored step that moved and whose run is approved."""
-    from server.leaderboard.ladder_steps import board_steps
-
     steps = board_steps(session, phase.name)
     ids = [step.submission_id for step in steps]
     subs = {sub.id: sub for sub in session.scalars(select(Submission).where(Submission.id.in_(ids)))}

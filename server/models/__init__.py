@@ -10,6 +10,7 @@ from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
 from server.models.notifications import Channel, Delivery, DeliveryAttempt, Webhook
 from server.models.operations import ComputeAlert, Pause
 from server.models.phases import Disclosure, Phase, PhaseSelection, TestSet, Visibility
+from server.models.registrations import RateCounter, Registration, RegistrationState, TeamAction
 from server.models.submissions import (
     ACTIVE_STATUSES,
     LEASED_STATUSES,
@@ -46,6 +47,9 @@ __all__ = [
     "Phase",
     "PhaseSelection",
     "QuotaEntry",
+    "RateCounter",
+    "Registration",
+    "RegistrationState",
     "ReviewState",
     "RevokedWebSession",
     "Role",
@@ -54,6 +58,7 @@ __all__ = [
     "Submission",
     "SubmissionReport",
     "Team",
+    "TeamAction",
     "TeamHold",
     "TestSet",
     "User",

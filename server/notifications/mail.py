@@ -82,9 +82,22 @@ def _team_notice(msg: EmailMessage, body: dict[str, Any], team: str) -> EmailMes
     return msg
 
 
+def account_message(payload: dict[str, Any], delivery_id: str, *, sender: str, to: str) -> EmailMessage:
+    """An account mail (registration): the subject and the plain text written by the server."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = one_line(f"[CSAW-M] {payload.get('subject') or ''}")
+    msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
+    msg["X-CSAWM-Delivery"] = one_line(delivery_id)
+    msg["X-CSAWM-Event"] = "account.mail"
+    msg.set_content(str(payload.get("text") or "") + "\n")
+    return msg
+
+
 def send(settings: Settings, msg: EmailMessage) -> Outcome:
     """One SMTP transaction; a 5xx reply is permanent (the address or the message is refused)."""
-    assert settings.smtp_host is not None
+    assert settings.mail.host is not None
     started = time.monotonic()
 
     def elapsed() -> int:
@@ -92,17 +105,17 @@ def send(settings: Settings, msg: EmailMessage) -> Outcome:
 
     timeout = settings.webhook_timeout.total_seconds()
     try:
-        if settings.smtp_tls == "tls":
+        if settings.mail.tls == "tls":
             client: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.smtp_host, settings.smtp_port, timeout=timeout, context=ssl.create_default_context()
+                settings.mail.host, settings.mail.port, timeout=timeout, context=ssl.create_default_context()
             )
         else:
-            client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+            client = smtplib.SMTP(settings.mail.host, settings.mail.port, timeout=timeout)
         with client:
-            if settings.smtp_tls == "starttls":
+            if settings.mail.tls == "starttls":
                 client.starttls(context=ssl.create_default_context())
-            if settings.smtp_username is not None and settings.smtp_password is not None:
-                client.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+            if settings.mail.username is not None and settings.mail.password is not None:
+                client.login(settings.mail.username, settings.mail.password.get_secret_value())
             refused = client.send_message(msg)
     except smtplib.SMTPResponseException as exc:
         permanent = 500 <= exc.smtp_code < 600

@@ -124,6 +124,33 @@ def enqueue_maintainers(
     return rows
 
 
+ACCOUNT_EVENT = "account.mail"
+SENT_TEXT = "(sent; the text is not kept: it may have held a one-time link)"
+
+
+def enqueue_account_mail(session: Session, to: str, subject: str, text: str) -> Delivery:
+    """A mail to one address that belongs to no team (registration: verify, welcome, decisions).
+
+    Sent like any notice (retries, backoff, attempts recorded); the text may hold a one-time link,
+    so `settle` drops it once delivered: the link's token does not outlive its delivery in the outbox.
+    """
+    now = utcnow()
+    row = Delivery(
+        id=new_delivery_id(),
+        team_id=None,
+        channel=Channel.EMAIL,
+        target=to,
+        event=ACCOUNT_EVENT,
+        submission_id=None,
+        payload={"subject": subject, "text": text},
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
 def enqueue_ping(session: Session, hook: Webhook, team_name: str) -> Delivery:
     now = utcnow()
     row = Delivery(
@@ -219,6 +246,8 @@ def settle(
     values: dict[str, object] = {"attempts": number, "claimed_by": None, "claim_expires_at": None}
     if outcome.ok:
         values.update(delivered_at=now, last_error=None)
+        if row.team_id is None:
+            values["payload"] = {"subject": row.payload.get("subject"), "text": SENT_TEXT}
     else:
         values["last_error"] = outcome.error
         if outcome.permanent or number >= max_attempts:

@@ -267,7 +267,7 @@ def _yield_to(session: Session, opens: datetime, *, actor: str, actor_user_id: i
 
 def _decide_ladder(session: Session, row: Phase) -> None:
     """A Ladder phase's runs scored before it had the Ladder get their steps now, in finishing order."""
-    from server.leaderboard import ladder_steps  # imports this module
+    from server.phases import ladder_steps  # imports this module
 
     ladder_steps.decide_all(session, row.name)
 

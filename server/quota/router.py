@@ -9,11 +9,11 @@ from server.core.deps import CurrentUser, SessionDep, SettingsDep, get_principal
 from server.core.errors import BadRequest
 from server.core.openapi import error_responses
 from server.core.principal import Principal
+from server.disclosure.run_view import shown_time, viewer_of
 from server.models import QuotaEntry, Team
 from server.operations import budgets
 from server.quota import service
 from server.quota.schemas import ComputeOut, LedgerEntryOut, QuotaLimitsOut, QuotaOut, QuotaUsedOut
-from server.runs.run_view import shown_time, viewer_of
 
 router = APIRouter(
     prefix="/api/v1/quota",
@@ -54,7 +54,7 @@ def get_quota(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> 
 @router.get("/ledger", response_model=list[LedgerEntryOut])
 def get_ledger(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> list[LedgerEntryOut]:
     """The team's charges and refunds, oldest first. A refund is written when its run ends, so its
-    time is shown as a run's end is (server.runs.run_view)."""
+    time is shown as a run's end is (server.disclosure.run_view)."""
     team = _team_of(session, user)
     viewer = viewer_of(user, settings)
     rows = session.scalars(select(QuotaEntry).where(QuotaEntry.team_id == team.id).order_by(QuotaEntry.id))

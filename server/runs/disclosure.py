@@ -10,7 +10,7 @@ tail goes: ``maintainers`` (default), ``none`` (not kept at all) or ``submitters
 it is shown in the public log too).
 
 A hidden-stage ending's message is a fixed text per error code: not even the exit code, which the
-model chooses. The figures and timestamps of a run are `server.runs.run_view`'s.
+model chooses. The figures and timestamps of a run are `server.disclosure.run_view`'s.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ exactly what the first scoring wrote: ``metrics`` (the report JSON), the two lea
 bootstrap replicates the leaderboard's tie marks pair, and one `SubmissionReport` row.
 
 The first scoring (reason ``scored``) also decides the run's Ladder step in the same transaction
-(`server.leaderboard.ladder_steps`); a re-score never changes or adds one.
+(`server.phases.ladder_steps`); a re-score never changes or adds one.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy.orm import Session
 
-from server.leaderboard import ladder_steps
 from server.models import Submission, SubmissionReport
+from server.phases import ladder_steps
 from server.scoring.report import ScoreReport
 from server.scoring.results import Report, RunRecord
 

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from runner.imagetar import ImageArchiveError, inspect_archive, remove_tags
 from server.agreements import service as agreements
+from server.agreements.document import Agreement
 from server.core.errors import InsufficientStorage, InvalidArchive
 from server.core.principal import Principal
 from server.core.settings import Settings
@@ -73,7 +74,7 @@ def admit(state: AppState, user: Principal, agreement_url: str, *, archive: bool
     registry reference is not checked here because reading its small body costs nothing)."""
     with state.db.session() as session:
         pause.require_intake_open(session)
-        agreements.require_accepted(session, user, state.agreement, agreement_url)
+        agreements.require_accepted(session, user, state.parts.find(Agreement), agreement_url)
         if archive:
             check_free_space(state.settings)
         phase = phases.require_open(session, state.settings)

@@ -27,13 +27,13 @@ from server.core.principal import Principal
 from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import NameStr, TextStr
+from server.disclosure.run_view import Viewer, run_view, shown_time, viewer_of
 from server.models import Submission, SubmissionReport, Team
 from server.operations import status
 from server.operations.schemas import QueueOut
 from server.operations.status import QueuePlace
 from server.phases import selection
 from server.phases.visibility import ScoreView, ViewCache, score_view, shown_report
-from server.runs.run_view import Viewer, run_view, shown_time, viewer_of
 from server.submissions import intake, service
 from server.submissions.schemas import (
     LadderOut,
@@ -46,7 +46,8 @@ from server.submissions.schemas import (
     SubmissionOut,
     SubmissionSummary,
 )
-from server.submissions.upload import discard, receive_archive
+from server.submissions.upload import UploadSlots, discard, receive_archive
+from server.worker.loop import Worker
 
 router = APIRouter(
     prefix="/api/v1/submissions",
@@ -71,7 +72,7 @@ ARCHIVE_BODY_DOC = {
 
 def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> SubmissionSummary:
     """The run's summary; its scores only as `view` (server.phases.visibility) allows, its
-    timestamps as `viewer` may see them (server.runs.run_view)."""
+    timestamps as `viewer` may see them (server.disclosure.run_view)."""
     return SubmissionSummary(
         id=sub.id,
         name=sub.name,
@@ -98,7 +99,7 @@ def detail(
     sub: Submission, team: str, view: ScoreView, viewer: Viewer, place: QueuePlace | None = None
 ) -> SubmissionOut:
     """The submission as JSON: `view` decides whether the scores and the report are shown, `viewer`
-    what of the runtime figures, timestamps and maintainer-only texts (server.runs.run_view);
+    what of the runtime figures, timestamps and maintainer-only texts (server.disclosure.run_view);
     `place` is its place in the queue while it is queued (server.operations.status)."""
     run = run_view(sub, viewer)
     return SubmissionOut(
@@ -174,10 +175,11 @@ async def create_submission(
     if name is None:
         raise BadRequest("missing query parameter 'name'")
     entry = intake.Entry(name=name, description=description, url=url, method_card=_method_card(method_card))
-    with state.upload_slots.hold(service.require_team(user)):
+    with state.parts.get(UploadSlots).hold(service.require_team(user)):
         out = await _upload(request, state, session, user, entry)
-    if state.worker is not None:  # after the response, i.e. after the request's commit
-        background.add_task(state.worker.wake)
+    worker = state.parts.find(Worker)
+    if worker is not None:  # after the response, i.e. after the request's commit
+        background.add_task(worker.wake)
     return out
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from server.core.settings import Settings
 from server.core.state import AppState
+from server.leaderboard.cache import BoardCache
 from server.leaderboard.references import board_references
 from server.leaderboard.rows import BoardRow, ClinicalRow
 from server.phases.service import PhaseView
@@ -70,16 +71,16 @@ class PlotCache:
 
 
 def plot_cache(state: AppState) -> PlotCache:
-    return state.web_plots
+    return state.parts.get(PlotCache)
 
 
 def board(session: Session, state: AppState, phase: PhaseView) -> tuple[tuple[Any, ...], list[BoardRow]]:
     """The board rows of `phase` and the board's version (`server.leaderboard.cache`: rebuilt only
     when a scored submission, a phase, a selection or the test set changed)."""
-    version, rows = state.leaderboard.rows(session, board_references(state), phase)
+    version, rows = state.parts.get(BoardCache).rows(session, board_references(state), phase)
     return (*version, phase.name), rows
 
 
 def clinical_board(session: Session, state: AppState, phase: PhaseView) -> list[ClinicalRow]:
     """The clinical view's rows (models, then LIBRA density rows), cached with the board."""
-    return state.leaderboard.clinical(session, board_references(state), phase)
+    return state.parts.get(BoardCache).clinical(session, board_references(state), phase)

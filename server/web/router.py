@@ -43,6 +43,7 @@ from server.core.security import hash_token
 from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import visible
+from server.disclosure.run_view import run_view, viewer_of
 from server.leaderboard.pending import pending_baselines
 from server.leaderboard.rows import BoardRow
 from server.models import Submission, Team
@@ -55,19 +56,22 @@ from server.phases import service as phases
 from server.phases.service import PhaseView
 from server.phases.visibility import ViewCache, score_view, shown_report
 from server.quota import service as quota
+from server.registrations import service as registrations
 from server.review import flags as review_flags
 from server.review import service as review
 from server.review.schemas import ReviewAction
-from server.runs.run_view import run_view, viewer_of
 from server.scoring.summary import summary_report
 from server.submissions import service as submissions
 from server.web import guides, plots, queries
 from server.web.cache import PlotCache, clinical_board, plot_cache, plot_version
 from server.web.cache import board as cache_board
 from server.web.deps import PlotCacheDep, SignerDep, WebUser
+from server.web.registration import open_registrations
+from server.web.registration import router as registration_router
 from server.web.session import CsrfError, SessionSigner
 from server.web.session import revoke as revoke_session
 from server.web.templating import error_page, not_found, render, staff_only
+from server.worker.loop import Worker
 
 log = logging.getLogger("csawm.web")
 
@@ -348,13 +352,14 @@ def team_page(
         "now": utcnow(),
         "settings": settings,
         "agreement_missing": _agreement_missing(session, state, user),
+        "join_requests": registrations.join_requests(session, team.name),  # issue 22
     }
     return render(request, signer, user, "team.html", context)
 
 
 def _agreement_missing(session: Session, state: AppState, user: Principal) -> bool:
     """Whether the viewer must still accept the current data-use agreement to submit."""
-    agreement = state.agreement
+    agreement = state.parts.find(Agreement)
     return agreement is not None and agreements.accepted_at(session, user.user_id, agreement.version) is None
 
 
@@ -402,7 +407,7 @@ def report_page(
         "report": report,
         "alts": alts,
         "plot_version": plot_version(get_state(request), sub.id, sub.updated_at.isoformat()),
-        # Figures, timestamps and maintainer-only texts as the API shows them (server.runs.run_view).
+        # Figures, timestamps and maintainer-only texts as the API shows them (server.disclosure.run_view).
         "run": run_view(sub, viewer),
         "staff": user.is_staff,
         "hidden_log_tail": sub.hidden_log_tail if user.is_staff else None,
@@ -486,7 +491,7 @@ def _admin_context(session: Session, request: Request) -> dict[str, Any]:
         best = queries.previous_best(session, sub.team_id, sub.id)
         pending.append({"sub": sub, "team": names.get(sub.team_id, ""), "best": best})
     team_quota = [(team, quota.compute_status(session, team, settings)) for team in queries.teams(session)]
-    worker = get_state(request).worker
+    worker = get_state(request).parts.find(Worker)
     cache = review_flags.rank_cache(get_state(request))
     return {
         "pending": pending,
@@ -500,6 +505,7 @@ def _admin_context(session: Session, request: Request) -> dict[str, Any]:
         "embedded_worker": worker is not None,
         "now": utcnow(),
         "actions": [a.value for a in ReviewAction],
+        "registrations": open_registrations(session),  # issue 22: templates/admin_registrations.html
     }
 
 
@@ -588,9 +594,10 @@ def _agreement_page(
 def agreement_page(
     request: Request, session: SessionDep, state: StateDep, signer: SignerDep, user: WebUser
 ) -> HTMLResponse:
-    if state.agreement is None:
+    agreement = state.parts.find(Agreement)
+    if agreement is None:
         return not_found(request, signer, user, "A data-use agreement (CSAWM_DUA_FILE is not set)")
-    return _agreement_page(request, session, signer, user, state.agreement)
+    return _agreement_page(request, session, signer, user, agreement)
 
 
 @router.post("/agreement", response_model=None)
@@ -605,18 +612,17 @@ def accept_agreement(
 ) -> Response:
     if user is None:
         return _login_redirect(request)
-    if state.agreement is None:
+    agreement = state.parts.find(Agreement)
+    if agreement is None:
         return not_found(request, signer, user, "A data-use agreement (CSAWM_DUA_FILE is not set)")
     try:
         signer.check_csrf(request, csrf_token)
-        agreements.accept(session, user, state.agreement, version, request.url.path)
+        agreements.accept(session, user, agreement, version, request.url.path)
     except CsrfError as exc:
-        return _agreement_page(
-            request, session, signer, user, state.agreement, error=str(exc), status_code=400
-        )
+        return _agreement_page(request, session, signer, user, agreement, error=str(exc), status_code=400)
     except AgreementOutdated:
         error = "The agreement changed since that page was loaded: read the current version and accept it."
-        return _agreement_page(request, session, signer, user, state.agreement, error=error, status_code=409)
+        return _agreement_page(request, session, signer, user, agreement, error=error, status_code=409)
     return RedirectResponse("/agreement", status_code=303)
 
 
@@ -642,3 +648,6 @@ def guide_page(
         "limits": guides.limits(settings) if marker else None,
     }
     return render(request, signer, user, "guide.html", context)
+
+
+router.include_router(registration_router)  # /register, /register/verify, /welcome (issue 22)

@@ -1,4 +1,4 @@
-"""`server.runs.run_view`: what each viewer sees of a run's figures and timestamps, per level."""
+"""`server.disclosure.run_view`: what each viewer sees of a run's figures and timestamps, per level."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from server.disclosure.run_view import GIB, Viewer, coarse_figure, run_view, shown_time
 from server.models import RunEvent, RunStatus, Submission
-from server.runs.run_view import GIB, Viewer, coarse_figure, run_view, shown_time
 
 T0 = datetime(2025, 3, 4, 10, 0, 7, 123456, tzinfo=UTC)
 HIDDEN = {

@@ -1,7 +1,7 @@
 """operations: the maintenance pause, compute budgets per phase and their alerts (issue 22)
 
-Revision ID: 0011_operations
-Revises: 0010_phase_rows
+Revision ID: 0012_operations
+Revises: 0011_registrations
 Create Date: 2026-12-07
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_operations"
-down_revision: str | None = "0010_phase_rows"
+revision: str = "0012_operations"
+down_revision: str | None = "0011_registrations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

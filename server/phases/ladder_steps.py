@@ -1,6 +1,6 @@
 """The stored Ladder: each team's sequence of steps in a Ladder phase, decided once (issue 19 item 4).
 
-The rule (`server.leaderboard.ladder`) runs over **all** of a team's scored runs of the phase, in the
+The rule (`server.scoring.ladder`) runs over **all** of a team's scored runs of the phase, in the
 order they were scored, whatever their review state; each run's step is decided when the run is
 scored (`on_scored`, called by `server.runs.reports.record` in the transaction that records the
 score) against the team's stored sequence so far, and stored append-only (`LadderStepRow`):
@@ -38,8 +38,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.clock import utcnow
-from server.leaderboard.ladder import LadderRun, next_step
 from server.models import LadderStepRow, Phase, ReviewState, RunStatus, Submission, Team, Visibility
+from server.scoring.ladder import LadderRun, next_step
 from server.scoring.results import PairingBasis
 
 ATTEMPTS = 5  # a lost race retries; five losses in a row is not a race any more
