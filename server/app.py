@@ -21,7 +21,7 @@ from server.agreements.document import Agreement, load_agreement
 from server.core import migrate
 from server.core.db import Database
 from server.core.deps import get_principal
-from server.core.errors import install_error_handlers
+from server.core.error_handlers import install_error_handlers
 from server.core.guard import RequestGuard
 from server.core.metrics import Metrics
 from server.core.settings import Settings, load_settings
@@ -201,8 +201,10 @@ def create_app(
         RequestGuard, max_body_bytes=settings.max_json_bytes, principal_dependency=get_principal
     )
     from server.core.apidocs import router as docs_router
+    from server.web.downloads import router as downloads_router
 
     app.include_router(docs_router)
+    app.include_router(downloads_router)  # the client's wheel (docs/submitting.md)
     for router in _api_routers():
         app.include_router(router)
     for router in routers if routers is not None else _default_web_routers():

@@ -40,7 +40,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 from rich.text import Text
 
+from server.cli.reference import TargetError, registry_reference
 from server.core.text import visible
+from server.registry.reference import ImageReference
 from server.scoring.results import Estimate, Report
 from server.submissions.schemas import MethodCard
 
@@ -184,6 +186,14 @@ def _card_param(path: Path) -> str:
     return text
 
 
+def _reference_body(reference: ImageReference, params: dict[str, str]) -> bytes:
+    """The JSON `RegistrySubmissionIn` (docs/api.md) of a registry submission with `params`'s fields."""
+    fields: dict[str, Any] = {**params, "image": str(reference)}
+    if "method_card" in fields:
+        fields["method_card"] = json.loads(fields["method_card"])
+    return json.dumps(fields).encode()
+
+
 def _require_local_image(image: str) -> None:
     """Exit 2 unless the local engine has `image` (``docker image inspect``), before any upload."""
     try:
@@ -257,7 +267,11 @@ def _require_agreement(client: httpx.Client) -> None:
 
 def submit(
     target: Annotated[
-        str, typer.Argument(help="A `docker save` archive (.tar, .tar.gz) or a local image name.")
+        str,
+        typer.Argument(
+            help="A `docker save` archive (.tar, .tar.gz), a local image name, or a registry reference "
+            "HOST/REPO@sha256:<digest>."
+        ),
     ],
     name: Annotated[str, typer.Option("--name", help="Submission name shown on the leaderboard.")],
     description: Annotated[str | None, typer.Option("--description")] = None,
@@ -272,7 +286,8 @@ def submit(
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Upload a model image (streamed, with a progress bar) and queue it for evaluation."""
+    """Upload a model image (streamed, with a progress bar) or send a registry reference, and queue
+    it for evaluation."""
     params: dict[str, str] = {"name": name}
     if description:
         params["description"] = description
@@ -281,11 +296,15 @@ def submit(
     if method_card is not None:
         params["method_card"] = _card_param(method_card)
     path = Path(target)
+    try:
+        reference = None if path.is_file() else registry_reference(target)
+    except TargetError as exc:
+        _die(f"{exc} (nothing was sent)", EXIT_USAGE)
     if not path.is_file() and target.endswith(ARCHIVE_SUFFIXES):
         _die(f"{target}: no such archive file", EXIT_USAGE)
     err = _stderr()
     with _client(server, token) as client:
-        if not path.is_file():
+        if not path.is_file() and reference is None:
             _require_local_image(target)
         _require_intake_open(client)
         _require_agreement(client)
@@ -295,9 +314,12 @@ def submit(
         procs: list[Any] = []
         columns = (TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
         with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
-            if path.is_file():
+            if reference is not None:  # the server checks the registry's manifest: no upload
+                body: Iterator[bytes] = iter([_reference_body(reference, params)])
+                headers, params = {"Content-Type": "application/json"}, {}
+            elif path.is_file():
                 task = progress.add_task("upload", total=path.stat().st_size)
-                body: Iterator[bytes] = _file_chunks(path, progress, task)
+                body = _file_chunks(path, progress, task)
                 headers = {"Content-Length": str(path.stat().st_size), "Content-Type": "application/x-tar"}
             else:
                 task = progress.add_task("upload", total=None)

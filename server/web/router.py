@@ -62,7 +62,7 @@ from server.review import service as review
 from server.review.schemas import ReviewAction
 from server.scoring.summary import summary_report
 from server.submissions import service as submissions
-from server.web import guides, plots, queries
+from server.web import downloads, guides, plots, queries
 from server.web.cache import PlotCache, clinical_board, plot_cache, plot_version
 from server.web.cache import board as cache_board
 from server.web.deps import PlotCacheDep, SignerDep, WebUser
@@ -639,7 +639,7 @@ def guide_page(
         if title is not None:
             log.warning("guide %r not found in %s", name, ", ".join(map(str, guides.DOCS_DIRS)))
         return not_found(request, signer, user, f"Guide {name!r}")
-    source = path.read_text(encoding="utf-8")
+    source = path.read_text(encoding="utf-8").replace(downloads.WHEEL_MARKER, downloads.wheel_link())
     before, marker, after = source.partition(guides.LIMITS_MARKER)
     context = {
         "title": title,

@@ -93,6 +93,8 @@ def _samples(tmp: Path) -> dict[str, tuple[str, object]]:
         "CSAWM_METRICS_TOKEN": ("t" * 40, "t" * 40),
         "CSAWM_SESSION_SECRET": ("k" * 40, "k" * 40),
         "CSAWM_DUA_FILE": (str(tmp / "dua.md"), tmp / "dua.md"),
+        "CSAWM_MAX_TEAM_SIZE": ("9", 9),
+        "CSAWM_REGISTRATION_QUESTIONS": (str(tmp / "questions.yaml"), tmp / "questions.yaml"),
         "CSAWM_HIDDEN_LOGS": ("none", "none"),
         "CSAWM_HIDDEN_RUNTIME": ("coarse", "coarse"),
         "CSAWM_HIDDEN_END_GRID": ("0", timedelta(0)),
@@ -192,9 +194,10 @@ def _commands() -> Iterator[tuple[str, Any]]:
     """(``"csawm admin create-user"``, click command) for every leaf command of the tree."""
 
     def walk(command: Any, path: list[str]) -> Iterator[tuple[str, Any]]:
-        if hasattr(command, "commands"):
-            for name, sub in command.commands.items():
-                yield from walk(sub, [*path, name])
+        if hasattr(command, "list_commands"):  # not .commands: the top level imports each one lazily
+            ctx = typer.Context(command)
+            for name in command.list_commands(ctx):
+                yield from walk(command.get_command(ctx, name), [*path, name])
         else:
             yield " ".join(["csawm", *path]), command
 
