@@ -40,6 +40,7 @@ def _api_routers() -> list[APIRouter]:
     from server.health import router as health_router
     from server.leaderboard.router import router as leaderboard_router
     from server.notifications.router import router as notifications_router
+    from server.operations.router import router as operations_router
     from server.phases.router import router as phases_router
     from server.quota.router import router as quota_router
     from server.registrations.router import admin_router as registrations_admin_router
@@ -57,6 +58,7 @@ def _api_routers() -> list[APIRouter]:
         phases_router,
         review_router,
         notifications_router,
+        operations_router,
         registrations_router,
         registrations_admin_router,
     ]

@@ -340,3 +340,37 @@ def reveal_phase(name: Annotated[str, typer.Argument(help="A sealed phase that h
 app.command("registrations")(registration_cli.list_registrations)
 app.command("approve")(registration_cli.approve)
 app.command("reject")(registration_cli.reject)
+
+
+# -- maintenance pause (issue 22) -----------------------------------------------------------------
+
+
+@app.command("pause")
+def pause(
+    message: Annotated[str, typer.Option("--message", help="Shown on every page and by the CLI.")] = "",
+    intake: Annotated[
+        bool, typer.Option("--intake/--no-intake", help="Refuse submissions (503 before the upload).")
+    ] = True,
+    runs: Annotated[
+        bool, typer.Option("--runs/--no-runs", help="Lease no run; running runs finish.")
+    ] = False,
+) -> None:
+    """Pause intake and/or runs for maintenance (audited; kept across restarts) until `resume`."""
+    from server.operations import pause as pausing
+
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+        state = pausing.set_pause(session, intake=intake, runs=runs, message=message, actor=cli_actor())
+    what = " and ".join(name for name, on in (("intake", state.intake), ("runs", state.runs)) if on)
+    typer.echo(f"paused {what}" if what else "nothing paused", err=True)
+
+
+@app.command("resume")
+def resume() -> None:
+    """Lift the maintenance pause: submissions are accepted and runs leased again (audited)."""
+    from server.operations import pause as pausing
+
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+        pausing.clear_pause(session, actor=cli_actor())
+    typer.echo("resumed: intake and runs", err=True)

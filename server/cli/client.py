@@ -18,7 +18,7 @@ and the team's quota (``GET /api/v1/quota``) must have a free slot and room for 
 Exit codes (docs/cli.md): 0 ok; 1 the run failed or was cancelled; 2 usage or refused input (a
 bad flag or file, a 4xx answer such as a refused archive, over quota, not found, the data-use
 agreement not accepted); 3 server unreachable, no or refused token (401/403), a server fault (5xx)
-or an answer that is not the API's.
+or an answer that is not the API's; 75 the server is paused for maintenance: try later.
 Ctrl-C exits 130: during the upload nothing is submitted; during ``--wait`` the run goes on.
 """
 
@@ -48,6 +48,7 @@ from server.submissions.schemas import MethodCard
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 1, 2, 3
 EXIT_INTERRUPTED = 130  # the shell's code for SIGINT: stopped waiting, the run itself goes on
+EXIT_TRY_LATER = 75  # sysexits' EX_TEMPFAIL: the server is paused for maintenance (503 ``paused``)
 CHUNK = 1024 * 1024
 TERMINAL = ("succeeded", "failed", "cancelled")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -124,6 +125,8 @@ def _check(response: httpx.Response) -> Any:
         message += f" (see `csawm status {error['submission_id']}`)"
     status = response.status_code
     code = EXIT_SERVER if status in (401, 403) or status >= 500 else EXIT_USAGE
+    if error.get("code") == "paused":  # a maintenance pause (docs/cli.md): nothing is wrong, come back
+        code = EXIT_TRY_LATER
     if error.get("code") in AGREEMENT_CODES:  # fixed by accepting it, not by another token
         code = EXIT_USAGE
     _die(f"{message} [HTTP {status}]", code)
@@ -219,8 +222,33 @@ def _require_quota(client: httpx.Client) -> int | None:
         when = f"; next slot at {body['next_slot_at']}" if body.get("next_slot_at") else ""
         message = f"quota exceeded: {'; '.join(reasons)}{when}"
         _die(f"{message} (nothing was uploaded; see `csawm quota`)", EXIT_USAGE)
+    compute = body.get("compute") or {}
+    if compute.get("budget_s") is not None and compute.get("used_s", 0) >= compute["budget_s"]:
+        _die(
+            f"compute budget used: {compute['used_s'] // 60} of {compute['budget_s'] // 60} minutes in phase "
+            f"{body.get('phase')} (nothing was uploaded; see `csawm quota`)",
+            EXIT_USAGE,
+        )
     value = body.get("max_upload_bytes")
     return int(value) if isinstance(value, int) else None
+
+
+def _require_intake_open(client: httpx.Client) -> None:
+    """Exit 75 (try later) while the server's intake is paused for maintenance, with its message
+    (the server would answer 503 ``paused`` before reading the upload)."""
+    try:
+        response = client.get("/api/v1/status")
+    except httpx.HTTPError:
+        return  # the next request reports an unreachable server
+    if not response.is_success:
+        return  # a server before issue 22 has no status: nothing to check
+    paused = response.json().get("paused") or {}
+    if paused.get("intake"):
+        message = f": {paused['message']}" if paused.get("message") else ""
+        _die(
+            f"submissions are paused for maintenance{message}; try again later (nothing was uploaded)",
+            EXIT_TRY_LATER,
+        )
 
 
 def _require_agreement(client: httpx.Client) -> None:
@@ -278,6 +306,7 @@ def submit(
     with _client(server, token) as client:
         if not path.is_file() and reference is None:
             _require_local_image(target)
+        _require_intake_open(client)
         _require_agreement(client)
         limit = _require_quota(client)
         if path.is_file() and limit is not None and path.stat().st_size > limit:
@@ -382,7 +411,16 @@ def _stage(sub: dict[str, Any]) -> str:
     """The run's status plus the note of its latest event (e.g. why a Job is still queued)."""
     events = sub.get("events") or []
     note = events[-1].get("note") if events and events[-1].get("status") == sub["status"] else None
+    place = sub.get("queue")
+    if isinstance(place, dict):
+        note = _queue_place(place)
     return f"{sub['status']}: {note}" if note else str(sub["status"])
+
+
+def _queue_place(place: dict[str, Any]) -> str:
+    """``position 3 (2 ahead), about 20 min`` (the estimate only where the server has one)."""
+    eta = f", about {int(place['eta_s']) // 60} min" if place.get("eta_s") is not None else ""
+    return f"position {place['position']} ({place['ahead']} ahead){eta}"
 
 
 def _wait(client: httpx.Client, sub_id: int, err: Console, poll_s: float = POLL_S) -> dict[str, Any]:
@@ -427,6 +465,8 @@ def _show_status(sub: dict[str, Any], as_json: bool) -> None:
         _print(sub, True)
         return
     lines = [f"submission {sub['id']} '{visible(sub['name'])}' ({visible(sub['team'])}): {sub['status']}"]
+    if isinstance(sub.get("queue"), dict):
+        lines.append(f"  queue: {_queue_place(sub['queue'])}")
     if sub.get("error_code"):
         lines.append(f"  error: {sub['error_code']} in {sub.get('failed_phase')}: {sub.get('error_message')}")
     report = Report.read(sub.get("metrics"))
@@ -541,6 +581,9 @@ def quota(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: J
         else:
             when = "when an active run ends"
         typer.echo(f"  over quota ({', '.join(body['blocked_by'])}); next slot: {when}")
+    compute = body.get("compute") or {}
+    if compute.get("budget_s") is not None:
+        typer.echo(f"  {'compute':<12} {compute['used_s'] // 60}/{compute['budget_s'] // 60} min")
 
 
 def agreement(

@@ -8,6 +8,7 @@ from server.models.holds import TeamHold
 from server.models.ladder import LadderStepRow
 from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
 from server.models.notifications import Channel, Delivery, DeliveryAttempt, Webhook
+from server.models.operations import ComputeAlert, Pause
 from server.models.phases import Disclosure, Phase, PhaseSelection, TestSet, Visibility
 from server.models.registrations import RateCounter, Registration, RegistrationState, TeamAction
 from server.models.submissions import (
@@ -35,12 +36,14 @@ __all__ = [
     "BaselineBuild",
     "BuildState",
     "Channel",
+    "ComputeAlert",
     "Delivery",
     "DeliveryAttempt",
     "Disclosure",
     "FailedPhase",
     "LadderStepRow",
     "LedgerKind",
+    "Pause",
     "Phase",
     "PhaseSelection",
     "QuotaEntry",

@@ -41,6 +41,8 @@ def message(body: dict[str, Any], *, sender: str, to: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
+    if body.get("submission_id") is None:  # a notice to the maintainers about a team (server/operations)
+        return _team_notice(msg, body, team)
     msg["Subject"] = one_line(f"[CSAW-M] {team} / {name}: run {body['submission_id']} {what}")
     msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
     msg["X-CSAWM-Delivery"] = one_line(body["delivery_id"])
@@ -57,6 +59,24 @@ def message(body: dict[str, Any], *, sender: str, to: str) -> EmailMessage:
         f"Details (sign in): {body.get('url')}",
         "",
         f"Delivery {body['delivery_id']}. You get this mail as a member of team {team}.",
+    ]
+    msg.set_content("\n".join(lines) + "\n")
+    return msg
+
+
+def _team_notice(msg: EmailMessage, body: dict[str, Any], team: str) -> EmailMessage:
+    status = one_line(body.get("status"))
+    msg["Subject"] = one_line(f"[CSAW-M] team {team}: {status}")
+    msg["Message-ID"] = make_msgid(domain=str(msg["From"]).rsplit("@", 1)[-1])
+    msg["X-CSAWM-Delivery"] = one_line(body["delivery_id"])
+    msg["X-CSAWM-Event"] = one_line(body["event"])
+    lines = [
+        f"Team {team}: {status}.",
+        "",
+        f"phase:        {one_line(body.get('phase'))}",
+        f"at:           {one_line(body.get('occurred_at'))}",
+        "",
+        f"Delivery {body['delivery_id']}. You get this mail as a maintainer of the server.",
     ]
     msg.set_content("\n".join(lines) + "\n")
     return msg

@@ -22,12 +22,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from server.clock import utcnow
-from server.models import Channel, Delivery, DeliveryAttempt, Submission, Team, User, Webhook
+from server.models import Channel, Delivery, DeliveryAttempt, Role, Submission, Team, User, Webhook
 from server.notifications.events import Event, ping_payload, run_payload
 from server.notifications.outcome import Outcome
 
@@ -87,6 +88,37 @@ def enqueue(session: Session, sub: Submission, event: Event) -> list[Delivery]:
             )
             for email in session.scalars(select(User.email).where(*active_members(team.id)).order_by(User.id))
         ]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def enqueue_maintainers(
+    session: Session, team_id: int, event: str, payload: dict[str, Any]
+) -> list[Delivery]:
+    """Mail a notice about team `team_id` to every active maintainer and admin (when email is on),
+    in the caller's transaction: e.g. a team at 80 % of its compute budget (server/operations)."""
+    if not email_enabled(session):
+        return []
+    now = utcnow()
+    rows = [
+        Delivery(
+            id=new_delivery_id(),
+            team_id=team_id,
+            channel=Channel.EMAIL,
+            target=email,
+            event=event,
+            submission_id=None,
+            payload=payload,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        for email in session.scalars(
+            select(User.email)
+            .where(User.role.in_((Role.MAINTAINER, Role.ADMIN)), User.deactivated_at.is_(None))
+            .order_by(User.id)
+        )
+    ]
     session.add_all(rows)
     session.flush()
     return rows

@@ -22,7 +22,7 @@ def _out(view: PhaseView, current: str | None, settings: Settings) -> PhaseOut:
         quota_total=view.quota_total, quota_per_day=view.quota_per_day, quota_per_week=view.quota_per_week,
         visibility=view.visibility, ladder=view.ladder, ladder_level=view.ladder_level,
         ladder_step=view.ladder_step, max_selected=view.max_selected, disclosure=view.disclosure,
-        revealed_at=view.revealed_at,
+        revealed_at=view.revealed_at, compute_budget_s=view.compute_budget_s,
         open=view.is_open(now), current=view.name == current,
     )  # fmt: skip
 

@@ -31,7 +31,7 @@ from server.models import Disclosure, Phase, TestSet, Visibility
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 EDITABLE = (
     "test_set", "opens_at", "closes_at", "quota_total", "quota_per_day", "quota_per_week", "visibility",
-    "ladder", "ladder_level", "ladder_step", "max_selected", "disclosure",
+    "ladder", "ladder_level", "ladder_step", "max_selected", "disclosure", "compute_budget_s",
 )  # fmt: skip
 
 
@@ -54,6 +54,7 @@ class PhaseView:
     revealed_at: datetime | None
     disclosure: str  # what submitters see of a report: full, or summary (server/scoring/summary.py)
     id: int | None = None
+    compute_budget_s: int | None = None  # per team (server/operations/budgets.py); None: no budget
 
     @classmethod
     def of(cls, row: Phase) -> PhaseView:
@@ -73,6 +74,7 @@ class PhaseView:
             revealed_at=row.revealed_at,
             disclosure=Disclosure(row.disclosure).value,
             id=row.id,
+            compute_budget_s=row.compute_budget_s,
         )
 
     @property
@@ -204,7 +206,7 @@ def _check(values: dict[str, Any]) -> None:
         raise BadRequest(f"ladder_step must be in (0, 1], not {step}")
     if values.get("max_selected") is not None and values["max_selected"] < 1:
         raise BadRequest("max_selected must be at least 1")
-    for key in ("quota_total", "quota_per_day", "quota_per_week"):
+    for key in ("quota_total", "quota_per_day", "quota_per_week", "compute_budget_s"):
         if values.get(key) is not None and values[key] < 0:
             raise BadRequest(f"{key} must be 0 or more")
 

@@ -11,8 +11,9 @@ from server.core.openapi import error_responses
 from server.core.principal import Principal
 from server.disclosure.run_view import shown_time, viewer_of
 from server.models import QuotaEntry, Team
+from server.operations import budgets
 from server.quota import service
-from server.quota.schemas import LedgerEntryOut, QuotaLimitsOut, QuotaOut, QuotaUsedOut
+from server.quota.schemas import ComputeOut, LedgerEntryOut, QuotaLimitsOut, QuotaOut, QuotaUsedOut
 
 router = APIRouter(
     prefix="/api/v1/quota",
@@ -34,6 +35,7 @@ def _team_of(session: SessionDep, user: Principal) -> Team:
 def get_quota(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> QuotaOut:
     team = _team_of(session, user)
     status = service.compute_status(session, team, settings)
+    compute = budgets.usage(session, team.id, status.phase)
     return QuotaOut(
         team=team.name,
         phase=status.phase,
@@ -45,6 +47,7 @@ def get_quota(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> 
         blocked_by=list(status.blocked_by),
         next_slot_at=status.next_slot_at,
         max_upload_bytes=settings.max_upload_bytes,
+        compute=ComputeOut(used_s=compute.shown_used_s, budget_s=compute.budget_s),
     )
 
 

@@ -29,6 +29,9 @@ from server.core.state import AppState
 from server.core.text import NameStr, TextStr
 from server.disclosure.run_view import Viewer, run_view, shown_time, viewer_of
 from server.models import Submission, SubmissionReport, Team
+from server.operations import status
+from server.operations.schemas import QueueOut
+from server.operations.status import QueuePlace
 from server.phases import selection
 from server.phases.visibility import ScoreView, ViewCache, score_view, shown_report
 from server.submissions import intake, service
@@ -92,9 +95,12 @@ def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Subm
     )
 
 
-def detail(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> SubmissionOut:
+def detail(
+    sub: Submission, team: str, view: ScoreView, viewer: Viewer, place: QueuePlace | None = None
+) -> SubmissionOut:
     """The submission as JSON: `view` decides whether the scores and the report are shown, `viewer`
-    what of the runtime figures, timestamps and maintainer-only texts (server.disclosure.run_view)."""
+    what of the runtime figures, timestamps and maintainer-only texts (server.disclosure.run_view);
+    `place` is its place in the queue while it is queued (server.operations.status)."""
     run = run_view(sub, viewer)
     return SubmissionOut(
         **summary(sub, team, view, viewer).model_dump(),
@@ -119,6 +125,7 @@ def detail(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Submi
             RunEventOut(from_status=e.from_status, status=e.status, at=e.at, note=e.note, detail=e.detail)
             for e in run.events
         ],
+        queue=QueueOut(**vars(place)) if place is not None else None,
     )
 
 
@@ -211,7 +218,8 @@ async def _upload(
 def _detail_after_create(session: Session, settings: Settings, sub_id: int, user: Principal) -> SubmissionOut:
     sub = service.get_visible(session, user, sub_id, full=True)
     view = score_view(session, settings, sub, user)
-    return detail(sub, user.team_name or "", view, viewer_of(user, settings))
+    place = status.queue_place(session, sub, settings.lease_ttl)
+    return detail(sub, user.team_name or "", view, viewer_of(user, settings), place)
 
 
 async def _create_from_registry(
@@ -261,9 +269,9 @@ def get_submission(
 ) -> SubmissionOut:
     sub = service.get_visible(session, user, submission_id, full=True)
     team = session.get(Team, sub.team_id)
-    return detail(
-        sub, team.name if team else "", score_view(session, settings, sub, user), viewer_of(user, settings)
-    )
+    view, viewer = score_view(session, settings, sub, user), viewer_of(user, settings)
+    place = status.queue_place(session, sub, settings.lease_ttl)
+    return detail(sub, team.name if team else "", view, viewer, place)
 
 
 @router.get("/{submission_id}/logs", response_model=LogsOut)

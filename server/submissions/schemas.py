@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from server.core.text import NameStr, TextStr
+from server.operations.schemas import QueueOut
 
 
 class MethodCard(BaseModel):
@@ -102,6 +103,9 @@ class SubmissionOut(SubmissionSummary):
     )
     error_detail: str | None = Field(default=None, description="maintainers only: the full error text")
     events: list[RunEventOut]
+    queue: QueueOut | None = Field(
+        default=None, description="while queued: its place and estimate; null once it left the queue"
+    )
 
 
 class LogsOut(BaseModel):

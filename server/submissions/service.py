@@ -30,6 +30,7 @@ from server.models import (
     Submission,
     Team,
 )
+from server.operations import budgets
 from server.phases import service as phases
 from server.quota import service as quota
 from server.registry.client import RegistryClient
@@ -177,6 +178,7 @@ def create(
             f"your team already submitted image {image_digest} as submission {earlier}",
             submission_id=earlier,
         )
+    budgets.require_within_budget(session, team.id, phase.name)
     quota.ensure_allowed(quota.compute_status(session, team, settings, phase=phase))
     sub = Submission(
         team_id=team.id,

@@ -51,6 +51,9 @@ from server.leaderboard.rows import BoardRow
 from server.models import Submission, Team
 from server.notifications import outbox
 from server.notifications.router import delivery_out
+from server.operations import budgets
+from server.operations import status as ops_status
+from server.operations.router import status_out
 from server.phases import service as phases
 from server.phases.service import PhaseView
 from server.phases.visibility import ViewCache, board_figures_note, score_view, shown_report
@@ -353,6 +356,16 @@ def logout(
 # -- team page -------------------------------------------------------------------------------------
 
 
+@router.get("/status", response_class=HTMLResponse)
+def status_page(
+    request: Request, session: SessionDep, settings: SettingsDep, signer: SignerDep, user: WebUser
+) -> HTMLResponse:
+    """The server's status as `GET /api/v1/status` gives it to this viewer (anyone)."""
+    current = ops_status.server_status(session, settings.lease_ttl)
+    body = status_out(current, staff=user is not None and user.is_staff)
+    return render(request, signer, user, "status.html", {"status": body, "title": "Server status"})
+
+
 @router.get("/team", response_model=None)
 def own_team(request: Request, signer: SignerDep, user: WebUser) -> Response:
     if user is None:
@@ -388,6 +401,7 @@ def team_page(
     context = {
         "team": team,
         "quota": status,
+        "compute": budgets.usage(session, team.id, status.phase),
         "submissions": own,
         "deliveries": deliveries,
         "views": views,
@@ -460,6 +474,7 @@ def report_page(
         "view": view,
         "board_row": board_row,  # the run's row on its phase's board (rank figures), if it is one
         "board_query": urlencode({"phase": view.phase.name}),
+        "queue": ops_status.queue_place(session, sub, settings.lease_ttl),
     }
     return render(request, signer, user, "report.html", context)
 

@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from runner.errors import FaultKind, RunnerError
 from runner.spec import ErrorCode, Runner
@@ -35,7 +36,7 @@ from server.models import RunStatus, Submission
 from server.runs import lifecycle
 from server.runs.policy import Action, Decision, decide
 from server.runs.transitions import LeaseLost
-from server.worker import endings, janitor, presence, test_set
+from server.worker import capacity, endings, janitor, presence, test_set
 from server.worker.context import RunContext, StageFault, WorkerEnv, fault
 from server.worker.evaluation import EvaluationSet
 from server.worker.queue import Lease, lease_next, renew
@@ -108,6 +109,8 @@ class Worker:
         self._current: RunContext | None = None
         self._started_at = utcnow()
         self._next_sweep = 0.0
+        if hasattr(runner, "on_progress") and runner.on_progress is None:  # the Kubernetes runner
+            runner.on_progress = self._runner_progress
 
     @property
     def settings(self) -> Settings:
@@ -124,6 +127,22 @@ class Worker:
     @property
     def instance(self) -> str:
         return self.env.instance
+
+    def _runner_progress(self, progress: Any) -> None:
+        """What the runner saw of the current run (a `runner.kubernetes.executor.Progress`): a
+        wait for cluster capacity goes on the run's timeline (`server.worker.capacity`)."""
+        ctx = self._current
+        if ctx is None or progress.handle != ctx.handle:
+            return
+        if capacity.is_capacity_wait(progress.kind, progress.message):
+            capacity.note_capacity_wait(
+                self.db,
+                ctx.sub_id,
+                owner=self.name,
+                attempt=ctx.lease.attempt,
+                message=progress.message,
+                gpus=self.settings.run.gpus,
+            )
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

@@ -364,7 +364,7 @@ def test_method_card_and_quota_are_checked_before_the_upload(
         assert code == 2 and err.count("\n") == 1
         assert err.startswith("error: quota exceeded: 1/1 submissions in the last 24 h; next slot at ")
         assert "nothing was uploaded" in err
-        assert seen == [("GET", "/api/v1/agreements"), ("GET", "/api/v1/quota")]
+        assert seen == [("GET", "/api/v1/status"), ("GET", "/api/v1/agreements"), ("GET", "/api/v1/quota")]
 
 
 @pytest.mark.docker
@@ -386,7 +386,7 @@ def test_an_image_by_name_is_checked_before_docker_save(
         assert f"no local image {missing!r}" in err and seen == []
         code, _, err = _run(url, token, "submit", "csawm-base/python:bookworm", "--name", "x")
         assert code == 2 and "quota exceeded: 0/0 submissions in the last 24 h" in err
-        assert seen == [("GET", "/api/v1/agreements"), ("GET", "/api/v1/quota")]
+        assert seen == [("GET", "/api/v1/status"), ("GET", "/api/v1/agreements"), ("GET", "/api/v1/quota")]
 
 
 def test_leaderboard_prints_the_baselines_on_their_way(server: tuple[str, Database]) -> None:
