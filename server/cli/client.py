@@ -5,9 +5,11 @@ They talk to a server over HTTP (``--server`` / ``CSAWM_SERVER_URL``, ``--token`
 output, so memory stays flat whatever the image size; it prints the report page's URL and, with
 ``--wait``, shows the run's stage and elapsed time on stderr (a spinner on a terminal, one line per
 stage otherwise) and ends with tau-b and AMAE with their 95% CIs, or, for a failed run, with the log
-tail and the next step for its error code (`NEXT_STEP`). Every read command takes ``--json``
-(stdout then holds only the server's JSON). Any error is printed as one line on stderr. Names are
-shown with invisible and direction-changing characters escaped (``\u202e``); ``--json`` keeps them.
+tail (not the preflight's after a hidden failure), whether it was charged or refunded and why, and
+the next step, all as the server's ``outcome`` words them (`server.runs.run_view`). Every read
+command takes ``--json`` (stdout then holds only the server's JSON). Any error is printed as one
+line on stderr. Names are shown with invisible and direction-changing characters escaped
+(``\u202e``); ``--json`` keeps them.
 
 Before anything is saved or uploaded, `submit` checks in seconds what would otherwise be refused
 after the whole upload: the method card is validated by the server's own model
@@ -41,6 +43,7 @@ from rich.table import Table
 from rich.text import Text
 
 from server.core.text import visible
+from server.runs.words import NO_REVIEW, REVIEW_WORDS
 from server.scoring.results import Estimate, Report
 from server.submissions.schemas import MethodCard
 
@@ -59,25 +62,6 @@ REFRESH_S = 0.25
 LOG_TAIL_LINES = 20  # of a failed run, printed by `submit --wait`; `csawm logs ID` shows the whole tail
 AGREEMENT_CODES = ("agreement_required", "agreement_outdated")
 QUOTA_WINDOWS = {"per_day": "in the last 24 h", "per_week": "in the last 7 days", "total": "in this phase"}
-
-#: What to do after a failed run, by error code (docs/submitting.md, "What happens to a run").
-NEXT_STEP: dict[str, str] = {
-    "image_invalid": "the image could not be used (format, architecture, entrypoint): fix it and run "
-    "`csawm check IMAGE` before submitting again",
-    "timeout": "the run reached its wall-time limit (the server's limits are on /guide/submitting): "
-    "make the model faster and reproduce with `csawm check IMAGE --timeout SECONDS`",
-    "oom": "the run reached its memory limit: use less memory (smaller batches) and reproduce with "
-    "`csawm check IMAGE --memory SIZE`",
-    "nonzero_exit": "the model exited with an error: read the log tail, fix it, and reproduce with "
-    "`csawm check IMAGE`",
-    "output_missing": "the model wrote no /output/predictions.csv: write it (see `csawm init` for an "
-    "example) and reproduce with `csawm check IMAGE`",
-    "output_invalid": "predictions.csv broke the contract (the message names the row and column); "
-    "`csawm check IMAGE` validates it with the same reader",
-    "infra_error": "not your model's fault: the run was retried and refunded; submit again later or "
-    "ask the maintainers",
-    "cancelled": "the run was cancelled; submit again when ready",
-}
 
 
 def _stderr() -> Console:
@@ -326,24 +310,22 @@ def submit(
 
 
 def _show_failure(client: httpx.Client, sub: dict[str, Any], target: str) -> None:
-    """After a failed or cancelled run: the last `LOG_TAIL_LINES` of its log and the next step
-    (`NEXT_STEP`, with the submitted image or archive in place of ``IMAGE``)."""
+    """After a failed or cancelled run: the last `LOG_TAIL_LINES` of its log, whether it was charged
+    and the next step, as the server words them (`outcome`, with the submitted image or archive in
+    place of ``IMAGE``)."""
     sub_id = sub["id"]
     body = _request(client, "GET", f"/api/v1/submissions/{sub_id}/logs")
     lines = (body.get("log_tail") or "").splitlines()
-    if lines:
+    if lines and sub.get("failed_phase") not in ("hidden", "scoring"):
         shown = lines[-LOG_TAIL_LINES:]
         typer.echo(f"--- log tail (last {len(shown)} of {len(lines)} lines; all: csawm logs {sub_id}) ---")
         typer.echo("\n".join(shown))
         typer.echo("---")
-    elif sub.get("failed_phase") == "hidden":
-        typer.echo("(the hidden run's output is not shown to submitters on this server)")
-    else:
+    elif not lines and sub.get("failed_phase") not in ("hidden", "scoring"):
         typer.echo(f"(the run left no log output; csawm logs {sub_id})")
-    code = sub.get("error_code") or "cancelled"
-    step = NEXT_STEP.get(code, f"see `csawm status {sub_id}` and the report page").replace("IMAGE", target)
-    free = " This run cost no quota." if sub.get("failed_phase") == "preflight" else ""
-    typer.echo(f"next: {step}.{free}")
+    outcome = sub.get("outcome") or {}
+    step = str(outcome.get("next_step") or f"see `csawm status {sub_id}` and the report page")
+    typer.echo(f"next: {step.replace('IMAGE', target)}.")
 
 
 def _elapsed(seconds: float) -> str:
@@ -415,12 +397,23 @@ def _show_status(sub: dict[str, Any], as_json: bool) -> None:
     if isinstance(ladder, dict):
         shown = ladder.get("displayed")
         board = "-" if shown is None else f"{shown:g}"
-        lines.append(f"  board  {board}   ({ladder.get('note') or 'moved the board'})")
+        approved = sub.get("review_state") == "approved"
+        moved = "moved the board" if approved else "moves the board once approved"
+        lines.append(f"  board  {board}   ({ladder.get('note') or moved})")
     if sub.get("scores_withheld"):
         lines.append(f"  scores withheld: {sub['scores_withheld']}")
     if sub.get("selected") is not None:
         lines.append(f"  selected for the final ranking: {'yes' if sub['selected'] else 'no'}")
-    lines.append(f"  review: {sub.get('review_state')}   image: {sub.get('image_digest')}")
+    outcome = sub.get("outcome")
+    if isinstance(outcome, dict):
+        lines.append(f"  quota: {outcome['charge']}")
+        lines.append(f"  log: {outcome['log']}")
+        if outcome.get("hint"):
+            lines.append(f"  hint: exception type {outcome['hint']}")
+    review = REVIEW_WORDS.get(sub.get("review_state") or "", NO_REVIEW)
+    if sub.get("review_reason"):
+        review += f": {visible(sub['review_reason'])}"
+    lines.append(f"  review: {review}   image: {sub.get('image_digest')}")
     for event in sub.get("events") or []:
         lines.append(f"  {event['at']}  {event['status']:<10} {event.get('note') or ''}")
     typer.echo("\n".join(lines))
@@ -453,6 +446,13 @@ def logs(
         _print(body, True)
         return
     tail = body.get("log_tail") or ""
+    hidden = body.get("hidden_log_tail")
+    if hidden is not None:  # a maintainer: both tails, each named
+        typer.echo(f"--- preflight log (submission {submission_id}) ---")
+        typer.echo(tail, nl=not tail.endswith("\n"))
+        typer.echo("--- hidden run's log (maintainers only) ---")
+        typer.echo(hidden, nl=not hidden.endswith("\n"))
+        return
     typer.echo(tail, nl=not tail.endswith("\n"))
 
 

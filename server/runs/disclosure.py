@@ -15,6 +15,8 @@ model chooses. The figures and timestamps of a run are `server.runs.run_view`'s.
 
 from __future__ import annotations
 
+import builtins
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +25,18 @@ from server.models import Submission
 from server.runs.policy import Fault, Stage, Told
 
 HiddenLogs = Literal["maintainers", "none", "submitters"]
+HiddenHint = Literal["none", "exception_type"]
+
+#: The closed list a hidden-failure hint is taken from (``CSAWM_HIDDEN_HINT=exception_type``): the
+#: names of Python's built-in exception classes, plus ``other``. About 70 names, so a hint carries at
+#: most ~6 bits a failed run, and never a character the model chose outside this list.
+BUILTIN_EXCEPTIONS: frozenset[str] = frozenset(
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+)
+OTHER = "other"
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Fixed texts per error code: nothing in them depends on what the model did with the hidden images.
 _HIDDEN_MESSAGES: dict[ErrorCode, str] = {
@@ -90,3 +104,10 @@ def stage_logs(hidden_logs: HiddenLogs, stage: Stage, tail: str) -> StageLogs:
         public=tail if hidden_logs == "submitters" else None,
         kept=None if hidden_logs == "none" else tail,
     )
+
+
+def exception_hint(hidden_log: str | None) -> str:
+    """The redacted hint of a hidden failure: the last built-in exception class named in the hidden
+    log (the traceback's last line names the exception raised), else ``other``."""
+    names = [w for w in _WORD.findall(hidden_log or "") if w in BUILTIN_EXCEPTIONS]
+    return names[-1] if names else OTHER

@@ -29,13 +29,24 @@ from server.core.state import AppState
 from server.core.text import NameStr, TextStr
 from server.models import Submission, SubmissionReport, Team
 from server.phases import selection
+from server.phases import service as phases
 from server.phases.visibility import ScoreView, ViewCache, score_view, shown_report
-from server.runs.run_view import Viewer, run_view, shown_time, viewer_of
+from server.runs.run_view import (
+    Charge,
+    Viewer,
+    ledger_charge,
+    run_view,
+    shown_review,
+    shown_time,
+    viewer_of,
+)
 from server.submissions import intake, service
 from server.submissions.schemas import (
+    DuplicateOut,
     LadderOut,
     LogsOut,
     MethodCard,
+    OutcomeOut,
     RegistrySubmissionIn,
     ReportOut,
     RunEventOut,
@@ -82,7 +93,7 @@ def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Subm
         started_at=shown_time(sub.started_at, viewer),
         finished_at=shown_time(sub.finished_at, viewer),
         baseline=sub.baseline,
-        review_state=sub.review_state.value,
+        review_state=None if (review := shown_review(sub)) is None else review.value,
         kendall_tau_b=sub.kendall_tau_b if view.exact else None,
         amae=sub.amae if view.exact else None,
         scores_withheld=view.note,
@@ -91,10 +102,13 @@ def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Subm
     )
 
 
-def detail(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> SubmissionOut:
+def detail(
+    sub: Submission, team: str, view: ScoreView, viewer: Viewer, charge: Charge | None = None
+) -> SubmissionOut:
     """The submission as JSON: `view` decides whether the scores and the report are shown, `viewer`
-    what of the runtime figures, timestamps and maintainer-only texts (server.runs.run_view)."""
-    run = run_view(sub, viewer)
+    what of the runtime figures, timestamps and maintainer-only texts (server.runs.run_view), and
+    the ledger's `charge` the outcome of a failed or cancelled run."""
+    run = run_view(sub, viewer, charge)
     return SubmissionOut(
         **summary(sub, team, view, viewer).model_dump(),
         description=sub.description,
@@ -118,6 +132,7 @@ def detail(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Submi
             RunEventOut(from_status=e.from_status, status=e.status, at=e.at, note=e.note, detail=e.detail)
             for e in run.events
         ],
+        outcome=None if run.outcome is None else OutcomeOut(**vars(run.outcome)),
     )
 
 
@@ -253,6 +268,24 @@ def list_submissions(
     return [summary(sub, name, score_view(session, settings, sub, user, cache), viewer) for sub, name in rows]
 
 
+IMAGE_ID = r"^sha256:[0-9a-f]{64}$"
+
+
+@router.get("/duplicate", response_model=DuplicateOut)
+def find_duplicate(
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    image: Annotated[str, Query(pattern=IMAGE_ID, description="the image id, sha256:<64 hex>")],
+) -> DuplicateOut:
+    """Whether the caller's team already submitted image `image` in the open phase, asked by
+    `csawm submit` before it uploads anything (the upload would be refused with 409)."""
+    team_id = service.require_team(user)
+    phase = phases.require_open(session, settings)
+    earlier = service.team_duplicate(session, team_id, phase.name, image)
+    return DuplicateOut(duplicate=earlier is not None, submission_id=earlier, phase=phase.name)
+
+
 @router.get("/{submission_id}", response_model=SubmissionOut)
 def get_submission(
     submission_id: IdPath, session: SessionDep, settings: SettingsDep, user: CurrentUser
@@ -260,7 +293,11 @@ def get_submission(
     sub = service.get_visible(session, user, submission_id, full=True)
     team = session.get(Team, sub.team_id)
     return detail(
-        sub, team.name if team else "", score_view(session, settings, sub, user), viewer_of(user, settings)
+        sub,
+        team.name if team else "",
+        score_view(session, settings, sub, user),
+        viewer_of(user, settings),
+        ledger_charge(session, sub.id),
     )
 
 

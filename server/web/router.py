@@ -55,7 +55,8 @@ from server.quota import service as quota
 from server.review import flags as review_flags
 from server.review import service as review
 from server.review.schemas import ReviewAction
-from server.runs.run_view import run_view, viewer_of
+from server.runs.run_view import ledger_charge, run_view, shown_review, viewer_of
+from server.runs.words import NO_REVIEW, REVIEW_WORDS
 from server.scoring.summary import summary_report
 from server.submissions import service as submissions
 from server.web import guides, plots, queries
@@ -389,10 +390,11 @@ def report_page(
         "alts": alts,
         "plot_version": plot_version(get_state(request), sub.id, sub.updated_at.isoformat()),
         # Figures, timestamps and maintainer-only texts as the API shows them (server.runs.run_view).
-        "run": run_view(sub, viewer),
+        "run": run_view(sub, viewer, ledger_charge(session, sub.id)),
         "staff": user.is_staff,
         "hidden_log_tail": sub.hidden_log_tail if user.is_staff else None,
         "view": view,
+        "review": REVIEW_WORDS[review.value] if (review := shown_review(sub)) else NO_REVIEW,
     }
     return render(request, signer, user, "report.html", context)
 

@@ -22,11 +22,11 @@ from typer.testing import CliRunner
 from reference_models.rules import ModelKind
 from runner.spec import ErrorCode
 from server.app import create_app
-from server.cli.client import NEXT_STEP
 from server.cli.main import app as cli
 from server.cli.seed import BuildRecorder
 from server.core.db import Database
 from server.models import Role
+from server.runs.run_view import NEXT_STEP
 
 
 @pytest.fixture
@@ -296,7 +296,56 @@ def test_a_preflight_failure_says_it_cost_nothing(
         token = f.user(db, "a@x.org", team="alpha")
         code, out, err = _run(url, token, "submit", str(tmp_path / "m.tar"), "--name", "p", "--wait")
     assert code == 1, err
-    assert "in preflight" in out and out.rstrip().endswith("This run cost no quota.")
+    assert "in preflight" in out
+    assert "quota: refunded: preflight failure costs no quota" in out
+    assert "the quota slot is free again" in out
+    assert "log: the log tail is shown in full" in out
+
+
+@pytest.mark.parametrize("hint", ["none", "exception_type"])
+def test_a_hidden_failure_names_the_charge_the_withheld_log_and_the_robust_check(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path, hint: str
+) -> None:
+    """Issue 23 item 1: the preflight passed, the hidden run crashed. `--wait` and `status` say the
+    run was charged and why, that the hidden log is withheld (and who reads it), and point at
+    `csawm check --robust`, not at a plain check that passes; the maintainer's `logs` prints the
+    hidden tail; the hint, where allowed, is a built-in exception's name and nothing else."""
+    digest = write_archive(tmp_path / "m.tar", seed="hidden-crash")
+    settings = make_settings(
+        tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, bootstrap_resamples=200, poll_interval=0.2,
+        hidden_hint=hint,
+    )  # fmt: skip
+    app = create_app(
+        settings, runner=FakeRunner(behaviours={digest: "hidden_crash"}), embedded_worker=True,
+        migrate_on_start=True,
+    )  # fmt: skip
+    with live_server(app) as url:
+        db = app.state.csawm.db
+        token = f.member_token(db, runs=2)
+        staff = f.user(db, "m@x.org", role=Role.MAINTAINER)
+        code, out, err = _run(url, token, "submit", str(tmp_path / "m.tar"), "--name", "h", "--wait")
+        assert code == 1, err
+        sub_id = out.split()[1]
+        assert "nonzero_exit in hidden" in out
+        charge = "quota: charged: a failure on the hidden images always uses its quota slot"
+        assert charge in out
+        assert "log: the hidden run's log is withheld: only the maintainers can read it" in out
+        assert f"next: reproduce it with `csawm check {tmp_path / 'm.tar'} --robust`" in out
+        assert "--- log tail" not in out and "predicted preflight" not in out  # not the preflight's log
+        assert "image 474" not in out  # the hidden log's text never reaches the team
+        assert ("hint: exception type MemoryError" in out) is (hint == "exception_type")
+        code, status_out, _ = _run(url, token, "status", sub_id)
+        assert code == 1 and charge in status_out
+        body = json.loads(_run(url, token, "status", sub_id, "--json")[1])
+        assert body["outcome"]["charged"] is True
+        assert body["outcome"]["hint"] == ("MemoryError" if hint == "exception_type" else None)
+        assert json.loads(_run(url, token, "quota", "--json")[1])["used"]["per_day"] == 1
+        code, logs_out, _ = _run(url, token, "logs", sub_id)
+        assert code == 0 and "image 474" not in logs_out
+        code, logs_out, _ = _run(url, staff, "logs", sub_id)
+        assert code == 0 and "MemoryError: image 474 of 475" in logs_out and "predicted preflight" in logs_out
+        staff_view = json.loads(_run(url, staff, "status", sub_id, "--json")[1])["outcome"]
+        assert staff_view["log"] == f"the hidden run's log tail: `csawm logs {sub_id}`"
 
 
 def _recording(app: FastAPI) -> list[tuple[str, str]]:
