@@ -165,17 +165,48 @@ def _card_param(path: Path) -> str:
     return text
 
 
-def _require_local_image(image: str) -> None:
-    """Exit 2 unless the local engine has `image` (``docker image inspect``), before any upload."""
+def _require_local_image(image: str) -> tuple[str, int]:
+    """Exit 2 unless the local engine has `image` (``docker image inspect``), before any upload;
+    return its image id and size in bytes."""
     try:
         proc = subprocess.run(
-            ["docker", "image", "inspect", image], capture_output=True, text=True, check=False
+            ["docker", "image", "inspect", "--format", "{{.Id}} {{.Size}}", image],
+            capture_output=True,
+            text=True,
+            check=False,
         )
     except FileNotFoundError:
         _die("docker is not installed (needed to save an image by name)", EXIT_USAGE)
     if proc.returncode != 0:
         detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
         _die(f"no local image {image!r} ({detail}); build it, or pass a docker save archive", EXIT_USAGE)
+    image_id, size = proc.stdout.split()
+    return image_id, int(size)
+
+
+def _require_room(image: str, size: int, limit: int | None) -> None:
+    """Exit 2 when the image (its size in the local engine, close to its `docker save` archive's)
+    is larger than the server's upload cap, before anything is saved or uploaded."""
+    if limit is not None and size > limit:
+        _die(
+            f"image {image} is {size / 1e6:.0f} MB ({size} bytes); this server accepts at most "
+            f"{limit / 1e6:.0f} MB ({limit} bytes): make the image smaller (a slim base image, no "
+            "build tools or caches, weights in one layer) — nothing was uploaded",
+            EXIT_USAGE,
+        )
+
+
+def _require_new_image(client: httpx.Client, image_id: str) -> None:
+    """Exit 2 when the team already submitted this image in the open phase (the server would answer
+    409 after the whole upload)."""
+    body = _request(client, "GET", "/api/v1/submissions/duplicate", params={"image": image_id})
+    if body.get("duplicate"):
+        _die(
+            f"your team already submitted image {image_id} as submission {body['submission_id']} in "
+            f"phase {body['phase']}: see `csawm status {body['submission_id']}`; to enter a changed "
+            "model, rebuild it (nothing was uploaded)",
+            EXIT_USAGE,
+        )
 
 
 def _require_quota(client: httpx.Client) -> int | None:
@@ -241,10 +272,12 @@ def submit(
         _die(f"{target}: no such archive file", EXIT_USAGE)
     err = _stderr()
     with _client(server, token) as client:
-        if not path.is_file():
-            _require_local_image(target)
+        local = None if path.is_file() else _require_local_image(target)
         _require_agreement(client)
         limit = _require_quota(client)
+        if local is not None:
+            _require_room(target, local[1], limit)
+            _require_new_image(client, local[0])
         if path.is_file() and limit is not None and path.stat().st_size > limit:
             _die(f"{path} is {path.stat().st_size} bytes; the server accepts at most {limit}", EXIT_USAGE)
         procs: list[Any] = []
@@ -576,6 +609,30 @@ def select(
     )
 
 
+def cancel(
+    submission_id: Annotated[int, typer.Argument(help="Submission id.")],
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a run. Refunded while it has not reached the hidden images (queued or in preflight);
+    once the hidden run started, the quota slot stays used (docs/run-policy.md)."""
+    with _client(server, token) as client:
+        body = _request(client, "POST", f"/api/v1/submissions/{submission_id}/cancel")
+        if as_json:
+            _print(body, True)
+            return
+        if body["status"] == "cancelled":
+            sub = _request(client, "GET", f"/api/v1/submissions/{submission_id}")
+            outcome = sub.get("outcome") or {}
+            typer.echo(f"submission {submission_id} cancelled; quota: {outcome.get('charge', 'unknown')}")
+        else:
+            typer.echo(
+                f"submission {submission_id} ({body['status']}): asked its worker to stop it; refunded "
+                f"if it stops before the hidden run starts. Follow it with `csawm status {submission_id}`"
+            )
+
+
 def register(app: typer.Typer) -> None:
-    for command in (submit, status, logs, leaderboard, quota, agreement, select):
+    for command in (submit, status, logs, leaderboard, quota, agreement, select, cancel):
         app.command(command.__name__)(command)
