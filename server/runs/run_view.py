@@ -23,7 +23,8 @@ Maintainers see everything.
 For a run that failed or was cancelled, `outcome` says what a submitter is told of its end (issue 23):
 whether it was charged or refunded and why, what became of its log (the hidden run's is withheld
 unless ``CSAWM_HIDDEN_LOGS=submitters``), the next step that helps (`NEXT_STEP`; after a failure on
-the hidden images: ``csawm check IMAGE --robust``, since a plain check passed the preflight already)
+the hidden images: a check at the hidden set's full scale under its limits, since a plain check
+passed the preflight already)
 and, where ``CSAWM_HIDDEN_HINT=exception_type``, the name of a built-in exception class found in the
 hidden log (`server.runs.disclosure.exception_hint`: a closed list, a few bits a run).
 
@@ -125,9 +126,9 @@ NEXT_STEP: dict[str, str] = {
 #: After a model's failure on the hidden images: the preflight (and a plain `csawm check`) passed, so
 #: only a run at the hidden set's scale and contents can reproduce it.
 ROBUST_STEP = (
-    "reproduce it with `csawm check IMAGE --robust`: it runs the image as the hidden run does, at the "
-    "hidden set's full scale and on extreme contents, under the hidden run's time and memory limits, "
-    "and says which inputs failed and how"
+    "the preflight passed, so reproduce it at the hidden set's full scale (CSAW-M: 475 private + 497 "
+    "public images, 632x512 8-bit) under the hidden run's limits (on /guide/submitting): "
+    "`csawm check IMAGE --images 972 --timeout SECONDS --memory SIZE`"
 )
 _HIDDEN_PHASES = (FailedPhase.HIDDEN, FailedPhase.SCORING)
 _ROBUST_CODES = frozenset(

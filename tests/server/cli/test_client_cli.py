@@ -309,8 +309,8 @@ def test_a_hidden_failure_names_the_charge_the_withheld_log_and_the_robust_check
 ) -> None:
     """Issue 23 item 1: the preflight passed, the hidden run crashed. `--wait` and `status` say the
     run was charged and why, that the hidden log is withheld (and who reads it), and point at
-    `csawm check --robust`, not at a plain check that passes; the maintainer's `logs` prints the
-    hidden tail; the hint, where allowed, is a built-in exception's name and nothing else."""
+    a check at the hidden set's full scale, not at a plain check that passes; the maintainer's
+    `logs` prints the hidden tail; the hint, where allowed, is a built-in exception name, no more."""
     digest = write_archive(tmp_path / "m.tar", seed="hidden-crash")
     settings = make_settings(
         tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, bootstrap_resamples=200, poll_interval=0.2,
@@ -331,7 +331,7 @@ def test_a_hidden_failure_names_the_charge_the_withheld_log_and_the_robust_check
         charge = "quota: charged: a failure on the hidden images always uses its quota slot"
         assert charge in out
         assert "log: the hidden run's log is withheld: only the maintainers can read it" in out
-        assert f"next: reproduce it with `csawm check {tmp_path / 'm.tar'} --robust`" in out
+        assert f"`csawm check {tmp_path / 'm.tar'} --images 972 --timeout SECONDS --memory SIZE`" in out
         assert "--- log tail" not in out and "predicted preflight" not in out  # not the preflight's log
         assert "image 474" not in out  # the hidden log's text never reaches the team
         assert ("hint: exception type MemoryError" in out) is (hint == "exception_type")
