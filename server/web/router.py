@@ -394,7 +394,7 @@ def report_page(
         "staff": user.is_staff,
         "hidden_log_tail": sub.hidden_log_tail if user.is_staff else None,
         "view": view,
-        "review": REVIEW_WORDS[review.value] if (review := shown_review(sub)) else NO_REVIEW,
+        "review": REVIEW_WORDS[state.value] if (state := shown_review(sub)) else NO_REVIEW,
     }
     return render(request, signer, user, "report.html", context)
 
