@@ -399,6 +399,32 @@ def report_page(
     return render(request, signer, user, "report.html", context)
 
 
+@router.post("/submissions/{submission_id}/cancel", response_model=None)
+def cancel_run(
+    submission_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    signer: SignerDep,
+    user: WebUser,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """The report page's cancel button: the API's cancel (`submissions.cancel`, the policy table
+    decides the refund), behind the session's CSRF token."""
+    if user is None:
+        return _login_redirect(request)
+    try:
+        signer.check_csrf(request, csrf_token)
+        submissions.cancel(
+            session, user, submission_id, keep_archives=get_state(request).settings.keep_archives
+        )
+    except CsrfError as exc:
+        return error_page(request, signer, user, 400, "Not cancelled", str(exc))
+    except CsawmError as exc:
+        session.rollback()
+        return error_page(request, signer, user, exc.status_code, "Not cancelled", exc.message)
+    return RedirectResponse(f"/submissions/{submission_id}", status_code=303)
+
+
 def _report_plot(
     session: Session, cache: PlotCache, sub: Submission, report: dict[str, Any], name: str
 ) -> plots.Plot | None:

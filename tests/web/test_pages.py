@@ -168,6 +168,27 @@ def test_failed_run_report_says_the_charge_the_log_and_the_next_step_as_the_api_
     assert pending["outcome"] is None and "awaiting review — not public yet" in pending_html
 
 
+def test_the_cancel_button_needs_the_csrf_token_and_cancels_a_queued_run(
+    site: Site, alice: httpx.Client, maud: httpx.Client
+) -> None:
+    """Issue 23 item 3: the report page's cancel button (CSRF), its refund rule stated."""
+    sub_id = site.ids["beta_queued"]
+    page = maud.get(f"/submissions/{sub_id}").text
+    assert "Cancel this run" in page and "Refunded if it stops before the hidden run starts" in page
+    refused = maud.post(f"/submissions/{sub_id}/cancel", data={"csrf_token": "forged"})
+    assert refused.status_code == 400
+    assert alice.post(f"/submissions/{sub_id}/cancel", data={"csrf_token": _csrf(page)}).status_code in (
+        400,
+        404,
+    )  # another team's run (and another session's token)
+    done = maud.post(f"/submissions/{sub_id}/cancel", data={"csrf_token": _csrf(page)})
+    assert done.status_code == 303 and done.headers["location"] == f"/submissions/{sub_id}"
+    after = maud.get(f"/submissions/{sub_id}").text
+    assert "Run cancelled" in after and "Cancel this run" not in after
+    again = maud.post(f"/submissions/{sub_id}/cancel", data={"csrf_token": _csrf(after)})
+    assert again.status_code == 409 and "already ended" in again.text
+
+
 def _page_and_api(site: Site, client: httpx.Client, who: str, key: str) -> tuple[str, dict[str, Any]]:
     sub_id = site.ids[key]
     api = httpx.get(
