@@ -5,9 +5,11 @@ They talk to a server over HTTP (``--server`` / ``CSAWM_SERVER_URL``, ``--token`
 output, so memory stays flat whatever the image size; it prints the report page's URL and, with
 ``--wait``, shows the run's stage and elapsed time on stderr (a spinner on a terminal, one line per
 stage otherwise) and ends with tau-b and AMAE with their 95% CIs, or, for a failed run, with the log
-tail and the next step for its error code (`NEXT_STEP`). Every read command takes ``--json``
-(stdout then holds only the server's JSON). Any error is printed as one line on stderr. Names are
-shown with invisible and direction-changing characters escaped (``\u202e``); ``--json`` keeps them.
+tail (not the preflight's after a hidden failure), whether it was charged or refunded and why, and
+the next step, all as the server's ``outcome`` words them (`server.disclosure.run_view`). Every read
+command takes ``--json`` (stdout then holds only the server's JSON). Any error is printed as one
+line on stderr. Names are shown with invisible and direction-changing characters escaped
+(``\u202e``); ``--json`` keeps them.
 
 Before anything is saved or uploaded, `submit` checks in seconds what would otherwise be refused
 after the whole upload: the method card is validated by the server's own model
@@ -43,6 +45,7 @@ from rich.text import Text
 from server.cli.reference import TargetError, registry_reference
 from server.core.text import visible
 from server.registry.reference import ImageReference
+from server.runs.words import NO_REVIEW, REVIEW_WORDS
 from server.scoring.results import Estimate, Report
 from server.submissions.schemas import MethodCard
 
@@ -62,25 +65,6 @@ REFRESH_S = 0.25
 LOG_TAIL_LINES = 20  # of a failed run, printed by `submit --wait`; `csawm logs ID` shows the whole tail
 AGREEMENT_CODES = ("agreement_required", "agreement_outdated")
 QUOTA_WINDOWS = {"per_day": "in the last 24 h", "per_week": "in the last 7 days", "total": "in this phase"}
-
-#: What to do after a failed run, by error code (docs/submitting.md, "What happens to a run").
-NEXT_STEP: dict[str, str] = {
-    "image_invalid": "the image could not be used (format, architecture, entrypoint): fix it and run "
-    "`csawm check IMAGE` before submitting again",
-    "timeout": "the run reached its wall-time limit (the server's limits are on /guide/submitting): "
-    "make the model faster and reproduce with `csawm check IMAGE --timeout SECONDS`",
-    "oom": "the run reached its memory limit: use less memory (smaller batches) and reproduce with "
-    "`csawm check IMAGE --memory SIZE`",
-    "nonzero_exit": "the model exited with an error: read the log tail, fix it, and reproduce with "
-    "`csawm check IMAGE`",
-    "output_missing": "the model wrote no /output/predictions.csv: write it (see `csawm init` for an "
-    "example) and reproduce with `csawm check IMAGE`",
-    "output_invalid": "predictions.csv broke the contract (the message names the row and column); "
-    "`csawm check IMAGE` validates it with the same reader",
-    "infra_error": "not your model's fault: the run was retried and refunded; submit again later or "
-    "ask the maintainers",
-    "cancelled": "the run was cancelled; submit again when ready",
-}
 
 
 def _stderr() -> Console:
@@ -194,17 +178,48 @@ def _reference_body(reference: ImageReference, params: dict[str, str]) -> bytes:
     return json.dumps(fields).encode()
 
 
-def _require_local_image(image: str) -> None:
-    """Exit 2 unless the local engine has `image` (``docker image inspect``), before any upload."""
+def _require_local_image(image: str) -> tuple[str, int]:
+    """Exit 2 unless the local engine has `image` (``docker image inspect``), before any upload;
+    return its image id and size in bytes."""
     try:
         proc = subprocess.run(
-            ["docker", "image", "inspect", image], capture_output=True, text=True, check=False
+            ["docker", "image", "inspect", "--format", "{{.Id}} {{.Size}}", image],
+            capture_output=True,
+            text=True,
+            check=False,
         )
     except FileNotFoundError:
         _die("docker is not installed (needed to save an image by name)", EXIT_USAGE)
     if proc.returncode != 0:
         detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
         _die(f"no local image {image!r} ({detail}); build it, or pass a docker save archive", EXIT_USAGE)
+    image_id, size = proc.stdout.split()
+    return image_id, int(size)
+
+
+def _require_room(image: str, size: int, limit: int | None) -> None:
+    """Exit 2 when the image (its size in the local engine, close to its `docker save` archive's)
+    is larger than the server's upload cap, before anything is saved or uploaded."""
+    if limit is not None and size > limit:
+        _die(
+            f"image {image} is {size / 1e6:.0f} MB ({size} bytes); this server accepts at most "
+            f"{limit / 1e6:.0f} MB ({limit} bytes): make the image smaller (a slim base image, no "
+            "build tools or caches, weights in one layer) — nothing was uploaded",
+            EXIT_USAGE,
+        )
+
+
+def _require_new_image(client: httpx.Client, image_id: str) -> None:
+    """Exit 2 when the team already submitted this image in the open phase (the server would answer
+    409 after the whole upload)."""
+    body = _request(client, "GET", "/api/v1/submissions/duplicate", params={"image": image_id})
+    if body.get("duplicate"):
+        _die(
+            f"your team already submitted image {image_id} as submission {body['submission_id']} in "
+            f"phase {body['phase']}: see `csawm status {body['submission_id']}`; to enter a changed "
+            "model, rebuild it (nothing was uploaded)",
+            EXIT_USAGE,
+        )
 
 
 def _require_quota(client: httpx.Client) -> int | None:
@@ -304,11 +319,13 @@ def submit(
         _die(f"{target}: no such archive file", EXIT_USAGE)
     err = _stderr()
     with _client(server, token) as client:
-        if not path.is_file() and reference is None:
-            _require_local_image(target)
+        local = None if path.is_file() or reference is not None else _require_local_image(target)
         _require_intake_open(client)
         _require_agreement(client)
         limit = _require_quota(client)
+        if local is not None:
+            _require_room(target, local[1], limit)
+            _require_new_image(client, local[0])
         if path.is_file() and limit is not None and path.stat().st_size > limit:
             _die(f"{path} is {path.stat().st_size} bytes; the server accepts at most {limit}", EXIT_USAGE)
         procs: list[Any] = []
@@ -377,24 +394,22 @@ def submit(
 
 
 def _show_failure(client: httpx.Client, sub: dict[str, Any], target: str) -> None:
-    """After a failed or cancelled run: the last `LOG_TAIL_LINES` of its log and the next step
-    (`NEXT_STEP`, with the submitted image or archive in place of ``IMAGE``)."""
+    """After a failed or cancelled run: the last `LOG_TAIL_LINES` of its log, whether it was charged
+    and the next step, as the server words them (`outcome`, with the submitted image or archive in
+    place of ``IMAGE``)."""
     sub_id = sub["id"]
     body = _request(client, "GET", f"/api/v1/submissions/{sub_id}/logs")
     lines = (body.get("log_tail") or "").splitlines()
-    if lines:
+    if lines and sub.get("failed_phase") not in ("hidden", "scoring"):
         shown = lines[-LOG_TAIL_LINES:]
         typer.echo(f"--- log tail (last {len(shown)} of {len(lines)} lines; all: csawm logs {sub_id}) ---")
         typer.echo("\n".join(shown))
         typer.echo("---")
-    elif sub.get("failed_phase") == "hidden":
-        typer.echo("(the hidden run's output is not shown to submitters on this server)")
-    else:
+    elif not lines and sub.get("failed_phase") not in ("hidden", "scoring"):
         typer.echo(f"(the run left no log output; csawm logs {sub_id})")
-    code = sub.get("error_code") or "cancelled"
-    step = NEXT_STEP.get(code, f"see `csawm status {sub_id}` and the report page").replace("IMAGE", target)
-    free = " This run cost no quota." if sub.get("failed_phase") == "preflight" else ""
-    typer.echo(f"next: {step}.{free}")
+    outcome = sub.get("outcome") or {}
+    step = str(outcome.get("next_step") or f"see `csawm status {sub_id}` and the report page")
+    typer.echo(f"next: {step.replace('IMAGE', target)}.")
 
 
 def _elapsed(seconds: float) -> str:
@@ -477,12 +492,23 @@ def _show_status(sub: dict[str, Any], as_json: bool) -> None:
     if isinstance(ladder, dict):
         shown = ladder.get("displayed")
         board = "-" if shown is None else f"{shown:g}"
-        lines.append(f"  board  {board}   ({ladder.get('note') or 'moved the board'})")
+        approved = sub.get("review_state") == "approved"
+        moved = "moved the board" if approved else "moves the board once approved"
+        lines.append(f"  board  {board}   ({ladder.get('note') or moved})")
     if sub.get("scores_withheld"):
         lines.append(f"  scores withheld: {sub['scores_withheld']}")
     if sub.get("selected") is not None:
         lines.append(f"  selected for the final ranking: {'yes' if sub['selected'] else 'no'}")
-    lines.append(f"  review: {sub.get('review_state')}   image: {sub.get('image_digest')}")
+    outcome = sub.get("outcome")
+    if isinstance(outcome, dict):
+        lines.append(f"  quota: {outcome['charge']}")
+        lines.append(f"  log: {outcome['log']}")
+        if outcome.get("hint"):
+            lines.append(f"  hint: exception type {outcome['hint']}")
+    review = REVIEW_WORDS.get(sub.get("review_state") or "", NO_REVIEW)
+    if sub.get("review_reason"):
+        review += f": {visible(sub['review_reason'])}"
+    lines.append(f"  review: {review}   image: {sub.get('image_digest')}")
     for event in sub.get("events") or []:
         lines.append(f"  {event['at']}  {event['status']:<10} {event.get('note') or ''}")
     typer.echo("\n".join(lines))
@@ -515,6 +541,13 @@ def logs(
         _print(body, True)
         return
     tail = body.get("log_tail") or ""
+    hidden = body.get("hidden_log_tail")
+    if hidden is not None:  # a maintainer: both tails, each named
+        typer.echo(f"--- preflight log (submission {submission_id}) ---")
+        typer.echo(tail, nl=not tail.endswith("\n"))
+        typer.echo("--- hidden run's log (maintainers only) ---")
+        typer.echo(hidden, nl=not hidden.endswith("\n"))
+        return
     typer.echo(tail, nl=not tail.endswith("\n"))
 
 
@@ -646,6 +679,30 @@ def select(
     )
 
 
+def cancel(
+    submission_id: Annotated[int, typer.Argument(help="Submission id.")],
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a run. Refunded while it has not reached the hidden images (queued or in preflight);
+    once the hidden run started, the quota slot stays used (docs/run-policy.md)."""
+    with _client(server, token) as client:
+        body = _request(client, "POST", f"/api/v1/submissions/{submission_id}/cancel")
+        if as_json:
+            _print(body, True)
+            return
+        if body["status"] == "cancelled":
+            sub = _request(client, "GET", f"/api/v1/submissions/{submission_id}")
+            outcome = sub.get("outcome") or {}
+            typer.echo(f"submission {submission_id} cancelled; quota: {outcome.get('charge', 'unknown')}")
+        else:
+            typer.echo(
+                f"submission {submission_id} ({body['status']}): asked its worker to stop it; refunded "
+                f"if it stops before the hidden run starts. Follow it with `csawm status {submission_id}`"
+            )
+
+
 def register(app: typer.Typer) -> None:
-    for command in (submit, status, logs, leaderboard, quota, agreement, select):
+    for command in (submit, status, logs, leaderboard, quota, agreement, select, cancel):
         app.command(command.__name__)(command)

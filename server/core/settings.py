@@ -439,6 +439,9 @@ class Settings(BaseSettings):
 
     # Run policy (issue 11). Who sees the hidden run's output: server.runs.disclosure.
     hidden_logs: Literal["maintainers", "none", "submitters"] = "maintainers"
+    # A redacted hint of a hidden failure for submitters (issue 23): none, or the name of a built-in
+    # exception class found in the hidden log (a closed list): server.runs.disclosure.exception_hint.
+    hidden_hint: Literal["none", "exception_type"] = "none"
     # Hidden-stage runtime figures and run timestamps a submitter sees (issue 19): server.disclosure.run_view.
     hidden_runtime: Literal["maintainers", "coarse", "submitters"] = "maintainers"
     # The hidden stage's end is held to a multiple of this after the stage began (0: off; not applied

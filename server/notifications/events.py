@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from server.clock import iso
-from server.disclosure.run_view import Viewer, shown_time
+from server.disclosure.run_view import Viewer, shown_review, shown_time
 from server.models import RunStatus, Submission
 
 
@@ -59,7 +59,7 @@ def run_payload(sub: Submission, team: str, event: Event, occurred_at: datetime)
         "phase": sub.phase,
         "status": sub.status.value,
         "error_code": sub.error_code,
-        "review_state": sub.review_state.value,
+        "review_state": None if (review := shown_review(sub)) is None else review.value,
         "occurred_at": iso(occurred_at),
     }
 

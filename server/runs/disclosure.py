@@ -16,13 +16,11 @@ model chooses. The figures and timestamps of a run are `server.disclosure.run_vi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from runner.spec import ErrorCode
+from server.disclosure.hints import HiddenLogs
 from server.models import Submission
 from server.runs.policy import Fault, Stage, Told
-
-HiddenLogs = Literal["maintainers", "none", "submitters"]
 
 # Fixed texts per error code: nothing in them depends on what the model did with the hidden images.
 _HIDDEN_MESSAGES: dict[ErrorCode, str] = {

@@ -27,18 +27,29 @@ from server.core.principal import Principal
 from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import NameStr, TextStr
-from server.disclosure.run_view import Viewer, run_view, shown_time, viewer_of
+from server.disclosure.run_view import (
+    Charge,
+    Viewer,
+    ledger_charge,
+    run_view,
+    shown_review,
+    shown_time,
+    viewer_of,
+)
 from server.models import Submission, SubmissionReport, Team
 from server.operations import status
 from server.operations.schemas import QueueOut
 from server.operations.status import QueuePlace
 from server.phases import selection
+from server.phases import service as phases
 from server.phases.visibility import ScoreView, ViewCache, score_view, shown_report
 from server.submissions import intake, service
 from server.submissions.schemas import (
+    DuplicateOut,
     LadderOut,
     LogsOut,
     MethodCard,
+    OutcomeOut,
     RegistrySubmissionIn,
     ReportOut,
     RunEventOut,
@@ -86,7 +97,7 @@ def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Subm
         started_at=shown_time(sub.started_at, viewer),
         finished_at=shown_time(sub.finished_at, viewer),
         baseline=sub.baseline,
-        review_state=sub.review_state.value,
+        review_state=None if (review := shown_review(sub)) is None else review.value,
         kendall_tau_b=sub.kendall_tau_b if view.exact else None,
         amae=sub.amae if view.exact else None,
         scores_withheld=view.note,
@@ -96,12 +107,18 @@ def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Subm
 
 
 def detail(
-    sub: Submission, team: str, view: ScoreView, viewer: Viewer, place: QueuePlace | None = None
+    sub: Submission,
+    team: str,
+    view: ScoreView,
+    viewer: Viewer,
+    place: QueuePlace | None = None,
+    charge: Charge | None = None,
 ) -> SubmissionOut:
     """The submission as JSON: `view` decides whether the scores and the report are shown, `viewer`
     what of the runtime figures, timestamps and maintainer-only texts (server.disclosure.run_view);
-    `place` is its place in the queue while it is queued (server.operations.status)."""
-    run = run_view(sub, viewer)
+    `place` is its place in the queue while it is queued (server.operations.status), and the
+    ledger's `charge` the outcome of a failed or cancelled run."""
+    run = run_view(sub, viewer, charge)
     return SubmissionOut(
         **summary(sub, team, view, viewer).model_dump(),
         description=sub.description,
@@ -126,6 +143,7 @@ def detail(
             for e in run.events
         ],
         queue=QueueOut(**vars(place)) if place is not None else None,
+        outcome=None if run.outcome is None else OutcomeOut(**vars(run.outcome)),
     )
 
 
@@ -263,6 +281,24 @@ def list_submissions(
     return [summary(sub, name, score_view(session, settings, sub, user, cache), viewer) for sub, name in rows]
 
 
+IMAGE_ID = r"^sha256:[0-9a-f]{64}$"
+
+
+@router.get("/duplicate", response_model=DuplicateOut)
+def find_duplicate(
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    image: Annotated[str, Query(pattern=IMAGE_ID, description="the image id, sha256:<64 hex>")],
+) -> DuplicateOut:
+    """Whether the caller's team already submitted image `image` in the open phase, asked by
+    `csawm submit` before it uploads anything (the upload would be refused with 409)."""
+    team_id = service.require_team(user)
+    phase = phases.require_open(session, settings)
+    earlier = service.team_duplicate(session, team_id, phase.name, image)
+    return DuplicateOut(duplicate=earlier is not None, submission_id=earlier, phase=phase.name)
+
+
 @router.get("/{submission_id}", response_model=SubmissionOut)
 def get_submission(
     submission_id: IdPath, session: SessionDep, settings: SettingsDep, user: CurrentUser
@@ -271,7 +307,7 @@ def get_submission(
     team = session.get(Team, sub.team_id)
     view, viewer = score_view(session, settings, sub, user), viewer_of(user, settings)
     place = status.queue_place(session, sub, settings.lease_ttl)
-    return detail(sub, team.name if team else "", view, viewer, place)
+    return detail(sub, team.name if team else "", view, viewer, place, ledger_charge(session, sub.id))
 
 
 @router.get("/{submission_id}/logs", response_model=LogsOut)

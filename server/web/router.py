@@ -43,7 +43,7 @@ from server.core.security import hash_token
 from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import visible
-from server.disclosure.run_view import run_view, viewer_of
+from server.disclosure.run_view import ledger_charge, run_view, shown_review, viewer_of
 from server.leaderboard.cache import BoardCache
 from server.leaderboard.pending import pending_baselines
 from server.leaderboard.references import board_references
@@ -62,6 +62,7 @@ from server.registrations import service as registrations
 from server.review import flags as review_flags
 from server.review import service as review
 from server.review.schemas import ReviewAction
+from server.runs.words import NO_REVIEW, REVIEW_WORDS
 from server.scoring.summary import summary_report
 from server.submissions import service as submissions
 from server.web import downloads, guides, plots, queries
@@ -468,15 +469,42 @@ def report_page(
         "alts": alts,
         "plot_version": plot_version(get_state(request), sub.id, sub.updated_at.isoformat()),
         # Figures, timestamps and maintainer-only texts as the API shows them (server.disclosure.run_view).
-        "run": run_view(sub, viewer),
+        "run": run_view(sub, viewer, ledger_charge(session, sub.id)),
         "staff": user.is_staff,
         "hidden_log_tail": sub.hidden_log_tail if user.is_staff else None,
         "view": view,
         "board_row": board_row,  # the run's row on its phase's board (rank figures), if it is one
         "board_query": urlencode({"phase": view.phase.name}),
         "queue": ops_status.queue_place(session, sub, settings.lease_ttl),
+        "review": REVIEW_WORDS[state.value] if (state := shown_review(sub)) else NO_REVIEW,
     }
     return render(request, signer, user, "report.html", context)
+
+
+@router.post("/submissions/{submission_id}/cancel", response_model=None)
+def cancel_run(
+    submission_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    signer: SignerDep,
+    user: WebUser,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """The report page's cancel button: the API's cancel (`submissions.cancel`, the policy table
+    decides the refund), behind the session's CSRF token."""
+    if user is None:
+        return _login_redirect(request)
+    try:
+        signer.check_csrf(request, csrf_token)
+        submissions.cancel(
+            session, user, submission_id, keep_archives=get_state(request).settings.keep_archives
+        )
+    except CsrfError as exc:
+        return error_page(request, signer, user, 400, "Not cancelled", str(exc))
+    except CsawmError as exc:
+        session.rollback()
+        return error_page(request, signer, user, exc.status_code, "Not cancelled", exc.message)
+    return RedirectResponse(f"/submissions/{submission_id}", status_code=303)
 
 
 def _report_plot(
