@@ -40,6 +40,7 @@ def _api_routers() -> list[APIRouter]:
     from server.quota.router import router as quota_router
     from server.review.router import router as review_router
     from server.submissions.router import router as submissions_router
+    from server.worker_api.router import router as worker_router
 
     return [
         health_router,
@@ -51,6 +52,7 @@ def _api_routers() -> list[APIRouter]:
         phases_router,
         review_router,
         notifications_router,
+        worker_router,
     ]
 
 

@@ -331,3 +331,13 @@ def reveal_phase(name: Annotated[str, typer.Argument(help="A sealed phase that h
     with open_database(settings) as db, reported_errors(), db.transaction() as session:
         row = phases.reveal(session, name, actor=cli_actor())
         typer.echo(f"revealed phase {row.name}", err=True)
+
+
+def _register_worker_commands() -> None:
+    from server.cli import worker_accounts
+
+    app.command("create-worker")(worker_accounts.create_worker)
+    app.command("revoke-worker")(worker_accounts.revoke_worker)
+
+
+_register_worker_commands()
