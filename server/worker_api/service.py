@@ -97,11 +97,15 @@ def check_test_set(settings: Settings, body: LeaseIn) -> str:
 
 
 def lease(db: Database, settings: Settings, owner: str, wait_s: float) -> RunFacts | None:
-    """Lease the next run for `owner`, waiting up to `wait_s` for one (long poll)."""
+    """Lease the next run for `owner`, waiting up to `wait_s` for one (long poll). A run leased at
+    ``scoring`` (its worker died after the upload) is scored here at once, never handed out."""
     deadline = time.monotonic() + wait_s
     while True:
         taken = lease_next(db, owner, settings.lease_ttl)
         if taken is not None and (taken.recovered_from is None or _take_over(db, settings, taken)):
+            if taken.status is RunStatus.SCORING:  # nothing to run: its predictions are stored here
+                score(leased(db, settings, taken.submission_id, owner, taken.attempt))
+                continue
             presence.beat(db, owner, state="busy", submission_id=taken.submission_id)
             return _facts(db, settings, taken)
         presence.beat(db, owner, state="idle")

@@ -210,3 +210,65 @@ def test_hand_back_and_takeover(wapi: Api, tmp_path: Path, synthetic_benchmark: 
     assert third["recovered_from"] == second["owner"] and third["retries"] == 1
     assert _run_to_the_end(wapi, wtoken, third) == "succeeded"
     assert _reports(wapi, sub_id) == 1 and f.ledger(wapi.db, sub_id) == ["charge"]
+
+
+def _expire(api: Api, sub_id: int) -> None:
+    from datetime import timedelta
+
+    from server.clock import utcnow
+
+    with api.db.transaction() as session:
+        sub = session.get(Submission, sub_id)
+        assert sub is not None
+        sub.lease_expires_at = utcnow() - timedelta(seconds=1)
+
+
+def test_revoked_worker_loses_its_run_to_the_next(
+    wapi: Api, tmp_path: Path, synthetic_benchmark: Path
+) -> None:
+    token, wtoken, spare = f.member_token(wapi.db), _worker(wapi), _worker(wapi, "gpu-2")
+    sub_id = _submit(wapi, token, tmp_path)
+    lease = _lease_ok(wapi, wtoken, synthetic_benchmark)
+    with wapi.db.transaction() as session:
+        accounts.revoke_worker(session, "gpu-1", actor="test")
+    renew = wapi.client.post(f"/api/v1/worker/runs/{sub_id}/renew", json=_at(lease), headers=f.auth(wtoken))
+    assert renew.status_code == 401  # the revoked worker stops; its lease runs out
+    _expire(wapi, sub_id)
+    taken = _lease_ok(wapi, spare, synthetic_benchmark)
+    assert taken["submission_id"] == sub_id and taken["recovered_from"] == lease["owner"]
+    assert _run_to_the_end(wapi, spare, taken) == "succeeded" and _reports(wapi, sub_id) == 1
+
+
+def test_run_left_at_scoring_is_scored_by_the_server_not_handed_out(
+    wapi: Api, tmp_path: Path, synthetic_benchmark: Path
+) -> None:
+    """The worker died after its upload moved the run to scoring: the next lease call scores it."""
+    from server.runs.lifecycle import Progress
+    from server.worker import stages
+
+    token, wtoken = f.member_token(wapi.db), _worker(wapi)
+    sub_id = _submit(wapi, token, tmp_path)
+    lease = _lease_ok(wapi, wtoken, synthetic_benchmark)
+    w, base = f.auth(wtoken), f"/api/v1/worker/runs/{sub_id}"
+    assert wapi.client.post(f"{base}/preflight", json=_at(lease), headers=w).status_code == 200
+    assert _put(wapi, wtoken, lease, _hidden_predictions(wapi)).status_code == 200
+    run = service.leased(wapi.db, wapi.settings, sub_id, lease["owner"], lease["attempt"])
+    sha = hashlib.sha256(_hidden_predictions(wapi)).hexdigest()
+    progress = Progress(predictions_sha256=sha, reproducibility={"test_set": "private"})
+    stages._move(run.env, run.ctx, RunStatus.SCORING, "hidden run finished", progress)
+    _expire(wapi, sub_id)
+    assert _lease(wapi, wtoken, synthetic_benchmark).json() == {"lease": None}
+    assert _status(wapi, sub_id) is RunStatus.SUCCEEDED and _reports(wapi, sub_id) == 1
+
+
+def test_database_and_remote_workers_serve_one_queue(
+    wapi: Api, tmp_path: Path, synthetic_benchmark: Path
+) -> None:
+    from server.worker.queue import lease_next
+
+    token, wtoken = f.member_token(wapi.db), _worker(wapi)
+    first, second = _submit(wapi, token, tmp_path, "a"), _submit(wapi, token, tmp_path, "b")
+    remote = _lease_ok(wapi, wtoken, synthetic_benchmark)
+    local = lease_next(wapi.db, "db-worker", wapi.settings.lease_ttl)
+    assert local is not None and {remote["submission_id"], local.submission_id} == {first, second}
+    assert _lease(wapi, wtoken, synthetic_benchmark).json() == {"lease": None}
