@@ -16,6 +16,7 @@ from server.benchmark.manifest import sha256_file
 from server.core.deps import DatabaseDep, IdPath, SettingsDep
 from server.core.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from server.core.guard import streamed_body
+from server.core.openapi import error_responses
 from server.models import WorkerAccount
 from server.worker_api import service
 from server.worker_api.accounts import worker_for_token
@@ -47,7 +48,7 @@ def get_worker(
 
 
 WorkerDep = Annotated[WorkerAccount, Depends(get_worker)]
-router = APIRouter(prefix="/api/v1/worker", tags=["worker"])
+router = APIRouter(prefix="/api/v1/worker", tags=["worker"], responses=error_responses(400, 404, 409, 413))
 
 
 def _own(worker: WorkerAccount, owner: str) -> str:
