@@ -47,6 +47,7 @@ def _api_routers() -> list[APIRouter]:
     from server.registrations.router import router as registrations_router
     from server.review.router import router as review_router
     from server.submissions.router import router as submissions_router
+    from server.worker_api.router import router as worker_router
 
     return [
         health_router,
@@ -61,6 +62,7 @@ def _api_routers() -> list[APIRouter]:
         operations_router,
         registrations_router,
         registrations_admin_router,
+        worker_router,
     ]
 
 
