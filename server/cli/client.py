@@ -701,8 +701,3 @@ def cancel(
                 f"submission {submission_id} ({body['status']}): asked its worker to stop it; refunded "
                 f"if it stops before the hidden run starts. Follow it with `csawm status {submission_id}`"
             )
-
-
-def register(app: typer.Typer) -> None:
-    for command in (submit, status, logs, leaderboard, quota, agreement, select, cancel):
-        app.command(command.__name__)(command)

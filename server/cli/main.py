@@ -53,6 +53,9 @@ COMMANDS: dict[str, Command] = {
         "server.cli.client", "status", RESEARCHERS, "Show a submission: status timeline, error, metrics."
     ),
     "logs": Command("server.cli.client", "logs", RESEARCHERS, "Print the tail of the model's output."),
+    "cancel": Command(
+        "server.cli.client", "cancel", RESEARCHERS, "Cancel a run; says whether its quota slot was refunded."
+    ),
     "leaderboard": Command("server.cli.client", "leaderboard", RESEARCHERS, "Print the public leaderboard."),
     "quota": Command(
         "server.cli.client",

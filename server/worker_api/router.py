@@ -29,7 +29,7 @@ from server.worker_api.schemas import (
     LeaseIn,
     LeaseOut,
     ProgressIn,
-    StatusOut,
+    RunStatusOut,
 )
 
 _bearer = HTTPBearer(auto_error=False, description="A worker token from `csawm admin create-worker`.")
@@ -103,17 +103,17 @@ def archive(
     return FileResponse(path, media_type="application/x-tar", headers={"X-Archive-SHA256": sha})
 
 
-@router.post("/runs/{submission_id}/preflight", response_model=StatusOut)
+@router.post("/runs/{submission_id}/preflight", response_model=RunStatusOut)
 def preflight(
     submission_id: IdPath, body: ProgressIn, worker: WorkerDep, db: DatabaseDep, settings: SettingsDep
-) -> StatusOut:
+) -> RunStatusOut:
     """The preflight passed (the worker checked its predictions with the same reader): → running."""
     run = service.leased(db, settings, submission_id, _own(worker, body.owner), body.attempt)
     service.preflight_passed(run, body)
-    return StatusOut(status="running")
+    return RunStatusOut(status="running")
 
 
-@router.put("/runs/{submission_id}/predictions", response_model=StatusOut)
+@router.put("/runs/{submission_id}/predictions", response_model=RunStatusOut)
 @streamed_body
 async def predictions(
     submission_id: IdPath,
@@ -124,7 +124,7 @@ async def predictions(
     owner: Annotated[str, Query(max_length=200)],
     attempt: Annotated[int, Query(ge=1)],
     sha256: Annotated[str, Header(alias="X-Predictions-SHA256")],
-) -> StatusOut:
+) -> RunStatusOut:
     """The hidden predictions, streamed: capped at the hidden stage's output limit, hashed against
     ``X-Predictions-SHA256``; refused whole (nothing stored) otherwise."""
     if not _SHA_RE.match(sha256):
@@ -145,10 +145,10 @@ async def predictions(
     if declared is not None and declared.isdigit() and int(declared) != len(data):
         raise BadRequest("the upload was cut off")
     await run_in_threadpool(service.store_predictions, run, sha256, bytes(data))
-    return StatusOut(status="stored")
+    return RunStatusOut(status="stored")
 
 
-@router.post("/runs/{submission_id}/hidden", response_model=StatusOut)
+@router.post("/runs/{submission_id}/hidden", response_model=RunStatusOut)
 def hidden(
     submission_id: IdPath,
     body: ProgressIn,
@@ -156,26 +156,26 @@ def hidden(
     db: DatabaseDep,
     settings: SettingsDep,
     test_set: Annotated[str, Query(pattern="^(private|public)$")],
-) -> StatusOut:
+) -> RunStatusOut:
     """The hidden run finished with the predictions uploaded under this lease: → scoring, and the
     server scores them at once (the labels never leave it). Answers the run's status after."""
     run = service.leased(db, settings, submission_id, _own(worker, body.owner), body.attempt)
-    return StatusOut(status=service.hidden_done(run, body, test_set).value)
+    return RunStatusOut(status=service.hidden_done(run, body, test_set).value)
 
 
-@router.post("/runs/{submission_id}/fault", response_model=StatusOut)
+@router.post("/runs/{submission_id}/fault", response_model=RunStatusOut)
 def fault(
     submission_id: IdPath, body: FaultIn, worker: WorkerDep, db: DatabaseDep, settings: SettingsDep
-) -> StatusOut:
+) -> RunStatusOut:
     """A stage stopped: the policy table decides (retry, hand back, or end) as for any worker."""
     run = service.leased(db, settings, submission_id, _own(worker, body.owner), body.attempt)
-    return StatusOut(status=service.end(run, service.reported_fault(body), body).value)
+    return RunStatusOut(status=service.end(run, service.reported_fault(body), body).value)
 
 
-@router.post("/runs/{submission_id}/hand-back", response_model=StatusOut)
+@router.post("/runs/{submission_id}/hand-back", response_model=RunStatusOut)
 def hand_back(
     submission_id: IdPath, body: ProgressIn, worker: WorkerDep, db: DatabaseDep, settings: SettingsDep
-) -> StatusOut:
+) -> RunStatusOut:
     """The worker is stopping (SIGTERM): the run goes back to the queue, nothing charged."""
     run = service.leased(db, settings, submission_id, _own(worker, body.owner), body.attempt)
-    return StatusOut(status=service.end(run, service.hand_back_fault(run.ctx.stage), body).value)
+    return RunStatusOut(status=service.end(run, service.hand_back_fault(run.ctx.stage), body).value)

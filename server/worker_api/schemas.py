@@ -81,5 +81,5 @@ class FaultIn(ProgressIn):
     exit_code: int | None = None
 
 
-class StatusOut(BaseModel):
+class RunStatusOut(BaseModel):
     status: str
