@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from server.scoring.registry import ENDPOINTS
-from server.scoring.results import Association, Estimate, ExpertScore, OddsRatio, Report
+from server.scoring.results import Association, Estimate, ExpertScore, OddsRatio, Report, ReportBootstrap
 
 _MISSING = "n/a"
 
@@ -141,7 +141,7 @@ def render_report(data: Mapping[str, Any] | Report) -> RenderableType:
     report = data if isinstance(data, Report) else Report.read(data)
     if report is None:
         raise TypeError("a score report is a JSON object")
-    boot = report.bootstrap
+    boot = report.bootstrap or ReportBootstrap()
     footer = Text(
         f"bootstrap: {boot.resamples} paired patient-level resamples, seed {boot.seed}, "
         f"{boot.degenerate} degenerate; scorer version {report.scorer_version}"

@@ -222,6 +222,7 @@ class Levels:
     confusion_matrix: tuple[tuple[int, ...], ...] | None = None  # rows: ground truth, columns: predicted
     low_bin: BinScores | None = None
     high_bin: BinScores | None = None
+    present: bool = False  # a non-empty section (a summary has none)
 
     @classmethod
     def read(cls, entry: Any) -> Levels:
@@ -233,6 +234,7 @@ class Levels:
             _matrix(entry.get("confusion_matrix")),
             BinScores.read(entry.get("low_bin")),
             BinScores.read(entry.get("high_bin")),
+            bool(entry),
         )
 
 
@@ -297,9 +299,10 @@ class Report:
     levels: Levels = Levels()
     clinical_n: int | None = None
     model_per_expert: Mapping[str, ExpertScore] = field(default_factory=lambda: _EMPTY)  # tau-b, AMAE
-    bootstrap: ReportBootstrap = ReportBootstrap()
+    bootstrap: ReportBootstrap | None = None  # None where the report has no bootstrap section
     warnings: tuple[str, ...] = ()
     has_clinical: bool = False  # a non-empty clinical section
+    disclosure: str | None = None  # "summary" for a summary (`server.scoring.summary`), else None
 
     @classmethod
     def read(cls, stored: Any) -> Report | None:
@@ -328,9 +331,10 @@ class Report:
             levels=Levels.read(masking.get("levels")),
             clinical_n=_integer(clinical.get("n")),
             model_per_expert=_agreements(masking.get("per_expert")),
-            bootstrap=ReportBootstrap.read(stored.get("bootstrap")),
+            bootstrap=ReportBootstrap.read(boot) if (boot := _section(stored.get("bootstrap"))) else None,
             warnings=tuple(w for w in _list(stored.get("warnings")) if isinstance(w, str)),
             has_clinical=bool(clinical),
+            disclosure=_text(stored.get("disclosure")),
         )
 
     @classmethod

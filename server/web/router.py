@@ -467,6 +467,7 @@ def report_page(
         "sub": sub,
         "team_name": team.name if team else "",
         "report": report,
+        "scores": Report.read(report),  # what the page reads of the report (typed)
         "alts": alts,
         "plot_version": plot_version(get_state(request), sub.id, sub.updated_at.isoformat()),
         # Figures, timestamps and maintainer-only texts as the API shows them (server.disclosure.run_view).
@@ -517,7 +518,7 @@ def _report_plot(
     if read is None:
         return None
     levels = read.levels
-    level = report.get("disclosure", "full")  # the visibility's mark on the shown report, not a score
+    level = read.disclosure or "full"
     key: tuple[Any, ...] = (name, sub.id, sub.updated_at.isoformat(), level)
     if name == "confusion":
         matrix = levels.confusion_matrix

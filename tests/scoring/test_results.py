@@ -120,10 +120,12 @@ def _check(report: Report, data: dict[str, Any]) -> None:
     assert report.has_clinical == bool(clinical) and report.has_masking == bool(masking)
     assert list(report.warnings) == data.get("warnings", [])
     boot = data.get("bootstrap") or {}
-    assert report.bootstrap == ReportBootstrap(
-        boot.get("resamples"), boot.get("seed"), boot.get("degenerate")
+    assert report.bootstrap == (
+        ReportBootstrap(boot.get("resamples"), boot.get("seed"), boot.get("degenerate")) if boot else None
     )
+    assert report.disclosure == data.get("disclosure")
     levels = masking.get("levels") or {}
+    assert report.levels.present == bool(levels)
     assert report.levels.kendall_tau_b == _estimate(levels.get("kendall_tau_b"))
     assert report.levels.amae == _estimate(levels.get("amae"))
     assert dict(report.levels.group_amae) == (levels.get("group_amae") or {})
@@ -200,7 +202,7 @@ def test_a_partial_or_odd_report_reads_as_missing_never_as_a_fake_value() -> Non
     assert report.kendall_tau_b == Estimate() and report.amae == Estimate()
     assert all(result.auc == Estimate() for result in report.clinical.values())
     assert report.experts == {} and report.scorer_version is None
-    assert report.levels == Levels() and report.bootstrap == ReportBootstrap()
+    assert report.levels == Levels() and report.bootstrap is None and report.disclosure is None
     assert report.n_images is None and report.clinical_n is None and report.warnings == ()
     assert not report.has_clinical and not report.model_per_expert
 
