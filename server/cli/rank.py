@@ -27,6 +27,7 @@ from server.scoring.bootstrap import DEFAULT_RESAMPLES, resample_counts
 from server.scoring.labels import LabelFileError, LabelLayout, LabelTable, read_labels
 from server.scoring.predictions import PredictionsError, read_predictions
 from server.scoring.report import ENDPOINTS, ScoringInputError, score_report
+from server.scoring.results import Report
 
 EXIT_INVALID = 2
 
@@ -39,7 +40,7 @@ def _fail(message: str) -> typer.Exit:
 @dataclass(frozen=True)
 class _Scored:
     name: str
-    report: dict[str, Any]
+    report: Report
     replicates: np.ndarray
     strata: dict[str, dict[str, Any]]
     differences: dict[str, dict[str, Any]]
@@ -68,8 +69,9 @@ def _score_files(
             report = score_report(rows, table, public_labels=public, resamples=resamples, seed=seed)
         except (PredictionsError, ScoringInputError) as exc:
             raise _fail(str(exc)) from None
-        tau = report.data["masking"]["kendall_tau_b"]
-        if tau["value"] is None:
+        read = Report.read(report.data)
+        assert read is not None  # score_report writes an object
+        if read.kendall_tau_b.value is None:
             raise _fail(
                 f"{path}: Kendall tau-b is undefined (e.g. a constant Final_score); it cannot be ranked"
             )
@@ -77,12 +79,10 @@ def _score_files(
         by_stratum, differences = strata.score_strata(truth, pred, counts, defined)
         warnings += [
             f"{path.stem}: {message}"
-            for message in report.data["warnings"]
+            for message in read.warnings
             if message.startswith("masking.kendall_tau_b")
         ]
-        scored.append(
-            _Scored(path.stem, report.data, report.replicates["kendall_tau_b"], by_stratum, differences)
-        )
+        scored.append(_Scored(path.stem, read, report.replicates["kendall_tau_b"], by_stratum, differences))
     return scored, warnings
 
 
@@ -92,7 +92,10 @@ def _nullable(matrix: np.ndarray) -> list[list[float | None]]:
 
 def ranking_result(scored: list[_Scored], *, alpha: float, resamples: int, seed: int) -> dict[str, Any]:
     """The JSON of ``csawm rank --json`` (docs/cli.md), rows in rank order."""
-    points = [s.report["masking"]["kendall_tau_b"]["value"] for s in scored]
+    values = [s.report.kendall_tau_b.value for s in scored]
+    if any(v is None for v in values):  # _score_files refuses such a file
+        raise ValueError("a file's Kendall tau-b is undefined")
+    points = [v for v in values if v is not None]
     order = sorted(range(len(scored)), key=lambda i: (-points[i], scored[i].name))
     scored = [scored[i] for i in order]
     points = [points[i] for i in order]
@@ -104,7 +107,6 @@ def ranking_result(scored: list[_Scored], *, alpha: float, resamples: int, seed:
     ranks = ranking.competition_ranks(points)
     rows = []
     for k, item in enumerate(scored):
-        masking = item.report["masking"]
         rows.append(
             {
                 "name": item.name,
@@ -113,21 +115,19 @@ def ranking_result(scored: list[_Scored], *, alpha: float, resamples: int, seed:
                 "median_rank": float(summary.median_rank[k]),
                 "p_first": float(summary.p_first[k]),
                 "tier": int(tiers[k]),
-                "kendall_tau_b": masking["kendall_tau_b"],
-                "by_expert": {
-                    name.lower(): entry["kendall_tau_b"] for name, entry in masking["per_expert"].items()
-                },
+                "kendall_tau_b": item.report.kendall_tau_b.to_json(),
+                "by_expert": {name.lower(): tau for name, tau in item.report.per_expert.items()},
                 "strata": item.strata,
                 "strata_differences": item.differences,
             }
         )
     orders: dict[str, list[float | None]] = {}
-    for name in scored[0].report["masking"]["per_expert"]:
-        orders[name.lower()] = [s.report["masking"]["per_expert"][name]["kendall_tau_b"] for s in scored]
-    amae = [s.report["masking"]["amae"]["value"] for s in scored]
+    for name in scored[0].report.per_expert:
+        orders[name.lower()] = [s.report.per_expert.get(name) for s in scored]
+    amae = [s.report.amae.value for s in scored]
     orders["amae"] = [None if v is None else -v for v in amae]
     for endpoint in ENDPOINTS:
-        orders[f"auc_{endpoint}"] = [s.report["clinical"][endpoint]["auc"]["value"] for s in scored]
+        orders[f"auc_{endpoint}"] = [s.report.clinical[endpoint].auc.value for s in scored]
     return {
         "alpha": alpha,
         "resamples": resamples,

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 from server.core.principal import Principal
 from server.disclosure.hints import HiddenHint, HiddenLogs, exception_hint
 from server.models import FailedPhase, LedgerKind, QuotaEntry, ReviewState, RunStatus, Submission
+from server.scoring.results import RunRecord
 
 if TYPE_CHECKING:
     from server.core.settings import Settings
@@ -295,16 +296,23 @@ def _runtime(runtime: Mapping[str, Any] | None, figures: Figures) -> dict[str, A
 
 
 def _reproducibility(repro: Mapping[str, Any] | None, viewer: Viewer) -> dict[str, Any] | None:
-    if repro is None or viewer.staff:
-        return None if repro is None else dict(repro)
+    """The stored record (read as `RunRecord`, written back as it was), less what `viewer` may not
+    see: the maintainer-only keys and the hidden stages' figures beyond `viewer.figures`."""
+    if repro is None:
+        return None
+    record = RunRecord.read(repro)
+    out = record.to_json()
+    if viewer.staff:
+        return out
     figures = viewer.figures
-    out = {k: v for k, v in repro.items() if k not in MAINTAINER_ONLY_REPRO}
-    if isinstance(out.get("durations_s"), Mapping):
-        out["durations_s"] = _timings(out["durations_s"], figures)
-    if isinstance(out.get("peak_memory_bytes"), Mapping):
+    for key in MAINTAINER_ONLY_REPRO:
+        out.pop(key, None)
+    if record.durations_s is not None:
+        out["durations_s"] = _timings(record.durations_s, figures)
+    if record.peak_memory_bytes is not None:
         memory = {
             phase: _shown(figures, phase in BEFORE_HIDDEN_PHASES, "peak_memory_bytes", value)
-            for phase, value in out["peak_memory_bytes"].items()
+            for phase, value in record.peak_memory_bytes.items()
         }
         out["peak_memory_bytes"] = {k: v for k, v in memory.items() if v is not _WITHHELD}
     return out

@@ -34,6 +34,7 @@ from server.models import LEASED_STATUSES, ReviewState, RunEvent, RunStatus, Sub
 from server.runs.disclosure import StageLogs
 from server.runs.policy import DUPLICATE_FREE_CODES
 from server.runs.transitions import REVIEW_ALLOWED, TransitionError, transition
+from server.scoring.results import RunRecord
 
 # The statuses a stage moves a run into when it succeeds (each from the one before).
 FORWARD: dict[RunStatus, RunStatus] = {
@@ -86,7 +87,7 @@ class Progress:
     runtime: dict[str, Any] | None = None
     logs: StageLogs | None = None  # the stage's log tail, as `disclosure.stage_logs` shares it
     predictions_sha256: str | None = None
-    reproducibility: dict[str, Any] | None = None
+    reproducibility: RunRecord | None = None  # written whole (`RunRecord.to_json`)
 
 
 def advance(
@@ -111,6 +112,8 @@ def advance(
         value = getattr(progress, item.name)
         if isinstance(value, StageLogs):
             value.write(sub)
+        elif isinstance(value, RunRecord):
+            sub.reproducibility = value.to_json()
         elif value is not None:
             setattr(sub, item.name, value)
     session.flush()

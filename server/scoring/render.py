@@ -1,17 +1,21 @@
 """The human-readable view of a score report (what ``csawm score`` prints without ``--json``).
 
-It only formats the report dict of :func:`server.scoring.report.score_report`; every number shown is
-the one in the JSON. Undefined values print as ``n/a``.
+It only formats the report of :func:`server.scoring.report.score_report`, read into the typed
+`server.scoring.results.Report`; every number shown is the one in the JSON. Undefined (or missing)
+values print as ``n/a``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+
+from server.scoring.registry import ENDPOINTS
+from server.scoring.results import Association, Estimate, ExpertScore, OddsRatio, Report, ReportBootstrap
 
 _MISSING = "n/a"
 
@@ -20,7 +24,7 @@ def _value(value: float | None, digits: int = 4) -> str:
     return _MISSING if value is None else f"{value:.{digits}f}"
 
 
-def _interval(ci: list[float] | None, digits: int = 4) -> str:
+def _interval(ci: Sequence[float] | None, digits: int = 4) -> str:
     return _MISSING if ci is None else f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
@@ -28,89 +32,76 @@ def _p_value(value: float | None) -> str:
     return _MISSING if value is None else f"{value:.4g}"
 
 
-def _masking_table(data: Mapping[str, Any]) -> Table:
-    masking = data["masking"]
-    unit = masking["amae"]["unit"]
+def _row(table: Table, label: str, estimate: Estimate, unit: str, digits: int = 4) -> None:
+    table.add_row(label, _value(estimate.value, digits), _interval(estimate.ci95, digits), unit)
+
+
+def _masking_table(report: Report) -> Table:
+    unit = report.amae_unit or ""
     digits = 1 if unit == "rank" else 4
-    table = Table(title=f"Masking agreement ({data['label_layout']} layout, {data['n_images']} images)")
+    table = Table(title=f"Masking agreement ({report.label_layout} layout, {report.n_images} images)")
     for column in ("metric", "value", "95% CI", "unit"):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    levels = masking["levels"]
-    table.add_row(
-        "Kendall tau-b",
-        _value(masking["kendall_tau_b"]["value"]),
-        _interval(masking["kendall_tau_b"]["ci95"]),
-        "",
-    )
-    table.add_row(
-        "AMAE", _value(masking["amae"]["value"], digits), _interval(masking["amae"]["ci95"], digits), unit
-    )
-    table.add_row(
-        "Kendall tau-b (8 levels)",
-        _value(levels["kendall_tau_b"]["value"]),
-        _interval(levels["kendall_tau_b"]["ci95"]),
-        "",
-    )
-    table.add_row(
-        "AMAE (8 levels)", _value(levels["amae"]["value"]), _interval(levels["amae"]["ci95"]), "level"
-    )
-    for group, value in levels["group_amae"].items():
+    levels = report.levels
+    _row(table, "Kendall tau-b", report.kendall_tau_b, "")
+    _row(table, "AMAE", report.amae, unit, digits)
+    _row(table, "Kendall tau-b (8 levels)", levels.kendall_tau_b, "")
+    _row(table, "AMAE (8 levels)", levels.amae, "level")
+    for group, value in levels.group_amae.items():
         table.add_row(f"  AMAE, GT levels {group}", _value(value), "", "level")
-    for key, label in (("low_bin", "levels 1-2"), ("high_bin", "levels 7-8")):
-        scores = levels.get(key)
-        if isinstance(scores, Mapping):
+    for scores, label in ((levels.low_bin, "levels 1-2"), (levels.high_bin, "levels 7-8")):
+        if scores is not None:
             table.add_row(
                 f"P / R / F1, {label}",
-                " / ".join(_value(scores[name], 3) for name in ("precision", "recall", "f1")),
+                " / ".join(_value(v, 3) for v in (scores.precision, scores.recall, scores.f1)),
                 "",
                 "",
             )
     return table
 
 
-def _confusion_table(data: Mapping[str, Any]) -> Table:
+def _confusion_table(report: Report) -> Table:
     table = Table(title="Confusion matrix (rows: ground-truth level, columns: predicted level)")
     table.add_column("GT", justify="right")
     for level in range(1, 9):
         table.add_column(str(level), justify="right")
-    for level, row in enumerate(data["masking"]["levels"]["confusion_matrix"], start=1):
+    for level, row in enumerate(report.levels.confusion_matrix or (), start=1):
         table.add_row(str(level), *(str(count) for count in row))
     return table
 
 
-def _experts_table(data: Mapping[str, Any]) -> Table:
-    unit = data["masking"]["amae"]["unit"]
+def _experts_table(report: Report) -> Table:
+    unit = report.amae_unit
     table = Table(title="Expert reference rows (each expert against the ground truth)")
     table.add_column("expert")
     table.add_column("Kendall tau-b", justify="right")
     table.add_column(f"AMAE ({unit})", justify="right")
-    for name, entry in data["experts"].items():
-        table.add_row(name, _value(entry["kendall_tau_b"]), _value(entry["amae"], 1 if unit == "rank" else 4))
+    for name, entry in report.experts.items():
+        table.add_row(name, _value(entry.kendall_tau_b), _value(entry.amae, 1 if unit == "rank" else 4))
     return table
 
 
-def _agreement_table(data: Mapping[str, Any]) -> Table | None:
+def _agreement_table(report: Report) -> Table | None:
     """Kendall tau-b of the model and of each expert (rows) against each expert's annotation."""
-    model = data["masking"].get("per_expert")
-    if not isinstance(model, Mapping):
+    model: Mapping[str, ExpertScore] = report.model_per_expert
+    if not model:
         return None
     columns = list(model)
     table = Table(title="Kendall tau-b against each expert's own annotation (rows: who is scored)")
     table.add_column("")
     for name in columns:
         table.add_column(name, justify="right")
-    table.add_row("model", *(_value(model[name]["kendall_tau_b"], 3) for name in columns))
-    for expert, entry in data["experts"].items():
-        others = entry.get("per_expert") or {}
+    table.add_row("model", *(_value(model[name].kendall_tau_b, 3) for name in columns))
+    for expert, entry in report.experts.items():
         table.add_row(
-            expert, *("-" if name == expert else _value(others[name]["kendall_tau_b"], 3) for name in columns)
+            expert,
+            *("-" if name == expert else _value(entry.per_expert.get(name), 3) for name in columns),
         )
     return table
 
 
-def _clinical_tables(data: Mapping[str, Any]) -> list[Table]:
-    clinical = data["clinical"]
-    where = f"{clinical['population']} population, {clinical['n']} images"
+def _clinical_tables(report: Report) -> list[Table]:
+    where = f"{report.population} population, {report.clinical_n} images"
     auc_table = Table(title=f"Clinical association: AUC of the score ({where})")
     auc_table.add_column("endpoint")
     auc_table.add_column("positives", justify="right")
@@ -122,45 +113,48 @@ def _clinical_tables(data: Mapping[str, Any]) -> list[Table]:
     )
     for column in ("endpoint", "vs Q1", "OR", "Woolf 95% CI", "p (one-sided)", "bootstrap 95% CI"):
         ratio_table.add_column(column, justify="left" if column == "endpoint" else "right")
-    for endpoint in ("interval_cancer", "large_invasive_cancer", "composite"):
-        entry = clinical[endpoint]
-        label = endpoint.replace("_", " ")
-        rows = [(label, entry)] + [
-            (f"  LIBRA {name.replace('_', ' ')}", reference)
-            for name, reference in (entry.get("references") or {}).items()
+    for endpoint in ENDPOINTS:
+        entry = report.clinical[endpoint.key]
+        label = endpoint.key.replace("_", " ")
+        rows: list[tuple[str, Association]] = [(label, entry)] + [
+            (f"  LIBRA {name.replace('_', ' ')}", reference) for name, reference in entry.references.items()
         ]
         for row_label, row in rows:
-            auc = row["auc"]
-            auc_table.add_row(row_label, str(row["n_positive"]), _value(auc["value"]), _interval(auc["ci95"]))
+            auc = row.auc
+            n_positive = _MISSING if row.n_positive is None else str(row.n_positive)
+            auc_table.add_row(row_label, n_positive, _value(auc.value), _interval(auc.ci95))
             for quartile in ("Q2", "Q3", "Q4"):
-                ratio = row["odds_ratios"][quartile]
+                ratio = row.odds_ratios.get(quartile, OddsRatio())
                 ratio_table.add_row(
                     row_label if quartile == "Q2" else "",
                     quartile,
-                    _value(ratio["value"], 2),
-                    _interval(ratio["ci95"], 2) + ("*" if ratio["haldane"] else ""),
-                    _p_value(ratio["p_one_sided"]),
-                    _interval(ratio["bootstrap_ci95"], 2) if quartile == "Q4" else "",
+                    _value(ratio.value, 2),
+                    _interval(ratio.ci95, 2) + ("*" if ratio.haldane else ""),
+                    _p_value(ratio.p_one_sided),
+                    _interval(ratio.bootstrap_ci95, 2) if quartile == "Q4" else "",
                 )
     return [auc_table, ratio_table]
 
 
-def render_report(data: Mapping[str, Any]) -> RenderableType:
-    """All tables of the report, then the bootstrap settings and the warnings."""
-    boot = data["bootstrap"]
+def render_report(data: Mapping[str, Any] | Report) -> RenderableType:
+    """All tables of the report (its JSON, or read), then the bootstrap settings and the warnings."""
+    report = data if isinstance(data, Report) else Report.read(data)
+    if report is None:
+        raise TypeError("a score report is a JSON object")
+    boot = report.bootstrap or ReportBootstrap()
     footer = Text(
-        f"bootstrap: {boot['resamples']} paired patient-level resamples, seed {boot['seed']}, "
-        f"{boot['degenerate']} degenerate; scorer version {data['scorer_version']}"
+        f"bootstrap: {boot.resamples} paired patient-level resamples, seed {boot.seed}, "
+        f"{boot.degenerate} degenerate; scorer version {report.scorer_version}"
     )
     parts: list[RenderableType] = [
-        _masking_table(data),
-        _confusion_table(data),
-        _experts_table(data),
-        *([agreement] if (agreement := _agreement_table(data)) is not None else []),
-        *_clinical_tables(data),
+        _masking_table(report),
+        _confusion_table(report),
+        _experts_table(report),
+        *([agreement] if (agreement := _agreement_table(report)) is not None else []),
+        *_clinical_tables(report),
         footer,
     ]
-    if data["warnings"]:
+    if report.warnings:
         parts.append(Text("warnings:", style="bold yellow"))
-        parts.extend(Text(f"  - {warning}", style="yellow") for warning in data["warnings"])
+        parts.extend(Text(f"  - {warning}", style="yellow") for warning in report.warnings)
     return Group(*parts)

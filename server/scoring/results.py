@@ -46,6 +46,10 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _integer(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -95,15 +99,23 @@ def _interval(value: Any) -> tuple[float, float] | None:
 
 @dataclass(frozen=True)
 class OddsRatio(Estimate):
-    """The Q4-vs-Q1 odds ratio with its Woolf interval and one-sided p-value."""
+    """A quartile-vs-Q1 odds ratio with its Woolf interval and one-sided p-value; ``haldane`` (a zero
+    cell, +0.5 correction) and, for Q4, the bootstrap interval as stored (None when missing)."""
 
     p_one_sided: float | None = None
+    haldane: bool | None = None
+    bootstrap_ci95: tuple[float, float] | None = None
 
     @classmethod
     def read(cls, entry: Any) -> OddsRatio:
         entry = _section(entry)
+        haldane = entry.get("haldane")
         return cls(
-            _number(entry.get("value")), _interval(entry.get("ci95")), _number(entry.get("p_one_sided"))
+            _number(entry.get("value")),
+            _interval(entry.get("ci95")),
+            _number(entry.get("p_one_sided")),
+            haldane if isinstance(haldane, bool) else None,
+            _interval(entry.get("bootstrap_ci95")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -116,13 +128,21 @@ class Association:
 
     auc: Estimate = Estimate()
     odds_ratio_q4: OddsRatio = OddsRatio()
+    n_positive: int | None = None
+    odds_ratios: Mapping[str, OddsRatio] = field(default_factory=lambda: _EMPTY)  # Q2..Q4, as stored
 
     @classmethod
     def read(cls, entry: Any) -> Association:
-        """``{"auc": {...}, "odds_ratios": {"Q4": {...}, ...}, ...}`` of a report."""
+        """``{"n_positive": n, "auc": {...}, "odds_ratios": {"Q4": {...}, ...}, ...}`` of a report."""
         entry = _section(entry)
+        ratios = _section(entry.get("odds_ratios"))
         return cls(
-            Estimate.read(entry.get("auc")), OddsRatio.read(_section(entry.get("odds_ratios")).get("Q4"))
+            auc=Estimate.read(entry.get("auc")),
+            odds_ratio_q4=OddsRatio.read(ratios.get("Q4")),
+            n_positive=_integer(entry.get("n_positive")),
+            odds_ratios=MappingProxyType(
+                {q: OddsRatio.read(v) for q, v in ratios.items() if isinstance(v, Mapping)}
+            ),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -141,7 +161,13 @@ class EndpointResult(Association):
         base = Association.read(entry)
         refs = _section(_section(entry).get("references"))
         found = {name: Association.read(value) for name, value in refs.items() if isinstance(value, Mapping)}
-        return cls(base.auc, base.odds_ratio_q4, MappingProxyType(found))
+        return cls(
+            auc=base.auc,
+            odds_ratio_q4=base.odds_ratio_q4,
+            n_positive=base.n_positive,
+            odds_ratios=base.odds_ratios,
+            references=MappingProxyType(found),
+        )
 
 
 @dataclass(frozen=True)
@@ -157,6 +183,89 @@ class ExpertScore:
         entry = _section(entry)
         return cls(
             _number(entry.get("kendall_tau_b")), _number(entry.get("amae")), _taus(entry.get("per_expert"))
+        )
+
+
+def _agreements(section: Any) -> Mapping[str, ExpertScore]:
+    """``{Expert_k: {"kendall_tau_b": t, "amae": a}}`` of a ``per_expert`` section."""
+    return MappingProxyType(
+        {
+            k: ExpertScore(_number(v.get("kendall_tau_b")), _number(v.get("amae")))
+            for k, v in _section(section).items()
+            if isinstance(v, Mapping)
+        }
+    )
+
+
+@dataclass(frozen=True)
+class BinScores:
+    """Precision, recall and F1 of a level bin as a yes/no call (scorer version 2)."""
+
+    precision: float | None
+    recall: float | None
+    f1: float | None
+
+    @classmethod
+    def read(cls, entry: Any) -> BinScores | None:
+        if not isinstance(entry, Mapping):
+            return None
+        return cls(_number(entry.get("precision")), _number(entry.get("recall")), _number(entry.get("f1")))
+
+
+@dataclass(frozen=True)
+class Levels:
+    """The 8-level view of the masking section; what a report (a summary) lacks is None or empty."""
+
+    kendall_tau_b: Estimate = Estimate()
+    amae: Estimate = Estimate()
+    group_amae: Mapping[str, float | None] = field(default_factory=lambda: _EMPTY)
+    confusion_matrix: tuple[tuple[int, ...], ...] | None = None  # rows: ground truth, columns: predicted
+    low_bin: BinScores | None = None
+    high_bin: BinScores | None = None
+    present: bool = False  # a non-empty section (a summary has none)
+
+    @classmethod
+    def read(cls, entry: Any) -> Levels:
+        entry = _section(entry)
+        return cls(
+            Estimate.read(entry.get("kendall_tau_b")),
+            Estimate.read(entry.get("amae")),
+            MappingProxyType({k: _number(v) for k, v in _section(entry.get("group_amae")).items()}),
+            _matrix(entry.get("confusion_matrix")),
+            BinScores.read(entry.get("low_bin")),
+            BinScores.read(entry.get("high_bin")),
+            bool(entry),
+        )
+
+
+def _matrix(value: Any) -> tuple[tuple[int, ...], ...] | None:
+    """A matrix of counts as stored; None unless every cell is an integer."""
+    if not isinstance(value, list | tuple) or not value:
+        return None
+    rows: list[tuple[int, ...]] = []
+    for row in value:
+        if not isinstance(row, list | tuple):
+            return None
+        cells = tuple(_integer(c) for c in row)
+        if any(c is None for c in cells):
+            return None
+        rows.append(tuple(c for c in cells if c is not None))
+    return tuple(rows)
+
+
+@dataclass(frozen=True)
+class ReportBootstrap:
+    """The report's bootstrap settings and its count of degenerate resamples."""
+
+    resamples: int | None = None
+    seed: int | None = None
+    degenerate: int | None = None
+
+    @classmethod
+    def read(cls, entry: Any) -> ReportBootstrap:
+        entry = _section(entry)
+        return cls(
+            _integer(entry.get("resamples")), _integer(entry.get("seed")), _integer(entry.get("degenerate"))
         )
 
 
@@ -185,6 +294,15 @@ class Report:
     clinical: Mapping[str, EndpointResult]
     experts: Mapping[str, ExpertScore]
     per_expert: Mapping[str, float | None]  # the model's tau-b against each expert (v2)
+    n_images: int | None = None
+    label_layout: str | None = None
+    levels: Levels = Levels()
+    clinical_n: int | None = None
+    model_per_expert: Mapping[str, ExpertScore] = field(default_factory=lambda: _EMPTY)  # tau-b, AMAE
+    bootstrap: ReportBootstrap | None = None  # None where the report has no bootstrap section
+    warnings: tuple[str, ...] = ()
+    has_clinical: bool = False  # a non-empty clinical section
+    disclosure: str | None = None  # "summary" for a summary (`server.scoring.summary`), else None
 
     @classmethod
     def read(cls, stored: Any) -> Report | None:
@@ -208,6 +326,15 @@ class Report:
                 {k: ExpertScore.read(v) for k, v in experts.items() if isinstance(v, Mapping)}
             ),
             per_expert=_taus(masking.get("per_expert")),
+            n_images=_integer(stored.get("n_images")),
+            label_layout=_text(stored.get("label_layout")),
+            levels=Levels.read(masking.get("levels")),
+            clinical_n=_integer(clinical.get("n")),
+            model_per_expert=_agreements(masking.get("per_expert")),
+            bootstrap=ReportBootstrap.read(boot) if (boot := _section(stored.get("bootstrap"))) else None,
+            warnings=tuple(w for w in _list(stored.get("warnings")) if isinstance(w, str)),
+            has_clinical=bool(clinical),
+            disclosure=_text(stored.get("disclosure")),
         )
 
     @classmethod

@@ -63,6 +63,7 @@ from server.review import flags as review_flags
 from server.review import service as review
 from server.review.schemas import ReviewAction
 from server.runs.words import NO_REVIEW, REVIEW_WORDS
+from server.scoring.results import Report
 from server.scoring.summary import summary_report
 from server.submissions import service as submissions
 from server.web import downloads, guides, plots, queries
@@ -466,6 +467,7 @@ def report_page(
         "sub": sub,
         "team_name": team.name if team else "",
         "report": report,
+        "scores": Report.read(report),  # what the page reads of the report (typed)
         "alts": alts,
         "plot_version": plot_version(get_state(request), sub.id, sub.updated_at.isoformat()),
         # Figures, timestamps and maintainer-only texts as the API shows them (server.disclosure.run_view).
@@ -512,17 +514,20 @@ def _report_plot(
 ) -> plots.Plot | None:
     """One of the plots of `report` (the run's report as the viewer may see it, `shown_report`), or
     None when it lacks what the plot needs: a summary has no confusion matrix, so no such plot."""
-    levels = (report.get("masking") or {}).get("levels") or {}
-    level = report.get("disclosure", "full")
+    read = Report.read(report)
+    if read is None:
+        return None
+    levels = read.levels
+    level = read.disclosure or "full"
     key: tuple[Any, ...] = (name, sub.id, sub.updated_at.isoformat(), level)
     if name == "confusion":
-        matrix = levels.get("confusion_matrix")
+        matrix = levels.confusion_matrix
         return cache.get(key, lambda: plots.confusion_heatmap(matrix)) if matrix else None
     if name == "group-amae":
-        groups = levels.get("group_amae")
+        groups = dict(levels.group_amae)
         return cache.get(key, lambda: plots.group_amae_bars(groups)) if groups else None
     if name == "odds-ratios":
-        if not report.get("clinical"):
+        if not read.has_clinical:
             return None
         baselines = [
             (n, r if level == "full" else summary_report(r))

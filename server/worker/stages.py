@@ -335,7 +335,7 @@ def run_hidden(
     # phase says by then (a maintainer may change a phase's test set meanwhile).
     progress = Progress(
         predictions_sha256=sha,
-        reproducibility={"test_set": test_set},
+        reproducibility=RunRecord.read(None).rescored(test_set=test_set),
         logs=stage_logs(env.settings.hidden_logs, Stage.HIDDEN, result.log_tail),
     )
     _move(env, ctx, RunStatus.SCORING, "hidden run finished", progress)

@@ -38,6 +38,7 @@ from server.runs.disclosure import stage_logs
 from server.runs.lifecycle import Progress
 from server.runs.policy import Action, Stage, decide
 from server.runs.transitions import LeaseLost
+from server.scoring.results import RunRecord
 from server.worker import endings, presence, stages
 from server.worker.backend import PREFLIGHT_LOG_BYTES, run_limits
 from server.worker.context import RunContext, StageFault, WorkerEnv, fault
@@ -264,7 +265,7 @@ def hidden_done(run: Leased, body: ProgressIn, test_set: str) -> RunStatus:
     _merge(ctx, body)
     progress = Progress(
         predictions_sha256=bound.read_text().strip(),
-        reproducibility={"test_set": test_set},
+        reproducibility=RunRecord.read(None).rescored(test_set=test_set),
         logs=stage_logs(env.settings.hidden_logs, Stage.HIDDEN, body.log_tail),
     )
     stages._move(env, ctx, RunStatus.SCORING, "hidden run finished", progress)

@@ -20,7 +20,17 @@ import pytest
 
 from server.scoring.registry import ENDPOINT_KEYS
 from server.scoring.report import ENDPOINTS as REPORT_ENDPOINTS
-from server.scoring.results import Bootstrap, Estimate, PairingBasis, Report, RunRecord
+from server.scoring.results import (
+    BinScores,
+    Bootstrap,
+    Estimate,
+    Levels,
+    OddsRatio,
+    PairingBasis,
+    Report,
+    ReportBootstrap,
+    RunRecord,
+)
 from server.scoring.summary import summary_report
 
 from .factories import predictions, private_labels, public_labels
@@ -85,9 +95,11 @@ def _check(report: Report, data: dict[str, Any]) -> None:
         assert result.auc == _estimate(section.get("auc"))
         assert result.odds_ratio_q4.value == q4.get("value")
         assert result.odds_ratio_q4.p_one_sided == q4.get("p_one_sided")
+        _check_association(result, section)
         assert set(result.references) == set(section.get("references") or {})
         for variable, ref in (section.get("references") or {}).items():
             assert result.references[variable].auc == _estimate(ref.get("auc"))
+            _check_association(result.references[variable], ref)
     experts = data.get("experts") or {}
     assert set(report.experts) == set(experts)
     for name, entry in experts.items():
@@ -99,6 +111,46 @@ def _check(report: Report, data: dict[str, Any]) -> None:
     assert dict(report.per_expert) == {
         k: v.get("kendall_tau_b") for k, v in (masking.get("per_expert") or {}).items()
     }
+    assert {k: (v.kendall_tau_b, v.amae) for k, v in report.model_per_expert.items()} == {
+        k: (v.get("kendall_tau_b"), v.get("amae")) for k, v in (masking.get("per_expert") or {}).items()
+    }
+    assert report.n_images == data.get("n_images")
+    assert report.label_layout == data.get("label_layout")
+    assert report.clinical_n == clinical.get("n")
+    assert report.has_clinical == bool(clinical) and report.has_masking == bool(masking)
+    assert list(report.warnings) == data.get("warnings", [])
+    boot = data.get("bootstrap") or {}
+    assert report.bootstrap == (
+        ReportBootstrap(boot.get("resamples"), boot.get("seed"), boot.get("degenerate")) if boot else None
+    )
+    assert report.disclosure == data.get("disclosure")
+    levels = masking.get("levels") or {}
+    assert report.levels.present == bool(levels)
+    assert report.levels.kendall_tau_b == _estimate(levels.get("kendall_tau_b"))
+    assert report.levels.amae == _estimate(levels.get("amae"))
+    assert dict(report.levels.group_amae) == (levels.get("group_amae") or {})
+    matrix = report.levels.confusion_matrix
+    assert (None if matrix is None else [list(row) for row in matrix]) == levels.get("confusion_matrix")
+    for scores, key in ((report.levels.low_bin, "low_bin"), (report.levels.high_bin, "high_bin")):
+        entry = levels.get(key)
+        assert (None if scores is None else vars(scores)) == entry
+
+
+def _check_association(result: Any, section: dict[str, Any]) -> None:
+    """``n_positive`` and every stored quartile's odds ratio, as stored."""
+    assert result.n_positive == section.get("n_positive")
+    ratios = section.get("odds_ratios") or {}
+    assert set(result.odds_ratios) == set(ratios)
+    for quartile, entry in ratios.items():
+        ratio = result.odds_ratios[quartile]
+        assert (ratio.value, ratio.p_one_sided, ratio.haldane) == (
+            entry.get("value"),
+            entry.get("p_one_sided"),
+            entry.get("haldane"),
+        )
+        assert ratio.ci95 == _estimate(entry).ci95
+        boot = entry.get("bootstrap_ci95")
+        assert ratio.bootstrap_ci95 == (tuple(boot) if boot is not None else None)
 
 
 def test_a_report_the_scorer_writes_today_reads_whole() -> None:
@@ -150,6 +202,39 @@ def test_a_partial_or_odd_report_reads_as_missing_never_as_a_fake_value() -> Non
     assert report.kendall_tau_b == Estimate() and report.amae == Estimate()
     assert all(result.auc == Estimate() for result in report.clinical.values())
     assert report.experts == {} and report.scorer_version is None
+    assert report.levels == Levels() and report.bootstrap is None and report.disclosure is None
+    assert report.n_images is None and report.clinical_n is None and report.warnings == ()
+    assert not report.has_clinical and not report.model_per_expert
+
+
+def test_an_old_or_partial_levels_section_reads_as_missing() -> None:
+    """A version-1 report has no bins; an odd matrix or bin reads as missing, never as zeros."""
+    levels = {
+        "kendall_tau_b": {"value": 0.5, "ci95": None},
+        "group_amae": {"1-2": 0.25, "3-4": None, "5-6": "x"},
+        "confusion_matrix": [[1, 2], [3, 1.5]],
+        "high_bin": {"precision": 1, "recall": None},
+    }
+    report = Report.read(
+        {"masking": {"levels": levels}, "clinical": {"composite": {"odds_ratios": {"Q4": {}}}}}
+    )
+    assert report is not None
+    assert report.levels.kendall_tau_b == Estimate(0.5, None) and report.levels.amae == Estimate()
+    assert dict(report.levels.group_amae) == {"1-2": 0.25, "3-4": None, "5-6": None}
+    assert report.levels.confusion_matrix is None
+    assert report.levels.low_bin is None and report.levels.high_bin == BinScores(1, None, None)
+    composite = report.clinical["composite"]
+    assert composite.n_positive is None and dict(composite.odds_ratios) == {"Q4": OddsRatio()}
+    assert composite.odds_ratio_q4.haldane is None and composite.odds_ratio_q4.bootstrap_ci95 is None
+    assert dict(report.clinical["interval_cancer"].odds_ratios) == {}
+
+
+def test_the_odds_ratio_json_of_the_board_is_unchanged() -> None:
+    """The new parts (Haldane, bootstrap interval) stay out of what the board writes."""
+    ratio = OddsRatio.read({"value": 2, "ci95": [1, 3], "p_one_sided": 0.1, "haldane": True,
+                            "bootstrap_ci95": [1.5, 2.5], "table": [[1, 2], [3, 4]]})  # fmt: skip
+    assert ratio.haldane is True and ratio.bootstrap_ci95 == (1.5, 2.5)
+    assert ratio.to_json() == {"value": 2, "ci95": [1, 3], "p_one_sided": 0.1}
 
 
 def test_a_stored_number_is_read_exactly_as_stored() -> None:
@@ -192,3 +277,15 @@ def test_pairing_basis_of_old_and_partial_records() -> None:
     assert partial.missing() == ["test_set", "seed", "resamples"]
     assert partial.known() is None
     assert PairingBasis.of(None).missing() == ["scorer_version", "test_set", "seed", "resamples"]
+
+
+def test_the_cli_text_renders_a_partial_report_with_n_a() -> None:
+    """`csawm score`'s text reads the typed report: what a report lacks prints as n/a, no KeyError."""
+    from rich.console import Console
+
+    from server.scoring.render import render_report
+
+    console = Console(width=200, record=True)
+    console.print(render_report({"masking": {"kendall_tau_b": {"value": 0.5, "ci95": [0.25, 0.75]}}}))
+    text = console.export_text()
+    assert "0.5000" in text and "[0.2500, 0.7500]" in text and "n/a" in text

@@ -18,6 +18,7 @@ from srvtest.archives import write_archive
 from srvtest.fakes import predictions_for
 
 from server.models import RunStatus, Submission, SubmissionReport
+from server.scoring.results import RunRecord
 from server.worker.images_digest import images_digest
 from server.worker_api import accounts, service
 
@@ -254,7 +255,9 @@ def test_run_left_at_scoring_is_scored_by_the_server_not_handed_out(
     assert _put(wapi, wtoken, lease, _hidden_predictions(wapi)).status_code == 200
     run = service.leased(wapi.db, wapi.settings, sub_id, lease["owner"], lease["attempt"])
     sha = hashlib.sha256(_hidden_predictions(wapi)).hexdigest()
-    progress = Progress(predictions_sha256=sha, reproducibility={"test_set": "private"})
+    progress = Progress(
+        predictions_sha256=sha, reproducibility=RunRecord.read(None).rescored(test_set="private")
+    )
     stages._move(run.env, run.ctx, RunStatus.SCORING, "hidden run finished", progress)
     _expire(wapi, sub_id)
     assert _lease(wapi, wtoken, synthetic_benchmark).json() == {"lease": None}
