@@ -35,6 +35,7 @@ def _api_routers() -> list[APIRouter]:
     from server.agreements.router import router as agreements_router
     from server.health import router as health_router
     from server.leaderboard.router import router as leaderboard_router
+    from server.leaderboard.router import snapshots_router
     from server.notifications.router import router as notifications_router
     from server.phases.router import router as phases_router
     from server.quota.router import router as quota_router
@@ -48,6 +49,7 @@ def _api_routers() -> list[APIRouter]:
         quota_router,
         agreements_router,
         leaderboard_router,
+        snapshots_router,
         phases_router,
         review_router,
         notifications_router,

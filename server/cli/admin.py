@@ -329,5 +329,5 @@ def reveal_phase(name: Annotated[str, typer.Argument(help="A sealed phase that h
     """Reveal a closed sealed phase: its board then ranks the selected runs with exact scores."""
     settings = settings_or_exit()
     with open_database(settings) as db, reported_errors(), db.transaction() as session:
-        row = phases.reveal(session, name, actor=cli_actor())
+        row = phases.reveal(session, name, actor=cli_actor(), settings=settings)
         typer.echo(f"revealed phase {row.name}", err=True)

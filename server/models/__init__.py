@@ -9,6 +9,8 @@ from server.models.ladder import LadderStepRow
 from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
 from server.models.notifications import Channel, Delivery, DeliveryAttempt, Webhook
 from server.models.phases import Disclosure, Phase, PhaseSelection, TestSet, Visibility
+from server.models.report_history import SupersededReplicates
+from server.models.snapshots import BoardSnapshot
 from server.models.submissions import (
     ACTIVE_STATUSES,
     LEASED_STATUSES,
@@ -32,6 +34,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BaselineBuild",
+    "BoardSnapshot",
     "BuildState",
     "Channel",
     "Delivery",
@@ -50,6 +53,7 @@ __all__ = [
     "RunStatus",
     "Submission",
     "SubmissionReport",
+    "SupersededReplicates",
     "Team",
     "TeamHold",
     "TestSet",

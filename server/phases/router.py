@@ -52,5 +52,5 @@ def update_phase(
 
 @router.post("/api/v1/admin/phases/{name}/reveal", response_model=PhaseOut)
 def reveal_phase(name: str, session: SessionDep, settings: SettingsDep, user: MaintainerUser) -> PhaseOut:
-    row = service.reveal(session, name, actor=user.audit_name, actor_user_id=user.user_id)
+    row = service.reveal(session, name, actor=user.audit_name, actor_user_id=user.user_id, settings=settings)
     return _out(PhaseView.of(row), service.shown(session, settings).name, settings)

@@ -136,6 +136,11 @@ def board_phase(session: Session, settings: Settings, name: str | None) -> Phase
     return by_name(session, settings, name) if name is not None else shown(session, settings)
 
 
+def board_phase_at(session: Session, settings: Settings, name: str | None, at: datetime) -> PhaseView:
+    """The phase a board as it stood at `at` shows: `name` (404 when unknown), else the one shown then."""
+    return by_name(session, settings, name) if name is not None else shown(session, settings, at)
+
+
 def next_opening(session: Session, now: datetime) -> datetime | None:
     return session.scalar(select(Phase.opens_at).where(Phase.opens_at > now).order_by(Phase.opens_at))
 
@@ -342,11 +347,19 @@ def update(
 
 
 def reveal(
-    session: Session, name: str, *, actor: str, actor_user_id: int | None = None, now: datetime | None = None
+    session: Session,
+    name: str,
+    *,
+    actor: str,
+    actor_user_id: int | None = None,
+    now: datetime | None = None,
+    settings: Settings | None = None,
 ) -> Phase:
     """End a sealed phase's secrecy: from now on its board ranks the selected runs with exact scores.
 
-    Only after the phase closed, so that no selection can change once a score is known.
+    Only after the phase closed, so that no selection can change once a score is known. With
+    `settings` (the API and ``csawm admin reveal-phase`` pass them) the revealed board is frozen as
+    a snapshot in the same transaction (`server.leaderboard.snapshots`).
     """
     now = now or utcnow()
     row = session.scalar(select(Phase).where(Phase.name == name).with_for_update())
@@ -367,4 +380,15 @@ def reveal(
         session, actor=actor, actor_user_id=actor_user_id, action="reveal_phase", target_type="phase",
         target_id=row.id,
     )  # fmt: skip
+    if settings is not None:
+        from server.leaderboard import snapshots  # imports this module
+
+        snapshots.freeze(
+            session,
+            settings,
+            PhaseView.of(row),
+            reason=snapshots.REVEAL,
+            actor=actor,
+            actor_user_id=actor_user_id,
+        )
     return row

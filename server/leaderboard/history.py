@@ -1,0 +1,162 @@
+"""Boards as they stood (issue 22 item 5): what `server.leaderboard.service` needs to build the board
+of an earlier instant `at` from the stored history instead of the current rows.
+
+The same rows come out (`server.leaderboard.rows`); only their sources change:
+
+- a run is on the board only if it had been scored by `at`, with the report it had then: its latest
+  `SubmissionReport` created at or before `at` (a re-score after `at` changes nothing), with that
+  report's scorer version, test-set digest, bootstrap settings and tau-b replicates (the run's own
+  for its latest report, `SupersededReplicates` for an earlier one; one superseded before
+  ``0011_snapshots`` kept none, so it gets no tie test);
+- its review state is the one the audit trail gives for `at` (``review_*`` entries, each with its
+  ``from`` and ``to``): the ``to`` of its last entry at or before `at`, else the ``from`` of its
+  first later entry, else (never reviewed) its current state. So a run approved after `at` is not on
+  the board, one disqualified after `at` still is;
+- a sealed phase revealed after `at` reads as not yet revealed (no submission rows), and a revealed
+  one ranks its selected runs: selections cannot change once a sealed phase closes, and it is
+  revealed only after it closed, so the selections of a revealed phase are those it had at its
+  reveal (each select and unselect is in the audit log as well: `server.phases.selection`);
+- a Ladder phase shows the stored steps decided at or before `at` whose runs were approved at `at`.
+
+The expert and density rows come from the configured test set, as on the live board.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session, undefer
+
+from server.clock import iso, utcnow
+from server.core.errors import BadRequest, NotFound
+from server.models import (
+    AuditEntry,
+    ReviewState,
+    RunStatus,
+    Submission,
+    SubmissionReport,
+    SupersededReplicates,
+    Team,
+)
+from server.phases.service import PhaseView
+
+REVIEW_ACTIONS = ("review_approve", "review_hide", "review_disqualify")  # server.review.service
+
+
+def parse(session: Session, raw: str, now: datetime | None = None) -> datetime:
+    """The instant of ``?as_of=``: an ISO 8601 timestamp with a time zone, not in the future and not
+    before the first run (400 or 404 with the reason otherwise)."""
+    now = now or utcnow()
+    text = raw.strip()
+    try:
+        at = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        raise BadRequest(
+            f"as_of={raw!r} is not an ISO 8601 timestamp; give one with a time zone, "
+            "e.g. 2026-12-07T12:00:00Z"
+        ) from None
+    if at.tzinfo is None:
+        raise BadRequest(f"as_of={raw!r} has no time zone; add one, e.g. {text}Z for UTC")
+    at = at.astimezone(UTC)
+    if at > now:
+        raise BadRequest(f"as_of={iso(at)} is in the future (now: {iso(now)}); a board has no future")
+    first = session.scalar(select(func.min(Submission.created_at)))
+    if first is None or at < first:
+        since = f"the first run was submitted at {iso(first)}" if first else "no run was ever submitted"
+        raise NotFound(f"no board existed at {iso(at)}: {since}")
+    return at
+
+
+def phase_at(phase: PhaseView, at: datetime) -> PhaseView:
+    """`phase` as it was at `at`: a reveal after `at` had not happened yet."""
+    if phase.revealed_at is not None and phase.revealed_at > at:
+        return dataclasses.replace(phase, revealed_at=None)
+    return phase
+
+
+def review_states_at(
+    session: Session, current: Iterable[tuple[int, ReviewState]], at: datetime
+) -> dict[int, ReviewState]:
+    """The review state at `at` of each ``(submission id, current state)`` (module docstring)."""
+    states = dict(current)
+    if not states:
+        return {}
+    entries = session.execute(
+        select(AuditEntry.target_id, AuditEntry.created_at, AuditEntry.detail)
+        .where(
+            AuditEntry.action.in_(REVIEW_ACTIONS),
+            AuditEntry.target_type == "submission",
+            AuditEntry.target_id.in_([str(sub_id) for sub_id in states]),
+        )
+        .order_by(AuditEntry.id)
+    )
+    before: dict[int, ReviewState] = {}
+    after: dict[int, ReviewState] = {}
+    for target, created, detail in entries:
+        sub_id, change = int(target), detail or {}
+        if created <= at:
+            before[sub_id] = ReviewState(change["to"])
+        elif sub_id not in after:
+            after[sub_id] = ReviewState(change["from"])
+    return {sub_id: before.get(sub_id, after.get(sub_id, state)) for sub_id, state in states.items()}
+
+
+def scored_at(session: Session, where: ColumnElement[bool], at: datetime) -> list[tuple[Submission, str]]:
+    """Each run matching `where` that had been scored by `at`, as it stood then, with its team's name.
+
+    The runs are transient copies (never added to the session): the report, reproducibility record,
+    replicates and review state are those of `at`, everything else the run's own.
+    """
+    upto = (
+        select(SubmissionReport.submission_id, func.max(SubmissionReport.id).label("report_id"))
+        .where(SubmissionReport.created_at <= at)
+        .group_by(SubmissionReport.submission_id)
+        .subquery()
+    )
+    latest = (
+        select(SubmissionReport.submission_id, func.max(SubmissionReport.id).label("report_id"))
+        .group_by(SubmissionReport.submission_id)
+        .subquery()
+    )
+    found = session.execute(
+        select(
+            Submission, Team.name, SubmissionReport, latest.c.report_id, SupersededReplicates.tau_replicates
+        )
+        .join(upto, upto.c.submission_id == Submission.id)
+        .join(SubmissionReport, SubmissionReport.id == upto.c.report_id)
+        .join(latest, latest.c.submission_id == Submission.id)
+        .join(Team, Submission.team_id == Team.id)
+        .outerjoin(SupersededReplicates, SupersededReplicates.report_id == SubmissionReport.id)
+        .options(undefer(SubmissionReport.metrics))
+        .where(where)
+        .order_by(Submission.id)
+    ).all()
+    states = review_states_at(session, ((row[0].id, row[0].review_state) for row in found), at)
+    out: list[tuple[Submission, str]] = []
+    for sub, team, report, latest_id, superseded in found:
+        if report.id == latest_id:  # the run's current replicates are its latest report's
+            replicates = session.scalar(select(Submission.tau_replicates).where(Submission.id == sub.id))
+        else:
+            replicates = superseded
+        out.append((_as_it_stood(sub, report, replicates, states[sub.id]), str(team)))
+    return out
+
+
+def _as_it_stood(
+    sub: Submission, report: SubmissionReport, replicates: bytes | None, review: ReviewState
+) -> Submission:
+    record = {
+        **(sub.reproducibility or {}),
+        "scorer_version": report.scorer_version,
+        "test_set_manifest_sha256": report.test_set_sha256,
+        "bootstrap": {"seed": report.bootstrap_seed, "resamples": report.bootstrap_resamples},
+    }
+    return Submission(
+        id=sub.id, team_id=sub.team_id, name=sub.name, phase=sub.phase, baseline=sub.baseline,
+        image_digest=sub.image_digest, url=sub.url, method_card=sub.method_card, created_at=sub.created_at,
+        status=RunStatus.SUCCEEDED, metrics=report.metrics, reproducibility=record,
+        tau_replicates=replicates, review_state=review,
+    )  # fmt: skip
