@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, undefer
@@ -130,30 +131,38 @@ def scored_at(session: Session, where: ColumnElement[bool], at: datetime) -> lis
         .join(latest, latest.c.submission_id == Submission.id)
         .join(Team, Submission.team_id == Team.id)
         .outerjoin(SupersededReplicates, SupersededReplicates.report_id == SubmissionReport.id)
-        .options(undefer(SubmissionReport.metrics))
+        .options(undefer(SubmissionReport.metrics), undefer(Submission.tau_replicates))
         .where(where)
         .order_by(Submission.id)
     ).all()
     states = review_states_at(session, ((row[0].id, row[0].review_state) for row in found), at)
     out: list[tuple[Submission, str]] = []
     for sub, team, report, latest_id, superseded in found:
-        if report.id == latest_id:  # the run's current replicates are its latest report's
-            replicates = session.scalar(select(Submission.tau_replicates).where(Submission.id == sub.id))
-        else:
-            replicates = superseded
-        out.append((_as_it_stood(sub, report, replicates, states[sub.id]), str(team)))
+        current = report.id == latest_id  # the run's current record and replicates are its latest report's
+        replicates = sub.tau_replicates if current else superseded
+        record = sub.reproducibility if current else _record_of(sub, report)
+        out.append((_as_it_stood(sub, report, record, replicates, states[sub.id]), str(team)))
     return out
 
 
-def _as_it_stood(
-    sub: Submission, report: SubmissionReport, replicates: bytes | None, review: ReviewState
-) -> Submission:
-    record = {
+def _record_of(sub: Submission, report: SubmissionReport) -> dict[str, Any]:
+    """The reproducibility record of a superseded report: the run's, with the report's own scorer
+    version, test set and bootstrap (what pairs its replicates)."""
+    return {
         **(sub.reproducibility or {}),
         "scorer_version": report.scorer_version,
         "test_set_manifest_sha256": report.test_set_sha256,
         "bootstrap": {"seed": report.bootstrap_seed, "resamples": report.bootstrap_resamples},
     }
+
+
+def _as_it_stood(
+    sub: Submission,
+    report: SubmissionReport,
+    record: dict[str, Any] | None,
+    replicates: bytes | None,
+    review: ReviewState,
+) -> Submission:
     return Submission(
         id=sub.id, team_id=sub.team_id, name=sub.name, phase=sub.phase, baseline=sub.baseline,
         image_digest=sub.image_digest, url=sub.url, method_card=sub.method_card, created_at=sub.created_at,
