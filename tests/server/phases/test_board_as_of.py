@@ -59,7 +59,7 @@ class Saved:
 
 def _team_id(api: Api, name: str) -> int:
     with api.db.transaction(write=False) as session:
-        return session.query(Team).filter_by(name=name).one().id
+        return int(session.query(Team).filter_by(name=name).one().id)
 
 
 def _review(api: Api, token: str, sub_id: int, action: str) -> None:
