@@ -38,7 +38,7 @@ COPY pyproject.toml README.md build-ca.cr[t] ./
 RUN python3 -m venv "$VIRTUAL_ENV" \
     && if [ -f build-ca.crt ]; then export PIP_CERT=/src/build-ca.crt; fi \
     && mkdir -p server runner reference_models && touch server/__init__.py runner/__init__.py \
-    && pip install --no-cache-dir . \
+    && pip install --no-cache-dir '.[server]' \
     && pip uninstall -y csawm-leaderboard
 COPY server ./server
 COPY runner ./runner
@@ -47,6 +47,7 @@ COPY reference_models ./reference_models
 COPY docs/*.md /opt/csawm/share/csawm/docs/
 RUN if [ -f build-ca.crt ]; then export PIP_CERT=/src/build-ca.crt; fi \
     && pip install --no-cache-dir --no-deps . \
+    && pip wheel --no-cache-dir --no-deps -q -w "$VIRTUAL_ENV/share/csawm/wheels" . \
     && cd / && rm -rf /src \
     && python3 -c "import server.cli.main, runner.kubernetes.collector" \
     && python3 -c "from server.web.guides import GUIDES, find_guide; \

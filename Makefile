@@ -1,7 +1,7 @@
 # Two commands set everything up on a fresh machine (see README.md):
 #   make demo       the main job: server on the embedded default
 #   make test       lint, type-check and the whole test suite (what CI runs)
-#   make test-fast  lint and the tests that need no Docker engine, PostgreSQL or browser (< 3 min)
+#   make test-fast  lint and the tests that need no Docker engine, PostgreSQL, browser or other Python (< 3 min)
 SHELL := /bin/bash
 PY ?= python3.11
 VENV := .venv
@@ -42,7 +42,7 @@ test: install system-deps lint typecheck pytest
 # The inner loop: no Docker engine, PostgreSQL, browser, cluster or long end-to-end run. DOCKER_HOST
 # points nowhere, so a test that needs an engine but lacks the `docker` marker fails here.
 # Two pytest-xdist workers (this project's machines have 2 cores; FAST_WORKERS=0 runs in-process).
-FAST_MARKERS := not docker and not postgres and not browser and not k8s_live and not slow
+FAST_MARKERS := not docker and not postgres and not browser and not k8s_live and not slow and not client_pythons
 FAST_WORKERS ?= 2
 test-fast: install lint
 	DOCKER_HOST=unix:///nonexistent/csawm-test-fast.sock $(BIN)/pytest -q -n $(FAST_WORKERS) -m "$(FAST_MARKERS)" $(PYTEST_ARGS)

@@ -75,10 +75,10 @@ from srvtest.served import served  # noqa: E402
 from runner.docker_backend import DockerRunner  # noqa: E402
 from server.benchmark.synth import generate  # noqa: E402
 from server.core.db import Database  # noqa: E402
-from server.core.settings import Settings, load_settings  # noqa: E402
+from server.core.settings import RunSettings, load_settings  # noqa: E402
+from server.disclosure.run_view import GIB, MINUTE_S, Viewer  # noqa: E402
 from server.models import Delivery, Role  # noqa: E402
 from server.notifications import events  # noqa: E402
-from server.runs.run_view import GIB, MINUTE_S, Viewer  # noqa: E402
 from server.worker.loop import Worker  # noqa: E402
 
 LEVELS = ("submitters", "coarse", "maintainers")
@@ -493,11 +493,11 @@ class Limits:
     @classmethod
     def production(cls) -> Limits:
         """The defaults of ``CSAWM_RUN_TIMEOUT``, ``CSAWM_RUN_MEMORY`` and ``CSAWM_RUN_CPUS``."""
-        fields = Settings.model_fields
+        fields = RunSettings.model_fields
         return cls(
-            timeout_s=fields["run_timeout"].default.total_seconds(),
-            memory_bytes=float(fields["run_memory"].default),
-            cpus=float(fields["run_cpus"].default),
+            timeout_s=fields["timeout"].default.total_seconds(),
+            memory_bytes=float(fields["memory"].default),
+            cpus=float(fields["cpus"].default),
         )
 
 

@@ -64,10 +64,10 @@ def main() -> int:
         volume = tmp / "csawm-test-images"
         with registry_server() as registry:
             settings = e2e.e2e_settings(tmp, registry, benchmark, volume / STAMP_FILE)
-            load_volume(benchmark, volume, settings.preflight_images)
+            load_volume(benchmark, volume, settings.run.preflight_images)
             kubelet = DockerKubelet(
                 docker_client,
-                volumes={settings.k8s_test_images_pvc: volume},
+                volumes={settings.k8s.test_images_pvc: volume},
                 collector_image=e2e.BASE_IMAGE,
                 label=label,
                 pull_auth={"username": registry.username, "password": registry.password},

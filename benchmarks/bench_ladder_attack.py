@@ -19,7 +19,7 @@ Attacks (every submission is a ``Final_score`` for all 475 hidden images; chance
 
   - exact board: the feedback is each run's tau-b on the board half as shown (3 decimals); the
     attacker keeps the runs shown above the median of the k shown values.
-  - Ladder board: the feedback is what :func:`server.leaderboard.ladder.climb` shows for the team after
+  - Ladder board: the feedback is what :func:`server.scoring.ladder.climb` shows for the team after
     each run (default level 0.05, step 0.01). A run that did not move the board shows the old value
     and tells nothing about itself, so the attacker keeps the runs that moved it (each beat the team's
     best significantly), and the first run with the sign of its shown value (its shown value is its
@@ -87,10 +87,10 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from server.benchmark.synth import Split, label_csv, simulate_labels
-from server.leaderboard.ladder import DEFAULT_LEVEL, DEFAULT_STEP, LadderRun, LadderStep, climb, next_step
 from server.scoring import metrics, ranks, weighted
 from server.scoring.bootstrap import DEFAULT_RESAMPLES, resample_counts
 from server.scoring.labels import LabelLayout, LabelTable, parse_labels
+from server.scoring.ladder import DEFAULT_LEVEL, DEFAULT_STEP, LadderRun, LadderStep, climb, next_step
 from server.scoring.predictions import Predictions
 from server.scoring.report import SCORER_VERSION, score_report
 

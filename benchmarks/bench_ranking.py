@@ -132,13 +132,89 @@ def rank_cli(files: int) -> dict[str, float | int]:
         }
 
 
+def board_build(rows: int, resamples: int, requests: int = 200) -> dict[str, float | int]:
+    """The board of `rows` approved runs (`bench_server.seed_leaderboard`, each with a
+    reproducibility record so all pair) built with and without the rank figures in the same run,
+    and the cached API's latency afterwards (median of `requests` GETs, in-process TestClient)."""
+    import statistics as stats
+    from unittest import mock
+
+    import bench_server
+    from fastapi.testclient import TestClient
+    from sqlalchemy import update
+
+    from server.app import create_app
+    from server.core import migrate
+    from server.core.db import Database
+    from server.core.settings import Settings
+    from server.leaderboard import service, standing
+    from server.models import Submission
+    from server.phases.service import board_phase
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/csawm.db"
+        db = Database.connect(url)
+        migrate.upgrade(db.engine)
+        bench_server.seed_leaderboard(url, rows, resamples)
+        record = {"scorer_version": "2", "test_set_manifest_sha256": "a" * 64,
+                  "bootstrap": {"resamples": resamples, "seed": 0}}  # fmt: skip
+        with db.transaction() as session:
+            session.execute(update(Submission).values(reproducibility=record))
+        settings = Settings(data_dir=Path(tmp), database_url=url, bootstrap_resamples=resamples)
+
+        def build() -> object:
+            with db.session() as session:
+                return service.build_board(session, phase=board_phase(session, settings, None))
+
+        def bare(models: list[standing.Model], bands: object, alpha: float) -> tuple[list[object], None]:
+            return [standing.Standing() for _ in models], None
+
+        build()  # warm the imports and the connection
+        timings: dict[str, list[tuple[float, float]]] = {"with": [], "without": []}
+        for _ in range(3):  # alternated, so both variants see the same load of a shared machine
+            timings["with"].append(measure(build))
+            with mock.patch.object(service, "standings", bare):
+                timings["without"].append(measure(build))
+        db.dispose()
+        apps = {"with": create_app(settings, embedded_worker=False, migrate_on_start=False),
+                "without": create_app(settings, embedded_worker=False, migrate_on_start=False)}  # fmt: skip
+        latency: dict[str, list[float]] = {"with": [], "without": []}
+        with TestClient(apps["with"]) as with_client, TestClient(apps["without"]) as without_client:
+            clients = {"with": with_client, "without": without_client}
+            assert with_client.get("/api/v1/leaderboard").status_code == 200  # built with the figures
+            with mock.patch.object(service, "standings", bare):
+                assert without_client.get("/api/v1/leaderboard").status_code == 200  # built without
+            for _ in range(requests):
+                for label, client in clients.items():
+                    start = time.perf_counter()
+                    client.get("/api/v1/leaderboard")
+                    latency[label].append(time.perf_counter() - start)
+        build_s = {label: stats.median(t for t, _ in runs) for label, runs in timings.items()}
+        peak = {label: max(m for _, m in runs) for label, runs in timings.items()}
+    return {
+        "rows": rows,
+        "resamples": resamples,
+        "build_with_s": build_s["with"],
+        "build_without_s": build_s["without"],
+        "peak_with_mib": peak["with"],
+        "peak_without_mib": peak["without"],
+        "cached_get_with_ms": stats.median(latency["with"]) * 1000,
+        "cached_get_without_ms": stats.median(latency["without"]) * 1000,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--files", type=int, default=50)
     parser.add_argument("--skip-cli", action="store_true")
+    parser.add_argument("--board", action="store_true", help="only the board build with/without figures")
     args = parser.parse_args()
+    if args.board:
+        for rows in args.rows:
+            print(json.dumps(board_build(rows, args.resamples)), flush=True)
+        return
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}")
     stats = statistics(args.rows, args.resamples)
     print(f"{'rows':>6} {'resamples':>9}  {'step':<26} {'seconds':>8} {'peak MiB':>9}")

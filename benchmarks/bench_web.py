@@ -35,6 +35,7 @@ from server.core.settings import load_settings
 from server.models import ReviewState, Role, RunStatus, Submission
 from server.scoring.predictions import Predictions
 from server.scoring.report import score_report
+from server.web.cache import PlotCache
 
 
 def _median_s(fn: Callable[[], object], repeats: int) -> float:
@@ -104,7 +105,7 @@ def main() -> None:
 
             def cold(path: str) -> Callable[[], object]:
                 def call() -> object:
-                    app.state.csawm.extras.pop("web_plots", None)
+                    app.state.csawm.parts.get(PlotCache).items.clear()
                     return get(path)()
 
                 return call

@@ -13,7 +13,7 @@ import importlib.util
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -21,11 +21,15 @@ from server.agreements.document import Agreement, load_agreement
 from server.core import migrate
 from server.core.db import Database
 from server.core.deps import get_principal
-from server.core.errors import install_error_handlers
+from server.core.error_handlers import install_error_handlers
 from server.core.guard import RequestGuard
 from server.core.metrics import Metrics
 from server.core.settings import Settings, load_settings
-from server.core.state import AppState
+from server.core.state import AppState, Parts
+
+if TYPE_CHECKING:
+    from server.notifications.dispatcher import Dispatcher
+    from server.worker.loop import Worker
 
 API_PREFIX = "/api/v1"
 
@@ -37,8 +41,11 @@ def _api_routers() -> list[APIRouter]:
     from server.leaderboard.router import router as leaderboard_router
     from server.leaderboard.router import snapshots_router
     from server.notifications.router import router as notifications_router
+    from server.operations.router import router as operations_router
     from server.phases.router import router as phases_router
     from server.quota.router import router as quota_router
+    from server.registrations.router import admin_router as registrations_admin_router
+    from server.registrations.router import router as registrations_router
     from server.review.router import router as review_router
     from server.submissions.router import router as submissions_router
 
@@ -53,6 +60,9 @@ def _api_routers() -> list[APIRouter]:
         phases_router,
         review_router,
         notifications_router,
+        operations_router,
+        registrations_router,
+        registrations_admin_router,
     ]
 
 
@@ -94,23 +104,30 @@ def build_state(settings: Settings, db: Database, agreement: Agreement | None) -
     dispatcher are started by the lifespan)."""
     from server.leaderboard.cache import BoardCache
     from server.leaderboard.references import ReferenceCache
+    from server.leaderboard.snapshots import freeze_revealed
+    from server.phases.service import RevealHook
     from server.review.flags import RankCache
     from server.submissions.upload import UploadSlots
     from server.web.cache import PLOT_CACHE_SIZE, PlotCache, plot_key
     from server.web.session import SessionSigner, session_key
 
+    parts = Parts(
+        UploadSlots(settings.max_concurrent_uploads),
+        ReferenceCache(),  # the test set's reference rows of the leaderboard
+        BoardCache(),  # the one leaderboard cache: rows and API bodies (API, pages, downloads)
+        PlotCache(PLOT_CACHE_SIZE),  # the pages' rendered plots
+        SessionSigner.from_secret(session_key(settings)),  # the web pages' cookie signer
+        RankCache(),  # ranked prediction files of the review flags
+        RevealHook(freeze_revealed),  # a reveal freezes the revealed board (server.leaderboard.snapshots)
+    )
+    if agreement is not None:  # CSAWM_DUA_FILE, read once in create_app
+        parts.add(agreement)
     return AppState(
         settings=settings,
         db=db,
         metrics=Metrics(db, alive_within=3 * settings.lease_ttl),  # alive: as /readyz counts it
-        agreement=agreement,
-        upload_slots=UploadSlots(settings.max_concurrent_uploads),
-        references=ReferenceCache(),
-        leaderboard=BoardCache(),
-        web_plots=PlotCache(PLOT_CACHE_SIZE),
         plot_key=plot_key(settings),
-        signer=SessionSigner.from_secret(session_key(settings)),
-        review_ranks=RankCache(),
+        parts=parts,
     )
 
 
@@ -153,23 +170,27 @@ def create_app(
             migrate.upgrade(db.engine, phase=settings.phase)
         state = build_state(settings, db, agreement)
         app.state.csawm = state
+        worker: Worker | None = None
+        dispatcher: Dispatcher | None = None
         if start_worker:
             from server.worker.loop import Worker, build_runner
 
-            state.worker = Worker(settings, db, runner if runner is not None else build_runner(settings))
-            state.worker.start_thread()
+            worker = Worker(settings, db, runner if runner is not None else build_runner(settings))
+            state.parts.add(worker)
+            worker.start_thread()
         if start_dispatcher:
             from server.notifications.dispatcher import Dispatcher
 
-            state.dispatcher = Dispatcher(settings, db)
-            state.dispatcher.start_thread()
+            dispatcher = Dispatcher(settings, db)
+            state.parts.add(dispatcher)
+            dispatcher.start_thread()
         try:
             yield
         finally:
-            if state.dispatcher is not None:
-                state.dispatcher.stop(timeout=WORKER_STOP_S)
-            if state.worker is not None:
-                state.worker.stop(timeout=WORKER_STOP_S)
+            if dispatcher is not None:
+                dispatcher.stop(timeout=WORKER_STOP_S)
+            if worker is not None:
+                worker.stop(timeout=WORKER_STOP_S)
             db.dispose()
 
     app = FastAPI(
@@ -185,8 +206,10 @@ def create_app(
         RequestGuard, max_body_bytes=settings.max_json_bytes, principal_dependency=get_principal
     )
     from server.core.apidocs import router as docs_router
+    from server.web.downloads import router as downloads_router
 
     app.include_router(docs_router)
+    app.include_router(downloads_router)  # the client's wheel (docs/submitting.md)
     for router in _api_routers():
         app.include_router(router)
     for router in routers if routers is not None else _default_web_routers():

@@ -20,6 +20,7 @@ from server.registry.client import RegistryClient
 from server.registry.config import RegistryConfig
 from server.registry.errors import RegistryError
 from server.worker import presence
+from server.worker.loop import Worker
 
 router = APIRouter(tags=["health"])
 READYZ_REGISTRY_TIMEOUT_S = 5.0  # a probe must answer well inside the kubelet's probe timeout
@@ -51,7 +52,7 @@ def readyz(state: StateDep) -> dict[str, str]:
             failing["database"] = "database schema is not at the latest migration (run `csawm db upgrade`)"
     except SQLAlchemyError as exc:
         failing["database"] = f"database unreachable: {exc.__class__.__name__}"
-    worker = state.worker
+    worker = state.parts.find(Worker)
     if worker is not None:
         limit = 3 * state.settings.lease_ttl.total_seconds()
         age = None if "database" in failing else _heartbeat_age(state, worker.name)

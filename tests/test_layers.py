@@ -42,7 +42,7 @@ def broken(result: subprocess.CompletedProcess[str]) -> str:
 def test_the_tree_keeps_every_contract() -> None:
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 3 kept, 0 broken." in result.stdout
+    assert "Contracts: 4 kept, 0 broken." in result.stdout
 
 
 def test_make_lint_runs_the_contracts() -> None:
@@ -91,9 +91,28 @@ def test_a_stale_exception_fails_until_it_is_removed(tree: Path) -> None:
     """A listed known cycle must still exist: one fixed without deleting its entry fails the check."""
     pyproject = tree / "pyproject.toml"
     text = pyproject.read_text()
-    anchor = "# Known cycles, each named with the change that removes it"
+    anchor = "depth = 0"
     assert anchor in text
     stale = '"server.core.db -> server.web.router"'
-    pyproject.write_text(text.replace("ignore_imports = [\n", f"ignore_imports = [\n    {stale},\n", 2))
+    pyproject.write_text(text.replace(anchor, f"ignore_imports = [{stale}]\n{anchor}", 1))
     out = broken(lint_imports(tree))
     assert "server.core.db -> server.web.router" in out
+
+
+@pytest.mark.parametrize(
+    ("module", "addition", "chain"),
+    [
+        # issue 24: `csawm check` swept its stale containers through the SQLAlchemy janitor
+        ("server/cli/check.py", "\ndef _sweep():\n    from server.worker import janitor\n", "worker.janitor"),
+        # the client's text rules (server.core.text) reach the errors module: no web framework there
+        ("server/core/errors.py", "\nfrom fastapi import Request\n", "server.core.errors -> fastapi"),
+    ],
+)
+def test_a_client_command_reaching_the_server_breaks_the_client_contract(
+    tree: Path, module: str, addition: str, chain: str
+) -> None:
+    path = tree / module
+    path.write_text(path.read_text() + addition)
+    out = broken(lint_imports(tree))
+    assert "The researcher's client knows nothing of the server BROKEN" in out
+    assert chain in out

@@ -130,7 +130,7 @@ class KubernetesRunner:
         # without a cluster or kubeconfig; a missing configuration surfaces on the first run.
         self._api: client.ApiClient | None = api_client
         self._apis: tuple[client.BatchV1Api, client.CoreV1Api] | None = None
-        self._on_progress = on_progress
+        self.on_progress = on_progress  # public: the worker that owns the runner may set it
         self._clock = clock
         self._sleep = sleep
         self._cancelled: set[str] = set()
@@ -499,8 +499,8 @@ class KubernetesRunner:
         return bytes(response.data)
 
     def _report(self, handle: str, verdict: Verdict) -> None:
-        if self._on_progress is not None:
-            self._on_progress(Progress(handle=handle, kind=verdict.kind, message=verdict.message))
+        if self.on_progress is not None:
+            self.on_progress(Progress(handle=handle, kind=verdict.kind, message=verdict.message))
 
     # -- API plumbing ------------------------------------------------------------------------------
 

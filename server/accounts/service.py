@@ -19,6 +19,11 @@ _TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
 QUOTA_FIELDS = ("per_day", "per_week", "total", "active")
 
 
+def valid_team_name(name: str) -> bool:
+    """The rule `create_team` applies, for callers that check a name before a team exists."""
+    return _TEAM_RE.fullmatch(name) is not None
+
+
 def get_team(session: Session, name: str) -> Team:
     team = session.scalar(select(Team).where(Team.name == name))
     if team is None:

@@ -42,7 +42,7 @@ def _out(agreement: Agreement | None, accepted_at: datetime | None, url: str) ->
 @router.get("", response_model=AgreementOut)
 def get_agreement(request: Request, state: StateDep, session: SessionDep, user: CurrentUser) -> AgreementOut:
     """The current agreement (version, Markdown text) and whether the caller accepted it."""
-    agreement = state.agreement
+    agreement = state.parts.find(Agreement)
     when = service.accepted_at(session, user.user_id, agreement.version) if agreement else None
     return _out(agreement, when, page_url(request))
 
@@ -53,5 +53,6 @@ def accept_agreement(
 ) -> AgreementOut:
     """Accept the current version (409 with the current one for any other; repeating it is a no-op)."""
     url = page_url(request)
-    when, _ = service.accept(session, user, state.agreement, body.version, url)
-    return _out(state.agreement, when, url)
+    agreement = state.parts.find(Agreement)
+    when, _ = service.accept(session, user, agreement, body.version, url)
+    return _out(agreement, when, url)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from server.accounts import service
+from server.cli import registrations as registration_cli
 from server.cli._server_common import cli_actor, fail, open_database, reported_errors, settings_or_exit
 from server.core.text import visible
 from server.models import Role
@@ -143,7 +144,9 @@ def rescore(
     settings = settings_or_exit()
     if settings.benchmark_dir is None:
         raise fail("CSAWM_BENCHMARK_DIR is not set: re-scoring needs the test set")
-    evaluation = EvaluationSet.prepare(settings.benchmark_dir, settings.data_dir, settings.preflight_images)
+    evaluation = EvaluationSet.prepare(
+        settings.benchmark_dir, settings.data_dir, settings.run.preflight_images
+    )
     with open_database(settings) as db, reported_errors():
         result = run_rescore(
             db, settings, evaluation, None if all_runs else ids, actor=cli_actor(), scorer=score_report
@@ -327,7 +330,52 @@ def update_phase(
 @app.command("reveal-phase")
 def reveal_phase(name: Annotated[str, typer.Argument(help="A sealed phase that has closed.")]) -> None:
     """Reveal a closed sealed phase: its board then ranks the selected runs with exact scores."""
+    from server.leaderboard import snapshots  # the board's modules, only for this command
+
     settings = settings_or_exit()
     with open_database(settings) as db, reported_errors(), db.transaction() as session:
-        row = phases.reveal(session, name, actor=cli_actor(), settings=settings)
+        row = phases.reveal(session, name, actor=cli_actor())
+        snapshots.freeze_revealed(
+            session, settings, PhaseView.of(row), cli_actor(), None
+        )  # the API: RevealHook
         typer.echo(f"revealed phase {row.name}", err=True)
+
+
+# Self-registration (issue 22): server/cli/registrations.py
+app.command("registrations")(registration_cli.list_registrations)
+app.command("approve")(registration_cli.approve)
+app.command("reject")(registration_cli.reject)
+
+
+# -- maintenance pause (issue 22) -----------------------------------------------------------------
+
+
+@app.command("pause")
+def pause(
+    message: Annotated[str, typer.Option("--message", help="Shown on every page and by the CLI.")] = "",
+    intake: Annotated[
+        bool, typer.Option("--intake/--no-intake", help="Refuse submissions (503 before the upload).")
+    ] = True,
+    runs: Annotated[
+        bool, typer.Option("--runs/--no-runs", help="Lease no run; running runs finish.")
+    ] = False,
+) -> None:
+    """Pause intake and/or runs for maintenance (audited; kept across restarts) until `resume`."""
+    from server.operations import pause as pausing
+
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+        state = pausing.set_pause(session, intake=intake, runs=runs, message=message, actor=cli_actor())
+    what = " and ".join(name for name, on in (("intake", state.intake), ("runs", state.runs)) if on)
+    typer.echo(f"paused {what}" if what else "nothing paused", err=True)
+
+
+@app.command("resume")
+def resume() -> None:
+    """Lift the maintenance pause: submissions are accepted and runs leased again (audited)."""
+    from server.operations import pause as pausing
+
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+        pausing.clear_pause(session, actor=cli_actor())
+    typer.echo("resumed: intake and runs", err=True)

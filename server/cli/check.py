@@ -1,4 +1,4 @@
-"""``csawm check IMAGE|ARCHIVE``: run a model image locally in exactly the production sandbox.
+"""``csawm check IMAGE|ARCHIVE|REFERENCE``: run a model image locally in exactly the production sandbox.
 
 What the server would do at preflight, on this machine: an archive is inspected (and rejected
 before loading, with its reason) and loaded; the image runs on a few synthetic CSAW-M images
@@ -9,7 +9,7 @@ The container runtime is the worker's: ``--runtime`` or ``CSAWM_RUN_RUNTIME`` (`
 ``runsc`` for gVisor).
 
 Exit codes: 0 the model passed; 1 the model failed (any run error code); 2 bad arguments or an
-archive rejected by inspection.
+archive rejected by inspection, a registry tag without its digest, a reference the engine cannot pull.
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ import typer
 
 from runner.docker_backend import DockerRunner
 from runner.errors import RunnerError
+from runner.expiry import sweep_expired
 from runner.hardening import Runtime, check_limits, check_runtime
 from runner.imagetar import ImageArchiveError, ImageArchiveInfo, inspect_archive
 from runner.io_contract import prepare_input
 from runner.spec import ErrorCode, RunLimits, RunResult, RunSpec, TerminalState
 from server.benchmark.synth import generate
+from server.cli.reference import pull, registry_reference
 from server.scoring.predictions import PredictionsError, read_predictions
-from server.worker.janitor import sweep_expired
 
 EXIT_OK = 0
 EXIT_MODEL_FAILED = 1
@@ -196,7 +197,13 @@ def run_check(
 
 
 def check(
-    target: Annotated[str, typer.Argument(help="Local image (name, tag or id) or a docker save archive")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="Local image (name, tag or id), a docker save archive, or a registry reference "
+            "HOST/REPO@sha256:<digest> (pulled first)"
+        ),
+    ],
     json_output: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Wall-time limit in seconds")] = 600.0,
     memory: Annotated[str, typer.Option("--memory", help="Memory limit (no swap), e.g. 4g")] = "4g",
@@ -221,7 +228,10 @@ def check(
         )
         checked_runtime = check_runtime(runtime)
         check_limits(limits, checked_runtime)
-    except ValueError as exc:
+        reference = None if Path(target).is_file() else registry_reference(target)
+        if reference is not None:  # pulled by the engine with the researcher's `docker login`
+            pull(reference)
+    except ValueError as exc:  # TargetError too: a tag without digest, a failed pull
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
     try:

@@ -5,9 +5,11 @@ They talk to a server over HTTP (``--server`` / ``CSAWM_SERVER_URL``, ``--token`
 output, so memory stays flat whatever the image size; it prints the report page's URL and, with
 ``--wait``, shows the run's stage and elapsed time on stderr (a spinner on a terminal, one line per
 stage otherwise) and ends with tau-b and AMAE with their 95% CIs, or, for a failed run, with the log
-tail and the next step for its error code (`NEXT_STEP`). Every read command takes ``--json``
-(stdout then holds only the server's JSON). Any error is printed as one line on stderr. Names are
-shown with invisible and direction-changing characters escaped (``\u202e``); ``--json`` keeps them.
+tail (not the preflight's after a hidden failure), whether it was charged or refunded and why, and
+the next step, all as the server's ``outcome`` words them (`server.disclosure.run_view`). Every read
+command takes ``--json`` (stdout then holds only the server's JSON). Any error is printed as one
+line on stderr. Names are shown with invisible and direction-changing characters escaped
+(``\u202e``); ``--json`` keeps them.
 
 Before anything is saved or uploaded, `submit` checks in seconds what would otherwise be refused
 after the whole upload: the method card is validated by the server's own model
@@ -18,7 +20,7 @@ and the team's quota (``GET /api/v1/quota``) must have a free slot and room for 
 Exit codes (docs/cli.md): 0 ok; 1 the run failed or was cancelled; 2 usage or refused input (a
 bad flag or file, a 4xx answer such as a refused archive, over quota, not found, the data-use
 agreement not accepted); 3 server unreachable, no or refused token (401/403), a server fault (5xx)
-or an answer that is not the API's.
+or an answer that is not the API's; 75 the server is paused for maintenance: try later.
 Ctrl-C exits 130: during the upload nothing is submitted; during ``--wait`` the run goes on.
 """
 
@@ -40,12 +42,16 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 from rich.text import Text
 
+from server.cli.reference import TargetError, registry_reference
 from server.core.text import visible
+from server.registry.reference import ImageReference
+from server.runs.words import NO_REVIEW, REVIEW_WORDS
 from server.scoring.results import Estimate, Report
 from server.submissions.schemas import MethodCard
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 1, 2, 3
 EXIT_INTERRUPTED = 130  # the shell's code for SIGINT: stopped waiting, the run itself goes on
+EXIT_TRY_LATER = 75  # sysexits' EX_TEMPFAIL: the server is paused for maintenance (503 ``paused``)
 CHUNK = 1024 * 1024
 TERMINAL = ("succeeded", "failed", "cancelled")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -59,25 +65,6 @@ REFRESH_S = 0.25
 LOG_TAIL_LINES = 20  # of a failed run, printed by `submit --wait`; `csawm logs ID` shows the whole tail
 AGREEMENT_CODES = ("agreement_required", "agreement_outdated")
 QUOTA_WINDOWS = {"per_day": "in the last 24 h", "per_week": "in the last 7 days", "total": "in this phase"}
-
-#: What to do after a failed run, by error code (docs/submitting.md, "What happens to a run").
-NEXT_STEP: dict[str, str] = {
-    "image_invalid": "the image could not be used (format, architecture, entrypoint): fix it and run "
-    "`csawm check IMAGE` before submitting again",
-    "timeout": "the run reached its wall-time limit (the server's limits are on /guide/submitting): "
-    "make the model faster and reproduce with `csawm check IMAGE --timeout SECONDS`",
-    "oom": "the run reached its memory limit: use less memory (smaller batches) and reproduce with "
-    "`csawm check IMAGE --memory SIZE`",
-    "nonzero_exit": "the model exited with an error: read the log tail, fix it, and reproduce with "
-    "`csawm check IMAGE`",
-    "output_missing": "the model wrote no /output/predictions.csv: write it (see `csawm init` for an "
-    "example) and reproduce with `csawm check IMAGE`",
-    "output_invalid": "predictions.csv broke the contract (the message names the row and column); "
-    "`csawm check IMAGE` validates it with the same reader",
-    "infra_error": "not your model's fault: the run was retried and refunded; submit again later or "
-    "ask the maintainers",
-    "cancelled": "the run was cancelled; submit again when ready",
-}
 
 
 def _stderr() -> Console:
@@ -122,6 +109,8 @@ def _check(response: httpx.Response) -> Any:
         message += f" (see `csawm status {error['submission_id']}`)"
     status = response.status_code
     code = EXIT_SERVER if status in (401, 403) or status >= 500 else EXIT_USAGE
+    if error.get("code") == "paused":  # a maintenance pause (docs/cli.md): nothing is wrong, come back
+        code = EXIT_TRY_LATER
     if error.get("code") in AGREEMENT_CODES:  # fixed by accepting it, not by another token
         code = EXIT_USAGE
     _die(f"{message} [HTTP {status}]", code)
@@ -181,17 +170,56 @@ def _card_param(path: Path) -> str:
     return text
 
 
-def _require_local_image(image: str) -> None:
-    """Exit 2 unless the local engine has `image` (``docker image inspect``), before any upload."""
+def _reference_body(reference: ImageReference, params: dict[str, str]) -> bytes:
+    """The JSON `RegistrySubmissionIn` (docs/api.md) of a registry submission with `params`'s fields."""
+    fields: dict[str, Any] = {**params, "image": str(reference)}
+    if "method_card" in fields:
+        fields["method_card"] = json.loads(fields["method_card"])
+    return json.dumps(fields).encode()
+
+
+def _require_local_image(image: str) -> tuple[str, int]:
+    """Exit 2 unless the local engine has `image` (``docker image inspect``), before any upload;
+    return its image id and size in bytes."""
     try:
         proc = subprocess.run(
-            ["docker", "image", "inspect", image], capture_output=True, text=True, check=False
+            ["docker", "image", "inspect", "--format", "{{.Id}} {{.Size}}", image],
+            capture_output=True,
+            text=True,
+            check=False,
         )
     except FileNotFoundError:
         _die("docker is not installed (needed to save an image by name)", EXIT_USAGE)
     if proc.returncode != 0:
         detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
         _die(f"no local image {image!r} ({detail}); build it, or pass a docker save archive", EXIT_USAGE)
+    image_id, size = proc.stdout.split()
+    return image_id, int(size)
+
+
+def _require_room(image: str, size: int, limit: int | None) -> None:
+    """Exit 2 when the image (its size in the local engine, close to its `docker save` archive's)
+    is larger than the server's upload cap, before anything is saved or uploaded."""
+    if limit is not None and size > limit:
+        _die(
+            f"image {image} is {size / 1e6:.0f} MB ({size} bytes); this server accepts at most "
+            f"{limit / 1e6:.0f} MB ({limit} bytes): make the image smaller (a slim base image, no "
+            "build tools or caches, weights in one layer) — nothing was uploaded",
+            EXIT_USAGE,
+        )
+
+
+def _require_new_image(client: httpx.Client, image_id: str) -> None:
+    """Exit 2 when the team already submitted this image in the open phase (the server would answer
+    409 after the whole upload)."""
+    body = _request(client, "GET", "/api/v1/submissions/duplicate", params={"image": image_id})
+    if body.get("duplicate"):
+        _die(
+            f"your team already submitted image {image_id} as submission {body['submission_id']} in "
+            f"phase {body['phase']}: see `csawm status {body['submission_id']}`; to enter a changed "
+            "model, rebuild it (nothing was uploaded)",
+            EXIT_USAGE,
+        )
 
 
 def _require_quota(client: httpx.Client) -> int | None:
@@ -209,8 +237,33 @@ def _require_quota(client: httpx.Client) -> int | None:
         when = f"; next slot at {body['next_slot_at']}" if body.get("next_slot_at") else ""
         message = f"quota exceeded: {'; '.join(reasons)}{when}"
         _die(f"{message} (nothing was uploaded; see `csawm quota`)", EXIT_USAGE)
+    compute = body.get("compute") or {}
+    if compute.get("budget_s") is not None and compute.get("used_s", 0) >= compute["budget_s"]:
+        _die(
+            f"compute budget used: {compute['used_s'] // 60} of {compute['budget_s'] // 60} minutes in phase "
+            f"{body.get('phase')} (nothing was uploaded; see `csawm quota`)",
+            EXIT_USAGE,
+        )
     value = body.get("max_upload_bytes")
     return int(value) if isinstance(value, int) else None
+
+
+def _require_intake_open(client: httpx.Client) -> None:
+    """Exit 75 (try later) while the server's intake is paused for maintenance, with its message
+    (the server would answer 503 ``paused`` before reading the upload)."""
+    try:
+        response = client.get("/api/v1/status")
+    except httpx.HTTPError:
+        return  # the next request reports an unreachable server
+    if not response.is_success:
+        return  # a server before issue 22 has no status: nothing to check
+    paused = response.json().get("paused") or {}
+    if paused.get("intake"):
+        message = f": {paused['message']}" if paused.get("message") else ""
+        _die(
+            f"submissions are paused for maintenance{message}; try again later (nothing was uploaded)",
+            EXIT_TRY_LATER,
+        )
 
 
 def _require_agreement(client: httpx.Client) -> None:
@@ -229,7 +282,11 @@ def _require_agreement(client: httpx.Client) -> None:
 
 def submit(
     target: Annotated[
-        str, typer.Argument(help="A `docker save` archive (.tar, .tar.gz) or a local image name.")
+        str,
+        typer.Argument(
+            help="A `docker save` archive (.tar, .tar.gz), a local image name, or a registry reference "
+            "HOST/REPO@sha256:<digest>."
+        ),
     ],
     name: Annotated[str, typer.Option("--name", help="Submission name shown on the leaderboard.")],
     description: Annotated[str | None, typer.Option("--description")] = None,
@@ -244,7 +301,8 @@ def submit(
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Upload a model image (streamed, with a progress bar) and queue it for evaluation."""
+    """Upload a model image (streamed, with a progress bar) or send a registry reference, and queue
+    it for evaluation."""
     params: dict[str, str] = {"name": name}
     if description:
         params["description"] = description
@@ -253,22 +311,32 @@ def submit(
     if method_card is not None:
         params["method_card"] = _card_param(method_card)
     path = Path(target)
+    try:
+        reference = None if path.is_file() else registry_reference(target)
+    except TargetError as exc:
+        _die(f"{exc} (nothing was sent)", EXIT_USAGE)
     if not path.is_file() and target.endswith(ARCHIVE_SUFFIXES):
         _die(f"{target}: no such archive file", EXIT_USAGE)
     err = _stderr()
     with _client(server, token) as client:
-        if not path.is_file():
-            _require_local_image(target)
+        local = None if path.is_file() or reference is not None else _require_local_image(target)
+        _require_intake_open(client)
         _require_agreement(client)
         limit = _require_quota(client)
+        if local is not None:
+            _require_room(target, local[1], limit)
+            _require_new_image(client, local[0])
         if path.is_file() and limit is not None and path.stat().st_size > limit:
             _die(f"{path} is {path.stat().st_size} bytes; the server accepts at most {limit}", EXIT_USAGE)
         procs: list[Any] = []
         columns = (TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
         with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
-            if path.is_file():
+            if reference is not None:  # the server checks the registry's manifest: no upload
+                body: Iterator[bytes] = iter([_reference_body(reference, params)])
+                headers, params = {"Content-Type": "application/json"}, {}
+            elif path.is_file():
                 task = progress.add_task("upload", total=path.stat().st_size)
-                body: Iterator[bytes] = _file_chunks(path, progress, task)
+                body = _file_chunks(path, progress, task)
                 headers = {"Content-Length": str(path.stat().st_size), "Content-Type": "application/x-tar"}
             else:
                 task = progress.add_task("upload", total=None)
@@ -326,24 +394,22 @@ def submit(
 
 
 def _show_failure(client: httpx.Client, sub: dict[str, Any], target: str) -> None:
-    """After a failed or cancelled run: the last `LOG_TAIL_LINES` of its log and the next step
-    (`NEXT_STEP`, with the submitted image or archive in place of ``IMAGE``)."""
+    """After a failed or cancelled run: the last `LOG_TAIL_LINES` of its log, whether it was charged
+    and the next step, as the server words them (`outcome`, with the submitted image or archive in
+    place of ``IMAGE``)."""
     sub_id = sub["id"]
     body = _request(client, "GET", f"/api/v1/submissions/{sub_id}/logs")
     lines = (body.get("log_tail") or "").splitlines()
-    if lines:
+    if lines and sub.get("failed_phase") not in ("hidden", "scoring"):
         shown = lines[-LOG_TAIL_LINES:]
         typer.echo(f"--- log tail (last {len(shown)} of {len(lines)} lines; all: csawm logs {sub_id}) ---")
         typer.echo("\n".join(shown))
         typer.echo("---")
-    elif sub.get("failed_phase") == "hidden":
-        typer.echo("(the hidden run's output is not shown to submitters on this server)")
-    else:
+    elif not lines and sub.get("failed_phase") not in ("hidden", "scoring"):
         typer.echo(f"(the run left no log output; csawm logs {sub_id})")
-    code = sub.get("error_code") or "cancelled"
-    step = NEXT_STEP.get(code, f"see `csawm status {sub_id}` and the report page").replace("IMAGE", target)
-    free = " This run cost no quota." if sub.get("failed_phase") == "preflight" else ""
-    typer.echo(f"next: {step}.{free}")
+    outcome = sub.get("outcome") or {}
+    step = str(outcome.get("next_step") or f"see `csawm status {sub_id}` and the report page")
+    typer.echo(f"next: {step.replace('IMAGE', target)}.")
 
 
 def _elapsed(seconds: float) -> str:
@@ -360,7 +426,16 @@ def _stage(sub: dict[str, Any]) -> str:
     """The run's status plus the note of its latest event (e.g. why a Job is still queued)."""
     events = sub.get("events") or []
     note = events[-1].get("note") if events and events[-1].get("status") == sub["status"] else None
+    place = sub.get("queue")
+    if isinstance(place, dict):
+        note = _queue_place(place)
     return f"{sub['status']}: {note}" if note else str(sub["status"])
+
+
+def _queue_place(place: dict[str, Any]) -> str:
+    """``position 3 (2 ahead), about 20 min`` (the estimate only where the server has one)."""
+    eta = f", about {int(place['eta_s']) // 60} min" if place.get("eta_s") is not None else ""
+    return f"position {place['position']} ({place['ahead']} ahead){eta}"
 
 
 def _wait(client: httpx.Client, sub_id: int, err: Console, poll_s: float = POLL_S) -> dict[str, Any]:
@@ -405,6 +480,8 @@ def _show_status(sub: dict[str, Any], as_json: bool) -> None:
         _print(sub, True)
         return
     lines = [f"submission {sub['id']} '{visible(sub['name'])}' ({visible(sub['team'])}): {sub['status']}"]
+    if isinstance(sub.get("queue"), dict):
+        lines.append(f"  queue: {_queue_place(sub['queue'])}")
     if sub.get("error_code"):
         lines.append(f"  error: {sub['error_code']} in {sub.get('failed_phase')}: {sub.get('error_message')}")
     report = Report.read(sub.get("metrics"))
@@ -415,12 +492,23 @@ def _show_status(sub: dict[str, Any], as_json: bool) -> None:
     if isinstance(ladder, dict):
         shown = ladder.get("displayed")
         board = "-" if shown is None else f"{shown:g}"
-        lines.append(f"  board  {board}   ({ladder.get('note') or 'moved the board'})")
+        approved = sub.get("review_state") == "approved"
+        moved = "moved the board" if approved else "moves the board once approved"
+        lines.append(f"  board  {board}   ({ladder.get('note') or moved})")
     if sub.get("scores_withheld"):
         lines.append(f"  scores withheld: {sub['scores_withheld']}")
     if sub.get("selected") is not None:
         lines.append(f"  selected for the final ranking: {'yes' if sub['selected'] else 'no'}")
-    lines.append(f"  review: {sub.get('review_state')}   image: {sub.get('image_digest')}")
+    outcome = sub.get("outcome")
+    if isinstance(outcome, dict):
+        lines.append(f"  quota: {outcome['charge']}")
+        lines.append(f"  log: {outcome['log']}")
+        if outcome.get("hint"):
+            lines.append(f"  hint: exception type {outcome['hint']}")
+    review = REVIEW_WORDS.get(sub.get("review_state") or "", NO_REVIEW)
+    if sub.get("review_reason"):
+        review += f": {visible(sub['review_reason'])}"
+    lines.append(f"  review: {review}   image: {sub.get('image_digest')}")
     for event in sub.get("events") or []:
         lines.append(f"  {event['at']}  {event['status']:<10} {event.get('note') or ''}")
     typer.echo("\n".join(lines))
@@ -453,6 +541,13 @@ def logs(
         _print(body, True)
         return
     tail = body.get("log_tail") or ""
+    hidden = body.get("hidden_log_tail")
+    if hidden is not None:  # a maintainer: both tails, each named
+        typer.echo(f"--- preflight log (submission {submission_id}) ---")
+        typer.echo(tail, nl=not tail.endswith("\n"))
+        typer.echo("--- hidden run's log (maintainers only) ---")
+        typer.echo(hidden, nl=not hidden.endswith("\n"))
+        return
     typer.echo(tail, nl=not tail.endswith("\n"))
 
 
@@ -471,19 +566,24 @@ def leaderboard(
         return
     if isinstance(body.get("phase"), dict):
         typer.echo(f"phase {body['phase']['name']} ({body['phase']['visibility']})")
-    table = Table("#", "kind", "team", "name", "tau-b [95% CI]", "AMAE [95% CI]", "tied")
+    table = Table("#", "tier", "rank 95%", "kind", "team", "name", "tau-b [95% CI]", "AMAE [95% CI]", "mark")
     for row in body["rows"]:
-        tied = {True: "tied", False: "", None: ""}[row.get("tied_with_leader")]
+        mark = "leader" if row.get("is_leader") else "tied" if row.get("tied_with_leader") else ""
+        if row["kind"] == "expert":
+            mark = "reference band"
+        interval = row.get("rank_ci95")
         table.add_row(
-            str(row["rank"]),
+            "" if row["rank"] is None else str(row["rank"]),  # expert bands are not ranked
+            "" if row.get("tier") is None else str(row["tier"]),
+            f"{interval[0]}-{interval[1]}" if interval else "",
             row["kind"],
             Text(visible(row.get("team") or "")),  # Text: a name is never read as Rich markup
             Text(visible(row["name"])),
             _fmt(Estimate.read(row["kendall_tau_b"])),
             _fmt(Estimate.read(row["amae"])),
-            tied,
+            mark,
         )
-    Console(width=max(120, Console().width)).print(table)
+    Console(width=max(160, Console().width)).print(table)
     for item in body.get("pending") or []:
         progress = item.get("progress") or {}
         step = f" (step {progress['step']}/{progress['steps']})" if progress.get("steps") else ""
@@ -514,6 +614,9 @@ def quota(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: J
         else:
             when = "when an active run ends"
         typer.echo(f"  over quota ({', '.join(body['blocked_by'])}); next slot: {when}")
+    compute = body.get("compute") or {}
+    if compute.get("budget_s") is not None:
+        typer.echo(f"  {'compute':<12} {compute['used_s'] // 60}/{compute['budget_s'] // 60} min")
 
 
 def agreement(
@@ -576,6 +679,30 @@ def select(
     )
 
 
+def cancel(
+    submission_id: Annotated[int, typer.Argument(help="Submission id.")],
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a run. Refunded while it has not reached the hidden images (queued or in preflight);
+    once the hidden run started, the quota slot stays used (docs/run-policy.md)."""
+    with _client(server, token) as client:
+        body = _request(client, "POST", f"/api/v1/submissions/{submission_id}/cancel")
+        if as_json:
+            _print(body, True)
+            return
+        if body["status"] == "cancelled":
+            sub = _request(client, "GET", f"/api/v1/submissions/{submission_id}")
+            outcome = sub.get("outcome") or {}
+            typer.echo(f"submission {submission_id} cancelled; quota: {outcome.get('charge', 'unknown')}")
+        else:
+            typer.echo(
+                f"submission {submission_id} ({body['status']}): asked its worker to stop it; refunded "
+                f"if it stops before the hidden run starts. Follow it with `csawm status {submission_id}`"
+            )
+
+
 def register(app: typer.Typer) -> None:
-    for command in (submit, status, logs, leaderboard, quota, agreement, select):
+    for command in (submit, status, logs, leaderboard, quota, agreement, select, cancel):
         app.command(command.__name__)(command)

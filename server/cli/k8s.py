@@ -85,7 +85,7 @@ def render_job(
             )
             if value is not None
         }
-        config = kubernetes_runner_config(settings, **overrides)
+        config = kubernetes_runner_config(settings.k8s, **overrides)
         spec = RunSpec(
             run_id=run_id,
             image=image,

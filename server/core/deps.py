@@ -8,8 +8,8 @@ Authentication reads the token in its own short session.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -39,6 +39,17 @@ def get_state(request: Request) -> AppState:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
+
+T = TypeVar("T")
+
+
+def part(kind: type[T]) -> Callable[[Request], T]:
+    """A dependency that gives the app's part of this class (`server.core.state.Parts`)."""
+
+    def get_part(request: Request) -> T:
+        return get_state(request).parts.get(kind)
+
+    return get_part
 
 
 def get_settings(state: StateDep) -> Settings:

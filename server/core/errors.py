@@ -2,16 +2,14 @@
 
 Response body: ``{"error": {"code": str, "message": str, ...extra}}``. A model that crashed is not an
 HTTP error: it is data on the run (status, error_code, error_message).
+
+The handlers live in `server.core.error_handlers`: this module imports no web framework, so the
+researcher's client (which shares these types through `server.core.text`) installs without one.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class CsawmError(Exception):
@@ -135,42 +133,3 @@ class RegistryFailure(CsawmError):
 class NotReady(CsawmError):
     status_code = 503
     code = "not_ready"
-
-
-async def _handle_csawm_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CsawmError)
-    return JSONResponse(exc.to_json(), status_code=exc.status_code, headers=exc.headers)
-
-
-async def _handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
-    body = {"error": {"code": "validation_error", "message": "; ".join(parts)}}
-    return JSONResponse(body, status_code=422)
-
-
-_HTTP_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-}
-
-
-async def _handle_http_error(request: Request, exc: Exception) -> JSONResponse:
-    """Errors raised by the framework itself (an unknown path, a body that is not UTF-8 JSON) in
-    the same ``{"error": ...}`` shape as the API's own."""
-    assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
-    body = {"error": {"code": code, "message": str(exc.detail)}}
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(CsawmError, _handle_csawm_error)
-    app.add_exception_handler(RequestValidationError, _handle_validation_error)
-    app.add_exception_handler(StarletteHTTPException, _handle_http_error)

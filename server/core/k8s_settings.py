@@ -4,8 +4,9 @@ The runner's deployment settings live in one frozen `runner.kubernetes.config.Ku
 operators set them as environment variables (the ConfigMap ``k8s/settings.yaml``). This module
 holds the parsers for the values that are not plain strings or numbers, the table saying which
 setting feeds which config field, and `kubernetes_runner_config`, the one function that builds the
-config from `Settings`: the worker (`server.worker.loop.build_runner`) and ``csawm k8s render-job``
-both call it, so the Job an operator reviews is the Job the worker creates.
+config from the ``CSAWM_K8S_*`` group (`Settings.k8s`): the worker
+(`server.worker.loop.build_runner`) and ``csawm k8s render-job`` both call it, so the Job an
+operator reviews is the Job the worker creates.
 
 Formats:
 
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from runner.kubernetes.config import KubernetesConfigError, KubernetesRunnerConfig, Toleration
 
 if TYPE_CHECKING:
-    from server.core.settings import Settings
+    from server.core.settings import K8sSettings
 
 # Label keys: an optional DNS-subdomain prefix and "/", then a name of at most 63 characters.
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -35,28 +36,28 @@ _TOLERATION_KEYS = frozenset({"key", "operator", "value", "effect"})
 _OPERATORS = ("Exists", "Equal")
 _EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
-# Settings field -> KubernetesRunnerConfig field. Every setting here is checked on its own by
+# K8sSettings field -> KubernetesRunnerConfig field. Every setting here is checked on its own by
 # building a config with only that field set (the defaults are valid), so an error names one
 # variable.
 CONFIG_FIELD_OF_SETTING: dict[str, str] = {
-    "k8s_namespace": "namespace",
-    "k8s_service_account": "service_account",
-    "k8s_collector_image": "collector_image",
-    "k8s_node_selector": "node_selector",
-    "k8s_tolerations": "tolerations",
-    "k8s_runtime_class": "runtime_class_name",
-    "k8s_gpu_resource": "gpu_resource_name",
-    "k8s_test_images_pvc": "input_pvc",
-    "k8s_input_sub_path": "input_sub_path",
-    "k8s_recursive_read_only": "recursive_read_only",
-    "k8s_image_pull_secrets": "image_pull_secrets",
-    "k8s_image_pull_policy": "image_pull_policy",
-    "k8s_kueue_queue": "kueue_queue",
-    "k8s_ttl_seconds": "ttl_after_finished",
-    "k8s_startup_allowance": "startup_allowance",
-    "k8s_schedule_timeout": "schedule_timeout",
-    "k8s_queue_timeout": "queue_timeout",
-    "k8s_max_collect_bytes": "max_collect_bytes",
+    "namespace": "namespace",
+    "service_account": "service_account",
+    "collector_image": "collector_image",
+    "node_selector": "node_selector",
+    "tolerations": "tolerations",
+    "runtime_class": "runtime_class_name",
+    "gpu_resource": "gpu_resource_name",
+    "test_images_pvc": "input_pvc",
+    "input_sub_path": "input_sub_path",
+    "recursive_read_only": "recursive_read_only",
+    "image_pull_secrets": "image_pull_secrets",
+    "image_pull_policy": "image_pull_policy",
+    "kueue_queue": "kueue_queue",
+    "ttl_seconds": "ttl_after_finished",
+    "startup_allowance": "startup_allowance",
+    "schedule_timeout": "schedule_timeout",
+    "queue_timeout": "queue_timeout",
+    "max_collect_bytes": "max_collect_bytes",
 }
 
 
@@ -162,10 +163,10 @@ def parse_name_list(value: object) -> tuple[str, ...]:
 
 
 def config_value(setting: str, value: Any) -> Any:
-    """`value` of Settings field `setting` converted to the type of its config field."""
-    if setting == "k8s_node_selector":
+    """`value` of K8sSettings field `setting` converted to the type of its config field."""
+    if setting == "node_selector":
         return tuple(sorted(value.items()))
-    if setting in ("k8s_runtime_class", "k8s_kueue_queue") and value == "":
+    if setting in ("runtime_class", "kueue_queue") and value == "":
         return None
     return value
 
@@ -178,7 +179,7 @@ def check_config_field(setting: str, value: Any) -> None:
         raise ValueError(str(exc)) from None
 
 
-def kubernetes_runner_config(settings: Settings, **overrides: Any) -> KubernetesRunnerConfig:
+def kubernetes_runner_config(k8s: K8sSettings, **overrides: Any) -> KubernetesRunnerConfig:
     """The Kubernetes runner's config from the ``CSAWM_K8S_*`` settings; `overrides` (config field
     names, e.g. from CLI flags) win.
 
@@ -193,7 +194,7 @@ def kubernetes_runner_config(settings: Settings, **overrides: Any) -> Kubernetes
     if unknown:
         raise KubernetesConfigError(f"unknown Kubernetes runner setting(s): {unknown}")
     values = {
-        config_field: config_value(setting, getattr(settings, setting))
+        config_field: config_value(setting, getattr(k8s, setting))
         for setting, config_field in CONFIG_FIELD_OF_SETTING.items()
     }
     values.update(overrides)

@@ -2,6 +2,16 @@
 
 The embedded default (SQLite under ``./.csawm``, Docker runner, loopback host) needs no setting at
 all; anything unsafe or inconsistent refuses to start with a message naming the setting.
+
+`Settings` holds the server-wide values and four typed groups, each a frozen `BaseSettings` that
+reads its own variables and checks them together: `Settings.run` (`RunSettings`: what a model
+container is given), `Settings.registry` (`RegistrySettings`), `Settings.mail` (`MailSettings`)
+and `Settings.k8s` (`K8sSettings`). A check that spans groups (the Kubernetes runner needs a
+registry) stays on `Settings`. The variable names are unchanged; `VARIABLES` says where each lands.
+
+Overrides (tests, CLI flags) are keyword arguments named like the variable without ``CSAWM_``, in
+lower case (``load_settings(run_memory="8g", smtp_host="mail")``): `Settings` routes each to its
+group, so there is one spelling for the environment and for code.
 """
 
 from __future__ import annotations
@@ -10,9 +20,10 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runner.kubernetes.config import Toleration
@@ -58,21 +69,273 @@ def parse_size(value: object) -> int:
     raise ValueError(f"not a size: {value!r} (expected bytes or a number with k/m/g/t, e.g. '4g')")
 
 
-_DURATION_FIELDS = (
-    "run_timeout",
+def _duration(value: object) -> object:
+    return parse_duration(value)
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be a positive duration")
+    return value
+
+
+def _empty_is_none(value: object) -> object:
+    return None if value == "" else value
+
+
+def _absolute(value: Path | None) -> Path | None:
+    """Every path is made absolute at load, against the working directory of the process that read
+    the settings: a runner, a container mount or a worker in another directory never sees a relative
+    path (issue 10: a relative ``CSAWM_DATA_DIR`` reached the Docker runner)."""
+    if value is None or str(value) == "":
+        return None
+    return Path(os.path.abspath(value.expanduser()))
+
+
+class RunSettings(BaseSettings):
+    """What a model container is given: its limits on the hidden set and the preflight's.
+
+    ``CSAWM_RUN_*`` and ``CSAWM_PREFLIGHT_*``; both runners (Docker and Kubernetes) read them
+    (`server.worker.backend`). Which runner runs the container (``CSAWM_RUNNER``) and how often a
+    run is retried (``CSAWM_MAX_ATTEMPTS``) are server-wide and stay on `Settings`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="CSAWM_RUN_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    timeout: timedelta = timedelta(minutes=30)
+    memory: int = 4 * 1024**3
+    cpus: float = Field(default=2.0, gt=0)
+    gpus: int = Field(default=0, ge=0)
+    runtime: Literal["runc", "runsc"] = "runc"  # runsc: gVisor, registered by scripts/ensure-docker
+    preflight_timeout: timedelta = Field(
+        default=timedelta(minutes=5), validation_alias="CSAWM_PREFLIGHT_TIMEOUT"
+    )
+    preflight_images: int = Field(default=4, ge=1, le=64, validation_alias="CSAWM_PREFLIGHT_IMAGES")
+
+    _durations = field_validator("timeout", "preflight_timeout", mode="before")(_duration)
+    _positive_durations = field_validator("timeout", "preflight_timeout")(_positive)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: object) -> int:
+        size = parse_size(value)
+        if size < 64 * 1024**2:
+            raise ValueError("must be at least 64 MiB")
+        return size
+
+
+class RegistrySettings(BaseSettings):
+    """The OCI registry (issue 13, `server.registry`): every accepted archive is pushed to
+    HOST/csawm/<team>@sha256:..., registry references are checked there before they are charged.
+
+    The credentials need push and pull on csawm/*; ``ca``: a PEM file trusted for the registry's
+    TLS; ``insecure``: plain HTTP, allowed for loopback registries only (tests, a registry on the
+    same host).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="CSAWM_REGISTRY_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    host: str | None = Field(default=None, validation_alias="CSAWM_REGISTRY")
+    username: str | None = None
+    password: SecretStr | None = None
+    ca: Path | None = None
+    insecure: bool = False
+
+    _empty = field_validator("host", "username", "password", "ca", mode="before")(_empty_is_none)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        if value is not None and ("/" in value or "@" in value or " " in value):
+            raise ValueError("must be a registry host[:port], e.g. registry.example.org:5000")
+        return value
+
+    @field_validator("ca")
+    @classmethod
+    def _ca(cls, value: Path | None) -> Path | None:
+        path = _absolute(value)
+        if path is not None and not path.is_file():
+            raise ValueError(f"{path} is not a file (expected a PEM CA bundle)")
+        return path
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RegistrySettings:
+        if self.host is None:
+            if self.username or self.password or self.ca or self.insecure:
+                raise ValueError("CSAWM_REGISTRY_* settings are set but CSAWM_REGISTRY is not")
+            return self
+        if (self.username is None) != (self.password is None):
+            raise ValueError(
+                "CSAWM_REGISTRY_USERNAME and CSAWM_REGISTRY_PASSWORD go together: set both or neither"
+            )
+        if self.insecure:
+            name = self.host.rsplit(":", 1)[0] if not self.host.endswith("]") else self.host
+            if name not in ("localhost", "[::1]") and not name.startswith("127."):
+                raise ValueError(
+                    f"CSAWM_REGISTRY_INSECURE (plain HTTP) is allowed for a loopback registry only, "
+                    f"not {self.host!r}: credentials and images would cross the network unencrypted"
+                )
+            if self.ca is not None:
+                raise ValueError("CSAWM_REGISTRY_CA and CSAWM_REGISTRY_INSECURE exclude each other")
+        return self
+
+
+class MailSettings(BaseSettings):
+    """Email of notifications (issue 15 item 6, `server.notifications.mail`): ``CSAWM_SMTP_*``.
+
+    Unset host: no email. A password crosses the network only encrypted, unless the SMTP server is
+    on loopback.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CSAWM_SMTP_", extra="ignore", frozen=True)
+
+    host: str | None = None
+    port: int = Field(default=587, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str | None = None
+    tls: Literal["starttls", "tls", "none"] = "starttls"
+
+    _empty = field_validator("host", "username", "password", "sender", mode="before")(_empty_is_none)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MailSettings:
+        if self.host is None:
+            if self.username or self.password or self.sender:
+                raise ValueError("CSAWM_SMTP_* settings are set but CSAWM_SMTP_HOST is not")
+            return self
+        if self.sender is None or "@" not in self.sender or any(c in self.sender for c in "\r\n"):
+            raise ValueError(
+                "CSAWM_SMTP_SENDER must be the From address of the mail, e.g. leaderboard@example.org"
+            )
+        if (self.username is None) != (self.password is None):
+            raise ValueError("CSAWM_SMTP_USERNAME and CSAWM_SMTP_PASSWORD go together: set both or neither")
+        loopback = self.host in ("localhost", "::1") or self.host.startswith("127.")
+        if self.tls == "none" and self.username is not None and not loopback:
+            raise ValueError(
+                "CSAWM_SMTP_TLS=none with a password is allowed for a loopback SMTP server only: "
+                "the password would cross the network unencrypted"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.host is not None
+
+
+class K8sSettings(BaseSettings):
+    """The Kubernetes runner (``CSAWM_RUNNER=kubernetes``): ``CSAWM_K8S_*``. Formats and the mapping
+    onto `KubernetesRunnerConfig` are in `server.core.k8s_settings`; the defaults match k8s/.
+
+    Checked whichever runner is chosen, so a typo is reported when it is made.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CSAWM_K8S_", extra="ignore", frozen=True)
+
+    namespace: str = "csawm-eval"
+    service_account: str = "csawm-model"
+    collector_image: str = "csawm-leaderboard:latest"
+    node_selector: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    tolerations: Annotated[tuple[Toleration, ...], NoDecode] = (Toleration(key="nvidia.com/gpu"),)
+    runtime_class: str | None = None
+    gpu_resource: str = Field(default="nvidia.com/gpu", pattern=r"^[a-z0-9.-]+/[A-Za-z0-9._-]+$")
+    test_images_pvc: str = "csawm-test-images"
+    input_sub_path: str = "{phase}"
+    recursive_read_only: bool = False
+    image_pull_secrets: Annotated[tuple[str, ...], NoDecode] = ()
+    image_pull_policy: Literal["IfNotPresent", "Always"] = "IfNotPresent"
+    kueue_queue: str | None = Field(default=None, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
+    ttl_seconds: timedelta = timedelta(hours=1)
+    startup_allowance: timedelta = timedelta(minutes=15)
+    schedule_timeout: timedelta = timedelta(minutes=10)
+    queue_timeout: timedelta = timedelta(hours=24)
+    max_collect_bytes: int = 4 * 1024**2
+    # The test-images volume's MANIFEST.sha256 (server.worker.test_set), mounted read-only into the
+    # worker; a worker with CSAWM_RUNNER=kubernetes leases nothing until it matches its test set.
+    test_set_digest_file: Path | None = None
+
+    _durations = field_validator(
+        "ttl_seconds", "startup_allowance", "schedule_timeout", "queue_timeout", mode="before"
+    )(_duration)
+    _positive_durations = field_validator(
+        "ttl_seconds", "startup_allowance", "schedule_timeout", "queue_timeout"
+    )(_positive)
+    _empty = field_validator("runtime_class", "kueue_queue", mode="before")(_empty_is_none)
+    _paths = field_validator("test_set_digest_file")(_absolute)
+
+    @field_validator("max_collect_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> int:
+        return parse_size(value)
+
+    @field_validator("node_selector", mode="before")
+    @classmethod
+    def _node_selector(cls, value: object) -> dict[str, str]:
+        return k8s_settings.parse_node_selector(value)
+
+    @field_validator("tolerations", mode="before")
+    @classmethod
+    def _tolerations(cls, value: object) -> tuple[Toleration, ...]:
+        return k8s_settings.parse_tolerations(value)
+
+    @field_validator("image_pull_secrets", mode="before")
+    @classmethod
+    def _name_list(cls, value: object) -> tuple[str, ...]:
+        return k8s_settings.parse_name_list(value)
+
+    @field_validator(*k8s_settings.CONFIG_FIELD_OF_SETTING)
+    @classmethod
+    def _config_field(cls, value: object, info: ValidationInfo) -> object:
+        assert info.field_name is not None
+        k8s_settings.check_config_field(info.field_name, value)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> K8sSettings:
+        try:
+            k8s_settings.kubernetes_runner_config(self)
+        except ValueError as exc:
+            raise ValueError(f"CSAWM_K8S_* settings: {exc}") from None
+        return self
+
+
+GROUPS: dict[str, type[BaseSettings]] = {
+    "run": RunSettings,
+    "registry": RegistrySettings,
+    "mail": MailSettings,
+    "k8s": K8sSettings,
+}
+
+
+def _variable_of(group: type[BaseSettings], field: str) -> str:
+    """The environment variable of `field` of `group`: its alias, or the group's prefix + name."""
+    alias = group.model_fields[field].validation_alias
+    if isinstance(alias, str):
+        return alias
+    return f"{group.model_config.get('env_prefix', '')}{field}".upper()
+
+
+# Override name (the variable without CSAWM_, lower case) -> (group, field) for every group field.
+_GROUP_OVERRIDES: dict[str, tuple[str, str]] = {
+    _variable_of(cls, field).removeprefix("CSAWM_").lower(): (group, field)
+    for group, cls in GROUPS.items()
+    for field in cls.model_fields
+}
+
+_POSITIVE_DURATIONS = (
     "image_ttl",
-    "retry_backoff",
-    "hidden_end_grid",
-    "preflight_timeout",
     "lease_ttl",
     "poll_interval",
-    "k8s_ttl_seconds",
-    "k8s_startup_allowance",
-    "k8s_schedule_timeout",
-    "k8s_queue_timeout",
     "notify_backoff",
     "notify_backoff_max",
     "webhook_timeout",
+    "upload_idle_timeout",
+    "header_timeout",
+    "body_timeout",
 )
 
 
@@ -80,6 +343,13 @@ class Settings(BaseSettings):
     """Everything the server, the worker and the admin commands read from the environment."""
 
     model_config = SettingsConfigDict(env_prefix="CSAWM_", extra="ignore", frozen=True)
+
+    # The groups; built by `_build_groups`, each reading its own variables (NoDecode: the plain
+    # CSAWM_REGISTRY host is routed to `registry.host`, never parsed as the group).
+    run: Annotated[RunSettings, NoDecode]
+    registry: Annotated[RegistrySettings, NoDecode]
+    mail: Annotated[MailSettings, NoDecode]
+    k8s: Annotated[K8sSettings, NoDecode]
 
     data_dir: Path = Field(default=Path(".csawm"), validate_default=True)
     database_url: str | None = None
@@ -97,66 +367,8 @@ class Settings(BaseSettings):
     # a model fault on the hidden images always uses the quota slot (server.runs.policy).
     charge_user_failures: bool = True
 
-    run_timeout: timedelta = timedelta(minutes=30)
-    run_memory: int = 4 * 1024**3
-    run_cpus: float = Field(default=2.0, gt=0)
-    run_gpus: int = Field(default=0, ge=0)
-    run_runtime: Literal["runc", "runsc"] = "runc"  # runsc: gVisor, registered by scripts/ensure-docker
-    preflight_timeout: timedelta = timedelta(minutes=5)
-    preflight_images: int = Field(default=4, ge=1, le=64)
     max_upload_bytes: int = 16 * 1024**3
     keep_archives: bool = False
-    registry: str | None = None
-
-    # OCI registry (issue 13, server.registry): every accepted archive is pushed to
-    # REGISTRY/csawm/<team>@sha256:..., registry references are checked there before they are charged.
-    # The credentials need push and pull on csawm/*; CA: a PEM file trusted for the registry's TLS;
-    # INSECURE: plain HTTP, allowed for loopback registries only (tests, a registry on the same host).
-    registry_username: str | None = None
-    registry_password: SecretStr | None = None
-    registry_ca: Path | None = None
-    registry_insecure: bool = False
-
-    @field_validator("registry_username", "registry_password", "registry_ca", mode="before")
-    @classmethod
-    def _registry_empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value
-
-    @field_validator("registry_ca")
-    @classmethod
-    def _registry_ca(cls, value: Path | None) -> Path | None:
-        if value is None:
-            return None
-        path = Path(os.path.abspath(value.expanduser()))
-        if not path.is_file():
-            raise ValueError(f"{path} is not a file (expected a PEM CA bundle)")
-        return path
-
-    @model_validator(mode="after")
-    def _registry_consistent(self) -> Settings:
-        if self.registry is None:
-            if self.runner == "kubernetes":
-                raise ValueError(
-                    "CSAWM_RUNNER=kubernetes needs CSAWM_REGISTRY: the cluster pulls every model "
-                    "image from it (uploaded archives are pushed there first)"
-                )
-            if self.registry_username or self.registry_password or self.registry_ca or self.registry_insecure:
-                raise ValueError("CSAWM_REGISTRY_* settings are set but CSAWM_REGISTRY is not")
-            return self
-        if (self.registry_username is None) != (self.registry_password is None):
-            raise ValueError(
-                "CSAWM_REGISTRY_USERNAME and CSAWM_REGISTRY_PASSWORD go together: set both or neither"
-            )
-        if self.registry_insecure:
-            host = self.registry.rsplit(":", 1)[0] if not self.registry.endswith("]") else self.registry
-            if host not in ("localhost", "[::1]") and not host.startswith("127."):
-                raise ValueError(
-                    f"CSAWM_REGISTRY_INSECURE (plain HTTP) is allowed for a loopback registry only, "
-                    f"not {self.registry!r}: credentials and images would cross the network unencrypted"
-                )
-            if self.registry_ca is not None:
-                raise ValueError("CSAWM_REGISTRY_CA and CSAWM_REGISTRY_INSECURE exclude each other")
-        return self
 
     # Hostile clients (issue 12): a JSON or form body over `max_json_bytes` is refused with 413 while
     # it streams; at most `max_concurrent_uploads` archive uploads per team at once (429 beyond); an
@@ -166,23 +378,6 @@ class Settings(BaseSettings):
     max_concurrent_uploads: int = Field(default=2, ge=1, le=1000)
     upload_idle_timeout: timedelta = timedelta(seconds=60)
     forwarded_allow_ips: str | None = None
-
-    @field_validator("max_json_bytes", mode="before")
-    @classmethod
-    def _json_size(cls, value: object) -> int:
-        return parse_size(value)
-
-    @field_validator("upload_idle_timeout", mode="before")
-    @classmethod
-    def _idle_duration(cls, value: object) -> object:
-        return parse_duration(value)
-
-    @field_validator("upload_idle_timeout")
-    @classmethod
-    def _idle_positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be a positive duration")
-        return value
 
     @field_validator("forwarded_allow_ips", mode="before")
     @classmethod
@@ -198,23 +393,6 @@ class Settings(BaseSettings):
     min_body_rate: int = Field(default=32 * 1024, ge=1024)
     max_connections: int = Field(default=512, ge=1, le=100_000)
     max_connections_per_client: int = Field(default=32, ge=1, le=100_000)
-
-    @field_validator("header_timeout", "body_timeout", mode="before")
-    @classmethod
-    def _slow_client_durations(cls, value: object) -> object:
-        return parse_duration(value)
-
-    @field_validator("header_timeout", "body_timeout")
-    @classmethod
-    def _slow_client_positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be a positive duration")
-        return value
-
-    @field_validator("min_body_rate", mode="before")
-    @classmethod
-    def _body_rate(cls, value: object) -> int:
-        return parse_size(value)
 
     # The operator's /metrics (issue 19 item 6, server.core.metrics): a scrape presenting
     # `Authorization: Bearer <metrics_token>` gets every series; without it, only the public ones.
@@ -235,176 +413,6 @@ class Settings(BaseSettings):
     # Set it (the same value everywhere) when several servers sit behind one load balancer.
     session_secret: SecretStr | None = None
 
-    # A data-use agreement in Markdown (issue 15): a researcher accepts its current version (the
-    # sha256 of the file's bytes) before submitting. Read once by the server when it starts
-    # (server.agreements.document); the worker and the admin commands never read it.
-    dua_file: Path | None = None
-
-    @field_validator("dua_file", mode="before")
-    @classmethod
-    def _dua_empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value
-
-    @field_validator("dua_file")
-    @classmethod
-    def _dua_absolute(cls, value: Path | None) -> Path | None:
-        return None if value is None else Path(os.path.abspath(value.expanduser()))
-
-    # Run policy (issue 11). Who sees the hidden run's output: server.runs.disclosure.
-    hidden_logs: Literal["maintainers", "none", "submitters"] = "maintainers"
-    # Hidden-stage runtime figures and run timestamps a submitter sees (issue 19): server.runs.run_view.
-    hidden_runtime: Literal["maintainers", "coarse", "submitters"] = "maintainers"
-    # The hidden stage's end is held to a multiple of this after the stage began (0: off; not applied
-    # with hidden_runtime "submitters" or to baselines): server.worker.stages.hold_to_grid.
-    hidden_end_grid: timedelta = timedelta(minutes=1)
-    # Uploads are refused (507) while the data dir has less free space; default: 2x max_upload_bytes.
-    min_free_bytes: int | None = None
-    # Engine images of finished runs are removed once unused this long (the janitor).
-    image_ttl: timedelta = timedelta(hours=24)
-
-    # Notifications (issue 15 item 6, server.notifications, docs/notifications.md): webhooks and
-    # email from a durable outbox. A failed delivery is retried after notify_backoff * 2^(n-1)
-    # (capped at notify_backoff_max) until notify_max_attempts, then dead. Webhook URLs that resolve
-    # to loopback, private, link-local, multicast or reserved addresses are refused unless
-    # webhook_allow_private. public_url: the server's address as a team sees it (the run link).
-    public_url: str | None = None
-    embedded_dispatcher: bool = True
-    notify_max_attempts: int = Field(default=8, ge=1, le=50)
-    notify_backoff: timedelta = timedelta(seconds=30)
-    notify_backoff_max: timedelta = timedelta(hours=1)
-    webhook_timeout: timedelta = timedelta(seconds=10)
-    webhook_allow_private: bool = False
-    smtp_host: str | None = None
-    smtp_port: int = Field(default=587, ge=1, le=65535)
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_sender: str | None = None
-    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
-
-    @field_validator(
-        "public_url", "smtp_host", "smtp_username", "smtp_password", "smtp_sender", mode="before"
-    )
-    @classmethod
-    def _notify_empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value
-
-    @field_validator("public_url")
-    @classmethod
-    def _public_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", value):
-            raise ValueError("must be the server's http(s) address, e.g. https://leaderboard.example.org")
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _smtp_consistent(self) -> Settings:
-        if self.notify_backoff_max < self.notify_backoff:
-            raise ValueError("CSAWM_NOTIFY_BACKOFF_MAX must be at least CSAWM_NOTIFY_BACKOFF")
-        if self.smtp_host is None:
-            if self.smtp_username or self.smtp_password or self.smtp_sender:
-                raise ValueError("CSAWM_SMTP_* settings are set but CSAWM_SMTP_HOST is not")
-            return self
-        if (
-            self.smtp_sender is None
-            or "@" not in self.smtp_sender
-            or any(c in self.smtp_sender for c in "\r\n")
-        ):
-            raise ValueError(
-                "CSAWM_SMTP_SENDER must be the From address of the mail, e.g. leaderboard@example.org"
-            )
-        if (self.smtp_username is None) != (self.smtp_password is None):
-            raise ValueError("CSAWM_SMTP_USERNAME and CSAWM_SMTP_PASSWORD go together: set both or neither")
-        loopback = self.smtp_host in ("localhost", "::1") or self.smtp_host.startswith("127.")
-        if self.smtp_tls == "none" and self.smtp_username is not None and not loopback:
-            raise ValueError(
-                "CSAWM_SMTP_TLS=none with a password is allowed for a loopback SMTP server only: "
-                "the password would cross the network unencrypted"
-            )
-        return self
-
-    @property
-    def email_enabled(self) -> bool:
-        return self.smtp_host is not None
-
-    @property
-    def session_info(self) -> dict[str, object]:
-        """What every database session carries (`server.core.db.Database.connect`)."""
-        return {"csawm.notify_email": self.email_enabled}
-
-    @property
-    def effective_public_url(self) -> str:
-        """``CSAWM_PUBLIC_URL``, or the address `csawm serve` listens on."""
-        if self.public_url:
-            return self.public_url
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    embedded_worker: bool = True
-    lease_ttl: timedelta = timedelta(seconds=60)
-    poll_interval: timedelta = timedelta(seconds=1)
-    max_attempts: int = Field(default=2, ge=1, le=10)
-    retry_backoff: timedelta = timedelta(seconds=2)  # first retry's wait; doubles per retry (runs.policy)
-    bootstrap_resamples: int = Field(default=2000, ge=100)
-    bootstrap_seed: int = 0
-
-    # Kubernetes runner (CSAWM_RUNNER=kubernetes); formats and the mapping onto
-    # KubernetesRunnerConfig in server.core.k8s_settings. The defaults match k8s/.
-    k8s_namespace: str = "csawm-eval"
-    k8s_service_account: str = "csawm-model"
-    k8s_collector_image: str = "csawm-leaderboard:latest"
-    k8s_node_selector: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
-    k8s_tolerations: Annotated[tuple[Toleration, ...], NoDecode] = (Toleration(key="nvidia.com/gpu"),)
-    k8s_runtime_class: str | None = None
-    k8s_gpu_resource: str = Field(default="nvidia.com/gpu", pattern=r"^[a-z0-9.-]+/[A-Za-z0-9._-]+$")
-    k8s_test_images_pvc: str = "csawm-test-images"
-    k8s_input_sub_path: str = "{phase}"
-    k8s_recursive_read_only: bool = False
-    k8s_image_pull_secrets: Annotated[tuple[str, ...], NoDecode] = ()
-    k8s_image_pull_policy: Literal["IfNotPresent", "Always"] = "IfNotPresent"
-    k8s_kueue_queue: str | None = Field(default=None, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
-    k8s_ttl_seconds: timedelta = timedelta(hours=1)
-    k8s_startup_allowance: timedelta = timedelta(minutes=15)
-    k8s_schedule_timeout: timedelta = timedelta(minutes=10)
-    k8s_queue_timeout: timedelta = timedelta(hours=24)
-    k8s_max_collect_bytes: int = 4 * 1024**2
-    # The test-images volume's MANIFEST.sha256 (server.worker.test_set), mounted read-only into the
-    # worker; a worker with CSAWM_RUNNER=kubernetes leases nothing until it matches its test set.
-    k8s_test_set_digest_file: Path | None = None
-
-    @field_validator("data_dir", "benchmark_dir", "k8s_test_set_digest_file")
-    @classmethod
-    def _absolute(cls, value: Path | None) -> Path | None:
-        """Every path is made absolute at load, against the working directory of the process that
-        read the settings: a runner, a container mount or a worker in another directory never sees a
-        relative path (issue 10: a relative ``CSAWM_DATA_DIR`` reached the Docker runner)."""
-        if value is None or str(value) == "":
-            return None
-        return Path(os.path.abspath(value.expanduser()))
-
-    @field_validator("run_memory", "max_upload_bytes", "k8s_max_collect_bytes", mode="before")
-    @classmethod
-    def _sizes(cls, value: object) -> int:
-        return parse_size(value)
-
-    @field_validator("min_free_bytes", mode="before")
-    @classmethod
-    def _optional_size(cls, value: object) -> int | None:
-        return None if value is None or value == "" else parse_size(value)
-
-    @field_validator(*_DURATION_FIELDS, mode="before")
-    @classmethod
-    def _durations(cls, value: object) -> object:
-        return parse_duration(value)
-
-    @field_validator(*_DURATION_FIELDS)
-    @classmethod
-    def _positive_duration(cls, value: timedelta, info: ValidationInfo) -> timedelta:
-        zero_allowed = info.field_name in ("retry_backoff", "hidden_end_grid")
-        if value < timedelta(0) or (value == timedelta(0) and not zero_allowed):
-            raise ValueError("must be a positive duration")
-        return value
-
     @field_validator("session_secret", mode="before")
     @classmethod
     def _session_secret(cls, value: object) -> object:
@@ -419,57 +427,150 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("registry")
+    # A data-use agreement in Markdown (issue 15): a researcher accepts its current version (the
+    # sha256 of the file's bytes) before submitting. Read once by the server when it starts
+    # (server.agreements.document); the worker and the admin commands never read it.
+    dua_file: Path | None = None
+
+    # Self-registration (issue 22 item 1, server.registrations): a team has at most max_team_size
+    # members; registration_questions is a YAML list of {id, text, required} the applicant answers.
+    max_team_size: int = Field(default=5, ge=1, le=1000)
+    registration_questions: Path | None = None
+
+    # Run policy (issue 11). Who sees the hidden run's output: server.runs.disclosure.
+    hidden_logs: Literal["maintainers", "none", "submitters"] = "maintainers"
+    # A redacted hint of a hidden failure for submitters (issue 23): none, or the name of a built-in
+    # exception class found in the hidden log (a closed list): server.runs.disclosure.exception_hint.
+    hidden_hint: Literal["none", "exception_type"] = "none"
+    # Hidden-stage runtime figures and run timestamps a submitter sees (issue 19): server.disclosure.run_view.
+    hidden_runtime: Literal["maintainers", "coarse", "submitters"] = "maintainers"
+    # The hidden stage's end is held to a multiple of this after the stage began (0: off; not applied
+    # with hidden_runtime "submitters" or to baselines): server.worker.stages.hold_to_grid.
+    hidden_end_grid: timedelta = timedelta(minutes=1)
+    # Uploads are refused (507) while the data dir has less free space; default: 2x max_upload_bytes.
+    min_free_bytes: int | None = None
+    # Engine images of finished runs are removed once unused this long (the janitor).
+    image_ttl: timedelta = timedelta(hours=24)
+
+    # Notifications (issue 15 item 6, server.notifications, docs/notifications.md): webhooks and
+    # email (`mail`) from a durable outbox. A failed delivery is retried after notify_backoff *
+    # 2^(n-1) (capped at notify_backoff_max) until notify_max_attempts, then dead. Webhook URLs that
+    # resolve to loopback, private, link-local, multicast or reserved addresses are refused unless
+    # webhook_allow_private. public_url: the server's address as a team sees it (the run link).
+    public_url: str | None = None
+    embedded_dispatcher: bool = True
+    notify_max_attempts: int = Field(default=8, ge=1, le=50)
+    notify_backoff: timedelta = timedelta(seconds=30)
+    notify_backoff_max: timedelta = timedelta(hours=1)
+    webhook_timeout: timedelta = timedelta(seconds=10)
+    webhook_allow_private: bool = False
+
+    @field_validator("public_url", mode="before")
     @classmethod
-    def _registry(cls, value: str | None) -> str | None:
-        if value is None or value == "":
+    def _public_url_empty(cls, value: object) -> object:
+        return _empty_is_none(value)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
             return None
-        if "/" in value or "@" in value or " " in value:
-            raise ValueError("must be a registry host[:port], e.g. registry.example.org:5000")
+        if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", value):
+            raise ValueError("must be the server's http(s) address, e.g. https://leaderboard.example.org")
+        return value.rstrip("/")
+
+    embedded_worker: bool = True
+    lease_ttl: timedelta = timedelta(seconds=60)
+    poll_interval: timedelta = timedelta(seconds=1)
+    max_attempts: int = Field(default=2, ge=1, le=10)
+    retry_backoff: timedelta = timedelta(seconds=2)  # first retry's wait; doubles per retry (runs.policy)
+    bootstrap_resamples: int = Field(default=2000, ge=100)
+    bootstrap_seed: int = 0
+    significance_top: int = Field(default=20, ge=2, le=200)  # rows of the board's significance map
+
+    @model_validator(mode="before")
+    @classmethod
+    def _build_groups(cls, data: Any) -> Any:
+        """Build each group from the environment and the overrides named for its variables.
+
+        A group field given a dict would not read the environment, so each group is constructed
+        here; their errors are reported together, located at (group, field).
+        """
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        overrides: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}
+        for name, (group, field) in _GROUP_OVERRIDES.items():
+            if name in data:
+                overrides[group][field] = data.pop(name)
+        errors: list[InitErrorDetails] = []
+        for group, group_cls in GROUPS.items():
+            try:
+                data[group] = group_cls(**overrides[group])
+            except ValidationError as exc:
+                errors.extend(
+                    InitErrorDetails(
+                        type=err["type"], loc=(group, *err["loc"]), input=err["input"], ctx=err.get("ctx", {})
+                    )
+                    for err in exc.errors()
+                )
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return data
+
+    _durations = field_validator(*_POSITIVE_DURATIONS, "retry_backoff", "hidden_end_grid", mode="before")(
+        _duration
+    )
+    _positive_durations = field_validator(*_POSITIVE_DURATIONS)(_positive)
+    _paths = field_validator("data_dir", "benchmark_dir", "dua_file")(_absolute)
+    _empty = field_validator("dua_file", "registration_questions", mode="before")(_empty_is_none)
+
+    @field_validator("retry_backoff", "hidden_end_grid")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must be a positive duration")
         return value
 
-    @field_validator("k8s_node_selector", mode="before")
+    @field_validator("max_upload_bytes", "max_json_bytes", "min_body_rate", mode="before")
     @classmethod
-    def _node_selector(cls, value: object) -> dict[str, str]:
-        return k8s_settings.parse_node_selector(value)
+    def _sizes(cls, value: object) -> int:
+        return parse_size(value)
 
-    @field_validator("k8s_tolerations", mode="before")
+    @field_validator("min_free_bytes", mode="before")
     @classmethod
-    def _tolerations(cls, value: object) -> tuple[Toleration, ...]:
-        return k8s_settings.parse_tolerations(value)
-
-    @field_validator("k8s_image_pull_secrets", mode="before")
-    @classmethod
-    def _name_list(cls, value: object) -> tuple[str, ...]:
-        return k8s_settings.parse_name_list(value)
-
-    @field_validator("k8s_runtime_class", "k8s_kueue_queue", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value
-
-    @field_validator(*k8s_settings.CONFIG_FIELD_OF_SETTING)
-    @classmethod
-    def _k8s_field(cls, value: object, info: ValidationInfo) -> object:
-        assert info.field_name is not None
-        k8s_settings.check_config_field(info.field_name, value)
-        return value
+    def _optional_size(cls, value: object) -> int | None:
+        return None if value is None or value == "" else parse_size(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        if self.runner == "kubernetes" and self.registry.host is None:
+            raise ValueError(
+                "CSAWM_RUNNER=kubernetes needs CSAWM_REGISTRY: the cluster pulls every model "
+                "image from it (uploaded archives are pushed there first)"
+            )
         if self.max_upload_bytes < 1024:
             raise ValueError("CSAWM_MAX_UPLOAD_BYTES must be at least 1 KiB")
-        if self.run_memory < 64 * 1024**2:
-            raise ValueError("CSAWM_RUN_MEMORY must be at least 64 MiB")
         if self.lease_ttl < timedelta(seconds=3):
             raise ValueError("CSAWM_LEASE_TTL must be at least 3 seconds (the heartbeat runs every third)")
+        if self.notify_backoff_max < self.notify_backoff:
+            raise ValueError("CSAWM_NOTIFY_BACKOFF_MAX must be at least CSAWM_NOTIFY_BACKOFF")
         if self.database_url is not None and not self.database_url.startswith(("sqlite", "postgresql")):
             raise ValueError("CSAWM_DATABASE_URL must be a sqlite:// or postgresql:// URL")
-        try:
-            k8s_settings.kubernetes_runner_config(self)
-        except ValueError as exc:
-            raise ValueError(f"CSAWM_K8S_* settings: {exc}") from None
         return self
+
+    @property
+    def session_info(self) -> dict[str, object]:
+        """What every database session carries (`server.core.db.Database.connect`)."""
+        return {"csawm.notify_email": self.mail.enabled}
+
+    @property
+    def effective_public_url(self) -> str:
+        """``CSAWM_PUBLIC_URL``, or the address `csawm serve` listens on."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def effective_database_url(self) -> str:
@@ -491,6 +592,27 @@ class Settings(BaseSettings):
         return self.effective_database_url.startswith("sqlite")
 
 
+# Every CSAWM_* variable -> (group or None for Settings itself, field): the one table that names
+# where a variable lands (docs/settings.md, the error messages of `load_settings`).
+VARIABLES: dict[str, tuple[str | None, str]] = {
+    **{f"CSAWM_{field.upper()}": (None, field) for field in Settings.model_fields if field not in GROUPS},
+    **{_variable_of(GROUPS[group], field): (group, field) for group, field in _GROUP_OVERRIDES.values()},
+}
+
+
+def _variable_at(loc: tuple[int | str, ...]) -> str:
+    """The variable an error at `loc` concerns; ``settings`` for a check of several."""
+    if not loc:
+        return "settings"
+    head = str(loc[0])
+    if head not in GROUPS:
+        return f"CSAWM_{head.upper()}"
+    if len(loc) == 1:
+        return "settings"
+    field = str(loc[1])
+    return field if field.startswith("CSAWM_") else _variable_of(GROUPS[head], field)
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment; `overrides` win (used by tests and CLI flags).
 
@@ -501,7 +623,5 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = ".".join(str(part) for part in err["loc"])
-            name = f"CSAWM_{field.upper()}" if field else "settings"
-            problems.append(f"{name}: {err['msg']}")
+            problems.append(f"{_variable_at(err['loc'])}: {err['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -1,31 +1,49 @@
 """What the app holds for its lifetime, built once in the lifespan (`server.app.build_state`).
 
-Every per-app object is a typed field made at startup: no cache is made on first use, and there is
-no bag of extras. Routes get what they need through the `Annotated` aliases of `server.core.deps`.
-
-The field types of the feature packages are imported for the type checker only: at run time the
-core imports none of them (the app factory, which may import every package, builds them).
+The core's own objects are fields. Each feature package's per-app object (a cache, the upload slots,
+the embedded worker) is a **part**: one instance per class, made by the app factory at startup and
+fetched by its class, so a route gets it typed (`parts.get(UploadSlots)` is an `UploadSlots`) while
+the core names no feature package (the layers of docs/design.md). Nothing is made on first use.
+A feature declares its dependency alias beside its class, e.g.
+``UploadSlotsDep = Annotated[UploadSlots, Depends(part(UploadSlots))]`` (`server.core.deps.part`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from server.core.db import Database
 from server.core.metrics import Metrics
 from server.core.settings import Settings
 
-if TYPE_CHECKING:
-    from server.agreements.document import Agreement
-    from server.leaderboard.cache import BoardCache
-    from server.leaderboard.references import ReferenceCache
-    from server.notifications.dispatcher import Dispatcher
-    from server.review.flags import RankCache
-    from server.submissions.upload import UploadSlots
-    from server.web.cache import PlotCache
-    from server.web.session import SessionSigner
-    from server.worker.loop import Worker
+T = TypeVar("T")
+
+
+class Parts:
+    """The feature packages' per-app objects, at most one per class."""
+
+    def __init__(self, *parts: object) -> None:
+        self._by_class: dict[type, object] = {}
+        for part in parts:
+            self.add(part)
+
+    def add(self, part: object) -> None:
+        if type(part) in self._by_class:
+            raise ValueError(f"the app already holds a {type(part).__name__}")
+        self._by_class[type(part)] = part
+
+    def find(self, kind: type[T]) -> T | None:
+        """The part of this class, or None where the app runs without it (the embedded worker)."""
+        part = self._by_class.get(kind)
+        return part if isinstance(part, kind) else None
+
+    def get(self, kind: type[T]) -> T:
+        """The part of this class; the app factory makes every required one at startup."""
+        part = self.find(kind)
+        if part is None:
+            raise LookupError(f"no {kind.__name__} was made at startup (server.app.build_state)")
+        return part
 
 
 @dataclass
@@ -33,13 +51,5 @@ class AppState:
     settings: Settings
     db: Database
     metrics: Metrics
-    agreement: Agreement | None  # CSAWM_DUA_FILE, read once in create_app
-    upload_slots: UploadSlots  # uploads in flight per team (CSAWM_MAX_CONCURRENT_UPLOADS)
-    references: ReferenceCache  # the test set's reference rows of the leaderboard
-    leaderboard: BoardCache  # the one leaderboard cache: rows and API bodies (API, pages, downloads)
-    web_plots: PlotCache  # the pages' rendered plots
     plot_key: bytes  # the HMAC key of the plots' ``?v=`` (server.web.cache.plot_version)
-    signer: SessionSigner  # the web pages' cookie signer
-    review_ranks: RankCache  # ranked prediction files of the review flags
-    worker: Worker | None = None  # the embedded worker, when this process runs one
-    dispatcher: Dispatcher | None = None  # the embedded notification dispatcher, likewise
+    parts: Parts = field(default_factory=Parts)

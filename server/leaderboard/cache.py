@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from server.leaderboard import service
 from server.leaderboard.references import BoardReferences
-from server.leaderboard.rows import BoardRow, ClinicalRow
+from server.leaderboard.rows import BoardRow, ClinicalRow, withheld
+from server.leaderboard.standing import SignificanceMap
 from server.phases.service import PhaseView
 
 
@@ -28,8 +29,9 @@ class _Board:
     """One phase's board at one version: each part made on first use."""
 
     rows: list[BoardRow] | None = None
+    significance: SignificanceMap | None = None  # of the ranked rows, made with `rows`
     clinical: list[ClinicalRow] | None = None
-    bodies: dict[str, bytes] = field(default_factory=dict)  # the API's rows array, by view
+    bodies: dict[tuple[str, str | None], bytes] = field(default_factory=dict)  # rows array, by view, note
 
 
 @dataclass
@@ -55,6 +57,14 @@ class BoardCache:
         key = self.version(session, references)
         return key, self._rows(self._board(key, phase, best), session, references, phase, best)
 
+    def significance(
+        self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
+    ) -> SignificanceMap | None:
+        """The significance map of `phase`'s ranked rows (None when no row is ranked)."""
+        board = self._board(self.version(session, references), phase, best)
+        self._rows(board, session, references, phase, best)
+        return board.significance
+
     def clinical(
         self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
     ) -> list[ClinicalRow]:
@@ -69,18 +79,20 @@ class BoardCache:
         phase: PhaseView,
         best: bool,
         view: str,
+        note: str | None = None,
     ) -> bytes:
-        """The API's ``rows`` array of `phase` in `view` (masking or clinical), serialised once."""
+        """The API's ``rows`` array of `phase` in `view` (masking or clinical), serialised once per
+        `note` (`server.phases.visibility.board_figures_note`: the rank figures withheld, or None)."""
         board = self._board(self.version(session, references), phase, best)
-        if view not in board.bodies:
+        if (view, note) not in board.bodies:
             rows: list[BoardRow] | list[ClinicalRow]
             if view == "clinical":
                 rows = self._clinical(board, session, references, phase, best)
             else:
-                rows = self._rows(board, session, references, phase, best)
+                rows = withheld(self._rows(board, session, references, phase, best), note)
             rows_json = [row.to_json() for row in rows]
-            board.bodies[view] = json.dumps(rows_json, allow_nan=False, separators=(",", ":")).encode()
-        return board.bodies[view]
+            board.bodies[view, note] = json.dumps(rows_json, allow_nan=False, separators=(",", ":")).encode()
+        return board.bodies[view, note]
 
     def _board(self, key: tuple[Any, ...], phase: PhaseView, best: bool) -> _Board:
         with self.lock:
@@ -93,7 +105,8 @@ class BoardCache:
         board: _Board, session: Session, refs: BoardReferences | None, phase: PhaseView, best: bool
     ) -> list[BoardRow]:
         if board.rows is None:
-            board.rows = service.build(session, best_per_team=best, references=refs, phase=phase)
+            built = service.build_board(session, best_per_team=best, references=refs, phase=phase)
+            board.significance, board.rows = built.significance, built.rows
         return board.rows
 
     @staticmethod

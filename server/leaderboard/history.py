@@ -7,7 +7,7 @@ The same rows come out (`server.leaderboard.rows`); only their sources change:
   `SubmissionReport` created at or before `at` (a re-score after `at` changes nothing), with that
   report's scorer version, test-set digest, bootstrap settings and tau-b replicates (the run's own
   for its latest report, `SupersededReplicates` for an earlier one; one superseded before
-  ``0011_snapshots`` kept none, so it gets no tie test);
+  ``0013_snapshots`` kept none, so it gets no tie test);
 - its review state is the one the audit trail gives for `at` (``review_*`` entries, each with its
   ``from`` and ``to``): the ``to`` of its last entry at or before `at`, else the ``from`` of its
   first later entry, else (never reviewed) its current state. So a run approved after `at` is not on
@@ -24,7 +24,6 @@ The expert and density rows come from the configured test set, as on the live bo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +33,6 @@ from sqlalchemy.orm import Session, undefer
 from server.clock import iso, utcnow
 from server.core.errors import BadRequest, NotFound
 from server.models import (
-    AuditEntry,
     ReviewState,
     RunStatus,
     Submission,
@@ -42,9 +40,10 @@ from server.models import (
     SupersededReplicates,
     Team,
 )
+from server.phases.history_reviews import REVIEW_ACTIONS, review_states_at
 from server.phases.service import PhaseView
 
-REVIEW_ACTIONS = ("review_approve", "review_hide", "review_disqualify")  # server.review.service
+__all__ = ["REVIEW_ACTIONS", "parse", "phase_at", "review_states_at", "scored_at"]
 
 
 def parse(session: Session, raw: str, now: datetime | None = None) -> datetime:
@@ -76,33 +75,6 @@ def phase_at(phase: PhaseView, at: datetime) -> PhaseView:
     if phase.revealed_at is not None and phase.revealed_at > at:
         return dataclasses.replace(phase, revealed_at=None)
     return phase
-
-
-def review_states_at(
-    session: Session, current: Iterable[tuple[int, ReviewState]], at: datetime
-) -> dict[int, ReviewState]:
-    """The review state at `at` of each ``(submission id, current state)`` (module docstring)."""
-    states = dict(current)
-    if not states:
-        return {}
-    entries = session.execute(
-        select(AuditEntry.target_id, AuditEntry.created_at, AuditEntry.detail)
-        .where(
-            AuditEntry.action.in_(REVIEW_ACTIONS),
-            AuditEntry.target_type == "submission",
-            AuditEntry.target_id.in_([str(sub_id) for sub_id in states]),
-        )
-        .order_by(AuditEntry.id)
-    )
-    before: dict[int, ReviewState] = {}
-    after: dict[int, ReviewState] = {}
-    for target, created, detail in entries:
-        sub_id, change = int(target), detail or {}
-        if created <= at:
-            before[sub_id] = ReviewState(change["to"])
-        elif sub_id not in after:
-            after[sub_id] = ReviewState(change["from"])
-    return {sub_id: before.get(sub_id, after.get(sub_id, state)) for sub_id, state in states.items()}
 
 
 def scored_at(session: Session, where: ColumnElement[bool], at: datetime) -> list[tuple[Submission, str]]:

@@ -14,13 +14,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from server.benchmark.dataset import Benchmark, BenchmarkError
 from server.core.settings import Settings
 from server.core.state import AppState
+from server.scoring.bootstrap import resample_counts
+from server.scoring.experts import consensus_replicates
+from server.scoring.inputs import FloatArray
 from server.scoring.labels import LabelFileError, LabelLayout, parse_labels
 from server.scoring.report import ScoringInputError, references_of_test_set
 from server.scoring.results import Report
@@ -49,12 +52,16 @@ class BoardReferences:
     clinical : dict
         ``{"population", "n", <endpoint>: {"references": {variable: {"n", "n_positive", "auc",
         "odds_ratios"}}}}``, as in a report.
+    expert_replicates : dict
+        ``{Expert_k: replicates}``: each expert's tau-b against the consensus on the runs' own
+        resamples (same rows, seed and count), the expert bands of the board (issue 21 item 0).
     """
 
     labels_sha256: str
     scorer_version: str
     experts: dict[str, Any]
     clinical: dict[str, Any]
+    expert_replicates: dict[str, FloatArray] = field(default_factory=dict)
 
     def report(self) -> Report:
         """These rows read as the report sections they are (`server.scoring.results.Report`)."""
@@ -91,6 +98,9 @@ def _from_bytes(
             else None
         )
         data = references_of_test_set(private, public_labels=public, resamples=resamples, seed=seed)
+        bands = (
+            consensus_replicates(private, resample_counts(len(private), resamples, seed)) if resamples else {}
+        )
     except (LabelFileError, ScoringInputError) as exc:
         raise BenchmarkError(str(exc)) from exc
     return BoardReferences(
@@ -98,6 +108,7 @@ def _from_bytes(
         scorer_version=str(data["scorer_version"]),
         experts=data["experts"],
         clinical=data["clinical"],
+        expert_replicates=bands,
     )
 
 
@@ -172,4 +183,4 @@ def _stat_key(bench: Benchmark, settings: Settings) -> tuple[Any, ...]:
 
 def board_references(state: AppState) -> BoardReferences | None:
     """The app's :class:`ReferenceCache` (``AppState.references``) asked once."""
-    return state.references.get(state.settings)
+    return state.parts.get(ReferenceCache).get(state.settings)

@@ -8,17 +8,21 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.clock import iso, utcnow
 from server.core import audit
 from server.core.deps import IdPath, MaintainerUser, SessionDep, StateDep
 from server.core.openapi import error_responses
+from server.core.principal import Principal, authenticate
 from server.leaderboard import history, pending, service, snapshots
+from server.leaderboard.cache import BoardCache
 from server.leaderboard.references import board_references
-from server.leaderboard.rows import BoardRow, ClinicalRow
+from server.leaderboard.rows import BoardRow, ClinicalRow, withheld
 from server.phases.service import board_phase, board_phase_at
+from server.phases.visibility import board_figures_note
 
 router = APIRouter(prefix="/api/v1/leaderboard", tags=["leaderboard"])
 
@@ -34,12 +38,33 @@ _LEADERBOARD_DOC: dict[str, Any] = {
 }
 
 
-@router.get("", openapi_extra=_LEADERBOARD_DOC, responses=error_responses(400, 404))
+_optional_bearer = HTTPBearer(
+    auto_error=False, description="Optional: a maintainer's token shows withheld rank figures."
+)
+
+
+def optional_viewer(
+    state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_optional_bearer)]
+) -> Principal | None:
+    """The caller when a bearer token is given (a bad one is refused, 401), else None: the board is
+    public; a token only matters where `board_figures_note` withholds figures from non-maintainers."""
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        return None
+    with state.db.session() as session:
+        return authenticate(session, credentials.credentials)
+
+
+ViewerDep = Annotated[Principal | None, Depends(optional_viewer)]
+PhaseParam = Annotated[str | None, Query(min_length=1, max_length=64)]
+
+
+@router.get("", openapi_extra=_LEADERBOARD_DOC, responses=error_responses(400, 401, 404))
 def get_leaderboard(
     state: StateDep,
+    viewer: ViewerDep,
     best_per_team: bool = True,
     view: Literal["masking", "clinical"] = "masking",
-    phase: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    phase: PhaseParam = None,
     as_of: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> Response:
     """Public. ``{"phase": ..., "rows": [...], "pending": [...]}``: the phase shown (default: the
@@ -51,18 +76,21 @@ def get_leaderboard(
     history`), the phase as it was then (default: the one shown then), ``pending`` empty, and
     ``"as_of"`` added; 400 for a malformed or future instant, 404 for one before the first run."""
     if as_of is not None:
-        return _board_as_of(state, best_per_team, view, phase, as_of)
+        return _board_as_of(state, viewer, best_per_team, view, phase, as_of)
     references = board_references(state)
     with state.db.session() as session:  # one connection for the whole request
         shown = board_phase(session, state.settings, phase)
-        body = state.leaderboard.body(session, references, shown, best_per_team, view)
+        note = board_figures_note(shown, viewer)
+        body = state.parts.get(BoardCache).body(session, references, shown, best_per_team, view, note)
         coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
     described = json.dumps(shown.to_json(utcnow()), separators=(",", ":")).encode()
     content = b"".join((b'{"phase":', described, b',"rows":', body, b',"pending":', coming, b"}"))  # one copy
     return Response(content=content, media_type="application/json")
 
 
-def _board_as_of(state: StateDep, best: bool, view: str, phase: str | None, raw: str) -> Response:
+def _board_as_of(
+    state: StateDep, viewer: Principal | None, best: bool, view: str, phase: str | None, raw: str
+) -> Response:
     references = board_references(state)
     with state.db.session() as session:
         at = history.parse(session, raw)
@@ -73,7 +101,10 @@ def _board_as_of(state: StateDep, best: bool, view: str, phase: str | None, raw:
                 session, best_per_team=best, references=references, phase=shown, as_of=at
             )
         else:
-            rows = service.build(session, best_per_team=best, references=references, phase=shown, as_of=at)
+            board = service.build_board(
+                session, best_per_team=best, references=references, phase=shown, as_of=at
+            )
+            rows = withheld(board.rows, board_figures_note(shown, viewer))  # as the live board's
     body = {
         "phase": shown.to_json(at),
         "as_of": iso(at),
@@ -125,3 +156,26 @@ def get_snapshot(snapshot_id: IdPath, state: StateDep, session: SessionDep) -> R
     snapshot's ``sha256`` (also sent as the ``ETag``)."""
     info, data = snapshots.one(session, state.settings, snapshot_id)
     return Response(content=data, media_type="application/json", headers={"ETag": f'"{info.sha256}"'})
+
+
+@router.get("/significance", responses=error_responses(401, 404))
+def get_significance(
+    state: StateDep,
+    viewer: ViewerDep,
+    best_per_team: bool = True,
+    phase: PhaseParam = None,
+    top: Annotated[
+        int | None, Query(ge=2, description="rows of the map (at most CSAWM_SIGNIFICANCE_TOP)")
+    ] = None,
+) -> dict[str, Any]:
+    """Public. The significance map of the board's top ranked rows (docs/api.md): ``p[i][j]`` and
+    ``p_holm[i][j]`` in board order, for the first `top` rows (default and bound:
+    ``CSAWM_SIGNIFICANCE_TOP``); ``map`` is null with a ``note`` where the phase withholds it."""
+    references = board_references(state)
+    with state.db.session() as session:
+        shown = board_phase(session, state.settings, phase)
+        note = board_figures_note(shown, viewer)
+        cache = state.parts.get(BoardCache)
+        found = None if note else cache.significance(session, references, shown, best_per_team)
+    count = min(top or state.settings.significance_top, state.settings.significance_top)
+    return {"phase": shown.name, "note": note, "map": found.top(count) if found is not None else None}

@@ -11,10 +11,11 @@ Each row has the two JSON forms the wire has always had: `BoardRow.to_json` is t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from server.leaderboard.standing import Standing
 from server.scoring.results import Association, Estimate, Interval, OddsRatio, finite
 
 
@@ -36,9 +37,10 @@ def links_of(card: Mapping[str, Any] | None, url: str | None) -> tuple[tuple[str
 @dataclass(frozen=True)
 class BoardRow:
     """One row of the masking board (docs/api.md). A Ladder row carries no report-derived column:
-    they would give the exact score."""
+    they would give the exact score. Models are ranked among models (`rank` 1, 2, ...); an expert
+    row is a reference band (`rank` None, its tau-b interval on the runs' resamples)."""
 
-    rank: int
+    rank: int | None
     kind: str  # submission, baseline or expert
     team: str | None
     name: str
@@ -55,6 +57,7 @@ class BoardRow:
     submitted_at: datetime | None
     image_digest: str | None
     links: tuple[tuple[str, str], ...]
+    standing: Standing | None = None  # model rows: rank interval, tier, ... (None for experts)
 
     @property
     def tau(self) -> Interval:
@@ -100,6 +103,8 @@ class BoardRow:
     def _tail(self, row: dict[str, Any]) -> dict[str, Any]:
         if self.kind != "expert":
             row["submission_id"] = self.submission_id
+        if self.standing is not None:
+            row.update(self.standing.to_json())
         if self.ladder is not None:
             row["ladder"] = self.ladder
         return row
@@ -145,3 +150,17 @@ class ClinicalRow:
             "population": self.population,
             "clinical": {key: entry.to_json() for key, entry in self.clinical.items()},
         }
+
+
+def withheld(rows: list[BoardRow], note: str | None) -> list[BoardRow]:
+    """`rows` as a viewer sees them when `note` (`server.phases.visibility.board_figures_note`) says
+    the rank figures are withheld: every model row's figures null with `note` as the reason, every
+    expert band without its interval. `rows` itself when nothing is withheld."""
+    if note is None:
+        return rows
+    return [
+        replace(row, kendall_tau_b=Estimate(row.kendall_tau_b.value))
+        if row.kind == "expert"
+        else replace(row, standing=Standing(reason=note))
+        for row in rows
+    ]

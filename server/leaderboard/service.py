@@ -21,7 +21,7 @@ on every private phase's board; a development phase scoring on the public set sh
 only, since the baselines, experts and density rows are figures of the private set). A sealed
 phase before its reveal shows no submission rows; after it, only the runs their teams selected. A
 Ladder phase shows one row per team with the team's best stored Ladder step that moved and whose
-run is approved (`server.leaderboard.ladder_steps`: rounded, moving only on a significant
+run is approved (`server.phases.ladder_steps`: rounded, moving only on a significant
 improvement, decided once when each run was scored) instead of the exact scores: no CI, AMAE,
 clinical metrics or tie test.
 Without ``phase`` (a server with no phase rows) every submission counts, as before phases existed.
@@ -52,9 +52,12 @@ from sqlalchemy.orm import Session, undefer
 from server.leaderboard import history
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences
 from server.leaderboard.rows import BoardRow, ClinicalRow, links_of
+from server.leaderboard.standing import Model, SignificanceMap, Standing, standings
 from server.models import Phase, PhaseSelection, ReviewState, RunStatus, Submission, Team
+from server.phases.ladder_steps import board_steps
 from server.phases.service import PhaseView
-from server.scoring.bootstrap import paired_difference_ci
+from server.scoring.bootstrap import paired_difference_ci, percentile_ci
+from server.scoring.ranking import DEFAULT_ALPHA
 from server.scoring.registry import ENDPOINT_KEYS, LEADERBOARD_ORDER, ranking_key
 from server.scoring.results import (
     Association,
@@ -205,8 +208,6 @@ def _models(
 
 def _ladder_rows(session: Session, phase: PhaseView, as_of: datetime | None) -> list[_Candidate]:
     """One row per team of a Ladder phase: its best stored step that moved and whose run is approved."""
-    from server.leaderboard.ladder_steps import board_steps
-
     steps = board_steps(session, phase.name, as_of=as_of)
     ids = [step.submission_id for step in steps]
     subs = {sub.id: sub for sub in session.scalars(select(Submission).where(Submission.id.in_(ids)))}
@@ -230,17 +231,52 @@ def _ladder_rows(session: Session, phase: PhaseView, as_of: datetime | None) -> 
     ]
 
 
-def build(
+@dataclass(frozen=True)
+class Board:
+    """One phase's masking board: its rows and the significance map of its ranked rows."""
+
+    rows: list[BoardRow]
+    significance: SignificanceMap | None
+
+
+def _bands(references: BoardReferences | None, development: bool) -> dict[str, tuple[float, float] | None]:
+    """Each expert's 95% band: the percentile interval of its replicates on the runs' resamples."""
+    if references is None or development:
+        return {}
+    bands: dict[str, tuple[float, float] | None] = {}
+    for name, replicates in sorted(references.expert_replicates.items()):
+        lo, hi = percentile_ci(replicates)
+        bands[name] = (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
+    return bands
+
+
+def build_board(
     session: Session,
     *,
     best_per_team: bool = True,
     references: BoardReferences | None = None,
     phase: PhaseView,
+    alpha: float = DEFAULT_ALPHA,
     as_of: datetime | None = None,
-) -> list[BoardRow]:
-    """The masking leaderboard (as it stood at `as_of`, when given): models and experts in registry
-    order, with tie marks."""
+) -> Board:
+    """The masking leaderboard: models ranked among models in registry order, with tie marks and
+    rank figures (`server.leaderboard.standing`), and the experts as reference bands (no rank); as it
+    stood at `as_of`, when given."""
     candidates = _models(session, best_per_team, phase, as_of)
+    bands = _bands(references, _development(phase))
+    models = [
+        Model(
+            submission_id=c.submission_id,
+            name=c.name,
+            replicates=c.replicates,
+            basis=c.basis,
+            ladder=c.ladder is not None,
+            tau=c.metrics["kendall_tau_b"].shown,
+        )
+        for c in candidates
+    ]
+    found, significance = standings(models, bands, alpha)
+    standing = {id(c): s for c, s in zip(candidates, found, strict=True)}
     source = None if _development(phase) else references.report() if references else _newest_report(session)
     experts: Mapping[str, ExpertScore] = source.experts if source else {}
     for expert, score in sorted(experts.items()):
@@ -251,13 +287,16 @@ def build(
                 name=expert,
                 submission_id=None,
                 scorer_version=source.scorer_version if source else None,
-                metrics={"kendall_tau_b": Estimate(score.kendall_tau_b), "amae": Estimate(score.amae)},
+                metrics={
+                    "kendall_tau_b": Estimate(score.kendall_tau_b, bands.get(expert)),
+                    "amae": Estimate(score.amae),
+                },
                 replicates=None,
                 basis=None,
             )
         )
     candidates.sort(key=lambda c: (*c.sort_key(), c.kind != "submission", c.submission_id or 0, c.name))
-    return _with_ties(candidates)
+    return Board(_with_ties(candidates, standing), significance)
 
 
 def build_clinical(
@@ -327,14 +366,19 @@ def _newest_report(session: Session) -> Report | None:
     return Report.read_summary(stored)
 
 
-def _with_ties(candidates: list[_Candidate]) -> list[BoardRow]:
+def _with_ties(candidates: list[_Candidate], standing: Mapping[int, Standing]) -> list[BoardRow]:
+    """Rows with their marks: models ranked 1, 2, ... among models; experts unranked (None)."""
     leader = next((c for c in candidates if c.kind != "expert"), None)
     out: list[BoardRow] = []
-    for rank, cand in enumerate(candidates, start=1):
+    rank = 0
+    for cand in candidates:
         tied, reason = _tie(cand, leader)
+        if cand.kind != "expert":
+            rank += 1
         out.append(
             BoardRow(
-                rank=rank,
+                rank=None if cand.kind == "expert" else rank,
+                standing=standing.get(id(cand)),
                 kind=cand.kind,
                 team=cand.team,
                 name=cand.name,
@@ -362,7 +406,7 @@ def _with_ties(candidates: list[_Candidate]) -> list[BoardRow]:
 def _tie(cand: _Candidate, leader: _Candidate | None) -> tuple[bool | None, str | None]:
     """(tied_with_leader, tie_reason) of one row."""
     if cand.kind == "expert":
-        return None, "expert rows have no bootstrap replicates"
+        return None, "expert rows are reference bands, not ranked"
     if leader is None or cand is leader:
         return False, None
     if cand.ladder is not None or leader.ladder is not None:

@@ -1,7 +1,8 @@
 """Frozen boards (issue 22 item 5): a phase's board written once as JSON bytes, kept with their SHA-256.
 
 A maintainer freezes one (``POST /api/v1/admin/snapshots``) and every reveal of a sealed phase
-freezes the revealed board (`server.phases.service.reveal`). The bytes never change: a paper cites
+freezes the revealed board (`freeze_revealed`: the app's `server.phases.service.RevealHook`, and
+``csawm admin reveal-phase``). The bytes never change: a paper cites
 the snapshot's page (``/snapshots/{id}``) and anyone can check that ``GET /api/v1/snapshots/{id}``
 still hashes to the digest it cites. They hold the board's API rows (best run per team, the masking
 view, exactly as ``GET /api/v1/leaderboard`` gave them at that instant), the phase, the server's
@@ -75,7 +76,7 @@ def freeze(
     if references is None:
         references = ReferenceCache().get(settings)
     now = utcnow()
-    rows = service.build(session, best_per_team=True, references=references, phase=phase)
+    rows = service.build_board(session, best_per_team=True, references=references, phase=phase).rows
     row = BoardSnapshot(
         phase=phase.name, reason=reason, actor=actor, actor_user_id=actor_user_id, sha256="", body=b"",
         created_at=now,
@@ -98,6 +99,13 @@ def freeze(
     row.sha256 = hashlib.sha256(row.body).hexdigest()
     session.flush()
     return _info(settings, row)
+
+
+def freeze_revealed(
+    session: Session, settings: Settings, phase: PhaseView, actor: str, actor_user_id: int | None
+) -> SnapshotInfo:
+    """The snapshot every reveal of a sealed phase makes, in the reveal's transaction."""
+    return freeze(session, settings, phase, reason=REVEAL, actor=actor, actor_user_id=actor_user_id)
 
 
 def _reports(session: Session, ids: list[int]) -> dict[str, dict[str, Any]]:

@@ -8,7 +8,9 @@ from server.models.holds import TeamHold
 from server.models.ladder import LadderStepRow
 from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
 from server.models.notifications import Channel, Delivery, DeliveryAttempt, Webhook
+from server.models.operations import ComputeAlert, Pause
 from server.models.phases import Disclosure, Phase, PhaseSelection, TestSet, Visibility
+from server.models.registrations import RateCounter, Registration, RegistrationState, TeamAction
 from server.models.report_history import SupersededReplicates
 from server.models.snapshots import BoardSnapshot
 from server.models.submissions import (
@@ -37,15 +39,20 @@ __all__ = [
     "BoardSnapshot",
     "BuildState",
     "Channel",
+    "ComputeAlert",
     "Delivery",
     "DeliveryAttempt",
     "Disclosure",
     "FailedPhase",
     "LadderStepRow",
     "LedgerKind",
+    "Pause",
     "Phase",
     "PhaseSelection",
     "QuotaEntry",
+    "RateCounter",
+    "Registration",
+    "RegistrationState",
     "ReviewState",
     "RevokedWebSession",
     "Role",
@@ -55,6 +62,7 @@ __all__ = [
     "SubmissionReport",
     "SupersededReplicates",
     "Team",
+    "TeamAction",
     "TeamHold",
     "TestSet",
     "User",

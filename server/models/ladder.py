@@ -1,6 +1,6 @@
 """The stored Ladder (issue 19 item 4): one append-only sequence of steps per team and phase.
 
-Each step is decided once, when its run is scored (`server.leaderboard.ladder_steps`), and never
+Each step is decided once, when its run is scored (`server.phases.ladder_steps`), and never
 changed: review actions, approval order and re-scores read the steps, they do not recompute them, so
 nothing shown later can reveal a number the Ladder did not reveal when the run was scored.
 """

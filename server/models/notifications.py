@@ -47,7 +47,8 @@ class Delivery(Base):
     __table_args__ = (Index("ix_notification_deliveries_due", "delivered_at", "dead_at", "next_attempt_at"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # random, sent as X-CSAWM-Delivery
-    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    #: Null for an account mail (registration), which goes to one address, not to a team.
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
     channel: Mapped[Channel] = mapped_column(
         Enum(Channel, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
     )

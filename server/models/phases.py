@@ -69,6 +69,7 @@ class Phase(Base):
         default=Disclosure.SUMMARY,
     )
     revealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    compute_budget_s: Mapped[int | None] = mapped_column(Integer)  # per team; None: no budget (issue 22)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

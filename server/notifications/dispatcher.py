@@ -16,16 +16,17 @@ import secrets
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
 from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
+from server.disclosure.run_view import team_viewer
 from server.models import Channel, Delivery, User, Webhook
 from server.notifications import events, mail, outbox, webhook
 from server.notifications.outcome import Outcome
-from server.runs.run_view import team_viewer
 
 log = logging.getLogger("csawm.notifications")
 
@@ -87,24 +88,37 @@ class Dispatcher:
         return len(claims)
 
     def _send(self, claim: outbox.Claim) -> Outcome:
+        account: tuple[str, dict[str, Any]] | None = None
         with self.db.transaction(write=False) as session:
             row = session.get(Delivery, claim.delivery_id)
             if row is None:
                 return Outcome(ok=False, duration_ms=0, error="the delivery was removed", permanent=True)
+            if row.team_id is None:  # an account mail (registration): to one address, no team
+                account = (row.target, dict(row.payload))
             body = events.body(row.payload, row.id, self.settings.effective_public_url, self.viewer)
             hook = session.get(Webhook, row.webhook_id) if row.webhook_id is not None else None
             channel, target, event = row.channel, row.target, row.event
             secret = hook.secret if hook is not None and hook.active else None
-            member = channel is Channel.EMAIL and session.scalar(
-                select(User.id).where(User.email == target, *outbox.active_members(row.team_id))
+            member = (
+                channel is Channel.EMAIL
+                and row.team_id is not None
+                and session.scalar(
+                    select(User.id).where(User.email == target, *outbox.active_members(row.team_id))
+                )
             )
+        if account is not None:
+            if not self.settings.mail.enabled or self.settings.mail.sender is None:
+                return Outcome(ok=False, duration_ms=0, error="email is off (CSAWM_SMTP_HOST is not set)")
+            sender = self.settings.mail.sender
+            msg = mail.account_message(account[1], claim.delivery_id, sender=sender, to=account[0])
+            return mail.send(self.settings, msg)
         if channel is Channel.EMAIL:
             if not member:  # deactivated, or gone from the team, since the notice was written
                 gone = "the recipient is no longer an active member of the team"
                 return Outcome(ok=False, duration_ms=0, error=gone, permanent=True)
-            if not self.settings.email_enabled or self.settings.smtp_sender is None:
+            if not self.settings.mail.enabled or self.settings.mail.sender is None:
                 return Outcome(ok=False, duration_ms=0, error="email is off (CSAWM_SMTP_HOST is not set)")
-            return mail.send(self.settings, mail.message(body, sender=self.settings.smtp_sender, to=target))
+            return mail.send(self.settings, mail.message(body, sender=self.settings.mail.sender, to=target))
         if secret is None:
             return Outcome(ok=False, duration_ms=0, error="the webhook was removed", permanent=True)
         return webhook.post(

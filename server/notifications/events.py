@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from server.clock import iso
+from server.disclosure.run_view import Viewer, shown_review, shown_time
 from server.models import RunStatus, Submission
-from server.runs.run_view import Viewer, shown_time
 
 
 class Event(enum.StrEnum):
@@ -59,7 +59,7 @@ def run_payload(sub: Submission, team: str, event: Event, occurred_at: datetime)
         "phase": sub.phase,
         "status": sub.status.value,
         "error_code": sub.error_code,
-        "review_state": sub.review_state.value,
+        "review_state": None if (review := shown_review(sub)) is None else review.value,
         "occurred_at": iso(occurred_at),
     }
 
@@ -80,7 +80,7 @@ def ping_payload(team: str, occurred_at: datetime) -> dict[str, Any]:
 
 def body(payload: dict[str, Any], delivery_id: str, public_url: str, viewer: Viewer) -> dict[str, Any]:
     """The payload as sent: the stored fields plus the delivery id and the run's web page; the time
-    as the team may see it (`viewer`: a run's end is rounded to the minute, server.runs.run_view)."""
+    as the team may see it (`viewer`: a run's end is rounded to the minute, server.disclosure.run_view)."""
     sub_id = payload.get("submission_id")
     url = f"{public_url}/submissions/{sub_id}" if sub_id is not None else None
     full = {"delivery_id": delivery_id, **payload, "url": url}

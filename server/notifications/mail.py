@@ -41,6 +41,8 @@ def message(body: dict[str, Any], *, sender: str, to: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
+    if body.get("submission_id") is None:  # a notice to the maintainers about a team (server/operations)
+        return _team_notice(msg, body, team)
     msg["Subject"] = one_line(f"[CSAW-M] {team} / {name}: run {body['submission_id']} {what}")
     msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
     msg["X-CSAWM-Delivery"] = one_line(body["delivery_id"])
@@ -62,9 +64,40 @@ def message(body: dict[str, Any], *, sender: str, to: str) -> EmailMessage:
     return msg
 
 
+def _team_notice(msg: EmailMessage, body: dict[str, Any], team: str) -> EmailMessage:
+    status = one_line(body.get("status"))
+    msg["Subject"] = one_line(f"[CSAW-M] team {team}: {status}")
+    msg["Message-ID"] = make_msgid(domain=str(msg["From"]).rsplit("@", 1)[-1])
+    msg["X-CSAWM-Delivery"] = one_line(body["delivery_id"])
+    msg["X-CSAWM-Event"] = one_line(body["event"])
+    lines = [
+        f"Team {team}: {status}.",
+        "",
+        f"phase:        {one_line(body.get('phase'))}",
+        f"at:           {one_line(body.get('occurred_at'))}",
+        "",
+        f"Delivery {body['delivery_id']}. You get this mail as a maintainer of the server.",
+    ]
+    msg.set_content("\n".join(lines) + "\n")
+    return msg
+
+
+def account_message(payload: dict[str, Any], delivery_id: str, *, sender: str, to: str) -> EmailMessage:
+    """An account mail (registration): the subject and the plain text written by the server."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = one_line(f"[CSAW-M] {payload.get('subject') or ''}")
+    msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
+    msg["X-CSAWM-Delivery"] = one_line(delivery_id)
+    msg["X-CSAWM-Event"] = "account.mail"
+    msg.set_content(str(payload.get("text") or "") + "\n")
+    return msg
+
+
 def send(settings: Settings, msg: EmailMessage) -> Outcome:
     """One SMTP transaction; a 5xx reply is permanent (the address or the message is refused)."""
-    assert settings.smtp_host is not None
+    assert settings.mail.host is not None
     started = time.monotonic()
 
     def elapsed() -> int:
@@ -72,17 +105,17 @@ def send(settings: Settings, msg: EmailMessage) -> Outcome:
 
     timeout = settings.webhook_timeout.total_seconds()
     try:
-        if settings.smtp_tls == "tls":
+        if settings.mail.tls == "tls":
             client: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.smtp_host, settings.smtp_port, timeout=timeout, context=ssl.create_default_context()
+                settings.mail.host, settings.mail.port, timeout=timeout, context=ssl.create_default_context()
             )
         else:
-            client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+            client = smtplib.SMTP(settings.mail.host, settings.mail.port, timeout=timeout)
         with client:
-            if settings.smtp_tls == "starttls":
+            if settings.mail.tls == "starttls":
                 client.starttls(context=ssl.create_default_context())
-            if settings.smtp_username is not None and settings.smtp_password is not None:
-                client.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+            if settings.mail.username is not None and settings.mail.password is not None:
+                client.login(settings.mail.username, settings.mail.password.get_secret_value())
             refused = client.send_message(msg)
     except smtplib.SMTPResponseException as exc:
         permanent = 500 <= exc.smtp_code < 600

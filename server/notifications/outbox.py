@@ -22,12 +22,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from server.clock import utcnow
-from server.models import Channel, Delivery, DeliveryAttempt, Submission, Team, User, Webhook
+from server.models import Channel, Delivery, DeliveryAttempt, Role, Submission, Team, User, Webhook
 from server.notifications.events import Event, ping_payload, run_payload
 from server.notifications.outcome import Outcome
 
@@ -90,6 +91,64 @@ def enqueue(session: Session, sub: Submission, event: Event) -> list[Delivery]:
     session.add_all(rows)
     session.flush()
     return rows
+
+
+def enqueue_maintainers(
+    session: Session, team_id: int, event: str, payload: dict[str, Any]
+) -> list[Delivery]:
+    """Mail a notice about team `team_id` to every active maintainer and admin (when email is on),
+    in the caller's transaction: e.g. a team at 80 % of its compute budget (server/operations)."""
+    if not email_enabled(session):
+        return []
+    now = utcnow()
+    rows = [
+        Delivery(
+            id=new_delivery_id(),
+            team_id=team_id,
+            channel=Channel.EMAIL,
+            target=email,
+            event=event,
+            submission_id=None,
+            payload=payload,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        for email in session.scalars(
+            select(User.email)
+            .where(User.role.in_((Role.MAINTAINER, Role.ADMIN)), User.deactivated_at.is_(None))
+            .order_by(User.id)
+        )
+    ]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+ACCOUNT_EVENT = "account.mail"
+SENT_TEXT = "(sent; the text is not kept: it may have held a one-time link)"
+
+
+def enqueue_account_mail(session: Session, to: str, subject: str, text: str) -> Delivery:
+    """A mail to one address that belongs to no team (registration: verify, welcome, decisions).
+
+    Sent like any notice (retries, backoff, attempts recorded); the text may hold a one-time link,
+    so `settle` drops it once delivered: the link's token does not outlive its delivery in the outbox.
+    """
+    now = utcnow()
+    row = Delivery(
+        id=new_delivery_id(),
+        team_id=None,
+        channel=Channel.EMAIL,
+        target=to,
+        event=ACCOUNT_EVENT,
+        submission_id=None,
+        payload={"subject": subject, "text": text},
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
 
 
 def enqueue_ping(session: Session, hook: Webhook, team_name: str) -> Delivery:
@@ -187,6 +246,8 @@ def settle(
     values: dict[str, object] = {"attempts": number, "claimed_by": None, "claim_expires_at": None}
     if outcome.ok:
         values.update(delivered_at=now, last_error=None)
+        if row.team_id is None:
+            values["payload"] = {"subject": row.payload.get("subject"), "text": SENT_TEXT}
     else:
         values["last_error"] = outcome.error
         if outcome.permanent or number >= max_attempts:

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query
 
 from server.core.deps import CurrentUser, IdPath, OffsetQuery, SessionDep, SettingsDep
 from server.core.openapi import error_responses
+from server.disclosure.run_view import Viewer, shown_time, viewer_of
 from server.models import Delivery, DeliveryAttempt, Webhook
 from server.notifications import outbox, service
 from server.notifications.schemas import AttemptOut, DeliveryOut, NewWebhookOut, WebhookIn, WebhookOut
-from server.runs.run_view import Viewer, shown_time, viewer_of
 
 router = APIRouter(
     prefix="/api/v1/teams/me", tags=["notifications"], responses=error_responses(400, 403, 404)
@@ -30,7 +30,7 @@ def delivery_state(row: Delivery) -> str:
 
 def delivery_out(row: Delivery, attempts: list[DeliveryAttempt], viewer: Viewer) -> DeliveryOut:
     """A delivery as the API and the team page show it; its times move with a run's end, so a
-    submitter gets them as `viewer` allows (server.runs.run_view)."""
+    submitter gets them as `viewer` allows (server.disclosure.run_view)."""
     state = delivery_state(row)
     return DeliveryOut(
         id=row.id,

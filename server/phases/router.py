@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server.clock import utcnow
-from server.core.deps import MaintainerUser, SessionDep, SettingsDep
+from server.core.deps import MaintainerUser, SessionDep, SettingsDep, StateDep
 from server.core.openapi import error_responses
 from server.core.settings import Settings
 from server.phases import service
@@ -22,7 +22,7 @@ def _out(view: PhaseView, current: str | None, settings: Settings) -> PhaseOut:
         quota_total=view.quota_total, quota_per_day=view.quota_per_day, quota_per_week=view.quota_per_week,
         visibility=view.visibility, ladder=view.ladder, ladder_level=view.ladder_level,
         ladder_step=view.ladder_step, max_selected=view.max_selected, disclosure=view.disclosure,
-        revealed_at=view.revealed_at,
+        revealed_at=view.revealed_at, compute_budget_s=view.compute_budget_s,
         open=view.is_open(now), current=view.name == current,
     )  # fmt: skip
 
@@ -51,6 +51,11 @@ def update_phase(
 
 
 @router.post("/api/v1/admin/phases/{name}/reveal", response_model=PhaseOut)
-def reveal_phase(name: str, session: SessionDep, settings: SettingsDep, user: MaintainerUser) -> PhaseOut:
-    row = service.reveal(session, name, actor=user.audit_name, actor_user_id=user.user_id, settings=settings)
+def reveal_phase(
+    name: str, session: SessionDep, state: StateDep, settings: SettingsDep, user: MaintainerUser
+) -> PhaseOut:
+    """Maintainers. Reveal a closed sealed phase; the app's `RevealHook` freezes the revealed board
+    in the same transaction."""
+    row = service.reveal(session, name, actor=user.audit_name, actor_user_id=user.user_id)
+    state.parts.get(service.RevealHook)(session, settings, row, user.audit_name, user.user_id)
     return _out(PhaseView.of(row), service.shown(session, settings).name, settings)

@@ -26,6 +26,10 @@ class PhaseOut(BaseModel):
         "their CIs only; docs/scoring.md)"
     )
     revealed_at: datetime | None
+    compute_budget_s: int | None = Field(
+        default=None,
+        description="container-seconds per team in this phase (GPU-seconds with GPUs); null: none",
+    )
     open: bool = Field(description="open now: submissions go to it")
     current: bool = Field(description="the phase the pages and the board default to")
 
@@ -50,6 +54,7 @@ class PhaseIn(BaseModel):
     disclosure: Literal["full", "summary"] | None = Field(
         default=None, description="left out: full for a public test set, summary for a private one"
     )
+    compute_budget_s: int | None = Field(default=None, ge=0)
 
 
 class PhasePatch(BaseModel):
@@ -71,3 +76,4 @@ class PhasePatch(BaseModel):
     disclosure: Literal["full", "summary"] | None = Field(
         default=None, description="left out when test_set changes: the new test set's default"
     )
+    compute_budget_s: int | None = Field(default=None, ge=0)

@@ -15,6 +15,7 @@ Everything outside this module reads a phase as a frozen `PhaseView`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -31,7 +32,7 @@ from server.models import Disclosure, Phase, TestSet, Visibility
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 EDITABLE = (
     "test_set", "opens_at", "closes_at", "quota_total", "quota_per_day", "quota_per_week", "visibility",
-    "ladder", "ladder_level", "ladder_step", "max_selected", "disclosure",
+    "ladder", "ladder_level", "ladder_step", "max_selected", "disclosure", "compute_budget_s",
 )  # fmt: skip
 
 
@@ -54,6 +55,7 @@ class PhaseView:
     revealed_at: datetime | None
     disclosure: str  # what submitters see of a report: full, or summary (server/scoring/summary.py)
     id: int | None = None
+    compute_budget_s: int | None = None  # per team (server/operations/budgets.py); None: no budget
 
     @classmethod
     def of(cls, row: Phase) -> PhaseView:
@@ -73,6 +75,7 @@ class PhaseView:
             revealed_at=row.revealed_at,
             disclosure=Disclosure(row.disclosure).value,
             id=row.id,
+            compute_budget_s=row.compute_budget_s,
         )
 
     @property
@@ -209,7 +212,7 @@ def _check(values: dict[str, Any]) -> None:
         raise BadRequest(f"ladder_step must be in (0, 1], not {step}")
     if values.get("max_selected") is not None and values["max_selected"] < 1:
         raise BadRequest("max_selected must be at least 1")
-    for key in ("quota_total", "quota_per_day", "quota_per_week"):
+    for key in ("quota_total", "quota_per_day", "quota_per_week", "compute_budget_s"):
         if values.get(key) is not None and values[key] < 0:
             raise BadRequest(f"{key} must be 0 or more")
 
@@ -270,7 +273,7 @@ def _yield_to(session: Session, opens: datetime, *, actor: str, actor_user_id: i
 
 def _decide_ladder(session: Session, row: Phase) -> None:
     """A Ladder phase's runs scored before it had the Ladder get their steps now, in finishing order."""
-    from server.leaderboard import ladder_steps  # imports this module
+    from server.phases import ladder_steps  # imports this module
 
     ladder_steps.decide_all(session, row.name)
 
@@ -347,19 +350,14 @@ def update(
 
 
 def reveal(
-    session: Session,
-    name: str,
-    *,
-    actor: str,
-    actor_user_id: int | None = None,
-    now: datetime | None = None,
-    settings: Settings | None = None,
+    session: Session, name: str, *, actor: str, actor_user_id: int | None = None, now: datetime | None = None
 ) -> Phase:
     """End a sealed phase's secrecy: from now on its board ranks the selected runs with exact scores.
 
-    Only after the phase closed, so that no selection can change once a score is known. With
-    `settings` (the API and ``csawm admin reveal-phase`` pass them) the revealed board is frozen as
-    a snapshot in the same transaction (`server.leaderboard.snapshots`).
+    Only after the phase closed, so that no selection can change once a score is known. The callers
+    (the API's reveal route, ``csawm admin reveal-phase``) then run the app's `RevealHook` in the
+    same transaction: it freezes the revealed board as a snapshot (`server.leaderboard.snapshots`,
+    a package above this one).
     """
     now = now or utcnow()
     row = session.scalar(select(Phase).where(Phase.name == name).with_for_update())
@@ -380,15 +378,19 @@ def reveal(
         session, actor=actor, actor_user_id=actor_user_id, action="reveal_phase", target_type="phase",
         target_id=row.id,
     )  # fmt: skip
-    if settings is not None:
-        from server.leaderboard import snapshots  # imports this module
-
-        snapshots.freeze(
-            session,
-            settings,
-            PhaseView.of(row),
-            reason=snapshots.REVEAL,
-            actor=actor,
-            actor_user_id=actor_user_id,
-        )
     return row
+
+
+@dataclass(frozen=True)
+class RevealHook:
+    """What a reveal does besides its own rows, in the reveal's transaction: freeze the revealed board
+    (issue 22 item 5). The leaderboard package sits above phases (the layers of docs/design.md), so
+    the app factory (`server.app.build_state`, an app part) and ``csawm admin reveal-phase`` hand it
+    in: `server.leaderboard.snapshots.freeze_revealed`."""
+
+    run: Callable[[Session, Settings, PhaseView, str, int | None], object]
+
+    def __call__(
+        self, session: Session, settings: Settings, row: Phase, actor: str, user_id: int | None
+    ) -> None:
+        self.run(session, settings, PhaseView.of(row), actor, user_id)

@@ -9,12 +9,12 @@ of the board):
 * sealed phase after the reveal: the exact scores of the runs the team selected; an unselected
   run stays withheld (`NOT_SELECTED_NOTE`), it took no part in the ranking;
 * Ladder phase: only the team's displayed value, rounded to the phase's step, which moves only on a
-  significant improvement (`server.leaderboard.ladder`); every exact number (tau-b and its CI, AMAE,
+  significant improvement (`server.scoring.ladder`); every exact number (tau-b and its CI, AMAE,
   the clinical metrics, the report, the plots) is withheld, since any of them would let a team read
   the exact value it is not given.
 
 The Ladder's steps are stored, each decided once when its run was scored
-(`server.leaderboard.ladder_steps`): a team sees each of its runs' own step, whatever the run's review
+(`server.phases.ladder_steps`): a team sees each of its runs' own step, whatever the run's review
 state; the board's row is the team's best step that moved and whose run is approved. Nothing here
 recomputes them.
 
@@ -34,8 +34,8 @@ from sqlalchemy.orm import Session
 
 from server.core.principal import Principal
 from server.core.settings import Settings
-from server.leaderboard import ladder_steps
 from server.models import PhaseSelection, RunStatus, Submission
+from server.phases import ladder_steps
 from server.phases.service import PhaseView, of_name
 from server.scoring.summary import summary_report
 
@@ -119,3 +119,24 @@ def shown_report(view: ScoreView, report: dict[str, Any] | None) -> dict[str, An
     if not view.exact or not isinstance(report, dict):
         return None
     return report if view.disclosure == "full" else summary_report(report)
+
+
+RANKINGS_SEALED_NOTE = "sealed phase: rank figures are withheld until the phase is revealed"
+RANKINGS_LADDER_NOTE = "Ladder phase: rank figures, tiers, the significance map and expert bands are withheld"
+
+
+def board_figures_note(phase: PhaseView, viewer: Principal | None) -> str | None:
+    """The board counterpart of `score_view` for the rank figures of issue 21 (rank intervals,
+    median ranks, ``p_first``, tiers, the significance map, each model against the expert bands,
+    the bands themselves): None where `viewer` may see them, else why they are withheld.
+
+    A sealed phase before its reveal and a Ladder phase withhold them from researchers and
+    visitors (each is a channel to the exact scores the phase hides); maintainers always see them.
+    """
+    if is_staff(viewer):
+        return None
+    if phase.sealed:
+        return RANKINGS_SEALED_NOTE
+    if phase.ladder_board:
+        return RANKINGS_LADDER_NOTE
+    return None

@@ -9,10 +9,11 @@ from server.core.deps import CurrentUser, SessionDep, SettingsDep, get_principal
 from server.core.errors import BadRequest
 from server.core.openapi import error_responses
 from server.core.principal import Principal
+from server.disclosure.run_view import shown_time, viewer_of
 from server.models import QuotaEntry, Team
+from server.operations import budgets
 from server.quota import service
-from server.quota.schemas import LedgerEntryOut, QuotaLimitsOut, QuotaOut, QuotaUsedOut
-from server.runs.run_view import shown_time, viewer_of
+from server.quota.schemas import ComputeOut, LedgerEntryOut, QuotaLimitsOut, QuotaOut, QuotaUsedOut
 
 router = APIRouter(
     prefix="/api/v1/quota",
@@ -34,6 +35,7 @@ def _team_of(session: SessionDep, user: Principal) -> Team:
 def get_quota(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> QuotaOut:
     team = _team_of(session, user)
     status = service.compute_status(session, team, settings)
+    compute = budgets.usage(session, team.id, status.phase)
     return QuotaOut(
         team=team.name,
         phase=status.phase,
@@ -45,13 +47,14 @@ def get_quota(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> 
         blocked_by=list(status.blocked_by),
         next_slot_at=status.next_slot_at,
         max_upload_bytes=settings.max_upload_bytes,
+        compute=ComputeOut(used_s=compute.shown_used_s, budget_s=compute.budget_s),
     )
 
 
 @router.get("/ledger", response_model=list[LedgerEntryOut])
 def get_ledger(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> list[LedgerEntryOut]:
     """The team's charges and refunds, oldest first. A refund is written when its run ends, so its
-    time is shown as a run's end is (server.runs.run_view)."""
+    time is shown as a run's end is (server.disclosure.run_view)."""
     team = _team_of(session, user)
     viewer = viewer_of(user, settings)
     rows = session.scalars(select(QuotaEntry).where(QuotaEntry.team_id == team.id).order_by(QuotaEntry.id))

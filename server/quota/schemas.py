@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class QuotaLimitsOut(BaseModel):
@@ -21,6 +21,13 @@ class QuotaUsedOut(BaseModel):
     active: int
 
 
+class ComputeOut(BaseModel):
+    """The team's compute in the phase (server/operations/budgets.py)."""
+
+    used_s: int = Field(description="container-seconds (GPU-seconds with GPUs), rounded up to whole minutes")
+    budget_s: int | None = Field(description="the phase's compute_budget_s per team; null: no budget")
+
+
 class QuotaOut(BaseModel):
     team: str
     phase: str
@@ -30,6 +37,7 @@ class QuotaOut(BaseModel):
     blocked_by: list[str]
     next_slot_at: datetime | None
     max_upload_bytes: int
+    compute: ComputeOut
 
 
 class LedgerEntryOut(BaseModel):

@@ -33,13 +33,14 @@ class RegistryConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> RegistryConfig | None:
         """The configured registry, or None when ``CSAWM_REGISTRY`` is unset."""
-        if settings.registry is None:
+        registry = settings.registry
+        if registry.host is None:
             return None
-        password = settings.registry_password
+        password = registry.password
         return cls(
-            host=settings.registry,
-            username=settings.registry_username,
+            host=registry.host,
+            username=registry.username,
             password=password.get_secret_value() if password is not None else None,
-            ca_file=settings.registry_ca,
-            insecure=settings.registry_insecure,
+            ca_file=registry.ca,
+            insecure=registry.insecure,
         )

@@ -159,8 +159,8 @@ class RankCache:
 
 
 def rank_cache(state: AppState) -> RankCache:
-    """The app's cache (``AppState.review_ranks``, made at startup)."""
-    return state.review_ranks
+    """The app's cache (a part of the app state, made at startup)."""
+    return state.parts.get(RankCache)
 
 
 # -- runs ------------------------------------------------------------------------------------------

@@ -18,12 +18,12 @@ from server.core.deps import (
     require_maintainer,
 )
 from server.core.openapi import error_responses
+from server.disclosure.run_view import viewer_of
 from server.models import RunStatus, Submission, Team, TeamHold
 from server.phases.visibility import ViewCache, score_view
 from server.review import flags, service
 from server.review.schemas import AuditOut, FlagsOut, HoldIn, HoldOut, ReviewIn
 from server.runs import holds
-from server.runs.run_view import viewer_of
 from server.submissions.router import summary
 from server.submissions.schemas import SubmissionSummary
 

@@ -10,19 +10,17 @@ tail goes: ``maintainers`` (default), ``none`` (not kept at all) or ``submitters
 it is shown in the public log too).
 
 A hidden-stage ending's message is a fixed text per error code: not even the exit code, which the
-model chooses. The figures and timestamps of a run are `server.runs.run_view`'s.
+model chooses. The figures and timestamps of a run are `server.disclosure.run_view`'s.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from runner.spec import ErrorCode
+from server.disclosure.hints import HiddenLogs
 from server.models import Submission
 from server.runs.policy import Fault, Stage, Told
-
-HiddenLogs = Literal["maintainers", "none", "submitters"]
 
 # Fixed texts per error code: nothing in them depends on what the model did with the hidden images.
 _HIDDEN_MESSAGES: dict[ErrorCode, str] = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from server.clock import utcnow
@@ -115,3 +115,32 @@ def record_handle(
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def note_under_lease(
+    session: Session, submission_id: int, *, owner: str, attempt: int, note: str, detail: str
+) -> bool:
+    """Add a timeline event to a run without changing its status (e.g. "waiting for GPU capacity",
+    `server.worker.capacity`), only while `owner` holds the lease at `attempt` and not again while
+    the latest event says the same; True when written."""
+    sub = session.get(Submission, submission_id)
+    if sub is None or sub.lease_owner != owner or sub.attempt != attempt:
+        return False
+    latest = session.scalar(
+        select(RunEvent.note)
+        .where(RunEvent.submission_id == submission_id)
+        .order_by(RunEvent.id.desc())
+        .limit(1)
+    )
+    if latest == note:
+        return False
+    session.add(
+        RunEvent(
+            submission_id=submission_id,
+            from_status=sub.status.value,
+            to_status=sub.status.value,
+            note=note,
+            detail=detail,
+        )
+    )
+    return True

@@ -10,6 +10,9 @@ else builds a `RunEvent` (the timeline) or writes a lease column; a test holds t
   its next heartbeat); a queued run is cancelled at once through `transition` instead;
 * `advance` — a stage's success, under the worker's lease: the next status along
   ``preflight → running → scoring → succeeded`` and what the stage produced (`Progress`);
+* `requeue` — a stop that the policy table retries or hands back: the run goes back to ``queued``
+  under the worker's lease, with the status to resume from and, for a retry, the try counted and
+  its earliest next start; `count_retry` counts a try that a takeover used up;
 * `set_review` — the review state, by `transitions.REVIEW_ALLOWED`: never back to ``pending``, and
   only a succeeded run (or a baseline, queued because its operators chose it) is approved;
 * `earlier_duplicate` — the earlier run of the same image that still counts, by the policy table's
@@ -19,7 +22,7 @@ else builds a `RunEvent` (the timeline) or writes a lease column; a test holds t
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
@@ -112,6 +115,39 @@ def advance(
             setattr(sub, item.name, value)
     session.flush()
     return sub
+
+
+def requeue(
+    session: Session,
+    submission_id: int,
+    *,
+    owner: str,
+    attempt: int,
+    note: str,
+    detail: str,
+    resume_from: RunStatus,
+    retry_after: timedelta | None,
+) -> Submission:
+    """Back to ``queued`` under the lease (`owner`, `attempt`): a hand-back (`retry_after` None) keeps
+    the try count; a retry counts one more try and may not start before `retry_after` from now.
+    `resume_from` is the status the run had reached (a run still queued resumes from the start)."""
+    sub = transition(
+        session, submission_id, RunStatus.QUEUED, note=note, detail=detail, owner=owner, attempt=attempt
+    )
+    sub.resume_status = resume_from.value if resume_from is not RunStatus.QUEUED else None
+    if retry_after is not None:
+        sub.retries += 1
+        sub.retry_at = utcnow() + retry_after if retry_after > timedelta(0) else None
+    session.flush()
+    return sub
+
+
+def count_retry(session: Session, submission_id: int, retries: int) -> None:
+    """A takeover used up a try of the run (its previous worker stopped renewing): record the count."""
+    sub = session.get(Submission, submission_id)
+    if sub is not None:
+        sub.retries = retries
+        session.flush()
 
 
 def set_review(

@@ -7,7 +7,7 @@ current tau-b replicates belong to its latest report; when a re-score replaces t
 the report they belonged to, so the board as it stood before (`server.leaderboard.history`) pairs them.
 
 The first scoring (reason ``scored``) also decides the run's Ladder step in the same transaction
-(`server.leaderboard.ladder_steps`); a re-score never changes or adds one.
+(`server.phases.ladder_steps`); a re-score never changes or adds one.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.leaderboard import ladder_steps
 from server.models import Submission, SubmissionReport, SupersededReplicates
+from server.phases import ladder_steps
 from server.scoring.report import ScoreReport
 from server.scoring.results import Report, RunRecord
 

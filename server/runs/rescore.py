@@ -8,7 +8,7 @@ its competition phase's test set (``evaluation.scored_on``: private, or public f
 phase), as the worker scored it, its predictions read against the input its hidden stage was
 given: the public images for a development run, or every image for one scored before issue 19
 (its record's ``n_hidden_images`` says so). A re-score never changes or adds a Ladder step: the step
-a run showed when it was first scored stands (`server.leaderboard.ladder_steps`).
+a run showed when it was first scored stands (`server.phases.ladder_steps`).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from server.core.errors import Conflict, NotFound
 from server.models import TERMINAL_STATUSES, FailedPhase, ReviewState, RunEvent, RunStatus, Submission
 from server.notifications import outbox
 from server.notifications.events import EVENT_OF_STATUS
+from server.operations import budgets
 
 ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.QUEUED: frozenset(
@@ -125,4 +126,9 @@ def transition(
     if to in TERMINAL_STATUSES:
         # The team's notices are written in this same transaction (durable outbox, issue 15 item 6).
         outbox.enqueue(session, sub, EVENT_OF_STATUS[to])
+        alert = None if sub.baseline else budgets.note_usage(session, sub.team_id, sub.phase)
+        if alert is not None:  # the team reached 80 % of its compute budget (server/operations/budgets.py)
+            outbox.enqueue_maintainers(
+                session, sub.team_id, budgets.ALERT_EVENT, budgets.alert_payload(session, alert)
+            )
     return sub

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from server.scoring import metrics, ranks
+from server.scoring import metrics, ranks, weighted
 from server.scoring.inputs import FloatArray
 from server.scoring.labels import LabelLayout, LabelTable
 from server.scoring.metrics import MetricValue
@@ -175,3 +175,20 @@ def _between(
     if pair not in taus:
         taus[pair] = metrics.kendall_tau_b(truth, pred)
     return Agreement(taus[pair], metrics.amae(truth, pred), int(rows.size - rows.sum()))
+
+
+def consensus_replicates(labels: LabelTable, counts: FloatArray) -> dict[str, FloatArray]:
+    """``{Expert_k: replicates}``: each expert's tau-b against the consensus in every resample.
+
+    `counts` is the runs' own resample matrix (:func:`server.scoring.bootstrap.resample_counts` of
+    the evaluated rows, seed and resample count), so an expert's replicates are paired with every
+    run's on that basis and its percentile interval is the expert's band on the board (issue 21
+    item 0). Rows where the expert has no position are left out, as in :func:`expert_rows`.
+    """
+    view = ExpertView.of(labels)
+    found: dict[str, FloatArray] = {}
+    for j, name in enumerate(view.names):
+        column = view.annotations[:, j]
+        present = ~np.isnan(column)
+        found[name] = weighted.kendall_tau_b(column[present], view.truth[present], counts[present])
+    return found

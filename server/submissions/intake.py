@@ -31,11 +31,13 @@ from sqlalchemy.orm import Session
 
 from runner.imagetar import ImageArchiveError, inspect_archive, remove_tags
 from server.agreements import service as agreements
+from server.agreements.document import Agreement
 from server.core.errors import InsufficientStorage, InvalidArchive
 from server.core.principal import Principal
 from server.core.settings import Settings
 from server.core.state import AppState
 from server.models import Submission
+from server.operations import budgets, pause
 from server.phases import service as phases
 from server.submissions import service
 from server.submissions.upload import ReceivedArchive, discard, private_dir
@@ -64,17 +66,21 @@ class Image:
 
 
 def admit(state: AppState, user: Principal, agreement_url: str, *, archive: bool) -> None:
-    """Step 1, before the body is read: 403 ``agreement_required`` without the current data-use
+    """Step 1, before the body is read: 503 ``paused`` while intake is paused
+    (`server.operations.pause`), 403 ``agreement_required`` without the current data-use
     agreement, 507 when the disk is short (archives), 403 ``phase_closed`` when no phase is open,
-    the quota's refusal when the team has none left (archives; a registry reference is not
-    checked here because reading its small body costs nothing)."""
+    429 ``compute_budget`` when the team has used its phase's compute budget
+    (`server.operations.budgets`), the quota's refusal when the team has none left (archives; a
+    registry reference is not checked here because reading its small body costs nothing)."""
     with state.db.session() as session:
-        agreements.require_accepted(session, user, state.agreement, agreement_url)
+        pause.require_intake_open(session)
+        agreements.require_accepted(session, user, state.parts.find(Agreement), agreement_url)
         if archive:
             check_free_space(state.settings)
+        phase = phases.require_open(session, state.settings)
+        budgets.require_within_budget(session, service.require_team(user), phase.name)
+        if archive:
             service.precheck_quota(session, user, state.settings)
-        else:
-            phases.require_open(session, state.settings)
 
 
 def check_free_space(settings: Settings) -> None:

@@ -27,15 +27,29 @@ from server.core.principal import Principal
 from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import NameStr, TextStr
+from server.disclosure.run_view import (
+    Charge,
+    Viewer,
+    ledger_charge,
+    run_view,
+    shown_review,
+    shown_time,
+    viewer_of,
+)
 from server.models import Submission, SubmissionReport, Team
+from server.operations import status
+from server.operations.schemas import QueueOut
+from server.operations.status import QueuePlace
 from server.phases import selection
+from server.phases import service as phases
 from server.phases.visibility import ScoreView, ViewCache, score_view, shown_report
-from server.runs.run_view import Viewer, run_view, shown_time, viewer_of
 from server.submissions import intake, service
 from server.submissions.schemas import (
+    DuplicateOut,
     LadderOut,
     LogsOut,
     MethodCard,
+    OutcomeOut,
     RegistrySubmissionIn,
     ReportOut,
     RunEventOut,
@@ -43,7 +57,8 @@ from server.submissions.schemas import (
     SubmissionOut,
     SubmissionSummary,
 )
-from server.submissions.upload import discard, receive_archive
+from server.submissions.upload import UploadSlots, discard, receive_archive
+from server.worker.loop import Worker
 
 router = APIRouter(
     prefix="/api/v1/submissions",
@@ -68,7 +83,7 @@ ARCHIVE_BODY_DOC = {
 
 def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> SubmissionSummary:
     """The run's summary; its scores only as `view` (server.phases.visibility) allows, its
-    timestamps as `viewer` may see them (server.runs.run_view)."""
+    timestamps as `viewer` may see them (server.disclosure.run_view)."""
     return SubmissionSummary(
         id=sub.id,
         name=sub.name,
@@ -82,7 +97,7 @@ def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Subm
         started_at=shown_time(sub.started_at, viewer),
         finished_at=shown_time(sub.finished_at, viewer),
         baseline=sub.baseline,
-        review_state=sub.review_state.value,
+        review_state=None if (review := shown_review(sub)) is None else review.value,
         kendall_tau_b=sub.kendall_tau_b if view.exact else None,
         amae=sub.amae if view.exact else None,
         scores_withheld=view.note,
@@ -91,10 +106,19 @@ def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Subm
     )
 
 
-def detail(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> SubmissionOut:
+def detail(
+    sub: Submission,
+    team: str,
+    view: ScoreView,
+    viewer: Viewer,
+    place: QueuePlace | None = None,
+    charge: Charge | None = None,
+) -> SubmissionOut:
     """The submission as JSON: `view` decides whether the scores and the report are shown, `viewer`
-    what of the runtime figures, timestamps and maintainer-only texts (server.runs.run_view)."""
-    run = run_view(sub, viewer)
+    what of the runtime figures, timestamps and maintainer-only texts (server.disclosure.run_view);
+    `place` is its place in the queue while it is queued (server.operations.status), and the
+    ledger's `charge` the outcome of a failed or cancelled run."""
+    run = run_view(sub, viewer, charge)
     return SubmissionOut(
         **summary(sub, team, view, viewer).model_dump(),
         description=sub.description,
@@ -118,6 +142,8 @@ def detail(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Submi
             RunEventOut(from_status=e.from_status, status=e.status, at=e.at, note=e.note, detail=e.detail)
             for e in run.events
         ],
+        queue=QueueOut(**vars(place)) if place is not None else None,
+        outcome=None if run.outcome is None else OutcomeOut(**vars(run.outcome)),
     )
 
 
@@ -167,10 +193,11 @@ async def create_submission(
     if name is None:
         raise BadRequest("missing query parameter 'name'")
     entry = intake.Entry(name=name, description=description, url=url, method_card=_method_card(method_card))
-    with state.upload_slots.hold(service.require_team(user)):
+    with state.parts.get(UploadSlots).hold(service.require_team(user)):
         out = await _upload(request, state, session, user, entry)
-    if state.worker is not None:  # after the response, i.e. after the request's commit
-        background.add_task(state.worker.wake)
+    worker = state.parts.find(Worker)
+    if worker is not None:  # after the response, i.e. after the request's commit
+        background.add_task(worker.wake)
     return out
 
 
@@ -209,7 +236,8 @@ async def _upload(
 def _detail_after_create(session: Session, settings: Settings, sub_id: int, user: Principal) -> SubmissionOut:
     sub = service.get_visible(session, user, sub_id, full=True)
     view = score_view(session, settings, sub, user)
-    return detail(sub, user.team_name or "", view, viewer_of(user, settings))
+    place = status.queue_place(session, sub, settings.lease_ttl)
+    return detail(sub, user.team_name or "", view, viewer_of(user, settings), place)
 
 
 async def _create_from_registry(
@@ -253,15 +281,33 @@ def list_submissions(
     return [summary(sub, name, score_view(session, settings, sub, user, cache), viewer) for sub, name in rows]
 
 
+IMAGE_ID = r"^sha256:[0-9a-f]{64}$"
+
+
+@router.get("/duplicate", response_model=DuplicateOut)
+def find_duplicate(
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    image: Annotated[str, Query(pattern=IMAGE_ID, description="the image id, sha256:<64 hex>")],
+) -> DuplicateOut:
+    """Whether the caller's team already submitted image `image` in the open phase, asked by
+    `csawm submit` before it uploads anything (the upload would be refused with 409)."""
+    team_id = service.require_team(user)
+    phase = phases.require_open(session, settings)
+    earlier = service.team_duplicate(session, team_id, phase.name, image)
+    return DuplicateOut(duplicate=earlier is not None, submission_id=earlier, phase=phase.name)
+
+
 @router.get("/{submission_id}", response_model=SubmissionOut)
 def get_submission(
     submission_id: IdPath, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> SubmissionOut:
     sub = service.get_visible(session, user, submission_id, full=True)
     team = session.get(Team, sub.team_id)
-    return detail(
-        sub, team.name if team else "", score_view(session, settings, sub, user), viewer_of(user, settings)
-    )
+    view, viewer = score_view(session, settings, sub, user), viewer_of(user, settings)
+    place = status.queue_place(session, sub, settings.lease_ttl)
+    return detail(sub, team.name if team else "", view, viewer, place, ledger_charge(session, sub.id))
 
 
 @router.get("/{submission_id}/logs", response_model=LogsOut)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from server.core.text import NameStr, TextStr
+from server.operations.schemas import QueueOut
 
 
 class MethodCard(BaseModel):
@@ -66,7 +67,10 @@ class SubmissionSummary(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     baseline: bool
-    review_state: str
+    review_state: str | None = Field(
+        description="pending, approved, hidden or disqualified; null for a run that failed or was"
+        " cancelled (unless a maintainer hid or disqualified it)"
+    )
     kendall_tau_b: float | None
     amae: float | None
     scores_withheld: str | None = Field(
@@ -74,6 +78,20 @@ class SubmissionSummary(BaseModel):
     )
     ladder: LadderOut | None = Field(default=None, description="Ladder phases: what the board shows")
     selected: bool | None = Field(default=None, description="sealed phases: selected for the ranking")
+
+
+class OutcomeOut(BaseModel):
+    """What you are told of a run that failed or was cancelled (server.disclosure.run_view.Outcome)."""
+
+    charged: bool = Field(description="the run keeps its quota slot")
+    charge: str = Field(description='"charged: <why>", "refunded: <why>" or "not charged: …"')
+    log: str = Field(description="where the log is, and who can read the hidden run's")
+    next_step: str = Field(description="what to do next that helps; IMAGE stands for your image")
+    hint: str | None = Field(
+        default=None,
+        description="CSAWM_HIDDEN_HINT=exception_type: a built-in exception class named in the hidden"
+        ' log, or "other"',
+    )
 
 
 class SubmissionOut(SubmissionSummary):
@@ -102,6 +120,21 @@ class SubmissionOut(SubmissionSummary):
     )
     error_detail: str | None = Field(default=None, description="maintainers only: the full error text")
     events: list[RunEventOut]
+    queue: QueueOut | None = Field(
+        default=None, description="while queued: its place and estimate; null once it left the queue"
+    )
+    outcome: OutcomeOut | None = Field(
+        default=None, description="a failed or cancelled run: charge or refund, log, next step"
+    )
+
+
+class DuplicateOut(BaseModel):
+    """`GET /api/v1/submissions/duplicate`: whether the team already submitted an image in the open
+    phase (a run that still counts, as the upload itself would be refused)."""
+
+    duplicate: bool
+    submission_id: int | None
+    phase: str
 
 
 class LogsOut(BaseModel):

@@ -30,6 +30,7 @@ from server.models import (
     Submission,
     Team,
 )
+from server.operations import budgets
 from server.phases import service as phases
 from server.quota import service as quota
 from server.registry.client import RegistryClient
@@ -153,6 +154,13 @@ def check_registry_ref(settings: Settings, user: Principal, image: str) -> Remot
         ) from None
 
 
+def team_duplicate(session: Session, team_id: int, phase: str, digest: str) -> int | None:
+    """The team's earlier run of image `digest` that still counts in `phase`: duplicates are refused
+    within a phase only, so a team may enter its development model in the final round (issue 23)."""
+    scope = (Submission.team_id == team_id) & (Submission.phase == phase)
+    return lifecycle.earlier_duplicate(session, digest, scope)
+
+
 def create(
     session: Session,
     user: Principal,
@@ -171,12 +179,15 @@ def create(
     """Create a queued submission and charge its team, atomically (see `server.quota.service`)."""
     team = accounts.lock_team(session, require_team(user))
     phase = phases.require_open(session, settings)
-    earlier = lifecycle.earlier_duplicate(session, image_digest, Submission.team_id == team.id)
+    earlier = team_duplicate(session, team.id, phase.name, image_digest)
     if earlier is not None:
         raise DuplicateSubmission(
-            f"your team already submitted image {image_digest} as submission {earlier}",
+            f"your team already submitted image {image_digest} as submission {earlier} in phase "
+            f"{phase.name}; the same image may enter another phase",
             submission_id=earlier,
+            phase=phase.name,
         )
+    budgets.require_within_budget(session, team.id, phase.name)
     quota.ensure_allowed(quota.compute_status(session, team, settings, phase=phase))
     sub = Submission(
         team_id=team.id,

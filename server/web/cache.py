@@ -22,11 +22,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from server.core.principal import Principal
 from server.core.settings import Settings
 from server.core.state import AppState
+from server.leaderboard.cache import BoardCache
 from server.leaderboard.references import board_references
-from server.leaderboard.rows import BoardRow, ClinicalRow
+from server.leaderboard.rows import BoardRow, ClinicalRow, withheld
 from server.phases.service import PhaseView
+from server.phases.visibility import board_figures_note
 from server.web import plots
 from server.web.session import session_key
 
@@ -70,16 +73,20 @@ class PlotCache:
 
 
 def plot_cache(state: AppState) -> PlotCache:
-    return state.web_plots
+    return state.parts.get(PlotCache)
 
 
-def board(session: Session, state: AppState, phase: PhaseView) -> tuple[tuple[Any, ...], list[BoardRow]]:
-    """The board rows of `phase` and the board's version (`server.leaderboard.cache`: rebuilt only
-    when a scored submission, a phase, a selection or the test set changed)."""
-    version, rows = state.leaderboard.rows(session, board_references(state), phase)
-    return (*version, phase.name), rows
+def board(
+    session: Session, state: AppState, phase: PhaseView, viewer: Principal | None
+) -> tuple[tuple[Any, ...], list[BoardRow]]:
+    """The board rows of `phase` as `viewer` may see them (rank figures withheld where
+    `board_figures_note` says so) and the board's version with that note (`server.leaderboard.cache`:
+    rebuilt only when a scored submission, a phase, a selection or the test set changed)."""
+    version, rows = state.parts.get(BoardCache).rows(session, board_references(state), phase)
+    note = board_figures_note(phase, viewer)
+    return (*version, phase.name, note), withheld(rows, note)
 
 
 def clinical_board(session: Session, state: AppState, phase: PhaseView) -> list[ClinicalRow]:
     """The clinical view's rows (models, then LIBRA density rows), cached with the board."""
-    return state.leaderboard.clinical(session, board_references(state), phase)
+    return state.parts.get(BoardCache).clinical(session, board_references(state), phase)

@@ -14,7 +14,7 @@ from server.web.session import SessionSigner, is_revoked
 
 
 def get_signer(state: StateDep) -> SessionSigner:
-    return state.signer
+    return state.parts.get(SessionSigner)
 
 
 SignerDep = Annotated[SessionSigner, Depends(get_signer)]

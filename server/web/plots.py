@@ -352,3 +352,63 @@ def _finite_or_none(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class RankPoint:
+    """One ranked row of the board: its median rank and 95% rank interval."""
+
+    label: str
+    median: float
+    lo: int
+    hi: int
+
+
+@_exclusive
+def rank_interval_plot(points: Sequence[RankPoint]) -> Plot:
+    """Every ranked row's 95% rank interval and median rank (issue 21 item 2), best at the top."""
+    fig = _figure(7.0, 0.9 + 0.32 * max(len(points), 1))
+    ax = fig.add_subplot()
+    ordered = list(reversed(points))
+    rows = [(y, p.median, float(p.lo), float(p.hi)) for y, p in enumerate(ordered)]
+    _points(ax, rows, COLORS["submission"], "o")
+    ax.set_yticks(range(len(ordered)), [_plain(p.label) for p in ordered])
+    ax.set_xlabel("Rank over the bootstrap resamples (1 = best): median and 95% interval")
+    ax.invert_xaxis()
+    ax.grid(axis="x", color=COLORS["grid"], linewidth=0.6)
+    if not points:
+        ax.text(0.5, 0.5, "no ranked rows", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+    svg = _render(fig)
+    parts = [f"Rank intervals of {len(points)} ranked rows, best first."]
+    parts += [f"{p.label}: median {p.median:g}, 95% {p.lo}-{p.hi}" for p in points[:20]]
+    return Plot(svg=svg, alt=" ".join(parts))
+
+
+@_exclusive
+def significance_heatmap(
+    names: Sequence[str], p_holm: Sequence[Sequence[float | None]], alpha: float
+) -> Plot:
+    """The Holm-adjusted significance map of the top rows: cell (i, j) dark where row i is
+    significantly better than row j (``p_holm[i][j] < alpha``)."""
+    values = [[math.nan if v is None else float(v) for v in row] for row in p_holm]
+    fig = _figure(1.8 + 0.42 * len(names), 1.2 + 0.36 * len(names))
+    ax = fig.add_subplot()
+    image = ax.imshow(values, cmap="Blues_r", vmin=0.0, vmax=1.0, aspect="auto")
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            if math.isfinite(value) and value < alpha:
+                ax.text(j, i, "*", ha="center", va="center", fontsize=9, color="white")
+    labels = [_plain(n) for n in names]
+    ax.set_xticks(range(len(names)), labels, rotation=90)
+    ax.set_yticks(range(len(names)), labels)
+    ax.set_xlabel("j")
+    ax.set_ylabel("i: significantly better than j (*)")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="Holm-adjusted p")
+    svg = _render(fig)
+    better = sum(1 for row in values for v in row if math.isfinite(v) and v < alpha)
+    alt = (
+        f"Significance map of the top {len(names)} ranked rows: {better} ordered pairs where the row "
+        f"is significantly better than the column (Holm-adjusted paired bootstrap p < {alpha:g})."
+    )
+    return Plot(svg=svg, alt=alt)

@@ -18,7 +18,7 @@ import json
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
@@ -44,31 +44,40 @@ from server.core.security import hash_token
 from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import visible
+from server.disclosure.run_view import ledger_charge, run_view, shown_review, viewer_of
 from server.leaderboard import history, snapshots
 from server.leaderboard import service as board_service
+from server.leaderboard.cache import BoardCache
 from server.leaderboard.pending import pending_baselines
 from server.leaderboard.references import board_references
-from server.leaderboard.rows import BoardRow
+from server.leaderboard.rows import BoardRow, withheld
 from server.models import Submission, Team
 from server.notifications import outbox
 from server.notifications.router import delivery_out
+from server.operations import budgets
+from server.operations import status as ops_status
+from server.operations.router import status_out
 from server.phases import service as phases
 from server.phases.service import PhaseView
-from server.phases.visibility import ViewCache, score_view, shown_report
+from server.phases.visibility import ViewCache, board_figures_note, score_view, shown_report
 from server.quota import service as quota
+from server.registrations import service as registrations
 from server.review import flags as review_flags
 from server.review import service as review
 from server.review.schemas import ReviewAction
-from server.runs.run_view import run_view, viewer_of
+from server.runs.words import NO_REVIEW, REVIEW_WORDS
 from server.scoring.summary import summary_report
 from server.submissions import service as submissions
-from server.web import guides, plots, queries
+from server.web import downloads, guides, plots, queries
 from server.web.cache import PlotCache, clinical_board, plot_cache, plot_version
 from server.web.cache import board as cache_board
 from server.web.deps import PlotCacheDep, SignerDep, WebUser
+from server.web.registration import open_registrations
+from server.web.registration import router as registration_router
 from server.web.session import CsrfError, SessionSigner
 from server.web.session import revoke as revoke_session
 from server.web.templating import error_page, not_found, render, staff_only
+from server.worker.loop import Worker
 
 log = logging.getLogger("csawm.web")
 
@@ -79,7 +88,7 @@ CSV_COLUMNS = (
     "rank", "kind", "team", "name", "submission_id", "kendall_tau_b", "kendall_tau_b_ci_low",
     "kendall_tau_b_ci_high", "amae", "amae_ci_low", "amae_ci_high", "amae_unit", "tied_with_leader",
     *(f"{key}_or_q4{part}" for key in queries.ENDPOINTS for part in ("", "_ci_low", "_ci_high")),
-    "submitted_at", "image_digest",
+    "submitted_at", "image_digest", "tier", "rank_ci_low", "rank_ci_high", "median_rank", "p_first",
 )  # fmt: skip
 
 CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -151,6 +160,30 @@ def _tau_plot(rows: list[BoardRow]) -> plots.Plot:
     return plots.tau_plot(points)
 
 
+def _rank_plot(rows: list[BoardRow]) -> plots.Plot:
+    points = [
+        plots.RankPoint(
+            label=f"{row.team} / {row.name}" if row.team else row.name.replace("_", " "),
+            median=row.standing.median_rank,
+            lo=row.standing.rank_ci95[0],
+            hi=row.standing.rank_ci95[1],
+        )
+        for row in rows
+        if row.standing is not None
+        and row.standing.rank_ci95 is not None
+        and row.standing.median_rank is not None
+    ]
+    return plots.rank_interval_plot(points)
+
+
+def _significance_plot(session: Session, state: AppState, shown: PhaseView) -> plots.Plot:
+    found = state.parts.get(BoardCache).significance(session, board_references(state), shown)
+    if found is None:
+        return plots.significance_heatmap([], [], 0.05)
+    top = found.top(state.settings.significance_top)
+    return plots.significance_heatmap(top["names"], top["p_holm"], found.alpha)
+
+
 PhaseQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
 AsOfQuery = Annotated[str | None, Query(min_length=1, max_length=64)]  # the board as it stood then
 
@@ -161,13 +194,14 @@ def _board_phase(session: Session, state: Any, name: str | None) -> PhaseView:
 
 
 def _board_as_of(
-    session: Session, state: AppState, name: str | None, raw: str
+    session: Session, state: AppState, user: Principal | None, name: str | None, raw: str
 ) -> tuple[PhaseView, datetime, list[BoardRow]]:
-    """The board as it stood at ``?as_of=`` (`server.leaderboard.history`): its phase, instant, rows."""
+    """The board as it stood at ``?as_of=`` (`server.leaderboard.history`): its phase, instant, rows,
+    the rank figures withheld from `user` as the live board's are (`board_figures_note`)."""
     at = history.parse(session, raw)
     shown = history.phase_at(phases.board_phase_at(session, state.settings, name, at), at)
-    references = board_references(state)
-    return shown, at, board_service.build(session, references=references, phase=shown, as_of=at)
+    board = board_service.build_board(session, references=board_references(state), phase=shown, as_of=at)
+    return shown, at, withheld(board.rows, board_figures_note(shown, user))
 
 
 def _board_page_as_of(
@@ -175,7 +209,7 @@ def _board_page_as_of(
     phase: str | None, as_of: str,
 ) -> HTMLResponse:  # fmt: skip
     try:
-        shown, at, rows = _board_as_of(session, state, phase, as_of)
+        shown, at, rows = _board_as_of(session, state, user, phase, as_of)
     except CsawmError as exc:
         return error_page(request, signer, user, exc.status_code, "No board at that instant", exc.message)
     context = {
@@ -188,6 +222,7 @@ def _board_page_as_of(
         "phase_names": [row.name for row in phases.rows(session)],
         "phase_query": f"?{urlencode({'phase': shown.name, 'as_of': iso(at)})}",
         "as_of": iso(at),
+        "ranked": False,  # the rank plots draw the live board only
     }
     return render(request, signer, user, "leaderboard.html", context)
 
@@ -209,7 +244,7 @@ def leaderboard_page(
         shown = _board_phase(session, state, phase)
     except NotFound:
         return not_found(request, signer, user, f"Phase {phase!r}")
-    version, rows = cache_board(session, state, shown)
+    version, rows = cache_board(session, state, shown, user)
     plot = cache.get(("board", *version), lambda: _tau_plot(rows))
     query = f"?{urlencode({'phase': shown.name})}" if phase else ""
     context = {
@@ -218,6 +253,8 @@ def leaderboard_page(
         "clinical_rows": clinical_board(session, state, shown),
         "plot_alt": plot.alt,
         "plot_version": plot_version(state, *version),
+        "ranked": any(row.standing is not None and row.standing.tier is not None for row in rows),
+        "significance_top": state.settings.significance_top,
         "board_phase": shown,
         "phase_names": [row.name for row in phases.rows(session)],
         "phase_query": query,
@@ -227,29 +264,49 @@ def leaderboard_page(
 
 @router.get("/plots/leaderboard-tau.svg")
 def leaderboard_plot(
-    session: SessionDep, state: StateDep, cache: PlotCacheDep, phase: PhaseQuery = None
+    session: SessionDep, state: StateDep, cache: PlotCacheDep, user: WebUser, phase: PhaseQuery = None
 ) -> Response:
-    version, rows = cache_board(session, state, _board_phase(session, state, phase))
+    version, rows = cache_board(session, state, _board_phase(session, state, phase), user)
     return _svg(cache.get(("board", *version), lambda: _tau_plot(rows)))
 
 
+@router.get("/plots/leaderboard-{name}.svg")
+def leaderboard_rank_plot(
+    name: Literal["ranks", "significance"],
+    session: SessionDep,
+    state: StateDep,
+    cache: PlotCacheDep,
+    user: WebUser,
+    phase: PhaseQuery = None,
+) -> Response:
+    """The rank-interval plot and the significance map of the top rows; 404 where the phase
+    withholds rank figures from this viewer (`board_figures_note`)."""
+    shown = _board_phase(session, state, phase)
+    if board_figures_note(shown, user) is not None:
+        raise NotFound("plot not found")
+    version, rows = cache_board(session, state, shown, user)
+    if name == "ranks":
+        return _svg(cache.get((name, *version), lambda: _rank_plot(rows)))
+    return _svg(cache.get((name, *version), lambda: _significance_plot(session, state, shown)))
+
+
 def _download_rows(
-    session: Session, state: AppState, phase: str | None, as_of: str | None
+    session: Session, state: AppState, user: Principal | None, phase: str | None, as_of: str | None
 ) -> tuple[PhaseView, list[BoardRow], dict[str, str]]:
-    """The rows of a download: the live board's, or with ``as_of`` the board as it stood then (400
-    or 404 as the API answers it)."""
+    """The rows of a download as `user` sees them: the live board's, or with ``as_of`` the board as
+    it stood then (400 or 404 as the API answers it)."""
     if as_of is not None:
-        shown, at, rows = _board_as_of(session, state, phase, as_of)
+        shown, at, rows = _board_as_of(session, state, user, phase, as_of)
         return shown, rows, {"as_of": iso(at)}
     shown = _board_phase(session, state, phase)
-    return shown, cache_board(session, state, shown)[1], {}
+    return shown, cache_board(session, state, shown, user)[1], {}
 
 
 @router.get("/leaderboard.json")
 def leaderboard_json(
-    session: SessionDep, state: StateDep, phase: PhaseQuery = None, as_of: AsOfQuery = None
+    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None, as_of: AsOfQuery = None
 ) -> Response:
-    shown, rows, extra = _download_rows(session, state, phase, as_of)
+    shown, rows, extra = _download_rows(session, state, user, phase, as_of)
     body = {
         "generated_at": iso(utcnow()),
         "phase": shown.name,
@@ -265,9 +322,9 @@ def leaderboard_json(
 
 @router.get("/leaderboard.csv")
 def leaderboard_csv(
-    session: SessionDep, state: StateDep, phase: PhaseQuery = None, as_of: AsOfQuery = None
+    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None, as_of: AsOfQuery = None
 ) -> Response:
-    rows = _download_rows(session, state, phase, as_of)[1]
+    rows = _download_rows(session, state, user, phase, as_of)[1]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -283,6 +340,10 @@ def leaderboard_csv(
             ratio = row.odds_ratios[key].shown
             values += [ratio.value, ratio.lo, ratio.hi]
         values += [row.submitted_at.isoformat() if row.submitted_at else "", csv_text(row.image_digest or "")]
+        standing = row.standing
+        ranks = standing.rank_ci95 if standing is not None and standing.rank_ci95 else (None, None)
+        values += [standing.tier if standing else None, *ranks, standing.median_rank if standing else None]
+        values += [standing.p_first if standing else None]
         writer.writerow(["" if v is None else v for v in values])
     return Response(
         out.getvalue(),
@@ -367,6 +428,16 @@ def logout(
 # -- team page -------------------------------------------------------------------------------------
 
 
+@router.get("/status", response_class=HTMLResponse)
+def status_page(
+    request: Request, session: SessionDep, settings: SettingsDep, signer: SignerDep, user: WebUser
+) -> HTMLResponse:
+    """The server's status as `GET /api/v1/status` gives it to this viewer (anyone)."""
+    current = ops_status.server_status(session, settings.lease_ttl)
+    body = status_out(current, staff=user is not None and user.is_staff)
+    return render(request, signer, user, "status.html", {"status": body, "title": "Server status"})
+
+
 @router.get("/team", response_model=None)
 def own_team(request: Request, signer: SignerDep, user: WebUser) -> Response:
     if user is None:
@@ -402,19 +473,21 @@ def team_page(
     context = {
         "team": team,
         "quota": status,
+        "compute": budgets.usage(session, team.id, status.phase),
         "submissions": own,
         "deliveries": deliveries,
         "views": views,
         "now": utcnow(),
         "settings": settings,
         "agreement_missing": _agreement_missing(session, state, user),
+        "join_requests": registrations.join_requests(session, team.name),  # issue 22
     }
     return render(request, signer, user, "team.html", context)
 
 
 def _agreement_missing(session: Session, state: AppState, user: Principal) -> bool:
     """Whether the viewer must still accept the current data-use agreement to submit."""
-    agreement = state.agreement
+    agreement = state.parts.find(Agreement)
     return agreement is not None and agreements.accepted_at(session, user.user_id, agreement.version) is None
 
 
@@ -449,6 +522,10 @@ def report_page(
     view = score_view(session, settings, sub, user)
     viewer = viewer_of(user, settings)
     report = shown_report(view, sub.metrics) or None
+    board_row = None
+    if report is not None and board_figures_note(view.phase, user) is None:
+        rows = cache_board(session, get_state(request), view.phase, user)[1]
+        board_row = next((row for row in rows if row.kind != "expert" and row.submission_id == sub.id), None)
     alts: dict[str, str] = {}
     if report is not None:
         cache = plot_cache(get_state(request))
@@ -462,13 +539,43 @@ def report_page(
         "report": report,
         "alts": alts,
         "plot_version": plot_version(get_state(request), sub.id, sub.updated_at.isoformat()),
-        # Figures, timestamps and maintainer-only texts as the API shows them (server.runs.run_view).
-        "run": run_view(sub, viewer),
+        # Figures, timestamps and maintainer-only texts as the API shows them (server.disclosure.run_view).
+        "run": run_view(sub, viewer, ledger_charge(session, sub.id)),
         "staff": user.is_staff,
         "hidden_log_tail": sub.hidden_log_tail if user.is_staff else None,
         "view": view,
+        "board_row": board_row,  # the run's row on its phase's board (rank figures), if it is one
+        "board_query": urlencode({"phase": view.phase.name}),
+        "queue": ops_status.queue_place(session, sub, settings.lease_ttl),
+        "review": REVIEW_WORDS[state.value] if (state := shown_review(sub)) else NO_REVIEW,
     }
     return render(request, signer, user, "report.html", context)
+
+
+@router.post("/submissions/{submission_id}/cancel", response_model=None)
+def cancel_run(
+    submission_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    signer: SignerDep,
+    user: WebUser,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """The report page's cancel button: the API's cancel (`submissions.cancel`, the policy table
+    decides the refund), behind the session's CSRF token."""
+    if user is None:
+        return _login_redirect(request)
+    try:
+        signer.check_csrf(request, csrf_token)
+        submissions.cancel(
+            session, user, submission_id, keep_archives=get_state(request).settings.keep_archives
+        )
+    except CsrfError as exc:
+        return error_page(request, signer, user, 400, "Not cancelled", str(exc))
+    except CsawmError as exc:
+        session.rollback()
+        return error_page(request, signer, user, exc.status_code, "Not cancelled", exc.message)
+    return RedirectResponse(f"/submissions/{submission_id}", status_code=303)
 
 
 def _report_plot(
@@ -545,7 +652,7 @@ def _admin_context(session: Session, request: Request) -> dict[str, Any]:
         best = queries.previous_best(session, sub.team_id, sub.id)
         pending.append({"sub": sub, "team": names.get(sub.team_id, ""), "best": best})
     team_quota = [(team, quota.compute_status(session, team, settings)) for team in queries.teams(session)]
-    worker = get_state(request).worker
+    worker = get_state(request).parts.find(Worker)
     cache = review_flags.rank_cache(get_state(request))
     return {
         "pending": pending,
@@ -559,6 +666,7 @@ def _admin_context(session: Session, request: Request) -> dict[str, Any]:
         "embedded_worker": worker is not None,
         "now": utcnow(),
         "actions": [a.value for a in ReviewAction],
+        "registrations": open_registrations(session),  # issue 22: templates/admin_registrations.html
     }
 
 
@@ -647,9 +755,10 @@ def _agreement_page(
 def agreement_page(
     request: Request, session: SessionDep, state: StateDep, signer: SignerDep, user: WebUser
 ) -> HTMLResponse:
-    if state.agreement is None:
+    agreement = state.parts.find(Agreement)
+    if agreement is None:
         return not_found(request, signer, user, "A data-use agreement (CSAWM_DUA_FILE is not set)")
-    return _agreement_page(request, session, signer, user, state.agreement)
+    return _agreement_page(request, session, signer, user, agreement)
 
 
 @router.post("/agreement", response_model=None)
@@ -664,18 +773,17 @@ def accept_agreement(
 ) -> Response:
     if user is None:
         return _login_redirect(request)
-    if state.agreement is None:
+    agreement = state.parts.find(Agreement)
+    if agreement is None:
         return not_found(request, signer, user, "A data-use agreement (CSAWM_DUA_FILE is not set)")
     try:
         signer.check_csrf(request, csrf_token)
-        agreements.accept(session, user, state.agreement, version, request.url.path)
+        agreements.accept(session, user, agreement, version, request.url.path)
     except CsrfError as exc:
-        return _agreement_page(
-            request, session, signer, user, state.agreement, error=str(exc), status_code=400
-        )
+        return _agreement_page(request, session, signer, user, agreement, error=str(exc), status_code=400)
     except AgreementOutdated:
         error = "The agreement changed since that page was loaded: read the current version and accept it."
-        return _agreement_page(request, session, signer, user, state.agreement, error=error, status_code=409)
+        return _agreement_page(request, session, signer, user, agreement, error=error, status_code=409)
     return RedirectResponse("/agreement", status_code=303)
 
 
@@ -692,7 +800,7 @@ def guide_page(
         if title is not None:
             log.warning("guide %r not found in %s", name, ", ".join(map(str, guides.DOCS_DIRS)))
         return not_found(request, signer, user, f"Guide {name!r}")
-    source = path.read_text(encoding="utf-8")
+    source = path.read_text(encoding="utf-8").replace(downloads.WHEEL_MARKER, downloads.wheel_link())
     before, marker, after = source.partition(guides.LIMITS_MARKER)
     context = {
         "title": title,
@@ -701,3 +809,6 @@ def guide_page(
         "limits": guides.limits(settings) if marker else None,
     }
     return render(request, signer, user, "guide.html", context)
+
+
+router.include_router(registration_router)  # /register, /register/verify, /welcome (issue 22)

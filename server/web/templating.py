@@ -24,6 +24,7 @@ from server.core.deps import get_state
 from server.core.principal import Principal
 from server.core.text import visible
 from server.leaderboard.rows import is_web_url
+from server.operations import pause
 from server.phases import service as phases
 from server.phases.service import PhaseView
 from server.scoring.results import Estimate, Interval
@@ -152,6 +153,15 @@ def current_phase(request: Request) -> PhaseView | None:
         return None
 
 
+def current_pause(request: Request) -> pause.PauseState:
+    """The maintenance pause every page shows as a banner (none when the database cannot say)."""
+    try:
+        with get_state(request).db.session() as session:
+            return pause.current(session)
+    except SQLAlchemyError:
+        return pause.NOT_PAUSED
+
+
 def render(
     request: Request,
     signer: SessionSigner,
@@ -164,7 +174,7 @@ def render(
     """Render a page; a form on it gets a CSRF nonce whose cookie is set on this response."""
     full = {
         "user": user, "csrf_token": lambda: signer.csrf_for_form(request), "csrf_field": CSRF_FIELD,
-        "current_phase": current_phase(request),
+        "current_phase": current_phase(request), "pause": current_pause(request),
     }  # fmt: skip
     full.update(context)
     response = templates().TemplateResponse(

@@ -20,10 +20,10 @@ def run_limits(settings: Settings, stage: str) -> RunLimits:
     """Limits of a ``preflight`` or ``hidden`` run: ``CSAWM_RUN_MEMORY``, ``CSAWM_RUN_CPUS``,
     ``CSAWM_RUN_GPUS``, and ``CSAWM_PREFLIGHT_TIMEOUT`` or ``CSAWM_RUN_TIMEOUT``."""
     limits = RunLimits(
-        timeout=settings.preflight_timeout if stage == "preflight" else settings.run_timeout,
-        memory_bytes=settings.run_memory,
-        cpus=settings.run_cpus,
-        gpus=settings.run_gpus,
+        timeout=settings.run.preflight_timeout if stage == "preflight" else settings.run.timeout,
+        memory_bytes=settings.run.memory,
+        cpus=settings.run.cpus,
+        gpus=settings.run.gpus,
     )
     if stage == "preflight":
         return replace(limits, log_tail_lines=PREFLIGHT_LOG_LINES, log_tail_bytes=PREFLIGHT_LOG_BYTES)

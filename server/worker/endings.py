@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
 from runner.spec import ErrorCode
-from server.clock import utcnow
 from server.models import FailedPhase, RunStatus
 from server.quota import service as quota
-from server.runs import alerts, holds
+from server.runs import alerts, holds, lifecycle
 from server.runs.disclosure import HANDED_BACK_NOTE, RETRY_NOTE, stage_logs, submitter_message
 from server.runs.policy import Action, Decision, Stage
 from server.runs.transitions import transition
@@ -67,20 +65,17 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: StageFault, decision: Decision) -
                     session, sub.team_id, reason=decision.reason, actor=actor, submission_id=ctx.sub_id
                 )
         else:
-            note = HANDED_BACK_NOTE if decision.action is Action.HAND_BACK else RETRY_NOTE
-            sub = transition(
+            retry = decision.action is Action.RETRY
+            sub = lifecycle.requeue(
                 session,
                 ctx.sub_id,
-                RunStatus.QUEUED,
-                note=note,
-                detail=f"{decision.reason}: {f.message}"[:4000],
                 owner=env.name,
                 attempt=ctx.lease.attempt,
+                note=RETRY_NOTE if retry else HANDED_BACK_NOTE,
+                detail=f"{decision.reason}: {f.message}"[:4000],
+                resume_from=ctx.status,
+                retry_after=decision.backoff if retry else None,
             )
-            sub.resume_status = ctx.status.value if ctx.status is not RunStatus.QUEUED else None
-            if decision.action is Action.RETRY:
-                sub.retries = ctx.retries + 1
-                sub.retry_at = utcnow() + decision.backoff if decision.backoff > timedelta(0) else None
         if decision.alert:
             detail = {"phase": f.stage.value, "kind": f.kind.value, "error_code": decision.code.value}
             alerts.alert(session, ctx.sub_id, actor=actor, reason=decision.reason, detail=detail)

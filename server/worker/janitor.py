@@ -4,7 +4,7 @@ and then every `INTERVAL`.
 * **Run containers / Jobs** (`Runner.list_runs`): removed when their run is terminal, or when their
   deadline label has passed (a process SIGKILLed mid-run must not leave a model running forever).
   Objects of another deployment sharing the engine (another database: another instance tag) are
-  judged by their deadline only. ``csawm check`` calls `sweep_expired` for the same reason.
+  judged by their deadline only. ``csawm check`` calls `sweep_expired` (`runner.expiry`) for the same reason.
 * **Working folders** ``DATA_DIR/runs/<id>`` of terminal runs (a worker killed before it cleaned).
 * **Engine images** of runs that ended more than ``CSAWM_IMAGE_TTL`` ago and that no active run
   uses (never an operator's image: `Runner.remove_image` refuses protected names).
@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from runner.expiry import remove_run
 from runner.spec import Runner
 from server.clock import utcnow
 from server.core.db import Database
@@ -37,20 +38,6 @@ class Swept:
     containers: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
-
-
-def sweep_expired(runner: Runner, *, now: datetime | None = None, run_prefix: str | None = None) -> list[str]:
-    """Remove run objects whose deadline has passed (optionally only those whose run id starts with
-    `run_prefix`). Returns their handles."""
-    now = now or datetime.now(UTC)
-    removed = []
-    for obj in runner.list_runs():
-        if run_prefix is not None and not obj.run_id.startswith(run_prefix):
-            continue
-        if obj.deadline is not None and obj.deadline < now:
-            _remove(runner, obj.handle)
-            removed.append(obj.handle)
-    return removed
 
 
 def sweep(settings: Settings, db: Database, runner: Runner, instance: str) -> Swept:
@@ -90,7 +77,7 @@ def _containers(settings: Settings, db: Database, runner: Runner, instance: str,
         m = own.match(obj.run_id)
         expired = obj.deadline is not None and obj.deadline < now
         if expired or (m is not None and int(m.group(1)) in terminal):
-            _remove(runner, obj.handle)
+            remove_run(runner, obj.handle)
             swept.containers.append(obj.handle)
 
 
@@ -139,10 +126,3 @@ def _images(settings: Settings, db: Database, runner: Runner, instance: str, swe
     for digest in sorted(stale - in_use - recent - baselines):
         if digest.startswith("sha256:") and runner.remove_image(digest):
             swept.images.append(digest)
-
-
-def _remove(runner: Runner, handle: str) -> None:
-    try:
-        runner.cancel(handle)
-    finally:
-        runner.cleanup(handle)

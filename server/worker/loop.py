@@ -25,8 +25,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-
-from sqlalchemy.orm import Session
+from typing import Any
 
 from runner.errors import FaultKind, RunnerError
 from runner.spec import ErrorCode, Runner
@@ -34,9 +33,10 @@ from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import RunStatus, Submission
+from server.runs import lifecycle
 from server.runs.policy import Action, Decision, decide
 from server.runs.transitions import LeaseLost
-from server.worker import endings, janitor, presence, test_set
+from server.worker import capacity, endings, janitor, presence, test_set
 from server.worker.context import RunContext, StageFault, WorkerEnv, fault
 from server.worker.evaluation import EvaluationSet
 from server.worker.queue import Lease, lease_next, renew
@@ -69,13 +69,13 @@ def build_runner(settings: Settings) -> Runner:
         from runner.registry_pull import RegistryAuth
 
         auth = None
-        if settings.registry_username and settings.registry_password is not None:
-            auth = RegistryAuth(settings.registry_username, settings.registry_password.get_secret_value())
-        return DockerRunner(remove_containers=True, registry_auth=auth, runtime=settings.run_runtime)
+        if settings.registry.username and settings.registry.password is not None:
+            auth = RegistryAuth(settings.registry.username, settings.registry.password.get_secret_value())
+        return DockerRunner(remove_containers=True, registry_auth=auth, runtime=settings.run.runtime)
     from runner.kubernetes.executor import KubernetesRunner
     from server.core.k8s_settings import kubernetes_runner_config
 
-    return KubernetesRunner(kubernetes_runner_config(settings))
+    return KubernetesRunner(kubernetes_runner_config(settings.k8s))
 
 
 def worker_id() -> str:
@@ -109,6 +109,8 @@ class Worker:
         self._current: RunContext | None = None
         self._started_at = utcnow()
         self._next_sweep = 0.0
+        if hasattr(runner, "on_progress") and runner.on_progress is None:  # the Kubernetes runner
+            runner.on_progress = self._runner_progress
 
     @property
     def settings(self) -> Settings:
@@ -125,6 +127,22 @@ class Worker:
     @property
     def instance(self) -> str:
         return self.env.instance
+
+    def _runner_progress(self, progress: Any) -> None:
+        """What the runner saw of the current run (a `runner.kubernetes.executor.Progress`): a
+        wait for cluster capacity goes on the run's timeline (`server.worker.capacity`)."""
+        ctx = self._current
+        if ctx is None or progress.handle != ctx.handle:
+            return
+        if capacity.is_capacity_wait(progress.kind, progress.message):
+            capacity.note_capacity_wait(
+                self.db,
+                ctx.sub_id,
+                owner=self.name,
+                attempt=ctx.lease.attempt,
+                message=progress.message,
+                gpus=self.settings.run.gpus,
+            )
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -233,10 +251,10 @@ class Worker:
         s = self.settings
         if s.benchmark_dir is None:
             raise RunnerError("CSAWM_BENCHMARK_DIR is not set: the worker has no test set to run on")
-        evaluation = EvaluationSet.prepare(s.benchmark_dir, s.data_dir, s.preflight_images)
+        evaluation = EvaluationSet.prepare(s.benchmark_dir, s.data_dir, s.run.preflight_images)
         # The models' input must be this test set (issue 13 item 5): else lease nothing, charge nothing.
         test_set.verify(
-            self.runner.mounts_local_inputs, s.benchmark_dir, s.k8s_test_set_digest_file, evaluation
+            self.runner.mounts_local_inputs, s.benchmark_dir, s.k8s.test_set_digest_file, evaluation
         )
         # The report parts of the test set alone (expert rows, density comparators) are computed once
         # per test set and memoised (server.scoring.memo): pay for them here, not in the first run.
@@ -339,12 +357,7 @@ class Worker:
             raise pf
         ctx.retries += 1
 
-        def count(session: Session) -> None:
-            sub = session.get(Submission, ctx.sub_id)
-            if sub is not None:
-                sub.retries = ctx.retries
-
-        transact(self.env, count)
+        transact(self.env, lambda session: lifecycle.count_retry(session, ctx.sub_id, ctx.retries))
 
     def _decide(self, ctx: RunContext, pf: StageFault) -> Decision:
         s = self.settings

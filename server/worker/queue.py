@@ -6,7 +6,8 @@ conditional on owner and attempt. On PostgreSQL the candidate is selected ``FOR 
 LOCKED`` (workers never wait on each other's candidates); on SQLite the write transaction began
 ``BEGIN IMMEDIATE``, so the select and the conditional UPDATE run under the database write lock. A
 queued run of a held team (`server.runs.holds`) is not leased until a maintainer releases the team;
-a run already past the queue is finished.
+a run already past the queue is finished. While runs are paused (`server.operations.pause`)
+nothing is leased.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import or_, select
 from server.clock import utcnow
 from server.core.db import Database
 from server.models import LEASED_STATUSES, RunStatus, Submission
+from server.operations import pause
 from server.runs import leases
 from server.runs.holds import held_team_ids
 
@@ -38,6 +40,8 @@ def lease_next(db: Database, owner: str, ttl: timedelta) -> Lease | None:
     """Lease the oldest runnable run, or return None when there is none."""
     now = utcnow()
     with db.transaction() as session:
+        if pause.runs_paused(session):  # a maintenance pause: queued runs keep their place
+            return None
         query = (
             select(Submission)
             .where(

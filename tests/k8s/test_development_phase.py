@@ -40,11 +40,11 @@ def test_each_hidden_job_mounts_its_phases_input(tmp_path: Path, synthetic_bench
         k8s_test_set_digest_file=volume / STAMP_FILE,
         bootstrap_resamples=100,
     )
-    load_volume(synthetic_benchmark, volume, settings.preflight_images)
+    load_volume(synthetic_benchmark, volume, settings.run.preflight_images)
     bench = Benchmark.open(synthetic_benchmark)
     n_public = len(bench.read_public().filenames)  # type: ignore[union-attr]
     n_private = len(bench.read_private().filenames)
-    kubelet = InputKubelet({settings.k8s_test_images_pvc: volume})
+    kubelet = InputKubelet({settings.k8s.test_images_pvc: volume})
     cluster = FakeCluster(kubelet=kubelet).start()
     try:
         with running_api(settings) as api:

@@ -122,7 +122,7 @@ def save_and_forget(
 def fast_runner(settings: Settings, url: str) -> KubernetesRunner:
     """The worker's runner config (`kubernetes_runner_config`, as in production) with short timers."""
     config = replace(
-        kubernetes_runner_config(settings),
+        kubernetes_runner_config(settings.k8s),
         watch_timeout=timedelta(seconds=1),
         api_backoff=timedelta(milliseconds=5),
         api_backoff_max=timedelta(milliseconds=50),
@@ -165,10 +165,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, synthetic_benchmark: Path) -
     volume = tmp / "csawm-test-images"
     with registry_server() as registry:
         settings = e2e_settings(tmp, registry, synthetic_benchmark, volume / STAMP_FILE)
-        load_volume(synthetic_benchmark, volume, settings.preflight_images)  # the operator's load step
+        load_volume(synthetic_benchmark, volume, settings.run.preflight_images)  # the operator's load step
         kubelet = DockerKubelet(
             docker_client,
-            volumes={settings.k8s_test_images_pvc: volume},
+            volumes={settings.k8s.test_images_pvc: volume},
             collector_image=BASE_IMAGE,
             label=label,
             pull_auth={"username": registry.username, "password": registry.password},
@@ -259,7 +259,7 @@ def test_upload_to_score_through_kubernetes_jobs(
             == stack.volume.joinpath(STAMP_FILE).read_text().split()[0]
         )
     assert ledger(stack.api.db, sub_id) == ["charge"]  # a model failure is the submitter's: charged
-    assert stack.cluster.objects("jobs", stack.settings.k8s_namespace) == []  # every Job cleaned up
+    assert stack.cluster.objects("jobs", stack.settings.k8s.namespace) == []  # every Job cleaned up
 
 
 def test_a_volume_with_another_test_set_blocks_the_worker(
@@ -341,4 +341,4 @@ def test_a_development_phase_mounts_the_public_folder_only(stack: Stack, synthet
     private_seen, private_record = _survey(stack.api.db, private_run)
     assert {k: v for k, v in private_seen.items() if k != "manifest.csv"} == private_files | public_files
     assert private_record["n_private_images"] == len(private_files)
-    assert stack.cluster.objects("jobs", stack.settings.k8s_namespace) == []
+    assert stack.cluster.objects("jobs", stack.settings.k8s.namespace) == []

@@ -56,8 +56,8 @@ def test_three_workers_finish_thirty_runs_exactly_once(
         k8s_test_set_digest_file=volume / STAMP_FILE,
         bootstrap_resamples=100,
     )
-    load_volume(synthetic_benchmark, volume, settings.preflight_images)
-    kubelet = InputKubelet({settings.k8s_test_images_pvc: volume})
+    load_volume(synthetic_benchmark, volume, settings.run.preflight_images)
+    kubelet = InputKubelet({settings.k8s.test_images_pvc: volume})
     cluster = FakeCluster(kubelet=kubelet, request_log_limit=200).start()
     try:
         with running_api(settings) as api:
@@ -81,7 +81,7 @@ def test_three_workers_finish_thirty_runs_exactly_once(
         assert len(jobs) == 2 * RUNS and set(jobs.values()) == {1}  # one preflight + one hidden Job each
         hidden = Counter(r.job.split("-")[-3] for r in kubelet.runs if r.phase == "hidden")
         assert sorted(int(k) for k in hidden) == sorted(ids) and set(hidden.values()) == {1}
-        assert cluster.objects("jobs", settings.k8s_namespace) == []
+        assert cluster.objects("jobs", settings.k8s.namespace) == []
     finally:
         cluster.stop()
 

@@ -42,9 +42,9 @@ def test_leaderboard_shows_kinds_sorts_and_plots(page: Any, site: Site) -> None:
     # The clinical table lists the three LIBRA density comparators after the models.
     assert page.locator("#clinical tr.kind-density").count() == 3
 
-    tau_server_order = _numbers(_column(page, 4))
+    tau_server_order = _numbers(_column(page, 8))  # rank, tier, rank 95%, p(first), team, model, experts
     assert tau_server_order == sorted(tau_server_order, reverse=True)
-    plot = page.locator("figure.plot img")
+    plot = page.locator("figure.plot img").first
     assert "Kendall tau-b" in (plot.get_attribute("alt") or "")
     assert plot.evaluate("img => img.complete && img.naturalWidth > 100")
     screenshot(page, "leaderboard")
@@ -52,12 +52,12 @@ def test_leaderboard_shows_kinds_sorts_and_plots(page: Any, site: Site) -> None:
     amae_header = page.locator("#leaderboard").get_by_role("button", name="AMAE")
     amae_header.click()  # first click: the better direction (ascending)
     assert page.locator("th[aria-sort]").get_attribute("aria-sort") == "ascending"
-    amae = _numbers(_column(page, 5))
+    amae = _numbers(_column(page, 9))
     assert amae == sorted(amae) and len(amae) == len(kinds)
     amae_header.click()
-    assert _numbers(_column(page, 5)) == sorted(amae, reverse=True)
+    assert _numbers(_column(page, 9)) == sorted(amae, reverse=True)
     page.locator("#leaderboard").get_by_role("button", name="Team").click()
-    teams = [t for t in _column(page, 2) if t != "–"]
+    teams = [t for t in _column(page, 5) if t != "–"]
     assert teams == sorted(teams, key=str.lower)
 
 
@@ -68,10 +68,16 @@ def test_researcher_logs_in_sees_own_report_with_plots_but_not_another_team(page
     login(page, site, "alice", next_path=f"/submissions/{own}")
     assert page.url.endswith(f"/submissions/{own}")
     assert page.get_by_role("heading", level=1).inner_text() == f"Submission {own}: alpha-convnext"
-    images = page.locator("figure.plot img")
+    images = page.locator("figure.plot img[src^='/submissions/']")
     # a private phase shows its researchers the summary: of the four plots, the odds ratios' forest
     # (a maintainer gets group AMAE, confusion and the agreement heatmap too; tests/web/test_pages.py)
     assert images.count() == 1
+    # and the run's standing on the live board: its rank plot and significance map (issue 21)
+    board_plots = page.locator("#standing-heading ~ figure.plot img")
+    assert board_plots.count() == 2
+    for i in range(2):
+        board_plots.nth(i).scroll_into_view_if_needed()
+        assert board_plots.nth(i).evaluate("img => img.complete && img.naturalWidth > 100")
     assert page.locator("#summary-note").is_visible()
     for i in range(1):
         image = images.nth(i)

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,41 @@ def test_failed_run_shows_error_and_log_tail(site: Site, alice: httpx.Client) ->
     assert "ValueError: weights not found" in html
     assert "<img" not in html  # no scores, so no plots
     assert "javascript:alert(1)" in html and 'href="javascript:' not in html  # shown, never a link
+
+
+def test_failed_run_report_says_the_charge_the_log_and_the_next_step_as_the_api_does(
+    site: Site, alice: httpx.Client
+) -> None:
+    """Issue 23 items 1 and 4: the report page shows the API's `outcome` words, and no review state
+    that never ends for a run that failed."""
+    html, run = _page_and_api(site, alice, "alice", "alpha_failed")
+    outcome = run["outcome"]
+    assert run["review_state"] is None and "none (the run ended without a result)" in html
+    for key in ("charge", "log", "next_step"):
+        assert escape(outcome[key]) in html
+    pending_html, pending = _page_and_api(site, alice, "alice", "alpha_pending")
+    assert pending["outcome"] is None and "awaiting review — not public yet" in pending_html
+
+
+def test_the_cancel_button_needs_the_csrf_token_and_cancels_a_queued_run(
+    site: Site, alice: httpx.Client, maud: httpx.Client
+) -> None:
+    """Issue 23 item 3: the report page's cancel button (CSRF), its refund rule stated."""
+    sub_id = site.ids["beta_queued"]
+    page = maud.get(f"/submissions/{sub_id}").text
+    assert "Cancel this run" in page and "Refunded if it stops before the hidden run starts" in page
+    refused = maud.post(f"/submissions/{sub_id}/cancel", data={"csrf_token": "forged"})
+    assert refused.status_code == 400
+    assert alice.post(f"/submissions/{sub_id}/cancel", data={"csrf_token": _csrf(page)}).status_code in (
+        400,
+        404,
+    )  # another team's run (and another session's token)
+    done = maud.post(f"/submissions/{sub_id}/cancel", data={"csrf_token": _csrf(page)})
+    assert done.status_code == 303 and done.headers["location"] == f"/submissions/{sub_id}"
+    after = maud.get(f"/submissions/{sub_id}").text
+    assert "Run cancelled" in after and "Cancel this run" not in after
+    again = maud.post(f"/submissions/{sub_id}/cancel", data={"csrf_token": _csrf(after)})
+    assert again.status_code == 409 and "already ended" in again.text
 
 
 def _page_and_api(site: Site, client: httpx.Client, who: str, key: str) -> tuple[str, dict[str, Any]]:

@@ -1,7 +1,7 @@
 """ladder steps: each team's Ladder sequence, decided once per scored run and stored (issue 19)
 
 Runs of Ladder phases scored before this revision get their steps here, per team in finishing order
-(all scored runs, whatever their review state), with the rule of `server.leaderboard.ladder`.
+(all scored runs, whatever their review state), with the rule of `server.scoring.ladder`.
 
 Revision ID: 0006_ladder_steps
 Revises: 0005_phases
@@ -54,7 +54,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("phase", "team_id", "seq", name="uq_ladder_steps_phase_team_seq"),
         sa.UniqueConstraint("submission_id", name=op.f("uq_ladder_steps_submission_id")),
     )
-    from server.leaderboard import ladder_steps
+    from server.phases import ladder_steps
 
     with Session(bind=op.get_bind(), join_transaction_mode="create_savepoint") as session:
         ladder_steps.decide_all(session)

@@ -56,7 +56,7 @@ def test_submit_stops_before_the_upload_until_accepted(
     assert code == 2 and err.count("\n") == 1, err
     assert f"data-use agreement (version {version[:12]}) is not accepted" in err
     assert "`csawm agreement --accept`" in err and f"{url}/agreement" in err and "nothing was uploaded" in err
-    assert seen == [("GET", "/api/v1/agreements")]
+    assert seen == [("GET", "/api/v1/status"), ("GET", "/api/v1/agreements")]
 
     code, out, err = _run(url, token, "agreement")
     assert code == 0, err

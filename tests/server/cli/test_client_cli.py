@@ -8,9 +8,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import select
 from srvtest import factories as f
 from srvtest.app import make_settings
 from srvtest.archives import write_archive
@@ -22,11 +24,11 @@ from typer.testing import CliRunner
 from reference_models.rules import ModelKind
 from runner.spec import ErrorCode
 from server.app import create_app
-from server.cli.client import NEXT_STEP
 from server.cli.main import app as cli
 from server.cli.seed import BuildRecorder
 from server.core.db import Database
-from server.models import Role
+from server.disclosure.run_view import NEXT_STEP
+from server.models import Role, Submission, Team
 
 
 @pytest.fixture
@@ -81,6 +83,19 @@ def test_submit_wait_status_logs_leaderboard_quota(server: tuple[str, Database],
     assert code == 0 and "last 24 h    1/2" in out
     code, out, _ = _run(url, None, "leaderboard")
     assert code == 0 and "Expert_1" in out and "cli model" not in out  # experts shown, model not yet approved
+    maud = f.user(db, "m@x.org", role=Role.MAINTAINER)
+    approved = httpx.post(
+        f"{url}/api/v1/admin/submissions/{sub_id}/review", json={"action": "approve"}, headers=f.auth(maud)
+    )
+    assert approved.status_code == 200, approved.text
+    code, out, _ = _run(url, None, "leaderboard")
+    cells = {
+        row[5]: row for line in out.splitlines() if len(row := [c.strip() for c in line.split("│")[1:-1]]) > 5
+    }
+    # the model: rank 1, tier 1, rank interval 1-1, leader; the experts: unranked reference bands
+    assert cells["cli model"][:3] == ["1", "1", "1-1"] and cells["cli model"][-1] == "leader"
+    bands = [row for name, row in cells.items() if name.startswith("Expert_")]
+    assert len(bands) == 5 and all(row[0] == "" and row[-1] == "reference band" for row in bands)
 
     code, out, err = _run(url, token, "submit", str(tmp_path / "m.tar"), "--name", "again")
     assert code == 2 and err.count("\n") == 1
@@ -296,7 +311,56 @@ def test_a_preflight_failure_says_it_cost_nothing(
         token = f.user(db, "a@x.org", team="alpha")
         code, out, err = _run(url, token, "submit", str(tmp_path / "m.tar"), "--name", "p", "--wait")
     assert code == 1, err
-    assert "in preflight" in out and out.rstrip().endswith("This run cost no quota.")
+    assert "in preflight" in out
+    assert "quota: refunded: preflight failure costs no quota" in out
+    assert "the quota slot is free again" in out
+    assert "log: the log tail is shown in full" in out
+
+
+@pytest.mark.parametrize("hint", ["none", "exception_type"])
+def test_a_hidden_failure_names_the_charge_the_withheld_log_and_the_robust_check(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path, hint: str
+) -> None:
+    """Issue 23 item 1: the preflight passed, the hidden run crashed. `--wait` and `status` say the
+    run was charged and why, that the hidden log is withheld (and who reads it), and point at
+    a check at the hidden set's full scale, not at a plain check that passes; the maintainer's
+    `logs` prints the hidden tail; the hint, where allowed, is a built-in exception name, no more."""
+    digest = write_archive(tmp_path / "m.tar", seed="hidden-crash")
+    settings = make_settings(
+        tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, bootstrap_resamples=200, poll_interval=0.2,
+        hidden_hint=hint,
+    )  # fmt: skip
+    app = create_app(
+        settings, runner=FakeRunner(behaviours={digest: "hidden_crash"}), embedded_worker=True,
+        migrate_on_start=True,
+    )  # fmt: skip
+    with live_server(app) as url:
+        db = app.state.csawm.db
+        token = f.member_token(db, runs=2)
+        staff = f.user(db, "m@x.org", role=Role.MAINTAINER)
+        code, out, err = _run(url, token, "submit", str(tmp_path / "m.tar"), "--name", "h", "--wait")
+        assert code == 1, err
+        sub_id = out.split()[1]
+        assert "nonzero_exit in hidden" in out
+        charge = "quota: charged: a failure on the hidden images always uses its quota slot"
+        assert charge in out
+        assert "log: the hidden run's log is withheld: only the maintainers can read it" in out
+        assert f"`csawm check {tmp_path / 'm.tar'} --images 972 --timeout SECONDS --memory SIZE`" in out
+        assert "--- log tail" not in out and "predicted preflight" not in out  # not the preflight's log
+        assert "image 474" not in out  # the hidden log's text never reaches the team
+        assert ("hint: exception type MemoryError" in out) is (hint == "exception_type")
+        code, status_out, _ = _run(url, token, "status", sub_id)
+        assert code == 1 and charge in status_out
+        body = json.loads(_run(url, token, "status", sub_id, "--json")[1])
+        assert body["outcome"]["charged"] is True
+        assert body["outcome"]["hint"] == ("MemoryError" if hint == "exception_type" else None)
+        assert json.loads(_run(url, token, "quota", "--json")[1])["used"]["per_day"] == 1
+        code, logs_out, _ = _run(url, token, "logs", sub_id)
+        assert code == 0 and "image 474" not in logs_out
+        code, logs_out, _ = _run(url, staff, "logs", sub_id)
+        assert code == 0 and "MemoryError: image 474 of 475" in logs_out and "predicted preflight" in logs_out
+        staff_view = json.loads(_run(url, staff, "status", sub_id, "--json")[1])["outcome"]
+        assert staff_view["log"] == f"the hidden run's log tail: `csawm logs {sub_id}`"
 
 
 def _recording(app: FastAPI) -> list[tuple[str, str]]:
@@ -350,7 +414,7 @@ def test_method_card_and_quota_are_checked_before_the_upload(
         assert code == 2 and err.count("\n") == 1
         assert err.startswith("error: quota exceeded: 1/1 submissions in the last 24 h; next slot at ")
         assert "nothing was uploaded" in err
-        assert seen == [("GET", "/api/v1/agreements"), ("GET", "/api/v1/quota")]
+        assert seen == [("GET", "/api/v1/status"), ("GET", "/api/v1/agreements"), ("GET", "/api/v1/quota")]
 
 
 @pytest.mark.docker
@@ -372,7 +436,72 @@ def test_an_image_by_name_is_checked_before_docker_save(
         assert f"no local image {missing!r}" in err and seen == []
         code, _, err = _run(url, token, "submit", "csawm-base/python:bookworm", "--name", "x")
         assert code == 2 and "quota exceeded: 0/0 submissions in the last 24 h" in err
-        assert seen == [("GET", "/api/v1/agreements"), ("GET", "/api/v1/quota")]
+        assert seen == [("GET", "/api/v1/status"), ("GET", "/api/v1/agreements"), ("GET", "/api/v1/quota")]
+
+
+@pytest.mark.docker
+def test_an_image_too_large_or_already_submitted_is_refused_before_docker_save(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path
+) -> None:
+    """Issue 23 item 6: `submit IMAGE` compares the local image's size with the server's cap and asks
+    whether the team already submitted it in this phase, before `docker save`: in seconds, the
+    size, the cap and a remedy, or the earlier submission and its phase; nothing is uploaded."""
+    import docker
+
+    base = "csawm-base/python:bookworm"
+    image = docker.from_env().images.get(base)
+    size = int(image.attrs["Size"])
+    for cap in (size - 1, size * 2):
+        folder = tmp_path / str(cap)
+        db_url = f"sqlite:///{folder / 'state' / 'csawm.db'}"
+        settings = make_settings(folder, db_url, benchmark_dir=synthetic_benchmark, max_upload_bytes=cap)
+        app = create_app(settings, runner=FakeRunner(), embedded_worker=False, migrate_on_start=True)
+        seen = _recording(app)
+        with live_server(app) as url:
+            db = app.state.csawm.db
+            token = f.member_token(db)
+            if cap > size:  # the team's earlier run of this very image, in this phase
+                with db.transaction() as session:
+                    team_id = session.scalar(select(Team.id).where(Team.name == "alpha"))
+                    run = Submission(team_id=team_id, name="dev", phase="private-1", image_digest=image.id)
+                    session.add(run)
+                    session.flush()
+                    earlier = run.id
+            started = time.monotonic()
+            code, _, err = _run(url, token, "submit", base, "--name", "x")
+            assert time.monotonic() - started < 30
+            assert code == 2 and err.count("\n") == 1, err
+            assert "nothing was uploaded" in err and all(method == "GET" for method, _ in seen)
+            if cap < size:
+                assert f"is {size / 1e6:.0f} MB ({size} bytes)" in err and f"({cap} bytes)" in err
+                assert "make the image smaller" in err
+            else:
+                assert f"already submitted image {image.id} as submission {earlier} in phase private-1" in err
+                assert ("GET", "/api/v1/submissions/duplicate") in seen
+
+
+def test_cancel_a_queued_run_says_it_was_refunded(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path
+) -> None:
+    """Issue 23 item 3: `csawm cancel ID` stops a queued run (no worker here, so it stays queued),
+    says it was refunded, frees the quota slot, and a second cancel is refused with exit 2."""
+    settings = make_settings(tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark)
+    app = create_app(settings, runner=FakeRunner(), embedded_worker=False, migrate_on_start=True)
+    with live_server(app) as url:
+        token = f.member_token(app.state.csawm.db)
+        write_archive(tmp_path / "m.tar", seed="cancel")
+        code, out, err = _run(url, token, "submit", str(tmp_path / "m.tar"), "--name", "c", "--json")
+        assert code == 0, err
+        sub_id = str(json.loads(out)["id"])
+        code, out, err = _run(url, token, "cancel", sub_id)
+        assert code == 0, err
+        assert out.startswith(f"submission {sub_id} cancelled; quota: refunded: cancelled before the hidden")
+        assert json.loads(_run(url, token, "quota", "--json")[1])["used"]["per_day"] == 0
+        code, out, _ = _run(url, token, "status", sub_id)
+        assert code == 1 and "review: none (the run ended without a result)" in out
+        assert json.loads(_run(url, token, "status", sub_id, "--json")[1])["review_state"] is None
+        code, _, err = _run(url, token, "cancel", sub_id)
+        assert code == 2 and "already ended" in err
 
 
 def test_leaderboard_prints_the_baselines_on_their_way(server: tuple[str, Database]) -> None:

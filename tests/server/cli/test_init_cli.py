@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from runner.io_contract import prepare_input
+from server.cli import init as init_module
 from server.cli.init import PLAIN, TORCH, image_tag
 from server.cli.main import app
 from server.scoring.predictions import read_predictions
@@ -30,7 +31,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize("flags", [(), ("--torch",)], ids=["plain", "torch"])
 def test_init_writes_a_kit_with_a_valid_method_card(tmp_path: Path, flags: tuple[str, ...]) -> None:
     kit = tmp_path / "My Model"
-    code, out, err = invoke("init", str(kit), *flags)
+    code, out, err = invoke("init", str(kit), *flags, "--offline")
     assert code == 0, err
     variant = TORCH if flags else PLAIN
     expected = {"Dockerfile", "predict.py", "README.md", "method-card.json"}
@@ -48,6 +49,44 @@ def test_init_writes_a_kit_with_a_valid_method_card(tmp_path: Path, flags: tuple
     readme = (kit / "README.md").read_text()
     assert "docker build --network none -t my-model:1" in readme and variant.base_image in readme
     assert "csawm submit my-model:1" in out and "--method-card" in out
+
+
+@pytest.mark.parametrize("flags", [(), ("--torch",)], ids=["plain", "torch"])
+def test_public_kit_builds_on_a_public_image_with_the_same_predict(
+    tmp_path: Path, flags: tuple[str, ...]
+) -> None:
+    variant = TORCH if flags else PLAIN
+    code, out, err = invoke("init", str(tmp_path / "pub"), *flags, "--public")
+    assert code == 0, err
+    assert invoke("init", str(tmp_path / "off"), *flags, "--offline")[0] == 0
+    dockerfile = (tmp_path / "pub" / "Dockerfile").read_text()
+    assert f"ARG BASE_IMAGE={variant.public.image}" in dockerfile and "csawm-base" not in dockerfile
+    assert ("RUN pip install --no-cache-dir numpy pillow" in dockerfile) is not bool(flags)
+    assert (tmp_path / "pub" / "predict.py").read_bytes() == (tmp_path / "off" / "predict.py").read_bytes()
+    readme = (tmp_path / "pub" / "README.md").read_text()
+    assert "docker build -t pub:1" in readme and "--network none" not in readme
+    assert "csawm init --offline" in readme  # the way back for a machine without a registry
+    assert "docker build -t pub:1" in out and f"base image: {variant.public.image} (public)" in out
+
+
+@pytest.mark.parametrize(
+    ("local", "expected"),
+    [
+        (set(), "public"),  # nothing local: a researcher's engine pulls the public image
+        ({"csawm-base/numpy:bookworm"}, "offline"),  # the project's machines: no registry
+        ({"csawm-base/numpy:bookworm", "python:3.12-slim"}, "public"),
+        (None, "public"),  # no docker CLI to ask
+    ],
+)
+def test_without_a_flag_the_kit_is_offline_only_where_the_offline_image_alone_is_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local: set[str] | None, expected: str
+) -> None:
+    monkeypatch.setattr(init_module, "_has_image", lambda tag: None if local is None else tag in local)
+    code, out, err = invoke("init", str(tmp_path / "kit"))
+    assert code == 0, err
+    base = PLAIN.offline if expected == "offline" else PLAIN.public
+    assert f"base image: {base.image} ({expected})" in out
+    assert f"ARG BASE_IMAGE={base.image}" in (tmp_path / "kit" / "Dockerfile").read_text()
 
 
 def test_init_refuses_to_overwrite_and_names_the_files(tmp_path: Path) -> None:
@@ -113,7 +152,7 @@ def test_generated_kit_builds_offline_and_passes_csawm_check(
     variant = TORCH if flags else PLAIN
     _ensure_base(engine, variant.base_image, variant.base_target)
     kit = tmp_path / f"csawm-init-test-{os.getpid()}-{variant.base_target}"
-    assert invoke("init", str(kit), *flags)[0] == 0
+    assert invoke("init", str(kit), *flags, "--offline")[0] == 0
     tag = image_tag(kit)
     # Exactly the README's build command.
     build = subprocess.run(

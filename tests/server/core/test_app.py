@@ -1,17 +1,26 @@
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from srvtest.app import Api, make_settings, operator_metrics, running_api
 
+from server.agreements.document import Agreement
 from server.core import migrate
 from server.core.db import Database
-from server.core.state import AppState
+from server.core.state import AppState, Parts
+from server.leaderboard.cache import BoardCache
+from server.leaderboard.references import ReferenceCache
 from server.models import Base
+from server.notifications.dispatcher import Dispatcher
+from server.review.flags import RankCache
+from server.submissions.upload import UploadSlots
+from server.web.cache import PlotCache
+from server.web.session import SessionSigner
+from server.worker.loop import Worker
 
 
 def test_health_ready_docs(api: Api) -> None:
@@ -61,8 +70,23 @@ def test_every_per_app_object_is_made_at_startup_and_serves_the_requests_issue_2
     first request racing another used to build two), and the requests use the state's own."""
     state = api.client.app.state.csawm  # type: ignore[attr-defined]
     assert isinstance(state, AppState)
-    idle = {"worker", "dispatcher", "agreement"}  # not started here; no CSAWM_DUA_FILE
-    assert [f.name for f in fields(state) if getattr(state, f.name) is None and f.name not in idle] == []
-    board = state.leaderboard
+    # Every feature's part is there before the first request; the worker, the dispatcher and the
+    # agreement are not (not started here; no CSAWM_DUA_FILE).
+    for kind in (UploadSlots, ReferenceCache, BoardCache, PlotCache, SessionSigner, RankCache):
+        assert isinstance(state.parts.get(kind), kind)
+    for absent in (Worker, Dispatcher, Agreement):
+        assert state.parts.find(absent) is None
+    board = state.parts.get(BoardCache)
     assert api.client.get("/api/v1/leaderboard").status_code == 200
-    assert state.leaderboard is board and board.key is not None and board.boards
+    assert state.parts.get(BoardCache) is board and board.key is not None and board.boards
+
+
+def test_parts_give_one_object_per_class_typed_and_refuse_a_second() -> None:
+    slots = UploadSlots(2)
+    parts = Parts(slots)
+    assert parts.get(UploadSlots) is slots
+    assert parts.find(RankCache) is None
+    with pytest.raises(LookupError, match="RankCache"):
+        parts.get(RankCache)
+    with pytest.raises(ValueError, match="already holds"):
+        parts.add(UploadSlots(3))

@@ -19,7 +19,7 @@ from server.core.k8s_settings import (
     parse_node_selector,
     parse_tolerations,
 )
-from server.core.settings import Settings, SettingsError, load_settings
+from server.core.settings import K8sSettings, SettingsError, load_settings
 
 CONFIGMAP = Path(__file__).resolve().parents[3] / "k8s" / "settings.yaml"
 
@@ -32,13 +32,13 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_defaults_map_to_the_runner_defaults() -> None:
-    assert kubernetes_runner_config(load_settings()) == KubernetesRunnerConfig()
+    assert kubernetes_runner_config(load_settings().k8s) == KubernetesRunnerConfig()
 
 
 def test_every_setting_names_a_config_field() -> None:
     config_fields = {f.name for f in fields(KubernetesRunnerConfig)}
     assert set(CONFIG_FIELD_OF_SETTING.values()) <= config_fields
-    assert set(CONFIG_FIELD_OF_SETTING) <= set(Settings.model_fields)
+    assert set(CONFIG_FIELD_OF_SETTING) <= set(K8sSettings.model_fields)
 
 
 def test_environment_values_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,7 +66,7 @@ def test_environment_values_reach_the_config(monkeypatch: pytest.MonkeyPatch) ->
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    config = kubernetes_runner_config(load_settings())
+    config = kubernetes_runner_config(load_settings().k8s)
     assert config == KubernetesRunnerConfig(
         namespace="eval-gpu",
         service_account="model-sa",
@@ -92,12 +92,12 @@ def test_environment_values_reach_the_config(monkeypatch: pytest.MonkeyPatch) ->
 def test_overrides_win_over_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CSAWM_K8S_NAMESPACE", "from-env")
     monkeypatch.setenv("CSAWM_K8S_RUNTIME_CLASS", "kata")
-    config = kubernetes_runner_config(load_settings(), namespace="from-flag")
+    config = kubernetes_runner_config(load_settings().k8s, namespace="from-flag")
     assert (config.namespace, config.runtime_class_name) == ("from-flag", "kata")
     with pytest.raises(KubernetesConfigError, match="namespace 'Bad_NS'"):
-        kubernetes_runner_config(load_settings(), namespace="Bad_NS")
+        kubernetes_runner_config(load_settings().k8s, namespace="Bad_NS")
     with pytest.raises(KubernetesConfigError, match="unknown Kubernetes runner setting"):
-        kubernetes_runner_config(load_settings(), namespaces="x")
+        kubernetes_runner_config(load_settings().k8s, namespaces="x")
 
 
 def test_empty_strings_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,7 +109,7 @@ def test_empty_strings_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     ):
         monkeypatch.setenv(key, "")
     monkeypatch.setenv("CSAWM_K8S_TOLERATIONS", "[]")
-    config = kubernetes_runner_config(load_settings())
+    config = kubernetes_runner_config(load_settings().k8s)
     assert config.runtime_class_name is None and config.kueue_queue is None
     assert config.node_selector == () and config.image_pull_secrets == () and config.tolerations == ()
 
@@ -178,7 +178,7 @@ def test_the_configmap_carries_every_setting_at_its_default(monkeypatch: pytest.
     (configmap,) = [d for d in docs if d and d.get("kind") == "ConfigMap"]
     data: dict[str, str] = configmap["data"]
     assert {key for key in data if key.startswith("CSAWM_K8S_")} == {
-        f"CSAWM_{setting.upper()}" for setting in CONFIG_FIELD_OF_SETTING
+        f"CSAWM_K8S_{setting.upper()}" for setting in CONFIG_FIELD_OF_SETTING
     }
     assert all(isinstance(value, str) for value in data.values())  # ConfigMap data must be strings
     for key, value in data.items():
@@ -186,6 +186,6 @@ def test_the_configmap_carries_every_setting_at_its_default(monkeypatch: pytest.
     settings = load_settings()
     assert settings.runner == "kubernetes"
     # the one value the base sets on purpose: the registry's pull Secret (k8s/registry, issue 13)
-    assert kubernetes_runner_config(settings) == KubernetesRunnerConfig(
+    assert kubernetes_runner_config(settings.k8s) == KubernetesRunnerConfig(
         image_pull_secrets=("csawm-registry-pull",)
     )

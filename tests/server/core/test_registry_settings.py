@@ -27,16 +27,16 @@ def test_a_full_registry_configuration_loads(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("CSAWM_REGISTRY_CA", "ca.pem")
     monkeypatch.setenv("CSAWM_RUNNER", "kubernetes")
     settings = load_settings()
-    assert settings.registry_ca == ca  # made absolute at load
-    assert settings.registry_password is not None
-    assert settings.registry_password.get_secret_value() == "s3cret-value"
+    assert settings.registry.ca == ca  # made absolute at load
+    assert settings.registry.password is not None
+    assert settings.registry.password.get_secret_value() == "s3cret-value"
     assert "s3cret-value" not in repr(settings)
-    assert settings.registry_insecure is False
+    assert settings.registry.insecure is False
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:5000", "127.0.0.2", "localhost:5000", "[::1]:5000"])
 def test_plain_http_is_allowed_for_loopback_registries(host: str) -> None:
-    assert load_settings(registry=host, registry_insecure=True).registry_insecure
+    assert load_settings(registry=host, registry_insecure=True).registry.insecure
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_empty_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(f"CSAWM_REGISTRY_{name}", "")
     monkeypatch.setenv("CSAWM_REGISTRY", "reg.example")
     settings = load_settings()
-    assert (settings.registry_username, settings.registry_password, settings.registry_ca) == (
+    assert (settings.registry.username, settings.registry.password, settings.registry.ca) == (
         None,
         None,
         None,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -81,8 +82,8 @@ def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CSAWM_MAX_UPLOAD_BYTES", "512MiB")
     monkeypatch.setenv("CSAWM_DATABASE_URL", "postgresql://u@db/x")
     settings = load_settings()
-    assert settings.run_timeout == timedelta(minutes=10)
-    assert settings.run_memory == 2 * 1024**3
+    assert settings.run.timeout == timedelta(minutes=10)
+    assert settings.run.memory == 2 * 1024**3
     assert settings.max_upload_bytes == 512 * 1024**2
     assert settings.effective_database_url == "postgresql+psycopg://u@db/x"
     assert not settings.is_sqlite
@@ -98,14 +99,67 @@ def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
         ("CSAWM_DATABASE_URL", "mysql://x", "sqlite:// or postgresql://"),
         ("CSAWM_REGISTRY", "https://reg/x", "CSAWM_REGISTRY"),
         ("CSAWM_QUOTA_PER_DAY", "-1", "CSAWM_QUOTA_PER_DAY"),
+        # The typed groups (settings.run, .registry, .mail, .k8s) still name the variable.
+        ("CSAWM_RUN_MEMORY", "1m", "CSAWM_RUN_MEMORY: Value error, must be at least 64 MiB"),
+        ("CSAWM_RUN_CPUS", "0", "CSAWM_RUN_CPUS:"),
+        ("CSAWM_RUN_RUNTIME", "kata", "CSAWM_RUN_RUNTIME:"),
+        ("CSAWM_PREFLIGHT_TIMEOUT", "0", "CSAWM_PREFLIGHT_TIMEOUT:"),
+        ("CSAWM_PREFLIGHT_IMAGES", "0", "CSAWM_PREFLIGHT_IMAGES:"),
+        ("CSAWM_REGISTRY_INSECURE", "maybe", "CSAWM_REGISTRY_INSECURE:"),
+        ("CSAWM_SMTP_PORT", "0", "CSAWM_SMTP_PORT:"),
+        ("CSAWM_SMTP_TLS", "ssl", "CSAWM_SMTP_TLS:"),
+        ("CSAWM_K8S_TTL_SECONDS", "0", "CSAWM_K8S_TTL_SECONDS:"),
+        ("CSAWM_K8S_MAX_COLLECT_BYTES", "lots", "CSAWM_K8S_MAX_COLLECT_BYTES:"),
     ],
 )
 def test_bad_settings_fail_fast_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str, needle: str
 ) -> None:
     monkeypatch.setenv(name, value)
-    with pytest.raises(SettingsError, match=needle.replace("/", "/")):
+    with pytest.raises(SettingsError, match=re.escape(needle)):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("override", "variable"),
+    [
+        ({"run_memory": "1m"}, "CSAWM_RUN_MEMORY"),
+        ({"preflight_images": 65}, "CSAWM_PREFLIGHT_IMAGES"),
+        ({"registry": "reg.example.org/x"}, "CSAWM_REGISTRY"),
+        ({"smtp_port": 70000}, "CSAWM_SMTP_PORT"),
+        ({"k8s_namespace": "Bad_NS"}, "CSAWM_K8S_NAMESPACE"),
+        ({"lease_ttl": "0"}, "CSAWM_LEASE_TTL"),
+    ],
+)
+def test_a_bad_override_names_its_variable(override: dict[str, object], variable: str) -> None:
+    """Overrides are named like the variable without CSAWM_ and reach the group that holds it."""
+    with pytest.raises(SettingsError, match=f"{variable}:"):
+        load_settings(**override)
+
+
+def test_overrides_land_in_their_group() -> None:
+    settings = load_settings(
+        run_memory="8g", preflight_images=8, registry="127.0.0.1:5000", registry_insecure=True,
+        smtp_host="127.0.0.1", smtp_sender="board@example.org", k8s_namespace="ns-b", lease_ttl="9s",
+    )  # fmt: skip
+    assert (settings.run.memory, settings.run.preflight_images) == (8 * 1024**3, 8)
+    assert (settings.registry.host, settings.registry.insecure) == ("127.0.0.1:5000", True)
+    assert settings.mail.enabled and settings.mail.sender == "board@example.org"
+    assert (settings.k8s.namespace, settings.lease_ttl) == ("ns-b", timedelta(seconds=9))
+
+
+def test_errors_of_several_groups_are_reported_together() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(run_gpus=-1, smtp_port=0, k8s_queue_timeout="0")
+    message = str(info.value)
+    for name in ("CSAWM_RUN_GPUS", "CSAWM_SMTP_PORT", "CSAWM_K8S_QUEUE_TIMEOUT"):
+        assert f"{name}:" in message
+
+
+def test_the_kubernetes_runner_needs_a_registry_a_check_across_groups() -> None:
+    with pytest.raises(SettingsError, match="CSAWM_RUNNER=kubernetes needs CSAWM_REGISTRY"):
+        load_settings(runner="kubernetes")
+    assert load_settings(runner="kubernetes", registry="127.0.0.1:5000").registry.host == "127.0.0.1:5000"
 
 
 def test_parse_size() -> None:

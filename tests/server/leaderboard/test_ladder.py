@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.leaderboard.ladder import (
+from server.scoring.ladder import (
     DEFAULT_LEVEL,
     DEFAULT_STEP,
     NOT_SIGNIFICANT,

@@ -14,7 +14,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from benchmarks.bench_ladder_attack import World, boost_exact, boost_ladder, hill, run_attacks
-from server.leaderboard.ladder import climb
+from server.scoring.ladder import climb
 
 
 @pytest.fixture(scope="module")

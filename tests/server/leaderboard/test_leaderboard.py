@@ -9,12 +9,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.stats
 from srvtest import factories as f
 from srvtest.app import Api, make_settings, open_api
 
 from server.benchmark.dataset import Benchmark
 from server.benchmark.synth import generate
 from server.models import ReviewState, RunStatus, Submission
+from server.scoring import ranks
+from server.scoring.bootstrap import resample_indices
 from server.scoring.report import references_of_test_set
 
 RESAMPLES = 500
@@ -96,7 +99,8 @@ def test_rows_order_best_per_team_experts_and_ties(api: Api) -> None:
         "Expert_1",
         "c-far",
     ]
-    assert [r["rank"] for r in rows] == list(range(1, 10))
+    # models are ranked among models; expert rows are reference bands, not ranked (issue 21 item 0)
+    assert [r["rank"] for r in rows] == [1, 2, 3, None, None, None, None, None, 4]
     by_name = {r["name"]: r for r in rows}
     assert by_name["a-best"]["submission_id"] == lead and by_name["a-best"]["is_leader"] is True
     assert by_name["a-best"]["tied_with_leader"] is False and by_name["a-best"]["tie_reason"] is None
@@ -197,15 +201,36 @@ def _expected_references(benchmark_dir: Path) -> dict[str, Any]:
     )
 
 
+def _expert_bands_by_loop(benchmark_dir: Path, *, resamples: int, seed: int) -> dict[str, list[float]]:
+    """Each expert's 95% band computed independently: scipy's tau-b of the expert's re-ranks against
+    the consensus on each resample of the runs' own draws (`resample_indices` of the private rows)."""
+    labels = Benchmark.open(benchmark_dir).read_private()
+    assert labels.experts is not None
+    reranked = ranks.rerank_experts(labels.experts)
+    truth = ranks.median_rank_ground_truth(reranked).astype(np.float64)
+    draws = resample_indices(len(labels), resamples, seed)
+    bands: dict[str, list[float]] = {}
+    for k in range(reranked.shape[1]):
+        column = reranked[:, k]
+        taus = []
+        for idx in draws:
+            kept = idx[~np.isnan(column[idx])]
+            taus.append(scipy.stats.kendalltau(truth[kept], column[kept]).statistic)
+        bands[f"Expert_{k + 1}"] = [float(v) for v in np.percentile(taus, [2.5, 97.5])]
+    return bands
+
+
 def test_expert_rows_come_from_the_test_set_before_any_run_issue_10(
     board_api: Api, benchmark_dir: Path
 ) -> None:
     rows = board_api.client.get("/api/v1/leaderboard").json()["rows"]
     expected = _expected_references(benchmark_dir)["experts"]
+    bands = _expert_bands_by_loop(benchmark_dir, resamples=100, seed=0)
     assert sorted(r["name"] for r in rows) == [f"Expert_{k}" for k in range(1, 6)]
     for row in rows:
-        assert row["kind"] == "expert" and row["scorer_version"] == "2"
-        assert row["kendall_tau_b"] == {"value": expected[row["name"]]["kendall_tau_b"], "ci95": None}
+        assert row["kind"] == "expert" and row["scorer_version"] == "2" and row["rank"] is None
+        assert row["kendall_tau_b"]["value"] == expected[row["name"]]["kendall_tau_b"]
+        assert row["kendall_tau_b"]["ci95"] == pytest.approx(bands[row["name"]], abs=1e-12)
         assert row["tied_with_leader"] is None
     # The web board shows them too.
     page = board_api.client.get("/")
@@ -245,18 +270,20 @@ def test_one_cache_serves_the_api_the_pages_and_the_downloads(
     team = f.team(api.db, "A")
     _scored(api, team, "m", 0.7, 40.0, np.full(RESAMPLES, 0.7))
     built: list[bool] = []
-    real = service.build
+    real = service.build_board
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         built.append(kwargs.get("best_per_team", True))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(service, "build", counted)
+    monkeypatch.setattr(service, "build_board", counted)
     rows = api.client.get("/api/v1/leaderboard").json()["rows"]
     page, csv = api.client.get("/"), api.client.get("/leaderboard.csv")
     download = api.client.get("/leaderboard.json").json()["rows"]
+    significance = api.client.get("/api/v1/leaderboard/significance").json()
     assert page.status_code == 200 and csv.status_code == 200
-    assert built == [True]  # one build for all four
+    assert significance["map"]["names"] == ["m"]
+    assert built == [True]  # one build for all five
     assert [(r["rank"], r["name"], r["kendall_tau_b"]) for r in rows] == [
         (r["rank"], r["name"], r["kendall_tau_b"]) for r in download
     ]

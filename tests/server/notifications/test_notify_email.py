@@ -115,7 +115,7 @@ def test_smtp_settings_are_checked_and_the_password_is_secret(tmp_path: Path) ->
         smtp_username="u",
         smtp_password="hunter2-long-password",
     )
-    assert ok.smtp_tls == "starttls" and ok.smtp_port == 587 and ok.email_enabled
+    assert ok.mail.tls == "starttls" and ok.mail.port == 587 and ok.mail.enabled
     assert "hunter2" not in repr(ok) and "hunter2" not in str(ok.model_dump())
 
 

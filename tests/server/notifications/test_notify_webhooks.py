@@ -142,6 +142,7 @@ def test_failed_run_event_has_the_code_but_no_error_text(
         (got,) = receiver.wait_for(1)
     body = json.loads(got.body)
     assert (body["event"], body["status"], body["error_code"]) == ("run.failed", "failed", "infra_error")
+    assert body["review_state"] is None  # issue 23: nothing to review, no "pending" for ever
     assert b"node went away" not in got.body and b"gpu-7" not in got.body
 
 

@@ -14,8 +14,8 @@ from srvtest import factories as f
 from srvtest.app import Api
 
 from server.clock import utcnow
-from server.leaderboard.ladder import NOT_SIGNIFICANT
 from server.models import Role, Team
+from server.scoring.ladder import NOT_SIGNIFICANT
 
 HOUR = timedelta(hours=1)
 FIRST, NEAR, CLEAR = 0.701234, 0.703917, 0.781234

@@ -28,8 +28,8 @@ from srvtest import factories as f
 from srvtest.app import Api
 
 from server.clock import utcnow
-from server.leaderboard.ladder import LadderRun, climb
 from server.models import LadderStepRow, ReviewState, Role, Submission, Team
+from server.scoring.ladder import LadderRun, climb
 
 HOUR = timedelta(hours=1)
 LEVEL, STEP = 0.05, 0.01

@@ -28,9 +28,9 @@ from srvtest.fakes import FakeRunner
 
 from server.clock import utcnow
 from server.core import migrate
-from server.leaderboard.ladder import NOT_SIGNIFICANT
 from server.models import LadderStepRow, ReviewState, Role, RunStatus, Submission
 from server.runs.rescore import rescore
+from server.scoring.ladder import NOT_SIGNIFICANT
 from server.worker.evaluation import EvaluationSet
 from server.worker.loop import Worker
 from server.worker.stages import score_report

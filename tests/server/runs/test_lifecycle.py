@@ -386,9 +386,10 @@ def test_each_rule_that_frees_the_image_names_its_stored_code() -> None:
 # Columns only `server.runs` writes (the status goes through `transitions.transition`).
 GUARDED = frozenset(
     {"lease_owner", "lease_expires_at", "heartbeat_at", "review_state", "reviewed_at", "review_reason",
-     "cancel_requested"}
+     "cancel_requested", "retry_at", "resume_status"}
 )  # fmt: skip
-GUARDED_VALUES = GUARDED | {"status", "attempt"}  # also in an UPDATE's .values(...)
+# also in an UPDATE's .values(...); `retries` only there: a worker's RunContext counts retries too
+GUARDED_VALUES = GUARDED | {"status", "attempt", "retries"}
 
 
 def side_doors(source: str) -> list[str]:

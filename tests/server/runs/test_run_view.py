@@ -1,4 +1,4 @@
-"""`server.runs.run_view`: what each viewer sees of a run's figures and timestamps, per level."""
+"""`server.disclosure.run_view`: what each viewer sees of a run's figures and timestamps, per level."""
 
 from __future__ import annotations
 
@@ -7,8 +7,18 @@ from typing import Any
 
 import pytest
 
-from server.models import RunEvent, RunStatus, Submission
-from server.runs.run_view import GIB, Viewer, coarse_figure, run_view, shown_time
+from server.disclosure.hints import BUILTIN_EXCEPTIONS, exception_hint
+from server.disclosure.run_view import (
+    GIB,
+    NEXT_STEP,
+    Charge,
+    Viewer,
+    coarse_figure,
+    run_view,
+    shown_review,
+    shown_time,
+)
+from server.models import FailedPhase, ReviewState, RunEvent, RunStatus, Submission
 
 T0 = datetime(2025, 3, 4, 10, 0, 7, 123456, tzinfo=UTC)
 HIDDEN = {
@@ -176,3 +186,47 @@ def test_missing_records_stay_missing() -> None:
     for staff in (False, True):
         view = run_view(sub, Viewer(staff=staff, level="maintainers"))
         assert (view.timings, view.runtime, view.reproducibility, view.started_at) == (None, None, None, None)
+
+
+# -- the outcome of a failed run (issue 23 item 1) -------------------------------------------------------
+
+
+def _failed(phase: FailedPhase, code: str, log: str | None = None) -> Submission:
+    sub = _run()
+    sub.status, sub.failed_phase, sub.error_code, sub.hidden_log_tail = RunStatus.FAILED, phase, code, log
+    sub.review_state = ReviewState.PENDING
+    return sub
+
+
+def test_a_hidden_failure_is_charged_its_log_withheld_and_the_robust_check_next() -> None:
+    sub = _failed(FailedPhase.HIDDEN, "oom", "Traceback\nMemoryError\n")
+    team = Viewer(staff=False, level="maintainers")
+    out = run_view(sub, team, Charge(charged=True, refund_reason=None)).outcome
+    assert out is not None and out.charged and out.charge.startswith("charged: a failure on the hidden")
+    assert out.log.startswith("the hidden run's log is withheld: only the maintainers")
+    assert "`csawm check IMAGE --images 972 " in out.next_step and out.hint is None
+    assert shown_review(sub) is None and run_view(sub, team).outcome is None  # no ledger: no outcome
+    preflight = _failed(FailedPhase.PREFLIGHT, "oom")
+    out = run_view(
+        preflight, team, Charge(charged=True, refund_reason="preflight failure costs no quota")
+    ).outcome
+    assert out is not None and not out.charged and out.charge.startswith("refunded: preflight failure")
+    assert out.next_step == NEXT_STEP["oom"]
+
+
+@pytest.mark.parametrize(
+    ("log", "hint"),
+    [
+        ("Traceback (most recent call last):\nValueError: bad shape\n", "ValueError"),
+        ("KeyError: 'x'\nduring handling\nRuntimeError: CUDA error\n", "RuntimeError"),
+        ("numpy.core._exceptions._ArrayMemoryError: Unable to allocate\n", "other"),
+        ("private_17.png density 4 MyOwnError SECRET\n", "other"),  # nothing the model chose
+        (None, "other"),
+    ],
+)
+def test_the_hint_is_a_builtin_exception_name_or_other(log: str | None, hint: str) -> None:
+    assert exception_hint(log) == hint and hint in BUILTIN_EXCEPTIONS | {"other"}
+    sub = _failed(FailedPhase.HIDDEN, "nonzero_exit", log)
+    viewer = Viewer(staff=False, level="maintainers", hint="exception_type")
+    out = run_view(sub, viewer, Charge(charged=True, refund_reason=None)).outcome
+    assert out is not None and out.hint == hint

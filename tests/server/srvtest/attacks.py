@@ -212,3 +212,20 @@ def read_response(sock: socket.socket) -> bytes:
     while len(body) < length and (chunk := sock.recv(65536)):
         body += chunk
     return head + b"\r\n\r\n" + body
+
+
+def declare_and_wait(
+    url: str, token: str, declared: int, content_type: str = "application/x-tar"
+) -> tuple[bytes, float]:
+    """POST the head of a submission that declares `declared` bytes and send no body: the answer
+    and the seconds it took. A refusal before the body comes at once; an endpoint that read the
+    body would wait for bytes that never come (issue 22: the pause and the compute budget)."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(
+            f"POST /api/v1/submissions?name=m HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {declared}\r\n\r\n".encode()
+        )
+        answer = read_response(sock)
+        return answer, time.monotonic() - started

@@ -2,6 +2,7 @@
 
 Behaviour is chosen per image digest: ``good`` writes a valid predictions.csv for the input
 manifest; ``crash`` exits 1 with a traceback; ``preflight_crash`` crashes only in preflight;
+``hidden_crash`` only on the hidden images (a MemoryError traceback);
 ``bad_output`` leaves out one row; ``infra`` raises a transient infrastructure error every time,
 ``infra_once`` only on the first start; ``hang`` blocks until cancelled.
 """
@@ -110,6 +111,12 @@ class FakeRunner:
                 ErrorCode.NONZERO_EXIT,
                 "the model exited with code 1",
                 log="Traceback (most recent call last):\nValueError: boom\n",
+            )
+        if behaviour == "hidden_crash" and spec.phase == "hidden":
+            return result(
+                ErrorCode.NONZERO_EXIT,
+                "the model exited with code 1",
+                log="Traceback (most recent call last):\nMemoryError: image 474 of 475\n",
             )
         drop = behaviour == "bad_output" and spec.phase == "hidden"
         return result(

@@ -43,7 +43,7 @@ def test_kubernetes_runner_is_built_from_the_settings(monkeypatch: pytest.Monkey
     settings = load_settings()
     runner = build_runner(settings)
     assert isinstance(runner, KubernetesRunner)
-    assert runner.config == kubernetes_runner_config(settings)
+    assert runner.config == kubernetes_runner_config(settings.k8s)
     assert runner.config != KubernetesRunnerConfig()
     assert runner.config.namespace == "eval-gpu"
     assert runner.config.node_selector == (("pool", "gpu"),)

@@ -345,7 +345,7 @@ def test_readyz_names_a_dead_worker(tmp_path: Path, sqlite_url: str, synthetic_b
     settings = make_settings(tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark)
     with running_api(settings, embedded_worker=True, runner=FakeRunner()) as api:
         _until(lambda: api.client.get("/readyz").status_code == 200)
-        api.client.app.state.csawm.worker.stop()  # type: ignore[attr-defined]
+        api.client.app.state.csawm.parts.get(Worker).stop()  # type: ignore[attr-defined]
         response = api.client.get("/readyz")
         assert response.status_code == 503 and response.json()["error"]["checks"] == ["worker"]
 

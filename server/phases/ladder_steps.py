@@ -1,6 +1,6 @@
 """The stored Ladder: each team's sequence of steps in a Ladder phase, decided once (issue 19 item 4).
 
-The rule (`server.leaderboard.ladder`) runs over **all** of a team's scored runs of the phase, in the
+The rule (`server.scoring.ladder`) runs over **all** of a team's scored runs of the phase, in the
 order they were scored, whatever their review state; each run's step is decided when the run is
 scored (`on_scored`, called by `server.runs.reports.record` in the transaction that records the
 score) against the team's stored sequence so far, and stored append-only (`LadderStepRow`):
@@ -39,9 +39,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.clock import utcnow
-from server.leaderboard.history import review_states_at
-from server.leaderboard.ladder import LadderRun, next_step
 from server.models import LadderStepRow, Phase, ReviewState, RunStatus, Submission, Team, Visibility
+from server.phases.history_reviews import review_states_at
+from server.scoring.ladder import LadderRun, next_step
 from server.scoring.results import PairingBasis
 
 ATTEMPTS = 5  # a lost race retries; five losses in a row is not a race any more
@@ -187,7 +187,7 @@ def team_steps(session: Session, phase: str, team_id: int) -> dict[int, dict[str
 def board_steps(session: Session, phase: str, as_of: datetime | None = None) -> list[BoardStep]:
     """Per team, its best stored step that moved the display and whose run is approved (highest
     displayed, the latest of equals); a team with no such step has no row. With `as_of`: of the
-    steps decided by then, whose runs were approved then (`server.leaderboard.history`).
+    steps decided by then, whose runs were approved then (`server.phases.history_reviews`).
 
     Only steps that moved count: a step that did not move displays an earlier run's value, and that
     run may be pending, hidden or disqualified. So every number on the public board is the revealed

@@ -28,7 +28,7 @@ How ours differs from Algorithm 2 (as the authors' ``Ladder.jl`` computes it):
 * release: rounded to the phase's step (``Ladder.jl`` releases the new best unrounded), so a
   significant gain smaller than the rounding does not move the board;
 * the unpaired fallback above, and one ladder per team and phase, over all its scored runs in scoring
-  order, each step decided once and stored (`server.leaderboard.ladder_steps` applies `next_step`).
+  order, each step decided once and stored (`server.phases.ladder_steps` applies `next_step`).
 
 The paired test's margin shrinks for near-duplicates of the best run, so small random perturbations of
 it still climb, more slowly than on an exact board (BENCHMARKS.md, "The Ladder against an adaptive

@@ -20,6 +20,14 @@ preflight on public or synthetic images) are exact for everyone. Whatever the le
 never sees the worker's host and name, nor the hidden predictions' hash (a model steers its prefix).
 Maintainers see everything.
 
+For a run that failed or was cancelled, `outcome` says what a submitter is told of its end (issue 23):
+whether it was charged or refunded and why, what became of its log (the hidden run's is withheld
+unless ``CSAWM_HIDDEN_LOGS=submitters``), the next step that helps (`NEXT_STEP`; after a failure on
+the hidden images: a check at the hidden set's full scale under its limits, since a plain check
+passed the preflight already)
+and, where ``CSAWM_HIDDEN_HINT=exception_type``, the name of a built-in exception class found in the
+hidden log (`server.runs.disclosure.exception_hint`: a closed list, a few bits a run).
+
 Every surface that shows these fields — the API (``server.submissions.router``), the report and team
 pages (``server.web``), the delivery log, the quota ledger, webhooks and mails — goes through
 `run_view` and `shown_time` here, so the pages show exactly what the API shows.
@@ -33,8 +41,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from server.core.principal import Principal
-from server.models import Submission
+from server.disclosure.hints import HiddenHint, HiddenLogs, exception_hint
+from server.models import FailedPhase, LedgerKind, QuotaEntry, ReviewState, RunStatus, Submission
 
 if TYPE_CHECKING:
     from server.core.settings import Settings
@@ -58,6 +70,8 @@ class Viewer:
 
     staff: bool
     level: HiddenRuntime
+    logs: HiddenLogs = "maintainers"
+    hint: HiddenHint = "none"
 
     @property
     def figures(self) -> Figures:
@@ -68,12 +82,135 @@ class Viewer:
 
 
 def viewer_of(user: Principal | None, settings: Settings) -> Viewer:
-    return Viewer(staff=user is not None and user.is_staff, level=settings.hidden_runtime)
+    return Viewer(
+        staff=user is not None and user.is_staff,
+        level=settings.hidden_runtime,
+        logs=settings.hidden_logs,
+        hint=settings.hidden_hint,
+    )
 
 
 def team_viewer(settings: Settings) -> Viewer:
     """The reader of a webhook or a mail: the team, a submitter."""
-    return Viewer(staff=False, level=settings.hidden_runtime)
+    return Viewer(
+        staff=False, level=settings.hidden_runtime, logs=settings.hidden_logs, hint=settings.hidden_hint
+    )
+
+
+def shown_review(sub: Submission) -> ReviewState | None:
+    """A run's review state as the API, the webhooks and the pages show it: none for a run that
+    failed or was cancelled and that no maintainer hid or disqualified (there is nothing to review,
+    and "pending" would never end)."""
+    ended = sub.status in (RunStatus.FAILED, RunStatus.CANCELLED)
+    return None if ended and sub.review_state is ReviewState.PENDING else sub.review_state
+
+
+#: What to do after a failed run, by error code (docs/submitting.md, "What happens to a run"). ``IMAGE``
+#: stands for the image; a client puts in the name or archive it submitted.
+NEXT_STEP: dict[str, str] = {
+    "image_invalid": "the image could not be used (format, architecture, entrypoint): fix it and run "
+    "`csawm check IMAGE` before submitting again",
+    "timeout": "the run reached its wall-time limit (the server's limits are on /guide/submitting): "
+    "make the model faster and reproduce with `csawm check IMAGE --timeout SECONDS`",
+    "oom": "the run reached its memory limit: use less memory (smaller batches) and reproduce with "
+    "`csawm check IMAGE --memory SIZE`",
+    "nonzero_exit": "the model exited with an error: read the log tail, fix it, and reproduce with "
+    "`csawm check IMAGE`",
+    "output_missing": "the model wrote no /output/predictions.csv: write it (see `csawm init` for an "
+    "example) and reproduce with `csawm check IMAGE`",
+    "output_invalid": "predictions.csv broke the contract (the message names the row and column); "
+    "`csawm check IMAGE` validates it with the same reader",
+    "infra_error": "not your model's fault: submit again later or ask the maintainers",
+    "cancelled": "the run was cancelled; submit again when ready",
+}
+#: After a model's failure on the hidden images: the preflight (and a plain `csawm check`) passed, so
+#: only a run at the hidden set's scale and contents can reproduce it.
+ROBUST_STEP = (
+    "the preflight passed, so reproduce it at the hidden set's full scale (CSAW-M: 475 private + 497 "
+    "public images, 632x512 8-bit) under the hidden run's limits (on /guide/submitting): "
+    "`csawm check IMAGE --images 972 --timeout SECONDS --memory SIZE`"
+)
+_HIDDEN_PHASES = (FailedPhase.HIDDEN, FailedPhase.SCORING)
+_ROBUST_CODES = frozenset(
+    {"timeout", "oom", "nonzero_exit", "output_missing", "output_invalid", "image_invalid"}
+)
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A run's quota ledger: whether it was charged, and the reason of its refund, if refunded."""
+
+    charged: bool
+    refund_reason: str | None
+
+
+def ledger_charge(session: Session, submission_id: int) -> Charge:
+    """The quota ledger's word on run `submission_id` (one charge, and at most one refund of it)."""
+    kinds = session.execute(
+        select(QuotaEntry.kind, QuotaEntry.reason).where(QuotaEntry.submission_id == submission_id)
+    ).all()
+    refund = next((reason for kind, reason in kinds if kind is LedgerKind.REFUND), None)
+    return Charge(charged=any(kind is LedgerKind.CHARGE for kind, _ in kinds), refund_reason=refund)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a submitter is told of a run that failed or was cancelled."""
+
+    charged: bool  # the quota slot stays used
+    charge: str  # "charged: …" or "refunded: …" or "not charged: …", with the rule's reason
+    log: str  # where the log is, and who can read the hidden run's
+    next_step: str  # with ``IMAGE`` for the image
+    hint: str | None  # CSAWM_HIDDEN_HINT=exception_type: a built-in exception name or "other"
+
+
+def _charge_words(sub: Submission, charge: Charge) -> tuple[bool, str]:
+    if charge.refund_reason is not None:
+        return False, f"refunded: {charge.refund_reason}; the quota slot is free again"
+    if not charge.charged:
+        return False, "not charged: this run used no quota slot"
+    if sub.failed_phase in _HIDDEN_PHASES and sub.error_code != "infra_error":
+        why = (
+            "a failure on the hidden images always uses its quota slot (a refund would make them "
+            "free to probe)"
+        )
+    elif sub.status is RunStatus.CANCELLED:
+        why = "it was cancelled after the hidden run started"
+    else:
+        why = "the model ran on the hidden images, so the run keeps its quota slot"
+    return True, f"charged: {why}"
+
+
+def _log_words(sub: Submission, viewer: Viewer) -> str:
+    if sub.failed_phase not in _HIDDEN_PHASES:
+        return f"the log tail is shown in full: `csawm logs {sub.id}`"
+    if viewer.staff or viewer.logs == "submitters":
+        return f"the hidden run's log tail: `csawm logs {sub.id}`"
+    if viewer.logs == "none":
+        return "the hidden run's log is not kept on this server: nobody can read it"
+    return (
+        "the hidden run's log is withheld: only the maintainers can read it (a model's output on the "
+        "hidden images could carry them out)"
+    )
+
+
+def outcome_of(sub: Submission, viewer: Viewer, charge: Charge) -> Outcome | None:
+    """What `viewer` is told of the end of `sub` (None unless it failed or was cancelled)."""
+    if sub.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
+        return None
+    code = sub.error_code or "cancelled"
+    hidden_fault = sub.failed_phase in _HIDDEN_PHASES and code in _ROBUST_CODES
+    charged, words = _charge_words(sub, charge)
+    hint = None
+    if hidden_fault and viewer.hint == "exception_type" and sub.failed_phase is FailedPhase.HIDDEN:
+        hint = exception_hint(sub.hidden_log_tail)
+    return Outcome(
+        charged=charged,
+        charge=words,
+        log=_log_words(sub, viewer),
+        next_step=ROBUST_STEP if hidden_fault else NEXT_STEP.get(code, NEXT_STEP["infra_error"]),
+        hint=hint,
+    )
 
 
 @dataclass(frozen=True)
@@ -98,6 +235,7 @@ class RunView:
     reproducibility: dict[str, Any] | None
     error_detail: str | None
     events: tuple[EventView, ...]
+    outcome: Outcome | None = None
 
 
 @overload
@@ -172,8 +310,9 @@ def _reproducibility(repro: Mapping[str, Any] | None, viewer: Viewer) -> dict[st
     return out
 
 
-def run_view(sub: Submission, viewer: Viewer) -> RunView:
-    """The one view of a run's figures, timestamps and maintainer texts (`viewer` decides)."""
+def run_view(sub: Submission, viewer: Viewer, charge: Charge | None = None) -> RunView:
+    """The one view of a run's figures, timestamps and maintainer texts (`viewer` decides), and,
+    given its ledger `charge`, the `outcome` of a failed or cancelled run."""
     figures = viewer.figures
     return RunView(
         figures=figures,
@@ -194,4 +333,5 @@ def run_view(sub: Submission, viewer: Viewer) -> RunView:
             )
             for e in sub.events
         ),
+        outcome=None if charge is None else outcome_of(sub, viewer, charge),
     )

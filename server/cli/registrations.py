@@ -1,0 +1,56 @@
+"""`csawm admin registrations | approve | reject`: maintainers decide on self-registrations from a
+terminal, through the same service as `/api/v1/admin/registrations` (audited as ``cli:<user>``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from server.cli._server_common import cli_actor, open_database, reported_errors, settings_or_exit
+from server.core.text import visible
+from server.models import RegistrationState
+from server.registrations import service
+from server.registrations.schemas import RegistrationOut
+
+
+def list_registrations(
+    state: Annotated[
+        RegistrationState | None, typer.Option("--state", help="Only registrations in this state.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON list, as the API returns it.")] = False,
+) -> None:
+    """List registrations: id, state, email, team, name and affiliation (answers with --json)."""
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction(write=False) as session:
+        rows = [RegistrationOut.of(r) for r in service.listing(session, state)]
+    if as_json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        return
+    for r in rows:
+        ((action, team),) = r.team.items()
+        fields = (str(r.id), r.state.value, r.email, f"{action} {team}", r.name, r.affiliation)
+        typer.echo("\t".join(visible(f) for f in fields))
+    if not rows:
+        typer.echo("no registrations", err=True)
+
+
+def approve(registration_id: Annotated[int, typer.Argument(help="The registration's id.", min=1)]) -> None:
+    """Approve a verified registration: create the team and the user (or, for a join, wait for the
+    team), then mail the welcome link."""
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+        reg = service.approve(session, settings, registration_id, actor=cli_actor())
+        typer.echo(f"registration {reg.id} ({visible(reg.email)}): {reg.state.value}", err=True)
+
+
+def reject(
+    registration_id: Annotated[int, typer.Argument(help="The registration's id.", min=1)],
+    reason: Annotated[str, typer.Option("--reason", help="Why; the applicant is told.")],
+) -> None:
+    """Reject a registration with a reason (mailed to a verified address)."""
+    settings = settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+        reg = service.reject(session, registration_id, reason, actor=cli_actor())
+        typer.echo(f"registration {reg.id} ({visible(reg.email)}): rejected", err=True)

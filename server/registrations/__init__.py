@@ -1,0 +1,1 @@
+"""Self-registration with approval (issue 22 item 1; docs/api.md#registration, docs/maintaining.md)."""
