@@ -48,6 +48,7 @@ def _api_routers() -> list[APIRouter]:
     from server.registrations.router import router as registrations_router
     from server.review.router import router as review_router
     from server.submissions.router import router as submissions_router
+    from server.worker_api.router import router as worker_router
 
     return [
         health_router,
@@ -63,6 +64,7 @@ def _api_routers() -> list[APIRouter]:
         operations_router,
         registrations_router,
         registrations_admin_router,
+        worker_router,
     ]
 
 

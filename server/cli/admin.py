@@ -379,3 +379,11 @@ def resume() -> None:
     with open_database(settings) as db, reported_errors(), db.transaction() as session:
         pausing.clear_pause(session, actor=cli_actor())
     typer.echo("resumed: intake and runs", err=True)
+def _register_worker_commands() -> None:
+    from server.cli import worker_accounts
+
+    app.command("create-worker")(worker_accounts.create_worker)
+    app.command("revoke-worker")(worker_accounts.revoke_worker)
+
+
+_register_worker_commands()

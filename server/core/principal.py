@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.clock import utcnow
-from server.core.errors import Unauthorized
+from server.core.errors import Forbidden, Unauthorized
 from server.core.security import hash_token
-from server.models import ApiToken, Role, Team, User
+from server.models import ApiToken, Role, Team, User, WorkerAccount
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ def principal_for_hash(session: Session, token_hash: str, *, now: datetime | Non
         .where(ApiToken.token_hash == token_hash)
     ).first()
     if row is None:
+        if session.scalar(select(WorkerAccount.id).where(WorkerAccount.token_hash == token_hash)):
+            raise Forbidden("a worker token reaches only the worker API (/api/v1/worker/)")
         raise Unauthorized("invalid token")
     api_token, user, team = row
     if api_token.revoked_at is not None:

@@ -7,7 +7,7 @@ The same rows come out (`server.leaderboard.rows`); only their sources change:
   `SubmissionReport` created at or before `at` (a re-score after `at` changes nothing), with that
   report's scorer version, test-set digest, bootstrap settings and tau-b replicates (the run's own
   for its latest report, `SupersededReplicates` for an earlier one; one superseded before
-  ``0013_snapshots`` kept none, so it gets no tie test);
+  ``0014_snapshots`` kept none, so it gets no tie test);
 - its review state is the one the audit trail gives for `at` (``review_*`` entries, each with its
   ``from`` and ``to``): the ``to`` of its last entry at or before `at`, else the ``from`` of its
   first later entry, else (never reviewed) its current state. So a run approved after `at` is not on

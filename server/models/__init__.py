@@ -26,6 +26,7 @@ from server.models.submissions import (
     WorkerHeartbeat,
 )
 from server.models.web import RevokedWebSession
+from server.models.workers import WorkerAccount
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -68,5 +69,6 @@ __all__ = [
     "User",
     "Visibility",
     "Webhook",
+    "WorkerAccount",
     "WorkerHeartbeat",
 ]

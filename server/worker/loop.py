@@ -336,7 +336,7 @@ class Worker:
             image = image or ensure_image(self.env, self.runner, ctx)
             run_hidden(self.env, self.runner, ctx, evaluation, image)
         if ctx.status is RunStatus.SCORING:
-            score(self.env, self.runner, ctx, evaluation, self.scorer)
+            score(self.env, self.runner.name, ctx, evaluation, self.scorer)
         endings.finish(self.env, ctx)
 
     def _take_over(self, ctx: RunContext) -> None:

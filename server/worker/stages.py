@@ -379,7 +379,9 @@ def _test_set(env: WorkerEnv, session: Session, ctx: RunContext) -> str:
     return "private" if sub is None else competition_phase(session, env.settings, sub.phase).test_set
 
 
-def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: EvaluationSet, scorer: Scorer) -> None:
+def score(
+    env: WorkerEnv, runner_name: str, ctx: RunContext, evaluation: EvaluationSet, scorer: Scorer
+) -> None:
     """scoring → succeeded: the stored hidden predictions scored against the labels of the run's
     competition phase's test set (private, or public for a development phase): `server.runs.scoring`."""
     from server.scoring.predictions import PredictionsError
@@ -420,7 +422,7 @@ def score(env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: Evaluatio
     ctx.runtime["scoring"] = {"wall_s": ctx.timings["scoring_s"]}
     repro = scored.record(
         RunRecord(
-            image_digest=ctx.image_digest, predictions_sha256=sha, runner_backend=runner.name,
+            image_digest=ctx.image_digest, predictions_sha256=sha, runner_backend=runner_name,
             host=socket.gethostname(), worker=env.name, attempt=ctx.lease.attempt, retries=ctx.retries,
             durations_s=dict(ctx.timings),
             peak_memory_bytes={

@@ -97,6 +97,7 @@ def _samples(tmp: Path) -> dict[str, tuple[str, object]]:
         "CSAWM_MAX_TEAM_SIZE": ("9", 9),
         "CSAWM_REGISTRATION_QUESTIONS": (str(tmp / "questions.yaml"), tmp / "questions.yaml"),
         "CSAWM_HIDDEN_LOGS": ("none", "none"),
+        "CSAWM_HIDDEN_HINT": ("exception_type", "exception_type"),
         "CSAWM_HIDDEN_RUNTIME": ("coarse", "coarse"),
         "CSAWM_HIDDEN_END_GRID": ("0", timedelta(0)),
         "CSAWM_MIN_FREE_BYTES": ("5g", 5 * 1024**3),

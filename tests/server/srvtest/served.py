@@ -28,10 +28,13 @@ class ServedServer:
 
 
 @contextmanager
-def served(root: Path, env: dict[str, str] | None = None, *, code: Path = REPO) -> Iterator[ServedServer]:
+def served(
+    root: Path, env: dict[str, str] | None = None, *, code: Path = REPO, port: int | None = None
+) -> Iterator[ServedServer]:
     """Run ``python -m server.cli.main serve --no-worker`` with the `code` tree first on the path
-    and its state under `root`; stop it (SIGTERM, then wait) on exit."""
-    port = free_port()
+    and its state under `root` (on `port`, e.g. to restart a server where its clients expect it);
+    stop it (SIGTERM, then wait) on exit."""
+    port = port or free_port()
     db_url = f"sqlite:///{root / 'state' / 'csawm.db'}"
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("CSAWM_")}
     child_env.update(

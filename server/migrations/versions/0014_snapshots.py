@@ -5,8 +5,8 @@
 it (a run's current replicates stay on the submission), so a board rebuilt as it stood before a
 re-score pairs the replicates the runs had then; reports superseded before this revision have none.
 
-Revision ID: 0013_snapshots
-Revises: 0012_operations
+Revision ID: 0014_snapshots
+Revises: 0013_worker_accounts
 Create Date: 2026-12-07
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_snapshots"
-down_revision: str | None = "0012_operations"
+revision: str = "0014_snapshots"
+down_revision: str | None = "0013_worker_accounts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
