@@ -39,6 +39,7 @@ def _api_routers() -> list[APIRouter]:
     from server.agreements.router import router as agreements_router
     from server.health import router as health_router
     from server.leaderboard.router import router as leaderboard_router
+    from server.leaderboard.router import snapshots_router
     from server.notifications.router import router as notifications_router
     from server.operations.router import router as operations_router
     from server.phases.router import router as phases_router
@@ -56,6 +57,7 @@ def _api_routers() -> list[APIRouter]:
         quota_router,
         agreements_router,
         leaderboard_router,
+        snapshots_router,
         phases_router,
         review_router,
         notifications_router,
@@ -104,6 +106,8 @@ def build_state(settings: Settings, db: Database, agreement: Agreement | None) -
     dispatcher are started by the lifespan)."""
     from server.leaderboard.cache import BoardCache
     from server.leaderboard.references import ReferenceCache
+    from server.leaderboard.snapshots import freeze_revealed
+    from server.phases.service import RevealHook
     from server.review.flags import RankCache
     from server.submissions.upload import UploadSlots
     from server.web.cache import PLOT_CACHE_SIZE, PlotCache, plot_key
@@ -116,6 +120,7 @@ def build_state(settings: Settings, db: Database, agreement: Agreement | None) -
         PlotCache(PLOT_CACHE_SIZE),  # the pages' rendered plots
         SessionSigner.from_secret(session_key(settings)),  # the web pages' cookie signer
         RankCache(),  # ranked prediction files of the review flags
+        RevealHook(freeze_revealed),  # a reveal freezes the revealed board (server.leaderboard.snapshots)
     )
     if agreement is not None:  # CSAWM_DUA_FILE, read once in create_app
         parts.add(agreement)

@@ -330,9 +330,14 @@ def update_phase(
 @app.command("reveal-phase")
 def reveal_phase(name: Annotated[str, typer.Argument(help="A sealed phase that has closed.")]) -> None:
     """Reveal a closed sealed phase: its board then ranks the selected runs with exact scores."""
+    from server.leaderboard import snapshots  # the board's modules, only for this command
+
     settings = settings_or_exit()
     with open_database(settings) as db, reported_errors(), db.transaction() as session:
         row = phases.reveal(session, name, actor=cli_actor())
+        snapshots.freeze_revealed(
+            session, settings, PhaseView.of(row), cli_actor(), None
+        )  # the API: RevealHook
         typer.echo(f"revealed phase {row.name}", err=True)
 
 

@@ -10,15 +10,18 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
 
-from server.clock import utcnow
-from server.core.deps import StateDep
+from server.clock import iso, utcnow
+from server.core import audit
+from server.core.deps import IdPath, MaintainerUser, SessionDep, StateDep
 from server.core.openapi import error_responses
 from server.core.principal import Principal, authenticate
-from server.leaderboard import pending
+from server.leaderboard import history, pending, service, snapshots
 from server.leaderboard.cache import BoardCache
 from server.leaderboard.references import board_references
-from server.phases.service import board_phase
+from server.leaderboard.rows import BoardRow, ClinicalRow, withheld
+from server.phases.service import board_phase, board_phase_at
 from server.phases.visibility import board_figures_note
 
 router = APIRouter(prefix="/api/v1/leaderboard", tags=["leaderboard"])
@@ -55,18 +58,25 @@ ViewerDep = Annotated[Principal | None, Depends(optional_viewer)]
 PhaseParam = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
-@router.get("", openapi_extra=_LEADERBOARD_DOC, responses=error_responses(401, 404))
+@router.get("", openapi_extra=_LEADERBOARD_DOC, responses=error_responses(400, 401, 404))
 def get_leaderboard(
     state: StateDep,
     viewer: ViewerDep,
     best_per_team: bool = True,
     view: Literal["masking", "clinical"] = "masking",
     phase: PhaseParam = None,
+    as_of: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> Response:
     """Public. ``{"phase": ..., "rows": [...], "pending": [...]}``: the phase shown (default: the
     current one; 404 for an unknown one), the rows in leaderboard order (docs/api.md) and the
     baselines on their way (`server.leaderboard.pending`, read on every request: it changes with
-    each training step while the rows' cached body does not)."""
+    each training step while the rows' cached body does not).
+
+    With ``as_of`` (ISO 8601 with a time zone): the board as it stood then (`server.leaderboard.
+    history`), the phase as it was then (default: the one shown then), ``pending`` empty, and
+    ``"as_of"`` added; 400 for a malformed or future instant, 404 for one before the first run."""
+    if as_of is not None:
+        return _board_as_of(state, viewer, best_per_team, view, phase, as_of)
     references = board_references(state)
     with state.db.session() as session:  # one connection for the whole request
         shown = board_phase(session, state.settings, phase)
@@ -76,6 +86,76 @@ def get_leaderboard(
     described = json.dumps(shown.to_json(utcnow()), separators=(",", ":")).encode()
     content = b"".join((b'{"phase":', described, b',"rows":', body, b',"pending":', coming, b"}"))  # one copy
     return Response(content=content, media_type="application/json")
+
+
+def _board_as_of(
+    state: StateDep, viewer: Principal | None, best: bool, view: str, phase: str | None, raw: str
+) -> Response:
+    references = board_references(state)
+    with state.db.session() as session:
+        at = history.parse(session, raw)
+        shown = history.phase_at(board_phase_at(session, state.settings, phase, at), at)
+        rows: list[BoardRow] | list[ClinicalRow]
+        if view == "clinical":
+            rows = service.build_clinical(
+                session, best_per_team=best, references=references, phase=shown, as_of=at
+            )
+        else:
+            board = service.build_board(
+                session, best_per_team=best, references=references, phase=shown, as_of=at
+            )
+            rows = withheld(board.rows, board_figures_note(shown, viewer))  # as the live board's
+    body = {
+        "phase": shown.to_json(at),
+        "as_of": iso(at),
+        "rows": [row.to_json() for row in rows],
+        "pending": [],
+    }
+    return Response(
+        content=json.dumps(body, allow_nan=False, separators=(",", ":")), media_type="application/json"
+    )
+
+
+snapshots_router = APIRouter(tags=["snapshots"])
+
+
+class SnapshotIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phase: Annotated[str | None, Field(min_length=1, max_length=64)] = None  # None: the phase shown now
+
+
+@snapshots_router.post("/api/v1/admin/snapshots", status_code=201, responses=error_responses(404))
+def create_snapshot(
+    body: SnapshotIn, state: StateDep, session: SessionDep, user: MaintainerUser
+) -> dict[str, Any]:
+    """Maintainers. Freeze a phase's board now (`server.leaderboard.snapshots`): 201 with its
+    ``id``, ``sha256`` (of the bytes ``GET /api/v1/snapshots/{id}`` returns), citable ``url`` and
+    ``created_at``."""
+    shown = board_phase(session, state.settings, body.phase)
+    made = snapshots.freeze(
+        session, state.settings, shown, reason=snapshots.ADMIN, actor=user.audit_name,
+        actor_user_id=user.user_id, references=board_references(state),
+    )  # fmt: skip
+    audit.record(
+        session, actor=user.audit_name, actor_user_id=user.user_id, action="create_snapshot",
+        target_type="snapshot", target_id=made.id, detail={"phase": made.phase, "sha256": made.sha256},
+    )  # fmt: skip
+    return made.to_json()
+
+
+@snapshots_router.get("/api/v1/snapshots")
+def list_snapshots(state: StateDep, session: SessionDep) -> list[dict[str, Any]]:
+    """Public. Every frozen board, newest first."""
+    return [info.to_json() for info in snapshots.listed(session, state.settings)]
+
+
+@snapshots_router.get("/api/v1/snapshots/{snapshot_id}", responses=error_responses(404))
+def get_snapshot(snapshot_id: IdPath, state: StateDep, session: SessionDep) -> Response:
+    """Public. The frozen JSON bytes, unchanged since they were made: their SHA-256 is the
+    snapshot's ``sha256`` (also sent as the ``ETag``)."""
+    info, data = snapshots.one(session, state.settings, snapshot_id)
+    return Response(content=data, media_type="application/json", headers={"ETag": f'"{info.sha256}"'})
 
 
 @router.get("/significance", responses=error_responses(401, 404))

@@ -26,6 +26,10 @@ improvement, decided once when each run was scored) instead of the exact scores:
 clinical metrics or tie test.
 Without ``phase`` (a server with no phase rows) every submission counts, as before phases existed.
 
+As it stood (``as_of``): the same rows built from the history (`server.leaderboard.history`): the
+runs scored by then with the reports they had then, their review states then, the phase's reveal
+and Ladder steps as they were.
+
 Clinical view (``view="clinical"``): the same model rows in the same order, each with AUC and OR Q4
 per endpoint, followed by the LIBRA density comparators as rows of kind ``density`` (no rank).
 
@@ -45,6 +49,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, Connection, false, func, select
 from sqlalchemy.orm import Session, undefer
 
+from server.leaderboard import history
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences
 from server.leaderboard.rows import BoardRow, ClinicalRow, links_of
 from server.leaderboard.standing import Model, SignificanceMap, Standing, standings
@@ -132,26 +137,42 @@ def _development(phase: PhaseView) -> bool:
     return phase.test_set == "public"
 
 
-def _models(session: Session, best_per_team: bool, phase: PhaseView) -> list[_Candidate]:
-    query = (
-        select(Submission, Team.name)
-        .join(Team, Submission.team_id == Team.id)
-        .options(undefer(Submission.metrics), undefer(Submission.tau_replicates))
-        .where(
-            Submission.status == RunStatus.SUCCEEDED,
-            (Submission.review_state == ReviewState.APPROVED)
-            | (Submission.baseline.is_(True) & Submission.review_state.in_(VISIBLE_BASELINE_STATES)),
-        )
-        .order_by(Submission.id)
+def _on_board(sub: Submission) -> bool:
+    """The review rule of the query in `_models`, for runs rebuilt from the history."""
+    return sub.review_state == ReviewState.APPROVED or (
+        sub.baseline and sub.review_state in VISIBLE_BASELINE_STATES
     )
+
+
+def _models(
+    session: Session, best_per_team: bool, phase: PhaseView, as_of: datetime | None = None
+) -> list[_Candidate]:
+    if as_of is not None:
+        phase = history.phase_at(phase, as_of)
     own: ColumnElement[bool] = Submission.phase == phase.name
     if phase.sealed or phase.ladder_board:  # Ladder rows are added per team below
         own = false()
     elif phase.visibility == "sealed":  # revealed: the selected runs only
         own = own & Submission.id.in_(select(PhaseSelection.submission_id))
-    query = query.where(own if _development(phase) else Submission.baseline.is_(True) | own)
+    mine = own if _development(phase) else Submission.baseline.is_(True) | own
+    if as_of is None:
+        query = (
+            select(Submission, Team.name)
+            .join(Team, Submission.team_id == Team.id)
+            .options(undefer(Submission.metrics), undefer(Submission.tau_replicates))
+            .where(
+                Submission.status == RunStatus.SUCCEEDED,
+                (Submission.review_state == ReviewState.APPROVED)
+                | (Submission.baseline.is_(True) & Submission.review_state.in_(VISIBLE_BASELINE_STATES)),
+                mine,
+            )
+            .order_by(Submission.id)
+        )
+        found = [(sub, team) for sub, team in session.execute(query).all()]
+    else:
+        found = [(sub, team) for sub, team in history.scored_at(session, mine, as_of) if _on_board(sub)]
     candidates: list[_Candidate] = []
-    for sub, team in session.execute(query).all():
+    for sub, team in found:
         report, record = Report.read_summary(sub.metrics), RunRecord.read(sub.reproducibility)
         candidates.append(
             _Candidate(
@@ -180,14 +201,14 @@ def _models(session: Session, best_per_team: bool, phase: PhaseView) -> list[_Ca
                 best[str(cand.team)] = cand
         candidates = kept + list(best.values())
     if phase.ladder_board:
-        candidates += _ladder_rows(session, phase)
+        candidates += _ladder_rows(session, phase, as_of)
     candidates.sort(key=lambda c: (*c.sort_key(), c.kind != "submission", c.submission_id or 0, c.name))
     return candidates
 
 
-def _ladder_rows(session: Session, phase: PhaseView) -> list[_Candidate]:
+def _ladder_rows(session: Session, phase: PhaseView, as_of: datetime | None) -> list[_Candidate]:
     """One row per team of a Ladder phase: its best stored step that moved and whose run is approved."""
-    steps = board_steps(session, phase.name)
+    steps = board_steps(session, phase.name, as_of=as_of)
     ids = [step.submission_id for step in steps]
     subs = {sub.id: sub for sub in session.scalars(select(Submission).where(Submission.id.in_(ids)))}
     return [
@@ -236,10 +257,12 @@ def build_board(
     references: BoardReferences | None = None,
     phase: PhaseView,
     alpha: float = DEFAULT_ALPHA,
+    as_of: datetime | None = None,
 ) -> Board:
     """The masking leaderboard: models ranked among models in registry order, with tie marks and
-    rank figures (`server.leaderboard.standing`), and the experts as reference bands (no rank)."""
-    candidates = _models(session, best_per_team, phase)
+    rank figures (`server.leaderboard.standing`), and the experts as reference bands (no rank); as it
+    stood at `as_of`, when given."""
+    candidates = _models(session, best_per_team, phase, as_of)
     bands = _bands(references, _development(phase))
     models = [
         Model(
@@ -282,6 +305,7 @@ def build_clinical(
     best_per_team: bool = True,
     references: BoardReferences | None = None,
     phase: PhaseView,
+    as_of: datetime | None = None,
 ) -> list[ClinicalRow]:
     """The clinical view: model rows (board order) with AUC and OR Q4 per endpoint, then density rows.
 
@@ -289,7 +313,7 @@ def build_clinical(
     that has them (scorer version 2).
     """
     rows: list[ClinicalRow] = []
-    for rank, cand in enumerate(_models(session, best_per_team, phase), start=1):
+    for rank, cand in enumerate(_models(session, best_per_team, phase, as_of), start=1):
         report = cand.report
         rows.append(
             ClinicalRow(

@@ -11,6 +11,8 @@ from server.models.notifications import Channel, Delivery, DeliveryAttempt, Webh
 from server.models.operations import ComputeAlert, Pause
 from server.models.phases import Disclosure, Phase, PhaseSelection, TestSet, Visibility
 from server.models.registrations import RateCounter, Registration, RegistrationState, TeamAction
+from server.models.report_history import SupersededReplicates
+from server.models.snapshots import BoardSnapshot
 from server.models.submissions import (
     ACTIVE_STATUSES,
     LEASED_STATUSES,
@@ -35,6 +37,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BaselineBuild",
+    "BoardSnapshot",
     "BuildState",
     "Channel",
     "ComputeAlert",
@@ -58,6 +61,7 @@ __all__ = [
     "RunStatus",
     "Submission",
     "SubmissionReport",
+    "SupersededReplicates",
     "Team",
     "TeamAction",
     "TeamHold",

@@ -30,6 +30,7 @@ The statements name their columns (no ORM entity loads), so the migration can ru
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from server.clock import utcnow
 from server.models import LadderStepRow, Phase, ReviewState, RunStatus, Submission, Team, Visibility
+from server.phases.history_reviews import review_states_at
 from server.scoring.ladder import LadderRun, next_step
 from server.scoring.results import PairingBasis
 
@@ -182,18 +184,19 @@ def team_steps(session: Session, phase: str, team_id: int) -> dict[int, dict[str
     return {int(sub_id): shown(displayed, moved, note) for sub_id, displayed, moved, note in rows}
 
 
-def board_steps(session: Session, phase: str) -> list[BoardStep]:
+def board_steps(session: Session, phase: str, as_of: datetime | None = None) -> list[BoardStep]:
     """Per team, its best stored step that moved the display and whose run is approved (highest
-    displayed, the latest of equals); a team with no such step has no row.
+    displayed, the latest of equals); a team with no such step has no row. With `as_of`: of the
+    steps decided by then, whose runs were approved then (`server.phases.history_reviews`).
 
     Only steps that moved count: a step that did not move displays an earlier run's value, and that
     run may be pending, hidden or disqualified. So every number on the public board is the revealed
     value of an approved run itself, and disqualifying a run takes its number off the board.
     """
-    rows = session.execute(
+    query = (
         select(
             Team.name, LadderStepRow.submission_id, Submission.name, LadderStepRow.displayed,
-            LadderStepRow.moved, LadderStepRow.note, LadderStepRow.seq,
+            LadderStepRow.moved, LadderStepRow.note, LadderStepRow.seq, Submission.review_state,
         )
         .join(Submission, Submission.id == LadderStepRow.submission_id)
         .join(Team, Team.id == LadderStepRow.team_id)
@@ -201,12 +204,17 @@ def board_steps(session: Session, phase: str) -> list[BoardStep]:
             LadderStepRow.phase == phase,
             LadderStepRow.displayed.is_not(None),
             LadderStepRow.moved.is_(True),
-            Submission.review_state == ReviewState.APPROVED,
-            Submission.status == RunStatus.SUCCEEDED,
+            Submission.status == RunStatus.SUCCEEDED,  # a step is decided when its run is scored
         )
     )  # fmt: skip
+    if as_of is None:
+        rows = list(session.execute(query.where(Submission.review_state == ReviewState.APPROVED)))
+    else:
+        decided = list(session.execute(query.where(LadderStepRow.decided_at <= as_of)))
+        states = review_states_at(session, ((row[1], row[7]) for row in decided), as_of)
+        rows = [row for row in decided if states[row[1]] == ReviewState.APPROVED]
     best: dict[str, tuple[tuple[float, int], BoardStep]] = {}
-    for team, sub_id, name, displayed, moved, note, seq in rows:
+    for team, sub_id, name, displayed, moved, note, seq, _ in rows:
         key = (float(displayed or 0.0), int(seq))  # never None here (the query's filter)
         if team not in best or key > best[team][0]:
             best[team] = (key, BoardStep(str(team), int(sub_id), str(name), shown(displayed, moved, note)))

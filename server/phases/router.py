@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server.clock import utcnow
-from server.core.deps import MaintainerUser, SessionDep, SettingsDep
+from server.core.deps import MaintainerUser, SessionDep, SettingsDep, StateDep
 from server.core.openapi import error_responses
 from server.core.settings import Settings
 from server.phases import service
@@ -51,6 +51,11 @@ def update_phase(
 
 
 @router.post("/api/v1/admin/phases/{name}/reveal", response_model=PhaseOut)
-def reveal_phase(name: str, session: SessionDep, settings: SettingsDep, user: MaintainerUser) -> PhaseOut:
+def reveal_phase(
+    name: str, session: SessionDep, state: StateDep, settings: SettingsDep, user: MaintainerUser
+) -> PhaseOut:
+    """Maintainers. Reveal a closed sealed phase; the app's `RevealHook` freezes the revealed board
+    in the same transaction."""
     row = service.reveal(session, name, actor=user.audit_name, actor_user_id=user.user_id)
+    state.parts.get(service.RevealHook)(session, settings, row, user.audit_name, user.user_id)
     return _out(PhaseView.of(row), service.shown(session, settings).name, settings)

@@ -4,7 +4,9 @@ A team member selects (or unselects) one of the team's runs of a sealed phase wh
 open and not revealed. Any run that has not failed or been cancelled may be selected, so a team
 need not wait for a queued run to finish before the close (its score stays unknown to the team
 either way). At most ``max_selected`` runs per team and phase: one more is a 409 `SelectionLimit`.
-After ``reveal-phase`` the phase's board ranks the selected runs only.
+After ``reveal-phase`` the phase's board ranks the selected runs only. Each select and unselect that
+changes something is in the audit log (``select_run`` / ``unselect_run``, by whom, in which phase),
+so the selections a team made over time can be read back after an unselect removed its row.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from server.accounts.service import lock_team
 from server.clock import iso, utcnow
+from server.core import audit
 from server.core.errors import Conflict, Forbidden, NotFound, SelectionLimit
 from server.core.principal import Principal
 from server.models import Phase, PhaseSelection, RunStatus, Submission, Visibility
@@ -96,6 +99,7 @@ def select_run(
             PhaseSelection(phase_id=phase.id, team_id=sub.team_id, submission_id=sub.id, user_id=user.user_id)
         )
         session.flush()
+        _audit(session, user, "select_run", sub, phase)
         chosen = _selected_ids(session, phase.id, sub.team_id)
     return SelectionState(sub.id, phase.name, True, chosen, phase.max_selected)
 
@@ -111,5 +115,13 @@ def unselect_run(
     if row is not None:
         session.delete(row)
         session.flush()
+        _audit(session, user, "unselect_run", sub, phase)
     chosen = _selected_ids(session, phase.id, sub.team_id)
     return SelectionState(sub.id, phase.name, False, chosen, phase.max_selected)
+
+
+def _audit(session: Session, user: Principal, action: str, sub: Submission, phase: Phase) -> None:
+    audit.record(
+        session, actor=user.audit_name, actor_user_id=user.user_id, action=action,
+        target_type="submission", target_id=sub.id, detail={"phase": phase.name, "team_id": sub.team_id},
+    )  # fmt: skip

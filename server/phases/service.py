@@ -15,6 +15,7 @@ Everything outside this module reads a phase as a frozen `PhaseView`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -136,6 +137,11 @@ def shown(session: Session, settings: Settings, now: datetime | None = None) -> 
 def board_phase(session: Session, settings: Settings, name: str | None) -> PhaseView:
     """The phase a board shows: `name` (404 when unknown), else the phase shown now."""
     return by_name(session, settings, name) if name is not None else shown(session, settings)
+
+
+def board_phase_at(session: Session, settings: Settings, name: str | None, at: datetime) -> PhaseView:
+    """The phase a board as it stood at `at` shows: `name` (404 when unknown), else the one shown then."""
+    return by_name(session, settings, name) if name is not None else shown(session, settings, at)
 
 
 def next_opening(session: Session, now: datetime) -> datetime | None:
@@ -348,7 +354,10 @@ def reveal(
 ) -> Phase:
     """End a sealed phase's secrecy: from now on its board ranks the selected runs with exact scores.
 
-    Only after the phase closed, so that no selection can change once a score is known.
+    Only after the phase closed, so that no selection can change once a score is known. The callers
+    (the API's reveal route, ``csawm admin reveal-phase``) then run the app's `RevealHook` in the
+    same transaction: it freezes the revealed board as a snapshot (`server.leaderboard.snapshots`,
+    a package above this one).
     """
     now = now or utcnow()
     row = session.scalar(select(Phase).where(Phase.name == name).with_for_update())
@@ -370,3 +379,18 @@ def reveal(
         target_id=row.id,
     )  # fmt: skip
     return row
+
+
+@dataclass(frozen=True)
+class RevealHook:
+    """What a reveal does besides its own rows, in the reveal's transaction: freeze the revealed board
+    (issue 22 item 5). The leaderboard package sits above phases (the layers of docs/design.md), so
+    the app factory (`server.app.build_state`, an app part) and ``csawm admin reveal-phase`` hand it
+    in: `server.leaderboard.snapshots.freeze_revealed`."""
+
+    run: Callable[[Session, Settings, PhaseView, str, int | None], object]
+
+    def __call__(
+        self, session: Session, settings: Settings, row: Phase, actor: str, user_id: int | None
+    ) -> None:
+        self.run(session, settings, PhaseView.of(row), actor, user_id)

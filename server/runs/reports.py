@@ -2,7 +2,9 @@
 
 Used by the worker's scoring stage and by ``csawm admin rescore`` alike, so a re-score changes
 exactly what the first scoring wrote: ``metrics`` (the report JSON), the two leaderboard keys, the
-bootstrap replicates the leaderboard's tie marks pair, and one `SubmissionReport` row.
+bootstrap replicates the leaderboard's tie marks pair, and one `SubmissionReport` row. The run's
+current tau-b replicates belong to its latest report; when a re-score replaces them they move onto
+the report they belonged to, so the board as it stood before (`server.leaderboard.history`) pairs them.
 
 The first scoring (reason ``scored``) also decides the run's Ladder step in the same transaction
 (`server.phases.ladder_steps`); a re-score never changes or adds one.
@@ -11,9 +13,10 @@ The first scoring (reason ``scored``) also decides the run's Ladder step in the 
 from __future__ import annotations
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.models import Submission, SubmissionReport
+from server.models import Submission, SubmissionReport, SupersededReplicates
 from server.phases import ladder_steps
 from server.scoring.report import ScoreReport
 from server.scoring.results import Report, RunRecord
@@ -39,6 +42,7 @@ def record(
     data = report.data
     shown = Report.read(data)
     assert shown is not None
+    _keep_replicates(session, sub)
     sub.metrics = data
     sub.kendall_tau_b = shown.kendall_tau_b.value
     sub.amae = shown.amae.value
@@ -67,6 +71,20 @@ def record(
     if reason == SCORED:
         ladder_steps.on_scored(session, sub)
     return row
+
+
+def _keep_replicates(session: Session, sub: Submission) -> None:
+    """Give the run's current replicates to its latest report row before a new report replaces them."""
+    if sub.tau_replicates is None:
+        return
+    latest = session.scalar(
+        select(SubmissionReport.id)
+        .where(SubmissionReport.submission_id == sub.id)
+        .order_by(SubmissionReport.id.desc())
+        .limit(1)
+    )
+    if latest is not None:
+        session.add(SupersededReplicates(report_id=latest, tau_replicates=sub.tau_replicates))
 
 
 def _pack(values: np.ndarray | None) -> bytes | None:

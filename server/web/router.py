@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
@@ -44,10 +45,12 @@ from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import visible
 from server.disclosure.run_view import ledger_charge, run_view, shown_review, viewer_of
+from server.leaderboard import history, snapshots
+from server.leaderboard import service as board_service
 from server.leaderboard.cache import BoardCache
 from server.leaderboard.pending import pending_baselines
 from server.leaderboard.references import board_references
-from server.leaderboard.rows import BoardRow
+from server.leaderboard.rows import BoardRow, withheld
 from server.models import Submission, Team
 from server.notifications import outbox
 from server.notifications.router import delivery_out
@@ -183,11 +186,46 @@ def _significance_plot(session: Session, state: AppState, shown: PhaseView) -> p
 
 
 PhaseQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
+AsOfQuery = Annotated[str | None, Query(min_length=1, max_length=64)]  # the board as it stood then
 
 
 def _board_phase(session: Session, state: Any, name: str | None) -> PhaseView:
     """The board's phase: `name` (NotFound when unknown), else the current one."""
     return phases.board_phase(session, state.settings, name)
+
+
+def _board_as_of(
+    session: Session, state: AppState, user: Principal | None, name: str | None, raw: str
+) -> tuple[PhaseView, datetime, list[BoardRow]]:
+    """The board as it stood at ``?as_of=`` (`server.leaderboard.history`): its phase, instant, rows,
+    the rank figures withheld from `user` as the live board's are (`board_figures_note`)."""
+    at = history.parse(session, raw)
+    shown = history.phase_at(phases.board_phase_at(session, state.settings, name, at), at)
+    board = board_service.build_board(session, references=board_references(state), phase=shown, as_of=at)
+    return shown, at, withheld(board.rows, board_figures_note(shown, user))
+
+
+def _board_page_as_of(
+    request: Request, session: Session, state: AppState, signer: SessionSigner, user: Principal | None,
+    phase: str | None, as_of: str,
+) -> HTMLResponse:  # fmt: skip
+    try:
+        shown, at, rows = _board_as_of(session, state, user, phase, as_of)
+    except CsawmError as exc:
+        return error_page(request, signer, user, exc.status_code, "No board at that instant", exc.message)
+    context = {
+        "rows": rows,
+        "pending": [],
+        "clinical_rows": board_service.build_clinical(
+            session, references=board_references(state), phase=shown, as_of=at
+        ),
+        "board_phase": shown,
+        "phase_names": [row.name for row in phases.rows(session)],
+        "phase_query": f"?{urlencode({'phase': shown.name, 'as_of': iso(at)})}",
+        "as_of": iso(at),
+        "ranked": False,  # the rank plots draw the live board only
+    }
+    return render(request, signer, user, "leaderboard.html", context)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -199,7 +237,10 @@ def leaderboard_page(
     user: WebUser,
     cache: PlotCacheDep,
     phase: PhaseQuery = None,
+    as_of: AsOfQuery = None,
 ) -> HTMLResponse:
+    if as_of is not None:
+        return _board_page_as_of(request, session, state, signer, user, phase, as_of)
     try:
         shown = _board_phase(session, state, phase)
     except NotFound:
@@ -250,15 +291,28 @@ def leaderboard_rank_plot(
     return _svg(cache.get((name, *version), lambda: _significance_plot(session, state, shown)))
 
 
+def _download_rows(
+    session: Session, state: AppState, user: Principal | None, phase: str | None, as_of: str | None
+) -> tuple[PhaseView, list[BoardRow], dict[str, str]]:
+    """The rows of a download as `user` sees them: the live board's, or with ``as_of`` the board as
+    it stood then (400 or 404 as the API answers it)."""
+    if as_of is not None:
+        shown, at, rows = _board_as_of(session, state, user, phase, as_of)
+        return shown, rows, {"as_of": iso(at)}
+    shown = _board_phase(session, state, phase)
+    return shown, cache_board(session, state, shown, user)[1], {}
+
+
 @router.get("/leaderboard.json")
 def leaderboard_json(
-    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None
+    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None, as_of: AsOfQuery = None
 ) -> Response:
-    shown = _board_phase(session, state, phase)
+    shown, rows, extra = _download_rows(session, state, user, phase, as_of)
     body = {
         "generated_at": iso(utcnow()),
         "phase": shown.name,
-        "rows": [row.to_export_json() for row in cache_board(session, state, shown, user)[1]],
+        **extra,
+        "rows": [row.to_export_json() for row in rows],
     }
     return Response(
         json.dumps(body, allow_nan=False, indent=1),
@@ -269,13 +323,13 @@ def leaderboard_json(
 
 @router.get("/leaderboard.csv")
 def leaderboard_csv(
-    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None
+    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None, as_of: AsOfQuery = None
 ) -> Response:
-    shown = _board_phase(session, state, phase)
+    rows = _download_rows(session, state, user, phase, as_of)[1]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for row in cache_board(session, state, shown, user)[1]:
+    for row in rows:
         amae = row.amae.shown
         values: list[Any] = [
             row.rank, csv_text(row.kind), csv_text(row.team or ""), csv_text(row.name),
@@ -297,6 +351,23 @@ def leaderboard_csv(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="csawm-leaderboard.csv"'},
     )
+
+
+@router.get("/snapshots/{snapshot_id}", response_class=HTMLResponse)
+def snapshot_page(
+    request: Request,
+    snapshot_id: IdPath,
+    session: SessionDep,
+    state: StateDep,
+    signer: SignerDep,
+    user: WebUser,
+) -> HTMLResponse:
+    """The citable page of a frozen board (`server.leaderboard.snapshots`), drawn from its bytes."""
+    try:
+        info, data = snapshots.one(session, state.settings, snapshot_id)
+    except NotFound:
+        return not_found(request, signer, user, f"Snapshot {snapshot_id}")
+    return render(request, signer, user, "snapshot.html", {"info": info, "frozen": json.loads(data)})
 
 
 # -- login -----------------------------------------------------------------------------------------
