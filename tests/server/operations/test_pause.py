@@ -4,19 +4,22 @@ audited, kept across a restart."""
 from __future__ import annotations
 
 import json
+import socket
+import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from srvtest import factories as f
 from srvtest.app import Api, make_settings, running_api
 from srvtest.archives import write_archive
-from srvtest.attacks import declare_and_wait
+from srvtest.attacks import declare_and_wait, read_response
 from srvtest.live import live_server
 
 from server.app import create_app
 from server.core.db import Database
-from server.models import AuditEntry, QuotaEntry, Role, RunStatus, Submission
+from server.models import AuditEntry, LedgerKind, QuotaEntry, Role, RunStatus, Submission
 from server.worker import queue
 
 TTL = timedelta(seconds=60)
@@ -131,3 +134,40 @@ def test_paused_runs_lease_nothing_and_a_running_run_keeps_its_lease(api: Api) -
     api.client.delete("/api/v1/admin/pause", headers=f.auth(admin))
     lease = queue.lease_next(api.db, "w2", TTL)
     assert lease is not None and lease.submission_id == second
+
+
+def test_an_upload_streaming_when_intake_is_paused_finishes_and_is_charged_once(
+    tmp_path: Path, db_url: str
+) -> None:
+    """It was admitted before the pause (docs/run-policy.md "Maintenance pause"): it is stored and
+    charged exactly once; the next upload is refused before its body."""
+    settings = make_settings(tmp_path, db_url)
+    write_archive(tmp_path / "m.tar", seed="streaming")
+    data = (tmp_path / "m.tar").read_bytes()
+    with live_server(create_app(settings, migrate_on_start=True)) as url:
+        db = Database.connect(settings.effective_database_url)
+        try:
+            token = f.member_token(db)
+            admin = f.user(db, "m@x.org", role=Role.MAINTAINER)
+            parts = urlsplit(url)
+            with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+                sock.sendall(
+                    "POST /api/v1/submissions?name=m HTTP/1.1\r\nHost: x\r\n"
+                    f"Authorization: Bearer {token}\r\nContent-Type: application/x-tar\r\n"
+                    f"Content-Length: {len(data)}\r\n\r\n".encode()
+                )
+                sock.sendall(data[:1000])
+                time.sleep(0.5)  # admitted: the body is being read
+                r = httpx.post(f"{url}/api/v1/admin/pause", json={"intake": True}, headers=f.auth(admin))
+                assert r.status_code == 200, r.text
+                sock.sendall(data[1000:])
+                answer = read_response(sock)
+            assert status_line(answer) == 201, answer
+            answer, _ = declare_and_wait(url, token, len(data))
+            assert status_line(answer) == 503, answer
+            with db.transaction(write=False) as session:
+                assert session.query(Submission).filter_by(name="m").count() == 1
+                assert session.query(QuotaEntry).filter_by(kind=LedgerKind.CHARGE).count() == 1
+                assert session.query(QuotaEntry).filter_by(kind=LedgerKind.REFUND).count() == 0
+        finally:
+            db.dispose()
