@@ -24,5 +24,5 @@ class BoardSnapshot(Base):
     actor: Mapped[str] = mapped_column(String(254))
     actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     sha256: Mapped[str] = mapped_column(String(64))
-    body: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    body: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
