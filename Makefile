@@ -34,8 +34,16 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The whole suite in two runs: the tests that need no engine, browser or long end-to-end run on two
+# xdist workers, then those serially (they share one Docker engine). With PYTEST_ARGS: one run of them.
+SERIAL_MARKERS := (docker or browser or slow) and not k8s_live
 pytest: install system-deps base-images
+ifeq ($(strip $(PYTEST_ARGS)),)
+	$(BIN)/pytest -q -n $(FAST_WORKERS) -m "not ($(SERIAL_MARKERS))"
+	$(BIN)/pytest -m "$(SERIAL_MARKERS)"
+else
 	$(BIN)/pytest $(PYTEST_ARGS)
+endif
 
 test: install system-deps lint typecheck pytest
 
