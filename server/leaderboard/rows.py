@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from server.leaderboard.standing import Standing
-from server.scoring.results import Association, Estimate, Interval, OddsRatio, finite
+from server.scoring.results import Association, Estimate, Interval, OddsRatio
 
 
 def is_web_url(value: Any) -> bool:
@@ -132,10 +132,6 @@ class ClinicalRow:
     @property
     def odds_ratios(self) -> dict[str, OddsRatio]:
         return {key: entry.odds_ratio_q4 for key, entry in self.clinical.items()}
-
-    @property
-    def p_values(self) -> dict[str, float | None]:
-        return {key: finite(entry.odds_ratio_q4.p_one_sided) for key, entry in self.clinical.items()}
 
     def to_json(self) -> dict[str, Any]:
         """The API's row (``view=clinical``)."""

@@ -59,6 +59,7 @@ def _count(db: Database, key: str, start: datetime) -> int:
 
 def charge(db: Database, address: str, now: datetime) -> None:
     """Count one registration from `address`; `RateLimited` (429, ``Retry-After``) past a limit."""
+    prune(db, now)
     start = _window(now)
     retry = str(max(1, math.ceil((start + WINDOW - now).total_seconds())))
     if _count(db, f"registration:addr:{address[:60]}", start) > PER_ADDRESS:

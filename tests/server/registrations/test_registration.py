@@ -17,7 +17,7 @@ from srvtest.factories import auth, member_token, user
 from srvtest.registration import body, link, mails_to, welcome_token
 
 from server.clock import utcnow
-from server.models import Delivery, Registration, Role, Team, User
+from server.models import Delivery, RateCounter, Registration, Role, Team, User
 from server.registrations import limits
 
 QUESTIONS = """\
@@ -302,6 +302,23 @@ def test_the_limit_in_all_counts_every_address(tmp_path: Path, db_url: str) -> N
         with pytest.raises(limits.RateLimited, match="in all"):
             limits.charge(api.db, "192.0.2.1", now)
         limits.charge(api.db, "192.0.2.1", now + timedelta(hours=1))  # the next window starts afresh
+
+
+def test_counters_older_than_a_day_are_dropped_as_registrations_arrive(tmp_path: Path, db_url: str) -> None:
+    """The counters table stays small: each registration prunes the windows of yesterday and before."""
+    with running_api(make_settings(tmp_path, db_url)) as api:
+        now = utcnow().replace(minute=5)
+        limits.charge(api.db, "203.0.113.1", now - timedelta(days=2))
+        limits.charge(api.db, "203.0.113.2", now - timedelta(hours=3))
+        limits.charge(api.db, "203.0.113.3", now)
+        with api.db.transaction(write=False) as session:
+            kept = sorted(key for (key,) in session.execute(select(RateCounter.key)))
+        assert kept == [
+            "registration:addr:203.0.113.2",
+            "registration:addr:203.0.113.3",
+            "registration:all",
+            "registration:all",
+        ]
 
 
 def test_a_broken_questions_file_is_a_clear_500_and_registers_nothing(
