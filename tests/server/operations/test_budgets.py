@@ -4,17 +4,14 @@ budget, the binding check under the team's lock, and one 80 % alert under concur
 from __future__ import annotations
 
 import json
-import socket
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from srvtest import factories as f
 from srvtest.app import Api, make_settings, running_api
 from srvtest.archives import write_archive
-from srvtest.attacks import declare_and_wait, read_response
+from srvtest.attacks import declare_and_wait, upload_while
 from srvtest.live import live_server
 
 from server.app import create_app
@@ -139,18 +136,9 @@ def test_a_run_ending_while_an_upload_streams_makes_the_binding_check_refuse_it(
             token = f.member_token(db)
             team_id = _team_id(db, "alpha")
             _set_budget(db, settings.phase, 600)
-            parts = urlsplit(url)
-            with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
-                sock.sendall(
-                    "POST /api/v1/submissions?name=m HTTP/1.1\r\nHost: x\r\n"
-                    f"Authorization: Bearer {token}\r\nContent-Type: application/x-tar\r\n"
-                    f"Content-Length: {len(data)}\r\n\r\n".encode()
-                )
-                sock.sendall(data[:1000])
-                time.sleep(0.5)  # admitted: the body is being read
-                _run(db, team_id, settings.phase, "ended", _runtime(100, 600))
-                sock.sendall(data[1000:])
-                answer = read_response(sock)
+            answer = upload_while(
+                url, token, data, lambda: _run(db, team_id, settings.phase, "ended", _runtime(100, 600))
+            )
             assert int(answer.split(b" ", 2)[1]) == 429, answer
             assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "compute_budget"
             with db.transaction(write=False) as session:

@@ -4,17 +4,14 @@ audited, kept across a restart."""
 from __future__ import annotations
 
 import json
-import socket
-import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 from srvtest import factories as f
 from srvtest.app import Api, make_settings, running_api
 from srvtest.archives import write_archive
-from srvtest.attacks import declare_and_wait, read_response
+from srvtest.attacks import declare_and_wait, upload_while
 from srvtest.live import live_server
 
 from server.app import create_app
@@ -149,19 +146,12 @@ def test_an_upload_streaming_when_intake_is_paused_finishes_and_is_charged_once(
         try:
             token = f.member_token(db)
             admin = f.user(db, "m@x.org", role=Role.MAINTAINER)
-            parts = urlsplit(url)
-            with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
-                sock.sendall(
-                    "POST /api/v1/submissions?name=m HTTP/1.1\r\nHost: x\r\n"
-                    f"Authorization: Bearer {token}\r\nContent-Type: application/x-tar\r\n"
-                    f"Content-Length: {len(data)}\r\n\r\n".encode()
-                )
-                sock.sendall(data[:1000])
-                time.sleep(0.5)  # admitted: the body is being read
+
+            def pause() -> None:
                 r = httpx.post(f"{url}/api/v1/admin/pause", json={"intake": True}, headers=f.auth(admin))
                 assert r.status_code == 200, r.text
-                sock.sendall(data[1000:])
-                answer = read_response(sock)
+
+            answer = upload_while(url, token, data, pause)
             assert status_line(answer) == 201, answer
             answer, _ = declare_and_wait(url, token, len(data))
             assert status_line(answer) == 503, answer
