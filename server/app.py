@@ -110,6 +110,7 @@ def build_state(settings: Settings, db: Database, agreement: Agreement | None) -
     from server.phases.service import RevealHook
     from server.review.flags import RankCache
     from server.submissions.upload import UploadSlots
+    from server.web.admin_rescore import RescoreJobs
     from server.web.cache import PLOT_CACHE_SIZE, PlotCache, plot_key
     from server.web.session import SessionSigner, session_key
 
@@ -121,6 +122,7 @@ def build_state(settings: Settings, db: Database, agreement: Agreement | None) -
         SessionSigner.from_secret(session_key(settings)),  # the web pages' cookie signer
         RankCache(),  # ranked prediction files of the review flags
         RevealHook(freeze_revealed),  # a reveal freezes the revealed board (server.leaderboard.snapshots)
+        RescoreJobs(),  # the re-scoring job started from the web (server.web.admin_rescore)
     )
     if agreement is not None:  # CSAWM_DUA_FILE, read once in create_app
         parts.add(agreement)

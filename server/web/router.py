@@ -64,12 +64,12 @@ from server.quota import service as quota
 from server.registrations import service as registrations
 from server.review import flags as review_flags
 from server.review import service as review
-from server.review.schemas import ReviewAction
+from server.review.schemas import FlagsOut, ReviewAction
 from server.runs.words import NO_REVIEW, REVIEW_WORDS
 from server.scoring.results import Report
 from server.scoring.summary import summary_report
 from server.submissions import service as submissions
-from server.web import downloads, guides, plots, queries
+from server.web import admin, downloads, guides, plots, queries
 from server.web.cache import PlotCache, clinical_board, plot_cache, plot_version
 from server.web.cache import board as cache_board
 from server.web.deps import PlotCacheDep, SignerDep, WebUser
@@ -659,11 +659,16 @@ def _admin_context(session: Session, request: Request) -> dict[str, Any]:
     team_quota = [(team, quota.compute_status(session, team, settings)) for team in queries.teams(session)]
     worker = get_state(request).parts.find(Worker)
     cache = review_flags.rank_cache(get_state(request))
+    flags = review_flags.compute_flags(session, settings.data_dir, cache)
+    audit = review.audit_log(session, action=None, limit=50, offset=0)
     return {
         "pending": pending,
-        "flags": review_flags.compute_flags(session, settings.data_dir, cache),
+        "flags": flags,
+        "flagged": _flag_kinds(flags),
         "approved": [(s, names.get(s.team_id, "")) for s in queries.approved_submissions(session)],
-        "audit": review.audit_log(session, action=None, limit=50, offset=0),
+        "audit": audit,
+        "audit_names": admin.audit_names(session, audit),
+        "selections": admin.sealed_selections(session),
         "team_quota": team_quota,
         "counts": queries.status_counts(session),
         "active": [(s, names.get(s.team_id, "")) for s in queries.active_runs(session)],
@@ -673,6 +678,25 @@ def _admin_context(session: Session, request: Request) -> dict[str, Any]:
         "actions": [a.value for a in ReviewAction],
         "registrations": open_registrations(session),  # issue 22: templates/admin_registrations.html
     }
+
+
+def _flag_kinds(flags: FlagsOut) -> dict[int, list[str]]:
+    """Each flagged run's flag kinds (the badges of its pending row), in the flags' order."""
+    kinds: dict[int, list[str]] = {}
+    for flag in flags.flags:
+        for run in flag.runs:
+            if flag.kind.value not in kinds.setdefault(run.id, []):
+                kinds[run.id].append(flag.kind.value)
+    return kinds
+
+
+def _unconfirmed_flags(request: Request, session: Session, submission_id: int) -> list[str]:
+    """The flags of a run an approval must confirm: a flagged run is never approved unseen."""
+    settings = get_state(request).settings
+    flags = review_flags.compute_flags(
+        session, settings.data_dir, review_flags.rank_cache(get_state(request))
+    )
+    return _flag_kinds(flags).get(submission_id, [])
 
 
 @router.get("/admin", response_model=None)
@@ -705,8 +729,11 @@ def admin_review(
     user: WebUser,
     action: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
+    confirm_flags: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
+    """Record a decision. Approving a flagged run needs the form's ``confirm_flags`` box ticked,
+    checked here against the flags computed now (the API's review is unchanged: flags never block)."""
     if user is None:
         return _login_redirect(request)
     if not user.is_staff:
@@ -714,7 +741,18 @@ def admin_review(
     problem: tuple[int, str] | None = None
     try:
         signer.check_csrf(request, csrf_token)
-        review.review(session, user, submission_id, ReviewAction(action), reason[:2000])
+        if action == ReviewAction.APPROVE.value and confirm_flags != "yes":
+            kinds = ", ".join(
+                k.replace("_", " ") for k in _unconfirmed_flags(request, session, submission_id)
+            )
+            if kinds:
+                problem = (
+                    409,
+                    f"not approved: the run is flagged ({kinds}); read the evidence under "
+                    'Review flags, then tick "Approve despite the flags" to approve it',
+                )
+        if problem is None:
+            review.review(session, user, submission_id, ReviewAction(action), reason[:2000])
     except CsrfError as exc:
         problem = (400, str(exc))
     except ValueError:
@@ -817,3 +855,6 @@ def guide_page(
 
 
 router.include_router(registration_router)  # /register, /register/verify, /welcome (issue 22)
+router.include_router(
+    admin.router
+)  # /admin/phases, /admin/accounts, /admin/quotas, /admin/rescore (issue 23)
