@@ -221,7 +221,8 @@ def _run(api: Api, team: str, name: str, digest: str, **values: Any) -> int:
         team_id = session.query(Team).filter_by(name=team).one().id
         sub = Submission(
             team_id=team_id, name=name, phase=values.pop("phase", api.settings.phase), image_digest=digest,
-            status=RunStatus.SUCCEEDED, finished_at=utcnow(), **{"review_state": ReviewState.PENDING, **values},
+            status=RunStatus.SUCCEEDED, finished_at=utcnow(),
+            **{"review_state": ReviewState.PENDING, **values},
         )  # fmt: skip
         session.add(sub)
         session.flush()
@@ -289,3 +290,13 @@ def test_phase_columns_sealed_selections_and_audit_names(api: Api, staff: dict[s
         session.query(Phase).filter_by(name="final").delete()
     audit = m.get("/admin").text.split('id="audit-heading"')[1]
     assert f"phase {final_id}</td>" in audit and "(final)" not in audit
+
+
+def test_rescoring_without_a_test_set_is_refused_in_the_commands_words(
+    api: Api, staff: dict[str, TestClient]
+) -> None:
+    r = _post(staff["maintainer"], "/admin/rescore", "/admin/rescore", {"scope": "all"})
+    assert r.status_code == 400 and "CSAWM_BENCHMARK_DIR is not set: re-scoring needs the test set" in said(r)
+    bad = _post(staff["maintainer"], "/admin/rescore", "/admin/rescore", {"scope": "ids", "ids": "7; DROP"})
+    assert bad.status_code == 400 and "give submission ids (numbers" in said(bad)
+    assert _audit(api, "start_rescore") == []
