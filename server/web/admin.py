@@ -19,8 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from itsdangerous import BadSignature
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -59,9 +60,13 @@ ACCESS: dict[str, frozenset[Role]] = {
 }
 TEMPLATES = {name: f"admin_{name}.html" for name in ACCESS}
 NO_STORE = {"Cache-Control": "no-store"}
+NOTICE_MAX_AGE_S = 300
 NONE_WORDS = ("", "none", "never")
 QUOTA_KEYS = ("quota_total", "quota_per_day", "quota_per_week")  # a phase's; a team's: QUOTA_FIELDS
 CLEARABLE = ("closes_at", *QUOTA_KEYS, "compute_budget_s")  # a blank clears these; other blanks keep
+
+
+NoticeQuery = Annotated[str | None, Query(max_length=4000)]
 
 
 # -- access, errors --------------------------------------------------------------------------------
@@ -94,8 +99,9 @@ def _post(
     request: Request, session: Session, signer: SessionSigner, user: Principal | None, page: str,
     csrf_token: str, action: Callable[[Principal], str | tuple[str, dict[str, Any]]],
 ) -> Response:  # fmt: skip
-    """One form post: access, CSRF, then `action` (a service call) returning the notice to show (and
-    extra page context); a refusal re-renders the page with the service's message, nothing changed."""
+    """One form post: access, CSRF, then `action` (a service call) returning the notice to show, or
+    the notice and extra page context (a new token). A refusal re-renders the page with the
+    service's message, nothing changed; a success redirects to the page with the notice (PRG)."""
     refused = _refused(request, signer, user, page)
     if refused is not None:
         return refused
@@ -108,9 +114,22 @@ def _post(
     except CsawmError as exc:
         session.rollback()
         return _page(request, session, signer, user, page, error=exc.message, status_code=exc.status_code)
-    notice, extra = done if isinstance(done, tuple) else (done, {})
-    session.flush()
-    return _page(request, session, signer, user, page, notice=notice, **extra)
+    if isinstance(done, tuple):  # a new token: shown on this answer only, never in a URL
+        session.flush()
+        return _page(request, session, signer, user, page, notice=done[0], **done[1])
+    notice = urlencode({"notice": signer.serializer.dumps(done)})
+    return RedirectResponse(f"/admin/{page}?{notice}", status_code=303)  # a reload posts nothing again
+
+
+def _notice(signer: SessionSigner, signed: str | None) -> str | None:
+    """The notice a form's redirect carries, signed by this server (a forged one shows nothing)."""
+    if not signed:
+        return None
+    try:
+        value = signer.serializer.loads(signed, max_age=NOTICE_MAX_AGE_S)
+    except BadSignature:
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _int(value: str, field: str, *, blank: int | None = None) -> int | None:
@@ -225,12 +244,14 @@ def _phases_context(request: Request, session: Session) -> dict[str, Any]:
 
 
 @router.get("/admin/phases", response_model=None)
-def phases_page(request: Request, session: SessionDep, signer: SignerDep, user: WebUser) -> Response:
+def phases_page(
+    request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
+) -> Response:
     refused = _refused(request, signer, user, "phases")
     if refused is not None:
         return refused
     assert user is not None
-    return _page(request, session, signer, user, "phases")
+    return _page(request, session, signer, user, "phases", notice=_notice(signer, notice))
 
 
 @router.post("/admin/phases", response_model=None)
@@ -327,12 +348,14 @@ def _lifetime(days: str) -> timedelta | None:
 
 
 @router.get("/admin/accounts", response_model=None)
-def accounts_page(request: Request, session: SessionDep, signer: SignerDep, user: WebUser) -> Response:
+def accounts_page(
+    request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
+) -> Response:
     refused = _refused(request, signer, user, "accounts")
     if refused is not None:
         return refused
     assert user is not None
-    return _page(request, session, signer, user, "accounts")
+    return _page(request, session, signer, user, "accounts", notice=_notice(signer, notice))
 
 
 @router.post("/admin/accounts/teams", response_model=None)
@@ -411,12 +434,14 @@ def _quotas_context(request: Request, session: Session) -> dict[str, Any]:
 
 
 @router.get("/admin/quotas", response_model=None)
-def quotas_page(request: Request, session: SessionDep, signer: SignerDep, user: WebUser) -> Response:
+def quotas_page(
+    request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
+) -> Response:
     refused = _refused(request, signer, user, "quotas")
     if refused is not None:
         return refused
     assert user is not None
-    return _page(request, session, signer, user, "quotas")
+    return _page(request, session, signer, user, "quotas", notice=_notice(signer, notice))
 
 
 @router.post("/admin/quotas/{team_name}", response_model=None)
@@ -456,12 +481,14 @@ def _ids(text: str) -> list[int]:
 
 
 @router.get("/admin/rescore", response_model=None)
-def rescore_page(request: Request, session: SessionDep, signer: SignerDep, user: WebUser) -> Response:
+def rescore_page(
+    request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
+) -> Response:
     refused = _refused(request, signer, user, "rescore")
     if refused is not None:
         return refused
     assert user is not None
-    return _page(request, session, signer, user, "rescore")
+    return _page(request, session, signer, user, "rescore", notice=_notice(signer, notice))
 
 
 @router.post("/admin/rescore", response_model=None)

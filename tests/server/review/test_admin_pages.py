@@ -44,9 +44,10 @@ def _browser(api: Api, token: str | None) -> TestClient:
 
 
 def _post(client: TestClient, page: str, action: str, data: dict[str, str]) -> Any:
-    """Post a form of `page` with that page's CSRF token, as the browser would."""
+    """Post a form of `page` with that page's CSRF token, as the browser would (following the
+    redirect of a success to the page that shows its notice)."""
     token = csrf_token(client.get(page).text)
-    return client.post(action, data={"csrf_token": token, **data}, follow_redirects=False)
+    return client.post(action, data={"csrf_token": token, **data})
 
 
 def said(response: Any) -> str:
@@ -249,13 +250,13 @@ def test_a_flagged_run_shows_its_badge_and_is_approved_only_when_confirmed(
     )
     assert forged.status_code == 409
     ok = _post(m, "/admin", f"/admin/submissions/{clean}/review", {"action": "approve"})
-    assert ok.status_code == 303  # an unflagged run needs no confirmation
+    assert ok.status_code == 200 and f"Submission {clean}: approve recorded." in said(ok)  # no box needed
     with api.db.transaction(write=False) as session:
         assert session.get(Submission, copy).review_state == ReviewState.PENDING  # type: ignore[union-attr]
     done = _post(
         m, "/admin", f"/admin/submissions/{copy}/review", {"action": "approve", "confirm_flags": "yes"}
     )
-    assert done.status_code == 303
+    assert done.status_code == 200 and f"Submission {copy}: approve recorded." in said(done)
     with api.db.transaction(write=False) as session:
         assert session.get(Submission, copy).review_state == ReviewState.APPROVED  # type: ignore[union-attr]
         assert session.get(Submission, original).review_state == ReviewState.PENDING  # type: ignore[union-attr]
@@ -300,3 +301,16 @@ def test_rescoring_without_a_test_set_is_refused_in_the_commands_words(
     bad = _post(staff["maintainer"], "/admin/rescore", "/admin/rescore", {"scope": "ids", "ids": "7; DROP"})
     assert bad.status_code == 400 and "give submission ids (numbers" in said(bad)
     assert _audit(api, "start_rescore") == []
+
+
+def test_a_success_redirects_and_a_forged_notice_shows_nothing(
+    api: Api, staff: dict[str, TestClient]
+) -> None:
+    m = staff["maintainer"]
+    token = csrf_token(m.get("/admin/phases").text)
+    form = {"csrf_token": token, "name": "later", "opens_at": "2031-01-01T00:00Z"}
+    r = m.post("/admin/phases", data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/admin/phases?notice=")
+    assert "Created phase later." in said(m.get(r.headers["location"]))  # a reload posts nothing again
+    forged = m.get("/admin/phases", params={"notice": "Phase deleted: call +1 555 to restore"})
+    assert forged.status_code == 200 and "call +1 555" not in forged.text
