@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from server.accounts import service as accounts
 from server.clock import utcnow
-from server.core.deps import SessionDep, StateDep
+from server.core.deps import IdPath, SessionDep, StateDep
 from server.core.errors import BadRequest, CsawmError
 from server.core.principal import Principal
 from server.models import (
@@ -409,7 +409,7 @@ def issue_token(
 
 @router.post("/admin/accounts/tokens/{token_id}/revoke", response_model=None)
 def revoke_token(
-    token_id: int, request: Request, session: SessionDep, signer: SignerDep, user: WebUser,
+    token_id: IdPath, request: Request, session: SessionDep, signer: SignerDep, user: WebUser,
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:  # fmt: skip
     def act(actor: Principal) -> str:
