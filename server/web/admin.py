@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from server.accounts import service as accounts
 from server.clock import utcnow
-from server.core.deps import IdPath, SessionDep, StateDep
+from server.core.deps import IdPath, SessionDep, StateDep, get_state
 from server.core.errors import BadRequest, CsawmError
 from server.core.principal import Principal
 from server.models import (
@@ -425,7 +425,7 @@ def revoke_token(
 
 
 def _quotas_context(request: Request, session: Session) -> dict[str, Any]:
-    settings = request.app.state.csawm.settings
+    settings = get_state(request).settings
     teams = list(session.scalars(select(Team).order_by(Team.name)))
     return {
         "teams": [(t, quota.compute_status(session, t, settings)) for t in teams],
@@ -466,8 +466,11 @@ def set_quota(
 
 
 def _rescore_context(request: Request, session: Session) -> dict[str, Any]:
-    job = request.app.state.csawm.parts.get(RescoreJobs).current
-    return {"job": job, "benchmark": request.app.state.csawm.settings.benchmark_dir is not None}
+    state = get_state(request)
+    return {
+        "job": state.parts.get(RescoreJobs).current,
+        "benchmark": state.settings.benchmark_dir is not None,
+    }
 
 
 def _ids(text: str) -> list[int]:
