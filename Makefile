@@ -7,8 +7,9 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SERVER_STAMP := $(VENV)/.installed-server
 
-.PHONY: install system-deps base-images test test-fast lint typecheck pytest demo clean
+.PHONY: install install-server system-deps base-images test test-fast lint typecheck pytest demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -18,11 +19,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# What `make demo` needs: the server extra only (no test tools), unless the dev install is current.
+$(SERVER_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
+	if [ $(STAMP) -nt pyproject.toml ]; then :; else $(BIN)/pip install -q -e '.[server]'; fi
+	touch $(SERVER_STAMP)
+
+install-server: $(SERVER_STAMP)
+
 system-deps:
 	scripts/install-system-deps
 
-# Offline Debian base images for model containers (cached by tag; ~5 min the first time):
+# Offline Debian base images for model containers (cached by tag; ~4 min the first time):
 # python (test models), numpy (the `csawm init` kit: numpy + Pillow), torch (reference models).
+# `make demo` builds only torch (in the background, while it installs); the tests build the rest.
 base-images: system-deps
 	scripts/build-base-images python numpy torch
 
@@ -55,8 +65,11 @@ FAST_WORKERS ?= 2
 test-fast: install lint
 	DOCKER_HOST=unix:///nonexistent/csawm-test-fast.sock $(BIN)/pytest -q -n $(FAST_WORKERS) -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
-demo: install system-deps
-	scripts/demo
+# The main job from nothing: scripts/demo installs the Debian packages it needs (the engine,
+# debootstrap), starts the torch base image in the background, installs the server (`make
+# install-server`) meanwhile, and starts the server before the image is done.
+demo:
+	PY=$(PY) scripts/demo
 
 clean:
 	rm -rf $(VENV) .csawm .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,14 @@
-"""Time ``make demo``: to "server listening" and to both baselines scored (issue 6 and 10, Measure).
+"""Time ``make demo``: to "server listening" and to both baselines scored (issues 6, 10 and 24).
 
     .venv/bin/python benchmarks/bench_demo.py [--data-dir DIR] [--keep] [--rebuild-references]
-        [--command "make demo"] [--listen-only]
+        [--command "make demo"] [--listen-only] [--checkout DIR [--from-nothing]]
+
+``--from-nothing`` (issue 24 item 3) times a first ``make demo`` as on a bare machine: it needs
+``--checkout``, a fresh clone of the repository (so the virtualenv this script runs in stays), and
+removes every ``csawm-base/*`` and ``csawm-reference/*`` image first; pip and debootstrap get
+empty caches (``PIP_CACHE_DIR``, ``CSAWM_DEBOOTSTRAP_CACHE`` in a temp dir), so every package is
+downloaded again. It does not remove the Debian packages (the Docker engine): time those with
+``apt-get`` separately. The clone's ``.venv`` must not exist.
 
 Runs ``make demo`` (or ``--command``, e.g. ``scripts/demo`` from a worktree with ``CSAWM_BIN``
 set) with ``CSAWM_DATA_DIR`` pointing at a fresh folder (default: a new temp dir, so the benchmark,
@@ -64,6 +71,11 @@ def _remove_reference_images() -> None:
         subprocess.run(["docker", "rmi", tag], capture_output=True, check=False)
 
 
+def _remove_base_images() -> None:
+    for name in ("python", "numpy", "torch"):
+        subprocess.run(["docker", "rmi", f"csawm-base/{name}:bookworm"], capture_output=True, check=False)
+
+
 def _board(client: httpx.Client, url: str) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """(baseline rows, pending entries) of the public board; empty while it does not answer."""
     try:
@@ -97,13 +109,25 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp data dir")
     parser.add_argument("--command", default="make demo", help="what to run (default: make demo)")
     parser.add_argument("--listen-only", action="store_true", help="stop once the server answers")
+    parser.add_argument("--checkout", type=Path, default=REPO_ROOT, help="where to run it (a clone)")
+    parser.add_argument("--from-nothing", action="store_true", help="no venv, base images or caches")
     args = parser.parse_args()
+    checkout = args.checkout.resolve()
     data_dir = (args.data_dir or Path(tempfile.mkdtemp(prefix="csawm-demo-bench-"))).resolve()
-    if args.rebuild_references:
+    env = {**os.environ, "CSAWM_DATA_DIR": str(data_dir)}
+    for name in [k for k in env if k.startswith("VIRTUAL_ENV") or k == "PYTHONPATH"]:
+        del env[name]
+    if args.from_nothing:
+        if checkout == REPO_ROOT or (checkout / ".venv").exists():
+            parser.error("--from-nothing needs --checkout DIR: a fresh clone without .venv")
+        caches = Path(tempfile.mkdtemp(prefix="csawm-demo-caches-"))
+        env |= {"PIP_CACHE_DIR": str(caches / "pip"), "CSAWM_DEBOOTSTRAP_CACHE": str(caches / "deb")}
+        _remove_base_images()
+    if args.rebuild_references or args.from_nothing:
         _remove_reference_images()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "CSAWM_DATA_DIR": str(data_dir), "CSAWM_PORT": str(port)}
+    env["CSAWM_PORT"] = str(port)
     log_path = data_dir.parent / f"{data_dir.name}-demo.log"
     load_before = os.getloadavg()
     started = time.monotonic()
@@ -116,7 +140,7 @@ def main() -> int:
     with log_path.open("w") as log, httpx.Client(timeout=2) as client:
         process = subprocess.Popen(
             shlex.split(args.command),
-            cwd=REPO_ROOT,
+            cwd=checkout,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -68,7 +68,6 @@ from server.submissions import intake
 EXIT_FAILED = 1
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_BASE_IMAGES = REPO_ROOT / "scripts" / "build-base-images"
-BASE_IMAGES = ("csawm-base/python:bookworm", DEFAULT_BASE_IMAGE)
 KINDS = (ModelKind.ONE_HOT, ModelKind.MULTI_HOT)
 BASELINE_NAMES = {ModelKind.ONE_HOT: "ResNet-34 one-hot", ModelKind.MULTI_HOT: "ResNet-34 multi-hot"}
 APPROVAL_REASON = "reference baseline seeded by csawm seed-baselines"
@@ -130,7 +129,7 @@ class BuildRecorder:
         try:
             with self.db.transaction() as session:
                 for row in session.scalars(select(BaselineBuild)):
-                    if row.state in (BuildState.TRAINING, BuildState.BUILDING):
+                    if row.state in (BuildState.PREPARING, BuildState.TRAINING, BuildState.BUILDING):
                         row.state, row.message = BuildState.FAILED, message
         except SQLAlchemyError:
             pass
@@ -159,20 +158,28 @@ def parse_resolution(text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-def ensure_base_images(base_image: str) -> None:
-    """Build the offline base images when the default one is missing (cached by tag in the script)."""
+def base_image_missing(base_image: str) -> bool:
+    """Whether `base_image` must be built before training (only the default one can be)."""
+    if image_id(base_image) is not None:
+        return False
     if base_image != DEFAULT_BASE_IMAGE:
-        if image_id(base_image) is None:
-            raise BuildError(f"base image {base_image} is not in the local Docker engine")
-        return
-    if all(image_id(tag) is not None for tag in BASE_IMAGES):
-        return
+        raise BuildError(f"base image {base_image} is not in the local Docker engine")
+    return True
+
+
+def build_base_image() -> None:
+    """Build the torch base image the models train in, and only it: the python and numpy images are
+    for the tests and the offline starter kit, built when first needed (`make base-images`).
+    ``scripts/build-base-images`` waits for a build of the same image already under way (``make
+    demo`` starts one in the background while it installs the server) and then reuses it."""
     if not BUILD_BASE_IMAGES.is_file():
-        raise BuildError(
-            f"base images missing and {BUILD_BASE_IMAGES} not found (run it from a source checkout)"
-        )
-    typer.echo("building the offline base images (scripts/build-base-images, a few minutes once)", err=True)
-    result = subprocess.run([str(BUILD_BASE_IMAGES)], check=False)
+        raise BuildError(f"base image missing and {BUILD_BASE_IMAGES} not found (run from a source checkout)")
+    typer.echo(
+        f"building the torch base image {DEFAULT_BASE_IMAGE} (scripts/build-base-images torch; a few "
+        "minutes, once; the python and numpy images are built when first needed)",
+        err=True,
+    )
+    result = subprocess.run([str(BUILD_BASE_IMAGES), "torch"], check=False)
     if result.returncode != 0:
         raise BuildError(f"scripts/build-base-images failed with exit code {result.returncode}")
 
@@ -407,7 +414,10 @@ def _build_and_queue(
     finished = False
     try:
         try:
-            ensure_base_images(plan.base_image)
+            if base_image_missing(plan.base_image):
+                for kind in KINDS:
+                    recorder.set(kind, state=BuildState.PREPARING)
+                build_base_image()
             tags = build_all(plan, on_line=recorder.line)
         except BuildError as exc:
             recorder.unfinished(str(exc))

@@ -2,7 +2,8 @@
 
 The board lists scored runs; a newcomer who just started ``make demo`` would see no model rows for
 minutes. This list says what is coming: each reference model ``csawm seed-baselines`` is training
-(with its step), building, or whose run is queued or running, and one that failed with the public
+(with its step), building, or whose run is queued or running (before training: preparing the
+base image the models train in, on a machine that does not have it yet), and one that failed with the public
 reason. It holds only baselines, the operators' own models: a researcher's queued run is not public.
 """
 
@@ -19,6 +20,7 @@ from server.models import ACTIVE_STATUSES, BaselineBuild, BuildState, RunStatus,
 # What the public list says of a build that did not finish; the reason (paths, engine output) stays
 # in ``baseline_builds.message`` and in the operator's seed-baselines output.
 BUILD_FAILED = "training or building the image did not finish; the operators have the reason"
+PREPARING = "building the base image the models train in (a few minutes, once per machine)"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -71,7 +73,7 @@ def pending_baselines(session: Session) -> list[dict[str, Any]]:
             continue  # its run was deleted: nothing is coming
         training = build.state == BuildState.TRAINING
         progress = {"step": build.step, "steps": build.steps} if training else None
-        reason = BUILD_FAILED if build.state == BuildState.FAILED else None
+        reason = {BuildState.FAILED: BUILD_FAILED, BuildState.PREPARING: PREPARING}.get(build.state)
         out.append(_entry(build.name, build.state.value, build.updated_at, progress=progress, message=reason))
     runs = session.scalars(_RUNS).all()
     for sub in runs:

@@ -18,6 +18,7 @@ from server.models.base import Base, UTCDateTime
 
 
 class BuildState(enum.StrEnum):
+    PREPARING = "preparing"  # the base image the models train in is being built (once per machine)
     TRAINING = "training"
     BUILDING = "building"
     QUEUED = "queued"  # the baseline's run exists (``submission_id``): its status says the rest

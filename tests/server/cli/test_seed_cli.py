@@ -170,7 +170,7 @@ def test_seed_no_wait_records_each_build_and_queues_both(
         return Path(shutil.copy(saved[tag], archives / f"{tag.replace('/', '_')}.tar"))
 
     monkeypatch.setattr(seed.shutil, "which", lambda name: "/usr/bin/docker")
-    monkeypatch.setattr(seed, "ensure_base_images", lambda base_image: None)
+    monkeypatch.setattr(seed, "base_image_missing", lambda base_image: False)
     monkeypatch.setattr(seed, "build_reference_image", fake_build)
     monkeypatch.setattr(seed, "image_id", digests.get)
     monkeypatch.setattr(seed, "save_archive", fake_save)

@@ -13,7 +13,7 @@ from srvtest.app import Api
 from reference_models.build import BuildError
 from reference_models.rules import ModelKind
 from server.cli import seed
-from server.leaderboard.pending import BUILD_FAILED
+from server.leaderboard.pending import BUILD_FAILED, PREPARING
 from server.models import BaselineBuild, BuildState, RunStatus, Submission, Team
 
 
@@ -139,7 +139,7 @@ def _seed_args(api: Api) -> dict[str, Any]:
 
 
 def test_seed_marks_an_interrupted_or_failed_build(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(seed, "ensure_base_images", lambda base_image: None)
+    monkeypatch.setattr(seed, "base_image_missing", lambda base_image: False)
 
     def interrupted(*args: Any, **kwargs: Any) -> dict[ModelKind, str]:
         kwargs["on_line"](ModelKind.ONE_HOT, "step 5/20 loss 2.0")
@@ -162,3 +162,45 @@ def test_seed_marks_an_interrupted_or_failed_build(api: Api, monkeypatch: pytest
     with api.db.transaction(write=False) as session:
         messages = {r.message for r in session.query(BaselineBuild)}
     assert messages == {"training one-hot failed: loss became nan"}
+
+
+def test_board_says_the_base_image_is_being_prepared_then_training(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24 item 3: on a machine without the torch base image the server already answers, and
+    its board says what is being prepared before the models train; only that image is built."""
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(seed, "base_image_missing", lambda base_image: True)
+
+    def build_base_image() -> None:
+        seen["during"] = {i["name"]: (i["state"], i["message"]) for i in _pending(api)}
+
+    def build_all(plan: Any, on_line: Any) -> dict[ModelKind, str]:
+        on_line(ModelKind.ONE_HOT, "step 1/20 loss 2.0")
+        seen["after"] = {i["name"]: i["state"] for i in _pending(api)}
+        raise BuildError("stop here")
+
+    monkeypatch.setattr(seed, "build_base_image", build_base_image)
+    monkeypatch.setattr(seed, "build_all", build_all)
+    with pytest.raises(typer.Exit):
+        seed._build_and_queue(**_seed_args(api))
+    assert seen["during"] == {
+        "ResNet-34 one-hot": ("preparing", PREPARING),
+        "ResNet-34 multi-hot": ("preparing", PREPARING),
+    }
+    assert seen["after"]["ResNet-34 one-hot"] == "training"
+
+
+def test_only_the_torch_base_image_is_built_before_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+
+    class Done:
+        returncode = 0
+
+    monkeypatch.setattr(seed.subprocess, "run", lambda args, check: calls.append(args) or Done())
+    seed.build_base_image()
+    assert calls == [[str(seed.BUILD_BASE_IMAGES), "torch"]]
+    monkeypatch.setattr(seed, "image_id", lambda tag: None)
+    assert seed.base_image_missing(seed.DEFAULT_BASE_IMAGE) is True
+    with pytest.raises(BuildError, match="not in the local Docker engine"):
+        seed.base_image_missing("my/torch:1")
