@@ -79,6 +79,7 @@ from server.web.session import CsrfError, SessionSigner
 from server.web.session import revoke as revoke_session
 from server.web.templating import error_page, not_found, render, staff_only
 from server.worker.loop import Worker
+from server.worker_api import accounts as worker_accounts
 
 log = logging.getLogger("csawm.web")
 
@@ -674,6 +675,7 @@ def _admin_context(session: Session, request: Request) -> dict[str, Any]:
         "active": [(s, names.get(s.team_id, "")) for s in queries.active_runs(session)],
         "failed": [(s, names.get(s.team_id, "")) for s in queries.failed_runs(session)],
         "embedded_worker": worker is not None,
+        "remote_workers": worker_accounts.list_workers(session),
         "now": utcnow(),
         "actions": [a.value for a in ReviewAction],
         "registrations": open_registrations(session),  # issue 22: templates/admin_registrations.html

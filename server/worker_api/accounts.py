@@ -46,6 +46,11 @@ def revoke_worker(session: Session, name: str, *, actor: str) -> WorkerAccount:
     return row
 
 
+def list_workers(session: Session) -> list[WorkerAccount]:
+    """Every worker account, by name, with its last call, version and test-set digest (``/admin``)."""
+    return list(session.scalars(select(WorkerAccount).order_by(WorkerAccount.name)))
+
+
 def worker_for_token(session: Session, token: str) -> WorkerAccount:
     """The worker account of `token`; 401 for any other token (a user's included) or a revoked one."""
     row = session.scalar(select(WorkerAccount).where(WorkerAccount.token_hash == hash_token(token)))

@@ -16,8 +16,9 @@ from srvtest import factories as f
 from srvtest.app import Api, make_settings, open_api
 from srvtest.archives import write_archive
 from srvtest.fakes import predictions_for
+from srvtest.web import web_login
 
-from server.models import RunStatus, Submission, SubmissionReport
+from server.models import Role, RunStatus, Submission, SubmissionReport
 from server.scoring.results import RunRecord
 from server.worker.images_digest import images_digest
 from server.worker_api import accounts, service
@@ -275,3 +276,21 @@ def test_database_and_remote_workers_serve_one_queue(
     local = lease_next(wapi.db, "db-worker", wapi.settings.lease_ttl)
     assert local is not None and {remote["submission_id"], local.submission_id} == {first, second}
     assert _lease(wapi, wtoken, synthetic_benchmark).json() == {"lease": None}
+
+
+def test_admin_page_lists_remote_workers_with_heartbeat_version_and_digest(wapi: Api) -> None:
+    """Issue 25 item 4: operators see each remote worker on /admin (its last call, version and
+    test-set digest); a revoked one says so; a name cannot put markup on the page."""
+    wtoken = _worker(wapi, "gpu-1")
+    _worker(wapi, "gpu-2")
+    _lease(wapi, wtoken, wapi.settings.benchmark_dir or Path("."))
+    with wapi.db.transaction() as session:
+        accounts.revoke_worker(session, "gpu-2", actor="test")
+    maintainer = f.user(wapi.db, "m@x.org", role=Role.MAINTAINER)
+    web_login(wapi.client, maintainer, "/admin")
+    page = wapi.client.get("/admin").text
+    digest = images_digest(wapi.settings.benchmark_dir or Path(".")).images
+    assert "Remote workers" in page and "<td>gpu-1</td>" in page
+    row = page[page.index("<td>gpu-1</td>") : page.index("<td>gpu-2</td>")]
+    assert "test" in row and digest[:16] in row and "–</td>" not in row.split("</td>")[2]
+    assert "revoked" in page[page.index("<td>gpu-2</td>") :].split("</tr>")[0]
