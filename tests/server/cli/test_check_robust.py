@@ -17,6 +17,10 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from PIL import Image
+from srvtest import factories as f
+from srvtest.app import make_settings, open_api
+from srvtest.images import build, ensure_base, remove_all
+from srvtest.live import free_port, live_server
 from typer.testing import CliRunner
 
 from server.app import create_app
@@ -25,9 +29,6 @@ from server.benchmark.shape import CSAW_M, HiddenSetShape
 from server.benchmark.synth import generate
 from server.cli.main import app as cli
 from tests.client.blocked import run_blocked
-from tests.server.srvtest.app import make_settings, open_api
-from tests.server.srvtest.images import build, ensure_base, remove_all
-from tests.server.srvtest.live import free_port, live_server
 
 MODELS = Path(__file__).with_name("robust_models.py")
 NUMPY_BASE = "csawm-base/numpy:bookworm"
@@ -207,15 +208,30 @@ def large_benchmark(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.docker
-def test_a_model_that_fails_past_400_images_passes_plain_check_and_fails_robust_at_the_server_s_scale(
+def test_a_model_that_fails_past_400_images_is_charged_on_the_server_and_reproduced_by_robust_only(
     models: dict[str, str], tmp_path: Path, sqlite_url: str, large_benchmark: Path
 ) -> None:
+    """Issue 23's test: the plain check passes, the submitted run fails on the hidden images and
+    `--wait` names the charge and the robust check; `check --robust` against that server
+    reproduces the failure locally at the server's scale and limits."""
     code, plain, _ = _check(models["past_400"], "--timeout", "60", "--memory", "512m")
     assert code == 0, plain
     settings = make_settings(
-        tmp_path, sqlite_url, benchmark_dir=large_benchmark, run_memory="512m", run_timeout="120s"
-    )
-    with live_server(create_app(settings, migrate_on_start=True)) as url:
+        tmp_path, sqlite_url, benchmark_dir=large_benchmark, run_memory="512m", run_timeout="120s",
+        embedded_worker=True, poll_interval=0.2, bootstrap_resamples=200, hidden_end_grid="0s",
+        max_upload_bytes=512 * 1024**2,
+    )  # fmt: skip
+    app = create_app(settings, migrate_on_start=True)
+    with live_server(app) as url:
+        token = f.member_token(app.state.csawm.db)
+        submitted = CliRunner().invoke(
+            cli, ["submit", models["past_400"], "--name", "buffer", "--wait"],
+            env={"CSAWM_SERVER_URL": url, "CSAWM_TOKEN": token},
+        )  # fmt: skip
+        assert submitted.exit_code == 1, submitted.output
+        assert "nonzero_exit in hidden" in submitted.stdout
+        assert "quota: charged: a failure on the hidden images always uses its quota slot" in submitted.stdout
+        assert f"`csawm check {models['past_400']} --robust`" in submitted.stdout
         code, report, err = _check(models["past_400"], "--robust", server=url)
     assert code == 1, (report, err)
     assert report["error_code"] == "nonzero_exit"
@@ -238,7 +254,8 @@ def test_a_model_that_crashes_on_a_white_image_fails_robust_naming_the_input(mod
     assert result.exit_code == 1, result.output
     out = result.stdout
     assert out.startswith("FAILED: at the hidden set's scale (972 images): ")
-    assert "475 private + 497 public images, 632x512 (height x width) 8-bit grey (from CSAW-M defaults (no server" in out
+    shape = "475 private + 497 public images, 632x512 (height x width) 8-bit grey"
+    assert f"{shape} (from CSAW-M defaults (no server configured" in out
     assert "limits: 300 s, 1024 MiB, 2 CPUs, 0 GPUs (from this command's options)" in out
     assert "diagnosis: fails on these inputs alone: near_white" in out
     position = extreme_positions(972)
