@@ -19,6 +19,7 @@ from PIL import Image
 
 PRIVATE_PATTERN = "private_<i>.png"
 PUBLIC_PATTERN = "test_<i>.png"
+MAX_IMAGES = 100_000  # a bound on what a server may ask a client to write (CSAW-M: 972)
 #: Bits per pixel of the grey PNG modes a test set may hold; anything else is refused.
 BIT_DEPTHS = {"L": 8, "I;16": 16, "I;16B": 16, "I;16L": 16}
 
@@ -40,9 +41,10 @@ class HiddenSetShape:
     public_pattern: str | None = PUBLIC_PATTERN
 
     def __post_init__(self) -> None:
-        if self.private_images < 1 or self.public_images < 0:
+        if self.private_images < 1 or self.public_images < 0 or self.total > MAX_IMAGES:
             raise ValueError(
-                f"image counts {self.private_images} + {self.public_images}: need at least one private"
+                f"image counts {self.private_images} + {self.public_images}: need at least one private "
+                f"and at most {MAX_IMAGES} in all"
             )
         if not (8 <= self.width <= 8192 and 8 <= self.height <= 8192):
             raise ValueError(f"image size {self.width} wide x {self.height} high is outside 8..8192")

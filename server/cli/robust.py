@@ -252,7 +252,8 @@ def print_lines(report: RobustReport) -> list[str]:
     lines = [
         f"{'PASSED' if passed else 'FAILED'}: {report.error_message}",
         f"test set: {shape['private_images']} private + {shape['public_images']} public images, "
-        f"{shape['height']}x{shape['width']} (height x width) {shape['bit_depth']}-bit grey (from {report.shape_source})",
+        f"{shape['height']}x{shape['width']} (height x width) {shape['bit_depth']}-bit grey "
+        f"(from {report.shape_source})",
         f"limits: {limits['timeout_s']:.0f} s, {limits['memory_bytes'] / 1024**2:.0f} MiB, "
         f"{limits['cpus']:g} CPUs, {limits['gpus']} GPUs (from {report.limits_source})",
     ]

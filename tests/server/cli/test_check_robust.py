@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import numpy as np
@@ -35,7 +36,7 @@ NUMPY_BASE = "csawm-base/numpy:bookworm"
 SHAPE = "/api/v1/test-set/shape"
 
 
-def _check(*args: str, server: str = "") -> tuple[int, dict[str, object], str]:
+def _check(*args: str, server: str = "") -> tuple[int, dict[str, Any], str]:
     """Run ``csawm check ... --json``; `server` is ``CSAWM_SERVER_URL`` ("": none configured)."""
     result = CliRunner().invoke(cli, ["check", *args, "--json"], env={"CSAWM_SERVER_URL": server})
     body = json.loads(result.stdout) if result.stdout.strip() else {}
@@ -175,12 +176,17 @@ def test_a_server_without_the_endpoint_falls_back_to_the_csaw_m_defaults_and_say
     assert source.shape_source == f"CSAW-M defaults ({url} publishes no shape)"
 
 
-def test_a_server_that_answers_nonsense_exits_3() -> None:
+@pytest.mark.parametrize("count", ["many", 10**9])
+def test_a_server_that_answers_nonsense_exits_3(count: object) -> None:
+    """Nothing is written for an answer that is not a shape, nor for a billion images."""
     odd = FastAPI()
+    limits = {"timeout_s": 60, "memory_bytes": 2**28, "cpus": 1, "gpus": 0}
+    test_set = {"private_images": count, "public_images": 0, "width": 64, "height": 64, "bit_depth": 8}
+    test_set["name_patterns"] = {"private": "private_<i>.png", "public": None}
 
     @odd.get(SHAPE)
     def shape() -> dict[str, object]:
-        return {"test_set": {"private_images": "many"}, "limits": {}}
+        return {"test_set": test_set, "limits": limits}
 
     with live_server(odd) as url:
         code, _, err = _check("csawm-no-such-image:0", "--robust", server=url)
@@ -240,7 +246,7 @@ def test_a_model_that_fails_past_400_images_is_charged_on_the_server_and_reprodu
     assert report["limits"] == {"timeout_s": 120.0, "memory_bytes": 512 * 1024**2, "cpus": 2.0, "gpus": 0}
     assert report["failing_inputs"] == []  # every kind passes alone
     assert "fails only at the full count (410 private + 12 public images)" in str(report["diagnosis"])
-    assert "buffer of 400 images is full at private_401.png" in str(report["run"]["log_tail"])  # type: ignore[index]
+    assert "buffer of 400 images is full at private_401.png" in str(report["run"]["log_tail"])
 
 
 @pytest.mark.docker
@@ -273,7 +279,7 @@ def test_a_good_model_passes_robust_at_the_csaw_m_scale(models: dict[str, str]) 
     code, report, err = _check(models["good"], "--robust", "--timeout", "300", "--memory", "1g")
     assert code == 0, (report, err)
     assert report["status"] == "succeeded" and report["failing_inputs"] == []
-    assert report["run"]["predictions"] == {"rows": 972, "final_pred": False, "probs": False}  # type: ignore[index]
+    assert report["run"]["predictions"] == {"rows": 972, "final_pred": False, "probs": False}
     assert "valid predictions for all 972 images (632x512, 8-bit, every extreme included)" in str(
         report["error_message"]
     )
