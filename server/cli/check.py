@@ -25,7 +25,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -282,6 +282,12 @@ def check(
             except robust_check.ShapeUnavailable as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(EXIT_SERVER) from None
+            options = {"--timeout": timeout, "--memory": memory, "--cpus": cpus, "--gpus": gpus}
+            given = [name for name, value in options.items() if value is not None]
+            if given and source.limits is not None:
+                source = replace(
+                    source, limits_source=f"{source.limits_source}, {', '.join(given)} from the options"
+                )
         limits = robust_check.merged_limits(
             source.limits if source else None, timeout=timeout, memory_bytes=memory_bytes, cpus=cpus,
             gpus=gpus, defaults=RunLimits(timeout=timedelta(seconds=600)),

@@ -193,6 +193,19 @@ def test_a_server_that_answers_nonsense_exits_3(count: object) -> None:
     assert code == 3 and "answered what is not a test-set shape" in err
 
 
+@pytest.mark.docker
+def test_options_replace_the_server_s_limits_and_the_report_says_so(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path
+) -> None:
+    settings = make_settings(tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, run_memory="300m")
+    with live_server(create_app(settings, migrate_on_start=True)) as url:
+        code, report, _ = _check("csawm-robust-test-no-such-image:0", "--robust", "--cpus", "1", server=url)
+    assert code == 1 and report["error_code"] == "image_invalid"  # an engine refusal: not diagnosed
+    assert report["limits"] == {"timeout_s": 1800.0, "memory_bytes": 300 * 1024**2, "cpus": 1.0, "gpus": 0}
+    assert report["limits_source"] == f"{url}, --cpus from the options" and report["failing_inputs"] == []
+    assert report["shape"]["private_images"] == 60 and report["diagnosis"] == ""
+
+
 # The check, on the real engine --------------------------------------------------------------
 
 
