@@ -42,6 +42,7 @@ def _api_routers() -> list[APIRouter]:
     from server.leaderboard.router import snapshots_router
     from server.notifications.router import router as notifications_router
     from server.operations.router import router as operations_router
+    from server.operations.test_set_shape import router as test_set_shape_router
     from server.phases.router import router as phases_router
     from server.quota.router import router as quota_router
     from server.registrations.router import admin_router as registrations_admin_router
@@ -62,6 +63,7 @@ def _api_routers() -> list[APIRouter]:
         review_router,
         notifications_router,
         operations_router,
+        test_set_shape_router,
         registrations_router,
         registrations_admin_router,
         worker_router,

@@ -8,8 +8,11 @@ the same fields as a submission: ``status``, ``error_code``, ``error_message``, 
 The container runtime is the worker's: ``--runtime`` or ``CSAWM_RUN_RUNTIME`` (``runc`` by default,
 ``runsc`` for gVisor).
 
+``--robust`` runs it as the hidden run will, at the hidden set's full scale: `server.cli.robust`.
+
 Exit codes: 0 the model passed; 1 the model failed (any run error code); 2 bad arguments or an
-archive rejected by inspection, a registry tag without its digest, a reference the engine cannot pull.
+archive rejected by inspection, a registry tag without its digest, a reference the engine cannot pull;
+3 (``--robust``) the configured server could not be asked for its test set's shape.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -44,6 +47,7 @@ from server.scoring.predictions import PredictionsError, read_predictions
 EXIT_OK = 0
 EXIT_MODEL_FAILED = 1
 EXIT_INVALID = 2
+EXIT_SERVER = 3  # --robust: the configured server could not be asked for its test set's shape
 MIN_IMAGES = 8  # the synthetic generator's smallest test split
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?")
@@ -132,42 +136,64 @@ def run_check(
         The archive was rejected by inspection (nothing was loaded).
     """
     runner = runner or DockerRunner(runtime=runtime)
+    image, image_info = resolve_image(runner, target)
+    with tempfile.TemporaryDirectory(prefix="csawm-check-") as tmp:
+        images = synthetic_images(Path(tmp), n_images)
+        return run_images(runner, image, image_info, images, limits, Path(tmp) / "run")
+
+
+def resolve_image(runner: DockerRunner, target: str) -> tuple[str, dict[str, Any]]:
+    """What to run for `target` (an archive is inspected, then loaded) and what the report says of it.
+
+    Also removes the containers of killed checks past their deadline first.
+
+    Raises
+    ------
+    ImageArchiveError
+        The archive was rejected by inspection (nothing was loaded).
+    """
     # A `csawm check` killed with SIGKILL leaves its container behind; the next one removes every
     # check container past its deadline label (issue 11), so none runs forever.
     with contextlib.suppress(RunnerError):
         sweep_expired(runner, run_prefix=CHECK_PREFIX)
-    image_info: dict[str, Any] = {}
     path = Path(target)
     if path.is_file():
         info: ImageArchiveInfo = inspect_archive(path)
         image_info = {**asdict(info), "repo_tags": list(info.repo_tags), "source": str(path)}
-        image = runner.load_archive(path)
-    else:
-        image = target
-        image_info = {"reference": target}
-    with tempfile.TemporaryDirectory(prefix="csawm-check-") as tmp:
-        work = Path(tmp)
-        images = synthetic_images(work, n_images)
-        names = [p.name for p in images]
-        prepare_input(work / "input", images)
-        spec = RunSpec(
-            run_id=f"{CHECK_PREFIX}{uuid.uuid4().hex[:12]}",
-            image=image,
-            input_dir=work / "input",
-            output_dir=work / "output",
-            limits=limits,
-            phase="preflight",
-        )
-        handle = runner.handle_for(spec)
-        try:
-            with _removed_on_signal(runner, handle):
-                runner.start(spec)
-                result: RunResult = runner.wait(handle, spec)
-        except RunnerError as exc:
-            return _failed(exc.code, exc.message, image=image_info, runtime=runner.runtime)
-        finally:
-            with contextlib.suppress(RunnerError):
-                runner.cleanup(handle)
+        return runner.load_archive(path), image_info
+    return target, {"reference": target}
+
+
+def run_images(
+    runner: DockerRunner,
+    image: str,
+    image_info: dict[str, Any],
+    images: list[Path],
+    limits: RunLimits,
+    work: Path,
+) -> CheckReport:
+    """Run `image` once on `images` (prepared as /input under `work`, a fresh folder) and validate
+    its predictions with the scoring module's reader; never raises for a model fault."""
+    names = [p.name for p in images]
+    prepare_input(work / "input", images)
+    spec = RunSpec(
+        run_id=f"{CHECK_PREFIX}{uuid.uuid4().hex[:12]}",
+        image=image,
+        input_dir=work / "input",
+        output_dir=work / "output",
+        limits=limits,
+        phase="preflight",
+    )
+    handle = runner.handle_for(spec)
+    try:
+        with _removed_on_signal(runner, handle):
+            runner.start(spec)
+            result: RunResult = runner.wait(handle, spec)
+    except RunnerError as exc:
+        return _failed(exc.code, exc.message, image=image_info, runtime=runner.runtime)
+    finally:
+        with contextlib.suppress(RunnerError):
+            runner.cleanup(handle)
     report = CheckReport(
         status=result.state.value,
         error_code=result.error_code.value if result.error_code else None,
@@ -205,10 +231,21 @@ def check(
         ),
     ],
     json_output: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Wall-time limit in seconds")] = 600.0,
-    memory: Annotated[str, typer.Option("--memory", help="Memory limit (no swap), e.g. 4g")] = "4g",
-    cpus: Annotated[float, typer.Option("--cpus", help="CPU quota")] = 2.0,
-    gpus: Annotated[int, typer.Option("--gpus", help="GPUs to request (needs a GPU runtime)")] = 0,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Wall-time limit in seconds [600; --robust: the server's]"),
+    ] = None,
+    memory: Annotated[
+        str | None,
+        typer.Option("--memory", help="Memory limit (no swap), e.g. 4g [4g; --robust: the server's]"),
+    ] = None,
+    cpus: Annotated[
+        float | None, typer.Option("--cpus", help="CPU quota [2; --robust: the server's]")
+    ] = None,
+    gpus: Annotated[
+        int | None,
+        typer.Option("--gpus", help="GPUs to request (needs a GPU runtime) [0; --robust: the server's]"),
+    ] = None,
     images: Annotated[int, typer.Option("--images", help=f"Synthetic images (>= {MIN_IMAGES})")] = MIN_IMAGES,
     runtime: Annotated[
         str,
@@ -216,16 +253,45 @@ def check(
             "--runtime", envvar="CSAWM_RUN_RUNTIME", help="Container runtime: runc, or runsc (gVisor)"
         ),
     ] = "runc",
+    robust: Annotated[
+        bool,
+        typer.Option(
+            "--robust",
+            help="Run as the hidden run will: the hidden set's full count, names, size and extreme "
+            "contents, under its limits (both from --server, else the CSAW-M defaults)",
+        ),
+    ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option("--server", envvar="CSAWM_SERVER_URL", help="Server whose test-set shape --robust uses"),
+    ] = None,
 ) -> None:
     """Run an image on synthetic images in the production sandbox; say what the server would."""
+    from server.cli import robust as robust_check  # it builds on this module's run_images
+
     try:
-        if timeout <= 0:
+        if timeout is not None and timeout <= 0:
             raise ValueError(f"--timeout must be positive, got {timeout}")
         if images < MIN_IMAGES:
             raise ValueError(f"--images must be at least {MIN_IMAGES}, got {images}")
-        limits = RunLimits(
-            timeout=timedelta(seconds=timeout), memory_bytes=parse_memory(memory), cpus=cpus, gpus=gpus
-        )
+        memory_bytes = None if memory is None else parse_memory(memory)
+        source = None
+        if robust:
+            try:
+                source = robust_check.fetch_shape(server)
+            except robust_check.ShapeUnavailable as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(EXIT_SERVER) from None
+            options = {"--timeout": timeout, "--memory": memory, "--cpus": cpus, "--gpus": gpus}
+            given = [name for name, value in options.items() if value is not None]
+            if given and source.limits is not None:
+                source = replace(
+                    source, limits_source=f"{source.limits_source}, {', '.join(given)} from the options"
+                )
+        limits = robust_check.merged_limits(
+            source.limits if source else None, timeout=timeout, memory_bytes=memory_bytes, cpus=cpus,
+            gpus=gpus, defaults=RunLimits(timeout=timedelta(seconds=600)),
+        )  # fmt: skip
         checked_runtime = check_runtime(runtime)
         check_limits(limits, checked_runtime)
         reference = None if Path(target).is_file() else registry_reference(target)
@@ -234,19 +300,27 @@ def check(
     except ValueError as exc:  # TargetError too: a tag without digest, a failed pull
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
+    result: CheckReport | robust_check.RobustReport
     try:
-        report = run_check(target, limits=limits, n_images=images, runtime=checked_runtime)
-        code = EXIT_OK if report.status == TerminalState.SUCCEEDED.value else EXIT_MODEL_FAILED
+        if source is not None:
+            result = robust_check.run_robust(
+                target, source=source, limits=limits, runner=DockerRunner(runtime=checked_runtime)
+            )
+        else:
+            result = run_check(target, limits=limits, n_images=images, runtime=checked_runtime)
+        code = EXIT_OK if result.status == TerminalState.SUCCEEDED.value else EXIT_MODEL_FAILED
     except ImageArchiveError as exc:
-        report = _failed(ErrorCode.IMAGE_INVALID, f"archive rejected: {exc}", image={"source": target})
+        result = _failed(ErrorCode.IMAGE_INVALID, f"archive rejected: {exc}", image={"source": target})
         code = EXIT_INVALID
     except RunnerError as exc:  # loading failed in the engine
-        report = _failed(exc.code, exc.message, image={"source": target})
+        result = _failed(exc.code, exc.message, image={"source": target})
         code = EXIT_MODEL_FAILED
     if json_output:
-        typer.echo(json.dumps(asdict(report), indent=2))
+        typer.echo(json.dumps(asdict(result), indent=2))
+    elif isinstance(result, CheckReport):
+        _print_human(result)
     else:
-        _print_human(report)
+        typer.echo("\n".join(robust_check.print_lines(result)))
     raise typer.Exit(code)
 
 

@@ -128,8 +128,8 @@ NEXT_STEP: dict[str, str] = {
 #: only a run at the hidden set's scale and contents can reproduce it.
 ROBUST_STEP = (
     "the preflight passed, so reproduce it at the hidden set's full scale (CSAW-M: 475 private + 497 "
-    "public images, 632x512 8-bit) under the hidden run's limits (on /guide/submitting): "
-    "`csawm check IMAGE --images 972 --timeout SECONDS --memory SIZE`"
+    "public images, 632x512 8-bit) under the hidden run's limits, with the same server configured: "
+    "`csawm check IMAGE --robust`"
 )
 _HIDDEN_PHASES = (FailedPhase.HIDDEN, FailedPhase.SCORING)
 _ROBUST_CODES = frozenset(

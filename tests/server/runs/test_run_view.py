@@ -204,7 +204,7 @@ def test_a_hidden_failure_is_charged_its_log_withheld_and_the_robust_check_next(
     out = run_view(sub, team, Charge(charged=True, refund_reason=None)).outcome
     assert out is not None and out.charged and out.charge.startswith("charged: a failure on the hidden")
     assert out.log.startswith("the hidden run's log is withheld: only the maintainers")
-    assert "`csawm check IMAGE --images 972 " in out.next_step and out.hint is None
+    assert "`csawm check IMAGE --robust`" in out.next_step and out.hint is None
     assert shown_review(sub) is None and run_view(sub, team).outcome is None  # no ledger: no outcome
     preflight = _failed(FailedPhase.PREFLIGHT, "oom")
     out = run_view(

@@ -17,21 +17,25 @@ MODEL_PY = Path(__file__).with_name("image") / "model.py"
 TAG_PREFIX = f"csawm-srvtest-{os.getpid()}"
 
 
-def ensure_base(client: docker.DockerClient) -> None:
+def ensure_base(client: docker.DockerClient, base: str = BASE_IMAGE) -> None:
     try:
-        client.images.get(BASE_IMAGE)
+        client.images.get(base)
     except docker.errors.ImageNotFound:
-        subprocess.run([str(REPO_ROOT / "scripts" / "build-base-images"), "python"], check=True)
+        flavour = base.split("/")[1].split(":")[0]  # csawm-base/<flavour>:bookworm
+        subprocess.run([str(REPO_ROOT / "scripts" / "build-base-images"), flavour], check=True)
 
 
-def build(client: docker.DockerClient, behaviour: str, *args: str) -> str:
-    """Build (once per session) an image whose CMD runs `behaviour`; return its tag."""
-    tag = f"{TAG_PREFIX}/{behaviour}:{'-'.join(args) or 'x'}"
+def build(
+    client: docker.DockerClient, behaviour: str, *args: str, base: str = BASE_IMAGE, model: Path = MODEL_PY
+) -> str:
+    """Build (once per session) an image whose CMD runs `behaviour` of `model` on `base`; return its tag."""
+    family = "" if model == MODEL_PY else f"{model.stem}-"
+    tag = f"{TAG_PREFIX}/{family}{behaviour}:{'-'.join(args) or 'x'}"
     cmd = ", ".join(f'"{a}"' for a in ("python3", "/opt/model.py", behaviour, *args))
-    dockerfile = f"FROM {BASE_IMAGE}\nCOPY model.py /opt/model.py\nUSER 1000\nCMD [{cmd}]\n"
+    dockerfile = f"FROM {base}\nCOPY model.py /opt/model.py\nUSER 1000\nCMD [{cmd}]\n"
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in (("Dockerfile", dockerfile.encode()), ("model.py", MODEL_PY.read_bytes())):
+        for name, data in (("Dockerfile", dockerfile.encode()), ("model.py", model.read_bytes())):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = 0o644
