@@ -581,8 +581,8 @@ def cancel_run(
 def _report_plot(
     session: Session, cache: PlotCache, sub: Submission, report: dict[str, Any], name: str
 ) -> plots.Plot | None:
-    """One of the plots of `report` (the run's report as the viewer may see it, `shown_report`), or
-    None when it lacks what the plot needs: a summary has no confusion matrix, so no such plot."""
+    """One of the plots of `report` (the run's report as the viewer may see it, `report_of` of
+    server.disclosure), or None when it lacks what the plot needs: a summary has no confusion matrix."""
     read = Report.read(report)
     if read is None:
         return None
