@@ -77,7 +77,7 @@ Q1, Q4 = 242, 246  # octile quartile sizes of the 972 pooled rows (bins of 121, 
 
 
 def shown(report: dict[str, Any], level: str) -> dict[str, Any]:
-    """What a researcher of a `level` phase reads (server.phases.visibility.shown_report)."""
+    """What a researcher of a `level` phase reads (server.disclosure.disclose.RunDisclosure.report_of)."""
     return report if level == "full" else summary_report(report)
 
 

@@ -27,10 +27,7 @@ the hidden images: a check at the hidden set's full scale under its limits, sinc
 passed the preflight already)
 and, where ``CSAWM_HIDDEN_HINT=exception_type``, the name of a built-in exception class found in the
 hidden log (`server.runs.disclosure.exception_hint`: a closed list, a few bits a run).
-
-Every surface that shows these fields — the API (``server.submissions.router``), the report and team
-pages (``server.web``), the delivery log, the quota ledger, webhooks and mails — goes through
-`run_view` and `shown_time` here, so the pages show exactly what the API shows.
+Every surface gets these fields through `server.disclosure.disclose`, so the pages show what the API shows.
 """
 
 from __future__ import annotations
@@ -39,18 +36,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.core.principal import Principal
 from server.disclosure.hints import HiddenHint, HiddenLogs, exception_hint
 from server.models import FailedPhase, LedgerKind, QuotaEntry, ReviewState, RunStatus, Submission
 from server.scoring.results import RunRecord
-
-if TYPE_CHECKING:
-    from server.core.settings import Settings
 
 HiddenRuntime = Literal["maintainers", "coarse", "submitters"]
 Figures = Literal["exact", "coarse", "withheld"]
@@ -80,22 +73,6 @@ class Viewer:
         if self.staff or self.level == "submitters":
             return "exact"
         return "coarse" if self.level == "coarse" else "withheld"
-
-
-def viewer_of(user: Principal | None, settings: Settings) -> Viewer:
-    return Viewer(
-        staff=user is not None and user.is_staff,
-        level=settings.hidden_runtime,
-        logs=settings.hidden_logs,
-        hint=settings.hidden_hint,
-    )
-
-
-def team_viewer(settings: Settings) -> Viewer:
-    """The reader of a webhook or a mail: the team, a submitter."""
-    return Viewer(
-        staff=False, level=settings.hidden_runtime, logs=settings.hidden_logs, hint=settings.hidden_hint
-    )
 
 
 def shown_review(sub: Submission) -> ReviewState | None:

@@ -82,7 +82,7 @@ class BoardCache:
         note: str | None = None,
     ) -> bytes:
         """The API's ``rows`` array of `phase` in `view` (masking or clinical), serialised once per
-        `note` (`server.phases.visibility.board_figures_note`: the rank figures withheld, or None)."""
+        `note` (`server.disclosure.disclose.board_figures_note`: the rank figures withheld, or None)."""
         board = self._board(self.version(session, references), phase, best)
         if (view, note) not in board.bodies:
             rows: list[BoardRow] | list[ClinicalRow]

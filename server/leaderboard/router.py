@@ -17,12 +17,12 @@ from server.core import audit
 from server.core.deps import IdPath, MaintainerUser, SessionDep, StateDep
 from server.core.openapi import error_responses
 from server.core.principal import Principal, authenticate
+from server.disclosure.disclose import board_figures_note
 from server.leaderboard import history, pending, service, snapshots
 from server.leaderboard.cache import BoardCache
 from server.leaderboard.references import board_references
 from server.leaderboard.rows import BoardRow, ClinicalRow, withheld
 from server.phases.service import board_phase, board_phase_at
-from server.phases.visibility import board_figures_note
 
 router = APIRouter(prefix="/api/v1/leaderboard", tags=["leaderboard"])
 

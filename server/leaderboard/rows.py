@@ -149,7 +149,7 @@ class ClinicalRow:
 
 
 def withheld(rows: list[BoardRow], note: str | None) -> list[BoardRow]:
-    """`rows` as a viewer sees them when `note` (`server.phases.visibility.board_figures_note`) says
+    """`rows` as a viewer sees them when `note` (`server.disclosure.disclose.board_figures_note`) says
     the rank figures are withheld: every model row's figures null with `note` as the reason, every
     expert band without its interval. `rows` itself when nothing is withheld."""
     if note is None:

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
-from server.disclosure.run_view import team_viewer
+from server.disclosure.disclose import viewer_of
 from server.models import Channel, Delivery, User, Webhook
 from server.notifications import events, mail, outbox, webhook
 from server.notifications.outcome import Outcome
@@ -53,7 +53,7 @@ class Dispatcher:
         self.name = name or f"dispatcher:{os.getpid()}:{secrets.token_hex(3)}"
         self.poll_interval = poll_interval or settings.poll_interval * 2
         self.clock = clock
-        self.viewer = team_viewer(settings)  # who reads a notice: the team
+        self.viewer = viewer_of(None, settings)  # who reads a notice: the team
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
 

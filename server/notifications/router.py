@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 
 from server.core.deps import CurrentUser, IdPath, OffsetQuery, SessionDep, SettingsDep
 from server.core.openapi import error_responses
-from server.disclosure.run_view import Viewer, shown_time, viewer_of
+from server.disclosure.disclose import viewer_of
+from server.disclosure.run_view import Viewer, shown_time
 from server.models import Delivery, DeliveryAttempt, Webhook
 from server.notifications import outbox, service
 from server.notifications.schemas import AttemptOut, DeliveryOut, NewWebhookOut, WebhookIn, WebhookOut

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -170,19 +170,24 @@ def by_name(session: Session, settings: Settings, name: str) -> PhaseView:
     raise NotFound(f"phase {name!r} not found")
 
 
-def of_name(session: Session, settings: Settings, name: str) -> PhaseView:
-    """The phase a submission was made in. The migration gave every stored name a row; a baseline
-    seeded later under a ``CSAWM_PHASE`` that no row has reads as a live private phase of that name
-    (``csawm seed-baselines`` files baselines under ``CSAWM_PHASE``)."""
+#: The empty window of a phase made for baselines: never open, and before every other window.
+BASELINE_WINDOW = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def baseline_phase(session: Session, name: str, *, actor: str) -> PhaseView:
+    """The phase a baseline is filed under (``CSAWM_PHASE``), its row made here where none is (the
+    setting renamed after the upgrade): live, private, ``summary``, with `BASELINE_WINDOW`, so it is
+    real for every reader and nothing can be submitted to it."""
     row = session.scalar(select(Phase).where(Phase.name == name))
-    if row is not None:
-        return PhaseView.of(row)
-    return PhaseView(
-        name=name, test_set=TestSet.PRIVATE.value, opens_at=None, closes_at=None, quota_total=None,
-        quota_per_day=None, quota_per_week=None, visibility=Visibility.LIVE.value, ladder=False,
-        ladder_level=0.05, ladder_step=0.01, max_selected=0, revealed_at=None,
-        disclosure=Disclosure.SUMMARY.value,
-    )  # fmt: skip
+    if row is None:
+        row = Phase(name=name, opens_at=BASELINE_WINDOW, closes_at=BASELINE_WINDOW)
+        session.add(row)
+        session.flush()
+        audit.record(
+            session, actor=actor, action="create_phase", target_type="phase", target_id=row.id,
+            detail={**PhaseView.of(row).to_json(), "reason": "a baseline's phase (CSAWM_PHASE) had no row"},
+        )  # fmt: skip
+    return PhaseView.of(row)
 
 
 # -- maintainer actions ----------------------------------------------------------------------------

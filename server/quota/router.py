@@ -9,7 +9,8 @@ from server.core.deps import CurrentUser, SessionDep, SettingsDep, get_principal
 from server.core.errors import BadRequest
 from server.core.openapi import error_responses
 from server.core.principal import Principal
-from server.disclosure.run_view import shown_time, viewer_of
+from server.disclosure.disclose import viewer_of
+from server.disclosure.run_view import shown_time
 from server.models import QuotaEntry, Team
 from server.operations import budgets
 from server.quota import service

@@ -18,9 +18,8 @@ from server.core.deps import (
     require_maintainer,
 )
 from server.core.openapi import error_responses
-from server.disclosure.run_view import viewer_of
+from server.disclosure.disclose import ViewCache, disclose
 from server.models import RunStatus, Submission, Team, TeamHold
-from server.phases.visibility import ViewCache, score_view
 from server.review import flags, service
 from server.review.schemas import AuditOut, FlagsOut, HoldIn, HoldOut, ReviewIn
 from server.runs import holds
@@ -43,9 +42,8 @@ def _team_names(session: SessionDep) -> dict[int, str]:
 def review_queue(session: SessionDep, settings: SettingsDep, user: MaintainerUser) -> list[SubmissionSummary]:
     teams = _team_names(session)
     cache = ViewCache()
-    viewer = viewer_of(user, settings)
     return [
-        summary(s, teams.get(s.team_id, ""), score_view(session, settings, s, user, cache), viewer)
+        summary(s, teams.get(s.team_id, ""), disclose(session, settings, s, user, cache))
         for s in service.review_queue(session)
     ]
 
@@ -55,8 +53,8 @@ def review_submission(
     submission_id: IdPath, body: ReviewIn, session: SessionDep, settings: SettingsDep, user: MaintainerUser
 ) -> SubmissionSummary:
     sub = service.review(session, user, submission_id, body.action, body.reason)
-    view = score_view(session, settings, sub, user)
-    return summary(sub, _team_names(session).get(sub.team_id, ""), view, viewer_of(user, settings))
+    view = disclose(session, settings, sub, user)
+    return summary(sub, _team_names(session).get(sub.team_id, ""), view)
 
 
 @router.get("/audit", response_model=list[AuditOut])

@@ -22,7 +22,7 @@ from server.core import audit
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import RunStatus, Submission
-from server.phases.service import of_name as competition_phase
+from server.phases.service import by_name as competition_phase
 from server.runs import reports, scoring, store
 from server.runs.scoring import Scorer, ScoringSet
 from server.scoring.results import RunRecord

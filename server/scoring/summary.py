@@ -11,7 +11,7 @@ py`` measures how many).
 The summary is an **allow-list**: the headline metrics, their confidence intervals and the figures
 the public board derives from them, nothing else. `SHOWN` is that list, the one table every surface
 (API, report history, pages, plots, exports, CLI) applies through
-:func:`server.phases.visibility.shown_report`:
+:func:`server.disclosure.disclose.RunDisclosure.report_of`:
 
 * shown: ``scorer_version``, ``n_images``, ``label_layout``; ``masking.kendall_tau_b`` and
   ``masking.amae`` with their CIs; ``clinical.population`` and ``clinical.n``; per endpoint the AUC

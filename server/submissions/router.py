@@ -27,22 +27,14 @@ from server.core.principal import Principal
 from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import NameStr, TextStr
-from server.disclosure.run_view import (
-    Charge,
-    Viewer,
-    ledger_charge,
-    run_view,
-    shown_review,
-    shown_time,
-    viewer_of,
-)
+from server.disclosure.disclose import RunDisclosure, ViewCache, disclose
+from server.disclosure.run_view import shown_time
 from server.models import Submission, SubmissionReport, Team
 from server.operations import status
 from server.operations.schemas import QueueOut
 from server.operations.status import QueuePlace
 from server.phases import selection
 from server.phases import service as phases
-from server.phases.visibility import ScoreView, ViewCache, score_view, shown_report
 from server.submissions import intake, service
 from server.submissions.schemas import (
     DuplicateOut,
@@ -81,9 +73,8 @@ ARCHIVE_BODY_DOC = {
 }
 
 
-def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> SubmissionSummary:
-    """The run's summary; its scores only as `view` (server.phases.visibility) allows, its
-    timestamps as `viewer` may see them (server.disclosure.run_view)."""
+def summary(sub: Submission, team: str, view: RunDisclosure) -> SubmissionSummary:
+    """The run's summary: its scores and timestamps as `view` (server.disclosure.disclose) allows."""
     return SubmissionSummary(
         id=sub.id,
         name=sub.name,
@@ -94,10 +85,10 @@ def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Subm
         error_message=sub.error_message,
         image_digest=sub.image_digest,
         created_at=sub.created_at,
-        started_at=shown_time(sub.started_at, viewer),
-        finished_at=shown_time(sub.finished_at, viewer),
+        started_at=shown_time(sub.started_at, view.viewer),
+        finished_at=shown_time(sub.finished_at, view.viewer),
         baseline=sub.baseline,
-        review_state=None if (review := shown_review(sub)) is None else review.value,
+        review_state=None if view.review is None else view.review.value,
         kendall_tau_b=sub.kendall_tau_b if view.exact else None,
         amae=sub.amae if view.exact else None,
         scores_withheld=view.note,
@@ -106,21 +97,13 @@ def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Subm
     )
 
 
-def detail(
-    sub: Submission,
-    team: str,
-    view: ScoreView,
-    viewer: Viewer,
-    place: QueuePlace | None = None,
-    charge: Charge | None = None,
-) -> SubmissionOut:
-    """The submission as JSON: `view` decides whether the scores and the report are shown, `viewer`
-    what of the runtime figures, timestamps and maintainer-only texts (server.disclosure.run_view);
-    `place` is its place in the queue while it is queued (server.operations.status), and the
-    ledger's `charge` the outcome of a failed or cancelled run."""
-    run = run_view(sub, viewer, charge)
+def detail(sub: Submission, team: str, view: RunDisclosure, place: QueuePlace | None = None) -> SubmissionOut:
+    """The submission as JSON: `view` (server.disclosure.disclose) decides what of its scores, report,
+    runtime figures, timestamps, maintainer-only texts and outcome are shown; `place` is its place in
+    the queue while it is queued (server.operations.status)."""
+    run = view.run
     return SubmissionOut(
-        **summary(sub, team, view, viewer).model_dump(),
+        **summary(sub, team, view).model_dump(),
         description=sub.description,
         url=sub.url,
         method_card=sub.method_card,
@@ -129,7 +112,7 @@ def detail(
         cancel_requested=sub.cancel_requested,
         archive_bytes=sub.archive_bytes,
         archive_sha256=sub.archive_sha256,
-        metrics=shown_report(view, sub.metrics),
+        metrics=view.report_of(sub.metrics),
         timings=run.timings,
         reproducibility=run.reproducibility,
         review_reason=sub.review_reason,
@@ -235,9 +218,8 @@ async def _upload(
 
 def _detail_after_create(session: Session, settings: Settings, sub_id: int, user: Principal) -> SubmissionOut:
     sub = service.get_visible(session, user, sub_id, full=True)
-    view = score_view(session, settings, sub, user)
     place = status.queue_place(session, sub, settings.lease_ttl)
-    return detail(sub, user.team_name or "", view, viewer_of(user, settings), place)
+    return detail(sub, user.team_name or "", disclose(session, settings, sub, user), place)
 
 
 async def _create_from_registry(
@@ -277,8 +259,7 @@ def list_submissions(
     """Your team's submissions, newest first (maintainers and admins: every team's, `team` filters)."""
     rows = service.list_visible(session, user, status=status, team=team, limit=limit, offset=offset)
     cache = ViewCache()
-    viewer = viewer_of(user, settings)
-    return [summary(sub, name, score_view(session, settings, sub, user, cache), viewer) for sub, name in rows]
+    return [summary(sub, name, disclose(session, settings, sub, user, cache)) for sub, name in rows]
 
 
 IMAGE_ID = r"^sha256:[0-9a-f]{64}$"
@@ -305,13 +286,13 @@ def get_submission(
 ) -> SubmissionOut:
     sub = service.get_visible(session, user, submission_id, full=True)
     team = session.get(Team, sub.team_id)
-    view, viewer = score_view(session, settings, sub, user), viewer_of(user, settings)
+    view = disclose(session, settings, sub, user, outcome=True)
     place = status.queue_place(session, sub, settings.lease_ttl)
-    return detail(sub, team.name if team else "", view, viewer, place, ledger_charge(session, sub.id))
+    return detail(sub, team.name if team else "", view, place)
 
 
 @router.get("/{submission_id}/logs", response_model=LogsOut)
-def get_logs(submission_id: IdPath, session: SessionDep, user: CurrentUser) -> LogsOut:
+def get_logs(submission_id: IdPath, session: SessionDep, settings: SettingsDep, user: CurrentUser) -> LogsOut:
     """The tail of the model's output (bounded lines and bytes). Submitters get the preflight log
     (and the hidden run's only where ``CSAWM_HIDDEN_LOGS=submitters``); maintainers also get the
     hidden run's tail."""
@@ -320,7 +301,7 @@ def get_logs(submission_id: IdPath, session: SessionDep, user: CurrentUser) -> L
         id=sub.id,
         status=sub.status.value,
         log_tail=sub.log_tail or "",
-        hidden_log_tail=sub.hidden_log_tail if user.is_staff else None,
+        hidden_log_tail=disclose(session, settings, sub, user).hidden_log_tail,
     )
 
 
@@ -330,9 +311,7 @@ def cancel_submission(
 ) -> SubmissionSummary:
     sub = service.cancel(session, user, submission_id, keep_archives=settings.keep_archives)
     team = session.get(Team, sub.team_id)
-    return summary(
-        sub, team.name if team else "", score_view(session, settings, sub, user), viewer_of(user, settings)
-    )
+    return summary(sub, team.name if team else "", disclose(session, settings, sub, user))
 
 
 @router.get("/{submission_id}/reports", response_model=list[ReportOut])
@@ -344,8 +323,7 @@ def list_reports(
     Where the run's scores are withheld from the caller (sealed or Ladder phase) each ``metrics``
     is null; in a ``summary`` phase each is the summary."""
     sub = service.get_visible(session, user, submission_id)
-    view = score_view(session, settings, sub, user)
-    viewer = viewer_of(user, settings)
+    view = disclose(session, settings, sub, user)
     rows = session.scalars(
         select(SubmissionReport)
         .where(SubmissionReport.submission_id == sub.id)
@@ -355,14 +333,14 @@ def list_reports(
     return [
         ReportOut(
             id=r.id,
-            created_at=shown_time(r.created_at, viewer),
+            created_at=shown_time(r.created_at, view.viewer),
             reason=r.reason,
             scorer_version=r.scorer_version,
             test_set_sha256=r.test_set_sha256,
             bootstrap_seed=r.bootstrap_seed,
             bootstrap_resamples=r.bootstrap_resamples,
             current=i == len(rows) - 1,
-            metrics=shown_report(view, r.metrics),
+            metrics=view.report_of(r.metrics),
         )
         for i, r in enumerate(rows)
     ]

@@ -285,6 +285,7 @@ def create_baseline(
         team = Team(name=team_name)
         session.add(team)
         session.flush()
+    phase = phases.baseline_phase(session, settings.phase, actor=actor)
     sub = Submission(
         team_id=team.id,
         user_id=None,
@@ -292,7 +293,7 @@ def create_baseline(
         description=description,
         url=url,
         method_card=method_card,
-        phase=settings.phase,
+        phase=phase.name,
         baseline=True,
         image_digest=image_digest,
         image_ref=image_ref,

@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 from server.core.principal import Principal
 from server.core.settings import Settings
 from server.core.state import AppState
+from server.disclosure.disclose import board_figures_note
 from server.leaderboard.cache import BoardCache
 from server.leaderboard.references import board_references
 from server.leaderboard.rows import BoardRow, ClinicalRow, withheld
 from server.phases.service import PhaseView
-from server.phases.visibility import board_figures_note
 from server.web import plots
 from server.web.session import session_key
 

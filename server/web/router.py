@@ -44,7 +44,7 @@ from server.core.security import hash_token
 from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import visible
-from server.disclosure.run_view import ledger_charge, run_view, shown_review, viewer_of
+from server.disclosure.disclose import ViewCache, board_figures_note, disclose, viewer_of
 from server.leaderboard import history, snapshots
 from server.leaderboard import service as board_service
 from server.leaderboard.cache import BoardCache
@@ -59,7 +59,6 @@ from server.operations import status as ops_status
 from server.operations.router import status_out
 from server.phases import service as phases
 from server.phases.service import PhaseView
-from server.phases.visibility import ViewCache, board_figures_note, score_view, shown_report
 from server.quota import service as quota
 from server.registrations import service as registrations
 from server.review import flags as review_flags
@@ -471,7 +470,7 @@ def team_page(
     sent = outbox.team_deliveries(session, team.id, limit=50, offset=0)
     deliveries = [delivery_out(row, [], viewer_of(user, settings)) for row in sent]
     cache = ViewCache()
-    views = {sub.id: score_view(session, settings, sub, user, cache) for sub in own}
+    views = {sub.id: disclose(session, settings, sub, user, cache) for sub in own}
     context = {
         "team": team,
         "quota": status,
@@ -506,8 +505,8 @@ def _visible(session: Session, user: Principal, submission_id: int) -> Submissio
 def _shown_report(
     request: Request, session: Session, sub: Submission, user: Principal
 ) -> dict[str, Any] | None:
-    """The run's report as this viewer may see it, or None (server.phases.visibility.shown_report)."""
-    return shown_report(score_view(session, get_state(request).settings, sub, user), sub.metrics)
+    """The run's report as this viewer may see it, or None (server.disclosure.disclose)."""
+    return disclose(session, get_state(request).settings, sub, user).report_of(sub.metrics)
 
 
 @router.get("/submissions/{submission_id}", response_model=None)
@@ -521,9 +520,8 @@ def report_page(
         return not_found(request, signer, user, f"Submission {submission_id}")
     team = session.get(Team, sub.team_id)
     settings = get_state(request).settings
-    view = score_view(session, settings, sub, user)
-    viewer = viewer_of(user, settings)
-    report = shown_report(view, sub.metrics) or None
+    view = disclose(session, settings, sub, user, outcome=True)
+    report = view.report_of(sub.metrics) or None
     board_row = None
     if report is not None and board_figures_note(view.phase, user) is None:
         rows = cache_board(session, get_state(request), view.phase, user)[1]
@@ -542,15 +540,15 @@ def report_page(
         "scores": Report.read(report),  # what the page reads of the report (typed)
         "alts": alts,
         "plot_version": plot_version(get_state(request), sub.id, sub.updated_at.isoformat()),
-        # Figures, timestamps and maintainer-only texts as the API shows them (server.disclosure.run_view).
-        "run": run_view(sub, viewer, ledger_charge(session, sub.id)),
-        "staff": user.is_staff,
-        "hidden_log_tail": sub.hidden_log_tail if user.is_staff else None,
+        # Figures, timestamps and maintainer-only texts as the API shows them (server.disclosure).
+        "run": view.run,
+        "staff": view.viewer.staff,
+        "hidden_log_tail": view.hidden_log_tail,
         "view": view,
         "board_row": board_row,  # the run's row on its phase's board (rank figures), if it is one
         "board_query": urlencode({"phase": view.phase.name}),
         "queue": ops_status.queue_place(session, sub, settings.lease_ttl),
-        "review": REVIEW_WORDS[state.value] if (state := shown_review(sub)) else NO_REVIEW,
+        "review": REVIEW_WORDS[state.value] if (state := view.review) else NO_REVIEW,
     }
     return render(request, signer, user, "report.html", context)
 
@@ -584,8 +582,8 @@ def cancel_run(
 def _report_plot(
     session: Session, cache: PlotCache, sub: Submission, report: dict[str, Any], name: str
 ) -> plots.Plot | None:
-    """One of the plots of `report` (the run's report as the viewer may see it, `shown_report`), or
-    None when it lacks what the plot needs: a summary has no confusion matrix, so no such plot."""
+    """One of the plots of `report` (the run's report as the viewer may see it, `report_of` of
+    server.disclosure), or None when it lacks what the plot needs: a summary has no confusion matrix."""
     read = Report.read(report)
     if read is None:
         return None

@@ -38,7 +38,7 @@ from runner.imagetar import ImageArchiveError
 from runner.spec import ErrorCode, Runner, RunResult, RunSpec, TerminalState
 from server.clock import utcnow
 from server.models import RunStatus, Submission
-from server.phases.service import of_name as competition_phase
+from server.phases.service import by_name as competition_phase
 from server.runs import leases, lifecycle, reports, scoring, store
 from server.runs.disclosure import stage_logs
 from server.runs.lifecycle import Progress

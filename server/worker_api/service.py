@@ -32,7 +32,7 @@ from server.core.db import Database
 from server.core.errors import BadRequest, Conflict
 from server.core.settings import Settings
 from server.models import RunStatus, Submission, WorkerAccount
-from server.phases.service import of_name as competition_phase
+from server.phases.service import by_name as competition_phase
 from server.runs import leases, store
 from server.runs.disclosure import stage_logs
 from server.runs.lifecycle import Progress

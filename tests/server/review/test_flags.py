@@ -63,7 +63,8 @@ class Site:
             metrics = {"masking": {"kendall_tau_b": {"value": tau, "ci95": [lo, hi]}}}
         with self.api.db.transaction() as session:
             sub = Submission(
-                team_id=self.team(team), name=f"{team}-run-{self.count}", phase="p", baseline=baseline,
+                team_id=self.team(team), name=f"{team}-run-{self.count}", phase=self.api.settings.phase,
+                baseline=baseline,
                 image_digest=digest or f"sha256:{self.count:064x}", status=status,
                 predictions_sha256=sha, kendall_tau_b=tau, metrics=metrics, error_code=error_code,
                 created_at=START + timedelta(hours=self.count),
