@@ -4,9 +4,10 @@ Each file is scored by :func:`server.scoring.report.score_report` on the same re
 file, ``--bootstrap`` and ``--seed``), so the replicates are paired; the rankings, the significance
 map, the tiers, the strata and the stability table come from :mod:`server.scoring.ranking`,
 :mod:`server.scoring.strata` and :mod:`server.scoring.stability`, the code the board uses. Rows are
-named by file stem. Bad input (a file missing rows or holding rows of another test set, two files with the same stem, a file whose tau-b
-is undefined) prints one line naming the file (and row) to stderr and exits 2; nothing goes to stdout.
-Warnings (degenerate resamples, merged density quartiles) go to stderr.
+named by file stem. Bad input (a file missing rows or holding rows of another test set, two files
+with the same stem, a file whose tau-b is undefined) prints one line naming the file (and row) to
+stderr and exits 2; nothing goes to stdout. Warnings (degenerate resamples, merged density
+quartiles) go to stderr.
 """
 
 from __future__ import annotations

@@ -18,10 +18,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.leaderboard import service
+from server.leaderboard.ordering import Stability
 from server.leaderboard.references import BoardReferences
 from server.leaderboard.rows import BoardRow, ClinicalRow, withheld
 from server.leaderboard.standing import SignificanceMap
 from server.phases.service import PhaseView
+from server.scoring.ranking import DEFAULT_ALPHA
 
 
 @dataclass
@@ -30,6 +32,7 @@ class _Board:
 
     rows: list[BoardRow] | None = None
     significance: SignificanceMap | None = None  # of the ranked rows, made with `rows`
+    stability: Stability | None = None  # of the model rows, made with `rows`
     clinical: list[ClinicalRow] | None = None
     bodies: dict[tuple[str, str | None], bytes] = field(default_factory=dict)  # rows array, by view, note
 
@@ -38,6 +41,7 @@ class _Board:
 class BoardCache:
     """The boards of the current version, by phase name and ``best_per_team``."""
 
+    alpha: float = DEFAULT_ALPHA  # the tiers' level (CSAWM_SIGNIFICANCE_ALPHA)
     lock: threading.Lock = field(default_factory=threading.Lock)
     key: tuple[Any, ...] | None = None
     boards: dict[tuple[str, bool], _Board] = field(default_factory=dict)  # (phase, best per team)
@@ -64,6 +68,14 @@ class BoardCache:
         board = self._board(self.version(session, references), phase, best)
         self._rows(board, session, references, phase, best)
         return board.significance
+
+    def stability(
+        self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
+    ) -> Stability | None:
+        """The stability table of `phase`'s model rows (`server.leaderboard.ordering`)."""
+        board = self._board(self.version(session, references), phase, best)
+        self._rows(board, session, references, phase, best)
+        return board.stability
 
     def clinical(
         self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
@@ -100,13 +112,14 @@ class BoardCache:
                 return _Board()
             return self.boards.setdefault((phase.name, best), _Board())
 
-    @staticmethod
     def _rows(
-        board: _Board, session: Session, refs: BoardReferences | None, phase: PhaseView, best: bool
+        self, board: _Board, session: Session, refs: BoardReferences | None, phase: PhaseView, best: bool
     ) -> list[BoardRow]:
         if board.rows is None:
-            built = service.build_board(session, best_per_team=best, references=refs, phase=phase)
-            board.significance, board.rows = built.significance, built.rows
+            built = service.build_board(
+                session, best_per_team=best, references=refs, phase=phase, alpha=self.alpha
+            )
+            board.significance, board.stability, board.rows = built.significance, built.stability, built.rows
         return board.rows
 
     @staticmethod

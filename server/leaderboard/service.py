@@ -50,6 +50,7 @@ from sqlalchemy import ColumnElement, Connection, false, func, select
 from sqlalchemy.orm import Session, undefer
 
 from server.leaderboard import history
+from server.leaderboard.ordering import Stability, board_stability
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences
 from server.leaderboard.rows import BoardRow, ClinicalRow, links_of
 from server.leaderboard.standing import Model, SignificanceMap, Standing, standings
@@ -237,6 +238,7 @@ class Board:
 
     rows: list[BoardRow]
     significance: SignificanceMap | None
+    stability: Stability | None = None  # of the model rows with a report (`server.leaderboard.ordering`)
 
 
 def _bands(references: BoardReferences | None, development: bool) -> dict[str, tuple[float, float] | None]:
@@ -276,6 +278,7 @@ def build_board(
         for c in candidates
     ]
     found, significance = standings(models, bands, alpha)
+    stability = board_stability([c.report for c in candidates if c.report is not None and c.ladder is None])
     standing = {id(c): s for c, s in zip(candidates, found, strict=True)}
     source = None if _development(phase) else references.report() if references else _newest_report(session)
     experts: Mapping[str, ExpertScore] = source.experts if source else {}
@@ -296,7 +299,7 @@ def build_board(
             )
         )
     candidates.sort(key=lambda c: (*c.sort_key(), c.kind != "submission", c.submission_id or 0, c.name))
-    return Board(_with_ties(candidates, standing), significance)
+    return Board(_with_ties(candidates, standing), significance, stability)
 
 
 def build_clinical(
@@ -398,6 +401,7 @@ def _with_ties(candidates: list[_Candidate], standing: Mapping[int, Standing]) -
                 submitted_at=cand.submitted_at,
                 image_digest=cand.image_digest,
                 links=cand.links,
+                per_expert=cand.report.per_expert if cand.report is not None else {},
             )
         )
     return out
