@@ -106,8 +106,8 @@ def by_expert(rows: Sequence[BoardRow], expert: str) -> tuple[list[BoardRow], li
         else:
             valued.append((row, value))
     valued.sort(key=lambda item: -item[1])  # stable: equal values keep the board's order
-    ranks = competition_ranks([value for _, value in valued]) if valued else []
-    placed = [(row, Mark(value, int(rank), None)) for (row, value), rank in zip(valued, ranks, strict=True)]
+    ranks = [int(rank) for rank in competition_ranks([value for _, value in valued])] if valued else []
+    placed = [(row, Mark(value, rank, None)) for (row, value), rank in zip(valued, ranks, strict=True)]
     ordered = placed + rest + bands
     return [row for row, _ in ordered], [mark for _, mark in ordered]
 

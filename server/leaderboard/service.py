@@ -33,6 +33,10 @@ and Ladder steps as they were.
 Clinical view (``view="clinical"``): the same model rows in the same order, each with AUC and OR Q4
 per endpoint, followed by the LIBRA density comparators as rows of kind ``density`` (no rank).
 
+Other orders (`server.leaderboard.ordering`): each row keeps its report's agreement with each
+expert (``per_expert``) for the order by a reference radiologist, and `build_board` makes the
+stability table of its model rows; the tiers' level is `alpha` (``CSAWM_SIGNIFICANCE_ALPHA``).
+
 The board is public, so it reads every report through its summary (`server.scoring.summary`): no
 board column can show a figure that a ``summary`` phase withholds from the run's own team.
 """

@@ -356,13 +356,23 @@ def leaderboard_json(
 
 @router.get("/leaderboard.csv")
 def leaderboard_csv(
-    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None, as_of: AsOfQuery = None
+    session: SessionDep,
+    state: StateDep,
+    user: WebUser,
+    phase: PhaseQuery = None,
+    as_of: AsOfQuery = None,
+    reference: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    rows = _download_rows(session, state, user, phase, as_of)[1]
+    """The board as CSV; with ``reference=expert_k`` in that order with two more columns, the row's
+    rank and tau-b under the reference (`server.leaderboard.ordering`; withheld as the API does)."""
+    expert = ordering.parse_reference(reference)
+    shown, rows, _ = _download_rows(session, state, user, phase, as_of)
+    arranged = ordering.arrange(rows, reference=expert, group=None, note=board_figures_note(shown, user))
+    rows, marks = arranged.rows, arranged.marks
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
+    writer.writerow([*CSV_COLUMNS, *(("reference_rank", "reference_kendall_tau_b") if marks else ())])
+    for position, row in enumerate(rows):
         amae = row.amae.shown
         values: list[Any] = [
             row.rank, csv_text(row.kind), csv_text(row.team or ""), csv_text(row.name),
@@ -378,6 +388,8 @@ def leaderboard_csv(
         ranks = standing.rank_ci95 if standing is not None and standing.rank_ci95 else (None, None)
         values += [standing.tier if standing else None, *ranks, standing.median_rank if standing else None]
         values += [standing.p_first if standing else None]
+        if marks is not None:
+            values += [marks[position].rank, marks[position].value]
         writer.writerow(["" if v is None else v for v in values])
     return Response(
         out.getvalue(),

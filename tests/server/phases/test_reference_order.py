@@ -5,6 +5,8 @@ researchers and visitors in sealed and Ladder phases, shown to maintainers."""
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -110,6 +112,12 @@ def test_the_board_ordered_by_an_expert_is_the_hand_sorted_list(board: Api) -> N
     assert positions == sorted(positions) and page.index("<td>team-old</td>") > positions[-1]
     assert page.count('class="num by-reference"') == 10 and "τ-b vs expert 3" in page
     assert '<option value="expert_3" selected>' in page
+    table = list(csv.DictReader(io.StringIO(board.client.get("/leaderboard.csv?reference=expert_3").text)))
+    assert [(r["name"], r["reference_rank"]) for r in table[:5]] == [
+        *((name, str(rank)) for name, rank in HAND_SORTED_BY_EXPERT_3),
+        ("old", ""),
+    ]
+    assert table[0]["reference_kendall_tau_b"] == "0.9" and table[0]["rank"] == "5"
 
 
 @pytest.mark.parametrize(
@@ -247,12 +255,14 @@ def test_sealed_and_ladder_phases_withhold_the_reference_order_stability_and_per
         plain = json.loads(board.client.get("/api/v1/leaderboard", params={"phase": "round"}).text)
         assert [r["name"] for r in body["rows"]] == [r["name"] for r in plain["rows"]]  # board order
         assert "by-reference" not in seen["page-ordered"] and 'id="stability"' not in seen["page-ordered"]
+        assert "reference_rank" not in seen["csv-ordered"]
     staff = read(maud)
     body = json.loads(staff["api-ordered"])
     assert body["reference"]["note"] is None and body["stability"]["kendall_tau_b"] is not None
     assert [r["name"] for r in _models(body) if r["by_reference"]["rank"] is not None][:3] == ["d", "b", "a"]
     assert leaked(staff["submission"], numbers)  # the maintainer sees the run's own
     assert "by-reference" in staff["page-ordered"] and 'id="stability"' in staff["page-ordered"]
+    assert "reference_rank" in staff["csv-ordered"]
 
 
 def test_a_summary_phase_shows_the_run_its_own_per_expert_figures(board: Api) -> None:
