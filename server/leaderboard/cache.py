@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from server.leaderboard import service
+from server.leaderboard import ordering, service
 from server.leaderboard.ordering import Stability
 from server.leaderboard.references import BoardReferences
 from server.leaderboard.rows import BoardRow, ClinicalRow, withheld
@@ -35,6 +35,10 @@ class _Board:
     stability: Stability | None = None  # of the model rows, made with `rows`
     clinical: list[ClinicalRow] | None = None
     bodies: dict[tuple[str, str | None], bytes] = field(default_factory=dict)  # rows array, by view, note
+    # the rows array and the response's ``reference`` and ``groups``, by note, reference and group
+    arranged: dict[tuple[str | None, str | None, str | None], tuple[bytes, dict[str, Any]]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass
@@ -105,6 +109,27 @@ class BoardCache:
             rows_json = [row.to_json() for row in rows]
             board.bodies[view, note] = json.dumps(rows_json, allow_nan=False, separators=(",", ":")).encode()
         return board.bodies[view, note]
+
+    def arranged(
+        self,
+        session: Session,
+        references: BoardReferences | None,
+        phase: PhaseView,
+        best: bool,
+        note: str | None,
+        reference: str | None,
+        group: str | None,
+    ) -> tuple[bytes, dict[str, Any]]:
+        """The masking ``rows`` array ordered by `reference` and grouped by `group`
+        (`server.leaderboard.ordering.arrange`) and the response's ``reference`` and ``groups``,
+        made once per `note`, `reference` and `group`."""
+        board = self._board(self.version(session, references), phase, best)
+        if (note, reference, group) not in board.arranged:
+            rows = withheld(self._rows(board, session, references, phase, best), note)
+            shaped = ordering.arrange(rows, reference=reference, group=group, note=note)
+            body = json.dumps(shaped.rows_json(), allow_nan=False, separators=(",", ":")).encode()
+            board.arranged[note, reference, group] = body, shaped.extra_json()
+        return board.arranged[note, reference, group]
 
     def _board(self, key: tuple[Any, ...], phase: PhaseView, best: bool) -> _Board:
         with self.lock:

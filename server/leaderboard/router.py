@@ -73,14 +73,14 @@ def _board_query(view: str, reference: str | None, group: str | None) -> tuple[s
 
 
 def _extra(
-    alpha: float, stability: ordering.Stability | None, note: str | None, arranged: ordering.Arranged | None
+    alpha: float, stability: ordering.Stability | None, note: str | None, arranged: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The response's keys beside ``rows``: the tiers' level, the stability table, the reference
-    order and the tier groups (docs/api.md)."""
+    order and the tier groups (`arranged`: `ordering.Arranged.extra_json`; docs/api.md)."""
     return {
         "alpha": alpha,
         "stability": stability.to_json(note) if stability is not None else None,
-        **(arranged.extra_json() if arranged is not None else {"reference": None, "groups": None}),
+        **(arranged if arranged is not None else {"reference": None, "groups": None}),
     }
 
 
@@ -118,9 +118,7 @@ def get_leaderboard(
         if expert is None and grouping is None:
             body = cache.body(session, references, shown, best_per_team, view, note)
         else:
-            rows = withheld(cache.rows(session, references, shown, best_per_team)[1], note)
-            arranged = ordering.arrange(rows, reference=expert, group=grouping, note=note)
-            body = json.dumps(arranged.rows_json(), allow_nan=False, separators=(",", ":")).encode()
+            body, arranged = cache.arranged(session, references, shown, best_per_team, note, expert, grouping)
         stability = cache.stability(session, references, shown, best_per_team)
         coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
     described = json.dumps(shown.to_json(utcnow()), separators=(",", ":")).encode()
@@ -155,8 +153,8 @@ def _board_as_of(
                 session, best_per_team=best, references=references, phase=shown, alpha=alpha, as_of=at
             )
             shown_rows = withheld(board.rows, note)  # as the live board's
-            arranged = ordering.arrange(shown_rows, reference=expert, group=grouping, note=note)
-            rows, stability = arranged.rows_json(), board.stability
+            shaped = ordering.arrange(shown_rows, reference=expert, group=grouping, note=note)
+            rows, stability, arranged = shaped.rows_json(), board.stability, shaped.extra_json()
     body = {
         "phase": shown.to_json(at),
         "as_of": iso(at),
