@@ -119,7 +119,7 @@ def build_state(settings: Settings, db: Database, agreement: Agreement | None) -
     parts = Parts(
         UploadSlots(settings.max_concurrent_uploads),
         ReferenceCache(),  # the test set's reference rows of the leaderboard
-        BoardCache(),  # the one leaderboard cache: rows and API bodies (API, pages, downloads)
+        BoardCache(settings.significance_alpha),  # the one leaderboard cache (API, pages, downloads)
         PlotCache(PLOT_CACHE_SIZE),  # the pages' rendered plots
         SessionSigner.from_secret(session_key(settings)),  # the web pages' cookie signer
         RankCache(),  # ranked prediction files of the review flags

@@ -551,23 +551,56 @@ def logs(
     typer.echo(tail, nl=not tail.endswith("\n"))
 
 
+def _board_client(server: str, token: str | None) -> httpx.Client:
+    """The board is public; with a token (``--token`` / ``CSAWM_TOKEN``) it is sent, so the board
+    shows what the API shows that account (a maintainer sees the figures a phase withholds)."""
+    if token:
+        return _client(server, token)
+    return _client(server, None, auth=False)
+
+
 def leaderboard(
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
     phase: Annotated[
         str | None, typer.Option("--phase", help="Phase name (default: the current one).")
     ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option("--reference", help="expert_1 … expert_5: order the models by that radiologist."),
+    ] = None,
+    group: Annotated[str | None, typer.Option("--group", help="tier: group the rows by tier.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the public leaderboard."""
-    with _client(server, None, auth=False) as client:
-        body = _request(client, "GET", "/api/v1/leaderboard", params={"phase": phase} if phase else None)
+    """Print the leaderboard (sends your token when one is configured)."""
+    params = {k: v for k, v in (("phase", phase), ("reference", reference), ("group", group)) if v}
+    with _board_client(server, token) as client:
+        body = _request(client, "GET", "/api/v1/leaderboard", params=params or None)
     if as_json:
         _print(body, True)
         return
     if isinstance(body.get("phase"), dict):
         typer.echo(f"phase {body['phase']['name']} ({body['phase']['visibility']})")
+    shown_reference = body.get("reference") or {}
+    if shown_reference.get("note"):
+        typer.echo(f"order: consensus ({shown_reference['note']})")
+    elif shown_reference.get("expert"):
+        typer.echo(
+            f"order: models by their tau-b against {shown_reference['expert']} (# stays the consensus rank)"
+        )
     table = Table("#", "tier", "rank 95%", "kind", "team", "name", "tau-b [95% CI]", "AMAE [95% CI]", "mark")
-    for row in body["rows"]:
+    if shown_reference.get("expert") and not shown_reference.get("note"):
+        table.add_column(f"tau-b vs {shown_reference['expert']}")
+    rows = body["rows"]
+    groups = body.get("groups")
+    order = [index for g in groups for index in g["rows"]] if groups else list(range(len(rows)))
+    starts = {g["rows"][0]: g["tier"] for g in groups or () if g["rows"]}
+    for index in order:
+        row = rows[index]
+        if index in starts:
+            tier = starts[index]
+            table.add_section()
+            table.add_row("", "", "", "", "", Text("tier " + (str(tier) if tier is not None else "none")))
         mark = "leader" if row.get("is_leader") else "tied" if row.get("tied_with_leader") else ""
         if row["kind"] == "expert":
             mark = "reference band"
@@ -582,12 +615,31 @@ def leaderboard(
             _fmt(Estimate.read(row["kendall_tau_b"])),
             _fmt(Estimate.read(row["amae"])),
             mark,
+            *_by_reference(row, shown_reference),
         )
     Console(width=max(160, Console().width)).print(table)
+    stability = body.get("stability") or {}
+    if stability.get("kendall_tau_b"):
+        values = ", ".join(
+            f"{name} {'-' if value is None else f'{value:.2f}'}"
+            for name, value in stability["kendall_tau_b"].items()
+        )
+        typer.echo(f"stability (Kendall tau-b of each order against the consensus order): {values}")
+    elif stability.get("note"):
+        typer.echo(f"stability: {stability['note']}")
     for item in body.get("pending") or []:
         progress = item.get("progress") or {}
         step = f" (step {progress['step']}/{progress['steps']})" if progress.get("steps") else ""
         typer.echo(f"on its way: {visible(item['name'])} [{item['kind']}] {item['state']}{step}")
+
+
+def _by_reference(row: dict[str, Any], reference: dict[str, Any]) -> list[str]:
+    """The reference column's cell (none when the order is not shown)."""
+    if not reference.get("expert") or reference.get("note"):
+        return []
+    mark = row.get("by_reference") or {}
+    value = mark.get("kendall_tau_b")
+    return [f"{value:.3f} (#{mark['rank']})" if value is not None else "-"]
 
 
 def quota(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOpt = False) -> None:

@@ -2,11 +2,12 @@
 
 Each file is scored by :func:`server.scoring.report.score_report` on the same resamples (same label
 file, ``--bootstrap`` and ``--seed``), so the replicates are paired; the rankings, the significance
-map, the tiers, the strata and the stability table come from :mod:`server.scoring.ranking` and
-:mod:`server.scoring.strata`, the code the board uses. Rows are named by file stem. Bad input (a file
-missing rows or holding rows of another test set, two files with the same stem, a file whose tau-b
-is undefined) prints one line naming the file (and row) to stderr and exits 2; nothing goes to stdout.
-Warnings (degenerate resamples, merged density quartiles) go to stderr.
+map, the tiers, the strata and the stability table come from :mod:`server.scoring.ranking`,
+:mod:`server.scoring.strata` and :mod:`server.scoring.stability`, the code the board uses. Rows are
+named by file stem. Bad input (a file missing rows or holding rows of another test set, two files
+with the same stem, a file whose tau-b is undefined) prints one line naming the file (and row) to
+stderr and exits 2; nothing goes to stdout. Warnings (degenerate resamples, merged density
+quartiles) go to stderr.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from server.scoring import ranking, strata
 from server.scoring.bootstrap import DEFAULT_RESAMPLES, resample_counts
 from server.scoring.labels import LabelFileError, LabelLayout, LabelTable, read_labels
 from server.scoring.predictions import PredictionsError, read_predictions
-from server.scoring.report import ENDPOINTS, ScoringInputError, score_report
+from server.scoring.report import ScoringInputError, score_report
 from server.scoring.results import Report
+from server.scoring.stability import stability_table
 
 EXIT_INVALID = 2
 
@@ -121,20 +123,13 @@ def ranking_result(scored: list[_Scored], *, alpha: float, resamples: int, seed:
                 "strata_differences": item.differences,
             }
         )
-    orders: dict[str, list[float | None]] = {}
-    for name in scored[0].report.per_expert:
-        orders[name.lower()] = [s.report.per_expert.get(name) for s in scored]
-    amae = [s.report.amae.value for s in scored]
-    orders["amae"] = [None if v is None else -v for v in amae]
-    for endpoint in ENDPOINTS:
-        orders[f"auc_{endpoint}"] = [s.report.clinical[endpoint].auc.value for s in scored]
     return {
         "alpha": alpha,
         "resamples": resamples,
         "seed": seed,
         "rows": rows,
         "significance": {"names": [s.name for s in scored], "p": _nullable(p), "p_holm": _nullable(p_holm)},
-        "stability": ranking.stability(points, orders),
+        "stability": stability_table([s.report for s in scored]),
     }
 
 

@@ -487,6 +487,7 @@ class Settings(BaseSettings):
     bootstrap_resamples: int = Field(default=2000, ge=100)
     bootstrap_seed: int = 0
     significance_top: int = Field(default=20, ge=2, le=200)  # rows of the board's significance map
+    significance_alpha: float = Field(default=0.05, gt=0, lt=1)  # level of the board's tier tests (Holm)
 
     @model_validator(mode="before")
     @classmethod

@@ -17,11 +17,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from server.leaderboard import service
+from server.leaderboard import ordering, service
+from server.leaderboard.ordering import Stability
 from server.leaderboard.references import BoardReferences
 from server.leaderboard.rows import BoardRow, ClinicalRow, withheld
 from server.leaderboard.standing import SignificanceMap
 from server.phases.service import PhaseView
+from server.scoring.ranking import DEFAULT_ALPHA
 
 
 @dataclass
@@ -30,14 +32,20 @@ class _Board:
 
     rows: list[BoardRow] | None = None
     significance: SignificanceMap | None = None  # of the ranked rows, made with `rows`
+    stability: Stability | None = None  # of the model rows, made with `rows`
     clinical: list[ClinicalRow] | None = None
     bodies: dict[tuple[str, str | None], bytes] = field(default_factory=dict)  # rows array, by view, note
+    # the rows array and the response's ``reference`` and ``groups``, by note, reference and group
+    arranged: dict[tuple[str | None, str | None, str | None], tuple[bytes, dict[str, Any]]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass
 class BoardCache:
     """The boards of the current version, by phase name and ``best_per_team``."""
 
+    alpha: float = DEFAULT_ALPHA  # the tiers' level (CSAWM_SIGNIFICANCE_ALPHA)
     lock: threading.Lock = field(default_factory=threading.Lock)
     key: tuple[Any, ...] | None = None
     boards: dict[tuple[str, bool], _Board] = field(default_factory=dict)  # (phase, best per team)
@@ -64,6 +72,14 @@ class BoardCache:
         board = self._board(self.version(session, references), phase, best)
         self._rows(board, session, references, phase, best)
         return board.significance
+
+    def stability(
+        self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
+    ) -> Stability | None:
+        """The stability table of `phase`'s model rows (`server.leaderboard.ordering`)."""
+        board = self._board(self.version(session, references), phase, best)
+        self._rows(board, session, references, phase, best)
+        return board.stability
 
     def clinical(
         self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
@@ -94,19 +110,41 @@ class BoardCache:
             board.bodies[view, note] = json.dumps(rows_json, allow_nan=False, separators=(",", ":")).encode()
         return board.bodies[view, note]
 
+    def arranged(
+        self,
+        session: Session,
+        references: BoardReferences | None,
+        phase: PhaseView,
+        best: bool,
+        note: str | None,
+        reference: str | None,
+        group: str | None,
+    ) -> tuple[bytes, dict[str, Any]]:
+        """The masking ``rows`` array ordered by `reference` and grouped by `group`
+        (`server.leaderboard.ordering.arrange`) and the response's ``reference`` and ``groups``,
+        made once per `note`, `reference` and `group`."""
+        board = self._board(self.version(session, references), phase, best)
+        if (note, reference, group) not in board.arranged:
+            rows = withheld(self._rows(board, session, references, phase, best), note)
+            shaped = ordering.arrange(rows, reference=reference, group=group, note=note)
+            body = json.dumps(shaped.rows_json(), allow_nan=False, separators=(",", ":")).encode()
+            board.arranged[note, reference, group] = body, shaped.extra_json()
+        return board.arranged[note, reference, group]
+
     def _board(self, key: tuple[Any, ...], phase: PhaseView, best: bool) -> _Board:
         with self.lock:
             if key != self.key:  # the version moved on since `key` was read: build, keep nothing
                 return _Board()
             return self.boards.setdefault((phase.name, best), _Board())
 
-    @staticmethod
     def _rows(
-        board: _Board, session: Session, refs: BoardReferences | None, phase: PhaseView, best: bool
+        self, board: _Board, session: Session, refs: BoardReferences | None, phase: PhaseView, best: bool
     ) -> list[BoardRow]:
         if board.rows is None:
-            built = service.build_board(session, best_per_team=best, references=refs, phase=phase)
-            board.significance, board.rows = built.significance, built.rows
+            built = service.build_board(
+                session, best_per_team=best, references=refs, phase=phase, alpha=self.alpha
+            )
+            board.significance, board.stability, board.rows = built.significance, built.stability, built.rows
         return board.rows
 
     @staticmethod

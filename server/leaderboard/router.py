@@ -18,10 +18,10 @@ from server.core.deps import IdPath, MaintainerUser, SessionDep, StateDep
 from server.core.openapi import error_responses
 from server.core.principal import Principal, authenticate
 from server.disclosure.disclose import board_figures_note
-from server.leaderboard import history, pending, service, snapshots
+from server.leaderboard import history, ordering, pending, service, snapshots
 from server.leaderboard.cache import BoardCache
 from server.leaderboard.references import board_references
-from server.leaderboard.rows import BoardRow, ClinicalRow, withheld
+from server.leaderboard.rows import withheld
 from server.phases.service import board_phase, board_phase_at
 
 router = APIRouter(prefix="/api/v1/leaderboard", tags=["leaderboard"])
@@ -56,6 +56,32 @@ def optional_viewer(
 
 ViewerDep = Annotated[Principal | None, Depends(optional_viewer)]
 PhaseParam = Annotated[str | None, Query(min_length=1, max_length=64)]
+ReferenceParam = Annotated[
+    str | None, Query(max_length=64, description="expert_1 … expert_5: order the model rows by that expert")
+]
+GroupParam = Annotated[str | None, Query(max_length=64, description="tier: group the rows by tier")]
+
+
+def _board_query(view: str, reference: str | None, group: str | None) -> tuple[str | None, str | None]:
+    """The parsed ``reference`` and ``group`` (422 in the API's words for any other value)."""
+    expert, grouping = ordering.parse_reference(reference), ordering.parse_group(group)
+    if view == "clinical" and (expert is not None or grouping is not None):
+        raise ordering.InvalidBoardQuery(
+            "reference and group arrange the masking board; leave them out with view=clinical"
+        )
+    return expert, grouping
+
+
+def _extra(
+    alpha: float, stability: ordering.Stability | None, note: str | None, arranged: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The response's keys beside ``rows``: the tiers' level, the stability table, the reference
+    order and the tier groups (`arranged`: `ordering.Arranged.extra_json`; docs/api.md)."""
+    return {
+        "alpha": alpha,
+        "stability": stability.to_json(note) if stability is not None else None,
+        **(arranged if arranged is not None else {"reference": None, "groups": None}),
+    }
 
 
 @router.get("", openapi_extra=_LEADERBOARD_DOC, responses=error_responses(400, 401, 404))
@@ -66,6 +92,8 @@ def get_leaderboard(
     view: Literal["masking", "clinical"] = "masking",
     phase: PhaseParam = None,
     as_of: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    reference: ReferenceParam = None,
+    group: GroupParam = None,
 ) -> Response:
     """Public. ``{"phase": ..., "rows": [...], "pending": [...]}``: the phase shown (default: the
     current one; 404 for an unknown one), the rows in leaderboard order (docs/api.md) and the
@@ -74,42 +102,65 @@ def get_leaderboard(
 
     With ``as_of`` (ISO 8601 with a time zone): the board as it stood then (`server.leaderboard.
     history`), the phase as it was then (default: the one shown then), ``pending`` empty, and
-    ``"as_of"`` added; 400 for a malformed or future instant, 404 for one before the first run."""
+    ``"as_of"`` added; 400 for a malformed or future instant, 404 for one before the first run.
+
+    ``reference=expert_k`` orders the model rows by their agreement with expert k, ``group=tier``
+    lists the rows of each tier (`server.leaderboard.ordering`); 422 for any other value."""
+    expert, grouping = _board_query(view, reference, group)
     if as_of is not None:
-        return _board_as_of(state, viewer, best_per_team, view, phase, as_of)
+        return _board_as_of(state, viewer, best_per_team, view, phase, as_of, expert, grouping)
     references = board_references(state)
+    cache = state.parts.get(BoardCache)
+    arranged = None
     with state.db.session() as session:  # one connection for the whole request
         shown = board_phase(session, state.settings, phase)
         note = board_figures_note(shown, viewer)
-        body = state.parts.get(BoardCache).body(session, references, shown, best_per_team, view, note)
+        if expert is None and grouping is None:
+            body = cache.body(session, references, shown, best_per_team, view, note)
+        else:
+            body, arranged = cache.arranged(session, references, shown, best_per_team, note, expert, grouping)
+        stability = cache.stability(session, references, shown, best_per_team)
         coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
     described = json.dumps(shown.to_json(utcnow()), separators=(",", ":")).encode()
-    content = b"".join((b'{"phase":', described, b',"rows":', body, b',"pending":', coming, b"}"))  # one copy
+    extra = json.dumps(_extra(cache.alpha, stability, note, arranged), allow_nan=False, separators=(",", ":"))
+    content = b"".join(
+        (b'{"phase":', described, b',"rows":', body, b',"pending":', coming, b",", extra[1:].encode())
+    )  # one copy
     return Response(content=content, media_type="application/json")
 
 
 def _board_as_of(
-    state: StateDep, viewer: Principal | None, best: bool, view: str, phase: str | None, raw: str
-) -> Response:
+    state: StateDep, viewer: Principal | None, best: bool, view: str, phase: str | None, raw: str,
+    expert: str | None, grouping: str | None,
+) -> Response:  # fmt: skip
     references = board_references(state)
+    alpha = state.settings.significance_alpha
+    stability, arranged = None, None
     with state.db.session() as session:
         at = history.parse(session, raw)
         shown = history.phase_at(board_phase_at(session, state.settings, phase, at), at)
-        rows: list[BoardRow] | list[ClinicalRow]
+        note = board_figures_note(shown, viewer)
+        rows: list[dict[str, Any]]
         if view == "clinical":
-            rows = service.build_clinical(
-                session, best_per_team=best, references=references, phase=shown, as_of=at
-            )
+            rows = [
+                row.to_json()
+                for row in service.build_clinical(
+                    session, best_per_team=best, references=references, phase=shown, as_of=at
+                )
+            ]
         else:
             board = service.build_board(
-                session, best_per_team=best, references=references, phase=shown, as_of=at
+                session, best_per_team=best, references=references, phase=shown, alpha=alpha, as_of=at
             )
-            rows = withheld(board.rows, board_figures_note(shown, viewer))  # as the live board's
+            shown_rows = withheld(board.rows, note)  # as the live board's
+            shaped = ordering.arrange(shown_rows, reference=expert, group=grouping, note=note)
+            rows, stability, arranged = shaped.rows_json(), board.stability, shaped.extra_json()
     body = {
         "phase": shown.to_json(at),
         "as_of": iso(at),
-        "rows": [row.to_json() for row in rows],
+        "rows": rows,
         "pending": [],
+        **_extra(alpha, stability, note, arranged),
     }
     return Response(
         content=json.dumps(body, allow_nan=False, separators=(",", ":")), media_type="application/json"
@@ -178,4 +229,5 @@ def get_significance(
         cache = state.parts.get(BoardCache)
         found = None if note else cache.significance(session, references, shown, best_per_team)
     count = min(top or state.settings.significance_top, state.settings.significance_top)
-    return {"phase": shown.name, "note": note, "map": found.top(count) if found is not None else None}
+    shown_map = found.top(count) if found is not None else None
+    return {"phase": shown.name, "alpha": cache.alpha, "note": note, "map": shown_map}

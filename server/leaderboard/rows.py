@@ -11,7 +11,7 @@ Each row has the two JSON forms the wire has always had: `BoardRow.to_json` is t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +58,9 @@ class BoardRow:
     image_digest: str | None
     links: tuple[tuple[str, str], ...]
     standing: Standing | None = None  # model rows: rank interval, tier, ... (None for experts)
+    # the model's tau-b against each expert (``masking.per_expert`` of its summary; empty without);
+    # read by the order by a reference radiologist (`server.leaderboard.ordering`), not a column
+    per_expert: Mapping[str, float | None] = field(default_factory=dict)
 
     @property
     def tau(self) -> Interval:
@@ -150,13 +153,14 @@ class ClinicalRow:
 
 def withheld(rows: list[BoardRow], note: str | None) -> list[BoardRow]:
     """`rows` as a viewer sees them when `note` (`server.disclosure.disclose.board_figures_note`) says
-    the rank figures are withheld: every model row's figures null with `note` as the reason, every
-    expert band without its interval. `rows` itself when nothing is withheld."""
+    the rank figures are withheld: every model row's figures null with `note` as the reason and no
+    per-expert figure, every expert band without its interval. `rows` itself when nothing is
+    withheld."""
     if note is None:
         return rows
     return [
         replace(row, kendall_tau_b=Estimate(row.kendall_tau_b.value))
         if row.kind == "expert"
-        else replace(row, standing=Standing(reason=note))
+        else replace(row, standing=Standing(reason=note), per_expert={})
         for row in rows
     ]

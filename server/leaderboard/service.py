@@ -33,6 +33,10 @@ and Ladder steps as they were.
 Clinical view (``view="clinical"``): the same model rows in the same order, each with AUC and OR Q4
 per endpoint, followed by the LIBRA density comparators as rows of kind ``density`` (no rank).
 
+Other orders (`server.leaderboard.ordering`): each row keeps its report's agreement with each
+expert (``per_expert``) for the order by a reference radiologist, and `build_board` makes the
+stability table of its model rows; the tiers' level is `alpha` (``CSAWM_SIGNIFICANCE_ALPHA``).
+
 The board is public, so it reads every report through its summary (`server.scoring.summary`): no
 board column can show a figure that a ``summary`` phase withholds from the run's own team.
 """
@@ -50,6 +54,7 @@ from sqlalchemy import ColumnElement, Connection, false, func, select
 from sqlalchemy.orm import Session, undefer
 
 from server.leaderboard import history
+from server.leaderboard.ordering import Stability, board_stability
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences
 from server.leaderboard.rows import BoardRow, ClinicalRow, links_of
 from server.leaderboard.standing import Model, SignificanceMap, Standing, standings
@@ -237,6 +242,7 @@ class Board:
 
     rows: list[BoardRow]
     significance: SignificanceMap | None
+    stability: Stability | None = None  # of the model rows with a report (`server.leaderboard.ordering`)
 
 
 def _bands(references: BoardReferences | None, development: bool) -> dict[str, tuple[float, float] | None]:
@@ -276,6 +282,7 @@ def build_board(
         for c in candidates
     ]
     found, significance = standings(models, bands, alpha)
+    stability = board_stability([c.report for c in candidates if c.report is not None and c.ladder is None])
     standing = {id(c): s for c, s in zip(candidates, found, strict=True)}
     source = None if _development(phase) else references.report() if references else _newest_report(session)
     experts: Mapping[str, ExpertScore] = source.experts if source else {}
@@ -296,7 +303,7 @@ def build_board(
             )
         )
     candidates.sort(key=lambda c: (*c.sort_key(), c.kind != "submission", c.submission_id or 0, c.name))
-    return Board(_with_ties(candidates, standing), significance)
+    return Board(_with_ties(candidates, standing), significance, stability)
 
 
 def build_clinical(
@@ -398,6 +405,7 @@ def _with_ties(candidates: list[_Candidate], standing: Mapping[int, Standing]) -
                 submitted_at=cand.submitted_at,
                 image_digest=cand.image_digest,
                 links=cand.links,
+                per_expert=cand.report.per_expert if cand.report is not None else {},
             )
         )
     return out

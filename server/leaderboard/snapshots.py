@@ -76,7 +76,9 @@ def freeze(
     if references is None:
         references = ReferenceCache().get(settings)
     now = utcnow()
-    rows = service.build_board(session, best_per_team=True, references=references, phase=phase).rows
+    rows = service.build_board(
+        session, best_per_team=True, references=references, phase=phase, alpha=settings.significance_alpha
+    ).rows
     row = BoardSnapshot(
         phase=phase.name, reason=reason, actor=actor, actor_user_id=actor_user_id, sha256="", body=b"",
         created_at=now,

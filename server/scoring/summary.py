@@ -18,10 +18,12 @@ the public board derives from them, nothing else. `SHOWN` is that list, the one 
   with its CI and OR Q4 (value, Woolf and bootstrap CIs, one-sided p), which the board's clinical view
   shows; the same two for each LIBRA density comparator (with its ``n``, rows with a value); each
   expert's tau-b and AMAE against the consensus (the board's expert rows; figures of the labels
-  alone); ``bootstrap``; the ``warnings`` about shown fields or about no field.
+  alone); the model's tau-b and AMAE against each expert (``masking.per_expert``: the board's order
+  by a reference radiologist and its stability table; whole-set figures like the headline ones);
+  ``bootstrap``; the ``warnings`` about shown fields or about no field.
 * withheld: ``masking.levels`` whole (the confusion matrix, ``group_amae`` per ground-truth level
-  group, the low/high bins' precision and recall, the level view's tau-b and AMAE), ``masking.
-  per_expert``, ``experts.*.per_expert``, every ``n_positive``, every 2x2 ``table`` and its
+  group, the low/high bins' precision and recall, the level view's tau-b and AMAE),
+  ``experts.*.per_expert``, every ``n_positive``, every 2x2 ``table`` and its
   ``haldane`` flag (which says a cell is zero), the odds ratios Q2 and Q3, and every warning about a
   withheld field.
 
@@ -45,7 +47,11 @@ SHOWN: dict[str, Rule] = {
     "scorer_version": True,
     "n_images": True,
     "label_layout": True,
-    "masking": {"kendall_tau_b": _ESTIMATE, "amae": {"value": True, "ci95": True, "unit": True}},
+    "masking": {
+        "kendall_tau_b": _ESTIMATE,
+        "amae": {"value": True, "ci95": True, "unit": True},
+        "per_expert": {f"Expert_{k}": {"kendall_tau_b": True, "amae": True} for k in range(1, 6)},
+    },
     "clinical": {
         "population": True,
         "n": True,

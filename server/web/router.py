@@ -45,7 +45,7 @@ from server.core.settings import Settings
 from server.core.state import AppState
 from server.core.text import visible
 from server.disclosure.disclose import ViewCache, board_figures_note, disclose, viewer_of
-from server.leaderboard import history, snapshots
+from server.leaderboard import history, ordering, snapshots
 from server.leaderboard import service as board_service
 from server.leaderboard.cache import BoardCache
 from server.leaderboard.pending import pending_baselines
@@ -228,6 +228,33 @@ def _board_page_as_of(
     return render(request, signer, user, "leaderboard.html", context)
 
 
+def _arranged_context(
+    session: Session, state: AppState, shown: PhaseView, user: Principal | None, rows: list[BoardRow],
+    reference: str | None, group: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The page's order and grouping controls (`server.leaderboard.ordering`): the rows as asked
+    for (tier by tier with ``group=tier``), each row's mark under the reference, where each tier's
+    heading goes, and the stability table; the order and the table withheld as the API withholds
+    them."""
+    note = board_figures_note(shown, user)
+    arranged = ordering.arrange(rows, reference=reference, group=group, note=note)
+    groups = arranged.groups or []
+    order = [i for g in groups for i in g.rows] if groups else list(range(len(arranged.rows)))
+    headings = {position: g.tier for g in groups for position in g.rows[:1]}
+    stability = state.parts.get(BoardCache).stability(session, board_references(state), shown)
+    return {
+        "rows": [arranged.rows[i] for i in order],
+        "reference_marks": [arranged.marks[i] for i in order] if arranged.marks is not None else None,
+        "tier_headings": {order.index(position): tier for position, tier in headings.items()},
+        "reference": reference,
+        "reference_note": arranged.note,
+        "group": group,
+        "experts": ordering.EXPERTS,
+        "stability": stability.to_json(note) if stability is not None else None,
+        "alpha": state.settings.significance_alpha,
+    }
+
+
 @router.get("/", response_class=HTMLResponse)
 def leaderboard_page(
     request: Request,
@@ -238,7 +265,13 @@ def leaderboard_page(
     cache: PlotCacheDep,
     phase: PhaseQuery = None,
     as_of: AsOfQuery = None,
+    reference: Annotated[str | None, Query(max_length=64)] = None,
+    group: Annotated[str | None, Query(max_length=64)] = None,
 ) -> HTMLResponse:
+    try:
+        expert, grouping = ordering.parse_reference(reference), ordering.parse_group(group)
+    except ordering.InvalidBoardQuery as exc:
+        return error_page(request, signer, user, exc.status_code, "No such board order", exc.message)
     if as_of is not None:
         return _board_page_as_of(request, session, state, signer, user, phase, as_of)
     try:
@@ -249,7 +282,7 @@ def leaderboard_page(
     plot = cache.get(("board", *version), lambda: _tau_plot(rows))
     query = f"?{urlencode({'phase': shown.name})}" if phase else ""
     context = {
-        "rows": rows,
+        **_arranged_context(session, state, shown, user, rows, expert, grouping),
         "pending": pending_baselines(session),
         "clinical_rows": clinical_board(session, state, shown),
         "plot_alt": plot.alt,
@@ -323,13 +356,23 @@ def leaderboard_json(
 
 @router.get("/leaderboard.csv")
 def leaderboard_csv(
-    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None, as_of: AsOfQuery = None
+    session: SessionDep,
+    state: StateDep,
+    user: WebUser,
+    phase: PhaseQuery = None,
+    as_of: AsOfQuery = None,
+    reference: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    rows = _download_rows(session, state, user, phase, as_of)[1]
+    """The board as CSV; with ``reference=expert_k`` in that order with two more columns, the row's
+    rank and tau-b under the reference (`server.leaderboard.ordering`; withheld as the API does)."""
+    expert = ordering.parse_reference(reference)
+    shown, rows, _ = _download_rows(session, state, user, phase, as_of)
+    arranged = ordering.arrange(rows, reference=expert, group=None, note=board_figures_note(shown, user))
+    rows, marks = arranged.rows, arranged.marks
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
+    writer.writerow([*CSV_COLUMNS, *(("reference_rank", "reference_kendall_tau_b") if marks else ())])
+    for position, row in enumerate(rows):
         amae = row.amae.shown
         values: list[Any] = [
             row.rank, csv_text(row.kind), csv_text(row.team or ""), csv_text(row.name),
@@ -345,6 +388,8 @@ def leaderboard_csv(
         ranks = standing.rank_ci95 if standing is not None and standing.rank_ci95 else (None, None)
         values += [standing.tier if standing else None, *ranks, standing.median_rank if standing else None]
         values += [standing.p_first if standing else None]
+        if marks is not None:
+            values += [marks[position].rank, marks[position].value]
         writer.writerow(["" if v is None else v for v in values])
     return Response(
         out.getvalue(),

@@ -168,7 +168,8 @@ def test_its_summary_reads_as_the_summary() -> None:
     shown = Report.read_summary(data)
     assert shown is not None
     _check(shown, summary_report(data))
-    assert not shown.per_expert  # a summary withholds the per-expert figures
+    full = Report.read(data)
+    assert full is not None and shown.per_expert == full.per_expert  # the summary shows them (issue 21)
     assert data == _stored_report()  # the stored JSON is not changed by reading its summary
 
 

@@ -21,7 +21,7 @@ def _pending(api: Api) -> list[dict[str, Any]]:
     response = api.client.get("/api/v1/leaderboard")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"phase", "rows", "pending"}
+    assert set(body) == {"phase", "rows", "pending", "alpha", "stability", "reference", "groups"}
     return list(body["pending"])
 
 
