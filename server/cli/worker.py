@@ -100,6 +100,10 @@ def remote(settings: Settings, url: str, name: str | None) -> None:
         raise fail("CSAWM_WORKER_TOKEN is not set: `csawm admin create-worker NAME` prints one", EXIT_REFUSED)
     if settings.benchmark_dir is None:
         raise fail("CSAWM_BENCHMARK_DIR is not set: a worker needs the test images to run models on")
+    if settings.runner != "docker":
+        # The Kubernetes runner's Pods read a test-images volume whose stamp (server.worker.test_set)
+        # is checked against the labelled manifest, which a remote worker does not have.
+        raise fail("a remote worker runs models with CSAWM_RUNNER=docker only (for now)")
 
     def path_of(variable: str) -> Path | None:
         value = os.environ.get(variable, "").strip()
