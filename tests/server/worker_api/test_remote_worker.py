@@ -205,8 +205,16 @@ def test_database_worker_and_remote_worker_serve_one_queue_each_run_scored_once(
 ) -> None:
     with served(tmp_path / "srv", _server_env(synthetic_benchmark)) as srv:
         token = create_worker(srv.db_url, tmp_path / "srv", "gpu-1")
-        researcher = _researcher(srv.db_url)
-        ids = [submit(srv.url, researcher, model_archives["slow"], f"s{i}") for i in range(4)]
+        db = Database.connect(srv.db_url)
+        try:  # a team submits an image once: two teams, two images
+            teams = [f.member_token(db, f"team{i}", f"{i}@x.org") for i in range(2)]
+        finally:
+            db.dispose()
+        ids = [
+            submit(srv.url, token_, model_archives[model], f"{model}{i}")
+            for i, token_ in enumerate(teams)
+            for model in ("slow", "good")
+        ]
         remote = start_worker(srv.url, token, synthetic_benchmark, tmp_path, "remote")
         env = cli_env(
             CSAWM_DATABASE_URL=srv.db_url, CSAWM_DATA_DIR=str(tmp_path / "srv" / "state"),
