@@ -70,13 +70,20 @@ def _started_after(db_url: str, sub_ids: list[int]) -> list[float]:
         db.dispose()
 
 
-def _run_through(db_url: str, submit: httpx.Client, archive: Path, rounds: int, tag: str) -> list[int]:
-    """Submit `archive` `rounds` times, one after the other, each waited for until it ends."""
+def _run_through(db_url: str, url: str, archive: Path, rounds: int, tag: str) -> list[int]:
+    """Submit `archive` `rounds` times (by as many teams: a team submits an image once), one after
+    the other, each waited for until it ends."""
     from server.models import Submission
 
     ids = []
     for i in range(rounds):
-        r = submit.post("/api/v1/submissions", params={"name": f"{tag}{i}"}, content=archive.read_bytes())
+        db = Database.connect(db_url)
+        token = f.member_token(db, f"team-{tag}{i}", f"{tag}{i}@x.org")
+        db.dispose()
+        r = httpx.post(
+            f"{url}/api/v1/submissions", params={"name": f"{tag}{i}"}, content=archive.read_bytes(),
+            headers=f.auth(token), timeout=120,
+        )  # fmt: skip
         assert r.status_code == 201, r.text
         ids.append(int(r.json()["id"]))
         deadline = time.monotonic() + 120
@@ -110,13 +117,9 @@ def containers(rounds: int) -> None:
         env = {"CSAWM_BENCHMARK_DIR": str(bench), "CSAWM_BOOTSTRAP_RESAMPLES": "200"}
         try:
             with served(root / "srv", env) as srv:
-                db = Database.connect(srv.db_url)
-                researcher = f.member_token(db, runs=1000)
-                db.dispose()
-                submit = httpx.Client(base_url=srv.url, headers=f.auth(researcher), timeout=120)
                 token = create_worker(srv.db_url, root / "srv", "bench")
                 remote = start_worker(srv.url, token, bench, root, "remote")
-                remote_ids = _run_through(srv.db_url, submit, archive, rounds, "r")
+                remote_ids = _run_through(srv.db_url, srv.url, archive, rounds, "r")
                 remote.send_signal(signal.SIGTERM)
                 remote.wait(60)
                 local_env = cli_env(
@@ -129,7 +132,7 @@ def containers(rounds: int) -> None:
                         [sys.executable, "-m", "server.cli.main", "worker", "--name", "db"],
                         env=local_env, stdout=out, stderr=subprocess.STDOUT,
                     )  # fmt: skip
-                local_ids = _run_through(srv.db_url, submit, archive, rounds, "d")
+                local_ids = _run_through(srv.db_url, srv.url, archive, rounds, "d")
                 local.send_signal(signal.SIGTERM)
                 local.wait(60)
                 for name, ids in (("remote worker (HTTP)", remote_ids), ("database worker", local_ids)):
@@ -221,19 +224,20 @@ def main() -> None:
             data = os.urandom(args.upload_mib << 20)
             sha = hashlib.sha256(data).hexdigest()
             headers = {"X-Predictions-SHA256": sha}
-            started = time.perf_counter()
-            r = worker.put(f"{sub_url}/predictions", params=at, content=data, headers=headers)
-            http_s = time.perf_counter() - started
-            assert r.status_code == 200, r.text
             body = root / "predictions.bin"
             body.write_bytes(data)
-            started = time.perf_counter()
-            subprocess.run(
-                ["curl", "-sf", "-o", "/dev/null", "-T", str(body), "-H", f"Authorization: Bearer {wtoken}",
-                 "-H", f"X-Predictions-SHA256: {sha}", f"{url.removesuffix('/archive')}/predictions{query}"],
-                check=True,
-            )  # fmt: skip
-            curl_s = time.perf_counter() - started
+            target = f"{url.removesuffix('/archive')}/predictions{query}"
+            curl = ["curl", "-sf", "-o", "/dev/null", "-T", str(body)]
+            curl += ["-H", f"Authorization: Bearer {wtoken}", "-H", f"X-Predictions-SHA256: {sha}", target]
+            http_s = curl_s = float("inf")
+            for _ in range(3):  # alternated, best of three each: the same server work for both
+                started = time.perf_counter()
+                r = worker.put(f"{sub_url}/predictions", params=at, content=data, headers=headers)
+                http_s = min(http_s, time.perf_counter() - started)
+                assert r.status_code == 200, r.text
+                started = time.perf_counter()
+                subprocess.run(curl, check=True)
+                curl_s = min(curl_s, time.perf_counter() - started)
             size = len(data)
             print(
                 f"predictions upload ({size} bytes): httpx {size / http_s / 2**20:.0f} MiB/s, "
