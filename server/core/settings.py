@@ -482,6 +482,8 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     lease_ttl: timedelta = timedelta(seconds=60)
     poll_interval: timedelta = timedelta(seconds=1)
+    # Remote workers' lease calls that may wait for a run at once (each holds a server thread).
+    worker_long_polls: int = Field(default=8, ge=0, le=64)
     max_attempts: int = Field(default=2, ge=1, le=10)
     retry_backoff: timedelta = timedelta(seconds=2)  # first retry's wait; doubles per retry (runs.policy)
     bootstrap_resamples: int = Field(default=2000, ge=100)

@@ -7,8 +7,8 @@ Rules (docs/remote-workers.md):
   token never crosses a network in clear.
 * An optional client certificate (``CSAWM_WORKER_CERT`` with ``CSAWM_WORKER_KEY``) for operators
   who want mutual TLS at their proxy.
-* A lost connection or a 5xx (the server restarting) is retried with capped exponential backoff
-  for up to `retry_for_s`; any other answer is final and raised as `ApiError` with the server's
+* A lost connection or a 5xx (the server restarting) is retried with capped, jittered exponential
+  backoff for up to `retry_for_s`; any other answer is final and raised as `ApiError` with the server's
   error code (``test_set_mismatch``, ``lease_lost``, ...).
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import random
 import ssl
 import time
 from dataclasses import dataclass
@@ -28,6 +29,11 @@ import httpx
 log = logging.getLogger("csawm.remote_worker")
 
 MAX_BACKOFF_S = 10.0
+
+
+def jittered(delay: float) -> float:
+    """`delay` less up to half of it, at random: workers cut off together do not retry together."""
+    return delay * random.uniform(0.5, 1.0)
 
 
 class TransportError(Exception):
@@ -114,17 +120,24 @@ class Transport:
                 problem = f"{exc.__class__.__name__}: {exc}"
             if time.monotonic() + delay > deadline:
                 raise TransportError(f"{method} {path}: the server is unreachable ({problem})")
-            log.warning("%s %s: %s; retrying in %.1f s", method, path, problem, delay)
-            time.sleep(delay)
+            wait = jittered(delay)
+            log.warning("%s %s: %s; retrying in %.1f s", method, path, problem, wait)
+            time.sleep(wait)
             delay = min(delay * 2, MAX_BACKOFF_S)
-        if response.status_code >= 400:
-            try:
-                error = response.json()["error"]
-                code, message = str(error["code"]), str(error["message"])
-            except (ValueError, KeyError, TypeError):
-                code, message = "http_error", response.text[:500]
-            raise ApiError(response.status_code, code, message)
+        self.raise_for(response)
         return response
+
+    @staticmethod
+    def raise_for(response: httpx.Response) -> None:
+        """Raise `ApiError` (with the server's error code) for a 4xx/5xx answer (its body read)."""
+        if response.status_code < 400:
+            return
+        try:
+            error = response.json()["error"]
+            code, message = str(error["code"]), str(error["message"])
+        except (ValueError, KeyError, TypeError):
+            code, message = "http_error", response.text[:500]
+        raise ApiError(response.status_code, code, message)
 
     def post(self, path: str, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return dict(self.call("POST", path, json=body, **kwargs).json())

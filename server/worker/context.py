@@ -46,13 +46,20 @@ def fault(
 
 
 @dataclass(frozen=True)
-class WorkerEnv:
-    """What every stage may use: the settings, the database, the runner and this worker's names."""
+class StageEnv:
+    """What the container stages use: the settings and this worker's names (no database: a remote
+    worker runs them too, `server.remote_worker`)."""
 
     settings: Settings
-    db: Database
     name: str  # the lease owner, e.g. host:pid:nonce
-    instance: str  # a tag shared by every worker of one database (container names never collide)
+    instance: str  # a tag shared by every worker of one deployment (container names never collide)
+
+
+@dataclass(frozen=True)
+class WorkerEnv(StageEnv):
+    """A database worker's env: the stages' env and the database it writes the run's rows to."""
+
+    db: Database
 
 
 @dataclass

@@ -139,6 +139,11 @@ class EvaluationSet:
             hidden_input=self.public_input, hidden_input_name=PUBLIC_INPUT, hidden_private_images=0,
         )  # fmt: skip
 
+    def hidden_input_for(self, test_set: str) -> tuple[Path, str]:
+        """The hidden stage's input folder and volume name for `test_set` (`scored_on`)."""
+        view = self.scored_on(test_set)
+        return view.hidden_input, view.hidden_input_name
+
 
 def _materialise(target: Path, images: list[Path]) -> Path:
     if (target / "manifest.csv").is_file():

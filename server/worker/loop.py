@@ -41,6 +41,7 @@ from server.worker.context import RunContext, StageFault, WorkerEnv, fault
 from server.worker.evaluation import EvaluationSet
 from server.worker.queue import Lease, lease_next, renew
 from server.worker.stages import (
+    DatabaseStore,
     Scorer,
     check_signals,
     ensure_image,
@@ -329,12 +330,13 @@ class Worker:
         except RunnerError as exc:
             raise fault(ctx.stage, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, exc.message) from None
         image: str | None = None
+        store = DatabaseStore(self.env)
         if ctx.status is RunStatus.PREFLIGHT:
             image = ensure_image(self.env, self.runner, ctx)
-            run_preflight(self.env, self.runner, ctx, evaluation, image)
+            run_preflight(self.env, store, self.runner, ctx, evaluation, image)
         if ctx.status is RunStatus.RUNNING:
             image = image or ensure_image(self.env, self.runner, ctx)
-            run_hidden(self.env, self.runner, ctx, evaluation, image)
+            run_hidden(self.env, store, self.runner, ctx, evaluation, image)
         if ctx.status is RunStatus.SCORING:
             score(self.env, self.runner.name, ctx, evaluation, self.scorer)
         endings.finish(self.env, ctx)

@@ -17,6 +17,11 @@ stage               status before/after  what it does
 A stage never decides what a failure costs or who is told: it raises `StageFault` and the worker
 asks `server.runs.policy`. Because a requeued run resumes at the status it had, a passed preflight
 is not run again and stored hidden predictions are scored, never re-run.
+
+The container stages write what they produce through a `RunStore`: `DatabaseStore` (the database
+worker writes the run's rows itself) or `server.remote_worker.client.HttpStore` (a remote worker
+reports to the worker API, and the server writes the same rows with this module's functions). The
+stages themselves are the same code for both; `score` runs where the labels are, on the server.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -46,7 +51,7 @@ from server.runs.policy import Stage
 from server.runs.transitions import LeaseLost
 from server.scoring.results import RunRecord
 from server.worker.backend import PREFLIGHT_LOG_BYTES, run_limits
-from server.worker.context import RunContext, StageFault, WorkerEnv, fault
+from server.worker.context import RunContext, StageEnv, StageFault, WorkerEnv, fault
 from server.worker.evaluation import EvaluationSet, NoPublicTestSet
 
 log = logging.getLogger("csawm.worker")
@@ -110,6 +115,83 @@ def _move(
     ctx.status = to
 
 
+class StageInputs(Protocol):
+    """What the container stages mount: `EvaluationSet` (with labels) or, on a remote worker,
+    `server.worker.inputs.ImagesOnly` (images alone)."""
+
+    @property
+    def preflight_filenames(self) -> tuple[str, ...]: ...
+
+    @property
+    def preflight_input(self) -> Path: ...
+
+    @property
+    def preflight_source(self) -> str: ...
+
+    def hidden_input_for(self, test_set: str) -> tuple[Path, str]:
+        """The hidden stage's input folder and its name on the Kubernetes volume for `test_set`;
+        raises `NoPublicTestSet` for ``public`` without a public set."""
+        ...
+
+
+class RunStore(Protocol):
+    """Where the container stages record the run, under the worker's lease. Each write is
+    conditional on the lease: one that finds it lost raises `LeaseLost` (or, for a handle,
+    answers False)."""
+
+    def record_handle(self, ctx: RunContext, handle: str, *, started: bool) -> bool:
+        """Write down the container's handle; False when the lease is no longer this worker's."""
+        ...
+
+    def test_set(self, ctx: RunContext) -> str:
+        """The test set of the run's competition phase: ``private`` or ``public``."""
+        ...
+
+    def preflight_passed(self, ctx: RunContext, log_tail: str) -> None:
+        """preflight → running, with the preflight's log tail; sets ``ctx.status``."""
+        ...
+
+    def hidden_done(self, ctx: RunContext, predictions: bytes, test_set: str, log_tail: str) -> None:
+        """The hidden predictions stored and the run moved on (→ scoring); sets ``ctx.status``."""
+        ...
+
+
+class DatabaseStore:
+    """The database worker's `RunStore`: it writes the run's rows itself."""
+
+    def __init__(self, env: WorkerEnv) -> None:
+        self.env = env
+
+    def record_handle(self, ctx: RunContext, handle: str, *, started: bool) -> bool:
+        env = self.env
+
+        def write(session: Session) -> bool:
+            return leases.record_handle(
+                session, ctx.sub_id, owner=env.name, attempt=ctx.lease.attempt, handle=handle, started=started
+            )
+
+        return transact(env, write)
+
+    def test_set(self, ctx: RunContext) -> str:
+        return transact(self.env, lambda session: _test_set(self.env, session, ctx), write=False)
+
+    def preflight_passed(self, ctx: RunContext, log_tail: str) -> None:
+        logs = stage_logs(self.env.settings.hidden_logs, Stage.PREFLIGHT, log_tail[-PREFLIGHT_LOG_BYTES:])
+        _move(self.env, ctx, RunStatus.RUNNING, "preflight passed", Progress(logs=logs))
+
+    def hidden_done(self, ctx: RunContext, predictions: bytes, test_set: str, log_tail: str) -> None:
+        env = self.env
+        sha = store.save(env.settings.data_dir, predictions)
+        # The test set whose input was mounted: `score` reads the predictions against it, whatever the
+        # phase says by then (a maintainer may change a phase's test set meanwhile).
+        progress = Progress(
+            predictions_sha256=sha,
+            reproducibility=RunRecord.read(None).rescored(test_set=test_set),
+            logs=stage_logs(env.settings.hidden_logs, Stage.HIDDEN, log_tail),
+        )
+        _move(env, ctx, RunStatus.SCORING, "hidden run finished", progress)
+
+
 def runtime_of(ctx: RunContext) -> dict[str, Any]:
     """The submission's ``runtime`` JSON: per stage wall/CPU/GPU seconds and peak memory, image size."""
     return {
@@ -122,7 +204,7 @@ def runtime_of(ctx: RunContext) -> dict[str, Any]:
 # -- the image -------------------------------------------------------------------------------------
 
 
-def ensure_image(env: WorkerEnv, runner: Runner, ctx: RunContext) -> str:
+def ensure_image(env: StageEnv, runner: Runner, ctx: RunContext) -> str:
     """The image to run: the uploaded archive loaded into the runner, or — for a registry submission,
     or an accepted archive pushed to the registry when the runner cannot load archives (Kubernetes) —
     what the runner makes of the registry reference (pulled and verified by Docker).
@@ -191,20 +273,15 @@ def check_signals(ctx: RunContext) -> None:
         raise fault(ctx.stage, FaultKind.CANCELLED, ErrorCode.CANCELLED, "cancelled on request")
 
 
-def _record_handle(env: WorkerEnv, ctx: RunContext, handle: str, *, started: bool) -> None:
+def _record_handle(store: RunStore, ctx: RunContext, handle: str, *, started: bool) -> None:
     """Write down the handle: before start (what to stop if this worker dies), after (the real one)."""
-
-    def write(session: Session) -> bool:
-        return leases.record_handle(
-            session, ctx.sub_id, owner=env.name, attempt=ctx.lease.attempt, handle=handle, started=started
-        )
-
-    if not transact(env, write):
+    if not store.record_handle(ctx, handle, started=started):
         ctx.lost.set()
 
 
 def execute(
-    env: WorkerEnv,
+    env: StageEnv,
+    store: RunStore,
     runner: Runner,
     ctx: RunContext,
     stage: Stage,
@@ -227,12 +304,12 @@ def execute(
     check_signals(ctx)
     started = time.monotonic()
     handle = runner.handle_for(spec)
-    _record_handle(env, ctx, handle, started=False)
+    _record_handle(store, ctx, handle, started=False)
     try:
         handle = runner.start(spec)
         ctx.handle = handle
         ctx.timings[f"{stage.value}_started_after_s"] = round((utcnow() - ctx.created_at).total_seconds(), 3)
-        _record_handle(env, ctx, handle, started=True)
+        _record_handle(store, ctx, handle, started=True)
         if ctx.cancel.is_set() or ctx.lost.is_set() or ctx.shutdown.is_set():
             quietly(runner.cancel, handle)
         result = runner.wait(handle, spec)
@@ -284,12 +361,12 @@ def _model_failure(stage: Stage, result: RunResult, message: str) -> StageFault:
 
 
 def run_preflight(
-    env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: EvaluationSet, image: str
+    env: StageEnv, store: RunStore, runner: Runner, ctx: RunContext, evaluation: StageInputs, image: str
 ) -> None:
     """preflight → running: the image on a few sample images, in the same sandbox."""
     from server.scoring.predictions import PredictionsError, read_predictions
 
-    result = execute(env, runner, ctx, Stage.PREFLIGHT, image, evaluation.preflight_input)
+    result = execute(env, store, runner, ctx, Stage.PREFLIGHT, image, evaluation.preflight_input)
     what = f"{len(evaluation.preflight_filenames)} {evaluation.preflight_source} sample images"
     if result.error_code is not None:
         raise _model_failure(Stage.PREFLIGHT, result, f"preflight on {what} failed: {result.message}")
@@ -304,12 +381,11 @@ def run_preflight(
         )
         pf.log_tail = result.log_tail
         raise pf from None
-    logs = stage_logs(env.settings.hidden_logs, Stage.PREFLIGHT, result.log_tail[-PREFLIGHT_LOG_BYTES:])
-    _move(env, ctx, RunStatus.RUNNING, "preflight passed", Progress(logs=logs))
+    store.preflight_passed(ctx, result.log_tail)
 
 
 def run_hidden(
-    env: WorkerEnv, runner: Runner, ctx: RunContext, evaluation: EvaluationSet, image: str
+    env: StageEnv, store: RunStore, runner: Runner, ctx: RunContext, evaluation: StageInputs, image: str
 ) -> None:
     """running → scoring: the image on the hidden input of its competition phase's test set; its
     predictions stored for scoring.
@@ -318,27 +394,17 @@ def run_hidden(
     (``test_set: public``) the public images only (`EvaluationSet.scored_on`). A benchmark without
     a public set ends a development run here, before its model sees any image of the hidden set.
     """
-    test_set = transact(env, lambda session: _test_set(env, session, ctx), write=False)
+    test_set = store.test_set(ctx)
     try:
-        evaluation = evaluation.scored_on(test_set)
+        hidden_input, hidden_name = evaluation.hidden_input_for(test_set)
     except NoPublicTestSet as exc:
         raise fault(Stage.HIDDEN, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, str(exc)) from None
     began = time.monotonic()
-    result = execute(
-        env, runner, ctx, Stage.HIDDEN, image, evaluation.hidden_input, evaluation.hidden_input_name
-    )
+    result = execute(env, store, runner, ctx, Stage.HIDDEN, image, hidden_input, hidden_name)
     hold_to_grid(env, ctx, began)
     if result.error_code is not None:
         raise _model_failure(Stage.HIDDEN, result, result.message)
-    sha = store.save(env.settings.data_dir, result.predictions or b"")
-    # The test set whose input was mounted: `score` reads the predictions against it, whatever the
-    # phase says by then (a maintainer may change a phase's test set meanwhile).
-    progress = Progress(
-        predictions_sha256=sha,
-        reproducibility=RunRecord.read(None).rescored(test_set=test_set),
-        logs=stage_logs(env.settings.hidden_logs, Stage.HIDDEN, result.log_tail),
-    )
-    _move(env, ctx, RunStatus.SCORING, "hidden run finished", progress)
+    store.hidden_done(ctx, result.predictions or b"", test_set, result.log_tail)
 
 
 def grid_wait(elapsed: float, grid: float) -> float:
@@ -349,7 +415,7 @@ def grid_wait(elapsed: float, grid: float) -> float:
     return math.ceil(elapsed / grid) * grid - elapsed
 
 
-def hold_to_grid(env: WorkerEnv, ctx: RunContext, began: float) -> None:
+def hold_to_grid(env: StageEnv, ctx: RunContext, began: float) -> None:
     """Hold the hidden stage's end, success or failure, to the next multiple of
     ``CSAWM_HIDDEN_END_GRID`` after it began (issue 19 item 3).
 

@@ -46,6 +46,7 @@ class RunFacts(BaseModel):
     created_at: str
     timings: dict[str, Any]
     runtime: dict[str, Any]
+    lease_ttl_s: float = 60.0  # the server's lease TTL: renew well within it
 
 
 class LeaseOut(BaseModel):

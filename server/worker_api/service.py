@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -97,9 +100,41 @@ def check_test_set(settings: Settings, body: LeaseIn) -> str:
 # -- leasing ----------------------------------------------------------------------------------------
 
 
+class LongPolls:
+    """How many lease calls are waiting for a run now: each holds a server thread, so at most
+    ``CSAWM_WORKER_LONG_POLLS`` wait at once; a call beyond them looks at the queue once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.waiting = 0
+
+    @contextmanager
+    def slot(self, limit: int) -> Iterator[bool]:
+        """True when the caller may wait (and counts as waiting until it leaves)."""
+        with self._lock:
+            granted = self.waiting < limit
+            if granted:
+                self.waiting += 1
+        try:
+            yield granted
+        finally:
+            if granted:
+                with self._lock:
+                    self.waiting -= 1
+
+
+LONG_POLLS = LongPolls()
+
+
 def lease(db: Database, settings: Settings, owner: str, wait_s: float) -> RunFacts | None:
-    """Lease the next run for `owner`, waiting up to `wait_s` for one (long poll). A run leased at
-    ``scoring`` (its worker died after the upload) is scored here at once, never handed out."""
+    """Lease the next run for `owner`, waiting up to `wait_s` for one (long poll, within
+    `LONG_POLLS`' bound). A run leased at ``scoring`` (its worker died after the upload) is scored
+    here at once, never handed out."""
+    with LONG_POLLS.slot(settings.worker_long_polls) as may_wait:
+        return _lease(db, settings, owner, wait_s if may_wait else 0.0)
+
+
+def _lease(db: Database, settings: Settings, owner: str, wait_s: float) -> RunFacts | None:
     deadline = time.monotonic() + wait_s
     while True:
         taken = lease_next(db, owner, settings.lease_ttl)
@@ -163,6 +198,7 @@ def _facts(db: Database, settings: Settings, taken: Lease) -> RunFacts:
             created_at=sub.created_at.isoformat(),
             timings=dict(sub.timings or {}),
             runtime=dict(sub.runtime or {}),
+            lease_ttl_s=settings.lease_ttl.total_seconds(),
         )
 
 

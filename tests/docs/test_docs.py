@@ -112,6 +112,7 @@ def _samples(tmp: Path) -> dict[str, tuple[str, object]]:
         "CSAWM_EMBEDDED_WORKER": ("false", False),
         "CSAWM_LEASE_TTL": ("30s", 30 * s),
         "CSAWM_POLL_INTERVAL": ("2s", 2 * s),
+        "CSAWM_WORKER_LONG_POLLS": ("3", 3),
         "CSAWM_MAX_ATTEMPTS": ("3", 3),
         "CSAWM_RETRY_BACKOFF": ("5s", 5 * s),
         "CSAWM_BOOTSTRAP_RESAMPLES": ("500", 500),

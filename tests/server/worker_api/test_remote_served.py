@@ -4,9 +4,6 @@ and a server restarted while a worker holds a run."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -16,7 +13,8 @@ from srvtest import factories as f
 from srvtest.app import METRICS_TOKEN
 from srvtest.archives import write_archive
 from srvtest.live import free_port
-from srvtest.served import REPO, served
+from srvtest.remote import create_worker
+from srvtest.served import served
 
 from server.core.db import Database
 from server.remote_worker.transport import (
@@ -34,16 +32,6 @@ def _env(bench: Path) -> dict[str, str]:
     return {"CSAWM_BENCHMARK_DIR": str(bench), "CSAWM_METRICS_TOKEN": METRICS_TOKEN}
 
 
-def _create_worker(db_url: str, root: Path, name: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CSAWM_")}
-    env |= {"PYTHONPATH": str(REPO), "CSAWM_DATABASE_URL": db_url, "CSAWM_DATA_DIR": str(root / "state")}
-    done = subprocess.run(
-        [sys.executable, "-m", "server.cli.main", "admin", "create-worker", name],
-        env=env, capture_output=True, text=True, check=True, cwd=REPO,
-    )  # fmt: skip
-    return done.stdout.strip()
-
-
 def _lease_body(bench: Path, instance: str) -> dict[str, object]:
     digest = images_digest(bench)
     body = {"instance": instance, "version": "test", "images_digest": digest.images}
@@ -53,7 +41,7 @@ def _lease_body(bench: Path, instance: str) -> dict[str, object]:
 def test_worker_api_over_a_real_server_process(tmp_path: Path, synthetic_benchmark: Path) -> None:
     port = free_port()
     with served(tmp_path, _env(synthetic_benchmark), port=port) as srv:
-        token = _create_worker(srv.db_url, tmp_path, "gpu-1")
+        token = create_worker(srv.db_url, tmp_path, "gpu-1")
         assert token.startswith("csawm_") and "\n" not in token  # the token alone on stdout
         db = Database.connect(srv.db_url)
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from srvtest import factories as f
-from srvtest.app import Api, make_settings, open_api
+from srvtest.app import Api, make_settings, open_api, running_api
 from srvtest.archives import write_archive
 from srvtest.fakes import predictions_for
 from srvtest.web import web_login
@@ -294,3 +294,37 @@ def test_admin_page_lists_remote_workers_with_heartbeat_version_and_digest(wapi:
     row = page[page.index("<td>gpu-1</td>") : page.index("<td>gpu-2</td>")]
     assert "test" in row and digest[:16] in row and "–</td>" not in row.split("</td>")[2]
     assert "revoked" in page[page.index("<td>gpu-2</td>") :].split("</tr>")[0]
+
+
+def test_long_polls_beyond_the_bound_look_once_and_answer_at_once(
+    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path
+) -> None:
+    """Each waiting lease call holds a server thread: past CSAWM_WORKER_LONG_POLLS they do not wait."""
+    import threading
+    import time
+
+    settings = make_settings(tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, worker_long_polls=1)
+    with running_api(settings) as api:
+        wtoken = _worker(api)
+        waited: list[float] = []
+
+        def hold() -> None:
+            started = time.monotonic()
+            assert _lease(api, wtoken, synthetic_benchmark, instance="a:1:x", wait_s=3).json() == {
+                "lease": None
+            }
+            waited.append(time.monotonic() - started)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        deadline = time.monotonic() + 5
+        while service.LONG_POLLS.waiting < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert service.LONG_POLLS.waiting == 1
+        started = time.monotonic()
+        second = _lease(api, wtoken, synthetic_benchmark, instance="b:1:y", wait_s=3)
+        assert second.status_code == 200 and second.json() == {"lease": None}
+        assert time.monotonic() - started < 1.0  # looked once, did not wait
+        holder.join(10)
+        assert waited and waited[0] >= 2.9  # the first one did wait its 3 s
+        assert service.LONG_POLLS.waiting == 0
