@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from server.leaderboard.baseline_runs import RunGroup
 from server.leaderboard.standing import Standing
 from server.scoring.results import Association, Estimate, Interval, OddsRatio
 
@@ -58,6 +59,7 @@ class BoardRow:
     image_digest: str | None
     links: tuple[tuple[str, str], ...]
     standing: Standing | None = None  # model rows: rank interval, tier, ... (None for experts)
+    runs: RunGroup | None = None  # a reference model of several runs: mean ± SD, unranked
 
     @property
     def tau(self) -> Interval:
@@ -107,6 +109,8 @@ class BoardRow:
             row.update(self.standing.to_json())
         if self.ladder is not None:
             row["ladder"] = self.ladder
+        if self.runs is not None:
+            row.update(self.runs.to_json())
         return row
 
 
@@ -157,6 +161,8 @@ def withheld(rows: list[BoardRow], note: str | None) -> list[BoardRow]:
     return [
         replace(row, kendall_tau_b=Estimate(row.kendall_tau_b.value))
         if row.kind == "expert"
+        else row  # a reference model of several runs: no rank figures to withhold
+        if row.runs is not None
         else replace(row, standing=Standing(reason=note))
         for row in rows
     ]

@@ -156,7 +156,7 @@ def test_seed_no_wait_records_each_build_and_queues_both(
     weights.mkdir()
     seen: dict[str, tuple[object, ...]] = {}
 
-    def fake_build(kind, data, steps, size, lr, weights_dir, *, batch_size, base_image, threads, log):  # type: ignore[no-untyped-def]
+    def fake_build(kind, data, steps, size, lr, weights_dir, *, batch_size, seed, base_image, threads, log):  # type: ignore[no-untyped-def]
         seen[kind.value] = (data, steps, size, lr, weights_dir, batch_size, base_image, threads)
         log(f"step {steps}/{steps} loss 0.5")
         log(f"building csawm-reference/{kind.value}:t from {base_image}")
