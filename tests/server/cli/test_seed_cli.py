@@ -237,3 +237,90 @@ def test_a_saved_archive_of_another_image_is_refused_and_nothing_queued(
         queue_baseline(db, settings, ModelKind.ONE_HOT, "csawm-reference/one-hot:t", "ref")
     with db.transaction(write=False) as session:
         assert session.scalar(select(func.count()).select_from(Submission)) == 0
+
+
+def test_seed_runs_trains_each_seed_once_and_queues_each_run_with_its_seed(
+    env: Path, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--runs 2``: seeds 1 and 2 of both models reach the training, each is its own image, approved
+    run (its seed stored) and ``baseline_builds`` row; ``--runs 3`` later reuses the first two
+    images' runs and queues only seed 3 (issue 21 item 7)."""
+    trained: list[tuple[str, int]] = []
+    tags = [f"csawm-reference/{kind}:s{s}" for kind in ("one-hot", "multi-hot") for s in (1, 2, 3)]
+    saved = {tag: tmp_path / f"{tag.replace('/', '_')}.tar" for tag in tags}
+    digests = {tag: write_archive(path, seed=tag) for tag, path in saved.items()}
+
+    def fake_build(kind, data, steps, size, lr, weights_dir, *, batch_size, seed, base_image, threads, log):  # type: ignore[no-untyped-def]
+        trained.append((kind.value, seed))
+        log(f"step {steps}/{steps} loss 0.5")
+        return f"csawm-reference/{kind.value}:s{seed}"
+
+    def fake_save(tag: str, digest: str, kind: object, archives: Path) -> Path:
+        archives.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy(saved[tag], archives / saved[tag].name))
+
+    monkeypatch.setattr(seed.shutil, "which", lambda name: "/usr/bin/docker")
+    monkeypatch.setattr(seed, "ensure_base_images", lambda base_image: None)
+    monkeypatch.setattr(seed, "build_reference_image", fake_build)
+    monkeypatch.setattr(seed, "image_id", digests.get)
+    monkeypatch.setattr(seed, "save_archive", fake_save)
+
+    def seed_runs(runs: int) -> list[list[str]]:
+        result = CliRunner().invoke(
+            app,
+            [
+                "seed-baselines",
+                "--no-wait",
+                "--train-data",
+                str(tmp_path),
+                "--steps",
+                "2",
+                "--runs",
+                str(runs),
+            ],
+        )
+        assert result.exit_code == 0, result.stderr
+        return [line.split("\t") for line in result.stdout.splitlines()]
+
+    first = seed_runs(2)
+    assert sorted(trained) == [("multi-hot", 1), ("multi-hot", 2), ("one-hot", 1), ("one-hot", 2)]
+    one, multi = "ResNet-34 one-hot", "ResNet-34 multi-hot"
+    assert [row[1] for row in first] == [one, multi, f"{one} (seed 2)", f"{multi} (seed 2)"]
+    with db.transaction(write=False) as session:
+        subs = session.scalars(select(Submission).order_by(Submission.id)).all()
+        runs = [(s.name, s.training_seed, s.review_state, s.image_digest) for s in subs]
+        builds = {row.kind: (row.state, row.submission_id) for row in session.scalars(select(BaselineBuild))}
+        descriptions = {s.description for s in subs}
+    assert [(name, s, state) for name, s, state, _ in runs] == [
+        ("ResNet-34 one-hot", 1, ReviewState.APPROVED),
+        ("ResNet-34 multi-hot", 1, ReviewState.APPROVED),
+        ("ResNet-34 one-hot", 2, ReviewState.APPROVED),
+        ("ResNet-34 multi-hot", 2, ReviewState.APPROVED),
+    ]
+    assert len({digest for *_, digest in runs}) == 4 and len(descriptions) == 1  # one model: one schedule
+    assert builds == {
+        key: (BuildState.QUEUED, int(row[0]))
+        for key, row in zip(("one-hot", "multi-hot", "one-hot#2", "multi-hot#2"), first, strict=True)
+    }
+    trained.clear()
+    again = seed_runs(3)
+    assert {("one-hot", 3), ("multi-hot", 3)} <= set(trained)
+    assert [row[0] for row in again[:4]] == [row[0] for row in first]  # the same runs, not queued again
+    with db.transaction(write=False) as session:
+        seeds = session.execute(
+            select(Submission.name, Submission.training_seed).order_by(Submission.id)
+        ).all()
+    assert [tuple(r) for r in seeds[4:]] == [("ResNet-34 one-hot", 3), ("ResNet-34 multi-hot", 3)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--runs", "0"), "Invalid value for '--runs'"),
+        (("--runs", "2", "--weights", "."), "with --weights there is nothing to train"),
+    ],
+)
+def test_bad_runs_exit_2_naming_the_problem(env: Path, args: tuple[str, ...], message: str) -> None:
+    code, err = _run("--no-wait", "--train-data", ".", *args)
+    assert code == 2
+    assert message in " ".join(err.split())
