@@ -81,7 +81,7 @@ INTERRUPTED = "seed-baselines stopped before this model was queued"
 MAX_RUNS = 20  # seeds per model: the paper reports five; more is a typo, not a study
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Build:
     """One training of one reference model: its kind and training seed (``--runs N``: seeds 1..N)."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 from srvtest.archives import write_archive
 from typer.testing import CliRunner
 
-from reference_models.build import BuildError
+from reference_models.build import DEFAULT_BASE_IMAGE, BuildError, plan_reference_image
 from reference_models.rules import ModelKind
 from server.cli import seed
 from server.cli.main import app
@@ -324,3 +325,32 @@ def test_bad_runs_exit_2_naming_the_problem(env: Path, args: tuple[str, ...], me
     code, err = _run("--no-wait", "--train-data", ".", *args)
     assert code == 2
     assert message in " ".join(err.split())
+
+
+@pytest.mark.docker
+def test_runs_2_trains_two_seeds_of_each_model_in_the_engine(synthetic_benchmark: Path) -> None:
+    """The real trainer (2 steps at 64x52): ``--runs 2`` builds four images, each trained with its own
+    seed (the image's training config says which), seed 1's being the image a one-run seeding
+    builds, so a re-run with more seeds reuses it."""
+    plan = seed.BuildPlan(
+        synthetic_benchmark, 2, (64, 52), None, None, 8, DEFAULT_BASE_IMAGE, jobs=2, threads=1, runs=2
+    )
+    planned = [
+        plan_reference_image(b.kind, synthetic_benchmark, 2, (64, 52), batch_size=8, seed=b.seed)
+        for b in seed.builds(2)
+    ]
+    fresh = [p.tag for p in planned if not p.exists()]
+    try:
+        tags = seed.build_all(plan)
+        assert len(set(tags.values())) == 4
+        for build, tag in tags.items():
+            inspected = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, text=True,
+                                       check=True)  # fmt: skip
+            labels = json.loads(inspected.stdout)[0]["Config"]["Labels"]
+            assert labels["org.csawm.reference.kind"] == build.kind.value
+            assert json.loads(labels["org.csawm.reference.config"])["seed"] == build.seed
+        one_run = seed.BuildPlan(synthetic_benchmark, 2, (64, 52), None, None, 8, DEFAULT_BASE_IMAGE, 1, 1)
+        assert seed.build_all(one_run) == {b: t for b, t in tags.items() if b.seed == 1}
+    finally:
+        for tag in fresh:
+            subprocess.run(["docker", "rmi", tag], capture_output=True, check=False)
