@@ -8,7 +8,7 @@ Steps, each reused when already done:
    from given ``--weights``; the image tag hashes every input, so an unchanged re-run trains nothing.
    ``--runs N`` trains each model N times, with training seeds 1..N (seed 1 is the one-run image, so
    a later ``--runs 5`` reuses it); each seed is its own image, run and board entry, its seed
-   stored on the run (``submissions.training_seed``), and the board shows a model's runs as one row
+   stored with the run (``baseline_seeds``), and the board shows a model's runs as one row
    with their mean ± SD (`server.leaderboard.baseline_runs`);
    ``--jobs 2`` trains both at once (with ``--threads 1`` each on a 2-core machine: one training
    step of a ResNet-34 on a small batch scales poorly past one thread, so two single-thread
@@ -64,7 +64,15 @@ from server.core import audit, migrate
 from server.core.db import Database
 from server.core.errors import InvalidArchive
 from server.core.settings import Settings
-from server.models import TERMINAL_STATUSES, BaselineBuild, BuildState, ReviewState, RunStatus, Submission
+from server.models import (
+    TERMINAL_STATUSES,
+    BaselineBuild,
+    BaselineSeed,
+    BuildState,
+    ReviewState,
+    RunStatus,
+    Submission,
+)
 from server.runs import lifecycle
 from server.scoring.results import Report
 from server.submissions import intake
@@ -269,10 +277,11 @@ def approve_seeded(db: Database, submission_id: int, actor: str) -> bool:
 def record_seed(db: Database, submission_id: int, seed: int | None) -> None:
     """Store the training seed on the baseline's run, where it is not stored yet (a run seeded before
     ``--runs`` was trained with seed 1, the default)."""
+    if seed is None:
+        return
     with db.transaction() as session:
-        sub = session.get(Submission, submission_id)
-        if sub is not None and sub.training_seed is None:
-            sub.training_seed = seed
+        if session.get(BaselineSeed, submission_id) is None:
+            session.add(BaselineSeed(submission_id=submission_id, training_seed=seed))
 
 
 def queue_baseline(
@@ -305,9 +314,8 @@ def queue_baseline(
         raise BuildError(f"{tag}: {exc.message}") from None
     entry = intake.Entry(name=BASELINE_NAMES[build.kind], description=description)
     with db.transaction() as session:
-        sub = intake.create_baseline(session, settings, entry, image, actor=cli_actor())
-        sub.training_seed = seed
-        sub_id = sub.id
+        sub_id = intake.create_baseline(session, settings, entry, image, actor=cli_actor()).id
+    record_seed(db, sub_id, seed)
     approve_seeded(db, sub_id, cli_actor())
     return SeededBaseline(build, tag, digest, sub_id, reused=False)
 

@@ -54,7 +54,7 @@ from server.leaderboard.baseline_runs import BaselineRun, RunGroup, group_key
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences
 from server.leaderboard.rows import BoardRow, ClinicalRow, links_of
 from server.leaderboard.standing import Model, SignificanceMap, Standing, standings
-from server.models import Phase, PhaseSelection, ReviewState, RunStatus, Submission, Team
+from server.models import BaselineSeed, Phase, PhaseSelection, ReviewState, RunStatus, Submission, Team
 from server.phases.ladder_steps import board_steps
 from server.phases.service import PhaseView
 from server.scoring.bootstrap import paired_difference_ci, percentile_ci
@@ -199,9 +199,9 @@ def _models(
                 image_digest=sub.image_digest,
                 links=links_of(sub.method_card, sub.url),
                 group=group_key(sub.name, sub.description, sub.phase) if sub.baseline else None,
-                training_seed=sub.training_seed,
             )
         )
+    _add_seeds(session, candidates)
     if best_per_team:
         best: dict[str, _Candidate] = {}
         kept: list[_Candidate] = []
@@ -215,6 +215,20 @@ def _models(
         candidates += _ladder_rows(session, phase, as_of)
     candidates.sort(key=lambda c: (*c.sort_key(), c.kind != "submission", c.submission_id or 0, c.name))
     return candidates
+
+
+def _add_seeds(session: Session, candidates: list[_Candidate]) -> None:
+    """The training seeds of the seeded baselines among `candidates` (`BaselineSeed`), one query."""
+    ids = [c.submission_id for c in candidates if c.group is not None]
+    if not ids:
+        return
+    query = select(BaselineSeed.submission_id, BaselineSeed.training_seed).where(
+        BaselineSeed.submission_id.in_(ids)
+    )
+    seeds = {sub_id: seed for sub_id, seed in session.execute(query)}
+    for cand in candidates:
+        if cand.submission_id in seeds:
+            cand.training_seed = seeds[cand.submission_id]
 
 
 def _ladder_rows(session: Session, phase: PhaseView, as_of: datetime | None) -> list[_Candidate]:

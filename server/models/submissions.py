@@ -81,7 +81,6 @@ class Submission(Base):
     method_card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     phase: Mapped[str] = mapped_column(String(64))
     baseline: Mapped[bool] = mapped_column(Boolean, default=False)
-    training_seed: Mapped[int | None] = mapped_column(Integer)  # a seeded baseline's (seed-baselines --runs)
 
     image_digest: Mapped[str] = mapped_column(String(80))
     image_ref: Mapped[str | None] = mapped_column(String(500))

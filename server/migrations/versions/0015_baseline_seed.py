@@ -1,8 +1,9 @@
-"""baseline seed: the training seed of a seeded baseline (issue 21 item 7)
+"""baseline seed: the training seed of a seeded baseline run (issue 21 item 7)
 
-``csawm seed-baselines --runs N`` trains each reference model with seeds 1..N; each run records its
-seed in ``submissions.training_seed`` (null for a researcher's run and for a baseline built from
-given weights), so that the board can list the runs of one reference model by seed.
+``csawm seed-baselines --runs N`` trains each reference model with seeds 1..N; ``baseline_seeds``
+holds each such run's seed (a baseline built from given weights has none), so that the board can
+list the runs of one reference model by seed. A table of its own rather than a submissions column:
+only seeded baselines have one.
 
 Revision ID: 0015_baseline_seed
 Revises: 0014_snapshots
@@ -23,10 +24,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("submissions") as batch:
-        batch.add_column(sa.Column("training_seed", sa.Integer(), nullable=True))
+    op.create_table(
+        "baseline_seeds",
+        sa.Column("submission_id", sa.Integer(), nullable=False),
+        sa.Column("training_seed", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["submission_id"], ["submissions.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("submission_id"),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("submissions") as batch:
-        batch.drop_column("training_seed")
+    op.drop_table("baseline_seeds")

@@ -30,7 +30,15 @@ from server.cli.seed import (
 from server.core import migrate
 from server.core.db import Database
 from server.core.settings import load_settings
-from server.models import AuditEntry, BaselineBuild, BuildState, ReviewState, RunStatus, Submission
+from server.models import (
+    AuditEntry,
+    BaselineBuild,
+    BaselineSeed,
+    BuildState,
+    ReviewState,
+    RunStatus,
+    Submission,
+)
 from server.submissions import service
 
 DIGEST = "sha256:" + "ab" * 32
@@ -289,7 +297,9 @@ def test_seed_runs_trains_each_seed_once_and_queues_each_run_with_its_seed(
     assert [row[1] for row in first] == [one, multi, f"{one} (seed 2)", f"{multi} (seed 2)"]
     with db.transaction(write=False) as session:
         subs = session.scalars(select(Submission).order_by(Submission.id)).all()
-        runs = [(s.name, s.training_seed, s.review_state, s.image_digest) for s in subs]
+        pairs = session.execute(select(BaselineSeed.submission_id, BaselineSeed.training_seed))
+        seeds = {sub_id: seed for sub_id, seed in pairs}
+        runs = [(s.name, seeds.get(s.id), s.review_state, s.image_digest) for s in subs]
         builds = {row.kind: (row.state, row.submission_id) for row in session.scalars(select(BaselineBuild))}
         descriptions = {s.description for s in subs}
     assert [(name, s, state) for name, s, state, _ in runs] == [
@@ -308,10 +318,9 @@ def test_seed_runs_trains_each_seed_once_and_queues_each_run_with_its_seed(
     assert {("one-hot", 3), ("multi-hot", 3)} <= set(trained)
     assert [row[0] for row in again[:4]] == [row[0] for row in first]  # the same runs, not queued again
     with db.transaction(write=False) as session:
-        seeds = session.execute(
-            select(Submission.name, Submission.training_seed).order_by(Submission.id)
-        ).all()
-    assert [tuple(r) for r in seeds[4:]] == [("ResNet-34 one-hot", 3), ("ResNet-34 multi-hot", 3)]
+        query = select(Submission.name, BaselineSeed.training_seed).join(BaselineSeed).order_by(Submission.id)
+        later = session.execute(query).all()
+    assert [tuple(r) for r in later[4:]] == [("ResNet-34 one-hot", 3), ("ResNet-34 multi-hot", 3)]
 
 
 @pytest.mark.parametrize(

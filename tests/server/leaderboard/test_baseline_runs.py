@@ -18,7 +18,7 @@ from srvtest.app import Api
 
 from server.clock import iso, utcnow
 from server.leaderboard.baseline_runs import spread
-from server.models import ReviewState, RunStatus, Submission
+from server.models import BaselineSeed, ReviewState, RunStatus, Submission
 from server.runs import reports
 from server.scoring.registry import ENDPOINT_KEYS
 from server.scoring.report import score_report
@@ -60,10 +60,12 @@ def _run(
         sub = Submission(
             team_id=team_id, name=name, description=description, phase=phase or api.settings.phase,
             image_digest=f"sha256:{name}-{seed}-{noise}", status=RunStatus.SUCCEEDED, review_state=review,
-            baseline=baseline, training_seed=seed, reproducibility=record, finished_at=utcnow(),
+            baseline=baseline, reproducibility=record, finished_at=utcnow(),
         )  # fmt: skip
         session.add(sub)
         session.flush()
+        if seed is not None:
+            session.add(BaselineSeed(submission_id=sub.id, training_seed=seed))
         reports.record(session, sub, report, reason=reports.SCORED, test_set_sha256="a" * 64, seed=0,
                        resamples=RESAMPLES, predictions_sha256="c" * 64)  # fmt: skip
         return int(sub.id)
