@@ -6,6 +6,10 @@ Steps, each reused when already done:
 2. each reference image (one-hot, multi-hot) is built by `reference_models.build` — trained inside the
    torch base image from the training split of ``--train-data`` (default ``CSAWM_BENCHMARK_DIR``), or
    from given ``--weights``; the image tag hashes every input, so an unchanged re-run trains nothing.
+   ``--runs N`` trains each model N times, with training seeds 1..N (seed 1 is the one-run image, so
+   a later ``--runs 5`` reuses it); each seed is its own image, run and board entry, its seed
+   stored with the run (``baseline_seeds``), and the board shows a model's runs as one row
+   with their mean ± SD (`server.leaderboard.baseline_runs`);
    ``--jobs 2`` trains both at once (with ``--threads 1`` each on a 2-core machine: one training
    step of a ResNet-34 on a small batch scales poorly past one thread, so two single-thread
    trainings side by side finish sooner than two two-thread ones in a row);
@@ -60,7 +64,15 @@ from server.core import audit, migrate
 from server.core.db import Database
 from server.core.errors import InvalidArchive
 from server.core.settings import Settings
-from server.models import TERMINAL_STATUSES, BaselineBuild, BuildState, ReviewState, RunStatus, Submission
+from server.models import (
+    TERMINAL_STATUSES,
+    BaselineBuild,
+    BaselineSeed,
+    BuildState,
+    ReviewState,
+    RunStatus,
+    Submission,
+)
 from server.runs import lifecycle
 from server.scoring.results import Report
 from server.submissions import intake
@@ -73,17 +85,51 @@ BASELINE_NAMES = {ModelKind.ONE_HOT: "ResNet-34 one-hot", ModelKind.MULTI_HOT: "
 APPROVAL_REASON = "reference baseline seeded by csawm seed-baselines"
 STEP_LINE = re.compile(r"^step (\d+)/(\d+)\b")  # reference_models.train's progress line
 INTERRUPTED = "seed-baselines stopped before this model was queued"
+MAX_RUNS = 20  # seeds per model: the paper reports five; more is a typo, not a study
+
+
+@dataclass(frozen=True)
+class Build:
+    """One training of one reference model: its kind and training seed (``--runs N``: seeds 1..N)."""
+
+    kind: ModelKind
+    seed: int = 1
+
+    @property
+    def key(self) -> str:
+        """Its ``baseline_builds`` row: the kind for seed 1 (as before ``--runs``), ``kind#seed`` else."""
+        return self.kind.value if self.seed == 1 else f"{self.kind.value}#{self.seed}"
+
+    @property
+    def label(self) -> str:
+        """How progress lines and the "on its way" list name it."""
+        name = BASELINE_NAMES[self.kind]
+        return name if self.seed == 1 else f"{name} (seed {self.seed})"
+
+
+def as_build(item: ModelKind | Build) -> Build:
+    """A model kind alone is its first run (seed 1)."""
+    return item if isinstance(item, Build) else Build(item)
+
+
+def builds(runs: int) -> list[Build]:
+    """Every model's seeds 1..`runs`, seed by seed (a model's first run first)."""
+    return [Build(kind, seed) for seed in range(1, runs + 1) for kind in KINDS]
 
 
 @dataclass(frozen=True)
 class SeededBaseline:
-    """One reference model on its way to the leaderboard: its image, digest and submission."""
+    """One reference model run on its way to the leaderboard: its image, digest and submission."""
 
-    kind: ModelKind
+    build: Build
     tag: str
     digest: str
     submission_id: int
     reused: bool
+
+    @property
+    def kind(self) -> ModelKind:
+        return self.build.kind
 
 
 class BuildRecorder:
@@ -96,12 +142,13 @@ class BuildRecorder:
         self.db = db
         self.failures = 0
 
-    def set(self, kind: ModelKind, **fields: Any) -> None:
+    def set(self, item: ModelKind | Build, **fields: Any) -> None:
+        build = as_build(item)
         try:
             with self.db.transaction() as session:
-                row = session.get(BaselineBuild, kind.value)
+                row = session.get(BaselineBuild, build.key)
                 if row is None:
-                    row = BaselineBuild(kind=kind.value, name=BASELINE_NAMES[kind], step=0, steps=0)
+                    row = BaselineBuild(kind=build.key, name=build.label, step=0, steps=0)
                     session.add(row)
                 for name, value in fields.items():
                     setattr(row, name, value)
@@ -110,19 +157,19 @@ class BuildRecorder:
             if self.failures == 1:
                 typer.echo(f"warning: build progress not recorded ({type(exc).__name__})", err=True)
 
-    def start(self, kind: ModelKind, steps: int, *, training: bool) -> None:
+    def start(self, build: ModelKind | Build, steps: int, *, training: bool) -> None:
         state = BuildState.TRAINING if training else BuildState.BUILDING
         self.set(
-            kind, state=state, step=0, steps=steps, message=None, submission_id=None, started_at=utcnow()
+            build, state=state, step=0, steps=steps, message=None, submission_id=None, started_at=utcnow()
         )
 
-    def line(self, kind: ModelKind, line: str) -> None:
+    def line(self, build: ModelKind | Build, line: str) -> None:
         """Follow the build's output: ``step n/N`` lines while training, ``building`` when it builds."""
         match = STEP_LINE.match(line)
         if match:
-            self.set(kind, state=BuildState.TRAINING, step=int(match[1]), steps=int(match[2]))
+            self.set(build, state=BuildState.TRAINING, step=int(match[1]), steps=int(match[2]))
         elif line.startswith(("building ", "reusing ")):
-            self.set(kind, state=BuildState.BUILDING)
+            self.set(build, state=BuildState.BUILDING)
 
     def unfinished(self, message: str) -> None:
         """Mark every model not yet queued as failed with `message` (a failed or interrupted run)."""
@@ -137,7 +184,7 @@ class BuildRecorder:
 
 @dataclass(frozen=True)
 class BuildPlan:
-    """How both reference images are built: the training settings of ``csawm seed-baselines``."""
+    """How the reference images are built: the training settings of ``csawm seed-baselines``."""
 
     data: Path
     steps: int
@@ -148,6 +195,7 @@ class BuildPlan:
     base_image: str
     jobs: int
     threads: int | None
+    runs: int = 1
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -233,60 +281,82 @@ def approve_seeded(db: Database, submission_id: int, actor: str) -> bool:
     return True
 
 
+def record_seed(db: Database, submission_id: int, seed: int | None) -> None:
+    """Store the training seed on the baseline's run, where it is not stored yet (a run seeded before
+    ``--runs`` was trained with seed 1, the default)."""
+    if seed is None:
+        return
+    with db.transaction() as session:
+        if session.get(BaselineSeed, submission_id) is None:
+            session.add(BaselineSeed(submission_id=submission_id, training_seed=seed))
+
+
 def queue_baseline(
-    db: Database, settings: Settings, kind: ModelKind, tag: str, description: str
+    db: Database,
+    settings: Settings,
+    kind: ModelKind | Build,
+    tag: str,
+    description: str,
+    *,
+    trained: bool = True,
 ) -> SeededBaseline:
     """Queue the image `tag` as an approved baseline unless one with the same digest already counts
-    (which is then approved if it is still pending, e.g. seeded before baselines were approved)."""
+    (which is then approved if it is still pending, e.g. seeded before baselines were approved).
+    Every run of one model has the same name and description: the board groups them by these.
+    `trained`: the image was trained here, so its seed is recorded (not for given ``--weights``)."""
+    build = as_build(kind)
+    seed = build.seed if trained else None
     digest = image_id(tag)
     if digest is None:
         raise BuildError(f"image {tag} disappeared from the Docker engine")
     earlier = existing_baseline(db, digest)
     if earlier is not None:
         approve_seeded(db, earlier, cli_actor())
-        return SeededBaseline(kind, tag, digest, earlier, reused=True)
-    archive = save_archive(tag, digest, kind, settings.data_dir / "archives")
+        record_seed(db, earlier, seed)
+        return SeededBaseline(build, tag, digest, earlier, reused=True)
+    archive = save_archive(tag, digest, build.kind, settings.data_dir / "archives")
     try:
         image = intake.stored_baseline(settings, archive, digest)
     except InvalidArchive as exc:
         raise BuildError(f"{tag}: {exc.message}") from None
-    entry = intake.Entry(name=BASELINE_NAMES[kind], description=description)
+    entry = intake.Entry(name=BASELINE_NAMES[build.kind], description=description)
     with db.transaction() as session:
         sub_id = intake.create_baseline(session, settings, entry, image, actor=cli_actor()).id
+    record_seed(db, sub_id, seed)
     approve_seeded(db, sub_id, cli_actor())
-    return SeededBaseline(kind, tag, digest, sub_id, reused=False)
+    return SeededBaseline(build, tag, digest, sub_id, reused=False)
 
 
-def build_all(
-    plan: BuildPlan, on_line: Callable[[ModelKind, str], None] | None = None
-) -> dict[ModelKind, str]:
-    """Build (train) both reference images, `jobs` at a time; their output lines carry the kind.
+def build_all(plan: BuildPlan, on_line: Callable[[Build, str], None] | None = None) -> dict[Build, str]:
+    """Build (train) every reference image of the plan (`builds`), `jobs` at a time; their output
+    lines carry the build's key.
 
-    A failure of either is raised once both have ended (a training is never left running).
+    A failure of any is raised once all have ended (a training is never left running).
     """
 
-    def build(kind: ModelKind) -> str:
+    def build(item: Build) -> str:
         def log(line: str) -> None:
-            print(f"[{kind.value}] {line}", file=sys.stderr, flush=True)
+            print(f"[{item.key}] {line}", file=sys.stderr, flush=True)
             if on_line is not None:
-                on_line(kind, line)
+                on_line(item, line)
 
         return build_reference_image(
-            kind,
+            item.kind,
             plan.data,
             plan.steps,
             plan.size,
             plan.lr,
             plan.weights,
             batch_size=plan.batch_size,
+            seed=item.seed,
             base_image=plan.base_image,
             threads=plan.threads,
             log=log,
         )
 
     with ThreadPoolExecutor(max_workers=plan.jobs, thread_name_prefix="seed-build") as pool:
-        futures = {kind: pool.submit(build, kind) for kind in KINDS}
-        return {kind: future.result() for kind, future in futures.items()}
+        futures = {item: pool.submit(build, item) for item in builds(plan.runs)}
+        return {item: future.result() for item, future in futures.items()}
 
 
 def wait_in_process(db: Database, settings: Settings, ids: list[int]) -> dict[int, Submission]:
@@ -354,6 +424,15 @@ def seed_baselines(
     jobs: Annotated[
         int, typer.Option("--jobs", min=1, max=len(KINDS), help="Models trained at the same time.")
     ] = 1,
+    runs: Annotated[
+        int,
+        typer.Option(
+            "--runs",
+            min=1,
+            max=MAX_RUNS,
+            help="Runs (training seeds 1..N) of each model; the board shows their mean ± SD.",
+        ),
+    ] = 1,
     threads: Annotated[
         int | None,
         typer.Option("--threads", min=1, help="CPU threads per training container (default: all)."),
@@ -363,6 +442,8 @@ def seed_baselines(
     size = parse_resolution(resolution)
     if lr is not None and not lr > 0:
         raise fail(f"--lr must be positive, got {lr}")
+    if runs > 1 and weights is not None:
+        raise fail("--runs trains each model with seeds 1..N; with --weights there is nothing to train")
     settings = settings_or_exit()
     data = train_data or settings.benchmark_dir
     if data is None and weights is None:
@@ -381,17 +462,19 @@ def seed_baselines(
             raise fail("the database schema is not at the latest migration; run `csawm db upgrade`")
     with open_database(settings) as db, reported_errors():
         recorder = BuildRecorder(db)
-        plan = BuildPlan(Path(data or "."), steps, size, lr, weights, batch_size, base_image, jobs, threads)
+        plan = BuildPlan(
+            Path(data or "."), steps, size, lr, weights, batch_size, base_image, jobs, threads, runs
+        )
         seeded = _build_and_queue(db, settings, recorder, description, plan)
         for item in seeded:
             state = "already seeded as" if item.reused else "queued as"
             typer.echo(
-                f"{item.kind.value}: {item.tag} ({item.digest[:19]}) {state} submission {item.submission_id}",
+                f"{item.build.key}: {item.tag} ({item.digest[:19]}) {state} submission {item.submission_id}",
                 err=True,
             )
         if not wait:
             for item in seeded:
-                typer.echo(f"{item.submission_id}\t{BASELINE_NAMES[item.kind]}\tqueued")
+                typer.echo(f"{item.submission_id}\t{item.build.label}\tqueued")
             return
         subs = wait_in_process(db, settings, [item.submission_id for item in seeded])
     failed = False
@@ -399,7 +482,7 @@ def seed_baselines(
         sub = subs[item.submission_id]
         tau = _tau(sub)
         detail = f"tau-b {tau:.4f}" if tau is not None else (sub.error_message or "no tau-b")
-        typer.echo(f"{sub.id}\t{sub.name}\t{sub.status.value}\t{detail}")
+        typer.echo(f"{sub.id}\t{item.build.label}\t{sub.status.value}\t{detail}")
         failed |= sub.status != RunStatus.SUCCEEDED
     if failed:
         raise typer.Exit(EXIT_FAILED)
@@ -408,9 +491,9 @@ def seed_baselines(
 def _build_and_queue(
     db: Database, settings: Settings, recorder: BuildRecorder, description: str, plan: BuildPlan
 ) -> list[SeededBaseline]:
-    """Train and build both images, then queue them, recording each model's state as it goes."""
-    for kind in KINDS:
-        recorder.start(kind, plan.steps, training=plan.weights is None)
+    """Train and build every image, then queue them, recording each build's state as it goes."""
+    for build in builds(plan.runs):
+        recorder.start(build, plan.steps, training=plan.weights is None)
     finished = False
     try:
         try:
@@ -423,13 +506,15 @@ def _build_and_queue(
             recorder.unfinished(str(exc))
             raise fail(str(exc), EXIT_FAILED) from None
         seeded: list[SeededBaseline] = []
-        for kind in KINDS:
+        for build in builds(plan.runs):
             try:
-                item = queue_baseline(db, settings, kind, tags[kind], description)
+                item = queue_baseline(
+                    db, settings, build, tags[build], description, trained=plan.weights is None
+                )
             except BuildError as exc:
                 recorder.unfinished(str(exc))
                 raise fail(str(exc), EXIT_FAILED) from None
-            recorder.set(kind, state=BuildState.QUEUED, submission_id=item.submission_id)
+            recorder.set(build, state=BuildState.QUEUED, submission_id=item.submission_id)
             seeded.append(item)
         finished = True
         return seeded

@@ -137,6 +137,7 @@ def _as_it_stood(
 ) -> Submission:
     return Submission(
         id=sub.id, team_id=sub.team_id, name=sub.name, phase=sub.phase, baseline=sub.baseline,
+        description=sub.description,
         image_digest=sub.image_digest, url=sub.url, method_card=sub.method_card, created_at=sub.created_at,
         status=RunStatus.SUCCEEDED, metrics=report.metrics, reproducibility=record,
         tau_replicates=replicates, review_state=review,

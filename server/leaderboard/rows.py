@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from server.leaderboard.baseline_runs import RunGroup
 from server.leaderboard.standing import Standing
 from server.scoring.results import Association, Estimate, Interval, OddsRatio
 
@@ -61,6 +62,7 @@ class BoardRow:
     # the model's tau-b against each expert (``masking.per_expert`` of its summary; empty without);
     # read by the order by a reference radiologist (`server.leaderboard.ordering`), not a column
     per_expert: Mapping[str, float | None] = field(default_factory=dict)
+    runs: RunGroup | None = None  # a reference model of several runs: mean ± SD, unranked
 
     @property
     def tau(self) -> Interval:
@@ -110,6 +112,8 @@ class BoardRow:
             row.update(self.standing.to_json())
         if self.ladder is not None:
             row["ladder"] = self.ladder
+        if self.runs is not None:
+            row.update(self.runs.to_json())
         return row
 
 
@@ -161,6 +165,8 @@ def withheld(rows: list[BoardRow], note: str | None) -> list[BoardRow]:
     return [
         replace(row, kendall_tau_b=Estimate(row.kendall_tau_b.value))
         if row.kind == "expert"
+        else row  # a reference model of several runs: no rank figures to withhold
+        if row.runs is not None
         else replace(row, standing=Standing(reason=note), per_expert={})
         for row in rows
     ]

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -54,11 +54,12 @@ from sqlalchemy import ColumnElement, Connection, false, func, select
 from sqlalchemy.orm import Session, undefer
 
 from server.leaderboard import history
+from server.leaderboard.baseline_runs import BaselineRun, RunGroup, group_key
 from server.leaderboard.ordering import Stability, board_stability
 from server.leaderboard.references import DENSITY_NAMES, BoardReferences
 from server.leaderboard.rows import BoardRow, ClinicalRow, links_of
 from server.leaderboard.standing import Model, SignificanceMap, Standing, standings
-from server.models import Phase, PhaseSelection, ReviewState, RunStatus, Submission, Team
+from server.models import BaselineSeed, Phase, PhaseSelection, ReviewState, RunStatus, Submission, Team
 from server.phases.ladder_steps import board_steps
 from server.phases.service import PhaseView
 from server.scoring.bootstrap import paired_difference_ci, percentile_ci
@@ -95,6 +96,14 @@ class _Candidate:
     submitted_at: datetime | None = None
     image_digest: str | None = None
     links: tuple[tuple[str, str], ...] = ()
+    group: tuple[str, str, str] | None = None  # a baseline's reference model (`baseline_runs.group_key`)
+    training_seed: int | None = None
+    runs: RunGroup | None = None  # a row standing for several runs of one reference model
+
+    @property
+    def ranked(self) -> bool:
+        """Models are ranked; experts and a reference model of several runs stand beside them."""
+        return self.kind != "expert" and self.runs is None
 
     def sort_key(self) -> tuple[float, ...]:
         return ranking_key({name: self.metrics[name].value for name in LEADERBOARD_ORDER})
@@ -194,8 +203,10 @@ def _models(
                 submitted_at=sub.created_at,
                 image_digest=sub.image_digest,
                 links=links_of(sub.method_card, sub.url),
+                group=group_key(sub.name, sub.description, sub.phase) if sub.baseline else None,
             )
         )
+    _add_seeds(session, candidates)
     if best_per_team:
         best: dict[str, _Candidate] = {}
         kept: list[_Candidate] = []
@@ -209,6 +220,20 @@ def _models(
         candidates += _ladder_rows(session, phase, as_of)
     candidates.sort(key=lambda c: (*c.sort_key(), c.kind != "submission", c.submission_id or 0, c.name))
     return candidates
+
+
+def _add_seeds(session: Session, candidates: list[_Candidate]) -> None:
+    """The training seeds of the seeded baselines among `candidates` (`BaselineSeed`), one query."""
+    ids = [c.submission_id for c in candidates if c.group is not None]
+    if not ids:
+        return
+    query = select(BaselineSeed.submission_id, BaselineSeed.training_seed).where(
+        BaselineSeed.submission_id.in_(ids)
+    )
+    seeds = {sub_id: seed for sub_id, seed in session.execute(query)}
+    for cand in candidates:
+        if cand.submission_id in seeds:
+            cand.training_seed = seeds[cand.submission_id]
 
 
 def _ladder_rows(session: Session, phase: PhaseView, as_of: datetime | None) -> list[_Candidate]:
@@ -268,8 +293,9 @@ def build_board(
     """The masking leaderboard: models ranked among models in registry order, with tie marks and
     rank figures (`server.leaderboard.standing`), and the experts as reference bands (no rank); as it
     stood at `as_of`, when given."""
-    candidates = _models(session, best_per_team, phase, as_of)
+    candidates = _collapse_runs(_models(session, best_per_team, phase, as_of))
     bands = _bands(references, _development(phase))
+    ranked = [c for c in candidates if c.ranked]
     models = [
         Model(
             submission_id=c.submission_id,
@@ -279,11 +305,11 @@ def build_board(
             ladder=c.ladder is not None,
             tau=c.metrics["kendall_tau_b"].shown,
         )
-        for c in candidates
+        for c in ranked
     ]
     found, significance = standings(models, bands, alpha)
-    stability = board_stability([c.report for c in candidates if c.report is not None and c.ladder is None])
-    standing = {id(c): s for c, s in zip(candidates, found, strict=True)}
+    stability = board_stability([c.report for c in ranked if c.report is not None and c.ladder is None])
+    standing = {id(c): s for c, s in zip(ranked, found, strict=True)}
     source = None if _development(phase) else references.report() if references else _newest_report(session)
     experts: Mapping[str, ExpertScore] = source.experts if source else {}
     for expert, score in sorted(experts.items()):
@@ -304,6 +330,52 @@ def build_board(
         )
     candidates.sort(key=lambda c: (*c.sort_key(), c.kind != "submission", c.submission_id or 0, c.name))
     return Board(_with_ties(candidates, standing), significance, stability)
+
+
+def _collapse_runs(candidates: list[_Candidate]) -> list[_Candidate]:
+    """The baseline runs of one reference model (`baseline_runs.group_key`) as one row in place of
+    its first run: the mean of each figure, the runs listed (`RunGroup`), no replicates to pair.
+    A model with one run keeps its own row."""
+    groups: dict[tuple[str, str, str], list[_Candidate]] = {}
+    for cand in candidates:
+        if cand.group is not None:
+            groups.setdefault(cand.group, []).append(cand)
+    out: list[_Candidate] = []
+    for cand in candidates:
+        members = groups.get(cand.group) if cand.group is not None else None
+        if members is None or len(members) == 1:
+            out.append(cand)
+        elif cand is members[0]:
+            out.append(_grouped(members))
+    return out
+
+
+def _grouped(members: list[_Candidate]) -> _Candidate:
+    runs = RunGroup.of(
+        [
+            BaselineRun(
+                submission_id=int(c.submission_id or 0),
+                training_seed=c.training_seed,
+                kendall_tau_b=c.metrics["kendall_tau_b"].value,
+                amae=c.metrics["amae"].value,
+                odds_ratio_q4={
+                    key: c.report.clinical[key].odds_ratio_q4.value if c.report else None
+                    for key in ENDPOINT_KEYS
+                },
+            )
+            for c in members
+        ],
+        ENDPOINT_KEYS,
+    )
+    first = next(c for c in members if c.submission_id == runs.runs[0].submission_id)
+    return replace(
+        first,
+        metrics={"kendall_tau_b": Estimate(runs.kendall_tau_b.mean), "amae": Estimate(runs.amae.mean)},
+        replicates=None,
+        basis=None,
+        report=None,
+        runs=runs,
+    )
 
 
 def build_clinical(
@@ -374,17 +446,18 @@ def _newest_report(session: Session) -> Report | None:
 
 
 def _with_ties(candidates: list[_Candidate], standing: Mapping[int, Standing]) -> list[BoardRow]:
-    """Rows with their marks: models ranked 1, 2, ... among models; experts unranked (None)."""
-    leader = next((c for c in candidates if c.kind != "expert"), None)
+    """Rows with their marks: models ranked 1, 2, ... among models; experts and reference models of
+    several runs unranked (None)."""
+    leader = next((c for c in candidates if c.ranked), None)
     out: list[BoardRow] = []
     rank = 0
     for cand in candidates:
         tied, reason = _tie(cand, leader)
-        if cand.kind != "expert":
+        if cand.ranked:
             rank += 1
         out.append(
             BoardRow(
-                rank=None if cand.kind == "expert" else rank,
+                rank=rank if cand.ranked else None,
                 standing=standing.get(id(cand)),
                 kind=cand.kind,
                 team=cand.team,
@@ -399,13 +472,16 @@ def _with_ties(candidates: list[_Candidate], standing: Mapping[int, Standing]) -
                 submission_id=None if cand.kind == "expert" else cand.submission_id,
                 ladder=cand.ladder,
                 odds_ratios={
-                    key: cand.report.clinical[key].odds_ratio_q4 if cand.report else OddsRatio()
+                    key: cand.report.clinical[key].odds_ratio_q4
+                    if cand.report
+                    else OddsRatio(cand.runs.odds_ratio_q4[key].mean if cand.runs else None)
                     for key in ENDPOINT_KEYS
                 },
                 submitted_at=cand.submitted_at,
                 image_digest=cand.image_digest,
                 links=cand.links,
                 per_expert=cand.report.per_expert if cand.report is not None else {},
+                runs=cand.runs,
             )
         )
     return out
@@ -415,6 +491,8 @@ def _tie(cand: _Candidate, leader: _Candidate | None) -> tuple[bool | None, str 
     """(tied_with_leader, tie_reason) of one row."""
     if cand.kind == "expert":
         return None, "expert rows are reference bands, not ranked"
+    if cand.runs is not None:
+        return None, f"the mean of {len(cand.runs.runs)} runs: a reference row beside the ranking"
     if leader is None or cand is leader:
         return False, None
     if cand.ladder is not None or leader.ladder is not None:

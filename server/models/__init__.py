@@ -3,7 +3,7 @@
 from server.models.accounts import ApiToken, Role, Team, User
 from server.models.agreements import AgreementAcceptance
 from server.models.base import Base
-from server.models.baselines import BaselineBuild, BuildState
+from server.models.baselines import BaselineBuild, BaselineSeed, BuildState
 from server.models.holds import TeamHold
 from server.models.ladder import LadderStepRow
 from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
@@ -37,6 +37,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BaselineBuild",
+    "BaselineSeed",
     "BoardSnapshot",
     "BuildState",
     "Channel",

@@ -39,3 +39,16 @@ class BaselineBuild(Base):
     submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class BaselineSeed(Base):
+    """The training seed of a baseline run that ``csawm seed-baselines`` trained (``--runs N``: seeds
+    1..N), listed with the run under its model's board row. A table of its own, not a submissions
+    column: only seeded baselines have one."""
+
+    __tablename__ = "baseline_seeds"
+
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True
+    )
+    training_seed: Mapped[int] = mapped_column(Integer)

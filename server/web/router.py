@@ -90,6 +90,7 @@ CSV_COLUMNS = (
     "kendall_tau_b_ci_high", "amae", "amae_ci_low", "amae_ci_high", "amae_unit", "tied_with_leader",
     *(f"{key}_or_q4{part}" for key in queries.ENDPOINTS for part in ("", "_ci_low", "_ci_high")),
     "submitted_at", "image_digest", "tier", "rank_ci_low", "rank_ci_high", "median_rank", "p_first",
+    "n_runs", "kendall_tau_b_sd", "amae_sd",
 )  # fmt: skip
 
 CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -388,6 +389,8 @@ def leaderboard_csv(
         ranks = standing.rank_ci95 if standing is not None and standing.rank_ci95 else (None, None)
         values += [standing.tier if standing else None, *ranks, standing.median_rank if standing else None]
         values += [standing.p_first if standing else None]
+        runs = row.runs  # a reference model of several runs: the figures above are their means
+        values += [len(runs.runs), runs.kendall_tau_b.sd, runs.amae.sd] if runs else [None, None, None]
         if marks is not None:
             values += [marks[position].rank, marks[position].value]
         writer.writerow(["" if v is None else v for v in values])

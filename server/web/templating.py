@@ -23,6 +23,7 @@ from server.clock import iso, utcnow
 from server.core.deps import get_state
 from server.core.principal import Principal
 from server.core.text import visible
+from server.leaderboard.baseline_runs import Spread
 from server.leaderboard.rows import is_web_url
 from server.operations import pause
 from server.phases import service as phases
@@ -71,6 +72,13 @@ def interval_cell(entry: Any, digits: int = 3) -> Markup:
         return Markup(value)
     ci = escape(f"[{number(item.lo, digits)}, {number(item.hi, digits)}]")
     return Markup(f'{value} <span class="ci">{ci}</span>')
+
+
+def spread_cell(entry: Spread, digits: int = 3) -> Markup:
+    """A figure over a reference model's runs: the mean ± the sample SD, then how many runs."""
+    sd = f" ± {number(entry.sd, digits)}" if entry.sd is not None else ""
+    runs = escape(f"n = {entry.n}")
+    return Markup(f'{escape(number(entry.mean, digits) + sd)} <span class="ci">{runs}</span>')
 
 
 def when(value: datetime | None) -> str:
@@ -122,7 +130,7 @@ def _build_templates() -> Jinja2Templates:
     env.finalize = shown  # read when a template is compiled: set before the first one loads
     env.filters.update(
         number=number, interval=interval, interval_cell=interval_cell, when=when, day=day, moment=moment,
-        figure=figure,
+        figure=figure, spread_cell=spread_cell,
         short_digest=short_digest, sort_value=sort_value, iso=lambda v: iso(v) if v is not None else "",
         tojson_pretty=lambda v: json.dumps(v, indent=2, sort_keys=True, allow_nan=True),
     )  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 from srvtest.archives import write_archive
 from typer.testing import CliRunner
 
-from reference_models.build import BuildError
+from reference_models.build import DEFAULT_BASE_IMAGE, BuildError, plan_reference_image
 from reference_models.rules import ModelKind
 from server.cli import seed
 from server.cli.main import app
@@ -29,7 +30,15 @@ from server.cli.seed import (
 from server.core import migrate
 from server.core.db import Database
 from server.core.settings import load_settings
-from server.models import AuditEntry, BaselineBuild, BuildState, ReviewState, RunStatus, Submission
+from server.models import (
+    AuditEntry,
+    BaselineBuild,
+    BaselineSeed,
+    BuildState,
+    ReviewState,
+    RunStatus,
+    Submission,
+)
 from server.submissions import service
 
 DIGEST = "sha256:" + "ab" * 32
@@ -156,7 +165,7 @@ def test_seed_no_wait_records_each_build_and_queues_both(
     weights.mkdir()
     seen: dict[str, tuple[object, ...]] = {}
 
-    def fake_build(kind, data, steps, size, lr, weights_dir, *, batch_size, base_image, threads, log):  # type: ignore[no-untyped-def]
+    def fake_build(kind, data, steps, size, lr, weights_dir, *, batch_size, seed, base_image, threads, log):  # type: ignore[no-untyped-def]
         seen[kind.value] = (data, steps, size, lr, weights_dir, batch_size, base_image, threads)
         log(f"step {steps}/{steps} loss 0.5")
         log(f"building csawm-reference/{kind.value}:t from {base_image}")
@@ -237,3 +246,120 @@ def test_a_saved_archive_of_another_image_is_refused_and_nothing_queued(
         queue_baseline(db, settings, ModelKind.ONE_HOT, "csawm-reference/one-hot:t", "ref")
     with db.transaction(write=False) as session:
         assert session.scalar(select(func.count()).select_from(Submission)) == 0
+
+
+def test_seed_runs_trains_each_seed_once_and_queues_each_run_with_its_seed(
+    env: Path, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--runs 2``: seeds 1 and 2 of both models reach the training, each is its own image, approved
+    run (its seed stored) and ``baseline_builds`` row; ``--runs 3`` later reuses the first two
+    images' runs and queues only seed 3 (issue 21 item 7)."""
+    trained: list[tuple[str, int]] = []
+    tags = [f"csawm-reference/{kind}:s{s}" for kind in ("one-hot", "multi-hot") for s in (1, 2, 3)]
+    saved = {tag: tmp_path / f"{tag.replace('/', '_')}.tar" for tag in tags}
+    digests = {tag: write_archive(path, seed=tag) for tag, path in saved.items()}
+
+    def fake_build(kind, data, steps, size, lr, weights_dir, *, batch_size, seed, base_image, threads, log):  # type: ignore[no-untyped-def]
+        trained.append((kind.value, seed))
+        log(f"step {steps}/{steps} loss 0.5")
+        return f"csawm-reference/{kind.value}:s{seed}"
+
+    def fake_save(tag: str, digest: str, kind: object, archives: Path) -> Path:
+        archives.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy(saved[tag], archives / saved[tag].name))
+
+    monkeypatch.setattr(seed.shutil, "which", lambda name: "/usr/bin/docker")
+    monkeypatch.setattr(seed, "ensure_base_images", lambda base_image: None)
+    monkeypatch.setattr(seed, "build_reference_image", fake_build)
+    monkeypatch.setattr(seed, "image_id", digests.get)
+    monkeypatch.setattr(seed, "save_archive", fake_save)
+
+    def seed_runs(runs: int) -> list[list[str]]:
+        result = CliRunner().invoke(
+            app,
+            [
+                "seed-baselines",
+                "--no-wait",
+                "--train-data",
+                str(tmp_path),
+                "--steps",
+                "2",
+                "--runs",
+                str(runs),
+            ],
+        )
+        assert result.exit_code == 0, result.stderr
+        return [line.split("\t") for line in result.stdout.splitlines()]
+
+    first = seed_runs(2)
+    assert sorted(trained) == [("multi-hot", 1), ("multi-hot", 2), ("one-hot", 1), ("one-hot", 2)]
+    one, multi = "ResNet-34 one-hot", "ResNet-34 multi-hot"
+    assert [row[1] for row in first] == [one, multi, f"{one} (seed 2)", f"{multi} (seed 2)"]
+    with db.transaction(write=False) as session:
+        subs = session.scalars(select(Submission).order_by(Submission.id)).all()
+        pairs = session.execute(select(BaselineSeed.submission_id, BaselineSeed.training_seed))
+        seeds = {sub_id: seed for sub_id, seed in pairs}
+        runs = [(s.name, seeds.get(s.id), s.review_state, s.image_digest) for s in subs]
+        builds = {row.kind: (row.state, row.submission_id) for row in session.scalars(select(BaselineBuild))}
+        descriptions = {s.description for s in subs}
+    assert [(name, s, state) for name, s, state, _ in runs] == [
+        ("ResNet-34 one-hot", 1, ReviewState.APPROVED),
+        ("ResNet-34 multi-hot", 1, ReviewState.APPROVED),
+        ("ResNet-34 one-hot", 2, ReviewState.APPROVED),
+        ("ResNet-34 multi-hot", 2, ReviewState.APPROVED),
+    ]
+    assert len({digest for *_, digest in runs}) == 4 and len(descriptions) == 1  # one model: one schedule
+    assert builds == {
+        key: (BuildState.QUEUED, int(row[0]))
+        for key, row in zip(("one-hot", "multi-hot", "one-hot#2", "multi-hot#2"), first, strict=True)
+    }
+    trained.clear()
+    again = seed_runs(3)
+    assert {("one-hot", 3), ("multi-hot", 3)} <= set(trained)
+    assert [row[0] for row in again[:4]] == [row[0] for row in first]  # the same runs, not queued again
+    with db.transaction(write=False) as session:
+        query = select(Submission.name, BaselineSeed.training_seed).join(BaselineSeed).order_by(Submission.id)
+        later = session.execute(query).all()
+    assert [tuple(r) for r in later[4:]] == [("ResNet-34 one-hot", 3), ("ResNet-34 multi-hot", 3)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--runs", "0"), "Invalid value for '--runs'"),
+        (("--runs", "2", "--weights", "."), "with --weights there is nothing to train"),
+    ],
+)
+def test_bad_runs_exit_2_naming_the_problem(env: Path, args: tuple[str, ...], message: str) -> None:
+    code, err = _run("--no-wait", "--train-data", ".", *args)
+    assert code == 2
+    assert message in " ".join(err.split())
+
+
+@pytest.mark.docker
+def test_runs_2_trains_two_seeds_of_each_model_in_the_engine(synthetic_benchmark: Path) -> None:
+    """The real trainer (2 steps at 64x52): ``--runs 2`` builds four images, each trained with its own
+    seed (the image's training config says which), seed 1's being the image a one-run seeding
+    builds, so a re-run with more seeds reuses it."""
+    plan = seed.BuildPlan(
+        synthetic_benchmark, 2, (64, 52), None, None, 8, DEFAULT_BASE_IMAGE, jobs=2, threads=1, runs=2
+    )
+    planned = [
+        plan_reference_image(b.kind, synthetic_benchmark, 2, (64, 52), batch_size=8, seed=b.seed)
+        for b in seed.builds(2)
+    ]
+    fresh = [p.tag for p in planned if not p.exists()]
+    try:
+        tags = seed.build_all(plan)
+        assert len(set(tags.values())) == 4
+        for build, tag in tags.items():
+            inspected = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, text=True,
+                                       check=True)  # fmt: skip
+            labels = json.loads(inspected.stdout)[0]["Config"]["Labels"]
+            assert labels["org.csawm.reference.kind"] == build.kind.value
+            assert json.loads(labels["org.csawm.reference.config"])["seed"] == build.seed
+        one_run = seed.BuildPlan(synthetic_benchmark, 2, (64, 52), None, None, 8, DEFAULT_BASE_IMAGE, 1, 1)
+        assert seed.build_all(one_run) == {b: t for b, t in tags.items() if b.seed == 1}
+    finally:
+        for tag in fresh:
+            subprocess.run(["docker", "rmi", tag], capture_output=True, check=False)
