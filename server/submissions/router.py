@@ -43,12 +43,15 @@ from server.operations.status import QueuePlace
 from server.phases import selection
 from server.phases import service as phases
 from server.phases.visibility import ScoreView, ViewCache, score_view, shown_report
+from server.scoring.notes import readable
+from server.scoring.results import Report
 from server.submissions import intake, service
 from server.submissions.schemas import (
     DuplicateOut,
     LadderOut,
     LogsOut,
     MethodCard,
+    NoteOut,
     OutcomeOut,
     RegistrySubmissionIn,
     ReportOut,
@@ -129,7 +132,8 @@ def detail(
         cancel_requested=sub.cancel_requested,
         archive_bytes=sub.archive_bytes,
         archive_sha256=sub.archive_sha256,
-        metrics=shown_report(view, sub.metrics),
+        metrics=(metrics := shown_report(view, sub.metrics)),
+        notes=[NoteOut(**vars(readable(w))) for w in Report.read(metrics).warnings] if metrics else [],
         timings=run.timings,
         reproducibility=run.reproducibility,
         review_reason=sub.review_reason,
