@@ -9,7 +9,8 @@ The container runtime is the worker's: ``--runtime`` or ``CSAWM_RUN_RUNTIME`` (`
 ``runsc`` for gVisor).
 
 Exit codes: 0 the model passed; 1 the model failed (any run error code); 2 bad arguments or an
-archive rejected by inspection, a registry tag without its digest, a reference the engine cannot pull.
+archive rejected by inspection, a local image the engine does not hold, a registry tag without its
+digest, a reference the engine cannot pull.
 """
 
 from __future__ import annotations
@@ -113,6 +114,10 @@ def _removed_on_signal(runner: DockerRunner, handle: str) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+class MissingImage(ValueError):
+    """The engine has no image of the name given (a typo, an image not built yet)."""
+
+
 def run_check(
     target: str,
     *,
@@ -130,6 +135,8 @@ def run_check(
     ------
     ImageArchiveError
         The archive was rejected by inspection (nothing was loaded).
+    MissingImage
+        A local image name the engine does not hold.
     """
     runner = runner or DockerRunner(runtime=runtime)
     # A `csawm check` killed with SIGKILL leaves its container behind; the next one removes every
@@ -145,6 +152,11 @@ def run_check(
     else:
         image = target
         image_info = {"reference": target}
+        if not runner.has_image(image):
+            raise MissingImage(
+                f"no local image {target!r}: build it (docker build -t {target} .), or pass a docker save "
+                "archive or a registry reference"
+            )
     with tempfile.TemporaryDirectory(prefix="csawm-check-") as tmp:
         work = Path(tmp)
         images = synthetic_images(work, n_images)
@@ -240,6 +252,9 @@ def check(
     except ImageArchiveError as exc:
         report = _failed(ErrorCode.IMAGE_INVALID, f"archive rejected: {exc}", image={"source": target})
         code = EXIT_INVALID
+    except MissingImage as exc:  # bad input (docs/cli.md: exit 2), not a model that failed
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
     except RunnerError as exc:  # loading failed in the engine
         report = _failed(exc.code, exc.message, image={"source": target})
         code = EXIT_MODEL_FAILED

@@ -64,6 +64,8 @@ POLL_S = 2.0
 REFRESH_S = 0.25
 LOG_TAIL_LINES = 20  # of a failed run, printed by `submit --wait`; `csawm logs ID` shows the whole tail
 AGREEMENT_CODES = ("agreement_required", "agreement_outdated")
+#: 403 answers that are not about the token (docs/cli.md: exit 2): accept the agreement, wait for a phase.
+REFUSED_NOT_AUTH = (*AGREEMENT_CODES, "phase_closed")
 QUOTA_WINDOWS = {"per_day": "in the last 24 h", "per_week": "in the last 7 days", "total": "in this phase"}
 
 
@@ -111,7 +113,7 @@ def _check(response: httpx.Response) -> Any:
     code = EXIT_SERVER if status in (401, 403) or status >= 500 else EXIT_USAGE
     if error.get("code") == "paused":  # a maintenance pause (docs/cli.md): nothing is wrong, come back
         code = EXIT_TRY_LATER
-    if error.get("code") in AGREEMENT_CODES:  # fixed by accepting it, not by another token
+    if error.get("code") in REFUSED_NOT_AUTH:  # a 403 that no other token fixes: a refused request
         code = EXIT_USAGE
     _die(f"{message} [HTTP {status}]", code)
 
