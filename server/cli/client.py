@@ -228,6 +228,8 @@ def _require_quota(client: httpx.Client) -> int | None:
     """Exit 2 when the team has no free slot (the server would answer 429 after the upload);
     return the server's upload limit in bytes."""
     body: dict[str, Any] = _request(client, "GET", "/api/v1/quota")
+    if not body.get("open", True):
+        _die(f"{_closed_words(body)} (nothing was uploaded)", EXIT_USAGE)
     if not body.get("allowed", True):
         used, limits = body["used"], body["limits"]
         reasons = [
@@ -248,6 +250,14 @@ def _require_quota(client: httpx.Client) -> int | None:
         )
     value = body.get("max_upload_bytes")
     return int(value) if isinstance(value, int) else None
+
+
+def _closed_words(quota: dict[str, Any]) -> str:
+    """What `GET /api/v1/quota` of a closed phase means: no submission until the next phase opens."""
+    state = f"closed on {quota['closes_at']}" if quota.get("closes_at") else "is not open yet"
+    nxt = quota.get("next_opens_at")
+    then = f"the next phase opens on {nxt}" if nxt else "no further phase is scheduled"
+    return f"submissions are closed: phase {quota['phase']} {state}; {then}"
 
 
 def _require_intake_open(client: httpx.Client) -> None:
@@ -601,6 +611,10 @@ def quota(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: J
         return
     used, limits = body["used"], body["limits"]
     typer.echo(f"team {visible(body['team'])}, phase {body['phase']}")
+    if not body.get("open", True):  # after the close the counts of the phase say nothing you can use
+        typer.echo(f"  {_closed_words(body)}")
+        typer.echo(f"  ({used['total']} of {limits['total']} submissions were used in phase {body['phase']})")
+        return
     for key, label in (
         ("per_day", "last 24 h"),
         ("per_week", "last 7 days"),
