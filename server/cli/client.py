@@ -43,6 +43,7 @@ from rich.table import Table
 from rich.text import Text
 
 from server.cli.reference import TargetError, registry_reference
+from server.core import wording
 from server.core.text import visible
 from server.registry.reference import ImageReference
 from server.runs.words import NO_REVIEW, REVIEW_WORDS
@@ -165,9 +166,7 @@ def _card_param(path: Path) -> str:
     try:
         MethodCard.model_validate_json(text)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'method_card'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = wording.problems(exc.errors(), "method_card")
         _die(f"--method-card {path}: {problems} (nothing was uploaded)", EXIT_USAGE)
     return text
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
 from server.agreements.router import page_url
+from server.core import wording
 from server.core.deps import (
     CurrentUser,
     IdPath,
@@ -157,10 +158,7 @@ def _method_card(raw: str | None) -> dict[str, Any] | None:
     try:
         return MethodCard.model_validate_json(raw).model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'method_card'}: {e['msg']}" for e in exc.errors()
-        )
-        raise BadRequest(f"invalid method_card: {problems}") from None
+        raise BadRequest(f"invalid method_card: {wording.problems(exc.errors(), 'method_card')}") from None
 
 
 @router.post(
@@ -251,8 +249,7 @@ async def _create_from_registry(
     try:
         body = RegistrySubmissionIn.model_validate_json(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
-        raise BadRequest(f"invalid submission: {problems}") from None
+        raise BadRequest(f"invalid submission: {wording.problems(exc.errors(), 'body')}") from None
     entry = intake.Entry(
         name=body.name,
         description=body.description,
