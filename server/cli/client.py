@@ -49,6 +49,7 @@ from server.registry.reference import ImageReference
 from server.runs.words import NO_REVIEW, REVIEW_WORDS
 from server.scoring.results import Estimate, Report
 from server.submissions.schemas import MethodCard
+from server.submissions.starter_card import unedited_fields
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 1, 2, 3
 EXIT_INTERRUPTED = 130  # the shell's code for SIGINT: stopped waiting, the run itself goes on
@@ -168,6 +169,14 @@ def _card_param(path: Path) -> str:
     except ValidationError as exc:
         problems = wording.problems(exc.errors(), "method_card")
         _die(f"--method-card {path}: {problems} (nothing was uploaded)", EXIT_USAGE)
+    unedited = unedited_fields(json.loads(text))
+    if unedited:  # valid, so not refused; the maintainers see the same flag in their review
+        typer.echo(
+            f"warning: --method-card {path} is the starter kit's card: {', '.join(unedited)} still hold "
+            "the text `csawm init` wrote; say what your model is and how it was trained, or reviewers "
+            "will ask (submitting anyway)",
+            err=True,
+        )
     return text
 
 
