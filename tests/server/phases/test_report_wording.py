@@ -1,12 +1,12 @@
 """The report page in a reader's words (issue 23 item 8): no "No scores yet." under a scored run,
 scoring notes as sentences (the API keeps the path beside the text), the reproducibility record as a
-definition list, a reason for every missing runtime figure, and the phase banner off the left edge."""
+definition list, and a reason for every missing runtime figure (the phase banner's layout:
+tests/web/test_layout_browser.py, in chromium)."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
-from pathlib import Path
 
 from phasetest import make_phase, report, scored, web
 from srvtest import factories as f
@@ -20,7 +20,6 @@ DEGENERATE = (
     "clinical.interval_cancer.odds_ratios.Q4: 210 of 2000 bootstrap resamples were degenerate "
     "and are left out of the interval"
 )
-STYLE = Path(__file__).resolve().parents[3] / "server" / "web" / "static" / "style.css"
 
 
 def _alice(api: Api) -> str:
@@ -116,10 +115,3 @@ def test_every_runtime_figure_is_shown_or_says_why_not(sqlite_api: Api) -> None:
         assert sub is not None
         sub.runtime = None
     assert "No runtime figures were recorded for this run" in _text(_page(api, maud, sub_id))
-
-
-def test_the_phase_banner_is_inset_like_the_nav() -> None:
-    rule = re.search(r"\.phase-banner\s*\{([^}]*)\}", STYLE.read_text())
-    assert rule, "no rule for .phase-banner"
-    assert re.search(r"padding:\s*[\d.]+em\s+[1-9]", rule.group(1))
-    assert "margin: 0 auto" in rule.group(1) and "max-width: 1400px" in rule.group(1)
