@@ -199,21 +199,23 @@ def list_holds(as_json: JsonOpt = False) -> None:
 
     settings = settings_or_exit()
     with open_database(settings) as db, reported_errors(), db.transaction(write=False) as session:
-        listed = [
-            {"team": name, "since": row.created_at, "held_by": row.held_by, "reason": row.reason,
-             "submission_id": row.submission_id}
-            for row, name in holds.listed(session)
-        ]  # fmt: skip
+        held = [(name, row.created_at, row.held_by, row.reason, row.submission_id)
+                for row, name in holds.listed(session)]  # fmt: skip
     if as_json:
-        words.print_json(listed)
-    elif not listed:
+        keys = ("team", "since", "held_by", "reason", "submission_id")
+        words.print_json([dict(zip(keys, entry, strict=True)) for entry in held])
+    elif not held:
         typer.echo("no team is held", err=True)
     else:
         rows = [
-            [visible(h["team"]), words.stamp(h["since"]), visible(h["held_by"]),
-             visible(h["reason"]) + (f" (run {h['submission_id']})" if h["submission_id"] else "")]
-            for h in listed
-        ]  # fmt: skip
+            [
+                visible(team),
+                words.stamp(since),
+                visible(by),
+                visible(reason) + (f" (run {run})" if run else ""),
+            ]
+            for team, since, by, reason, run in held
+        ]
         typer.echo(words.table(["TEAM", "HELD SINCE", "BY", "REASON"], rows))
 
 

@@ -110,6 +110,12 @@ def summary(sub: Submission, team: str, view: ScoreView, viewer: Viewer) -> Subm
     )
 
 
+def _notes(metrics: dict[str, Any] | None) -> list[NoteOut]:
+    """The shown report's scoring notes in words, each with the path it is about."""
+    report = Report.read(metrics) if metrics else None
+    return [] if report is None else [NoteOut(**vars(readable(w))) for w in report.warnings]
+
+
 def detail(
     sub: Submission,
     team: str,
@@ -134,7 +140,7 @@ def detail(
         archive_bytes=sub.archive_bytes,
         archive_sha256=sub.archive_sha256,
         metrics=(metrics := shown_report(view, sub.metrics)),
-        notes=[NoteOut(**vars(readable(w))) for w in Report.read(metrics).warnings] if metrics else [],
+        notes=_notes(metrics),
         timings=run.timings,
         reproducibility=run.reproducibility,
         review_reason=sub.review_reason,
