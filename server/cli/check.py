@@ -154,8 +154,8 @@ def run_check(
         image_info = {"reference": target}
         if not runner.has_image(image):
             raise MissingImage(
-                f"no local image {target!r}: build it (docker build -t {target} .), or pass a docker save "
-                "archive or a registry reference"
+                f"no local image {target!r} (not present on this engine): build it (docker build -t "
+                f"{target} .), or pass a docker save archive or a registry reference"
             )
     with tempfile.TemporaryDirectory(prefix="csawm-check-") as tmp:
         work = Path(tmp)
@@ -253,8 +253,8 @@ def check(
         report = _failed(ErrorCode.IMAGE_INVALID, f"archive rejected: {exc}", image={"source": target})
         code = EXIT_INVALID
     except MissingImage as exc:  # bad input (docs/cli.md: exit 2), not a model that failed
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        report = _failed(ErrorCode.IMAGE_INVALID, str(exc), image={"reference": target})
+        code = EXIT_INVALID
     except RunnerError as exc:  # loading failed in the engine
         report = _failed(exc.code, exc.message, image={"source": target})
         code = EXIT_MODEL_FAILED
