@@ -1,6 +1,8 @@
 """`csawm admin ...`: operator commands that act on the database directly (audited as ``cli:<user>``).
 
 `create-user` and `issue-token` print the new token alone on stdout, so a script can capture it.
+Every other confirmation is a sentence on stderr (`server.cli.admin_words`); ``--json`` prints the
+data on stdout for a program.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from server.accounts import service
+from server.cli import admin_words as words
 from server.cli import registrations as registration_cli
 from server.cli._server_common import cli_actor, fail, open_database, reported_errors, settings_or_exit
 from server.core.text import visible
@@ -112,6 +115,7 @@ def set_quota(
     total: Annotated[int | None, typer.Option("--total", min=0, help="Per phase.")] = None,
     active: Annotated[int | None, typer.Option("--active", min=0, help="Concurrent active runs.")] = None,
     reset: Annotated[bool, typer.Option("--reset", help="Restore the server defaults first.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Override a team's quota limits (unset options keep their current value)."""
     values: dict[str, int | None] = dict.fromkeys(service.QUOTA_FIELDS) if reset else {}
@@ -123,8 +127,10 @@ def set_quota(
     settings = settings_or_exit()
     with open_database(settings) as db, reported_errors(), db.transaction() as session:
         row = service.set_quota(session, team, values, actor=cli_actor())
-        shown = {k: getattr(row, f"quota_{k}") for k in service.QUOTA_FIELDS}
-        typer.echo(f"quota overrides for {team}: {shown} (None = server default)", err=True)
+        overrides = {k: getattr(row, f"quota_{k}") for k in service.QUOTA_FIELDS}
+        typer.echo(words.quota_sentence(visible(team), overrides, settings), err=True)
+    if as_json:  # the team's overrides; null: the server default
+        words.print_json(overrides)
 
 
 @app.command("rescore")
@@ -187,15 +193,30 @@ def release_team(team: Annotated[str, typer.Argument(help="Team name.")]) -> Non
 
 
 @app.command("holds")
-def list_holds() -> None:
+def list_holds(as_json: JsonOpt = False) -> None:
     """List held teams: name, since when, by whom, why."""
     from server.runs import holds
 
     settings = settings_or_exit()
     with open_database(settings) as db, reported_errors(), db.transaction(write=False) as session:
-        for row, name in holds.listed(session):
-            run = f" (run {row.submission_id})" if row.submission_id is not None else ""
-            typer.echo(f"{name}\t{row.created_at:%Y-%m-%d %H:%M}\t{row.held_by}\t{row.reason}{run}")
+        held = [(name, row.created_at, row.held_by, row.reason, row.submission_id)
+                for row, name in holds.listed(session)]  # fmt: skip
+    if as_json:
+        keys = ("team", "since", "held_by", "reason", "submission_id")
+        words.print_json([dict(zip(keys, entry, strict=True)) for entry in held])
+    elif not held:
+        typer.echo("no team is held", err=True)
+    else:
+        rows = [
+            [
+                visible(team),
+                words.stamp(since),
+                visible(by),
+                visible(reason) + (f" (run {run})" if run else ""),
+            ]
+            for team, since, by, reason, run in held
+        ]
+        typer.echo(words.table(["TEAM", "HELD SINCE", "BY", "REASON"], rows))
 
 
 # -- phases ----------------------------------------------------------------------------------------
@@ -220,10 +241,6 @@ def _when(value: str | None, option: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _phase_line(view: PhaseView) -> str:
-    return ", ".join(f"{key}={value}" for key, value in view.to_json().items())
-
-
 OpensOpt = Annotated[str | None, typer.Option("--opens-at", help="ISO 8601 time with zone, or now.")]
 ClosesOpt = Annotated[
     str | None, typer.Option("--closes-at", help="ISO 8601 time with zone, now, or none (open-ended).")
@@ -237,6 +254,7 @@ SelectedOpt = Annotated[int | None, typer.Option("--max-selected", min=1, help="
 TotalOpt = Annotated[int | None, typer.Option("--total", min=0, help="Submissions per team.")]
 PerDayOpt = Annotated[int | None, typer.Option("--per-day", min=0)]
 PerWeekOpt = Annotated[int | None, typer.Option("--per-week", min=0)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Also print the result as JSON on stdout.")]
 DisclosureOpt = Annotated[
     str | None,
     typer.Option(
@@ -275,6 +293,7 @@ def create_phase(
     per_day: PerDayOpt = None,
     per_week: PerWeekOpt = None,
     disclosure: DisclosureOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create a phase (windows may not overlap; a left-out quota is the server default)."""
     values = _phase_values(
@@ -290,7 +309,10 @@ def create_phase(
     settings = settings_or_exit()
     with open_database(settings) as db, reported_errors(), db.transaction() as session:
         row = phases.create(session, values, actor=cli_actor())
-        typer.echo(f"created phase {_phase_line(PhaseView.of(row))}", err=True)
+        view = PhaseView.of(row)
+        typer.echo(f"created phase {words.phase_sentence(view)}", err=True)
+    if as_json:
+        words.print_json(view.to_json())
 
 
 @app.command("update-phase")
@@ -308,6 +330,7 @@ def update_phase(
     per_day: PerDayOpt = None,
     per_week: PerWeekOpt = None,
     disclosure: DisclosureOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Change a phase (options left out keep their value; --closes-at none makes it open-ended)."""
     values = _phase_values(
@@ -324,7 +347,10 @@ def update_phase(
     settings = settings_or_exit()
     with open_database(settings) as db, reported_errors(), db.transaction() as session:
         row = phases.update(session, name, values, actor=cli_actor())
-        typer.echo(f"updated phase {_phase_line(PhaseView.of(row))}", err=True)
+        view = PhaseView.of(row)
+        typer.echo(f"updated phase {words.phase_sentence(view)}", err=True)
+    if as_json:
+        words.print_json(view.to_json())
 
 
 @app.command("reveal-phase")
@@ -379,6 +405,8 @@ def resume() -> None:
     with open_database(settings) as db, reported_errors(), db.transaction() as session:
         pausing.clear_pause(session, actor=cli_actor())
     typer.echo("resumed: intake and runs", err=True)
+
+
 def _register_worker_commands() -> None:
     from server.cli import worker_accounts
 

@@ -11,8 +11,9 @@ The container runtime is the worker's: ``--runtime`` or ``CSAWM_RUN_RUNTIME`` (`
 ``--robust`` runs it as the hidden run will, at the hidden set's full scale: `server.cli.robust`.
 
 Exit codes: 0 the model passed; 1 the model failed (any run error code); 2 bad arguments or an
-archive rejected by inspection, a registry tag without its digest, a reference the engine cannot pull;
-3 (``--robust``) the configured server could not be asked for its test set's shape.
+archive rejected by inspection, a local image the engine does not hold, a registry tag without its
+digest, a reference the engine cannot pull; 3 (``--robust``) the configured server could not be asked
+for its test set's shape.
 """
 
 from __future__ import annotations
@@ -117,6 +118,10 @@ def _removed_on_signal(runner: DockerRunner, handle: str) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+class MissingImage(ValueError):
+    """The engine has no image of the name given (a typo, an image not built yet)."""
+
+
 def run_check(
     target: str,
     *,
@@ -134,6 +139,8 @@ def run_check(
     ------
     ImageArchiveError
         The archive was rejected by inspection (nothing was loaded).
+    MissingImage
+        A local image name the engine does not hold.
     """
     runner = runner or DockerRunner(runtime=runtime)
     image, image_info = resolve_image(runner, target)
@@ -151,6 +158,8 @@ def resolve_image(runner: DockerRunner, target: str) -> tuple[str, dict[str, Any
     ------
     ImageArchiveError
         The archive was rejected by inspection (nothing was loaded).
+    MissingImage
+        A local image name the engine does not hold.
     """
     # A `csawm check` killed with SIGKILL leaves its container behind; the next one removes every
     # check container past its deadline label (issue 11), so none runs forever.
@@ -161,6 +170,11 @@ def resolve_image(runner: DockerRunner, target: str) -> tuple[str, dict[str, Any
         info: ImageArchiveInfo = inspect_archive(path)
         image_info = {**asdict(info), "repo_tags": list(info.repo_tags), "source": str(path)}
         return runner.load_archive(path), image_info
+    if not runner.has_image(target):
+        raise MissingImage(
+            f"no local image {target!r} (not present on this engine): build it (docker build -t "
+            f"{target} .), or pass a docker save archive or a registry reference"
+        )
     return target, {"reference": target}
 
 
@@ -311,6 +325,9 @@ def check(
         code = EXIT_OK if result.status == TerminalState.SUCCEEDED.value else EXIT_MODEL_FAILED
     except ImageArchiveError as exc:
         result = _failed(ErrorCode.IMAGE_INVALID, f"archive rejected: {exc}", image={"source": target})
+        code = EXIT_INVALID
+    except MissingImage as exc:  # bad input (docs/cli.md: exit 2), not a model that failed
+        result = _failed(ErrorCode.IMAGE_INVALID, str(exc), image={"reference": target})
         code = EXIT_INVALID
     except RunnerError as exc:  # loading failed in the engine
         result = _failed(exc.code, exc.message, image={"source": target})

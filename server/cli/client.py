@@ -43,11 +43,13 @@ from rich.table import Table
 from rich.text import Text
 
 from server.cli.reference import TargetError, registry_reference
+from server.core import wording
 from server.core.text import visible
 from server.registry.reference import ImageReference
 from server.runs.words import NO_REVIEW, REVIEW_WORDS
 from server.scoring.results import Estimate, Report
 from server.submissions.schemas import MethodCard
+from server.submissions.starter_card import unedited_fields
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 1, 2, 3
 EXIT_INTERRUPTED = 130  # the shell's code for SIGINT: stopped waiting, the run itself goes on
@@ -64,6 +66,8 @@ POLL_S = 2.0
 REFRESH_S = 0.25
 LOG_TAIL_LINES = 20  # of a failed run, printed by `submit --wait`; `csawm logs ID` shows the whole tail
 AGREEMENT_CODES = ("agreement_required", "agreement_outdated")
+#: 403 answers that are not about the token (docs/cli.md: exit 2): accept the agreement, wait for a phase.
+REFUSED_NOT_AUTH = (*AGREEMENT_CODES, "phase_closed")
 QUOTA_WINDOWS = {"per_day": "in the last 24 h", "per_week": "in the last 7 days", "total": "in this phase"}
 
 
@@ -111,7 +115,7 @@ def _check(response: httpx.Response) -> Any:
     code = EXIT_SERVER if status in (401, 403) or status >= 500 else EXIT_USAGE
     if error.get("code") == "paused":  # a maintenance pause (docs/cli.md): nothing is wrong, come back
         code = EXIT_TRY_LATER
-    if error.get("code") in AGREEMENT_CODES:  # fixed by accepting it, not by another token
+    if error.get("code") in REFUSED_NOT_AUTH:  # a 403 that no other token fixes: a refused request
         code = EXIT_USAGE
     _die(f"{message} [HTTP {status}]", code)
 
@@ -163,10 +167,16 @@ def _card_param(path: Path) -> str:
     try:
         MethodCard.model_validate_json(text)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'method_card'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = wording.problems(exc.errors(), "method_card")
         _die(f"--method-card {path}: {problems} (nothing was uploaded)", EXIT_USAGE)
+    unedited = unedited_fields(json.loads(text))
+    if unedited:  # valid, so not refused; the maintainers see the same flag in their review
+        typer.echo(
+            f"warning: --method-card {path} is the starter kit's card: {', '.join(unedited)} still hold "
+            "the text `csawm init` wrote; say what your model is and how it was trained, or reviewers "
+            "will ask (submitting anyway)",
+            err=True,
+        )
     return text
 
 
@@ -226,6 +236,8 @@ def _require_quota(client: httpx.Client) -> int | None:
     """Exit 2 when the team has no free slot (the server would answer 429 after the upload);
     return the server's upload limit in bytes."""
     body: dict[str, Any] = _request(client, "GET", "/api/v1/quota")
+    if not body.get("open", True):
+        _die(f"{_closed_words(body)} (nothing was uploaded)", EXIT_USAGE)
     if not body.get("allowed", True):
         used, limits = body["used"], body["limits"]
         reasons = [
@@ -246,6 +258,14 @@ def _require_quota(client: httpx.Client) -> int | None:
         )
     value = body.get("max_upload_bytes")
     return int(value) if isinstance(value, int) else None
+
+
+def _closed_words(quota: dict[str, Any]) -> str:
+    """What `GET /api/v1/quota` of a closed phase means: no submission until the next phase opens."""
+    state = f"closed on {quota['closes_at']}" if quota.get("closes_at") else "is not open yet"
+    nxt = quota.get("next_opens_at")
+    then = f"the next phase opens on {nxt}" if nxt else "no further phase is scheduled"
+    return f"submissions are closed: phase {quota['phase']} {state}; {then}"
 
 
 def _require_intake_open(client: httpx.Client) -> None:
@@ -651,6 +671,10 @@ def quota(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: J
         return
     used, limits = body["used"], body["limits"]
     typer.echo(f"team {visible(body['team'])}, phase {body['phase']}")
+    if not body.get("open", True):  # after the close the counts of the phase say nothing you can use
+        typer.echo(f"  {_closed_words(body)}")
+        typer.echo(f"  ({used['total']} of {limits['total']} submissions were used in phase {body['phase']})")
+        return
     for key, label in (
         ("per_day", "last 24 h"),
         ("per_week", "last 7 days"),

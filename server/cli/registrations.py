@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from server.cli import admin_words as words
 from server.cli._server_common import cli_actor, open_database, reported_errors, settings_or_exit
 from server.core.text import visible
 from server.models import RegistrationState
@@ -21,19 +22,22 @@ def list_registrations(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON list, as the API returns it.")] = False,
 ) -> None:
-    """List registrations: id, state, email, team, name and affiliation (answers with --json)."""
+    """List registrations as a table: id, state, email, team, name and affiliation (answers with --json)."""
     settings = settings_or_exit()
     with open_database(settings) as db, reported_errors(), db.transaction(write=False) as session:
         rows = [RegistrationOut.of(r) for r in service.listing(session, state)]
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return
+    if not rows:
+        typer.echo("no registrations", err=True)
+        return
+    lines = []
     for r in rows:
         ((action, team),) = r.team.items()
         fields = (str(r.id), r.state.value, r.email, f"{action} {team}", r.name, r.affiliation)
-        typer.echo("\t".join(visible(f) for f in fields))
-    if not rows:
-        typer.echo("no registrations", err=True)
+        lines.append([visible(f) for f in fields])
+    typer.echo(words.table(["ID", "STATE", "EMAIL", "TEAM", "NAME", "AFFILIATION"], lines))
 
 
 def approve(registration_id: Annotated[int, typer.Argument(help="The registration's id.", min=1)]) -> None:

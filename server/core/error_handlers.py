@@ -1,5 +1,8 @@
 """The handlers that turn `CsawmError` and the framework's own errors into the API's JSON shape
-(``{"error": {"code": str, "message": str, ...extra}}``, see `server.core.errors`)."""
+(``{"error": {"code": str, "message": str, ...extra}}``, see `server.core.errors`).
+
+No framework wording reaches a user: a validation error is worded by `server.core.wording` (its one
+table, `WORDS`, which the client shares), and the framework's own HTTP errors by `_HTTP_WORDS`."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from server.core import wording
 from server.core.errors import CsawmError
 
 
@@ -18,11 +22,7 @@ async def _handle_csawm_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
-    body = {"error": {"code": "validation_error", "message": "; ".join(parts)}}
+    body = {"error": {"code": "validation_error", "message": wording.problems(exc.errors())}}
     return JSONResponse(body, status_code=422)
 
 
@@ -35,12 +35,21 @@ _HTTP_CODES = {
 }
 
 
+#: The framework's own texts for its HTTP errors -> the project's words.
+_HTTP_WORDS = {
+    "Not Found": "no such page or API path: see /docs for the API",
+    "Method Not Allowed": "this path does not take that HTTP method: see /docs for the API",
+    "There was an error parsing the body": "the request body could not be read: send JSON (or a tar archive)",
+}
+
+
 async def _handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     """Errors raised by the framework itself (an unknown path, a body that is not UTF-8 JSON) in
-    the same ``{"error": ...}`` shape as the API's own."""
+    the same ``{"error": ...}`` shape as the API's own, in the project's words."""
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    body = {"error": {"code": code, "message": str(exc.detail)}}
+    detail = str(exc.detail)
+    body = {"error": {"code": code, "message": _HTTP_WORDS.get(detail, detail)}}
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 

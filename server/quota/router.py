@@ -49,6 +49,9 @@ def get_quota(session: SessionDep, settings: SettingsDep, user: CurrentUser) -> 
         next_slot_at=status.next_slot_at,
         max_upload_bytes=settings.max_upload_bytes,
         compute=ComputeOut(used_s=compute.shown_used_s, budget_s=compute.budget_s),
+        open=status.open,
+        closes_at=status.closes_at,
+        next_opens_at=status.next_opens_at,
     )
 
 

@@ -38,6 +38,18 @@ class QuotaOut(BaseModel):
     next_slot_at: datetime | None
     max_upload_bytes: int
     compute: ComputeOut
+    open: bool = Field(
+        default=True,
+        description="whether the phase takes submissions now; false once it closed (then `allowed` says "
+        "nothing: no submission is accepted before the next phase opens)",
+    )
+    closes_at: datetime | None = Field(
+        default=None, description="when the phase closed; null while it has not closed"
+    )
+    next_opens_at: datetime | None = Field(
+        default=None,
+        description="where the phase is closed: when the next one opens; null: none is scheduled",
+    )
 
 
 class LedgerEntryOut(BaseModel):

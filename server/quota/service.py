@@ -65,6 +65,9 @@ class QuotaStatus:
     active: int
     blocked_by: tuple[str, ...]
     next_slot_at: datetime | None
+    open: bool = True  # the phase takes submissions now (after its close: "submissions are closed")
+    closes_at: datetime | None = None  # when the phase closed (None: not closed yet)
+    next_opens_at: datetime | None = None  # where it is closed: when the next phase opens, if one is set
 
     @property
     def allowed(self) -> bool:
@@ -149,6 +152,9 @@ def compute_status(
         active=active,
         blocked_by=tuple(blocked),
         next_slot_at=next_slot,
+        open=phase.is_open(now),
+        closes_at=phase.closes_at if phase.closes_at is not None and phase.closes_at <= now else None,
+        next_opens_at=None if phase.is_open(now) else phases.next_opening(session, now),
     )
 
 

@@ -26,6 +26,10 @@ Three kinds:
     of the very score being judged, on this test set, under this scorer; it is about 3.9 standard
     errors wide, so three widths are about twelve standard errors: far beyond noise, and beyond the
     steps by which a method usually improves.
+``starter_method_card``
+    A succeeded run whose method card still holds the text ``csawm init`` wrote
+    (`server.submissions.starter_card`): valid, so accepted, but it says nothing about the model;
+    the maintainer asks the team before approving it. ``csawm submit`` warned the team already.
 ``repeated_infra_errors``
     A team with at least `INFRA_ERROR_REPEATS` (2) runs that ended ``failed`` / ``infra_error``
     (issue 19). An outage hits every team alike; one team that keeps ending in our failures may have a
@@ -69,10 +73,12 @@ from server.review.schemas import (
     ImageEvidence,
     InfraErrorEvidence,
     JumpEvidence,
+    StarterCardEvidence,
 )
 from server.runs import store
 from server.scoring.predictions import PredictionsError, read_predictions
 from server.scoring.results import Report
+from server.submissions.starter_card import unedited_fields
 
 RHO_THRESHOLD = 0.995
 JUMP_FACTOR = 3.0
@@ -246,6 +252,7 @@ def compute_flags(
         *_same_image(session, teams),
         *_jumps(session, succeeded, teams, notes, jump_factor),
         *_repeated_infra_errors(session, teams),
+        *_starter_cards(session, teams),
     ]
     return FlagsOut(
         generated_at=utcnow(),
@@ -381,6 +388,22 @@ def _pairs_above(
             i, j = start + int(r), int(c)
             if not upper or j >= i:
                 yield i, j, min(1.0, max(-1.0, float(block[r, c])))
+
+
+def _starter_cards(session: Session, teams: dict[int, str]) -> list[FlagOut]:
+    """Succeeded runs (what a maintainer reviews) whose method card was never edited, oldest first."""
+    rows = session.execute(
+        select(*_COLUMNS, Submission.method_card)
+        .where(Submission.status == RunStatus.SUCCEEDED, Submission.method_card.is_not(None))
+        .order_by(Submission.id)
+    ).all()
+    flags = []
+    for *columns, card in rows:
+        fields = unedited_fields(card if isinstance(card, dict) else None)
+        if fields:
+            evidence = StarterCardEvidence(unedited_fields=fields)
+            flags.append(_flag(FlagKind.STARTER_METHOD_CARD, [_Run(*columns)], teams, evidence))
+    return flags
 
 
 def _same_image(session: Session, teams: dict[int, str]) -> list[FlagOut]:

@@ -38,6 +38,7 @@ class FlagKind(enum.StrEnum):
     SAME_IMAGE = "same_image"
     SUDDEN_JUMP = "sudden_jump"
     REPEATED_INFRA_ERRORS = "repeated_infra_errors"
+    STARTER_METHOD_CARD = "starter_method_card"
 
 
 class FlaggedRunOut(BaseModel):
@@ -88,11 +89,17 @@ class InfraErrorEvidence(BaseModel):
     held: bool = Field(description="The team is held now: its queued runs wait for a maintainer.")
 
 
+class StarterCardEvidence(BaseModel):
+    """A run whose method card still holds the `csawm init` kit's placeholder text."""
+
+    unedited_fields: list[str] = Field(description="The card's fields that still hold the kit's text.")
+
+
 class FlagOut(BaseModel):
     kind: FlagKind
     teams: list[str]
     runs: list[FlaggedRunOut]
-    evidence: CorrelationEvidence | ImageEvidence | JumpEvidence | InfraErrorEvidence
+    evidence: CorrelationEvidence | ImageEvidence | JumpEvidence | InfraErrorEvidence | StarterCardEvidence
 
 
 class HoldIn(BaseModel):

@@ -39,6 +39,17 @@ import numpy as np
 PROB_COLUMNS: tuple[str, ...] = tuple(f"Prob_bin_{k}" for k in range(1, 9))
 #: Every column the contract defines; any other is refused.
 CONTRACT_COLUMNS: tuple[str, ...] = ("Filename", "Final_score", "Final_pred", *PROB_COLUMNS)
+#: The columns as an error names them, so a wrong header is fixed in one go.
+EXPECTED_COLUMNS = (
+    "the columns are Filename and Final_score (required), Final_pred and Prob_bin_1..Prob_bin_8 "
+    "(optional), separated by ';'; names are case-sensitive"
+)
+
+
+def _case_hint(header: list[str], required: str) -> str:
+    """Where the header has `required` in another case (``final_score``): say that case matters."""
+    near = next((name for name in header if name.strip().lower() == required.lower()), None)
+    return "" if near is None else f"; {near!r} is not {required!r}"
 PROB_SUM_TOLERANCE = 1e-3
 N_LEVELS = 8
 DEFAULT_MAX_BYTES = 64 * 1024**2
@@ -320,7 +331,8 @@ class _Parser:
         for required in ("Filename", "Final_score"):
             if required not in columns:
                 raise self.error(
-                    f"missing required column {required!r} (header: {';'.join(header)[:120]})",
+                    f"missing required column {required!r} (header: {';'.join(header)[:120]}"
+                    f"{_case_hint(header, required)}); {EXPECTED_COLUMNS}",
                     column=required,
                     line=line,
                 )
@@ -330,8 +342,7 @@ class _Parser:
                 "an empty column name (a trailing separator?)" if undefined == "" else f"column {undefined!r}"
             )
             raise self.error(
-                f"{what} is not defined by the contract; the columns are Filename, Final_score, "
-                "Final_pred and Prob_bin_1..Prob_bin_8, and no others",
+                f"{what} is not defined by the contract; {EXPECTED_COLUMNS}, and no others",
                 column=undefined,
                 line=line,
             )

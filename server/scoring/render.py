@@ -14,6 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from server.scoring.notes import readable
 from server.scoring.registry import ENDPOINTS
 from server.scoring.results import Association, Estimate, ExpertScore, OddsRatio, Report, ReportBootstrap
 
@@ -155,6 +156,6 @@ def render_report(data: Mapping[str, Any] | Report) -> RenderableType:
         footer,
     ]
     if report.warnings:
-        parts.append(Text("warnings:", style="bold yellow"))
-        parts.extend(Text(f"  - {warning}", style="yellow") for warning in report.warnings)
+        parts.append(Text("notes:", style="bold yellow"))  # in words, as the report page shows them
+        parts.extend(Text(f"  - {readable(warning).text}", style="yellow") for warning in report.warnings)
     return Group(*parts)

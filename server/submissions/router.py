@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
 from server.agreements.router import page_url
+from server.core import wording
 from server.core.deps import (
     CurrentUser,
     IdPath,
@@ -35,12 +36,15 @@ from server.operations.schemas import QueueOut
 from server.operations.status import QueuePlace
 from server.phases import selection
 from server.phases import service as phases
+from server.scoring.notes import readable
+from server.scoring.results import Report
 from server.submissions import intake, service
 from server.submissions.schemas import (
     DuplicateOut,
     LadderOut,
     LogsOut,
     MethodCard,
+    NoteOut,
     OutcomeOut,
     RegistrySubmissionIn,
     ReportOut,
@@ -97,6 +101,12 @@ def summary(sub: Submission, team: str, view: RunDisclosure) -> SubmissionSummar
     )
 
 
+def _notes(metrics: dict[str, Any] | None) -> list[NoteOut]:
+    """The shown report's scoring notes in words, each with the path it is about."""
+    report = Report.read(metrics) if metrics else None
+    return [] if report is None else [NoteOut(**vars(readable(w))) for w in report.warnings]
+
+
 def detail(sub: Submission, team: str, view: RunDisclosure, place: QueuePlace | None = None) -> SubmissionOut:
     """The submission as JSON: `view` (server.disclosure.disclose) decides what of its scores, report,
     runtime figures, timestamps, maintainer-only texts and outcome are shown; `place` is its place in
@@ -112,7 +122,8 @@ def detail(sub: Submission, team: str, view: RunDisclosure, place: QueuePlace | 
         cancel_requested=sub.cancel_requested,
         archive_bytes=sub.archive_bytes,
         archive_sha256=sub.archive_sha256,
-        metrics=view.report_of(sub.metrics),
+        metrics=(metrics := view.report_of(sub.metrics)),
+        notes=_notes(metrics),
         timings=run.timings,
         reproducibility=run.reproducibility,
         review_reason=sub.review_reason,
@@ -136,10 +147,7 @@ def _method_card(raw: str | None) -> dict[str, Any] | None:
     try:
         return MethodCard.model_validate_json(raw).model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'method_card'}: {e['msg']}" for e in exc.errors()
-        )
-        raise BadRequest(f"invalid method_card: {problems}") from None
+        raise BadRequest(f"invalid method_card: {wording.problems(exc.errors(), 'method_card')}") from None
 
 
 @router.post(
@@ -229,8 +237,7 @@ async def _create_from_registry(
     try:
         body = RegistrySubmissionIn.model_validate_json(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
-        raise BadRequest(f"invalid submission: {problems}") from None
+        raise BadRequest(f"invalid submission: {wording.problems(exc.errors(), 'body')}") from None
     entry = intake.Entry(
         name=body.name,
         description=body.description,

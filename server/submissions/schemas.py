@@ -94,6 +94,13 @@ class OutcomeOut(BaseModel):
     )
 
 
+class NoteOut(BaseModel):
+    """One scoring note (server.scoring.notes)."""
+
+    path: str | None
+    text: str
+
+
 class SubmissionOut(SubmissionSummary):
     description: str | None
     url: str | None
@@ -104,6 +111,11 @@ class SubmissionOut(SubmissionSummary):
     archive_bytes: int | None
     archive_sha256: str | None
     metrics: dict[str, Any] | None
+    notes: list[NoteOut] = Field(
+        default_factory=list,
+        description="the report's scoring notes (metrics.warnings) in words: `text`, and the report's "
+        "JSON `path` it is about (null for the whole report)",
+    )
     timings: dict[str, Any] | None
     reproducibility: dict[str, Any] | None
     review_reason: str | None

@@ -28,6 +28,7 @@ from server.leaderboard.rows import is_web_url
 from server.operations import pause
 from server.phases import service as phases
 from server.phases.service import PhaseView
+from server.scoring.notes import readable
 from server.scoring.results import Estimate, Interval
 from server.web import queries
 from server.web.guides import GUIDES
@@ -130,7 +131,7 @@ def _build_templates() -> Jinja2Templates:
     env.finalize = shown  # read when a template is compiled: set before the first one loads
     env.filters.update(
         number=number, interval=interval, interval_cell=interval_cell, when=when, day=day, moment=moment,
-        figure=figure, spread_cell=spread_cell,
+        figure=figure, spread_cell=spread_cell, note=lambda text: readable(str(text)).text,
         short_digest=short_digest, sort_value=sort_value, iso=lambda v: iso(v) if v is not None else "",
         tojson_pretty=lambda v: json.dumps(v, indent=2, sort_keys=True, allow_nan=True),
     )  # fmt: skip

@@ -95,7 +95,8 @@ def test_hold_and_release_a_team(env: Path) -> None:
     code, _, err = _run("admin", "hold-team", "alpha", "--reason", "scorer crash on run 7")
     assert code == 0 and "team alpha is held since" in err
     code, out, _ = _run("admin", "holds")
-    assert code == 0 and out.startswith("alpha\t") and out.rstrip().endswith("scorer crash on run 7")
+    assert code == 0 and out.startswith("TEAM ") and out.splitlines()[1].startswith("alpha ")
+    assert out.rstrip().endswith("scorer crash on run 7")
     assert _run("admin", "release-team", "alpha")[0] == 0
     assert _run("admin", "holds")[1] == ""
     code, out, err = _run("admin", "release-team", "alpha")

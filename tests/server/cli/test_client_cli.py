@@ -399,8 +399,8 @@ def test_method_card_and_quota_are_checked_before_the_upload(
         archive = str(tmp_path / "m.tar")
         code, _, err = _run(url, token, "submit", archive, "--name", "x", "--method-card", str(card))
         assert code == 2 and err.count("\n") == 1
-        assert f"--method-card {card}: external_data: Input should be a valid boolean" in err
-        assert "architecure: Extra inputs are not permitted" in err and "nothing was uploaded" in err
+        assert f"--method-card {card}: external_data: must be true or false" in err
+        assert "architecure: is not a field this server accepts" in err and "nothing was uploaded" in err
         assert seen == []  # not even the quota was asked
 
         card.write_text('{"external_data": false}')

@@ -331,13 +331,13 @@ def test_the_admin_cli_sets_and_shows_the_level(tmp_path: Path, monkeypatch: pyt
     assert run("db", "upgrade")[0] == 0
     code, err = run("admin", "create-phase", "dev", "--opens-at", "2020-01-01T00:00Z", "--closes-at",
                     "2021-01-01T00:00Z", "--test-set", "public")  # fmt: skip
-    assert code == 0 and "disclosure=full" in err, err
+    assert code == 0 and "researchers see the full report" in err, err
     code, err = run("admin", "update-phase", "dev", "--disclosure", "summary")
-    assert code == 0 and "disclosure=summary" in err, err
+    assert code == 0 and "researchers see the summary report" in err, err
     code, err = run("admin", "update-phase", "dev", "--disclosure", "partial")
     assert code != 0 and "disclosure must be 'full' or 'summary'" in err, err
     code, err = run("admin", "create-phase", "x", "--opens-at", "2030-01-01T00:00Z", "--disclosure", "full")
-    assert code == 0 and "test_set=private" in err and "disclosure=full" in err, err
+    assert code == 0 and "private test set" in err and "researchers see the full report" in err, err
 
 
 def test_the_migration_gives_existing_phases_their_test_sets_default(db_url: str) -> None:

@@ -53,8 +53,9 @@ def test_list_approve_and_reject_from_the_terminal(db: Database) -> None:
     listed = run(app, ["admin", "registrations"])
     assert listed.exit_code == 0
     assert listed.stdout.splitlines() == [
-        "1\tverified\tada@lab.example\tcreate engines\tN\tA",
-        "2\tunverified\tbob@lab.example\tcreate pumps\tN\tA",
+        "ID  STATE       EMAIL            TEAM            NAME  AFFILIATION",
+        "1   verified    ada@lab.example  create engines  N     A",
+        "2   unverified  bob@lab.example  create pumps    N     A",
     ]
     only = json.loads(run(app, ["admin", "registrations", "--state", "unverified", "--json"]).stdout)
     assert [r["email"] for r in only] == ["bob@lab.example"]

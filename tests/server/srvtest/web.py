@@ -36,7 +36,7 @@ _RUNTIME_TABLE = re.compile(r'<table class="runtime">(.*?)</table>', re.S)
 _RUNTIME_ROW = re.compile(r'<tr><th scope="row">([^<]+)</th>(.*?)</tr>', re.S)
 _CELL = re.compile(r'<td data-key="(\w+)">(.*?)</td>', re.S)
 _DATA = re.compile(r'<data value="([^"]*)">')
-_REPRO = re.compile(r'<dd data-key="(\w+)">(?:<pre>(.*?)</pre>|<code>(.*?)</code>)</dd>', re.S)
+_REPRO = re.compile(r'<dd data-key="(\w+)" data-value="([^"]*)">')
 
 
 def page_times(page: str) -> list[datetime]:
@@ -60,10 +60,12 @@ def runtime_table(page: str) -> dict[str, dict[str, Any]]:
 
 
 def repro_record(page: str) -> dict[str, Any]:
-    """The report page's reproducibility record: mappings parsed, scalars as the text shown."""
+    """The report page's reproducibility record (each entry's value as the page carries it in
+    ``data-value``): mappings parsed, scalars as text."""
     found: dict[str, Any] = {}
-    for key, mapping, scalar in _REPRO.findall(page):
-        found[key] = json.loads(html.unescape(mapping)) if mapping else html.unescape(scalar)
+    for key, raw in _REPRO.findall(page):
+        value = json.loads(html.unescape(raw))
+        found[key] = value if isinstance(value, dict) else str(value)
     return found
 
 
