@@ -487,6 +487,7 @@ class Settings(BaseSettings):
     bootstrap_resamples: int = Field(default=2000, ge=100)
     bootstrap_seed: int = 0
     significance_top: int = Field(default=20, ge=2, le=200)  # rows of the board's significance map
+    min_stratum: int = Field(default=30, ge=1)  # rows below which a report's stratum is suppressed
 
     @model_validator(mode="before")
     @classmethod

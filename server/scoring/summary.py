@@ -18,12 +18,16 @@ the public board derives from them, nothing else. `SHOWN` is that list, the one 
   with its CI and OR Q4 (value, Woolf and bootstrap CIs, one-sided p), which the board's clinical view
   shows; the same two for each LIBRA density comparator (with its ``n``, rows with a value); each
   expert's tau-b and AMAE against the consensus (the board's expert rows; figures of the labels
-  alone); ``bootstrap``; the ``warnings`` about shown fields or about no field.
+  alone); the strata defined by the images alone, density quartiles and laterality (``strata.
+  density_q*``, ``strata.laterality_*``, their ``n``, tau-b and CI or the reason for none, and the
+  differences ``density_q<k>_minus_density_q1`` and ``laterality_L_minus_laterality_R``);
+  ``bootstrap``; the ``warnings`` about shown fields or about no field.
 * withheld: ``masking.levels`` whole (the confusion matrix, ``group_amae`` per ground-truth level
   group, the low/high bins' precision and recall, the level view's tau-b and AMAE), ``masking.
   per_expert``, ``experts.*.per_expert``, every ``n_positive``, every 2x2 ``table`` and its
-  ``haldane`` flag (which says a cell is zero), the odds ratios Q2 and Q3, and every warning about a
-  withheld field.
+  ``haldane`` flag (which says a cell is zero), the odds ratios Q2 and Q3, the strata defined by an
+  outcome (``strata.cancer``, ``strata.no_cancer``, ``strata_differences.cancer_minus_no_cancer``:
+  their ``n`` alone is a count of positives), and every warning about a withheld field.
 
 A version-1 report or a partial one keeps what it has of the list; unknown keys are never shown.
 """
@@ -40,6 +44,12 @@ Rule: TypeAlias = bool | dict[str, "Rule"]
 _ESTIMATE: Rule = {"value": True, "ci95": True}
 _OR_Q4: Rule = {"value": True, "ci95": True, "bootstrap_ci95": True, "p_one_sided": True}
 _ASSOCIATION: dict[str, Rule] = {"auc": _ESTIMATE, "odds_ratios": {"Q4": _OR_Q4}}
+#: A stratum's entry: ``kendall_tau_b`` is an estimate or null (then ``reason`` says why).
+_STRATUM: Rule = {"n": True, "kendall_tau_b": _ESTIMATE, "reason": True}
+
+#: The strata defined by the images alone (density, laterality), shown under ``summary``; the
+#: outcome strata (``cancer``, ``no_cancer``) only in the full report.
+IMAGE_STRATA = (*(f"density_q{q}" for q in (1, 2, 3, 4)), "laterality_L", "laterality_R")
 
 SHOWN: dict[str, Rule] = {
     "scorer_version": True,
@@ -58,6 +68,11 @@ SHOWN: dict[str, Rule] = {
         },
     },
     "experts": {f"Expert_{k}": {"kendall_tau_b": True, "amae": True} for k in range(1, 6)},
+    "strata": {name: _STRATUM for name in IMAGE_STRATA},
+    "strata_differences": {
+        **{f"density_q{q}_minus_density_q1": _ESTIMATE for q in (2, 3, 4)},
+        "laterality_L_minus_laterality_R": _ESTIMATE,
+    },
     "bootstrap": {"resamples": True, "seed": True, "degenerate": True},
 }
 
