@@ -32,7 +32,8 @@ _LEADERBOARD_DOC: dict[str, Any] = {
         "200": {
             "description": '{"rows": [...], "pending": [...]}: rows in the metric registry\'s order '
             "(docs/api.md); view=clinical gives AUC and OR Q4 per endpoint and the LIBRA density rows "
-            "(kind density); pending lists the baselines training, building, queued or running"
+            "(kind density); view=strata adds each model row's tau-b by stratum; pending lists the baselines "
+            "training, building, queued or running"
         }
     }
 }
@@ -63,7 +64,7 @@ def get_leaderboard(
     state: StateDep,
     viewer: ViewerDep,
     best_per_team: bool = True,
-    view: Literal["masking", "clinical"] = "masking",
+    view: Literal["masking", "clinical", "strata"] = "masking",
     phase: PhaseParam = None,
     as_of: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> Response:
@@ -108,7 +109,10 @@ def _board_as_of(
     body = {
         "phase": shown.to_json(at),
         "as_of": iso(at),
-        "rows": [row.to_json() for row in rows],
+        "rows": [
+            row.to_strata_json() if view == "strata" and isinstance(row, BoardRow) else row.to_json()
+            for row in rows
+        ],
         "pending": [],
     }
     return Response(

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from server.leaderboard.standing import Standing
-from server.scoring.results import Association, Estimate, Interval, OddsRatio
+from server.scoring.results import Association, Estimate, Interval, OddsRatio, StratumScore
 
 
 def is_web_url(value: Any) -> bool:
@@ -58,6 +58,8 @@ class BoardRow:
     image_digest: str | None
     links: tuple[tuple[str, str], ...]
     standing: Standing | None = None  # model rows: rank interval, tier, ... (None for experts)
+    strata: Mapping[str, StratumScore] | None = None  # from the report's summary; None: no figures
+    strata_differences: Mapping[str, Estimate] | None = None
 
     @property
     def tau(self) -> Interval:
@@ -99,6 +101,21 @@ class BoardRow:
             "links": {label: url for label, url in self.links},
         }
         return self._tail(row)
+
+    def to_strata_json(self) -> dict[str, Any]:
+        """The API's row of ``view=strata``: the masking row plus the run's tau-b by stratum and
+        the paired differences, as its report's summary shows them (density and laterality; the
+        outcome strata are never on the public board); both null for a row without them (experts,
+        Ladder rows, a run scored before scorer version 3, figures withheld)."""
+        strata = None if self.strata is None else {k: v.to_json() for k, v in self.strata.items()}
+        differences = self.strata_differences
+        return {
+            **self.to_json(),
+            "strata": strata,
+            "strata_differences": None
+            if differences is None
+            else {k: v.to_json() for k, v in differences.items()},
+        }
 
     def _tail(self, row: dict[str, Any]) -> dict[str, Any]:
         if self.kind != "expert":
@@ -151,12 +168,12 @@ class ClinicalRow:
 def withheld(rows: list[BoardRow], note: str | None) -> list[BoardRow]:
     """`rows` as a viewer sees them when `note` (`server.phases.visibility.board_figures_note`) says
     the rank figures are withheld: every model row's figures null with `note` as the reason, every
-    expert band without its interval. `rows` itself when nothing is withheld."""
+    expert band without its interval, no row with strata. `rows` itself when nothing is withheld."""
     if note is None:
         return rows
     return [
         replace(row, kendall_tau_b=Estimate(row.kendall_tau_b.value))
         if row.kind == "expert"
-        else replace(row, standing=Standing(reason=note))
+        else replace(row, standing=Standing(reason=note), strata=None, strata_differences=None)
         for row in rows
     ]

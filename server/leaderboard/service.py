@@ -33,6 +33,9 @@ and Ladder steps as they were.
 Clinical view (``view="clinical"``): the same model rows in the same order, each with AUC and OR Q4
 per endpoint, followed by the LIBRA density comparators as rows of kind ``density`` (no rank).
 
+Strata view (``view="strata"``): the masking rows, each model row with its report's tau-b by stratum
+(`BoardRow.to_strata_json`); through the summary, so only the strata defined by the images.
+
 The board is public, so it reads every report through its summary (`server.scoring.summary`): no
 board column can show a figure that a ``summary`` phase withholds from the run's own team.
 """
@@ -70,7 +73,7 @@ from server.scoring.results import (
 )
 
 VISIBLE_BASELINE_STATES = (ReviewState.PENDING, ReviewState.APPROVED)
-VIEWS = ("masking", "clinical")
+VIEWS = ("masking", "clinical", "strata")
 LADDER_TIE_REASON = "no tie test: a Ladder phase shows rounded values only"
 
 
@@ -398,6 +401,10 @@ def _with_ties(candidates: list[_Candidate], standing: Mapping[int, Standing]) -
                 submitted_at=cand.submitted_at,
                 image_digest=cand.image_digest,
                 links=cand.links,
+                strata=cand.report.strata if cand.report and cand.report.strata else None,
+                strata_differences=cand.report.strata_differences
+                if cand.report and cand.report.strata
+                else None,
             )
         )
     return out

@@ -294,6 +294,16 @@ class StratumScore:
             _text(entry.get("reason")),
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """The report's entry: ``{"n", "kendall_tau_b"}``, plus ``reason`` when tau-b is null."""
+        entry: dict[str, Any] = {
+            "n": self.n,
+            "kendall_tau_b": None if self.kendall_tau_b is None else self.kendall_tau_b.to_json(),
+        }
+        if self.reason is not None:
+            entry["reason"] = self.reason
+        return entry
+
 
 @dataclass(frozen=True)
 class Report:

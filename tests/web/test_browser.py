@@ -69,9 +69,10 @@ def test_researcher_logs_in_sees_own_report_with_plots_but_not_another_team(page
     assert page.url.endswith(f"/submissions/{own}")
     assert page.get_by_role("heading", level=1).inner_text() == f"Submission {own}: alpha-convnext"
     images = page.locator("figure.plot img[src^='/submissions/']")
-    # a private phase shows its researchers the summary: of the four plots, the odds ratios' forest
-    # (a maintainer gets group AMAE, confusion and the agreement heatmap too; tests/web/test_pages.py)
-    assert images.count() == 1
+    # a private phase shows its researchers the summary: of the five plots, the odds ratios' forest and
+    # the strata's dots (a maintainer gets group AMAE, confusion and the agreement heatmap too;
+    # tests/web/test_pages.py)
+    assert images.count() == 2
     # and the run's standing on the live board: its rank plot and significance map (issue 21)
     board_plots = page.locator("#standing-heading ~ figure.plot img")
     assert board_plots.count() == 2
@@ -79,7 +80,7 @@ def test_researcher_logs_in_sees_own_report_with_plots_but_not_another_team(page
         board_plots.nth(i).scroll_into_view_if_needed()
         assert board_plots.nth(i).evaluate("img => img.complete && img.naturalWidth > 100")
     assert page.locator("#summary-note").is_visible()
-    for i in range(1):
+    for i in range(2):
         image = images.nth(i)
         image.scroll_into_view_if_needed()
         assert image.evaluate("img => img.complete && img.naturalWidth > 100"), image.get_attribute("src")
