@@ -50,6 +50,11 @@ _STRATUM: Rule = {"n": True, "kendall_tau_b": _ESTIMATE, "reason": True}
 #: The strata defined by the images alone (density, laterality), shown under ``summary``; the
 #: outcome strata (``cancer``, ``no_cancer``) only in the full report.
 IMAGE_STRATA = (*(f"density_q{q}" for q in (1, 2, 3, 4)), "laterality_L", "laterality_R")
+#: Their paired differences (the highest density quartile may be q2 or q3 where edges coincide).
+IMAGE_DIFFERENCES = (
+    *(f"density_q{q}_minus_density_q1" for q in (2, 3, 4)),
+    "laterality_L_minus_laterality_R",
+)
 
 SHOWN: dict[str, Rule] = {
     "scorer_version": True,
@@ -69,10 +74,7 @@ SHOWN: dict[str, Rule] = {
     },
     "experts": {f"Expert_{k}": {"kendall_tau_b": True, "amae": True} for k in range(1, 6)},
     "strata": {name: _STRATUM for name in IMAGE_STRATA},
-    "strata_differences": {
-        **{f"density_q{q}_minus_density_q1": _ESTIMATE for q in (2, 3, 4)},
-        "laterality_L_minus_laterality_R": _ESTIMATE,
-    },
+    "strata_differences": {name: _ESTIMATE for name in IMAGE_DIFFERENCES},
     "bootstrap": {"resamples": True, "seed": True, "degenerate": True},
 }
 

@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from server.scoring.report import ScoreReport
-from server.scoring.summary import IMAGE_STRATA, SHOWN, field_shown, summary_report, warning_shown
+from server.scoring.summary import (
+    IMAGE_DIFFERENCES,
+    IMAGE_STRATA,
+    SHOWN,
+    field_shown,
+    summary_report,
+    warning_shown,
+)
 
 from .factories import predictions, private_labels, public_labels
 from .schema import SUMMARY_SCHEMA_PATH, scored, valid_summary
@@ -114,7 +121,7 @@ def test_a_full_report_does_not_pass_the_summary_schema() -> None:
 
 #: Optional members of the summary schema: what scorer version 3 added (a version-2 summary has no
 #: strata, fewer density quartiles where edges coincide) and a stratum's reason for a null tau-b.
-_OPTIONAL = {"strata", "strata_differences", "reason"} | set(IMAGE_STRATA) | set(SHOWN["strata_differences"])
+_OPTIONAL = {"strata", "strata_differences", "reason", *IMAGE_STRATA, *IMAGE_DIFFERENCES}
 
 
 def _schema_paths(node: dict[str, Any], defs: dict[str, Any], path: str = "") -> set[str]:
