@@ -9,7 +9,9 @@ v2 against v1 (issue 14), interleaved in the same run on the same rows: "v1 scop
 without the version-2 parts (``_score_report(..., v2_parts=False)``, the same code otherwise);
 "v2 cold" is the full report with the test-set memo (:mod:`server.scoring.memo`) emptied first, as
 the first run on a new test set; "v2 warm" is every later report on that test set (expert rows and
-density comparators come from the memo).
+density comparators come from the memo). Since scorer version 3 (issue 21 item 3) "v2 cold/warm" are
+the current report, strata included; "v2 scope warm" is the warm report without the strata
+(``v3_parts=False``), so ``strata_over_v2_scope`` is what the strata cost, same run.
 
 Naive reference, in the same run, on the same rows and the very same resample indices: the report's
 point metrics (``score_report`` with 0 resamples) plus a Python loop that, per resample, calls
@@ -167,12 +169,14 @@ def compare_versions(
 
     times: dict[str, list[float]] = {}
 
-    def timed(name: str, v2_parts: bool, cold: bool) -> None:
+    def timed(name: str, v2_parts: bool, cold: bool, v3_parts: bool = True) -> None:
         if cold:
             TEST_SET_PARTS.clear()
         with threadpool_limits(limits=1, user_api="blas"):
             start, start_cpu = time.perf_counter(), time.process_time()
-            report_module._score_report(predictions, table, None, resamples, seed, v2_parts=v2_parts)
+            report_module._score_report(
+                predictions, table, None, resamples, seed, v2_parts=v2_parts, v3_parts=v3_parts
+            )
             times.setdefault(name, []).append(time.perf_counter() - start)
             times.setdefault(f"{name}_cpu", []).append(time.process_time() - start_cpu)
 
@@ -180,6 +184,7 @@ def compare_versions(
         timed("v1", False, cold=True)
         timed("v2_cold", True, cold=True)
         timed("v2_warm", True, cold=False)
+        timed("v2_scope_warm", True, cold=False, v3_parts=False)
     return times
 
 
@@ -239,6 +244,10 @@ def main() -> int:
         "v2_warm_s_median": round(warm, 4),
         "v2_cold_over_v1": round(cold / v1, 2),
         "v2_warm_over_v1": round(warm / v1, 2),
+        "v2_scope_warm_s_median": round(statistics.median(scopes["v2_scope_warm"]), 4),
+        "strata_over_v2_scope": round(warm / statistics.median(scopes["v2_scope_warm"]), 2),
+        "v2_scope_warm_cpu_s_median": round(statistics.median(scopes["v2_scope_warm_cpu"]), 4),
+        "strata_over_v2_scope_cpu": round(warm_cpu / statistics.median(scopes["v2_scope_warm_cpu"]), 2),
         "resamples": args.resamples,
         "ours_s_median": round(ours, 4),
         "ours_s_min": round(min(ours_times), 4),
@@ -270,6 +279,12 @@ def main() -> int:
     print(
         f"process CPU: v1 scope {v1_cpu:.3f} s, v2 cold {cold_cpu:.3f} s ({cold_cpu / v1_cpu:.2f}x), "
         f"v2 warm {warm_cpu:.3f} s ({warm_cpu / v1_cpu:.2f}x)"
+    )
+    print(
+        f"strata: full warm report {warm:.3f} s against {figures['v2_scope_warm_s_median']:.3f} s "
+        f"without them ({figures['strata_over_v2_scope']:.2f}x; process CPU "
+        f"{warm_cpu:.3f} s against {figures['v2_scope_warm_cpu_s_median']:.3f} s, "
+        f"{figures['strata_over_v2_scope_cpu']:.2f}x)"
     )
     print(json.dumps(figures))
     if worst > 1e-9:

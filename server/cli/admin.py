@@ -143,7 +143,7 @@ def rescore(
     """Re-score stored runs under the current scorer and test set; the previous reports are kept."""
     from server.runs.rescore import rescore as run_rescore
     from server.worker.evaluation import EvaluationSet
-    from server.worker.stages import score_report
+    from server.worker.stages import scorer_for
 
     if bool(ids) == all_runs:
         raise fail("give submission ids or --all (not both)")
@@ -153,10 +153,9 @@ def rescore(
     evaluation = EvaluationSet.prepare(
         settings.benchmark_dir, settings.data_dir, settings.run.preflight_images
     )
+    scorer, wanted = scorer_for(settings), None if all_runs else ids
     with open_database(settings) as db, reported_errors():
-        result = run_rescore(
-            db, settings, evaluation, None if all_runs else ids, actor=cli_actor(), scorer=score_report
-        )
+        result = run_rescore(db, settings, evaluation, wanted, actor=cli_actor(), scorer=scorer)
     for sub_id, why in sorted(result.skipped.items()):
         typer.echo(f"skipped {sub_id}: {why}", err=True)
     typer.echo(f"re-scored {len(result.done)} runs, skipped {len(result.skipped)}", err=True)

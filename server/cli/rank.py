@@ -2,12 +2,12 @@
 
 Each file is scored by :func:`server.scoring.report.score_report` on the same resamples (same label
 file, ``--bootstrap`` and ``--seed``), so the replicates are paired; the rankings, the significance
-map, the tiers, the strata and the stability table come from :mod:`server.scoring.ranking`,
-:mod:`server.scoring.strata` and :mod:`server.scoring.stability`, the code the board uses. Rows are
-named by file stem. Bad input (a file missing rows or holding rows of another test set, two files
-with the same stem, a file whose tau-b is undefined) prints one line naming the file (and row) to
-stderr and exits 2; nothing goes to stdout. Warnings (degenerate resamples, merged density
-quartiles) go to stderr.
+map, the tiers and the stability table come from :mod:`server.scoring.ranking` and
+:mod:`server.scoring.stability`, the code the board uses, and the strata are each file's report's
+own (``strata``, :mod:`server.scoring.strata`). Rows are named by file stem. Bad input (a file
+missing rows or holding rows of another test set, two files with the same stem, a file whose tau-b
+is undefined) prints one line naming the file (and row) to stderr and exits 2; nothing goes to
+stdout. Warnings (degenerate resamples, merged density quartiles) go to stderr.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from server.scoring import ranking, strata
-from server.scoring.bootstrap import DEFAULT_RESAMPLES, resample_counts
+from server.scoring import ranking
+from server.scoring.bootstrap import DEFAULT_RESAMPLES
 from server.scoring.labels import LabelFileError, LabelLayout, LabelTable, read_labels
 from server.scoring.predictions import PredictionsError, read_predictions
 from server.scoring.report import ScoringInputError, score_report
@@ -61,9 +61,7 @@ def _score_files(
             )
         stems[path.stem] = path
     expected = (*table.filenames, *(public.filenames if public is not None else ()))
-    counts = resample_counts(len(table), resamples, seed)
-    defined = strata.define_strata(table)
-    warnings = list(defined.warnings)
+    warnings: list[str] = []
     scored: list[_Scored] = []
     for path in files:
         try:
@@ -77,13 +75,13 @@ def _score_files(
             raise _fail(
                 f"{path}: Kendall tau-b is undefined (e.g. a constant Final_score); it cannot be ranked"
             )
-        truth, pred = strata.masking_inputs(rows.align(table.filenames), table)
-        by_stratum, differences = strata.score_strata(truth, pred, counts, defined)
-        warnings += [
-            f"{path.stem}: {message}"
-            for message in read.warnings
-            if message.startswith("masking.kendall_tau_b")
-        ]
+        for message in read.warnings:
+            if message.startswith("strata: "):  # of the label file: the same for every file, said once
+                if message not in warnings:
+                    warnings.append(message)
+            elif message.startswith(("masking.kendall_tau_b", "strata.")):
+                warnings.append(f"{path.stem}: {message}")
+        by_stratum, differences = report.data["strata"], report.data["strata_differences"]
         scored.append(_Scored(path.stem, read, report.replicates["kendall_tau_b"], by_stratum, differences))
     return scored, warnings
 

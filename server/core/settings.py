@@ -490,6 +490,7 @@ class Settings(BaseSettings):
     bootstrap_seed: int = 0
     significance_top: int = Field(default=20, ge=2, le=200)  # rows of the board's significance map
     significance_alpha: float = Field(default=0.05, gt=0, lt=1)  # level of the board's tier tests (Holm)
+    min_stratum: int = Field(default=30, ge=1)  # rows below which a report's stratum is suppressed
 
     @model_validator(mode="before")
     @classmethod

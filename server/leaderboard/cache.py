@@ -97,8 +97,9 @@ class BoardCache:
         view: str,
         note: str | None = None,
     ) -> bytes:
-        """The API's ``rows`` array of `phase` in `view` (masking or clinical), serialised once per
-        `note` (`server.disclosure.disclose.board_figures_note`: the rank figures withheld, or None)."""
+        """The API's ``rows`` array of `phase` in `view` (masking, clinical or strata), serialised once
+        per `note` (`server.disclosure.disclose.board_figures_note`: the rank figures withheld, or
+        None)."""
         board = self._board(self.version(session, references), phase, best)
         if (view, note) not in board.bodies:
             rows: list[BoardRow] | list[ClinicalRow]
@@ -106,7 +107,10 @@ class BoardCache:
                 rows = self._clinical(board, session, references, phase, best)
             else:
                 rows = withheld(self._rows(board, session, references, phase, best), note)
-            rows_json = [row.to_json() for row in rows]
+            rows_json = [
+                row.to_strata_json() if view == "strata" and isinstance(row, BoardRow) else row.to_json()
+                for row in rows
+            ]
             board.bodies[view, note] = json.dumps(rows_json, allow_nan=False, separators=(",", ":")).encode()
         return board.bodies[view, note]
 

@@ -32,7 +32,8 @@ _LEADERBOARD_DOC: dict[str, Any] = {
         "200": {
             "description": '{"rows": [...], "pending": [...]}: rows in the metric registry\'s order '
             "(docs/api.md); view=clinical gives AUC and OR Q4 per endpoint and the LIBRA density rows "
-            "(kind density); pending lists the baselines training, building, queued or running"
+            "(kind density); view=strata adds each model row's tau-b by stratum; pending lists the baselines "
+            "training, building, queued or running"
         }
     }
 }
@@ -65,9 +66,9 @@ GroupParam = Annotated[str | None, Query(max_length=64, description="tier: group
 def _board_query(view: str, reference: str | None, group: str | None) -> tuple[str | None, str | None]:
     """The parsed ``reference`` and ``group`` (422 in the API's words for any other value)."""
     expert, grouping = ordering.parse_reference(reference), ordering.parse_group(group)
-    if view == "clinical" and (expert is not None or grouping is not None):
+    if view != "masking" and (expert is not None or grouping is not None):
         raise ordering.InvalidBoardQuery(
-            "reference and group arrange the masking board; leave them out with view=clinical"
+            f"reference and group arrange the masking board; leave them out with view={view}"
         )
     return expert, grouping
 
@@ -89,7 +90,7 @@ def get_leaderboard(
     state: StateDep,
     viewer: ViewerDep,
     best_per_team: bool = True,
-    view: Literal["masking", "clinical"] = "masking",
+    view: Literal["masking", "clinical", "strata"] = "masking",
     phase: PhaseParam = None,
     as_of: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     reference: ReferenceParam = None,
@@ -153,8 +154,11 @@ def _board_as_of(
                 session, best_per_team=best, references=references, phase=shown, alpha=alpha, as_of=at
             )
             shown_rows = withheld(board.rows, note)  # as the live board's
-            shaped = ordering.arrange(shown_rows, reference=expert, group=grouping, note=note)
-            rows, stability, arranged = shaped.rows_json(), board.stability, shaped.extra_json()
+            if view == "strata":
+                rows, stability = [row.to_strata_json() for row in shown_rows], board.stability
+            else:
+                shaped = ordering.arrange(shown_rows, reference=expert, group=grouping, note=note)
+                rows, stability, arranged = shaped.rows_json(), board.stability, shaped.extra_json()
     body = {
         "phase": shown.to_json(at),
         "as_of": iso(at),

@@ -17,7 +17,7 @@ from typing import Any
 
 from server.leaderboard.baseline_runs import RunGroup
 from server.leaderboard.standing import Standing
-from server.scoring.results import Association, Estimate, Interval, OddsRatio
+from server.scoring.results import Association, Estimate, Interval, OddsRatio, StratumScore
 
 
 def is_web_url(value: Any) -> bool:
@@ -63,6 +63,8 @@ class BoardRow:
     # read by the order by a reference radiologist (`server.leaderboard.ordering`), not a column
     per_expert: Mapping[str, float | None] = field(default_factory=dict)
     runs: RunGroup | None = None  # a reference model of several runs: mean ± SD, unranked
+    strata: Mapping[str, StratumScore] | None = None  # from the report's summary; None: no figures
+    strata_differences: Mapping[str, Estimate] | None = None
 
     @property
     def tau(self) -> Interval:
@@ -104,6 +106,21 @@ class BoardRow:
             "links": {label: url for label, url in self.links},
         }
         return self._tail(row)
+
+    def to_strata_json(self) -> dict[str, Any]:
+        """The API's row of ``view=strata``: the masking row plus the run's tau-b by stratum and
+        the paired differences, as its report's summary shows them (density and laterality; the
+        outcome strata are never on the public board); both null for a row without them (experts,
+        Ladder rows, a run scored before scorer version 3, figures withheld)."""
+        strata = None if self.strata is None else {k: v.to_json() for k, v in self.strata.items()}
+        differences = self.strata_differences
+        return {
+            **self.to_json(),
+            "strata": strata,
+            "strata_differences": None
+            if differences is None
+            else {k: v.to_json() for k, v in differences.items()},
+        }
 
     def _tail(self, row: dict[str, Any]) -> dict[str, Any]:
         if self.kind != "expert":
@@ -157,9 +174,9 @@ class ClinicalRow:
 
 def withheld(rows: list[BoardRow], note: str | None) -> list[BoardRow]:
     """`rows` as a viewer sees them when `note` (`server.disclosure.disclose.board_figures_note`) says
-    the rank figures are withheld: every model row's figures null with `note` as the reason and no
-    per-expert figure, every expert band without its interval. `rows` itself when nothing is
-    withheld."""
+    the rank figures are withheld: every model row's figures null with `note` as the reason, no
+    per-expert figure and no strata, every expert band without its interval. `rows` itself when
+    nothing is withheld."""
     if note is None:
         return rows
     return [
@@ -167,6 +184,6 @@ def withheld(rows: list[BoardRow], note: str | None) -> list[BoardRow]:
         if row.kind == "expert"
         else row  # a reference model of several runs: no rank figures to withhold
         if row.runs is not None
-        else replace(row, standing=Standing(reason=note), per_expert={})
+        else replace(row, standing=Standing(reason=note), per_expert={}, strata=None, strata_differences=None)
         for row in rows
     ]

@@ -37,6 +37,9 @@ Other orders (`server.leaderboard.ordering`): each row keeps its report's agreem
 expert (``per_expert``) for the order by a reference radiologist, and `build_board` makes the
 stability table of its model rows; the tiers' level is `alpha` (``CSAWM_SIGNIFICANCE_ALPHA``).
 
+Strata view (``view="strata"``): the masking rows, each model row with its report's tau-b by stratum
+(`BoardRow.to_strata_json`); through the summary, so only the strata defined by the images.
+
 The board is public, so it reads every report through its summary (`server.scoring.summary`): no
 board column can show a figure that a ``summary`` phase withholds from the run's own team.
 """
@@ -76,7 +79,7 @@ from server.scoring.results import (
 )
 
 VISIBLE_BASELINE_STATES = (ReviewState.PENDING, ReviewState.APPROVED)
-VIEWS = ("masking", "clinical")
+VIEWS = ("masking", "clinical", "strata")
 LADDER_TIE_REASON = "no tie test: a Ladder phase shows rounded values only"
 
 
@@ -482,6 +485,10 @@ def _with_ties(candidates: list[_Candidate], standing: Mapping[int, Standing]) -
                 links=cand.links,
                 per_expert=cand.report.per_expert if cand.report is not None else {},
                 runs=cand.runs,
+                strata=cand.report.strata if cand.report and cand.report.strata else None,
+                strata_differences=cand.report.strata_differences
+                if cand.report and cand.report.strata
+                else None,
             )
         )
     return out

@@ -35,6 +35,10 @@ Conventions
 * ``masking.per_expert.Expert_k`` and ``experts.Expert_j.per_expert.Expert_k``: tau-b and AMAE of the
   model (of expert j) with expert k's own annotation as the ground truth
   (:mod:`server.scoring.experts`); together they are the notebook's rater-by-expert heatmap.
+* ``strata.<name>`` and ``strata_differences.<a>_minus_<b>`` (scorer version 3): the headline
+  tau-b in each stratum of the evaluated set (density quartiles, laterality, cancer outcome) with its
+  ``n``, on the report's own resamples restricted to the stratum (:mod:`server.scoring.strata`); a
+  stratum of fewer than ``min_stratum`` rows (``CSAWM_MIN_STRATUM``) is null with a ``reason``.
 * The schema of the whole report is ``docs/report.schema.json``.
 """
 
@@ -49,7 +53,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from server.scoring import clinical, experts, metrics, ranks, registry, weighted
+from server.scoring import clinical, experts, metrics, ranks, registry, strata, weighted
 from server.scoring.bootstrap import DEFAULT_RESAMPLES, percentile_ci, resample_counts
 from server.scoring.inputs import FloatArray, IntArray, tiebreak_codes
 from server.scoring.labels import LabelLayout, LabelTable
@@ -61,7 +65,9 @@ from server.scoring.predictions import Predictions, read_predictions
 #: "2" (issue 14): tie blocks stay whole in the octile quartiles (v1 broke ties by Filename), and
 #: the report gains ``masking.levels.low_bin``/``high_bin``, ``masking.per_expert``,
 #: ``experts.<Expert_j>.per_expert`` and ``clinical.<endpoint>.references``.
-SCORER_VERSION = "2"
+#: "3" (issue 21 item 3): the report gains ``strata`` and ``strata_differences``; every version-2
+#: field keeps its meaning and value.
+SCORER_VERSION = "3"
 
 #: Report key -> LabelTable attribute of the LIBRA density comparators (``clinical.*.references``).
 DENSITY_REFERENCES: dict[str, str] = {
@@ -150,6 +156,7 @@ def score_report(
     public_labels: LabelTable | None = None,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    min_stratum: int = strata.DEFAULT_MIN_STRATUM,
 ) -> ScoreReport:
     """Score one submission against a label table (docs/scoring.md).
 
@@ -168,6 +175,8 @@ def score_report(
         Bootstrap resamples (0 disables the intervals).
     seed : int
         Seed of the resample draws; recorded in the report.
+    min_stratum : int
+        Strata of the evaluated set with fewer rows are suppressed (``CSAWM_MIN_STRATUM``).
 
     Raises
     ------
@@ -183,7 +192,7 @@ def score_report(
     cores, made the report twice as slow (``benchmarks/bench_scoring.py``).
     """
     with threadpool_limits(limits=1, user_api="blas"):
-        return _score_report(predictions, labels, public_labels, resamples, seed)
+        return _score_report(predictions, labels, public_labels, resamples, seed, min_stratum=min_stratum)
 
 
 def _score_report(
@@ -193,11 +202,14 @@ def _score_report(
     resamples: int,
     seed: int,
     *,
+    min_stratum: int = strata.DEFAULT_MIN_STRATUM,
     v2_parts: bool = True,
+    v3_parts: bool = True,
 ) -> ScoreReport:
-    """The report; ``v2_parts=False`` leaves out what scorer version 2 added (references, bins,
-    per-expert agreement) and exists only so ``benchmarks/bench_scoring.py`` can time the v1 scope
-    in the same run. Its output is not a valid report of either version."""
+    """The report; ``v2_parts=False`` leaves out what scorer versions 2 and 3 added (references,
+    bins, per-expert agreement, strata) and ``v3_parts=False`` what version 3 added (strata). They
+    exist only so ``benchmarks/bench_scoring.py`` can time the older scopes in the same run; such
+    output is not a valid report of any version."""
     _check_tables(labels, public_labels)
     if resamples < 0:
         raise ValueError(f"resamples must be non-negative; got {resamples}")
@@ -251,10 +263,31 @@ def _score_report(
         "masking": masking,
         "clinical": clinical_section,
         "experts": expert_section,
-        "bootstrap": {"resamples": resamples, "seed": seed, "degenerate": int(boot.degenerate.sum())},
-        "warnings": notes.items,
     }
+    if v2_parts and v3_parts:
+        data["strata"], data["strata_differences"] = _strata(rows, labels, boot.counts, notes, min_stratum)
+    data["bootstrap"] = {"resamples": resamples, "seed": seed, "degenerate": int(boot.degenerate.sum())}
+    data["warnings"] = notes.items
     return ScoreReport(data=data, replicates=replicates)
+
+
+def _strata(
+    rows: Predictions, labels: LabelTable, counts: FloatArray | None, notes: _Warnings, min_stratum: int
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``strata`` and ``strata_differences`` of the report, on the report's own resamples.
+
+    Their degenerate resamples get a warning each but are not added to ``bootstrap.degenerate``,
+    which counts the headline statistics' (as in version 2).
+    """
+    defined = strata.define_strata(labels)
+    truth, pred = strata.masking_inputs(rows, labels)
+    messages = list(defined.warnings)
+    entries, differences = strata.score_strata(
+        truth, pred, counts, defined, min_size=min_stratum, warnings=messages
+    )
+    for message in messages:
+        notes.add(message)
+    return entries, differences
 
 
 def _check_tables(labels: LabelTable, public_labels: LabelTable | None) -> None:

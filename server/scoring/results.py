@@ -277,6 +277,35 @@ def _taus(section: Any) -> Mapping[str, float | None]:
 
 
 @dataclass(frozen=True)
+class StratumScore:
+    """One stratum of a report (scorer version 3): its rows and tau-b, or why it has none."""
+
+    n: int | None
+    kendall_tau_b: Estimate | None  # None: suppressed or undefined (`reason` says which)
+    reason: str | None = None
+
+    @classmethod
+    def read(cls, entry: Any) -> StratumScore:
+        entry = _section(entry)
+        tau = entry.get("kendall_tau_b")
+        return cls(
+            _integer(entry.get("n")),
+            Estimate.read(tau) if isinstance(tau, Mapping) else None,
+            _text(entry.get("reason")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The report's entry: ``{"n", "kendall_tau_b"}``, plus ``reason`` when tau-b is null."""
+        entry: dict[str, Any] = {
+            "n": self.n,
+            "kendall_tau_b": None if self.kendall_tau_b is None else self.kendall_tau_b.to_json(),
+        }
+        if self.reason is not None:
+            entry["reason"] = self.reason
+        return entry
+
+
+@dataclass(frozen=True)
 class Report:
     """A stored score report, read (module docstring).
 
@@ -303,6 +332,8 @@ class Report:
     warnings: tuple[str, ...] = ()
     has_clinical: bool = False  # a non-empty clinical section
     disclosure: str | None = None  # "summary" for a summary (`server.scoring.summary`), else None
+    strata: Mapping[str, StratumScore] = field(default_factory=lambda: _EMPTY)  # v3, what is shown
+    strata_differences: Mapping[str, Estimate] = field(default_factory=lambda: _EMPTY)  # "<a>_minus_<b>"
 
     @classmethod
     def read(cls, stored: Any) -> Report | None:
@@ -335,6 +366,12 @@ class Report:
             warnings=tuple(w for w in _list(stored.get("warnings")) if isinstance(w, str)),
             has_clinical=bool(clinical),
             disclosure=_text(stored.get("disclosure")),
+            strata=MappingProxyType(
+                {k: StratumScore.read(v) for k, v in _section(stored.get("strata")).items()}
+            ),
+            strata_differences=MappingProxyType(
+                {k: Estimate.read(v) for k, v in _section(stored.get("strata_differences")).items()}
+            ),
         )
 
     @classmethod

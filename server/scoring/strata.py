@@ -146,16 +146,27 @@ def score_strata(
     strata: Strata,
     *,
     min_size: int = DEFAULT_MIN_STRATUM,
+    warnings: list[str] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """``(strata, differences)`` of one run.
 
     ``strata[name]`` is :func:`score_stratum`'s entry; ``differences["<a>_minus_<b>"]`` is
     ``{"value", "ci95"}`` of tau(a) - tau(b), null when either side is null.
     `counts` is the report's (n, R) resample counts (:func:`server.scoring.bootstrap.resample_counts`).
+    A stratum's resamples in which its tau-b is undefined (too few of its rows drawn, or constant)
+    are left out of its interval, with a message appended to `warnings` when given.
     One BLAS thread, as :func:`server.scoring.report.score_report` (2x faster on a shared machine).
     """
     with threadpool_limits(limits=1, user_api="blas"):
         results = {s.name: score_stratum(truth, pred, counts, s.rows, min_size) for s in strata.strata}
+    for name, result in results.items():
+        if result.replicates is not None and warnings is not None:
+            bad = int((~np.isfinite(result.replicates)).sum())
+            if bad:
+                warnings.append(
+                    f"strata.{name}.kendall_tau_b: {bad} of {result.replicates.size} bootstrap resamples "
+                    "were degenerate and are left out of the interval"
+                )
     differences: dict[str, dict[str, Any]] = {}
     for first, second in strata.pairs:
         a, b = results[first], results[second]

@@ -20,12 +20,16 @@ the public board derives from them, nothing else. `SHOWN` is that list, the one 
   expert's tau-b and AMAE against the consensus (the board's expert rows; figures of the labels
   alone); the model's tau-b and AMAE against each expert (``masking.per_expert``: the board's order
   by a reference radiologist and its stability table; whole-set figures like the headline ones);
+  the strata defined by the images alone, density quartiles and laterality (``strata.
+  density_q*``, ``strata.laterality_*``, their ``n``, tau-b and CI or the reason for none, and the
+  differences ``density_q<k>_minus_density_q1`` and ``laterality_L_minus_laterality_R``);
   ``bootstrap``; the ``warnings`` about shown fields or about no field.
 * withheld: ``masking.levels`` whole (the confusion matrix, ``group_amae`` per ground-truth level
   group, the low/high bins' precision and recall, the level view's tau-b and AMAE),
   ``experts.*.per_expert``, every ``n_positive``, every 2x2 ``table`` and its
-  ``haldane`` flag (which says a cell is zero), the odds ratios Q2 and Q3, and every warning about a
-  withheld field.
+  ``haldane`` flag (which says a cell is zero), the odds ratios Q2 and Q3, the strata defined by an
+  outcome (``strata.cancer``, ``strata.no_cancer``, ``strata_differences.cancer_minus_no_cancer``:
+  their ``n`` alone is a count of positives), and every warning about a withheld field.
 
 A version-1 report or a partial one keeps what it has of the list; unknown keys are never shown.
 """
@@ -42,6 +46,17 @@ Rule: TypeAlias = bool | dict[str, "Rule"]
 _ESTIMATE: Rule = {"value": True, "ci95": True}
 _OR_Q4: Rule = {"value": True, "ci95": True, "bootstrap_ci95": True, "p_one_sided": True}
 _ASSOCIATION: dict[str, Rule] = {"auc": _ESTIMATE, "odds_ratios": {"Q4": _OR_Q4}}
+#: A stratum's entry: ``kendall_tau_b`` is an estimate or null (then ``reason`` says why).
+_STRATUM: Rule = {"n": True, "kendall_tau_b": _ESTIMATE, "reason": True}
+
+#: The strata defined by the images alone (density, laterality), shown under ``summary``; the
+#: outcome strata (``cancer``, ``no_cancer``) only in the full report.
+IMAGE_STRATA = (*(f"density_q{q}" for q in (1, 2, 3, 4)), "laterality_L", "laterality_R")
+#: Their paired differences (the highest density quartile may be q2 or q3 where edges coincide).
+IMAGE_DIFFERENCES = (
+    *(f"density_q{q}_minus_density_q1" for q in (2, 3, 4)),
+    "laterality_L_minus_laterality_R",
+)
 
 SHOWN: dict[str, Rule] = {
     "scorer_version": True,
@@ -64,6 +79,8 @@ SHOWN: dict[str, Rule] = {
         },
     },
     "experts": {f"Expert_{k}": {"kendall_tau_b": True, "amae": True} for k in range(1, 6)},
+    "strata": {name: _STRATUM for name in IMAGE_STRATA},
+    "strata_differences": {name: _ESTIMATE for name in IMAGE_DIFFERENCES},
     "bootstrap": {"resamples": True, "seed": True, "degenerate": True},
 }
 

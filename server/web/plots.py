@@ -348,6 +348,31 @@ def agreement_heatmap(
     return Plot(svg=svg, alt=alt)
 
 
+@_exclusive
+def strata_dots(points: Sequence[TauPoint]) -> Plot:
+    """Kendall tau-b of one run in each stratum of the test set with its paired 95% CI, in the
+    report's order (top to bottom); a suppressed stratum (no value) is named in the alt text only."""
+    shown = [p for p in points if p.value is not None and math.isfinite(p.value)]
+    missing = [p.label for p in points if p not in shown]
+    fig = _figure(6.0, 0.9 + 0.32 * max(len(shown), 1))
+    ax = fig.add_subplot()
+    ordered = list(reversed(shown))
+    _points(ax, [(y, p.value, p.lo, p.hi) for y, p in enumerate(ordered) if p.value is not None],
+            COLORS["submission"], "o")  # fmt: skip
+    ax.set_yticks(range(len(ordered)), [_plain(p.label) for p in ordered])
+    ax.set_xlabel("Kendall tau-b in the stratum (higher is better), 95% CI")
+    ax.grid(axis="x", color=COLORS["grid"], linewidth=0.6)
+    if not shown:
+        ax.text(0.5, 0.5, "no stratum with a value", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+    svg = _render(fig)
+    parts = [f"Kendall tau-b with 95% confidence intervals in {len(shown)} strata of the test set."]
+    parts += [f"{p.label}: {_fmt(p.value)}{_ci_text(p.lo, p.hi)}." for p in shown]
+    if missing:
+        parts.append("Not plotted (suppressed or undefined): " + ", ".join(missing) + ".")
+    return Plot(svg=svg, alt=" ".join(parts))
+
+
 def _finite_or_none(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None

@@ -65,7 +65,7 @@ from server.review import flags as review_flags
 from server.review import service as review
 from server.review.schemas import FlagsOut, ReviewAction
 from server.runs.words import NO_REVIEW, REVIEW_WORDS
-from server.scoring.results import Report
+from server.scoring.results import Estimate, Report
 from server.scoring.summary import summary_report
 from server.submissions import service as submissions
 from server.web import admin, downloads, guides, plots, queries
@@ -84,7 +84,7 @@ log = logging.getLogger("csawm.web")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"style.css": "text/css; charset=utf-8", "sort.js": "text/javascript; charset=utf-8"}
-REPORT_PLOTS = ("confusion", "group-amae", "odds-ratios", "agreement")
+REPORT_PLOTS = ("confusion", "group-amae", "odds-ratios", "agreement", "strata")
 CSV_COLUMNS = (
     "rank", "kind", "team", "name", "submission_id", "kendall_tau_b", "kendall_tau_b_ci_low",
     "kendall_tau_b_ci_high", "amae", "amae_ci_low", "amae_ci_high", "amae_unit", "tied_with_leader",
@@ -268,6 +268,7 @@ def leaderboard_page(
     as_of: AsOfQuery = None,
     reference: Annotated[str | None, Query(max_length=64)] = None,
     group: Annotated[str | None, Query(max_length=64)] = None,
+    view: Literal["masking", "strata"] = "masking",
 ) -> HTMLResponse:
     try:
         expert, grouping = ordering.parse_reference(reference), ordering.parse_group(group)
@@ -293,6 +294,11 @@ def leaderboard_page(
         "board_phase": shown,
         "phase_names": [row.name for row in phases.rows(session)],
         "phase_query": query,
+        # the strata view (`?view=strata`): each model row's strata as its summary shows them
+        "strata_view": view == "strata",
+        "strata_names": list(dict.fromkeys(k for row in rows for k in row.strata or ())),
+        "strata_differences": list(dict.fromkeys(k for row in rows for k in row.strata_differences or ())),
+        "strata_query": urlencode({**({"phase": shown.name} if phase else {}), "view": "strata"}),
     }
     return render(request, signer, user, "leaderboard.html", context)
 
@@ -657,6 +663,12 @@ def _report_plot(
     if name == "agreement":
         raters, experts, cells = queries.agreement_matrix(report)
         return cache.get(key, lambda: plots.agreement_heatmap(raters, experts, cells)) if cells else None
+    if name == "strata":  # what the viewer may see of them: a summary has no outcome strata
+        points = []
+        for stratum, entry in read.strata.items():
+            tau = (entry.kendall_tau_b or Estimate()).shown
+            points.append(plots.TauPoint(stratum.replace("_", " "), "submission", tau.value, tau.lo, tau.hi))
+        return cache.get(key, lambda: plots.strata_dots(points)) if points else None
     return None
 
 

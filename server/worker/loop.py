@@ -49,7 +49,7 @@ from server.worker.stages import (
     run_hidden,
     run_preflight,
     score,
-    score_report,
+    scorer_for,
     transact,
 )
 
@@ -93,14 +93,14 @@ class Worker:
         runner: Runner,
         *,
         name: str | None = None,
-        scorer: Scorer = score_report,
+        scorer: Scorer | None = None,
     ) -> None:
         # Container / Job names must not collide between deployments sharing an engine (or test
         # databases whose ids all start at 1): every worker of one database derives the same tag.
         instance = hashlib.sha256(settings.effective_database_url.encode()).hexdigest()[:6]
         self.env = WorkerEnv(settings=settings, db=db, name=name or worker_id(), instance=instance)
         self.runner = runner
-        self.scorer = scorer
+        self.scorer = scorer or scorer_for(settings)
         self.blocked: str | None = None  # why no run is leased (test set missing), for /readyz
         self.loop_errors = 0  # exceptions the supervised loop survived
         self._evaluation: EvaluationSet | None = None

@@ -26,6 +26,7 @@ stages themselves are the same code for both; `score` runs where the labels are,
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import socket
@@ -42,6 +43,7 @@ from runner.errors import FaultKind, RunnerError, fault_kind
 from runner.imagetar import ImageArchiveError
 from runner.spec import ErrorCode, Runner, RunResult, RunSpec, TerminalState
 from server.clock import utcnow
+from server.core.settings import Settings
 from server.models import RunStatus, Submission
 from server.phases.service import by_name as competition_phase
 from server.runs import leases, lifecycle, reports, scoring, store
@@ -62,13 +64,23 @@ T = TypeVar("T")
 Scorer = Callable[[Any, EvaluationSet, int, int], Any]
 
 
-def score_report(predictions: Any, evaluation: EvaluationSet, resamples: int, seed: int) -> Any:
-    """The scorer the worker uses: `server.scoring.report.score_report` on the evaluation set."""
+def score_report(
+    predictions: Any, evaluation: EvaluationSet, resamples: int, seed: int, *, min_stratum: int | None = None
+) -> Any:
+    """The scorer the worker uses: `server.scoring.report.score_report` on the evaluation set
+    (`min_stratum` None: the scorer's default, ``DEFAULT_MIN_STRATUM``)."""
     from server.scoring.report import score_report as report
+    from server.scoring.strata import DEFAULT_MIN_STRATUM
 
     return report(
-        predictions, evaluation.private, public_labels=evaluation.public, resamples=resamples, seed=seed
-    )
+        predictions, evaluation.private, public_labels=evaluation.public, resamples=resamples, seed=seed,
+        min_stratum=DEFAULT_MIN_STRATUM if min_stratum is None else min_stratum,
+    )  # fmt: skip
+
+
+def scorer_for(settings: Settings) -> Scorer:
+    """`score_report` under the settings' ``CSAWM_MIN_STRATUM`` (the worker's and rescore's scorer)."""
+    return functools.partial(score_report, min_stratum=settings.min_stratum)
 
 
 # A database that blinks (a restart, a lock held too long) must not lose a run that is otherwise fine:

@@ -312,7 +312,7 @@ def score(run: Leased) -> RunStatus:
     """The one scoring step (`stages.score`) on the server; its faults go through the policy table."""
     env, ctx = run.env, run.ctx
     try:
-        stages.score(env, "remote", ctx, evaluation(env.settings), stages.score_report)
+        stages.score(env, "remote", ctx, evaluation(env.settings), stages.scorer_for(env.settings))
     except StageFault as pf:
         return end(run, pf)
     endings.finish(env, ctx)

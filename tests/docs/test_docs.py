@@ -118,6 +118,7 @@ def _samples(tmp: Path) -> dict[str, tuple[str, object]]:
         "CSAWM_BOOTSTRAP_RESAMPLES": ("500", 500),
         "CSAWM_SIGNIFICANCE_TOP": ("7", 7),
         "CSAWM_SIGNIFICANCE_ALPHA": ("0.01", 0.01),
+        "CSAWM_MIN_STRATUM": ("12", 12),
         "CSAWM_BOOTSTRAP_SEED": ("7", 7),
         "CSAWM_RUN_TIMEOUT": ("45m", 45 * m),
         "CSAWM_RUN_MEMORY": ("8g", 8 * 1024**3),

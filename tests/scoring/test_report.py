@@ -45,10 +45,12 @@ def test_private_report_has_exactly_the_design_shape() -> None:
         "masking",
         "clinical",
         "experts",
+        "strata",
+        "strata_differences",
         "bootstrap",
         "warnings",
     }
-    assert data["scorer_version"] == SCORER_VERSION == "2"
+    assert data["scorer_version"] == SCORER_VERSION == "3"
     assert data["n_images"] == 120 and data["label_layout"] == "rank"
     masking = data["masking"]
     assert set(masking) == {"kendall_tau_b", "amae", "levels", "per_expert"}

@@ -13,8 +13,10 @@ from server.scoring.bootstrap import resample_counts, resample_indices
 from server.scoring.labels import LabelTable
 from server.scoring.predictions import Predictions
 from server.scoring.report import score_report
+from server.scoring.results import Estimate, Report
 
 from .factories import predictions, private_labels
+from .schema import scored, valid_report
 
 RESAMPLES = 60
 SEED = 4
@@ -135,3 +137,61 @@ def test_a_small_stratum_is_suppressed_with_a_reason_and_its_difference_is_null(
     }
     assert differences["cancer_minus_no_cancer"] == {"value": None, "ci95": None}
     assert entries["no_cancer"]["kendall_tau_b"]["ci95"] is None  # no resamples given: no interval
+
+
+def _loop(truth: np.ndarray, pred: np.ndarray, mask: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Tau-b by scipy on each resample's rows that fall in the stratum (the independent loop)."""
+    return np.array([scipy.stats.kendalltau(truth[d[mask[d]]], pred[d[mask[d]]]).statistic for d in indices])
+
+
+def test_the_reports_strata_equal_scipy_on_the_subsets_and_the_reports_own_resamples(
+    table_and_scores: Scored,
+) -> None:
+    """Scorer version 3: ``strata`` and ``strata_differences`` of the report itself (schema-checked),
+    on the report's resamples, with ``min_stratum`` deciding which strata are suppressed."""
+    table, rows = table_and_scores
+    report = scored(rows, table, resamples=RESAMPLES, seed=SEED, min_stratum=41)
+    data = report.data
+    assert data["scorer_version"] == "3"
+    truth, pred = strata.masking_inputs(rows, table)
+    indices = resample_indices(len(table), RESAMPLES, SEED)
+    loops = {}
+    for stratum in strata.define_strata(table).strata:
+        entry, mask = data["strata"][stratum.name], stratum.rows
+        assert entry["n"] == int(mask.sum())
+        if entry["n"] < 41:
+            reason = f"suppressed: {entry['n']} row(s), fewer than the minimum of 41"
+            assert entry == {"n": entry["n"], "kendall_tau_b": None, "reason": reason}
+            continue
+        assert entry["kendall_tau_b"]["value"] == pytest.approx(
+            scipy.stats.kendalltau(truth[mask], pred[mask]).statistic
+        )
+        loops[stratum.name] = _loop(truth, pred, mask, indices)
+        np.testing.assert_allclose(
+            entry["kendall_tau_b"]["ci95"], np.percentile(loops[stratum.name], [2.5, 97.5])
+        )
+    assert set(loops) == {"laterality_L", "laterality_R", "cancer", "no_cancer"}  # density: 40 rows each
+    assert data["strata_differences"]["density_q4_minus_density_q1"] == {"value": None, "ci95": None}
+    for first, second in (("laterality_L", "laterality_R"), ("cancer", "no_cancer")):
+        diff = data["strata_differences"][f"{first}_minus_{second}"]
+        tau = (
+            data["strata"][first]["kendall_tau_b"]["value"] - data["strata"][second]["kendall_tau_b"]["value"]
+        )
+        assert diff["value"] == pytest.approx(tau)
+        np.testing.assert_allclose(diff["ci95"], np.percentile(loops[first] - loops[second], [2.5, 97.5]))
+
+
+def test_a_stored_version_2_report_stays_valid_and_a_version_3_one_needs_its_strata(
+    table_and_scores: Scored,
+) -> None:
+    table, rows = table_and_scores
+    data = scored(rows, table, resamples=RESAMPLES, seed=SEED, min_stratum=41).data
+    version_2 = {k: v for k, v in data.items() if k not in ("strata", "strata_differences")}
+    valid_report({**version_2, "scorer_version": "2"})
+    assert Report.read({**version_2, "scorer_version": "2"}).strata == {}  # type: ignore[union-attr]
+    with pytest.raises(AssertionError, match="strata"):
+        valid_report(version_2)  # version 3 without its strata
+    read = Report.read(data)
+    assert read is not None and read.strata["laterality_L"].n == data["strata"]["laterality_L"]["n"]
+    assert read.strata["density_q1"].kendall_tau_b is None and read.strata["density_q1"].reason
+    assert read.strata["cancer"].kendall_tau_b == Estimate.read(data["strata"]["cancer"]["kendall_tau_b"])

@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from server.scoring.report import ScoreReport
-from server.scoring.summary import SHOWN, field_shown, summary_report, warning_shown
+from server.scoring.summary import (
+    IMAGE_DIFFERENCES,
+    IMAGE_STRATA,
+    SHOWN,
+    field_shown,
+    summary_report,
+    warning_shown,
+)
 
 from .factories import predictions, private_labels, public_labels
 from .schema import SUMMARY_SCHEMA_PATH, scored, valid_summary
@@ -21,7 +28,8 @@ RESAMPLES = 200
 # Every key that names a withheld figure, wherever it sits (docs/scoring.md); ``per_expert`` is
 # shown under ``masking`` only (the model against each expert), not under ``experts``.
 WITHHELD_KEYS = {"levels", "confusion_matrix", "group_amae", "low_bin", "high_bin",
-                 "n_positive", "table", "haldane", "Q2", "Q3"}  # fmt: skip
+                 "n_positive", "table", "haldane", "Q2", "Q3",
+                 "cancer", "no_cancer", "cancer_minus_no_cancer"}  # fmt: skip
 
 
 def _pooled(final_pred: bool = False) -> ScoreReport:
@@ -114,14 +122,23 @@ def test_a_full_report_does_not_pass_the_summary_schema() -> None:
             valid_summary(summary)
 
 
+#: Optional members of the summary schema: what scorer version 3 added (a version-2 summary has no
+#: strata, fewer density quartiles where edges coincide) and a stratum's reason for a null tau-b.
+_OPTIONAL = {"strata", "strata_differences", "reason", *IMAGE_STRATA, *IMAGE_DIFFERENCES}
+
+
 def _schema_paths(node: dict[str, Any], defs: dict[str, Any], path: str = "") -> set[str]:
     if "$ref" in node:
         node = defs[node["$ref"].rsplit("/", 1)[1]]
+    objects = [b for b in node.get("anyOf", ()) if b.get("type") != "null"]
+    if len(objects) == 1:  # a nullable object: its members are listed as the object's
+        return _schema_paths(objects[0], defs, path)
     properties = node.get("properties")
     if node.get("type") != "object" or not properties:
         return {path}
     assert node.get("additionalProperties") is False, f"{path or '<root>'} is not closed"
-    assert set(node["required"]) == set(properties), path
+    assert set(node["required"]) <= set(properties), path
+    assert set(properties) - set(node["required"]) <= _OPTIONAL, path
     out: set[str] = set()
     for key, sub in properties.items():
         out |= _schema_paths(sub, defs, f"{path}.{key}" if path else key)
@@ -180,3 +197,25 @@ def test_a_partial_or_version_1_report_keeps_what_it_has_of_the_list() -> None:
               "levels": {"confusion_matrix": [[1]]}}, "extra": 1}  # fmt: skip
     masking = {"kendall_tau_b": {"value": 0.5, "ci95": None}}
     assert summary_report(report) == {"disclosure": "summary", "scorer_version": "1", "masking": masking}
+
+
+def test_the_summary_shows_the_image_strata_and_withholds_the_outcome_strata() -> None:
+    """Issue 21 items 3 and 6: density and laterality strata (defined by the images) under
+    ``summary``; ``cancer``, ``no_cancer`` and their difference (their ``n`` is a count of
+    positives, their tau-b a figure of an outcome-chosen subset) only in the full report."""
+    report = _pooled().data
+    assert {"cancer", "no_cancer"} <= set(report["strata"])
+    extra = ["strata.cancer.kendall_tau_b: 3 of 200 were degenerate",
+             "strata.laterality_L.kendall_tau_b: 1 of 200 were degenerate"]  # fmt: skip
+    report["warnings"] = [*report["warnings"], *extra]
+    summary = valid_summary(summary_report(report))
+    assert summary["strata"] == {k: v for k, v in report["strata"].items() if k in IMAGE_STRATA}
+    assert set(summary["strata"]) == set(IMAGE_STRATA)
+    assert summary["strata_differences"] == {
+        k: v for k, v in report["strata_differences"].items() if k != "cancer_minus_no_cancer"
+    }
+    assert not any(w.startswith("strata.cancer") for w in summary["warnings"])
+    assert "strata.laterality_L.kendall_tau_b: 1 of 200 were degenerate" in summary["warnings"]
+    for path in ("strata.cancer.n", "strata.no_cancer.kendall_tau_b.value",
+                 "strata_differences.cancer_minus_no_cancer.ci95"):  # fmt: skip
+        assert not field_shown(path)

@@ -69,10 +69,10 @@ def test_researcher_logs_in_sees_own_report_with_plots_but_not_another_team(page
     assert page.url.endswith(f"/submissions/{own}")
     assert page.get_by_role("heading", level=1).inner_text() == f"Submission {own}: alpha-convnext"
     images = page.locator("figure.plot img[src^='/submissions/']")
-    # a private phase shows its researchers the summary: of the four plots, the odds ratios' forest and
-    # the agreement heatmap (per-expert figures, issue 21 item 6; a maintainer gets group AMAE and
-    # confusion too; tests/web/test_pages.py)
-    assert images.count() == 2
+    # a private phase shows its researchers the summary: of the five plots, the odds ratios' forest,
+    # the agreement heatmap (per-expert figures, issue 21 item 6) and the strata's dots (a maintainer
+    # gets group AMAE and confusion too; tests/web/test_pages.py)
+    assert images.count() == 3
     # and the run's standing on the live board: its rank plot and significance map (issue 21)
     board_plots = page.locator("#standing-heading ~ figure.plot img")
     assert board_plots.count() == 2

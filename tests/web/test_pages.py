@@ -362,11 +362,15 @@ def test_pages_pass_the_accessibility_smoke_check(
     assert problems == {name: [] for name in pages}
     plot = r'<img src="/submissions/\d+/plots/[\w-]+\.svg\?v=[0-9a-f]{16}" alt="([^"]+)"'
     alts = re.findall(plot, pages["full report"].text)
-    assert len(alts) == 4 and all(len(alt) > 40 for alt in alts)  # + the agreement heatmap (v2)
-    # the researcher's summary (a private phase): the odds-ratio forest and the model against each
-    # expert (docs/scoring.md; per-expert figures are shown under summary, issue 21 item 6)
-    shown = [alt[:30] for alt in re.findall(plot, pages["report"].text)]
-    assert shown == ["Forest plot of odds ratios, to", "Heatmap of Kendall tau-b again"]
+    assert len(alts) == 5 and all(len(alt) > 40 for alt in alts)  # + agreement (v2), strata (v3)
+    # the researcher's summary (a private phase): the strata's dots (image strata only), the
+    # odds-ratio forest and the model against each expert (docs/scoring.md; per-expert figures are
+    # shown under summary, issue 21 item 6)
+    assert [alt[:30] for alt in re.findall(plot, pages["report"].text)] == [
+        "Kendall tau-b with 95% confide",
+        "Forest plot of odds ratios, to",
+        "Heatmap of Kendall tau-b again",
+    ]
 
 
 def test_palette_contrast_meets_wcag_aa() -> None:

@@ -228,7 +228,7 @@ def test_expert_rows_come_from_the_test_set_before_any_run_issue_10(
     bands = _expert_bands_by_loop(benchmark_dir, resamples=100, seed=0)
     assert sorted(r["name"] for r in rows) == [f"Expert_{k}" for k in range(1, 6)]
     for row in rows:
-        assert row["kind"] == "expert" and row["scorer_version"] == "2" and row["rank"] is None
+        assert row["kind"] == "expert" and row["scorer_version"] == "3" and row["rank"] is None
         assert row["kendall_tau_b"]["value"] == expected[row["name"]]["kendall_tau_b"]
         assert row["kendall_tau_b"]["ci95"] == pytest.approx(bands[row["name"]], abs=1e-12)
         assert row["tied_with_leader"] is None

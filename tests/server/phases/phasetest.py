@@ -156,7 +156,7 @@ def surfaces(api: Api, sub_id: int, phase: str) -> dict[str, Callable[[str | Non
     def plots(token: str | None) -> str:
         client = web(api, token)
         out = []
-        for name in ("confusion", "group-amae", "odds-ratios", "agreement"):
+        for name in ("confusion", "group-amae", "odds-ratios", "agreement", "strata"):
             r = client.get(f"/submissions/{sub_id}/plots/{name}.svg")
             out.append(f"{name}:{r.status_code}:{r.text if r.status_code == 200 else ''}")
         return "\n".join(out)
@@ -169,8 +169,10 @@ def surfaces(api: Api, sub_id: int, phase: str) -> dict[str, Callable[[str | Non
         "leaderboard-phase": api_get("/api/v1/leaderboard", phase=phase),
         "leaderboard-all-runs": api_get("/api/v1/leaderboard", best_per_team="false"),
         "leaderboard-clinical": api_get("/api/v1/leaderboard", view="clinical"),
+        "leaderboard-strata": api_get("/api/v1/leaderboard", view="strata"),
         "board-page": web_get("/"),
         "board-page-phase": web_get(f"/?phase={phase}"),
+        "board-page-strata": web_get(f"/?phase={phase}&view=strata"),
         "board-json": web_get("/leaderboard.json"),
         "board-csv": web_get(f"/leaderboard.csv?phase={phase}"),
         "board-plot": web_get("/plots/leaderboard-tau.svg"),

@@ -184,3 +184,62 @@ def test_rescoring_a_run_whose_record_predates_fields_keeps_its_keys_and_digest(
         }
         newest = session.query(SubmissionReport).filter_by(submission_id=sub_id, reason="rescored").one()
         assert newest.predictions_sha256 == sha and newest.scorer_version == "next"
+
+
+def _as_version_2(api: Api, ids: list[int]) -> None:
+    """Make stored runs look as scorer version 2 left them: no strata, version "2" everywhere."""
+    from sqlalchemy.orm import undefer
+
+    def strip(metrics: dict[str, Any]) -> dict[str, Any]:
+        old = {k: v for k, v in copy.deepcopy(metrics).items() if k not in ("strata", "strata_differences")}
+        old["warnings"] = [w for w in old["warnings"] if not w.startswith("strata")]
+        return {**old, "scorer_version": "2"}
+
+    with api.db.transaction() as session:
+        for sub in session.query(Submission).options(undefer("*")).filter(Submission.id.in_(ids)):
+            sub.metrics = strip(sub.metrics)
+            sub.reproducibility = {**sub.reproducibility, "scorer_version": "2"}
+        for row in (
+            session.query(SubmissionReport)
+            .options(undefer("*"))
+            .filter(SubmissionReport.submission_id.in_(ids))
+        ):
+            row.metrics, row.scorer_version = strip(row.metrics), "2"
+
+
+def test_rescore_all_brings_stored_version_2_runs_to_3_on_the_same_resamples(
+    wapi: Api, tmp_path: Path
+) -> None:
+    """Issue 21 item 3/4: ``rescore --all`` after the strata bump keeps every version-2 figure (same
+    predictions, seed and resamples), adds the strata under ``CSAWM_MIN_STRATUM``, and leaves the
+    runs on one pairing basis again, so tie tests and the Ladder compare them."""
+    from server.scoring.results import RunRecord
+    from server.worker.stages import scorer_for
+    from tests.scoring.schema import valid_report
+
+    ids = _scored_runs(wapi, tmp_path, 2)
+    _as_version_2(wapi, ids)
+    before = _metrics(wapi, ids)
+    for data in before.values():
+        valid_report(data)  # a stored version-2 report stays valid
+    settings = wapi.settings.model_copy(update={"min_stratum": 12})
+    evaluation = EvaluationSet.prepare(settings.benchmark_dir, settings.data_dir, 4)  # type: ignore[arg-type]
+    result = rescore(wapi.db, settings, evaluation, None, actor="test", scorer=scorer_for(settings))
+    assert sorted(result.done) == ids
+    after = _metrics(wapi, ids)
+    for sub_id in ids:
+        new = valid_report(after[sub_id])
+        assert new["scorer_version"] == "3"
+        strata, differences = new.pop("strata"), new.pop("strata_differences")
+        new["warnings"] = [w for w in new["warnings"] if not w.startswith("strata")]
+        assert {**new, "scorer_version": "2"} == before[sub_id]  # every v2 figure, intervals included
+        assert strata["laterality_L"]["n"] + strata["laterality_R"]["n"] == new["n_images"]
+        assert strata["density_q1"]["n"] < 30 and strata["density_q1"]["kendall_tau_b"] is not None
+        for entry in strata.values():  # the setting's minimum, not the default's, was applied
+            if entry["n"] < 12:
+                assert entry["kendall_tau_b"] is None and "fewer than the minimum of 12" in entry["reason"]
+        assert set(differences) >= {"laterality_L_minus_laterality_R", "cancer_minus_no_cancer"}
+    with wapi.db.transaction(write=False) as session:
+        records = [RunRecord.read(session.get(Submission, i).reproducibility) for i in ids]  # type: ignore[union-attr]
+    bases = [r.pairing() for r in records]
+    assert bases[0] == bases[1] and bases[0].scorer_version == "3" and bases[0].missing() == []

@@ -71,7 +71,7 @@ def test_good_run_is_scored_and_recorded(wapi_any: Api, tmp_path: Path) -> None:
     assert body["kendall_tau_b"] == body["metrics"]["masking"]["kendall_tau_b"]["value"]
     repro = body["reproducibility"]
     assert repro["image_digest"] == digest and repro["runner_backend"] == "fake" and repro["attempt"] == 1
-    assert len(repro["test_set_manifest_sha256"]) == 64 and repro["scorer_version"] == "2"
+    assert len(repro["test_set_manifest_sha256"]) == 64 and repro["scorer_version"] == "3"
     assert set(repro["durations_s"]) == {"image_load_s", "preflight_s"}  # the team's view (issue 19)
     assert repro["peak_memory_bytes"] == {"preflight": 1234}
     recorded = _get(api, f.user(api.db, "m@x.org", role=Role.MAINTAINER), sub_id)["reproducibility"]
