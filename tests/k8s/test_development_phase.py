@@ -49,15 +49,17 @@ def test_each_hidden_job_mounts_its_phases_input(tmp_path: Path, synthetic_bench
     try:
         with running_api(settings) as api:
             with api.db.transaction() as session:
-                dev = {"name": "dev", "opens_at": utcnow() - timedelta(hours=1), "test_set": "public"}
-                phases.create(session, dev, actor="test")
+                now = utcnow()
+                dev = {"name": "dev", "opens_at": now - timedelta(hours=2), "test_set": "public"}
+                phases.create(session, {**dev, "closes_at": now - timedelta(hours=1)}, actor="test")
+                phases.create(session, {"name": "final", "opens_at": now - timedelta(hours=1)}, actor="test")
             team_id = f.team(api.db, "alpha")
             with api.db.transaction() as session:
                 subs = [
                     Submission(
                         team_id=team_id,
                         name=phase,
-                        phase=phase,  # "final" has no row: a private live phase
+                        phase=phase,  # "final": a private live phase
                         image_digest=f"sha256:{i:064x}",
                         image_ref=f"{REGISTRY}/csawm/alpha-{team_id}@sha256:{i + 1:064x}",
                     )

@@ -269,7 +269,7 @@ def test_seed_runs_trains_each_seed_once_and_queues_each_run_with_its_seed(
         return Path(shutil.copy(saved[tag], archives / saved[tag].name))
 
     monkeypatch.setattr(seed.shutil, "which", lambda name: "/usr/bin/docker")
-    monkeypatch.setattr(seed, "ensure_base_images", lambda base_image: None)
+    monkeypatch.setattr(seed, "base_image_missing", lambda base_image: False)
     monkeypatch.setattr(seed, "build_reference_image", fake_build)
     monkeypatch.setattr(seed, "image_id", digests.get)
     monkeypatch.setattr(seed, "save_archive", fake_save)

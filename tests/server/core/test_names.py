@@ -93,9 +93,9 @@ def admin(sqlite_api: Api) -> str:
 
 
 def _says_why(text: str) -> bool:
-    # pydantic's JSON parser refuses a lone surrogate before the validator sees it; the address
-    # pattern refuses an inner space
-    reasons = ("is not allowed", "must not be blank", "unicode string", "invalid email address")
+    # the JSON parser refuses a lone surrogate before the validator sees it (in the project's words,
+    # server.core.wording); the address pattern refuses an inner space
+    reasons = ("is not allowed", "must not be blank", "must be UTF-8 text", "invalid email address")
     return any(words in text for words in reasons)
 
 
