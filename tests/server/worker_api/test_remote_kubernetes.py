@@ -4,7 +4,8 @@ Real: the server (the app served on loopback over HTTP, SQLite), the worker API,
 loop with its images-only test set (a copy of the images without any label), the real
 `KubernetesRunner` with the official client, the Job manifests, the collector's frame, the load
 step's volume and its stamp, which the worker checks by its images-only lines before leasing
-(as ``csawm worker --server`` does), and the scoring on the server. Simulated: the API server and
+(as ``csawm worker --server`` does), and the scoring on the server. Each hidden Job mounts its
+phase's folder of the volume: ``hidden/`` for a private phase, ``public/`` for a development one. Simulated: the API server and
 Job controller (`tests.k8s.fake_cluster`) and the kubelet (`tests.k8s.input_kubelet`, a "model"
 predicting the rows of the manifest its Pod mounts). Containers on this path: tests/k8s.
 """
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 from srvtest import factories as f
@@ -24,8 +26,10 @@ from srvtest.remote import cli_env, scored_once, until
 from srvtest.served import REPO
 
 from server.app import create_app
+from server.clock import utcnow
 from server.core.db import Database
 from server.models import TERMINAL_STATUSES, RunStatus, Submission
+from server.phases import service as phases
 from server.remote_worker.client import WorkerApi
 from server.remote_worker.transport import Transport
 from server.remote_worker.worker import RemoteWorker
@@ -65,38 +69,53 @@ def test_a_remote_worker_runs_a_run_with_the_kubernetes_runner_scored_once_on_th
             team_id = f.team(db, "alpha")
             with db.transaction() as session:
                 token = accounts.create_worker(session, "custodian-1", actor="test")[1]
-                sub = Submission(
-                    team_id=team_id, name="r", phase="private-1", image_digest=f"sha256:{1:064x}",
-                    image_ref=f"{REGISTRY}/csawm/alpha-{team_id}@sha256:{2:064x}",
-                )  # fmt: skip
-                session.add(sub)
+                opened = utcnow() - timedelta(hours=1)
+                phases.create(
+                    session, {"name": "dev", "opens_at": opened, "test_set": "public"}, actor="test"
+                )  # a development phase: the public images only
+                subs = [
+                    Submission(
+                        team_id=team_id,
+                        name=phase,
+                        phase=phase,
+                        image_digest=f"sha256:{i:064x}",
+                        image_ref=f"{REGISTRY}/csawm/alpha-{team_id}@sha256:{i + 1:064x}",
+                    )
+                    for i, phase in enumerate(("private-1", "dev"))
+                ]
+                session.add_all(subs)
                 session.flush()
-                sub_id = sub.id
+                ids = {sub.phase: sub.id for sub in subs}
             with Transport(url, token, retry_for_s=10) as transport:
                 api = WorkerApi(transport, "node:1:a", "test", inputs.digest)
                 worker = RemoteWorker(wsettings, api, fast_runner(wsettings, cluster.url), inputs)
                 thread = threading.Thread(target=worker.run_forever, daemon=True)
                 thread.start()
                 try:
-                    until(lambda: _status(db, sub_id) in TERMINAL_STATUSES, 120, "the run to end")
+                    until(lambda: _ended(db, list(ids.values())), 120, "the runs to end")
                 finally:
                     worker.request_stop()
                     thread.join(30)
-            with db.transaction(write=False) as session:
-                row = session.get(Submission, sub_id)
-                assert row is not None and row.status is RunStatus.SUCCEEDED, row and row.error_detail
-            assert scored_once(db_url, sub_id) == (1, 1)
-        mounted = {job.split("-")[-2]: folder for job, folder in kubelet.mounted.items()}
-        assert mounted == {"preflight": volume / "preflight", "hidden": volume / "hidden"}
+            for sub_id in ids.values():
+                with db.transaction(write=False) as session:
+                    row = session.get(Submission, sub_id)
+                    assert row is not None and row.status is RunStatus.SUCCEEDED, row and row.error_detail
+                assert scored_once(db_url, sub_id) == (1, 1)
+        mounted = {tuple(job.split("-")[-3:-1]): folder for job, folder in kubelet.mounted.items()}
+        private, dev = str(ids["private-1"]), str(ids["dev"])
+        assert mounted == {
+            (private, "preflight"): volume / "preflight", (private, "hidden"): volume / "hidden",
+            (dev, "preflight"): volume / "preflight", (dev, "hidden"): volume / "public",
+        }  # fmt: skip
     finally:
         db.dispose()
         cluster.stop()
 
 
-def _status(db: Database, sub_id: int) -> RunStatus | None:
+def _ended(db: Database, sub_ids: list[int]) -> bool:
     with db.transaction(write=False) as session:
-        row = session.get(Submission, sub_id)
-        return None if row is None else row.status
+        rows = [session.get(Submission, sub_id) for sub_id in sub_ids]
+        return all(row is not None and row.status in TERMINAL_STATUSES for row in rows)
 
 
 def test_csawm_worker_with_kubernetes_refuses_an_old_stamp_saying_to_reload(
