@@ -83,7 +83,8 @@ def worker(
 
 def remote(settings: Settings, url: str, name: str | None) -> None:
     """``csawm worker --server URL``: the stages through the worker API (docs/remote-workers.md).
-    Exit 0 after SIGTERM (the run handed back), 2 when the server's test set differs, 3 when the
+    Exit 0 after SIGTERM (the run handed back), 2 when the server's test set differs (or, with the
+    Kubernetes runner, the test-images volume's stamp from this worker's images), 3 when the
     token is missing or refused; an unreachable server is retried, never an exit."""
     import importlib.metadata
     import os
@@ -94,16 +95,13 @@ def remote(settings: Settings, url: str, name: str | None) -> None:
     from server.remote_worker.worker import RemoteWorker
     from server.worker.inputs import ImagesOnly
     from server.worker.loop import build_runner, worker_id
+    from server.worker.test_set import TestSetMismatch, verify_images_stamp
 
     token = os.environ.get("CSAWM_WORKER_TOKEN", "").strip()
     if not token:
         raise fail("CSAWM_WORKER_TOKEN is not set: `csawm admin create-worker NAME` prints one", EXIT_REFUSED)
     if settings.benchmark_dir is None:
         raise fail("CSAWM_BENCHMARK_DIR is not set: a worker needs the test images to run models on")
-    if settings.runner != "docker":
-        # The Kubernetes runner's Pods read a test-images volume whose stamp (server.worker.test_set)
-        # is checked against the labelled manifest, which a remote worker does not have.
-        raise fail("a remote worker runs models with CSAWM_RUNNER=docker only (for now)")
 
     def path_of(variable: str) -> Path | None:
         value = os.environ.get(variable, "").strip()
@@ -117,6 +115,12 @@ def remote(settings: Settings, url: str, name: str | None) -> None:
         inputs = ImagesOnly.prepare(settings.benchmark_dir, settings.data_dir, settings.run.preflight_images)
     except (OSError, ValueError) as exc:
         raise fail(f"CSAWM_BENCHMARK_DIR: {exc}") from None
+    runner = build_runner(settings)
+    if not runner.mounts_local_inputs:  # the Kubernetes runner: its Pods mount the loaded volume
+        try:
+            verify_images_stamp(settings.k8s.test_set_digest_file, inputs)
+        except TestSetMismatch as exc:
+            raise fail(str(exc)) from None
     try:
         transport = Transport(url, token, tls)
     except (TransportError, OSError) as exc:
@@ -124,7 +128,7 @@ def remote(settings: Settings, url: str, name: str | None) -> None:
     with transport:
         version = importlib.metadata.version("csawm-leaderboard")[:64]
         api = WorkerApi(transport, name or worker_id(), version, inputs.digest)
-        loop = RemoteWorker(settings, api, build_runner(settings), inputs)
+        loop = RemoteWorker(settings, api, runner, inputs)
 
         def _stop(signum: int, frame: FrameType | None) -> None:
             loop.request_stop()

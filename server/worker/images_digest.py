@@ -28,8 +28,13 @@ class ImagesDigest:
     public: str | None  # the public images alone; None when the benchmark has none
 
 
-def _lines(split: str, folder: Path) -> list[str]:
-    return [f"{split}/{p.name}\t{sha256_file(p)}\n" for p in sorted(folder.iterdir()) if p.is_file()]
+def files_of(folder: Path) -> list[Path]:
+    """The regular files of `folder`, by name."""
+    return [p for p in sorted(folder.iterdir()) if p.is_file()]
+
+
+def _lines(split: str, files: list[Path]) -> list[str]:
+    return [f"{split}/{p.name}\t{sha256_file(p)}\n" for p in files]
 
 
 def _digest(lines: list[str]) -> str:
@@ -43,9 +48,16 @@ def images_digest(benchmark_dir: Path) -> ImagesDigest:
     private = root / SPLIT_FOLDERS[LabelLayout.PRIVATE]
     if not private.is_dir():
         raise FileNotFoundError(f"{private} is missing: no hidden test images")
-    lines = _lines("private", private)
     public_dir = root / SPLIT_FOLDERS[LabelLayout.PUBLIC]
-    public = _lines("public", public_dir) if public_dir.is_dir() else None
+    return digest_files(files_of(private), files_of(public_dir) if public_dir.is_dir() else None)
+
+
+def digest_files(private: list[Path], public: list[Path] | None) -> ImagesDigest:
+    """The digests of these image files, wherever they lie (the load step hashes its copies on the
+    Kubernetes volume, `server.worker.test_set.load_volume`); `public` None: no public set."""
+    lines = _lines("private", private)
+    public_lines = None if public is None else _lines("public", public)
     return ImagesDigest(
-        images=_digest(lines + (public or [])), public=None if public is None else _digest(public)
+        images=_digest(lines + (public_lines or [])),
+        public=None if public_lines is None else _digest(public_lines),
     )

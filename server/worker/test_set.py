@@ -19,7 +19,12 @@ The stamp
       ``preflight/`` and ``public/`` folders as copied onto the volume (``manifest.csv`` plus every
       image), i.e. what the model Pods mount at ``/input``; ``public/`` (the public images only, the
       hidden input of a development phase) is ``-`` without a public set. A stamp written before
-      ``public/`` existed has no ``public-input`` line and is refused: reload the volume.
+      ``public/`` existed has no ``public-input`` line and is refused: reload the volume;
+    * ``images`` and ``public-images``: the images-only digest (`server.worker.images_digest`) of the
+      images copied onto the volume: ``hidden/`` split into private and public images by the public
+      set's names, and ``public/`` alone (``-`` without a public set). They cover no label, so a
+      remote worker (images only, issue 25) can check them; a stamp written before they existed has
+      neither line and stays valid for database workers, while a remote worker refuses it.
 
 Docker runner
     The worker materialises the hidden and public inputs itself from ``CSAWM_BENCHMARK_DIR``;
@@ -30,7 +35,9 @@ Docker runner
 Kubernetes runner
     The model Pods read a PVC the worker does not write. The worker reads the stamp from
     ``CSAWM_K8S_TEST_SET_DIGEST_FILE`` (the same volume, mounted read-only into the worker; see
-    k8s/README.md) and compares every line with what it computes from its own benchmark copy. A
+    k8s/README.md) and compares every line with what it computes from its own benchmark copy
+    (a database worker: the five lines with labels, `verify_stamp`; a remote worker, which has no
+    labels: ``images``, ``public-images`` and ``preflight``, `verify_images_stamp`). A
     missing setting or file blocks the worker too: an unverified volume is not trusted. A file was
     chosen over a probe Job because it costs nothing per check, needs no image pull and no extra
     RBAC, and keeps working while the cluster is busy; its limit (documented): it proves what the
@@ -53,6 +60,8 @@ from runner.errors import PermanentInfraError
 from server.benchmark.dataset import Benchmark
 from server.benchmark.manifest import build_manifest, sha256_file
 from server.worker.evaluation import HIDDEN_INPUT, PREFLIGHT_INPUT, PUBLIC_INPUT, EvaluationSet
+from server.worker.images_digest import digest_files, files_of
+from server.worker.inputs import ImagesOnly
 
 STAMP_FILE = "MANIFEST.sha256"
 HIDDEN_DIR = HIDDEN_INPUT
@@ -60,6 +69,7 @@ PREFLIGHT_DIR = PREFLIGHT_INPUT
 PUBLIC_DIR = PUBLIC_INPUT
 MAX_STAMP_BYTES = 4096
 _NAMES = ("test-set", "public", HIDDEN_DIR, PREFLIGHT_DIR, "public-input")
+_IMAGES_NAMES = ("images", "public-images")  # optional: absent from stamps written before issue 25
 
 
 class TestSetMismatch(PermanentInfraError):
@@ -71,20 +81,26 @@ class TestSetMismatch(PermanentInfraError):
 @dataclass(frozen=True)
 class Stamp:
     """The lines of ``MANIFEST.sha256`` (module docstring); `public` and `public_input` are None
-    without a public set."""
+    without a public set. `images` and `public_images` are the images-only lines as written (``-``
+    for no public set), both None in a stamp written before they existed."""
 
     test_set: str
     public: str | None
     hidden: str
     preflight: str
     public_input: str | None
+    images: str | None = None
+    public_images: str | None = None
 
     def values(self) -> tuple[str, str, str, str, str]:
         """The lines' values in `_NAMES` order, ``-`` for what the benchmark does not have."""
         return (self.test_set, self.public or "-", self.hidden, self.preflight, self.public_input or "-")
 
     def render(self) -> str:
-        return "".join(f"{value}  {name}\n" for value, name in zip(self.values(), _NAMES, strict=True))
+        lines = list(zip(self.values(), _NAMES, strict=True))
+        if self.images is not None:
+            lines += [(self.images, "images"), (self.public_images or "-", "public-images")]
+        return "".join(f"{value}  {name}\n" for value, name in lines)
 
     @classmethod
     def parse(cls, text: str) -> Stamp:
@@ -94,7 +110,7 @@ class Stamp:
             if not line.strip():
                 continue
             value, sep, name = line.partition("  ")
-            if not sep or name not in _NAMES or name in found:
+            if not sep or name not in _NAMES + _IMAGES_NAMES or name in found:
                 raise TestSetMismatch(f"{STAMP_FILE} line {number} is not '<sha256>  <name>': {line[:80]!r}")
             found[name] = value
         missing = [name for name in _NAMES if name not in found]
@@ -103,10 +119,13 @@ class Stamp:
                 f"{STAMP_FILE} has no line for {', '.join(missing)} (a volume loaded before the "
                 f"{PUBLIC_DIR}/ input existed: reload it into an empty volume)"
             )
+        halves = [name for name in _IMAGES_NAMES if name in found]
+        if len(halves) == 1:
+            raise TestSetMismatch(f"{STAMP_FILE} has a {halves[0]} line without the other images line")
         public, public_input = found["public"], found["public-input"]
         return cls(
             found["test-set"], None if public == "-" else public, found[HIDDEN_DIR], found[PREFLIGHT_DIR],
-            None if public_input == "-" else public_input,
+            None if public_input == "-" else public_input, found.get("images"), found.get("public-images"),
         )  # fmt: skip
 
 
@@ -177,6 +196,50 @@ def verify_materialised(benchmark_dir: Path, evaluation: EvaluationSet) -> None:
 
 def verify_stamp(stamp_file: Path | None, evaluation: EvaluationSet) -> None:
     """Kubernetes runner: the stamp on the test-images volume matches this worker's test set."""
+    found = read_stamp(stamp_file)
+    expected = expected_stamp(evaluation)
+    wrong = [name for name, a, b in zip(_NAMES, found.values(), expected.values(), strict=True) if a != b]
+    if wrong:
+        raise TestSetMismatch(
+            f"the test-images volume ({stamp_file}) does not hold the server's test set: "
+            f"{', '.join(wrong)} differ (volume test-set {found.test_set[:12]}…, server "
+            f"{expected.test_set[:12]}…); reload it with `python -m server.worker.test_set load`"
+        )
+
+
+def verify_images_stamp(stamp_file: Path | None, inputs: ImagesOnly) -> None:
+    """Kubernetes runner on a remote worker: the volume holds the images of this worker's copy.
+
+    The worker has no labels, so it checks the stamp's images-only lines against its own
+    images-only digest (which the server checks at every lease: 409 ``test_set_mismatch``), and
+    the ``preflight`` line against its own preflight folder (the preflight predictions are
+    validated against its names). A stamp without the images lines is refused: reload the volume.
+    """
+    found = read_stamp(stamp_file)
+    if found.images is None:
+        raise TestSetMismatch(
+            f"{stamp_file} has no images line (a volume loaded before remote workers existed): a "
+            "remote worker cannot verify it; reload the volume into an empty one with "
+            "`python -m server.worker.test_set load`"
+        )
+    pairs = {
+        "images": (found.images, inputs.digest.images),
+        "public-images": (found.public_images, inputs.digest.public or "-"),
+        PREFLIGHT_DIR: (found.preflight, input_digest(inputs.preflight_input)),
+    }
+    wrong = [name for name, (a, b) in pairs.items() if a != b]
+    if wrong:
+        raise TestSetMismatch(
+            f"the test-images volume ({stamp_file}) does not hold this worker's test images: "
+            f"{', '.join(wrong)} differ (volume images {found.images[:12]}…, worker "
+            f"{inputs.digest.images[:12]}…); reload it with `python -m server.worker.test_set load` "
+            "(with the workers' CSAWM_PREFLIGHT_IMAGES)"
+        )
+
+
+def read_stamp(stamp_file: Path | None) -> Stamp:
+    """The stamp at `stamp_file` (``CSAWM_K8S_TEST_SET_DIGEST_FILE``); `TestSetMismatch` when it is
+    not set, unreadable, too large or malformed."""
     if stamp_file is None:
         raise TestSetMismatch(
             "CSAWM_K8S_TEST_SET_DIGEST_FILE is not set: the worker cannot verify the test-images "
@@ -189,15 +252,7 @@ def verify_stamp(stamp_file: Path | None, evaluation: EvaluationSet) -> None:
         raise TestSetMismatch(f"cannot read the test-set stamp {stamp_file}: {exc}") from None
     if len(raw) > MAX_STAMP_BYTES:
         raise TestSetMismatch(f"{stamp_file} is larger than {MAX_STAMP_BYTES} bytes: not a stamp")
-    found = Stamp.parse(raw.decode("utf-8", errors="replace"))
-    expected = expected_stamp(evaluation)
-    wrong = [name for name, a, b in zip(_NAMES, found.values(), expected.values(), strict=True) if a != b]
-    if wrong:
-        raise TestSetMismatch(
-            f"the test-images volume ({stamp_file}) does not hold the server's test set: "
-            f"{', '.join(wrong)} differ (volume test-set {found.test_set[:12]}…, server "
-            f"{expected.test_set[:12]}…); reload it with `python -m server.worker.test_set load`"
-        )
+    return Stamp.parse(raw.decode("utf-8", errors="replace"))
 
 
 def verify(
@@ -247,7 +302,8 @@ def load_volume(benchmark_dir: Path, target: Path, n_preflight: int) -> Stamp:
 
     The folders are the ones a worker with the same benchmark and ``CSAWM_PREFLIGHT_IMAGES``
     materialises (same code, `EvaluationSet.prepare`); labels are never copied. The stamp's input
-    digests are computed from the copies in `target`, after copying, and the stamp is written last
+    digests and images-only digests are computed from the copies in `target`, after copying (the
+    ``hidden/`` images split by the public set's names), and the stamp is written last
     (under a temporary name, then renamed), so a failed load leaves no valid stamp behind.
     """
     target.mkdir(parents=True, exist_ok=True)
@@ -260,12 +316,25 @@ def load_volume(benchmark_dir: Path, target: Path, n_preflight: int) -> Stamp:
         shutil.copytree(evaluation.preflight_input, target / PREFLIGHT_DIR)
         if evaluation.public_input is not None:
             shutil.copytree(evaluation.public_input, target / PUBLIC_DIR)
+    public_names: set[str] = set()
+    if evaluation.public is not None and evaluation.public_input is not None:
+        public_names = set(evaluation.public.filenames)
+    hidden_files = files_of(target / HIDDEN_DIR / "images")
+    images = digest_files(
+        [p for p in hidden_files if p.name not in public_names],
+        [p for p in hidden_files if p.name in public_names] if public_names else None,
+    ).images
+    public_images = None
+    if public_names:
+        public_images = digest_files([], files_of(target / PUBLIC_DIR / "images")).public
     stamp = Stamp(
         test_set=evaluation.manifest_digest,
         public=evaluation.public_manifest_digest,
         hidden=input_digest(target / HIDDEN_DIR),
         preflight=input_digest(target / PREFLIGHT_DIR),
         public_input=None if evaluation.public_input is None else input_digest(target / PUBLIC_DIR),
+        images=images,
+        public_images=public_images or "-",
     )
     partial = target / f".{STAMP_FILE}.tmp"
     partial.write_text(stamp.render())
