@@ -50,6 +50,8 @@ def _case_hint(header: list[str], required: str) -> str:
     """Where the header has `required` in another case (``final_score``): say that case matters."""
     near = next((name for name in header if name.strip().lower() == required.lower()), None)
     return "" if near is None else f"; {near!r} is not {required!r}"
+
+
 PROB_SUM_TOLERANCE = 1e-3
 N_LEVELS = 8
 DEFAULT_MAX_BYTES = 64 * 1024**2

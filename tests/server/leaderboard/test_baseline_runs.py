@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
 from typing import Any
 
 import numpy as np

@@ -5,7 +5,8 @@ loop with its images-only test set (a copy of the images without any label), the
 `KubernetesRunner` with the official client, the Job manifests, the collector's frame, the load
 step's volume and its stamp, which the worker checks by its images-only lines before leasing
 (as ``csawm worker --server`` does), and the scoring on the server. Each hidden Job mounts its
-phase's folder of the volume: ``hidden/`` for a private phase, ``public/`` for a development one. Simulated: the API server and
+phase's folder of the volume: ``hidden/`` for a private phase, ``public/`` for a development one.
+Simulated: the API server and
 Job controller (`tests.k8s.fake_cluster`) and the kubelet (`tests.k8s.input_kubelet`, a "model"
 predicting the rows of the manifest its Pod mounts). Containers on this path: tests/k8s.
 """
