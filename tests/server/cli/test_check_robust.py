@@ -193,19 +193,6 @@ def test_a_server_that_answers_nonsense_exits_3(count: object) -> None:
     assert code == 3 and "answered what is not a test-set shape" in err
 
 
-@pytest.mark.docker
-def test_options_replace_the_server_s_limits_and_the_report_says_so(
-    tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path
-) -> None:
-    settings = make_settings(tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, run_memory="300m")
-    with live_server(create_app(settings, migrate_on_start=True)) as url:
-        code, report, _ = _check("csawm-robust-test-no-such-image:0", "--robust", "--cpus", "1", server=url)
-    assert code == 1 and report["error_code"] == "image_invalid"  # an engine refusal: not diagnosed
-    assert report["limits"] == {"timeout_s": 1800.0, "memory_bytes": 300 * 1024**2, "cpus": 1.0, "gpus": 0}
-    assert report["limits_source"] == f"{url}, --cpus from the options" and report["failing_inputs"] == []
-    assert report["shape"]["private_images"] == 60 and report["diagnosis"] == ""
-
-
 # The check, on the real engine --------------------------------------------------------------
 
 
@@ -224,6 +211,27 @@ def large_benchmark(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("robust") / "large"
     generate(root, seed=3, n_train=0, n_public=12, n_private=410, resolution=(64, 52), workers=1)
     return root
+
+
+@pytest.mark.docker
+def test_options_replace_the_server_s_limits_and_the_report_says_so(
+    models: dict[str, str], tmp_path: Path, sqlite_url: str, synthetic_benchmark: Path
+) -> None:
+    settings = make_settings(tmp_path, sqlite_url, benchmark_dir=synthetic_benchmark, run_memory="300m")
+    with live_server(create_app(settings, migrate_on_start=True)) as url:
+        code, report, _ = _check(models["good"], "--robust", "--cpus", "1", server=url)
+    assert code == 0, report
+    assert report["limits"] == {"timeout_s": 1800.0, "memory_bytes": 300 * 1024**2, "cpus": 1.0, "gpus": 0}
+    assert report["limits_source"] == f"{url}, --cpus from the options" and report["failing_inputs"] == []
+    assert report["shape"]["private_images"] == 60 and report["diagnosis"] == ""
+
+
+@pytest.mark.docker
+def test_a_local_image_the_engine_does_not_hold_is_bad_input(tmp_path: Path) -> None:
+    """docs/cli.md: exit 2, the image named, nothing run (no robust inputs written)."""
+    code, report, _ = _check("csawm-robust-test-no-such-image:0", "--robust", "--cpus", "1")
+    assert code == 2 and report["error_code"] == "image_invalid"
+    assert "csawm-robust-test-no-such-image:0" in report["error_message"]
 
 
 @pytest.mark.docker
