@@ -185,10 +185,6 @@ class LabelTable:
             libra_breast_area=self.libra_breast_area[idx],
         )
 
-    def index_of(self) -> dict[str, int]:
-        """Map from file name to row index."""
-        return {name: i for i, name in enumerate(self.filenames)}
-
 
 def read_labels(
     path: Path, *, layout: LabelLayout | None = None, max_bytes: int = DEFAULT_MAX_BYTES

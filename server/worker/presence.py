@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from server.clock import utcnow
 from server.core.db import Database
@@ -57,13 +57,6 @@ def forget(db: Database, name: str) -> None:
             session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.beat_at < utcnow() - FORGET_AFTER))
     except Exception:
         log.warning("worker %s: cannot remove its heartbeat row", name, exc_info=True)
-
-
-def heartbeats(db: Database) -> list[WorkerHeartbeat]:
-    with db.transaction(write=False) as session:
-        rows = list(session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.name)))
-        session.expunge_all()
-        return rows
 
 
 def age_s(db: Database, name: str) -> float | None:
