@@ -95,6 +95,18 @@ def _page(
     return response
 
 
+def _get(
+    request: Request, session: Session, signer: SessionSigner, user: Principal | None, page: str,
+    signed_notice: str | None,
+) -> Response:  # fmt: skip
+    """One page: access (login, role), then the page with the notice its form's redirect carried."""
+    refused = _refused(request, signer, user, page)
+    if refused is not None:
+        return refused
+    assert user is not None
+    return _page(request, session, signer, user, page, notice=_notice(signer, signed_notice))
+
+
 def _post(
     request: Request, session: Session, signer: SessionSigner, user: Principal | None, page: str,
     csrf_token: str, action: Callable[[Principal], str | tuple[str, dict[str, Any]]],
@@ -247,11 +259,7 @@ def _phases_context(request: Request, session: Session) -> dict[str, Any]:
 def phases_page(
     request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
 ) -> Response:
-    refused = _refused(request, signer, user, "phases")
-    if refused is not None:
-        return refused
-    assert user is not None
-    return _page(request, session, signer, user, "phases", notice=_notice(signer, notice))
+    return _get(request, session, signer, user, "phases", notice)
 
 
 @router.post("/admin/phases", response_model=None)
@@ -351,11 +359,7 @@ def _lifetime(days: str) -> timedelta | None:
 def accounts_page(
     request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
 ) -> Response:
-    refused = _refused(request, signer, user, "accounts")
-    if refused is not None:
-        return refused
-    assert user is not None
-    return _page(request, session, signer, user, "accounts", notice=_notice(signer, notice))
+    return _get(request, session, signer, user, "accounts", notice)
 
 
 @router.post("/admin/accounts/teams", response_model=None)
@@ -437,11 +441,7 @@ def _quotas_context(request: Request, session: Session) -> dict[str, Any]:
 def quotas_page(
     request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
 ) -> Response:
-    refused = _refused(request, signer, user, "quotas")
-    if refused is not None:
-        return refused
-    assert user is not None
-    return _page(request, session, signer, user, "quotas", notice=_notice(signer, notice))
+    return _get(request, session, signer, user, "quotas", notice)
 
 
 @router.post("/admin/quotas/{team_name}", response_model=None)
@@ -487,11 +487,7 @@ def _ids(text: str) -> list[int]:
 def rescore_page(
     request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
 ) -> Response:
-    refused = _refused(request, signer, user, "rescore")
-    if refused is not None:
-        return refused
-    assert user is not None
-    return _page(request, session, signer, user, "rescore", notice=_notice(signer, notice))
+    return _get(request, session, signer, user, "rescore", notice)
 
 
 @router.post("/admin/rescore", response_model=None)
