@@ -153,29 +153,39 @@ def _figure(width: float, height: float) -> matplotlib.figure.Figure:
     return fig
 
 
+def _interval_dots(
+    points: Sequence[TauPoint], *, width: float, xlabel: str, empty: str
+) -> tuple[str, list[TauPoint], list[str]]:
+    """A dot per point with its 95% CI, the first at the top, marked by its kind: the SVG, the
+    points drawn (finite values) and the labels of those left out (no value)."""
+    shown = [p for p in points if p.value is not None and math.isfinite(p.value)]
+    missing = [p.label for p in points if p not in shown]
+    fig = _figure(width, 0.9 + 0.32 * max(len(shown), 1))
+    ax = fig.add_subplot()
+    ordered = list(reversed(shown))  # the first at the top: y grows upwards
+    for kind in dict.fromkeys(p.kind for p in ordered):
+        color = COLORS.get(kind, COLORS["submission"])
+        marker = KIND_MARKERS.get(kind, "o")
+        rows = [(y, p) for y, p in enumerate(ordered) if p.kind == kind]
+        _points(ax, [(y, p.value, p.lo, p.hi) for y, p in rows if p.value is not None], color, marker)
+    ax.set_yticks(range(len(ordered)), [_plain(p.label) for p in ordered])
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", color=COLORS["grid"], linewidth=0.6)
+    if not shown:
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+    return _render(fig), shown, missing
+
+
 @_exclusive
 def tau_plot(points: Sequence[TauPoint]) -> Plot:
     """Kendall tau-b of every leaderboard row with its 95% CI, best at the top.
 
     Rows without a value are left out of the figure and named in the alt text.
     """
-    shown = [p for p in points if p.value is not None and math.isfinite(p.value)]
-    missing = [p.label for p in points if p not in shown]
-    fig = _figure(7.0, 0.9 + 0.32 * max(len(shown), 1))
-    ax = fig.add_subplot()
-    ordered = list(reversed(shown))  # best at the top: y grows upwards
-    for kind in dict.fromkeys(p.kind for p in ordered):
-        color = COLORS.get(kind, COLORS["submission"])
-        marker = KIND_MARKERS.get(kind, "o")
-        rows = [(y, p) for y, p in enumerate(ordered) if p.kind == kind]
-        _points(ax, [(y, p.value, p.lo, p.hi) for y, p in rows if p.value is not None], color, marker)
-    ax.set_yticks(range(len(shown)), [_plain(p.label) for p in reversed(shown)])
-    ax.set_xlabel("Kendall tau-b (higher is better), 95% CI")
-    ax.grid(axis="x", color=COLORS["grid"], linewidth=0.6)
-    if not shown:
-        ax.text(0.5, 0.5, "no scored rows yet", ha="center", va="center", transform=ax.transAxes)
-        ax.set_yticks([])
-    svg = _render(fig)
+    svg, shown, missing = _interval_dots(
+        points, width=7.0, xlabel="Kendall tau-b (higher is better), 95% CI", empty="no scored rows yet"
+    )
     parts = [f"Kendall tau-b with 95% confidence intervals for {len(shown)} leaderboard rows, best first."]
     if shown:
         best = max(shown, key=lambda p: p.value if p.value is not None else -math.inf)
@@ -352,20 +362,12 @@ def agreement_heatmap(
 def strata_dots(points: Sequence[TauPoint]) -> Plot:
     """Kendall tau-b of one run in each stratum of the test set with its paired 95% CI, in the
     report's order (top to bottom); a suppressed stratum (no value) is named in the alt text only."""
-    shown = [p for p in points if p.value is not None and math.isfinite(p.value)]
-    missing = [p.label for p in points if p not in shown]
-    fig = _figure(6.0, 0.9 + 0.32 * max(len(shown), 1))
-    ax = fig.add_subplot()
-    ordered = list(reversed(shown))
-    _points(ax, [(y, p.value, p.lo, p.hi) for y, p in enumerate(ordered) if p.value is not None],
-            COLORS["submission"], "o")  # fmt: skip
-    ax.set_yticks(range(len(ordered)), [_plain(p.label) for p in ordered])
-    ax.set_xlabel("Kendall tau-b in the stratum (higher is better), 95% CI")
-    ax.grid(axis="x", color=COLORS["grid"], linewidth=0.6)
-    if not shown:
-        ax.text(0.5, 0.5, "no stratum with a value", ha="center", va="center", transform=ax.transAxes)
-        ax.set_yticks([])
-    svg = _render(fig)
+    svg, shown, missing = _interval_dots(
+        points,
+        width=6.0,
+        xlabel="Kendall tau-b in the stratum (higher is better), 95% CI",
+        empty="no stratum with a value",
+    )
     parts = [f"Kendall tau-b with 95% confidence intervals in {len(shown)} strata of the test set."]
     parts += [f"{p.label}: {_fmt(p.value)}{_ci_text(p.lo, p.hi)}." for p in shown]
     if missing:
