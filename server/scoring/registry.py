@@ -56,14 +56,6 @@ class MetricSpec:
     description: str
     compute: Compute
 
-    def is_better(self, a: float, b: float) -> bool:
-        """Whether value `a` is strictly better than `b` (NaN is never better)."""
-        if math.isnan(a):
-            return False
-        if math.isnan(b):
-            return True
-        return a > b if self.direction is Direction.HIGHER else a < b
-
     def sort_key(self, value: float) -> float:
         """Ascending sort key: best first, undefined (NaN) last."""
         if math.isnan(value):
@@ -186,11 +178,3 @@ def ranking_key(values: Mapping[str, float | None]) -> tuple[float, ...]:
         number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
         key.append(METRICS[name].sort_key(number))
     return tuple(key)
-
-
-def direction_of(name: str) -> Direction:
-    """The direction of a registered metric, or KeyError listing the known names."""
-    try:
-        return METRICS[name].direction
-    except KeyError:
-        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None

@@ -47,7 +47,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,7 +58,7 @@ from server.scoring.inputs import FloatArray, IntArray, tiebreak_codes
 from server.scoring.labels import LabelLayout, LabelTable
 from server.scoring.memo import TEST_SET_PARTS, content_digest
 from server.scoring.metrics import MetricValue
-from server.scoring.predictions import Predictions, read_predictions
+from server.scoring.predictions import Predictions
 
 #: Version of the report's definitions; a change of any reported number's meaning or rule bumps it.
 #: "2" (issue 14): tie blocks stay whole in the octile quartiles (v1 broke ties by Filename), and
@@ -539,24 +538,6 @@ def _association(
             "odds_ratios": ratios,
         }
     return section
-
-
-def score_file(
-    predictions_path: Path,
-    labels: LabelTable,
-    *,
-    public_labels: LabelTable | None = None,
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-) -> ScoreReport:
-    """Re-score a stored ``predictions.csv`` in one call (what ``csawm admin rescore`` needs).
-
-    The file is read with the contract's reader, expecting every image of `labels` (and of
-    `public_labels`), then scored by :func:`score_report` under the current :data:`SCORER_VERSION`.
-    """
-    expected = (*labels.filenames, *(public_labels.filenames if public_labels is not None else ()))
-    rows = read_predictions(predictions_path, expected=expected)
-    return score_report(rows, labels, public_labels=public_labels, resamples=resamples, seed=seed)
 
 
 def references_of_test_set(
