@@ -43,8 +43,9 @@ import enum
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -169,21 +170,14 @@ class LabelTable:
             raise ValueError(f"indices must be one-dimensional, got shape {idx.shape}")
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise IndexError(f"index out of range for a table of {len(self)} rows")
-        return LabelTable(
-            path=self.path,
-            layout=self.layout,
-            filenames=tuple(self.filenames[i] for i in idx),
-            label=None if self.label is None else self.label[idx],
-            experts=None if self.experts is None else self.experts[idx],
-            if_cancer=self.if_cancer[idx],
-            if_interval_cancer=self.if_interval_cancer[idx],
-            if_large_invasive_cancer=self.if_large_invasive_cancer[idx],
-            if_composite=self.if_composite[idx],
-            laterality=tuple(self.laterality[i] for i in idx),
-            libra_percent_density=self.libra_percent_density[idx],
-            libra_dense_area=self.libra_dense_area[idx],
-            libra_breast_area=self.libra_breast_area[idx],
-        )
+        picked: dict[
+            str, Any
+        ] = {  # every column: the tuples (file names, laterality) and the arrays that are set
+            f.name: tuple(value[i] for i in idx) if isinstance(value, tuple) else value[idx]
+            for f in fields(self)
+            if isinstance(value := getattr(self, f.name), tuple | np.ndarray)
+        }
+        return replace(self, **picked)
 
 
 def read_labels(
@@ -209,11 +203,8 @@ def read_labels(
     path = Path(path)
     try:
         size = path.stat().st_size
-    except OSError as exc:
-        raise LabelFileError(path, f"cannot read the file: {exc.strerror or exc}") from exc
-    if size > max_bytes:
-        raise LabelFileError(path, f"file is {size} bytes, more than the limit of {max_bytes}")
-    try:
+        if size > max_bytes:
+            raise LabelFileError(path, f"file is {size} bytes, more than the limit of {max_bytes}")
         data = path.read_bytes()
     except OSError as exc:
         raise LabelFileError(path, f"cannot read the file: {exc.strerror or exc}") from exc

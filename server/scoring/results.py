@@ -158,16 +158,9 @@ class EndpointResult(Association):
 
     @classmethod
     def read(cls, entry: Any) -> EndpointResult:
-        base = Association.read(entry)
         refs = _section(_section(entry).get("references"))
         found = {name: Association.read(value) for name, value in refs.items() if isinstance(value, Mapping)}
-        return cls(
-            auc=base.auc,
-            odds_ratio_q4=base.odds_ratio_q4,
-            n_positive=base.n_positive,
-            odds_ratios=base.odds_ratios,
-            references=MappingProxyType(found),
-        )
+        return cls(**vars(Association.read(entry)), references=MappingProxyType(found))
 
 
 @dataclass(frozen=True)
