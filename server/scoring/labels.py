@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import csv
 import enum
+import functools
 import io
 import math
 from collections.abc import Sequence
@@ -405,31 +406,16 @@ def _parse_rows(
 
     for i, (line, cells) in enumerate(body):
         row = i + 1
+        fail = functools.partial(LabelFileError, path, row=row, line=line)
         if len(cells) != n_columns:
             if len(cells) == 1 and ("," in cells[0] or "\t" in cells[0]):
                 sep = "','" if "," in cells[0] else "a tab"
-                raise LabelFileError(
-                    path,
-                    f"row is separated by {sep}; CSAW-M label files are ';'-separated",
-                    row=row,
-                    line=line,
-                )
+                raise fail(f"row is separated by {sep}; CSAW-M label files are ';'-separated")
+            counted = f"row has {len(cells)} fields, the header has {n_columns}"
             if len(cells) < n_columns:
                 missing = columns[len(cells)]
-                raise LabelFileError(
-                    path,
-                    f"row has {len(cells)} fields, the header has {n_columns} (nothing for {missing!r})",
-                    row=row,
-                    column=missing,
-                    line=line,
-                )
-            raise LabelFileError(
-                path,
-                f"row has {len(cells)} fields, the header has {n_columns} "
-                f"(unexpected value {cells[n_columns]!r} after {columns[-1]!r})",
-                row=row,
-                line=line,
-            )
+                raise fail(f"{counted} (nothing for {missing!r})", column=missing)
+            raise fail(f"{counted} (unexpected value {cells[n_columns]!r} after {columns[-1]!r})")
         column = "Filename"
         try:
             name = _filename_cell(cells[0])
@@ -466,10 +452,10 @@ def _parse_rows(
             for column in ("Libra_dense_area", "Libra_breast_area"):
                 libra[column][i] = _float_cell(cells[position_of[column]], low=0.0, high=math.inf, unit="")
             _check_row_consistency(i, label, experts, flags, layout)
-        except _ConsistencyError as exc:
-            raise LabelFileError(path, str(exc), row=row, column=exc.column, line=line) from None
         except _CellError as exc:
-            raise LabelFileError(path, str(exc), row=row, column=column, line=line) from None
+            raise fail(
+                str(exc), column=exc.column if isinstance(exc, _ConsistencyError) else column
+            ) from None
 
     return LabelTable(
         path=path,
