@@ -202,7 +202,7 @@ class BinScores:
     def read(cls, entry: Any) -> BinScores | None:
         if not isinstance(entry, Mapping):
             return None
-        return cls(_number(entry.get("precision")), _number(entry.get("recall")), _number(entry.get("f1")))
+        return cls(*(_number(entry.get(key)) for key in ("precision", "recall", "f1")))
 
 
 @dataclass(frozen=True)
@@ -256,10 +256,7 @@ class ReportBootstrap:
 
     @classmethod
     def read(cls, entry: Any) -> ReportBootstrap:
-        entry = _section(entry)
-        return cls(
-            _integer(entry.get("resamples")), _integer(entry.get("seed")), _integer(entry.get("degenerate"))
-        )
+        return cls(*(_integer(_section(entry).get(key)) for key in ("resamples", "seed", "degenerate")))
 
 
 def _taus(section: Any) -> Mapping[str, float | None]:
