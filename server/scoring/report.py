@@ -414,11 +414,8 @@ def _clinical(
     score and (``references``) for each LIBRA density column."""
     endpoints = _stacked(tables, ENDPOINTS, np.int64)
     model = _association(score, endpoints, boot, "clinical", "clinical.{endpoint}", notes)
-    section: dict[str, Any] = {}
-    for key in ENDPOINTS:
-        entry = model[key]
-        del entry["n"]  # the population's n is clinical.n
-        section[key] = entry
+    # The population's n is clinical.n, not repeated per endpoint.
+    section = {key: {k: v for k, v in model[key].items() if k != "n"} for key in ENDPOINTS}
     if not references:
         return section
     by_variable = _references(tables, boot, notes, seed=seed)
