@@ -88,12 +88,6 @@ class Benchmark:
             return None
         return read_split(self.public_images, self.public_labels, LabelLayout.PUBLIC)
 
-    def read_train(self) -> LabelTable | None:
-        """The training labels checked against their images, or None without a training split."""
-        if self.train_images is None or self.train_labels is None:
-            return None
-        return read_split(self.train_images, self.train_labels, LabelLayout.TRAIN)
-
 
 def read_split(images: Path, labels: Path, layout: LabelLayout) -> LabelTable:
     """Read a label file and check that every listed image is a regular file in ``images``.

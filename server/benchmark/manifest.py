@@ -49,7 +49,7 @@ class TestSetManifest:
         return hashlib.sha256(self.canonical_json()).hexdigest()
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict; :func:`manifest_from_json` reads it back and checks the digest."""
+        """A JSON-ready dict (the manifest with its count and digest)."""
         return {
             "version": MANIFEST_VERSION,
             "n_images": len(self.images),
@@ -57,21 +57,6 @@ class TestSetManifest:
             "labels_sha256": self.labels_sha256,
             "digest": self.digest(),
         }
-
-
-def manifest_from_json(data: dict[str, Any]) -> TestSetManifest:
-    """Inverse of :meth:`TestSetManifest.to_json`; a stored digest that does not match is an error."""
-    try:
-        images = tuple((str(name), str(sha)) for name, sha in data["images"])
-        manifest = TestSetManifest(images=images, labels_sha256=str(data["labels_sha256"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"not a test-set manifest: {exc!r}") from exc
-    if list(manifest.filenames) != sorted(manifest.filenames):
-        raise ValueError("manifest images are not sorted by file name")
-    stored = data.get("digest")
-    if stored is not None and stored != manifest.digest():
-        raise ValueError(f"manifest digest {stored} does not match its content ({manifest.digest()})")
-    return manifest
 
 
 def sha256_file(path: Path) -> str:

@@ -31,14 +31,6 @@ ORDINARY_POOL = 24  # distinct ordinary images the ordinary inputs cycle through
 REPEATS = 3  # each extreme appears this many times (spread out), when the count allows
 
 
-def _near_black(renderer: ImageRenderer, rng: np.random.Generator) -> np.ndarray:
-    return rng.integers(0, 4, size=(renderer.height, renderer.width), dtype=np.uint8)
-
-
-def _near_white(renderer: ImageRenderer, rng: np.random.Generator) -> np.ndarray:
-    return rng.integers(252, 256, size=(renderer.height, renderer.width), dtype=np.uint8)
-
-
 def _saturated(renderer: ImageRenderer, rng: np.random.Generator) -> np.ndarray:
     """A breast over-exposed to the top of the range: most tissue clipped at 255."""
     image = renderer.render(Anatomy(0.5, 0.9, 150.0), rng).astype(np.float32)
@@ -69,24 +61,16 @@ def _burned_text(renderer: ImageRenderer, rng: np.random.Generator) -> np.ndarra
     return np.asarray(img, dtype=np.uint8)
 
 
-def _very_dense(renderer: ImageRenderer, rng: np.random.Generator) -> np.ndarray:
-    return renderer.render(Anatomy(0.95, 0.9, 150.0), rng)
-
-
-def _very_fatty(renderer: ImageRenderer, rng: np.random.Generator) -> np.ndarray:
-    return renderer.render(Anatomy(0.01, 0.08, 150.0), rng)
-
-
 Painter = Callable[[ImageRenderer, np.random.Generator], np.ndarray]
 #: The extreme contents, by the name the check's report uses (docs/submitting.md lists them).
 EXTREMES: dict[str, Painter] = {
-    "near_black": _near_black,
-    "near_white": _near_white,
+    "near_black": lambda r, rng: rng.integers(0, 4, size=(r.height, r.width), dtype=np.uint8),
+    "near_white": lambda r, rng: rng.integers(252, 256, size=(r.height, r.width), dtype=np.uint8),
     "saturated": _saturated,
     "full_frame": _full_frame,
     "burned_text": _burned_text,
-    "very_dense": _very_dense,
-    "very_fatty": _very_fatty,
+    "very_dense": lambda renderer, rng: renderer.render(Anatomy(0.95, 0.9, 150.0), rng),
+    "very_fatty": lambda renderer, rng: renderer.render(Anatomy(0.01, 0.08, 150.0), rng),
 }
 ORDINARY = "ordinary"
 

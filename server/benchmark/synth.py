@@ -479,11 +479,9 @@ def _render_chunk(chunk: _Chunk, seed: int, resolution: tuple[int, int]) -> int:
 
 def _swap_into_place(staging: Path, outdir: Path) -> None:
     """Rename ``staging`` to ``outdir``; an existing ``outdir`` is moved aside first, then removed."""
-    if not outdir.exists():
-        staging.rename(outdir)
-        return
-    if not any(outdir.iterdir()):
+    if outdir.exists() and not any(outdir.iterdir()):
         outdir.rmdir()
+    if not outdir.exists():
         staging.rename(outdir)
         return
     aside = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.old-", dir=outdir.parent))

@@ -16,7 +16,6 @@ private labels, so the numbers are the ones a submission making these prediction
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -56,11 +55,9 @@ def private_tau(benchmark: Benchmark, scores: dict[str, float]) -> float | None:
 
 def brightness_scores(benchmark: Benchmark) -> dict[str, float]:
     """Breast brightness of every private image."""
-    labels = benchmark.read_private()
-    folder = benchmark.private_images
     scores = {}
-    for name in labels.filenames:
-        with Image.open(Path(folder) / name) as image:
+    for name in benchmark.read_private().filenames:
+        with Image.open(benchmark.private_images / name) as image:
             scores[name] = breast_brightness(np.asarray(image.convert("L"), dtype=np.float64))
     return scores
 

@@ -12,7 +12,6 @@ clinical       AUC and the octile-paired quartile odds ratios (Fisher p, Woolf C
 experts        the experts against the consensus, and any rater against each expert's own annotation.
 weighted       the same statistics for many bootstrap resamples at once (count-weighted).
 bootstrap      resample draws, percentile intervals, paired differences.
-model_outputs  masking score and level from one-hot / multi-hot network outputs.
 predictions    the reader of a model's ``predictions.csv``.
 registry       every reported metric with the direction that is better.
 report         the report JSON of docs/scoring.md (scorer version 2; schema docs/report.schema.json).

@@ -54,10 +54,6 @@ def roc_auc(y_true: ArrayLike, score: ArrayLike) -> MetricValue:
     return MetricValue(u / (n_pos * n_neg))
 
 
-#: Octile pairs of the authors' grouping: the cuts below Q2, Q3 and Q4 sit after 2, 4 and 6 octiles.
-_CUT_OCTILES = (2, 4, 6)
-
-
 def quartile_cuts(n: int) -> tuple[int, int, int]:
     """Positions (rows below the cut) of the three quartile cuts for `n` rows: 2k * floor(n/8).
 
@@ -200,9 +196,6 @@ class OddsRatio:
     ci_high: float
     haldane: bool
     reason: str | None
-
-    def confidence_interval(self) -> tuple[float, float]:
-        return (self.ci_low, self.ci_high)
 
 
 def odds_ratio(table: ArrayLike, *, level: float = 0.95) -> OddsRatio:

@@ -147,14 +147,12 @@ def expert_rows(labels: LabelTable, *, pairs: bool = True) -> tuple[dict[str, di
             int((~present).sum()),
         )
         entry: dict[str, object] = dict(_entry(consensus, f"experts.{name}", warnings))
-        if not pairs:
-            section[name] = entry
-            continue
-        entry["per_expert"] = {
-            other: _entry(_between(view, raw, j, k, taus), f"experts.{name}.per_expert.{other}", warnings)
-            for k, other in enumerate(view.names)
-            if k != j
-        }
+        if pairs:
+            entry["per_expert"] = {
+                other: _entry(_between(view, raw, j, k, taus), f"experts.{name}.per_expert.{other}", warnings)
+                for k, other in enumerate(view.names)
+                if k != j
+            }
         section[name] = entry
     return section, warnings
 

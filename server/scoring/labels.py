@@ -40,11 +40,13 @@ from __future__ import annotations
 
 import csv
 import enum
+import functools
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -169,21 +171,14 @@ class LabelTable:
             raise ValueError(f"indices must be one-dimensional, got shape {idx.shape}")
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise IndexError(f"index out of range for a table of {len(self)} rows")
-        return LabelTable(
-            path=self.path,
-            layout=self.layout,
-            filenames=tuple(self.filenames[i] for i in idx),
-            label=None if self.label is None else self.label[idx],
-            experts=None if self.experts is None else self.experts[idx],
-            if_cancer=self.if_cancer[idx],
-            if_interval_cancer=self.if_interval_cancer[idx],
-            if_large_invasive_cancer=self.if_large_invasive_cancer[idx],
-            if_composite=self.if_composite[idx],
-            laterality=tuple(self.laterality[i] for i in idx),
-            libra_percent_density=self.libra_percent_density[idx],
-            libra_dense_area=self.libra_dense_area[idx],
-            libra_breast_area=self.libra_breast_area[idx],
-        )
+        picked: dict[
+            str, Any
+        ] = {  # every column: the tuples (file names, laterality) and the arrays that are set
+            f.name: tuple(value[i] for i in idx) if isinstance(value, tuple) else value[idx]
+            for f in fields(self)
+            if isinstance(value := getattr(self, f.name), tuple | np.ndarray)
+        }
+        return replace(self, **picked)
 
 
 def read_labels(
@@ -209,11 +204,8 @@ def read_labels(
     path = Path(path)
     try:
         size = path.stat().st_size
-    except OSError as exc:
-        raise LabelFileError(path, f"cannot read the file: {exc.strerror or exc}") from exc
-    if size > max_bytes:
-        raise LabelFileError(path, f"file is {size} bytes, more than the limit of {max_bytes}")
-    try:
+        if size > max_bytes:
+            raise LabelFileError(path, f"file is {size} bytes, more than the limit of {max_bytes}")
         data = path.read_bytes()
     except OSError as exc:
         raise LabelFileError(path, f"cannot read the file: {exc.strerror or exc}") from exc
@@ -414,31 +406,16 @@ def _parse_rows(
 
     for i, (line, cells) in enumerate(body):
         row = i + 1
+        fail = functools.partial(LabelFileError, path, row=row, line=line)
         if len(cells) != n_columns:
             if len(cells) == 1 and ("," in cells[0] or "\t" in cells[0]):
                 sep = "','" if "," in cells[0] else "a tab"
-                raise LabelFileError(
-                    path,
-                    f"row is separated by {sep}; CSAW-M label files are ';'-separated",
-                    row=row,
-                    line=line,
-                )
+                raise fail(f"row is separated by {sep}; CSAW-M label files are ';'-separated")
+            counted = f"row has {len(cells)} fields, the header has {n_columns}"
             if len(cells) < n_columns:
                 missing = columns[len(cells)]
-                raise LabelFileError(
-                    path,
-                    f"row has {len(cells)} fields, the header has {n_columns} (nothing for {missing!r})",
-                    row=row,
-                    column=missing,
-                    line=line,
-                )
-            raise LabelFileError(
-                path,
-                f"row has {len(cells)} fields, the header has {n_columns} "
-                f"(unexpected value {cells[n_columns]!r} after {columns[-1]!r})",
-                row=row,
-                line=line,
-            )
+                raise fail(f"{counted} (nothing for {missing!r})", column=missing)
+            raise fail(f"{counted} (unexpected value {cells[n_columns]!r} after {columns[-1]!r})")
         column = "Filename"
         try:
             name = _filename_cell(cells[0])
@@ -475,10 +452,10 @@ def _parse_rows(
             for column in ("Libra_dense_area", "Libra_breast_area"):
                 libra[column][i] = _float_cell(cells[position_of[column]], low=0.0, high=math.inf, unit="")
             _check_row_consistency(i, label, experts, flags, layout)
-        except _ConsistencyError as exc:
-            raise LabelFileError(path, str(exc), row=row, column=exc.column, line=line) from None
         except _CellError as exc:
-            raise LabelFileError(path, str(exc), row=row, column=column, line=line) from None
+            raise fail(
+                str(exc), column=exc.column if isinstance(exc, _ConsistencyError) else column
+            ) from None
 
     return LabelTable(
         path=path,

@@ -26,6 +26,7 @@ needed.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import math
@@ -250,24 +251,18 @@ class _Parser:
         probs = np.empty((n, N_LEVELS)) if PROB_COLUMNS[0] in columns else None
         for i, (line, cells) in enumerate(body):
             row = i + 1
+            fail = functools.partial(self.error, row=row, line=line)
             if len(cells) != len(header):
-                raise self.error(
-                    f"the row has {len(cells)} fields, the header has {len(header)}", row=row, line=line
-                )
+                raise fail(f"the row has {len(cells)} fields, the header has {len(header)}")
             name = cells[columns["Filename"]]
             if name == "":
-                raise self.error("empty file name", row=row, column="Filename", line=line)
+                raise fail("empty file name", column="Filename")
             if name in first_row:
-                raise self.error(
-                    f"duplicate file name {name!r} (first in row {first_row[name]})",
-                    row=row,
-                    column="Filename",
-                    line=line,
+                raise fail(
+                    f"duplicate file name {name!r} (first in row {first_row[name]})", column="Filename"
                 )
             if allowed is not None and name not in allowed:
-                raise self.error(
-                    f"{name!r} is not an image of this test set", row=row, column="Filename", line=line
-                )
+                raise fail(f"{name!r} is not an image of this test set", column="Filename")
             first_row[name] = row
             filenames.append(name)
             scores[i] = self._finite(cells[columns["Final_score"]], row, "Final_score", line)
@@ -277,18 +272,14 @@ class _Parser:
                 for k, column in enumerate(PROB_COLUMNS):
                     value = self._finite(cells[columns[column]], row, column, line)
                     if not 0.0 <= value <= 1.0:
-                        raise self.error(
-                            f"probability {value!r} is outside [0, 1]", row=row, column=column, line=line
-                        )
+                        raise fail(f"probability {value!r} is outside [0, 1]", column=column)
                     probs[i, k] = value
                 total = float(probs[i].sum())
                 if abs(total - 1.0) > PROB_SUM_TOLERANCE:
-                    raise self.error(
+                    raise fail(
                         f"Prob_bin_1..Prob_bin_8 sum to {total:.6g}, not 1 "
                         f"(tolerance {PROB_SUM_TOLERANCE:g})",
-                        row=row,
                         column="Prob_bin_1..Prob_bin_8",
-                        line=line,
                     )
         if expected is not None:
             missing = [name for name in expected if name not in first_row]
@@ -359,25 +350,22 @@ class _Parser:
         return columns
 
     def _finite(self, text: str, row: int, column: str, line: int) -> float:
+        fail = functools.partial(self.error, row=row, column=column, line=line)
         if text == "":
-            raise self.error("empty value, a number is required", row=row, column=column, line=line)
+            raise fail("empty value, a number is required")
         try:
             value = float(text)
         except ValueError:
-            raise self.error(f"{text!r} is not a number", row=row, column=column, line=line) from None
+            raise fail(f"{text!r} is not a number") from None
         if not math.isfinite(value):
-            raise self.error(f"{text!r} is not a finite number", row=row, column=column, line=line)
+            raise fail(f"{text!r} is not a finite number")
         return value
 
     def _level(self, text: str, row: int, line: int) -> int:
         value = self._finite(text, row, "Final_pred", line)
+        fail = functools.partial(self.error, row=row, column="Final_pred", line=line)
         if not value.is_integer():
-            raise self.error(f"{text!r} is not an integer level", row=row, column="Final_pred", line=line)
+            raise fail(f"{text!r} is not an integer level")
         if not 1 <= value <= N_LEVELS:
-            raise self.error(
-                f"level {int(value)} is outside 1..{N_LEVELS} (levels are 1-based)",
-                row=row,
-                column="Final_pred",
-                line=line,
-            )
+            raise fail(f"level {int(value)} is outside 1..{N_LEVELS} (levels are 1-based)")
         return int(value)

@@ -56,14 +56,6 @@ class MetricSpec:
     description: str
     compute: Compute
 
-    def is_better(self, a: float, b: float) -> bool:
-        """Whether value `a` is strictly better than `b` (NaN is never better)."""
-        if math.isnan(a):
-            return False
-        if math.isnan(b):
-            return True
-        return a > b if self.direction is Direction.HIGHER else a < b
-
     def sort_key(self, value: float) -> float:
         """Ascending sort key: best first, undefined (NaN) last."""
         if math.isnan(value):
@@ -71,31 +63,11 @@ class MetricSpec:
         return -value if self.direction is Direction.HIGHER else value
 
 
-def _tau(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> MetricValue:
-    return metrics.kendall_tau_b(reference, prediction)
-
-
-def _amae(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> MetricValue:
-    return metrics.amae(reference, prediction)
-
-
-def _auc(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> MetricValue:
-    return clinical.roc_auc(reference, prediction)
-
-
 def _odds_ratio_q4(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> MetricValue:
     result = clinical.quartile_odds_ratios(reference, prediction)["Q4"]
     if result.reason is not None:
         return MetricValue.undefined(result.reason)
     return MetricValue(result.value)
-
-
-def _low_bin_f1(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> MetricValue:
-    return metrics.bin_scores(reference, prediction, metrics.LOW_BIN).f1
-
-
-def _high_bin_f1(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> MetricValue:
-    return metrics.bin_scores(reference, prediction, metrics.HIGH_BIN).f1
 
 
 METRICS: Mapping[str, MetricSpec] = {
@@ -106,21 +78,21 @@ METRICS: Mapping[str, MetricSpec] = {
             Direction.HIGHER,
             Reference.ORDINAL,
             "Kendall's tau-b between prediction and masking ground truth",
-            _tau,
+            lambda reference, prediction, keys: metrics.kendall_tau_b(reference, prediction),
         ),
         MetricSpec(
             "amae",
             Direction.LOWER,
             Reference.ORDINAL,
             "average over present ground-truth classes of the mean absolute error",
-            _amae,
+            lambda reference, prediction, keys: metrics.amae(reference, prediction),
         ),
         MetricSpec(
             "auc",
             Direction.HIGHER,
             Reference.BINARY,
             "ROC AUC of the masking score for a clinical endpoint",
-            _auc,
+            lambda reference, prediction, keys: clinical.roc_auc(reference, prediction),
         ),
         MetricSpec(
             "odds_ratio_q4",
@@ -134,14 +106,16 @@ METRICS: Mapping[str, MetricSpec] = {
             Direction.HIGHER,
             Reference.ORDINAL,
             "F1 of levels {1, 2} as the positive class (the level view)",
-            _low_bin_f1,
+            lambda reference, prediction, keys: metrics.bin_scores(reference, prediction, metrics.LOW_BIN).f1,
         ),
         MetricSpec(
             "high_bin_f1",
             Direction.HIGHER,
             Reference.ORDINAL,
             "F1 of levels {7, 8} as the positive class (the level view)",
-            _high_bin_f1,
+            lambda reference, prediction, keys: (
+                metrics.bin_scores(reference, prediction, metrics.HIGH_BIN).f1
+            ),
         ),
     )
 }
@@ -186,11 +160,3 @@ def ranking_key(values: Mapping[str, float | None]) -> tuple[float, ...]:
         number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
         key.append(METRICS[name].sort_key(number))
     return tuple(key)
-
-
-def direction_of(name: str) -> Direction:
-    """The direction of a registered metric, or KeyError listing the known names."""
-    try:
-        return METRICS[name].direction
-    except KeyError:
-        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None

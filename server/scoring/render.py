@@ -33,6 +33,14 @@ def _p_value(value: float | None) -> str:
     return _MISSING if value is None else f"{value:.4g}"
 
 
+def _table(title: str, *columns: str, caption: str | None = None) -> Table:
+    """A table whose first column is left-aligned and the others right-aligned (the numbers)."""
+    table = Table(title=title, caption=caption)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="right" if i else "left")
+    return table
+
+
 def _row(table: Table, label: str, estimate: Estimate, unit: str, digits: int = 4) -> None:
     table.add_row(label, _value(estimate.value, digits), _interval(estimate.ci95, digits), unit)
 
@@ -40,9 +48,8 @@ def _row(table: Table, label: str, estimate: Estimate, unit: str, digits: int = 
 def _masking_table(report: Report) -> Table:
     unit = report.amae_unit or ""
     digits = 1 if unit == "rank" else 4
-    table = Table(title=f"Masking agreement ({report.label_layout} layout, {report.n_images} images)")
-    for column in ("metric", "value", "95% CI", "unit"):
-        table.add_column(column, justify="left" if column == "metric" else "right")
+    title = f"Masking agreement ({report.label_layout} layout, {report.n_images} images)"
+    table = _table(title, "metric", "value", "95% CI", "unit")
     levels = report.levels
     _row(table, "Kendall tau-b", report.kendall_tau_b, "")
     _row(table, "AMAE", report.amae, unit, digits)
@@ -73,10 +80,8 @@ def _confusion_table(report: Report) -> Table:
 
 def _experts_table(report: Report) -> Table:
     unit = report.amae_unit
-    table = Table(title="Expert reference rows (each expert against the ground truth)")
-    table.add_column("expert")
-    table.add_column("Kendall tau-b", justify="right")
-    table.add_column(f"AMAE ({unit})", justify="right")
+    title = "Expert reference rows (each expert against the ground truth)"
+    table = _table(title, "expert", "Kendall tau-b", f"AMAE ({unit})")
     for name, entry in report.experts.items():
         table.add_row(name, _value(entry.kendall_tau_b), _value(entry.amae, 1 if unit == "rank" else 4))
     return table
@@ -88,10 +93,7 @@ def _agreement_table(report: Report) -> Table | None:
     if not model:
         return None
     columns = list(model)
-    table = Table(title="Kendall tau-b against each expert's own annotation (rows: who is scored)")
-    table.add_column("")
-    for name in columns:
-        table.add_column(name, justify="right")
+    table = _table("Kendall tau-b against each expert's own annotation (rows: who is scored)", "", *columns)
     table.add_row("model", *(_value(model[name].kendall_tau_b, 3) for name in columns))
     for expert, entry in report.experts.items():
         table.add_row(
@@ -103,17 +105,14 @@ def _agreement_table(report: Report) -> Table | None:
 
 def _clinical_tables(report: Report) -> list[Table]:
     where = f"{report.population} population, {report.clinical_n} images"
-    auc_table = Table(title=f"Clinical association: AUC of the score ({where})")
-    auc_table.add_column("endpoint")
-    auc_table.add_column("positives", justify="right")
-    auc_table.add_column("AUC", justify="right")
-    auc_table.add_column("95% CI", justify="right")
-    ratio_table = Table(
-        title="Odds ratios vs the lowest score quartile Q1",
+    auc_table = _table(
+        f"Clinical association: AUC of the score ({where})", "endpoint", "positives", "AUC", "95% CI"
+    )
+    ratio_table = _table(
+        "Odds ratios vs the lowest score quartile Q1",
+        *("endpoint", "vs Q1", "OR", "Woolf 95% CI", "p (one-sided)", "bootstrap 95% CI"),
         caption="* Woolf interval with the Haldane +0.5 correction (a zero cell)",
     )
-    for column in ("endpoint", "vs Q1", "OR", "Woolf 95% CI", "p (one-sided)", "bootstrap 95% CI"):
-        ratio_table.add_column(column, justify="left" if column == "endpoint" else "right")
     for endpoint in ENDPOINTS:
         entry = report.clinical[endpoint.key]
         label = endpoint.key.replace("_", " ")

@@ -47,10 +47,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 from threadpoolctl import threadpool_limits
 
 from server.scoring import clinical, experts, metrics, ranks, registry, strata, weighted
@@ -59,7 +59,7 @@ from server.scoring.inputs import FloatArray, IntArray, tiebreak_codes
 from server.scoring.labels import LabelLayout, LabelTable
 from server.scoring.memo import TEST_SET_PARTS, content_digest
 from server.scoring.metrics import MetricValue
-from server.scoring.predictions import Predictions, read_predictions
+from server.scoring.predictions import Predictions
 
 #: Version of the report's definitions; a change of any reported number's meaning or rule bumps it.
 #: "2" (issue 14): tie blocks stay whole in the octile quartiles (v1 broke ties by Filename), and
@@ -110,6 +110,10 @@ class _Warnings:
         if message not in self.items:
             self.items.append(message)
 
+    def extend(self, messages: Sequence[str]) -> None:
+        for message in messages:
+            self.add(message)
+
 
 def _number(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
@@ -121,6 +125,12 @@ class _Bootstrap:
 
     counts: FloatArray | None
     degenerate: np.ndarray
+
+    @classmethod
+    def draw(cls, n: int, resamples: int, seed: int, degenerate: np.ndarray | None = None) -> _Bootstrap:
+        """The resamples of `n` rows; `degenerate` is shared with another population's when given."""
+        counts = resample_counts(n, resamples, seed) if resamples else None
+        return cls(counts, np.zeros(resamples, dtype=bool) if degenerate is None else degenerate)
 
     def estimate(
         self, path: str, point: MetricValue, replicates: FloatArray | None, notes: _Warnings
@@ -224,29 +234,20 @@ def _score_report(
         notes.add("bootstrap: disabled (0 resamples), so no confidence intervals")
 
     n = len(labels)
-    boot = _Bootstrap(
-        counts=resample_counts(n, resamples, seed) if resamples else None,
-        degenerate=np.zeros(resamples, dtype=bool),
-    )
+    boot = _Bootstrap.draw(n, resamples, seed)
     codes = tiebreak_codes(labels.filenames, n)
     masking, replicates = _masking(rows, labels, codes, boot, notes, v2_parts=v2_parts)
-    if v2_parts:
-        expert_key = ("experts", labels.layout.value, content_digest(labels.experts, labels.label))
-        expert_section, expert_notes = TEST_SET_PARTS.get(expert_key, lambda: experts.expert_rows(labels))
-    else:
-        expert_section, expert_notes = experts.expert_rows(labels, pairs=False)
-    for message in expert_notes:
-        notes.add(message)
+    expert_section, expert_notes = (
+        _expert_rows(labels) if v2_parts else experts.expert_rows(labels, pairs=False)
+    )
+    notes.extend(expert_notes)
 
     if public_labels is not None:
         pooled_names = (*labels.filenames, *public_labels.filenames)
         clinical_tables: Sequence[LabelTable] = (labels, public_labels)
         score = predictions.align(pooled_names).final_score
         population = "pooled"
-        pooled_boot = _Bootstrap(
-            counts=resample_counts(len(pooled_names), resamples, seed) if resamples else None,
-            degenerate=boot.degenerate,
-        )
+        pooled_boot = _Bootstrap.draw(len(pooled_names), resamples, seed, boot.degenerate)
     else:
         pooled_names = labels.filenames
         clinical_tables = (labels,)
@@ -285,8 +286,7 @@ def _strata(
     entries, differences = strata.score_strata(
         truth, pred, counts, defined, min_size=min_stratum, warnings=messages
     )
-    for message in messages:
-        notes.add(message)
+    notes.extend(messages)
     return entries, differences
 
 
@@ -380,8 +380,7 @@ def _masking(
     rater = rows.final_score if unit == "rank" else pred_lv
     agreement_notes: list[str] = []
     agreement = experts.per_expert(view, rater, "masking.per_expert", agreement_notes)
-    for message in agreement_notes:
-        notes.add(message)
+    notes.extend(agreement_notes)
 
     section = {**masking, "levels": {**levels_view, **bins}, "per_expert": agreement}
     return section, _replicates(tau_reps, amae_reps)
@@ -413,16 +412,10 @@ def _clinical(
 ) -> dict[str, Any]:
     """AUC and quartile odds ratios of each endpoint over the given population, for the model's
     score and (``references``) for each LIBRA density column."""
-    endpoints = {
-        key: np.concatenate([np.asarray(getattr(table, attribute), dtype=np.int64) for table in tables])
-        for key, attribute in ENDPOINTS.items()
-    }
+    endpoints = _stacked(tables, ENDPOINTS, np.int64)
     model = _association(score, endpoints, boot, "clinical", "clinical.{endpoint}", notes)
-    section: dict[str, Any] = {}
-    for key in ENDPOINTS:
-        entry = model[key]
-        del entry["n"]  # the population's n is clinical.n
-        section[key] = entry
+    # The population's n is clinical.n, not repeated per endpoint.
+    section = {key: {k: v for k, v in model[key].items() if k != "n"} for key in ENDPOINTS}
     if not references:
         return section
     by_variable = _references(tables, boot, notes, seed=seed)
@@ -436,23 +429,30 @@ def _references(
 ) -> dict[str, dict[str, Any]]:
     """The density comparators of a population, from the memo when this test set and these
     resamples were seen before."""
-    endpoints = {
-        key: np.concatenate([np.asarray(getattr(table, attribute), dtype=np.int64) for table in tables])
-        for key, attribute in ENDPOINTS.items()
-    }
-    columns = {
-        name: np.concatenate([np.asarray(getattr(table, attribute), dtype=np.float64) for table in tables])
-        for name, attribute in DENSITY_REFERENCES.items()
-    }
+    endpoints = _stacked(tables, ENDPOINTS, np.int64)
+    columns = _stacked(tables, DENSITY_REFERENCES, np.float64)
     # The resamples are a function of (rows, resamples, seed): with the columns they fix the result.
     resamples = 0 if boot.counts is None else boot.counts.shape[1]
     memo_key = ("density", content_digest(*columns.values(), *endpoints.values()), resamples, seed)
     by_variable, reference_notes = TEST_SET_PARTS.get(
         memo_key, lambda: _density_references(columns, endpoints, boot.counts)
     )
-    for message in reference_notes:
-        notes.add(message)
+    notes.extend(reference_notes)
     return by_variable
+
+
+def _stacked(tables: Sequence[LabelTable], attributes: dict[str, str], dtype: DTypeLike) -> dict[str, Any]:
+    """``{key: column}`` of each LabelTable attribute, the tables' rows one after the other."""
+    return {
+        key: np.concatenate([np.asarray(getattr(table, attribute), dtype=dtype) for table in tables])
+        for key, attribute in attributes.items()
+    }
+
+
+def _expert_rows(labels: LabelTable) -> tuple[dict[str, dict[str, object]], list[str]]:
+    """The ``experts`` section and its warnings, from the memo when these labels were seen before."""
+    key = ("experts", labels.layout.value, content_digest(labels.experts, labels.label))
+    return TEST_SET_PARTS.get(key, lambda: experts.expert_rows(labels))
 
 
 def _density_references(
@@ -517,7 +517,7 @@ def _association(
         for quartile, result in clinical.odds_ratios_of(endpoint, quartiles).items():
             if result.reason is not None:
                 notes.add(f"{path}.odds_ratios.{quartile}: null, {result.reason}")
-            low, high = result.confidence_interval()
+            low, high = result.ci_low, result.ci_high
             entry: dict[str, Any] = {
                 "value": _number(result.value),
                 "ci95": None if math.isnan(low) else [low, high],
@@ -541,24 +541,6 @@ def _association(
     return section
 
 
-def score_file(
-    predictions_path: Path,
-    labels: LabelTable,
-    *,
-    public_labels: LabelTable | None = None,
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-) -> ScoreReport:
-    """Re-score a stored ``predictions.csv`` in one call (what ``csawm admin rescore`` needs).
-
-    The file is read with the contract's reader, expecting every image of `labels` (and of
-    `public_labels`), then scored by :func:`score_report` under the current :data:`SCORER_VERSION`.
-    """
-    expected = (*labels.filenames, *(public_labels.filenames if public_labels is not None else ()))
-    rows = read_predictions(predictions_path, expected=expected)
-    return score_report(rows, labels, public_labels=public_labels, resamples=resamples, seed=seed)
-
-
 def references_of_test_set(
     labels: LabelTable,
     *,
@@ -578,14 +560,9 @@ def references_of_test_set(
         tables: Sequence[LabelTable] = (labels,) if public_labels is None else (labels, public_labels)
         n = sum(len(table) for table in tables)
         notes = _Warnings()
-        expert_key = ("experts", labels.layout.value, content_digest(labels.experts, labels.label))
-        expert_section, expert_notes = TEST_SET_PARTS.get(expert_key, lambda: experts.expert_rows(labels))
-        for message in expert_notes:
-            notes.add(message)
-        boot = _Bootstrap(
-            counts=resample_counts(n, resamples, seed) if resamples else None,
-            degenerate=np.zeros(resamples, dtype=bool),
-        )
+        expert_section, expert_notes = _expert_rows(labels)
+        notes.extend(expert_notes)
+        boot = _Bootstrap.draw(n, resamples, seed)
         by_variable = _references(tables, boot, notes, seed=seed)
         clinical_section: dict[str, Any] = {
             "population": "pooled" if public_labels is not None else "evaluated",

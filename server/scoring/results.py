@@ -158,16 +158,9 @@ class EndpointResult(Association):
 
     @classmethod
     def read(cls, entry: Any) -> EndpointResult:
-        base = Association.read(entry)
         refs = _section(_section(entry).get("references"))
         found = {name: Association.read(value) for name, value in refs.items() if isinstance(value, Mapping)}
-        return cls(
-            auc=base.auc,
-            odds_ratio_q4=base.odds_ratio_q4,
-            n_positive=base.n_positive,
-            odds_ratios=base.odds_ratios,
-            references=MappingProxyType(found),
-        )
+        return cls(**vars(Association.read(entry)), references=MappingProxyType(found))
 
 
 @dataclass(frozen=True)
@@ -209,7 +202,7 @@ class BinScores:
     def read(cls, entry: Any) -> BinScores | None:
         if not isinstance(entry, Mapping):
             return None
-        return cls(_number(entry.get("precision")), _number(entry.get("recall")), _number(entry.get("f1")))
+        return cls(*(_number(entry.get(key)) for key in ("precision", "recall", "f1")))
 
 
 @dataclass(frozen=True)
@@ -263,10 +256,7 @@ class ReportBootstrap:
 
     @classmethod
     def read(cls, entry: Any) -> ReportBootstrap:
-        entry = _section(entry)
-        return cls(
-            _integer(entry.get("resamples")), _integer(entry.get("seed")), _integer(entry.get("degenerate"))
-        )
+        return cls(*(_integer(_section(entry).get(key)) for key in ("resamples", "seed", "degenerate")))
 
 
 def _taus(section: Any) -> Mapping[str, float | None]:

@@ -185,10 +185,3 @@ def _ratio(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
 def roc_auc(y_true: IntArray, score: FloatArray, counts: FloatArray) -> FloatArray:
     """ROC AUC of `score` for the 0/1 endpoint on each resample (see :func:`association`)."""
     return association(score, counts, {"endpoint": y_true})["endpoint"].auc
-
-
-def quartile_odds_ratio(
-    endpoint: IntArray, score: FloatArray, counts: FloatArray, *, quartile: int = 4
-) -> FloatArray:
-    """Sample odds ratio of one quartile against Q1 on each resample (see :func:`association`)."""
-    return association(score, counts, {"endpoint": endpoint}, quartile=quartile)["endpoint"].odds_ratio

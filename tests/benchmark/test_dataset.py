@@ -33,10 +33,11 @@ def test_read_splits(synthetic_benchmark: Path) -> None:
     bench = Benchmark.open(synthetic_benchmark)
     private = bench.read_private()
     public = bench.read_public()
-    train = bench.read_train()
+    assert bench.train_images is not None and bench.train_labels is not None
+    train = read_split(bench.train_images, bench.train_labels, LabelLayout.TRAIN)
     assert private.layout is LabelLayout.PRIVATE and len(private) == 60
     assert public is not None and public.layout is LabelLayout.PUBLIC and len(public) == 64
-    assert train is not None and train.layout is LabelLayout.TRAIN and len(train) == 48
+    assert train.layout is LabelLayout.TRAIN and len(train) == 48
 
 
 def test_optional_splits_may_be_absent(root_copy: Path) -> None:
@@ -47,7 +48,7 @@ def test_optional_splits_may_be_absent(root_copy: Path) -> None:
     bench = Benchmark.open(root_copy)
     assert bench.public_images is None and bench.public_labels is None
     assert bench.train_images is None and bench.train_labels is None
-    assert bench.read_public() is None and bench.read_train() is None
+    assert bench.read_public() is None
 
 
 def test_half_a_split_is_refused(root_copy: Path) -> None:

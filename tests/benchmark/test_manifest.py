@@ -6,11 +6,22 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from server.benchmark.dataset import Benchmark, BenchmarkError
-from server.benchmark.manifest import TestSetManifest, build_manifest, manifest_from_json
+from server.benchmark.manifest import TestSetManifest, build_manifest
+
+
+def manifest_from_json(data: dict[str, Any]) -> TestSetManifest:
+    """Inverse of :meth:`TestSetManifest.to_json`; a stored digest that does not match is an error."""
+    images = tuple((str(name), str(sha)) for name, sha in data["images"])
+    manifest = TestSetManifest(images=images, labels_sha256=str(data["labels_sha256"]))
+    stored = data.get("digest")
+    if stored is not None and stored != manifest.digest():
+        raise ValueError(f"manifest digest {stored} does not match its content ({manifest.digest()})")
+    return manifest
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from server.cli.main import app
 from server.scoring.labels import read_labels
 from server.scoring.predictions import read_predictions
-from server.scoring.report import score_file
+from server.scoring.report import score_report
 
 from .factories import private_labels, public_labels, write_labels, write_predictions
 from .schema import scored, valid_report
@@ -53,8 +53,9 @@ def test_json_output_equals_the_library_report(files: dict[str, Path]) -> None:
     labels = read_labels(files["private"])
     expected = scored(read_predictions(files["predictions"]), labels, resamples=100, seed=0).data
     assert valid_report(printed) == json.loads(json.dumps(expected))
-    # A stored predictions file is re-scored by one call, with the same result.
-    assert score_file(files["predictions"], labels, resamples=100, seed=0).data == expected
+    # A stored predictions file, read expecting every labelled image, is re-scored the same.
+    rows = read_predictions(files["predictions"], expected=labels.filenames)
+    assert score_report(rows, labels, resamples=100, seed=0).data == expected
     assert printed["bootstrap"] == {
         "resamples": 100,
         "seed": 0,

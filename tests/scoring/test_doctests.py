@@ -11,7 +11,6 @@ MODULES = [
     "server.scoring.metrics",
     "server.scoring.ranks",
     "server.scoring.clinical",
-    "server.scoring.model_outputs",
     "server.scoring.experts",
     "server.scoring.registry",
 ]

@@ -107,7 +107,8 @@ def test_weighted_odds_ratio_equals_plain_quartile_table_on_resampled_rows(
     # one drawn row are such a block too, so this checks the rule on every resample.
     indices, counts = draws
     score = data["score"] if tied else data["score"] + np.arange(N) * 1e-6
-    replicates = weighted.quartile_odds_ratio(data["endpoint"], score, counts, quartile=quartile)
+    endpoints = {"endpoint": data["endpoint"]}
+    replicates = weighted.association(score, counts, endpoints, quartile=quartile)["endpoint"].odds_ratio
     for b in range(RESAMPLES):
         rows = indices[b]
         plain = clinical.quartile_odds_ratios(data["endpoint"][rows], score[rows])
