@@ -49,6 +49,12 @@ from runner.spec import ErrorCode
 IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 ENTRYPOINT_REASONS = frozenset({"CreateContainerError", "RunContainerError"})
 CONFIG_REASONS = frozenset({"CreateContainerConfigError"})
+# A model container waiting for one of these reasons ends the run: what the message says, and the code.
+_MODEL_WAITING = (
+    (IMAGE_PULL_REASONS, "the model image cannot be pulled", ErrorCode.IMAGE_INVALID),
+    (ENTRYPOINT_REASONS, "the model container cannot start", ErrorCode.IMAGE_INVALID),
+    (CONFIG_REASONS, "the model container's configuration is invalid", ErrorCode.INFRA_ERROR),
+)
 _OWN_LIMIT = re.compile(r"exceed(s|ed)? (the|its) ([\w ]+ )?limit", re.IGNORECASE)
 
 Kind = Literal["pending", "running", "succeeded", "failed"]
@@ -117,17 +123,14 @@ def _classify_job(
     if deadline is not None:
         # Only a Pod that is still there and never ran proves the model did not start; without
         # any Pod (deleted with the deadline) the deadline is the model's.
+        why = deadline.get("message") or "DeadlineExceeded"
         if started or not pods:
             return Verdict(
-                "failed",
-                f"the run exceeded its deadline ({deadline.get('message') or 'DeadlineExceeded'})",
-                ErrorCode.TIMEOUT,
-                pod_name=_name(pod),
+                "failed", f"the run exceeded its deadline ({why})", ErrorCode.TIMEOUT, pod_name=_name(pod)
             )
         return Verdict(
             "failed",
-            "the Job's deadline passed before the model started (waiting for a node or the image): "
-            f"{deadline.get('message') or 'DeadlineExceeded'}",
+            f"the Job's deadline passed before the model started (waiting for a node or the image): {why}",
             ErrorCode.INFRA_ERROR,
             pod_name=_name(pod),
         )
@@ -202,27 +205,9 @@ def _classify_pod(pod: dict[str, Any]) -> Verdict | None:
     if model is not None:
         waiting = (model.get("state") or {}).get("waiting") or {}
         reason, detail = waiting.get("reason", ""), waiting.get("message", "")
-        if reason in IMAGE_PULL_REASONS:
-            return Verdict(
-                "failed",
-                f"the model image cannot be pulled ({reason}): {detail}",
-                ErrorCode.IMAGE_INVALID,
-                pod_name=name,
-            )
-        if reason in ENTRYPOINT_REASONS:
-            return Verdict(
-                "failed",
-                f"the model container cannot start ({reason}): {detail}",
-                ErrorCode.IMAGE_INVALID,
-                pod_name=name,
-            )
-        if reason in CONFIG_REASONS:
-            return Verdict(
-                "failed",
-                f"the model container's configuration is invalid ({reason}): {detail}",
-                ErrorCode.INFRA_ERROR,
-                pod_name=name,
-            )
+        for reasons, what, code in _MODEL_WAITING:
+            if reason in reasons:
+                return Verdict("failed", f"{what} ({reason}): {detail}", code, pod_name=name)
         ended = _terminated(model)
         if ended is not None:
             code = ended.get("exitCode")
