@@ -24,6 +24,7 @@ the model's log. API calls are retried on 429 and 5xx with bounded exponential b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -294,12 +295,6 @@ class KubernetesRunner:
         namespace, name = parse_handle(handle)
         self._delete_job(namespace, name)
 
-    def progress(self, handle: str) -> Progress:
-        """One look at the run without waiting (for status pages and restarted workers)."""
-        namespace, name = parse_handle(handle)
-        verdict = classify(self._observe(namespace, name)[0])
-        return Progress(handle=handle, kind=verdict.kind, message=verdict.message)
-
     # -- observing ---------------------------------------------------------------------------------
 
     def _observe(self, namespace: str, name: str) -> tuple[Observation, str | None]:
@@ -371,39 +366,27 @@ class KubernetesRunner:
     def _time_limit(self, verdict: Verdict, clock: _Clocks) -> Verdict | None:
         """The runner's own limits (module docstring, layer 2), as a failed verdict or None."""
         grace_s = self.config.runner_grace.total_seconds()
+
+        def failed(code: ErrorCode, message: str) -> Verdict:
+            return replace(verdict, kind="failed", error_code=code, message=message)
+
         if clock.model_running_s is not None and clock.model_running_s > clock.timeout_s + grace_s:
-            return replace(
-                verdict,
-                kind="failed",
-                error_code=ErrorCode.TIMEOUT,
-                message=f"the model ran longer than its time limit of {clock.timeout_s:g} s",
+            return failed(
+                ErrorCode.TIMEOUT, f"the model ran longer than its time limit of {clock.timeout_s:g} s"
             )
-        for waited, limit in (
-            (clock.unschedulable_s, self.config.schedule_timeout),
-            (clock.queued_s, self.config.queue_timeout),
+        for since, limit in (
+            (clock.unschedulable_since, self.config.schedule_timeout),
+            (clock.queued_since, self.config.queue_timeout),
         ):
-            if waited is not None and waited > limit.total_seconds():
-                return replace(
-                    verdict,
-                    kind="failed",
-                    error_code=ErrorCode.INFRA_ERROR,
-                    message=f"the run could not start within {limit} ({verdict.message})",
+            if since is not None and clock.now - since > limit.total_seconds():
+                return failed(
+                    ErrorCode.INFRA_ERROR, f"the run could not start within {limit} ({verdict.message})"
                 )
         if verdict.disruptions > self.config.max_disruptions:
-            return replace(
-                verdict,
-                kind="failed",
-                error_code=ErrorCode.INFRA_ERROR,
-                message=f"the cluster disrupted the run {verdict.disruptions} times",
-            )
-        if clock.active_s is not None and clock.active_s > clock.hard_cap_s:
+            return failed(ErrorCode.INFRA_ERROR, f"the cluster disrupted the run {verdict.disruptions} times")
+        if clock.active_since is not None and clock.now - clock.active_since > clock.hard_cap_s:
             code = ErrorCode.TIMEOUT if verdict.model_started else ErrorCode.INFRA_ERROR
-            return replace(
-                verdict,
-                kind="failed",
-                error_code=code,
-                message=f"the Job did not finish within its deadline plus {grace_s:g} s",
-            )
+            return failed(code, f"the Job did not finish within its deadline plus {grace_s:g} s")
         return None
 
     # -- results -----------------------------------------------------------------------------------
@@ -424,15 +407,17 @@ class KubernetesRunner:
             predictions=None,
             handle=handle,
         )
+
+        def failed(code: ErrorCode, message: str) -> RunResult:
+            return replace(result, error_code=code, message=message)
+
         if verdict.error_code == ErrorCode.CANCELLED:
             return replace(result, state=TerminalState.CANCELLED)
         if verdict.kind != "succeeded":
             return result
         if verdict.pod_name is None:
-            return replace(
-                result,
-                error_code=ErrorCode.INFRA_ERROR,
-                message="the Job completed but its Pod (and the collector's log) is gone",
+            return failed(
+                ErrorCode.INFRA_ERROR, "the Job completed but its Pod (and the collector's log) is gone"
             )
         cap = min(limits.output_bytes, self.config.max_collect_bytes)
         # base64 (4/3), a newline every 76 characters, header and footer lines.
@@ -441,31 +426,20 @@ class KubernetesRunner:
             raw = self._read_log(namespace, verdict.pod_name, COLLECTOR_CONTAINER, limit_bytes=log_cap)
         except ApiException as exc:
             if exc.status == 404:
-                return replace(
-                    result,
-                    error_code=ErrorCode.INFRA_ERROR,
-                    message=(
-                        "the Pod was deleted (TTL or garbage collection) before its logs were read; "
-                        "the predictions are gone"
-                    ),
+                return failed(
+                    ErrorCode.INFRA_ERROR,
+                    "the Pod was deleted (TTL or garbage collection) before its logs were read; "
+                    "the predictions are gone",
                 )
-            return replace(
-                result,
-                error_code=ErrorCode.INFRA_ERROR,
-                message=f"the collector's log could not be read ({_reason(exc)})",
-            )
+            return failed(ErrorCode.INFRA_ERROR, f"the collector's log could not be read ({_reason(exc)})")
         try:
             frame = parse_frame(raw, max_bytes=cap)
         except FrameError as exc:
-            return replace(
-                result,
-                error_code=ErrorCode.OUTPUT_INVALID,
-                message=f"the predictions did not arrive intact: {exc}",
-            )
+            return failed(ErrorCode.OUTPUT_INVALID, f"the predictions did not arrive intact: {exc}")
         if frame.status == "missing":
-            return replace(result, error_code=ErrorCode.OUTPUT_MISSING, message=frame.message)
+            return failed(ErrorCode.OUTPUT_MISSING, frame.message)
         if frame.status == "rejected":
-            return replace(result, error_code=ErrorCode.OUTPUT_INVALID, message=frame.message)
+            return failed(ErrorCode.OUTPUT_INVALID, frame.message)
         return replace(
             result,
             state=TerminalState.SUCCEEDED,
@@ -564,12 +538,8 @@ class KubernetesRunner:
         cap = self.config.api_backoff_max.total_seconds()
         retry_after = (exc.headers or {}).get("Retry-After") if exc is not None else None
         if retry_after is not None:
-            try:
-                seconds = float(str(retry_after))
-            except ValueError:
-                seconds = None
-            if seconds is not None:
-                return min(cap, max(0.0, seconds))
+            with contextlib.suppress(ValueError):
+                return min(cap, max(0.0, float(str(retry_after))))
         return min(cap, self.config.api_backoff.total_seconds() * float(2**attempt))
 
 
@@ -612,18 +582,6 @@ class _Clocks:
         if self.model_seen_at is None:
             return None
         return (self.model_done_at or self.now) - self.model_seen_at
-
-    @property
-    def active_s(self) -> float | None:
-        return None if self.active_since is None else self.now - self.active_since
-
-    @property
-    def unschedulable_s(self) -> float | None:
-        return None if self.unschedulable_since is None else self.now - self.unschedulable_since
-
-    @property
-    def queued_s(self) -> float | None:
-        return None if self.queued_since is None else self.now - self.queued_since
 
 
 def _owned_by(pod: dict[str, Any], job_name: str, job_uid: str | None) -> bool:
