@@ -53,7 +53,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, NoReturn, cast
 
 MAX_MEMBERS = 100_000
 MAX_HEADER_EXTENSION = 64 * 1024  # a GNU long name or PAX record set; real ones are < 1 KiB
@@ -130,11 +130,11 @@ class _BoundedTarInfo(tarfile.TarInfo):
                 f"{MAX_HEADER_EXTENSION // 1024} KiB cap on tar header extensions"
             )
         if self.type == tarfile.GNUTYPE_SPARSE:
-            raise ImageArchiveError(f"member {self.name!r} is a sparse file (docker save writes none)")
+            self._sparse_refused()
         member: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]
         return member
 
-    def _sparse_refused(self, *_: object) -> None:
+    def _sparse_refused(self, *_: object) -> NoReturn:
         raise ImageArchiveError(f"member {self.name!r} is a sparse file (docker save writes none)")
 
     _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _sparse_refused
@@ -233,8 +233,7 @@ def _check_name(name: str) -> str:
         raise ImageArchiveError(f"member name {name!r} contains a NUL byte")
     if name.startswith("/"):
         raise ImageArchiveError(f"member {name!r} has an absolute path")
-    parts = name.split("/")
-    if ".." in parts:
+    if ".." in name.split("/"):
         raise ImageArchiveError(f"member {name!r} contains a '..' path component (path traversal)")
     norm = posixpath.normpath(name)
     return "" if norm == "." else norm
@@ -279,11 +278,6 @@ def _check_link(member: tarfile.TarInfo, name: str, scan: _Scan) -> None:
         scan.symlinks[name] = target
     else:  # hard link: the target is an archive path
         scan.links[name] = _resolve_path(scan.symlinks, target, what)
-
-
-def _runs_as_root(user: str) -> bool:
-    uid = user.split(":", 1)[0].strip()
-    return uid in ("", "0", "root")
 
 
 def _loads(raw: bytes, what: str) -> Any:
@@ -520,16 +514,14 @@ def inspect_archive(
             "(build with --platform linux/amd64)"
         )
     inner = config.get("config")
-    if not isinstance(inner, dict):
-        inner = {}
-    user = str(inner.get("User") or "")
+    user = str((inner if isinstance(inner, dict) else {}).get("User") or "")
     return ImageArchiveInfo(
         digest=f"sha256:{hexdigest}",
         repo_tags=tags,
         architecture=arch,
         os=osname,
         user=user,
-        runs_as_root=_runs_as_root(user),
+        runs_as_root=user.split(":", 1)[0].strip() in ("", "0", "root"),
         size_bytes=scan.total,
         layer_count=len(layers),
     )

@@ -97,10 +97,8 @@ def handle_for(namespace: str, name: str) -> str:
 
 def parse_handle(handle: str) -> tuple[str, str]:
     """Split ``k8s:<namespace>/<job>``; ValueError naming the handle when it is not one."""
-    if not handle.startswith("k8s:") or handle.count("/") != 1:
-        raise ValueError(f"not a Kubernetes run handle: {handle!r} (expected 'k8s:<namespace>/<job>')")
-    namespace, name = handle[len("k8s:") :].split("/")
-    if not namespace or not name:
+    namespace, _, name = handle.removeprefix("k8s:").partition("/")
+    if not handle.startswith("k8s:") or not namespace or not name or "/" in name:
         raise ValueError(f"not a Kubernetes run handle: {handle!r} (expected 'k8s:<namespace>/<job>')")
     return namespace, name
 
