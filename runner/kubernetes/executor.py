@@ -299,31 +299,28 @@ class KubernetesRunner:
 
     def _observe(self, namespace: str, name: str) -> tuple[Observation, str | None]:
         try:
-            return self._list_run(namespace, name)
+            job = self._read_json(self._batch.read_namespaced_job, name, namespace)
+            if job is None:
+                return Observation(job_name=name, job=None), None
+            uid = (job.get("metadata") or {}).get("uid")
+            pod_list = self._call_json(
+                self._core.list_namespaced_pod, namespace, label_selector=f"{LABEL_JOB_NAME}={name}"
+            )
+            pods = tuple(p for p in pod_list.get("items") or [] if _owned_by(p, name, uid))
+            events: tuple[dict[str, Any], ...] = ()
+            if not pods:
+                event_list = self._call_json(
+                    self._core.list_namespaced_event,
+                    namespace,
+                    field_selector=f"involvedObject.kind=Job,involvedObject.name={name}",
+                )
+                events = tuple(e for e in event_list.get("items") or [] if _about_job(e, name, uid))
+            version = (pod_list.get("metadata") or {}).get("resourceVersion")
+            return Observation(job_name=name, job=job, pods=pods, events=events), version
         except ApiException as exc:  # 401/403 and the like: the deployment is wrong
             raise PermanentInfraError(
                 f"cannot read Job {namespace}/{name} and its Pods: {_reason(exc)}"
             ) from exc
-
-    def _list_run(self, namespace: str, name: str) -> tuple[Observation, str | None]:
-        job = self._read_json(self._batch.read_namespaced_job, name, namespace)
-        if job is None:
-            return Observation(job_name=name, job=None), None
-        uid = (job.get("metadata") or {}).get("uid")
-        pod_list = self._call_json(
-            self._core.list_namespaced_pod, namespace, label_selector=f"{LABEL_JOB_NAME}={name}"
-        )
-        pods = tuple(p for p in pod_list.get("items") or [] if _owned_by(p, name, uid))
-        events: tuple[dict[str, Any], ...] = ()
-        if not pods:
-            event_list = self._call_json(
-                self._core.list_namespaced_event,
-                namespace,
-                field_selector=f"involvedObject.kind=Job,involvedObject.name={name}",
-            )
-            events = tuple(e for e in event_list.get("items") or [] if _about_job(e, name, uid))
-        version = (pod_list.get("metadata") or {}).get("resourceVersion")
-        return Observation(job_name=name, job=job, pods=pods, events=events), version
 
     def _watch_pods(self, namespace: str, name: str, seen: Observation, version: str | None) -> None:
         """Block until one of the Job's Pods changes, the watch ends, or ``watch_timeout`` passes."""

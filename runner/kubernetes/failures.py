@@ -205,9 +205,9 @@ def _classify_pod(pod: dict[str, Any]) -> Verdict | None:
     if model is not None:
         waiting = (model.get("state") or {}).get("waiting") or {}
         reason, detail = waiting.get("reason", ""), waiting.get("message", "")
-        for reasons, what, code in _MODEL_WAITING:
+        for reasons, what, error_code in _MODEL_WAITING:
             if reason in reasons:
-                return Verdict("failed", f"{what} ({reason}): {detail}", code, pod_name=name)
+                return Verdict("failed", f"{what} ({reason}): {detail}", error_code, pod_name=name)
         ended = _terminated(model)
         if ended is not None:
             code = ended.get("exitCode")
@@ -267,17 +267,18 @@ def _true_conditions(job: dict[str, Any]) -> list[dict[str, Any]]:
 def _condition(
     conditions: list[dict[str, Any]], types: tuple[str, ...], reason: str | None
 ) -> dict[str, Any] | None:
-    for condition in conditions:
-        if condition.get("type") in types and (reason is None or condition.get("reason") == reason):
-            return condition
-    return None
+    matches = (c for c in conditions if c.get("type") in types and reason in (None, c.get("reason")))
+    return next(matches, None)
+
+
+def _status_entry(pod: dict[str, Any], key: str, field: str, value: str) -> dict[str, Any] | None:
+    """The first entry of the Pod's ``status.<key>`` list whose `field` is `value`."""
+    entries = (pod.get("status") or {}).get(key) or []
+    return next((e for e in entries if isinstance(e, dict) and e.get(field) == value), None)
 
 
 def _pod_condition(pod: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if isinstance(condition, dict) and condition.get("type") == kind:
-            return condition
-    return None
+    return _status_entry(pod, "conditions", "type", kind)
 
 
 def _is_disrupted(pod: dict[str, Any]) -> bool:
@@ -294,11 +295,7 @@ def _own_limit_eviction(pod: dict[str, Any]) -> bool:
 
 
 def _container_status(pod: dict[str, Any], name: str, *, init: bool) -> dict[str, Any] | None:
-    key = "initContainerStatuses" if init else "containerStatuses"
-    for status in (pod.get("status") or {}).get(key) or []:
-        if isinstance(status, dict) and status.get("name") == name:
-            return status
-    return None
+    return _status_entry(pod, "initContainerStatuses" if init else "containerStatuses", "name", name)
 
 
 def _terminated(status: dict[str, Any]) -> dict[str, Any] | None:
