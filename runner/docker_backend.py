@@ -314,21 +314,15 @@ class DockerRunner:
         with _engine("listing run containers"):
             # The low-level list: one call, no per-container inspect that races with removals.
             rows = self.client.api.containers(all=True, filters={"label": "csawm.run_id"})
-        found = []
-        for row in rows:
-            labels = row.get("Labels") or {}
-            names = row.get("Names") or []
-            if not names:
-                continue
-            found.append(
-                RunObject(
-                    handle=HANDLE_PREFIX + names[0].lstrip("/"),
-                    run_id=labels.get("csawm.run_id", ""),
-                    deadline=_parse_time(labels.get(DEADLINE_LABEL)),
-                    running=row.get("State") in ("created", "running", "restarting"),
-                )
+        return [
+            RunObject(
+                handle=HANDLE_PREFIX + row["Names"][0].lstrip("/"),
+                run_id=(row.get("Labels") or {}).get("csawm.run_id", ""),
+                deadline=_parse_time((row.get("Labels") or {}).get(DEADLINE_LABEL)),
             )
-        return found
+            for row in rows
+            if row.get("Names")
+        ]
 
     def _check_image(self, image: str) -> None:
         try:

@@ -88,7 +88,6 @@ class RunObject:
     handle: str
     run_id: str
     deadline: datetime | None
-    running: bool
 
 
 @dataclass(frozen=True)

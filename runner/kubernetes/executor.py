@@ -199,20 +199,14 @@ class KubernetesRunner:
             )
         except ApiException as exc:
             raise PermanentInfraError(f"cannot list Jobs in {self.config.namespace}: {_reason(exc)}") from exc
-        found = []
-        for job in jobs.items or []:
-            annotations = job.metadata.annotations or {}
-            status = job.status
-            finished = bool(status and (status.succeeded or status.failed or status.completion_time))
-            found.append(
-                RunObject(
-                    handle=handle_for(job.metadata.namespace, job.metadata.name),
-                    run_id=annotations.get(ANNOTATION_RUN_ID, ""),
-                    deadline=None,
-                    running=not finished,
-                )
+        return [
+            RunObject(
+                handle=handle_for(job.metadata.namespace, job.metadata.name),
+                run_id=(job.metadata.annotations or {}).get(ANNOTATION_RUN_ID, ""),
+                deadline=None,
             )
-        return found
+            for job in jobs.items or []
+        ]
 
     def start(self, spec: RunSpec) -> str:
         """Create the Job; return ``k8s:<namespace>/<job>``.

@@ -19,6 +19,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+from runner.hardening import contract_env
 from runner.kubernetes.config import KubernetesRunnerConfig
 from runner.spec import RunSpec
 
@@ -252,12 +253,7 @@ def _pod_spec(spec: RunSpec, config: KubernetesRunnerConfig) -> dict[str, Any]:
                 "name": MODEL_CONTAINER,
                 "image": spec.image,
                 "imagePullPolicy": config.image_pull_policy,
-                "env": [
-                    {"name": "CSAWM_INPUT_DIR", "value": INPUT_MOUNT},
-                    {"name": "CSAWM_OUTPUT_DIR", "value": OUTPUT_MOUNT},
-                    {"name": "CSAWM_CONTRACT", "value": "1"},
-                    {"name": "HOME", "value": TMP_MOUNT},
-                ],
+                "env": [{"name": key, "value": value} for key, value in contract_env().items()],
                 "resources": {"requests": dict(model_resources), "limits": dict(model_resources)},
                 "securityContext": _security_context(),
                 "volumeMounts": [
