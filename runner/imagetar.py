@@ -140,19 +140,6 @@ class _BoundedTarInfo(tarfile.TarInfo):
     _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _sparse_refused
 
 
-class _CountingReader:
-    """A read-only file wrapper counting the bytes read from disk (the compressed side)."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self.count += len(data)
-        return data
-
-
 class _GzipStream:
     """Bounded gzip decompression: never inflates more than the ``size`` asked for.
 
@@ -163,7 +150,7 @@ class _GzipStream:
     members (``pigz``, ``cat a.gz b.gz``) are followed.
     """
 
-    def __init__(self, source: _CountingReader) -> None:
+    def __init__(self, source: BinaryIO) -> None:
         self._source = source
         self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._pending = b""  # input not yet given to zlib
@@ -200,7 +187,7 @@ class _RatioGuard:
     `RATIO_CHECK_AFTER` bytes are out, and bytes out against `max_out`.
     """
 
-    def __init__(self, source: _CountingReader, max_out: int) -> None:
+    def __init__(self, source: BinaryIO, max_out: int) -> None:
         self._source = source
         self._inner = _GzipStream(source)
         self.max_out = max_out
@@ -208,7 +195,8 @@ class _RatioGuard:
 
     @property
     def compressed(self) -> int:
-        return self._source.count
+        """Bytes read from disk so far (the file is read forward from its start)."""
+        return self._source.tell()
 
     def read(self, size: int = -1) -> bytes:
         data = self._inner.read(min(size, self.max_out + 1 - self.out) if size >= 0 else size)
@@ -320,7 +308,7 @@ def _scan(path: Path, *, max_total_bytes: int, max_member_bytes: int) -> _Scan:
         try:
             if gzipped:  # one forward pass through the decompressor, guarded against bombs
                 tf = tarfile.open(  # noqa: SIM115 - closed by the with-block below
-                    fileobj=cast(IO[bytes], _RatioGuard(_CountingReader(raw), max_total_bytes)),
+                    fileobj=cast(IO[bytes], _RatioGuard(raw, max_total_bytes)),
                     mode="r|",
                     bufsize=STREAM_BUFSIZE,
                     tarinfo=_BoundedTarInfo,
@@ -552,7 +540,7 @@ def _decompress(source: Path, target: Path, max_bytes: int) -> None:
     """Inflate the gzip archive `source` into `target` (created 0600), through the same bounded,
     ratio-guarded stream as the inspection."""
     with source.open("rb") as raw:
-        stream = _RatioGuard(_CountingReader(raw), max_bytes)
+        stream = _RatioGuard(raw, max_bytes)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             while chunk := stream.read(STREAM_BUFSIZE):
