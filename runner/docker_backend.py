@@ -182,12 +182,11 @@ class _Waiter:
     api: Any
     container_id: str
     done: threading.Event
-    status: dict[str, Any] | None = None
     error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            self.status = self.api.wait(self.container_id)
+            self.api.wait(self.container_id)
         except BaseException as exc:  # handed to the caller
             self.error = exc
         finally:

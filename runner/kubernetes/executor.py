@@ -607,12 +607,8 @@ def _finished(job: dict[str, Any]) -> bool:
 
 
 def _reason(exc: ApiException) -> str:
-    body = exc.body
-    if isinstance(body, str | bytes):
-        try:
-            message = json.loads(body).get("message")
-        except (ValueError, AttributeError):
-            message = None
-        if message:
-            return f"{exc.status} {message}"
+    if isinstance(exc.body, str | bytes):
+        with contextlib.suppress(ValueError, AttributeError):
+            if message := json.loads(exc.body).get("message"):
+                return f"{exc.status} {message}"
     return f"{exc.status} {exc.reason}"

@@ -304,10 +304,7 @@ def _terminated(status: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _model_started(pod: dict[str, Any]) -> bool:
-    model = _container_status(pod, MODEL_CONTAINER, init=True)
-    if model is None:
-        return False
-    state = model.get("state") or {}
+    state = (_container_status(pod, MODEL_CONTAINER, init=True) or {}).get("state") or {}
     return "running" in state or "terminated" in state
 
 

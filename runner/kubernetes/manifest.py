@@ -168,10 +168,7 @@ def build_job(spec: RunSpec, config: KubernetesRunnerConfig) -> dict[str, Any]:
 
     name = job_name(spec.run_id, spec.attempt, prefix=config.job_name_prefix)
     labels = run_labels(spec, config)
-    job_labels = dict(labels)
-    if config.kueue_queue:
-        job_labels[LABEL_KUEUE_QUEUE] = config.kueue_queue
-    annotations = {ANNOTATION_RUN_ID: spec.run_id, ANNOTATION_IMAGE: spec.image}
+    job_labels = labels | ({LABEL_KUEUE_QUEUE: config.kueue_queue} if config.kueue_queue else {})
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -179,7 +176,7 @@ def build_job(spec: RunSpec, config: KubernetesRunnerConfig) -> dict[str, Any]:
             "name": name,
             "namespace": config.namespace,
             "labels": job_labels,
-            "annotations": annotations,
+            "annotations": {ANNOTATION_RUN_ID: spec.run_id, ANNOTATION_IMAGE: spec.image},
         },
         "spec": {
             "backoffLimit": 0,
