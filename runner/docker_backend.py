@@ -34,7 +34,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -173,24 +172,6 @@ def prepare_output_dir(path: Path) -> None:
         os.chmod(path, 0o700)
     except PermissionError:
         os.chmod(path, 0o777)
-
-
-@dataclass
-class _Waiter:
-    """Blocks on the engine's wait endpoint in a thread so the caller can sample meanwhile."""
-
-    api: Any
-    container_id: str
-    done: threading.Event
-    error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.api.wait(self.container_id)
-        except BaseException as exc:  # handed to the caller
-            self.error = exc
-        finally:
-            self.done.set()
 
 
 class DockerRunner:
@@ -423,22 +404,31 @@ class DockerRunner:
         elapsed = (datetime.now(UTC) - started).total_seconds() if started else 0.0
         deadline = time.monotonic() + max(0.0, timeout_s - elapsed)
 
-        waiter = _Waiter(self.client.api, container.id, threading.Event())
-        thread = threading.Thread(target=waiter.run, name=f"wait-{name}", daemon=True)
-        thread.start()
+        # The engine's wait endpoint blocks, so it runs in a thread while this one samples.
+        api, done, failure = self.client.api, threading.Event(), list[BaseException]()
+
+        def wait_for_exit() -> None:
+            try:
+                api.wait(container.id)
+            except BaseException as exc:  # handed to the caller
+                failure.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=wait_for_exit, name=f"wait-{name}", daemon=True).start()
         peak: int | None = None
         timed_out = False
         output_flooded: str | None = None
         cgroup_file = _cgroup_file(container.id, _CGROUP_ROOTS, _CGROUP_FILES)
         cpu_file = _cgroup_file(container.id, _CGROUP_CPU_ROOTS, _CGROUP_CPU_FILES)
         cpu_s: float | None = None
-        while not waiter.done.is_set():
+        while not done.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
                 self._kill(container.id)
                 break
-            if waiter.done.wait(min(self.poll_interval_s, remaining)):
+            if done.wait(min(self.poll_interval_s, remaining)):
                 break
             sample = self._sample_memory(container.id, cgroup_file)
             if sample is not None:
@@ -454,13 +444,13 @@ class DockerRunner:
                 )
                 self._kill(container.id)
                 break
-        if not waiter.done.wait(_STOP_GRACE_S):
+        if not done.wait(_STOP_GRACE_S):
             raise TransientInfraError(
                 f"container {name} did not stop within {_STOP_GRACE_S:.0f} s of the kill"
             )
-        if waiter.error is not None:
+        if failure:
             raise _infra(
-                waiter.error if isinstance(waiter.error, Exception) else Exception(waiter.error), "waiting"
+                failure[0] if isinstance(failure[0], Exception) else Exception(failure[0]), "waiting"
             )
 
         with _engine(f"inspecting container {name}"):
