@@ -242,22 +242,17 @@ class DockerRunner:
             other than the one inspected.
         """
         info = inspect_archive(path)
-        with _untagged(path, info) as loadable:
-            images = self._load(loadable)
-        ids = {img.id for img in images}
-        if info.digest not in ids:
-            raise ImageArchiveError(f"the engine loaded {sorted(ids)}, not the inspected image {info.digest}")
-        return info.digest
-
-    def _load(self, path: Path) -> list[Any]:
-        with _engine("loading the image archive"):
+        with _untagged(path, info) as loadable, _engine("loading the image archive"):
             try:
-                with path.open("rb") as fh:
-                    return list(self.client.images.load(fh))
+                with loadable.open("rb") as fh:
+                    ids = {img.id for img in self.client.images.load(fh)}
             except docker.errors.APIError as exc:
                 if exc.status_code and exc.status_code < 500:
                     raise ImageArchiveError(f"the engine refused the archive: {exc.explanation}") from None
                 raise
+        if info.digest not in ids:
+            raise ImageArchiveError(f"the engine loaded {sorted(ids)}, not the inspected image {info.digest}")
+        return info.digest
 
     def image_for_reference(self, reference: str, image_id: str) -> str:
         """The image id of `reference`: already in the engine, or pulled by digest and verified."""
