@@ -162,8 +162,7 @@ def prepare_output_dir(path: Path) -> None:
         When the path is a link or not a directory, or is not empty.
     """
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode):
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
         raise PermanentInfraError(f"output directory {path} is not a directory (or is a link)")
     if any(path.iterdir()):
         raise PermanentInfraError(f"output directory {path} is not empty; each run needs a fresh one")

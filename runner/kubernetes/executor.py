@@ -286,8 +286,7 @@ class KubernetesRunner:
 
     def cleanup(self, handle: str) -> None:
         """Delete the Job and its Pods; a Job that is already gone is fine."""
-        namespace, name = parse_handle(handle)
-        self._delete_job(namespace, name)
+        self._delete_job(*parse_handle(handle))
 
     # -- observing ---------------------------------------------------------------------------------
 
@@ -453,15 +452,10 @@ class KubernetesRunner:
         return raw[-max_bytes:].decode("utf-8", errors="replace") if max_bytes > 0 else ""
 
     def _read_log(self, namespace: str, pod: str, container: str, **params: Any) -> bytes:
-        response = self._call(
-            self._core.read_namespaced_pod_log,
-            pod,
-            namespace,
-            container=container,
-            _preload_content=False,
-            **params,
+        read = self._core.read_namespaced_pod_log
+        return bytes(
+            self._call(read, pod, namespace, container=container, _preload_content=False, **params).data
         )
-        return bytes(response.data)
 
     def _report(self, handle: str, verdict: Verdict) -> None:
         if self.on_progress is not None:
@@ -492,8 +486,7 @@ class KubernetesRunner:
             raise
 
     def _call_json(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        response = self._call(method, *args, _preload_content=False, **kwargs)
-        data = json.loads(response.data)
+        data = json.loads(self._call(method, *args, _preload_content=False, **kwargs).data)
         if not isinstance(data, dict):
             raise PermanentInfraError(f"the API answered {method.__name__} with {type(data).__name__}")
         return data
