@@ -34,14 +34,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
-import requests
 
 from runner.errors import (
     ImageInvalidError,
@@ -61,7 +59,8 @@ from runner.hardening import (
 )
 from runner.imagetar import ImageArchiveError, ImageArchiveInfo, inspect_archive, remove_tags
 from runner.output import output_usage, read_predictions_file
-from runner.registry_pull import RegistryAuth, pull
+from runner.registry_pull import ENGINE_ERRORS, RegistryAuth, pull
+from runner.registry_pull import engine_error as _infra
 from runner.spec import ErrorCode, RunObject, RunResult, RunSpec
 
 HANDLE_PREFIX = "docker:"
@@ -98,18 +97,13 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(microsecond=int(micro), tzinfo=UTC)
 
 
-def _infra(exc: Exception, what: str) -> RunnerError:
-    """Map an engine exception to the taxonomy: 5xx and connection trouble are transient."""
-    if isinstance(exc, docker.errors.APIError):
-        status = exc.status_code or 0
-        explanation = exc.explanation or str(exc)
-        if status >= 500 or status == 409:
-            return TransientInfraError(f"{what}: the engine answered {status}: {explanation}")
-        return PermanentInfraError(f"{what}: the engine refused ({status}): {explanation}")
-    return TransientInfraError(f"{what}: the engine is unreachable: {exc}")
-
-
-_ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+@contextlib.contextmanager
+def _engine(what: str) -> Iterator[None]:
+    """Engine failures inside raised as the taxonomy's (`runner.registry_pull.engine_error`)."""
+    try:
+        yield
+    except ENGINE_ERRORS as exc:
+        raise _infra(exc, what) from None
 
 
 @contextlib.contextmanager
@@ -127,10 +121,11 @@ def _untagged(path: Path, info: ImageArchiveInfo) -> Iterator[Path]:
         yield remove_tags(copy)
 
 
-def _cgroup_cpu_file(container_id: str) -> Path | None:
-    for root in _CGROUP_CPU_ROOTS:
+def _cgroup_file(container_id: str, roots: tuple[str, ...], names: tuple[str, ...]) -> Path | None:
+    """The first of the container's cgroup files `names` found under one of `roots`."""
+    for root in roots:
         for parent in _CGROUP_PARENTS:
-            for fname in _CGROUP_CPU_FILES:
+            for fname in names:
                 candidate = Path(root, parent.format(id=container_id), fname)
                 if candidate.is_file():
                     return candidate
@@ -167,8 +162,7 @@ def prepare_output_dir(path: Path) -> None:
         When the path is a link or not a directory, or is not empty.
     """
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode):
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
         raise PermanentInfraError(f"output directory {path} is not a directory (or is a link)")
     if any(path.iterdir()):
         raise PermanentInfraError(f"output directory {path} is not empty; each run needs a fresh one")
@@ -177,25 +171,6 @@ def prepare_output_dir(path: Path) -> None:
         os.chmod(path, 0o700)
     except PermissionError:
         os.chmod(path, 0o777)
-
-
-@dataclass
-class _Waiter:
-    """Blocks on the engine's wait endpoint in a thread so the caller can sample meanwhile."""
-
-    api: Any
-    container_id: str
-    done: threading.Event
-    status: dict[str, Any] | None = None
-    error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.status = self.api.wait(self.container_id)
-        except BaseException as exc:  # handed to the caller
-            self.error = exc
-        finally:
-            self.done.set()
 
 
 class DockerRunner:
@@ -266,23 +241,17 @@ class DockerRunner:
             other than the one inspected.
         """
         info = inspect_archive(path)
-        with _untagged(path, info) as loadable:
-            images = self._load(loadable)
-        ids = {img.id for img in images}
+        with _untagged(path, info) as loadable, _engine("loading the image archive"):
+            try:
+                with loadable.open("rb") as fh:
+                    ids = {img.id for img in self.client.images.load(fh)}
+            except docker.errors.APIError as exc:
+                if exc.status_code and exc.status_code < 500:
+                    raise ImageArchiveError(f"the engine refused the archive: {exc.explanation}") from None
+                raise
         if info.digest not in ids:
             raise ImageArchiveError(f"the engine loaded {sorted(ids)}, not the inspected image {info.digest}")
         return info.digest
-
-    def _load(self, path: Path) -> list[Any]:
-        try:
-            with path.open("rb") as fh:
-                return list(self.client.images.load(fh))
-        except docker.errors.APIError as exc:
-            if exc.status_code and exc.status_code < 500:
-                raise ImageArchiveError(f"the engine refused the archive: {exc.explanation}") from None
-            raise _infra(exc, "loading the image archive") from None
-        except _ENGINE_ERRORS as exc:
-            raise _infra(exc, "loading the image archive") from None
 
     def image_for_reference(self, reference: str, image_id: str) -> str:
         """The image id of `reference`: already in the engine, or pulled by digest and verified."""
@@ -293,53 +262,41 @@ class DockerRunner:
     def has_image(self, image: str) -> bool:
         """True when the engine holds an image with this id. Image ids are content addresses, so the
         image present under that id is the submitted one (a retry, a takeover, a resubmission)."""
-        try:
-            self.client.images.get(image)
-        except docker.errors.ImageNotFound:
-            return False
-        except _ENGINE_ERRORS as exc:
-            raise _infra(exc, f"looking up image {image!r}") from None
+        with _engine(f"looking up image {image!r}"):
+            try:
+                self.client.images.get(image)
+            except docker.errors.ImageNotFound:
+                return False
         return True
 
     def remove_image(self, image: str) -> bool:
         """Remove an image by id; never one tagged with an operator's name (`PROTECTED_TAGS`)."""
-        try:
-            tags = self.client.images.get(image).tags
-            if any(tag.startswith(PROTECTED_TAGS) for tag in tags):
-                return False
-            self.client.images.remove(image, force=False, noprune=False)
-        except docker.errors.ImageNotFound:
-            return False
-        except docker.errors.APIError as exc:
-            if exc.status_code == 409:  # a container still uses it: keep it for now
-                return False
-            raise _infra(exc, f"removing image {image!r}") from None
-        except _ENGINE_ERRORS as exc:
-            raise _infra(exc, f"removing image {image!r}") from None
+        with _engine(f"removing image {image!r}"):
+            try:
+                tags = self.client.images.get(image).tags
+                if any(tag.startswith(PROTECTED_TAGS) for tag in tags):
+                    return False
+                self.client.images.remove(image, force=False, noprune=False)
+            except docker.errors.APIError as exc:
+                if isinstance(exc, docker.errors.ImageNotFound) or exc.status_code == 409:
+                    return False  # gone, or a container still uses it: keep it for now
+                raise
         return True
 
     def list_runs(self) -> list[RunObject]:
         """Every container this project started on the engine (label ``csawm.run_id``)."""
-        try:
+        with _engine("listing run containers"):
             # The low-level list: one call, no per-container inspect that races with removals.
             rows = self.client.api.containers(all=True, filters={"label": "csawm.run_id"})
-        except _ENGINE_ERRORS as exc:
-            raise _infra(exc, "listing run containers") from None
-        found = []
-        for row in rows:
-            labels = row.get("Labels") or {}
-            names = row.get("Names") or []
-            if not names:
-                continue
-            found.append(
-                RunObject(
-                    handle=HANDLE_PREFIX + names[0].lstrip("/"),
-                    run_id=labels.get("csawm.run_id", ""),
-                    deadline=_parse_time(labels.get(DEADLINE_LABEL)),
-                    running=row.get("State") in ("created", "running", "restarting"),
-                )
+        return [
+            RunObject(
+                handle=HANDLE_PREFIX + row["Names"][0].lstrip("/"),
+                run_id=(row.get("Labels") or {}).get("csawm.run_id", ""),
+                deadline=_parse_time((row.get("Labels") or {}).get(DEADLINE_LABEL)),
             )
-        return found
+            for row in rows
+            if row.get("Names")
+        ]
 
     def _check_image(self, image: str) -> None:
         try:
@@ -349,7 +306,7 @@ class DockerRunner:
                 f"image {image!r} is not present on this engine (images are loaded from archives; "
                 "nothing is pulled)"
             ) from None
-        except _ENGINE_ERRORS as exc:
+        except ENGINE_ERRORS as exc:
             raise _infra(exc, f"inspecting image {image!r}") from None
         config = attrs.get("Config") or {}
         if not config.get("Entrypoint") and not config.get("Cmd"):
@@ -366,12 +323,11 @@ class DockerRunner:
         return handle_for(spec)
 
     def _find(self, name: str) -> Any | None:
-        try:
-            return self.client.containers.get(name)
-        except docker.errors.NotFound:
-            return None
-        except _ENGINE_ERRORS as exc:
-            raise _infra(exc, f"looking up container {name}") from None
+        with _engine(f"looking up container {name}"):
+            try:
+                return self.client.containers.get(name)
+            except docker.errors.NotFound:
+                return None
 
     def start(self, spec: RunSpec) -> str:
         """Create and start the sandboxed container; reuse it when it already exists.
@@ -401,14 +357,14 @@ class DockerRunner:
                     container = self._find(name)
                 if container is None:
                     raise self._start_error(exc, spec, "creating the container") from None
-            except _ENGINE_ERRORS as exc:
+            except ENGINE_ERRORS as exc:
                 raise _infra(exc, "creating the container") from None
         if container.status == "created":
             try:
                 container.start()
             except docker.errors.APIError as exc:
                 raise self._start_error(exc, spec, "starting the container") from None
-            except _ENGINE_ERRORS as exc:
+            except ENGINE_ERRORS as exc:
                 raise _infra(exc, "starting the container") from None
         return handle
 
@@ -442,22 +398,31 @@ class DockerRunner:
         elapsed = (datetime.now(UTC) - started).total_seconds() if started else 0.0
         deadline = time.monotonic() + max(0.0, timeout_s - elapsed)
 
-        waiter = _Waiter(self.client.api, container.id, threading.Event())
-        thread = threading.Thread(target=waiter.run, name=f"wait-{name}", daemon=True)
-        thread.start()
+        # The engine's wait endpoint blocks, so it runs in a thread while this one samples.
+        api, done, failure = self.client.api, threading.Event(), list[BaseException]()
+
+        def wait_for_exit() -> None:
+            try:
+                api.wait(container.id)
+            except BaseException as exc:  # handed to the caller
+                failure.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=wait_for_exit, name=f"wait-{name}", daemon=True).start()
         peak: int | None = None
         timed_out = False
         output_flooded: str | None = None
-        cgroup_file = self._cgroup_memory_file(container.id)
-        cpu_file = _cgroup_cpu_file(container.id)
+        cgroup_file = _cgroup_file(container.id, _CGROUP_ROOTS, _CGROUP_FILES)
+        cpu_file = _cgroup_file(container.id, _CGROUP_CPU_ROOTS, _CGROUP_CPU_FILES)
         cpu_s: float | None = None
-        while not waiter.done.is_set():
+        while not done.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
                 self._kill(container.id)
                 break
-            if waiter.done.wait(min(self.poll_interval_s, remaining)):
+            if done.wait(min(self.poll_interval_s, remaining)):
                 break
             sample = self._sample_memory(container.id, cgroup_file)
             if sample is not None:
@@ -473,19 +438,17 @@ class DockerRunner:
                 )
                 self._kill(container.id)
                 break
-        if not waiter.done.wait(_STOP_GRACE_S):
+        if not done.wait(_STOP_GRACE_S):
             raise TransientInfraError(
                 f"container {name} did not stop within {_STOP_GRACE_S:.0f} s of the kill"
             )
-        if waiter.error is not None:
+        if failure:
             raise _infra(
-                waiter.error if isinstance(waiter.error, Exception) else Exception(waiter.error), "waiting"
+                failure[0] if isinstance(failure[0], Exception) else Exception(failure[0]), "waiting"
             )
 
-        try:
+        with _engine(f"inspecting container {name}"):
             container.reload()
-        except _ENGINE_ERRORS as exc:
-            raise _infra(exc, f"inspecting container {name}") from None
         state = container.attrs["State"]
         exit_code = state.get("ExitCode")
         oom_killed = bool(state.get("OOMKilled"))
@@ -546,12 +509,8 @@ class DockerRunner:
         if container is None:
             return
         image_id = container.attrs.get("Image")
-        try:
+        with _engine(f"removing container {name}"), contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except _ENGINE_ERRORS as exc:
-            raise _infra(exc, f"removing container {name}") from None
         if self.remove_images and image_id:
             with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
                 self.client.images.remove(image_id, force=False, noprune=False)
@@ -559,25 +518,12 @@ class DockerRunner:
     # -- helpers -------------------------------------------------------------------------------
 
     def _kill(self, container: str) -> None:
-        try:
-            self.client.api.kill(container)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: not running any more
-                raise _infra(exc, f"killing container {container}") from None
-        except _ENGINE_ERRORS as exc:
-            raise _infra(exc, f"killing container {container}") from None
-
-    @staticmethod
-    def _cgroup_memory_file(container_id: str) -> Path | None:
-        for root in _CGROUP_ROOTS:
-            for parent in _CGROUP_PARENTS:
-                for fname in _CGROUP_FILES:
-                    candidate = Path(root, parent.format(id=container_id), fname)
-                    if candidate.is_file():
-                        return candidate
-        return None
+        with _engine(f"killing container {container}"):
+            try:
+                self.client.api.kill(container)
+            except docker.errors.APIError as exc:
+                if not isinstance(exc, docker.errors.NotFound) and exc.status_code != 409:  # 409: not running
+                    raise
 
     def _sample_memory(self, container_id: str, cgroup_file: Path | None) -> int | None:
         """The container's memory high-water mark so far, in bytes (None when unknown)."""
@@ -588,7 +534,7 @@ class DockerRunner:
                 return None
         try:
             stats = self.client.api.stats(container_id, stream=False, one_shot=True)
-        except _ENGINE_ERRORS:
+        except ENGINE_ERRORS:
             return None
         mem = stats.get("memory_stats") or {}
         value = mem.get("max_usage") or mem.get("usage")
@@ -610,11 +556,7 @@ class DockerRunner:
                 buf += chunk
                 if len(buf) > 2 * max_bytes:
                     del buf[: len(buf) - max_bytes]
-        except _ENGINE_ERRORS as exc:
+        except ENGINE_ERRORS as exc:
             return f"(log tail unavailable: {exc})"
         data = bytes(buf[-max_bytes:]) if len(buf) > max_bytes else bytes(buf)
-        text = data.decode("utf-8", errors="replace")
-        lines = text.splitlines()
-        if len(lines) > max_lines:
-            lines = lines[-max_lines:]
-        return "\n".join(lines)
+        return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-max_lines:])

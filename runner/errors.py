@@ -60,11 +60,6 @@ def fault_kind(code: ErrorCode) -> FaultKind:
     return _FAULT_OF_CODE[code]
 
 
-def is_model_fault(code: ErrorCode) -> bool:
-    """True when the submitter caused the failure (so it is shown to them and may be charged)."""
-    return fault_kind(code) in (FaultKind.MODEL, FaultKind.TIMEOUT)
-
-
 def terminal_state(code: ErrorCode | None) -> TerminalState:
     """The run's terminal state for an error code (None = success)."""
     if code is None:
@@ -119,6 +114,13 @@ class ExitOutcome:
 
     error_code: ErrorCode | None
     message: str
+
+
+_IMAGE_EXITS = {
+    125: "The container could not be started (exit code 125).",
+    126: "The image's entrypoint is not executable (exit code 126).",
+    127: "The image's entrypoint or a command it runs was not found (exit code 127).",
+}
 
 
 def _signal_name(number: int) -> str:
@@ -178,17 +180,8 @@ def classify_exit(
         return ExitOutcome(ErrorCode.NONZERO_EXIT, "The model exited without an exit status.")
     if exit_code == 0:
         return ExitOutcome(None, "The model exited with code 0.")
-    if exit_code == 126:
-        return ExitOutcome(
-            ErrorCode.IMAGE_INVALID, "The image's entrypoint is not executable (exit code 126)."
-        )
-    if exit_code == 127:
-        return ExitOutcome(
-            ErrorCode.IMAGE_INVALID,
-            "The image's entrypoint or a command it runs was not found (exit code 127).",
-        )
-    if exit_code == 125:
-        return ExitOutcome(ErrorCode.IMAGE_INVALID, "The container could not be started (exit code 125).")
+    if exit_code in _IMAGE_EXITS:
+        return ExitOutcome(ErrorCode.IMAGE_INVALID, _IMAGE_EXITS[exit_code])
     if exit_code > 128:
         name = _signal_name(exit_code - 128)
         return ExitOutcome(ErrorCode.NONZERO_EXIT, f"The model was killed by {name} (exit code {exit_code}).")

@@ -13,18 +13,12 @@ from datetime import UTC, datetime
 from runner.spec import Runner
 
 
-def sweep_expired(runner: Runner, *, now: datetime | None = None, run_prefix: str | None = None) -> list[str]:
-    """Remove run objects whose deadline has passed (optionally only those whose run id starts with
-    `run_prefix`). Returns their handles."""
-    now = now or datetime.now(UTC)
-    removed = []
+def sweep_expired(runner: Runner, *, run_prefix: str) -> None:
+    """Remove the run objects whose run id starts with `run_prefix` and whose deadline has passed."""
+    now = datetime.now(UTC)
     for obj in runner.list_runs():
-        if run_prefix is not None and not obj.run_id.startswith(run_prefix):
-            continue
-        if obj.deadline is not None and obj.deadline < now:
+        if obj.run_id.startswith(run_prefix) and obj.deadline is not None and obj.deadline < now:
             remove_run(runner, obj.handle)
-            removed.append(obj.handle)
-    return removed
 
 
 def remove_run(runner: Runner, handle: str) -> None:

@@ -97,10 +97,9 @@ def shm_bytes(memory_bytes: int) -> int:
 
 def check_runtime(runtime: str) -> Runtime:
     """`runtime` itself when it is one the sandbox knows, else a ValueError naming the choices."""
-    for known in RUNTIMES:
-        if runtime == known:
-            return known
-    raise ValueError(f"unknown container runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown container runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+    return runtime
 
 
 def host_pids_limit(pids: int, runtime: Runtime) -> int:

@@ -53,7 +53,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, NoReturn, cast
 
 MAX_MEMBERS = 100_000
 MAX_HEADER_EXTENSION = 64 * 1024  # a GNU long name or PAX record set; real ones are < 1 KiB
@@ -130,27 +130,14 @@ class _BoundedTarInfo(tarfile.TarInfo):
                 f"{MAX_HEADER_EXTENSION // 1024} KiB cap on tar header extensions"
             )
         if self.type == tarfile.GNUTYPE_SPARSE:
-            raise ImageArchiveError(f"member {self.name!r} is a sparse file (docker save writes none)")
+            self._sparse_refused()
         member: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]
         return member
 
-    def _sparse_refused(self, *_: object) -> None:
+    def _sparse_refused(self, *_: object) -> NoReturn:
         raise ImageArchiveError(f"member {self.name!r} is a sparse file (docker save writes none)")
 
     _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _sparse_refused
-
-
-class _CountingReader:
-    """A read-only file wrapper counting the bytes read from disk (the compressed side)."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self.count += len(data)
-        return data
 
 
 class _GzipStream:
@@ -163,7 +150,7 @@ class _GzipStream:
     members (``pigz``, ``cat a.gz b.gz``) are followed.
     """
 
-    def __init__(self, source: _CountingReader) -> None:
+    def __init__(self, source: BinaryIO) -> None:
         self._source = source
         self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._pending = b""  # input not yet given to zlib
@@ -200,7 +187,7 @@ class _RatioGuard:
     `RATIO_CHECK_AFTER` bytes are out, and bytes out against `max_out`.
     """
 
-    def __init__(self, source: _CountingReader, max_out: int) -> None:
+    def __init__(self, source: BinaryIO, max_out: int) -> None:
         self._source = source
         self._inner = _GzipStream(source)
         self.max_out = max_out
@@ -208,7 +195,8 @@ class _RatioGuard:
 
     @property
     def compressed(self) -> int:
-        return self._source.count
+        """Bytes read from disk so far (the file is read forward from its start)."""
+        return self._source.tell()
 
     def read(self, size: int = -1) -> bytes:
         data = self._inner.read(min(size, self.max_out + 1 - self.out) if size >= 0 else size)
@@ -233,8 +221,7 @@ def _check_name(name: str) -> str:
         raise ImageArchiveError(f"member name {name!r} contains a NUL byte")
     if name.startswith("/"):
         raise ImageArchiveError(f"member {name!r} has an absolute path")
-    parts = name.split("/")
-    if ".." in parts:
+    if ".." in name.split("/"):
         raise ImageArchiveError(f"member {name!r} contains a '..' path component (path traversal)")
     norm = posixpath.normpath(name)
     return "" if norm == "." else norm
@@ -281,11 +268,6 @@ def _check_link(member: tarfile.TarInfo, name: str, scan: _Scan) -> None:
         scan.links[name] = _resolve_path(scan.symlinks, target, what)
 
 
-def _runs_as_root(user: str) -> bool:
-    uid = user.split(":", 1)[0].strip()
-    return uid in ("", "0", "root")
-
-
 def _loads(raw: bytes, what: str) -> Any:
     try:
         return json.loads(raw)
@@ -326,7 +308,7 @@ def _scan(path: Path, *, max_total_bytes: int, max_member_bytes: int) -> _Scan:
         try:
             if gzipped:  # one forward pass through the decompressor, guarded against bombs
                 tf = tarfile.open(  # noqa: SIM115 - closed by the with-block below
-                    fileobj=cast(IO[bytes], _RatioGuard(_CountingReader(raw), max_total_bytes)),
+                    fileobj=cast(IO[bytes], _RatioGuard(raw, max_total_bytes)),
                     mode="r|",
                     bufsize=STREAM_BUFSIZE,
                     tarinfo=_BoundedTarInfo,
@@ -520,16 +502,14 @@ def inspect_archive(
             "(build with --platform linux/amd64)"
         )
     inner = config.get("config")
-    if not isinstance(inner, dict):
-        inner = {}
-    user = str(inner.get("User") or "")
+    user = str((inner if isinstance(inner, dict) else {}).get("User") or "")
     return ImageArchiveInfo(
         digest=f"sha256:{hexdigest}",
         repo_tags=tags,
         architecture=arch,
         os=osname,
         user=user,
-        runs_as_root=_runs_as_root(user),
+        runs_as_root=user.split(":", 1)[0].strip() in ("", "0", "root"),
         size_bytes=scan.total,
         layer_count=len(layers),
     )
@@ -560,7 +540,7 @@ def _decompress(source: Path, target: Path, max_bytes: int) -> None:
     """Inflate the gzip archive `source` into `target` (created 0600), through the same bounded,
     ratio-guarded stream as the inspection."""
     with source.open("rb") as raw:
-        stream = _RatioGuard(_CountingReader(raw), max_bytes)
+        stream = _RatioGuard(raw, max_bytes)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             while chunk := stream.read(STREAM_BUFSIZE):

@@ -44,6 +44,11 @@ def _mib(n: int) -> str:
     return f"{n / 1024**2:.1f} MiB"
 
 
+def _invalid(problem: str) -> OutputRead:
+    """``output_invalid``, the message naming the file: ``/output/predictions.csv <problem>``."""
+    return OutputRead(None, ErrorCode.OUTPUT_INVALID, f"/output/{PREDICTIONS_FILE} {problem}")
+
+
 def read_predictions_file(output_dir: Path, *, max_bytes: int) -> OutputRead:
     """Read ``output_dir/predictions.csv`` safely.
 
@@ -64,21 +69,12 @@ def read_predictions_file(output_dir: Path, *, max_bytes: int) -> OutputRead:
         return OutputRead(None, ErrorCode.OUTPUT_MISSING, f"The model wrote no /output/{PREDICTIONS_FILE}.")
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return OutputRead(
-                None,
-                ErrorCode.OUTPUT_INVALID,
-                f"/output/{PREDICTIONS_FILE} is a symbolic link; it must be a regular file "
-                "(links are not followed).",
-            )
-        return OutputRead(
-            None, ErrorCode.OUTPUT_INVALID, f"/output/{PREDICTIONS_FILE} cannot be opened: {exc.strerror}."
-        )
+            return _invalid("is a symbolic link; it must be a regular file (links are not followed).")
+        return _invalid(f"cannot be opened: {exc.strerror}.")
     try:
         return _read_open(fd, max_bytes)
     except OSError as exc:
-        return OutputRead(
-            None, ErrorCode.OUTPUT_INVALID, f"/output/{PREDICTIONS_FILE} cannot be read: {exc.strerror}."
-        )
+        return _invalid(f"cannot be read: {exc.strerror}.")
     finally:
         os.close(fd)
 
@@ -88,17 +84,9 @@ def _read_open(fd: int, max_bytes: int) -> OutputRead:
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        return OutputRead(
-            None,
-            ErrorCode.OUTPUT_INVALID,
-            f"/output/{PREDICTIONS_FILE} is {kind}; it must be a regular file.",
-        )
+        return _invalid(f"is {kind}; it must be a regular file.")
     if st.st_size > max_bytes:
-        return OutputRead(
-            None,
-            ErrorCode.OUTPUT_INVALID,
-            f"/output/{PREDICTIONS_FILE} is {_mib(st.st_size)}, over the limit of {_mib(max_bytes)}.",
-        )
+        return _invalid(f"is {_mib(st.st_size)}, over the limit of {_mib(max_bytes)}.")
     chunks: list[bytes] = []
     total = 0
     while True:
@@ -108,14 +96,10 @@ def _read_open(fd: int, max_bytes: int) -> OutputRead:
         chunks.append(chunk)
         total += len(chunk)
         if total > max_bytes:  # grew after fstat
-            return OutputRead(
-                None,
-                ErrorCode.OUTPUT_INVALID,
-                f"/output/{PREDICTIONS_FILE} is over the limit of {_mib(max_bytes)}.",
-            )
+            return _invalid(f"is over the limit of {_mib(max_bytes)}.")
     data = b"".join(chunks)
     if not data:
-        return OutputRead(None, ErrorCode.OUTPUT_INVALID, f"/output/{PREDICTIONS_FILE} is empty.")
+        return _invalid("is empty.")
     return OutputRead(data, None, f"Read {len(data)} bytes of /output/{PREDICTIONS_FILE}.")
 
 

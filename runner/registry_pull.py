@@ -35,21 +35,31 @@ class RegistryAuth:
     password: str = field(repr=False)
 
 
-def _error(exc: Exception, reference: str) -> RunnerError:
+ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+
+
+def engine_error(exc: Exception, what: str) -> RunnerError:
+    """Map an engine exception to the taxonomy: 5xx, 409 and connection trouble are transient."""
     if isinstance(exc, docker.errors.APIError):
         status = exc.status_code or 0
+        explanation = exc.explanation or str(exc)
+        if status >= 500 or status == 409:
+            return TransientInfraError(f"{what}: the engine answered {status}: {explanation}")
+        return PermanentInfraError(f"{what}: the engine refused ({status}): {explanation}")
+    return TransientInfraError(f"{what}: the engine is unreachable: {exc}")
+
+
+def _error(exc: Exception, reference: str) -> RunnerError:
+    if isinstance(exc, docker.errors.APIError):
         explanation = str(exc.explanation or exc)
-        if status == 404 or "manifest unknown" in explanation:
+        if exc.status_code == 404 or "manifest unknown" in explanation:
             return ImageInvalidError(f"image {reference} is no longer in the registry: {explanation}")
         if any(word in explanation.lower() for word in _AUTH_FAILURES):
             return PermanentInfraError(
                 f"the registry refused the configured credentials for {reference}: {explanation} "
                 "(check CSAWM_REGISTRY_USERNAME / CSAWM_REGISTRY_PASSWORD)"
             )
-        if status >= 500 or status == 409:
-            return TransientInfraError(f"pulling {reference}: the engine answered {status}: {explanation}")
-        return PermanentInfraError(f"pulling {reference}: the engine refused ({status}): {explanation}")
-    return TransientInfraError(f"pulling {reference}: the engine is unreachable: {exc}")
+    return engine_error(exc, f"pulling {reference}")
 
 
 def pull(
@@ -84,7 +94,7 @@ def pull(
             if isinstance(event, dict) and event.get("error"):
                 raise docker.errors.APIError(str(event["error"]), explanation=str(event["error"]))
         image_id = str(client.images.get(reference).id)
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+    except ENGINE_ERRORS as exc:
         raise _error(exc, reference) from None
     if image_id != expected_image_id:
         raise PermanentInfraError(

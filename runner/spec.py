@@ -88,7 +88,6 @@ class RunObject:
     handle: str
     run_id: str
     deadline: datetime | None
-    running: bool
 
 
 @dataclass(frozen=True)
@@ -125,42 +124,32 @@ class Runner(Protocol):
     def handle_for(self, spec: RunSpec) -> str:
         """The handle `start(spec)` will return, known before it runs: a worker writes it down first,
         so whoever takes a dead worker's run over knows what to stop."""
-        ...
 
     def load_archive(self, path: Path) -> str:
         """Inspect and load a ``docker save`` archive; return the image id ``sha256:<config>``."""
-        ...
 
     def image_for_reference(self, reference: str, image_id: str) -> str:
         """What to run for a registry reference (``HOST/REPO@sha256:<manifest>``) whose image id was
         checked at submission: Docker pulls it (with the configured credentials) and verifies the id;
         Kubernetes hands the reference to the cluster."""
-        ...
 
     def has_image(self, image: str) -> bool:
         """True when the backend already holds `image` (an image id): no need to load it again."""
-        ...
 
     def remove_image(self, image: str) -> bool:
         """Remove a loaded image that no run needs any more; False when it was not there."""
-        ...
 
     def list_runs(self) -> list[RunObject]:
         """Every run object (container, Job) of this project the backend holds, for the janitor."""
-        ...
 
     def start(self, spec: RunSpec) -> str:
         """Start the run and return its handle. Idempotent for the same spec (run id + attempt)."""
-        ...
 
     def wait(self, handle: str, spec: RunSpec) -> RunResult:
         """Block until the run ends (enforcing the deadline) and collect its result."""
-        ...
 
     def cancel(self, handle: str) -> None:
         """Stop the run if it is still going. Never raises for a run that is already gone."""
-        ...
 
     def cleanup(self, handle: str) -> None:
         """Remove whatever the run left behind (container, Job). Idempotent."""
-        ...

@@ -30,12 +30,8 @@ class Toleration:
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = "NoSchedule"
 
     def to_manifest(self) -> dict[str, str]:
-        out: dict[str, str] = {"key": self.key, "operator": self.operator}
-        if self.value is not None:
-            out["value"] = self.value
-        if self.effect is not None:
-            out["effect"] = self.effect
-        return out
+        fields = {"key": self.key, "operator": self.operator, "value": self.value, "effect": self.effect}
+        return {k: v for k, v in fields.items() if v is not None}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ the model's log. API calls are retried on 429 and 5xx with bounded exponential b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -198,20 +199,14 @@ class KubernetesRunner:
             )
         except ApiException as exc:
             raise PermanentInfraError(f"cannot list Jobs in {self.config.namespace}: {_reason(exc)}") from exc
-        found = []
-        for job in jobs.items or []:
-            annotations = job.metadata.annotations or {}
-            status = job.status
-            finished = bool(status and (status.succeeded or status.failed or status.completion_time))
-            found.append(
-                RunObject(
-                    handle=handle_for(job.metadata.namespace, job.metadata.name),
-                    run_id=annotations.get(ANNOTATION_RUN_ID, ""),
-                    deadline=None,
-                    running=not finished,
-                )
+        return [
+            RunObject(
+                handle=handle_for(job.metadata.namespace, job.metadata.name),
+                run_id=(job.metadata.annotations or {}).get(ANNOTATION_RUN_ID, ""),
+                deadline=None,
             )
-        return found
+            for job in jobs.items or []
+        ]
 
     def start(self, spec: RunSpec) -> str:
         """Create the Job; return ``k8s:<namespace>/<job>``.
@@ -291,44 +286,34 @@ class KubernetesRunner:
 
     def cleanup(self, handle: str) -> None:
         """Delete the Job and its Pods; a Job that is already gone is fine."""
-        namespace, name = parse_handle(handle)
-        self._delete_job(namespace, name)
-
-    def progress(self, handle: str) -> Progress:
-        """One look at the run without waiting (for status pages and restarted workers)."""
-        namespace, name = parse_handle(handle)
-        verdict = classify(self._observe(namespace, name)[0])
-        return Progress(handle=handle, kind=verdict.kind, message=verdict.message)
+        self._delete_job(*parse_handle(handle))
 
     # -- observing ---------------------------------------------------------------------------------
 
     def _observe(self, namespace: str, name: str) -> tuple[Observation, str | None]:
         try:
-            return self._list_run(namespace, name)
+            job = self._read_json(self._batch.read_namespaced_job, name, namespace)
+            if job is None:
+                return Observation(job_name=name, job=None), None
+            uid = (job.get("metadata") or {}).get("uid")
+            pod_list = self._call_json(
+                self._core.list_namespaced_pod, namespace, label_selector=f"{LABEL_JOB_NAME}={name}"
+            )
+            pods = tuple(p for p in pod_list.get("items") or [] if _owned_by(p, name, uid))
+            events: tuple[dict[str, Any], ...] = ()
+            if not pods:
+                event_list = self._call_json(
+                    self._core.list_namespaced_event,
+                    namespace,
+                    field_selector=f"involvedObject.kind=Job,involvedObject.name={name}",
+                )
+                events = tuple(e for e in event_list.get("items") or [] if _about_job(e, name, uid))
+            version = (pod_list.get("metadata") or {}).get("resourceVersion")
+            return Observation(job_name=name, job=job, pods=pods, events=events), version
         except ApiException as exc:  # 401/403 and the like: the deployment is wrong
             raise PermanentInfraError(
                 f"cannot read Job {namespace}/{name} and its Pods: {_reason(exc)}"
             ) from exc
-
-    def _list_run(self, namespace: str, name: str) -> tuple[Observation, str | None]:
-        job = self._read_json(self._batch.read_namespaced_job, name, namespace)
-        if job is None:
-            return Observation(job_name=name, job=None), None
-        uid = (job.get("metadata") or {}).get("uid")
-        pod_list = self._call_json(
-            self._core.list_namespaced_pod, namespace, label_selector=f"{LABEL_JOB_NAME}={name}"
-        )
-        pods = tuple(p for p in pod_list.get("items") or [] if _owned_by(p, name, uid))
-        events: tuple[dict[str, Any], ...] = ()
-        if not pods:
-            event_list = self._call_json(
-                self._core.list_namespaced_event,
-                namespace,
-                field_selector=f"involvedObject.kind=Job,involvedObject.name={name}",
-            )
-            events = tuple(e for e in event_list.get("items") or [] if _about_job(e, name, uid))
-        version = (pod_list.get("metadata") or {}).get("resourceVersion")
-        return Observation(job_name=name, job=job, pods=pods, events=events), version
 
     def _watch_pods(self, namespace: str, name: str, seen: Observation, version: str | None) -> None:
         """Block until one of the Job's Pods changes, the watch ends, or ``watch_timeout`` passes."""
@@ -371,39 +356,27 @@ class KubernetesRunner:
     def _time_limit(self, verdict: Verdict, clock: _Clocks) -> Verdict | None:
         """The runner's own limits (module docstring, layer 2), as a failed verdict or None."""
         grace_s = self.config.runner_grace.total_seconds()
+
+        def failed(code: ErrorCode, message: str) -> Verdict:
+            return replace(verdict, kind="failed", error_code=code, message=message)
+
         if clock.model_running_s is not None and clock.model_running_s > clock.timeout_s + grace_s:
-            return replace(
-                verdict,
-                kind="failed",
-                error_code=ErrorCode.TIMEOUT,
-                message=f"the model ran longer than its time limit of {clock.timeout_s:g} s",
+            return failed(
+                ErrorCode.TIMEOUT, f"the model ran longer than its time limit of {clock.timeout_s:g} s"
             )
-        for waited, limit in (
-            (clock.unschedulable_s, self.config.schedule_timeout),
-            (clock.queued_s, self.config.queue_timeout),
+        for since, limit in (
+            (clock.unschedulable_since, self.config.schedule_timeout),
+            (clock.queued_since, self.config.queue_timeout),
         ):
-            if waited is not None and waited > limit.total_seconds():
-                return replace(
-                    verdict,
-                    kind="failed",
-                    error_code=ErrorCode.INFRA_ERROR,
-                    message=f"the run could not start within {limit} ({verdict.message})",
+            if since is not None and clock.now - since > limit.total_seconds():
+                return failed(
+                    ErrorCode.INFRA_ERROR, f"the run could not start within {limit} ({verdict.message})"
                 )
         if verdict.disruptions > self.config.max_disruptions:
-            return replace(
-                verdict,
-                kind="failed",
-                error_code=ErrorCode.INFRA_ERROR,
-                message=f"the cluster disrupted the run {verdict.disruptions} times",
-            )
-        if clock.active_s is not None and clock.active_s > clock.hard_cap_s:
+            return failed(ErrorCode.INFRA_ERROR, f"the cluster disrupted the run {verdict.disruptions} times")
+        if clock.active_since is not None and clock.now - clock.active_since > clock.hard_cap_s:
             code = ErrorCode.TIMEOUT if verdict.model_started else ErrorCode.INFRA_ERROR
-            return replace(
-                verdict,
-                kind="failed",
-                error_code=code,
-                message=f"the Job did not finish within its deadline plus {grace_s:g} s",
-            )
+            return failed(code, f"the Job did not finish within its deadline plus {grace_s:g} s")
         return None
 
     # -- results -----------------------------------------------------------------------------------
@@ -424,15 +397,17 @@ class KubernetesRunner:
             predictions=None,
             handle=handle,
         )
+
+        def failed(code: ErrorCode, message: str) -> RunResult:
+            return replace(result, error_code=code, message=message)
+
         if verdict.error_code == ErrorCode.CANCELLED:
             return replace(result, state=TerminalState.CANCELLED)
         if verdict.kind != "succeeded":
             return result
         if verdict.pod_name is None:
-            return replace(
-                result,
-                error_code=ErrorCode.INFRA_ERROR,
-                message="the Job completed but its Pod (and the collector's log) is gone",
+            return failed(
+                ErrorCode.INFRA_ERROR, "the Job completed but its Pod (and the collector's log) is gone"
             )
         cap = min(limits.output_bytes, self.config.max_collect_bytes)
         # base64 (4/3), a newline every 76 characters, header and footer lines.
@@ -441,31 +416,20 @@ class KubernetesRunner:
             raw = self._read_log(namespace, verdict.pod_name, COLLECTOR_CONTAINER, limit_bytes=log_cap)
         except ApiException as exc:
             if exc.status == 404:
-                return replace(
-                    result,
-                    error_code=ErrorCode.INFRA_ERROR,
-                    message=(
-                        "the Pod was deleted (TTL or garbage collection) before its logs were read; "
-                        "the predictions are gone"
-                    ),
+                return failed(
+                    ErrorCode.INFRA_ERROR,
+                    "the Pod was deleted (TTL or garbage collection) before its logs were read; "
+                    "the predictions are gone",
                 )
-            return replace(
-                result,
-                error_code=ErrorCode.INFRA_ERROR,
-                message=f"the collector's log could not be read ({_reason(exc)})",
-            )
+            return failed(ErrorCode.INFRA_ERROR, f"the collector's log could not be read ({_reason(exc)})")
         try:
             frame = parse_frame(raw, max_bytes=cap)
         except FrameError as exc:
-            return replace(
-                result,
-                error_code=ErrorCode.OUTPUT_INVALID,
-                message=f"the predictions did not arrive intact: {exc}",
-            )
+            return failed(ErrorCode.OUTPUT_INVALID, f"the predictions did not arrive intact: {exc}")
         if frame.status == "missing":
-            return replace(result, error_code=ErrorCode.OUTPUT_MISSING, message=frame.message)
+            return failed(ErrorCode.OUTPUT_MISSING, frame.message)
         if frame.status == "rejected":
-            return replace(result, error_code=ErrorCode.OUTPUT_INVALID, message=frame.message)
+            return failed(ErrorCode.OUTPUT_INVALID, frame.message)
         return replace(
             result,
             state=TerminalState.SUCCEEDED,
@@ -488,15 +452,10 @@ class KubernetesRunner:
         return raw[-max_bytes:].decode("utf-8", errors="replace") if max_bytes > 0 else ""
 
     def _read_log(self, namespace: str, pod: str, container: str, **params: Any) -> bytes:
-        response = self._call(
-            self._core.read_namespaced_pod_log,
-            pod,
-            namespace,
-            container=container,
-            _preload_content=False,
-            **params,
+        read = self._core.read_namespaced_pod_log
+        return bytes(
+            self._call(read, pod, namespace, container=container, _preload_content=False, **params).data
         )
-        return bytes(response.data)
 
     def _report(self, handle: str, verdict: Verdict) -> None:
         if self.on_progress is not None:
@@ -527,8 +486,7 @@ class KubernetesRunner:
             raise
 
     def _call_json(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        response = self._call(method, *args, _preload_content=False, **kwargs)
-        data = json.loads(response.data)
+        data = json.loads(self._call(method, *args, _preload_content=False, **kwargs).data)
         if not isinstance(data, dict):
             raise PermanentInfraError(f"the API answered {method.__name__} with {type(data).__name__}")
         return data
@@ -564,12 +522,8 @@ class KubernetesRunner:
         cap = self.config.api_backoff_max.total_seconds()
         retry_after = (exc.headers or {}).get("Retry-After") if exc is not None else None
         if retry_after is not None:
-            try:
-                seconds = float(str(retry_after))
-            except ValueError:
-                seconds = None
-            if seconds is not None:
-                return min(cap, max(0.0, seconds))
+            with contextlib.suppress(ValueError):
+                return min(cap, max(0.0, float(str(retry_after))))
         return min(cap, self.config.api_backoff.total_seconds() * float(2**attempt))
 
 
@@ -613,18 +567,6 @@ class _Clocks:
             return None
         return (self.model_done_at or self.now) - self.model_seen_at
 
-    @property
-    def active_s(self) -> float | None:
-        return None if self.active_since is None else self.now - self.active_since
-
-    @property
-    def unschedulable_s(self) -> float | None:
-        return None if self.unschedulable_since is None else self.now - self.unschedulable_since
-
-    @property
-    def queued_s(self) -> float | None:
-        return None if self.queued_since is None else self.now - self.queued_since
-
 
 def _owned_by(pod: dict[str, Any], job_name: str, job_uid: str | None) -> bool:
     """Whether a Pod belongs to this Job: its job-name label, and its owner uid when both are known."""
@@ -658,12 +600,8 @@ def _finished(job: dict[str, Any]) -> bool:
 
 
 def _reason(exc: ApiException) -> str:
-    body = exc.body
-    if isinstance(body, str | bytes):
-        try:
-            message = json.loads(body).get("message")
-        except (ValueError, AttributeError):
-            message = None
-        if message:
-            return f"{exc.status} {message}"
+    if isinstance(exc.body, str | bytes):
+        with contextlib.suppress(ValueError, AttributeError):
+            if message := json.loads(exc.body).get("message"):
+                return f"{exc.status} {message}"
     return f"{exc.status} {exc.reason}"

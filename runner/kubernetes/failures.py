@@ -49,6 +49,12 @@ from runner.spec import ErrorCode
 IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 ENTRYPOINT_REASONS = frozenset({"CreateContainerError", "RunContainerError"})
 CONFIG_REASONS = frozenset({"CreateContainerConfigError"})
+# A model container waiting for one of these reasons ends the run: what the message says, and the code.
+_MODEL_WAITING = (
+    (IMAGE_PULL_REASONS, "the model image cannot be pulled", ErrorCode.IMAGE_INVALID),
+    (ENTRYPOINT_REASONS, "the model container cannot start", ErrorCode.IMAGE_INVALID),
+    (CONFIG_REASONS, "the model container's configuration is invalid", ErrorCode.INFRA_ERROR),
+)
 _OWN_LIMIT = re.compile(r"exceed(s|ed)? (the|its) ([\w ]+ )?limit", re.IGNORECASE)
 
 Kind = Literal["pending", "running", "succeeded", "failed"]
@@ -117,17 +123,14 @@ def _classify_job(
     if deadline is not None:
         # Only a Pod that is still there and never ran proves the model did not start; without
         # any Pod (deleted with the deadline) the deadline is the model's.
+        why = deadline.get("message") or "DeadlineExceeded"
         if started or not pods:
             return Verdict(
-                "failed",
-                f"the run exceeded its deadline ({deadline.get('message') or 'DeadlineExceeded'})",
-                ErrorCode.TIMEOUT,
-                pod_name=_name(pod),
+                "failed", f"the run exceeded its deadline ({why})", ErrorCode.TIMEOUT, pod_name=_name(pod)
             )
         return Verdict(
             "failed",
-            "the Job's deadline passed before the model started (waiting for a node or the image): "
-            f"{deadline.get('message') or 'DeadlineExceeded'}",
+            f"the Job's deadline passed before the model started (waiting for a node or the image): {why}",
             ErrorCode.INFRA_ERROR,
             pod_name=_name(pod),
         )
@@ -202,27 +205,9 @@ def _classify_pod(pod: dict[str, Any]) -> Verdict | None:
     if model is not None:
         waiting = (model.get("state") or {}).get("waiting") or {}
         reason, detail = waiting.get("reason", ""), waiting.get("message", "")
-        if reason in IMAGE_PULL_REASONS:
-            return Verdict(
-                "failed",
-                f"the model image cannot be pulled ({reason}): {detail}",
-                ErrorCode.IMAGE_INVALID,
-                pod_name=name,
-            )
-        if reason in ENTRYPOINT_REASONS:
-            return Verdict(
-                "failed",
-                f"the model container cannot start ({reason}): {detail}",
-                ErrorCode.IMAGE_INVALID,
-                pod_name=name,
-            )
-        if reason in CONFIG_REASONS:
-            return Verdict(
-                "failed",
-                f"the model container's configuration is invalid ({reason}): {detail}",
-                ErrorCode.INFRA_ERROR,
-                pod_name=name,
-            )
+        for reasons, what, error_code in _MODEL_WAITING:
+            if reason in reasons:
+                return Verdict("failed", f"{what} ({reason}): {detail}", error_code, pod_name=name)
         ended = _terminated(model)
         if ended is not None:
             code = ended.get("exitCode")
@@ -282,17 +267,18 @@ def _true_conditions(job: dict[str, Any]) -> list[dict[str, Any]]:
 def _condition(
     conditions: list[dict[str, Any]], types: tuple[str, ...], reason: str | None
 ) -> dict[str, Any] | None:
-    for condition in conditions:
-        if condition.get("type") in types and (reason is None or condition.get("reason") == reason):
-            return condition
-    return None
+    matches = (c for c in conditions if c.get("type") in types and reason in (None, c.get("reason")))
+    return next(matches, None)
+
+
+def _status_entry(pod: dict[str, Any], key: str, field: str, value: str) -> dict[str, Any] | None:
+    """The first entry of the Pod's ``status.<key>`` list whose `field` is `value`."""
+    entries = (pod.get("status") or {}).get(key) or []
+    return next((e for e in entries if isinstance(e, dict) and e.get(field) == value), None)
 
 
 def _pod_condition(pod: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if isinstance(condition, dict) and condition.get("type") == kind:
-            return condition
-    return None
+    return _status_entry(pod, "conditions", "type", kind)
 
 
 def _is_disrupted(pod: dict[str, Any]) -> bool:
@@ -309,11 +295,7 @@ def _own_limit_eviction(pod: dict[str, Any]) -> bool:
 
 
 def _container_status(pod: dict[str, Any], name: str, *, init: bool) -> dict[str, Any] | None:
-    key = "initContainerStatuses" if init else "containerStatuses"
-    for status in (pod.get("status") or {}).get(key) or []:
-        if isinstance(status, dict) and status.get("name") == name:
-            return status
-    return None
+    return _status_entry(pod, "initContainerStatuses" if init else "containerStatuses", "name", name)
 
 
 def _terminated(status: dict[str, Any]) -> dict[str, Any] | None:
@@ -322,10 +304,7 @@ def _terminated(status: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _model_started(pod: dict[str, Any]) -> bool:
-    model = _container_status(pod, MODEL_CONTAINER, init=True)
-    if model is None:
-        return False
-    state = model.get("state") or {}
+    state = (_container_status(pod, MODEL_CONTAINER, init=True) or {}).get("state") or {}
     return "running" in state or "terminated" in state
 
 

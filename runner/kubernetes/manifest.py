@@ -19,6 +19,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+from runner.hardening import contract_env
 from runner.kubernetes.config import KubernetesRunnerConfig
 from runner.spec import RunSpec
 
@@ -97,10 +98,8 @@ def handle_for(namespace: str, name: str) -> str:
 
 def parse_handle(handle: str) -> tuple[str, str]:
     """Split ``k8s:<namespace>/<job>``; ValueError naming the handle when it is not one."""
-    if not handle.startswith("k8s:") or handle.count("/") != 1:
-        raise ValueError(f"not a Kubernetes run handle: {handle!r} (expected 'k8s:<namespace>/<job>')")
-    namespace, name = handle[len("k8s:") :].split("/")
-    if not namespace or not name:
+    namespace, _, name = handle.removeprefix("k8s:").partition("/")
+    if not handle.startswith("k8s:") or not namespace or not name or "/" in name:
         raise ValueError(f"not a Kubernetes run handle: {handle!r} (expected 'k8s:<namespace>/<job>')")
     return namespace, name
 
@@ -169,10 +168,7 @@ def build_job(spec: RunSpec, config: KubernetesRunnerConfig) -> dict[str, Any]:
 
     name = job_name(spec.run_id, spec.attempt, prefix=config.job_name_prefix)
     labels = run_labels(spec, config)
-    job_labels = dict(labels)
-    if config.kueue_queue:
-        job_labels[LABEL_KUEUE_QUEUE] = config.kueue_queue
-    annotations = {ANNOTATION_RUN_ID: spec.run_id, ANNOTATION_IMAGE: spec.image}
+    job_labels = labels | ({LABEL_KUEUE_QUEUE: config.kueue_queue} if config.kueue_queue else {})
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -180,7 +176,7 @@ def build_job(spec: RunSpec, config: KubernetesRunnerConfig) -> dict[str, Any]:
             "name": name,
             "namespace": config.namespace,
             "labels": job_labels,
-            "annotations": annotations,
+            "annotations": {ANNOTATION_RUN_ID: spec.run_id, ANNOTATION_IMAGE: spec.image},
         },
         "spec": {
             "backoffLimit": 0,
@@ -254,12 +250,7 @@ def _pod_spec(spec: RunSpec, config: KubernetesRunnerConfig) -> dict[str, Any]:
                 "name": MODEL_CONTAINER,
                 "image": spec.image,
                 "imagePullPolicy": config.image_pull_policy,
-                "env": [
-                    {"name": "CSAWM_INPUT_DIR", "value": INPUT_MOUNT},
-                    {"name": "CSAWM_OUTPUT_DIR", "value": OUTPUT_MOUNT},
-                    {"name": "CSAWM_CONTRACT", "value": "1"},
-                    {"name": "HOME", "value": TMP_MOUNT},
-                ],
+                "env": [{"name": key, "value": value} for key, value in contract_env().items()],
                 "resources": {"requests": dict(model_resources), "limits": dict(model_resources)},
                 "securityContext": _security_context(),
                 "volumeMounts": [

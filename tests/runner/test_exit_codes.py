@@ -11,7 +11,6 @@ from runner.errors import (
     TransientInfraError,
     classify_exit,
     fault_kind,
-    is_model_fault,
     terminal_state,
 )
 from runner.spec import ErrorCode, TerminalState
@@ -73,8 +72,10 @@ def test_taxonomy() -> None:
     assert fault_kind(ErrorCode.TIMEOUT) is FaultKind.TIMEOUT
     assert fault_kind(ErrorCode.CANCELLED) is FaultKind.CANCELLED
     assert fault_kind(ErrorCode.INFRA_ERROR) is FaultKind.PERMANENT_INFRA
-    assert is_model_fault(ErrorCode.OUTPUT_INVALID) and is_model_fault(ErrorCode.TIMEOUT)
-    assert not is_model_fault(ErrorCode.INFRA_ERROR) and not is_model_fault(ErrorCode.CANCELLED)
+    submitters = (FaultKind.MODEL, FaultKind.TIMEOUT)  # whose failures are shown to them and charged
+    assert fault_kind(ErrorCode.OUTPUT_INVALID) in submitters and fault_kind(ErrorCode.TIMEOUT) in submitters
+    assert fault_kind(ErrorCode.INFRA_ERROR) not in submitters
+    assert fault_kind(ErrorCode.CANCELLED) not in submitters
     assert terminal_state(None) is TerminalState.SUCCEEDED
     assert terminal_state(ErrorCode.CANCELLED) is TerminalState.CANCELLED
     assert terminal_state(ErrorCode.OOM) is TerminalState.FAILED
