@@ -69,10 +69,6 @@ def parse_size(value: object) -> int:
     raise ValueError(f"not a size: {value!r} (expected bytes or a number with k/m/g/t, e.g. '4g')")
 
 
-def _duration(value: object) -> object:
-    return parse_duration(value)
-
-
 def _positive(value: timedelta) -> timedelta:
     if value <= timedelta(0):
         raise ValueError("must be a positive duration")
@@ -114,7 +110,7 @@ class RunSettings(BaseSettings):
     )
     preflight_images: int = Field(default=4, ge=1, le=64, validation_alias="CSAWM_PREFLIGHT_IMAGES")
 
-    _durations = field_validator("timeout", "preflight_timeout", mode="before")(_duration)
+    _durations = field_validator("timeout", "preflight_timeout", mode="before")(parse_duration)
     _positive_durations = field_validator("timeout", "preflight_timeout")(_positive)
 
     @field_validator("memory", mode="before")
@@ -227,6 +223,9 @@ class MailSettings(BaseSettings):
         return self.host is not None
 
 
+_K8S_DURATIONS = ("ttl_seconds", "startup_allowance", "schedule_timeout", "queue_timeout")
+
+
 class K8sSettings(BaseSettings):
     """The Kubernetes runner (``CSAWM_RUNNER=kubernetes``): ``CSAWM_K8S_*``. Formats and the mapping
     onto `KubernetesRunnerConfig` are in `server.core.k8s_settings`; the defaults match k8s/.
@@ -258,34 +257,14 @@ class K8sSettings(BaseSettings):
     # worker; a worker with CSAWM_RUNNER=kubernetes leases nothing until it matches its test set.
     test_set_digest_file: Path | None = None
 
-    _durations = field_validator(
-        "ttl_seconds", "startup_allowance", "schedule_timeout", "queue_timeout", mode="before"
-    )(_duration)
-    _positive_durations = field_validator(
-        "ttl_seconds", "startup_allowance", "schedule_timeout", "queue_timeout"
-    )(_positive)
+    _durations = field_validator(*_K8S_DURATIONS, mode="before")(parse_duration)
+    _positive_durations = field_validator(*_K8S_DURATIONS)(_positive)
     _empty = field_validator("runtime_class", "kueue_queue", mode="before")(_empty_is_none)
     _paths = field_validator("test_set_digest_file")(_absolute)
-
-    @field_validator("max_collect_bytes", mode="before")
-    @classmethod
-    def _size(cls, value: object) -> int:
-        return parse_size(value)
-
-    @field_validator("node_selector", mode="before")
-    @classmethod
-    def _node_selector(cls, value: object) -> dict[str, str]:
-        return k8s_settings.parse_node_selector(value)
-
-    @field_validator("tolerations", mode="before")
-    @classmethod
-    def _tolerations(cls, value: object) -> tuple[Toleration, ...]:
-        return k8s_settings.parse_tolerations(value)
-
-    @field_validator("image_pull_secrets", mode="before")
-    @classmethod
-    def _name_list(cls, value: object) -> tuple[str, ...]:
-        return k8s_settings.parse_name_list(value)
+    _size = field_validator("max_collect_bytes", mode="before")(parse_size)
+    _node_selector = field_validator("node_selector", mode="before")(k8s_settings.parse_node_selector)
+    _tolerations = field_validator("tolerations", mode="before")(k8s_settings.parse_tolerations)
+    _name_list = field_validator("image_pull_secrets", mode="before")(k8s_settings.parse_name_list)
 
     @field_validator(*k8s_settings.CONFIG_FIELD_OF_SETTING)
     @classmethod
@@ -465,11 +444,6 @@ class Settings(BaseSettings):
     webhook_timeout: timedelta = timedelta(seconds=10)
     webhook_allow_private: bool = False
 
-    @field_validator("public_url", mode="before")
-    @classmethod
-    def _public_url_empty(cls, value: object) -> object:
-        return _empty_is_none(value)
-
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
@@ -523,11 +497,13 @@ class Settings(BaseSettings):
         return data
 
     _durations = field_validator(*_POSITIVE_DURATIONS, "retry_backoff", "hidden_end_grid", mode="before")(
-        _duration
+        parse_duration
     )
     _positive_durations = field_validator(*_POSITIVE_DURATIONS)(_positive)
     _paths = field_validator("data_dir", "benchmark_dir", "dua_file")(_absolute)
-    _empty = field_validator("dua_file", "registration_questions", mode="before")(_empty_is_none)
+    _empty = field_validator("dua_file", "registration_questions", "public_url", mode="before")(
+        _empty_is_none
+    )
 
     @field_validator("retry_backoff", "hidden_end_grid")
     @classmethod
@@ -536,10 +512,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive duration")
         return value
 
-    @field_validator("max_upload_bytes", "max_json_bytes", "min_body_rate", mode="before")
-    @classmethod
-    def _sizes(cls, value: object) -> int:
-        return parse_size(value)
+    _sizes = field_validator("max_upload_bytes", "max_json_bytes", "min_body_rate", mode="before")(parse_size)
 
     @field_validator("min_free_bytes", mode="before")
     @classmethod
@@ -580,10 +553,7 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         """The configured URL, or an SQLite file inside `data_dir`."""
         if self.database_url:
-            url = self.database_url
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url[len("postgresql://") :]
-            return url
+            return re.sub(r"^postgresql://", "postgresql+psycopg://", self.database_url)
         return f"sqlite:///{(self.data_dir / 'csawm.db').resolve()}"
 
     @property
@@ -625,7 +595,5 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            problems.append(f"{_variable_at(err['loc'])}: {err['msg']}")
+        problems = [f"{_variable_at(err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
