@@ -2,14 +2,11 @@
 
 Nothing happens at import: `create_app` builds the app, and its lifespan opens the database, applies
 migrations to an embedded SQLite, and starts the embedded worker (docs/design.md). Extra routers (the
-web pages of ``server.web``) are mounted by passing them in `routers`; when the package
-``server.web`` exists and exposes ``router``, it is mounted by default.
+web pages of ``server.web``) are mounted by passing them in `routers`; by default ``server.web.router``.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -30,8 +27,6 @@ from server.core.state import AppState, Parts
 if TYPE_CHECKING:
     from server.notifications.dispatcher import Dispatcher
     from server.worker.loop import Worker
-
-API_PREFIX = "/api/v1"
 
 
 def _api_routers() -> list[APIRouter]:
@@ -90,17 +85,6 @@ def _openapi_with_errors(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _default_web_routers() -> list[APIRouter]:
-    if (
-        importlib.util.find_spec("server.web") is None
-        or importlib.util.find_spec("server.web.router") is None
-    ):
-        return []
-    module = importlib.import_module("server.web.router")
-    router = getattr(module, "router", None)
-    return [router] if isinstance(router, APIRouter) else []
 
 
 def build_state(settings: Settings, db: Database, agreement: Agreement | None) -> AppState:
@@ -213,12 +197,13 @@ def create_app(
     )
     from server.core.apidocs import router as docs_router
     from server.web.downloads import router as downloads_router
+    from server.web.router import router as web_router
 
     app.include_router(docs_router)
     app.include_router(downloads_router)  # the client's wheel (docs/submitting.md)
     for router in _api_routers():
         app.include_router(router)
-    for router in routers if routers is not None else _default_web_routers():
+    for router in routers if routers is not None else [web_router]:
         app.include_router(router)
     _openapi_with_errors(app)
     return app

@@ -53,13 +53,9 @@ class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
-def error_response(status: int) -> dict[str, Any]:
-    return {"description": _DESCRIPTIONS[status], "model": ErrorOut}
-
-
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a router or route: each status with the `ErrorOut` body."""
-    return {status: error_response(status) for status in statuses}
+    return {status: {"description": _DESCRIPTIONS[status], "model": ErrorOut} for status in statuses}
 
 
 def _error_doc(status: int) -> dict[str, Any]:
