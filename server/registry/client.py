@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from server.registry.config import RegistryConfig
-from server.registry.errors import ManifestNotFound, RegistryDenied, RegistryUnavailable
+from server.registry.errors import ManifestNotFound, RegistryDenied, RegistryError, RegistryUnavailable
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -97,12 +97,7 @@ class RegistryClient:
         )
         raw = _bounded(response, MAX_MANIFEST_BYTES, f"manifest {digest}")
         _verify(raw, digest, f"manifest of {repository}")
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise RegistryUnavailable(f"manifest {digest} of {repository} is not JSON") from None
-        if not isinstance(body, dict):
-            raise RegistryUnavailable(f"manifest {digest} of {repository} is not a JSON object")
+        body = json_object(raw, f"manifest {digest} of {repository}", RegistryUnavailable)
         header_type = response.headers.get("content-type", "").split(";")[0].strip()
         media_type = body.get("mediaType") if isinstance(body.get("mediaType"), str) else header_type
         return Manifest(digest=digest, media_type=str(media_type), raw=raw, body=body)
@@ -215,6 +210,17 @@ def _bounded(response: httpx.Response, max_bytes: int, what: str) -> bytes:
         raise RegistryUnavailable(f"reading {what} failed: {exc}") from None
     finally:
         response.close()
+
+
+def json_object(raw: bytes, what: str, error: type[RegistryError]) -> dict[str, Any]:
+    """`raw` parsed as a JSON object, else `error` saying that `what` is not one."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise error(f"{what} is not JSON") from None
+    if not isinstance(body, dict):
+        raise error(f"{what} is not a JSON object")
+    return body
 
 
 def _verify(raw: bytes, digest: str, what: str) -> None:
