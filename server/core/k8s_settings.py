@@ -164,11 +164,7 @@ def parse_name_list(value: object) -> tuple[str, ...]:
 
 def config_value(setting: str, value: Any) -> Any:
     """`value` of K8sSettings field `setting` converted to the type of its config field."""
-    if setting == "node_selector":
-        return tuple(sorted(value.items()))
-    if setting in ("runtime_class", "kueue_queue") and value == "":
-        return None
-    return value
+    return tuple(sorted(value.items())) if setting == "node_selector" else value
 
 
 def check_config_field(setting: str, value: Any) -> None:

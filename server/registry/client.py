@@ -115,7 +115,8 @@ class RegistryClient:
 
     def _authorized(self, path: str, *, accept: str, scope: str) -> httpx.Response:
         """GET `path`, answering one authentication challenge with the configured credentials."""
-        headers = {"Accept": accept, **self._auth_header(scope)}
+        token = self._tokens.get(scope)
+        headers = {"Accept": accept, **({"Authorization": f"Bearer {token}"} if token else {})}
         response = self._send(path, headers)
         if response.status_code == 401:
             response.close()
@@ -148,10 +149,6 @@ class RegistryClient:
     def _basic(self) -> str:
         pair = f"{self.config.username}:{self.config.password}".encode()
         return "Basic " + base64.b64encode(pair).decode()
-
-    def _auth_header(self, scope: str) -> dict[str, str]:
-        token = self._tokens.get(scope)
-        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def _answer_challenge(self, response: httpx.Response, scope: str) -> dict[str, str]:
         challenge = response.headers.get("www-authenticate", "")
