@@ -70,6 +70,13 @@ def _label_key_problem(key: str) -> str | None:
     return None
 
 
+def _json(text: str, what: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not a JSON {what}: {exc}") from None
+
+
 def parse_node_selector(value: object) -> dict[str, str]:
     """A node selector from a JSON object or ``k=v,k=v`` (empty string: none).
 
@@ -79,10 +86,7 @@ def parse_node_selector(value: object) -> dict[str, str]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("{"):
-            try:
-                value = json.loads(text)
-            except ValueError as exc:
-                raise ValueError(f"not a JSON object: {exc}") from None
+            value = _json(text, "object")
         else:
             pairs: dict[str, str] = {}
             for item in filter(None, (part.strip() for part in text.split(","))):
@@ -113,10 +117,7 @@ def parse_tolerations(value: object) -> tuple[Toleration, ...]:
     if isinstance(value, tuple) and all(isinstance(item, Toleration) for item in value):
         return value
     if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else []
-        except ValueError as exc:
-            raise ValueError(f"not a JSON list: {exc}") from None
+        value = _json(value, "list") if value.strip() else []
     if not isinstance(value, list):
         raise ValueError(f"expected a JSON list of toleration objects, got {type(value).__name__}")
     out: list[Toleration] = []
@@ -151,10 +152,7 @@ def parse_name_list(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except ValueError as exc:
-                raise ValueError(f"not a JSON list: {exc}") from None
+            value = _json(text, "list")
         else:
             value = [part.strip() for part in text.split(",") if part.strip()]
     if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
