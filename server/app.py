@@ -160,27 +160,23 @@ def create_app(
             migrate.upgrade(db.engine, phase=settings.phase)
         state = build_state(settings, db, agreement)
         app.state.csawm = state
-        worker: Worker | None = None
-        dispatcher: Dispatcher | None = None
+        threads: list[Worker | Dispatcher] = []
         if start_worker:
             from server.worker.loop import Worker, build_runner
 
-            worker = Worker(settings, db, runner if runner is not None else build_runner(settings))
-            state.parts.add(worker)
-            worker.start_thread()
+            threads.append(Worker(settings, db, runner if runner is not None else build_runner(settings)))
         if start_dispatcher:
             from server.notifications.dispatcher import Dispatcher
 
-            dispatcher = Dispatcher(settings, db)
-            state.parts.add(dispatcher)
-            dispatcher.start_thread()
+            threads.append(Dispatcher(settings, db))
+        for thread in threads:
+            state.parts.add(thread)
+            thread.start_thread()
         try:
             yield
         finally:
-            if dispatcher is not None:
-                dispatcher.stop(timeout=WORKER_STOP_S)
-            if worker is not None:
-                worker.stop(timeout=WORKER_STOP_S)
+            for thread in reversed(threads):  # the dispatcher first, the worker last
+                thread.stop(timeout=WORKER_STOP_S)
             db.dispose()
 
     app = FastAPI(

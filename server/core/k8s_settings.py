@@ -183,13 +183,11 @@ def kubernetes_runner_config(k8s: K8sSettings, **overrides: Any) -> KubernetesRu
         An override is invalid (the settings themselves were checked when they were loaded), or an
         override names no config field.
     """
-    known = {f.name for f in fields(KubernetesRunnerConfig)}
-    unknown = sorted(set(overrides) - known)
+    unknown = sorted(set(overrides) - {f.name for f in fields(KubernetesRunnerConfig)})
     if unknown:
         raise KubernetesConfigError(f"unknown Kubernetes runner setting(s): {unknown}")
     values = {
         config_field: config_value(setting, getattr(k8s, setting))
         for setting, config_field in CONFIG_FIELD_OF_SETTING.items()
     }
-    values.update(overrides)
-    return KubernetesRunnerConfig(**values)
+    return KubernetesRunnerConfig(**{**values, **overrides})

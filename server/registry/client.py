@@ -141,10 +141,9 @@ class RegistryClient:
     def _send(self, path: str, headers: dict[str, str]) -> httpx.Response:
         """GET without reading the body yet (`_bounded` reads it, up to a limit)."""
         try:
-            response = self._http.send(self._http.build_request("GET", path, headers=headers), stream=True)
+            return self._http.send(self._http.build_request("GET", path, headers=headers), stream=True)
         except httpx.HTTPError as exc:
             raise RegistryUnavailable(f"registry {self.config.host} unreachable: {exc}") from None
-        return response
 
     def _basic(self) -> str:
         pair = f"{self.config.username}:{self.config.password}".encode()
