@@ -24,6 +24,8 @@ import re
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationInfo
+
 from runner.kubernetes.config import KubernetesConfigError, KubernetesRunnerConfig, Toleration
 
 if TYPE_CHECKING:
@@ -165,12 +167,16 @@ def config_value(setting: str, value: Any) -> Any:
     return tuple(sorted(value.items())) if setting == "node_selector" else value
 
 
-def check_config_field(setting: str, value: Any) -> None:
-    """Raise ValueError when the config rejects `value` for `setting` (other fields at defaults)."""
+def check_config_field(value: Any, info: ValidationInfo) -> Any:
+    """The K8sSettings validator of a `CONFIG_FIELD_OF_SETTING` field: ValueError when the config
+    rejects `value` for it (other fields at defaults)."""
+    setting = info.field_name
+    assert setting is not None
     try:
         KubernetesRunnerConfig(**{CONFIG_FIELD_OF_SETTING[setting]: config_value(setting, value)})
     except KubernetesConfigError as exc:
         raise ValueError(str(exc)) from None
+    return value
 
 
 def kubernetes_runner_config(k8s: K8sSettings, **overrides: Any) -> KubernetesRunnerConfig:

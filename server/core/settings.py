@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.functional_validators import AfterValidator, BeforeValidator
 from pydantic_core import InitErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -270,12 +270,7 @@ class K8sSettings(BaseSettings):
     _tolerations = field_validator("tolerations", mode="before")(k8s_settings.parse_tolerations)
     _name_list = field_validator("image_pull_secrets", mode="before")(k8s_settings.parse_name_list)
 
-    @field_validator(*k8s_settings.CONFIG_FIELD_OF_SETTING)
-    @classmethod
-    def _config_field(cls, value: object, info: ValidationInfo) -> object:
-        assert info.field_name is not None
-        k8s_settings.check_config_field(info.field_name, value)
-        return value
+    _config_field = field_validator(*k8s_settings.CONFIG_FIELD_OF_SETTING)(k8s_settings.check_config_field)
 
     @model_validator(mode="after")
     def _consistent(self) -> K8sSettings:
