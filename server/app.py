@@ -29,9 +29,11 @@ if TYPE_CHECKING:
     from server.worker.loop import Worker
 
 
-def _api_routers() -> list[APIRouter]:
+def _routers() -> list[APIRouter]:
+    """The API's routers, after the API documentation and the client's wheel (docs/submitting.md)."""
     from server.accounts.router import router as accounts_router
     from server.agreements.router import router as agreements_router
+    from server.core.apidocs import router as docs_router
     from server.health import router as health_router
     from server.leaderboard.router import router as leaderboard_router
     from server.leaderboard.router import snapshots_router
@@ -44,9 +46,12 @@ def _api_routers() -> list[APIRouter]:
     from server.registrations.router import router as registrations_router
     from server.review.router import router as review_router
     from server.submissions.router import router as submissions_router
+    from server.web.downloads import router as downloads_router
     from server.worker_api.router import router as worker_router
 
     return [
+        docs_router,
+        downloads_router,
         health_router,
         accounts_router,
         submissions_router,
@@ -63,13 +68,6 @@ def _api_routers() -> list[APIRouter]:
         registrations_admin_router,
         worker_router,
     ]
-
-
-def _private_state(settings: Settings) -> None:
-    """DATA_DIR (token hashes, uploads, the session key) is the server's alone: 0700 (an embedded
-    SQLite file is created 0600 by `server.core.db.make_engine`)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(settings.data_dir, 0o700)
 
 
 def _openapi_with_errors(app: FastAPI) -> None:
@@ -154,7 +152,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        _private_state(settings)
+        # DATA_DIR (token hashes, uploads, the session key) is the server's alone: 0700 (an embedded
+        # SQLite file is created 0600 by `server.core.db.make_engine`).
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(settings.data_dir, 0o700)
         db = Database.connect(settings.effective_database_url, session_info=settings.session_info)
         if do_migrate:
             migrate.upgrade(db.engine, phase=settings.phase)
@@ -191,15 +192,9 @@ def create_app(
     app.add_middleware(
         RequestGuard, max_body_bytes=settings.max_json_bytes, principal_dependency=get_principal
     )
-    from server.core.apidocs import router as docs_router
-    from server.web.downloads import router as downloads_router
     from server.web.router import router as web_router
 
-    app.include_router(docs_router)
-    app.include_router(downloads_router)  # the client's wheel (docs/submitting.md)
-    for router in _api_routers():
-        app.include_router(router)
-    for router in routers if routers is not None else [web_router]:
+    for router in [*_routers(), *(routers if routers is not None else [web_router])]:
         app.include_router(router)
     _openapi_with_errors(app)
     return app

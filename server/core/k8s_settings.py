@@ -99,19 +99,16 @@ def parse_node_selector(value: object) -> dict[str, str]:
             value = pairs
     if not isinstance(value, dict):
         raise ValueError(f"expected a JSON object or k=v,k=v, got {type(value).__name__}")
-    selector: dict[str, str] = {}
     for key, val in value.items():
         if not isinstance(key, str) or not isinstance(val, str):
             raise ValueError(f"keys and values must be strings, got {key!r}: {val!r}")
-        problem = _label_key_problem(key)
-        if problem:
+        if problem := _label_key_problem(key):
             raise ValueError(problem)
         if val and (not _LABEL_NAME.fullmatch(val) or len(val) > 63):
             raise ValueError(
                 f"label value {val!r} of {key!r} must be at most 63 alphanumerics, '-', '_', '.'"
             )
-        selector[key] = val
-    return selector
+    return dict(value)
 
 
 def parse_tolerations(value: object) -> tuple[Toleration, ...]:
@@ -134,8 +131,7 @@ def parse_tolerations(value: object) -> tuple[Toleration, ...]:
         tol_value, effect = item.get("value"), item.get("effect", "NoSchedule")
         if not isinstance(key, str) or not key:
             raise ValueError(f"{where}: 'key' must be a non-empty string")
-        problem = _label_key_problem(key)
-        if problem:
+        if problem := _label_key_problem(key):
             raise ValueError(f"{where}: {problem}")
         if operator not in _OPERATORS:
             raise ValueError(f"{where}: 'operator' must be one of {_OPERATORS}, got {operator!r}")
