@@ -6,15 +6,7 @@ holds the parsers for the values that are not plain strings or numbers, the tabl
 setting feeds which config field, and `kubernetes_runner_config`, the one function that builds the
 config from the ``CSAWM_K8S_*`` group (`Settings.k8s`): the worker
 (`server.worker.loop.build_runner`) and ``csawm k8s render-job`` both call it, so the Job an
-operator reviews is the Job the worker creates.
-
-Formats:
-
-* ``CSAWM_K8S_NODE_SELECTOR``: a JSON object ``{"pool": "gpu"}`` or ``pool=gpu,zone=a``.
-* ``CSAWM_K8S_TOLERATIONS``: a JSON list of objects with ``key``, ``operator`` (``Exists`` or
-  ``Equal``), ``value``, ``effect`` (``NoSchedule``, ``PreferNoSchedule``, ``NoExecute``, or null
-  for all effects); ``[]`` for none. Default: tolerate the ``nvidia.com/gpu`` taint.
-* ``CSAWM_K8S_IMAGE_PULL_SECRETS``: ``a,b`` or a JSON list of Secret names.
+operator reviews is the Job the worker creates. The formats are in docs/settings.md and below.
 """
 
 from __future__ import annotations
@@ -112,7 +104,8 @@ def parse_node_selector(value: object) -> dict[str, str]:
 
 
 def parse_tolerations(value: object) -> tuple[Toleration, ...]:
-    """Tolerations from a JSON list of ``{"key", "operator", "value", "effect"}`` objects."""
+    """Tolerations from a JSON list of ``{"key", "operator", "value", "effect"}`` objects (``[]``: none;
+    ``operator`` Exists or Equal; ``effect`` null: every effect)."""
     if isinstance(value, tuple) and all(isinstance(item, Toleration) for item in value):
         return value
     if isinstance(value, str):

@@ -47,11 +47,9 @@ def parse_duration(value: object) -> object:
     """
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION_RE.match(value)
-        if match:
-            unit = (match.group(2) or "s").lower()
-            return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[unit])
+    if isinstance(value, str) and (match := _DURATION_RE.match(value)):
+        unit = (match.group(2) or "s").lower()
+        return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[unit])
     return value
 
 
@@ -63,10 +61,8 @@ def parse_size(value: object) -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str):
-        match = _SIZE_RE.match(value)
-        if match:
-            return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+    if isinstance(value, str) and (match := _SIZE_RE.match(value)):
+        return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
     raise ValueError(f"not a size: {value!r} (expected bytes or a number with k/m/g/t, e.g. '4g')")
 
 
@@ -292,9 +288,7 @@ GROUPS: dict[str, type[BaseSettings]] = {
 def _variable_of(group: type[BaseSettings], field: str) -> str:
     """The environment variable of `field` of `group`: its alias, or the group's prefix + name."""
     alias = group.model_fields[field].validation_alias
-    if isinstance(alias, str):
-        return alias
-    return f"{group.model_config.get('env_prefix', '')}{field}".upper()
+    return alias if isinstance(alias, str) else f"{group.model_config.get('env_prefix', '')}{field}".upper()
 
 
 # Override name (the variable without CSAWM_, lower case) -> (group, field) for every group field.

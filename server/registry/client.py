@@ -111,8 +111,6 @@ class RegistryClient:
         _verify(raw, digest, f"blob of {repository}")
         return raw
 
-    # -- HTTP and auth ------------------------------------------------------------------------------
-
     def _authorized(self, path: str, *, accept: str, scope: str) -> httpx.Response:
         """GET `path`, answering one authentication challenge with the configured credentials."""
         token = self._tokens.get(scope)
