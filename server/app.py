@@ -2,14 +2,11 @@
 
 Nothing happens at import: `create_app` builds the app, and its lifespan opens the database, applies
 migrations to an embedded SQLite, and starts the embedded worker (docs/design.md). Extra routers (the
-web pages of ``server.web``) are mounted by passing them in `routers`; when the package
-``server.web`` exists and exposes ``router``, it is mounted by default.
+web pages of ``server.web``) are mounted by passing them in `routers`; by default ``server.web.router``.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -31,12 +28,12 @@ if TYPE_CHECKING:
     from server.notifications.dispatcher import Dispatcher
     from server.worker.loop import Worker
 
-API_PREFIX = "/api/v1"
 
-
-def _api_routers() -> list[APIRouter]:
+def _routers() -> list[APIRouter]:
+    """The API's routers, after the API documentation and the client's wheel (docs/submitting.md)."""
     from server.accounts.router import router as accounts_router
     from server.agreements.router import router as agreements_router
+    from server.core.apidocs import router as docs_router
     from server.health import router as health_router
     from server.leaderboard.router import router as leaderboard_router
     from server.leaderboard.router import snapshots_router
@@ -49,9 +46,12 @@ def _api_routers() -> list[APIRouter]:
     from server.registrations.router import router as registrations_router
     from server.review.router import router as review_router
     from server.submissions.router import router as submissions_router
+    from server.web.downloads import router as downloads_router
     from server.worker_api.router import router as worker_router
 
     return [
+        docs_router,
+        downloads_router,
         health_router,
         accounts_router,
         submissions_router,
@@ -70,13 +70,6 @@ def _api_routers() -> list[APIRouter]:
     ]
 
 
-def _private_state(settings: Settings) -> None:
-    """DATA_DIR (token hashes, uploads, the session key) is the server's alone: 0700 (an embedded
-    SQLite file is created 0600 by `server.core.db.make_engine`)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(settings.data_dir, 0o700)
-
-
 def _openapi_with_errors(app: FastAPI) -> None:
     """Replace `app.openapi` by one that completes the generated document (server.core.openapi)."""
     from server.core.openapi import complete
@@ -90,17 +83,6 @@ def _openapi_with_errors(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _default_web_routers() -> list[APIRouter]:
-    if (
-        importlib.util.find_spec("server.web") is None
-        or importlib.util.find_spec("server.web.router") is None
-    ):
-        return []
-    module = importlib.import_module("server.web.router")
-    router = getattr(module, "router", None)
-    return [router] if isinstance(router, APIRouter) else []
 
 
 def build_state(settings: Settings, db: Database, agreement: Agreement | None) -> AppState:
@@ -170,33 +152,32 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        _private_state(settings)
+        # DATA_DIR (token hashes, uploads, the session key) is the server's alone: 0700 (an embedded
+        # SQLite file is created 0600 by `server.core.db.make_engine`).
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(settings.data_dir, 0o700)
         db = Database.connect(settings.effective_database_url, session_info=settings.session_info)
         if do_migrate:
             migrate.upgrade(db.engine, phase=settings.phase)
         state = build_state(settings, db, agreement)
         app.state.csawm = state
-        worker: Worker | None = None
-        dispatcher: Dispatcher | None = None
+        threads: list[Worker | Dispatcher] = []
         if start_worker:
             from server.worker.loop import Worker, build_runner
 
-            worker = Worker(settings, db, runner if runner is not None else build_runner(settings))
-            state.parts.add(worker)
-            worker.start_thread()
+            threads.append(Worker(settings, db, runner if runner is not None else build_runner(settings)))
         if start_dispatcher:
             from server.notifications.dispatcher import Dispatcher
 
-            dispatcher = Dispatcher(settings, db)
-            state.parts.add(dispatcher)
-            dispatcher.start_thread()
+            threads.append(Dispatcher(settings, db))
+        for thread in threads:
+            state.parts.add(thread)
+            thread.start_thread()
         try:
             yield
         finally:
-            if dispatcher is not None:
-                dispatcher.stop(timeout=WORKER_STOP_S)
-            if worker is not None:
-                worker.stop(timeout=WORKER_STOP_S)
+            for thread in reversed(threads):  # the dispatcher first, the worker last
+                thread.stop(timeout=WORKER_STOP_S)
             db.dispose()
 
     app = FastAPI(
@@ -211,14 +192,9 @@ def create_app(
     app.add_middleware(
         RequestGuard, max_body_bytes=settings.max_json_bytes, principal_dependency=get_principal
     )
-    from server.core.apidocs import router as docs_router
-    from server.web.downloads import router as downloads_router
+    from server.web.router import router as web_router
 
-    app.include_router(docs_router)
-    app.include_router(downloads_router)  # the client's wheel (docs/submitting.md)
-    for router in _api_routers():
-        app.include_router(router)
-    for router in routers if routers is not None else _default_web_routers():
+    for router in [*_routers(), *(routers if routers is not None else [web_router])]:
         app.include_router(router)
     _openapi_with_errors(app)
     return app

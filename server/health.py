@@ -64,8 +64,7 @@ def readyz(state: StateDep) -> dict[str, str]:
             )
         if worker.blocked:
             failing["test_set"] = worker.blocked
-    registry_problem = _registry_problem(state)
-    if registry_problem is not None:
+    if (registry_problem := _registry_problem(state)) is not None:
         failing["registry"] = registry_problem
     if failing:
         raise NotReady("; ".join(failing.values()), checks=sorted(failing), details=failing)

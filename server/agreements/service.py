@@ -64,8 +64,7 @@ def accept(
             version=agreement.version,
             url=url,
         )
-    earlier = accepted_at(session, user.user_id, version)
-    if earlier is not None:
+    if (earlier := accepted_at(session, user.user_id, version)) is not None:
         return earlier, False
     row = AgreementAcceptance(user_id=user.user_id, version=version)
     try:

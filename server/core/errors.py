@@ -29,8 +29,7 @@ class CsawmError(Exception):
 
 
 class BadRequest(CsawmError):
-    status_code = 400
-    code = "bad_request"
+    """400 ``bad_request``, as the base class."""
 
 
 class InvalidArchive(CsawmError):

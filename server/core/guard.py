@@ -37,7 +37,6 @@ from server.core.state import AppState
 
 PRINCIPAL_STATE_KEY = "csawm_principal"
 _STREAMED_ATTR = "__csawm_streamed_body__"
-_JSON_TYPES = ("application/json",)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -144,7 +143,7 @@ class RequestGuard:
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if (
             getattr(getattr(route, "endpoint", None), _STREAMED_ATTR, False)
-            and content_type not in _JSON_TYPES
+            and content_type != "application/json"
         ):
             return False
         declared = headers.get("content-length", "")

@@ -6,15 +6,7 @@ holds the parsers for the values that are not plain strings or numbers, the tabl
 setting feeds which config field, and `kubernetes_runner_config`, the one function that builds the
 config from the ``CSAWM_K8S_*`` group (`Settings.k8s`): the worker
 (`server.worker.loop.build_runner`) and ``csawm k8s render-job`` both call it, so the Job an
-operator reviews is the Job the worker creates.
-
-Formats:
-
-* ``CSAWM_K8S_NODE_SELECTOR``: a JSON object ``{"pool": "gpu"}`` or ``pool=gpu,zone=a``.
-* ``CSAWM_K8S_TOLERATIONS``: a JSON list of objects with ``key``, ``operator`` (``Exists`` or
-  ``Equal``), ``value``, ``effect`` (``NoSchedule``, ``PreferNoSchedule``, ``NoExecute``, or null
-  for all effects); ``[]`` for none. Default: tolerate the ``nvidia.com/gpu`` taint.
-* ``CSAWM_K8S_IMAGE_PULL_SECRETS``: ``a,b`` or a JSON list of Secret names.
+operator reviews is the Job the worker creates. The formats are in docs/settings.md and below.
 """
 
 from __future__ import annotations
@@ -23,6 +15,8 @@ import json
 import re
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationInfo
 
 from runner.kubernetes.config import KubernetesConfigError, KubernetesRunnerConfig, Toleration
 
@@ -70,6 +64,13 @@ def _label_key_problem(key: str) -> str | None:
     return None
 
 
+def _json(text: str, what: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not a JSON {what}: {exc}") from None
+
+
 def parse_node_selector(value: object) -> dict[str, str]:
     """A node selector from a JSON object or ``k=v,k=v`` (empty string: none).
 
@@ -79,10 +80,7 @@ def parse_node_selector(value: object) -> dict[str, str]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("{"):
-            try:
-                value = json.loads(text)
-            except ValueError as exc:
-                raise ValueError(f"not a JSON object: {exc}") from None
+            value = _json(text, "object")
         else:
             pairs: dict[str, str] = {}
             for item in filter(None, (part.strip() for part in text.split(","))):
@@ -93,30 +91,25 @@ def parse_node_selector(value: object) -> dict[str, str]:
             value = pairs
     if not isinstance(value, dict):
         raise ValueError(f"expected a JSON object or k=v,k=v, got {type(value).__name__}")
-    selector: dict[str, str] = {}
     for key, val in value.items():
         if not isinstance(key, str) or not isinstance(val, str):
             raise ValueError(f"keys and values must be strings, got {key!r}: {val!r}")
-        problem = _label_key_problem(key)
-        if problem:
+        if problem := _label_key_problem(key):
             raise ValueError(problem)
         if val and (not _LABEL_NAME.fullmatch(val) or len(val) > 63):
             raise ValueError(
                 f"label value {val!r} of {key!r} must be at most 63 alphanumerics, '-', '_', '.'"
             )
-        selector[key] = val
-    return selector
+    return dict(value)
 
 
 def parse_tolerations(value: object) -> tuple[Toleration, ...]:
-    """Tolerations from a JSON list of ``{"key", "operator", "value", "effect"}`` objects."""
+    """Tolerations from a JSON list of ``{"key", "operator", "value", "effect"}`` objects (``[]``: none;
+    ``operator`` Exists or Equal; ``effect`` null: every effect)."""
     if isinstance(value, tuple) and all(isinstance(item, Toleration) for item in value):
         return value
     if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else []
-        except ValueError as exc:
-            raise ValueError(f"not a JSON list: {exc}") from None
+        value = _json(value, "list") if value.strip() else []
     if not isinstance(value, list):
         raise ValueError(f"expected a JSON list of toleration objects, got {type(value).__name__}")
     out: list[Toleration] = []
@@ -131,8 +124,7 @@ def parse_tolerations(value: object) -> tuple[Toleration, ...]:
         tol_value, effect = item.get("value"), item.get("effect", "NoSchedule")
         if not isinstance(key, str) or not key:
             raise ValueError(f"{where}: 'key' must be a non-empty string")
-        problem = _label_key_problem(key)
-        if problem:
+        if problem := _label_key_problem(key):
             raise ValueError(f"{where}: {problem}")
         if operator not in _OPERATORS:
             raise ValueError(f"{where}: 'operator' must be one of {_OPERATORS}, got {operator!r}")
@@ -151,10 +143,7 @@ def parse_name_list(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except ValueError as exc:
-                raise ValueError(f"not a JSON list: {exc}") from None
+            value = _json(text, "list")
         else:
             value = [part.strip() for part in text.split(",") if part.strip()]
     if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
@@ -164,19 +153,19 @@ def parse_name_list(value: object) -> tuple[str, ...]:
 
 def config_value(setting: str, value: Any) -> Any:
     """`value` of K8sSettings field `setting` converted to the type of its config field."""
-    if setting == "node_selector":
-        return tuple(sorted(value.items()))
-    if setting in ("runtime_class", "kueue_queue") and value == "":
-        return None
-    return value
+    return tuple(sorted(value.items())) if setting == "node_selector" else value
 
 
-def check_config_field(setting: str, value: Any) -> None:
-    """Raise ValueError when the config rejects `value` for `setting` (other fields at defaults)."""
+def check_config_field(value: Any, info: ValidationInfo) -> Any:
+    """The K8sSettings validator of a `CONFIG_FIELD_OF_SETTING` field: ValueError when the config
+    rejects `value` for it (other fields at defaults)."""
+    setting = info.field_name
+    assert setting is not None
     try:
         KubernetesRunnerConfig(**{CONFIG_FIELD_OF_SETTING[setting]: config_value(setting, value)})
     except KubernetesConfigError as exc:
         raise ValueError(str(exc)) from None
+    return value
 
 
 def kubernetes_runner_config(k8s: K8sSettings, **overrides: Any) -> KubernetesRunnerConfig:
@@ -189,13 +178,11 @@ def kubernetes_runner_config(k8s: K8sSettings, **overrides: Any) -> KubernetesRu
         An override is invalid (the settings themselves were checked when they were loaded), or an
         override names no config field.
     """
-    known = {f.name for f in fields(KubernetesRunnerConfig)}
-    unknown = sorted(set(overrides) - known)
+    unknown = sorted(set(overrides) - {f.name for f in fields(KubernetesRunnerConfig)})
     if unknown:
         raise KubernetesConfigError(f"unknown Kubernetes runner setting(s): {unknown}")
     values = {
         config_field: config_value(setting, getattr(k8s, setting))
         for setting, config_field in CONFIG_FIELD_OF_SETTING.items()
     }
-    values.update(overrides)
-    return KubernetesRunnerConfig(**values)
+    return KubernetesRunnerConfig(**{**values, **overrides})

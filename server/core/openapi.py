@@ -53,31 +53,17 @@ class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
-def error_response(status: int) -> dict[str, Any]:
-    return {"description": _DESCRIPTIONS[status], "model": ErrorOut}
-
-
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a router or route: each status with the `ErrorOut` body."""
-    return {status: error_response(status) for status in statuses}
-
-
-def _error_doc(status: int) -> dict[str, Any]:
-    return {
-        "description": _DESCRIPTIONS[status],
-        "content": {"application/json": {"schema": {"$ref": _REF.format(model="ErrorOut")}}},
-    }
-
-
-def _add_schemas(document: dict[str, Any], models: list[type[BaseModel]]) -> None:
-    _, schema = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
-    document.setdefault("components", {}).setdefault("schemas", {}).update(schema.get("$defs", {}))
+    return {status: {"description": _DESCRIPTIONS[status], "model": ErrorOut} for status in statuses}
 
 
 def complete(document: dict[str, Any], extra_schemas: list[type[BaseModel]]) -> dict[str, Any]:
     """Apply the rules of the module docstring to a generated document, in place; return it."""
-    _add_schemas(document, [ErrorOut, *extra_schemas])
-    schemas = document["components"]["schemas"]
+    models: list[type[BaseModel]] = [ErrorOut, *extra_schemas]
+    _, schema = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(schema.get("$defs", {}))
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     for path_item in document.get("paths", {}).values():
@@ -93,5 +79,8 @@ def complete(document: dict[str, Any], extra_schemas: list[type[BaseModel]]) -> 
             if "requestBody" in operation:
                 statuses.add(413)
             for status in sorted(statuses):
-                responses[str(status)] = _error_doc(status)
+                responses[str(status)] = {
+                    "description": _DESCRIPTIONS[status],
+                    "content": {"application/json": {"schema": {"$ref": _REF.format(model="ErrorOut")}}},
+                }
     return document

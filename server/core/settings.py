@@ -22,7 +22,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.functional_validators import AfterValidator, BeforeValidator
 from pydantic_core import InitErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -46,11 +47,9 @@ def parse_duration(value: object) -> object:
     """
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION_RE.match(value)
-        if match:
-            unit = (match.group(2) or "s").lower()
-            return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[unit])
+    if isinstance(value, str) and (match := _DURATION_RE.match(value)):
+        unit = (match.group(2) or "s").lower()
+        return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[unit])
     return value
 
 
@@ -62,21 +61,27 @@ def parse_size(value: object) -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str):
-        match = _SIZE_RE.match(value)
-        if match:
-            return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+    if isinstance(value, str) and (match := _SIZE_RE.match(value)):
+        return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
     raise ValueError(f"not a size: {value!r} (expected bytes or a number with k/m/g/t, e.g. '4g')")
-
-
-def _duration(value: object) -> object:
-    return parse_duration(value)
 
 
 def _positive(value: timedelta) -> timedelta:
     if value <= timedelta(0):
         raise ValueError("must be a positive duration")
     return value
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must be a positive duration")
+    return value
+
+
+# A setting's duration (`parse_duration`): positive, or for a `Delay` also zero; a byte size (`parse_size`).
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+Delay = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)]
+Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 def _empty_is_none(value: object) -> object:
@@ -104,18 +109,15 @@ class RunSettings(BaseSettings):
         env_prefix="CSAWM_RUN_", extra="ignore", frozen=True, populate_by_name=True
     )
 
-    timeout: timedelta = timedelta(minutes=30)
+    timeout: Duration = timedelta(minutes=30)
     memory: int = 4 * 1024**3
     cpus: float = Field(default=2.0, gt=0)
     gpus: int = Field(default=0, ge=0)
     runtime: Literal["runc", "runsc"] = "runc"  # runsc: gVisor, registered by scripts/ensure-docker
-    preflight_timeout: timedelta = Field(
+    preflight_timeout: Duration = Field(
         default=timedelta(minutes=5), validation_alias="CSAWM_PREFLIGHT_TIMEOUT"
     )
     preflight_images: int = Field(default=4, ge=1, le=64, validation_alias="CSAWM_PREFLIGHT_IMAGES")
-
-    _durations = field_validator("timeout", "preflight_timeout", mode="before")(_duration)
-    _positive_durations = field_validator("timeout", "preflight_timeout")(_positive)
 
     @field_validator("memory", mode="before")
     @classmethod
@@ -249,50 +251,22 @@ class K8sSettings(BaseSettings):
     image_pull_secrets: Annotated[tuple[str, ...], NoDecode] = ()
     image_pull_policy: Literal["IfNotPresent", "Always"] = "IfNotPresent"
     kueue_queue: str | None = Field(default=None, pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
-    ttl_seconds: timedelta = timedelta(hours=1)
-    startup_allowance: timedelta = timedelta(minutes=15)
-    schedule_timeout: timedelta = timedelta(minutes=10)
-    queue_timeout: timedelta = timedelta(hours=24)
-    max_collect_bytes: int = 4 * 1024**2
+    ttl_seconds: Duration = timedelta(hours=1)
+    startup_allowance: Duration = timedelta(minutes=15)
+    schedule_timeout: Duration = timedelta(minutes=10)
+    queue_timeout: Duration = timedelta(hours=24)
+    max_collect_bytes: Size = 4 * 1024**2
     # The test-images volume's MANIFEST.sha256 (server.worker.test_set), mounted read-only into the
     # worker; a worker with CSAWM_RUNNER=kubernetes leases nothing until it matches its test set.
     test_set_digest_file: Path | None = None
 
-    _durations = field_validator(
-        "ttl_seconds", "startup_allowance", "schedule_timeout", "queue_timeout", mode="before"
-    )(_duration)
-    _positive_durations = field_validator(
-        "ttl_seconds", "startup_allowance", "schedule_timeout", "queue_timeout"
-    )(_positive)
     _empty = field_validator("runtime_class", "kueue_queue", mode="before")(_empty_is_none)
     _paths = field_validator("test_set_digest_file")(_absolute)
+    _node_selector = field_validator("node_selector", mode="before")(k8s_settings.parse_node_selector)
+    _tolerations = field_validator("tolerations", mode="before")(k8s_settings.parse_tolerations)
+    _name_list = field_validator("image_pull_secrets", mode="before")(k8s_settings.parse_name_list)
 
-    @field_validator("max_collect_bytes", mode="before")
-    @classmethod
-    def _size(cls, value: object) -> int:
-        return parse_size(value)
-
-    @field_validator("node_selector", mode="before")
-    @classmethod
-    def _node_selector(cls, value: object) -> dict[str, str]:
-        return k8s_settings.parse_node_selector(value)
-
-    @field_validator("tolerations", mode="before")
-    @classmethod
-    def _tolerations(cls, value: object) -> tuple[Toleration, ...]:
-        return k8s_settings.parse_tolerations(value)
-
-    @field_validator("image_pull_secrets", mode="before")
-    @classmethod
-    def _name_list(cls, value: object) -> tuple[str, ...]:
-        return k8s_settings.parse_name_list(value)
-
-    @field_validator(*k8s_settings.CONFIG_FIELD_OF_SETTING)
-    @classmethod
-    def _config_field(cls, value: object, info: ValidationInfo) -> object:
-        assert info.field_name is not None
-        k8s_settings.check_config_field(info.field_name, value)
-        return value
+    _config_field = field_validator(*k8s_settings.CONFIG_FIELD_OF_SETTING)(k8s_settings.check_config_field)
 
     @model_validator(mode="after")
     def _consistent(self) -> K8sSettings:
@@ -314,9 +288,7 @@ GROUPS: dict[str, type[BaseSettings]] = {
 def _variable_of(group: type[BaseSettings], field: str) -> str:
     """The environment variable of `field` of `group`: its alias, or the group's prefix + name."""
     alias = group.model_fields[field].validation_alias
-    if isinstance(alias, str):
-        return alias
-    return f"{group.model_config.get('env_prefix', '')}{field}".upper()
+    return alias if isinstance(alias, str) else f"{group.model_config.get('env_prefix', '')}{field}".upper()
 
 
 # Override name (the variable without CSAWM_, lower case) -> (group, field) for every group field.
@@ -325,18 +297,6 @@ _GROUP_OVERRIDES: dict[str, tuple[str, str]] = {
     for group, cls in GROUPS.items()
     for field in cls.model_fields
 }
-
-_POSITIVE_DURATIONS = (
-    "image_ttl",
-    "lease_ttl",
-    "poll_interval",
-    "notify_backoff",
-    "notify_backoff_max",
-    "webhook_timeout",
-    "upload_idle_timeout",
-    "header_timeout",
-    "body_timeout",
-)
 
 
 class Settings(BaseSettings):
@@ -367,16 +327,16 @@ class Settings(BaseSettings):
     # a model fault on the hidden images always uses the quota slot (server.runs.policy).
     charge_user_failures: bool = True
 
-    max_upload_bytes: int = 16 * 1024**3
+    max_upload_bytes: Size = 16 * 1024**3
     keep_archives: bool = False
 
     # Hostile clients (issue 12): a JSON or form body over `max_json_bytes` is refused with 413 while
     # it streams; at most `max_concurrent_uploads` archive uploads per team at once (429 beyond); an
     # upload whose body sends nothing for `upload_idle_timeout` is dropped (408); proxy headers
     # (X-Forwarded-Proto/-For) are trusted only from the comma-separated `forwarded_allow_ips`.
-    max_json_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024**2)
+    max_json_bytes: Size = Field(default=64 * 1024, ge=1024, le=64 * 1024**2)
     max_concurrent_uploads: int = Field(default=2, ge=1, le=1000)
-    upload_idle_timeout: timedelta = timedelta(seconds=60)
+    upload_idle_timeout: Duration = timedelta(seconds=60)
     forwarded_allow_ips: str | None = None
 
     @field_validator("forwarded_allow_ips", mode="before")
@@ -388,9 +348,9 @@ class Settings(BaseSettings):
     # within `header_timeout`; a body within `body_timeout` plus one second per `min_body_rate`
     # bytes received; at most `max_connections` open connections, `max_connections_per_client` of
     # them from one address (the addresses of `forwarded_allow_ips` excepted).
-    header_timeout: timedelta = timedelta(seconds=15)
-    body_timeout: timedelta = timedelta(seconds=30)
-    min_body_rate: int = Field(default=32 * 1024, ge=1024)
+    header_timeout: Duration = timedelta(seconds=15)
+    body_timeout: Duration = timedelta(seconds=30)
+    min_body_rate: Size = Field(default=32 * 1024, ge=1024)
     max_connections: int = Field(default=512, ge=1, le=100_000)
     max_connections_per_client: int = Field(default=32, ge=1, le=100_000)
 
@@ -446,11 +406,11 @@ class Settings(BaseSettings):
     hidden_runtime: Literal["maintainers", "coarse", "submitters"] = "maintainers"
     # The hidden stage's end is held to a multiple of this after the stage began (0: off; not applied
     # with hidden_runtime "submitters" or to baselines): server.worker.stages.hold_to_grid.
-    hidden_end_grid: timedelta = timedelta(minutes=1)
+    hidden_end_grid: Delay = timedelta(minutes=1)
     # Uploads are refused (507) while the data dir has less free space; default: 2x max_upload_bytes.
     min_free_bytes: int | None = None
     # Engine images of finished runs are removed once unused this long (the janitor).
-    image_ttl: timedelta = timedelta(hours=24)
+    image_ttl: Duration = timedelta(hours=24)
 
     # Notifications (issue 15 item 6, server.notifications, docs/notifications.md): webhooks and
     # email (`mail`) from a durable outbox. A failed delivery is retried after notify_backoff *
@@ -460,15 +420,10 @@ class Settings(BaseSettings):
     public_url: str | None = None
     embedded_dispatcher: bool = True
     notify_max_attempts: int = Field(default=8, ge=1, le=50)
-    notify_backoff: timedelta = timedelta(seconds=30)
-    notify_backoff_max: timedelta = timedelta(hours=1)
-    webhook_timeout: timedelta = timedelta(seconds=10)
+    notify_backoff: Duration = timedelta(seconds=30)
+    notify_backoff_max: Duration = timedelta(hours=1)
+    webhook_timeout: Duration = timedelta(seconds=10)
     webhook_allow_private: bool = False
-
-    @field_validator("public_url", mode="before")
-    @classmethod
-    def _public_url_empty(cls, value: object) -> object:
-        return _empty_is_none(value)
 
     @field_validator("public_url")
     @classmethod
@@ -480,12 +435,12 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     embedded_worker: bool = True
-    lease_ttl: timedelta = timedelta(seconds=60)
-    poll_interval: timedelta = timedelta(seconds=1)
+    lease_ttl: Duration = timedelta(seconds=60)
+    poll_interval: Duration = timedelta(seconds=1)
     # Remote workers' lease calls that may wait for a run at once (each holds a server thread).
     worker_long_polls: int = Field(default=8, ge=0, le=64)
     max_attempts: int = Field(default=2, ge=1, le=10)
-    retry_backoff: timedelta = timedelta(seconds=2)  # first retry's wait; doubles per retry (runs.policy)
+    retry_backoff: Delay = timedelta(seconds=2)  # first retry's wait; doubles per retry (runs.policy)
     bootstrap_resamples: int = Field(default=2000, ge=100)
     bootstrap_seed: int = 0
     significance_top: int = Field(default=20, ge=2, le=200)  # rows of the board's significance map
@@ -522,24 +477,10 @@ class Settings(BaseSettings):
             raise ValidationError.from_exception_data(cls.__name__, errors)
         return data
 
-    _durations = field_validator(*_POSITIVE_DURATIONS, "retry_backoff", "hidden_end_grid", mode="before")(
-        _duration
-    )
-    _positive_durations = field_validator(*_POSITIVE_DURATIONS)(_positive)
     _paths = field_validator("data_dir", "benchmark_dir", "dua_file")(_absolute)
-    _empty = field_validator("dua_file", "registration_questions", mode="before")(_empty_is_none)
-
-    @field_validator("retry_backoff", "hidden_end_grid")
-    @classmethod
-    def _not_negative(cls, value: timedelta) -> timedelta:
-        if value < timedelta(0):
-            raise ValueError("must be a positive duration")
-        return value
-
-    @field_validator("max_upload_bytes", "max_json_bytes", "min_body_rate", mode="before")
-    @classmethod
-    def _sizes(cls, value: object) -> int:
-        return parse_size(value)
+    _empty = field_validator("dua_file", "registration_questions", "public_url", mode="before")(
+        _empty_is_none
+    )
 
     @field_validator("min_free_bytes", mode="before")
     @classmethod
@@ -580,10 +521,7 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         """The configured URL, or an SQLite file inside `data_dir`."""
         if self.database_url:
-            url = self.database_url
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url[len("postgresql://") :]
-            return url
+            return re.sub(r"^postgresql://", "postgresql+psycopg://", self.database_url)
         return f"sqlite:///{(self.data_dir / 'csawm.db').resolve()}"
 
     @property
@@ -625,7 +563,5 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            problems.append(f"{_variable_at(err['loc'])}: {err['msg']}")
+        problems = [f"{_variable_at(err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -173,8 +173,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_message = False
         self._body_bytes = 0
 
-    # -- the connection --------------------------------------------------------------------------
-
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.flow = self._clock = _ReadClock(transport, self.loop.time)
@@ -207,8 +205,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._body_bytes += len(data)
         super().data_received(data)
 
-    # -- the parser's callbacks --------------------------------------------------------------------
-
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_message = True
@@ -233,8 +229,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         served = self.cycle is None or self.cycle.response_complete  # no pipelined request left
         if not self._in_message and served:
             self._enter("head")
-
-    # -- the deadline ------------------------------------------------------------------------------
 
     def _enter(self, stage: Stage) -> None:
         self._leave()

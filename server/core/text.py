@@ -42,13 +42,12 @@ def _refused(char: str, allowed: frozenset[str]) -> bool:
     return char not in allowed and unicodedata.category(char) in REFUSED_CATEGORIES
 
 
-def _check(value: str, allowed: frozenset[str]) -> str:
+def _check(value: str, allowed: frozenset[str], refused: frozenset[str] = REFUSED_CATEGORIES) -> str:
     if value.isprintable():  # C speed; false for every refused category (and for Zs but " ")
         return value
     for char in value:
-        if _refused(char, allowed):
-            what = _WHAT[unicodedata.category(char)]
-            raise ValueError(f"{what} U+{ord(char):04X} is not allowed")
+        if char not in allowed and (category := unicodedata.category(char)) in refused:
+            raise ValueError(f"{_WHAT[category]} U+{ord(char):04X} is not allowed")
     return value
 
 
@@ -74,10 +73,7 @@ def check_document(value: str) -> str:
     """The operator's data-use agreement (``CSAWM_DUA_FILE``): only control characters other than
     tabs and line breaks, and lone surrogates, are refused. It is no user's name, and its Markdown
     may hold soft hyphens and emoji joiners (``Cf``) that a stricter rule would stop the server for."""
-    for char in value:
-        if char not in LINE_BREAKS and unicodedata.category(char) in ("Cc", "Cs"):
-            raise ValueError(f"{_WHAT[unicodedata.category(char)]} U+{ord(char):04X} is not allowed")
-    return value
+    return _check(value, LINE_BREAKS, frozenset({"Cc", "Cs"}))
 
 
 def require(check: Callable[[str], str], value: str, what: str) -> str:

@@ -73,8 +73,7 @@ def words(error: Mapping[str, Any]) -> str:
     kind = str(error.get("type", ""))
     if kind in OWN_MESSAGES:
         return str(error.get("msg", "")).removeprefix(OWN_MESSAGES[kind]) or UNKNOWN
-    template = WORDS.get(kind)
-    if template is None:
+    if (template := WORDS.get(kind)) is None:
         return UNKNOWN
     context = {key: _shown(value) for key, value in (error.get("ctx") or {}).items()}
     try:

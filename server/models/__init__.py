@@ -1,75 +1,45 @@
 """SQLAlchemy models. Importing this package registers every table on `Base.metadata`."""
 
-from server.models.accounts import ApiToken, Role, Team, User
-from server.models.agreements import AgreementAcceptance
-from server.models.base import Base
-from server.models.baselines import BaselineBuild, BaselineSeed, BuildState
-from server.models.holds import TeamHold
-from server.models.ladder import LadderStepRow
-from server.models.ledger import AuditEntry, LedgerKind, QuotaEntry
-from server.models.notifications import Channel, Delivery, DeliveryAttempt, Webhook
-from server.models.operations import ComputeAlert, Pause
-from server.models.phases import Disclosure, Phase, PhaseSelection, TestSet, Visibility
-from server.models.registrations import RateCounter, Registration, RegistrationState, TeamAction
-from server.models.report_history import SupersededReplicates
-from server.models.snapshots import BoardSnapshot
-from server.models.submissions import (
-    ACTIVE_STATUSES,
-    LEASED_STATUSES,
-    TERMINAL_STATUSES,
-    FailedPhase,
-    ReviewState,
-    RunEvent,
-    RunStatus,
-    Submission,
-    SubmissionReport,
-    WorkerHeartbeat,
-)
-from server.models.web import RevokedWebSession
-from server.models.workers import WorkerAccount
-
-__all__ = [
-    "ACTIVE_STATUSES",
-    "LEASED_STATUSES",
-    "TERMINAL_STATUSES",
-    "AgreementAcceptance",
-    "ApiToken",
-    "AuditEntry",
-    "Base",
-    "BaselineBuild",
-    "BaselineSeed",
-    "BoardSnapshot",
-    "BuildState",
-    "Channel",
-    "ComputeAlert",
-    "Delivery",
-    "DeliveryAttempt",
-    "Disclosure",
-    "FailedPhase",
-    "LadderStepRow",
-    "LedgerKind",
-    "Pause",
-    "Phase",
-    "PhaseSelection",
-    "QuotaEntry",
-    "RateCounter",
-    "Registration",
-    "RegistrationState",
-    "ReviewState",
-    "RevokedWebSession",
-    "Role",
-    "RunEvent",
-    "RunStatus",
-    "Submission",
-    "SubmissionReport",
-    "SupersededReplicates",
-    "Team",
-    "TeamAction",
-    "TeamHold",
-    "TestSet",
-    "User",
-    "Visibility",
-    "Webhook",
-    "WorkerAccount",
-    "WorkerHeartbeat",
-]
+from server.models.accounts import ApiToken as ApiToken
+from server.models.accounts import Role as Role
+from server.models.accounts import Team as Team
+from server.models.accounts import User as User
+from server.models.agreements import AgreementAcceptance as AgreementAcceptance
+from server.models.base import Base as Base
+from server.models.baselines import BaselineBuild as BaselineBuild
+from server.models.baselines import BaselineSeed as BaselineSeed
+from server.models.baselines import BuildState as BuildState
+from server.models.holds import TeamHold as TeamHold
+from server.models.ladder import LadderStepRow as LadderStepRow
+from server.models.ledger import AuditEntry as AuditEntry
+from server.models.ledger import LedgerKind as LedgerKind
+from server.models.ledger import QuotaEntry as QuotaEntry
+from server.models.notifications import Channel as Channel
+from server.models.notifications import Delivery as Delivery
+from server.models.notifications import DeliveryAttempt as DeliveryAttempt
+from server.models.notifications import Webhook as Webhook
+from server.models.operations import ComputeAlert as ComputeAlert
+from server.models.operations import Pause as Pause
+from server.models.phases import Disclosure as Disclosure
+from server.models.phases import Phase as Phase
+from server.models.phases import PhaseSelection as PhaseSelection
+from server.models.phases import TestSet as TestSet
+from server.models.phases import Visibility as Visibility
+from server.models.registrations import RateCounter as RateCounter
+from server.models.registrations import Registration as Registration
+from server.models.registrations import RegistrationState as RegistrationState
+from server.models.registrations import TeamAction as TeamAction
+from server.models.report_history import SupersededReplicates as SupersededReplicates
+from server.models.snapshots import BoardSnapshot as BoardSnapshot
+from server.models.submissions import ACTIVE_STATUSES as ACTIVE_STATUSES
+from server.models.submissions import LEASED_STATUSES as LEASED_STATUSES
+from server.models.submissions import TERMINAL_STATUSES as TERMINAL_STATUSES
+from server.models.submissions import FailedPhase as FailedPhase
+from server.models.submissions import ReviewState as ReviewState
+from server.models.submissions import RunEvent as RunEvent
+from server.models.submissions import RunStatus as RunStatus
+from server.models.submissions import Submission as Submission
+from server.models.submissions import SubmissionReport as SubmissionReport
+from server.models.submissions import WorkerHeartbeat as WorkerHeartbeat
+from server.models.web import RevokedWebSession as RevokedWebSession
+from server.models.workers import WorkerAccount as WorkerAccount

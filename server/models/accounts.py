@@ -5,11 +5,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.clock import utcnow
-from server.models.base import Base, UTCDateTime
+from server.models.base import Base, UTCDateTime, enum_column
 
 
 class Role(enum.StrEnum):
@@ -40,9 +40,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="RESTRICT"), index=True)
-    role: Mapped[Role] = mapped_column(
-        Enum(Role, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
-    )
+    role: Mapped[Role] = mapped_column(enum_column(Role, 20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: Set while the account is deactivated: no login, its tokens refused, no team mail (issue 19).
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

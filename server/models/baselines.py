@@ -10,11 +10,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.clock import utcnow
-from server.models.base import Base, UTCDateTime
+from server.models.base import Base, UTCDateTime, enum_column
 
 
 class BuildState(enum.StrEnum):
@@ -30,9 +30,7 @@ class BaselineBuild(Base):
 
     kind: Mapped[str] = mapped_column(String(20), primary_key=True)  # reference_models.rules.ModelKind
     name: Mapped[str] = mapped_column(String(200))
-    state: Mapped[BuildState] = mapped_column(
-        Enum(BuildState, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
-    )
+    state: Mapped[BuildState] = mapped_column(enum_column(BuildState, 20))
     step: Mapped[int] = mapped_column(Integer, default=0)
     steps: Mapped[int] = mapped_column(Integer, default=0)
     message: Mapped[str | None] = mapped_column(Text)  # operators' text (a failed build's reason)

@@ -6,11 +6,11 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.clock import utcnow
-from server.models.base import Base, UTCDateTime
+from server.models.base import Base, UTCDateTime, enum_column
 
 
 class LedgerKind(enum.StrEnum):
@@ -32,9 +32,7 @@ class QuotaEntry(Base):
     submission_id: Mapped[int | None] = mapped_column(
         ForeignKey("submissions.id", ondelete="SET NULL"), index=True
     )
-    kind: Mapped[LedgerKind] = mapped_column(
-        Enum(LedgerKind, native_enum=False, length=10, values_callable=lambda e: [m.value for m in e])
-    )
+    kind: Mapped[LedgerKind] = mapped_column(enum_column(LedgerKind, 10))
     refund_of: Mapped[int | None] = mapped_column(ForeignKey("quota_ledger.id"), unique=True)
     phase: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)

@@ -11,11 +11,11 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.clock import utcnow
-from server.models.base import Base, UTCDateTime
+from server.models.base import Base, UTCDateTime, enum_column
 
 
 class Channel(enum.StrEnum):
@@ -49,9 +49,7 @@ class Delivery(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # random, sent as X-CSAWM-Delivery
     #: Null for an account mail (registration), which goes to one address, not to a team.
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
-    channel: Mapped[Channel] = mapped_column(
-        Enum(Channel, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
-    )
+    channel: Mapped[Channel] = mapped_column(enum_column(Channel, 20))
     webhook_id: Mapped[int | None] = mapped_column(ForeignKey("team_webhooks.id", ondelete="SET NULL"))
     target: Mapped[str] = mapped_column(String(2000))  # the URL or the address, as it was at enqueue
     event: Mapped[str] = mapped_column(String(40))

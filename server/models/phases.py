@@ -11,11 +11,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.clock import utcnow
-from server.models.base import Base, UTCDateTime
+from server.models.base import Base, UTCDateTime, enum_column
 
 
 class TestSet(enum.StrEnum):
@@ -47,27 +47,18 @@ class Phase(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
-    test_set: Mapped[TestSet] = mapped_column(
-        Enum(TestSet, native_enum=False, length=10, values_callable=lambda e: [m.value for m in e]),
-        default=TestSet.PRIVATE,
-    )
+    test_set: Mapped[TestSet] = mapped_column(enum_column(TestSet, 10), default=TestSet.PRIVATE)
     opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: open since always
     closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: open-ended
     quota_total: Mapped[int | None] = mapped_column(Integer)  # None: CSAWM_QUOTA_TOTAL
     quota_per_day: Mapped[int | None] = mapped_column(Integer)  # None: CSAWM_QUOTA_PER_DAY
     quota_per_week: Mapped[int | None] = mapped_column(Integer)  # None: CSAWM_QUOTA_PER_WEEK
-    visibility: Mapped[Visibility] = mapped_column(
-        Enum(Visibility, native_enum=False, length=10, values_callable=lambda e: [m.value for m in e]),
-        default=Visibility.LIVE,
-    )
+    visibility: Mapped[Visibility] = mapped_column(enum_column(Visibility, 10), default=Visibility.LIVE)
     ladder: Mapped[bool] = mapped_column(Boolean, default=False)
     ladder_level: Mapped[float] = mapped_column(Float, default=0.05)
     ladder_step: Mapped[float] = mapped_column(Float, default=0.01)
     max_selected: Mapped[int] = mapped_column(Integer, default=2)
-    disclosure: Mapped[Disclosure] = mapped_column(
-        Enum(Disclosure, native_enum=False, length=10, values_callable=lambda e: [m.value for m in e]),
-        default=Disclosure.SUMMARY,
-    )
+    disclosure: Mapped[Disclosure] = mapped_column(enum_column(Disclosure, 10), default=Disclosure.SUMMARY)
     revealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     compute_budget_s: Mapped[int | None] = mapped_column(Integer)  # per team; None: no budget (issue 22)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

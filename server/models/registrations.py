@@ -10,11 +10,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.clock import utcnow
-from server.models.base import Base, UTCDateTime
+from server.models.base import Base, UTCDateTime, enum_column
 
 
 class RegistrationState(enum.StrEnum):
@@ -38,15 +38,10 @@ class Registration(Base):
     name: Mapped[str] = mapped_column(String(200))
     affiliation: Mapped[str] = mapped_column(String(300))
     orcid: Mapped[str | None] = mapped_column(String(19))
-    team_action: Mapped[TeamAction] = mapped_column(
-        Enum(TeamAction, native_enum=False, length=10, values_callable=lambda e: [m.value for m in e])
-    )
+    team_action: Mapped[TeamAction] = mapped_column(enum_column(TeamAction, 10))
     team_name: Mapped[str] = mapped_column(String(100))
     answers: Mapped[dict[str, str]] = mapped_column(JSON)
-    state: Mapped[RegistrationState] = mapped_column(
-        Enum(RegistrationState, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
-        index=True,
-    )
+    state: Mapped[RegistrationState] = mapped_column(enum_column(RegistrationState, 20), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -15,7 +15,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    Enum,
     Float,
     ForeignKey,
     Index,
@@ -27,11 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from server.clock import utcnow
-from server.models.base import Base, UTCDateTime
-
-
-def _values(enum_cls: type[enum.Enum]) -> list[str]:
-    return [str(m.value) for m in enum_cls]
+from server.models.base import Base, UTCDateTime, enum_column
 
 
 class RunStatus(enum.StrEnum):
@@ -88,13 +83,9 @@ class Submission(Base):
     archive_sha256: Mapped[str | None] = mapped_column(String(64))
     archive_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
-    status: Mapped[RunStatus] = mapped_column(
-        Enum(RunStatus, native_enum=False, length=20, values_callable=_values), default=RunStatus.QUEUED
-    )
+    status: Mapped[RunStatus] = mapped_column(enum_column(RunStatus, 20), default=RunStatus.QUEUED)
     error_code: Mapped[str | None] = mapped_column(String(32))
-    failed_phase: Mapped[FailedPhase | None] = mapped_column(
-        Enum(FailedPhase, native_enum=False, length=20, values_callable=_values)
-    )
+    failed_phase: Mapped[FailedPhase | None] = mapped_column(enum_column(FailedPhase, 20))
     error_message: Mapped[str | None] = mapped_column(Text)  # what the submitter is told (runs.disclosure)
     error_detail: Mapped[str | None] = mapped_column(Text)  # the full text, for maintainers
     log_tail: Mapped[str | None] = mapped_column(Text)  # preflight log (hidden: CSAWM_HIDDEN_LOGS)
@@ -130,7 +121,7 @@ class Submission(Base):
     amae_replicates: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
 
     review_state: Mapped[ReviewState] = mapped_column(
-        Enum(ReviewState, native_enum=False, length=20, values_callable=_values), default=ReviewState.PENDING
+        enum_column(ReviewState, 20), default=ReviewState.PENDING
     )
     review_reason: Mapped[str | None] = mapped_column(Text)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -138,11 +129,6 @@ class Submission(Base):
     events: Mapped[list[RunEvent]] = relationship(
         back_populates="submission", order_by="RunEvent.id", cascade="all, delete-orphan"
     )
-
-    @property
-    def run_name(self) -> str:
-        """The run id handed to the runner (container / Job names derive from it)."""
-        return f"csawm-run-{self.id}"
 
 
 class RunEvent(Base):

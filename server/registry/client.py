@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from server.registry.config import RegistryConfig
-from server.registry.errors import ManifestNotFound, RegistryDenied, RegistryUnavailable
+from server.registry.errors import ManifestNotFound, RegistryDenied, RegistryError, RegistryUnavailable
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -97,12 +97,7 @@ class RegistryClient:
         )
         raw = _bounded(response, MAX_MANIFEST_BYTES, f"manifest {digest}")
         _verify(raw, digest, f"manifest of {repository}")
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise RegistryUnavailable(f"manifest {digest} of {repository} is not JSON") from None
-        if not isinstance(body, dict):
-            raise RegistryUnavailable(f"manifest {digest} of {repository} is not a JSON object")
+        body = json_object(raw, f"manifest {digest} of {repository}", RegistryUnavailable)
         header_type = response.headers.get("content-type", "").split(";")[0].strip()
         media_type = body.get("mediaType") if isinstance(body.get("mediaType"), str) else header_type
         return Manifest(digest=digest, media_type=str(media_type), raw=raw, body=body)
@@ -116,11 +111,10 @@ class RegistryClient:
         _verify(raw, digest, f"blob of {repository}")
         return raw
 
-    # -- HTTP and auth ------------------------------------------------------------------------------
-
     def _authorized(self, path: str, *, accept: str, scope: str) -> httpx.Response:
         """GET `path`, answering one authentication challenge with the configured credentials."""
-        headers = {"Accept": accept, **self._auth_header(scope)}
+        token = self._tokens.get(scope)
+        headers = {"Accept": accept, **({"Authorization": f"Bearer {token}"} if token else {})}
         response = self._send(path, headers)
         if response.status_code == 401:
             response.close()
@@ -145,18 +139,13 @@ class RegistryClient:
     def _send(self, path: str, headers: dict[str, str]) -> httpx.Response:
         """GET without reading the body yet (`_bounded` reads it, up to a limit)."""
         try:
-            response = self._http.send(self._http.build_request("GET", path, headers=headers), stream=True)
+            return self._http.send(self._http.build_request("GET", path, headers=headers), stream=True)
         except httpx.HTTPError as exc:
             raise RegistryUnavailable(f"registry {self.config.host} unreachable: {exc}") from None
-        return response
 
     def _basic(self) -> str:
         pair = f"{self.config.username}:{self.config.password}".encode()
         return "Basic " + base64.b64encode(pair).decode()
-
-    def _auth_header(self, scope: str) -> dict[str, str]:
-        token = self._tokens.get(scope)
-        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def _answer_challenge(self, response: httpx.Response, scope: str) -> dict[str, str]:
         challenge = response.headers.get("www-authenticate", "")
@@ -215,6 +204,17 @@ def _bounded(response: httpx.Response, max_bytes: int, what: str) -> bytes:
         raise RegistryUnavailable(f"reading {what} failed: {exc}") from None
     finally:
         response.close()
+
+
+def json_object(raw: bytes, what: str, error: type[RegistryError]) -> dict[str, Any]:
+    """`raw` parsed as a JSON object, else `error` saying that `what` is not one."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise error(f"{what} is not JSON") from None
+    if not isinstance(body, dict):
+        raise error(f"{what} is not a JSON object")
+    return body
 
 
 def _verify(raw: bytes, digest: str, what: str) -> None:

@@ -36,11 +36,10 @@ class RegistryConfig:
         registry = settings.registry
         if registry.host is None:
             return None
-        password = registry.password
         return cls(
             host=registry.host,
             username=registry.username,
-            password=password.get_secret_value() if password is not None else None,
+            password=registry.password.get_secret_value() if registry.password is not None else None,
             ca_file=registry.ca,
             insecure=registry.insecure,
         )

@@ -15,11 +15,10 @@ The image id the engine reports after a pull is the config digest; it is what
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from server.registry.client import MANIFEST_TYPES, RegistryClient
+from server.registry.client import MANIFEST_TYPES, RegistryClient, json_object
 from server.registry.errors import ImageRefused
 from server.registry.reference import ImageReference, check_digest
 
@@ -29,29 +28,11 @@ PLATFORM = ("linux", "amd64")
 
 @dataclass(frozen=True)
 class RemoteImage:
-    """What the registry holds under a reference.
-
-    Attributes
-    ----------
-    reference : ImageReference
-        As submitted (its digest may be an index's).
-    manifest_digest : str
-        The linux/amd64 image manifest (equal to ``reference.digest`` unless that is an index).
-    image_id : str
-        ``sha256:<hex>`` of the config: the image id after a pull.
-    size_bytes : int
-        Compressed layers plus config, as the manifest declares them.
-    layer_count : int
-    user : str
-        The config's ``User`` (empty = root; the runner forces a non-root uid anyway).
-    """
+    """What the registry holds under a reference: the `reference` as submitted (its digest may be
+    an index's) and the `image_id` after a pull (``sha256:<hex>`` of the config)."""
 
     reference: ImageReference
-    manifest_digest: str
     image_id: str
-    size_bytes: int
-    layer_count: int
-    user: str
 
 
 def _human(n: int) -> str:
@@ -123,26 +104,11 @@ def inspect_reference(client: RegistryClient, reference: ImageReference, *, max_
             f"image layers add up to {_human(total)}, over the upload limit of {_human(max_bytes)}"
         )
     raw = client.blob(repository, config_digest, max_bytes=MAX_CONFIG_BYTES)
-    try:
-        config = json.loads(raw)
-    except ValueError:
-        raise ImageRefused(f"image config {config_digest} is not JSON") from None
-    if not isinstance(config, dict):
-        raise ImageRefused(f"image config {config_digest} is not a JSON object")
+    config = json_object(raw, f"image config {config_digest}", ImageRefused)
     platform = (str(config.get("os") or ""), str(config.get("architecture") or ""))
     if platform != PLATFORM:
         raise ImageRefused(
             f"image platform is {platform[0] or '?'}/{platform[1] or '?'}; the server runs linux/amd64 only "
             "(build with --platform linux/amd64)"
         )
-    inner = config.get("config")
-    if not isinstance(inner, dict):
-        inner = {}
-    return RemoteImage(
-        reference=reference,
-        manifest_digest=manifest.digest,
-        image_id=config_digest,
-        size_bytes=total,
-        layer_count=len(layers),
-        user=str(inner.get("User") or ""),
-    )
+    return RemoteImage(reference=reference, image_id=config_digest)

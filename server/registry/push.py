@@ -96,9 +96,8 @@ def push_archive(
     """
     if shutil.which(SKOPEO) is None:
         raise RegistryUnavailable("skopeo is not installed on the server (apt-get install skopeo)")
-    work_dir.mkdir(parents=True, exist_ok=True)
     cache = work_dir / "skopeo-cache"
-    cache.mkdir(exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="push-", dir=work_dir) as tmp:
         folder = Path(tmp)
         digest_file = folder / "digest"

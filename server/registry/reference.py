@@ -27,8 +27,7 @@ class ImageReference:
 
 def parse_reference(image: str) -> ImageReference:
     """Parse a reference pinned by digest; ValueError saying what is wrong otherwise."""
-    match = _REFERENCE_RE.match(image)
-    if match:
+    if match := _REFERENCE_RE.match(image):
         return ImageReference(match["registry"], match["repository"], match["digest"])
     if "@" not in image and _TAGGED_RE.match(image.rsplit("/", 1)[-1]) and "/" in image:
         raise ValueError(
