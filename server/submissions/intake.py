@@ -15,7 +15,7 @@ holds for all:
    registry API.
 3. The result is an `Image`: the image id and where the worker finds it.
 4. `create` / `create_baseline`: the run is queued and charged in the request's transaction
-   (`server.submissions.service`: phase, duplicate and quota checked again under the team's lock).
+   (phase, duplicate and quota checked again under the team's lock).
 
 A step that refuses leaves nothing behind: no file, no row, no charge.
 """
@@ -30,15 +30,18 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from runner.imagetar import ImageArchiveError, inspect_archive, remove_tags
+from server.accounts import service as accounts
 from server.agreements import service as agreements
 from server.agreements.document import Agreement
-from server.core.errors import InsufficientStorage, InvalidArchive
+from server.core.errors import DuplicateSubmission, InsufficientStorage, InvalidArchive
 from server.core.principal import Principal
 from server.core.settings import Settings
 from server.core.state import AppState
-from server.models import Submission
+from server.models import RunStatus, Submission
 from server.operations import budgets, pause
 from server.phases import service as phases
+from server.quota import service as quota
+from server.runs import holds, lifecycle
 from server.submissions import service
 from server.submissions.upload import ReceivedArchive, discard, private_dir
 
@@ -139,23 +142,41 @@ def registry_image(settings: Settings, user: Principal, reference: str) -> Image
 
 
 def create(session: Session, settings: Settings, user: Principal, entry: Entry, image: Image) -> Submission:
-    """Step 4: queue and charge the run in `session` (`service.create`). When it is refused, the
-    image's stored archive is removed (nothing was charged)."""
+    """Step 4: queue the run and charge its team in `session`, atomically: phase, duplicate, compute
+    budget and quota checked again under the team's lock (see `server.quota.service`). When it is
+    refused, the image's stored archive is removed (nothing was charged)."""
     try:
-        return service.create(
-            session,
-            user,
-            settings,
+        team = accounts.lock_team(session, service.require_team(user))
+        phase = phases.require_open(session, settings)
+        earlier = service.team_duplicate(session, team.id, phase.name, image.digest)
+        if earlier is not None:
+            raise DuplicateSubmission(
+                f"your team already submitted image {image.digest} as submission {earlier} in phase "
+                f"{phase.name}; the same image may enter another phase",
+                submission_id=earlier,
+                phase=phase.name,
+            )
+        budgets.require_within_budget(session, team.id, phase.name)
+        quota.ensure_allowed(quota.compute_status(session, team, settings, phase=phase))
+        sub = Submission(
+            team_id=team.id,
+            user_id=user.user_id,
             name=entry.name,
-            image_digest=image.digest,
             description=entry.description,
             url=entry.url,
             method_card=entry.method_card,
-            archive_path=image.archive_path,
+            phase=phase.name,
+            image_digest=image.digest,
+            image_ref=image.image_ref,
+            archive_path=str(image.archive_path) if image.archive_path else None,
             archive_sha256=image.archive_sha256,
             archive_bytes=image.archive_bytes,
-            image_ref=image.image_ref,
+            status=RunStatus.QUEUED,
         )
+        lifecycle.create(session, sub, note="submitted")
+        holds.note_if_held(session, sub)
+        quota.charge(session, team, sub, settings)
+        return sub
     except BaseException:
         if image.archive_path is not None:
             discard(image.archive_path)
