@@ -20,7 +20,7 @@ router = APIRouter(
 
 
 def _webhook_out(hook: Webhook) -> WebhookOut:
-    return WebhookOut(id=hook.id, url=hook.url, active=hook.active, created_at=hook.created_at)
+    return WebhookOut.model_validate(hook, from_attributes=True)
 
 
 def delivery_state(row: Delivery) -> str:

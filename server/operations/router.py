@@ -59,9 +59,7 @@ def get_status(request: Request, session: SessionDep, settings: SettingsDep) -> 
 
 
 def _pause_out(state: pause.PauseState) -> PauseOut:
-    return PauseOut(
-        intake=state.intake, runs=state.runs, message=state.message, set_by=state.set_by, set_at=state.set_at
-    )
+    return PauseOut(**vars(state))
 
 
 @router.get("/api/v1/admin/pause", response_model=PauseOut, dependencies=[Depends(require_maintainer)])

@@ -65,19 +65,8 @@ def audit(
     offset: OffsetQuery = 0,
 ) -> list[AuditOut]:
     """Every maintainer and admin action, newest first."""
-    return [
-        AuditOut(
-            id=e.id,
-            actor=e.actor,
-            action=e.action,
-            target_type=e.target_type,
-            target_id=e.target_id,
-            reason=e.reason,
-            detail=e.detail,
-            created_at=e.created_at,
-        )
-        for e in service.audit_log(session, action=action, limit=limit, offset=offset)
-    ]
+    entries = service.audit_log(session, action=action, limit=limit, offset=offset)
+    return [AuditOut.model_validate(e, from_attributes=True) for e in entries]
 
 
 @router.get("/flags", response_model=FlagsOut)

@@ -354,13 +354,7 @@ def list_reports(
 
 
 def _selection_out(state: selection.SelectionState) -> SelectionOut:
-    return SelectionOut(
-        submission_id=state.submission_id,
-        phase=state.phase,
-        selected=state.selected,
-        selected_ids=state.selected_ids,
-        max_selected=state.max_selected,
-    )
+    return SelectionOut(**vars(state))
 
 
 @router.post("/{submission_id}/select", response_model=SelectionOut)
