@@ -110,10 +110,7 @@ def submit(
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
     answers = questions.check_answers(questions.load(settings.registration_questions), answers)
-    if not accounts.valid_team_name(team_name):
-        raise BadRequest(
-            f"invalid team name {team_name!r}: 1-100 characters, letters, digits, space, '.', '_' or '-'"
-        )
+    accounts.check_team_name(team_name)
     now = utcnow()
     team = session.scalar(select(Team).where(Team.name == team_name))
     if team_action is TeamAction.CREATE:
@@ -179,8 +176,7 @@ def verify(session: Session, token: str) -> Registration:
     reg = _by_link(session, "verify", token)
     reg.state = RegistrationState.VERIFIED
     reg.verified_at = utcnow()
-    reg.verify_hash = None
-    reg.verify_expires_at = None
+    reg.verify_hash = reg.verify_expires_at = None
     session.flush()
     return reg
 
@@ -351,7 +347,6 @@ def welcome(session: Session, token: str) -> tuple[User, ApiToken, str]:
         actor=f"user:{user.email}",
         actor_user_id=user.id,
     )
-    reg.welcome_hash = None
-    reg.welcome_expires_at = None
+    reg.welcome_hash = reg.welcome_expires_at = None
     session.flush()
     return user, api_token, plaintext

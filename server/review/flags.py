@@ -62,7 +62,6 @@ from sqlalchemy.orm import Session
 from threadpoolctl import ThreadpoolController
 
 from server.clock import utcnow
-from server.core.state import AppState
 from server.models import ReviewState, RunStatus, Submission, Team, TeamHold
 from server.review.schemas import (
     CorrelationEvidence,
@@ -164,11 +163,6 @@ class RankCache:
         return RankedFile(names=names, names_key=key, scores=scores, z=standardised_ranks(scores))
 
 
-def rank_cache(state: AppState) -> RankCache:
-    """The app's cache (a part of the app state, made at startup)."""
-    return state.parts.get(RankCache)
-
-
 # -- runs ------------------------------------------------------------------------------------------
 
 
@@ -214,6 +208,10 @@ def _flag(kind: FlagKind, runs: Sequence[_Run], teams: dict[int, str], evidence:
     return FlagOut(kind=kind, teams=team_names, runs=[_out(r, teams) for r in runs], evidence=evidence)
 
 
+def team_names(session: Session) -> dict[int, str]:
+    return {int(i): str(n) for i, n in session.execute(select(Team.id, Team.name)).all()}
+
+
 def _order(run: _Run) -> tuple[datetime, int]:
     return (run.created_at, run.id)
 
@@ -237,7 +235,7 @@ def compute_flags(
     usable CI, skips that run with a line in ``notes``; it never fails the whole answer.
     """
     cache = cache if cache is not None else RankCache()
-    teams = {int(i): str(n) for i, n in session.execute(select(Team.id, Team.name)).all()}
+    teams = team_names(session)
     succeeded = _runs(
         session.execute(
             select(*_COLUMNS).where(Submission.status == RunStatus.SUCCEEDED).order_by(Submission.id)

@@ -48,7 +48,8 @@ from server.submissions.upload import ReceivedArchive, discard, private_dir
 
 @dataclass(frozen=True)
 class Entry:
-    """What the submitter says of the model (validated by the caller's schema)."""
+    """What the submitter says of the model (validated by the caller's schema); its fields are the
+    run's columns of the same names."""
 
     name: str
     description: str | None = None
@@ -161,10 +162,7 @@ def create(session: Session, settings: Settings, user: Principal, entry: Entry, 
         sub = Submission(
             team_id=team.id,
             user_id=user.user_id,
-            name=entry.name,
-            description=entry.description,
-            url=entry.url,
-            method_card=entry.method_card,
+            **vars(entry),
             phase=phase.name,
             image_digest=image.digest,
             image_ref=image.image_ref,
@@ -188,17 +186,9 @@ def create_baseline(
 ) -> Submission:
     """Step 4 for a baseline: queued for the system team, no quota (`service.create_baseline`)."""
     return service.create_baseline(
-        session,
-        settings,
-        name=entry.name,
-        image_digest=image.digest,
-        archive_path=image.archive_path,
-        image_ref=image.image_ref,
-        description=entry.description,
-        url=entry.url,
-        method_card=entry.method_card,
-        actor=actor,
-    )
+        session, settings, **vars(entry), image_digest=image.digest, archive_path=image.archive_path,
+        image_ref=image.image_ref, actor=actor,
+    )  # fmt: skip
 
 
 def _inspect(path: Path, max_bytes: int) -> str:

@@ -75,8 +75,7 @@ def list_visible(
             query = query.where(Submission.status == RunStatus(status))
         except ValueError:
             raise BadRequest(f"unknown status {status!r}") from None
-    rows = session.execute(query.order_by(Submission.id.desc()).limit(limit).offset(offset)).all()
-    return list(rows)
+    return list(session.execute(query.order_by(Submission.id.desc()).limit(limit).offset(offset)).all())
 
 
 def precheck_quota(session: Session, user: Principal, settings: Settings) -> None:

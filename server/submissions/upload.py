@@ -62,10 +62,8 @@ class UploadSlots:
             yield
         finally:
             with self._lock:
-                left = self._active[team_id] - 1
-                if left:
-                    self._active[team_id] = left
-                else:
+                self._active[team_id] -= 1
+                if not self._active[team_id]:
                     del self._active[team_id]
 
 
