@@ -166,7 +166,9 @@ def claim(session: Session, now: datetime, *, limit: int, lease: timedelta) -> l
 
 def backoff(attempts: int, base: timedelta, cap: timedelta, rng: random.Random | None = None) -> timedelta:
     """Wait after the `attempts`-th failure: ``min(base * 2^(attempts-1), cap) * (1 + U(0, JITTER))``."""
-    return min(base * (2 ** max(attempts - 1, 0)), cap) * (1 + (rng or random).uniform(0, JITTER))
+    wait: timedelta = min(base * (2 ** max(attempts - 1, 0)), cap)
+    factor: float = 1 + (rng or random).uniform(0, JITTER)
+    return wait * factor
 
 
 def settle(

@@ -190,14 +190,13 @@ def charge(session: Session, team: Team, submission: Submission, settings: Setti
     before adding the submission (which would otherwise count as one of its own active runs). The
     charge counts in the submission's phase.
     """
-    now = utcnow()
     entry = QuotaEntry(
         team_id=team.id,
         submission_id=submission.id,
         kind=LedgerKind.CHARGE,
         phase=submission.phase,
         reason=f"submission {submission.id} ({submission.name})",
-        created_at=now,
+        created_at=utcnow(),
     )
     session.add(entry)
     session.flush()

@@ -37,7 +37,7 @@ from server.core.errors import DuplicateSubmission, InsufficientStorage, Invalid
 from server.core.principal import Principal
 from server.core.settings import Settings
 from server.core.state import AppState
-from server.models import RunStatus, Submission
+from server.models import RunStatus, Submission, Team
 from server.operations import budgets, pause
 from server.phases import service as phases
 from server.quota import service as quota
@@ -82,9 +82,12 @@ def admit(state: AppState, user: Principal, agreement_url: str, *, archive: bool
         if archive:
             check_free_space(state.settings)
         phase = phases.require_open(session, state.settings)
-        budgets.require_within_budget(session, service.require_team(user), phase.name)
-        if archive:
-            service.precheck_quota(session, user, state.settings)
+        team_id = service.require_team(user)
+        budgets.require_within_budget(session, team_id, phase.name)
+        if archive:  # the binding checks are `create`'s, under the team's lock
+            team = session.get(Team, team_id)
+            assert team is not None
+            quota.ensure_allowed(quota.compute_status(session, team, state.settings, phase=phase))
 
 
 def check_free_space(settings: Settings) -> None:

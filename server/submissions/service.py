@@ -78,15 +78,6 @@ def list_visible(
     return list(session.execute(query.order_by(Submission.id.desc()).limit(limit).offset(offset)).all())
 
 
-def precheck_quota(session: Session, user: Principal, settings: Settings) -> None:
-    """Refuse an upload outside every phase's window or over quota before its bytes arrive (the
-    binding checks come later, in `intake.create`)."""
-    team = session.get(Team, require_team(user))
-    assert team is not None
-    phase = phases.require_open(session, settings)
-    quota.ensure_allowed(quota.compute_status(session, team, settings, phase=phase))
-
-
 def publish_archive(settings: Settings, user: Principal, archive: Path, image_id: str) -> str | None:
     """Push an inspected archive to the configured registry; its reference by manifest digest.
 
