@@ -107,13 +107,8 @@ def enqueue_account_mail(session: Session, to: str, subject: str, text: str) -> 
     Sent like any notice (retries, backoff, attempts recorded); the text may hold a one-time link,
     so `settle` drops it once delivered: the link's token does not outlive its delivery in the outbox.
     """
-    row = {
-        "channel": Channel.EMAIL,
-        "target": to,
-        "event": ACCOUNT_EVENT,
-        "payload": {"subject": subject, "text": text},
-    }
-    return _save(session, utcnow(), [row])[0]
+    row = {"channel": Channel.EMAIL, "target": to, "event": ACCOUNT_EVENT}
+    return _save(session, utcnow(), [{**row, "payload": {"subject": subject, "text": text}}])[0]
 
 
 def enqueue_ping(session: Session, hook: Webhook, team_name: str) -> Delivery:
