@@ -179,11 +179,7 @@ class _Run(NamedTuple):
     image_digest: str
 
 
-_COLUMNS = (
-    Submission.id, Submission.name, Submission.team_id, Submission.baseline, Submission.status,
-    Submission.review_state, Submission.kendall_tau_b, Submission.created_at, Submission.predictions_sha256,
-    Submission.image_digest,
-)  # fmt: skip
+_COLUMNS = tuple(getattr(Submission, name) for name in _Run._fields)  # a _Run's columns, in its order
 
 
 def _runs(rows: Any) -> list[_Run]:
