@@ -55,14 +55,7 @@ def _user_out(user: User) -> UserOut:
 
 
 def _token_out(token: ApiToken) -> TokenOut:
-    return TokenOut(
-        id=token.id,
-        prefix=token.prefix,
-        label=token.label,
-        created_at=token.created_at,
-        expires_at=token.expires_at,
-        revoked_at=token.revoked_at,
-    )
+    return TokenOut.model_validate(token, from_attributes=True)
 
 
 @me_router.get("/me", response_model=MeOut)

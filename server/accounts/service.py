@@ -19,9 +19,12 @@ _TEAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
 QUOTA_FIELDS = ("per_day", "per_week", "total", "active")
 
 
-def valid_team_name(name: str) -> bool:
+def check_team_name(name: str) -> None:
     """The rule `create_team` applies, for callers that check a name before a team exists."""
-    return _TEAM_RE.fullmatch(name) is not None
+    if not _TEAM_RE.fullmatch(name):
+        raise BadRequest(
+            f"invalid team name {name!r}: 1-100 characters, letters, digits, space, '.', '_' or '-'"
+        )
 
 
 def get_team(session: Session, name: str) -> Team:
@@ -48,10 +51,7 @@ def lock_team(session: Session, team_id: int) -> Team:
 
 
 def create_team(session: Session, name: str, *, actor: str, actor_user_id: int | None = None) -> Team:
-    if not _TEAM_RE.fullmatch(name):
-        raise BadRequest(
-            f"invalid team name {name!r}: 1-100 characters, letters, digits, space, '.', '_' or '-'"
-        )
+    check_team_name(name)
     if session.scalar(select(Team.id).where(Team.name == name)) is not None:
         raise Conflict(f"team {name!r} already exists")
     team = Team(name=name)

@@ -128,21 +128,12 @@ ISATAP_MASK, ISATAP_ID = 0xFCFF_FFFF, 0x0000_5EFE
 
 def _kind(ip: IPv4Address | IPv6Address) -> str | None:
     """The kind of a non-public address, or None when it is public."""
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local"
-    if ip.is_multicast:
-        return "multicast"
-    if ip.is_unspecified:
-        return "unspecified"
-    if ip.is_reserved:
-        return "reserved"
-    if ip.is_private:
-        return "private"
-    if not ip.is_global:
-        return "reserved"
-    return None
+    kinds = (
+        ("loopback", ip.is_loopback), ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
+        ("unspecified", ip.is_unspecified), ("reserved", ip.is_reserved), ("private", ip.is_private),
+        ("reserved", not ip.is_global),
+    )  # fmt: skip
+    return next((kind for kind, hit in kinds if hit), None)
 
 
 def _embedded(ip: IPv6Address) -> tuple[str, IPv4Address, bool | None] | None:

@@ -35,18 +35,35 @@ def one_line(value: object, limit: int = SUBJECT_MAX) -> str:
     return " ".join(visible(text).split())[:limit]
 
 
-def message(body: dict[str, Any], *, sender: str, to: str) -> EmailMessage:
-    name, team = one_line(body.get("name") or ""), one_line(body.get("team") or "")
-    what = _WHAT.get(str(body["event"]), str(body["event"]))
+def _mail(
+    sender: str, to: str, subject: str, delivery_id: object, event: object, lines: list[str]
+) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
-    if body.get("submission_id") is None:  # a notice to the maintainers about a team (server/operations)
-        return _team_notice(msg, body, team)
-    msg["Subject"] = one_line(f"[CSAW-M] {team} / {name}: run {body['submission_id']} {what}")
+    msg["Subject"] = one_line(subject)
     msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
-    msg["X-CSAWM-Delivery"] = one_line(body["delivery_id"])
-    msg["X-CSAWM-Event"] = one_line(body["event"])
+    msg["X-CSAWM-Delivery"] = one_line(delivery_id)
+    msg["X-CSAWM-Event"] = one_line(event)
+    msg.set_content("\n".join(lines) + "\n")
+    return msg
+
+
+def message(body: dict[str, Any], *, sender: str, to: str) -> EmailMessage:
+    name, team = one_line(body.get("name") or ""), one_line(body.get("team") or "")
+    what = _WHAT.get(str(body["event"]), str(body["event"]))
+    if body.get("submission_id") is None:  # a notice to the maintainers about a team (server/operations)
+        status = one_line(body.get("status"))
+        lines = [
+            f"Team {team}: {status}.",
+            "",
+            f"phase:        {one_line(body.get('phase'))}",
+            f"at:           {one_line(body.get('occurred_at'))}",
+            "",
+            f"Delivery {body['delivery_id']}. You get this mail as a maintainer of the server.",
+        ]
+        subject = f"[CSAW-M] team {team}: {status}"
+        return _mail(sender, to, subject, body["delivery_id"], body["event"], lines)
     lines = [
         f"Run {body['submission_id']} ({name}) of team {team} {what}.",
         "",
@@ -60,39 +77,14 @@ def message(body: dict[str, Any], *, sender: str, to: str) -> EmailMessage:
         "",
         f"Delivery {body['delivery_id']}. You get this mail as a member of team {team}.",
     ]
-    msg.set_content("\n".join(lines) + "\n")
-    return msg
-
-
-def _team_notice(msg: EmailMessage, body: dict[str, Any], team: str) -> EmailMessage:
-    status = one_line(body.get("status"))
-    msg["Subject"] = one_line(f"[CSAW-M] team {team}: {status}")
-    msg["Message-ID"] = make_msgid(domain=str(msg["From"]).rsplit("@", 1)[-1])
-    msg["X-CSAWM-Delivery"] = one_line(body["delivery_id"])
-    msg["X-CSAWM-Event"] = one_line(body["event"])
-    lines = [
-        f"Team {team}: {status}.",
-        "",
-        f"phase:        {one_line(body.get('phase'))}",
-        f"at:           {one_line(body.get('occurred_at'))}",
-        "",
-        f"Delivery {body['delivery_id']}. You get this mail as a maintainer of the server.",
-    ]
-    msg.set_content("\n".join(lines) + "\n")
-    return msg
+    subject = f"[CSAW-M] {team} / {name}: run {body['submission_id']} {what}"
+    return _mail(sender, to, subject, body["delivery_id"], body["event"], lines)
 
 
 def account_message(payload: dict[str, Any], delivery_id: str, *, sender: str, to: str) -> EmailMessage:
     """An account mail (registration): the subject and the plain text written by the server."""
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = to
-    msg["Subject"] = one_line(f"[CSAW-M] {payload.get('subject') or ''}")
-    msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
-    msg["X-CSAWM-Delivery"] = one_line(delivery_id)
-    msg["X-CSAWM-Event"] = "account.mail"
-    msg.set_content(str(payload.get("text") or "") + "\n")
-    return msg
+    subject = f"[CSAW-M] {payload.get('subject') or ''}"
+    return _mail(sender, to, subject, delivery_id, "account.mail", [str(payload.get("text") or "")])
 
 
 def send(settings: Settings, msg: EmailMessage) -> Outcome:

@@ -49,48 +49,36 @@ def active_members(team_id: int) -> tuple[ColumnElement[bool], ...]:
     return (User.team_id == team_id, User.deactivated_at.is_(None))
 
 
+def _save(session: Session, now: datetime, rows: list[dict[str, Any]]) -> list[Delivery]:
+    """One `Delivery` per dict of columns, due `now`, in the caller's transaction (flushed)."""
+    deliveries = [Delivery(id=new_delivery_id(), created_at=now, next_attempt_at=now, **row) for row in rows]
+    session.add_all(deliveries)
+    session.flush()
+    return deliveries
+
+
 def enqueue(session: Session, sub: Submission, event: Event) -> list[Delivery]:
     """Write the notices of `event` for `sub`'s team in the caller's transaction (flushed, not committed)."""
     team = session.get(Team, sub.team_id)
     if team is None:
         return []
     now = utcnow()
-    payload = run_payload(sub, team.name, event, now)
+    common = {
+        "team_id": team.id, "event": event.value, "submission_id": sub.id,
+        "payload": run_payload(sub, team.name, event, now),
+    }  # fmt: skip
     rows = [
-        Delivery(
-            id=new_delivery_id(),
-            team_id=team.id,
-            channel=Channel.WEBHOOK,
-            webhook_id=hook.id,
-            target=hook.url,
-            event=event.value,
-            submission_id=sub.id,
-            payload=payload,
-            created_at=now,
-            next_attempt_at=now,
-        )
+        {**common, "channel": Channel.WEBHOOK, "webhook_id": hook.id, "target": hook.url}
         for hook in session.scalars(
             select(Webhook).where(Webhook.team_id == team.id, Webhook.active.is_(True)).order_by(Webhook.id)
         )
     ]
     if email_enabled(session):
         rows += [
-            Delivery(
-                id=new_delivery_id(),
-                team_id=team.id,
-                channel=Channel.EMAIL,
-                target=email,
-                event=event.value,
-                submission_id=sub.id,
-                payload=payload,
-                created_at=now,
-                next_attempt_at=now,
-            )
+            {**common, "channel": Channel.EMAIL, "target": email}
             for email in session.scalars(select(User.email).where(*active_members(team.id)).order_by(User.id))
         ]
-    session.add_all(rows)
-    session.flush()
-    return rows
+    return _save(session, now, rows)
 
 
 def enqueue_maintainers(
@@ -100,28 +88,13 @@ def enqueue_maintainers(
     in the caller's transaction: e.g. a team at 80 % of its compute budget (server/operations)."""
     if not email_enabled(session):
         return []
-    now = utcnow()
-    rows = [
-        Delivery(
-            id=new_delivery_id(),
-            team_id=team_id,
-            channel=Channel.EMAIL,
-            target=email,
-            event=event,
-            submission_id=None,
-            payload=payload,
-            created_at=now,
-            next_attempt_at=now,
-        )
-        for email in session.scalars(
-            select(User.email)
-            .where(User.role.in_((Role.MAINTAINER, Role.ADMIN)), User.deactivated_at.is_(None))
-            .order_by(User.id)
-        )
-    ]
-    session.add_all(rows)
-    session.flush()
-    return rows
+    staff = session.scalars(
+        select(User.email)
+        .where(User.role.in_((Role.MAINTAINER, Role.ADMIN)), User.deactivated_at.is_(None))
+        .order_by(User.id)
+    )
+    row = {"team_id": team_id, "channel": Channel.EMAIL, "event": event, "payload": payload}
+    return _save(session, utcnow(), [{**row, "target": email} for email in staff])
 
 
 ACCOUNT_EVENT = "account.mail"
@@ -134,40 +107,17 @@ def enqueue_account_mail(session: Session, to: str, subject: str, text: str) -> 
     Sent like any notice (retries, backoff, attempts recorded); the text may hold a one-time link,
     so `settle` drops it once delivered: the link's token does not outlive its delivery in the outbox.
     """
-    now = utcnow()
-    row = Delivery(
-        id=new_delivery_id(),
-        team_id=None,
-        channel=Channel.EMAIL,
-        target=to,
-        event=ACCOUNT_EVENT,
-        submission_id=None,
-        payload={"subject": subject, "text": text},
-        created_at=now,
-        next_attempt_at=now,
-    )
-    session.add(row)
-    session.flush()
-    return row
+    row = {"channel": Channel.EMAIL, "target": to, "event": ACCOUNT_EVENT}
+    return _save(session, utcnow(), [{**row, "payload": {"subject": subject, "text": text}}])[0]
 
 
 def enqueue_ping(session: Session, hook: Webhook, team_name: str) -> Delivery:
     now = utcnow()
-    row = Delivery(
-        id=new_delivery_id(),
-        team_id=hook.team_id,
-        channel=Channel.WEBHOOK,
-        webhook_id=hook.id,
-        target=hook.url,
-        event=Event.PING.value,
-        submission_id=None,
-        payload=ping_payload(team_name, now),
-        created_at=now,
-        next_attempt_at=now,
-    )
-    session.add(row)
-    session.flush()
-    return row
+    row = {
+        "team_id": hook.team_id, "channel": Channel.WEBHOOK, "webhook_id": hook.id, "target": hook.url,
+        "event": Event.PING.value, "payload": ping_payload(team_name, now),
+    }  # fmt: skip
+    return _save(session, now, [row])[0]
 
 
 def _due(now: datetime) -> ColumnElement[bool]:

@@ -20,19 +20,13 @@ router = APIRouter(
 
 
 def _webhook_out(hook: Webhook) -> WebhookOut:
-    return WebhookOut(id=hook.id, url=hook.url, active=hook.active, created_at=hook.created_at)
-
-
-def delivery_state(row: Delivery) -> str:
-    if row.delivered_at is not None:
-        return "delivered"
-    return "dead" if row.dead_at is not None else "pending"
+    return WebhookOut.model_validate(hook, from_attributes=True)
 
 
 def delivery_out(row: Delivery, attempts: list[DeliveryAttempt], viewer: Viewer) -> DeliveryOut:
     """A delivery as the API and the team page show it; its times move with a run's end, so a
     submitter gets them as `viewer` allows (server.disclosure.run_view)."""
-    state = delivery_state(row)
+    state = "delivered" if row.delivered_at is not None else "dead" if row.dead_at is not None else "pending"
     return DeliveryOut(
         id=row.id,
         event=row.event,

@@ -21,7 +21,3 @@ def new_secret() -> str:
 def signature(secret: str, timestamp: int, body: bytes) -> str:
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
-
-
-def verify(secret: str, timestamp: int, body: bytes, header: str) -> bool:
-    return hmac.compare_digest(signature(secret, timestamp, body), header)

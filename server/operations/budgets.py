@@ -91,8 +91,7 @@ def budget_of(session: Session, phase: str) -> int | None:
 
 
 def usage(session: Session, team_id: int, phase: str) -> ComputeUsage:
-    budget = budget_of(session, phase)
-    return ComputeUsage(used_s=used_seconds(session, team_id, phase), budget_s=budget)
+    return ComputeUsage(used_s=used_seconds(session, team_id, phase), budget_s=budget_of(session, phase))
 
 
 def require_within_budget(session: Session, team_id: int, phase: str) -> None:

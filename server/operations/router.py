@@ -39,10 +39,7 @@ def status_out(current: status.ServerStatus, *, staff: bool) -> StatusOut:
         workers=StatusWorkersOut(
             alive=current.alive,
             oldest_heartbeat_age_s=current.oldest_heartbeat_age_s,
-            each=[
-                WorkerOut(name=w.name, state=w.state, beat_at=w.beat_at, age_s=w.age_s)
-                for w in current.workers
-            ],
+            each=[WorkerOut(**vars(w)) for w in current.workers],
         ),
         wait_s_median_24h=current.wait_s_median_24h,
     )
@@ -59,9 +56,7 @@ def get_status(request: Request, session: SessionDep, settings: SettingsDep) -> 
 
 
 def _pause_out(state: pause.PauseState) -> PauseOut:
-    return PauseOut(
-        intake=state.intake, runs=state.runs, message=state.message, set_by=state.set_by, set_at=state.set_at
-    )
+    return PauseOut(**vars(state))
 
 
 @router.get("/api/v1/admin/pause", response_model=PauseOut, dependencies=[Depends(require_maintainer)])

@@ -50,13 +50,9 @@ class QueuePlace:
     eta_s: int | None
 
 
-def fresh_since(lease_ttl: timedelta, now: datetime) -> datetime:
-    return now - FRESH_TTLS * lease_ttl
-
-
-def alive_workers(session: Session, lease_ttl: timedelta, now: datetime | None = None) -> int:
+def alive_workers(session: Session, lease_ttl: timedelta) -> int:
     """How many workers have a fresh heartbeat (see the module docstring)."""
-    since = fresh_since(lease_ttl, now or utcnow())
+    since = utcnow() - FRESH_TTLS * lease_ttl
     return (
         session.scalar(
             select(func.count()).select_from(WorkerHeartbeat).where(WorkerHeartbeat.beat_at > since)
@@ -153,7 +149,7 @@ def server_status(session: Session, lease_ttl: timedelta) -> ServerStatus:
         ).all()
     )
     beats = session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.name)).all()
-    since = fresh_since(lease_ttl, now)
+    since = now - FRESH_TTLS * lease_ttl
     return ServerStatus(
         paused=pause.current(session),
         queued=int(counts.get(RunStatus.QUEUED, 0)),

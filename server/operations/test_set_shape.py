@@ -53,12 +53,10 @@ class ShapeOut(BaseModel):
 
 def _stamp(root: Path) -> int:
     """Changes when the operator replaces the test set (its label files or image folders)."""
-    paths = [
-        root / "labels",
-        root / "images" / "preprocessed" / "private",
-        root / "images" / "preprocessed" / "test",
-    ]
-    return sum(p.stat().st_mtime_ns for p in paths if p.exists())
+    images = root / "images" / "preprocessed"
+    return sum(
+        p.stat().st_mtime_ns for p in (root / "labels", images / "private", images / "test") if p.exists()
+    )
 
 
 @functools.lru_cache(maxsize=4)

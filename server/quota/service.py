@@ -158,11 +158,10 @@ def compute_status(
     )
 
 
-def ensure_allowed(status: QuotaStatus, *, now: datetime | None = None) -> None:
+def ensure_allowed(status: QuotaStatus) -> None:
     """Raise `QuotaExceeded` (429, ``Retry-After``, ``next_slot_at``) when any limit is reached."""
     if status.allowed:
         return
-    now = now or utcnow()
     reasons = {
         "per_day": f"{status.used_day}/{status.limits.per_day} submissions in the last 24 h",
         "per_week": f"{status.used_week}/{status.limits.per_week} submissions in the last 7 days",
@@ -172,7 +171,7 @@ def ensure_allowed(status: QuotaStatus, *, now: datetime | None = None) -> None:
     message = "quota exceeded: " + "; ".join(reasons[b] for b in status.blocked_by)
     headers: dict[str, str] = {}
     if status.next_slot_at is not None:
-        headers["Retry-After"] = str(max(1, math.ceil((status.next_slot_at - now).total_seconds())))
+        headers["Retry-After"] = str(max(1, math.ceil((status.next_slot_at - utcnow()).total_seconds())))
     elif status.blocked_by == ("active",):
         headers["Retry-After"] = str(ACTIVE_RETRY_AFTER_S)
     raise QuotaExceeded(
@@ -190,14 +189,13 @@ def charge(session: Session, team: Team, submission: Submission, settings: Setti
     before adding the submission (which would otherwise count as one of its own active runs). The
     charge counts in the submission's phase.
     """
-    now = utcnow()
     entry = QuotaEntry(
         team_id=team.id,
         submission_id=submission.id,
         kind=LedgerKind.CHARGE,
         phase=submission.phase,
         reason=f"submission {submission.id} ({submission.name})",
-        created_at=now,
+        created_at=utcnow(),
     )
     session.add(entry)
     session.flush()

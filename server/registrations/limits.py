@@ -36,24 +36,19 @@ def _window(now: datetime) -> datetime:
 def _count(db: Database, key: str, start: datetime) -> int:
     """Add one to `key`'s counter of the window at `start`; its count after."""
     where = (RateCounter.key == key, RateCounter.window_start == start)
+    bump = (
+        update(RateCounter)
+        .where(*where)
+        .values(count=RateCounter.count + 1)
+        .execution_options(synchronize_session=False)
+    )
     with db.transaction() as session:
-        bumped = session.execute(
-            update(RateCounter)
-            .where(*where)
-            .values(count=RateCounter.count + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if bumped.rowcount == 0:  # type: ignore[attr-defined]
+        if session.execute(bump).rowcount == 0:  # type: ignore[attr-defined]
             try:
                 with session.begin_nested():
                     session.add(RateCounter(key=key, window_start=start, count=1))
             except IntegrityError:  # another request created it first
-                session.execute(
-                    update(RateCounter)
-                    .where(*where)
-                    .values(count=RateCounter.count + 1)
-                    .execution_options(synchronize_session=False)
-                )
+                session.execute(bump)
         return int(session.scalar(select(RateCounter.count).where(*where)) or 0)
 
 
@@ -62,16 +57,14 @@ def charge(db: Database, address: str, now: datetime) -> None:
     prune(db, now)
     start = _window(now)
     retry = str(max(1, math.ceil((start + WINDOW - now).total_seconds())))
-    if _count(db, f"registration:addr:{address[:60]}", start) > PER_ADDRESS:
-        raise RateLimited(
-            f"too many registrations from this address: at most {PER_ADDRESS} an hour",
-            headers={"Retry-After": retry},
-        )
-    if _count(db, "registration:all", start) > IN_ALL:
-        raise RateLimited(
-            f"too many registrations in all: at most {IN_ALL} an hour; try later",
-            headers={"Retry-After": retry},
-        )
+    for key, limit, refusal in (
+        (f"registration:addr:{address[:60]}", PER_ADDRESS, "from this address: at most {} an hour"),
+        ("registration:all", IN_ALL, "in all: at most {} an hour; try later"),
+    ):
+        if _count(db, key, start) > limit:
+            raise RateLimited(
+                f"too many registrations {refusal.format(limit)}", headers={"Retry-After": retry}
+            )
 
 
 def prune(db: Database, now: datetime) -> None:

@@ -51,8 +51,7 @@ def register(
     body: RegistrationIn, request: Request, db: DatabaseDep, session: SessionDep, settings: SettingsDep
 ) -> JSONResponse:
     """Register (anyone). Valid bodies get the same 202 whatever the email; the mail says what happened."""
-    now = utcnow()
-    limits.charge(db, client_address(request), now)
+    limits.charge(db, client_address(request), utcnow())
     action, team_name = body.team.action
     service.submit(
         session,

@@ -74,20 +74,8 @@ class RegistrationOut(BaseModel):
 
     @classmethod
     def of(cls, reg: Registration) -> RegistrationOut:
-        return cls(
-            id=reg.id,
-            email=reg.email,
-            name=reg.name,
-            affiliation=reg.affiliation,
-            orcid=reg.orcid,
-            team={reg.team_action.value: reg.team_name},
-            answers=reg.answers,
-            state=reg.state,
-            created_at=reg.created_at,
-            verified_at=reg.verified_at,
-            decided_at=reg.decided_at,
-            reason=reg.reason,
-        )
+        columns = {name: getattr(reg, name) for name in cls.model_fields if name != "team"}
+        return cls(**columns, team={reg.team_action.value: reg.team_name})
 
 
 class JoinRequestOut(BaseModel):

@@ -32,7 +32,7 @@ from server.core.errors import BadRequest, Conflict, CsawmError, NotFound, NotRe
 from server.core.security import hash_token
 from server.core.settings import Settings
 from server.models import ApiToken, Registration, RegistrationState, Role, Team, TeamAction, User
-from server.notifications.outbox import enqueue_account_mail
+from server.notifications.outbox import active_members, enqueue_account_mail
 from server.registrations import mails, questions
 from server.registrations.orcid import check_orcid
 
@@ -65,13 +65,11 @@ def _new_link_token() -> tuple[str, str]:
     return token, hash_token(token)
 
 
-def _active_members(session: Session, team_id: int) -> int:
-    return int(
-        session.scalar(
-            select(func.count(User.id)).where(User.team_id == team_id, User.deactivated_at.is_(None))
-        )
-        or 0
-    )
+def _require_room(session: Session, settings: Settings, team: Team) -> None:
+    """409 ``team_full`` when `team` has ``CSAWM_MAX_TEAM_SIZE`` active members already."""
+    members = session.scalar(select(func.count(User.id)).where(*active_members(team.id))) or 0
+    if members >= settings.max_team_size:
+        raise Conflict(f"team {team.name!r} is full ({settings.max_team_size} members)", reason="team_full")
 
 
 def _pending(session: Session, email: str, now: datetime) -> Registration | None:
@@ -112,10 +110,7 @@ def submit(
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
     answers = questions.check_answers(questions.load(settings.registration_questions), answers)
-    if not accounts.valid_team_name(team_name):
-        raise BadRequest(
-            f"invalid team name {team_name!r}: 1-100 characters, letters, digits, space, '.', '_' or '-'"
-        )
+    accounts.check_team_name(team_name)
     now = utcnow()
     team = session.scalar(select(Team).where(Team.name == team_name))
     if team_action is TeamAction.CREATE:
@@ -131,10 +126,7 @@ def submit(
     else:
         if team is None:
             raise NotFound(f"no team named {team_name!r} to join")
-        if _active_members(session, team.id) >= settings.max_team_size:
-            raise Conflict(
-                f"team {team_name!r} is full ({settings.max_team_size} members)", reason="team_full"
-            )
+        _require_room(session, settings, team)
 
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         enqueue_account_mail(session, email, *mails.known_account())
@@ -184,8 +176,7 @@ def verify(session: Session, token: str) -> Registration:
     reg = _by_link(session, "verify", token)
     reg.state = RegistrationState.VERIFIED
     reg.verified_at = utcnow()
-    reg.verify_hash = None
-    reg.verify_expires_at = None
+    reg.verify_hash = reg.verify_expires_at = None
     session.flush()
     return reg
 
@@ -208,8 +199,7 @@ def listing(session: Session, state: RegistrationState | None = None) -> Sequenc
 def _admit(session: Session, settings: Settings, reg: Registration, team: Team, *, actor: str) -> None:
     """Make the user in `team` (locked, its size checked) and send the welcome link."""
     accounts.lock_team(session, team.id)
-    if _active_members(session, team.id) >= settings.max_team_size:
-        raise Conflict(f"team {team.name!r} is full ({settings.max_team_size} members)", reason="team_full")
+    _require_room(session, settings, team)
     user = accounts.create_user(session, reg.email, role=Role.RESEARCHER, team_name=team.name, actor=actor)
     now = utcnow()
     token, digest = _new_link_token()
@@ -321,16 +311,7 @@ def accept_join(
 ) -> Registration:
     reg = _join_request(session, team_name, registration_id)
     _admit(session, settings, reg, accounts.get_team(session, team_name), actor=actor)
-    audit.record(
-        session,
-        actor=actor,
-        actor_user_id=actor_user_id,
-        action="accept_join_request",
-        target_type="registration",
-        target_id=reg.id,
-        detail={"email": reg.email, "team": team_name},
-    )
-    return reg
+    return _audit_join(session, reg, "accept_join_request", actor, actor_user_id)
 
 
 def decline_join(
@@ -338,15 +319,17 @@ def decline_join(
 ) -> Registration:
     reg = _join_request(session, team_name, registration_id)
     _close(session, reg, f"declined by a member of team {team_name!r}", actor=actor)
+    return _audit_join(session, reg, "decline_join_request", actor, actor_user_id)
+
+
+def _audit_join(
+    session: Session, reg: Registration, action: str, actor: str, actor_user_id: int
+) -> Registration:
+    detail = {"email": reg.email, "team": reg.team_name}
     audit.record(
-        session,
-        actor=actor,
-        actor_user_id=actor_user_id,
-        action="decline_join_request",
-        target_type="registration",
-        target_id=reg.id,
-        detail={"email": reg.email, "team": team_name},
-    )
+        session, actor=actor, actor_user_id=actor_user_id, action=action, target_type="registration",
+        target_id=reg.id, detail=detail,
+    )  # fmt: skip
     return reg
 
 
@@ -364,7 +347,6 @@ def welcome(session: Session, token: str) -> tuple[User, ApiToken, str]:
         actor=f"user:{user.email}",
         actor_user_id=user.id,
     )
-    reg.welcome_hash = None
-    reg.welcome_expires_at = None
+    reg.welcome_hash = reg.welcome_expires_at = None
     session.flush()
     return user, api_token, plaintext

@@ -62,7 +62,6 @@ from sqlalchemy.orm import Session
 from threadpoolctl import ThreadpoolController
 
 from server.clock import utcnow
-from server.core.state import AppState
 from server.models import ReviewState, RunStatus, Submission, Team, TeamHold
 from server.review.schemas import (
     CorrelationEvidence,
@@ -164,11 +163,6 @@ class RankCache:
         return RankedFile(names=names, names_key=key, scores=scores, z=standardised_ranks(scores))
 
 
-def rank_cache(state: AppState) -> RankCache:
-    """The app's cache (a part of the app state, made at startup)."""
-    return state.parts.get(RankCache)
-
-
 # -- runs ------------------------------------------------------------------------------------------
 
 
@@ -185,11 +179,7 @@ class _Run(NamedTuple):
     image_digest: str
 
 
-_COLUMNS = (
-    Submission.id, Submission.name, Submission.team_id, Submission.baseline, Submission.status,
-    Submission.review_state, Submission.kendall_tau_b, Submission.created_at, Submission.predictions_sha256,
-    Submission.image_digest,
-)  # fmt: skip
+_COLUMNS = tuple(getattr(Submission, name) for name in _Run._fields)  # a _Run's columns, in its order
 
 
 def _runs(rows: Any) -> list[_Run]:
@@ -212,6 +202,10 @@ def _out(run: _Run, teams: dict[int, str]) -> FlaggedRunOut:
 def _flag(kind: FlagKind, runs: Sequence[_Run], teams: dict[int, str], evidence: Any) -> FlagOut:
     team_names = list(dict.fromkeys(teams.get(run.team_id, "") for run in runs))
     return FlagOut(kind=kind, teams=team_names, runs=[_out(r, teams) for r in runs], evidence=evidence)
+
+
+def team_names(session: Session) -> dict[int, str]:
+    return {int(i): str(n) for i, n in session.execute(select(Team.id, Team.name)).all()}
 
 
 def _order(run: _Run) -> tuple[datetime, int]:
@@ -237,7 +231,7 @@ def compute_flags(
     usable CI, skips that run with a line in ``notes``; it never fails the whole answer.
     """
     cache = cache if cache is not None else RankCache()
-    teams = {int(i): str(n) for i, n in session.execute(select(Team.id, Team.name)).all()}
+    teams = team_names(session)
     succeeded = _runs(
         session.execute(
             select(*_COLUMNS).where(Submission.status == RunStatus.SUCCEEDED).order_by(Submission.id)

@@ -19,7 +19,7 @@ from server.core.deps import (
 )
 from server.core.openapi import error_responses
 from server.disclosure.disclose import ViewCache, disclose
-from server.models import RunStatus, Submission, Team, TeamHold
+from server.models import RunStatus, Submission, TeamHold
 from server.review import flags, service
 from server.review.schemas import AuditOut, FlagsOut, HoldIn, HoldOut, ReviewIn
 from server.runs import holds
@@ -34,13 +34,9 @@ router = APIRouter(
 )
 
 
-def _team_names(session: SessionDep) -> dict[int, str]:
-    return {int(i): str(n) for i, n in session.execute(select(Team.id, Team.name)).all()}
-
-
 @router.get("/review", response_model=list[SubmissionSummary])
 def review_queue(session: SessionDep, settings: SettingsDep, user: MaintainerUser) -> list[SubmissionSummary]:
-    teams = _team_names(session)
+    teams = flags.team_names(session)
     cache = ViewCache()
     return [
         summary(s, teams.get(s.team_id, ""), disclose(session, settings, s, user, cache))
@@ -54,7 +50,7 @@ def review_submission(
 ) -> SubmissionSummary:
     sub = service.review(session, user, submission_id, body.action, body.reason)
     view = disclose(session, settings, sub, user)
-    return summary(sub, _team_names(session).get(sub.team_id, ""), view)
+    return summary(sub, flags.team_names(session).get(sub.team_id, ""), view)
 
 
 @router.get("/audit", response_model=list[AuditOut])
@@ -65,26 +61,15 @@ def audit(
     offset: OffsetQuery = 0,
 ) -> list[AuditOut]:
     """Every maintainer and admin action, newest first."""
-    return [
-        AuditOut(
-            id=e.id,
-            actor=e.actor,
-            action=e.action,
-            target_type=e.target_type,
-            target_id=e.target_id,
-            reason=e.reason,
-            detail=e.detail,
-            created_at=e.created_at,
-        )
-        for e in service.audit_log(session, action=action, limit=limit, offset=offset)
-    ]
+    entries = service.audit_log(session, action=action, limit=limit, offset=offset)
+    return [AuditOut.model_validate(e, from_attributes=True) for e in entries]
 
 
 @router.get("/flags", response_model=FlagsOut)
 def review_flags(session: SessionDep, settings: SettingsDep, state: StateDep) -> FlagsOut:
     """Runs to look at: correlated predictions across teams, one image from several teams, sudden
     jumps (`server.review.flags`). Informational only: nothing is blocked or changed."""
-    return flags.compute_flags(session, settings.data_dir, flags.rank_cache(state))
+    return flags.compute_flags(session, settings.data_dir, state.parts.get(flags.RankCache))
 
 
 def _hold_out(session: SessionDep, row: TeamHold, team: str) -> HoldOut:

@@ -15,7 +15,7 @@ holds for all:
    registry API.
 3. The result is an `Image`: the image id and where the worker finds it.
 4. `create` / `create_baseline`: the run is queued and charged in the request's transaction
-   (`server.submissions.service`: phase, duplicate and quota checked again under the team's lock).
+   (phase, duplicate and quota checked again under the team's lock).
 
 A step that refuses leaves nothing behind: no file, no row, no charge.
 """
@@ -30,22 +30,26 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from runner.imagetar import ImageArchiveError, inspect_archive, remove_tags
+from server.accounts import service as accounts
 from server.agreements import service as agreements
 from server.agreements.document import Agreement
-from server.core.errors import InsufficientStorage, InvalidArchive
+from server.core.errors import DuplicateSubmission, InsufficientStorage, InvalidArchive
 from server.core.principal import Principal
 from server.core.settings import Settings
 from server.core.state import AppState
-from server.models import Submission
+from server.models import RunStatus, Submission, Team
 from server.operations import budgets, pause
 from server.phases import service as phases
+from server.quota import service as quota
+from server.runs import holds, lifecycle
 from server.submissions import service
 from server.submissions.upload import ReceivedArchive, discard, private_dir
 
 
 @dataclass(frozen=True)
 class Entry:
-    """What the submitter says of the model (validated by the caller's schema)."""
+    """What the submitter says of the model (validated by the caller's schema); its fields are the
+    run's columns of the same names."""
 
     name: str
     description: str | None = None
@@ -78,9 +82,12 @@ def admit(state: AppState, user: Principal, agreement_url: str, *, archive: bool
         if archive:
             check_free_space(state.settings)
         phase = phases.require_open(session, state.settings)
-        budgets.require_within_budget(session, service.require_team(user), phase.name)
-        if archive:
-            service.precheck_quota(session, user, state.settings)
+        team_id = service.require_team(user)
+        budgets.require_within_budget(session, team_id, phase.name)
+        if archive:  # the binding checks are `create`'s, under the team's lock
+            team = session.get(Team, team_id)
+            assert team is not None
+            quota.ensure_allowed(quota.compute_status(session, team, state.settings, phase=phase))
 
 
 def check_free_space(settings: Settings) -> None:
@@ -139,23 +146,38 @@ def registry_image(settings: Settings, user: Principal, reference: str) -> Image
 
 
 def create(session: Session, settings: Settings, user: Principal, entry: Entry, image: Image) -> Submission:
-    """Step 4: queue and charge the run in `session` (`service.create`). When it is refused, the
-    image's stored archive is removed (nothing was charged)."""
+    """Step 4: queue the run and charge its team in `session`, atomically: phase, duplicate, compute
+    budget and quota checked again under the team's lock (see `server.quota.service`). When it is
+    refused, the image's stored archive is removed (nothing was charged)."""
     try:
-        return service.create(
-            session,
-            user,
-            settings,
-            name=entry.name,
+        team = accounts.lock_team(session, service.require_team(user))
+        phase = phases.require_open(session, settings)
+        earlier = service.team_duplicate(session, team.id, phase.name, image.digest)
+        if earlier is not None:
+            raise DuplicateSubmission(
+                f"your team already submitted image {image.digest} as submission {earlier} in phase "
+                f"{phase.name}; the same image may enter another phase",
+                submission_id=earlier,
+                phase=phase.name,
+            )
+        budgets.require_within_budget(session, team.id, phase.name)
+        quota.ensure_allowed(quota.compute_status(session, team, settings, phase=phase))
+        sub = Submission(
+            team_id=team.id,
+            user_id=user.user_id,
+            **vars(entry),
+            phase=phase.name,
             image_digest=image.digest,
-            description=entry.description,
-            url=entry.url,
-            method_card=entry.method_card,
-            archive_path=image.archive_path,
+            image_ref=image.image_ref,
+            archive_path=str(image.archive_path) if image.archive_path else None,
             archive_sha256=image.archive_sha256,
             archive_bytes=image.archive_bytes,
-            image_ref=image.image_ref,
+            status=RunStatus.QUEUED,
         )
+        lifecycle.create(session, sub, note="submitted")
+        holds.note_if_held(session, sub)
+        quota.charge(session, team, sub, settings)
+        return sub
     except BaseException:
         if image.archive_path is not None:
             discard(image.archive_path)
@@ -167,17 +189,9 @@ def create_baseline(
 ) -> Submission:
     """Step 4 for a baseline: queued for the system team, no quota (`service.create_baseline`)."""
     return service.create_baseline(
-        session,
-        settings,
-        name=entry.name,
-        image_digest=image.digest,
-        archive_path=image.archive_path,
-        image_ref=image.image_ref,
-        description=entry.description,
-        url=entry.url,
-        method_card=entry.method_card,
-        actor=actor,
-    )
+        session, settings, **vars(entry), image_digest=image.digest, archive_path=image.archive_path,
+        image_ref=image.image_ref, actor=actor,
+    )  # fmt: skip
 
 
 def _inspect(path: Path, max_bytes: int) -> str:

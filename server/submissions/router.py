@@ -132,10 +132,7 @@ def detail(sub: Submission, team: str, view: RunDisclosure, place: QueuePlace | 
         runtime=run.runtime,
         hidden_figures=run.figures,
         error_detail=run.error_detail,
-        events=[
-            RunEventOut(from_status=e.from_status, status=e.status, at=e.at, note=e.note, detail=e.detail)
-            for e in run.events
-        ],
+        events=[RunEventOut(**vars(e)) for e in run.events],
         queue=QueueOut(**vars(place)) if place is not None else None,
         outcome=None if run.outcome is None else OutcomeOut(**vars(run.outcome)),
     )
@@ -354,13 +351,7 @@ def list_reports(
 
 
 def _selection_out(state: selection.SelectionState) -> SelectionOut:
-    return SelectionOut(
-        submission_id=state.submission_id,
-        phase=state.phase,
-        selected=state.selected,
-        selected_ids=state.selected_ids,
-        max_selected=state.max_selected,
-    )
+    return SelectionOut(**vars(state))
 
 
 @router.post("/{submission_id}/select", response_model=SelectionOut)

@@ -1,4 +1,4 @@
-"""Submission logic: visibility, creation (duplicate check + quota charge in one transaction), cancel.
+"""Submission logic: visibility, registry checks, cancel, baselines (`intake.create` queues a run).
 
 The run itself is created and asked to stop through `server.runs.lifecycle`."""
 
@@ -12,11 +12,9 @@ from sqlalchemy.orm import Session, selectinload, undefer
 
 from runner.errors import FaultKind
 from runner.spec import ErrorCode
-from server.accounts import service as accounts
 from server.core import audit
 from server.core.errors import (
     BadRequest,
-    DuplicateSubmission,
     Forbidden,
     NotFound,
     RegistryFailure,
@@ -30,7 +28,6 @@ from server.models import (
     Submission,
     Team,
 )
-from server.operations import budgets
 from server.phases import service as phases
 from server.quota import service as quota
 from server.registry.client import RegistryClient
@@ -39,7 +36,7 @@ from server.registry.errors import ImageRefused, ManifestNotFound, RegistryDenie
 from server.registry.image_check import RemoteImage, inspect_reference
 from server.registry.push import push_archive
 from server.registry.reference import TEAM_NAMESPACE, image_tag, parse_reference, team_repository
-from server.runs import holds, lifecycle
+from server.runs import lifecycle
 from server.runs.policy import Fault, Stage, decide
 from server.runs.transitions import transition
 
@@ -78,17 +75,7 @@ def list_visible(
             query = query.where(Submission.status == RunStatus(status))
         except ValueError:
             raise BadRequest(f"unknown status {status!r}") from None
-    rows = session.execute(query.order_by(Submission.id.desc()).limit(limit).offset(offset)).all()
-    return list(rows)
-
-
-def precheck_quota(session: Session, user: Principal, settings: Settings) -> None:
-    """Refuse an upload outside every phase's window or over quota before its bytes arrive (the
-    binding checks come later, in `create`)."""
-    team = session.get(Team, require_team(user))
-    assert team is not None
-    phase = phases.require_open(session, settings)
-    quota.ensure_allowed(quota.compute_status(session, team, settings, phase=phase))
+    return list(session.execute(query.order_by(Submission.id.desc()).limit(limit).offset(offset)).all())
 
 
 def publish_archive(settings: Settings, user: Principal, archive: Path, image_id: str) -> str | None:
@@ -159,55 +146,6 @@ def team_duplicate(session: Session, team_id: int, phase: str, digest: str) -> i
     within a phase only, so a team may enter its development model in the final round (issue 23)."""
     scope = (Submission.team_id == team_id) & (Submission.phase == phase)
     return lifecycle.earlier_duplicate(session, digest, scope)
-
-
-def create(
-    session: Session,
-    user: Principal,
-    settings: Settings,
-    *,
-    name: str,
-    image_digest: str,
-    description: str | None = None,
-    url: str | None = None,
-    method_card: dict[str, Any] | None = None,
-    archive_path: Path | None = None,
-    archive_sha256: str | None = None,
-    archive_bytes: int | None = None,
-    image_ref: str | None = None,
-) -> Submission:
-    """Create a queued submission and charge its team, atomically (see `server.quota.service`)."""
-    team = accounts.lock_team(session, require_team(user))
-    phase = phases.require_open(session, settings)
-    earlier = team_duplicate(session, team.id, phase.name, image_digest)
-    if earlier is not None:
-        raise DuplicateSubmission(
-            f"your team already submitted image {image_digest} as submission {earlier} in phase "
-            f"{phase.name}; the same image may enter another phase",
-            submission_id=earlier,
-            phase=phase.name,
-        )
-    budgets.require_within_budget(session, team.id, phase.name)
-    quota.ensure_allowed(quota.compute_status(session, team, settings, phase=phase))
-    sub = Submission(
-        team_id=team.id,
-        user_id=user.user_id,
-        name=name,
-        description=description,
-        url=url,
-        method_card=method_card,
-        phase=phase.name,
-        image_digest=image_digest,
-        image_ref=image_ref,
-        archive_path=str(archive_path) if archive_path else None,
-        archive_sha256=archive_sha256,
-        archive_bytes=archive_bytes,
-        status=RunStatus.QUEUED,
-    )
-    lifecycle.create(session, sub, note="submitted")
-    holds.note_if_held(session, sub)
-    quota.charge(session, team, sub, settings)
-    return sub
 
 
 def cancel(

@@ -62,10 +62,8 @@ class UploadSlots:
             yield
         finally:
             with self._lock:
-                left = self._active[team_id] - 1
-                if left:
-                    self._active[team_id] = left
-                else:
+                self._active[team_id] -= 1
+                if not self._active[team_id]:
                     del self._active[team_id]
 
 
@@ -90,11 +88,10 @@ async def _chunks(request: Request, idle: timedelta) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def private_dir(path: Path) -> Path:
-    """Create `path` (and parents) if needed; make it 0700. Returns it."""
+def private_dir(path: Path) -> None:
+    """Create `path` (and parents) if needed; make it 0700."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
-    return path
 
 
 async def receive_archive(

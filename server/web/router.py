@@ -717,7 +717,7 @@ def _admin_context(session: Session, request: Request) -> dict[str, Any]:
         pending.append({"sub": sub, "team": names.get(sub.team_id, ""), "best": best})
     team_quota = [(team, quota.compute_status(session, team, settings)) for team in queries.teams(session)]
     worker = get_state(request).parts.find(Worker)
-    cache = review_flags.rank_cache(get_state(request))
+    cache = get_state(request).parts.get(review_flags.RankCache)
     flags = review_flags.compute_flags(session, settings.data_dir, cache)
     audit = review.audit_log(session, action=None, limit=50, offset=0)
     return {
@@ -754,7 +754,7 @@ def _unconfirmed_flags(request: Request, session: Session, submission_id: int) -
     """The flags of a run an approval must confirm: a flagged run is never approved unseen."""
     settings = get_state(request).settings
     flags = review_flags.compute_flags(
-        session, settings.data_dir, review_flags.rank_cache(get_state(request))
+        session, settings.data_dir, get_state(request).parts.get(review_flags.RankCache)
     )
     return _flag_kinds(flags).get(submission_id, [])
 

@@ -10,11 +10,10 @@ from pathlib import Path
 
 from srvtest import factories as f
 from srvtest.app import Api, make_settings, running_api
-from srvtest.notify import Receiver, deliveries, scoring_run, serving
+from srvtest.notify import Receiver, deliveries, scoring_run, serving, verify
 from srvtest.web import web_login
 
 from server.models import Role, RunStatus
-from server.notifications import signing
 from server.notifications.addresses import NOT_PUBLIC
 from server.notifications.dispatcher import Dispatcher
 from server.runs.transitions import transition
@@ -45,7 +44,7 @@ def test_webhook_lifecycle_and_ping(tmp_path: Path, sqlite_url: str) -> None:
         assert Dispatcher(api.settings, api.db).run_once() == 1
         (got,) = receiver.wait_for(1)
         ts = int(got.headers["X-CSAWM-Timestamp"])
-        assert signing.verify(hook["secret"], ts, got.body, got.headers["X-CSAWM-Signature"])
+        assert verify(hook["secret"], ts, got.body, got.headers["X-CSAWM-Signature"])
         assert (
             json.loads(got.body)["event"] == "ping" and got.headers["X-CSAWM-Delivery"] == ping.json()["id"]
         )

@@ -23,6 +23,7 @@ from srvtest.notify import (
     scoring_run,
     serving,
     team_with_members,
+    verify,
 )
 
 from server.clock import utcnow
@@ -97,8 +98,8 @@ def test_a_delivery_is_signed_and_carries_no_score(tmp_path: Path, sqlite_url: s
         (got,) = receiver.wait_for(1)
     ts = int(got.headers["X-CSAWM-Timestamp"])
     assert got.headers["X-CSAWM-Signature"] == signing.signature(SECRET, ts, got.body)
-    assert signing.verify(SECRET, ts, got.body, got.headers["X-CSAWM-Signature"])
-    assert not signing.verify(SECRET, ts + 1, got.body, got.headers["X-CSAWM-Signature"])  # ts is signed
+    assert verify(SECRET, ts, got.body, got.headers["X-CSAWM-Signature"])
+    assert not verify(SECRET, ts + 1, got.body, got.headers["X-CSAWM-Signature"])  # ts is signed
     assert abs(utcnow().timestamp() - ts) < 60
     assert got.headers["X-CSAWM-Event"] == "run.finished"
     assert got.headers["Content-Type"] == "application/json"

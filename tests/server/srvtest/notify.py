@@ -6,6 +6,7 @@ fixed sleeps). Nothing here ever talks to anything but 127.0.0.1.
 
 from __future__ import annotations
 
+import hmac
 import socket
 import threading
 import time
@@ -22,6 +23,7 @@ from sqlalchemy import select
 
 from server.core.db import Database
 from server.models import Delivery, Role, Submission, Team, User
+from server.notifications import signing
 
 
 @dataclass
@@ -179,3 +181,8 @@ def deliveries(db: Database) -> list[Delivery]:
 def member_emails(db: Database, team: str) -> list[str]:
     with db.transaction(write=False) as session:
         return list(session.scalars(select(User.email).join(Team).where(Team.name == team)))
+
+
+def verify(secret: str, timestamp: int, body: bytes, header: str) -> bool:
+    """What a receiver checks: the signature header against the timestamp and the raw body."""
+    return hmac.compare_digest(signing.signature(secret, timestamp, body), header)
