@@ -192,16 +192,19 @@ class DatabaseStore:
         _move(self.env, ctx, RunStatus.RUNNING, "preflight passed", Progress(logs=logs))
 
     def hidden_done(self, ctx: RunContext, predictions: bytes, test_set: str, log_tail: str) -> None:
-        env = self.env
-        sha = store.save(env.settings.data_dir, predictions)
-        # The test set whose input was mounted: `score` reads the predictions against it, whatever the
-        # phase says by then (a maintainer may change a phase's test set meanwhile).
-        progress = Progress(
-            predictions_sha256=sha,
-            reproducibility=RunRecord.read(None).rescored(test_set=test_set),
-            logs=stage_logs(env.settings.hidden_logs, Stage.HIDDEN, log_tail),
-        )
-        _move(env, ctx, RunStatus.SCORING, "hidden run finished", progress)
+        hidden_stored(self.env, ctx, store.save(self.env.settings.data_dir, predictions), test_set, log_tail)
+
+
+def hidden_stored(env: WorkerEnv, ctx: RunContext, sha: str, test_set: str, log_tail: str) -> None:
+    """running → scoring with the stored predictions `sha`, for the database and the remote worker."""
+    # The test set whose input was mounted: `score` reads the predictions against it, whatever the
+    # phase says by then (a maintainer may change a phase's test set meanwhile).
+    progress = Progress(
+        predictions_sha256=sha,
+        reproducibility=RunRecord.read(None).rescored(test_set=test_set),
+        logs=stage_logs(env.settings.hidden_logs, Stage.HIDDEN, log_tail),
+    )
+    _move(env, ctx, RunStatus.SCORING, "hidden run finished", progress)
 
 
 def runtime_of(ctx: RunContext) -> dict[str, Any]:
