@@ -164,10 +164,15 @@ def require_open(session: Session, settings: Settings, now: datetime | None = No
 
 def by_name(session: Session, settings: Settings, name: str) -> PhaseView:
     """A phase by name (404 when unknown)."""
-    row = session.scalar(select(Phase).where(Phase.name == name))
-    if row is not None:
-        return PhaseView.of(row)
-    raise NotFound(f"phase {name!r} not found")
+    return PhaseView.of(_row(session, name))
+
+
+def _row(session: Session, name: str, *, lock: bool = False) -> Phase:
+    query = select(Phase).where(Phase.name == name)
+    row = session.scalar(query.with_for_update() if lock else query)
+    if row is None:
+        raise NotFound(f"phase {name!r} not found")
+    return row
 
 
 #: The empty window of a phase made for baselines: never open, and before every other window.
@@ -320,9 +325,7 @@ def update(
     A change of ``test_set`` without ``disclosure`` also sets the new test set's default disclosure,
     so a development phase made private never keeps ``full`` by accident.
     """
-    row = session.scalar(select(Phase).where(Phase.name == name).with_for_update())
-    if row is None:
-        raise NotFound(f"phase {name!r} not found")
+    row = _row(session, name, lock=True)
     unknown = sorted(set(values) - set(EDITABLE))
     if unknown:
         raise BadRequest(f"cannot change {', '.join(unknown)} of a phase")
@@ -365,9 +368,7 @@ def reveal(
     a package above this one).
     """
     now = now or utcnow()
-    row = session.scalar(select(Phase).where(Phase.name == name).with_for_update())
-    if row is None:
-        raise NotFound(f"phase {name!r} not found")
+    row = _row(session, name, lock=True)
     if row.visibility != Visibility.SEALED:
         raise Conflict(f"phase {name!r} is live, not sealed: there is nothing to reveal")
     if row.revealed_at is not None:
