@@ -96,6 +96,7 @@ class Worker:
         # databases whose ids all start at 1): every worker of one database derives the same tag.
         instance = hashlib.sha256(settings.effective_database_url.encode()).hexdigest()[:6]
         self.env = WorkerEnv(settings=settings, db=db, name=name or worker_id(), instance=instance)
+        self.settings, self.db, self.name, self.instance = settings, db, self.env.name, instance
         self.runner = runner
         self.scorer = scorer or scorer_for(settings)
         self.blocked: str | None = None  # why no run is leased (test set missing), for /readyz
@@ -109,22 +110,6 @@ class Worker:
         self._next_sweep = 0.0
         if hasattr(runner, "on_progress") and runner.on_progress is None:  # the Kubernetes runner
             runner.on_progress = self._runner_progress
-
-    @property
-    def settings(self) -> Settings:
-        return self.env.settings
-
-    @property
-    def db(self) -> Database:
-        return self.env.db
-
-    @property
-    def name(self) -> str:
-        return self.env.name
-
-    @property
-    def instance(self) -> str:
-        return self.env.instance
 
     def _runner_progress(self, progress: Any) -> None:
         """What the runner saw of the current run (a `runner.kubernetes.executor.Progress`): a
