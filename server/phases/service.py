@@ -59,24 +59,13 @@ class PhaseView:
 
     @classmethod
     def of(cls, row: Phase) -> PhaseView:
-        return cls(
-            name=row.name,
-            test_set=TestSet(row.test_set).value,
-            opens_at=row.opens_at,
-            closes_at=row.closes_at,
-            quota_total=row.quota_total,
-            quota_per_day=row.quota_per_day,
-            quota_per_week=row.quota_per_week,
-            visibility=Visibility(row.visibility).value,
-            ladder=bool(row.ladder),
-            ladder_level=float(row.ladder_level),
-            ladder_step=float(row.ladder_step),
-            max_selected=int(row.max_selected),
-            revealed_at=row.revealed_at,
-            disclosure=Disclosure(row.disclosure).value,
-            id=row.id,
-            compute_budget_s=row.compute_budget_s,
-        )
+        values = {item.name: getattr(row, item.name) for item in fields(cls)}
+        return cls(**values | {
+            "test_set": TestSet(row.test_set).value, "visibility": Visibility(row.visibility).value,
+            "disclosure": Disclosure(row.disclosure).value, "ladder": bool(row.ladder),
+            "ladder_level": float(row.ladder_level), "ladder_step": float(row.ladder_step),
+            "max_selected": int(row.max_selected),
+        })  # fmt: skip
 
     @property
     def sealed(self) -> bool:
@@ -198,14 +187,17 @@ def baseline_phase(session: Session, name: str, *, actor: str) -> PhaseView:
 # -- maintainer actions ----------------------------------------------------------------------------
 
 
+# The phase columns stored as enums, by key (`_check`'s message lists their values in this order).
+_ENUMS: dict[str, type[TestSet] | type[Visibility] | type[Disclosure]] = {
+    "test_set": TestSet, "visibility": Visibility, "disclosure": Disclosure,
+}  # fmt: skip
+
+
 def _check(values: dict[str, Any]) -> None:
     """Refuse an inconsistent phase with a message naming the field."""
-    if values.get("test_set") not in (None, *(t.value for t in TestSet)):
-        raise BadRequest(f"test_set must be 'private' or 'public', not {values['test_set']!r}")
-    if values.get("visibility") not in (None, *(v.value for v in Visibility)):
-        raise BadRequest(f"visibility must be 'live' or 'sealed', not {values['visibility']!r}")
-    if values.get("disclosure") not in (None, *(d.value for d in Disclosure)):
-        raise BadRequest(f"disclosure must be 'full' or 'summary', not {values['disclosure']!r}")
+    for key, kind in _ENUMS.items():
+        if values.get(key) not in (None, *(e.value for e in kind)):
+            raise BadRequest(f"{key} must be {' or '.join(repr(e.value) for e in kind)}, not {values[key]!r}")
     if values.get("ladder") and values.get("visibility") == Visibility.SEALED.value:
         raise BadRequest(
             "the Ladder is for live phases: a sealed phase shows no score before its reveal and the "
@@ -228,14 +220,7 @@ def _check(values: dict[str, Any]) -> None:
 
 
 def _typed(values: dict[str, Any]) -> dict[str, Any]:
-    out = dict(values)
-    if out.get("test_set") is not None:
-        out["test_set"] = TestSet(out["test_set"])
-    if out.get("visibility") is not None:
-        out["visibility"] = Visibility(out["visibility"])
-    if out.get("disclosure") is not None:
-        out["disclosure"] = Disclosure(out["disclosure"])
-    return out
+    return {k: _ENUMS[k](v) if k in _ENUMS and v is not None else v for k, v in values.items()}
 
 
 def _overlapping(
@@ -342,7 +327,7 @@ def update(
     for required in ("test_set", "visibility", "ladder", "ladder_level", "ladder_step", "disclosure"):
         if merged.get(required) is None:
             raise BadRequest(f"{required} cannot be cleared")
-    for key in ("test_set", "visibility", "disclosure"):
+    for key in _ENUMS:
         merged[key] = str(merged[key])
     _check(merged)
     _refuse_overlap(session, merged["opens_at"], merged["closes_at"], row.id)

@@ -88,13 +88,7 @@ def take(session: Session, sub: Submission, *, owner: str, ttl: timedelta) -> Ta
 def renew(session: Session, submission_id: int, *, owner: str, attempt: int, ttl: timedelta) -> bool:
     """Extend the lease if `owner` still holds it at `attempt`; False when it was lost."""
     now = utcnow()
-    result = session.execute(
-        update(Submission)
-        .where(Submission.id == submission_id, Submission.lease_owner == owner, Submission.attempt == attempt)
-        .values(lease_expires_at=now + ttl, heartbeat_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return _write_leased(session, submission_id, owner, attempt, lease_expires_at=now + ttl, heartbeat_at=now)
 
 
 def record_handle(
@@ -108,6 +102,11 @@ def record_handle(
         sub = session.get(Submission, submission_id)
         if sub is not None and sub.container_started_at is None:
             values["container_started_at"] = utcnow()
+    return _write_leased(session, submission_id, owner, attempt, **values)
+
+
+def _write_leased(session: Session, submission_id: int, owner: str, attempt: int, **values: object) -> bool:
+    """Write `values` on the run only while `owner` holds its lease at `attempt`; False when it does not."""
     result = session.execute(
         update(Submission)
         .where(Submission.id == submission_id, Submission.lease_owner == owner, Submission.attempt == attempt)
