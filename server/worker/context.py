@@ -40,9 +40,10 @@ class StageFault(Exception):
 
 
 def fault(
-    stage: Stage, kind: FaultKind, code: ErrorCode, message: str, *, exit_code: int | None = None
-) -> StageFault:
-    return StageFault(Fault(stage=stage, kind=kind, code=code, message=message, exit_code=exit_code))
+    stage: Stage, kind: FaultKind, code: ErrorCode, message: str, *, exit_code: int | None = None,
+    log_tail: str = "",
+) -> StageFault:  # fmt: skip
+    return StageFault(Fault(stage, kind, code, message, exit_code), log_tail)
 
 
 @dataclass(frozen=True)

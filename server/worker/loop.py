@@ -217,13 +217,6 @@ class Worker:
             self.blocked = None
         return self._evaluation
 
-    @property
-    def evaluation(self) -> EvaluationSet:
-        evaluation = self.evaluation_or_none()
-        if evaluation is None:
-            raise RunnerError(self.blocked or "no test set")
-        return evaluation
-
     def prepare_test_set(self) -> EvaluationSet:
         """Prepare the test set now, raising what went wrong (``csawm worker`` fails fast on it)."""
         self._evaluation = self._prepare_evaluation()
@@ -305,10 +298,11 @@ class Worker:
             if pf is not None:
                 raise pf
         check_signals(ctx)
-        try:
-            evaluation = self.evaluation
-        except RunnerError as exc:
-            raise fault(ctx.stage, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, exc.message) from None
+        evaluation = self.evaluation_or_none()
+        if evaluation is None:
+            raise fault(
+                ctx.stage, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, self.blocked or "no test set"
+            )
         image: str | None = None
         store = DatabaseStore(self.env)
         if ctx.status is RunStatus.PREFLIGHT:

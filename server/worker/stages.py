@@ -367,9 +367,7 @@ def execute(
 def _model_failure(stage: Stage, result: RunResult, message: str) -> StageFault:
     code = result.error_code
     assert code is not None
-    pf = fault(stage, fault_kind(code), code, message, exit_code=result.exit_code)
-    pf.log_tail = result.log_tail
-    return pf
+    return fault(stage, fault_kind(code), code, message, exit_code=result.exit_code, log_tail=result.log_tail)
 
 
 # -- the stages ---------------------------------------------------------------------------------------
@@ -388,14 +386,10 @@ def run_preflight(
     try:
         read_predictions(result.predictions or b"", expected=evaluation.preflight_filenames)
     except PredictionsError as exc:
-        pf = fault(
-            Stage.PREFLIGHT,
-            FaultKind.MODEL,
-            ErrorCode.OUTPUT_INVALID,
-            f"preflight predictions.csv is invalid: {exc}",
-        )
-        pf.log_tail = result.log_tail
-        raise pf from None
+        message = f"preflight predictions.csv is invalid: {exc}"
+        raise fault(
+            Stage.PREFLIGHT, FaultKind.MODEL, ErrorCode.OUTPUT_INVALID, message, log_tail=result.log_tail
+        ) from None
     store.preflight_passed(ctx, result.log_tail)
 
 

@@ -64,11 +64,9 @@ from server.worker.images_digest import digest_files, files_of
 from server.worker.inputs import ImagesOnly
 
 STAMP_FILE = "MANIFEST.sha256"
-HIDDEN_DIR = HIDDEN_INPUT
-PREFLIGHT_DIR = PREFLIGHT_INPUT
 PUBLIC_DIR = PUBLIC_INPUT
 MAX_STAMP_BYTES = 4096
-_NAMES = ("test-set", "public", HIDDEN_DIR, PREFLIGHT_DIR, "public-input")
+_NAMES = ("test-set", "public", HIDDEN_INPUT, PREFLIGHT_INPUT, "public-input")
 _IMAGES_NAMES = ("images", "public-images")  # optional: absent from stamps written before issue 25
 
 
@@ -124,7 +122,7 @@ class Stamp:
             raise TestSetMismatch(f"{STAMP_FILE} has a {halves[0]} line without the other images line")
         public, public_input = found["public"], found["public-input"]
         return cls(
-            found["test-set"], None if public == "-" else public, found[HIDDEN_DIR], found[PREFLIGHT_DIR],
+            found["test-set"], None if public == "-" else public, found[HIDDEN_INPUT], found[PREFLIGHT_INPUT],
             None if public_input == "-" else public_input, found.get("images"), found.get("public-images"),
         )  # fmt: skip
 
@@ -225,7 +223,7 @@ def verify_images_stamp(stamp_file: Path | None, inputs: ImagesOnly) -> None:
     pairs = {
         "images": (found.images, inputs.digest.images),
         "public-images": (found.public_images, inputs.digest.public or "-"),
-        PREFLIGHT_DIR: (found.preflight, input_digest(inputs.preflight_input)),
+        PREFLIGHT_INPUT: (found.preflight, input_digest(inputs.preflight_input)),
     }
     wrong = [name for name, (a, b) in pairs.items() if a != b]
     if wrong:
@@ -307,19 +305,19 @@ def load_volume(benchmark_dir: Path, target: Path, n_preflight: int) -> Stamp:
     (under a temporary name, then renamed), so a failed load leaves no valid stamp behind.
     """
     target.mkdir(parents=True, exist_ok=True)
-    for name in (HIDDEN_DIR, PREFLIGHT_DIR, PUBLIC_DIR, STAMP_FILE):
+    for name in (HIDDEN_INPUT, PREFLIGHT_INPUT, PUBLIC_DIR, STAMP_FILE):
         if (target / name).exists():
             raise FileExistsError(f"{target / name} exists: load into an empty volume")
     with tempfile.TemporaryDirectory(prefix=".csawm-load-", dir=target) as staging:
         evaluation = EvaluationSet.prepare(benchmark_dir, Path(staging), n_preflight)
-        shutil.copytree(evaluation.hidden_input, target / HIDDEN_DIR)
-        shutil.copytree(evaluation.preflight_input, target / PREFLIGHT_DIR)
+        shutil.copytree(evaluation.hidden_input, target / HIDDEN_INPUT)
+        shutil.copytree(evaluation.preflight_input, target / PREFLIGHT_INPUT)
         if evaluation.public_input is not None:
             shutil.copytree(evaluation.public_input, target / PUBLIC_DIR)
     public_names: set[str] = set()
     if evaluation.public is not None and evaluation.public_input is not None:
         public_names = set(evaluation.public.filenames)
-    hidden_files = files_of(target / HIDDEN_DIR / "images")
+    hidden_files = files_of(target / HIDDEN_INPUT / "images")
     images = digest_files(
         [p for p in hidden_files if p.name not in public_names],
         [p for p in hidden_files if p.name in public_names] if public_names else None,
@@ -330,8 +328,8 @@ def load_volume(benchmark_dir: Path, target: Path, n_preflight: int) -> Stamp:
     stamp = Stamp(
         test_set=evaluation.manifest_digest,
         public=evaluation.public_manifest_digest,
-        hidden=input_digest(target / HIDDEN_DIR),
-        preflight=input_digest(target / PREFLIGHT_DIR),
+        hidden=input_digest(target / HIDDEN_INPUT),
+        preflight=input_digest(target / PREFLIGHT_INPUT),
         public_input=None if evaluation.public_input is None else input_digest(target / PUBLIC_DIR),
         images=images,
         public_images=public_images or "-",

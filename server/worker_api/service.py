@@ -296,9 +296,9 @@ def reported_fault(body: FaultIn) -> StageFault:
     """A stop the worker reports. The scorer runs here only: a worker cannot claim its fault."""
     if body.kind is FaultKind.SCORER or body.stage is Stage.SCORING:
         raise BadRequest("scoring happens on the server: a worker reports no scoring fault")
-    pf = fault(body.stage, body.kind, body.code, body.message, exit_code=body.exit_code)
-    pf.log_tail = body.log_tail
-    return pf
+    return fault(
+        body.stage, body.kind, body.code, body.message, exit_code=body.exit_code, log_tail=body.log_tail
+    )
 
 
 def hand_back_fault(stage: Stage) -> StageFault:
