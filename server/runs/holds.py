@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from server.core import audit
 from server.core.errors import Conflict
-from server.models import RunEvent, RunStatus, Submission, Team, TeamHold
+from server.models import RunStatus, Submission, Team, TeamHold
+from server.runs.transitions import note_event
 
 #: What a submitter sees on a held run's timeline: fixed, nothing about why.
 HELD_NOTE = (
@@ -109,8 +110,5 @@ def _note_queued(session: Session, team_id: int, note: str, *, detail: str | Non
 
 
 def _note(session: Session, sub_id: int, note: str, *, detail: str | None) -> None:
-    queued = RunStatus.QUEUED.value
-    session.add(
-        RunEvent(submission_id=sub_id, from_status=queued, to_status=queued, note=note, detail=detail)
-    )
+    note_event(session, sub_id, RunStatus.QUEUED, note, detail)
     session.flush()

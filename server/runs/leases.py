@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from server.clock import utcnow
 from server.models import LEASED_STATUSES, RunEvent, RunStatus, Submission
-from server.runs.transitions import TransitionError, transition
+from server.runs.transitions import TransitionError, note_event, transition
 
 
 @dataclass(frozen=True)
@@ -73,15 +73,8 @@ def take(session: Session, sub: Submission, *, owner: str, ttl: timedelta) -> Ta
         sub.retry_at = None
         return Taken(attempt=attempt, status=status, recovered_from=None)
     recovered = previous_owner or "unknown"
-    session.add(
-        RunEvent(
-            submission_id=sub.id,
-            from_status=sub.status.value,
-            to_status=sub.status.value,
-            note="resumed after the worker running it was lost",
-            detail=f"lease of {recovered} expired; taken over by {owner} (attempt {attempt})",
-        )
-    )
+    detail = f"lease of {recovered} expired; taken over by {owner} (attempt {attempt})"
+    note_event(session, sub.id, sub.status, "resumed after the worker running it was lost", detail)
     return Taken(attempt=attempt, status=sub.status, recovered_from=recovered)
 
 
@@ -133,13 +126,5 @@ def note_under_lease(
     )
     if latest == note:
         return False
-    session.add(
-        RunEvent(
-            submission_id=submission_id,
-            from_status=sub.status.value,
-            to_status=sub.status.value,
-            note=note,
-            detail=detail,
-        )
-    )
+    note_event(session, submission_id, sub.status, note, detail)
     return True
