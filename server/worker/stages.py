@@ -50,6 +50,7 @@ from server.runs import leases, lifecycle, reports, scoring, store
 from server.runs.disclosure import stage_logs
 from server.runs.lifecycle import Progress
 from server.runs.policy import Stage
+from server.runs.scoring import Scorer
 from server.runs.transitions import LeaseLost
 from server.scoring.results import RunRecord
 from server.worker.backend import PREFLIGHT_LOG_BYTES, run_limits
@@ -59,9 +60,6 @@ from server.worker.evaluation import EvaluationSet, NoPublicTestSet
 log = logging.getLogger("csawm.worker")
 
 T = TypeVar("T")
-
-# (predictions, evaluation set, resamples, seed) -> report with ``.data`` and ``.replicates``
-Scorer = Callable[[Any, EvaluationSet, int, int], Any]
 
 
 def score_report(
