@@ -73,22 +73,15 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: StageFault, decision: Decision) -
     log.info("run %s: %s -> %s (%s)", ctx.sub_id, pf, decision.action.value, decision.reason)
 
     def write(session: Session) -> None:
+        why = f"{decision.reason}: {f.message}"[:4000]
         if decision.action is Action.FAIL:
             to = RunStatus.CANCELLED if decision.code is ErrorCode.CANCELLED else RunStatus.FAILED
             public = submitter_message(f, decision.told, decision.code, refunded=decision.refund)
             sub = transition(
-                session,
-                ctx.sub_id,
-                to,
-                note=f"{decision.code.value}: {public}"[:2000],
-                detail=f"{decision.reason}: {f.message}"[:4000],
-                owner=env.name,
-                attempt=ctx.lease.attempt,
-                error_code=decision.code.value,
-                failed_phase=FAILED_PHASE[f.stage],
-                error_message=public,
-                error_detail=f.message,
-            )
+                session, ctx.sub_id, to, note=f"{decision.code.value}: {public}"[:2000], detail=why,
+                owner=env.name, attempt=ctx.lease.attempt, error_code=decision.code.value,
+                failed_phase=FAILED_PHASE[f.stage], error_message=public, error_detail=f.message,
+            )  # fmt: skip
             if decision.refund:
                 quota.refund(session, ctx.sub_id, f"{decision.reason} ({decision.code.value})")
             if decision.hold:
@@ -98,15 +91,10 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: StageFault, decision: Decision) -
         else:
             retry = decision.action is Action.RETRY
             sub = lifecycle.requeue(
-                session,
-                ctx.sub_id,
-                owner=env.name,
-                attempt=ctx.lease.attempt,
-                note=RETRY_NOTE if retry else HANDED_BACK_NOTE,
-                detail=f"{decision.reason}: {f.message}"[:4000],
-                resume_from=ctx.status,
+                session, ctx.sub_id, owner=env.name, attempt=ctx.lease.attempt, resume_from=ctx.status,
+                note=RETRY_NOTE if retry else HANDED_BACK_NOTE, detail=why,
                 retry_after=decision.backoff if retry else None,
-            )
+            )  # fmt: skip
         if decision.alert:
             detail = {"phase": f.stage.value, "kind": f.kind.value, "error_code": decision.code.value}
             alerts.alert(session, ctx.sub_id, actor=actor, reason=decision.reason, detail=detail)

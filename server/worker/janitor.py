@@ -49,12 +49,8 @@ def sweep(settings: Settings, db: Database, runner: Runner, instance: str) -> Sw
         except Exception:
             log.warning("janitor: %s failed", part.__name__.strip("_"), exc_info=True)
     if swept.containers or swept.folders or swept.images:
-        log.info(
-            "janitor removed %d run objects, %d folders, %d images",
-            len(swept.containers),
-            len(swept.folders),
-            len(swept.images),
-        )
+        counts = len(swept.containers), len(swept.folders), len(swept.images)
+        log.info("janitor removed %d run objects, %d folders, %d images", *counts)
     return swept
 
 

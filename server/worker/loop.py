@@ -33,6 +33,7 @@ from server.core.db import Database
 from server.core.settings import Settings
 from server.models import RunStatus, Submission
 from server.runs.policy import Action
+from server.runs.scoring import Scorer
 from server.runs.transitions import LeaseLost
 from server.worker import capacity, endings, janitor, presence, test_set
 from server.worker.context import RunContext, StageFault, WorkerEnv, fault
@@ -40,7 +41,6 @@ from server.worker.evaluation import EvaluationSet
 from server.worker.queue import Lease, lease_next, renew
 from server.worker.stages import (
     DatabaseStore,
-    Scorer,
     check_signals,
     ensure_image,
     quietly,
@@ -119,13 +119,9 @@ class Worker:
             return
         if capacity.is_capacity_wait(progress.kind, progress.message):
             capacity.note_capacity_wait(
-                self.db,
-                ctx.sub_id,
-                owner=self.name,
-                attempt=ctx.lease.attempt,
-                message=progress.message,
+                self.db, ctx.sub_id, owner=self.name, attempt=ctx.lease.attempt, message=progress.message,
                 gpus=self.settings.run.gpus,
-            )
+            )  # fmt: skip
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -216,6 +212,13 @@ class Worker:
                 return None
             self.blocked = None
         return self._evaluation
+
+    @property
+    def evaluation(self) -> EvaluationSet:
+        evaluation = self.evaluation_or_none()
+        if evaluation is None:
+            raise RunnerError(self.blocked or "no test set")
+        return evaluation
 
     def prepare_test_set(self) -> EvaluationSet:
         """Prepare the test set now, raising what went wrong (``csawm worker`` fails fast on it)."""

@@ -78,10 +78,8 @@ def renew(
 
 @router.post("/runs/{submission_id}/handle", response_model=HeldOut)
 def handle(submission_id: IdPath, body: HandleIn, worker: WorkerDep, db: DatabaseDep) -> HeldOut:
-    owner = _own(worker, body.owner)
-    return HeldOut(
-        held=service.record_handle(db, submission_id, owner, body.attempt, body.handle, body.started)
-    )
+    owner, attempt = _own(worker, body.owner), body.attempt
+    return HeldOut(held=service.record_handle(db, submission_id, owner, attempt, body.handle, body.started))
 
 
 @router.get("/runs/{submission_id}/archive")
