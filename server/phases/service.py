@@ -102,11 +102,7 @@ def rows(session: Session) -> list[Phase]:
 def current(session: Session, settings: Settings, now: datetime | None = None) -> PhaseView | None:
     """The phase open at `now`; None when none is."""
     now = now or utcnow()
-    for row in rows(session):
-        view = PhaseView.of(row)
-        if view.is_open(now):
-            return view
-    return None
+    return next((view for view in map(PhaseView.of, rows(session)) if view.is_open(now)), None)
 
 
 def shown(session: Session, settings: Settings, now: datetime | None = None) -> PhaseView:
@@ -223,23 +219,13 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
     return {k: _ENUMS[k](v) if k in _ENUMS and v is not None else v for k, v in values.items()}
 
 
-def _overlapping(
-    session: Session, opens: datetime | None, closes: datetime | None, skip: int | None
-) -> Phase | None:
-    for row in rows(session):
-        if row.id == skip:
-            continue
-        starts_before_end = closes is None or row.opens_at is None or row.opens_at < closes
-        if starts_before_end and (row.closes_at is None or opens is None or opens < row.closes_at):
-            return row
-    return None
-
-
 def _refuse_overlap(
     session: Session, opens: datetime | None, closes: datetime | None, skip: int | None
 ) -> None:
-    other = _overlapping(session, opens, closes, skip)
-    if other is not None:
+    for other in (row for row in rows(session) if row.id != skip):
+        starts_before_end = closes is None or other.opens_at is None or other.opens_at < closes
+        if not starts_before_end or not (other.closes_at is None or opens is None or opens < other.closes_at):
+            continue
         since = iso(other.opens_at) if other.opens_at else "always"
         theirs = f"{since} to {iso(other.closes_at) if other.closes_at else 'open-ended'}"
         raise Conflict(
