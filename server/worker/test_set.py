@@ -53,7 +53,7 @@ import json
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from runner.errors import PermanentInfraError
@@ -150,14 +150,19 @@ def input_digest(folder: Path) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def expected_stamp(evaluation: EvaluationSet) -> Stamp:
-    """The stamp a volume loaded from this worker's benchmark must carry."""
+def expected_stamp(evaluation: EvaluationSet, root: Path | None = None) -> Stamp:
+    """The stamp a volume loaded from this worker's benchmark must carry; with `root` (the load
+    step's target), the input digests are those of the copies there."""
+
+    def digest(folder: Path, name: str) -> str:
+        return input_digest(folder if root is None else root / name)
+
     return Stamp(
         test_set=evaluation.manifest_digest,
         public=evaluation.public_manifest_digest,
-        hidden=input_digest(evaluation.hidden_input),
-        preflight=input_digest(evaluation.preflight_input),
-        public_input=None if evaluation.public_input is None else input_digest(evaluation.public_input),
+        hidden=digest(evaluation.hidden_input, HIDDEN_INPUT),
+        preflight=digest(evaluation.preflight_input, PREFLIGHT_INPUT),
+        public_input=None if evaluation.public_input is None else digest(evaluation.public_input, PUBLIC_DIR),
     )
 
 
@@ -325,15 +330,7 @@ def load_volume(benchmark_dir: Path, target: Path, n_preflight: int) -> Stamp:
     public_images = None
     if public_names:
         public_images = digest_files([], files_of(target / PUBLIC_DIR / "images")).public
-    stamp = Stamp(
-        test_set=evaluation.manifest_digest,
-        public=evaluation.public_manifest_digest,
-        hidden=input_digest(target / HIDDEN_INPUT),
-        preflight=input_digest(target / PREFLIGHT_INPUT),
-        public_input=None if evaluation.public_input is None else input_digest(target / PUBLIC_DIR),
-        images=images,
-        public_images=public_images or "-",
-    )
+    stamp = replace(expected_stamp(evaluation, target), images=images, public_images=public_images or "-")
     partial = target / f".{STAMP_FILE}.tmp"
     partial.write_text(stamp.render())
     partial.rename(target / STAMP_FILE)

@@ -64,7 +64,7 @@ def lease(body: LeaseIn, worker: WorkerDep, db: DatabaseDep, settings: SettingsD
     worker whose images differ from the server's test set is refused: 409 ``test_set_mismatch``."""
     digest = service.check_test_set(settings, body)
     service.seen(db, worker.id, body.version, digest)
-    owner = service.owner_of(worker, body.instance)
+    owner = f"{worker.name}/{body.instance}"  # what `_own` reads back
     return LeaseOut(lease=service.lease(db, settings, owner, body.wait_s))
 
 

@@ -58,10 +58,6 @@ class TestSetMismatch(Conflict):
     code = "test_set_mismatch"
 
 
-def owner_of(account: WorkerAccount, instance: str) -> str:
-    return f"{account.name}/{instance}"
-
-
 # -- the server's test set --------------------------------------------------------------------------
 
 
