@@ -194,11 +194,6 @@ class Worker:
         self.process(lease)
         return True
 
-    @property
-    def test_set_ready(self) -> bool:
-        """The test set has been prepared: the worker leases runs."""
-        return self._evaluation is not None
-
     def evaluation_or_none(self) -> EvaluationSet | None:
         """The test set, prepared once; None (and `blocked` says why) while it cannot be."""
         if self._evaluation is None:
