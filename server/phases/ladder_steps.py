@@ -91,8 +91,7 @@ def decide_all(session: Session, name: str | None = None) -> None:
     migration, and a phase created or changed with the Ladder on."""
     for phase in ladder_phases(session, name):
         undecided = _undecided(phase.name).with_only_columns(Submission.team_id).order_by(None).distinct()
-        teams = session.scalars(undecided)
-        for team_id in list(teams):
+        for team_id in list(session.scalars(undecided)):
             decide(session, phase, int(team_id))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.accounts.service import lock_team
@@ -83,12 +83,8 @@ def select_run(
         )
     chosen = _selected_ids(session, phase.id, sub.team_id)
     if sub.id not in chosen:
-        count = session.scalar(
-            select(func.count())
-            .select_from(PhaseSelection)
-            .where(PhaseSelection.phase_id == phase.id, PhaseSelection.team_id == sub.team_id)
-        )
-        if (count or 0) >= phase.max_selected:
+        count = len(chosen)  # the team's selections in the phase, read under its lock
+        if count >= phase.max_selected:
             raise SelectionLimit(
                 f"your team already selected {count} of at most {phase.max_selected} runs in phase "
                 f"{phase.name!r} ({', '.join(map(str, chosen))}); unselect one first",

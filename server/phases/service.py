@@ -59,24 +59,13 @@ class PhaseView:
 
     @classmethod
     def of(cls, row: Phase) -> PhaseView:
-        return cls(
-            name=row.name,
-            test_set=TestSet(row.test_set).value,
-            opens_at=row.opens_at,
-            closes_at=row.closes_at,
-            quota_total=row.quota_total,
-            quota_per_day=row.quota_per_day,
-            quota_per_week=row.quota_per_week,
-            visibility=Visibility(row.visibility).value,
-            ladder=bool(row.ladder),
-            ladder_level=float(row.ladder_level),
-            ladder_step=float(row.ladder_step),
-            max_selected=int(row.max_selected),
-            revealed_at=row.revealed_at,
-            disclosure=Disclosure(row.disclosure).value,
-            id=row.id,
-            compute_budget_s=row.compute_budget_s,
-        )
+        values = {item.name: getattr(row, item.name) for item in fields(cls)}
+        return cls(**values | {
+            "test_set": TestSet(row.test_set).value, "visibility": Visibility(row.visibility).value,
+            "disclosure": Disclosure(row.disclosure).value, "ladder": bool(row.ladder),
+            "ladder_level": float(row.ladder_level), "ladder_step": float(row.ladder_step),
+            "max_selected": int(row.max_selected),
+        })  # fmt: skip
 
     @property
     def sealed(self) -> bool:
@@ -113,11 +102,7 @@ def rows(session: Session) -> list[Phase]:
 def current(session: Session, settings: Settings, now: datetime | None = None) -> PhaseView | None:
     """The phase open at `now`; None when none is."""
     now = now or utcnow()
-    for row in rows(session):
-        view = PhaseView.of(row)
-        if view.is_open(now):
-            return view
-    return None
+    return next((view for view in map(PhaseView.of, rows(session)) if view.is_open(now)), None)
 
 
 def shown(session: Session, settings: Settings, now: datetime | None = None) -> PhaseView:
@@ -164,10 +149,15 @@ def require_open(session: Session, settings: Settings, now: datetime | None = No
 
 def by_name(session: Session, settings: Settings, name: str) -> PhaseView:
     """A phase by name (404 when unknown)."""
-    row = session.scalar(select(Phase).where(Phase.name == name))
-    if row is not None:
-        return PhaseView.of(row)
-    raise NotFound(f"phase {name!r} not found")
+    return PhaseView.of(_row(session, name))
+
+
+def _row(session: Session, name: str, *, lock: bool = False) -> Phase:
+    query = select(Phase).where(Phase.name == name)
+    row = session.scalar(query.with_for_update() if lock else query)
+    if row is None:
+        raise NotFound(f"phase {name!r} not found")
+    return row
 
 
 #: The empty window of a phase made for baselines: never open, and before every other window.
@@ -193,14 +183,17 @@ def baseline_phase(session: Session, name: str, *, actor: str) -> PhaseView:
 # -- maintainer actions ----------------------------------------------------------------------------
 
 
+# The phase columns stored as enums, by key (`_check`'s message lists their values in this order).
+_ENUMS: dict[str, type[TestSet] | type[Visibility] | type[Disclosure]] = {
+    "test_set": TestSet, "visibility": Visibility, "disclosure": Disclosure,
+}  # fmt: skip
+
+
 def _check(values: dict[str, Any]) -> None:
     """Refuse an inconsistent phase with a message naming the field."""
-    if values.get("test_set") not in (None, *(t.value for t in TestSet)):
-        raise BadRequest(f"test_set must be 'private' or 'public', not {values['test_set']!r}")
-    if values.get("visibility") not in (None, *(v.value for v in Visibility)):
-        raise BadRequest(f"visibility must be 'live' or 'sealed', not {values['visibility']!r}")
-    if values.get("disclosure") not in (None, *(d.value for d in Disclosure)):
-        raise BadRequest(f"disclosure must be 'full' or 'summary', not {values['disclosure']!r}")
+    for key, kind in _ENUMS.items():
+        if values.get(key) not in (None, *(e.value for e in kind)):
+            raise BadRequest(f"{key} must be {' or '.join(repr(e.value) for e in kind)}, not {values[key]!r}")
     if values.get("ladder") and values.get("visibility") == Visibility.SEALED.value:
         raise BadRequest(
             "the Ladder is for live phases: a sealed phase shows no score before its reveal and the "
@@ -223,33 +216,16 @@ def _check(values: dict[str, Any]) -> None:
 
 
 def _typed(values: dict[str, Any]) -> dict[str, Any]:
-    out = dict(values)
-    if out.get("test_set") is not None:
-        out["test_set"] = TestSet(out["test_set"])
-    if out.get("visibility") is not None:
-        out["visibility"] = Visibility(out["visibility"])
-    if out.get("disclosure") is not None:
-        out["disclosure"] = Disclosure(out["disclosure"])
-    return out
-
-
-def _overlapping(
-    session: Session, opens: datetime | None, closes: datetime | None, skip: int | None
-) -> Phase | None:
-    for row in rows(session):
-        if row.id == skip:
-            continue
-        starts_before_end = closes is None or row.opens_at is None or row.opens_at < closes
-        if starts_before_end and (row.closes_at is None or opens is None or opens < row.closes_at):
-            return row
-    return None
+    return {k: _ENUMS[k](v) if k in _ENUMS and v is not None else v for k, v in values.items()}
 
 
 def _refuse_overlap(
     session: Session, opens: datetime | None, closes: datetime | None, skip: int | None
 ) -> None:
-    other = _overlapping(session, opens, closes, skip)
-    if other is not None:
+    for other in (row for row in rows(session) if row.id != skip):
+        starts_before_end = closes is None or other.opens_at is None or other.opens_at < closes
+        if not starts_before_end or not (other.closes_at is None or opens is None or opens < other.closes_at):
+            continue
         since = iso(other.opens_at) if other.opens_at else "always"
         theirs = f"{since} to {iso(other.closes_at) if other.closes_at else 'open-ended'}"
         raise Conflict(
@@ -320,9 +296,7 @@ def update(
     A change of ``test_set`` without ``disclosure`` also sets the new test set's default disclosure,
     so a development phase made private never keeps ``full`` by accident.
     """
-    row = session.scalar(select(Phase).where(Phase.name == name).with_for_update())
-    if row is None:
-        raise NotFound(f"phase {name!r} not found")
+    row = _row(session, name, lock=True)
     unknown = sorted(set(values) - set(EDITABLE))
     if unknown:
         raise BadRequest(f"cannot change {', '.join(unknown)} of a phase")
@@ -339,7 +313,7 @@ def update(
     for required in ("test_set", "visibility", "ladder", "ladder_level", "ladder_step", "disclosure"):
         if merged.get(required) is None:
             raise BadRequest(f"{required} cannot be cleared")
-    for key in ("test_set", "visibility", "disclosure"):
+    for key in _ENUMS:
         merged[key] = str(merged[key])
     _check(merged)
     _refuse_overlap(session, merged["opens_at"], merged["closes_at"], row.id)
@@ -365,9 +339,7 @@ def reveal(
     a package above this one).
     """
     now = now or utcnow()
-    row = session.scalar(select(Phase).where(Phase.name == name).with_for_update())
-    if row is None:
-        raise NotFound(f"phase {name!r} not found")
+    row = _row(session, name, lock=True)
     if row.visibility != Visibility.SEALED:
         raise Conflict(f"phase {name!r} is live, not sealed: there is nothing to reveal")
     if row.revealed_at is not None:

@@ -67,9 +67,8 @@ def _is_loopback(host: str) -> bool:
 def check_url(url: str) -> str:
     """`url` without a trailing slash; refused unless https, or http to a loopback address."""
     parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url.rstrip("/")
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+    host = parts.hostname
+    if host and (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))):
         return url.rstrip("/")
     raise TransportError(f"{url}: the server must be https:// (plain http:// only to a loopback address)")
 

@@ -54,12 +54,8 @@ def context_of(facts: RunFacts) -> RunContext:
         facts.recovered_from, facts.previous_handle, facts.retries,
     )  # fmt: skip
     ctx = RunContext(lease=lease, status=lease.status, retries=facts.retries)
-    ctx.image_ref, ctx.image_digest, ctx.archive_bytes = (
-        facts.image_ref,
-        facts.image_digest,
-        facts.archive_bytes,
-    )
-    ctx.baseline, ctx.created_at = facts.baseline, datetime.fromisoformat(facts.created_at)
+    ctx.image_ref, ctx.image_digest, ctx.baseline = facts.image_ref, facts.image_digest, facts.baseline
+    ctx.archive_bytes, ctx.created_at = facts.archive_bytes, datetime.fromisoformat(facts.created_at)
     ctx.timings.update({k: v for k, v in facts.timings.items() if isinstance(v, int | float)})
     for stage, values in (facts.runtime.get("phases") or {}).items():
         if isinstance(values, dict):
@@ -88,11 +84,8 @@ class RemoteWorker:
         ctx = self._current
         if ctx is not None:
             ctx.shutdown.set()
-            self._cancel_async(ctx)
-
-    def _cancel_async(self, ctx: RunContext) -> None:
-        if ctx.handle:
-            threading.Thread(target=quietly, args=(self.runner.cancel, ctx.handle), daemon=True).start()
+            if ctx.handle:
+                threading.Thread(target=quietly, args=(self.runner.cancel, ctx.handle), daemon=True).start()
 
     def run_forever(self) -> None:
         """Lease and process runs until stopped. Raises `TestSetDiffers` and `TokenRefused`."""

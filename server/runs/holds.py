@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from server.core import audit
 from server.core.errors import Conflict
-from server.models import RunEvent, RunStatus, Submission, Team, TeamHold
+from server.models import RunStatus, Submission, Team, TeamHold
+from server.runs.transitions import note_event
 
 #: What a submitter sees on a held run's timeline: fixed, nothing about why.
 HELD_NOTE = (
@@ -53,15 +54,9 @@ def hold(
     session.add(row)
     session.flush()
     audit.record(
-        session,
-        actor=actor,
-        actor_user_id=actor_user_id,
-        action="hold_team",
-        target_type="team",
-        target_id=team_id,
-        reason=reason,
-        detail={"submission_id": submission_id},
-    )
+        session, actor=actor, actor_user_id=actor_user_id, action="hold_team", target_type="team",
+        target_id=team_id, reason=reason, detail={"submission_id": submission_id},
+    )  # fmt: skip
     _note_queued(session, team_id, HELD_NOTE, detail=reason)
     return row
 
@@ -74,14 +69,9 @@ def release(session: Session, team_id: int, *, actor: str, actor_user_id: int | 
     session.delete(row)
     session.flush()
     audit.record(
-        session,
-        actor=actor,
-        actor_user_id=actor_user_id,
-        action="release_team",
-        target_type="team",
-        target_id=team_id,
-        detail={"held_since": row.created_at.isoformat(), "held_for": row.reason},
-    )
+        session, actor=actor, actor_user_id=actor_user_id, action="release_team", target_type="team",
+        target_id=team_id, detail={"held_since": row.created_at.isoformat(), "held_for": row.reason},
+    )  # fmt: skip
     _note_queued(session, team_id, RELEASED_NOTE, detail=None)
     return row
 
@@ -109,8 +99,5 @@ def _note_queued(session: Session, team_id: int, note: str, *, detail: str | Non
 
 
 def _note(session: Session, sub_id: int, note: str, *, detail: str | None) -> None:
-    queued = RunStatus.QUEUED.value
-    session.add(
-        RunEvent(submission_id=sub_id, from_status=queued, to_status=queued, note=note, detail=detail)
-    )
+    note_event(session, sub_id, RunStatus.QUEUED, note, detail)
     session.flush()

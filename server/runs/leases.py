@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from server.clock import utcnow
 from server.models import LEASED_STATUSES, RunEvent, RunStatus, Submission
-from server.runs.transitions import TransitionError, transition
+from server.runs.transitions import TransitionError, note_event, transition
 
 
 @dataclass(frozen=True)
@@ -61,40 +61,22 @@ def take(session: Session, sub: Submission, *, owner: str, ttl: timedelta) -> Ta
         # A retried or handed-back run resumes where it stopped (server.runs.transitions).
         status = RunStatus(sub.resume_status) if sub.resume_status else RunStatus.PREFLIGHT
         transition(
-            session,
-            sub.id,
-            status,
-            note="resumed" if sub.resume_status else "started",
-            detail=f"leased by {owner} (attempt {attempt})",
-            owner=owner,
-            attempt=attempt,
-        )
+            session, sub.id, status, note="resumed" if sub.resume_status else "started",
+            detail=f"leased by {owner} (attempt {attempt})", owner=owner, attempt=attempt,
+        )  # fmt: skip
         sub.resume_status = None
         sub.retry_at = None
         return Taken(attempt=attempt, status=status, recovered_from=None)
     recovered = previous_owner or "unknown"
-    session.add(
-        RunEvent(
-            submission_id=sub.id,
-            from_status=sub.status.value,
-            to_status=sub.status.value,
-            note="resumed after the worker running it was lost",
-            detail=f"lease of {recovered} expired; taken over by {owner} (attempt {attempt})",
-        )
-    )
+    detail = f"lease of {recovered} expired; taken over by {owner} (attempt {attempt})"
+    note_event(session, sub.id, sub.status, "resumed after the worker running it was lost", detail)
     return Taken(attempt=attempt, status=sub.status, recovered_from=recovered)
 
 
 def renew(session: Session, submission_id: int, *, owner: str, attempt: int, ttl: timedelta) -> bool:
     """Extend the lease if `owner` still holds it at `attempt`; False when it was lost."""
     now = utcnow()
-    result = session.execute(
-        update(Submission)
-        .where(Submission.id == submission_id, Submission.lease_owner == owner, Submission.attempt == attempt)
-        .values(lease_expires_at=now + ttl, heartbeat_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return _write_leased(session, submission_id, owner, attempt, lease_expires_at=now + ttl, heartbeat_at=now)
 
 
 def record_handle(
@@ -108,6 +90,11 @@ def record_handle(
         sub = session.get(Submission, submission_id)
         if sub is not None and sub.container_started_at is None:
             values["container_started_at"] = utcnow()
+    return _write_leased(session, submission_id, owner, attempt, **values)
+
+
+def _write_leased(session: Session, submission_id: int, owner: str, attempt: int, **values: object) -> bool:
+    """Write `values` on the run only while `owner` holds its lease at `attempt`; False when it does not."""
     result = session.execute(
         update(Submission)
         .where(Submission.id == submission_id, Submission.lease_owner == owner, Submission.attempt == attempt)
@@ -134,13 +121,5 @@ def note_under_lease(
     )
     if latest == note:
         return False
-    session.add(
-        RunEvent(
-            submission_id=submission_id,
-            from_status=sub.status.value,
-            to_status=sub.status.value,
-            note=note,
-            detail=detail,
-        )
-    )
+    note_event(session, submission_id, sub.status, note, detail)
     return True

@@ -33,7 +33,7 @@ from server.core.errors import TransitionConflict
 from server.models import LEASED_STATUSES, ReviewState, RunEvent, RunStatus, Submission
 from server.runs.disclosure import StageLogs
 from server.runs.policy import DUPLICATE_FREE_CODES
-from server.runs.transitions import REVIEW_ALLOWED, TransitionError, transition
+from server.runs.transitions import REVIEW_ALLOWED, TransitionError, note_event, transition
 from server.scoring.results import RunRecord
 
 # The statuses a stage moves a run into when it succeeds (each from the one before).
@@ -72,9 +72,7 @@ def request_cancel(session: Session, sub: Submission, *, note: str) -> Submissio
     if sub.status not in LEASED_STATUSES:
         raise TransitionError(f"run {sub.id} is {sub.status.value}: there is no worker to ask to stop it")
     sub.cancel_requested = True
-    session.add(
-        RunEvent(submission_id=sub.id, from_status=sub.status.value, to_status=sub.status.value, note=note)
-    )
+    note_event(session, sub.id, sub.status, note)
     session.flush()
     return sub
 

@@ -103,7 +103,6 @@ def _set(*items: Stage | FaultKind | ErrorCode) -> frozenset:  # type: ignore[ty
     return frozenset(items)
 
 
-_CONTAINER_STAGES = _set(Stage.PREFLIGHT, Stage.HIDDEN)
 _USER_FAULTS = _set(FaultKind.MODEL, FaultKind.TIMEOUT)
 
 RULES: tuple[Rule, ...] = (

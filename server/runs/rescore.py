@@ -80,6 +80,10 @@ def rescore(
             result.skipped[sub_id] = str(exc)
             continue
         after = scored.record(before)
+        detail = {
+            "scorer_version": [before.scorer_version, after.scorer_version],
+            "test_set_manifest_sha256": [before.test_set_manifest_sha256, after.test_set_manifest_sha256],
+        }
         with db.transaction() as session:
             sub = session.get(Submission, sub_id)
             assert sub is not None
@@ -87,18 +91,8 @@ def rescore(
                 session, sub, scored.report, reason="rescored", run_record=after, predictions_sha256=sha
             )
             audit.record(
-                session,
-                actor=actor,
-                action="rescore",
-                target_type="submission",
-                target_id=sub_id,
-                detail={
-                    "scorer_version": [before.scorer_version, after.scorer_version],
-                    "test_set_manifest_sha256": [
-                        before.test_set_manifest_sha256,
-                        after.test_set_manifest_sha256,
-                    ],
-                },
-            )
+                session, actor=actor, action="rescore", target_type="submission", target_id=sub_id,
+                detail=detail,
+            )  # fmt: skip
         result.done.append(sub_id)
     return result

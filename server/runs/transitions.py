@@ -61,6 +61,14 @@ class LeaseLost(Conflict):
     code = "lease_lost"
 
 
+def note_event(
+    session: Session, sub_id: int, status: RunStatus, note: str, detail: str | None = None
+) -> None:
+    """A timeline event that leaves the status as it is (a cancel request, a hold, a takeover, a wait)."""
+    value = status.value
+    session.add(RunEvent(submission_id=sub_id, from_status=value, to_status=value, note=note, detail=detail))
+
+
 def load_locked(session: Session, submission_id: int) -> Submission:
     sub = session.scalar(
         select(Submission)
@@ -112,16 +120,9 @@ def transition(
     if to in TERMINAL_STATUSES or to == RunStatus.QUEUED:
         sub.lease_owner = None
         sub.lease_expires_at = None
-    session.add(
-        RunEvent(
-            submission_id=sub.id,
-            from_status=previous.value,
-            to_status=to.value,
-            at=now,
-            note=note,
-            detail=detail,
-        )
-    )
+    session.add(RunEvent(
+        submission_id=sub.id, from_status=previous.value, to_status=to.value, at=now, note=note, detail=detail
+    ))  # fmt: skip
     session.flush()
     if to in TERMINAL_STATUSES:
         # The team's notices are written in this same transaction (durable outbox, issue 15 item 6).

@@ -32,12 +32,8 @@ def note_capacity_wait(
 ) -> bool:
     """Record the wait on the run's timeline (`server.runs.leases.note_under_lease`); True when an
     event was written."""
+    note = capacity_note(gpus)
     with db.transaction() as session:
         return leases.note_under_lease(
-            session,
-            submission_id,
-            owner=owner,
-            attempt=attempt,
-            note=capacity_note(gpus),
-            detail=message[:2000],
+            session, submission_id, owner=owner, attempt=attempt, note=note, detail=message[:2000]
         )

@@ -18,7 +18,7 @@ from runner.spec import ErrorCode
 from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
-from server.models import RunStatus
+from server.models import RunStatus, Submission
 from server.runs.policy import Fault, Stage
 from server.worker.queue import Lease
 
@@ -40,9 +40,10 @@ class StageFault(Exception):
 
 
 def fault(
-    stage: Stage, kind: FaultKind, code: ErrorCode, message: str, *, exit_code: int | None = None
-) -> StageFault:
-    return StageFault(Fault(stage=stage, kind=kind, code=code, message=message, exit_code=exit_code))
+    stage: Stage, kind: FaultKind, code: ErrorCode, message: str, *, exit_code: int | None = None,
+    log_tail: str = "",
+) -> StageFault:  # fmt: skip
+    return StageFault(Fault(stage, kind, code, message, exit_code), log_tail)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,15 @@ class RunContext:
     @property
     def stage(self) -> Stage:
         return STAGE_OF_STATUS.get(self.status, Stage.PREFLIGHT)
+
+    def load(self, sub: Submission) -> None:
+        """The run's image, its progress so far and its creation time, from its row."""
+        self.archive = None if sub.archive_path is None else Path(sub.archive_path)
+        self.image_ref, self.image_digest, self.baseline = sub.image_ref, sub.image_digest, sub.baseline
+        self.archive_bytes, self.created_at = sub.archive_bytes, sub.created_at
+        self.timings.update(sub.timings or {})
+        for stage, values in ((sub.runtime or {}).get("phases") or {}).items():
+            self.runtime[stage] = dict(values)
 
     def attempt_dir(self, data_dir: Path) -> Path:
         return run_dir(data_dir, self.sub_id) / f"a{self.lease.attempt}"

@@ -15,15 +15,16 @@ import shutil
 
 from sqlalchemy.orm import Session
 
+from runner.errors import FaultKind
 from runner.spec import ErrorCode
 from server.models import FailedPhase, RunStatus
 from server.quota import service as quota
-from server.runs import alerts, holds, lifecycle
+from server.runs import alerts, holds, lifecycle, policy
 from server.runs.disclosure import HANDED_BACK_NOTE, RETRY_NOTE, stage_logs, submitter_message
 from server.runs.policy import Action, Decision, Stage
 from server.runs.transitions import transition
 from server.worker.backend import PREFLIGHT_LOG_BYTES
-from server.worker.context import RunContext, StageFault, WorkerEnv, run_dir
+from server.worker.context import RunContext, StageFault, WorkerEnv, fault, run_dir
 from server.worker.stages import runtime_of, transact
 
 log = logging.getLogger("csawm.worker")
@@ -36,28 +37,51 @@ FAILED_PHASE: dict[Stage, FailedPhase] = {
 }
 
 
+def decide(env: WorkerEnv, ctx: RunContext, pf: StageFault) -> Decision:
+    """The policy table's decision for the stop `pf` (``CSAWM_MAX_ATTEMPTS``, ``CSAWM_RETRY_BACKOFF``)."""
+    s = env.settings
+    return policy.decide(
+        pf.fault, retries=ctx.retries, max_attempts=s.max_attempts, backoff_base=s.retry_backoff
+    )
+
+
+def end(env: WorkerEnv, ctx: RunContext, pf: StageFault) -> Decision:
+    """Decide and `apply` the ending of the stop `pf`; a run that goes back to the queue loses its
+    attempt's folders."""
+    decision = decide(env, ctx, pf)
+    apply(env, ctx, pf, decision)
+    if decision.action is not Action.FAIL:
+        release_attempt_dir(env, ctx)
+    return decision
+
+
+def take_over(env: WorkerEnv, ctx: RunContext, recovered_from: str | None) -> StageFault | None:
+    """The run's previous worker stopped renewing its lease: count the try it used up; the fault
+    instead when the policy table ends the run (the caller ends it)."""
+    message = f"the worker {recovered_from} stopped renewing its lease"
+    pf = fault(ctx.stage, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, message)
+    if decide(env, ctx, pf).action is not Action.RETRY:
+        return pf
+    ctx.retries += 1
+    transact(env, lambda session: lifecycle.count_retry(session, ctx.sub_id, ctx.retries))
+    return None
+
+
 def apply(env: WorkerEnv, ctx: RunContext, pf: StageFault, decision: Decision) -> None:
     """Carry out `decision` for the stop `pf` of the run in `ctx` (under this worker's lease)."""
     f = pf.fault
     log.info("run %s: %s -> %s (%s)", ctx.sub_id, pf, decision.action.value, decision.reason)
 
     def write(session: Session) -> None:
+        why = f"{decision.reason}: {f.message}"[:4000]
         if decision.action is Action.FAIL:
             to = RunStatus.CANCELLED if decision.code is ErrorCode.CANCELLED else RunStatus.FAILED
             public = submitter_message(f, decision.told, decision.code, refunded=decision.refund)
             sub = transition(
-                session,
-                ctx.sub_id,
-                to,
-                note=f"{decision.code.value}: {public}"[:2000],
-                detail=f"{decision.reason}: {f.message}"[:4000],
-                owner=env.name,
-                attempt=ctx.lease.attempt,
-                error_code=decision.code.value,
-                failed_phase=FAILED_PHASE[f.stage],
-                error_message=public,
-                error_detail=f.message,
-            )
+                session, ctx.sub_id, to, note=f"{decision.code.value}: {public}"[:2000], detail=why,
+                owner=env.name, attempt=ctx.lease.attempt, error_code=decision.code.value,
+                failed_phase=FAILED_PHASE[f.stage], error_message=public, error_detail=f.message,
+            )  # fmt: skip
             if decision.refund:
                 quota.refund(session, ctx.sub_id, f"{decision.reason} ({decision.code.value})")
             if decision.hold:
@@ -67,15 +91,10 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: StageFault, decision: Decision) -
         else:
             retry = decision.action is Action.RETRY
             sub = lifecycle.requeue(
-                session,
-                ctx.sub_id,
-                owner=env.name,
-                attempt=ctx.lease.attempt,
-                note=RETRY_NOTE if retry else HANDED_BACK_NOTE,
-                detail=f"{decision.reason}: {f.message}"[:4000],
-                resume_from=ctx.status,
+                session, ctx.sub_id, owner=env.name, attempt=ctx.lease.attempt, resume_from=ctx.status,
+                note=RETRY_NOTE if retry else HANDED_BACK_NOTE, detail=why,
                 retry_after=decision.backoff if retry else None,
-            )
+            )  # fmt: skip
         if decision.alert:
             detail = {"phase": f.stage.value, "kind": f.kind.value, "error_code": decision.code.value}
             alerts.alert(session, ctx.sub_id, actor=actor, reason=decision.reason, detail=detail)

@@ -97,19 +97,12 @@ class EvaluationSet:
             )
             source = "synthetic"
         return cls(
-            private=private,
-            public=public,
-            hidden_filenames=tuple(p.name for p in sources),
-            hidden_input=hidden,
-            preflight_filenames=tuple(names),
-            preflight_input=preflight,
-            preflight_source=source,
-            manifest_digest=manifest,
-            public_manifest_digest=public_manifest,
-            public_input=public_input,
-            hidden_input_name=HIDDEN_INPUT,
+            private=private, public=public, hidden_filenames=tuple(p.name for p in sources),
+            hidden_input=hidden, preflight_filenames=tuple(names), preflight_input=preflight,
+            preflight_source=source, manifest_digest=manifest, public_manifest_digest=public_manifest,
+            public_input=public_input, hidden_input_name=HIDDEN_INPUT,
             hidden_private_images=len(private.filenames),
-        )
+        )  # fmt: skip
 
     def scored_on(self, test_set: str) -> EvaluationSet:
         """This set as a run of a phase scoring on `test_set` sees it: what its hidden stage mounts

@@ -30,11 +30,7 @@ from server.worker.evaluation import (
     _materialise,
     _synthetic_preflight,
 )
-from server.worker.images_digest import ImagesDigest, images_digest
-
-
-def _files(folder: Path) -> list[Path]:
-    return [p for p in sorted(folder.iterdir()) if p.is_file()]
+from server.worker.images_digest import ImagesDigest, files_of, images_digest
 
 
 @dataclass(frozen=True)
@@ -53,11 +49,11 @@ class ImagesOnly:
         """Digest the images and materialise the inputs; `FileNotFoundError` without private images."""
         digest = images_digest(benchmark_dir)
         root = Path(benchmark_dir) / IMAGES_DIR
-        private = _files(root / SPLIT_FOLDERS[LabelLayout.PRIVATE])
+        private = files_of(root / SPLIT_FOLDERS[LabelLayout.PRIVATE])
         if not private:
             raise FileNotFoundError(f"{root / SPLIT_FOLDERS[LabelLayout.PRIVATE]} holds no image")
         public_dir = root / SPLIT_FOLDERS[LabelLayout.PUBLIC]
-        public = _files(public_dir) if public_dir.is_dir() else []
+        public = files_of(public_dir) if public_dir.is_dir() else []
         inputs = data_dir / "inputs"
         key = digest.images[:16]
         hidden = _materialise(inputs / f"hidden-images-{key}", private + public)
@@ -71,13 +67,9 @@ class ImagesOnly:
             names, preflight = _synthetic_preflight(inputs, private[0], n_preflight)
             source = "synthetic"
         return cls(
-            digest=digest,
-            hidden_input=hidden,
-            public_input=public_input,
-            preflight_filenames=tuple(names),
-            preflight_input=preflight,
-            preflight_source=source,
-        )
+            digest=digest, hidden_input=hidden, public_input=public_input, preflight_filenames=tuple(names),
+            preflight_input=preflight, preflight_source=source,
+        )  # fmt: skip
 
     def hidden_input_for(self, test_set: str) -> tuple[Path, str]:
         """``private``: every image; ``public`` (a development phase): the public images only."""

@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from runner.expiry import remove_run
 from runner.spec import Runner
@@ -49,12 +49,8 @@ def sweep(settings: Settings, db: Database, runner: Runner, instance: str) -> Sw
         except Exception:
             log.warning("janitor: %s failed", part.__name__.strip("_"), exc_info=True)
     if swept.containers or swept.folders or swept.images:
-        log.info(
-            "janitor removed %d run objects, %d folders, %d images",
-            len(swept.containers),
-            len(swept.folders),
-            len(swept.images),
-        )
+        counts = len(swept.containers), len(swept.folders), len(swept.images)
+        log.info("janitor removed %d run objects, %d folders, %d images", *counts)
     return swept
 
 
@@ -102,26 +98,18 @@ def _folders(settings: Settings, db: Database, runner: Runner, instance: str, sw
 def _images(settings: Settings, db: Database, runner: Runner, instance: str, swept: Swept) -> None:
     cutoff = utcnow() - settings.image_ttl
     with db.transaction(write=False) as session:
-        in_use = set(
-            session.scalars(select(Submission.image_digest).where(Submission.status.in_(ACTIVE_STATUSES)))
-        )
-        recent = set(
-            session.scalars(
-                select(Submission.image_digest).where(
-                    Submission.status.in_(TERMINAL_STATUSES), Submission.finished_at >= cutoff
-                )
-            )
-        )
-        baselines = set(session.scalars(select(Submission.image_digest).where(Submission.baseline.is_(True))))
-        stale = set(
-            session.scalars(
-                select(Submission.image_digest).where(
-                    Submission.status.in_(TERMINAL_STATUSES),
-                    Submission.finished_at < cutoff,
-                    Submission.finished_at >= cutoff - IMAGE_WINDOW,
-                    Submission.archive_path.is_not(None),
-                )
-            )
+
+        def digests(*where: ColumnElement[bool]) -> set[str]:
+            return set(session.scalars(select(Submission.image_digest).where(*where)))
+
+        in_use = digests(Submission.status.in_(ACTIVE_STATUSES))
+        recent = digests(Submission.status.in_(TERMINAL_STATUSES), Submission.finished_at >= cutoff)
+        baselines = digests(Submission.baseline.is_(True))
+        stale = digests(
+            Submission.status.in_(TERMINAL_STATUSES),
+            Submission.finished_at < cutoff,
+            Submission.finished_at >= cutoff - IMAGE_WINDOW,
+            Submission.archive_path.is_not(None),
         )
     for digest in sorted(stale - in_use - recent - baselines):
         if digest.startswith("sha256:") and runner.remove_image(digest):

@@ -24,7 +24,6 @@ import socket
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from runner.errors import FaultKind, RunnerError
@@ -33,8 +32,8 @@ from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import RunStatus, Submission
-from server.runs import lifecycle
-from server.runs.policy import Action, Decision, decide
+from server.runs.policy import Action
+from server.runs.scoring import Scorer
 from server.runs.transitions import LeaseLost
 from server.worker import capacity, endings, janitor, presence, test_set
 from server.worker.context import RunContext, StageFault, WorkerEnv, fault
@@ -42,7 +41,6 @@ from server.worker.evaluation import EvaluationSet
 from server.worker.queue import Lease, lease_next, renew
 from server.worker.stages import (
     DatabaseStore,
-    Scorer,
     check_signals,
     ensure_image,
     quietly,
@@ -50,7 +48,6 @@ from server.worker.stages import (
     run_preflight,
     score,
     scorer_for,
-    transact,
 )
 
 log = logging.getLogger("csawm.worker")
@@ -99,6 +96,7 @@ class Worker:
         # databases whose ids all start at 1): every worker of one database derives the same tag.
         instance = hashlib.sha256(settings.effective_database_url.encode()).hexdigest()[:6]
         self.env = WorkerEnv(settings=settings, db=db, name=name or worker_id(), instance=instance)
+        self.settings, self.db, self.name, self.instance = settings, db, self.env.name, instance
         self.runner = runner
         self.scorer = scorer or scorer_for(settings)
         self.blocked: str | None = None  # why no run is leased (test set missing), for /readyz
@@ -113,22 +111,6 @@ class Worker:
         if hasattr(runner, "on_progress") and runner.on_progress is None:  # the Kubernetes runner
             runner.on_progress = self._runner_progress
 
-    @property
-    def settings(self) -> Settings:
-        return self.env.settings
-
-    @property
-    def db(self) -> Database:
-        return self.env.db
-
-    @property
-    def name(self) -> str:
-        return self.env.name
-
-    @property
-    def instance(self) -> str:
-        return self.env.instance
-
     def _runner_progress(self, progress: Any) -> None:
         """What the runner saw of the current run (a `runner.kubernetes.executor.Progress`): a
         wait for cluster capacity goes on the run's timeline (`server.worker.capacity`)."""
@@ -137,13 +119,9 @@ class Worker:
             return
         if capacity.is_capacity_wait(progress.kind, progress.message):
             capacity.note_capacity_wait(
-                self.db,
-                ctx.sub_id,
-                owner=self.name,
-                attempt=ctx.lease.attempt,
-                message=progress.message,
+                self.db, ctx.sub_id, owner=self.name, attempt=ctx.lease.attempt, message=progress.message,
                 gpus=self.settings.run.gpus,
-            )
+            )  # fmt: skip
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -215,11 +193,6 @@ class Worker:
             return False
         self.process(lease)
         return True
-
-    @property
-    def test_set_ready(self) -> bool:
-        """The test set has been prepared: the worker leases runs."""
-        return self._evaluation is not None
 
     def evaluation_or_none(self) -> EvaluationSet | None:
         """The test set, prepared once; None (and `blocked` says why) while it cannot be."""
@@ -306,14 +279,7 @@ class Worker:
         with self.db.transaction(write=False) as session:
             sub = session.get(Submission, ctx.sub_id)
             assert sub is not None
-            ctx.archive = None if sub.archive_path is None else Path(sub.archive_path)
-            ctx.image_ref, ctx.image_digest = sub.image_ref, sub.image_digest
-            ctx.archive_bytes = sub.archive_bytes
-            ctx.baseline = sub.baseline
-            ctx.timings.update(sub.timings or {})
-            for stage, values in ((sub.runtime or {}).get("phases") or {}).items():
-                ctx.runtime[stage] = dict(values)
-            ctx.created_at = sub.created_at
+            ctx.load(sub)
             if sub.cancel_requested:  # asked while the run was queued or held by its previous worker
                 ctx.cancel.set()
             if sub.started_at is not None and "queue_s" not in ctx.timings:
@@ -321,14 +287,20 @@ class Worker:
         return ctx
 
     def _resume(self, ctx: RunContext) -> None:
-        lease = ctx.lease
-        if lease.recovered_from is not None:
-            self._take_over(ctx)
+        old, left = ctx.lease.recovered_from, ctx.lease.previous_handle
+        if old is not None:  # its previous worker died: stop what it started
+            if left:
+                log.info("run %s: stopping %s left by %s", ctx.sub_id, left, old)
+                self._quietly_cancel(left)
+            pf = endings.take_over(self.env, ctx, old)
+            if pf is not None:
+                raise pf
         check_signals(ctx)
-        try:
-            evaluation = self.evaluation
-        except RunnerError as exc:
-            raise fault(ctx.stage, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, exc.message) from None
+        evaluation = self.evaluation_or_none()
+        if evaluation is None:
+            raise fault(
+                ctx.stage, FaultKind.PERMANENT_INFRA, ErrorCode.INFRA_ERROR, self.blocked or "no test set"
+            )
         image: str | None = None
         store = DatabaseStore(self.env)
         if ctx.status is RunStatus.PREFLIGHT:
@@ -341,42 +313,9 @@ class Worker:
             score(self.env, self.runner.name, ctx, evaluation, self.scorer)
         endings.finish(self.env, ctx)
 
-    def _take_over(self, ctx: RunContext) -> None:
-        """The run's previous worker died: stop what it started, count it as a failed try."""
-        lease = ctx.lease
-        if lease.previous_handle:
-            log.info(
-                "run %s: stopping %s left by %s", ctx.sub_id, lease.previous_handle, lease.recovered_from
-            )
-            self._quietly_cancel(lease.previous_handle)
-        pf = fault(
-            ctx.stage,
-            FaultKind.TRANSIENT_INFRA,
-            ErrorCode.INFRA_ERROR,
-            f"the worker {lease.recovered_from} stopped renewing its lease",
-        )
-        if self._decide(ctx, pf).action is not Action.RETRY:
-            raise pf
-        ctx.retries += 1
-
-        transact(self.env, lambda session: lifecycle.count_retry(session, ctx.sub_id, ctx.retries))
-
-    def _decide(self, ctx: RunContext, pf: StageFault) -> Decision:
-        s = self.settings
-        return decide(
-            pf.fault,
-            retries=ctx.retries,
-            max_attempts=s.max_attempts,
-            backoff_base=s.retry_backoff,
-        )
-
     def _end(self, ctx: RunContext, pf: StageFault) -> None:
-        decision = self._decide(ctx, pf)
-        endings.apply(self.env, ctx, pf, decision)
-        if decision.action is not Action.FAIL:
-            endings.release_attempt_dir(self.env, ctx)
-            if decision.action is Action.RETRY:
-                self._wake.set()
+        if endings.end(self.env, ctx, pf).action is Action.RETRY:
+            self._wake.set()
 
     def _heartbeat(self, ctx: RunContext, done: threading.Event) -> None:
         interval = self.settings.lease_ttl.total_seconds() / 3

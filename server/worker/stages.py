@@ -50,6 +50,7 @@ from server.runs import leases, lifecycle, reports, scoring, store
 from server.runs.disclosure import stage_logs
 from server.runs.lifecycle import Progress
 from server.runs.policy import Stage
+from server.runs.scoring import Scorer
 from server.runs.transitions import LeaseLost
 from server.scoring.results import RunRecord
 from server.worker.backend import PREFLIGHT_LOG_BYTES, run_limits
@@ -59,9 +60,6 @@ from server.worker.evaluation import EvaluationSet, NoPublicTestSet
 log = logging.getLogger("csawm.worker")
 
 T = TypeVar("T")
-
-# (predictions, evaluation set, resamples, seed) -> report with ``.data`` and ``.replicates``
-Scorer = Callable[[Any, EvaluationSet, int, int], Any]
 
 
 def score_report(
@@ -192,16 +190,19 @@ class DatabaseStore:
         _move(self.env, ctx, RunStatus.RUNNING, "preflight passed", Progress(logs=logs))
 
     def hidden_done(self, ctx: RunContext, predictions: bytes, test_set: str, log_tail: str) -> None:
-        env = self.env
-        sha = store.save(env.settings.data_dir, predictions)
-        # The test set whose input was mounted: `score` reads the predictions against it, whatever the
-        # phase says by then (a maintainer may change a phase's test set meanwhile).
-        progress = Progress(
-            predictions_sha256=sha,
-            reproducibility=RunRecord.read(None).rescored(test_set=test_set),
-            logs=stage_logs(env.settings.hidden_logs, Stage.HIDDEN, log_tail),
-        )
-        _move(env, ctx, RunStatus.SCORING, "hidden run finished", progress)
+        hidden_stored(self.env, ctx, store.save(self.env.settings.data_dir, predictions), test_set, log_tail)
+
+
+def hidden_stored(env: WorkerEnv, ctx: RunContext, sha: str, test_set: str, log_tail: str) -> None:
+    """running → scoring with the stored predictions `sha`, for the database and the remote worker."""
+    # The test set whose input was mounted: `score` reads the predictions against it, whatever the
+    # phase says by then (a maintainer may change a phase's test set meanwhile).
+    progress = Progress(
+        predictions_sha256=sha,
+        reproducibility=RunRecord.read(None).rescored(test_set=test_set),
+        logs=stage_logs(env.settings.hidden_logs, Stage.HIDDEN, log_tail),
+    )
+    _move(env, ctx, RunStatus.SCORING, "hidden run finished", progress)
 
 
 def runtime_of(ctx: RunContext) -> dict[str, Any]:
@@ -303,15 +304,10 @@ def execute(
 ) -> RunResult:
     """Run one container to its end; model outcomes come back as the result, the rest is raised."""
     spec = RunSpec(
-        run_id=f"{env.instance}-{ctx.sub_id}-{stage.value}",
-        image=image,
-        input_dir=input_dir,
-        input_name=input_name,
-        output_dir=ctx.attempt_dir(env.settings.data_dir) / stage.value / "output",
-        limits=run_limits(env.settings, stage.value),
-        attempt=ctx.lease.attempt,
-        phase=stage.value,
-    )
+        run_id=f"{env.instance}-{ctx.sub_id}-{stage.value}", image=image, input_dir=input_dir,
+        input_name=input_name, output_dir=ctx.attempt_dir(env.settings.data_dir) / stage.value / "output",
+        limits=run_limits(env.settings, stage.value), attempt=ctx.lease.attempt, phase=stage.value,
+    )  # fmt: skip
     spec.output_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     check_signals(ctx)
     started = time.monotonic()
@@ -330,16 +326,10 @@ def execute(
             check_signals(ctx)
             raise fault(stage, exc.kind, exc.code, exc.message) from None
         result = RunResult(
-            state=TerminalState.FAILED,
-            error_code=exc.code,
-            message=exc.message,
-            exit_code=None,
-            duration_s=time.monotonic() - started,
-            peak_memory_bytes=None,
-            log_tail="",
-            predictions=None,
+            state=TerminalState.FAILED, error_code=exc.code, message=exc.message, exit_code=None,
+            duration_s=time.monotonic() - started, peak_memory_bytes=None, log_tail="", predictions=None,
             handle=handle,
-        )
+        )  # fmt: skip
     finally:
         ctx.handle = None
         quietly(runner.cleanup, handle)
@@ -364,9 +354,7 @@ def execute(
 def _model_failure(stage: Stage, result: RunResult, message: str) -> StageFault:
     code = result.error_code
     assert code is not None
-    pf = fault(stage, fault_kind(code), code, message, exit_code=result.exit_code)
-    pf.log_tail = result.log_tail
-    return pf
+    return fault(stage, fault_kind(code), code, message, exit_code=result.exit_code, log_tail=result.log_tail)
 
 
 # -- the stages ---------------------------------------------------------------------------------------
@@ -385,14 +373,10 @@ def run_preflight(
     try:
         read_predictions(result.predictions or b"", expected=evaluation.preflight_filenames)
     except PredictionsError as exc:
-        pf = fault(
-            Stage.PREFLIGHT,
-            FaultKind.MODEL,
-            ErrorCode.OUTPUT_INVALID,
-            f"preflight predictions.csv is invalid: {exc}",
-        )
-        pf.log_tail = result.log_tail
-        raise pf from None
+        message = f"preflight predictions.csv is invalid: {exc}"
+        raise fault(
+            Stage.PREFLIGHT, FaultKind.MODEL, ErrorCode.OUTPUT_INVALID, message, log_tail=result.log_tail
+        ) from None
     store.preflight_passed(ctx, result.log_tail)
 
 

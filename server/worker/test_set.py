@@ -53,7 +53,7 @@ import json
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from runner.errors import PermanentInfraError
@@ -64,11 +64,9 @@ from server.worker.images_digest import digest_files, files_of
 from server.worker.inputs import ImagesOnly
 
 STAMP_FILE = "MANIFEST.sha256"
-HIDDEN_DIR = HIDDEN_INPUT
-PREFLIGHT_DIR = PREFLIGHT_INPUT
 PUBLIC_DIR = PUBLIC_INPUT
 MAX_STAMP_BYTES = 4096
-_NAMES = ("test-set", "public", HIDDEN_DIR, PREFLIGHT_DIR, "public-input")
+_NAMES = ("test-set", "public", HIDDEN_INPUT, PREFLIGHT_INPUT, "public-input")
 _IMAGES_NAMES = ("images", "public-images")  # optional: absent from stamps written before issue 25
 
 
@@ -124,7 +122,7 @@ class Stamp:
             raise TestSetMismatch(f"{STAMP_FILE} has a {halves[0]} line without the other images line")
         public, public_input = found["public"], found["public-input"]
         return cls(
-            found["test-set"], None if public == "-" else public, found[HIDDEN_DIR], found[PREFLIGHT_DIR],
+            found["test-set"], None if public == "-" else public, found[HIDDEN_INPUT], found[PREFLIGHT_INPUT],
             None if public_input == "-" else public_input, found.get("images"), found.get("public-images"),
         )  # fmt: skip
 
@@ -152,14 +150,19 @@ def input_digest(folder: Path) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def expected_stamp(evaluation: EvaluationSet) -> Stamp:
-    """The stamp a volume loaded from this worker's benchmark must carry."""
+def expected_stamp(evaluation: EvaluationSet, root: Path | None = None) -> Stamp:
+    """The stamp a volume loaded from this worker's benchmark must carry; with `root` (the load
+    step's target), the input digests are those of the copies there."""
+
+    def digest(folder: Path, name: str) -> str:
+        return input_digest(folder if root is None else root / name)
+
     return Stamp(
         test_set=evaluation.manifest_digest,
         public=evaluation.public_manifest_digest,
-        hidden=input_digest(evaluation.hidden_input),
-        preflight=input_digest(evaluation.preflight_input),
-        public_input=None if evaluation.public_input is None else input_digest(evaluation.public_input),
+        hidden=digest(evaluation.hidden_input, HIDDEN_INPUT),
+        preflight=digest(evaluation.preflight_input, PREFLIGHT_INPUT),
+        public_input=None if evaluation.public_input is None else digest(evaluation.public_input, PUBLIC_DIR),
     )
 
 
@@ -225,7 +228,7 @@ def verify_images_stamp(stamp_file: Path | None, inputs: ImagesOnly) -> None:
     pairs = {
         "images": (found.images, inputs.digest.images),
         "public-images": (found.public_images, inputs.digest.public or "-"),
-        PREFLIGHT_DIR: (found.preflight, input_digest(inputs.preflight_input)),
+        PREFLIGHT_INPUT: (found.preflight, input_digest(inputs.preflight_input)),
     }
     wrong = [name for name, (a, b) in pairs.items() if a != b]
     if wrong:
@@ -307,19 +310,19 @@ def load_volume(benchmark_dir: Path, target: Path, n_preflight: int) -> Stamp:
     (under a temporary name, then renamed), so a failed load leaves no valid stamp behind.
     """
     target.mkdir(parents=True, exist_ok=True)
-    for name in (HIDDEN_DIR, PREFLIGHT_DIR, PUBLIC_DIR, STAMP_FILE):
+    for name in (HIDDEN_INPUT, PREFLIGHT_INPUT, PUBLIC_DIR, STAMP_FILE):
         if (target / name).exists():
             raise FileExistsError(f"{target / name} exists: load into an empty volume")
     with tempfile.TemporaryDirectory(prefix=".csawm-load-", dir=target) as staging:
         evaluation = EvaluationSet.prepare(benchmark_dir, Path(staging), n_preflight)
-        shutil.copytree(evaluation.hidden_input, target / HIDDEN_DIR)
-        shutil.copytree(evaluation.preflight_input, target / PREFLIGHT_DIR)
+        shutil.copytree(evaluation.hidden_input, target / HIDDEN_INPUT)
+        shutil.copytree(evaluation.preflight_input, target / PREFLIGHT_INPUT)
         if evaluation.public_input is not None:
             shutil.copytree(evaluation.public_input, target / PUBLIC_DIR)
     public_names: set[str] = set()
     if evaluation.public is not None and evaluation.public_input is not None:
         public_names = set(evaluation.public.filenames)
-    hidden_files = files_of(target / HIDDEN_DIR / "images")
+    hidden_files = files_of(target / HIDDEN_INPUT / "images")
     images = digest_files(
         [p for p in hidden_files if p.name not in public_names],
         [p for p in hidden_files if p.name in public_names] if public_names else None,
@@ -327,15 +330,7 @@ def load_volume(benchmark_dir: Path, target: Path, n_preflight: int) -> Stamp:
     public_images = None
     if public_names:
         public_images = digest_files([], files_of(target / PUBLIC_DIR / "images")).public
-    stamp = Stamp(
-        test_set=evaluation.manifest_digest,
-        public=evaluation.public_manifest_digest,
-        hidden=input_digest(target / HIDDEN_DIR),
-        preflight=input_digest(target / PREFLIGHT_DIR),
-        public_input=None if evaluation.public_input is None else input_digest(target / PUBLIC_DIR),
-        images=images,
-        public_images=public_images or "-",
-    )
+    stamp = replace(expected_stamp(evaluation, target), images=images, public_images=public_images or "-")
     partial = target / f".{STAMP_FILE}.tmp"
     partial.write_text(stamp.render())
     partial.rename(target / STAMP_FILE)

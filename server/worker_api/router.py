@@ -64,7 +64,7 @@ def lease(body: LeaseIn, worker: WorkerDep, db: DatabaseDep, settings: SettingsD
     worker whose images differ from the server's test set is refused: 409 ``test_set_mismatch``."""
     digest = service.check_test_set(settings, body)
     service.seen(db, worker.id, body.version, digest)
-    owner = service.owner_of(worker, body.instance)
+    owner = f"{worker.name}/{body.instance}"  # what `_own` reads back
     return LeaseOut(lease=service.lease(db, settings, owner, body.wait_s))
 
 
@@ -78,10 +78,8 @@ def renew(
 
 @router.post("/runs/{submission_id}/handle", response_model=HeldOut)
 def handle(submission_id: IdPath, body: HandleIn, worker: WorkerDep, db: DatabaseDep) -> HeldOut:
-    owner = _own(worker, body.owner)
-    return HeldOut(
-        held=service.record_handle(db, submission_id, owner, body.attempt, body.handle, body.started)
-    )
+    owner, attempt = _own(worker, body.owner), body.attempt
+    return HeldOut(held=service.record_handle(db, submission_id, owner, attempt, body.handle, body.started))
 
 
 @router.get("/runs/{submission_id}/archive")

@@ -4,7 +4,8 @@ A remote worker runs containers; the server keeps every decision. Each call belo
 half of what the embedded worker does for itself (`server.worker.loop` and `server.worker.stages`),
 done with the same functions: `queue.lease_next` and `queue.renew` (the same expiring lease and
 takeover rules), `leases.record_handle`, `lifecycle.advance` (preflight passed), `stages.score`
-(the one scoring step, on the server's labels), `policy.decide` and `endings.apply` (every stop).
+(the one scoring step, on the server's labels), `endings.end` (the policy table's
+decision, applied, at every stop).
 The lease owner is ``<account>/<instance>``, so a worker can only ever act on its own leases, and
 every write is conditional on owner and attempt (`LeaseLost`, 409, otherwise).
 
@@ -37,13 +38,10 @@ from server.core.settings import Settings
 from server.models import RunStatus, Submission, WorkerAccount
 from server.phases.service import by_name as competition_phase
 from server.runs import leases, store
-from server.runs.disclosure import stage_logs
-from server.runs.lifecycle import Progress
-from server.runs.policy import Action, Stage, decide
+from server.runs.policy import Stage
 from server.runs.transitions import LeaseLost
-from server.scoring.results import RunRecord
 from server.worker import endings, presence, stages
-from server.worker.backend import PREFLIGHT_LOG_BYTES, run_limits
+from server.worker.backend import run_limits
 from server.worker.context import RunContext, StageFault, WorkerEnv, fault
 from server.worker.evaluation import EvaluationSet
 from server.worker.images_digest import ImagesDigest, images_digest
@@ -58,10 +56,6 @@ BOUND_FILE = "predictions.sha256"  # in the attempt's folder: the predictions up
 
 class TestSetMismatch(Conflict):
     code = "test_set_mismatch"
-
-
-def owner_of(account: WorkerAccount, instance: str) -> str:
-    return f"{account.name}/{instance}"
 
 
 # -- the server's test set --------------------------------------------------------------------------
@@ -152,25 +146,12 @@ def _lease(db: Database, settings: Settings, owner: str, wait_s: float) -> RunFa
 
 def _take_over(db: Database, settings: Settings, taken: Lease) -> bool:
     """The run's previous worker stopped renewing: count a failed try, as the worker loop does
-    (`server.worker.loop.Worker._take_over`); False when the policy table ends the run instead."""
+    (`server.worker.endings.take_over`); False when the policy table ends the run instead."""
     run = leased(db, settings, taken.submission_id, taken.owner, taken.attempt)
-    message = f"the worker {taken.recovered_from} stopped renewing its lease"
-    pf = fault(run.ctx.stage, FaultKind.TRANSIENT_INFRA, ErrorCode.INFRA_ERROR, message)
-    s = settings
-    decision = decide(
-        pf.fault, retries=run.ctx.retries, max_attempts=s.max_attempts, backoff_base=s.retry_backoff
-    )
-    if decision.action is not Action.RETRY:
+    pf = endings.take_over(run.env, run.ctx, taken.recovered_from)
+    if pf is not None:
         end(run, pf)
-        return False
-
-    def count(session: Session) -> None:
-        sub = session.get(Submission, taken.submission_id)
-        if sub is not None:
-            sub.retries = run.ctx.retries + 1
-
-    stages.transact(run.env, count)
-    return True
+    return pf is None
 
 
 def _facts(db: Database, settings: Settings, taken: Lease) -> RunFacts:
@@ -181,25 +162,14 @@ def _facts(db: Database, settings: Settings, taken: Lease) -> RunFacts:
         test_set = record_test_set or competition_phase(session, settings, sub.phase).test_set
         archive = sub.archive_path is not None and Path(sub.archive_path).is_file()
         return RunFacts(
-            submission_id=sub.id,
-            owner=taken.owner,
-            attempt=taken.attempt,
-            status=taken.status.value,
-            retries=sub.retries,
-            recovered_from=taken.recovered_from,
-            previous_handle=taken.previous_handle,
-            test_set=test_set,
-            image_digest=sub.image_digest,
-            image_ref=sub.image_ref,
-            archive=archive,
-            archive_bytes=sub.archive_bytes if archive else None,
-            baseline=sub.baseline,
-            cancel_requested=sub.cancel_requested,
-            created_at=sub.created_at.isoformat(),
-            timings=dict(sub.timings or {}),
-            runtime=dict(sub.runtime or {}),
+            submission_id=sub.id, owner=taken.owner, attempt=taken.attempt, status=taken.status.value,
+            retries=sub.retries, recovered_from=taken.recovered_from, previous_handle=taken.previous_handle,
+            test_set=test_set, image_digest=sub.image_digest, image_ref=sub.image_ref, archive=archive,
+            archive_bytes=sub.archive_bytes if archive else None, baseline=sub.baseline,
+            cancel_requested=sub.cancel_requested, created_at=sub.created_at.isoformat(),
+            timings=dict(sub.timings or {}), runtime=dict(sub.runtime or {}),
             lease_ttl_s=settings.lease_ttl.total_seconds(),
-        )
+        )  # fmt: skip
 
 
 def heartbeat(db: Database, settings: Settings, sub_id: int, owner: str, attempt: int) -> tuple[bool, bool]:
@@ -244,12 +214,7 @@ def leased(db: Database, settings: Settings, sub_id: int, owner: str, attempt: i
 def _context(session: Session, sub: Submission, owner: str, attempt: int) -> RunContext:
     lease_ = Lease(sub.id, owner, attempt, sub.status, None, sub.runner_handle, sub.retries)
     ctx = RunContext(lease=lease_, status=sub.status, retries=sub.retries)
-    ctx.archive = None if sub.archive_path is None else Path(sub.archive_path)
-    ctx.image_ref, ctx.image_digest, ctx.archive_bytes = sub.image_ref, sub.image_digest, sub.archive_bytes
-    ctx.baseline, ctx.created_at = sub.baseline, sub.created_at
-    ctx.timings.update(sub.timings or {})
-    for stage, values in ((sub.runtime or {}).get("phases") or {}).items():
-        ctx.runtime[stage] = dict(values)
+    ctx.load(sub)
     return ctx
 
 
@@ -262,10 +227,8 @@ def _merge(ctx: RunContext, body: ProgressIn) -> None:
 
 def preflight_passed(run: Leased, body: ProgressIn) -> None:
     """preflight → running, with the preflight log tail (the submitter's, by `stage_logs`)."""
-    env, ctx = run.env, run.ctx
-    _merge(ctx, body)
-    logs = stage_logs(env.settings.hidden_logs, Stage.PREFLIGHT, body.log_tail[-PREFLIGHT_LOG_BYTES:])
-    stages._move(env, ctx, RunStatus.RUNNING, "preflight passed", Progress(logs=logs))
+    _merge(run.ctx, body)
+    stages.DatabaseStore(run.env).preflight_passed(run.ctx, body.log_tail)
 
 
 def predictions_cap(settings: Settings) -> int:
@@ -299,12 +262,7 @@ def hidden_done(run: Leased, body: ProgressIn, test_set: str) -> RunStatus:
     if ctx.status is not RunStatus.RUNNING or not bound.is_file():
         raise Conflict(f"run {ctx.sub_id}: no hidden predictions were uploaded under this lease")
     _merge(ctx, body)
-    progress = Progress(
-        predictions_sha256=bound.read_text().strip(),
-        reproducibility=RunRecord.read(None).rescored(test_set=test_set),
-        logs=stage_logs(env.settings.hidden_logs, Stage.HIDDEN, body.log_tail),
-    )
-    stages._move(env, ctx, RunStatus.SCORING, "hidden run finished", progress)
+    stages.hidden_stored(env, ctx, bound.read_text().strip(), test_set, body.log_tail)
     return score(run)
 
 
@@ -323,9 +281,9 @@ def reported_fault(body: FaultIn) -> StageFault:
     """A stop the worker reports. The scorer runs here only: a worker cannot claim its fault."""
     if body.kind is FaultKind.SCORER or body.stage is Stage.SCORING:
         raise BadRequest("scoring happens on the server: a worker reports no scoring fault")
-    pf = fault(body.stage, body.kind, body.code, body.message, exit_code=body.exit_code)
-    pf.log_tail = body.log_tail
-    return pf
+    return fault(
+        body.stage, body.kind, body.code, body.message, exit_code=body.exit_code, log_tail=body.log_tail
+    )
 
 
 def hand_back_fault(stage: Stage) -> StageFault:
@@ -337,13 +295,7 @@ def end(run: Leased, pf: StageFault, body: ProgressIn | None = None) -> RunStatu
     env, ctx = run.env, run.ctx
     if body is not None:
         _merge(ctx, body)
-    s = env.settings
-    decision = decide(
-        pf.fault, retries=ctx.retries, max_attempts=s.max_attempts, backoff_base=s.retry_backoff
-    )
-    endings.apply(env, ctx, pf, decision)
-    if decision.action is not Action.FAIL:
-        endings.release_attempt_dir(env, ctx)
+    endings.end(env, ctx, pf)
     with env.db.transaction(write=False) as session:
         status = session.get(Submission, ctx.sub_id)
         return status.status if status is not None else RunStatus.FAILED

@@ -363,7 +363,7 @@ def test_worker_survives_a_locked_database_while_idle_and_mid_run(
         worker = Worker(settings, api.db, runner)
         worker.start_thread()
         try:
-            _until(lambda: worker.test_set_ready, timeout=60)
+            _until(lambda: worker._evaluation is not None, timeout=60)
             path = sqlite_url.removeprefix("sqlite:///")
             _hold_write_lock(path, seconds=3.0)  # idle worker: polls fail, it keeps going
             sub_id, _ = _submit(api, token, tmp_path, "m")
@@ -496,7 +496,7 @@ def test_worker_survives_postgres_going_away_while_idle_and_mid_run(
             worker = Worker(settings, api.db, runner)
             worker.start_thread()
             try:
-                _until(lambda: worker.test_set_ready, timeout=60)
+                _until(lambda: worker._evaluation is not None, timeout=60)
                 proxy.stop()  # idle: every poll fails, the loop must go on
                 _until(lambda: worker.loop_errors > 0, timeout=30)
                 time.sleep(1.0)
