@@ -32,18 +32,9 @@ from sqlalchemy.orm import Session, undefer
 
 from server.clock import iso, utcnow
 from server.core.errors import BadRequest, NotFound
-from server.models import (
-    ReviewState,
-    RunStatus,
-    Submission,
-    SubmissionReport,
-    SupersededReplicates,
-    Team,
-)
-from server.phases.history_reviews import REVIEW_ACTIONS, review_states_at
+from server.models import ReviewState, RunStatus, Submission, SubmissionReport, SupersededReplicates, Team
+from server.phases.history_reviews import review_states_at
 from server.phases.service import PhaseView
-
-__all__ = ["REVIEW_ACTIONS", "parse", "phase_at", "review_states_at", "scored_at"]
 
 
 def parse(session: Session, raw: str, now: datetime | None = None) -> datetime:

@@ -23,10 +23,6 @@ BUILD_FAILED = "training or building the image did not finish; the operators hav
 PREPARING = "building the base image the models train in (a few minutes, once per machine)"
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _entry(name: str, state: str, updated_at: datetime | None, **extra: Any) -> dict[str, Any]:
     return {
         "kind": "baseline",
@@ -35,7 +31,7 @@ def _entry(name: str, state: str, updated_at: datetime | None, **extra: Any) -> 
         "progress": extra.get("progress"),
         "submission_id": extra.get("submission_id"),
         "message": extra.get("message"),
-        "updated_at": _iso(updated_at),
+        "updated_at": updated_at.isoformat() if updated_at is not None else None,
     }
 
 
