@@ -131,11 +131,6 @@ class SessionSigner:
             return None
         return WebSession(token_hash=token_hash, session_id=session_id)
 
-    def token_hash(self, request: Request) -> str | None:
-        """The token hash of a valid, unexpired session cookie, else None."""
-        session = self.session(request)
-        return session.token_hash if session is not None else None
-
     def start_session(self, request: Request, response: Response, token_hash: str) -> None:
         """Set the session cookie (a fresh session id) and rotate the CSRF nonce (no fixation)."""
         value = {"t": token_hash, "s": secrets.token_urlsafe(24)}
