@@ -96,16 +96,20 @@ def _page(
     return response
 
 
-def _get(
-    request: Request, session: Session, signer: SessionSigner, user: Principal | None, page: str,
-    signed_notice: str | None,
-) -> Response:  # fmt: skip
-    """One page: access (login, role), then the page with the notice its form's redirect carried."""
-    refused = _refused(request, signer, user, page)
-    if refused is not None:
-        return refused
-    assert user is not None
-    return _page(request, session, signer, user, page, notice=_notice(signer, signed_notice))
+def _get_route(page: str) -> None:
+    """``GET /admin/<page>``: access (login, role), then the page with the notice its form's
+    redirect carried."""
+
+    def get(
+        request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
+    ) -> Response:
+        refused = _refused(request, signer, user, page)
+        if refused is not None:
+            return refused
+        assert user is not None
+        return _page(request, session, signer, user, page, notice=_notice(signer, notice))
+
+    router.get(f"/admin/{page}", response_model=None, name=f"{page}_page")(get)
 
 
 def _post(
@@ -173,6 +177,10 @@ def _when(value: str, field: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+for _name in ACCESS:  # the four pages, registered before their forms' routes
+    _get_route(_name)
+
+
 # -- phases ----------------------------------------------------------------------------------------
 
 
@@ -224,13 +232,6 @@ def _phases_context(request: Request, session: Session) -> dict[str, Any]:
         and v.closes_at is not None and v.closes_at <= now
     }  # fmt: skip
     return {"phases": views, "revealable": revealable, "now": now}
-
-
-@router.get("/admin/phases", response_model=None)
-def phases_page(
-    request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
-) -> Response:
-    return _get(request, session, signer, user, "phases", notice)
 
 
 @router.post("/admin/phases", response_model=None)
@@ -326,13 +327,6 @@ def _lifetime(days: str) -> timedelta | None:
     return None if value == 0 else timedelta(days=value)
 
 
-@router.get("/admin/accounts", response_model=None)
-def accounts_page(
-    request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
-) -> Response:
-    return _get(request, session, signer, user, "accounts", notice)
-
-
 @router.post("/admin/accounts/teams", response_model=None)
 def create_team(
     request: Request, session: SessionDep, signer: SignerDep, user: WebUser,
@@ -408,13 +402,6 @@ def _quotas_context(request: Request, session: Session) -> dict[str, Any]:
     }
 
 
-@router.get("/admin/quotas", response_model=None)
-def quotas_page(
-    request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
-) -> Response:
-    return _get(request, session, signer, user, "quotas", notice)
-
-
 @router.post("/admin/quotas/{team_name}", response_model=None)
 def set_quota(
     team_name: str, request: Request, session: SessionDep, signer: SignerDep, user: WebUser,
@@ -452,13 +439,6 @@ def _ids(text: str) -> list[int]:
             f"give submission ids (numbers, separated by spaces or commas), or choose all; got {text!r}"
         )
     return sorted({int(w) for w in words})
-
-
-@router.get("/admin/rescore", response_model=None)
-def rescore_page(
-    request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
-) -> Response:
-    return _get(request, session, signer, user, "rescore", notice)
 
 
 @router.post("/admin/rescore", response_model=None)
