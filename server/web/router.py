@@ -242,18 +242,11 @@ def _arranged_context(
 
 @router.get("/", response_class=HTMLResponse)
 def leaderboard_page(
-    request: Request,
-    session: SessionDep,
-    state: StateDep,
-    signer: SignerDep,
-    user: WebUser,
-    cache: PlotCacheDep,
-    phase: PhaseQuery = None,
-    as_of: AsOfQuery = None,
+    request: Request, session: SessionDep, state: StateDep, signer: SignerDep, user: WebUser,
+    cache: PlotCacheDep, phase: PhaseQuery = None, as_of: AsOfQuery = None,
     reference: Annotated[str | None, Query(max_length=64)] = None,
-    group: Annotated[str | None, Query(max_length=64)] = None,
-    view: Literal["masking", "strata"] = "masking",
-) -> HTMLResponse:
+    group: Annotated[str | None, Query(max_length=64)] = None, view: Literal["masking", "strata"] = "masking",
+) -> HTMLResponse:  # fmt: skip
     try:
         expert, grouping = ordering.parse_reference(reference), ordering.parse_group(group)
     except ordering.InvalidBoardQuery as exc:
@@ -297,13 +290,9 @@ def leaderboard_plot(
 
 @router.get("/plots/leaderboard-{name}.svg")
 def leaderboard_rank_plot(
-    name: Literal["ranks", "significance"],
-    session: SessionDep,
-    state: StateDep,
-    cache: PlotCacheDep,
-    user: WebUser,
-    phase: PhaseQuery = None,
-) -> Response:
+    name: Literal["ranks", "significance"], session: SessionDep, state: StateDep, cache: PlotCacheDep,
+    user: WebUser, phase: PhaseQuery = None,
+) -> Response:  # fmt: skip
     """The rank-interval plot and the significance map of the top rows; 404 where the phase
     withholds rank figures from this viewer (`board_figures_note`)."""
     shown = phases.board_phase(session, state.settings, phase)
@@ -347,13 +336,9 @@ def leaderboard_json(
 
 @router.get("/leaderboard.csv")
 def leaderboard_csv(
-    session: SessionDep,
-    state: StateDep,
-    user: WebUser,
-    phase: PhaseQuery = None,
-    as_of: AsOfQuery = None,
+    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None, as_of: AsOfQuery = None,
     reference: Annotated[str | None, Query(max_length=64)] = None,
-) -> Response:
+) -> Response:  # fmt: skip
     """The board as CSV; with ``reference=expert_k`` in that order with two more columns, the row's
     rank and tau-b under the reference (`server.leaderboard.ordering`; withheld as the API does)."""
     expert = ordering.parse_reference(reference)
@@ -393,13 +378,9 @@ def leaderboard_csv(
 
 @router.get("/snapshots/{snapshot_id}", response_class=HTMLResponse)
 def snapshot_page(
-    request: Request,
-    snapshot_id: IdPath,
-    session: SessionDep,
-    state: StateDep,
-    signer: SignerDep,
+    request: Request, snapshot_id: IdPath, session: SessionDep, state: StateDep, signer: SignerDep,
     user: WebUser,
-) -> HTMLResponse:
+) -> HTMLResponse:  # fmt: skip
     """The citable page of a frozen board (`server.leaderboard.snapshots`), drawn from its bytes."""
     try:
         info, data = snapshots.one(session, state.settings, snapshot_id)
@@ -418,13 +399,9 @@ def login_page(request: Request, signer: SignerDep, user: WebUser, next: str | N
 
 @router.post("/login", response_class=HTMLResponse)
 def login(
-    request: Request,
-    signer: SignerDep,
-    db: DatabaseDep,
-    token: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/team",
-    csrf_token: Annotated[str, Form()] = "",
-) -> Response:
+    request: Request, signer: SignerDep, db: DatabaseDep, token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/team", csrf_token: Annotated[str, Form()] = "",
+) -> Response:  # fmt: skip
     target = _safe_next(next)
     try:
         signer.check_csrf(request, csrf_token)
@@ -489,14 +466,9 @@ def own_team(request: Request, signer: SignerDep, user: WebUser) -> Response:
 
 @router.get("/teams/{name:path}", response_model=None)  # a team name may hold "/"
 def team_page(
-    name: str,
-    request: Request,
-    session: SessionDep,
-    state: StateDep,
-    settings: SettingsDep,
-    signer: SignerDep,
-    user: WebUser,
-) -> Response:
+    name: str, request: Request, session: SessionDep, state: StateDep, settings: SettingsDep,
+    signer: SignerDep, user: WebUser,
+) -> Response:  # fmt: skip
     if user is None:
         return _login_redirect(request)
     team = session.scalar(select(Team).where(Team.name == name))
@@ -584,13 +556,9 @@ def report_page(
 
 @router.post("/submissions/{submission_id}/cancel", response_model=None)
 def cancel_run(
-    submission_id: IdPath,
-    request: Request,
-    session: SessionDep,
-    signer: SignerDep,
-    user: WebUser,
+    submission_id: IdPath, request: Request, session: SessionDep, signer: SignerDep, user: WebUser,
     csrf_token: Annotated[str, Form()] = "",
-) -> Response:
+) -> Response:  # fmt: skip
     """The report page's cancel button: the API's cancel (`submissions.cancel`, the policy table
     decides the refund), behind the session's CSRF token."""
     if user is None:
@@ -664,13 +632,9 @@ def _forest(
 
 @router.get("/submissions/{submission_id}/plots/{name}.svg", response_model=None)
 def report_plot(
-    submission_id: IdPath,
-    name: str,
-    request: Request,
-    session: SessionDep,
-    user: WebUser,
+    submission_id: IdPath, name: str, request: Request, session: SessionDep, user: WebUser,
     cache: PlotCacheDep,
-) -> Response:
+) -> Response:  # fmt: skip
     sub = _visible(session, user, submission_id) if user is not None else None
     if sub is None or user is None:
         return Response("not found", status_code=404, media_type="text/plain")
@@ -728,13 +692,10 @@ def _flag_kinds(flags: FlagsOut) -> dict[int, list[str]]:
 
 @router.get("/admin", response_model=None)
 def admin_page(
-    request: Request,
-    session: SessionDep,
-    signer: SignerDep,
-    user: WebUser,
+    request: Request, session: SessionDep, signer: SignerDep, user: WebUser,
     reviewed: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
     action: Annotated[str | None, Query(max_length=20)] = None,
-) -> Response:
+) -> Response:  # fmt: skip
     if user is None:
         return _login_redirect(request)
     if not user.is_staff:
@@ -752,16 +713,10 @@ def admin_page(
 
 @router.post("/admin/submissions/{submission_id}/review", response_model=None)
 def admin_review(
-    submission_id: IdPath,
-    request: Request,
-    session: SessionDep,
-    signer: SignerDep,
-    user: WebUser,
-    action: Annotated[str, Form()] = "",
-    reason: Annotated[str, Form()] = "",
-    confirm_flags: Annotated[str, Form()] = "",
-    csrf_token: Annotated[str, Form()] = "",
-) -> Response:
+    submission_id: IdPath, request: Request, session: SessionDep, signer: SignerDep, user: WebUser,
+    action: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
+    confirm_flags: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
+) -> Response:  # fmt: skip
     """Record a decision. Approving a flagged run needs the form's ``confirm_flags`` box ticked,
     checked here against the flags computed now (the API's review is unchanged: flags never block)."""
     if user is None:
@@ -804,15 +759,9 @@ def admin_review(
 
 
 def _agreement_page(
-    request: Request,
-    session: Session,
-    signer: SessionSigner,
-    user: Principal | None,
-    agreement: Agreement,
-    *,
-    error: str | None = None,
-    status_code: int = 200,
-) -> HTMLResponse:
+    request: Request, session: Session, signer: SessionSigner, user: Principal | None, agreement: Agreement,
+    *, error: str | None = None, status_code: int = 200,
+) -> HTMLResponse:  # fmt: skip
     """The agreement rendered from its Markdown with raw HTML off (`guides.render_markdown`), so
     the file's text can never put markup or script on the page; an accept form for a logged-in
     user who has not accepted this version."""
@@ -838,14 +787,9 @@ def agreement_page(
 
 @router.post("/agreement", response_model=None)
 def accept_agreement(
-    request: Request,
-    session: SessionDep,
-    state: StateDep,
-    signer: SignerDep,
-    user: WebUser,
-    version: Annotated[str, Form()] = "",
-    csrf_token: Annotated[str, Form()] = "",
-) -> Response:
+    request: Request, session: SessionDep, state: StateDep, signer: SignerDep, user: WebUser,
+    version: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
+) -> Response:  # fmt: skip
     if user is None:
         return _login_redirect(request)
     agreement = state.parts.find(Agreement)
