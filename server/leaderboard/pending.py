@@ -52,8 +52,7 @@ def pending_baselines(session: Session) -> list[dict[str, Any]]:
     """
     out: list[dict[str, Any]] = []
     shown: set[int] = set()
-    builds = session.scalars(_BUILDS).all()
-    for build in builds:
+    for build in session.scalars(_BUILDS).all():
         sub = session.get(Submission, build.submission_id) if build.submission_id is not None else None
         if build.state == BuildState.QUEUED and sub is not None:
             shown.add(sub.id)
@@ -71,8 +70,7 @@ def pending_baselines(session: Session) -> list[dict[str, Any]]:
         progress = {"step": build.step, "steps": build.steps} if training else None
         reason = {BuildState.FAILED: BUILD_FAILED, BuildState.PREPARING: PREPARING}.get(build.state)
         out.append(_entry(build.name, build.state.value, build.updated_at, progress=progress, message=reason))
-    runs = session.scalars(_RUNS).all()
-    for sub in runs:
+    for sub in session.scalars(_RUNS).all():
         if sub.id not in shown:
             out.append(_entry(sub.name, sub.status.value, sub.updated_at, submission_id=sub.id))
     return out

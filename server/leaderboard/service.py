@@ -269,11 +269,10 @@ def _bands(references: BoardReferences | None, development: bool) -> dict[str, t
     """Each expert's 95% band: the percentile interval of its replicates on the runs' resamples."""
     if references is None or development:
         return {}
-    bands: dict[str, tuple[float, float] | None] = {}
-    for name, replicates in sorted(references.expert_replicates.items()):
-        lo, hi = percentile_ci(replicates)
-        bands[name] = (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
-    return bands
+    cis = {
+        name: percentile_ci(replicates) for name, replicates in sorted(references.expert_replicates.items())
+    }
+    return {name: ci if math.isfinite(ci[0]) and math.isfinite(ci[1]) else None for name, ci in cis.items()}
 
 
 def build_board(
