@@ -267,11 +267,10 @@ def odds_ratio_forest(points: Sequence[OddsRatioPoint], endpoints: dict[str, str
     placed on a log axis; they are listed in the alt text instead.
     """
     models = list(dict.fromkeys(point.model for point in points))
-    rows: list[tuple[str, OddsRatioPoint | None]] = []
-    for key, label in endpoints.items():
-        for model in models:
-            found = next((p for p in points if p.endpoint == key and p.model == model), None)
-            rows.append((f"{label}: {model}", found))
+    found = {(p.endpoint, p.model): p for p in reversed(points)}  # the first of a pair wins
+    rows = [
+        (f"{label}: {model}", found.get((key, model))) for key, label in endpoints.items() for model in models
+    ]
     fig = _figure(7.0, 0.9 + 0.3 * max(len(rows), 1))
     ax = fig.add_subplot()
     ax.set_xscale("log")

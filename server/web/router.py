@@ -652,12 +652,13 @@ def report_plot(
 def _admin_context(session: Session, request: Request) -> dict[str, Any]:
     state = get_state(request)
     settings: Settings = state.settings
-    names = queries.team_names(session)
+    teams = queries.teams(session)
+    names = {team.id: team.name for team in teams}
     pending = []
     for sub in review.review_queue(session):
         best = queries.previous_best(session, sub.team_id, sub.id)
         pending.append({"sub": sub, "team": names.get(sub.team_id, ""), "best": best})
-    team_quota = [(team, quota.compute_status(session, team, settings)) for team in queries.teams(session)]
+    team_quota = [(team, quota.compute_status(session, team, settings)) for team in teams]
     flags = review_flags.compute_flags(session, settings.data_dir, review_flags.rank_cache(state))
     audit = review.audit_log(session, action=None, limit=50, offset=0)
     return {
