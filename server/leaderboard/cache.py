@@ -69,17 +69,13 @@ class BoardCache:
         self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
     ) -> SignificanceMap | None:
         """The significance map of `phase`'s ranked rows (None when no row is ranked)."""
-        board = self._board(self.version(session, references), phase, best)
-        self._rows(board, session, references, phase, best)
-        return board.significance
+        return self._built(session, references, phase, best).significance
 
     def stability(
         self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
     ) -> Stability | None:
         """The stability table of `phase`'s model rows (`server.leaderboard.ordering`)."""
-        board = self._board(self.version(session, references), phase, best)
-        self._rows(board, session, references, phase, best)
-        return board.stability
+        return self._built(session, references, phase, best).stability
 
     def clinical(
         self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
@@ -89,14 +85,9 @@ class BoardCache:
         return self._clinical(board, session, references, phase, best)
 
     def body(
-        self,
-        session: Session,
-        references: BoardReferences | None,
-        phase: PhaseView,
-        best: bool,
-        view: str,
+        self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool, view: str,
         note: str | None = None,
-    ) -> bytes:
+    ) -> bytes:  # fmt: skip
         """The API's ``rows`` array of `phase` in `view` (masking, clinical or strata), serialised once
         per `note` (`server.disclosure.disclose.board_figures_note`: the rank figures withheld, or
         None)."""
@@ -115,15 +106,9 @@ class BoardCache:
         return board.bodies[view, note]
 
     def arranged(
-        self,
-        session: Session,
-        references: BoardReferences | None,
-        phase: PhaseView,
-        best: bool,
-        note: str | None,
-        reference: str | None,
-        group: str | None,
-    ) -> tuple[bytes, dict[str, Any]]:
+        self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool,
+        note: str | None, reference: str | None, group: str | None,
+    ) -> tuple[bytes, dict[str, Any]]:  # fmt: skip
         """The masking ``rows`` array ordered by `reference` and grouped by `group`
         (`server.leaderboard.ordering.arrange`) and the response's ``reference`` and ``groups``,
         made once per `note`, `reference` and `group`."""
@@ -140,6 +125,12 @@ class BoardCache:
             if key != self.key:  # the version moved on since `key` was read: build, keep nothing
                 return _Board()
             return self.boards.setdefault((phase.name, best), _Board())
+
+    def _built(self, session: Session, refs: BoardReferences | None, phase: PhaseView, best: bool) -> _Board:
+        """`phase`'s board of the current version with its rows, significance map and stability made."""
+        board = self._board(self.version(session, refs), phase, best)
+        self._rows(board, session, refs, phase, best)
+        return board
 
     def _rows(
         self, board: _Board, session: Session, refs: BoardReferences | None, phase: PhaseView, best: bool

@@ -32,18 +32,9 @@ from sqlalchemy.orm import Session, undefer
 
 from server.clock import iso, utcnow
 from server.core.errors import BadRequest, NotFound
-from server.models import (
-    ReviewState,
-    RunStatus,
-    Submission,
-    SubmissionReport,
-    SupersededReplicates,
-    Team,
-)
-from server.phases.history_reviews import REVIEW_ACTIONS, review_states_at
+from server.models import ReviewState, RunStatus, Submission, SubmissionReport, SupersededReplicates, Team
+from server.phases.history_reviews import review_states_at
 from server.phases.service import PhaseView
-
-__all__ = ["REVIEW_ACTIONS", "parse", "phase_at", "review_states_at", "scored_at"]
 
 
 def parse(session: Session, raw: str, now: datetime | None = None) -> datetime:
@@ -83,17 +74,9 @@ def scored_at(session: Session, where: ColumnElement[bool], at: datetime) -> lis
     The runs are transient copies (never added to the session): the report, reproducibility record,
     replicates and review state are those of `at`, everything else the run's own.
     """
-    upto = (
-        select(SubmissionReport.submission_id, func.max(SubmissionReport.id).label("report_id"))
-        .where(SubmissionReport.created_at <= at)
-        .group_by(SubmissionReport.submission_id)
-        .subquery()
-    )
-    latest = (
-        select(SubmissionReport.submission_id, func.max(SubmissionReport.id).label("report_id"))
-        .group_by(SubmissionReport.submission_id)
-        .subquery()
-    )
+    newest = select(SubmissionReport.submission_id, func.max(SubmissionReport.id).label("report_id"))
+    upto = newest.where(SubmissionReport.created_at <= at).group_by(SubmissionReport.submission_id).subquery()
+    latest = newest.group_by(SubmissionReport.submission_id).subquery()
     found = session.execute(
         select(
             Submission, Team.name, SubmissionReport, latest.c.report_id, SupersededReplicates.tau_replicates

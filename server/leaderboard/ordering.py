@@ -60,7 +60,7 @@ def parse_reference(value: str | None) -> str | None:
 
 def parse_group(value: str | None) -> str | None:
     """``tier`` or None; anything else is refused."""
-    if value is None or value == "":
+    if not value:
         return None
     if value.lower() not in GROUPS:
         raise InvalidBoardQuery(f"group: {value!r} is not a grouping of the board; use group=tier")
@@ -84,19 +84,15 @@ class Mark:
         return {"rank": self.rank, "kendall_tau_b": self.value, "reason": self.reason}
 
 
-def agreement(row: BoardRow, expert: str) -> float | None:
-    """The row's tau-b against `expert` (``expert_k``) as its report holds it."""
-    found = {key.lower(): value for key, value in row.per_expert.items()}
-    return found.get(expert)
-
-
 def by_expert(rows: Sequence[BoardRow], expert: str) -> tuple[list[BoardRow], list[Mark]]:
     """`rows` ordered by agreement with `expert` (module docstring), with each row's mark."""
     valued: list[tuple[BoardRow, float]] = []
     rest: list[tuple[BoardRow, Mark]] = []
     bands: list[tuple[BoardRow, Mark]] = []
     for row in rows:
-        value = agreement(row, expert)
+        value = {key.lower(): tau for key, tau in row.per_expert.items()}.get(
+            expert
+        )  # as its report holds it
         if row.kind == "expert":
             bands.append((row, Mark(None, None, EXPERT_ROW)))
         elif row.ladder is not None:
@@ -163,9 +159,7 @@ class Arranged:
 
     def extra_json(self) -> dict[str, Any]:
         """The response's ``reference`` and ``groups`` (each null when not asked for)."""
-        reference = None
-        if self.reference is not None:
-            reference = {"expert": self.reference, "note": self.note}
+        reference = None if self.reference is None else {"expert": self.reference, "note": self.note}
         groups = [group.to_json() for group in self.groups] if self.groups is not None else None
         return {"reference": reference, "groups": groups}
 

@@ -23,10 +23,6 @@ BUILD_FAILED = "training or building the image did not finish; the operators hav
 PREPARING = "building the base image the models train in (a few minutes, once per machine)"
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _entry(name: str, state: str, updated_at: datetime | None, **extra: Any) -> dict[str, Any]:
     return {
         "kind": "baseline",
@@ -35,7 +31,7 @@ def _entry(name: str, state: str, updated_at: datetime | None, **extra: Any) -> 
         "progress": extra.get("progress"),
         "submission_id": extra.get("submission_id"),
         "message": extra.get("message"),
-        "updated_at": _iso(updated_at),
+        "updated_at": updated_at.isoformat() if updated_at is not None else None,
     }
 
 
@@ -56,8 +52,7 @@ def pending_baselines(session: Session) -> list[dict[str, Any]]:
     """
     out: list[dict[str, Any]] = []
     shown: set[int] = set()
-    builds = session.scalars(_BUILDS).all()
-    for build in builds:
+    for build in session.scalars(_BUILDS).all():
         sub = session.get(Submission, build.submission_id) if build.submission_id is not None else None
         if build.state == BuildState.QUEUED and sub is not None:
             shown.add(sub.id)
@@ -75,8 +70,7 @@ def pending_baselines(session: Session) -> list[dict[str, Any]]:
         progress = {"step": build.step, "steps": build.steps} if training else None
         reason = {BuildState.FAILED: BUILD_FAILED, BuildState.PREPARING: PREPARING}.get(build.state)
         out.append(_entry(build.name, build.state.value, build.updated_at, progress=progress, message=reason))
-    runs = session.scalars(_RUNS).all()
-    for sub in runs:
+    for sub in session.scalars(_RUNS).all():
         if sub.id not in shown:
             out.append(_entry(sub.name, sub.status.value, sub.updated_at, submission_id=sub.id))
     return out

@@ -141,20 +141,11 @@ class ReferenceCache:
             try:
                 private_bytes = _read(bench.private_labels)
                 public_bytes = _read(bench.public_labels) if bench.public_labels is not None else None
-                key = (
-                    _digest(private_bytes, public_bytes),
-                    settings.bootstrap_resamples,
-                    settings.bootstrap_seed,
-                )
+                resamples, seed = settings.bootstrap_resamples, settings.bootstrap_seed
+                key = (_digest(private_bytes, public_bytes), resamples, seed)
                 found = self._by_digest.get(key)
                 if found is None:
-                    found = _from_bytes(
-                        bench,
-                        private_bytes,
-                        public_bytes,
-                        resamples=settings.bootstrap_resamples,
-                        seed=settings.bootstrap_seed,
-                    )
+                    found = _from_bytes(bench, private_bytes, public_bytes, resamples=resamples, seed=seed)
                     self._by_digest[key] = found
             except BenchmarkError as exc:
                 self._failed = stat

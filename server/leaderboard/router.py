@@ -143,12 +143,10 @@ def _board_as_of(
         note = board_figures_note(shown, viewer)
         rows: list[dict[str, Any]]
         if view == "clinical":
-            rows = [
-                row.to_json()
-                for row in service.build_clinical(
-                    session, best_per_team=best, references=references, phase=shown, as_of=at
-                )
-            ]
+            clinical = service.build_clinical(
+                session, best_per_team=best, references=references, phase=shown, as_of=at
+            )
+            rows = [row.to_json() for row in clinical]
         else:
             board = service.build_board(
                 session, best_per_team=best, references=references, phase=shown, alpha=alpha, as_of=at

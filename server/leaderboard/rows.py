@@ -112,14 +112,12 @@ class BoardRow:
         the paired differences, as its report's summary shows them (density and laterality; the
         outcome strata are never on the public board); both null for a row without them (experts,
         Ladder rows, a run scored before scorer version 3, figures withheld)."""
-        strata = None if self.strata is None else {k: v.to_json() for k, v in self.strata.items()}
-        differences = self.strata_differences
         return {
             **self.to_json(),
-            "strata": strata,
-            "strata_differences": None
-            if differences is None
-            else {k: v.to_json() for k, v in differences.items()},
+            **{
+                key: None if figures is None else {k: v.to_json() for k, v in figures.items()}
+                for key, figures in (("strata", self.strata), ("strata_differences", self.strata_differences))
+            },
         }
 
     def _tail(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -79,7 +79,6 @@ from server.scoring.results import (
 )
 
 VISIBLE_BASELINE_STATES = (ReviewState.PENDING, ReviewState.APPROVED)
-VIEWS = ("masking", "clinical", "strata")
 LADDER_TIE_REASON = "no tie test: a Ladder phase shows rounded values only"
 
 
@@ -141,14 +140,6 @@ def _metrics(report: Report | None) -> dict[str, Estimate]:
     return {name: report.metric(name) if report else Estimate() for name in LEADERBOARD_ORDER}
 
 
-def _replicates(raw: bytes | None) -> np.ndarray | None:
-    return np.frombuffer(raw, dtype=np.float64) if raw else None
-
-
-def _scorer_version(record: RunRecord, report: Report | None) -> str | None:
-    return record.scorer_version or (report.scorer_version if report else None)
-
-
 def _development(phase: PhaseView) -> bool:
     """A development phase: scored on the public set, so no private-set reference rows."""
     return phase.test_set == "public"
@@ -185,7 +176,7 @@ def _models(
             )
             .order_by(Submission.id)
         )
-        found = [(sub, team) for sub, team in session.execute(query).all()]
+        found = [(sub, team) for sub, team in session.execute(query)]
     else:
         found = [(sub, team) for sub, team in history.scored_at(session, mine, as_of) if _on_board(sub)]
     candidates: list[_Candidate] = []
@@ -197,9 +188,11 @@ def _models(
                 team=team,
                 name=sub.name,
                 submission_id=sub.id,
-                scorer_version=_scorer_version(record, report),
+                scorer_version=record.scorer_version or (report.scorer_version if report else None),
                 metrics=_metrics(report),
-                replicates=_replicates(sub.tau_replicates),
+                replicates=np.frombuffer(sub.tau_replicates, dtype=np.float64)
+                if sub.tau_replicates
+                else None,
                 basis=record.pairing(),
                 report=report,
                 amae_unit=report.amae_unit if report else None,
@@ -211,14 +204,13 @@ def _models(
         )
     _add_seeds(session, candidates)
     if best_per_team:
-        best: dict[str, _Candidate] = {}
-        kept: list[_Candidate] = []
+        best: dict[str | None, _Candidate] = {}
         for cand in candidates:
-            if cand.kind == "baseline":
-                kept.append(cand)
-            elif cand.team not in best or cand.sort_key() < best[cand.team].sort_key():
-                best[str(cand.team)] = cand
-        candidates = kept + list(best.values())
+            if cand.kind != "baseline" and (
+                cand.team not in best or cand.sort_key() < best[cand.team].sort_key()
+            ):
+                best[cand.team] = cand
+        candidates = [c for c in candidates if c.kind == "baseline"] + list(best.values())
     if phase.ladder_board:
         candidates += _ladder_rows(session, phase, as_of)
     candidates.sort(key=lambda c: (*c.sort_key(), c.kind != "submission", c.submission_id or 0, c.name))
@@ -277,11 +269,10 @@ def _bands(references: BoardReferences | None, development: bool) -> dict[str, t
     """Each expert's 95% band: the percentile interval of its replicates on the runs' resamples."""
     if references is None or development:
         return {}
-    bands: dict[str, tuple[float, float] | None] = {}
-    for name, replicates in sorted(references.expert_replicates.items()):
-        lo, hi = percentile_ci(replicates)
-        bands[name] = (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
-    return bands
+    cis = {
+        name: percentile_ci(replicates) for name, replicates in sorted(references.expert_replicates.items())
+    }
+    return {name: ci if math.isfinite(ci[0]) and math.isfinite(ci[1]) else None for name, ci in cis.items()}
 
 
 def build_board(
@@ -301,12 +292,12 @@ def build_board(
     ranked = [c for c in candidates if c.ranked]
     models = [
         Model(
-            submission_id=c.submission_id,
-            name=c.name,
-            replicates=c.replicates,
-            basis=c.basis,
-            ladder=c.ladder is not None,
-            tau=c.metrics["kendall_tau_b"].shown,
+            c.submission_id,
+            c.name,
+            c.replicates,
+            c.basis,
+            c.ladder is not None,
+            c.metrics["kendall_tau_b"].shown,
         )
         for c in ranked
     ]
@@ -456,6 +447,7 @@ def _with_ties(candidates: list[_Candidate], standing: Mapping[int, Standing]) -
     rank = 0
     for cand in candidates:
         tied, reason = _tie(cand, leader)
+        strata = cand.report if cand.report and cand.report.strata else None
         if cand.ranked:
             rank += 1
         out.append(
@@ -485,10 +477,8 @@ def _with_ties(candidates: list[_Candidate], standing: Mapping[int, Standing]) -
                 links=cand.links,
                 per_expert=cand.report.per_expert if cand.report is not None else {},
                 runs=cand.runs,
-                strata=cand.report.strata if cand.report and cand.report.strata else None,
-                strata_differences=cand.report.strata_differences
-                if cand.report and cand.report.strata
-                else None,
+                strata=strata.strata if strata else None,
+                strata_differences=strata.strata_differences if strata else None,
             )
         )
     return out

@@ -19,7 +19,7 @@ Everything here is computed once per board version: `server.leaderboard.cache` k
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -158,19 +158,12 @@ def standings(
                     p_first=float(summary.p_first[index]),
                     tier=int(tier[index]),
                 )
-            shown = SignificanceMap(
-                submission_ids=tuple(models[k].submission_id for k in ranked),
-                names=tuple(models[k].name for k in ranked),
-                p=p,
-                p_holm=p_holm,
-                alpha=alpha,
-                resamples=ranking.usable_resamples(matrix),
-            )
+            ids, names = tuple(models[k].submission_id for k in ranked), tuple(models[k].name for k in ranked)
+            shown = SignificanceMap(ids, names, p, p_holm, alpha, ranking.usable_resamples(matrix))
     out: list[Standing] = []
     for k, model in enumerate(models):
         marks = {name: mark for name, band in bands.items() if (mark := versus(model.tau, band)) is not None}
-        if model.ladder:
-            marks = {}
-        base = figures.get(k, Standing(reason=reasons[k]))
-        out.append(Standing(base.rank_ci95, base.median_rank, base.p_first, base.tier, base.reason, marks))
+        out.append(
+            replace(figures.get(k, Standing(reason=reasons[k])), versus_experts={} if model.ladder else marks)
+        )
     return out, shown

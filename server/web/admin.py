@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -67,6 +67,7 @@ CLEARABLE = ("closes_at", *QUOTA_KEYS, "compute_budget_s")  # a blank clears the
 
 
 NoticeQuery = Annotated[str | None, Query(max_length=4000)]
+N = TypeVar("N", int, float)
 
 
 # -- access, errors --------------------------------------------------------------------------------
@@ -95,16 +96,20 @@ def _page(
     return response
 
 
-def _get(
-    request: Request, session: Session, signer: SessionSigner, user: Principal | None, page: str,
-    signed_notice: str | None,
-) -> Response:  # fmt: skip
-    """One page: access (login, role), then the page with the notice its form's redirect carried."""
-    refused = _refused(request, signer, user, page)
-    if refused is not None:
-        return refused
-    assert user is not None
-    return _page(request, session, signer, user, page, notice=_notice(signer, signed_notice))
+def _get_route(page: str) -> None:
+    """``GET /admin/<page>``: access (login, role), then the page with the notice its form's
+    redirect carried."""
+
+    def get(
+        request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
+    ) -> Response:
+        refused = _refused(request, signer, user, page)
+        if refused is not None:
+            return refused
+        assert user is not None
+        return _page(request, session, signer, user, page, notice=_notice(signer, notice))
+
+    router.get(f"/admin/{page}", response_model=None, name=f"{page}_page")(get)
 
 
 def _post(
@@ -144,24 +149,16 @@ def _notice(signer: SessionSigner, signed: str | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _int(value: str, field: str, *, blank: int | None = None) -> int | None:
-    value = value.strip()
-    if not value:
-        return blank
-    try:
-        return int(value)
-    except ValueError:
-        raise BadRequest(f"{field} must be a whole number, not {value!r}") from None
-
-
-def _float(value: str, field: str) -> float | None:
+def _number(value: str, field: str, kind: type[N]) -> N | None:
+    """A posted number (`kind`), None when blank."""
     value = value.strip()
     if not value:
         return None
     try:
-        return float(value)
+        return kind(value)
     except ValueError:
-        raise BadRequest(f"{field} must be a number, not {value!r}") from None
+        what = "a whole number" if kind is int else "a number"
+        raise BadRequest(f"{field} must be {what}, not {value!r}") from None
 
 
 def _when(value: str, field: str) -> datetime | None:
@@ -180,26 +177,30 @@ def _when(value: str, field: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+for _name in ACCESS:  # the four pages, registered before their forms' routes
+    _get_route(_name)
+
+
 # -- phases ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class PhaseForm:
-    """The fields of the phase form, as posted (text)."""
+    """The fields of the phase form, as posted (text); FastAPI reads each from the form."""
 
-    opens_at: str = ""
-    closes_at: str = ""
-    test_set: str = "private"
-    visibility: str = "live"
-    disclosure: str = ""
-    ladder: str = ""
-    ladder_level: str = ""
-    ladder_step: str = ""
-    max_selected: str = ""
-    quota_total: str = ""
-    quota_per_day: str = ""
-    quota_per_week: str = ""
-    compute_budget_s: str = ""
+    opens_at: Annotated[str, Form()] = ""
+    closes_at: Annotated[str, Form()] = ""
+    test_set: Annotated[str, Form()] = "private"
+    visibility: Annotated[str, Form()] = "live"
+    disclosure: Annotated[str, Form()] = ""
+    ladder: Annotated[str, Form()] = ""
+    ladder_level: Annotated[str, Form()] = ""
+    ladder_step: Annotated[str, Form()] = ""
+    max_selected: Annotated[str, Form()] = ""
+    quota_total: Annotated[str, Form()] = ""
+    quota_per_day: Annotated[str, Form()] = ""
+    quota_per_week: Annotated[str, Form()] = ""
+    compute_budget_s: Annotated[str, Form()] = ""
 
     def values(self) -> dict[str, Any]:
         """Typed values; a blank number is None (the server default), a blank end open-ended."""
@@ -210,38 +211,16 @@ class PhaseForm:
             "visibility": self.visibility,
             "disclosure": self.disclosure or None,
             "ladder": self.ladder == "on",
-            "ladder_level": _float(self.ladder_level, "ladder level"),
-            "ladder_step": _float(self.ladder_step, "ladder step"),
-            "max_selected": _int(self.max_selected, "max selected"),
+            "ladder_level": _number(self.ladder_level, "ladder level", float),
+            "ladder_step": _number(self.ladder_step, "ladder step", float),
             **{
-                key: _int(getattr(self, key), key.replace("_", " "))
-                for key in (*QUOTA_KEYS, "compute_budget_s")
+                key: _number(getattr(self, key), key.replace("_", " "), int)
+                for key in ("max_selected", *QUOTA_KEYS, "compute_budget_s")
             },
         }
 
 
-def _phase_form(
-    opens_at: Annotated[str, Form()] = "",
-    closes_at: Annotated[str, Form()] = "",
-    test_set: Annotated[str, Form()] = "private",
-    visibility: Annotated[str, Form()] = "live",
-    disclosure: Annotated[str, Form()] = "",
-    ladder: Annotated[str, Form()] = "",
-    ladder_level: Annotated[str, Form()] = "",
-    ladder_step: Annotated[str, Form()] = "",
-    max_selected: Annotated[str, Form()] = "",
-    quota_total: Annotated[str, Form()] = "",
-    quota_per_day: Annotated[str, Form()] = "",
-    quota_per_week: Annotated[str, Form()] = "",
-    compute_budget_s: Annotated[str, Form()] = "",
-) -> PhaseForm:
-    return PhaseForm(
-        opens_at, closes_at, test_set, visibility, disclosure, ladder, ladder_level, ladder_step,
-        max_selected, quota_total, quota_per_day, quota_per_week, compute_budget_s,
-    )  # fmt: skip
-
-
-PhaseFormDep = Annotated[PhaseForm, Depends(_phase_form)]
+PhaseFormDep = Annotated[PhaseForm, Depends()]
 
 
 def _phases_context(request: Request, session: Session) -> dict[str, Any]:
@@ -253,13 +232,6 @@ def _phases_context(request: Request, session: Session) -> dict[str, Any]:
         and v.closes_at is not None and v.closes_at <= now
     }  # fmt: skip
     return {"phases": views, "revealable": revealable, "now": now}
-
-
-@router.get("/admin/phases", response_model=None)
-def phases_page(
-    request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
-) -> Response:
-    return _get(request, session, signer, user, "phases", notice)
 
 
 @router.post("/admin/phases", response_model=None)
@@ -348,18 +320,11 @@ def _accounts_context(request: Request, session: Session) -> dict[str, Any]:
 
 def _lifetime(days: str) -> timedelta | None:
     """Token lifetime in days as the command takes it: 0 never expires; blank is 90."""
-    value = _float(days, "expires in days")
+    value = _number(days, "expires in days", float)
     value = 90.0 if value is None else value
     if value < 0:
         raise BadRequest(f"expires in days must be 0 (never) or more, not {value:g}")
     return None if value == 0 else timedelta(days=value)
-
-
-@router.get("/admin/accounts", response_model=None)
-def accounts_page(
-    request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
-) -> Response:
-    return _get(request, session, signer, user, "accounts", notice)
 
 
 @router.post("/admin/accounts/teams", response_model=None)
@@ -437,13 +402,6 @@ def _quotas_context(request: Request, session: Session) -> dict[str, Any]:
     }
 
 
-@router.get("/admin/quotas", response_model=None)
-def quotas_page(
-    request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
-) -> Response:
-    return _get(request, session, signer, user, "quotas", notice)
-
-
 @router.post("/admin/quotas/{team_name}", response_model=None)
 def set_quota(
     team_name: str, request: Request, session: SessionDep, signer: SignerDep, user: WebUser,
@@ -455,7 +413,7 @@ def set_quota(
 
     def act(actor: Principal) -> str:
         posted = {"per_day": per_day, "per_week": per_week, "total": total, "active": active}
-        values = {key: _int(value, f"quota {key}") for key, value in posted.items()}
+        values = {key: _number(value, f"quota {key}", int) for key, value in posted.items()}
         accounts.set_quota(session, team_name, values, actor=actor.audit_name, actor_user_id=actor.user_id)
         return f"Quota of {team_name} saved."
 
@@ -481,13 +439,6 @@ def _ids(text: str) -> list[int]:
             f"give submission ids (numbers, separated by spaces or commas), or choose all; got {text!r}"
         )
     return sorted({int(w) for w in words})
-
-
-@router.get("/admin/rescore", response_model=None)
-def rescore_page(
-    request: Request, session: SessionDep, signer: SignerDep, user: WebUser, notice: NoticeQuery = None
-) -> Response:
-    return _get(request, session, signer, user, "rescore", notice)
 
 
 @router.post("/admin/rescore", response_model=None)

@@ -94,13 +94,6 @@ class RescoreJobs:
             self._thread.start()
             return job
 
-    def wait(self, timeout: float) -> bool:
-        """Wait for the running job's thread (tests, shutdown); True when none is running."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return thread is None or not thread.is_alive()
-
     @staticmethod
     def _run(db: Database, settings: Settings, job: RescoreProgress) -> None:
         from server.worker.evaluation import EvaluationSet

@@ -72,10 +72,6 @@ class PlotCache:
         return plot
 
 
-def plot_cache(state: AppState) -> PlotCache:
-    return state.parts.get(PlotCache)
-
-
 def board(
     session: Session, state: AppState, phase: PhaseView, viewer: Principal | None
 ) -> tuple[tuple[Any, ...], list[BoardRow]]:

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from server.core.deps import DatabaseDep, StateDep
 from server.core.errors import Unauthorized
 from server.core.principal import Principal, principal_for_hash
-from server.web.cache import PlotCache, plot_cache
+from server.web.cache import PlotCache
 from server.web.session import SessionSigner, is_revoked
 
 
@@ -39,7 +39,7 @@ WebUser = Annotated[Principal | None, Depends(get_web_user)]
 
 
 def get_plot_cache(state: StateDep) -> PlotCache:
-    return plot_cache(state)
+    return state.parts.get(PlotCache)
 
 
 PlotCacheDep = Annotated[PlotCache, Depends(get_plot_cache)]

@@ -154,10 +154,11 @@ def _figure(width: float, height: float) -> matplotlib.figure.Figure:
 
 
 def _interval_dots(
-    points: Sequence[TauPoint], *, width: float, xlabel: str, empty: str
+    points: Sequence[TauPoint], *, width: float, xlabel: str, empty: str, invert: bool = False
 ) -> tuple[str, list[TauPoint], list[str]]:
     """A dot per point with its 95% CI, the first at the top, marked by its kind: the SVG, the
-    points drawn (finite values) and the labels of those left out (no value)."""
+    points drawn (finite values) and the labels of those left out (no value). `invert`: the
+    x axis falls to the right (ranks: 1 is best)."""
     shown = [p for p in points if p.value is not None and math.isfinite(p.value)]
     missing = [p.label for p in points if p not in shown]
     fig = _figure(width, 0.9 + 0.32 * max(len(shown), 1))
@@ -171,6 +172,8 @@ def _interval_dots(
     ax.set_yticks(range(len(ordered)), [_plain(p.label) for p in ordered])
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", color=COLORS["grid"], linewidth=0.6)
+    if invert:
+        ax.invert_xaxis()
     if not shown:
         ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes)
         ax.set_yticks([])
@@ -211,15 +214,8 @@ def confusion_heatmap(matrix: Sequence[Sequence[int]]) -> Plot:
     peak = max(max(row) for row in values) or 1
     for i, row in enumerate(values):
         for j, count in enumerate(row):
-            ax.text(
-                j,
-                i,
-                str(count),
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if count > 0.6 * peak else COLORS["text"],
-            )
+            color = "white" if count > 0.6 * peak else COLORS["text"]
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color=color)
     levels = [str(k) for k in range(1, 9)]
     ax.set_xticks(range(8), levels)
     ax.set_yticks(range(8), levels)
@@ -245,32 +241,22 @@ def group_amae_bars(groups: dict[str, Any]) -> Plot:
     values = [_finite_or_none(groups.get(key)) for key in LEVEL_GROUPS]
     fig = _figure(4.6, 2.8)
     ax = fig.add_subplot()
-    heights = [v if v is not None else 0.0 for v in values]
-    bars = ax.bar(LEVEL_GROUPS, heights, color=COLORS["submission"], width=0.6)
+    bars = ax.bar(LEVEL_GROUPS, [v or 0.0 for v in values], color=COLORS["submission"], width=0.6)
     for bar, value in zip(bars, values, strict=True):
         label = _fmt(value, 2) if value is not None else "n/a"
+        where = (bar.get_x() + bar.get_width() / 2, bar.get_height())
         ax.annotate(
-            label,
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            ha="center",
-            va="bottom",
-            xytext=(0, 2),
-            textcoords="offset points",
-            fontsize=8,
+            label, where, ha="center", va="bottom", xytext=(0, 2), textcoords="offset points", fontsize=8
         )
     ax.set_xlabel("Ground-truth level group")
     ax.set_ylabel("AMAE (levels, lower is better)")
     ax.grid(axis="y", color=COLORS["grid"], linewidth=0.6)
     ax.set_axisbelow(True)
     svg = _render(fig)
-    alt = (
-        "Bar chart of the averaged mean absolute error per level group: "
-        + "; ".join(
-            f"levels {key}: {_fmt(value, 2)}" for key, value in zip(LEVEL_GROUPS, values, strict=True)
-        )
-        + "."
+    described = "; ".join(
+        f"levels {key}: {_fmt(value, 2)}" for key, value in zip(LEVEL_GROUPS, values, strict=True)
     )
-    return Plot(svg=svg, alt=alt)
+    return Plot(svg=svg, alt=f"Bar chart of the averaged mean absolute error per level group: {described}.")
 
 
 @_exclusive
@@ -280,15 +266,11 @@ def odds_ratio_forest(points: Sequence[OddsRatioPoint], endpoints: dict[str, str
     `endpoints` maps report keys to labels, in display order. Odds ratios of 0 or undefined cannot be
     placed on a log axis; they are listed in the alt text instead.
     """
-    models: list[str] = []
-    for point in points:
-        if point.model not in models:
-            models.append(point.model)
-    rows: list[tuple[str, OddsRatioPoint | None]] = []
-    for key, label in endpoints.items():
-        for model in models:
-            found = next((p for p in points if p.endpoint == key and p.model == model), None)
-            rows.append((f"{label}: {model}", found))
+    models = list(dict.fromkeys(point.model for point in points))
+    found = {(p.endpoint, p.model): p for p in reversed(points)}  # the first of a pair wins
+    rows = [
+        (f"{label}: {model}", found.get((key, model))) for key, label in endpoints.items() for model in models
+    ]
     fig = _figure(7.0, 0.9 + 0.3 * max(len(rows), 1))
     ax = fig.add_subplot()
     ax.set_xscale("log")
@@ -362,12 +344,8 @@ def agreement_heatmap(
 def strata_dots(points: Sequence[TauPoint]) -> Plot:
     """Kendall tau-b of one run in each stratum of the test set with its paired 95% CI, in the
     report's order (top to bottom); a suppressed stratum (no value) is named in the alt text only."""
-    svg, shown, missing = _interval_dots(
-        points,
-        width=6.0,
-        xlabel="Kendall tau-b in the stratum (higher is better), 95% CI",
-        empty="no stratum with a value",
-    )
+    xlabel = "Kendall tau-b in the stratum (higher is better), 95% CI"
+    svg, shown, missing = _interval_dots(points, width=6.0, xlabel=xlabel, empty="no stratum with a value")
     parts = [f"Kendall tau-b with 95% confidence intervals in {len(shown)} strata of the test set."]
     parts += [f"{p.label}: {_fmt(p.value)}{_ci_text(p.lo, p.hi)}." for p in shown]
     if missing:
@@ -394,19 +372,9 @@ class RankPoint:
 @_exclusive
 def rank_interval_plot(points: Sequence[RankPoint]) -> Plot:
     """Every ranked row's 95% rank interval and median rank (issue 21 item 2), best at the top."""
-    fig = _figure(7.0, 0.9 + 0.32 * max(len(points), 1))
-    ax = fig.add_subplot()
-    ordered = list(reversed(points))
-    rows = [(y, p.median, float(p.lo), float(p.hi)) for y, p in enumerate(ordered)]
-    _points(ax, rows, COLORS["submission"], "o")
-    ax.set_yticks(range(len(ordered)), [_plain(p.label) for p in ordered])
-    ax.set_xlabel("Rank over the bootstrap resamples (1 = best): median and 95% interval")
-    ax.invert_xaxis()
-    ax.grid(axis="x", color=COLORS["grid"], linewidth=0.6)
-    if not points:
-        ax.text(0.5, 0.5, "no ranked rows", ha="center", va="center", transform=ax.transAxes)
-        ax.set_yticks([])
-    svg = _render(fig)
+    dots = [TauPoint(p.label, "submission", p.median, float(p.lo), float(p.hi)) for p in points]
+    xlabel = "Rank over the bootstrap resamples (1 = best): median and 95% interval"
+    svg, _, _ = _interval_dots(dots, width=7.0, xlabel=xlabel, empty="no ranked rows", invert=True)
     parts = [f"Rank intervals of {len(points)} ranked rows, best first."]
     parts += [f"{p.label}: median {p.median:g}, 95% {p.lo}-{p.hi}" for p in points[:20]]
     return Plot(svg=svg, alt=" ".join(parts))

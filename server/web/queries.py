@@ -109,10 +109,6 @@ def previous_best(session: Session, team_id: int, exclude_id: int) -> PreviousBe
     return None if row is None else PreviousBest(int(row[0]), row[1], row[2])
 
 
-def team_names(session: Session) -> dict[int, str]:
-    return {int(i): str(n) for i, n in session.execute(select(Team.id, Team.name)).all()}
-
-
 def teams(session: Session) -> list[Team]:
     return list(session.scalars(select(Team).order_by(Team.name)))
 

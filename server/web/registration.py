@@ -30,14 +30,10 @@ def _form(
     request: Request, signer: Any, user: Any, settings: Settings, values: dict[str, str], **extra: Any
 ) -> HTMLResponse:
     status = extra.pop("status_code", 200)
-    context = {
-        "questions": questions.load(settings.registration_questions),
-        "values": values,
-        "error": None,
-        "done": False,
-    }
-    context.update(extra)
-    return render(request, signer, user, "register.html", context, status_code=status)
+    context = {"questions": questions.load(settings.registration_questions), "values": values, "error": None}
+    return render(
+        request, signer, user, "register.html", {**context, "done": False, **extra}, status_code=status
+    )
 
 
 @router.get("/register", response_class=HTMLResponse)
@@ -79,15 +75,8 @@ async def register(
         return _form(request, signer, user, settings, values, error=str(exc), status_code=400)
     for field in ("name", "email", "affiliation", "team_name"):
         if not values.get(field, "").strip():
-            return _form(
-                request,
-                signer,
-                user,
-                settings,
-                values,
-                error=f"Fill in {field.replace('_', ' ')}.",
-                status_code=400,
-            )
+            error = f"Fill in {field.replace('_', ' ')}."
+            return _form(request, signer, user, settings, values, error=error, status_code=400)
     try:
         _submit(db, settings, client_address(request), values, answers)
     except CsawmError as exc:
@@ -101,8 +90,7 @@ def verify_page(
 ) -> HTMLResponse:
     try:
         with db.write_session() as session, session.begin():
-            reg = service.verify(session, token)
-            email = reg.email
+            email = service.verify(session, token).email
     except CsawmError as exc:
         return render(
             request, signer, user, "registered.html", {"error": exc.message}, status_code=exc.status_code

@@ -69,7 +69,7 @@ from server.scoring.results import Estimate, Report
 from server.scoring.summary import summary_report
 from server.submissions import service as submissions
 from server.web import admin, downloads, guides, plots, queries
-from server.web.cache import PlotCache, clinical_board, plot_cache, plot_version
+from server.web.cache import PlotCache, clinical_board, plot_version
 from server.web.cache import board as cache_board
 from server.web.deps import PlotCacheDep, SignerDep, WebUser
 from server.web.registration import open_registrations
@@ -148,34 +148,23 @@ def static_file(name: str) -> Response:
 # -- leaderboard -----------------------------------------------------------------------------------
 
 
+def _label(row: BoardRow) -> str:
+    return f"{row.team} / {row.name}" if row.team else row.name.replace("_", " ")
+
+
 def _tau_plot(rows: list[BoardRow]) -> plots.Plot:
-    points = [
-        plots.TauPoint(
-            label=f"{row.team} / {row.name}" if row.team else row.name.replace("_", " "),
-            kind=row.kind,
-            value=row.tau.value,
-            lo=row.tau.lo,
-            hi=row.tau.hi,
-        )
-        for row in rows
-    ]
+    points = [plots.TauPoint(_label(row), row.kind, row.tau.value, row.tau.lo, row.tau.hi) for row in rows]
     return plots.tau_plot(points)
 
 
 def _rank_plot(rows: list[BoardRow]) -> plots.Plot:
-    points = [
-        plots.RankPoint(
-            label=f"{row.team} / {row.name}" if row.team else row.name.replace("_", " "),
-            median=row.standing.median_rank,
-            lo=row.standing.rank_ci95[0],
-            hi=row.standing.rank_ci95[1],
-        )
-        for row in rows
-        if row.standing is not None
-        and row.standing.rank_ci95 is not None
-        and row.standing.median_rank is not None
-    ]
-    return plots.rank_interval_plot(points)
+    return plots.rank_interval_plot(
+        [
+            plots.RankPoint(_label(row), s.median_rank, *s.rank_ci95)
+            for row in rows
+            if (s := row.standing) is not None and s.rank_ci95 is not None and s.median_rank is not None
+        ]
+    )
 
 
 def _significance_plot(session: Session, state: AppState, shown: PhaseView) -> plots.Plot:
@@ -188,11 +177,6 @@ def _significance_plot(session: Session, state: AppState, shown: PhaseView) -> p
 
 PhaseQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
 AsOfQuery = Annotated[str | None, Query(min_length=1, max_length=64)]  # the board as it stood then
-
-
-def _board_phase(session: Session, state: Any, name: str | None) -> PhaseView:
-    """The board's phase: `name` (NotFound when unknown), else the current one."""
-    return phases.board_phase(session, state.settings, name)
 
 
 def _board_as_of(
@@ -258,18 +242,11 @@ def _arranged_context(
 
 @router.get("/", response_class=HTMLResponse)
 def leaderboard_page(
-    request: Request,
-    session: SessionDep,
-    state: StateDep,
-    signer: SignerDep,
-    user: WebUser,
-    cache: PlotCacheDep,
-    phase: PhaseQuery = None,
-    as_of: AsOfQuery = None,
+    request: Request, session: SessionDep, state: StateDep, signer: SignerDep, user: WebUser,
+    cache: PlotCacheDep, phase: PhaseQuery = None, as_of: AsOfQuery = None,
     reference: Annotated[str | None, Query(max_length=64)] = None,
-    group: Annotated[str | None, Query(max_length=64)] = None,
-    view: Literal["masking", "strata"] = "masking",
-) -> HTMLResponse:
+    group: Annotated[str | None, Query(max_length=64)] = None, view: Literal["masking", "strata"] = "masking",
+) -> HTMLResponse:  # fmt: skip
     try:
         expert, grouping = ordering.parse_reference(reference), ordering.parse_group(group)
     except ordering.InvalidBoardQuery as exc:
@@ -277,7 +254,7 @@ def leaderboard_page(
     if as_of is not None:
         return _board_page_as_of(request, session, state, signer, user, phase, as_of)
     try:
-        shown = _board_phase(session, state, phase)
+        shown = phases.board_phase(session, state.settings, phase)
     except NotFound:
         return not_found(request, signer, user, f"Phase {phase!r}")
     version, rows = cache_board(session, state, shown, user)
@@ -307,22 +284,18 @@ def leaderboard_page(
 def leaderboard_plot(
     session: SessionDep, state: StateDep, cache: PlotCacheDep, user: WebUser, phase: PhaseQuery = None
 ) -> Response:
-    version, rows = cache_board(session, state, _board_phase(session, state, phase), user)
+    version, rows = cache_board(session, state, phases.board_phase(session, state.settings, phase), user)
     return _svg(cache.get(("board", *version), lambda: _tau_plot(rows)))
 
 
 @router.get("/plots/leaderboard-{name}.svg")
 def leaderboard_rank_plot(
-    name: Literal["ranks", "significance"],
-    session: SessionDep,
-    state: StateDep,
-    cache: PlotCacheDep,
-    user: WebUser,
-    phase: PhaseQuery = None,
-) -> Response:
+    name: Literal["ranks", "significance"], session: SessionDep, state: StateDep, cache: PlotCacheDep,
+    user: WebUser, phase: PhaseQuery = None,
+) -> Response:  # fmt: skip
     """The rank-interval plot and the significance map of the top rows; 404 where the phase
     withholds rank figures from this viewer (`board_figures_note`)."""
-    shown = _board_phase(session, state, phase)
+    shown = phases.board_phase(session, state.settings, phase)
     if board_figures_note(shown, user) is not None:
         raise NotFound("plot not found")
     version, rows = cache_board(session, state, shown, user)
@@ -339,7 +312,7 @@ def _download_rows(
     if as_of is not None:
         shown, at, rows = _board_as_of(session, state, user, phase, as_of)
         return shown, rows, {"as_of": iso(at)}
-    shown = _board_phase(session, state, phase)
+    shown = phases.board_phase(session, state.settings, phase)
     return shown, cache_board(session, state, shown, user)[1], {}
 
 
@@ -363,13 +336,9 @@ def leaderboard_json(
 
 @router.get("/leaderboard.csv")
 def leaderboard_csv(
-    session: SessionDep,
-    state: StateDep,
-    user: WebUser,
-    phase: PhaseQuery = None,
-    as_of: AsOfQuery = None,
+    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None, as_of: AsOfQuery = None,
     reference: Annotated[str | None, Query(max_length=64)] = None,
-) -> Response:
+) -> Response:  # fmt: skip
     """The board as CSV; with ``reference=expert_k`` in that order with two more columns, the row's
     rank and tau-b under the reference (`server.leaderboard.ordering`; withheld as the API does)."""
     expert = ordering.parse_reference(reference)
@@ -409,13 +378,9 @@ def leaderboard_csv(
 
 @router.get("/snapshots/{snapshot_id}", response_class=HTMLResponse)
 def snapshot_page(
-    request: Request,
-    snapshot_id: IdPath,
-    session: SessionDep,
-    state: StateDep,
-    signer: SignerDep,
+    request: Request, snapshot_id: IdPath, session: SessionDep, state: StateDep, signer: SignerDep,
     user: WebUser,
-) -> HTMLResponse:
+) -> HTMLResponse:  # fmt: skip
     """The citable page of a frozen board (`server.leaderboard.snapshots`), drawn from its bytes."""
     try:
         info, data = snapshots.one(session, state.settings, snapshot_id)
@@ -434,13 +399,9 @@ def login_page(request: Request, signer: SignerDep, user: WebUser, next: str | N
 
 @router.post("/login", response_class=HTMLResponse)
 def login(
-    request: Request,
-    signer: SignerDep,
-    db: DatabaseDep,
-    token: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/team",
-    csrf_token: Annotated[str, Form()] = "",
-) -> Response:
+    request: Request, signer: SignerDep, db: DatabaseDep, token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/team", csrf_token: Annotated[str, Form()] = "",
+) -> Response:  # fmt: skip
     target = _safe_next(next)
     try:
         signer.check_csrf(request, csrf_token)
@@ -505,14 +466,9 @@ def own_team(request: Request, signer: SignerDep, user: WebUser) -> Response:
 
 @router.get("/teams/{name:path}", response_model=None)  # a team name may hold "/"
 def team_page(
-    name: str,
-    request: Request,
-    session: SessionDep,
-    state: StateDep,
-    settings: SettingsDep,
-    signer: SignerDep,
-    user: WebUser,
-) -> Response:
+    name: str, request: Request, session: SessionDep, state: StateDep, settings: SettingsDep,
+    signer: SignerDep, user: WebUser,
+) -> Response:  # fmt: skip
     if user is None:
         return _login_redirect(request)
     team = session.scalar(select(Team).where(Team.name == name))
@@ -556,44 +512,35 @@ def _visible(session: Session, user: Principal, submission_id: int) -> Submissio
         return None
 
 
-def _shown_report(
-    request: Request, session: Session, sub: Submission, user: Principal
-) -> dict[str, Any] | None:
-    """The run's report as this viewer may see it, or None (server.disclosure.disclose)."""
-    return disclose(session, get_state(request).settings, sub, user).report_of(sub.metrics)
-
-
 @router.get("/submissions/{submission_id}", response_model=None)
 def report_page(
-    submission_id: IdPath, request: Request, session: SessionDep, signer: SignerDep, user: WebUser
-) -> Response:
+    submission_id: IdPath, request: Request, session: SessionDep, state: StateDep, signer: SignerDep,
+    user: WebUser, cache: PlotCacheDep,
+) -> Response:  # fmt: skip
     if user is None:
         return _login_redirect(request)
     sub = _visible(session, user, submission_id)
     if sub is None:
         return not_found(request, signer, user, f"Submission {submission_id}")
     team = session.get(Team, sub.team_id)
-    settings = get_state(request).settings
+    settings = state.settings
     view = disclose(session, settings, sub, user, outcome=True)
     report = view.report_of(sub.metrics) or None
     board_row = None
     if report is not None and board_figures_note(view.phase, user) is None:
-        rows = cache_board(session, get_state(request), view.phase, user)[1]
+        rows = cache_board(session, state, view.phase, user)[1]
         board_row = next((row for row in rows if row.kind != "expert" and row.submission_id == sub.id), None)
     alts: dict[str, str] = {}
-    if report is not None:
-        cache = plot_cache(get_state(request))
-        for plot_name in REPORT_PLOTS:
-            plot = _report_plot(session, cache, sub, report, plot_name)
-            if plot is not None:
-                alts[plot_name] = plot.alt
+    for plot_name in REPORT_PLOTS:
+        if report is not None and (plot := _report_plot(session, cache, sub, report, plot_name)) is not None:
+            alts[plot_name] = plot.alt
     context = {
         "sub": sub,
         "team_name": team.name if team else "",
         "report": report,
         "scores": Report.read(report),  # what the page reads of the report (typed)
         "alts": alts,
-        "plot_version": plot_version(get_state(request), sub.id, sub.updated_at.isoformat()),
+        "plot_version": plot_version(state, sub.id, sub.updated_at.isoformat()),
         # Figures, timestamps and maintainer-only texts as the API shows them (server.disclosure).
         "run": view.run,
         "staff": view.viewer.staff,
@@ -602,20 +549,16 @@ def report_page(
         "board_row": board_row,  # the run's row on its phase's board (rank figures), if it is one
         "board_query": urlencode({"phase": view.phase.name}),
         "queue": ops_status.queue_place(session, sub, settings.lease_ttl),
-        "review": REVIEW_WORDS[state.value] if (state := view.review) else NO_REVIEW,
+        "review": REVIEW_WORDS[said.value] if (said := view.review) else NO_REVIEW,
     }
     return render(request, signer, user, "report.html", context)
 
 
 @router.post("/submissions/{submission_id}/cancel", response_model=None)
 def cancel_run(
-    submission_id: IdPath,
-    request: Request,
-    session: SessionDep,
-    signer: SignerDep,
-    user: WebUser,
+    submission_id: IdPath, request: Request, session: SessionDep, signer: SignerDep, user: WebUser,
     csrf_token: Annotated[str, Form()] = "",
-) -> Response:
+) -> Response:  # fmt: skip
     """The report page's cancel button: the API's cancel (`submissions.cancel`, the policy table
     decides the refund), behind the session's CSRF token."""
     if user is None:
@@ -689,17 +632,15 @@ def _forest(
 
 @router.get("/submissions/{submission_id}/plots/{name}.svg", response_model=None)
 def report_plot(
-    submission_id: IdPath,
-    name: str,
-    request: Request,
-    session: SessionDep,
-    user: WebUser,
+    submission_id: IdPath, name: str, request: Request, session: SessionDep, user: WebUser,
     cache: PlotCacheDep,
-) -> Response:
+) -> Response:  # fmt: skip
     sub = _visible(session, user, submission_id) if user is not None else None
-    report = _shown_report(request, session, sub, user) if sub is not None and user is not None else None
+    if sub is None or user is None:
+        return Response("not found", status_code=404, media_type="text/plain")
+    report = disclose(session, get_state(request).settings, sub, user).report_of(sub.metrics)
     # a withheld score has no plot, nor a withheld figure of a summary
-    plot = _report_plot(session, cache, sub, report, name) if sub is not None and report else None
+    plot = _report_plot(session, cache, sub, report, name) if report else None
     if plot is None:
         return Response("not found", status_code=404, media_type="text/plain")
     return _svg(plot)
@@ -709,16 +650,16 @@ def report_plot(
 
 
 def _admin_context(session: Session, request: Request) -> dict[str, Any]:
-    settings: Settings = get_state(request).settings
-    names = queries.team_names(session)
+    state = get_state(request)
+    settings: Settings = state.settings
+    teams = queries.teams(session)
+    names = {team.id: team.name for team in teams}
     pending = []
     for sub in review.review_queue(session):
         best = queries.previous_best(session, sub.team_id, sub.id)
         pending.append({"sub": sub, "team": names.get(sub.team_id, ""), "best": best})
-    team_quota = [(team, quota.compute_status(session, team, settings)) for team in queries.teams(session)]
-    worker = get_state(request).parts.find(Worker)
-    cache = get_state(request).parts.get(review_flags.RankCache)
-    flags = review_flags.compute_flags(session, settings.data_dir, cache)
+    team_quota = [(team, quota.compute_status(session, team, settings)) for team in teams]
+    flags = review_flags.compute_flags(session, settings.data_dir, state.parts.get(review_flags.RankCache))
     audit = review.audit_log(session, action=None, limit=50, offset=0)
     return {
         "pending": pending,
@@ -732,7 +673,7 @@ def _admin_context(session: Session, request: Request) -> dict[str, Any]:
         "counts": queries.status_counts(session),
         "active": [(s, names.get(s.team_id, "")) for s in queries.active_runs(session)],
         "failed": [(s, names.get(s.team_id, "")) for s in queries.failed_runs(session)],
-        "embedded_worker": worker is not None,
+        "embedded_worker": state.parts.find(Worker) is not None,
         "remote_workers": worker_accounts.list_workers(session),
         "now": utcnow(),
         "actions": [a.value for a in ReviewAction],
@@ -750,48 +691,33 @@ def _flag_kinds(flags: FlagsOut) -> dict[int, list[str]]:
     return kinds
 
 
-def _unconfirmed_flags(request: Request, session: Session, submission_id: int) -> list[str]:
-    """The flags of a run an approval must confirm: a flagged run is never approved unseen."""
-    settings = get_state(request).settings
-    flags = review_flags.compute_flags(
-        session, settings.data_dir, get_state(request).parts.get(review_flags.RankCache)
-    )
-    return _flag_kinds(flags).get(submission_id, [])
-
-
 @router.get("/admin", response_model=None)
 def admin_page(
-    request: Request,
-    session: SessionDep,
-    signer: SignerDep,
-    user: WebUser,
+    request: Request, session: SessionDep, signer: SignerDep, user: WebUser,
     reviewed: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
     action: Annotated[str | None, Query(max_length=20)] = None,
-) -> Response:
+) -> Response:  # fmt: skip
     if user is None:
         return _login_redirect(request)
     if not user.is_staff:
         return staff_only(request, signer, user)
-    context = _admin_context(session, request)
-    context["notice"] = None
-    if reviewed is not None and action in {a.value for a in ReviewAction}:
-        context["notice"] = f"Submission {reviewed}: {action} recorded."
-    context["error"] = None
-    return render(request, signer, user, "admin.html", context)
+    recorded = reviewed is not None and action in {a.value for a in ReviewAction}
+    notice = f"Submission {reviewed}: {action} recorded." if recorded else None
+    return render(
+        request,
+        signer,
+        user,
+        "admin.html",
+        {**_admin_context(session, request), "notice": notice, "error": None},
+    )
 
 
 @router.post("/admin/submissions/{submission_id}/review", response_model=None)
 def admin_review(
-    submission_id: IdPath,
-    request: Request,
-    session: SessionDep,
-    signer: SignerDep,
-    user: WebUser,
-    action: Annotated[str, Form()] = "",
-    reason: Annotated[str, Form()] = "",
-    confirm_flags: Annotated[str, Form()] = "",
-    csrf_token: Annotated[str, Form()] = "",
-) -> Response:
+    submission_id: IdPath, request: Request, session: SessionDep, signer: SignerDep, user: WebUser,
+    action: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
+    confirm_flags: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
+) -> Response:  # fmt: skip
     """Record a decision. Approving a flagged run needs the form's ``confirm_flags`` box ticked,
     checked here against the flags computed now (the API's review is unchanged: flags never block)."""
     if user is None:
@@ -801,10 +727,12 @@ def admin_review(
     problem: tuple[int, str] | None = None
     try:
         signer.check_csrf(request, csrf_token)
-        if action == ReviewAction.APPROVE.value and confirm_flags != "yes":
-            kinds = ", ".join(
-                k.replace("_", " ") for k in _unconfirmed_flags(request, session, submission_id)
+        if action == ReviewAction.APPROVE.value and confirm_flags != "yes":  # never approved unseen
+            state = get_state(request)
+            flags = review_flags.compute_flags(
+                session, state.settings.data_dir, state.parts.get(review_flags.RankCache)
             )
+            kinds = ", ".join(k.replace("_", " ") for k in _flag_kinds(flags).get(submission_id, []))
             if kinds:
                 problem = (
                     409,
@@ -832,15 +760,9 @@ def admin_review(
 
 
 def _agreement_page(
-    request: Request,
-    session: Session,
-    signer: SessionSigner,
-    user: Principal | None,
-    agreement: Agreement,
-    *,
-    error: str | None = None,
-    status_code: int = 200,
-) -> HTMLResponse:
+    request: Request, session: Session, signer: SessionSigner, user: Principal | None, agreement: Agreement,
+    *, error: str | None = None, status_code: int = 200,
+) -> HTMLResponse:  # fmt: skip
     """The agreement rendered from its Markdown with raw HTML off (`guides.render_markdown`), so
     the file's text can never put markup or script on the page; an accept form for a logged-in
     user who has not accepted this version."""
@@ -866,14 +788,9 @@ def agreement_page(
 
 @router.post("/agreement", response_model=None)
 def accept_agreement(
-    request: Request,
-    session: SessionDep,
-    state: StateDep,
-    signer: SignerDep,
-    user: WebUser,
-    version: Annotated[str, Form()] = "",
-    csrf_token: Annotated[str, Form()] = "",
-) -> Response:
+    request: Request, session: SessionDep, state: StateDep, signer: SignerDep, user: WebUser,
+    version: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
+) -> Response:  # fmt: skip
     if user is None:
         return _login_redirect(request)
     agreement = state.parts.find(Agreement)

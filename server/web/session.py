@@ -117,24 +117,13 @@ class SessionSigner:
     def session(self, request: Request) -> WebSession | None:
         """The session of a valid, unexpired session cookie, else None (revocation is the caller's
         check: it needs the database)."""
-        raw = request.cookies.get(SESSION_COOKIE)
-        if not raw:
-            return None
-        try:
-            value = self.serializer.loads(raw, max_age=int(SESSION_MAX_AGE.total_seconds()))
-        except BadSignature:
-            return None
+        value = self._cookie(request, SESSION_COOKIE, SESSION_MAX_AGE)
         if not isinstance(value, dict):
             return None
         token_hash, session_id = value.get("t"), value.get("s")
         if not isinstance(token_hash, str) or not isinstance(session_id, str) or not session_id:
             return None
         return WebSession(token_hash=token_hash, session_id=session_id)
-
-    def token_hash(self, request: Request) -> str | None:
-        """The token hash of a valid, unexpired session cookie, else None."""
-        session = self.session(request)
-        return session.token_hash if session is not None else None
 
     def start_session(self, request: Request, response: Response, token_hash: str) -> None:
         """Set the session cookie (a fresh session id) and rotate the CSRF nonce (no fixation)."""
@@ -148,14 +137,18 @@ class SessionSigner:
         response.delete_cookie(SESSION_COOKIE, path="/")
         response.delete_cookie(CSRF_COOKIE, path="/")
 
-    def _csrf_nonce(self, request: Request) -> str | None:
-        raw = request.cookies.get(CSRF_COOKIE)
+    def _cookie(self, request: Request, name: str, max_age: timedelta) -> object:
+        """The value of a signed cookie this server set no longer than `max_age` ago, else None."""
+        raw = request.cookies.get(name)
         if not raw:
             return None
         try:
-            value = self.serializer.loads(raw, max_age=int(CSRF_MAX_AGE.total_seconds()))
+            return self.serializer.loads(raw, max_age=int(max_age.total_seconds()))
         except BadSignature:
             return None
+
+    def _csrf_nonce(self, request: Request) -> str | None:
+        value = self._cookie(request, CSRF_COOKIE, CSRF_MAX_AGE)
         return value if isinstance(value, str) and value else None
 
     def csrf_for_form(self, request: Request) -> str:

@@ -172,14 +172,9 @@ def current_pause(request: Request) -> pause.PauseState:
 
 
 def render(
-    request: Request,
-    signer: SessionSigner,
-    user: Principal | None,
-    name: str,
-    context: dict[str, Any],
-    *,
-    status_code: int = 200,
-) -> HTMLResponse:
+    request: Request, signer: SessionSigner, user: Principal | None, name: str, context: dict[str, Any],
+    *, status_code: int = 200,
+) -> HTMLResponse:  # fmt: skip
     """Render a page; a form on it gets a CSRF nonce whose cookie is set on this response."""
     full = {
         "user": user, "csrf_token": lambda: signer.csrf_for_form(request), "csrf_field": CSRF_FIELD,
@@ -201,9 +196,8 @@ def error_page(
     title: str,
     message: str,
 ) -> HTMLResponse:
-    return render(
-        request, signer, user, "error.html", {"title": title, "message": message}, status_code=status_code
-    )
+    context = {"title": title, "message": message}
+    return render(request, signer, user, "error.html", context, status_code=status_code)
 
 
 def not_found(request: Request, signer: SessionSigner, user: Principal | None, what: str) -> HTMLResponse:
