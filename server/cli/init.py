@@ -41,7 +41,7 @@ import typer
 from server.submissions.schemas import MethodCard
 from server.submissions.starter_card import STARTER_NOTES, STARTER_TRAINING_DATA
 
-EXIT_OK, EXIT_INVALID = 0, 2
+EXIT_INVALID = 2
 IMAGE_VERSION = "1"
 _TAG_INVALID = re.compile(r"[^a-z0-9._-]+")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
