@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
+from sqlalchemy.orm import Session
 
 from server.core import migrate
 from server.core.db import Database
@@ -55,3 +56,11 @@ def reported_errors() -> Iterator[None]:
         yield
     except CsawmError as exc:
         raise fail(exc.message) from None
+
+
+@contextmanager
+def admin_session(settings: Settings | None = None, *, write: bool = True) -> Iterator[Session]:
+    """One transaction on the configured database; a service error exits 2 (`reported_errors`)."""
+    settings = settings or settings_or_exit()
+    with open_database(settings) as db, reported_errors(), db.transaction(write=write) as session:
+        yield session

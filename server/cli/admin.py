@@ -13,9 +13,10 @@ from typing import Annotated, Any
 import typer
 
 from server.accounts import service
+from server.cli import _server_common as common
 from server.cli import admin_words as words
 from server.cli import registrations as registration_cli
-from server.cli._server_common import cli_actor, fail, open_database, reported_errors, settings_or_exit
+from server.cli._server_common import admin_session, cli_actor, fail, settings_or_exit
 from server.core.text import visible
 from server.models import Role
 from server.phases import service as phases
@@ -35,8 +36,7 @@ def _lifetime(days: float) -> timedelta | None:
 @app.command("create-team")
 def create_team(name: Annotated[str, typer.Argument(help="Team name.")]) -> None:
     """Create a team."""
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session() as session:
         team = service.create_team(session, name, actor=cli_actor())
         typer.echo(f"created team {team.name} (id {team.id})", err=True)
 
@@ -50,8 +50,7 @@ def create_user(
     no_token: Annotated[bool, typer.Option("--no-token", help="Do not issue a first token.")] = False,
 ) -> None:
     """Create a user and print their first API token alone on stdout."""
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session() as session:
         user = service.create_user(session, email, role=role, team_name=team, actor=cli_actor())
         plaintext = None
         if not no_token:
@@ -70,8 +69,7 @@ def issue_token(
     label: Annotated[str, typer.Option("--label", help="A note to tell tokens apart.")] = "",
 ) -> None:
     """Issue a new API token and print it alone on stdout (it is not stored, only its hash)."""
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session() as session:
         _, plaintext = service.issue_token(
             session, email, expires_in=_lifetime(expires_days), label=label, actor=cli_actor()
         )
@@ -81,8 +79,7 @@ def issue_token(
 @app.command("revoke-token")
 def revoke_token(token: Annotated[str, typer.Argument(help="The token itself, or its numeric id.")]) -> None:
     """Revoke a token at once."""
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session() as session:
         row = service.revoke_token(session, token, actor=cli_actor())
         typer.echo(f"revoked token {row.id} ({row.prefix}...)", err=True)
 
@@ -100,8 +97,7 @@ def reactivate_user(email: Annotated[str, typer.Argument(help="Whose account.")]
 
 
 def _set_active(email: str, *, active: bool) -> None:
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session() as session:
         user = service.set_active(session, email, active, actor=cli_actor())
         done = "reactivated" if active else "deactivated"
         typer.echo(f"{done} {visible(user.email)} (id {user.id})", err=True)
@@ -125,7 +121,7 @@ def set_quota(
     if not values:
         raise typer.BadParameter("give at least one of --per-day, --per-week, --total, --active, --reset")
     settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session(settings) as session:
         row = service.set_quota(session, team, values, actor=cli_actor())
         overrides = {k: getattr(row, f"quota_{k}") for k in service.QUOTA_FIELDS}
         typer.echo(words.quota_sentence(visible(team), overrides, settings), err=True)
@@ -154,7 +150,7 @@ def rescore(
         settings.benchmark_dir, settings.data_dir, settings.run.preflight_images
     )
     scorer, wanted = scorer_for(settings), None if all_runs else ids
-    with open_database(settings) as db, reported_errors():
+    with common.open_database(settings) as db, common.reported_errors():
         result = run_rescore(db, settings, evaluation, wanted, actor=cli_actor(), scorer=scorer)
     for sub_id, why in sorted(result.skipped.items()):
         typer.echo(f"skipped {sub_id}: {why}", err=True)
@@ -174,8 +170,7 @@ def hold_team(
     """Hold a team: none of its queued runs is leased until `release-team`."""
     from server.runs import holds
 
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session() as session:
         row = holds.hold(session, service.get_team(session, team).id, reason=reason, actor=cli_actor())
         typer.echo(f"team {team} is held since {row.created_at:%Y-%m-%d %H:%M} UTC: {row.reason}", err=True)
 
@@ -185,8 +180,7 @@ def release_team(team: Annotated[str, typer.Argument(help="Team name.")]) -> Non
     """Release a held team: its queued runs are leased again, in their order."""
     from server.runs import holds
 
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session() as session:
         holds.release(session, service.get_team(session, team).id, actor=cli_actor())
         typer.echo(f"released team {team}", err=True)
 
@@ -196,8 +190,7 @@ def list_holds(as_json: JsonOpt = False) -> None:
     """List held teams: name, since when, by whom, why."""
     from server.runs import holds
 
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction(write=False) as session:
+    with admin_session(write=False) as session:
         held = [(name, row.created_at, row.held_by, row.reason, row.submission_id)
                 for row, name in holds.listed(session)]  # fmt: skip
     if as_json:
@@ -264,17 +257,17 @@ DisclosureOpt = Annotated[
 ]
 
 
-def _phase_values(
-    test_set: str | None, visibility: str | None, ladder: bool | None, level: float | None,
-    step: float | None, max_selected: int | None, total: int | None, per_day: int | None,
-    per_week: int | None, disclosure: str | None,
-) -> dict[str, Any]:  # fmt: skip
-    given = {
-        "test_set": test_set, "visibility": visibility, "ladder": ladder, "ladder_level": level,
-        "ladder_step": step, "max_selected": max_selected, "quota_total": total, "quota_per_day": per_day,
-        "quota_per_week": per_week, "disclosure": disclosure,
-    }  # fmt: skip
-    return {key: value for key, value in given.items() if value is not None}
+#: The phase commands' options that set a phase field, and the field each sets.
+PHASE_FIELDS = {
+    "test_set": "test_set", "visibility": "visibility", "ladder": "ladder", "ladder_level": "ladder_level",
+    "ladder_step": "ladder_step", "max_selected": "max_selected", "total": "quota_total",
+    "per_day": "quota_per_day", "per_week": "quota_per_week", "disclosure": "disclosure",
+}  # fmt: skip
+
+
+def _phase_values(options: dict[str, Any]) -> dict[str, Any]:
+    """The phase fields given among a phase command's `options` (its ``locals()``: None is not given)."""
+    return {field: options[name] for name, field in PHASE_FIELDS.items() if options[name] is not None}
 
 
 @app.command("create-phase")
@@ -295,18 +288,14 @@ def create_phase(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a phase (windows may not overlap; a left-out quota is the server default)."""
-    values = _phase_values(
-        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week,
-        disclosure,
-    )  # fmt: skip
+    values = _phase_values(locals())
     values["name"] = name
     values["opens_at"] = _when(opens_at, "--opens-at")
     if values["opens_at"] is None:
         raise typer.BadParameter("--opens-at is required")
     if closes_at is not None and closes_at.strip().lower() not in NONE_WORDS:
         values["closes_at"] = _when(closes_at, "--closes-at")
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session() as session:
         row = phases.create(session, values, actor=cli_actor())
         view = PhaseView.of(row)
         typer.echo(f"created phase {words.phase_sentence(view)}", err=True)
@@ -332,10 +321,7 @@ def update_phase(
     as_json: JsonOpt = False,
 ) -> None:
     """Change a phase (options left out keep their value; --closes-at none makes it open-ended)."""
-    values = _phase_values(
-        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week,
-        disclosure,
-    )  # fmt: skip
+    values = _phase_values(locals())
     if opens_at is not None:
         values["opens_at"] = _when(opens_at, "--opens-at")
     if closes_at is not None:
@@ -343,8 +329,7 @@ def update_phase(
         values["closes_at"] = None if cleared else _when(closes_at, "--closes-at")
     if not values:
         raise typer.BadParameter("give at least one option to change")
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session() as session:
         row = phases.update(session, name, values, actor=cli_actor())
         view = PhaseView.of(row)
         typer.echo(f"updated phase {words.phase_sentence(view)}", err=True)
@@ -358,11 +343,9 @@ def reveal_phase(name: Annotated[str, typer.Argument(help="A sealed phase that h
     from server.leaderboard import snapshots  # the board's modules, only for this command
 
     settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session(settings) as session:
         row = phases.reveal(session, name, actor=cli_actor())
-        snapshots.freeze_revealed(
-            session, settings, PhaseView.of(row), cli_actor(), None
-        )  # the API: RevealHook
+        snapshots.freeze_revealed(session, settings, PhaseView.of(row), cli_actor(), None)  # RevealHook
         typer.echo(f"revealed phase {row.name}", err=True)
 
 
@@ -388,8 +371,7 @@ def pause(
     """Pause intake and/or runs for maintenance (audited; kept across restarts) until `resume`."""
     from server.operations import pause as pausing
 
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session() as session:
         state = pausing.set_pause(session, intake=intake, runs=runs, message=message, actor=cli_actor())
     what = " and ".join(name for name, on in (("intake", state.intake), ("runs", state.runs)) if on)
     typer.echo(f"paused {what}" if what else "nothing paused", err=True)
@@ -400,8 +382,7 @@ def resume() -> None:
     """Lift the maintenance pause: submissions are accepted and runs leased again (audited)."""
     from server.operations import pause as pausing
 
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session() as session:
         pausing.clear_pause(session, actor=cli_actor())
     typer.echo("resumed: intake and runs", err=True)
 

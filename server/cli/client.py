@@ -71,11 +71,6 @@ REFUSED_NOT_AUTH = (*AGREEMENT_CODES, "phase_closed")
 QUOTA_WINDOWS = {"per_day": "in the last 24 h", "per_week": "in the last 7 days", "total": "in this phase"}
 
 
-def _stderr() -> Console:
-    """A console on the current stderr (built per call so a test runner's streams are honoured)."""
-    return Console(stderr=True)
-
-
 def _die(message: str, code: int) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -323,11 +318,7 @@ def submit(
 ) -> None:
     """Upload a model image (streamed, with a progress bar) or send a registry reference, and queue
     it for evaluation."""
-    params: dict[str, str] = {"name": name}
-    if description:
-        params["description"] = description
-    if url:
-        params["url"] = url
+    params = {"name": name, **{k: v for k, v in (("description", description), ("url", url)) if v}}
     if method_card is not None:
         params["method_card"] = _card_param(method_card)
     path = Path(target)
@@ -337,7 +328,7 @@ def submit(
         _die(f"{exc} (nothing was sent)", EXIT_USAGE)
     if not path.is_file() and target.endswith(ARCHIVE_SUFFIXES):
         _die(f"{target}: no such archive file", EXIT_USAGE)
-    err = _stderr()
+    err = Console(stderr=True)  # built per call so a test runner's streams are honoured
     with _client(server, token) as client:
         local = None if path.is_file() or reference is not None else _require_local_image(target)
         _require_intake_open(client)
@@ -396,7 +387,7 @@ def submit(
         if as_json:
             typer.echo(url_line, err=True)
             if not wait:
-                _print(sub, True)
+                _print(sub)
         else:
             typer.echo(f"submission {sub_id} {sub['status']} (image {sub['image_digest']})\n{url_line}")
         if not wait:
@@ -483,8 +474,11 @@ def _wait(client: httpx.Client, sub_id: int, err: Console, poll_s: float = POLL_
                 time.sleep(min(REFRESH_S, remaining))
 
 
-def _print(value: Any, as_json: bool) -> None:
-    typer.echo(json.dumps(value, indent=2) if as_json else str(value))
+def _print(value: Any, as_json: bool = True) -> bool:
+    """Print `value` as JSON when `as_json`; whether it did (the caller then prints nothing else)."""
+    if as_json:
+        typer.echo(json.dumps(value, indent=2))
+    return as_json
 
 
 def _fmt(metric: Estimate) -> str:
@@ -496,8 +490,7 @@ def _fmt(metric: Estimate) -> str:
 
 
 def _show_status(sub: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        _print(sub, True)
+    if _print(sub, as_json):
         return
     lines = [f"submission {sub['id']} '{visible(sub['name'])}' ({visible(sub['team'])}): {sub['status']}"]
     if isinstance(sub.get("queue"), dict):
@@ -557,26 +550,16 @@ def logs(
     """Print the tail of the model's output."""
     with _client(server, token) as client:
         body = _request(client, "GET", f"/api/v1/submissions/{submission_id}/logs")
-    if as_json:
-        _print(body, True)
+    if _print(body, as_json):
         return
     tail = body.get("log_tail") or ""
     hidden = body.get("hidden_log_tail")
     if hidden is not None:  # a maintainer: both tails, each named
         typer.echo(f"--- preflight log (submission {submission_id}) ---")
-        typer.echo(tail, nl=not tail.endswith("\n"))
+    typer.echo(tail, nl=not tail.endswith("\n"))
+    if hidden is not None:
         typer.echo("--- hidden run's log (maintainers only) ---")
         typer.echo(hidden, nl=not hidden.endswith("\n"))
-        return
-    typer.echo(tail, nl=not tail.endswith("\n"))
-
-
-def _board_client(server: str, token: str | None) -> httpx.Client:
-    """The board is public; with a token (``--token`` / ``CSAWM_TOKEN``) it is sent, so the board
-    shows what the API shows that account (a maintainer sees the figures a phase withholds)."""
-    if token:
-        return _client(server, token)
-    return _client(server, None, auth=False)
 
 
 def leaderboard(
@@ -594,10 +577,11 @@ def leaderboard(
 ) -> None:
     """Print the leaderboard (sends your token when one is configured)."""
     params = {k: v for k, v in (("phase", phase), ("reference", reference), ("group", group)) if v}
-    with _board_client(server, token) as client:
+    # The board is public; a token is sent when given, so the board shows what the API shows that
+    # account (a maintainer sees the figures a phase withholds).
+    with _client(server, token, auth=bool(token)) as client:
         body = _request(client, "GET", "/api/v1/leaderboard", params=params or None)
-    if as_json:
-        _print(body, True)
+    if _print(body, as_json):
         return
     if isinstance(body.get("phase"), dict):
         typer.echo(f"phase {body['phase']['name']} ({body['phase']['visibility']})")
@@ -666,8 +650,7 @@ def quota(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: J
     """Show your team's quota: used, limits and the next free slot."""
     with _client(server, token) as client:
         body = _request(client, "GET", "/api/v1/quota")
-    if as_json:
-        _print(body, True)
+    if _print(body, as_json):
         return
     used, limits = body["used"], body["limits"]
     typer.echo(f"team {visible(body['team'])}, phase {body['phase']}")
@@ -675,20 +658,12 @@ def quota(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: J
         typer.echo(f"  {_closed_words(body)}")
         typer.echo(f"  ({used['total']} of {limits['total']} submissions were used in phase {body['phase']})")
         return
-    for key, label in (
-        ("per_day", "last 24 h"),
-        ("per_week", "last 7 days"),
-        ("total", "this phase"),
-        ("active", "active runs"),
-    ):
+    rows = {"per_day": "last 24 h", "per_week": "last 7 days", "total": "this phase", "active": "active runs"}
+    for key, label in rows.items():
         typer.echo(f"  {label:<12} {used[key]}/{limits[key]}")
     if not body["allowed"]:
-        if body["next_slot_at"]:
-            when = body["next_slot_at"]
-        elif "total" in body["blocked_by"]:
-            when = "not in this phase"
-        else:
-            when = "when an active run ends"
+        blocked = "not in this phase" if "total" in body["blocked_by"] else "when an active run ends"
+        when = body["next_slot_at"] or blocked
         typer.echo(f"  over quota ({', '.join(body['blocked_by'])}); next slot: {when}")
     compute = body.get("compute") or {}
     if compute.get("budget_s") is not None:
@@ -713,16 +688,13 @@ def agreement(
     with _client(server, token) as client:
         body: dict[str, Any] = _request(client, "GET", "/api/v1/agreements")
         if not body.get("required"):
-            if as_json:
-                _print(body, True)
-            else:
+            if not _print(body, as_json):
                 typer.echo("this server has no data-use agreement: nothing to accept")
             return
         if accept:
             chosen = version or body["version"]
             body = _request(client, "POST", "/api/v1/agreements", json={"version": chosen})
-    if as_json:
-        _print(body, True)
+    if _print(body, as_json):
         return
     if not accept:
         typer.echo(str(body["text"]).rstrip("\n"))
@@ -744,8 +716,7 @@ def select(
     """Select a run for the final ranking of its sealed phase (--undo unselects)."""
     with _client(server, token) as client:
         body = _request(client, "DELETE" if undo else "POST", f"/api/v1/submissions/{submission_id}/select")
-    if as_json:
-        _print(body, True)
+    if _print(body, as_json):
         return
     chosen = ", ".join(map(str, body["selected_ids"])) or "none"
     verb = "selected" if body["selected"] else "unselected"
@@ -765,8 +736,7 @@ def cancel(
     once the hidden run started, the quota slot stays used (docs/run-policy.md)."""
     with _client(server, token) as client:
         body = _request(client, "POST", f"/api/v1/submissions/{submission_id}/cancel")
-        if as_json:
-            _print(body, True)
+        if _print(body, as_json):
             return
         if body["status"] == "cancelled":
             sub = _request(client, "GET", f"/api/v1/submissions/{submission_id}")

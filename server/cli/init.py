@@ -41,7 +41,7 @@ import typer
 from server.submissions.schemas import MethodCard
 from server.submissions.starter_card import STARTER_NOTES, STARTER_TRAINING_DATA
 
-EXIT_OK, EXIT_INVALID = 0, 2
+EXIT_INVALID = 2
 IMAGE_VERSION = "1"
 _TAG_INVALID = re.compile(r"[^a-z0-9._-]+")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -93,15 +93,17 @@ _PUBLIC_README = (
     "It comes from the public container registry your Docker engine uses; {what}. On a machine "
     "without a registry, `csawm init --offline` writes the kit on the project's offline image."
 )
+
+
+def _offline(target: str, contents: str) -> Base:
+    """The project's offline image ``csawm-base/TARGET:bookworm``: nothing to install, no network."""
+    image = f"csawm-base/{target}:bookworm"
+    origin, readme = _OFFLINE_ORIGIN.format(target=target), _OFFLINE_README.format(target=target, image=image)
+    return Base(image, contents, install="", build_flags="--network none ", origin=origin, readme=readme)
+
+
 PLAIN = Variant(
-    offline=Base(
-        image="csawm-base/numpy:bookworm",
-        contents="Debian bookworm's python3 (3.11) with python3-numpy and python3-pil (Pillow)",
-        install="",
-        build_flags="--network none ",
-        origin=_OFFLINE_ORIGIN.format(target="numpy"),
-        readme=_OFFLINE_README.format(target="numpy", image="csawm-base/numpy:bookworm"),
-    ),
+    offline=_offline("numpy", "Debian bookworm's python3 (3.11) with python3-numpy and python3-pil (Pillow)"),
     public=Base(
         image="python:3.12-slim",
         contents="the official Python 3.12 image (Debian); numpy and Pillow are added by the Dockerfile",
@@ -118,16 +120,10 @@ PLAIN = Variant(
     weights_dir=False,
 )
 TORCH = Variant(
-    offline=Base(
-        image="csawm-base/torch:bookworm",
-        contents=(
-            "Debian bookworm's python3 (3.11) with python3-torch 1.13 (CPU), python3-torchvision, "
-            "python3-numpy and python3-pil"
-        ),
-        install="",
-        build_flags="--network none ",
-        origin=_OFFLINE_ORIGIN.format(target="torch"),
-        readme=_OFFLINE_README.format(target="torch", image="csawm-base/torch:bookworm"),
+    offline=_offline(
+        "torch",
+        "Debian bookworm's python3 (3.11) with python3-torch 1.13 (CPU), python3-torchvision, "
+        "python3-numpy and python3-pil",
     ),
     public=Base(
         image="pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",

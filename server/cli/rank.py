@@ -105,22 +105,21 @@ def ranking_result(scored: list[_Scored], *, alpha: float, resamples: int, seed:
     p_holm = ranking.holm_by_column(p)
     tiers = ranking.tiers(p_holm, alpha)
     ranks = ranking.competition_ranks(points)
-    rows = []
-    for k, item in enumerate(scored):
-        rows.append(
-            {
-                "name": item.name,
-                "rank": int(ranks[k]),
-                "rank_ci95": [int(summary.rank_low[k]), int(summary.rank_high[k])],
-                "median_rank": float(summary.median_rank[k]),
-                "p_first": float(summary.p_first[k]),
-                "tier": int(tiers[k]),
-                "kendall_tau_b": item.report.kendall_tau_b.to_json(),
-                "by_expert": {name.lower(): tau for name, tau in item.report.per_expert.items()},
-                "strata": item.strata,
-                "strata_differences": item.differences,
-            }
-        )
+    rows = [
+        {
+            "name": item.name,
+            "rank": int(ranks[k]),
+            "rank_ci95": [int(summary.rank_low[k]), int(summary.rank_high[k])],
+            "median_rank": float(summary.median_rank[k]),
+            "p_first": float(summary.p_first[k]),
+            "tier": int(tiers[k]),
+            "kendall_tau_b": item.report.kendall_tau_b.to_json(),
+            "by_expert": {name.lower(): tau for name, tau in item.report.per_expert.items()},
+            "strata": item.strata,
+            "strata_differences": item.differences,
+        }
+        for k, item in enumerate(scored)
+    ]
     return {
         "alpha": alpha,
         "resamples": resamples,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from server.cli import admin_words as words
-from server.cli._server_common import cli_actor, open_database, reported_errors, settings_or_exit
+from server.cli._server_common import admin_session, cli_actor, settings_or_exit
 from server.core.text import visible
 from server.models import RegistrationState
 from server.registrations import service
@@ -23,8 +23,7 @@ def list_registrations(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON list, as the API returns it.")] = False,
 ) -> None:
     """List registrations as a table: id, state, email, team, name and affiliation (answers with --json)."""
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction(write=False) as session:
+    with admin_session(write=False) as session:
         rows = [RegistrationOut.of(r) for r in service.listing(session, state)]
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
@@ -44,7 +43,7 @@ def approve(registration_id: Annotated[int, typer.Argument(help="The registratio
     """Approve a verified registration: create the team and the user (or, for a join, wait for the
     team), then mail the welcome link."""
     settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session(settings) as session:
         reg = service.approve(session, settings, registration_id, actor=cli_actor())
         typer.echo(f"registration {reg.id} ({visible(reg.email)}): {reg.state.value}", err=True)
 
@@ -54,7 +53,6 @@ def reject(
     reason: Annotated[str, typer.Option("--reason", help="Why; the applicant is told.")],
 ) -> None:
     """Reject a registration with a reason (mailed to a verified address)."""
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session() as session:
         reg = service.reject(session, registration_id, reason, actor=cli_actor())
         typer.echo(f"registration {reg.id} ({visible(reg.email)}): rejected", err=True)

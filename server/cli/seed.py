@@ -127,10 +127,6 @@ class SeededBaseline:
     submission_id: int
     reused: bool
 
-    @property
-    def kind(self) -> ModelKind:
-        return self.build.kind
-
 
 class BuildRecorder:
     """Each model's build state in ``baseline_builds``, for the leaderboard's "on its way" list.
@@ -494,33 +490,24 @@ def _build_and_queue(
     """Train and build every image, then queue them, recording each build's state as it goes."""
     for build in builds(plan.runs):
         recorder.start(build, plan.steps, training=plan.weights is None)
-    finished = False
     try:
-        try:
-            if base_image_missing(plan.base_image):
-                for kind in KINDS:
-                    recorder.set(kind, state=BuildState.PREPARING)
-                build_base_image()
-            tags = build_all(plan, on_line=recorder.line)
-        except BuildError as exc:
-            recorder.unfinished(str(exc))
-            raise fail(str(exc), EXIT_FAILED) from None
+        if base_image_missing(plan.base_image):
+            for kind in KINDS:
+                recorder.set(kind, state=BuildState.PREPARING)
+            build_base_image()
+        tags = build_all(plan, on_line=recorder.line)
         seeded: list[SeededBaseline] = []
         for build in builds(plan.runs):
-            try:
-                item = queue_baseline(
-                    db, settings, build, tags[build], description, trained=plan.weights is None
-                )
-            except BuildError as exc:
-                recorder.unfinished(str(exc))
-                raise fail(str(exc), EXIT_FAILED) from None
+            item = queue_baseline(db, settings, build, tags[build], description, trained=plan.weights is None)
             recorder.set(build, state=BuildState.QUEUED, submission_id=item.submission_id)
             seeded.append(item)
-        finished = True
         return seeded
-    finally:
-        if not finished:
-            recorder.unfinished(INTERRUPTED)
+    except BuildError as exc:
+        recorder.unfinished(str(exc))
+        raise fail(str(exc), EXIT_FAILED) from None
+    except BaseException:
+        recorder.unfinished(INTERRUPTED)
+        raise
 
 
 def _tau(sub: Submission) -> float | None:

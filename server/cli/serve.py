@@ -24,11 +24,7 @@ def serve(
     from server.app import create_app
 
     settings = settings_or_exit()
-    overrides: dict[str, object] = {}
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
+    overrides = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
     if overrides:
         settings = settings.model_copy(update=overrides)
     embedded = settings.embedded_worker and not no_worker

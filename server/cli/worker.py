@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from types import FrameType
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -14,6 +14,11 @@ from server.cli._server_common import fail, open_database, settings_or_exit
 from server.core.settings import Settings
 
 EXIT_REFUSED = 3  # the token is missing or refused (docs/cli.md)
+
+
+def _stop_on_signals(request_stop: Callable[[], None]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: request_stop())
 
 
 def worker(
@@ -59,12 +64,7 @@ def worker(
             loop.prepare_test_set()  # fail fast on a broken benchmark
         except BenchmarkError as exc:
             raise fail(f"CSAWM_BENCHMARK_DIR: {exc}") from None
-
-        def _stop(signum: int, frame: FrameType | None) -> None:
-            loop.request_stop()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+        _stop_on_signals(loop.request_stop)
         typer.echo(f"worker {loop.name} started", err=True)
         # The notification dispatcher (CSAWM_EMBEDDED_DISPATCHER) sends what the runs' endings enqueue.
         dispatcher = Dispatcher(settings, db) if settings.embedded_dispatcher and not once else None
@@ -129,12 +129,7 @@ def remote(settings: Settings, url: str, name: str | None) -> None:
         version = importlib.metadata.version("csawm-leaderboard")[:64]
         api = WorkerApi(transport, name or worker_id(), version, inputs.digest)
         loop = RemoteWorker(settings, api, runner, inputs)
-
-        def _stop(signum: int, frame: FrameType | None) -> None:
-            loop.request_stop()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+        _stop_on_signals(loop.request_stop)
         typer.echo(f"remote worker {api.instance} of {transport.url} started", err=True)
         try:
             loop.run_forever()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from server.cli._server_common import cli_actor, open_database, reported_errors, settings_or_exit
+from server.cli._server_common import admin_session, cli_actor
 from server.worker_api import accounts
 
 WorkerName = Annotated[str, typer.Argument(help="The worker's name: lowercase letters, digits and '-'.")]
@@ -16,8 +16,7 @@ WorkerName = Annotated[str, typer.Argument(help="The worker's name: lowercase le
 
 def create_worker(name: WorkerName) -> None:
     """Create a remote worker account and print its token alone on stdout."""
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session() as session:
         _, token = accounts.create_worker(session, name, actor=cli_actor())
     typer.echo(f"created worker {name}", err=True)
     typer.echo(token)
@@ -25,7 +24,6 @@ def create_worker(name: WorkerName) -> None:
 
 def revoke_worker(name: WorkerName) -> None:
     """Revoke a remote worker's token at once (its run goes back to the queue)."""
-    settings = settings_or_exit()
-    with open_database(settings) as db, reported_errors(), db.transaction() as session:
+    with admin_session() as session:
         accounts.revoke_worker(session, name, actor=cli_actor())
     typer.echo(f"revoked worker {name}", err=True)
