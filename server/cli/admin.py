@@ -257,17 +257,17 @@ DisclosureOpt = Annotated[
 ]
 
 
-#: The phase commands' options that set a phase field, and the field each sets.
-PHASE_FIELDS = {
-    "test_set": "test_set", "visibility": "visibility", "ladder": "ladder", "ladder_level": "ladder_level",
-    "ladder_step": "ladder_step", "max_selected": "max_selected", "total": "quota_total",
-    "per_day": "quota_per_day", "per_week": "quota_per_week", "disclosure": "disclosure",
-}  # fmt: skip
-
-
-def _phase_values(options: dict[str, Any]) -> dict[str, Any]:
-    """The phase fields given among a phase command's `options` (its ``locals()``: None is not given)."""
-    return {field: options[name] for name, field in PHASE_FIELDS.items() if options[name] is not None}
+def _phase_values(
+    test_set: str | None, visibility: str | None, ladder: bool | None, level: float | None,
+    step: float | None, max_selected: int | None, total: int | None, per_day: int | None,
+    per_week: int | None, disclosure: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    given = {
+        "test_set": test_set, "visibility": visibility, "ladder": ladder, "ladder_level": level,
+        "ladder_step": step, "max_selected": max_selected, "quota_total": total, "quota_per_day": per_day,
+        "quota_per_week": per_week, "disclosure": disclosure,
+    }  # fmt: skip
+    return {key: value for key, value in given.items() if value is not None}
 
 
 @app.command("create-phase")
@@ -288,7 +288,10 @@ def create_phase(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a phase (windows may not overlap; a left-out quota is the server default)."""
-    values = _phase_values(locals())
+    values = _phase_values(
+        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week,
+        disclosure,
+    )  # fmt: skip
     values["name"] = name
     values["opens_at"] = _when(opens_at, "--opens-at")
     if values["opens_at"] is None:
@@ -321,7 +324,10 @@ def update_phase(
     as_json: JsonOpt = False,
 ) -> None:
     """Change a phase (options left out keep their value; --closes-at none makes it open-ended)."""
-    values = _phase_values(locals())
+    values = _phase_values(
+        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week,
+        disclosure,
+    )  # fmt: skip
     if opens_at is not None:
         values["opens_at"] = _when(opens_at, "--opens-at")
     if closes_at is not None:
