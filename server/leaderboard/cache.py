@@ -85,9 +85,14 @@ class BoardCache:
         return self._clinical(board, session, references, phase, best)
 
     def body(
-        self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool, view: str,
+        self,
+        session: Session,
+        references: BoardReferences | None,
+        phase: PhaseView,
+        best: bool,
+        view: str,
         note: str | None = None,
-    ) -> bytes:  # fmt: skip
+    ) -> bytes:
         """The API's ``rows`` array of `phase` in `view` (masking, clinical or strata), serialised once
         per `note` (`server.disclosure.disclose.board_figures_note`: the rank figures withheld, or
         None)."""
@@ -106,9 +111,15 @@ class BoardCache:
         return board.bodies[view, note]
 
     def arranged(
-        self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool,
-        note: str | None, reference: str | None, group: str | None,
-    ) -> tuple[bytes, dict[str, Any]]:  # fmt: skip
+        self,
+        session: Session,
+        references: BoardReferences | None,
+        phase: PhaseView,
+        best: bool,
+        note: str | None,
+        reference: str | None,
+        group: str | None,
+    ) -> tuple[bytes, dict[str, Any]]:
         """The masking ``rows`` array ordered by `reference` and grouped by `group`
         (`server.leaderboard.ordering.arrange`) and the response's ``reference`` and ``groups``,
         made once per `note`, `reference` and `group`."""

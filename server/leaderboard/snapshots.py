@@ -62,9 +62,15 @@ def page_url(settings: Settings, snapshot_id: int) -> str:
 
 
 def freeze(
-    session: Session, settings: Settings, phase: PhaseView, *, reason: str, actor: str,
-    actor_user_id: int | None = None, references: BoardReferences | None = None,
-) -> SnapshotInfo:  # fmt: skip
+    session: Session,
+    settings: Settings,
+    phase: PhaseView,
+    *,
+    reason: str,
+    actor: str,
+    actor_user_id: int | None = None,
+    references: BoardReferences | None = None,
+) -> SnapshotInfo:
     """Freeze `phase`'s board now (`references`: the app's cached test-set rows; read from the
     settings when not given)."""
     if references is None:

@@ -129,10 +129,14 @@ ISATAP_MASK, ISATAP_ID = 0xFCFF_FFFF, 0x0000_5EFE
 def _kind(ip: IPv4Address | IPv6Address) -> str | None:
     """The kind of a non-public address, or None when it is public."""
     kinds = (
-        ("loopback", ip.is_loopback), ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
-        ("unspecified", ip.is_unspecified), ("reserved", ip.is_reserved), ("private", ip.is_private),
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("unspecified", ip.is_unspecified),
+        ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
         ("reserved", not ip.is_global),
-    )  # fmt: skip
+    )
     return next((kind for kind, hit in kinds if hit), None)
 
 

@@ -64,9 +64,11 @@ def enqueue(session: Session, sub: Submission, event: Event) -> list[Delivery]:
         return []
     now = utcnow()
     common = {
-        "team_id": team.id, "event": event.value, "submission_id": sub.id,
+        "team_id": team.id,
+        "event": event.value,
+        "submission_id": sub.id,
         "payload": run_payload(sub, team.name, event, now),
-    }  # fmt: skip
+    }
     rows = [
         {**common, "channel": Channel.WEBHOOK, "webhook_id": hook.id, "target": hook.url}
         for hook in session.scalars(
@@ -114,9 +116,13 @@ def enqueue_account_mail(session: Session, to: str, subject: str, text: str) -> 
 def enqueue_ping(session: Session, hook: Webhook, team_name: str) -> Delivery:
     now = utcnow()
     row = {
-        "team_id": hook.team_id, "channel": Channel.WEBHOOK, "webhook_id": hook.id, "target": hook.url,
-        "event": Event.PING.value, "payload": ping_payload(team_name, now),
-    }  # fmt: skip
+        "team_id": hook.team_id,
+        "channel": Channel.WEBHOOK,
+        "webhook_id": hook.id,
+        "target": hook.url,
+        "event": Event.PING.value,
+        "payload": ping_payload(team_name, now),
+    }
     return _save(session, now, [row])[0]
 
 

@@ -60,12 +60,18 @@ class PhaseView:
     @classmethod
     def of(cls, row: Phase) -> PhaseView:
         values = {item.name: getattr(row, item.name) for item in fields(cls)}
-        return cls(**values | {
-            "test_set": TestSet(row.test_set).value, "visibility": Visibility(row.visibility).value,
-            "disclosure": Disclosure(row.disclosure).value, "ladder": bool(row.ladder),
-            "ladder_level": float(row.ladder_level), "ladder_step": float(row.ladder_step),
-            "max_selected": int(row.max_selected),
-        })  # fmt: skip
+        return cls(
+            **values
+            | {
+                "test_set": TestSet(row.test_set).value,
+                "visibility": Visibility(row.visibility).value,
+                "disclosure": Disclosure(row.disclosure).value,
+                "ladder": bool(row.ladder),
+                "ladder_level": float(row.ladder_level),
+                "ladder_step": float(row.ladder_step),
+                "max_selected": int(row.max_selected),
+            }
+        )
 
     @property
     def sealed(self) -> bool:
@@ -185,8 +191,10 @@ def baseline_phase(session: Session, name: str, *, actor: str) -> PhaseView:
 
 # The phase columns stored as enums, by key (`_check`'s message lists their values in this order).
 _ENUMS: dict[str, type[TestSet] | type[Visibility] | type[Disclosure]] = {
-    "test_set": TestSet, "visibility": Visibility, "disclosure": Disclosure,
-}  # fmt: skip
+    "test_set": TestSet,
+    "visibility": Visibility,
+    "disclosure": Disclosure,
+}
 
 
 def _check(values: dict[str, Any]) -> None:

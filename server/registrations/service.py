@@ -327,9 +327,14 @@ def _audit_join(
 ) -> Registration:
     detail = {"email": reg.email, "team": reg.team_name}
     audit.record(
-        session, actor=actor, actor_user_id=actor_user_id, action=action, target_type="registration",
-        target_id=reg.id, detail=detail,
-    )  # fmt: skip
+        session,
+        actor=actor,
+        actor_user_id=actor_user_id,
+        action=action,
+        target_type="registration",
+        target_id=reg.id,
+        detail=detail,
+    )
     return reg
 
 

@@ -28,6 +28,11 @@ def alert(
     """Record an alert about a run (in the caller's transaction) and log it."""
     log.error("ALERT run %s: %s (%s)", submission_id, reason, detail.get("error_code"))
     return audit.record(
-        session, actor=actor, action=ACTION, target_type="submission", target_id=submission_id, reason=reason,
+        session,
+        actor=actor,
+        action=ACTION,
+        target_type="submission",
+        target_id=submission_id,
+        reason=reason,
         detail=detail,
-    )  # fmt: skip
+    )

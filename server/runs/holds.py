@@ -54,9 +54,15 @@ def hold(
     session.add(row)
     session.flush()
     audit.record(
-        session, actor=actor, actor_user_id=actor_user_id, action="hold_team", target_type="team",
-        target_id=team_id, reason=reason, detail={"submission_id": submission_id},
-    )  # fmt: skip
+        session,
+        actor=actor,
+        actor_user_id=actor_user_id,
+        action="hold_team",
+        target_type="team",
+        target_id=team_id,
+        reason=reason,
+        detail={"submission_id": submission_id},
+    )
     _note_queued(session, team_id, HELD_NOTE, detail=reason)
     return row
 
@@ -69,9 +75,14 @@ def release(session: Session, team_id: int, *, actor: str, actor_user_id: int | 
     session.delete(row)
     session.flush()
     audit.record(
-        session, actor=actor, actor_user_id=actor_user_id, action="release_team", target_type="team",
-        target_id=team_id, detail={"held_since": row.created_at.isoformat(), "held_for": row.reason},
-    )  # fmt: skip
+        session,
+        actor=actor,
+        actor_user_id=actor_user_id,
+        action="release_team",
+        target_type="team",
+        target_id=team_id,
+        detail={"held_since": row.created_at.isoformat(), "held_for": row.reason},
+    )
     _note_queued(session, team_id, RELEASED_NOTE, detail=None)
     return row
 

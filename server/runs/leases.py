@@ -61,9 +61,14 @@ def take(session: Session, sub: Submission, *, owner: str, ttl: timedelta) -> Ta
         # A retried or handed-back run resumes where it stopped (server.runs.transitions).
         status = RunStatus(sub.resume_status) if sub.resume_status else RunStatus.PREFLIGHT
         transition(
-            session, sub.id, status, note="resumed" if sub.resume_status else "started",
-            detail=f"leased by {owner} (attempt {attempt})", owner=owner, attempt=attempt,
-        )  # fmt: skip
+            session,
+            sub.id,
+            status,
+            note="resumed" if sub.resume_status else "started",
+            detail=f"leased by {owner} (attempt {attempt})",
+            owner=owner,
+            attempt=attempt,
+        )
         sub.resume_status = None
         sub.retry_at = None
         return Taken(attempt=attempt, status=status, recovered_from=None)

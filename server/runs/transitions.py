@@ -120,9 +120,16 @@ def transition(
     if to in TERMINAL_STATUSES or to == RunStatus.QUEUED:
         sub.lease_owner = None
         sub.lease_expires_at = None
-    session.add(RunEvent(
-        submission_id=sub.id, from_status=previous.value, to_status=to.value, at=now, note=note, detail=detail
-    ))  # fmt: skip
+    session.add(
+        RunEvent(
+            submission_id=sub.id,
+            from_status=previous.value,
+            to_status=to.value,
+            at=now,
+            note=note,
+            detail=detail,
+        )
+    )
     session.flush()
     if to in TERMINAL_STATUSES:
         # The team's notices are written in this same transaction (durable outbox, issue 15 item 6).

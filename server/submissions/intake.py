@@ -189,9 +189,14 @@ def create_baseline(
 ) -> Submission:
     """Step 4 for a baseline: queued for the system team, no quota (`service.create_baseline`)."""
     return service.create_baseline(
-        session, settings, **vars(entry), image_digest=image.digest, archive_path=image.archive_path,
-        image_ref=image.image_ref, actor=actor,
-    )  # fmt: skip
+        session,
+        settings,
+        **vars(entry),
+        image_digest=image.digest,
+        archive_path=image.archive_path,
+        image_ref=image.image_ref,
+        actor=actor,
+    )
 
 
 def _inspect(path: Path, max_bytes: int) -> str:

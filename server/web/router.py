@@ -290,9 +290,13 @@ def leaderboard_plot(
 
 @router.get("/plots/leaderboard-{name}.svg")
 def leaderboard_rank_plot(
-    name: Literal["ranks", "significance"], session: SessionDep, state: StateDep, cache: PlotCacheDep,
-    user: WebUser, phase: PhaseQuery = None,
-) -> Response:  # fmt: skip
+    name: Literal["ranks", "significance"],
+    session: SessionDep,
+    state: StateDep,
+    cache: PlotCacheDep,
+    user: WebUser,
+    phase: PhaseQuery = None,
+) -> Response:
     """The rank-interval plot and the significance map of the top rows; 404 where the phase
     withholds rank figures from this viewer (`board_figures_note`)."""
     shown = phases.board_phase(session, state.settings, phase)
@@ -336,9 +340,13 @@ def leaderboard_json(
 
 @router.get("/leaderboard.csv")
 def leaderboard_csv(
-    session: SessionDep, state: StateDep, user: WebUser, phase: PhaseQuery = None, as_of: AsOfQuery = None,
+    session: SessionDep,
+    state: StateDep,
+    user: WebUser,
+    phase: PhaseQuery = None,
+    as_of: AsOfQuery = None,
     reference: Annotated[str | None, Query(max_length=64)] = None,
-) -> Response:  # fmt: skip
+) -> Response:
     """The board as CSV; with ``reference=expert_k`` in that order with two more columns, the row's
     rank and tau-b under the reference (`server.leaderboard.ordering`; withheld as the API does)."""
     expert = ordering.parse_reference(reference)
@@ -399,9 +407,13 @@ def login_page(request: Request, signer: SignerDep, user: WebUser, next: str | N
 
 @router.post("/login", response_class=HTMLResponse)
 def login(
-    request: Request, signer: SignerDep, db: DatabaseDep, token: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/team", csrf_token: Annotated[str, Form()] = "",
-) -> Response:  # fmt: skip
+    request: Request,
+    signer: SignerDep,
+    db: DatabaseDep,
+    token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/team",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
     target = _safe_next(next)
     try:
         signer.check_csrf(request, csrf_token)
@@ -466,9 +478,14 @@ def own_team(request: Request, signer: SignerDep, user: WebUser) -> Response:
 
 @router.get("/teams/{name:path}", response_model=None)  # a team name may hold "/"
 def team_page(
-    name: str, request: Request, session: SessionDep, state: StateDep, settings: SettingsDep,
-    signer: SignerDep, user: WebUser,
-) -> Response:  # fmt: skip
+    name: str,
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    settings: SettingsDep,
+    signer: SignerDep,
+    user: WebUser,
+) -> Response:
     if user is None:
         return _login_redirect(request)
     team = session.scalar(select(Team).where(Team.name == name))
@@ -514,9 +531,14 @@ def _visible(session: Session, user: Principal, submission_id: int) -> Submissio
 
 @router.get("/submissions/{submission_id}", response_model=None)
 def report_page(
-    submission_id: IdPath, request: Request, session: SessionDep, state: StateDep, signer: SignerDep,
-    user: WebUser, cache: PlotCacheDep,
-) -> Response:  # fmt: skip
+    submission_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    signer: SignerDep,
+    user: WebUser,
+    cache: PlotCacheDep,
+) -> Response:
     if user is None:
         return _login_redirect(request)
     sub = _visible(session, user, submission_id)
@@ -556,9 +578,13 @@ def report_page(
 
 @router.post("/submissions/{submission_id}/cancel", response_model=None)
 def cancel_run(
-    submission_id: IdPath, request: Request, session: SessionDep, signer: SignerDep, user: WebUser,
+    submission_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    signer: SignerDep,
+    user: WebUser,
     csrf_token: Annotated[str, Form()] = "",
-) -> Response:  # fmt: skip
+) -> Response:
     """The report page's cancel button: the API's cancel (`submissions.cancel`, the policy table
     decides the refund), behind the session's CSRF token."""
     if user is None:
@@ -632,9 +658,13 @@ def _forest(
 
 @router.get("/submissions/{submission_id}/plots/{name}.svg", response_model=None)
 def report_plot(
-    submission_id: IdPath, name: str, request: Request, session: SessionDep, user: WebUser,
+    submission_id: IdPath,
+    name: str,
+    request: Request,
+    session: SessionDep,
+    user: WebUser,
     cache: PlotCacheDep,
-) -> Response:  # fmt: skip
+) -> Response:
     sub = _visible(session, user, submission_id) if user is not None else None
     if sub is None or user is None:
         return Response("not found", status_code=404, media_type="text/plain")
@@ -693,10 +723,13 @@ def _flag_kinds(flags: FlagsOut) -> dict[int, list[str]]:
 
 @router.get("/admin", response_model=None)
 def admin_page(
-    request: Request, session: SessionDep, signer: SignerDep, user: WebUser,
+    request: Request,
+    session: SessionDep,
+    signer: SignerDep,
+    user: WebUser,
     reviewed: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
     action: Annotated[str | None, Query(max_length=20)] = None,
-) -> Response:  # fmt: skip
+) -> Response:
     if user is None:
         return _login_redirect(request)
     if not user.is_staff:
@@ -714,10 +747,16 @@ def admin_page(
 
 @router.post("/admin/submissions/{submission_id}/review", response_model=None)
 def admin_review(
-    submission_id: IdPath, request: Request, session: SessionDep, signer: SignerDep, user: WebUser,
-    action: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
-    confirm_flags: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
-) -> Response:  # fmt: skip
+    submission_id: IdPath,
+    request: Request,
+    session: SessionDep,
+    signer: SignerDep,
+    user: WebUser,
+    action: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    confirm_flags: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
     """Record a decision. Approving a flagged run needs the form's ``confirm_flags`` box ticked,
     checked here against the flags computed now (the API's review is unchanged: flags never block)."""
     if user is None:
@@ -788,9 +827,14 @@ def agreement_page(
 
 @router.post("/agreement", response_model=None)
 def accept_agreement(
-    request: Request, session: SessionDep, state: StateDep, signer: SignerDep, user: WebUser,
-    version: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
-) -> Response:  # fmt: skip
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    signer: SignerDep,
+    user: WebUser,
+    version: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
     if user is None:
         return _login_redirect(request)
     agreement = state.parts.find(Agreement)

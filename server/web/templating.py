@@ -172,9 +172,14 @@ def current_pause(request: Request) -> pause.PauseState:
 
 
 def render(
-    request: Request, signer: SessionSigner, user: Principal | None, name: str, context: dict[str, Any],
-    *, status_code: int = 200,
-) -> HTMLResponse:  # fmt: skip
+    request: Request,
+    signer: SessionSigner,
+    user: Principal | None,
+    name: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
     """Render a page; a form on it gets a CSRF nonce whose cookie is set on this response."""
     full = {
         "user": user, "csrf_token": lambda: signer.csrf_for_form(request), "csrf_field": CSRF_FIELD,

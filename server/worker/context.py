@@ -40,9 +40,14 @@ class StageFault(Exception):
 
 
 def fault(
-    stage: Stage, kind: FaultKind, code: ErrorCode, message: str, *, exit_code: int | None = None,
+    stage: Stage,
+    kind: FaultKind,
+    code: ErrorCode,
+    message: str,
+    *,
+    exit_code: int | None = None,
     log_tail: str = "",
-) -> StageFault:  # fmt: skip
+) -> StageFault:
     return StageFault(Fault(stage, kind, code, message, exit_code), log_tail)
 
 

@@ -78,10 +78,18 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: StageFault, decision: Decision) -
             to = RunStatus.CANCELLED if decision.code is ErrorCode.CANCELLED else RunStatus.FAILED
             public = submitter_message(f, decision.told, decision.code, refunded=decision.refund)
             sub = transition(
-                session, ctx.sub_id, to, note=f"{decision.code.value}: {public}"[:2000], detail=why,
-                owner=env.name, attempt=ctx.lease.attempt, error_code=decision.code.value,
-                failed_phase=FAILED_PHASE[f.stage], error_message=public, error_detail=f.message,
-            )  # fmt: skip
+                session,
+                ctx.sub_id,
+                to,
+                note=f"{decision.code.value}: {public}"[:2000],
+                detail=why,
+                owner=env.name,
+                attempt=ctx.lease.attempt,
+                error_code=decision.code.value,
+                failed_phase=FAILED_PHASE[f.stage],
+                error_message=public,
+                error_detail=f.message,
+            )
             if decision.refund:
                 quota.refund(session, ctx.sub_id, f"{decision.reason} ({decision.code.value})")
             if decision.hold:
@@ -91,10 +99,15 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: StageFault, decision: Decision) -
         else:
             retry = decision.action is Action.RETRY
             sub = lifecycle.requeue(
-                session, ctx.sub_id, owner=env.name, attempt=ctx.lease.attempt, resume_from=ctx.status,
-                note=RETRY_NOTE if retry else HANDED_BACK_NOTE, detail=why,
+                session,
+                ctx.sub_id,
+                owner=env.name,
+                attempt=ctx.lease.attempt,
+                resume_from=ctx.status,
+                note=RETRY_NOTE if retry else HANDED_BACK_NOTE,
+                detail=why,
                 retry_after=decision.backoff if retry else None,
-            )  # fmt: skip
+            )
         if decision.alert:
             detail = {"phase": f.stage.value, "kind": f.kind.value, "error_code": decision.code.value}
             alerts.alert(session, ctx.sub_id, actor=actor, reason=decision.reason, detail=detail)

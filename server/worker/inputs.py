@@ -67,9 +67,13 @@ class ImagesOnly:
             names, preflight = _synthetic_preflight(inputs, private[0], n_preflight)
             source = "synthetic"
         return cls(
-            digest=digest, hidden_input=hidden, public_input=public_input, preflight_filenames=tuple(names),
-            preflight_input=preflight, preflight_source=source,
-        )  # fmt: skip
+            digest=digest,
+            hidden_input=hidden,
+            public_input=public_input,
+            preflight_filenames=tuple(names),
+            preflight_input=preflight,
+            preflight_source=source,
+        )
 
     def hidden_input_for(self, test_set: str) -> tuple[Path, str]:
         """``private``: every image; ``public`` (a development phase): the public images only."""

@@ -119,9 +119,13 @@ class Worker:
             return
         if capacity.is_capacity_wait(progress.kind, progress.message):
             capacity.note_capacity_wait(
-                self.db, ctx.sub_id, owner=self.name, attempt=ctx.lease.attempt, message=progress.message,
+                self.db,
+                ctx.sub_id,
+                owner=self.name,
+                attempt=ctx.lease.attempt,
+                message=progress.message,
                 gpus=self.settings.run.gpus,
-            )  # fmt: skip
+            )
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

@@ -65,9 +65,14 @@ def lease_next(db: Database, owner: str, ttl: timedelta) -> Lease | None:
         if taken is None:
             return None
         return Lease(
-            submission_id=sub.id, owner=owner, attempt=taken.attempt, status=taken.status,
-            recovered_from=taken.recovered_from, previous_handle=sub.runner_handle, retries=sub.retries,
-        )  # fmt: skip
+            submission_id=sub.id,
+            owner=owner,
+            attempt=taken.attempt,
+            status=taken.status,
+            recovered_from=taken.recovered_from,
+            previous_handle=sub.runner_handle,
+            retries=sub.retries,
+        )
 
 
 @dataclass(frozen=True)

@@ -162,14 +162,25 @@ def _facts(db: Database, settings: Settings, taken: Lease) -> RunFacts:
         test_set = record_test_set or competition_phase(session, settings, sub.phase).test_set
         archive = sub.archive_path is not None and Path(sub.archive_path).is_file()
         return RunFacts(
-            submission_id=sub.id, owner=taken.owner, attempt=taken.attempt, status=taken.status.value,
-            retries=sub.retries, recovered_from=taken.recovered_from, previous_handle=taken.previous_handle,
-            test_set=test_set, image_digest=sub.image_digest, image_ref=sub.image_ref, archive=archive,
-            archive_bytes=sub.archive_bytes if archive else None, baseline=sub.baseline,
-            cancel_requested=sub.cancel_requested, created_at=sub.created_at.isoformat(),
-            timings=dict(sub.timings or {}), runtime=dict(sub.runtime or {}),
+            submission_id=sub.id,
+            owner=taken.owner,
+            attempt=taken.attempt,
+            status=taken.status.value,
+            retries=sub.retries,
+            recovered_from=taken.recovered_from,
+            previous_handle=taken.previous_handle,
+            test_set=test_set,
+            image_digest=sub.image_digest,
+            image_ref=sub.image_ref,
+            archive=archive,
+            archive_bytes=sub.archive_bytes if archive else None,
+            baseline=sub.baseline,
+            cancel_requested=sub.cancel_requested,
+            created_at=sub.created_at.isoformat(),
+            timings=dict(sub.timings or {}),
+            runtime=dict(sub.runtime or {}),
             lease_ttl_s=settings.lease_ttl.total_seconds(),
-        )  # fmt: skip
+        )
 
 
 def heartbeat(db: Database, settings: Settings, sub_id: int, owner: str, attempt: int) -> tuple[bool, bool]:
