@@ -48,8 +48,7 @@ from server.submissions.upload import ReceivedArchive, discard, private_dir
 
 @dataclass(frozen=True)
 class Entry:
-    """What the submitter says of the model (validated by the caller's schema); its fields are the
-    run's columns of the same names."""
+    """What the submitter says of the model (validated by the caller's schema)."""
 
     name: str
     description: str | None = None
@@ -165,7 +164,10 @@ def create(session: Session, settings: Settings, user: Principal, entry: Entry, 
         sub = Submission(
             team_id=team.id,
             user_id=user.user_id,
-            **vars(entry),
+            name=entry.name,
+            description=entry.description,
+            url=entry.url,
+            method_card=entry.method_card,
             phase=phase.name,
             image_digest=image.digest,
             image_ref=image.image_ref,
@@ -191,7 +193,10 @@ def create_baseline(
     return service.create_baseline(
         session,
         settings,
-        **vars(entry),
+        name=entry.name,
+        description=entry.description,
+        url=entry.url,
+        method_card=entry.method_card,
         image_digest=image.digest,
         archive_path=image.archive_path,
         image_ref=image.image_ref,
