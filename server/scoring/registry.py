@@ -1,20 +1,17 @@
 """Every headline metric with the direction that is better, so no consumer has to guess.
 
 The leaderboard orders by :data:`LEADERBOARD_ORDER` and these directions (:func:`ranking_key`); the
-invariance tests iterate over :data:`METRICS` (every metric must survive a row shuffle, score an
-oracle best, and return NaN with a reason rather than a fake value on degenerate input).
+invariance tests (``tests/scoring/test_registry.py``) check every metric of :data:`DIRECTIONS`
+(each must survive a row shuffle, score an oracle best, and return NaN with a reason rather than a
+fake value on degenerate input).
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-from server.scoring import clinical, metrics
-from server.scoring.inputs import FloatArray
-from server.scoring.metrics import MetricValue
 
 
 class Direction(enum.StrEnum):
@@ -24,101 +21,23 @@ class Direction(enum.StrEnum):
     LOWER = "lower"
 
 
-class Reference(enum.StrEnum):
-    """What a metric compares the prediction with."""
-
-    ORDINAL = "ordinal"  # masking ground truth (levels or ranks); the prediction is a level or score
-    BINARY = "binary"  # a 0/1 clinical endpoint; the prediction is the continuous score
-
-
-#: ``compute(reference, prediction, keys)``; keys (file names) break ties where a metric bins rows.
-Compute = Callable[[FloatArray, FloatArray, Sequence[str]], MetricValue]
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One reported metric.
-
-    Attributes
-    ----------
-    name : str
-        The key used in the report JSON and on the leaderboard.
-    direction : Direction
-    reference : Reference
-    description : str
-    compute : callable
-        ``compute(reference, prediction, keys) -> MetricValue``.
-    """
-
-    name: str
-    direction: Direction
-    reference: Reference
-    description: str
-    compute: Compute
-
-    def sort_key(self, value: float) -> float:
-        """Ascending sort key: best first, undefined (NaN) last."""
-        if math.isnan(value):
-            return math.inf
-        return -value if self.direction is Direction.HIGHER else value
-
-
-def _odds_ratio_q4(reference: FloatArray, prediction: FloatArray, keys: Sequence[str]) -> MetricValue:
-    result = clinical.quartile_odds_ratios(reference, prediction)["Q4"]
-    if result.reason is not None:
-        return MetricValue.undefined(result.reason)
-    return MetricValue(result.value)
-
-
-METRICS: Mapping[str, MetricSpec] = {
-    spec.name: spec
-    for spec in (
-        MetricSpec(
-            "kendall_tau_b",
-            Direction.HIGHER,
-            Reference.ORDINAL,
-            "Kendall's tau-b between prediction and masking ground truth",
-            lambda reference, prediction, keys: metrics.kendall_tau_b(reference, prediction),
-        ),
-        MetricSpec(
-            "amae",
-            Direction.LOWER,
-            Reference.ORDINAL,
-            "average over present ground-truth classes of the mean absolute error",
-            lambda reference, prediction, keys: metrics.amae(reference, prediction),
-        ),
-        MetricSpec(
-            "auc",
-            Direction.HIGHER,
-            Reference.BINARY,
-            "ROC AUC of the masking score for a clinical endpoint",
-            lambda reference, prediction, keys: clinical.roc_auc(reference, prediction),
-        ),
-        MetricSpec(
-            "odds_ratio_q4",
-            Direction.HIGHER,
-            Reference.BINARY,
-            "odds ratio of the endpoint in the top score quartile against the bottom one",
-            _odds_ratio_q4,
-        ),
-        MetricSpec(
-            "low_bin_f1",
-            Direction.HIGHER,
-            Reference.ORDINAL,
-            "F1 of levels {1, 2} as the positive class (the level view)",
-            lambda reference, prediction, keys: metrics.bin_scores(reference, prediction, metrics.LOW_BIN).f1,
-        ),
-        MetricSpec(
-            "high_bin_f1",
-            Direction.HIGHER,
-            Reference.ORDINAL,
-            "F1 of levels {7, 8} as the positive class (the level view)",
-            lambda reference, prediction, keys: (
-                metrics.bin_scores(reference, prediction, metrics.HIGH_BIN).f1
-            ),
-        ),
-    )
+#: Every reported metric (its key in the report JSON and on the leaderboard) with the direction
+#: that is better.
+DIRECTIONS: Mapping[str, Direction] = {
+    "kendall_tau_b": Direction.HIGHER,
+    "amae": Direction.LOWER,
+    "auc": Direction.HIGHER,
+    "odds_ratio_q4": Direction.HIGHER,
+    "low_bin_f1": Direction.HIGHER,
+    "high_bin_f1": Direction.HIGHER,
 }
+
+
+def sort_key(name: str, value: float) -> float:
+    """Ascending sort key of a value of metric `name`: best first, undefined (NaN) last."""
+    if math.isnan(value):
+        return math.inf
+    return -value if DIRECTIONS[name] is Direction.HIGHER else value
 
 
 @dataclass(frozen=True)
@@ -158,5 +77,5 @@ def ranking_key(values: Mapping[str, float | None]) -> tuple[float, ...]:
     for name in LEADERBOARD_ORDER:
         value = values.get(name)
         number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
-        key.append(METRICS[name].sort_key(number))
+        key.append(sort_key(name, number))
     return tuple(key)

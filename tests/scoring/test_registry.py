@@ -1,19 +1,80 @@
 """Invariances every registered metric must satisfy (server/scoring/registry.py).
 
 In the manner of scikit-learn's metrics/tests/test_common.py: the properties are checked for each
-entry of METRICS, so a new metric is tested the moment it is registered.
+entry of METRICS, one per metric of the registry's DIRECTIONS (checked below), so a new metric is
+tested the moment it is registered.
 """
 
 from __future__ import annotations
 
+import enum
 import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
-from server.scoring.registry import METRICS, Direction, MetricSpec, Reference
+from server.scoring import clinical, metrics
+from server.scoring.metrics import MetricValue
+from server.scoring.registry import DIRECTIONS, Direction, sort_key
 
 N = 400
+
+
+class Reference(enum.StrEnum):
+    """What a metric compares the prediction with."""
+
+    ORDINAL = "ordinal"  # masking ground truth (levels or ranks); the prediction is a level or score
+    BINARY = "binary"  # a 0/1 clinical endpoint; the prediction is the continuous score
+
+
+#: ``compute(reference, prediction, keys)``; keys (file names) break ties where a metric bins rows.
+Compute = Callable[[np.ndarray, np.ndarray, Sequence[str]], MetricValue]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One reported metric: its registered name and direction, and how the tests compute it."""
+
+    name: str
+    reference: Reference
+    compute: Compute
+
+    @property
+    def direction(self) -> Direction:
+        return DIRECTIONS[self.name]
+
+    def sort_key(self, value: float) -> float:
+        return sort_key(self.name, value)
+
+
+def _odds_ratio_q4(reference: np.ndarray, prediction: np.ndarray, keys: Sequence[str]) -> MetricValue:
+    result = clinical.quartile_odds_ratios(reference, prediction)["Q4"]
+    if result.reason is not None:
+        return MetricValue.undefined(result.reason)
+    return MetricValue(result.value)
+
+
+METRICS: Mapping[str, MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        MetricSpec("kendall_tau_b", Reference.ORDINAL, lambda r, p, keys: metrics.kendall_tau_b(r, p)),
+        MetricSpec("amae", Reference.ORDINAL, lambda r, p, keys: metrics.amae(r, p)),
+        MetricSpec("auc", Reference.BINARY, lambda r, p, keys: clinical.roc_auc(r, p)),
+        MetricSpec("odds_ratio_q4", Reference.BINARY, _odds_ratio_q4),
+        MetricSpec(
+            "low_bin_f1", Reference.ORDINAL, lambda r, p, keys: metrics.bin_scores(r, p, metrics.LOW_BIN).f1
+        ),
+        MetricSpec(
+            "high_bin_f1", Reference.ORDINAL, lambda r, p, keys: metrics.bin_scores(r, p, metrics.HIGH_BIN).f1
+        ),
+    )
+}
+
+
+def test_every_registered_metric_is_tested_here() -> None:
+    assert set(METRICS) == set(DIRECTIONS)
 
 
 def _is_better(spec: MetricSpec, a: float, b: float) -> bool:
