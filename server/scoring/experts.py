@@ -140,12 +140,8 @@ def expert_rows(labels: LabelTable, *, pairs: bool = True) -> tuple[dict[str, di
                 f"experts.{name}: {int((~present).sum())} row(s) without a position; "
                 f"scored on the other {int(present.sum())}"
             )
-        # Against the consensus the expert's own re-ranks are the prediction, as in v1.
-        consensus = Agreement(
-            metrics.kendall_tau_b(view.truth[present], column[present]),
-            metrics.amae(view.truth[present], column[present]),
-            int((~present).sum()),
-        )
+        # Against the consensus the expert's own re-ranks are the prediction (not ranked again), as in v1.
+        consensus = agreement(view.truth, column, rank_layout=False)
         entry: dict[str, object] = dict(_entry(consensus, f"experts.{name}", warnings))
         if pairs:
             entry["per_expert"] = {

@@ -235,15 +235,9 @@ def _matrix(value: Any) -> tuple[tuple[int, ...], ...] | None:
     """A matrix of counts as stored; None unless every cell is an integer."""
     if not isinstance(value, list | tuple) or not value:
         return None
-    rows: list[tuple[int, ...]] = []
-    for row in value:
-        if not isinstance(row, list | tuple):
-            return None
-        cells = tuple(_integer(c) for c in row)
-        if any(c is None for c in cells):
-            return None
-        rows.append(tuple(c for c in cells if c is not None))
-    return tuple(rows)
+    if not all(isinstance(row, list | tuple) and all(_integer(c) is not None for c in row) for row in value):
+        return None
+    return tuple(tuple(row) for row in value)
 
 
 @dataclass(frozen=True)
@@ -444,16 +438,7 @@ class RunRecord:
         return replace(self, **changes, present=self.present | frozenset(changes))
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in _RECORD_KEYS:
-            if name in self.present:
-                value = getattr(self, name)
-                if isinstance(value, Bootstrap):
-                    out[name] = value.to_json()
-                elif isinstance(value, Mapping):
-                    out[name] = dict(value)
-                else:
-                    out[name] = value
+        out = {name: _record_json(getattr(self, name)) for name in _RECORD_KEYS if name in self.present}
         return {**out, **self.unknown}
 
     def pairing(self) -> PairingBasis:
@@ -469,6 +454,12 @@ _RECORD_KEYS: tuple[str, ...] = tuple(
 )
 _RECORD_INTEGERS = frozenset({"attempt", "retries", "n_hidden_images", "n_private_images"})
 _RECORD_MAPPINGS = frozenset({"durations_s", "peak_memory_bytes"})
+
+
+def _record_json(value: Any) -> Any:
+    if isinstance(value, Bootstrap):
+        return value.to_json()
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 def _record_value(name: str, raw: Any) -> Any:

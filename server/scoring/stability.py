@@ -17,25 +17,16 @@ from server.scoring.registry import ENDPOINT_KEYS
 from server.scoring.results import Report
 
 
-def expert_names(reports: Sequence[Report]) -> list[str]:
-    """The experts any of `reports` holds an agreement with, as ``expert_k`` (sorted)."""
-    return sorted({name.lower() for report in reports for name in report.per_expert})
-
-
 def stability_table(reports: Sequence[Report]) -> dict[str, float | None]:
     """``{"expert_1": tau, ..., "amae": tau, "auc_<endpoint>": tau, ...}`` over `reports` (one run
-    each); None where fewer than two runs hold both figures (`ranking.stability`)."""
+    each); None where fewer than two runs hold both figures (`ranking.stability`). The experts are
+    those any report holds an agreement with, as ``expert_k`` (sorted; any case of the report's key)."""
     consensus = [report.kendall_tau_b.value for report in reports]
+    per_expert = [{key.lower(): value for key, value in r.per_expert.items()} for r in reports]
     orders: dict[str, list[float | None]] = {}
-    for name in expert_names(reports):
-        orders[name] = [_per_expert(report, name) for report in reports]
+    for name in sorted({name for taus in per_expert for name in taus}):
+        orders[name] = [taus.get(name) for taus in per_expert]
     orders["amae"] = [None if r.amae.value is None else -r.amae.value for r in reports]
     for endpoint in ENDPOINT_KEYS:
         orders[f"auc_{endpoint}"] = [r.clinical[endpoint].auc.value for r in reports]
     return ranking.stability(consensus, orders)
-
-
-def _per_expert(report: Report, name: str) -> float | None:
-    """The run's tau-b against expert `name` (``expert_k``, any case of the report's key)."""
-    found = {key.lower(): value for key, value in report.per_expert.items()}
-    return found.get(name)
