@@ -43,7 +43,7 @@ import enum
 import functools
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -221,7 +221,9 @@ def parse_labels(data: bytes, *, path: Path | None = None, layout: LabelLayout |
     if not text.strip():
         raise LabelFileError(path, "file is empty")
 
-    records = _split_records(text, path)
+    records = split_records(
+        text, ";", lambda exc, line: LabelFileError(path, f"malformed CSV: {exc}", line=line)
+    )
     header_line, header = records[0]
     detected = _detect_layout(header, path, wanted=layout, line=header_line)
     columns = COLUMNS[detected]
@@ -231,9 +233,13 @@ def parse_labels(data: bytes, *, path: Path | None = None, layout: LabelLayout |
     return _parse_rows(body, columns, detected, path)
 
 
-def _split_records(text: str, path: Path | None) -> list[tuple[int, list[str]]]:
-    """Split into (line number, stripped cells), dropping blank lines."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=";", strict=True)
+def split_records(
+    text: str, delimiter: str, malformed: Callable[[csv.Error, int], Exception]
+) -> list[tuple[int, list[str]]]:
+    """(line number, stripped cells) of each record, blank ones dropped (a line of separators only
+    is blank); a malformed record raises ``malformed(error, line number)``. Also the predictions
+    reader's."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     records: list[tuple[int, list[str]]] = []
     try:
         for cells in reader:
@@ -241,7 +247,7 @@ def _split_records(text: str, path: Path | None) -> list[tuple[int, list[str]]]:
             if any(stripped):
                 records.append((reader.line_num, stripped))
     except csv.Error as exc:
-        raise LabelFileError(path, f"malformed CSV: {exc}", line=reader.line_num) from exc
+        raise malformed(exc, reader.line_num) from exc
     return records
 
 

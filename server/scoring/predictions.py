@@ -25,9 +25,7 @@ needed.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import logging
 import math
 import re
@@ -36,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from server.scoring.labels import split_records
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"Prob_bin_{k}" for k in range(1, 9))
 #: Every column the contract defines; any other is refused.
@@ -231,7 +231,9 @@ class _Parser:
     def parse(self, expected: Sequence[str] | None) -> Predictions:
         first_line = next((line for line in _LINE_END.split(self.text) if line.strip()), "")
         delimiter = self._delimiter(first_line)
-        records = self._records(delimiter)
+        records = split_records(
+            self.text, delimiter, lambda exc, line: self.error(f"malformed CSV at line {line}: {exc}")
+        )
         if not records:
             raise self.error(
                 f"no header row: every line is empty or holds only {delimiter!r} separators", line=1
@@ -302,18 +304,6 @@ class _Parser:
             f"the header {header[:80]!r} has no ';' or ',' separator; expected at least Filename;Final_score",
             line=1,
         )
-
-    def _records(self, delimiter: str) -> list[tuple[int, list[str]]]:
-        reader = csv.reader(io.StringIO(self.text, newline=""), delimiter=delimiter, strict=True)
-        records: list[tuple[int, list[str]]] = []
-        try:
-            for cells in reader:
-                stripped = [cell.strip() for cell in cells]
-                if any(stripped):
-                    records.append((reader.line_num, stripped))
-        except csv.Error as exc:
-            raise self.error(f"malformed CSV at line {reader.line_num}: {exc}") from None
-        return records
 
     def _columns(self, header: list[str], line: int) -> dict[str, int]:
         columns: dict[str, int] = {}
