@@ -173,6 +173,9 @@ class BinScores:
     recall: MetricValue
     f1: MetricValue
 
+    def items(self) -> tuple[tuple[str, MetricValue], ...]:
+        return (("precision", self.precision), ("recall", self.recall), ("f1", self.f1))
+
 
 def bin_scores(y_true: ArrayLike, y_pred: ArrayLike, positive: tuple[int, ...]) -> BinScores:
     r"""Binary precision, recall and F1 with "positive" = the level lies in `positive`.

@@ -29,10 +29,6 @@ def _interval(ci: Sequence[float] | None, digits: int = 4) -> str:
     return _MISSING if ci is None else f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
-def _p_value(value: float | None) -> str:
-    return _MISSING if value is None else f"{value:.4g}"
-
-
 def _table(title: str, *columns: str, caption: str | None = None) -> Table:
     """A table whose first column is left-aligned and the others right-aligned (the numbers)."""
     table = Table(title=title, caption=caption)
@@ -130,7 +126,7 @@ def _clinical_tables(report: Report) -> list[Table]:
                     quartile,
                     _value(ratio.value, 2),
                     _interval(ratio.ci95, 2) + ("*" if ratio.haldane else ""),
-                    _p_value(ratio.p_one_sided),
+                    _MISSING if ratio.p_one_sided is None else f"{ratio.p_one_sided:.4g}",
                     _interval(ratio.bootstrap_ci95, 2) if quartile == "Q4" else "",
                 )
     return [auc_table, ratio_table]

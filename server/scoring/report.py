@@ -45,7 +45,7 @@ Conventions
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -357,11 +357,7 @@ def _masking(
         "masking.levels.kendall_tau_b", metrics.kendall_tau_b(truth_lv, pred_lv), level_tau_reps, notes
     )
     level_amae = boot.estimate("masking.levels.amae", metrics.amae(truth_lv, pred_lv), level_amae_reps, notes)
-    groups: dict[str, float | None] = {}
-    for name, value in metrics.group_amae(truth_lv, pred_lv).items():
-        if not value.is_defined:
-            notes.add(f"masking.levels.group_amae.{name}: null, undefined ({value.reason})")
-        groups[name] = _number(value.value)
+    groups = _values("masking.levels.group_amae", metrics.group_amae(truth_lv, pred_lv).items(), notes)
 
     levels_view = {
         "kendall_tau_b": level_tau,
@@ -373,7 +369,7 @@ def _masking(
     if not v2_parts:
         return {**masking, "levels": levels_view}, _replicates(tau_reps, amae_reps)
     bins = {
-        key: _bin_entry(metrics.bin_scores(truth_lv, pred_lv, levels), f"masking.levels.{key}", notes)
+        key: _values(f"masking.levels.{key}", metrics.bin_scores(truth_lv, pred_lv, levels).items(), notes)
         for key, levels in (("low_bin", metrics.LOW_BIN), ("high_bin", metrics.HIGH_BIN))
     }
     view = experts.ExpertView.of(labels)
@@ -391,10 +387,12 @@ def _replicates(tau: FloatArray | None, error: FloatArray | None) -> dict[str, n
     return {"kendall_tau_b": empty if tau is None else tau, "amae": empty if error is None else error}
 
 
-def _bin_entry(scores: metrics.BinScores, path: str, notes: _Warnings) -> dict[str, float | None]:
+def _values(
+    path: str, values: Iterable[tuple[str, MetricValue]], notes: _Warnings
+) -> dict[str, float | None]:
+    """``{name: value}``; null, with a warning, where a value is undefined."""
     entry: dict[str, float | None] = {}
-    for name in ("precision", "recall", "f1"):
-        value: MetricValue = getattr(scores, name)
+    for name, value in values:
         if not value.is_defined:
             notes.add(f"{path}.{name}: null, undefined ({value.reason})")
         entry[name] = _number(value.value)

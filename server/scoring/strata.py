@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
 from server.scoring import metrics, ranks, weighted
-from server.scoring.bootstrap import paired_difference_ci, percentile_ci
+from server.scoring.bootstrap import percentile_ci
 from server.scoring.experts import ExpertView
 from server.scoring.inputs import FloatArray, tiebreak_codes
 from server.scoring.labels import LabelLayout, LabelTable
@@ -174,9 +174,7 @@ def score_strata(
         if tau_a is None or tau_b is None or tau_a["value"] is None or tau_b["value"] is None:
             differences[f"{first}_minus_{second}"] = {"value": None, "ci95": None}
             continue
-        ci = None
-        if a.replicates is not None and b.replicates is not None:
-            low, high = paired_difference_ci(a.replicates, b.replicates)
-            ci = None if math.isnan(low) else [low, high]
+        # The replicates of both are the report's resamples restricted to their rows: paired.
+        ci = None if a.replicates is None or b.replicates is None else _interval(a.replicates - b.replicates)
         differences[f"{first}_minus_{second}"] = {"value": tau_a["value"] - tau_b["value"], "ci95": ci}
     return {name: result.entry for name, result in results.items()}, differences
