@@ -405,10 +405,8 @@ def _write_labels(root: Path, labels: SyntheticLabels) -> None:
 class _Chunk:
     folder: Path
     split_code: int
-    start: int
-    dense_fraction: np.ndarray
-    contrast: np.ndarray
-    breast_area_cm2: np.ndarray
+    start: int  # index in the split of the first image
+    anatomies: tuple[Anatomy, ...]
 
 
 def _render_all(
@@ -427,19 +425,13 @@ def _render_all(
         folder = root / "images" / "preprocessed" / split.value
         folder.mkdir(parents=True)
         c = split_labels.cohort
-        for start in range(0, len(split_labels), _CHUNK):
-            stop = min(start + _CHUNK, len(split_labels))
-            chunks.append(
-                _Chunk(
-                    folder,
-                    _SPLIT_CODE[split],
-                    start,
-                    c.dense_fraction[start:stop],
-                    c.contrast[start:stop],
-                    c.breast_area_cm2[start:stop],
-                )
-            )
-    total = sum(len(ch.contrast) for ch in chunks)
+        anatomies = tuple(
+            Anatomy(float(d), float(k), float(a))
+            for d, k, a in zip(c.dense_fraction, c.contrast, c.breast_area_cm2, strict=True)
+        )
+        for start in range(0, len(anatomies), _CHUNK):
+            chunks.append(_Chunk(folder, _SPLIT_CODE[split], start, anatomies[start : start + _CHUNK]))
+    total = sum(len(ch.anatomies) for ch in chunks)
     done = 0
     if workers == 1:
         for chunk in chunks:
@@ -464,17 +456,10 @@ def _render_all(
 def _render_chunk(chunk: _Chunk, seed: int, resolution: tuple[int, int]) -> int:
     """Render and write one run of consecutive images of a split; returns how many."""
     renderer = ImageRenderer(*resolution)
-    prefix = chunk.folder.name
-    for j in range(chunk.contrast.shape[0]):
-        i = chunk.start + j
-        anatomy = Anatomy(
-            dense_fraction=float(chunk.dense_fraction[j]),
-            contrast=float(chunk.contrast[j]),
-            breast_area_cm2=float(chunk.breast_area_cm2[j]),
-        )
+    for i, anatomy in enumerate(chunk.anatomies, start=chunk.start):
         image = renderer.render(anatomy, _rng(seed, _IMAGE_STREAM, chunk.split_code, i))
-        write_png(image, chunk.folder / f"{prefix}_{i + 1}.png")
-    return int(chunk.contrast.shape[0])
+        write_png(image, chunk.folder / f"{chunk.folder.name}_{i + 1}.png")
+    return len(chunk.anatomies)
 
 
 def _swap_into_place(staging: Path, outdir: Path) -> None:
