@@ -179,14 +179,10 @@ class ExpertScore:
         )
 
 
-def _agreements(section: Any) -> Mapping[str, ExpertScore]:
-    """``{Expert_k: {"kendall_tau_b": t, "amae": a}}`` of a ``per_expert`` section."""
+def _expert_scores(section: Any) -> Mapping[str, ExpertScore]:
+    """``{Expert_k: {"kendall_tau_b": t, "amae": a, ...}}`` of an ``experts`` or ``per_expert`` section."""
     return MappingProxyType(
-        {
-            k: ExpertScore(_number(v.get("kendall_tau_b")), _number(v.get("amae")))
-            for k, v in _section(section).items()
-            if isinstance(v, Mapping)
-        }
+        {k: ExpertScore.read(v) for k, v in _section(section).items() if isinstance(v, Mapping)}
     )
 
 
@@ -327,7 +323,6 @@ class Report:
         masking = _section(stored.get("masking"))
         clinical = _section(stored.get("clinical"))
         amae = _section(masking.get("amae"))
-        experts = _section(stored.get("experts"))
         return cls(
             data=stored,
             has_masking=bool(masking),
@@ -337,15 +332,13 @@ class Report:
             amae_unit=amae["unit"] if isinstance(amae.get("unit"), str) else None,
             population=clinical["population"] if isinstance(clinical.get("population"), str) else None,
             clinical=MappingProxyType({e.key: EndpointResult.read(clinical.get(e.key)) for e in ENDPOINTS}),
-            experts=MappingProxyType(
-                {k: ExpertScore.read(v) for k, v in experts.items() if isinstance(v, Mapping)}
-            ),
+            experts=_expert_scores(stored.get("experts")),
             per_expert=_taus(masking.get("per_expert")),
             n_images=_integer(stored.get("n_images")),
             label_layout=_text(stored.get("label_layout")),
             levels=Levels.read(masking.get("levels")),
             clinical_n=_integer(clinical.get("n")),
-            model_per_expert=_agreements(masking.get("per_expert")),
+            model_per_expert=_expert_scores(masking.get("per_expert")),
             bootstrap=ReportBootstrap.read(boot) if (boot := _section(stored.get("bootstrap"))) else None,
             warnings=tuple(w for w in _list(stored.get("warnings")) if isinstance(w, str)),
             has_clinical=bool(clinical),
