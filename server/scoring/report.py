@@ -236,7 +236,7 @@ def _score_report(
     n = len(labels)
     boot = _Bootstrap.draw(n, resamples, seed)
     codes = tiebreak_codes(labels.filenames, n)
-    masking, replicates = _masking(rows, labels, codes, boot, notes, v2_parts=v2_parts)
+    masking, replicates, headline = _masking(rows, labels, codes, boot, notes, v2_parts=v2_parts)
     expert_section, expert_notes = (
         _expert_rows(labels) if v2_parts else experts.expert_rows(labels, pairs=False)
     )
@@ -266,22 +266,29 @@ def _score_report(
         "experts": expert_section,
     }
     if v2_parts and v3_parts:
-        data["strata"], data["strata_differences"] = _strata(rows, labels, boot.counts, notes, min_stratum)
+        data["strata"], data["strata_differences"] = _strata(
+            *headline, labels, boot.counts, notes, min_stratum
+        )
     data["bootstrap"] = {"resamples": resamples, "seed": seed, "degenerate": int(boot.degenerate.sum())}
     data["warnings"] = notes.items
     return ScoreReport(data=data, replicates=replicates)
 
 
 def _strata(
-    rows: Predictions, labels: LabelTable, counts: FloatArray | None, notes: _Warnings, min_stratum: int
+    truth: FloatArray,
+    pred: FloatArray,
+    labels: LabelTable,
+    counts: FloatArray | None,
+    notes: _Warnings,
+    min_stratum: int,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """``strata`` and ``strata_differences`` of the report, on the report's own resamples.
+    """``strata`` and ``strata_differences`` of the report: the headline tau-b's ground truth and
+    prediction (:func:`_masking`) restricted to each stratum, on the report's own resamples.
 
     Their degenerate resamples get a warning each but are not added to ``bootstrap.degenerate``,
     which counts the headline statistics' (as in version 2).
     """
     defined = strata.define_strata(labels)
-    truth, pred = strata.masking_inputs(rows, labels)
     messages = list(defined.warnings)
     entries, differences = strata.score_strata(
         truth, pred, counts, defined, min_size=min_stratum, warnings=messages
@@ -316,8 +323,9 @@ def _masking(
     notes: _Warnings,
     *,
     v2_parts: bool = True,
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The masking section: headline tau-b and AMAE, and the 8-level view."""
+) -> tuple[dict[str, Any], dict[str, np.ndarray], tuple[FloatArray, FloatArray]]:
+    """The masking section: headline tau-b and AMAE, and the 8-level view; the replicates; the
+    headline's (ground truth, prediction)."""
     if labels.layout == LabelLayout.PRIVATE:
         assert labels.experts is not None
         truth = ranks.median_rank_ground_truth(ranks.rerank_experts(labels.experts)).astype(np.float64)
@@ -367,7 +375,7 @@ def _masking(
     }
     masking = {"kendall_tau_b": tau, "amae": {**error, "unit": unit}}
     if not v2_parts:
-        return {**masking, "levels": levels_view}, _replicates(tau_reps, amae_reps)
+        return {**masking, "levels": levels_view}, _replicates(tau_reps, amae_reps), (truth, pred)
     bins = {
         key: _values(f"masking.levels.{key}", metrics.bin_scores(truth_lv, pred_lv, levels).items(), notes)
         for key, levels in (("low_bin", metrics.LOW_BIN), ("high_bin", metrics.HIGH_BIN))
@@ -379,7 +387,7 @@ def _masking(
     notes.extend(agreement_notes)
 
     section = {**masking, "levels": {**levels_view, **bins}, "per_expert": agreement}
-    return section, _replicates(tau_reps, amae_reps)
+    return section, _replicates(tau_reps, amae_reps), (truth, pred)
 
 
 def _replicates(tau: FloatArray | None, error: FloatArray | None) -> dict[str, np.ndarray]:

@@ -29,12 +29,10 @@ import pandas as pd
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
-from server.scoring import metrics, ranks, weighted
+from server.scoring import metrics, weighted
 from server.scoring.bootstrap import percentile_ci
-from server.scoring.experts import ExpertView
-from server.scoring.inputs import FloatArray, tiebreak_codes
-from server.scoring.labels import LabelLayout, LabelTable
-from server.scoring.predictions import Predictions
+from server.scoring.inputs import FloatArray
+from server.scoring.labels import LabelTable
 
 #: Default of ``CSAWM_MIN_STRATUM``: strata with fewer rows are suppressed.
 DEFAULT_MIN_STRATUM = 30
@@ -86,22 +84,6 @@ def define_strata(labels: LabelTable) -> Strata:
     strata += [Stratum("cancer", cancer), Stratum("no_cancer", ~cancer)]
     pairs = ((f"density_q{n_bins}", "density_q1"),) if n_bins >= 2 else ()
     return Strata(tuple(strata), pairs + _FIXED_PAIRS, tuple(warnings))
-
-
-def masking_inputs(rows: Predictions, labels: LabelTable) -> tuple[FloatArray, FloatArray]:
-    """The (ground truth, prediction) vectors the report's headline tau-b compares, in label order.
-
-    Rank layout: the floor-median expert re-rank and ``Final_score`` (tau-b sees only its order);
-    level layout: ``Label`` and ``Final_pred`` (or ``Final_score`` cut into 8 equal-count levels).
-    `rows` must already be aligned to ``labels.filenames``.
-    """
-    truth = ExpertView.of(labels).truth
-    if labels.layout == LabelLayout.PRIVATE:
-        return truth, np.asarray(rows.final_score, dtype=np.float64)
-    if rows.final_pred is not None:
-        return truth, np.asarray(rows.final_pred, dtype=np.float64)
-    levels = ranks.equal_count_levels(rows.final_score, tiebreak_codes(labels.filenames, len(labels)))
-    return truth, levels.astype(np.float64)
 
 
 @dataclass(frozen=True)

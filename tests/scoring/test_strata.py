@@ -10,6 +10,7 @@ import scipy.stats
 
 from server.scoring import strata
 from server.scoring.bootstrap import resample_counts, resample_indices
+from server.scoring.experts import ExpertView
 from server.scoring.labels import LabelTable
 from server.scoring.predictions import Predictions
 from server.scoring.report import score_report
@@ -21,6 +22,11 @@ from .schema import scored, valid_report
 RESAMPLES = 60
 SEED = 4
 Scored = tuple[LabelTable, Predictions]
+
+
+def _masking_inputs(rows: Predictions, table: LabelTable) -> tuple[np.ndarray, np.ndarray]:
+    """The (ground truth, prediction) of a private-layout report's headline tau-b."""
+    return ExpertView.of(table).truth, rows.final_score
 
 
 @pytest.fixture
@@ -77,7 +83,7 @@ def test_stratum_tau_b_and_interval_equal_scipy_on_the_subset_and_its_resamples(
     table_and_scores: Scored,
 ) -> None:
     table, rows = table_and_scores
-    truth, pred = strata.masking_inputs(rows, table)
+    truth, pred = _masking_inputs(rows, table)
     counts = resample_counts(len(table), RESAMPLES, SEED)
     defined = strata.define_strata(table)
     entries, differences = strata.score_strata(truth, pred, counts, defined, min_size=30)
@@ -110,7 +116,7 @@ def test_stratum_tau_b_and_interval_equal_scipy_on_the_subset_and_its_resamples(
 
 def test_a_stratum_of_every_row_is_the_reports_headline_tau_b(table_and_scores: Scored) -> None:
     table, rows = table_and_scores
-    truth, pred = strata.masking_inputs(rows, table)
+    truth, pred = _masking_inputs(rows, table)
     counts = resample_counts(len(table), RESAMPLES, SEED)
     everyone = strata.score_stratum(truth, pred, counts, np.ones(len(table), dtype=bool), 30)
     report = score_report(rows, table, resamples=RESAMPLES, seed=SEED)
@@ -125,7 +131,7 @@ def test_a_small_stratum_is_suppressed_with_a_reason_and_its_difference_is_null(
     table_and_scores: Scored,
 ) -> None:
     table, rows = table_and_scores
-    truth, pred = strata.masking_inputs(rows, table)
+    truth, pred = _masking_inputs(rows, table)
     n_cancer = int(table.if_cancer.sum())
     entries, differences = strata.score_strata(
         truth, pred, None, strata.define_strata(table), min_size=n_cancer + 1
@@ -153,7 +159,7 @@ def test_the_reports_strata_equal_scipy_on_the_subsets_and_the_reports_own_resam
     report = scored(rows, table, resamples=RESAMPLES, seed=SEED, min_stratum=41)
     data = report.data
     assert data["scorer_version"] == "3"
-    truth, pred = strata.masking_inputs(rows, table)
+    truth, pred = _masking_inputs(rows, table)
     indices = resample_indices(len(table), RESAMPLES, SEED)
     loops = {}
     for stratum in strata.define_strata(table).strata:
