@@ -266,35 +266,17 @@ def _score_report(
         "experts": expert_section,
     }
     if v2_parts and v3_parts:
-        data["strata"], data["strata_differences"] = _strata(
-            *headline, labels, boot.counts, notes, min_stratum
+        # The headline tau-b's ground truth and prediction in each stratum, on the report's resamples;
+        # their degenerate resamples get a warning each but are not counted in bootstrap.degenerate.
+        defined = strata.define_strata(labels)
+        messages = list(defined.warnings)
+        data["strata"], data["strata_differences"] = strata.score_strata(
+            *headline, boot.counts, defined, min_size=min_stratum, warnings=messages
         )
+        notes.extend(messages)
     data["bootstrap"] = {"resamples": resamples, "seed": seed, "degenerate": int(boot.degenerate.sum())}
     data["warnings"] = notes.items
     return ScoreReport(data=data, replicates=replicates)
-
-
-def _strata(
-    truth: FloatArray,
-    pred: FloatArray,
-    labels: LabelTable,
-    counts: FloatArray | None,
-    notes: _Warnings,
-    min_stratum: int,
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """``strata`` and ``strata_differences`` of the report: the headline tau-b's ground truth and
-    prediction (:func:`_masking`) restricted to each stratum, on the report's own resamples.
-
-    Their degenerate resamples get a warning each but are not added to ``bootstrap.degenerate``,
-    which counts the headline statistics' (as in version 2).
-    """
-    defined = strata.define_strata(labels)
-    messages = list(defined.warnings)
-    entries, differences = strata.score_strata(
-        truth, pred, counts, defined, min_size=min_stratum, warnings=messages
-    )
-    notes.extend(messages)
-    return entries, differences
 
 
 def _check_tables(labels: LabelTable, public_labels: LabelTable | None) -> None:
