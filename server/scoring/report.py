@@ -406,17 +406,16 @@ def _clinical(
     section = {key: {k: v for k, v in model[key].items() if k != "n"} for key in ENDPOINTS}
     if not references:
         return section
-    by_variable = _references(tables, boot, notes, seed=seed)
-    for key in ENDPOINTS:
-        section[key]["references"] = {name: per[key] for name, per in by_variable.items()}
+    for key, references in _references(tables, boot, notes, seed=seed).items():
+        section[key]["references"] = references
     return section
 
 
 def _references(
     tables: Sequence[LabelTable], boot: _Bootstrap, notes: _Warnings, *, seed: int
 ) -> dict[str, dict[str, Any]]:
-    """The density comparators of a population, from the memo when this test set and these
-    resamples were seen before."""
+    """``{endpoint: {variable: ...}}``: the density comparators of a population, from the memo when
+    this test set and these resamples were seen before."""
     endpoints = _stacked(tables, ENDPOINTS, np.int64)
     columns = _stacked(tables, DENSITY_REFERENCES, np.float64)
     # The resamples are a function of (rows, resamples, seed): with the columns they fix the result.
@@ -426,7 +425,7 @@ def _references(
         memo_key, lambda: _density_references(columns, endpoints, boot.counts)
     )
     notes.extend(reference_notes)
-    return by_variable
+    return {key: {name: per[key] for name, per in by_variable.items()} for key in ENDPOINTS}
 
 
 def _stacked(tables: Sequence[LabelTable], attributes: dict[str, str], dtype: DTypeLike) -> dict[str, Any]:
@@ -551,13 +550,12 @@ def references_of_test_set(
         expert_section, expert_notes = _expert_rows(labels)
         notes.extend(expert_notes)
         boot = _Bootstrap.draw(n, resamples, seed)
-        by_variable = _references(tables, boot, notes, seed=seed)
-        clinical_section: dict[str, Any] = {
+        references = _references(tables, boot, notes, seed=seed)
+        clinical_section = {
             "population": "pooled" if public_labels is not None else "evaluated",
             "n": n,
+            **{key: {"references": per} for key, per in references.items()},
         }
-        for key in ENDPOINTS:
-            clinical_section[key] = {"references": {name: per[key] for name, per in by_variable.items()}}
         return {
             "scorer_version": SCORER_VERSION,
             "experts": expert_section,

@@ -71,9 +71,7 @@ def kendall_tau_b(x: FloatArray, y: FloatArray, counts: FloatArray) -> FloatArra
     total_sq = total**2
     untied_x = total_sq - (_group_sums(merged, ux) ** 2).sum(axis=0)
     untied_y = total_sq - (_group_sums(merged, uy) ** 2).sum(axis=0)
-    denominator = np.sqrt(untied_x * untied_y)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
+    return _ratio(numerator, np.sqrt(untied_x * untied_y))
 
 
 def amae(y_true: FloatArray, y_pred: FloatArray, counts: FloatArray) -> FloatArray:
