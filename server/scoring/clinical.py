@@ -251,23 +251,10 @@ def odds_ratio(table: ArrayLike, *, level: float = 0.95) -> OddsRatio:
     )
 
 
-def quartile_odds_ratios(
-    endpoint: ArrayLike, score: ArrayLike, *, level: float = 0.95
-) -> dict[str, OddsRatio]:
-    """Odds ratios of Q2, Q3 and Q4 against Q1 (the lowest quartile of the score).
-
-    Every row that is not positive for the endpoint counts as negative (facts §1.7). Quartiles come
-    from :func:`octile_quartiles`.
-    """
-    labels = as_binary(endpoint, "endpoint")
-    values = as_vector(score, "score")
-    if labels.shape != values.shape:
-        raise ValueError(f"endpoint and score must have the same length; got {labels.size} and {values.size}")
-    return odds_ratios_of(labels, octile_quartiles(values), level=level)
-
-
 def odds_ratios_of(endpoint: ArrayLike, quartiles: IntArray, *, level: float = 0.95) -> dict[str, OddsRatio]:
-    """Odds ratios of Q2, Q3 and Q4 against Q1 for given quartile memberships (1..4 per row)."""
+    """Odds ratios of Q2, Q3 and Q4 against Q1 for given quartile memberships (1..4 per row), e.g.
+    the score's :func:`octile_quartiles`. Every row that is not positive for the endpoint counts as
+    negative (facts §1.7)."""
     labels = as_binary(endpoint, "endpoint")
     if labels.shape != quartiles.shape:
         raise ValueError(

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from server.scoring import clinical
 from server.scoring.labels import COLUMNS, LabelLayout, LabelTable
 from server.scoring.predictions import Predictions
 
@@ -88,6 +90,11 @@ def public_labels(
 
 def predictions(names: Sequence[str], score: np.ndarray, final_pred: np.ndarray | None = None) -> Predictions:
     return Predictions(tuple(names), np.asarray(score, dtype=np.float64), final_pred, None)
+
+
+def quartile_odds_ratios(endpoint: ArrayLike, score: ArrayLike) -> dict[str, clinical.OddsRatio]:
+    """Odds ratios of Q2, Q3 and Q4 against Q1 of the score's octile quartiles, as the report's."""
+    return clinical.odds_ratios_of(endpoint, clinical.octile_quartiles(score))
 
 
 def _cell(value: object) -> str:

@@ -13,10 +13,11 @@ from server.scoring.clinical import (
     block_quartiles,
     octile_quartiles,
     odds_ratio,
-    quartile_odds_ratios,
     roc_auc,
     straddling_rows,
 )
+
+from .factories import quartile_odds_ratios
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -15,10 +15,10 @@ import pytest
 
 from server.benchmark.dataset import Benchmark
 from server.benchmark.synth import generate
-from server.scoring.clinical import quartile_odds_ratios, roc_auc
+from server.scoring.clinical import roc_auc
 from server.scoring.memo import TEST_SET_PARTS
 
-from .factories import predictions, private_labels, public_labels
+from .factories import predictions, private_labels, public_labels, quartile_odds_ratios
 from .schema import scored
 
 

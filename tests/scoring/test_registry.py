@@ -19,6 +19,8 @@ from server.scoring import clinical, metrics
 from server.scoring.metrics import MetricValue
 from server.scoring.registry import DIRECTIONS, Direction, sort_key
 
+from .factories import quartile_odds_ratios
+
 N = 400
 
 
@@ -50,7 +52,7 @@ class MetricSpec:
 
 
 def _odds_ratio_q4(reference: np.ndarray, prediction: np.ndarray, keys: Sequence[str]) -> MetricValue:
-    result = clinical.quartile_odds_ratios(reference, prediction)["Q4"]
+    result = quartile_odds_ratios(reference, prediction)["Q4"]
     if result.reason is not None:
         return MetricValue.undefined(result.reason)
     return MetricValue(result.value)

@@ -11,8 +11,10 @@ import pytest
 import scipy.stats
 from sklearn.metrics import roc_auc_score
 
-from server.scoring import clinical, metrics, weighted
+from server.scoring import metrics, weighted
 from server.scoring.bootstrap import resample_counts, resample_indices
+
+from .factories import quartile_odds_ratios
 
 N = 97
 RESAMPLES = 40
@@ -111,7 +113,7 @@ def test_weighted_odds_ratio_equals_plain_quartile_table_on_resampled_rows(
     replicates = weighted.association(score, counts, endpoints, quartile=quartile)["endpoint"].odds_ratio
     for b in range(RESAMPLES):
         rows = indices[b]
-        plain = clinical.quartile_odds_ratios(data["endpoint"][rows], score[rows])
+        plain = quartile_odds_ratios(data["endpoint"][rows], score[rows])
         expected = plain[f"Q{quartile}"]
         if expected.reason is None:
             assert replicates[b] == pytest.approx(expected.value)
@@ -129,7 +131,7 @@ def test_association_is_the_same_across_resample_blocks(data: dict[str, np.ndarr
         rows = indices[b]
         for key, endpoint in endpoints.items():
             assert result[key].auc[b] == pytest.approx(roc_auc_score(endpoint[rows], data["score"][rows]))
-            plain = clinical.quartile_odds_ratios(endpoint[rows], data["score"][rows])["Q4"]
+            plain = quartile_odds_ratios(endpoint[rows], data["score"][rows])["Q4"]
             if plain.reason is None:
                 assert result[key].odds_ratio[b] == pytest.approx(plain.value)
             else:
