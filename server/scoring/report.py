@@ -406,8 +406,8 @@ def _clinical(
     section = {key: {k: v for k, v in model[key].items() if k != "n"} for key in ENDPOINTS}
     if not references:
         return section
-    for key, references in _references(tables, boot, notes, seed=seed).items():
-        section[key]["references"] = references
+    for key, by_variable in _references(tables, boot, notes, seed=seed).items():
+        section[key]["references"] = by_variable
     return section
 
 
