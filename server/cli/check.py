@@ -42,6 +42,7 @@ from runner.imagetar import ImageArchiveError, ImageArchiveInfo, inspect_archive
 from runner.io_contract import prepare_input
 from runner.spec import ErrorCode, RunLimits, RunResult, RunSpec, TerminalState
 from server.benchmark.synth import generate
+from server.cli import fail
 from server.cli.reference import pull, registry_reference
 from server.scoring.predictions import PredictionsError, read_predictions
 
@@ -294,8 +295,7 @@ def check(
             try:
                 source = robust_check.fetch_shape(server)
             except robust_check.ShapeUnavailable as exc:
-                typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(EXIT_SERVER) from None
+                raise fail(str(exc), EXIT_SERVER) from None
             options = {"--timeout": timeout, "--memory": memory, "--cpus": cpus, "--gpus": gpus}
             given = [name for name, value in options.items() if value is not None]
             if given and source.limits is not None:
@@ -312,8 +312,7 @@ def check(
         if reference is not None:  # pulled by the engine with the researcher's `docker login`
             pull(reference)
     except ValueError as exc:  # TargetError too: a tag without digest, a failed pull
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        raise fail(str(exc), EXIT_INVALID) from None
     result: CheckReport | robust_check.RobustReport
     try:
         if source is not None:

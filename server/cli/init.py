@@ -38,10 +38,10 @@ from typing import Annotated
 
 import typer
 
+from server.cli import fail
 from server.submissions.schemas import MethodCard
 from server.submissions.starter_card import STARTER_NOTES, STARTER_TRAINING_DATA
 
-EXIT_INVALID = 2
 IMAGE_VERSION = "1"
 _TAG_INVALID = re.compile(r"[^a-z0-9._-]+")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -279,8 +279,7 @@ def init(
     try:
         written = write_kit(directory, variant, base, force=force)
     except (ValueError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        raise fail(str(exc)) from None
     tag = image_tag(Path(directory))
     quoted = shlex.quote(directory)
     typer.echo(f"wrote {', '.join(str(p) for p in written)}")

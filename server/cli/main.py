@@ -21,6 +21,8 @@ from typer._click import Command as ClickCommand  # typer vendors click: its own
 from typer._click import Context, HelpFormatter
 from typer.core import TyperCommand, TyperGroup
 
+from server.cli import fail
+
 RESEARCHERS = "Researchers"
 SERVER = r"Server (needs the \[server] extra)"  # \[: rich markup for a literal [
 SERVER_EXTRA_HINT = "pip install 'csawm-leaderboard[server]'"
@@ -139,17 +141,15 @@ CLIENT_MODULES = sorted({c.module for c in COMMANDS.values() if c.panel == RESEA
 def _missing_extra(name: str, entry: Command, missing: str) -> ClickCommand:
     """What a server command is without the extra: any argument (``--help`` too) exits 2 with the fix."""
 
-    def fail() -> NoReturn:
-        typer.echo(
-            f"error: `csawm {name}` is a server command and needs the server's dependencies "
-            f"({missing} is not installed): {SERVER_EXTRA_HINT}",
-            err=True,
+    def refuse() -> NoReturn:
+        raise fail(
+            f"`csawm {name}` is a server command and needs the server's dependencies "
+            f"({missing} is not installed): {SERVER_EXTRA_HINT}"
         )
-        raise typer.Exit(2)
 
     return _single(
         name,
-        fail,
+        refuse,
         help=entry.help,
         add_help_option=False,
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},

@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from server.cli import fail
 from server.scoring import ranking
 from server.scoring.bootstrap import DEFAULT_RESAMPLES
 from server.scoring.labels import LabelFileError, LabelLayout, LabelTable, read_labels
@@ -30,13 +31,6 @@ from server.scoring.predictions import PredictionsError, read_predictions
 from server.scoring.report import ScoringInputError, score_report
 from server.scoring.results import Report
 from server.scoring.stability import stability_table
-
-EXIT_INVALID = 2
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_INVALID)
 
 
 @dataclass(frozen=True)
@@ -55,7 +49,7 @@ def _score_files(
     stems: dict[str, Path] = {}
     for path in files:
         if path.stem in stems:
-            raise _fail(
+            raise fail(
                 f"{stems[path.stem]} and {path}: two files with the same stem {path.stem!r} "
                 "(rows are named by file stem)"
             )
@@ -68,11 +62,11 @@ def _score_files(
             rows = read_predictions(path, expected=expected)
             report = score_report(rows, table, public_labels=public, resamples=resamples, seed=seed)
         except (PredictionsError, ScoringInputError) as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         read = Report.read(report.data)
         assert read is not None  # score_report writes an object
         if read.kendall_tau_b.value is None:
-            raise _fail(
+            raise fail(
                 f"{path}: Kendall tau-b is undefined (e.g. a constant Final_score); it cannot be ranked"
             )
         for message in read.warnings:
@@ -172,16 +166,16 @@ def rank(
 ) -> None:
     """Rank PRED files as the board would: rank intervals, p_first, tiers, strata, stability."""
     if bootstrap < 1:
-        raise _fail(f"--bootstrap must be at least 1 (rankings need resamples); got {bootstrap}")
+        raise fail(f"--bootstrap must be at least 1 (rankings need resamples); got {bootstrap}")
     if not 0 < alpha < 1:
-        raise _fail(f"--alpha must lie strictly between 0 and 1; got {alpha}")
+        raise fail(f"--alpha must lie strictly between 0 and 1; got {alpha}")
     try:
         table = read_labels(labels)
         if table.layout == LabelLayout.TRAIN:
-            raise _fail(f"{labels}: a training-layout label file; --labels needs a test-set file")
+            raise fail(f"{labels}: a training-layout label file; --labels needs a test-set file")
         public = None if public_labels is None else read_labels(public_labels, layout=LabelLayout.PUBLIC)
     except LabelFileError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     scored, warnings = _score_files(pred, table, public, bootstrap, seed)
     usable = ranking.usable_resamples(np.vstack([s.replicates for s in scored]))
     if usable < bootstrap:
@@ -192,7 +186,7 @@ def rank(
     try:
         result = ranking_result(scored, alpha=alpha, resamples=bootstrap, seed=seed)
     except ValueError as exc:  # no resample defined for every row
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     for message in warnings:
         typer.echo(f"warning: {message}", err=True)
     if json_output:

@@ -25,8 +25,8 @@ from server.benchmark.synth import (
     generate,
     parse_resolution,
 )
+from server.cli import fail
 
-EXIT_INVALID = 2
 _DEFAULT_RESOLUTION_TEXT = f"{DEFAULT_RESOLUTION[0]}x{DEFAULT_RESOLUTION[1]}"
 
 
@@ -85,8 +85,7 @@ def synth(
         else:
             summary = run(None)
     except SynthError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        raise fail(str(exc)) from None
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
