@@ -232,10 +232,10 @@ def merged_limits(
     memory_bytes: int | None,
     cpus: float | None,
     gpus: int | None,
-    defaults: RunLimits,
 ) -> RunLimits:
-    """The server's limits (or `defaults` without them), each replaced by the option given."""
-    base = server_limits or defaults
+    """The server's limits (or the plain check's: 600 s, the rest `RunLimits`'s defaults), each
+    replaced by the option given."""
+    base = server_limits or RunLimits(timeout=timedelta(seconds=600))
     return replace(
         base,
         timeout=timedelta(seconds=timeout) if timeout is not None else base.timeout,
