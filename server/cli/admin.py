@@ -17,6 +17,7 @@ from server.accounts import service
 from server.cli import _server_common as common
 from server.cli import admin_words as words
 from server.cli import registrations as registration_cli
+from server.cli import worker_accounts
 from server.cli._server_common import admin_session, cli_actor, fail, settings_or_exit
 from server.core.text import visible
 from server.models import Role
@@ -116,9 +117,8 @@ def set_quota(
 ) -> None:
     """Override a team's quota limits (unset options keep their current value)."""
     values: dict[str, int | None] = dict.fromkeys(service.QUOTA_FIELDS) if reset else {}
-    for key, value in (("per_day", per_day), ("per_week", per_week), ("total", total), ("active", active)):
-        if value is not None:
-            values[key] = value
+    given = {"per_day": per_day, "per_week": per_week, "total": total, "active": active}
+    values |= {key: value for key, value in given.items() if value is not None}
     if not values:
         raise typer.BadParameter("give at least one of --per-day, --per-week, --total, --active, --reset")
     settings = settings_or_exit()
@@ -368,11 +368,5 @@ def resume() -> None:
     typer.echo("resumed: intake and runs", err=True)
 
 
-def _register_worker_commands() -> None:
-    from server.cli import worker_accounts
-
-    app.command("create-worker")(worker_accounts.create_worker)
-    app.command("revoke-worker")(worker_accounts.revoke_worker)
-
-
-_register_worker_commands()
+app.command("create-worker")(worker_accounts.create_worker)
+app.command("revoke-worker")(worker_accounts.revoke_worker)

@@ -72,11 +72,6 @@ class Variant:
     architecture: str
     weights_dir: bool
 
-    @property
-    def base_image(self) -> str:
-        """The offline base image (the one this project's machines and tests build on)."""
-        return self.offline.image
-
 
 _OFFLINE_ORIGIN = (
     "The default is the project's offline Debian image, built without a registry by "

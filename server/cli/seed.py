@@ -228,12 +228,6 @@ def build_base_image() -> None:
         raise BuildError(f"scripts/build-base-images failed with exit code {result.returncode}")
 
 
-def existing_baseline(db: Database, digest: str) -> int | None:
-    """The id of a baseline of this image that still counts (not cancelled, not lost to infra)."""
-    with db.transaction(write=False) as session:
-        return lifecycle.earlier_duplicate(session, digest, Submission.baseline.is_(True))
-
-
 def save_archive(tag: str, digest: str, kind: ModelKind, archives: Path) -> Path:
     """``docker save`` `tag` to ``archives/baseline-<kind>-<digest12>.tar`` (kept when present)."""
     path = archives / f"baseline-{kind.value}-{digest.removeprefix('sha256:')[:12]}.tar"
@@ -305,7 +299,8 @@ def queue_baseline(
     digest = image_id(tag)
     if digest is None:
         raise BuildError(f"image {tag} disappeared from the Docker engine")
-    earlier = existing_baseline(db, digest)
+    with db.transaction(write=False) as session:  # a baseline of this image that still counts
+        earlier = lifecycle.earlier_duplicate(session, digest, Submission.baseline.is_(True))
     if earlier is not None:
         approve_seeded(db, earlier, cli_actor())
         record_seed(db, earlier, seed)
