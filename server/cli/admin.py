@@ -16,9 +16,9 @@ import typer
 from server.accounts import service
 from server.cli import _server_common as common
 from server.cli import admin_words as words
+from server.cli import fail, worker_accounts
 from server.cli import registrations as registration_cli
-from server.cli import worker_accounts
-from server.cli._server_common import admin_session, cli_actor, fail, settings_or_exit
+from server.cli._server_common import admin_session, cli_actor, settings_or_exit
 from server.core.text import visible
 from server.models import Role
 from server.phases import service as phases

@@ -592,8 +592,9 @@ def leaderboard(
         typer.echo(
             f"order: models by their tau-b against {shown_reference['expert']} (# stays the consensus rank)"
         )
+    by_expert = shown_reference.get("expert") and not shown_reference.get("note")  # the reference column
     table = Table("#", "tier", "rank 95%", "kind", "team", "name", "tau-b [95% CI]", "AMAE [95% CI]", "mark")
-    if shown_reference.get("expert") and not shown_reference.get("note"):
+    if by_expert:
         table.add_column(f"tau-b vs {shown_reference['expert']}")
     rows = body["rows"]
     groups = body.get("groups")
@@ -619,7 +620,7 @@ def leaderboard(
             _fmt(Estimate.read(row["kendall_tau_b"])),
             _fmt(Estimate.read(row["amae"])),
             mark,
-            *_by_reference(row, shown_reference),
+            *([_by_reference(row)] if by_expert else []),
         )
     Console(width=max(160, Console().width)).print(table)
     stability = body.get("stability") or {}
@@ -637,13 +638,11 @@ def leaderboard(
         typer.echo(f"on its way: {visible(item['name'])} [{item['kind']}] {item['state']}{step}")
 
 
-def _by_reference(row: dict[str, Any], reference: dict[str, Any]) -> list[str]:
-    """The reference column's cell (none when the order is not shown)."""
-    if not reference.get("expert") or reference.get("note"):
-        return []
+def _by_reference(row: dict[str, Any]) -> str:
+    """The reference column's cell: the row's tau-b against the chosen expert, and its rank by it."""
     mark = row.get("by_reference") or {}
     value = mark.get("kendall_tau_b")
-    return [f"{value:.3f} (#{mark['rank']})" if value is not None else "-"]
+    return f"{value:.3f} (#{mark['rank']})" if value is not None else "-"
 
 
 def quota(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOpt = False) -> None:

@@ -176,10 +176,9 @@ def method_card(variant: Variant) -> dict[str, object]:
     return card
 
 
-def kit_files(directory: str, variant: Variant, base: Base | None = None) -> dict[str, str]:
+def kit_files(directory: str, variant: Variant, base: Base) -> dict[str, str]:
     """Relative path -> content of every file of the kit for `directory` (as the user typed it),
-    on `base` (the variant's offline base by default)."""
-    base = base or variant.offline
+    on `base`."""
     path = Path(directory)
     tag = image_tag(path)
     offline = base == variant.offline
@@ -213,9 +212,7 @@ def kit_files(directory: str, variant: Variant, base: Base | None = None) -> dic
     return out
 
 
-def write_kit(
-    directory: str, variant: Variant, base: Base | None = None, *, force: bool = False
-) -> list[Path]:
+def write_kit(directory: str, variant: Variant, base: Base, *, force: bool = False) -> list[Path]:
     """Write the kit into `directory` (created if missing); return the files written.
 
     Raises

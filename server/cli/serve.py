@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from server.cli._server_common import fail, settings_or_exit
+from server.cli import fail
+from server.cli._server_common import settings_or_exit
 from server.core.security import RedactTokens
 from server.core.settings import Settings, SettingsError
 
