@@ -37,6 +37,7 @@ from server.scoring.stability import stability_table
 class _Scored:
     name: str
     report: Report
+    tau: float  # the report's Kendall tau-b, defined (`_score_files` refuses a file without it)
     replicates: np.ndarray
     strata: dict[str, dict[str, Any]]
     differences: dict[str, dict[str, Any]]
@@ -65,7 +66,8 @@ def _score_files(
             raise fail(str(exc)) from None
         read = Report.read(report.data)
         assert read is not None  # score_report writes an object
-        if read.kendall_tau_b.value is None:
+        tau = read.kendall_tau_b.value
+        if tau is None:
             raise fail(
                 f"{path}: Kendall tau-b is undefined (e.g. a constant Final_score); it cannot be ranked"
             )
@@ -75,8 +77,8 @@ def _score_files(
                     warnings.append(message)
             elif message.startswith(("masking.kendall_tau_b", "strata.")):
                 warnings.append(f"{path.stem}: {message}")
-        by_stratum, differences = report.data["strata"], report.data["strata_differences"]
-        scored.append(_Scored(path.stem, read, report.replicates["kendall_tau_b"], by_stratum, differences))
+        replicates, strata = report.replicates["kendall_tau_b"], report.data["strata"]
+        scored.append(_Scored(path.stem, read, tau, replicates, strata, report.data["strata_differences"]))
     return scored, warnings
 
 
@@ -86,13 +88,8 @@ def _nullable(matrix: np.ndarray) -> list[list[float | None]]:
 
 def ranking_result(scored: list[_Scored], *, alpha: float, resamples: int, seed: int) -> dict[str, Any]:
     """The JSON of ``csawm rank --json`` (docs/cli.md), rows in rank order."""
-    values = [s.report.kendall_tau_b.value for s in scored]
-    if any(v is None for v in values):  # _score_files refuses such a file
-        raise ValueError("a file's Kendall tau-b is undefined")
-    points = [v for v in values if v is not None]
-    order = sorted(range(len(scored)), key=lambda i: (-points[i], scored[i].name))
-    scored = [scored[i] for i in order]
-    points = [points[i] for i in order]
+    scored = sorted(scored, key=lambda s: (-s.tau, s.name))
+    points = [s.tau for s in scored]
     replicates = np.vstack([s.replicates for s in scored])
     summary = ranking.rank_summary(replicates)
     p = ranking.significance(replicates)
