@@ -124,11 +124,6 @@ def _request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
         _die(f"cannot reach {client.base_url}: {exc.__class__.__name__}: {exc}", EXIT_SERVER)
 
 
-def report_url(server: str, submission_id: int) -> str:
-    """The web page of a submission (status timeline, metrics with CIs, plots, logs)."""
-    return f"{server.rstrip('/')}/submissions/{submission_id}"
-
-
 def _file_chunks(path: Path, progress: Progress, task: Any) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
@@ -164,8 +159,8 @@ def _card_param(path: Path) -> str:
     except ValidationError as exc:
         problems = wording.problems(exc.errors(), "method_card")
         _die(f"--method-card {path}: {problems} (nothing was uploaded)", EXIT_USAGE)
-    unedited = unedited_fields(json.loads(text))
-    if unedited:  # valid, so not refused; the maintainers see the same flag in their review
+    # valid, so not refused; the maintainers see the same flag in their review
+    if unedited := unedited_fields(json.loads(text)):
         typer.echo(
             f"warning: --method-card {path} is the starter kit's card: {', '.join(unedited)} still hold "
             "the text `csawm init` wrote; say what your model is and how it was trained, or reviewers "
@@ -383,7 +378,7 @@ def submit(
                         proc.wait()
         sub = _check(response)
         sub_id = int(sub["id"])
-        url_line = f"report: {report_url(server, sub_id)}"
+        url_line = f"report: {server.rstrip('/')}/submissions/{sub_id}"  # status, metrics, plots, logs
         if as_json:
             typer.echo(url_line, err=True)
             if not wait:
