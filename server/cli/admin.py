@@ -21,8 +21,10 @@ from server.cli import registrations as registration_cli
 from server.cli._server_common import admin_session, cli_actor, settings_or_exit
 from server.core.text import visible
 from server.models import Role
+from server.operations import pause as pausing
 from server.phases import service as phases
 from server.phases.service import PhaseView
+from server.runs import holds
 
 app = typer.Typer(help="Manage teams, users, tokens, quotas, holds and phases.", no_args_is_help=True)
 
@@ -169,8 +171,6 @@ def hold_team(
     reason: Annotated[str, typer.Option("--reason", help="Why (in the audit log).")],
 ) -> None:
     """Hold a team: none of its queued runs is leased until `release-team`."""
-    from server.runs import holds
-
     with admin_session() as session:
         row = holds.hold(session, service.get_team(session, team).id, reason=reason, actor=cli_actor())
         typer.echo(f"team {team} is held since {row.created_at:%Y-%m-%d %H:%M} UTC: {row.reason}", err=True)
@@ -179,8 +179,6 @@ def hold_team(
 @app.command("release-team")
 def release_team(team: Annotated[str, typer.Argument(help="Team name.")]) -> None:
     """Release a held team: its queued runs are leased again, in their order."""
-    from server.runs import holds
-
     with admin_session() as session:
         holds.release(session, service.get_team(session, team).id, actor=cli_actor())
         typer.echo(f"released team {team}", err=True)
@@ -189,8 +187,6 @@ def release_team(team: Annotated[str, typer.Argument(help="Team name.")]) -> Non
 @app.command("holds")
 def list_holds(as_json: JsonOpt = False) -> None:
     """List held teams: name, since when, by whom, why."""
-    from server.runs import holds
-
     with admin_session(write=False) as session:
         held = [(name, row.created_at, row.held_by, row.reason, row.submission_id)
                 for row, name in holds.listed(session)]  # fmt: skip
@@ -350,8 +346,6 @@ def pause(
     ] = False,
 ) -> None:
     """Pause intake and/or runs for maintenance (audited; kept across restarts) until `resume`."""
-    from server.operations import pause as pausing
-
     with admin_session() as session:
         state = pausing.set_pause(session, intake=intake, runs=runs, message=message, actor=cli_actor())
     what = " and ".join(name for name, on in (("intake", state.intake), ("runs", state.runs)) if on)
@@ -361,8 +355,6 @@ def pause(
 @app.command("resume")
 def resume() -> None:
     """Lift the maintenance pause: submissions are accepted and runs leased again (audited)."""
-    from server.operations import pause as pausing
-
     with admin_session() as session:
         pausing.clear_pause(session, actor=cli_actor())
     typer.echo("resumed: intake and runs", err=True)
