@@ -6,20 +6,13 @@ import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import typer
 from sqlalchemy.orm import Session
 
+from server.cli import fail
 from server.core import migrate
 from server.core.db import Database
 from server.core.errors import CsawmError
 from server.core.settings import Settings, SettingsError, load_settings
-
-EXIT_USAGE = 2
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def settings_or_exit() -> Settings:

@@ -7,6 +7,7 @@ data on stdout for a program.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -15,12 +16,15 @@ import typer
 from server.accounts import service
 from server.cli import _server_common as common
 from server.cli import admin_words as words
+from server.cli import fail, worker_accounts
 from server.cli import registrations as registration_cli
-from server.cli._server_common import admin_session, cli_actor, fail, settings_or_exit
+from server.cli._server_common import admin_session, cli_actor, settings_or_exit
 from server.core.text import visible
 from server.models import Role
+from server.operations import pause as pausing
 from server.phases import service as phases
 from server.phases.service import PhaseView
+from server.runs import holds
 
 app = typer.Typer(help="Manage teams, users, tokens, quotas, holds and phases.", no_args_is_help=True)
 
@@ -115,9 +119,8 @@ def set_quota(
 ) -> None:
     """Override a team's quota limits (unset options keep their current value)."""
     values: dict[str, int | None] = dict.fromkeys(service.QUOTA_FIELDS) if reset else {}
-    for key, value in (("per_day", per_day), ("per_week", per_week), ("total", total), ("active", active)):
-        if value is not None:
-            values[key] = value
+    given = {"per_day": per_day, "per_week": per_week, "total": total, "active": active}
+    values |= {key: value for key, value in given.items() if value is not None}
     if not values:
         raise typer.BadParameter("give at least one of --per-day, --per-week, --total, --active, --reset")
     settings = settings_or_exit()
@@ -168,8 +171,6 @@ def hold_team(
     reason: Annotated[str, typer.Option("--reason", help="Why (in the audit log).")],
 ) -> None:
     """Hold a team: none of its queued runs is leased until `release-team`."""
-    from server.runs import holds
-
     with admin_session() as session:
         row = holds.hold(session, service.get_team(session, team).id, reason=reason, actor=cli_actor())
         typer.echo(f"team {team} is held since {row.created_at:%Y-%m-%d %H:%M} UTC: {row.reason}", err=True)
@@ -178,8 +179,6 @@ def hold_team(
 @app.command("release-team")
 def release_team(team: Annotated[str, typer.Argument(help="Team name.")]) -> None:
     """Release a held team: its queued runs are leased again, in their order."""
-    from server.runs import holds
-
     with admin_session() as session:
         holds.release(session, service.get_team(session, team).id, actor=cli_actor())
         typer.echo(f"released team {team}", err=True)
@@ -188,8 +187,6 @@ def release_team(team: Annotated[str, typer.Argument(help="Team name.")]) -> Non
 @app.command("holds")
 def list_holds(as_json: JsonOpt = False) -> None:
     """List held teams: name, since when, by whom, why."""
-    from server.runs import holds
-
     with admin_session(write=False) as session:
         held = [(name, row.created_at, row.held_by, row.reason, row.submission_id)
                 for row, name in holds.listed(session)]  # fmt: skip
@@ -257,90 +254,64 @@ DisclosureOpt = Annotated[
 ]
 
 
-def _phase_values(
-    test_set: str | None, visibility: str | None, ladder: bool | None, level: float | None,
-    step: float | None, max_selected: int | None, total: int | None, per_day: int | None,
-    per_week: int | None, disclosure: str | None,
-) -> dict[str, Any]:  # fmt: skip
-    given = {
-        "test_set": test_set, "visibility": visibility, "ladder": ladder, "ladder_level": level,
-        "ladder_step": step, "max_selected": max_selected, "quota_total": total, "quota_per_day": per_day,
-        "quota_per_week": per_week, "disclosure": disclosure,
-    }  # fmt: skip
-    return {key: value for key, value in given.items() if value is not None}
+def _phase_command(create: bool, name_help: str) -> Callable[..., None]:
+    """`create-phase` (`create`) or `update-phase`: the same options, one body."""
+
+    def command(
+        name: str = typer.Argument(help=name_help),  # a default: the annotations are read as globals
+        opens_at: OpensOpt = None,
+        closes_at: ClosesOpt = None,
+        test_set: TestSetOpt = None,
+        visibility: VisibilityOpt = None,
+        ladder: LadderOpt = None,
+        ladder_level: LevelOpt = None,
+        ladder_step: StepOpt = None,
+        max_selected: SelectedOpt = None,
+        total: TotalOpt = None,
+        per_day: PerDayOpt = None,
+        per_week: PerWeekOpt = None,
+        disclosure: DisclosureOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        given = {
+            "test_set": test_set, "visibility": visibility, "ladder": ladder, "ladder_level": ladder_level,
+            "ladder_step": ladder_step, "max_selected": max_selected, "quota_total": total,
+            "quota_per_day": per_day, "quota_per_week": per_week, "disclosure": disclosure,
+        }  # fmt: skip
+        values: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
+        if create:
+            values["name"] = name
+            values["opens_at"] = _when(opens_at, "--opens-at")
+            if values["opens_at"] is None:
+                raise typer.BadParameter("--opens-at is required")
+        elif opens_at is not None:
+            values["opens_at"] = _when(opens_at, "--opens-at")
+        if closes_at is not None:
+            cleared = closes_at.strip().lower() in NONE_WORDS
+            if not (create and cleared):  # a new phase without --closes-at is open-ended anyway
+                values["closes_at"] = None if cleared else _when(closes_at, "--closes-at")
+        if not values:
+            raise typer.BadParameter("give at least one option to change")
+        with admin_session() as session:
+            if create:
+                row = phases.create(session, values, actor=cli_actor())
+            else:
+                row = phases.update(session, name, values, actor=cli_actor())
+            view = PhaseView.of(row)
+            typer.echo(f"{'created' if create else 'updated'} phase {words.phase_sentence(view)}", err=True)
+        if as_json:
+            words.print_json(view.to_json())
+
+    return command
 
 
-@app.command("create-phase")
-def create_phase(
-    name: Annotated[str, typer.Argument(help="Phase name (a slug, e.g. final-2027).")],
-    opens_at: OpensOpt = None,
-    closes_at: ClosesOpt = None,
-    test_set: TestSetOpt = None,
-    visibility: VisibilityOpt = None,
-    ladder: LadderOpt = None,
-    ladder_level: LevelOpt = None,
-    ladder_step: StepOpt = None,
-    max_selected: SelectedOpt = None,
-    total: TotalOpt = None,
-    per_day: PerDayOpt = None,
-    per_week: PerWeekOpt = None,
-    disclosure: DisclosureOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Create a phase (windows may not overlap; a left-out quota is the server default)."""
-    values = _phase_values(
-        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week,
-        disclosure,
-    )  # fmt: skip
-    values["name"] = name
-    values["opens_at"] = _when(opens_at, "--opens-at")
-    if values["opens_at"] is None:
-        raise typer.BadParameter("--opens-at is required")
-    if closes_at is not None and closes_at.strip().lower() not in NONE_WORDS:
-        values["closes_at"] = _when(closes_at, "--closes-at")
-    with admin_session() as session:
-        row = phases.create(session, values, actor=cli_actor())
-        view = PhaseView.of(row)
-        typer.echo(f"created phase {words.phase_sentence(view)}", err=True)
-    if as_json:
-        words.print_json(view.to_json())
-
-
-@app.command("update-phase")
-def update_phase(
-    name: Annotated[str, typer.Argument(help="Phase name.")],
-    opens_at: OpensOpt = None,
-    closes_at: ClosesOpt = None,
-    test_set: TestSetOpt = None,
-    visibility: VisibilityOpt = None,
-    ladder: LadderOpt = None,
-    ladder_level: LevelOpt = None,
-    ladder_step: StepOpt = None,
-    max_selected: SelectedOpt = None,
-    total: TotalOpt = None,
-    per_day: PerDayOpt = None,
-    per_week: PerWeekOpt = None,
-    disclosure: DisclosureOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Change a phase (options left out keep their value; --closes-at none makes it open-ended)."""
-    values = _phase_values(
-        test_set, visibility, ladder, ladder_level, ladder_step, max_selected, total, per_day, per_week,
-        disclosure,
-    )  # fmt: skip
-    if opens_at is not None:
-        values["opens_at"] = _when(opens_at, "--opens-at")
-    if closes_at is not None:
-        cleared = closes_at.strip().lower() in NONE_WORDS
-        values["closes_at"] = None if cleared else _when(closes_at, "--closes-at")
-    if not values:
-        raise typer.BadParameter("give at least one option to change")
-    with admin_session() as session:
-        row = phases.update(session, name, values, actor=cli_actor())
-        view = PhaseView.of(row)
-        typer.echo(f"updated phase {words.phase_sentence(view)}", err=True)
-    if as_json:
-        words.print_json(view.to_json())
+app.command(
+    "create-phase", help="Create a phase (windows may not overlap; a left-out quota is the server default)."
+)(_phase_command(True, "Phase name (a slug, e.g. final-2027)."))
+app.command(
+    "update-phase",
+    help="Change a phase (options left out keep their value; --closes-at none makes it open-ended).",
+)(_phase_command(False, "Phase name."))
 
 
 @app.command("reveal-phase")
@@ -375,8 +346,6 @@ def pause(
     ] = False,
 ) -> None:
     """Pause intake and/or runs for maintenance (audited; kept across restarts) until `resume`."""
-    from server.operations import pause as pausing
-
     with admin_session() as session:
         state = pausing.set_pause(session, intake=intake, runs=runs, message=message, actor=cli_actor())
     what = " and ".join(name for name, on in (("intake", state.intake), ("runs", state.runs)) if on)
@@ -386,18 +355,10 @@ def pause(
 @app.command("resume")
 def resume() -> None:
     """Lift the maintenance pause: submissions are accepted and runs leased again (audited)."""
-    from server.operations import pause as pausing
-
     with admin_session() as session:
         pausing.clear_pause(session, actor=cli_actor())
     typer.echo("resumed: intake and runs", err=True)
 
 
-def _register_worker_commands() -> None:
-    from server.cli import worker_accounts
-
-    app.command("create-worker")(worker_accounts.create_worker)
-    app.command("revoke-worker")(worker_accounts.revoke_worker)
-
-
-_register_worker_commands()
+app.command("create-worker")(worker_accounts.create_worker)
+app.command("revoke-worker")(worker_accounts.revoke_worker)

@@ -63,13 +63,12 @@ def quota_sentence(team: str, overrides: dict[str, int | None], settings: Settin
         "active": settings.quota_active,
     }
     labels = {"per_day": "a day", "per_week": "a week", "total": "per phase", "active": "active at once"}
-    parts = []
-    for key, label in labels.items():
-        value = overrides.get(key)
-        if value is None:
-            parts.append(f"{defaults[key]} {label} (server default)")
-        else:
-            parts.append(f"{value} {label}")
+    parts = [
+        f"{defaults[key]} {label} (server default)"
+        if overrides.get(key) is None
+        else f"{overrides[key]} {label}"
+        for key, label in labels.items()
+    ]
     return f"quota of team {team}: {', '.join(parts)}"
 
 

@@ -27,7 +27,6 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
-from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -37,11 +36,12 @@ import typer
 from runner.docker_backend import DockerRunner
 from runner.errors import RunnerError
 from runner.expiry import sweep_expired
-from runner.hardening import Runtime, check_limits, check_runtime
+from runner.hardening import check_limits, check_runtime
 from runner.imagetar import ImageArchiveError, ImageArchiveInfo, inspect_archive
 from runner.io_contract import prepare_input
 from runner.spec import ErrorCode, RunLimits, RunResult, RunSpec, TerminalState
 from server.benchmark.synth import generate
+from server.cli import fail
 from server.cli.reference import pull, registry_reference
 from server.scoring.predictions import PredictionsError, read_predictions
 
@@ -81,13 +81,6 @@ def parse_memory(text: str) -> int:
     return int(value)
 
 
-def synthetic_images(workdir: Path, count: int) -> list[Path]:
-    """`count` synthetic CSAW-M-like PNGs (632x512, 8-bit grey) from the project's generator."""
-    root = workdir / "synthetic"
-    generate(root, seed=0, n_train=0, n_public=MIN_IMAGES, n_private=count)
-    return sorted((root / "images" / "preprocessed" / "private").glob("*.png"))
-
-
 def _failed(code: ErrorCode, message: str, **extra: Any) -> CheckReport:
     return CheckReport(
         status=TerminalState.FAILED.value, error_code=code.value, error_message=message, **extra
@@ -122,30 +115,15 @@ class MissingImage(ValueError):
     """The engine has no image of the name given (a typo, an image not built yet)."""
 
 
-def run_check(
-    target: str,
-    *,
-    limits: RunLimits,
-    n_images: int = MIN_IMAGES,
-    runner: DockerRunner | None = None,
-    runtime: Runtime = "runc",
-) -> CheckReport:
-    """Check one image reference or ``docker save`` archive path; never raises for a model fault.
-
-    `runtime` is the container runtime of the `DockerRunner` built when `runner` is None (a given
-    runner keeps its own).
-
-    Raises
-    ------
-    ImageArchiveError
-        The archive was rejected by inspection (nothing was loaded).
-    MissingImage
-        A local image name the engine does not hold.
-    """
-    runner = runner or DockerRunner(runtime=runtime)
+def run_check(target: str, *, limits: RunLimits, n_images: int, runner: DockerRunner) -> CheckReport:
+    """Check one image reference or ``docker save`` archive path on `n_images` synthetic CSAW-M-like
+    PNGs (632x512, 8-bit grey, the project's generator); never raises for a model fault, and raises
+    what `resolve_image` raises."""
     image, image_info = resolve_image(runner, target)
     with tempfile.TemporaryDirectory(prefix="csawm-check-") as tmp:
-        images = synthetic_images(Path(tmp), n_images)
+        root = Path(tmp) / "synthetic"
+        generate(root, seed=0, n_train=0, n_public=MIN_IMAGES, n_private=n_images)
+        images = sorted((root / "images" / "preprocessed" / "private").glob("*.png"))
         return run_images(runner, image, image_info, images, limits, Path(tmp) / "run")
 
 
@@ -294,8 +272,7 @@ def check(
             try:
                 source = robust_check.fetch_shape(server)
             except robust_check.ShapeUnavailable as exc:
-                typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(EXIT_SERVER) from None
+                raise fail(str(exc), EXIT_SERVER) from None
             options = {"--timeout": timeout, "--memory": memory, "--cpus": cpus, "--gpus": gpus}
             given = [name for name, value in options.items() if value is not None]
             if given and source.limits is not None:
@@ -303,25 +280,26 @@ def check(
                     source, limits_source=f"{source.limits_source}, {', '.join(given)} from the options"
                 )
         limits = robust_check.merged_limits(
-            source.limits if source else None, timeout=timeout, memory_bytes=memory_bytes, cpus=cpus,
-            gpus=gpus, defaults=RunLimits(timeout=timedelta(seconds=600)),
-        )  # fmt: skip
+            source.limits if source else None,
+            timeout=timeout,
+            memory_bytes=memory_bytes,
+            cpus=cpus,
+            gpus=gpus,
+        )
         checked_runtime = check_runtime(runtime)
         check_limits(limits, checked_runtime)
         reference = None if Path(target).is_file() else registry_reference(target)
         if reference is not None:  # pulled by the engine with the researcher's `docker login`
             pull(reference)
     except ValueError as exc:  # TargetError too: a tag without digest, a failed pull
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        raise fail(str(exc), EXIT_INVALID) from None
     result: CheckReport | robust_check.RobustReport
     try:
+        runner = DockerRunner(runtime=checked_runtime)
         if source is not None:
-            result = robust_check.run_robust(
-                target, source=source, limits=limits, runner=DockerRunner(runtime=checked_runtime)
-            )
+            result = robust_check.run_robust(target, source=source, limits=limits, runner=runner)
         else:
-            result = run_check(target, limits=limits, n_images=images, runtime=checked_runtime)
+            result = run_check(target, limits=limits, n_images=images, runner=runner)
         code = EXIT_OK if result.status == TerminalState.SUCCEEDED.value else EXIT_MODEL_FAILED
     except ImageArchiveError as exc:
         result = _failed(ErrorCode.IMAGE_INVALID, f"archive rejected: {exc}", image={"source": target})

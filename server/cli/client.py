@@ -124,11 +124,6 @@ def _request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
         _die(f"cannot reach {client.base_url}: {exc.__class__.__name__}: {exc}", EXIT_SERVER)
 
 
-def report_url(server: str, submission_id: int) -> str:
-    """The web page of a submission (status timeline, metrics with CIs, plots, logs)."""
-    return f"{server.rstrip('/')}/submissions/{submission_id}"
-
-
 def _file_chunks(path: Path, progress: Progress, task: Any) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
@@ -164,8 +159,8 @@ def _card_param(path: Path) -> str:
     except ValidationError as exc:
         problems = wording.problems(exc.errors(), "method_card")
         _die(f"--method-card {path}: {problems} (nothing was uploaded)", EXIT_USAGE)
-    unedited = unedited_fields(json.loads(text))
-    if unedited:  # valid, so not refused; the maintainers see the same flag in their review
+    # valid, so not refused; the maintainers see the same flag in their review
+    if unedited := unedited_fields(json.loads(text)):
         typer.echo(
             f"warning: --method-card {path} is the starter kit's card: {', '.join(unedited)} still hold "
             "the text `csawm init` wrote; say what your model is and how it was trained, or reviewers "
@@ -383,7 +378,7 @@ def submit(
                         proc.wait()
         sub = _check(response)
         sub_id = int(sub["id"])
-        url_line = f"report: {report_url(server, sub_id)}"
+        url_line = f"report: {server.rstrip('/')}/submissions/{sub_id}"  # status, metrics, plots, logs
         if as_json:
             typer.echo(url_line, err=True)
             if not wait:
@@ -592,8 +587,9 @@ def leaderboard(
         typer.echo(
             f"order: models by their tau-b against {shown_reference['expert']} (# stays the consensus rank)"
         )
+    by_expert = shown_reference.get("expert") and not shown_reference.get("note")  # the reference column
     table = Table("#", "tier", "rank 95%", "kind", "team", "name", "tau-b [95% CI]", "AMAE [95% CI]", "mark")
-    if shown_reference.get("expert") and not shown_reference.get("note"):
+    if by_expert:
         table.add_column(f"tau-b vs {shown_reference['expert']}")
     rows = body["rows"]
     groups = body.get("groups")
@@ -619,7 +615,7 @@ def leaderboard(
             _fmt(Estimate.read(row["kendall_tau_b"])),
             _fmt(Estimate.read(row["amae"])),
             mark,
-            *_by_reference(row, shown_reference),
+            *([_by_reference(row)] if by_expert else []),
         )
     Console(width=max(160, Console().width)).print(table)
     stability = body.get("stability") or {}
@@ -637,13 +633,11 @@ def leaderboard(
         typer.echo(f"on its way: {visible(item['name'])} [{item['kind']}] {item['state']}{step}")
 
 
-def _by_reference(row: dict[str, Any], reference: dict[str, Any]) -> list[str]:
-    """The reference column's cell (none when the order is not shown)."""
-    if not reference.get("expert") or reference.get("note"):
-        return []
+def _by_reference(row: dict[str, Any]) -> str:
+    """The reference column's cell: the row's tau-b against the chosen expert, and its rank by it."""
     mark = row.get("by_reference") or {}
     value = mark.get("kendall_tau_b")
-    return [f"{value:.3f} (#{mark['rank']})" if value is not None else "-"]
+    return f"{value:.3f} (#{mark['rank']})" if value is not None else "-"
 
 
 def quota(server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None, as_json: JsonOpt = False) -> None:

@@ -38,10 +38,10 @@ from typing import Annotated
 
 import typer
 
+from server.cli import fail
 from server.submissions.schemas import MethodCard
 from server.submissions.starter_card import STARTER_NOTES, STARTER_TRAINING_DATA
 
-EXIT_INVALID = 2
 IMAGE_VERSION = "1"
 _TAG_INVALID = re.compile(r"[^a-z0-9._-]+")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -71,11 +71,6 @@ class Variant:
     outputs: str
     architecture: str
     weights_dir: bool
-
-    @property
-    def base_image(self) -> str:
-        """The offline base image (the one this project's machines and tests build on)."""
-        return self.offline.image
 
 
 _OFFLINE_ORIGIN = (
@@ -181,10 +176,9 @@ def method_card(variant: Variant) -> dict[str, object]:
     return card
 
 
-def kit_files(directory: str, variant: Variant, base: Base | None = None) -> dict[str, str]:
+def kit_files(directory: str, variant: Variant, base: Base) -> dict[str, str]:
     """Relative path -> content of every file of the kit for `directory` (as the user typed it),
-    on `base` (the variant's offline base by default)."""
-    base = base or variant.offline
+    on `base`."""
     path = Path(directory)
     tag = image_tag(path)
     offline = base == variant.offline
@@ -218,9 +212,7 @@ def kit_files(directory: str, variant: Variant, base: Base | None = None) -> dic
     return out
 
 
-def write_kit(
-    directory: str, variant: Variant, base: Base | None = None, *, force: bool = False
-) -> list[Path]:
+def write_kit(directory: str, variant: Variant, base: Base, *, force: bool = False) -> list[Path]:
     """Write the kit into `directory` (created if missing); return the files written.
 
     Raises
@@ -279,8 +271,7 @@ def init(
     try:
         written = write_kit(directory, variant, base, force=force)
     except (ValueError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        raise fail(str(exc)) from None
     tag = image_tag(Path(directory))
     quoted = shlex.quote(directory)
     typer.echo(f"wrote {', '.join(str(p) for p in written)}")

@@ -22,11 +22,10 @@ import yaml
 from runner.kubernetes.config import KubernetesConfigError
 from runner.kubernetes.manifest import ManifestError, build_job
 from runner.spec import RunSpec
+from server.cli import fail
 from server.core.k8s_settings import kubernetes_runner_config
 from server.core.settings import SettingsError, load_settings
 from server.worker.backend import run_limits
-
-EXIT_INVALID = 2
 
 app = typer.Typer(help="Kubernetes runner tools.", no_args_is_help=True)
 
@@ -98,6 +97,5 @@ def render_job(
         )
         manifest = build_job(spec, config)
     except (SettingsError, KubernetesConfigError, ManifestError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        raise fail(str(exc)) from None
     typer.echo(yaml.safe_dump(manifest, sort_keys=False), nl=False)

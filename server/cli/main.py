@@ -21,6 +21,8 @@ from typer._click import Command as ClickCommand  # typer vendors click: its own
 from typer._click import Context, HelpFormatter
 from typer.core import TyperCommand, TyperGroup
 
+from server.cli import fail
+
 RESEARCHERS = "Researchers"
 SERVER = r"Server (needs the \[server] extra)"  # \[: rich markup for a literal [
 SERVER_EXTRA_HINT = "pip install 'csawm-leaderboard[server]'"
@@ -31,107 +33,98 @@ _LISTING = "csawm.listing"
 
 @dataclass(frozen=True)
 class Command:
-    """A command: the module and attribute it lives in (a function, or a Typer app for a group),
-    the panel of ``csawm --help``, and its one-line help there (listing imports no module)."""
+    """A command: the module it lives in (its function named as the command, ``seed-baselines`` as
+    ``seed_baselines``, or for a group the Typer ``app``), the panel of ``csawm --help``, and its
+    one-line help there (listing imports no module)."""
 
     module: str
-    attr: str
     panel: str
     help: str
     group: bool = False
+
+    def attr(self, name: str) -> str:
+        return "app" if self.group else name.replace("-", "_")
 
 
 COMMANDS: dict[str, Command] = {
     # Researchers: the client of a running server, then offline tools
     "submit": Command(
         "server.cli.client",
-        "submit",
         RESEARCHERS,
         "Upload a model image or send a registry reference, and queue it for evaluation.",
     ),
     "status": Command(
-        "server.cli.client", "status", RESEARCHERS, "Show a submission: status timeline, error, metrics."
+        "server.cli.client", RESEARCHERS, "Show a submission: status timeline, error, metrics."
     ),
-    "logs": Command("server.cli.client", "logs", RESEARCHERS, "Print the tail of the model's output."),
+    "logs": Command("server.cli.client", RESEARCHERS, "Print the tail of the model's output."),
     "cancel": Command(
-        "server.cli.client", "cancel", RESEARCHERS, "Cancel a run; says whether its quota slot was refunded."
+        "server.cli.client", RESEARCHERS, "Cancel a run; says whether its quota slot was refunded."
     ),
-    "leaderboard": Command("server.cli.client", "leaderboard", RESEARCHERS, "Print the public leaderboard."),
+    "leaderboard": Command("server.cli.client", RESEARCHERS, "Print the public leaderboard."),
     "quota": Command(
         "server.cli.client",
-        "quota",
         RESEARCHERS,
         "Show your team's quota: used, limits and the next free slot.",
     ),
     "agreement": Command(
         "server.cli.client",
-        "agreement",
         RESEARCHERS,
         "Print the server's data-use agreement and whether you accepted it; --accept accepts it.",
     ),
     "select": Command(
         "server.cli.client",
-        "select",
         RESEARCHERS,
         "Select a run for the final ranking of its sealed phase (--undo unselects).",
     ),
     "score": Command(
         "server.cli.score",
-        "score",
         RESEARCHERS,
         "Score PREDICTIONS against a CSAW-M label file (Kendall tau-b, AMAE, AUC, odds ratios).",
     ),
     "rank": Command(
         "server.cli.rank",
-        "rank",
         RESEARCHERS,
         "Rank PRED files as the board would: rank intervals, p_first, tiers, strata, stability.",
     ),
     "synth": Command(
         "server.cli.synth",
-        "synth",
         RESEARCHERS,
         "Generate a synthetic CSAW-M dataset (images, label files, synthetic ground truth).",
     ),
     "check": Command(
         "server.cli.check",
-        "check",
         RESEARCHERS,
         "Run an image on synthetic images in the production sandbox; say what the server would.",
     ),
     "init": Command(
         "server.cli.init",
-        "init",
         RESEARCHERS,
         "Write a starter model (Dockerfile, predict.py, method card, README) that passes `csawm check`.",
     ),
     # Server, operators and maintainers
     "serve": Command(
         "server.cli.serve",
-        "serve",
         SERVER,
         "Run the evaluation server. An embedded SQLite database is upgraded to the latest schema first.",
     ),
     "worker": Command(
-        "server.cli.worker", "worker", SERVER, "Lease runs from the queue and execute them until stopped."
+        "server.cli.worker", SERVER, "Lease runs from the queue and execute them until stopped."
     ),
     "seed-baselines": Command(
         "server.cli.seed",
-        "seed_baselines",
         SERVER,
         "Train (or take --weights), build and queue both reference models as leaderboard baselines.",
     ),
     "db": Command(
-        "server.cli.db", "app", SERVER, "Database schema management (Alembic migrations only).", group=True
+        "server.cli.db", SERVER, "Database schema management (Alembic migrations only).", group=True
     ),
     "admin": Command(
         "server.cli.admin",
-        "app",
         SERVER,
         "Manage teams, users, tokens, quotas, holds and phases.",
         group=True,
     ),
-    "k8s": Command("server.cli.k8s", "app", SERVER, "Kubernetes runner tools.", group=True),
+    "k8s": Command("server.cli.k8s", SERVER, "Kubernetes runner tools.", group=True),
 }
 CLIENT_MODULES = sorted({c.module for c in COMMANDS.values() if c.panel == RESEARCHERS})
 
@@ -139,17 +132,15 @@ CLIENT_MODULES = sorted({c.module for c in COMMANDS.values() if c.panel == RESEA
 def _missing_extra(name: str, entry: Command, missing: str) -> ClickCommand:
     """What a server command is without the extra: any argument (``--help`` too) exits 2 with the fix."""
 
-    def fail() -> NoReturn:
-        typer.echo(
-            f"error: `csawm {name}` is a server command and needs the server's dependencies "
-            f"({missing} is not installed): {SERVER_EXTRA_HINT}",
-            err=True,
+    def refuse() -> NoReturn:
+        raise fail(
+            f"`csawm {name}` is a server command and needs the server's dependencies "
+            f"({missing} is not installed): {SERVER_EXTRA_HINT}"
         )
-        raise typer.Exit(2)
 
     return _single(
         name,
-        fail,
+        refuse,
         help=entry.help,
         add_help_option=False,
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
@@ -167,7 +158,7 @@ def load(name: str) -> ClickCommand:
     becomes the one that says so)."""
     entry = COMMANDS[name]
     try:
-        target: Any = getattr(importlib.import_module(entry.module), entry.attr)
+        target: Any = getattr(importlib.import_module(entry.module), entry.attr(name))
     except ModuleNotFoundError as exc:
         root = (exc.name or "").partition(".")[0]
         if entry.panel != SERVER or not root or root in OWN_PACKAGES:

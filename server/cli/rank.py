@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from server.cli import fail
 from server.scoring import ranking
 from server.scoring.bootstrap import DEFAULT_RESAMPLES
 from server.scoring.labels import LabelFileError, LabelLayout, LabelTable, read_labels
@@ -31,18 +32,12 @@ from server.scoring.report import ScoringInputError, score_report
 from server.scoring.results import Report
 from server.scoring.stability import stability_table
 
-EXIT_INVALID = 2
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_INVALID)
-
 
 @dataclass(frozen=True)
 class _Scored:
     name: str
     report: Report
+    tau: float  # the report's Kendall tau-b, defined (`_score_files` refuses a file without it)
     replicates: np.ndarray
     strata: dict[str, dict[str, Any]]
     differences: dict[str, dict[str, Any]]
@@ -55,7 +50,7 @@ def _score_files(
     stems: dict[str, Path] = {}
     for path in files:
         if path.stem in stems:
-            raise _fail(
+            raise fail(
                 f"{stems[path.stem]} and {path}: two files with the same stem {path.stem!r} "
                 "(rows are named by file stem)"
             )
@@ -68,11 +63,12 @@ def _score_files(
             rows = read_predictions(path, expected=expected)
             report = score_report(rows, table, public_labels=public, resamples=resamples, seed=seed)
         except (PredictionsError, ScoringInputError) as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         read = Report.read(report.data)
         assert read is not None  # score_report writes an object
-        if read.kendall_tau_b.value is None:
-            raise _fail(
+        tau = read.kendall_tau_b.value
+        if tau is None:
+            raise fail(
                 f"{path}: Kendall tau-b is undefined (e.g. a constant Final_score); it cannot be ranked"
             )
         for message in read.warnings:
@@ -81,8 +77,8 @@ def _score_files(
                     warnings.append(message)
             elif message.startswith(("masking.kendall_tau_b", "strata.")):
                 warnings.append(f"{path.stem}: {message}")
-        by_stratum, differences = report.data["strata"], report.data["strata_differences"]
-        scored.append(_Scored(path.stem, read, report.replicates["kendall_tau_b"], by_stratum, differences))
+        replicates, strata = report.replicates["kendall_tau_b"], report.data["strata"]
+        scored.append(_Scored(path.stem, read, tau, replicates, strata, report.data["strata_differences"]))
     return scored, warnings
 
 
@@ -92,13 +88,8 @@ def _nullable(matrix: np.ndarray) -> list[list[float | None]]:
 
 def ranking_result(scored: list[_Scored], *, alpha: float, resamples: int, seed: int) -> dict[str, Any]:
     """The JSON of ``csawm rank --json`` (docs/cli.md), rows in rank order."""
-    values = [s.report.kendall_tau_b.value for s in scored]
-    if any(v is None for v in values):  # _score_files refuses such a file
-        raise ValueError("a file's Kendall tau-b is undefined")
-    points = [v for v in values if v is not None]
-    order = sorted(range(len(scored)), key=lambda i: (-points[i], scored[i].name))
-    scored = [scored[i] for i in order]
-    points = [points[i] for i in order]
+    scored = sorted(scored, key=lambda s: (-s.tau, s.name))
+    points = [s.tau for s in scored]
     replicates = np.vstack([s.replicates for s in scored])
     summary = ranking.rank_summary(replicates)
     p = ranking.significance(replicates)
@@ -172,16 +163,16 @@ def rank(
 ) -> None:
     """Rank PRED files as the board would: rank intervals, p_first, tiers, strata, stability."""
     if bootstrap < 1:
-        raise _fail(f"--bootstrap must be at least 1 (rankings need resamples); got {bootstrap}")
+        raise fail(f"--bootstrap must be at least 1 (rankings need resamples); got {bootstrap}")
     if not 0 < alpha < 1:
-        raise _fail(f"--alpha must lie strictly between 0 and 1; got {alpha}")
+        raise fail(f"--alpha must lie strictly between 0 and 1; got {alpha}")
     try:
         table = read_labels(labels)
         if table.layout == LabelLayout.TRAIN:
-            raise _fail(f"{labels}: a training-layout label file; --labels needs a test-set file")
+            raise fail(f"{labels}: a training-layout label file; --labels needs a test-set file")
         public = None if public_labels is None else read_labels(public_labels, layout=LabelLayout.PUBLIC)
     except LabelFileError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     scored, warnings = _score_files(pred, table, public, bootstrap, seed)
     usable = ranking.usable_resamples(np.vstack([s.replicates for s in scored]))
     if usable < bootstrap:
@@ -192,7 +183,7 @@ def rank(
     try:
         result = ranking_result(scored, alpha=alpha, resamples=bootstrap, seed=seed)
     except ValueError as exc:  # no resample defined for every row
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     for message in warnings:
         typer.echo(f"warning: {message}", err=True)
     if json_output:

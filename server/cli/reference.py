@@ -20,16 +20,11 @@ class TargetError(ValueError):
     """A target names a registry but is no reference the server takes; the message says the fix."""
 
 
-def names_a_registry(target: str) -> bool:
-    """Docker's rule: ``host[:port]/path`` where the host has a dot or a port, or is localhost."""
-    first, slash, _ = target.partition("/")
-    return bool(slash) and ("." in first or ":" in first or first == "localhost")
-
-
 def registry_reference(target: str) -> ImageReference | None:
     """The parsed reference when `target` names a registry; None for a local image or an archive.
     `TargetError` when it names a registry without a digest or in another shape."""
-    if not names_a_registry(target):
+    first, slash, _ = target.partition("/")  # Docker's rule: a host has a dot or a port, or is localhost
+    if not slash or not ("." in first or ":" in first or first == "localhost"):
         return None
     try:
         return parse_reference(target)

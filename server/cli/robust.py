@@ -188,7 +188,12 @@ def run_robust(
             error_message=run.error_message,
             shape=asdict(shape),
             shape_source=source.shape_source,
-            limits=_limits_dict(limits),
+            limits={
+                "timeout_s": limits.timeout.total_seconds(),
+                "memory_bytes": limits.memory_bytes,
+                "cpus": limits.cpus,
+                "gpus": limits.gpus,
+            },
             limits_source=source.limits_source,
             run=run,
         )
@@ -201,28 +206,17 @@ def run_robust(
         if run.error_code is None or ErrorCode(run.error_code) not in _MODEL_FAULTS:
             return report  # the engine's fault or a cancel: nothing to learn input by input
         report.failing_inputs = _diagnose(runner, image, image_info, inputs, limits, work / "diagnosis")
-    report.diagnosis = _diagnosis_text(report.failing_inputs, shape)
-    report.error_message = f"at the hidden set's scale ({shape.total} images): {run.error_message}"
-    return report
-
-
-def _diagnosis_text(failing: list[FailingInput], shape: HiddenSetShape) -> str:
-    if not failing:
-        return (
+    kinds = ", ".join(f.kind for f in report.failing_inputs)
+    report.diagnosis = (
+        f"fails on these inputs alone: {kinds}"
+        if kinds
+        else (
             f"every kind of input passes alone: the model fails only at the full count "
             f"({shape.private_images} private + {shape.public_images} public images)"
         )
-    kinds = ", ".join(f.kind for f in failing)
-    return f"fails on these inputs alone: {kinds}"
-
-
-def _limits_dict(limits: RunLimits) -> dict[str, Any]:
-    return {
-        "timeout_s": limits.timeout.total_seconds(),
-        "memory_bytes": limits.memory_bytes,
-        "cpus": limits.cpus,
-        "gpus": limits.gpus,
-    }
+    )
+    report.error_message = f"at the hidden set's scale ({shape.total} images): {run.error_message}"
+    return report
 
 
 def merged_limits(
@@ -232,10 +226,10 @@ def merged_limits(
     memory_bytes: int | None,
     cpus: float | None,
     gpus: int | None,
-    defaults: RunLimits,
 ) -> RunLimits:
-    """The server's limits (or `defaults` without them), each replaced by the option given."""
-    base = server_limits or defaults
+    """The server's limits (or the plain check's: 600 s, the rest `RunLimits`'s defaults), each
+    replaced by the option given."""
+    base = server_limits or RunLimits(timeout=timedelta(seconds=600))
     return replace(
         base,
         timeout=timedelta(seconds=timeout) if timeout is not None else base.timeout,

@@ -14,18 +14,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from server.cli import fail
 from server.scoring.bootstrap import DEFAULT_RESAMPLES
 from server.scoring.labels import LabelFileError, LabelLayout, read_labels
 from server.scoring.predictions import PredictionsError, read_predictions
 from server.scoring.render import render_report
 from server.scoring.report import ScoringInputError, score_report
-
-EXIT_INVALID = 2
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_INVALID)
 
 
 def score(
@@ -51,11 +45,11 @@ def score(
 ) -> None:
     """Score PREDICTIONS against a CSAW-M label file (Kendall tau-b, AMAE, AUC, odds ratios)."""
     if bootstrap < 0:
-        raise _fail(f"--bootstrap must be 0 or more; got {bootstrap}")
+        raise fail(f"--bootstrap must be 0 or more; got {bootstrap}")
     try:
         table = read_labels(labels)
         if table.layout == LabelLayout.TRAIN:
-            raise _fail(
+            raise fail(
                 f"{labels}: this is a training-layout label file (CSAW-M_train.csv); "
                 "--labels needs a test-set file (CSAW-M_test.csv or CSAW-M_test_private.csv)"
             )
@@ -64,7 +58,7 @@ def score(
         rows = read_predictions(predictions, expected=expected)
         report = score_report(rows, table, public_labels=public, resamples=bootstrap, seed=seed)
     except (LabelFileError, PredictionsError, ScoringInputError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if json_output:
         typer.echo(json.dumps(report.data, indent=2, allow_nan=False))
     else:

@@ -58,7 +58,8 @@ from reference_models.build import (
     image_id,
 )
 from reference_models.rules import ModelKind
-from server.cli._server_common import cli_actor, fail, open_database, reported_errors, settings_or_exit
+from server.cli import fail
+from server.cli._server_common import cli_actor, open_database, reported_errors, settings_or_exit
 from server.clock import utcnow
 from server.core import audit, migrate
 from server.core.db import Database
@@ -228,12 +229,6 @@ def build_base_image() -> None:
         raise BuildError(f"scripts/build-base-images failed with exit code {result.returncode}")
 
 
-def existing_baseline(db: Database, digest: str) -> int | None:
-    """The id of a baseline of this image that still counts (not cancelled, not lost to infra)."""
-    with db.transaction(write=False) as session:
-        return lifecycle.earlier_duplicate(session, digest, Submission.baseline.is_(True))
-
-
 def save_archive(tag: str, digest: str, kind: ModelKind, archives: Path) -> Path:
     """``docker save`` `tag` to ``archives/baseline-<kind>-<digest12>.tar`` (kept when present)."""
     path = archives / f"baseline-{kind.value}-{digest.removeprefix('sha256:')[:12]}.tar"
@@ -305,7 +300,8 @@ def queue_baseline(
     digest = image_id(tag)
     if digest is None:
         raise BuildError(f"image {tag} disappeared from the Docker engine")
-    earlier = existing_baseline(db, digest)
+    with db.transaction(write=False) as session:  # a baseline of this image that still counts
+        earlier = lifecycle.earlier_duplicate(session, digest, Submission.baseline.is_(True))
     if earlier is not None:
         approve_seeded(db, earlier, cli_actor())
         record_seed(db, earlier, seed)
@@ -453,10 +449,9 @@ def seed_baselines(
     if shutil.which("docker") is None:
         raise fail("the docker CLI is not installed (run scripts/ensure-docker)")
     description = _describe(steps, batch_size, size, lr, weights)
-    with open_database(settings) as db:  # fail before training, not after, on a stale schema
-        if not migrate.is_up_to_date(db.engine):
-            raise fail("the database schema is not at the latest migration; run `csawm db upgrade`")
     with open_database(settings) as db, reported_errors():
+        if not migrate.is_up_to_date(db.engine):  # fail before training, not after, on a stale schema
+            raise fail("the database schema is not at the latest migration; run `csawm db upgrade`")
         recorder = BuildRecorder(db)
         plan = BuildPlan(
             Path(data or "."), steps, size, lr, weights, batch_size, base_image, jobs, threads, runs
@@ -476,7 +471,8 @@ def seed_baselines(
     failed = False
     for item in seeded:
         sub = subs[item.submission_id]
-        tau = _tau(sub)
+        report = Report.read(sub.metrics)
+        tau = report.kendall_tau_b.value if report else None
         detail = f"tau-b {tau:.4f}" if tau is not None else (sub.error_message or "no tau-b")
         typer.echo(f"{sub.id}\t{item.build.label}\t{sub.status.value}\t{detail}")
         failed |= sub.status != RunStatus.SUCCEEDED
@@ -508,9 +504,3 @@ def _build_and_queue(
     except BaseException:
         recorder.unfinished(INTERRUPTED)
         raise
-
-
-def _tau(sub: Submission) -> float | None:
-    report = Report.read(sub.metrics)
-    value = report.kendall_tau_b.value if report else None
-    return float(value) if value is not None else None

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from server.cli._server_common import fail, settings_or_exit
+from server.cli import fail
+from server.cli._server_common import settings_or_exit
 from server.core.security import RedactTokens
 from server.core.settings import Settings, SettingsError
 
@@ -35,8 +36,13 @@ def serve(
             err=True,
         )
         embedded = False
-    if embedded:
-        _check_benchmark(settings.benchmark_dir)
+    if embedded and settings.benchmark_dir is not None:
+        from server.benchmark.dataset import Benchmark, BenchmarkError
+
+        try:
+            Benchmark.open(settings.benchmark_dir)
+        except BenchmarkError as exc:
+            raise fail(f"CSAWM_BENCHMARK_DIR: {exc}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactTokens())
@@ -82,14 +88,3 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": protocol_class(settings),
         "ws": "none",
     }
-
-
-def _check_benchmark(path: object) -> None:
-    from pathlib import Path
-
-    from server.benchmark.dataset import Benchmark, BenchmarkError
-
-    try:
-        Benchmark.open(Path(str(path)))
-    except BenchmarkError as exc:
-        raise fail(f"CSAWM_BENCHMARK_DIR: {exc}") from None

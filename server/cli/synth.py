@@ -18,15 +18,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from server.benchmark.synth import (
     DEFAULT_RESOLUTION,
-    ProgressCallback,
     SynthError,
-    SynthSummary,
     check_arguments,
     generate,
     parse_resolution,
 )
+from server.cli import fail
 
-EXIT_INVALID = 2
 _DEFAULT_RESOLUTION_TEXT = f"{DEFAULT_RESOLUTION[0]}x{DEFAULT_RESOLUTION[1]}"
 
 
@@ -57,9 +55,11 @@ def synth(
         check_arguments(
             outdir, n_train=n_train, n_public=n_public, n_private=n_private, resolution=size, force=force
         )
-
-        def run(progress: ProgressCallback | None) -> SynthSummary:
-            return generate(
+        tty = sys.stderr.isatty()  # a bar on a terminal only
+        columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, transient=True, console=Console(stderr=True), disable=not tty) as bar:
+            task = bar.add_task("images", total=n_train + n_public + n_private)
+            summary = generate(
                 outdir,
                 seed=seed,
                 n_train=n_train,
@@ -68,25 +68,10 @@ def synth(
                 resolution=size,
                 force=force,
                 workers=workers,
-                progress=progress,
+                progress=(lambda done, _total: bar.update(task, completed=done)) if tty else None,
             )
-
-        if sys.stderr.isatty():
-            with Progress(
-                TextColumn("rendering"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                transient=True,
-                console=Console(stderr=True),
-            ) as bar:
-                task = bar.add_task("images", total=n_train + n_public + n_private)
-                summary = run(lambda done, _total: bar.update(task, completed=done))
-        else:
-            summary = run(None)
     except SynthError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        raise fail(str(exc)) from None
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)

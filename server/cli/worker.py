@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from server.cli._server_common import fail, open_database, settings_or_exit
+from server.cli import fail
+from server.cli._server_common import open_database, settings_or_exit
 from server.core.settings import Settings
 
 EXIT_REFUSED = 3  # the token is missing or refused (docs/cli.md)

@@ -83,7 +83,7 @@ def test_a_missing_module_of_our_own_is_not_blamed_on_the_extra() -> None:
     """Only a missing third-party dependency means "install the extra"; our own bug stays a bug."""
     code = (
         "from server.cli import main\n"
-        "main.COMMANDS['serve'] = main.Command('server.cli.nonexistent', 'serve', main.SERVER, 'x')\n"
+        "main.COMMANDS['serve'] = main.Command('server.cli.nonexistent', main.SERVER, 'x')\n"
         "main.load('serve')\n"
     )
     result = run_blocked(code)

@@ -40,14 +40,14 @@ def test_init_writes_a_kit_with_a_valid_method_card(tmp_path: Path, flags: tuple
     written = {str(p.relative_to(kit)) for p in kit.rglob("*") if p.is_file()}
     assert written == expected
     dockerfile = (kit / "Dockerfile").read_text()
-    assert f"ARG BASE_IMAGE={variant.base_image}" in dockerfile
+    assert f"ARG BASE_IMAGE={variant.offline.image}" in dockerfile
     assert "USER 10001:10001" in dockerfile
     assert 'ENTRYPOINT ["python3", "/opt/model/predict.py"]' in dockerfile
     assert "{{" not in dockerfile and "{{" not in (kit / "README.md").read_text()
     MethodCard.model_validate_json((kit / "method-card.json").read_text())
     assert image_tag(kit) == "my-model:1"
     readme = (kit / "README.md").read_text()
-    assert "docker build --network none -t my-model:1" in readme and variant.base_image in readme
+    assert "docker build --network none -t my-model:1" in readme and variant.offline.image in readme
     assert "csawm submit my-model:1" in out and "--method-card" in out
 
 
@@ -150,7 +150,7 @@ def test_generated_kit_builds_offline_and_passes_csawm_check(
     tmp_path: Path, engine: docker.DockerClient, flags: tuple[str, ...]
 ) -> None:
     variant = TORCH if flags else PLAIN
-    _ensure_base(engine, variant.base_image, variant.base_target)
+    _ensure_base(engine, variant.offline.image, variant.base_target)
     kit = tmp_path / f"csawm-init-test-{os.getpid()}-{variant.base_target}"
     assert invoke("init", str(kit), *flags, "--offline")[0] == 0
     tag = image_tag(kit)

@@ -23,7 +23,6 @@ from server.cli.main import app
 from server.cli.seed import (
     APPROVAL_REASON,
     approve_seeded,
-    existing_baseline,
     parse_resolution,
     queue_baseline,
 )
@@ -39,6 +38,7 @@ from server.models import (
     RunStatus,
     Submission,
 )
+from server.runs import lifecycle
 from server.submissions import service
 
 DIGEST = "sha256:" + "ab" * 32
@@ -106,6 +106,12 @@ def _finish(db: Database, sub_id: int, status: RunStatus, error_code: str | None
         sub = session.get(Submission, sub_id)
         assert sub is not None
         sub.status, sub.error_code = status, error_code
+
+
+def existing_baseline(db: Database, digest: str) -> int | None:
+    """The id of a baseline of this image that still counts (what `seed.queue_baseline` reuses)."""
+    with db.transaction(write=False) as session:
+        return lifecycle.earlier_duplicate(session, digest, Submission.baseline.is_(True))
 
 
 def test_a_baseline_of_the_same_digest_is_reused(db: Database, tmp_path: Path) -> None:
