@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.core import audit
@@ -30,11 +30,6 @@ HELD_NOTE = (
     "held: the maintainers review this team's runs before more of them start; this run waits in the queue"
 )
 RELEASED_NOTE = "released: the maintainers let this team's runs start again"
-
-
-def held_team_ids() -> Select[tuple[int]]:
-    """The ids of held teams, as a subquery for the worker's lease query."""
-    return select(TeamHold.team_id)
 
 
 def hold(

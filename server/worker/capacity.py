@@ -15,16 +15,10 @@ from __future__ import annotations
 from server.core.db import Database
 from server.runs import leases
 
-#: The runner's pending messages that mean "waiting for capacity" (runner/kubernetes/failures.py).
-CAPACITY_WAITS = ("unschedulable:", "queued:")
-
-
-def capacity_note(gpus: int) -> str:
-    return "waiting for GPU capacity" if gpus > 0 else "waiting for cluster capacity"
-
 
 def is_capacity_wait(kind: str, message: str) -> bool:
-    return kind == "pending" and message.startswith(CAPACITY_WAITS)
+    """The runner's pending messages that mean "waiting for capacity" (runner/kubernetes/failures.py)."""
+    return kind == "pending" and message.startswith(("unschedulable:", "queued:"))
 
 
 def note_capacity_wait(
@@ -32,7 +26,7 @@ def note_capacity_wait(
 ) -> bool:
     """Record the wait on the run's timeline (`server.runs.leases.note_under_lease`); True when an
     event was written."""
-    note = capacity_note(gpus)
+    note = "waiting for GPU capacity" if gpus > 0 else "waiting for cluster capacity"
     with db.transaction() as session:
         return leases.note_under_lease(
             session, submission_id, owner=owner, attempt=attempt, note=note, detail=message[:2000]

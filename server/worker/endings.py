@@ -29,13 +29,6 @@ from server.worker.stages import runtime_of, transact
 
 log = logging.getLogger("csawm.worker")
 
-FAILED_PHASE: dict[Stage, FailedPhase] = {
-    Stage.QUEUED: FailedPhase.PREFLIGHT,
-    Stage.PREFLIGHT: FailedPhase.PREFLIGHT,
-    Stage.HIDDEN: FailedPhase.HIDDEN,
-    Stage.SCORING: FailedPhase.SCORING,
-}
-
 
 def decide(env: WorkerEnv, ctx: RunContext, pf: StageFault) -> Decision:
     """The policy table's decision for the stop `pf` (``CSAWM_MAX_ATTEMPTS``, ``CSAWM_RETRY_BACKOFF``)."""
@@ -50,8 +43,8 @@ def end(env: WorkerEnv, ctx: RunContext, pf: StageFault) -> Decision:
     attempt's folders."""
     decision = decide(env, ctx, pf)
     apply(env, ctx, pf, decision)
-    if decision.action is not Action.FAIL:
-        release_attempt_dir(env, ctx)
+    if decision.action is not Action.FAIL:  # the next attempt needs none of this one's folders
+        shutil.rmtree(ctx.attempt_dir(env.settings.data_dir), ignore_errors=True)
     return decision
 
 
@@ -86,7 +79,7 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: StageFault, decision: Decision) -
                 owner=env.name,
                 attempt=ctx.lease.attempt,
                 error_code=decision.code.value,
-                failed_phase=FAILED_PHASE[f.stage],
+                failed_phase=FailedPhase.PREFLIGHT if f.stage is Stage.QUEUED else FailedPhase(f.stage.value),
                 error_message=public,
                 error_detail=f.message,
             )
@@ -127,8 +120,3 @@ def finish(env: WorkerEnv, ctx: RunContext) -> None:
     shutil.rmtree(run_dir(env.settings.data_dir, ctx.sub_id), ignore_errors=True)
     if ctx.archive is not None and not env.settings.keep_archives:
         ctx.archive.unlink(missing_ok=True)
-
-
-def release_attempt_dir(env: WorkerEnv, ctx: RunContext) -> None:
-    """A requeued or handed-back attempt's folders are not needed by the next attempt."""
-    shutil.rmtree(ctx.attempt_dir(env.settings.data_dir), ignore_errors=True)

@@ -231,9 +231,11 @@ class Worker:
             raise RunnerError("CSAWM_BENCHMARK_DIR is not set: the worker has no test set to run on")
         evaluation = EvaluationSet.prepare(s.benchmark_dir, s.data_dir, s.run.preflight_images)
         # The models' input must be this test set (issue 13 item 5): else lease nothing, charge nothing.
-        test_set.verify(
-            self.runner.mounts_local_inputs, s.benchmark_dir, s.k8s.test_set_digest_file, evaluation
-        )
+        # The folder the worker materialised, or the operator's stamp on the volume (test_set).
+        if self.runner.mounts_local_inputs:
+            test_set.verify_materialised(s.benchmark_dir, evaluation)
+        else:
+            test_set.verify_stamp(s.k8s.test_set_digest_file, evaluation)
         # The report parts of the test set alone (expert rows, density comparators) are computed once
         # per test set and memoised (server.scoring.memo): pay for them here, not in the first run.
         from server.scoring.report import references_of_test_set

@@ -28,7 +28,7 @@ The stamp
 
 Docker runner
     The worker materialises the hidden and public inputs itself from ``CSAWM_BENCHMARK_DIR``;
-    `verify` checks that each folder it will mount holds exactly the benchmark's images (its
+    `verify_materialised` checks that each folder it will mount holds exactly the benchmark's images (its
     manifest, hashed from the copies with the benchmark's label file, equals the benchmark's
     digest), lists them in ``manifest.csv``, and holds no other file.
 
@@ -256,17 +256,6 @@ def read_stamp(stamp_file: Path | None) -> Stamp:
     if len(raw) > MAX_STAMP_BYTES:
         raise TestSetMismatch(f"{stamp_file} is larger than {MAX_STAMP_BYTES} bytes: not a stamp")
     return Stamp.parse(raw.decode("utf-8", errors="replace"))
-
-
-def verify(
-    mounts_local_inputs: bool, benchmark_dir: Path, stamp_file: Path | None, evaluation: EvaluationSet
-) -> None:
-    """The check for the worker's backend (`runner.spec.Runner.mounts_local_inputs`): the folder the
-    worker materialised, or the operator's stamp on the volume; raises `TestSetMismatch`."""
-    if mounts_local_inputs:
-        verify_materialised(benchmark_dir, evaluation)
-    else:
-        verify_stamp(stamp_file, evaluation)
 
 
 def _listed(folder: Path) -> list[str]:
