@@ -125,13 +125,10 @@ def shown(session: Session, settings: Settings, now: datetime | None = None) -> 
     return opened[-1] if opened else stored[0]
 
 
-def board_phase(session: Session, settings: Settings, name: str | None) -> PhaseView:
-    """The phase a board shows: `name` (404 when unknown), else the phase shown now."""
-    return by_name(session, settings, name) if name is not None else shown(session, settings)
-
-
-def board_phase_at(session: Session, settings: Settings, name: str | None, at: datetime) -> PhaseView:
-    """The phase a board as it stood at `at` shows: `name` (404 when unknown), else the one shown then."""
+def board_phase(
+    session: Session, settings: Settings, name: str | None, at: datetime | None = None
+) -> PhaseView:
+    """The phase a board (as it stood at `at`) shows: `name` (404 when unknown), else the one shown then."""
     return by_name(session, settings, name) if name is not None else shown(session, settings, at)
 
 

@@ -12,22 +12,23 @@ and only while this worker still holds the lease.
 
 from __future__ import annotations
 
+from typing import Any
+
 from server.core.db import Database
 from server.runs import leases
+from server.worker.context import RunContext
 
 
-def is_capacity_wait(kind: str, message: str) -> bool:
-    """The runner's pending messages that mean "waiting for capacity" (runner/kubernetes/failures.py)."""
-    return kind == "pending" and message.startswith(("unschedulable:", "queued:"))
-
-
-def note_capacity_wait(
-    db: Database, submission_id: int, *, owner: str, attempt: int, message: str, gpus: int
-) -> bool:
-    """Record the wait on the run's timeline (`server.runs.leases.note_under_lease`); True when an
-    event was written."""
+def note_capacity_wait(db: Database, ctx: RunContext, owner: str, progress: Any, gpus: int) -> bool:
+    """Record a wait for capacity that the runner reports (`progress`, a
+    `runner.kubernetes.executor.Progress`: its pending messages ``unschedulable:`` and ``queued:``,
+    runner/kubernetes/failures.py) on the run's timeline (`server.runs.leases.note_under_lease`);
+    True when an event was written."""
+    if progress.kind != "pending" or not progress.message.startswith(("unschedulable:", "queued:")):
+        return False
     note = "waiting for GPU capacity" if gpus > 0 else "waiting for cluster capacity"
+    detail = progress.message[:2000]
     with db.transaction() as session:
         return leases.note_under_lease(
-            session, submission_id, owner=owner, attempt=attempt, note=note, detail=message[:2000]
+            session, ctx.sub_id, owner=owner, attempt=ctx.lease.attempt, note=note, detail=detail
         )

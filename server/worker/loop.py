@@ -115,17 +115,8 @@ class Worker:
         """What the runner saw of the current run (a `runner.kubernetes.executor.Progress`): a
         wait for cluster capacity goes on the run's timeline (`server.worker.capacity`)."""
         ctx = self._current
-        if ctx is None or progress.handle != ctx.handle:
-            return
-        if capacity.is_capacity_wait(progress.kind, progress.message):
-            capacity.note_capacity_wait(
-                self.db,
-                ctx.sub_id,
-                owner=self.name,
-                attempt=ctx.lease.attempt,
-                message=progress.message,
-                gpus=self.settings.run.gpus,
-            )
+        if ctx is not None and progress.handle == ctx.handle:
+            capacity.note_capacity_wait(self.db, ctx, self.name, progress, self.settings.run.gpus)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -202,14 +193,13 @@ class Worker:
         """The test set, prepared once; None (and `blocked` says why) while it cannot be."""
         if self._evaluation is None:
             try:
-                self._evaluation = self._prepare_evaluation()
+                return self.prepare_test_set()
             except Exception as exc:
                 reason = f"the test set cannot be prepared: {_describe(exc)}"
                 if reason != self.blocked:
                     log.error("worker %s: %s; no run is leased until it can", self.name, reason)
                 self.blocked = reason
                 return None
-            self.blocked = None
         return self._evaluation
 
     @property
