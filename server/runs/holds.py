@@ -5,7 +5,7 @@ Why hold instead of re-running: the scorer crashed on output the reader accepted
 output may be what broke it. Re-scoring it, or scoring the team's next image (one extra layer gives
 a new digest, so the hold is per team), could make crashes a channel out of the hidden set. The run
 that crashed ends ``failed`` / ``infra_error`` and stays charged (a hidden run happened); the
-maintainers are alerted (`server.runs.alerts`). A held team may still submit: its runs wait queued,
+maintainers are alerted (`server.worker.endings`). A held team may still submit: its runs wait queued,
 charged as usual, each with a fixed note on its timeline (`HELD_NOTE`); the worker's lease query
 skips them (`server.worker.queue.lease_next`). Runs already running when the hold starts finish.
 
