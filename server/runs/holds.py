@@ -85,7 +85,8 @@ def release(session: Session, team_id: int, *, actor: str, actor_user_id: int | 
 def note_if_held(session: Session, sub: Submission) -> None:
     """A run queued while its team is held gets the held note at once."""
     if session.get(TeamHold, sub.team_id) is not None:
-        _note(session, sub.id, HELD_NOTE, detail=None)
+        note_event(session, sub.id, RunStatus.QUEUED, HELD_NOTE)
+        session.flush()
 
 
 def listed(session: Session) -> Sequence[tuple[TeamHold, str]]:
@@ -101,9 +102,5 @@ def _note_queued(session: Session, team_id: int, note: str, *, detail: str | Non
         select(Submission.id).where(Submission.team_id == team_id, Submission.status == RunStatus.QUEUED)
     ).all()
     for sub_id in queued:
-        _note(session, sub_id, note, detail=detail)
-
-
-def _note(session: Session, sub_id: int, note: str, *, detail: str | None) -> None:
-    note_event(session, sub_id, RunStatus.QUEUED, note, detail)
+        note_event(session, sub_id, RunStatus.QUEUED, note, detail)
     session.flush()
