@@ -115,14 +115,11 @@ def shown(session: Session, settings: Settings, now: datetime | None = None) -> 
     """The phase the pages and the board default to: the current one; between phases the latest that
     opened; before the first, the first."""
     now = now or utcnow()
-    found = current(session, settings, now)
-    if found is not None:
-        return found
     stored = [PhaseView.of(r) for r in rows(session)]
     if not stored:
         raise NotFound("no competition phase exists: run `csawm db upgrade`")
     opened = [v for v in stored if v.opens_at is None or v.opens_at <= now]
-    return opened[-1] if opened else stored[0]
+    return next((v for v in stored if v.is_open(now)), opened[-1] if opened else stored[0])
 
 
 def board_phase(

@@ -32,10 +32,11 @@ from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import RunStatus, Submission
+from server.runs import leases
 from server.runs.policy import Action
 from server.runs.scoring import Scorer
 from server.runs.transitions import LeaseLost
-from server.worker import capacity, endings, janitor, presence, test_set
+from server.worker import endings, janitor, presence, test_set
 from server.worker.context import RunContext, StageFault, WorkerEnv, fault
 from server.worker.evaluation import EvaluationSet
 from server.worker.queue import Lease, lease_next, renew
@@ -112,11 +113,27 @@ class Worker:
             runner.on_progress = self._runner_progress
 
     def _runner_progress(self, progress: Any) -> None:
-        """What the runner saw of the current run (a `runner.kubernetes.executor.Progress`): a
-        wait for cluster capacity goes on the run's timeline (`server.worker.capacity`)."""
+        """What the runner saw of the current run (a `runner.kubernetes.executor.Progress`).
+
+        A Pod that waits for a node with a free GPU (``unschedulable:``) or for admission by Kueue
+        (``queued:``; runner/kubernetes/failures.py) keeps its status (the lease holds), but its
+        timeline gets one event, "waiting for GPU capacity" (or cluster capacity where no GPU is
+        asked for), so the report page, ``csawm status`` and ``csawm submit --wait`` show why
+        nothing happens (issue 22 item 2); the runner's own message goes in the maintainers'
+        ``detail``. Not again while the latest event says the same, and only while this worker
+        holds the lease (`server.runs.leases.note_under_lease`).
+        """
         ctx = self._current
-        if ctx is not None and progress.handle == ctx.handle:
-            capacity.note_capacity_wait(self.db, ctx, self.name, progress, self.settings.run.gpus)
+        if ctx is None or progress.handle != ctx.handle or progress.kind != "pending":
+            return
+        if not progress.message.startswith(("unschedulable:", "queued:")):
+            return
+        note = "waiting for GPU capacity" if self.settings.run.gpus > 0 else "waiting for cluster capacity"
+        detail = progress.message[:2000]
+        with self.db.transaction() as session:
+            leases.note_under_lease(
+                session, ctx.sub_id, owner=self.name, attempt=ctx.lease.attempt, note=note, detail=detail
+            )
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
