@@ -228,11 +228,6 @@ class Worker:
 
     def prepare_test_set(self) -> EvaluationSet:
         """Prepare the test set now, raising what went wrong (``csawm worker`` fails fast on it)."""
-        self._evaluation = self._prepare_evaluation()
-        self.blocked = None
-        return self._evaluation
-
-    def _prepare_evaluation(self) -> EvaluationSet:
         s = self.settings
         if s.benchmark_dir is None:
             raise RunnerError("CSAWM_BENCHMARK_DIR is not set: the worker has no test set to run on")
@@ -253,6 +248,7 @@ class Worker:
             resamples=s.bootstrap_resamples,
             seed=s.bootstrap_seed,
         )
+        self._evaluation, self.blocked = evaluation, None
         return evaluation
 
     # -- one run -----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ N_PREFLIGHT = 4
 def verify(
     mounts_local_inputs: bool, benchmark_dir: Path, stamp_file: Path | None, evaluation: EvaluationSet
 ) -> None:
-    """The worker's check for its backend (`server.worker.loop.Worker._prepare_evaluation`)."""
+    """The worker's check for its backend (`server.worker.loop.Worker.prepare_test_set`)."""
     if mounts_local_inputs:
         verify_materialised(benchmark_dir, evaluation)
     else:
