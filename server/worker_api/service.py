@@ -123,23 +123,19 @@ def lease(db: Database, settings: Settings, owner: str, wait_s: float) -> RunFac
     `LONG_POLLS`' bound). A run leased at ``scoring`` (its worker died after the upload) is scored
     here at once, never handed out."""
     with LONG_POLLS.slot(settings.worker_long_polls) as may_wait:
-        return _lease(db, settings, owner, wait_s if may_wait else 0.0)
-
-
-def _lease(db: Database, settings: Settings, owner: str, wait_s: float) -> RunFacts | None:
-    deadline = time.monotonic() + wait_s
-    while True:
-        taken = lease_next(db, owner, settings.lease_ttl)
-        if taken is not None and (taken.recovered_from is None or _take_over(db, settings, taken)):
-            if taken.status is RunStatus.SCORING:  # nothing to run: its predictions are stored here
-                score(leased(db, settings, taken.submission_id, owner, taken.attempt))
-                continue
-            presence.beat(db, owner, state="busy", submission_id=taken.submission_id)
-            return _facts(db, settings, taken)
-        presence.beat(db, owner, state="idle")
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+        deadline = time.monotonic() + (wait_s if may_wait else 0.0)
+        while True:
+            taken = lease_next(db, owner, settings.lease_ttl)
+            if taken is not None and (taken.recovered_from is None or _take_over(db, settings, taken)):
+                if taken.status is RunStatus.SCORING:  # nothing to run: its predictions are stored here
+                    score(leased(db, settings, taken.submission_id, owner, taken.attempt))
+                    continue
+                presence.beat(db, owner, state="busy", submission_id=taken.submission_id)
+                return _facts(db, settings, taken)
+            presence.beat(db, owner, state="idle")
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
 
 def _take_over(db: Database, settings: Settings, taken: Lease) -> bool:
