@@ -62,10 +62,8 @@ class PhaseView:
         values = {item.name: getattr(row, item.name) for item in fields(cls)}
         return cls(
             **values
+            | {key: kind(values[key]).value for key, kind in _ENUMS.items()}
             | {
-                "test_set": TestSet(row.test_set).value,
-                "visibility": Visibility(row.visibility).value,
-                "disclosure": Disclosure(row.disclosure).value,
                 "ladder": bool(row.ladder),
                 "ladder_level": float(row.ladder_level),
                 "ladder_step": float(row.ladder_step),
