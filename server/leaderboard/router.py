@@ -22,7 +22,7 @@ from server.leaderboard import history, ordering, pending, service, snapshots
 from server.leaderboard.cache import BoardCache
 from server.leaderboard.references import board_references
 from server.leaderboard.rows import withheld
-from server.phases.service import board_phase, board_phase_at
+from server.phases.service import board_phase
 
 router = APIRouter(prefix="/api/v1/leaderboard", tags=["leaderboard"])
 
@@ -139,7 +139,7 @@ def _board_as_of(
     stability, arranged = None, None
     with state.db.session() as session:
         at = history.parse(session, raw)
-        shown = history.phase_at(board_phase_at(session, state.settings, phase, at), at)
+        shown = history.phase_at(board_phase(session, state.settings, phase, at), at)
         note = board_figures_note(shown, viewer)
         rows: list[dict[str, Any]]
         if view == "clinical":

@@ -58,12 +58,10 @@ class ComputeUsage:
 def run_seconds(runtime: dict[str, Any] | None) -> float:
     """One run's compute from its ``runtime`` JSON (server/worker/stages.py `runtime_of`)."""
     stages = (runtime or {}).get("phases") or {}
-    total = 0.0
-    for name in COUNTED_STAGES:
-        figures = stages.get(name) or {}
-        value = figures.get("gpu_s") if figures.get("gpu_s") is not None else figures.get("container_s")
-        total += float(value or 0.0)
-    return total
+    figures = [stages.get(name) or {} for name in COUNTED_STAGES]
+    return sum(
+        float((f["gpu_s"] if f.get("gpu_s") is not None else f.get("container_s")) or 0.0) for f in figures
+    )
 
 
 def used_seconds(session: Session, team_id: int, phase: str) -> float:

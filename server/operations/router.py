@@ -25,24 +25,13 @@ router = APIRouter(tags=["operations"], responses=error_responses(400))
 def status_out(current: status.ServerStatus, *, staff: bool) -> StatusOut:
     """The status as a caller may see it: the anonymous fields, and the rest for maintainers (the
     route leaves out the fields not set, so an anonymous body has exactly the public fields)."""
+    queue, workers = StatusQueueOut(queued=current.queued), StatusWorkersOut(alive=current.alive)
+    if staff:  # an assigned field counts as set: it is in the body
+        queue.running = current.running
+        workers.oldest_heartbeat_age_s = current.oldest_heartbeat_age_s
+        workers.each = [WorkerOut(**vars(w)) for w in current.workers]
     paused = PausedOut(intake=current.paused.intake, runs=current.paused.runs, message=current.paused.message)
-    if not staff:
-        return StatusOut(
-            paused=paused,
-            queue=StatusQueueOut(queued=current.queued),
-            workers=StatusWorkersOut(alive=current.alive),
-            wait_s_median_24h=current.wait_s_median_24h,
-        )
-    return StatusOut(
-        paused=paused,
-        queue=StatusQueueOut(queued=current.queued, running=current.running),
-        workers=StatusWorkersOut(
-            alive=current.alive,
-            oldest_heartbeat_age_s=current.oldest_heartbeat_age_s,
-            each=[WorkerOut(**vars(w)) for w in current.workers],
-        ),
-        wait_s_median_24h=current.wait_s_median_24h,
-    )
+    return StatusOut(paused=paused, queue=queue, workers=workers, wait_s_median_24h=current.wait_s_median_24h)
 
 
 @router.get("/api/v1/status", response_model=StatusOut, response_model_exclude_unset=True)

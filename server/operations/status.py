@@ -61,21 +61,6 @@ def alive_workers(session: Session, lease_ttl: timedelta) -> int:
     )
 
 
-def _queued_ahead(session: Session, sub_id: int) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Submission)
-            .where(
-                Submission.status == RunStatus.QUEUED,
-                Submission.id < sub_id,
-                Submission.team_id.not_in(select(TeamHold.team_id)),
-            )
-        )
-        or 0
-    )
-
-
 def median_run_s(session: Session) -> float | None:
     """The median start-to-end duration of the last succeeded runs; None before any."""
     rows = session.execute(
@@ -98,7 +83,18 @@ def queue_place(session: Session, sub: Submission, lease_ttl: timedelta) -> Queu
     """The run's place in the queue while it is queued; None once it has left it."""
     if sub.status != RunStatus.QUEUED:
         return None
-    ahead = _queued_ahead(session, sub.id)
+    ahead = (
+        session.scalar(
+            select(func.count())
+            .select_from(Submission)
+            .where(
+                Submission.status == RunStatus.QUEUED,
+                Submission.id < sub.id,
+                Submission.team_id.not_in(select(TeamHold.team_id)),
+            )
+        )
+        or 0
+    )
     median = median_run_s(session)
     alive = alive_workers(session, lease_ttl)
     eta = None if median is None or alive == 0 else whole_minutes(median * (ahead // alive + 1))

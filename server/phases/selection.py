@@ -36,27 +36,27 @@ class SelectionState:
     max_selected: int
 
 
-def _own_run(session: Session, user: Principal, submission_id: int) -> Submission:
-    """The caller's team's run (another team's is 404, as everywhere)."""
+def _own_run(
+    session: Session, user: Principal, submission_id: int, now: datetime | None
+) -> tuple[Submission, Phase]:
+    """The caller's team's run (another team's is 404, as everywhere) and its phase, which must be
+    sealed and still open."""
     if user.team_id is None:
         raise Forbidden("only team members select runs, and your account belongs to no team")
     sub = session.get(Submission, submission_id)
     if sub is None or sub.team_id != user.team_id:
         raise NotFound(f"submission {submission_id} not found")
-    return sub
-
-
-def _sealed_open_phase(session: Session, sub: Submission, now: datetime) -> Phase:
     phase = session.scalar(select(Phase).where(Phase.name == sub.phase))
     if phase is None or phase.visibility != Visibility.SEALED:
         raise Conflict(
             f"submission {sub.id} is in phase {sub.phase!r}, which is not sealed: nothing to select"
         )
+    now = now or utcnow()
     if phase.revealed_at is not None or (phase.closes_at is not None and phase.closes_at <= now):
         ended = phase.closes_at if phase.closes_at is not None else phase.revealed_at
         closed = iso(ended) if ended is not None else "an earlier time"
         raise Conflict(f"phase {phase.name!r} closed at {closed}: selections can no longer change")
-    return phase
+    return sub, phase
 
 
 def _selected_ids(session: Session, phase_id: int, team_id: int) -> list[int]:
@@ -73,9 +73,7 @@ def select_run(
     session: Session, user: Principal, submission_id: int, *, now: datetime | None = None
 ) -> SelectionState:
     """Select a run (idempotent: selecting a selected run changes nothing)."""
-    now = now or utcnow()
-    sub = _own_run(session, user, submission_id)
-    phase = _sealed_open_phase(session, sub, now)
+    sub, phase = _own_run(session, user, submission_id, now)
     lock_team(session, sub.team_id)  # two concurrent selections of one team queue here
     if sub.status in UNSELECTABLE:
         raise Conflict(
@@ -104,9 +102,7 @@ def unselect_run(
     session: Session, user: Principal, submission_id: int, *, now: datetime | None = None
 ) -> SelectionState:
     """Unselect a run (idempotent)."""
-    now = now or utcnow()
-    sub = _own_run(session, user, submission_id)
-    phase = _sealed_open_phase(session, sub, now)
+    sub, phase = _own_run(session, user, submission_id, now)
     row = session.scalar(select(PhaseSelection).where(PhaseSelection.submission_id == sub.id))
     if row is not None:
         session.delete(row)

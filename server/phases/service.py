@@ -62,10 +62,8 @@ class PhaseView:
         values = {item.name: getattr(row, item.name) for item in fields(cls)}
         return cls(
             **values
+            | {key: kind(values[key]).value for key, kind in _ENUMS.items()}
             | {
-                "test_set": TestSet(row.test_set).value,
-                "visibility": Visibility(row.visibility).value,
-                "disclosure": Disclosure(row.disclosure).value,
                 "ladder": bool(row.ladder),
                 "ladder_level": float(row.ladder_level),
                 "ladder_step": float(row.ladder_step),
@@ -115,23 +113,17 @@ def shown(session: Session, settings: Settings, now: datetime | None = None) -> 
     """The phase the pages and the board default to: the current one; between phases the latest that
     opened; before the first, the first."""
     now = now or utcnow()
-    found = current(session, settings, now)
-    if found is not None:
-        return found
     stored = [PhaseView.of(r) for r in rows(session)]
     if not stored:
         raise NotFound("no competition phase exists: run `csawm db upgrade`")
     opened = [v for v in stored if v.opens_at is None or v.opens_at <= now]
-    return opened[-1] if opened else stored[0]
+    return next((v for v in stored if v.is_open(now)), opened[-1] if opened else stored[0])
 
 
-def board_phase(session: Session, settings: Settings, name: str | None) -> PhaseView:
-    """The phase a board shows: `name` (404 when unknown), else the phase shown now."""
-    return by_name(session, settings, name) if name is not None else shown(session, settings)
-
-
-def board_phase_at(session: Session, settings: Settings, name: str | None, at: datetime) -> PhaseView:
-    """The phase a board as it stood at `at` shows: `name` (404 when unknown), else the one shown then."""
+def board_phase(
+    session: Session, settings: Settings, name: str | None, at: datetime | None = None
+) -> PhaseView:
+    """The phase a board (as it stood at `at`) shows: `name` (404 when unknown), else the one shown then."""
     return by_name(session, settings, name) if name is not None else shown(session, settings, at)
 
 

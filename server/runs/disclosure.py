@@ -36,12 +36,11 @@ _HIDDEN_MESSAGES: dict[ErrorCode, str] = {
     ),
     ErrorCode.CANCELLED: "The run was cancelled.",
 }
-_GENERIC = {
-    ErrorCode.INFRA_ERROR: (
-        "The run stopped because of a failure on our side, not your model's; your quota was refunded."
-        " The maintainers have the details."
-    ),
-}
+# Our failure, whatever its code: refunded.
+_GENERIC = (
+    "The run stopped because of a failure on our side, not your model's; your quota was refunded."
+    " The maintainers have the details."
+)
 # Our failure after the hidden run took place (the scorer crashed on its predictions): still charged.
 _GENERIC_CHARGED = (
     "The run stopped because of a failure on our side after the model ran on the hidden images, so it"
@@ -58,9 +57,7 @@ def submitter_message(fault: Fault, told: Told, code: ErrorCode, *, refunded: bo
         return fault.message
     if told is Told.CODE:  # never the exit code: the model picks it (8 bits a run, issue 19)
         return _HIDDEN_MESSAGES.get(code, _HIDDEN_MESSAGES[ErrorCode.NONZERO_EXIT])
-    if not refunded:
-        return _GENERIC_CHARGED
-    return _GENERIC.get(code, _GENERIC[ErrorCode.INFRA_ERROR])
+    return _GENERIC if refunded else _GENERIC_CHARGED
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Why hold instead of re-running: the scorer crashed on output the reader accepted
 output may be what broke it. Re-scoring it, or scoring the team's next image (one extra layer gives
 a new digest, so the hold is per team), could make crashes a channel out of the hidden set. The run
 that crashed ends ``failed`` / ``infra_error`` and stays charged (a hidden run happened); the
-maintainers are alerted (`server.runs.alerts`). A held team may still submit: its runs wait queued,
+maintainers are alerted (`server.worker.endings`). A held team may still submit: its runs wait queued,
 charged as usual, each with a fixed note on its timeline (`HELD_NOTE`); the worker's lease query
 skips them (`server.worker.queue.lease_next`). Runs already running when the hold starts finish.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.core import audit
@@ -30,11 +30,6 @@ HELD_NOTE = (
     "held: the maintainers review this team's runs before more of them start; this run waits in the queue"
 )
 RELEASED_NOTE = "released: the maintainers let this team's runs start again"
-
-
-def held_team_ids() -> Select[tuple[int]]:
-    """The ids of held teams, as a subquery for the worker's lease query."""
-    return select(TeamHold.team_id)
 
 
 def hold(
@@ -90,7 +85,8 @@ def release(session: Session, team_id: int, *, actor: str, actor_user_id: int | 
 def note_if_held(session: Session, sub: Submission) -> None:
     """A run queued while its team is held gets the held note at once."""
     if session.get(TeamHold, sub.team_id) is not None:
-        _note(session, sub.id, HELD_NOTE, detail=None)
+        note_event(session, sub.id, RunStatus.QUEUED, HELD_NOTE)
+        session.flush()
 
 
 def listed(session: Session) -> Sequence[tuple[TeamHold, str]]:
@@ -106,9 +102,5 @@ def _note_queued(session: Session, team_id: int, note: str, *, detail: str | Non
         select(Submission.id).where(Submission.team_id == team_id, Submission.status == RunStatus.QUEUED)
     ).all()
     for sub_id in queued:
-        _note(session, sub_id, note, detail=detail)
-
-
-def _note(session: Session, sub_id: int, note: str, *, detail: str | None) -> None:
-    note_event(session, sub_id, RunStatus.QUEUED, note, detail)
+        note_event(session, sub_id, RunStatus.QUEUED, note, detail)
     session.flush()

@@ -113,7 +113,7 @@ def note_under_lease(
     session: Session, submission_id: int, *, owner: str, attempt: int, note: str, detail: str
 ) -> bool:
     """Add a timeline event to a run without changing its status (e.g. "waiting for GPU capacity",
-    `server.worker.capacity`), only while `owner` holds the lease at `attempt` and not again while
+    `server.worker.loop`), only while `owner` holds the lease at `attempt` and not again while
     the latest event says the same; True when written."""
     sub = session.get(Submission, submission_id)
     if sub is None or sub.lease_owner != owner or sub.attempt != attempt:

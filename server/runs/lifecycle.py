@@ -33,15 +33,8 @@ from server.core.errors import TransitionConflict
 from server.models import LEASED_STATUSES, ReviewState, RunEvent, RunStatus, Submission
 from server.runs.disclosure import StageLogs
 from server.runs.policy import DUPLICATE_FREE_CODES
-from server.runs.transitions import REVIEW_ALLOWED, TransitionError, note_event, transition
+from server.runs.transitions import FORWARD, REVIEW_ALLOWED, TransitionError, note_event, transition
 from server.scoring.results import RunRecord
-
-# The statuses a stage moves a run into when it succeeds (each from the one before).
-FORWARD: dict[RunStatus, RunStatus] = {
-    RunStatus.PREFLIGHT: RunStatus.RUNNING,
-    RunStatus.RUNNING: RunStatus.SCORING,
-    RunStatus.SCORING: RunStatus.SUCCEEDED,
-}
 
 
 def create(session: Session, sub: Submission, *, note: str) -> Submission:

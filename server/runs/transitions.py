@@ -23,22 +23,19 @@ from server.notifications import outbox
 from server.notifications.events import EVENT_OF_STATUS
 from server.operations import budgets
 
+# The statuses a stage moves a run into when it succeeds (each from the one before).
+FORWARD: dict[RunStatus, RunStatus] = {
+    RunStatus.PREFLIGHT: RunStatus.RUNNING,
+    RunStatus.RUNNING: RunStatus.SCORING,
+    RunStatus.SCORING: RunStatus.SUCCEEDED,
+}
+_ENDS = (RunStatus.FAILED, RunStatus.CANCELLED)
+# From queued a run starts (or resumes) at any active status; an active one moves forward, back to
+# the queue, or ends; an ended one goes nowhere.
 ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.QUEUED: frozenset(
-        {RunStatus.PREFLIGHT, RunStatus.RUNNING, RunStatus.SCORING, RunStatus.FAILED, RunStatus.CANCELLED}
-    ),
-    RunStatus.PREFLIGHT: frozenset(
-        {RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.FAILED, RunStatus.CANCELLED}
-    ),
-    RunStatus.RUNNING: frozenset(
-        {RunStatus.SCORING, RunStatus.QUEUED, RunStatus.FAILED, RunStatus.CANCELLED}
-    ),
-    RunStatus.SCORING: frozenset(
-        {RunStatus.SUCCEEDED, RunStatus.QUEUED, RunStatus.FAILED, RunStatus.CANCELLED}
-    ),
-    RunStatus.SUCCEEDED: frozenset(),
-    RunStatus.FAILED: frozenset(),
-    RunStatus.CANCELLED: frozenset(),
+    RunStatus.QUEUED: frozenset({*FORWARD, *_ENDS}),
+    **{status: frozenset({forward, RunStatus.QUEUED, *_ENDS}) for status, forward in FORWARD.items()},
+    **{status: frozenset() for status in TERMINAL_STATUSES},
 }
 
 

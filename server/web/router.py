@@ -185,7 +185,7 @@ def _board_as_of(
     """The board as it stood at ``?as_of=`` (`server.leaderboard.history`): its phase, instant, rows,
     the rank figures withheld from `user` as the live board's are (`board_figures_note`)."""
     at = history.parse(session, raw)
-    shown = history.phase_at(phases.board_phase_at(session, state.settings, name, at), at)
+    shown = history.phase_at(phases.board_phase(session, state.settings, name, at), at)
     board = board_service.build_board(session, references=board_references(state), phase=shown, as_of=at)
     return shown, at, withheld(board.rows, board_figures_note(shown, user))
 

@@ -3,9 +3,15 @@
 `server.runs.policy.decide` says what to do; this module only does it, in one transaction per
 ending: the status change (with the submitter's note and the maintainer's detail), the refund when
 the decision says the project pays, the logs each side may see (`server.runs.disclosure`), the
-maintainers' alert (`server.runs.alerts`) and the team's hold (`server.runs.holds`). After a
-terminal ending the run's working folders and its uploaded archive are deleted (the stored hidden
-predictions stay, for re-scoring).
+maintainers' alert and the team's hold (`server.runs.holds`). After a terminal ending the run's
+working folders and its uploaded archive are deleted (the stored hidden predictions stay, for
+re-scoring).
+
+An alert (the policy's ``alert``: a broken deployment, retries run out, a scorer crash) is an
+``alert`` entry in the audit log, written in the ending's transaction (``GET
+/api/v1/admin/audit?action=alert`` and the review console list them), and an ERROR log line
+starting with ``ALERT`` (logger ``csawm.alerts``) for log-based monitoring. It carries the
+maintainers' full text; nothing of it reaches a submitter.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from sqlalchemy.orm import Session
 
 from runner.errors import FaultKind
 from runner.spec import ErrorCode
+from server.core import audit
 from server.models import FailedPhase, RunStatus
 from server.quota import service as quota
-from server.runs import alerts, holds, lifecycle, policy
+from server.runs import holds, lifecycle, policy
 from server.runs.disclosure import HANDED_BACK_NOTE, RETRY_NOTE, stage_logs, submitter_message
 from server.runs.policy import Action, Decision, Stage
 from server.runs.transitions import transition
@@ -28,13 +35,7 @@ from server.worker.context import RunContext, StageFault, WorkerEnv, fault, run_
 from server.worker.stages import runtime_of, transact
 
 log = logging.getLogger("csawm.worker")
-
-FAILED_PHASE: dict[Stage, FailedPhase] = {
-    Stage.QUEUED: FailedPhase.PREFLIGHT,
-    Stage.PREFLIGHT: FailedPhase.PREFLIGHT,
-    Stage.HIDDEN: FailedPhase.HIDDEN,
-    Stage.SCORING: FailedPhase.SCORING,
-}
+alerts = logging.getLogger("csawm.alerts")
 
 
 def decide(env: WorkerEnv, ctx: RunContext, pf: StageFault) -> Decision:
@@ -50,8 +51,8 @@ def end(env: WorkerEnv, ctx: RunContext, pf: StageFault) -> Decision:
     attempt's folders."""
     decision = decide(env, ctx, pf)
     apply(env, ctx, pf, decision)
-    if decision.action is not Action.FAIL:
-        release_attempt_dir(env, ctx)
+    if decision.action is not Action.FAIL:  # the next attempt needs none of this one's folders
+        shutil.rmtree(ctx.attempt_dir(env.settings.data_dir), ignore_errors=True)
     return decision
 
 
@@ -86,7 +87,7 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: StageFault, decision: Decision) -
                 owner=env.name,
                 attempt=ctx.lease.attempt,
                 error_code=decision.code.value,
-                failed_phase=FAILED_PHASE[f.stage],
+                failed_phase=FailedPhase.PREFLIGHT if f.stage is Stage.QUEUED else FailedPhase(f.stage.value),
                 error_message=public,
                 error_detail=f.message,
             )
@@ -109,8 +110,17 @@ def apply(env: WorkerEnv, ctx: RunContext, pf: StageFault, decision: Decision) -
                 retry_after=decision.backoff if retry else None,
             )
         if decision.alert:
+            alerts.error("ALERT run %s: %s (%s)", ctx.sub_id, decision.reason, decision.code.value)
             detail = {"phase": f.stage.value, "kind": f.kind.value, "error_code": decision.code.value}
-            alerts.alert(session, ctx.sub_id, actor=actor, reason=decision.reason, detail=detail)
+            audit.record(
+                session,
+                actor=actor,
+                action="alert",
+                target_type="submission",
+                target_id=ctx.sub_id,
+                reason=decision.reason,
+                detail=detail,
+            )
         if pf.log_tail:
             stage_logs(env.settings.hidden_logs, f.stage, pf.log_tail[-PREFLIGHT_LOG_BYTES:]).write(sub)
         sub.timings = dict(ctx.timings)
@@ -127,8 +137,3 @@ def finish(env: WorkerEnv, ctx: RunContext) -> None:
     shutil.rmtree(run_dir(env.settings.data_dir, ctx.sub_id), ignore_errors=True)
     if ctx.archive is not None and not env.settings.keep_archives:
         ctx.archive.unlink(missing_ok=True)
-
-
-def release_attempt_dir(env: WorkerEnv, ctx: RunContext) -> None:
-    """A requeued or handed-back attempt's folders are not needed by the next attempt."""
-    shutil.rmtree(ctx.attempt_dir(env.settings.data_dir), ignore_errors=True)

@@ -71,34 +71,20 @@ class EvaluationSet:
         private = bench.read_private()
         public = bench.read_public()
         manifest = build_manifest(bench.private_images, bench.private_labels, private.filenames).digest()
-        public_manifest = None
-        sources = [bench.private_images / name for name in private.filenames]
+        public_manifest, public_paths = None, None
         if public is not None and bench.public_images is not None and bench.public_labels is not None:
             public_manifest = build_manifest(
                 bench.public_images, bench.public_labels, public.filenames
             ).digest()
-            sources += [bench.public_images / name for name in public.filenames]
-        inputs = data_dir / "inputs"
+            public_paths = [bench.public_images / name for name in public.filenames]
         key = manifest[:16] + (f"-{public_manifest[:8]}" if public_manifest else "")
-        hidden = _materialise(inputs / f"hidden-{key}", sources)
-        public_input = None
-        if public is not None and bench.public_images is not None:
-            public_input = _materialise(
-                inputs / f"public-{key}", [bench.public_images / n for n in public.filenames]
-            )
-            names = sorted(public.filenames)[:n_preflight]
-            preflight = _materialise(
-                inputs / f"preflight-public-{key}-{len(names)}", [bench.public_images / n for n in names]
-            )
-            source = "public"
-        else:
-            names, preflight = _synthetic_preflight(
-                inputs, bench.private_images / private.filenames[0], n_preflight
-            )
-            source = "synthetic"
+        sources = [bench.private_images / name for name in private.filenames] + (public_paths or [])
+        hidden, public_input, names, preflight, source = materialise_inputs(
+            data_dir / "inputs", key, f"public-{key}", sources, public_paths, n_preflight
+        )
         return cls(
             private=private, public=public, hidden_filenames=tuple(p.name for p in sources),
-            hidden_input=hidden, preflight_filenames=tuple(names), preflight_input=preflight,
+            hidden_input=hidden, preflight_filenames=names, preflight_input=preflight,
             preflight_source=source, manifest_digest=manifest, public_manifest_digest=public_manifest,
             public_input=public_input, hidden_input_name=HIDDEN_INPUT,
             hidden_private_images=len(private.filenames),
@@ -136,6 +122,23 @@ class EvaluationSet:
         """The hidden stage's input folder and volume name for `test_set` (`scored_on`)."""
         view = self.scored_on(test_set)
         return view.hidden_input, view.hidden_input_name
+
+
+def materialise_inputs(
+    inputs: Path, key: str, preflight_key: str, hidden: list[Path], public: list[Path] | None, n: int
+) -> tuple[Path, Path | None, tuple[str, ...], Path, str]:
+    """The inputs under `inputs` (module docstring): ``hidden-<key>`` (the `hidden` images),
+    ``public-<key>`` (the `public` images; None without them) and the preflight input, the first
+    `n` public images by name in ``preflight-<preflight_key>-<n>`` or `n` synthetic images of the
+    first hidden image's size; with the preflight's names and its source."""
+    hidden_input = _materialise(inputs / f"hidden-{key}", hidden)
+    if public is None:
+        names, preflight = _synthetic_preflight(inputs, hidden[0], n)
+        return hidden_input, None, tuple(names), preflight, "synthetic"
+    public_input = _materialise(inputs / f"public-{key}", public)
+    chosen = sorted(public, key=lambda path: path.name)[:n]
+    preflight = _materialise(inputs / f"preflight-{preflight_key}-{len(chosen)}", chosen)
+    return hidden_input, public_input, tuple(p.name for p in chosen), preflight, "public"
 
 
 def _materialise(target: Path, images: list[Path]) -> Path:

@@ -27,8 +27,7 @@ from server.worker.evaluation import (
     PUBLIC_INPUT,
     TEST_SETS,
     NoPublicTestSet,
-    _materialise,
-    _synthetic_preflight,
+    materialise_inputs,
 )
 from server.worker.images_digest import ImagesDigest, files_of, images_digest
 
@@ -54,23 +53,15 @@ class ImagesOnly:
             raise FileNotFoundError(f"{root / SPLIT_FOLDERS[LabelLayout.PRIVATE]} holds no image")
         public_dir = root / SPLIT_FOLDERS[LabelLayout.PUBLIC]
         public = files_of(public_dir) if public_dir.is_dir() else []
-        inputs = data_dir / "inputs"
-        key = digest.images[:16]
-        hidden = _materialise(inputs / f"hidden-images-{key}", private + public)
-        public_input = None
-        if public:
-            public_input = _materialise(inputs / f"public-images-{key}", public)
-            chosen = public[:n_preflight]
-            preflight = _materialise(inputs / f"preflight-images-{key}-{len(chosen)}", chosen)
-            names, source = [p.name for p in chosen], "public"
-        else:
-            names, preflight = _synthetic_preflight(inputs, private[0], n_preflight)
-            source = "synthetic"
+        key = f"images-{digest.images[:16]}"
+        hidden, public_input, names, preflight, source = materialise_inputs(
+            data_dir / "inputs", key, key, private + public, public or None, n_preflight
+        )
         return cls(
             digest=digest,
             hidden_input=hidden,
             public_input=public_input,
-            preflight_filenames=tuple(names),
+            preflight_filenames=names,
             preflight_input=preflight,
             preflight_source=source,
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -25,7 +26,7 @@ from runner.spec import Runner
 from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
-from server.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Submission
+from server.models import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus, Submission
 
 log = logging.getLogger("csawm.janitor")
 
@@ -54,21 +55,19 @@ def sweep(settings: Settings, db: Database, runner: Runner, instance: str) -> Sw
     return swept
 
 
+def _with_status(db: Database, ids: set[int], statuses: Iterable[RunStatus]) -> set[int]:
+    """Those of the runs `ids` whose status is one of `statuses`."""
+    with db.transaction(write=False) as session:
+        query = select(Submission.id).where(Submission.id.in_(ids), Submission.status.in_(statuses))
+        return set(session.scalars(query))
+
+
 def _containers(settings: Settings, db: Database, runner: Runner, instance: str, swept: Swept) -> None:
     own = re.compile(rf"^{re.escape(instance)}-(\d+)-")
     now = datetime.now(UTC)
     objects = runner.list_runs()
     ids = {int(m.group(1)) for o in objects if (m := own.match(o.run_id))}
-    terminal: set[int] = set()
-    if ids:
-        with db.transaction(write=False) as session:
-            terminal = set(
-                session.scalars(
-                    select(Submission.id).where(
-                        Submission.id.in_(ids), Submission.status.in_(TERMINAL_STATUSES)
-                    )
-                )
-            )
+    terminal = _with_status(db, ids, TERMINAL_STATUSES) if ids else set()
     for obj in objects:
         m = own.match(obj.run_id)
         expired = obj.deadline is not None and obj.deadline < now
@@ -84,13 +83,7 @@ def _folders(settings: Settings, db: Database, runner: Runner, instance: str, sw
     ids = {int(p.name) for p in root.iterdir() if p.name.isdigit()}
     if not ids:
         return
-    with db.transaction(write=False) as session:
-        active = set(
-            session.scalars(
-                select(Submission.id).where(Submission.id.in_(ids), Submission.status.in_(ACTIVE_STATUSES))
-            )
-        )
-    for sub_id in sorted(ids - active):
+    for sub_id in sorted(ids - _with_status(db, ids, ACTIVE_STATUSES)):
         shutil.rmtree(root / str(sub_id), ignore_errors=True)
         swept.folders.append(str(sub_id))
 

@@ -32,10 +32,11 @@ from server.clock import utcnow
 from server.core.db import Database
 from server.core.settings import Settings
 from server.models import RunStatus, Submission
+from server.runs import leases
 from server.runs.policy import Action
 from server.runs.scoring import Scorer
 from server.runs.transitions import LeaseLost
-from server.worker import capacity, endings, janitor, presence, test_set
+from server.worker import endings, janitor, presence, test_set
 from server.worker.context import RunContext, StageFault, WorkerEnv, fault
 from server.worker.evaluation import EvaluationSet
 from server.worker.queue import Lease, lease_next, renew
@@ -112,19 +113,26 @@ class Worker:
             runner.on_progress = self._runner_progress
 
     def _runner_progress(self, progress: Any) -> None:
-        """What the runner saw of the current run (a `runner.kubernetes.executor.Progress`): a
-        wait for cluster capacity goes on the run's timeline (`server.worker.capacity`)."""
+        """What the runner saw of the current run (a `runner.kubernetes.executor.Progress`).
+
+        A Pod that waits for a node with a free GPU (``unschedulable:``) or for admission by Kueue
+        (``queued:``; runner/kubernetes/failures.py) keeps its status (the lease holds), but its
+        timeline gets one event, "waiting for GPU capacity" (or cluster capacity where no GPU is
+        asked for), so the report page, ``csawm status`` and ``csawm submit --wait`` show why
+        nothing happens (issue 22 item 2); the runner's own message goes in the maintainers'
+        ``detail``. Not again while the latest event says the same, and only while this worker
+        holds the lease (`server.runs.leases.note_under_lease`).
+        """
         ctx = self._current
-        if ctx is None or progress.handle != ctx.handle:
+        if ctx is None or progress.handle != ctx.handle or progress.kind != "pending":
             return
-        if capacity.is_capacity_wait(progress.kind, progress.message):
-            capacity.note_capacity_wait(
-                self.db,
-                ctx.sub_id,
-                owner=self.name,
-                attempt=ctx.lease.attempt,
-                message=progress.message,
-                gpus=self.settings.run.gpus,
+        if not progress.message.startswith(("unschedulable:", "queued:")):
+            return
+        note = "waiting for GPU capacity" if self.settings.run.gpus > 0 else "waiting for cluster capacity"
+        detail = progress.message[:2000]
+        with self.db.transaction() as session:
+            leases.note_under_lease(
+                session, ctx.sub_id, owner=self.name, attempt=ctx.lease.attempt, note=note, detail=detail
             )
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -202,14 +210,13 @@ class Worker:
         """The test set, prepared once; None (and `blocked` says why) while it cannot be."""
         if self._evaluation is None:
             try:
-                self._evaluation = self._prepare_evaluation()
+                return self.prepare_test_set()
             except Exception as exc:
                 reason = f"the test set cannot be prepared: {_describe(exc)}"
                 if reason != self.blocked:
                     log.error("worker %s: %s; no run is leased until it can", self.name, reason)
                 self.blocked = reason
                 return None
-            self.blocked = None
         return self._evaluation
 
     @property
@@ -221,19 +228,16 @@ class Worker:
 
     def prepare_test_set(self) -> EvaluationSet:
         """Prepare the test set now, raising what went wrong (``csawm worker`` fails fast on it)."""
-        self._evaluation = self._prepare_evaluation()
-        self.blocked = None
-        return self._evaluation
-
-    def _prepare_evaluation(self) -> EvaluationSet:
         s = self.settings
         if s.benchmark_dir is None:
             raise RunnerError("CSAWM_BENCHMARK_DIR is not set: the worker has no test set to run on")
         evaluation = EvaluationSet.prepare(s.benchmark_dir, s.data_dir, s.run.preflight_images)
         # The models' input must be this test set (issue 13 item 5): else lease nothing, charge nothing.
-        test_set.verify(
-            self.runner.mounts_local_inputs, s.benchmark_dir, s.k8s.test_set_digest_file, evaluation
-        )
+        # The folder the worker materialised, or the operator's stamp on the volume (test_set).
+        if self.runner.mounts_local_inputs:
+            test_set.verify_materialised(s.benchmark_dir, evaluation)
+        else:
+            test_set.verify_stamp(s.k8s.test_set_digest_file, evaluation)
         # The report parts of the test set alone (expert rows, density comparators) are computed once
         # per test set and memoised (server.scoring.memo): pay for them here, not in the first run.
         from server.scoring.report import references_of_test_set
@@ -244,6 +248,7 @@ class Worker:
             resamples=s.bootstrap_resamples,
             seed=s.bootstrap_seed,
         )
+        self._evaluation, self.blocked = evaluation, None
         return evaluation
 
     # -- one run -----------------------------------------------------------------------------------

@@ -19,10 +19,9 @@ from sqlalchemy import or_, select
 
 from server.clock import utcnow
 from server.core.db import Database
-from server.models import LEASED_STATUSES, RunStatus, Submission
+from server.models import LEASED_STATUSES, RunStatus, Submission, TeamHold
 from server.operations import pause
 from server.runs import leases
-from server.runs.holds import held_team_ids
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ def lease_next(db: Database, owner: str, ttl: timedelta) -> Lease | None:
                 or_(
                     (Submission.status == RunStatus.QUEUED)
                     & (Submission.retry_at.is_(None) | (Submission.retry_at <= now))
-                    & Submission.team_id.not_in(held_team_ids()),
+                    & Submission.team_id.not_in(select(TeamHold.team_id)),  # held teams wait
                     Submission.status.in_(LEASED_STATUSES)
                     & (Submission.lease_expires_at.is_(None) | (Submission.lease_expires_at < now)),
                 )

@@ -226,9 +226,7 @@ def ensure_image(env: StageEnv, runner: Runner, ctx: RunContext) -> str:
     upload was inspected as; anything else is the submitter's image being inconsistent.
     """
     stage = ctx.stage
-    use_reference = ctx.image_ref is not None and (ctx.archive is None or not runner.accepts_archives)
-    if use_reference:
-        assert ctx.image_ref is not None
+    if ctx.image_ref is not None and (ctx.archive is None or not runner.accepts_archives):
         started = time.monotonic()
         try:
             image = runner.image_for_reference(ctx.image_ref, ctx.image_digest)

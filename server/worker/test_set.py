@@ -4,7 +4,7 @@ Why: an operator who loads the wrong images onto the cluster's volume (an old re
 set, a half-finished copy) would otherwise turn every run into an ``output_invalid`` — or worse, a
 wrong score — that the submitter pays for. The worker checks before it leases anything; a mismatch
 is a permanent infrastructure fault: `TestSetMismatch` is raised from the worker's
-``_prepare_evaluation``, so the worker leases no run (nothing is charged) and ``/readyz`` answers
+``prepare_test_set``, so the worker leases no run (nothing is charged) and ``/readyz`` answers
 503 naming ``test_set`` until it is fixed (the worker keeps re-checking).
 
 The stamp
@@ -28,7 +28,7 @@ The stamp
 
 Docker runner
     The worker materialises the hidden and public inputs itself from ``CSAWM_BENCHMARK_DIR``;
-    `verify` checks that each folder it will mount holds exactly the benchmark's images (its
+    `verify_materialised` checks that each folder it will mount holds exactly the benchmark's images (its
     manifest, hashed from the copies with the benchmark's label file, equals the benchmark's
     digest), lists them in ``manifest.csv``, and holds no other file.
 
@@ -258,17 +258,6 @@ def read_stamp(stamp_file: Path | None) -> Stamp:
     return Stamp.parse(raw.decode("utf-8", errors="replace"))
 
 
-def verify(
-    mounts_local_inputs: bool, benchmark_dir: Path, stamp_file: Path | None, evaluation: EvaluationSet
-) -> None:
-    """The check for the worker's backend (`runner.spec.Runner.mounts_local_inputs`): the folder the
-    worker materialised, or the operator's stamp on the volume; raises `TestSetMismatch`."""
-    if mounts_local_inputs:
-        verify_materialised(benchmark_dir, evaluation)
-    else:
-        verify_stamp(stamp_file, evaluation)
-
-
 def _listed(folder: Path) -> list[str]:
     with (folder / "manifest.csv").open(newline="") as fh:
         return [row["Filename"] for row in csv.DictReader(fh)]
@@ -319,17 +308,16 @@ def load_volume(benchmark_dir: Path, target: Path, n_preflight: int) -> Stamp:
         shutil.copytree(evaluation.preflight_input, target / PREFLIGHT_INPUT)
         if evaluation.public_input is not None:
             shutil.copytree(evaluation.public_input, target / PUBLIC_DIR)
-    public_names: set[str] = set()
-    if evaluation.public is not None and evaluation.public_input is not None:
-        public_names = set(evaluation.public.filenames)
+    # The public input is copied exactly when the benchmark has a public set (`EvaluationSet.prepare`).
+    public_names = set() if evaluation.public is None else set(evaluation.public.filenames)
     hidden_files = files_of(target / HIDDEN_INPUT / "images")
     images = digest_files(
         [p for p in hidden_files if p.name not in public_names],
         [p for p in hidden_files if p.name in public_names] if public_names else None,
     ).images
-    public_images = None
-    if public_names:
-        public_images = digest_files([], files_of(target / PUBLIC_DIR / "images")).public
+    public_images = (
+        digest_files([], files_of(target / PUBLIC_DIR / "images")).public if public_names else None
+    )
     stamp = replace(expected_stamp(evaluation, target), images=images, public_images=public_images or "-")
     partial = target / f".{STAMP_FILE}.tmp"
     partial.write_text(stamp.render())

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy.orm import Session
-
 from runner.errors import FaultKind
 from runner.spec import ErrorCode
 from server.clock import utcnow
@@ -71,18 +69,20 @@ def _evaluation_of(benchmark_dir: Path, data_dir: Path, n_preflight: int) -> Eva
     return EvaluationSet.prepare(benchmark_dir, data_dir, n_preflight)
 
 
-def evaluation(settings: Settings) -> EvaluationSet:
-    """The test set the server scores against (with its labels), prepared once."""
+def _benchmark_dir(settings: Settings) -> Path:
     if settings.benchmark_dir is None:
         raise Conflict("the server has no CSAWM_BENCHMARK_DIR: it cannot score remote runs")
-    return _evaluation_of(settings.benchmark_dir, settings.data_dir, settings.run.preflight_images)
+    return settings.benchmark_dir
+
+
+def evaluation(settings: Settings) -> EvaluationSet:
+    """The test set the server scores against (with its labels), prepared once."""
+    return _evaluation_of(_benchmark_dir(settings), settings.data_dir, settings.run.preflight_images)
 
 
 def check_test_set(settings: Settings, body: LeaseIn) -> str:
     """Refuse (409 ``test_set_mismatch``) a worker whose images differ from the server's."""
-    if settings.benchmark_dir is None:
-        raise Conflict("the server has no CSAWM_BENCHMARK_DIR: it cannot score remote runs")
-    ours = _digest_of(settings.benchmark_dir)
+    ours = _digest_of(_benchmark_dir(settings))
     if body.images_digest != ours.images or body.public_digest != ours.public:
         raise TestSetMismatch(
             "the worker's test images differ from the test set this server scores against "
@@ -107,14 +107,12 @@ class LongPolls:
         """True when the caller may wait (and counts as waiting until it leaves)."""
         with self._lock:
             granted = self.waiting < limit
-            if granted:
-                self.waiting += 1
+            self.waiting += granted
         try:
             yield granted
         finally:
-            if granted:
-                with self._lock:
-                    self.waiting -= 1
+            with self._lock:
+                self.waiting -= granted
 
 
 LONG_POLLS = LongPolls()
@@ -125,23 +123,19 @@ def lease(db: Database, settings: Settings, owner: str, wait_s: float) -> RunFac
     `LONG_POLLS`' bound). A run leased at ``scoring`` (its worker died after the upload) is scored
     here at once, never handed out."""
     with LONG_POLLS.slot(settings.worker_long_polls) as may_wait:
-        return _lease(db, settings, owner, wait_s if may_wait else 0.0)
-
-
-def _lease(db: Database, settings: Settings, owner: str, wait_s: float) -> RunFacts | None:
-    deadline = time.monotonic() + wait_s
-    while True:
-        taken = lease_next(db, owner, settings.lease_ttl)
-        if taken is not None and (taken.recovered_from is None or _take_over(db, settings, taken)):
-            if taken.status is RunStatus.SCORING:  # nothing to run: its predictions are stored here
-                score(leased(db, settings, taken.submission_id, owner, taken.attempt))
-                continue
-            presence.beat(db, owner, state="busy", submission_id=taken.submission_id)
-            return _facts(db, settings, taken)
-        presence.beat(db, owner, state="idle")
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+        deadline = time.monotonic() + (wait_s if may_wait else 0.0)
+        while True:
+            taken = lease_next(db, owner, settings.lease_ttl)
+            if taken is not None and (taken.recovered_from is None or _take_over(db, settings, taken)):
+                if taken.status is RunStatus.SCORING:  # nothing to run: its predictions are stored here
+                    score(leased(db, settings, taken.submission_id, owner, taken.attempt))
+                    continue
+                presence.beat(db, owner, state="busy", submission_id=taken.submission_id)
+                return _facts(db, settings, taken)
+            presence.beat(db, owner, state="idle")
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
 
 def _take_over(db: Database, settings: Settings, taken: Lease) -> bool:
@@ -217,16 +211,10 @@ def leased(db: Database, settings: Settings, sub_id: int, owner: str, attempt: i
         sub = session.get(Submission, sub_id)
         if sub is None or sub.lease_owner != owner or sub.attempt != attempt:
             raise LeaseLost(f"run {sub_id}: this worker does not hold its lease (attempt {attempt})")
-        ctx = _context(session, sub, owner, attempt)
-    env = WorkerEnv(settings=settings, db=db, name=owner, instance="remote")
-    return Leased(env=env, ctx=ctx)
-
-
-def _context(session: Session, sub: Submission, owner: str, attempt: int) -> RunContext:
-    lease_ = Lease(sub.id, owner, attempt, sub.status, None, sub.runner_handle, sub.retries)
-    ctx = RunContext(lease=lease_, status=sub.status, retries=sub.retries)
-    ctx.load(sub)
-    return ctx
+        lease_ = Lease(sub.id, owner, attempt, sub.status, None, sub.runner_handle, sub.retries)
+        ctx = RunContext(lease=lease_, status=sub.status, retries=sub.retries)
+        ctx.load(sub)
+    return Leased(env=WorkerEnv(settings=settings, db=db, name=owner, instance="remote"), ctx=ctx)
 
 
 def _merge(ctx: RunContext, body: ProgressIn) -> None:

@@ -23,12 +23,21 @@ from server.worker.test_set import (
     input_digest,
     load_volume,
     main,
-    verify,
     verify_materialised,
     verify_stamp,
 )
 
 N_PREFLIGHT = 4
+
+
+def verify(
+    mounts_local_inputs: bool, benchmark_dir: Path, stamp_file: Path | None, evaluation: EvaluationSet
+) -> None:
+    """The worker's check for its backend (`server.worker.loop.Worker.prepare_test_set`)."""
+    if mounts_local_inputs:
+        verify_materialised(benchmark_dir, evaluation)
+    else:
+        verify_stamp(stamp_file, evaluation)
 
 
 @pytest.fixture(scope="module")
