@@ -19,9 +19,8 @@ from server.core.openapi import error_responses
 from server.core.principal import Principal, authenticate
 from server.disclosure.disclose import board_figures_note
 from server.leaderboard import history, ordering, pending, service, snapshots
-from server.leaderboard.cache import BoardCache
+from server.leaderboard.cache import UNARRANGED, BoardCache, view_json
 from server.leaderboard.references import board_references
-from server.leaderboard.rows import withheld
 from server.phases.service import board_phase, board_phase_at
 
 router = APIRouter(prefix="/api/v1/leaderboard", tags=["leaderboard"])
@@ -74,14 +73,14 @@ def _board_query(view: str, reference: str | None, group: str | None) -> tuple[s
 
 
 def _extra(
-    alpha: float, stability: ordering.Stability | None, note: str | None, arranged: dict[str, Any] | None
+    alpha: float, stability: ordering.Stability | None, note: str | None, arranged: dict[str, Any]
 ) -> dict[str, Any]:
     """The response's keys beside ``rows``: the tiers' level, the stability table, the reference
     order and the tier groups (`arranged`: `ordering.Arranged.extra_json`; docs/api.md)."""
     return {
         "alpha": alpha,
         "stability": stability.to_json(note) if stability is not None else None,
-        **(arranged if arranged is not None else {"reference": None, "groups": None}),
+        **arranged,
     }
 
 
@@ -112,14 +111,10 @@ def get_leaderboard(
         return _board_as_of(state, viewer, best_per_team, view, phase, as_of, expert, grouping)
     references = board_references(state)
     cache = state.parts.get(BoardCache)
-    arranged = None
     with state.db.session() as session:  # one connection for the whole request
         shown = board_phase(session, state.settings, phase)
         note = board_figures_note(shown, viewer)
-        if expert is None and grouping is None:
-            body = cache.body(session, references, shown, best_per_team, view, note)
-        else:
-            body, arranged = cache.arranged(session, references, shown, best_per_team, note, expert, grouping)
+        body, arranged = cache.body(session, references, shown, best_per_team, view, note, expert, grouping)
         stability = cache.stability(session, references, shown, best_per_team)
         coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
     described = json.dumps(shown.to_json(utcnow()), separators=(",", ":")).encode()
@@ -136,7 +131,7 @@ def _board_as_of(
 ) -> Response:  # fmt: skip
     references = board_references(state)
     alpha = state.settings.significance_alpha
-    stability, arranged = None, None
+    stability, arranged = None, UNARRANGED
     with state.db.session() as session:
         at = history.parse(session, raw)
         shown = history.phase_at(board_phase_at(session, state.settings, phase, at), at)
@@ -151,12 +146,8 @@ def _board_as_of(
             board = service.build_board(
                 session, best_per_team=best, references=references, phase=shown, alpha=alpha, as_of=at
             )
-            shown_rows = withheld(board.rows, note)  # as the live board's
-            if view == "strata":
-                rows, stability = [row.to_strata_json() for row in shown_rows], board.stability
-            else:
-                shaped = ordering.arrange(shown_rows, reference=expert, group=grouping, note=note)
-                rows, stability, arranged = shaped.rows_json(), board.stability, shaped.extra_json()
+            rows, arranged = view_json(view, board.rows, note, expert, grouping)  # as the live board's
+            stability = board.stability
     body = {
         "phase": shown.to_json(at),
         "as_of": iso(at),
