@@ -85,13 +85,13 @@ LADDER_TIE_REASON = "no tie test: a Ladder phase shows rounded values only"
 @dataclass
 class _Candidate:
     kind: str
-    team: str | None
     name: str
-    submission_id: int | None
-    scorer_version: str | None
     metrics: dict[str, Estimate]
-    replicates: np.ndarray | None
-    basis: PairingBasis | None
+    team: str | None = None
+    submission_id: int | None = None
+    scorer_version: str | None = None
+    replicates: np.ndarray | None = None
+    basis: PairingBasis | None = None
     report: Report | None = None  # its summary: the board is public
     ladder: dict[str, Any] | None = None
     amae_unit: str | None = None
@@ -242,10 +242,7 @@ def _ladder_rows(session: Session, phase: PhaseView, as_of: datetime | None) -> 
             team=step.team,
             name=step.name,
             submission_id=step.submission_id,
-            scorer_version=None,
             metrics={"kendall_tau_b": Estimate(step.shown["displayed"]), "amae": Estimate()},
-            replicates=None,
-            basis=None,
             ladder=step.shown,
             submitted_at=sub.created_at,
             image_digest=sub.image_digest,
@@ -310,16 +307,12 @@ def build_board(
         candidates.append(
             _Candidate(
                 kind="expert",
-                team=None,
                 name=expert,
-                submission_id=None,
                 scorer_version=source.scorer_version if source else None,
                 metrics={
                     "kendall_tau_b": Estimate(score.kendall_tau_b, bands.get(expert)),
                     "amae": Estimate(score.amae),
                 },
-                replicates=None,
-                basis=None,
             )
         )
     candidates.sort(key=lambda c: (*c.sort_key(), c.kind != "submission", c.submission_id or 0, c.name))

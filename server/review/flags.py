@@ -52,12 +52,14 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.stats
-from sqlalchemy import distinct, func, select
+from sqlalchemy import ColumnElement, distinct, func, select
 from sqlalchemy.orm import Session
 from threadpoolctl import ThreadpoolController
 
@@ -182,8 +184,9 @@ class _Run(NamedTuple):
 _COLUMNS = tuple(getattr(Submission, name) for name in _Run._fields)  # a _Run's columns, in its order
 
 
-def _runs(rows: Any) -> list[_Run]:
-    return [_Run(*row) for row in rows]
+def _runs(session: Session, *where: ColumnElement[bool], order: tuple[Any, ...]) -> list[_Run]:
+    """The runs matching `where`, in `order`."""
+    return [_Run(*row) for row in session.execute(select(*_COLUMNS).where(*where).order_by(*order))]
 
 
 def _out(run: _Run, teams: dict[int, str]) -> FlaggedRunOut:
@@ -232,11 +235,7 @@ def compute_flags(
     """
     cache = cache if cache is not None else RankCache()
     teams = team_names(session)
-    succeeded = _runs(
-        session.execute(
-            select(*_COLUMNS).where(Submission.status == RunStatus.SUCCEEDED).order_by(Submission.id)
-        )
-    )
+    succeeded = _runs(session, Submission.status == RunStatus.SUCCEEDED, order=(Submission.id,))
     notes: list[str] = []
     correlated, compared = _correlated(
         succeeded, teams, data_dir, cache, notes, rho_threshold, min_common_images
@@ -408,17 +407,13 @@ def _same_image(session: Session, teams: dict[int, str]) -> list[FlagOut]:
         .having(func.count(distinct(Submission.team_id)) > 1)
     )
     rows = _runs(
-        session.execute(
-            select(*_COLUMNS)
-            .where(Submission.image_digest.in_(shared))
-            .order_by(Submission.image_digest, Submission.created_at, Submission.id)
-        )
+        session,
+        Submission.image_digest.in_(shared),
+        order=(Submission.image_digest, Submission.created_at, Submission.id),
     )
-    by_digest: dict[str, list[_Run]] = defaultdict(list)
-    for run in rows:
-        by_digest[run.image_digest].append(run)
     flags = []
-    for digest, runs in by_digest.items():
+    for digest, group in groupby(rows, attrgetter("image_digest")):
+        runs = list(group)
         evidence = ImageEvidence(image_digest=digest, n_teams=len({r.team_id for r in runs}))
         flags.append(_flag(FlagKind.SAME_IMAGE, runs, teams, evidence))
     return flags
@@ -461,15 +456,9 @@ def _jumps(
 
 def _repeated_infra_errors(session: Session, teams: dict[int, str]) -> list[FlagOut]:
     """Teams with at least `INFRA_ERROR_REPEATS` runs ended ``infra_error``, the most first."""
-    rows = _runs(
-        session.execute(
-            select(*_COLUMNS)
-            .where(Submission.status == RunStatus.FAILED, Submission.error_code == "infra_error")
-            .order_by(Submission.created_at, Submission.id)
-        )
-    )
+    failed = (Submission.status == RunStatus.FAILED, Submission.error_code == "infra_error")
     by_team: dict[int, list[_Run]] = defaultdict(list)
-    for run in rows:
+    for run in _runs(session, *failed, order=(Submission.created_at, Submission.id)):
         by_team[run.team_id].append(run)
     held = set(session.scalars(select(TeamHold.team_id)))
     repeated = [(team_id, runs) for team_id, runs in by_team.items() if len(runs) >= INFRA_ERROR_REPEATS]
