@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -41,19 +42,6 @@ class _Board:
     )
 
 
-def view_json(
-    view: str, rows: list[BoardRow], note: str | None, reference: str | None, group: str | None
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The API's masking or strata rows of a board as a viewer with `note` sees them
-    (`withheld`), ordered by `reference` and grouped by `group` (`server.leaderboard.ordering.arrange`),
-    and the response's ``reference`` and ``groups``."""
-    shown = withheld(rows, note)
-    if view == "strata":
-        return [row.to_strata_json() for row in shown], UNARRANGED
-    shaped = ordering.arrange(shown, reference=reference, group=group, note=note)
-    return shaped.rows_json(), shaped.extra_json()
-
-
 @dataclass
 class BoardCache:
     """The boards of the current version, by phase name and ``best_per_team``."""
@@ -62,6 +50,7 @@ class BoardCache:
     lock: threading.Lock = field(default_factory=threading.Lock)
     key: tuple[Any, ...] | None = None
     boards: dict[tuple[str, bool], _Board] = field(default_factory=dict)  # (phase, best per team)
+    as_of: datetime | None = None  # the boards as they stood then (`server.leaderboard.history`)
 
     def version(self, session: Session, references: BoardReferences | None) -> tuple[Any, ...]:
         """The board's current version; entries of any other are dropped."""
@@ -99,7 +88,7 @@ class BoardCache:
         board = self._board(self.version(session, references), phase, best)
         if board.clinical is None:
             board.clinical = service.build_clinical(
-                session, best_per_team=best, references=references, phase=phase
+                session, best_per_team=best, references=references, phase=phase, as_of=self.as_of
             )
         return board.clinical
 
@@ -114,19 +103,24 @@ class BoardCache:
         reference: str | None,
         group: str | None,
     ) -> tuple[bytes, dict[str, Any]]:
-        """The API's ``rows`` array of `phase` in `view` (masking, clinical or strata) as `view_json`
-        makes it and the response's ``reference`` and ``groups``, serialised once per `note`
+        """The API's ``rows`` array of `phase` in `view` (masking, clinical or strata), ordered by
+        `reference` and grouped by `group` (`server.leaderboard.ordering.arrange`), and the
+        response's ``reference`` and ``groups``, serialised once per `note`
         (`server.disclosure.disclose.board_figures_note`: the rank figures withheld, or None),
         `reference` and `group`."""
         board = self._board(self.version(session, references), phase, best)
         key = (view, note, reference, group)
         if key not in board.bodies:
+            extra = UNARRANGED
             if view == "clinical":
-                clinical = self.clinical(session, references, phase, best)
-                rows_json, extra = [row.to_json() for row in clinical], UNARRANGED
-            else:
-                built = self._built(board, session, references, phase, best)
-                rows_json, extra = view_json(view, built.rows, note, reference, group)
+                rows_json = [row.to_json() for row in self.clinical(session, references, phase, best)]
+            else:  # as a viewer with `note` sees them (`withheld`)
+                shown = withheld(self._built(board, session, references, phase, best).rows, note)
+                if view == "strata":
+                    rows_json = [row.to_strata_json() for row in shown]
+                else:
+                    shaped = ordering.arrange(shown, reference=reference, group=group, note=note)
+                    rows_json, extra = shaped.rows_json(), shaped.extra_json()
             board.bodies[key] = json.dumps(rows_json, allow_nan=False, separators=(",", ":")).encode(), extra
         return board.bodies[key]
 
@@ -141,6 +135,6 @@ class BoardCache:
     ) -> service.Board:
         if board.built is None:
             board.built = service.build_board(
-                session, best_per_team=best, references=refs, phase=phase, alpha=self.alpha
+                session, best_per_team=best, references=refs, phase=phase, alpha=self.alpha, as_of=self.as_of
             )
         return board.built

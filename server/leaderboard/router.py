@@ -18,8 +18,8 @@ from server.core.deps import IdPath, MaintainerUser, SessionDep, StateDep
 from server.core.openapi import error_responses
 from server.core.principal import Principal, authenticate
 from server.disclosure.disclose import board_figures_note
-from server.leaderboard import history, ordering, pending, service, snapshots
-from server.leaderboard.cache import UNARRANGED, BoardCache, view_json
+from server.leaderboard import history, ordering, pending, snapshots
+from server.leaderboard.cache import BoardCache
 from server.leaderboard.references import board_references
 from server.phases.service import board_phase, board_phase_at
 
@@ -107,57 +107,30 @@ def get_leaderboard(
     ``reference=expert_k`` orders the model rows by their agreement with expert k, ``group=tier``
     lists the rows of each tier (`server.leaderboard.ordering`); 422 for any other value."""
     expert, grouping = _board_query(view, reference, group)
-    if as_of is not None:
-        return _board_as_of(state, viewer, best_per_team, view, phase, as_of, expert, grouping)
     references = board_references(state)
     cache = state.parts.get(BoardCache)
     with state.db.session() as session:  # one connection for the whole request
-        shown = board_phase(session, state.settings, phase)
+        at = None if as_of is None else history.parse(session, as_of)
+        if at is None:
+            shown = board_phase(session, state.settings, phase)
+        else:
+            shown = history.phase_at(board_phase_at(session, state.settings, phase, at), at)
+            cache = BoardCache(state.settings.significance_alpha, as_of=at)  # this request's only
         note = board_figures_note(shown, viewer)
         body, arranged = cache.body(session, references, shown, best_per_team, view, note, expert, grouping)
-        stability = cache.stability(session, references, shown, best_per_team)
-        coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
-    described = json.dumps(shown.to_json(utcnow()), separators=(",", ":")).encode()
+        stability = (
+            None
+            if at is not None and view == "clinical"
+            else cache.stability(session, references, shown, best_per_team)
+        )
+        coming = json.dumps(pending.pending_baselines(session) if at is None else [], separators=(",", ":"))
+    described = json.dumps(shown.to_json(utcnow() if at is None else at), separators=(",", ":"))
+    dated = "" if at is None else f',"as_of":{json.dumps(iso(at))}'
     extra = json.dumps(_extra(cache.alpha, stability, note, arranged), allow_nan=False, separators=(",", ":"))
     content = b"".join(
-        (b'{"phase":', described, b',"rows":', body, b',"pending":', coming, b",", extra[1:].encode())
+        (f'{{"phase":{described}{dated},"rows":'.encode(), body, f',"pending":{coming},{extra[1:]}'.encode())
     )  # one copy
     return Response(content=content, media_type="application/json")
-
-
-def _board_as_of(
-    state: StateDep, viewer: Principal | None, best: bool, view: str, phase: str | None, raw: str,
-    expert: str | None, grouping: str | None,
-) -> Response:  # fmt: skip
-    references = board_references(state)
-    alpha = state.settings.significance_alpha
-    stability, arranged = None, UNARRANGED
-    with state.db.session() as session:
-        at = history.parse(session, raw)
-        shown = history.phase_at(board_phase_at(session, state.settings, phase, at), at)
-        note = board_figures_note(shown, viewer)
-        rows: list[dict[str, Any]]
-        if view == "clinical":
-            clinical = service.build_clinical(
-                session, best_per_team=best, references=references, phase=shown, as_of=at
-            )
-            rows = [row.to_json() for row in clinical]
-        else:
-            board = service.build_board(
-                session, best_per_team=best, references=references, phase=shown, alpha=alpha, as_of=at
-            )
-            rows, arranged = view_json(view, board.rows, note, expert, grouping)  # as the live board's
-            stability = board.stability
-    body = {
-        "phase": shown.to_json(at),
-        "as_of": iso(at),
-        "rows": rows,
-        "pending": [],
-        **_extra(alpha, stability, note, arranged),
-    }
-    return Response(
-        content=json.dumps(body, allow_nan=False, separators=(",", ":")), media_type="application/json"
-    )
 
 
 snapshots_router = APIRouter(tags=["snapshots"])
