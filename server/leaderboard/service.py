@@ -179,6 +179,7 @@ def _models(
         found = [(sub, team) for sub, team in session.execute(query)]
     else:
         found = [(sub, team) for sub, team in history.scored_at(session, mine, as_of) if _on_board(sub)]
+    seeds = _seeds(session, [sub.id for sub, _ in found if sub.baseline])
     candidates: list[_Candidate] = []
     for sub, team in found:
         report, record = Report.read_summary(sub.metrics), RunRecord.read(sub.reproducibility)
@@ -200,9 +201,9 @@ def _models(
                 image_digest=sub.image_digest,
                 links=links_of(sub.method_card, sub.url),
                 group=group_key(sub.name, sub.description, sub.phase) if sub.baseline else None,
+                training_seed=seeds.get(sub.id),
             )
         )
-    _add_seeds(session, candidates)
     if best_per_team:
         best: dict[str | None, _Candidate] = {}
         for cand in candidates:
@@ -217,18 +218,12 @@ def _models(
     return candidates
 
 
-def _add_seeds(session: Session, candidates: list[_Candidate]) -> None:
-    """The training seeds of the seeded baselines among `candidates` (`BaselineSeed`), one query."""
-    ids = [c.submission_id for c in candidates if c.group is not None]
-    if not ids:
-        return
+def _seeds(session: Session, ids: list[int]) -> dict[int, int]:
+    """The training seeds of the seeded baselines among runs `ids` (`BaselineSeed`), one query."""
     query = select(BaselineSeed.submission_id, BaselineSeed.training_seed).where(
         BaselineSeed.submission_id.in_(ids)
     )
-    seeds = {sub_id: seed for sub_id, seed in session.execute(query)}
-    for cand in candidates:
-        if cand.submission_id in seeds:
-            cand.training_seed = seeds[cand.submission_id]
+    return dict(session.execute(query).tuples().all()) if ids else {}
 
 
 def _ladder_rows(session: Session, phase: PhaseView, as_of: datetime | None) -> list[_Candidate]:

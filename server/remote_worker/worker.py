@@ -57,9 +57,8 @@ def context_of(facts: RunFacts) -> RunContext:
     ctx.image_ref, ctx.image_digest, ctx.baseline = facts.image_ref, facts.image_digest, facts.baseline
     ctx.archive_bytes, ctx.created_at = facts.archive_bytes, datetime.fromisoformat(facts.created_at)
     ctx.timings.update({k: v for k, v in facts.timings.items() if isinstance(v, int | float)})
-    for stage, values in (facts.runtime.get("phases") or {}).items():
-        if isinstance(values, dict):
-            ctx.runtime[stage] = dict(values)
+    phases = facts.runtime.get("phases") or {}
+    ctx.runtime.update({stage: dict(values) for stage, values in phases.items() if isinstance(values, dict)})
     if facts.cancel_requested:
         ctx.cancel.set()
     return ctx
@@ -180,10 +179,8 @@ class RemoteWorker:
 
     def _report(self, ctx: RunContext, pf: StageFault) -> None:
         """The server decides what the stop means; a shutdown is a hand-back (nothing charged)."""
-        if pf.fault.kind is FaultKind.SHUTDOWN:
-            status = self.api.hand_back(ctx)
-        else:
-            status = self.api.report_fault(ctx, pf)
+        shutdown = pf.fault.kind is FaultKind.SHUTDOWN
+        status = self.api.hand_back(ctx) if shutdown else self.api.report_fault(ctx, pf)
         log.info("run %s: %s -> %s", ctx.sub_id, pf, status)
 
     def _heartbeat(self, ctx: RunContext, interval: float, done: threading.Event) -> None:
