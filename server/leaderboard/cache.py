@@ -19,10 +19,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.leaderboard import ordering, service
-from server.leaderboard.ordering import Stability
 from server.leaderboard.references import BoardReferences
 from server.leaderboard.rows import BoardRow, ClinicalRow, withheld
-from server.leaderboard.standing import SignificanceMap
 from server.phases.service import PhaseView
 from server.scoring.ranking import DEFAULT_ALPHA
 
@@ -67,19 +65,12 @@ class BoardCache:
         key = self.version(session, references)
         return key, self._built(self._board(key, phase, best), session, references, phase, best).rows
 
-    def significance(
+    def board(
         self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
-    ) -> SignificanceMap | None:
-        """The significance map of `phase`'s ranked rows (None when no row is ranked)."""
+    ) -> service.Board:
+        """`phase`'s masking board with the significance map of its ranked rows and its stability table."""
         board = self._board(self.version(session, references), phase, best)
-        return self._built(board, session, references, phase, best).significance
-
-    def stability(
-        self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
-    ) -> Stability | None:
-        """The stability table of `phase`'s model rows (`server.leaderboard.ordering`)."""
-        board = self._board(self.version(session, references), phase, best)
-        return self._built(board, session, references, phase, best).stability
+        return self._built(board, session, references, phase, best)
 
     def clinical(
         self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True

@@ -121,7 +121,7 @@ def get_leaderboard(
         stability = (
             None
             if at is not None and view == "clinical"
-            else cache.stability(session, references, shown, best_per_team)
+            else cache.board(session, references, shown, best_per_team).stability
         )
         coming = json.dumps(pending.pending_baselines(session) if at is None else [], separators=(",", ":"))
     described = json.dumps(shown.to_json(utcnow() if at is None else at), separators=(",", ":"))
@@ -193,7 +193,7 @@ def get_significance(
         shown = board_phase(session, state.settings, phase)
         note = board_figures_note(shown, viewer)
         cache = state.parts.get(BoardCache)
-        found = None if note else cache.significance(session, references, shown, best_per_team)
+        found = None if note else cache.board(session, references, shown, best_per_team).significance
     count = min(top or state.settings.significance_top, state.settings.significance_top)
     shown_map = found.top(count) if found is not None else None
     return {"phase": shown.name, "alpha": cache.alpha, "note": note, "map": shown_map}

@@ -296,10 +296,8 @@ def _correlated(
         for i, key_a in enumerate(keys):
             for key_b in keys[i:]:
                 hits += _group_hits(
-                    [files[s] for s in groups[key_a]], groups[key_a],
-                    [files[s] for s in groups[key_b]], groups[key_b],
-                    key_a == key_b, threshold, min_common, notes,
-                )  # fmt: skip
+                    files, groups[key_a], groups[key_b], key_a == key_b, threshold, min_common, notes
+                )
     flags: list[tuple[float, FlagOut]] = []
     for sha_a, sha_b, rho, n in hits:
         for run_a in runs_of[sha_a]:
@@ -317,9 +315,8 @@ def _correlated(
 
 
 def _group_hits(
-    files_a: list[RankedFile],
+    files: dict[str, RankedFile],
     shas_a: list[str],
-    files_b: list[RankedFile],
     shas_b: list[str],
     same_group: bool,
     threshold: float,
@@ -329,6 +326,7 @@ def _group_hits(
     """(sha_a, sha_b, rho, images compared) of every file pair of two groups with rho >= threshold;
     within one group, each unordered pair once, a file with itself included (rho = 1: runs sharing
     one file)."""
+    files_a, files_b = [files[s] for s in shas_a], [files[s] for s in shas_b]
     if same_group:
         n = len(files_a[0].names)
         if n < min_common:
