@@ -383,19 +383,17 @@ def build_clinical(
                 team=cand.team,
                 name=cand.name,
                 submission_id=cand.submission_id,
-                variable=None,
                 scorer_version=cand.scorer_version,
                 population=report.population if report else None,
                 clinical={key: report.clinical[key] if report else Association() for key in ENDPOINT_KEYS},
             )
         )
-    if _development(phase):
+    source = None if _development(phase) else references.report() if references else _newest_report(session)
+    if source is None:
         return rows
-    source = references.report() if references is not None else _newest_report(session)
     for variable, label in DENSITY_NAMES.items():
         per_endpoint = {
-            key: source.clinical[key].references.get(variable, Association()) if source else Association()
-            for key in ENDPOINT_KEYS
+            key: source.clinical[key].references.get(variable, Association()) for key in ENDPOINT_KEYS
         }
         if all(entry.auc.value is None for entry in per_endpoint.values()):
             continue
@@ -403,12 +401,10 @@ def build_clinical(
             ClinicalRow(
                 rank=None,
                 kind="density",
-                team=None,
                 name=label,
-                submission_id=None,
                 variable=variable,
-                scorer_version=source.scorer_version if source else None,
-                population=source.population if source else None,
+                scorer_version=source.scorer_version,
+                population=source.population,
                 clinical=per_endpoint,
             )
         )
