@@ -72,18 +72,6 @@ def _board_query(view: str, reference: str | None, group: str | None) -> tuple[s
     return expert, grouping
 
 
-def _extra(
-    alpha: float, stability: ordering.Stability | None, note: str | None, arranged: dict[str, Any]
-) -> dict[str, Any]:
-    """The response's keys beside ``rows``: the tiers' level, the stability table, the reference
-    order and the tier groups (`arranged`: `ordering.Arranged.extra_json`; docs/api.md)."""
-    return {
-        "alpha": alpha,
-        "stability": stability.to_json(note) if stability is not None else None,
-        **arranged,
-    }
-
-
 @router.get("", openapi_extra=_LEADERBOARD_DOC, responses=error_responses(400, 401, 404))
 def get_leaderboard(
     state: StateDep,
@@ -126,7 +114,9 @@ def get_leaderboard(
         coming = json.dumps(pending.pending_baselines(session) if at is None else [], separators=(",", ":"))
     described = json.dumps(shown.to_json(utcnow() if at is None else at), separators=(",", ":"))
     dated = "" if at is None else f',"as_of":{json.dumps(iso(at))}'
-    extra = json.dumps(_extra(cache.alpha, stability, note, arranged), allow_nan=False, separators=(",", ":"))
+    # beside the rows: the tiers' level, the stability table, the reference order and the tier groups
+    figures = {"alpha": cache.alpha, "stability": stability and stability.to_json(note), **arranged}
+    extra = json.dumps(figures, allow_nan=False, separators=(",", ":"))
     content = b"".join(
         (f'{{"phase":{described}{dated},"rows":'.encode(), body, f',"pending":{coming},{extra[1:]}'.encode())
     )  # one copy
