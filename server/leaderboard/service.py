@@ -135,11 +135,6 @@ def version_key(conn: Connection) -> tuple[int | str, ...]:
     return int(count), str(latest), int(phases), str(changed), int(selections or 0), int(newest or 0)
 
 
-def _metrics(report: Report | None) -> dict[str, Estimate]:
-    """The leaderboard-order metrics of a report (empty estimates without one)."""
-    return {name: report.metric(name) if report else Estimate() for name in LEADERBOARD_ORDER}
-
-
 def _development(phase: PhaseView) -> bool:
     """A development phase: scored on the public set, so no private-set reference rows."""
     return phase.test_set == "public"
@@ -190,7 +185,7 @@ def _models(
                 name=sub.name,
                 submission_id=sub.id,
                 scorer_version=record.scorer_version or (report.scorer_version if report else None),
-                metrics=_metrics(report),
+                metrics={name: report.metric(name) if report else Estimate() for name in LEADERBOARD_ORDER},
                 replicates=np.frombuffer(sub.tau_replicates, dtype=np.float64)
                 if sub.tau_replicates
                 else None,
