@@ -61,12 +61,15 @@ class WorkerApi:
     def __init__(self, transport: Transport, instance: str, version: str, digest: ImagesDigest) -> None:
         self.transport, self.instance, self.version, self.digest = transport, instance, version, digest
 
-    def post(self, path: str, body: dict[str, Any], sub_id: int | None = None, **kw: Any) -> dict[str, Any]:
-        """A POST, its refusals translated (module docstring)."""
+    def call(self, method: str, path: str, sub_id: int | None = None, **kw: Any) -> httpx.Response:
+        """One call, its refusals translated (module docstring)."""
         try:
-            return self.transport.post(path, body, **kw)
+            return self.transport.call(method, path, **kw)
         except ApiError as exc:
             raise _translate(exc, sub_id) from None
+
+    def post(self, path: str, body: dict[str, Any], sub_id: int | None = None, **kw: Any) -> dict[str, Any]:
+        return dict(self.call("POST", path, sub_id, json=body, **kw).json())
 
     def lease(self, wait_s: float) -> RunFacts | None:
         """Long-poll for a run; None when none came within `wait_s`."""
@@ -92,15 +95,6 @@ class WorkerApi:
         return self.at(ctx) | {
             "timings": timings, "runtime": runtime_of(ctx), "log_tail": log_tail[-LOG_TAIL_CHARS:],
         }  # fmt: skip
-
-    def upload_predictions(self, ctx: RunContext, data: bytes) -> None:
-        headers = {"X-Predictions-SHA256": hashlib.sha256(data).hexdigest()}
-        try:
-            self.transport.call(
-                "PUT", f"/runs/{ctx.sub_id}/predictions", params=self.at(ctx), content=data, headers=headers
-            )
-        except ApiError as exc:
-            raise _translate(exc, ctx.sub_id) from None
 
     def report_fault(self, ctx: RunContext, pf: StageFault) -> str:
         f = pf.fault
@@ -175,7 +169,9 @@ class HttpStore:
         ctx.status = RunStatus(str(answer["status"]))
 
     def hidden_done(self, ctx: RunContext, predictions: bytes, test_set: str, log_tail: str) -> None:
-        self.api.upload_predictions(ctx, predictions)
+        headers = {"X-Predictions-SHA256": hashlib.sha256(predictions).hexdigest()}
+        path = f"/runs/{ctx.sub_id}/predictions"
+        self.api.call("PUT", path, ctx.sub_id, params=self.api.at(ctx), content=predictions, headers=headers)
         path, body = f"/runs/{ctx.sub_id}/hidden", self.api.progress(ctx, log_tail)
         answer = self.api.post(path, body, ctx.sub_id, params={"test_set": test_set})
         ctx.status = RunStatus(str(answer["status"]))

@@ -427,11 +427,10 @@ def _jumps(
         if run.kendall_tau_b is not None and math.isfinite(run.kendall_tau_b):
             by_team[run.team_id].append(run)
     for team_runs in by_team.values():
-        best: _Run | None = None
-        for run in sorted(team_runs, key=_order):
-            if best is None or _tau(run) > _tau(best):
-                if best is not None:
-                    candidates.append((run, best))  # a new team best: judge its step
+        best, *later = sorted(team_runs, key=_order)
+        for run in later:
+            if _tau(run) > _tau(best):
+                candidates.append((run, best))  # a new team best: judge its step
                 best = run
     intervals = _tau_intervals(session, [run.id for run, _ in candidates])
     flags: list[tuple[float, FlagOut]] = []
