@@ -96,24 +96,12 @@ ID_CHUNK = 500  # ids per IN (...) query (SQLite's parameter limit)
 
 @dataclass(frozen=True)
 class RankedFile:
-    """One stored predictions file, ready to correlate.
+    """One stored predictions file, ready to correlate."""
 
-    Attributes
-    ----------
-    names : tuple of str
-        Its image file names, sorted.
-    names_key : str
-        sha256 of the names: files predicting the same image set share it.
-    scores : ndarray
-        ``Final_score`` in `names` order.
-    z : ndarray or None
-        Standardised average ranks of `scores` (centred, unit norm); None when every score is equal.
-    """
-
-    names: tuple[str, ...]
-    names_key: str
-    scores: np.ndarray
-    z: np.ndarray | None
+    names: tuple[str, ...]  # its image file names, sorted
+    names_key: str  # sha256 of the names: files predicting the same image set share it
+    scores: np.ndarray  # ``Final_score`` in `names` order
+    z: np.ndarray | None  # standardised average ranks of `scores` (centred, unit norm); None: all equal
 
 
 def standardised_ranks(scores: np.ndarray) -> np.ndarray | None:
