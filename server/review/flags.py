@@ -448,15 +448,11 @@ def _repeated_infra_errors(session: Session, teams: dict[int, str]) -> list[Flag
     held = set(session.scalars(select(TeamHold.team_id)))
     repeated = [(team_id, runs) for team_id, runs in by_team.items() if len(runs) >= INFRA_ERROR_REPEATS]
     repeated.sort(key=lambda item: (-len(item[1]), item[1][0].id))
-    return [
-        _flag(
-            FlagKind.REPEATED_INFRA_ERRORS,
-            runs,
-            teams,
-            InfraErrorEvidence(n_runs=len(runs), threshold=INFRA_ERROR_REPEATS, held=team_id in held),
-        )
-        for team_id, runs in repeated
-    ]
+    flags = []
+    for team_id, runs in repeated:
+        evidence = InfraErrorEvidence(n_runs=len(runs), threshold=INFRA_ERROR_REPEATS, held=team_id in held)
+        flags.append(_flag(FlagKind.REPEATED_INFRA_ERRORS, runs, teams, evidence))
+    return flags
 
 
 def _tau(run: _Run) -> float:
