@@ -106,11 +106,8 @@ def get_leaderboard(
             cache = BoardCache(state.settings.significance_alpha, as_of=at)  # this request's only
         note = board_figures_note(shown, viewer)
         body, arranged = cache.body(session, references, shown, best_per_team, view, note, expert, grouping)
-        stability = (
-            None
-            if at is not None and view == "clinical"
-            else cache.board(session, references, shown, best_per_team).stability
-        )
+        untabled = at is not None and view == "clinical"  # an as-of clinical view has no stability table
+        stability = None if untabled else cache.board(session, references, shown, best_per_team).stability
         coming = json.dumps(pending.pending_baselines(session) if at is None else [], separators=(",", ":"))
     described = json.dumps(shown.to_json(utcnow() if at is None else at), separators=(",", ":"))
     dated = "" if at is None else f',"as_of":{json.dumps(iso(at))}'
@@ -185,5 +182,4 @@ def get_significance(
         cache = state.parts.get(BoardCache)
         found = None if note else cache.board(session, references, shown, best_per_team).significance
     count = min(top or state.settings.significance_top, state.settings.significance_top)
-    shown_map = found.top(count) if found is not None else None
-    return {"phase": shown.name, "alpha": cache.alpha, "note": note, "map": shown_map}
+    return {"phase": shown.name, "alpha": cache.alpha, "note": note, "map": found and found.top(count)}

@@ -112,7 +112,6 @@ class RemoteWorker:
 
     def process(self, facts: RunFacts) -> None:
         ctx = context_of(facts)
-        store = HttpStore(self.api, facts)
         self._current = ctx
         if self._stop.is_set():
             ctx.shutdown.set()
@@ -123,7 +122,7 @@ class RemoteWorker:
         beat.start()
         try:
             try:
-                self._stages(ctx, store, facts)
+                self._stages(ctx, HttpStore(self.api, facts), facts)
             except StageFault as pf:
                 self._report(ctx, pf)
             except Exception as exc:
