@@ -264,8 +264,7 @@ def _runtime(runtime: Mapping[str, Any] | None, figures: Figures) -> dict[str, A
     if isinstance(phases, Mapping):
         out["phases"] = {}
         for name, values in phases.items():
-            before = name in BEFORE_HIDDEN_PHASES
-            if figures == "exact" or before:
+            if figures == "exact" or name in BEFORE_HIDDEN_PHASES:
                 out["phases"][name] = values
             elif figures == "coarse" and isinstance(values, Mapping):
                 out["phases"][name] = {k: coarse_figure(k, v) for k, v in values.items()}

@@ -13,30 +13,29 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from server.leaderboard import ordering, service
-from server.leaderboard.ordering import Stability
 from server.leaderboard.references import BoardReferences
 from server.leaderboard.rows import BoardRow, ClinicalRow, withheld
-from server.leaderboard.standing import SignificanceMap
 from server.phases.service import PhaseView
 from server.scoring.ranking import DEFAULT_ALPHA
+
+#: The response's ``reference`` and ``groups`` of a board neither ordered by an expert nor grouped.
+UNARRANGED: dict[str, Any] = {"reference": None, "groups": None}
 
 
 @dataclass
 class _Board:
     """One phase's board at one version: each part made on first use."""
 
-    rows: list[BoardRow] | None = None
-    significance: SignificanceMap | None = None  # of the ranked rows, made with `rows`
-    stability: Stability | None = None  # of the model rows, made with `rows`
+    built: service.Board | None = None  # the rows with the significance map and stability made with them
     clinical: list[ClinicalRow] | None = None
-    bodies: dict[tuple[str, str | None], bytes] = field(default_factory=dict)  # rows array, by view, note
-    # the rows array and the response's ``reference`` and ``groups``, by note, reference and group
-    arranged: dict[tuple[str | None, str | None, str | None], tuple[bytes, dict[str, Any]]] = field(
+    # the rows array and the response's ``reference`` and ``groups``, by view, note, reference and group
+    bodies: dict[tuple[str, str | None, str | None, str | None], tuple[bytes, dict[str, Any]]] = field(
         default_factory=dict
     )
 
@@ -49,6 +48,7 @@ class BoardCache:
     lock: threading.Lock = field(default_factory=threading.Lock)
     key: tuple[Any, ...] | None = None
     boards: dict[tuple[str, bool], _Board] = field(default_factory=dict)  # (phase, best per team)
+    as_of: datetime | None = None  # the boards as they stood then (`server.leaderboard.history`)
 
     def version(self, session: Session, references: BoardReferences | None) -> tuple[Any, ...]:
         """The board's current version; entries of any other are dropped."""
@@ -63,26 +63,25 @@ class BoardCache:
     ) -> tuple[tuple[Any, ...], list[BoardRow]]:
         """(the version, the masking board of `phase`)."""
         key = self.version(session, references)
-        return key, self._rows(self._board(key, phase, best), session, references, phase, best)
+        return key, self._built(self._board(key, phase, best), session, references, phase, best).rows
 
-    def significance(
+    def board(
         self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
-    ) -> SignificanceMap | None:
-        """The significance map of `phase`'s ranked rows (None when no row is ranked)."""
-        return self._built(session, references, phase, best).significance
-
-    def stability(
-        self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
-    ) -> Stability | None:
-        """The stability table of `phase`'s model rows (`server.leaderboard.ordering`)."""
-        return self._built(session, references, phase, best).stability
+    ) -> service.Board:
+        """`phase`'s masking board with the significance map of its ranked rows and its stability table."""
+        board = self._board(self.version(session, references), phase, best)
+        return self._built(board, session, references, phase, best)
 
     def clinical(
         self, session: Session, references: BoardReferences | None, phase: PhaseView, best: bool = True
     ) -> list[ClinicalRow]:
         """The clinical view of `phase` (models, then the LIBRA density rows)."""
         board = self._board(self.version(session, references), phase, best)
-        return self._clinical(board, session, references, phase, best)
+        if board.clinical is None:
+            board.clinical = service.build_clinical(
+                session, best_per_team=best, references=references, phase=phase, as_of=self.as_of
+            )
+        return board.clinical
 
     def body(
         self,
@@ -91,45 +90,30 @@ class BoardCache:
         phase: PhaseView,
         best: bool,
         view: str,
-        note: str | None = None,
-    ) -> bytes:
-        """The API's ``rows`` array of `phase` in `view` (masking, clinical or strata), serialised once
-        per `note` (`server.disclosure.disclose.board_figures_note`: the rank figures withheld, or
-        None)."""
-        board = self._board(self.version(session, references), phase, best)
-        if (view, note) not in board.bodies:
-            rows: list[BoardRow] | list[ClinicalRow]
-            if view == "clinical":
-                rows = self._clinical(board, session, references, phase, best)
-            else:
-                rows = withheld(self._rows(board, session, references, phase, best), note)
-            rows_json = [
-                row.to_strata_json() if view == "strata" and isinstance(row, BoardRow) else row.to_json()
-                for row in rows
-            ]
-            board.bodies[view, note] = json.dumps(rows_json, allow_nan=False, separators=(",", ":")).encode()
-        return board.bodies[view, note]
-
-    def arranged(
-        self,
-        session: Session,
-        references: BoardReferences | None,
-        phase: PhaseView,
-        best: bool,
         note: str | None,
         reference: str | None,
         group: str | None,
     ) -> tuple[bytes, dict[str, Any]]:
-        """The masking ``rows`` array ordered by `reference` and grouped by `group`
-        (`server.leaderboard.ordering.arrange`) and the response's ``reference`` and ``groups``,
-        made once per `note`, `reference` and `group`."""
+        """The API's ``rows`` array of `phase` in `view` (masking, clinical or strata), ordered by
+        `reference` and grouped by `group` (`server.leaderboard.ordering.arrange`), and the
+        response's ``reference`` and ``groups``, serialised once per `note`
+        (`server.disclosure.disclose.board_figures_note`: the rank figures withheld, or None),
+        `reference` and `group`."""
         board = self._board(self.version(session, references), phase, best)
-        if (note, reference, group) not in board.arranged:
-            rows = withheld(self._rows(board, session, references, phase, best), note)
-            shaped = ordering.arrange(rows, reference=reference, group=group, note=note)
-            body = json.dumps(shaped.rows_json(), allow_nan=False, separators=(",", ":")).encode()
-            board.arranged[note, reference, group] = body, shaped.extra_json()
-        return board.arranged[note, reference, group]
+        key = (view, note, reference, group)
+        if key not in board.bodies:
+            extra = UNARRANGED
+            if view == "clinical":
+                rows_json = [row.to_json() for row in self.clinical(session, references, phase, best)]
+            else:  # as a viewer with `note` sees them (`withheld`)
+                shown = withheld(self._built(board, session, references, phase, best).rows, note)
+                if view == "strata":
+                    rows_json = [row.to_strata_json() for row in shown]
+                else:
+                    shaped = ordering.arrange(shown, reference=reference, group=group, note=note)
+                    rows_json, extra = shaped.rows_json(), shaped.extra_json()
+            board.bodies[key] = json.dumps(rows_json, allow_nan=False, separators=(",", ":")).encode(), extra
+        return board.bodies[key]
 
     def _board(self, key: tuple[Any, ...], phase: PhaseView, best: bool) -> _Board:
         with self.lock:
@@ -137,26 +121,11 @@ class BoardCache:
                 return _Board()
             return self.boards.setdefault((phase.name, best), _Board())
 
-    def _built(self, session: Session, refs: BoardReferences | None, phase: PhaseView, best: bool) -> _Board:
-        """`phase`'s board of the current version with its rows, significance map and stability made."""
-        board = self._board(self.version(session, refs), phase, best)
-        self._rows(board, session, refs, phase, best)
-        return board
-
-    def _rows(
+    def _built(
         self, board: _Board, session: Session, refs: BoardReferences | None, phase: PhaseView, best: bool
-    ) -> list[BoardRow]:
-        if board.rows is None:
-            built = service.build_board(
-                session, best_per_team=best, references=refs, phase=phase, alpha=self.alpha
+    ) -> service.Board:
+        if board.built is None:
+            board.built = service.build_board(
+                session, best_per_team=best, references=refs, phase=phase, alpha=self.alpha, as_of=self.as_of
             )
-            board.significance, board.stability, board.rows = built.significance, built.stability, built.rows
-        return board.rows
-
-    @staticmethod
-    def _clinical(
-        board: _Board, session: Session, refs: BoardReferences | None, phase: PhaseView, best: bool
-    ) -> list[ClinicalRow]:
-        if board.clinical is None:
-            board.clinical = service.build_clinical(session, best_per_team=best, references=refs, phase=phase)
-        return board.clinical
+        return board.built

@@ -66,8 +66,7 @@ def pending_baselines(session: Session) -> list[dict[str, Any]]:
             continue
         if build.state == BuildState.QUEUED:
             continue  # its run was deleted: nothing is coming
-        training = build.state == BuildState.TRAINING
-        progress = {"step": build.step, "steps": build.steps} if training else None
+        progress = {"step": build.step, "steps": build.steps} if build.state == BuildState.TRAINING else None
         reason = {BuildState.FAILED: BUILD_FAILED, BuildState.PREPARING: PREPARING}.get(build.state)
         out.append(_entry(build.name, build.state.value, build.updated_at, progress=progress, message=reason))
     for sub in session.scalars(_RUNS).all():

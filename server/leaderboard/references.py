@@ -40,27 +40,16 @@ DENSITY_NAMES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class BoardReferences:
-    """Expert and density rows of one test set.
+    """Expert and density rows of one test set, as the report sections they are (``experts``:
+    ``{Expert_k: {"kendall_tau_b", "amae", "per_expert"}}``; ``clinical``: ``{"population", "n",
+    <endpoint>: {"references": {variable: {"n", "n_positive", "auc", "odds_ratios"}}}}``)."""
 
-    Attributes
-    ----------
-    labels_sha256 : str
-        Digest of the label bytes the rows were computed from (private, then public).
-    scorer_version : str
-    experts : dict
-        The report's ``experts`` section: ``{Expert_k: {"kendall_tau_b", "amae", "per_expert"}}``.
-    clinical : dict
-        ``{"population", "n", <endpoint>: {"references": {variable: {"n", "n_positive", "auc",
-        "odds_ratios"}}}}``, as in a report.
-    expert_replicates : dict
-        ``{Expert_k: replicates}``: each expert's tau-b against the consensus on the runs' own
-        resamples (same rows, seed and count), the expert bands of the board (issue 21 item 0).
-    """
-
-    labels_sha256: str
+    labels_sha256: str  # of the label bytes the rows were computed from (private, then public)
     scorer_version: str
     experts: dict[str, Any]
     clinical: dict[str, Any]
+    # each expert's tau-b against the consensus on the runs' own resamples (same rows, seed and
+    # count): the board's expert bands (issue 21 item 0)
     expert_replicates: dict[str, FloatArray] = field(default_factory=dict)
 
     def report(self) -> Report:

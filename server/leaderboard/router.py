@@ -18,10 +18,9 @@ from server.core.deps import IdPath, MaintainerUser, SessionDep, StateDep
 from server.core.openapi import error_responses
 from server.core.principal import Principal, authenticate
 from server.disclosure.disclose import board_figures_note
-from server.leaderboard import history, ordering, pending, service, snapshots
+from server.leaderboard import history, ordering, pending, snapshots
 from server.leaderboard.cache import BoardCache
 from server.leaderboard.references import board_references
-from server.leaderboard.rows import withheld
 from server.phases.service import board_phase
 
 router = APIRouter(prefix="/api/v1/leaderboard", tags=["leaderboard"])
@@ -73,18 +72,6 @@ def _board_query(view: str, reference: str | None, group: str | None) -> tuple[s
     return expert, grouping
 
 
-def _extra(
-    alpha: float, stability: ordering.Stability | None, note: str | None, arranged: dict[str, Any] | None
-) -> dict[str, Any]:
-    """The response's keys beside ``rows``: the tiers' level, the stability table, the reference
-    order and the tier groups (`arranged`: `ordering.Arranged.extra_json`; docs/api.md)."""
-    return {
-        "alpha": alpha,
-        "stability": stability.to_json(note) if stability is not None else None,
-        **(arranged if arranged is not None else {"reference": None, "groups": None}),
-    }
-
-
 @router.get("", openapi_extra=_LEADERBOARD_DOC, responses=error_responses(400, 401, 404))
 def get_leaderboard(
     state: StateDep,
@@ -108,65 +95,29 @@ def get_leaderboard(
     ``reference=expert_k`` orders the model rows by their agreement with expert k, ``group=tier``
     lists the rows of each tier (`server.leaderboard.ordering`); 422 for any other value."""
     expert, grouping = _board_query(view, reference, group)
-    if as_of is not None:
-        return _board_as_of(state, viewer, best_per_team, view, phase, as_of, expert, grouping)
     references = board_references(state)
     cache = state.parts.get(BoardCache)
-    arranged = None
     with state.db.session() as session:  # one connection for the whole request
-        shown = board_phase(session, state.settings, phase)
-        note = board_figures_note(shown, viewer)
-        if expert is None and grouping is None:
-            body = cache.body(session, references, shown, best_per_team, view, note)
+        at = None if as_of is None else history.parse(session, as_of)
+        if at is None:
+            shown = board_phase(session, state.settings, phase)
         else:
-            body, arranged = cache.arranged(session, references, shown, best_per_team, note, expert, grouping)
-        stability = cache.stability(session, references, shown, best_per_team)
-        coming = json.dumps(pending.pending_baselines(session), separators=(",", ":")).encode()
-    described = json.dumps(shown.to_json(utcnow()), separators=(",", ":")).encode()
-    extra = json.dumps(_extra(cache.alpha, stability, note, arranged), allow_nan=False, separators=(",", ":"))
+            shown = history.phase_at(board_phase(session, state.settings, phase, at), at)
+            cache = BoardCache(state.settings.significance_alpha, as_of=at)  # this request's only
+        note = board_figures_note(shown, viewer)
+        body, arranged = cache.body(session, references, shown, best_per_team, view, note, expert, grouping)
+        untabled = at is not None and view == "clinical"  # an as-of clinical view has no stability table
+        stability = None if untabled else cache.board(session, references, shown, best_per_team).stability
+        coming = json.dumps(pending.pending_baselines(session) if at is None else [], separators=(",", ":"))
+    described = json.dumps(shown.to_json(utcnow() if at is None else at), separators=(",", ":"))
+    dated = "" if at is None else f',"as_of":{json.dumps(iso(at))}'
+    # beside the rows: the tiers' level, the stability table, the reference order and the tier groups
+    figures = {"alpha": cache.alpha, "stability": stability and stability.to_json(note), **arranged}
+    extra = json.dumps(figures, allow_nan=False, separators=(",", ":"))
     content = b"".join(
-        (b'{"phase":', described, b',"rows":', body, b',"pending":', coming, b",", extra[1:].encode())
+        (f'{{"phase":{described}{dated},"rows":'.encode(), body, f',"pending":{coming},{extra[1:]}'.encode())
     )  # one copy
     return Response(content=content, media_type="application/json")
-
-
-def _board_as_of(
-    state: StateDep, viewer: Principal | None, best: bool, view: str, phase: str | None, raw: str,
-    expert: str | None, grouping: str | None,
-) -> Response:  # fmt: skip
-    references = board_references(state)
-    alpha = state.settings.significance_alpha
-    stability, arranged = None, None
-    with state.db.session() as session:
-        at = history.parse(session, raw)
-        shown = history.phase_at(board_phase(session, state.settings, phase, at), at)
-        note = board_figures_note(shown, viewer)
-        rows: list[dict[str, Any]]
-        if view == "clinical":
-            clinical = service.build_clinical(
-                session, best_per_team=best, references=references, phase=shown, as_of=at
-            )
-            rows = [row.to_json() for row in clinical]
-        else:
-            board = service.build_board(
-                session, best_per_team=best, references=references, phase=shown, alpha=alpha, as_of=at
-            )
-            shown_rows = withheld(board.rows, note)  # as the live board's
-            if view == "strata":
-                rows, stability = [row.to_strata_json() for row in shown_rows], board.stability
-            else:
-                shaped = ordering.arrange(shown_rows, reference=expert, group=grouping, note=note)
-                rows, stability, arranged = shaped.rows_json(), board.stability, shaped.extra_json()
-    body = {
-        "phase": shown.to_json(at),
-        "as_of": iso(at),
-        "rows": rows,
-        "pending": [],
-        **_extra(alpha, stability, note, arranged),
-    }
-    return Response(
-        content=json.dumps(body, allow_nan=False, separators=(",", ":")), media_type="application/json"
-    )
 
 
 snapshots_router = APIRouter(tags=["snapshots"])
@@ -229,7 +180,6 @@ def get_significance(
         shown = board_phase(session, state.settings, phase)
         note = board_figures_note(shown, viewer)
         cache = state.parts.get(BoardCache)
-        found = None if note else cache.significance(session, references, shown, best_per_team)
+        found = None if note else cache.board(session, references, shown, best_per_team).significance
     count = min(top or state.settings.significance_top, state.settings.significance_top)
-    shown_map = found.top(count) if found is not None else None
-    return {"phase": shown.name, "alpha": cache.alpha, "note": note, "map": shown_map}
+    return {"phase": shown.name, "alpha": cache.alpha, "note": note, "map": found and found.top(count)}

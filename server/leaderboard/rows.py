@@ -139,13 +139,13 @@ class ClinicalRow:
 
     rank: int | None
     kind: str
-    team: str | None
     name: str
-    submission_id: int | None
-    variable: str | None
     scorer_version: str | None
     population: str | None
     clinical: Mapping[str, Association]  # by endpoint key, in the registry's order
+    team: str | None = None
+    submission_id: int | None = None
+    variable: str | None = None
 
     @property
     def auc(self) -> dict[str, Estimate]:

@@ -85,13 +85,13 @@ LADDER_TIE_REASON = "no tie test: a Ladder phase shows rounded values only"
 @dataclass
 class _Candidate:
     kind: str
-    team: str | None
     name: str
-    submission_id: int | None
-    scorer_version: str | None
     metrics: dict[str, Estimate]
-    replicates: np.ndarray | None
-    basis: PairingBasis | None
+    team: str | None = None
+    submission_id: int | None = None
+    scorer_version: str | None = None
+    replicates: np.ndarray | None = None
+    basis: PairingBasis | None = None
     report: Report | None = None  # its summary: the board is public
     ladder: dict[str, Any] | None = None
     amae_unit: str | None = None
@@ -135,11 +135,6 @@ def version_key(conn: Connection) -> tuple[int | str, ...]:
     return int(count), str(latest), int(phases), str(changed), int(selections or 0), int(newest or 0)
 
 
-def _metrics(report: Report | None) -> dict[str, Estimate]:
-    """The leaderboard-order metrics of a report (empty estimates without one)."""
-    return {name: report.metric(name) if report else Estimate() for name in LEADERBOARD_ORDER}
-
-
 def _development(phase: PhaseView) -> bool:
     """A development phase: scored on the public set, so no private-set reference rows."""
     return phase.test_set == "public"
@@ -179,6 +174,7 @@ def _models(
         found = [(sub, team) for sub, team in session.execute(query)]
     else:
         found = [(sub, team) for sub, team in history.scored_at(session, mine, as_of) if _on_board(sub)]
+    seeds = _seeds(session, [sub.id for sub, _ in found if sub.baseline])
     candidates: list[_Candidate] = []
     for sub, team in found:
         report, record = Report.read_summary(sub.metrics), RunRecord.read(sub.reproducibility)
@@ -189,7 +185,7 @@ def _models(
                 name=sub.name,
                 submission_id=sub.id,
                 scorer_version=record.scorer_version or (report.scorer_version if report else None),
-                metrics=_metrics(report),
+                metrics={name: report.metric(name) if report else Estimate() for name in LEADERBOARD_ORDER},
                 replicates=np.frombuffer(sub.tau_replicates, dtype=np.float64)
                 if sub.tau_replicates
                 else None,
@@ -200,9 +196,9 @@ def _models(
                 image_digest=sub.image_digest,
                 links=links_of(sub.method_card, sub.url),
                 group=group_key(sub.name, sub.description, sub.phase) if sub.baseline else None,
+                training_seed=seeds.get(sub.id),
             )
         )
-    _add_seeds(session, candidates)
     if best_per_team:
         best: dict[str | None, _Candidate] = {}
         for cand in candidates:
@@ -217,18 +213,12 @@ def _models(
     return candidates
 
 
-def _add_seeds(session: Session, candidates: list[_Candidate]) -> None:
-    """The training seeds of the seeded baselines among `candidates` (`BaselineSeed`), one query."""
-    ids = [c.submission_id for c in candidates if c.group is not None]
-    if not ids:
-        return
+def _seeds(session: Session, ids: list[int]) -> dict[int, int]:
+    """The training seeds of the seeded baselines among runs `ids` (`BaselineSeed`), one query."""
     query = select(BaselineSeed.submission_id, BaselineSeed.training_seed).where(
         BaselineSeed.submission_id.in_(ids)
     )
-    seeds = {sub_id: seed for sub_id, seed in session.execute(query)}
-    for cand in candidates:
-        if cand.submission_id in seeds:
-            cand.training_seed = seeds[cand.submission_id]
+    return dict(session.execute(query).tuples().all()) if ids else {}
 
 
 def _ladder_rows(session: Session, phase: PhaseView, as_of: datetime | None) -> list[_Candidate]:
@@ -242,10 +232,7 @@ def _ladder_rows(session: Session, phase: PhaseView, as_of: datetime | None) -> 
             team=step.team,
             name=step.name,
             submission_id=step.submission_id,
-            scorer_version=None,
             metrics={"kendall_tau_b": Estimate(step.shown["displayed"]), "amae": Estimate()},
-            replicates=None,
-            basis=None,
             ladder=step.shown,
             submitted_at=sub.created_at,
             image_digest=sub.image_digest,
@@ -310,16 +297,12 @@ def build_board(
         candidates.append(
             _Candidate(
                 kind="expert",
-                team=None,
                 name=expert,
-                submission_id=None,
                 scorer_version=source.scorer_version if source else None,
                 metrics={
                     "kendall_tau_b": Estimate(score.kendall_tau_b, bands.get(expert)),
                     "amae": Estimate(score.amae),
                 },
-                replicates=None,
-                basis=None,
             )
         )
     candidates.sort(key=lambda c: (*c.sort_key(), c.kind != "submission", c.submission_id or 0, c.name))
@@ -395,19 +378,17 @@ def build_clinical(
                 team=cand.team,
                 name=cand.name,
                 submission_id=cand.submission_id,
-                variable=None,
                 scorer_version=cand.scorer_version,
                 population=report.population if report else None,
                 clinical={key: report.clinical[key] if report else Association() for key in ENDPOINT_KEYS},
             )
         )
-    if _development(phase):
+    source = None if _development(phase) else references.report() if references else _newest_report(session)
+    if source is None:
         return rows
-    source = references.report() if references is not None else _newest_report(session)
     for variable, label in DENSITY_NAMES.items():
         per_endpoint = {
-            key: source.clinical[key].references.get(variable, Association()) if source else Association()
-            for key in ENDPOINT_KEYS
+            key: source.clinical[key].references.get(variable, Association()) for key in ENDPOINT_KEYS
         }
         if all(entry.auc.value is None for entry in per_endpoint.values()):
             continue
@@ -415,12 +396,10 @@ def build_clinical(
             ClinicalRow(
                 rank=None,
                 kind="density",
-                team=None,
                 name=label,
-                submission_id=None,
                 variable=variable,
-                scorer_version=source.scorer_version if source else None,
-                population=source.population if source else None,
+                scorer_version=source.scorer_version,
+                population=source.population,
                 clinical=per_endpoint,
             )
         )

@@ -56,11 +56,6 @@ class SnapshotInfo:
         }
 
 
-def page_url(settings: Settings, snapshot_id: int) -> str:
-    """The citable page of a snapshot."""
-    return f"{settings.effective_public_url.rstrip('/')}/snapshots/{snapshot_id}"
-
-
 def freeze(
     session: Session,
     settings: Settings,
@@ -144,4 +139,5 @@ def one(session: Session, settings: Settings, snapshot_id: int) -> tuple[Snapsho
 
 
 def _info(settings: Settings, row: BoardSnapshot) -> SnapshotInfo:
-    return SnapshotInfo(row.id, row.phase, row.reason, row.sha256, row.created_at, page_url(settings, row.id))
+    page = f"{settings.effective_public_url.rstrip('/')}/snapshots/{row.id}"  # its citable page
+    return SnapshotInfo(row.id, row.phase, row.reason, row.sha256, row.created_at, page)

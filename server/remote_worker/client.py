@@ -61,11 +61,15 @@ class WorkerApi:
     def __init__(self, transport: Transport, instance: str, version: str, digest: ImagesDigest) -> None:
         self.transport, self.instance, self.version, self.digest = transport, instance, version, digest
 
-    def _post(self, path: str, body: dict[str, Any], sub_id: int | None = None, **kw: Any) -> dict[str, Any]:
+    def call(self, method: str, path: str, sub_id: int | None = None, **kw: Any) -> httpx.Response:
+        """One call, its refusals translated (module docstring)."""
         try:
-            return self.transport.post(path, body, **kw)
+            return self.transport.call(method, path, **kw)
         except ApiError as exc:
             raise _translate(exc, sub_id) from None
+
+    def post(self, path: str, body: dict[str, Any], sub_id: int | None = None, **kw: Any) -> dict[str, Any]:
+        return dict(self.call("POST", path, sub_id, json=body, **kw).json())
 
     def lease(self, wait_s: float) -> RunFacts | None:
         """Long-poll for a run; None when none came within `wait_s`."""
@@ -73,46 +77,24 @@ class WorkerApi:
             "instance": self.instance, "version": self.version, "images_digest": self.digest.images,
             "public_digest": self.digest.public, "wait_s": wait_s,
         }  # fmt: skip
-        answer = self._post("/lease", body)["lease"]
+        answer = self.post("/lease", body)["lease"]
         return None if answer is None else RunFacts.model_validate(answer)
 
     @staticmethod
-    def _at(ctx: RunContext) -> dict[str, Any]:
+    def at(ctx: RunContext) -> dict[str, Any]:
+        """The run's lease, as every call under it names it."""
         return {"owner": ctx.lease.owner, "attempt": ctx.lease.attempt}
 
     def renew(self, ctx: RunContext) -> tuple[bool, bool]:
         """(still held, cancel requested)."""
-        answer = self._post(f"/runs/{ctx.sub_id}/renew", self._at(ctx))
+        answer = self.post(f"/runs/{ctx.sub_id}/renew", self.at(ctx))
         return bool(answer["held"]), bool(answer.get("cancel_requested"))
-
-    def record_handle(self, ctx: RunContext, handle: str, started: bool) -> bool:
-        body = self._at(ctx) | {"handle": handle, "started": started}
-        return bool(self._post(f"/runs/{ctx.sub_id}/handle", body, ctx.sub_id)["held"])
 
     def progress(self, ctx: RunContext, log_tail: str = "") -> dict[str, Any]:
         timings = {k: float(v) for k, v in ctx.timings.items() if isinstance(v, int | float)}
-        return self._at(ctx) | {
+        return self.at(ctx) | {
             "timings": timings, "runtime": runtime_of(ctx), "log_tail": log_tail[-LOG_TAIL_CHARS:],
         }  # fmt: skip
-
-    def preflight_passed(self, ctx: RunContext, log_tail: str) -> str:
-        return str(
-            self._post(f"/runs/{ctx.sub_id}/preflight", self.progress(ctx, log_tail), ctx.sub_id)["status"]
-        )
-
-    def upload_predictions(self, ctx: RunContext, data: bytes) -> None:
-        headers = {"X-Predictions-SHA256": hashlib.sha256(data).hexdigest()}
-        try:
-            self.transport.call(
-                "PUT", f"/runs/{ctx.sub_id}/predictions", params=self._at(ctx), content=data, headers=headers
-            )
-        except ApiError as exc:
-            raise _translate(exc, ctx.sub_id) from None
-
-    def hidden_done(self, ctx: RunContext, test_set: str, log_tail: str) -> str:
-        path = f"/runs/{ctx.sub_id}/hidden"
-        answer = self._post(path, self.progress(ctx, log_tail), ctx.sub_id, params={"test_set": test_set})
-        return str(answer["status"])
 
     def report_fault(self, ctx: RunContext, pf: StageFault) -> str:
         f = pf.fault
@@ -120,10 +102,10 @@ class WorkerApi:
             "stage": f.stage.value, "kind": f.kind.value, "code": f.code.value,
             "message": f.message[:MESSAGE_CHARS], "exit_code": f.exit_code,
         }  # fmt: skip
-        return str(self._post(f"/runs/{ctx.sub_id}/fault", body, ctx.sub_id)["status"])
+        return str(self.post(f"/runs/{ctx.sub_id}/fault", body, ctx.sub_id)["status"])
 
     def hand_back(self, ctx: RunContext) -> str:
-        return str(self._post(f"/runs/{ctx.sub_id}/hand-back", self.progress(ctx), ctx.sub_id)["status"])
+        return str(self.post(f"/runs/{ctx.sub_id}/hand-back", self.progress(ctx), ctx.sub_id)["status"])
 
     def download_archive(self, ctx: RunContext, target: Path) -> Path:
         """Stream the run's stored archive to `target` and check it against ``X-Archive-SHA256``;
@@ -135,7 +117,7 @@ class WorkerApi:
         while True:
             try:
                 with self.transport.client.stream(
-                    "GET", f"/runs/{ctx.sub_id}/archive", params=self._at(ctx)
+                    "GET", f"/runs/{ctx.sub_id}/archive", params=self.at(ctx)
                 ) as response:
                     if response.status_code < 500:
                         if response.status_code >= 400:
@@ -176,17 +158,23 @@ class HttpStore:
         self.api, self.facts = api, facts
 
     def record_handle(self, ctx: RunContext, handle: str, *, started: bool) -> bool:
-        return self.api.record_handle(ctx, handle, started)
+        body = self.api.at(ctx) | {"handle": handle, "started": started}
+        return bool(self.api.post(f"/runs/{ctx.sub_id}/handle", body, ctx.sub_id)["held"])
 
     def test_set(self, ctx: RunContext) -> str:
         return self.facts.test_set
 
     def preflight_passed(self, ctx: RunContext, log_tail: str) -> None:
-        ctx.status = RunStatus(self.api.preflight_passed(ctx, log_tail))
+        answer = self.api.post(f"/runs/{ctx.sub_id}/preflight", self.api.progress(ctx, log_tail), ctx.sub_id)
+        ctx.status = RunStatus(str(answer["status"]))
 
     def hidden_done(self, ctx: RunContext, predictions: bytes, test_set: str, log_tail: str) -> None:
-        self.api.upload_predictions(ctx, predictions)
-        ctx.status = RunStatus(self.api.hidden_done(ctx, test_set, log_tail))
+        headers = {"X-Predictions-SHA256": hashlib.sha256(predictions).hexdigest()}
+        path = f"/runs/{ctx.sub_id}/predictions"
+        self.api.call("PUT", path, ctx.sub_id, params=self.api.at(ctx), content=predictions, headers=headers)
+        path, body = f"/runs/{ctx.sub_id}/hidden", self.api.progress(ctx, log_tail)
+        answer = self.api.post(path, body, ctx.sub_id, params={"test_set": test_set})
+        ctx.status = RunStatus(str(answer["status"]))
 
 
 __all__ = ["HttpStore", "TestSetDiffers", "TokenRefused", "TransportError", "WorkerApi"]

@@ -137,6 +137,3 @@ class Transport:
         except (ValueError, KeyError, TypeError):
             code, message = "http_error", response.text[:500]
         raise ApiError(response.status_code, code, message)
-
-    def post(self, path: str, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        return dict(self.call("POST", path, json=body, **kwargs).json())

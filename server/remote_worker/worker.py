@@ -57,9 +57,8 @@ def context_of(facts: RunFacts) -> RunContext:
     ctx.image_ref, ctx.image_digest, ctx.baseline = facts.image_ref, facts.image_digest, facts.baseline
     ctx.archive_bytes, ctx.created_at = facts.archive_bytes, datetime.fromisoformat(facts.created_at)
     ctx.timings.update({k: v for k, v in facts.timings.items() if isinstance(v, int | float)})
-    for stage, values in (facts.runtime.get("phases") or {}).items():
-        if isinstance(values, dict):
-            ctx.runtime[stage] = dict(values)
+    phases = facts.runtime.get("phases") or {}
+    ctx.runtime.update({stage: dict(values) for stage, values in phases.items() if isinstance(values, dict)})
     if facts.cancel_requested:
         ctx.cancel.set()
     return ctx
@@ -113,7 +112,6 @@ class RemoteWorker:
 
     def process(self, facts: RunFacts) -> None:
         ctx = context_of(facts)
-        store = HttpStore(self.api, facts)
         self._current = ctx
         if self._stop.is_set():
             ctx.shutdown.set()
@@ -124,7 +122,7 @@ class RemoteWorker:
         beat.start()
         try:
             try:
-                self._stages(ctx, store, facts)
+                self._stages(ctx, HttpStore(self.api, facts), facts)
             except StageFault as pf:
                 self._report(ctx, pf)
             except Exception as exc:
@@ -180,10 +178,8 @@ class RemoteWorker:
 
     def _report(self, ctx: RunContext, pf: StageFault) -> None:
         """The server decides what the stop means; a shutdown is a hand-back (nothing charged)."""
-        if pf.fault.kind is FaultKind.SHUTDOWN:
-            status = self.api.hand_back(ctx)
-        else:
-            status = self.api.report_fault(ctx, pf)
+        shutdown = pf.fault.kind is FaultKind.SHUTDOWN
+        status = self.api.hand_back(ctx) if shutdown else self.api.report_fault(ctx, pf)
         log.info("run %s: %s -> %s", ctx.sub_id, pf, status)
 
     def _heartbeat(self, ctx: RunContext, interval: float, done: threading.Event) -> None:

@@ -52,12 +52,14 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.stats
-from sqlalchemy import distinct, func, select
+from sqlalchemy import ColumnElement, distinct, func, select
 from sqlalchemy.orm import Session
 from threadpoolctl import ThreadpoolController
 
@@ -94,24 +96,12 @@ ID_CHUNK = 500  # ids per IN (...) query (SQLite's parameter limit)
 
 @dataclass(frozen=True)
 class RankedFile:
-    """One stored predictions file, ready to correlate.
+    """One stored predictions file, ready to correlate."""
 
-    Attributes
-    ----------
-    names : tuple of str
-        Its image file names, sorted.
-    names_key : str
-        sha256 of the names: files predicting the same image set share it.
-    scores : ndarray
-        ``Final_score`` in `names` order.
-    z : ndarray or None
-        Standardised average ranks of `scores` (centred, unit norm); None when every score is equal.
-    """
-
-    names: tuple[str, ...]
-    names_key: str
-    scores: np.ndarray
-    z: np.ndarray | None
+    names: tuple[str, ...]  # its image file names, sorted
+    names_key: str  # sha256 of the names: files predicting the same image set share it
+    scores: np.ndarray  # ``Final_score`` in `names` order
+    z: np.ndarray | None  # standardised average ranks of `scores` (centred, unit norm); None: all equal
 
 
 def standardised_ranks(scores: np.ndarray) -> np.ndarray | None:
@@ -182,8 +172,9 @@ class _Run(NamedTuple):
 _COLUMNS = tuple(getattr(Submission, name) for name in _Run._fields)  # a _Run's columns, in its order
 
 
-def _runs(rows: Any) -> list[_Run]:
-    return [_Run(*row) for row in rows]
+def _runs(session: Session, *where: ColumnElement[bool], order: tuple[Any, ...]) -> list[_Run]:
+    """The runs matching `where`, in `order`."""
+    return [_Run(*row) for row in session.execute(select(*_COLUMNS).where(*where).order_by(*order))]
 
 
 def _out(run: _Run, teams: dict[int, str]) -> FlaggedRunOut:
@@ -232,11 +223,7 @@ def compute_flags(
     """
     cache = cache if cache is not None else RankCache()
     teams = team_names(session)
-    succeeded = _runs(
-        session.execute(
-            select(*_COLUMNS).where(Submission.status == RunStatus.SUCCEEDED).order_by(Submission.id)
-        )
-    )
+    succeeded = _runs(session, Submission.status == RunStatus.SUCCEEDED, order=(Submission.id,))
     notes: list[str] = []
     correlated, compared = _correlated(
         succeeded, teams, data_dir, cache, notes, rho_threshold, min_common_images
@@ -297,10 +284,8 @@ def _correlated(
         for i, key_a in enumerate(keys):
             for key_b in keys[i:]:
                 hits += _group_hits(
-                    [files[s] for s in groups[key_a]], groups[key_a],
-                    [files[s] for s in groups[key_b]], groups[key_b],
-                    key_a == key_b, threshold, min_common, notes,
-                )  # fmt: skip
+                    files, groups[key_a], groups[key_b], key_a == key_b, threshold, min_common, notes
+                )
     flags: list[tuple[float, FlagOut]] = []
     for sha_a, sha_b, rho, n in hits:
         for run_a in runs_of[sha_a]:
@@ -318,9 +303,8 @@ def _correlated(
 
 
 def _group_hits(
-    files_a: list[RankedFile],
+    files: dict[str, RankedFile],
     shas_a: list[str],
-    files_b: list[RankedFile],
     shas_b: list[str],
     same_group: bool,
     threshold: float,
@@ -330,6 +314,7 @@ def _group_hits(
     """(sha_a, sha_b, rho, images compared) of every file pair of two groups with rho >= threshold;
     within one group, each unordered pair once, a file with itself included (rho = 1: runs sharing
     one file)."""
+    files_a, files_b = [files[s] for s in shas_a], [files[s] for s in shas_b]
     if same_group:
         n = len(files_a[0].names)
         if n < min_common:
@@ -408,17 +393,13 @@ def _same_image(session: Session, teams: dict[int, str]) -> list[FlagOut]:
         .having(func.count(distinct(Submission.team_id)) > 1)
     )
     rows = _runs(
-        session.execute(
-            select(*_COLUMNS)
-            .where(Submission.image_digest.in_(shared))
-            .order_by(Submission.image_digest, Submission.created_at, Submission.id)
-        )
+        session,
+        Submission.image_digest.in_(shared),
+        order=(Submission.image_digest, Submission.created_at, Submission.id),
     )
-    by_digest: dict[str, list[_Run]] = defaultdict(list)
-    for run in rows:
-        by_digest[run.image_digest].append(run)
     flags = []
-    for digest, runs in by_digest.items():
+    for digest, group in groupby(rows, attrgetter("image_digest")):
+        runs = list(group)
         evidence = ImageEvidence(image_digest=digest, n_teams=len({r.team_id for r in runs}))
         flags.append(_flag(FlagKind.SAME_IMAGE, runs, teams, evidence))
     return flags
@@ -434,11 +415,10 @@ def _jumps(
         if run.kendall_tau_b is not None and math.isfinite(run.kendall_tau_b):
             by_team[run.team_id].append(run)
     for team_runs in by_team.values():
-        best: _Run | None = None
-        for run in sorted(team_runs, key=_order):
-            if best is None or _tau(run) > _tau(best):
-                if best is not None:
-                    candidates.append((run, best))  # a new team best: judge its step
+        best, *later = sorted(team_runs, key=_order)
+        for run in later:
+            if _tau(run) > _tau(best):
+                candidates.append((run, best))  # a new team best: judge its step
                 best = run
     intervals = _tau_intervals(session, [run.id for run, _ in candidates])
     flags: list[tuple[float, FlagOut]] = []
@@ -461,28 +441,18 @@ def _jumps(
 
 def _repeated_infra_errors(session: Session, teams: dict[int, str]) -> list[FlagOut]:
     """Teams with at least `INFRA_ERROR_REPEATS` runs ended ``infra_error``, the most first."""
-    rows = _runs(
-        session.execute(
-            select(*_COLUMNS)
-            .where(Submission.status == RunStatus.FAILED, Submission.error_code == "infra_error")
-            .order_by(Submission.created_at, Submission.id)
-        )
-    )
+    failed = (Submission.status == RunStatus.FAILED, Submission.error_code == "infra_error")
     by_team: dict[int, list[_Run]] = defaultdict(list)
-    for run in rows:
+    for run in _runs(session, *failed, order=(Submission.created_at, Submission.id)):
         by_team[run.team_id].append(run)
     held = set(session.scalars(select(TeamHold.team_id)))
     repeated = [(team_id, runs) for team_id, runs in by_team.items() if len(runs) >= INFRA_ERROR_REPEATS]
     repeated.sort(key=lambda item: (-len(item[1]), item[1][0].id))
-    return [
-        _flag(
-            FlagKind.REPEATED_INFRA_ERRORS,
-            runs,
-            teams,
-            InfraErrorEvidence(n_runs=len(runs), threshold=INFRA_ERROR_REPEATS, held=team_id in held),
-        )
-        for team_id, runs in repeated
-    ]
+    flags = []
+    for team_id, runs in repeated:
+        evidence = InfraErrorEvidence(n_runs=len(runs), threshold=INFRA_ERROR_REPEATS, held=team_id in held)
+        flags.append(_flag(FlagKind.REPEATED_INFRA_ERRORS, runs, teams, evidence))
+    return flags
 
 
 def _tau(run: _Run) -> float:

@@ -168,7 +168,7 @@ def _rank_plot(rows: list[BoardRow]) -> plots.Plot:
 
 
 def _significance_plot(session: Session, state: AppState, shown: PhaseView) -> plots.Plot:
-    found = state.parts.get(BoardCache).significance(session, board_references(state), shown)
+    found = state.parts.get(BoardCache).board(session, board_references(state), shown).significance
     if found is None:
         return plots.significance_heatmap([], [], 0.05)
     top = found.top(state.settings.significance_top)
@@ -226,7 +226,7 @@ def _arranged_context(
     groups = arranged.groups or []
     order = [i for g in groups for i in g.rows] if groups else list(range(len(arranged.rows)))
     headings = {position: g.tier for g in groups for position in g.rows[:1]}
-    stability = state.parts.get(BoardCache).stability(session, board_references(state), shown)
+    stability = state.parts.get(BoardCache).board(session, board_references(state), shown).stability
     return {
         "rows": [arranged.rows[i] for i in order],
         "reference_marks": [arranged.marks[i] for i in order] if arranged.marks is not None else None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,6 +33,11 @@ def _env(bench: Path) -> dict[str, str]:
     return {"CSAWM_BENCHMARK_DIR": str(bench), "CSAWM_METRICS_TOKEN": METRICS_TOKEN}
 
 
+def _post(transport: Transport, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A POST through the transport and its JSON answer."""
+    return dict(transport.call("POST", path, json=body).json())
+
+
 def _lease_body(bench: Path, instance: str) -> dict[str, object]:
     digest = images_digest(bench)
     body = {"instance": instance, "version": "test", "images_digest": digest.images}
@@ -51,7 +57,7 @@ def test_worker_api_over_a_real_server_process(tmp_path: Path, synthetic_benchma
         # a worker token reaches nothing else; a researcher's token does not reach the worker API
         assert httpx.get(f"{srv.url}/api/v1/submissions", headers=f.auth(token)).status_code == 403
         with Transport(srv.url, researcher) as wrong, pytest.raises(ApiError) as refused:
-            wrong.post("/lease", _lease_body(synthetic_benchmark, "n:1:a"))
+            _post(wrong, "/lease", _lease_body(synthetic_benchmark, "n:1:a"))
         assert refused.value.status == 401
         archive = tmp_path / "a.tar"
         write_archive(archive, seed="a")
@@ -62,7 +68,7 @@ def test_worker_api_over_a_real_server_process(tmp_path: Path, synthetic_benchma
         assert answer.status_code == 201, answer.text
         sub_id = answer.json()["id"]
         with Transport(srv.url, token, retry_for_s=60) as worker:
-            lease = worker.post("/lease", _lease_body(synthetic_benchmark, "n:1:a"))["lease"]
+            lease = _post(worker, "/lease", _lease_body(synthetic_benchmark, "n:1:a"))["lease"]
             assert lease["submission_id"] == sub_id
             # the operators see the remote worker; /readyz does not depend on it
             metrics = httpx.get(f"{srv.url}/metrics", headers=f.auth(METRICS_TOKEN)).text
@@ -74,7 +80,7 @@ def test_worker_api_over_a_real_server_process(tmp_path: Path, synthetic_benchma
     renewed: dict[str, object] = {}
 
     def renew() -> None:
-        renewed.update(worker.post(f"/runs/{sub_id}/renew", at))
+        renewed.update(_post(worker, f"/runs/{sub_id}/renew", at))
 
     with Transport(f"http://127.0.0.1:{port}", token, retry_for_s=60) as worker:
         thread = threading.Thread(target=renew)
@@ -105,4 +111,4 @@ def test_transport_gives_up_after_its_retry_window() -> None:
         Transport(url, "csawm_x", retry_for_s=1.0) as worker,
         pytest.raises(TransportError, match="unreachable"),
     ):
-        worker.post("/lease", {})
+        _post(worker, "/lease", {})
