@@ -312,8 +312,17 @@ def test_every_leaderboard_row_field_is_in_api_md() -> None:
     metrics = {"kendall_tau_b": interval, "amae": interval}
     basis = PairingBasis("2", "a" * 64, 0, 4)
     candidates = [
-        leaderboard._Candidate("baseline", "CSAW", "one-hot", 1, "2", metrics, np.zeros(4), basis),
-        leaderboard._Candidate("expert", None, "Expert_1", None, "2", metrics, None, None),
+        leaderboard._Candidate(
+            "baseline",
+            "one-hot",
+            metrics,
+            team="CSAW",
+            submission_id=1,
+            scorer_version="2",
+            replicates=np.zeros(4),
+            basis=basis,
+        ),
+        leaderboard._Candidate("expert", "Expert_1", metrics, scorer_version="2"),
     ]
     standing = {id(candidates[0]): Standing((1, 1), 1.0, 1.0, 1)}
     keys = {key for row in leaderboard._with_ties(candidates, standing) for key in row.to_json()}
