@@ -186,7 +186,10 @@ def _board_as_of(
     the rank figures withheld from `user` as the live board's are (`board_figures_note`)."""
     at = history.parse(session, raw)
     shown = history.phase_at(phases.board_phase(session, state.settings, name, at), at)
-    board = board_service.build_board(session, references=board_references(state), phase=shown, as_of=at)
+    alpha = state.settings.significance_alpha
+    board = board_service.build_board(
+        session, references=board_references(state), phase=shown, alpha=alpha, as_of=at
+    )
     return shown, at, withheld(board.rows, board_figures_note(shown, user))
 
 
@@ -208,6 +211,7 @@ def _board_page_as_of(
         "phase_names": [row.name for row in phases.rows(session)],
         "phase_query": f"?{urlencode({'phase': shown.name, 'as_of': iso(at)})}",
         "as_of": iso(at),
+        "alpha": state.settings.significance_alpha,
         "ranked": False,  # the rank plots draw the live board only
     }
     return render(request, signer, user, "leaderboard.html", context)

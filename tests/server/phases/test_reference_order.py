@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from server.app import create_app
 from server.cli.main import app as cli
+from server.clock import iso, utcnow
 from server.models import Role, Submission, Team
 
 HOUR = timedelta(hours=1)
@@ -208,6 +209,14 @@ def test_the_tiers_level_is_a_setting_and_the_board_says_which(
             assert api.client.get("/api/v1/leaderboard/significance").json()["alpha"] == alpha
             tiers[alpha] = [row["tier"] for row in _models(body) if row["name"].endswith(str(alpha))]
             assert f"α = {alpha}" in api.client.get("/").text
+            # the board as it stood (API, page, download) is tiered at the same level
+            at = {"as_of": iso(utcnow())}
+            stood = api.client.get("/api/v1/leaderboard", params=at).json()
+            assert stood["alpha"] == alpha
+            assert [row["tier"] for row in _models(stood) if row["name"].endswith(str(alpha))] == tiers[alpha]
+            assert f"α = {alpha}" in api.client.get("/", params=at).text
+            download = api.client.get("/leaderboard.json", params=at).json()
+            assert [r["tier"] for r in download["rows"] if r["name"].endswith(str(alpha))] == tiers[alpha]
     assert tiers == {0.05: [1, 1], 0.2: [1, 2]}
 
 
