@@ -8,8 +8,8 @@ Authentication reads the token in its own short session.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Annotated, TypeVar
+from collections.abc import Iterator
+from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -38,25 +38,22 @@ def get_state(request: Request) -> AppState:
     return state
 
 
-StateDep = Annotated[AppState, Depends(get_state)]
-
-T = TypeVar("T")
-
-
-def part(kind: type[T]) -> Callable[[Request], T]:
-    """A dependency that gives the app's part of this class (`server.core.state.Parts`)."""
-
-    def get_part(request: Request) -> T:
-        return get_state(request).parts.get(kind)
-
-    return get_part
+# The dependencies that only read the app's state are `async def`: FastAPI runs a plain `def`
+# dependency in its thread pool, a hand-off per dependency on every request.
 
 
-def get_settings(state: StateDep) -> Settings:
+async def _state(request: Request) -> AppState:
+    return get_state(request)
+
+
+StateDep = Annotated[AppState, Depends(_state)]
+
+
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_database(state: StateDep) -> Database:
+async def get_database(state: StateDep) -> Database:
     return state.db
 
 

@@ -4,8 +4,8 @@ The core's own objects are fields. Each feature package's per-app object (a cach
 the embedded worker) is a **part**: one instance per class, made by the app factory at startup and
 fetched by its class, so a route gets it typed (`parts.get(UploadSlots)` is an `UploadSlots`) while
 the core names no feature package (the layers of docs/design.md). Nothing is made on first use.
-A feature declares its dependency alias beside its class, e.g.
-``UploadSlotsDep = Annotated[UploadSlots, Depends(part(UploadSlots))]`` (`server.core.deps.part`).
+A route reads one through its state (``state.parts.get(PlotCache)``) or an alias of its package, e.g.
+``PlotCacheDep`` (`server.web.deps`).
 """
 
 from __future__ import annotations

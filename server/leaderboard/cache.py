@@ -28,14 +28,18 @@ from server.scoring.ranking import DEFAULT_ALPHA
 UNARRANGED: dict[str, Any] = {"reference": None, "groups": None}
 
 
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
+
+
 @dataclass
 class _Board:
     """One phase's board at one version: each part made on first use."""
 
     built: service.Board | None = None  # the rows with the significance map and stability made with them
     clinical: list[ClinicalRow] | None = None
-    # the rows array and the response's ``reference`` and ``groups``, by view, note, reference and group
-    bodies: dict[tuple[str, str | None, str | None, str | None], tuple[bytes, dict[str, Any]]] = field(
+    # the rows array and the figures beside it (`BoardCache.body`), by view, note, reference and group
+    bodies: dict[tuple[str, str | None, str | None, str | None], tuple[bytes, bytes]] = field(
         default_factory=dict
     )
 
@@ -93,26 +97,31 @@ class BoardCache:
         note: str | None,
         reference: str | None,
         group: str | None,
-    ) -> tuple[bytes, dict[str, Any]]:
+    ) -> tuple[bytes, bytes]:
         """The API's ``rows`` array of `phase` in `view` (masking, clinical or strata), ordered by
-        `reference` and grouped by `group` (`server.leaderboard.ordering.arrange`), and the
-        response's ``reference`` and ``groups``, serialised once per `note`
-        (`server.disclosure.disclose.board_figures_note`: the rank figures withheld, or None),
-        `reference` and `group`."""
+        `reference` and grouped by `group` (`server.leaderboard.ordering.arrange`), and the object of
+        the figures beside it (``alpha``, ``stability``, ``reference``, ``groups``), both serialised
+        once per `note` (`server.disclosure.disclose.board_figures_note`: the rank figures withheld,
+        or None), `reference` and `group`. An as-of clinical view has no stability table."""
         board = self._board(self.version(session, references), phase, best)
         key = (view, note, reference, group)
         if key not in board.bodies:
             extra = UNARRANGED
+            untabled = view == "clinical" and self.as_of is not None
+            built = None if untabled else self._built(board, session, references, phase, best)
             if view == "clinical":
                 rows_json = [row.to_json() for row in self.clinical(session, references, phase, best)]
             else:  # as a viewer with `note` sees them (`withheld`)
-                shown = withheld(self._built(board, session, references, phase, best).rows, note)
+                assert built is not None
+                shown = withheld(built.rows, note)
                 if view == "strata":
                     rows_json = [row.to_strata_json() for row in shown]
                 else:
                     shaped = ordering.arrange(shown, reference=reference, group=group, note=note)
                     rows_json, extra = shaped.rows_json(), shaped.extra_json()
-            board.bodies[key] = json.dumps(rows_json, allow_nan=False, separators=(",", ":")).encode(), extra
+            stability = built.stability if built is not None else None
+            figures = {"alpha": self.alpha, "stability": stability and stability.to_json(note), **extra}
+            board.bodies[key] = (_dumps(rows_json), _dumps(figures))
         return board.bodies[key]
 
     def _board(self, key: tuple[Any, ...], phase: PhaseView, best: bool) -> _Board:

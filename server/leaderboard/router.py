@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from server.clock import iso, utcnow
 from server.core import audit
@@ -43,18 +44,19 @@ _optional_bearer = HTTPBearer(
 )
 
 
-def optional_viewer(
-    state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_optional_bearer)]
-) -> Principal | None:
+CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_optional_bearer)]
+
+
+def _viewer(session: Session, credentials: HTTPAuthorizationCredentials | None) -> Principal | None:
     """The caller when a bearer token is given (a bad one is refused, 401), else None: the board is
-    public; a token only matters where `board_figures_note` withholds figures from non-maintainers."""
+    public; a token only matters where `board_figures_note` withholds figures from non-maintainers.
+    Read in the request's own session, not as a dependency: a plain `def` dependency costs a
+    thread-pool hand-off on every request of the board."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         return None
-    with state.db.session() as session:
-        return authenticate(session, credentials.credentials)
+    return authenticate(session, credentials.credentials)
 
 
-ViewerDep = Annotated[Principal | None, Depends(optional_viewer)]
 PhaseParam = Annotated[str | None, Query(min_length=1, max_length=64)]
 ReferenceParam = Annotated[
     str | None, Query(max_length=64, description="expert_1 … expert_5: order the model rows by that expert")
@@ -75,7 +77,7 @@ def _board_query(view: str, reference: str | None, group: str | None) -> tuple[s
 @router.get("", openapi_extra=_LEADERBOARD_DOC, responses=error_responses(400, 401, 404))
 def get_leaderboard(
     state: StateDep,
-    viewer: ViewerDep,
+    credentials: CredentialsDep,
     best_per_team: bool = True,
     view: Literal["masking", "clinical", "strata"] = "masking",
     phase: PhaseParam = None,
@@ -94,10 +96,11 @@ def get_leaderboard(
 
     ``reference=expert_k`` orders the model rows by their agreement with expert k, ``group=tier``
     lists the rows of each tier (`server.leaderboard.ordering`); 422 for any other value."""
-    expert, grouping = _board_query(view, reference, group)
     references = board_references(state)
     cache = state.parts.get(BoardCache)
     with state.db.session() as session:  # one connection for the whole request
+        viewer = _viewer(session, credentials)
+        expert, grouping = _board_query(view, reference, group)
         at = None if as_of is None else history.parse(session, as_of)
         if at is None:
             shown = board_phase(session, state.settings, phase)
@@ -105,18 +108,13 @@ def get_leaderboard(
             shown = history.phase_at(board_phase(session, state.settings, phase, at), at)
             cache = BoardCache(state.settings.significance_alpha, as_of=at)  # this request's only
         note = board_figures_note(shown, viewer)
-        body, arranged = cache.body(session, references, shown, best_per_team, view, note, expert, grouping)
-        untabled = at is not None and view == "clinical"  # an as-of clinical view has no stability table
-        stability = None if untabled else cache.board(session, references, shown, best_per_team).stability
+        rows, figures = cache.body(session, references, shown, best_per_team, view, note, expert, grouping)
         coming = json.dumps(pending.pending_baselines(session) if at is None else [], separators=(",", ":"))
     described = json.dumps(shown.to_json(utcnow() if at is None else at), separators=(",", ":"))
     dated = "" if at is None else f',"as_of":{json.dumps(iso(at))}'
+    head = f'{{"phase":{described}{dated},"rows":'.encode()
     # beside the rows: the tiers' level, the stability table, the reference order and the tier groups
-    figures = {"alpha": cache.alpha, "stability": stability and stability.to_json(note), **arranged}
-    extra = json.dumps(figures, allow_nan=False, separators=(",", ":"))
-    content = b"".join(
-        (f'{{"phase":{described}{dated},"rows":'.encode(), body, f',"pending":{coming},{extra[1:]}'.encode())
-    )  # one copy
+    content = b"".join((head, rows, f',"pending":{coming},'.encode(), figures[1:]))  # one copy
     return Response(content=content, media_type="application/json")
 
 
@@ -165,7 +163,7 @@ def get_snapshot(snapshot_id: IdPath, state: StateDep, session: SessionDep) -> R
 @router.get("/significance", responses=error_responses(401, 404))
 def get_significance(
     state: StateDep,
-    viewer: ViewerDep,
+    credentials: CredentialsDep,
     best_per_team: bool = True,
     phase: PhaseParam = None,
     top: Annotated[
@@ -178,7 +176,7 @@ def get_significance(
     references = board_references(state)
     with state.db.session() as session:
         shown = board_phase(session, state.settings, phase)
-        note = board_figures_note(shown, viewer)
+        note = board_figures_note(shown, _viewer(session, credentials))
         cache = state.parts.get(BoardCache)
         found = None if note else cache.board(session, references, shown, best_per_team).significance
     count = min(top or state.settings.significance_top, state.settings.significance_top)

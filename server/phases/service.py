@@ -99,8 +99,11 @@ class PhaseView:
         return out
 
 
+_ROWS = select(Phase).order_by(Phase.opens_at.nulls_first(), Phase.id)  # built once: every board request
+
+
 def rows(session: Session) -> list[Phase]:
-    return list(session.scalars(select(Phase).order_by(Phase.opens_at.nulls_first(), Phase.id)))
+    return list(session.scalars(_ROWS))
 
 
 def current(session: Session, settings: Settings, now: datetime | None = None) -> PhaseView | None:

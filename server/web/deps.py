@@ -13,7 +13,7 @@ from server.web.cache import PlotCache
 from server.web.session import SessionSigner, is_revoked
 
 
-def get_signer(state: StateDep) -> SessionSigner:
+async def get_signer(state: StateDep) -> SessionSigner:  # async: no thread hand-off (core.deps)
     return state.parts.get(SessionSigner)
 
 
@@ -38,7 +38,7 @@ def get_web_user(request: Request, signer: SignerDep, db: DatabaseDep) -> Princi
 WebUser = Annotated[Principal | None, Depends(get_web_user)]
 
 
-def get_plot_cache(state: StateDep) -> PlotCache:
+async def get_plot_cache(state: StateDep) -> PlotCache:
     return state.parts.get(PlotCache)
 
 
