@@ -25,8 +25,7 @@ from server.core.security import hash_token
 from server.core.settings import load_settings
 from server.models import Submission, Team
 from server.runs import store
-from server.web.deps import get_signer
-from server.web.session import SESSION_COOKIE
+from server.web.session import SESSION_COOKIE, SessionSigner
 
 from .a11y import audit_html
 from .conftest import RESAMPLES, seed
@@ -41,7 +40,7 @@ class Console:
         self, client: TestClient, ids: dict[str, int], tokens: dict[str, str], best: float | None
     ) -> None:
         self.client, self.ids, self.tokens, self.best = client, ids, tokens, best
-        signer = get_signer(client.app.state.csawm)  # type: ignore[attr-defined]
+        signer = client.app.state.csawm.parts.get(SessionSigner)  # type: ignore[attr-defined]
         self.cookies = {
             who: signer.serializer.dumps({"t": hash_token(tokens[who]), "s": f"flags-{who}"})
             for who in ("alice", "maud")

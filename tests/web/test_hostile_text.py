@@ -33,9 +33,8 @@ from server.core.settings import Settings, load_settings
 from server.core.text import visible
 from server.models import Submission, Team
 from server.runs import store
-from server.web.deps import get_signer
 from server.web.router import CSV_FORMULA_STARTS
-from server.web.session import SESSION_COOKIE
+from server.web.session import SESSION_COOKIE, SessionSigner
 
 from .conftest import RESAMPLES, seed
 
@@ -66,7 +65,7 @@ def board(synthetic_benchmark: Path, tmp_path_factory: pytest.TempPathFactory) -
         app_state = app.state.csawm
         tokens, ids = seed(app_state.db, app_settings, Benchmark.open(synthetic_benchmark))
         _plant_copy(app_state.db, app_settings, ids)
-        signer = get_signer(app_state)
+        signer = app_state.parts.get(SessionSigner)
         cookies = {
             who: signer.serializer.dumps({"t": hash_token(tokens[who]), "s": f"hostile-{who}"})
             for who in ("alice", "maud")
