@@ -274,10 +274,17 @@ def _phase_command(create: bool, name_help: str) -> Callable[..., None]:
         as_json: JsonOpt = False,
     ) -> None:
         given = {
-            "test_set": test_set, "visibility": visibility, "ladder": ladder, "ladder_level": ladder_level,
-            "ladder_step": ladder_step, "max_selected": max_selected, "quota_total": total,
-            "quota_per_day": per_day, "quota_per_week": per_week, "disclosure": disclosure,
-        }  # fmt: skip
+            "test_set": test_set,
+            "visibility": visibility,
+            "ladder": ladder,
+            "ladder_level": ladder_level,
+            "ladder_step": ladder_step,
+            "max_selected": max_selected,
+            "quota_total": total,
+            "quota_per_day": per_day,
+            "quota_per_week": per_week,
+            "disclosure": disclosure,
+        }
         values: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
         if create:
             values["name"] = name

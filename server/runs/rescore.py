@@ -91,8 +91,12 @@ def rescore(
                 session, sub, scored.report, reason="rescored", run_record=after, predictions_sha256=sha
             )
             audit.record(
-                session, actor=actor, action="rescore", target_type="submission", target_id=sub_id,
+                session,
+                actor=actor,
+                action="rescore",
+                target_type="submission",
+                target_id=sub_id,
                 detail=detail,
-            )  # fmt: skip
+            )
         result.done.append(sub_id)
     return result

@@ -246,11 +246,18 @@ def _arranged_context(
 
 @router.get("/", response_class=HTMLResponse)
 def leaderboard_page(
-    request: Request, session: SessionDep, state: StateDep, signer: SignerDep, user: WebUser,
-    cache: PlotCacheDep, phase: PhaseQuery = None, as_of: AsOfQuery = None,
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    signer: SignerDep,
+    user: WebUser,
+    cache: PlotCacheDep,
+    phase: PhaseQuery = None,
+    as_of: AsOfQuery = None,
     reference: Annotated[str | None, Query(max_length=64)] = None,
-    group: Annotated[str | None, Query(max_length=64)] = None, view: Literal["masking", "strata"] = "masking",
-) -> HTMLResponse:  # fmt: skip
+    group: Annotated[str | None, Query(max_length=64)] = None,
+    view: Literal["masking", "strata"] = "masking",
+) -> HTMLResponse:
     try:
         expert, grouping = ordering.parse_reference(reference), ordering.parse_group(group)
     except ordering.InvalidBoardQuery as exc:
@@ -390,9 +397,13 @@ def leaderboard_csv(
 
 @router.get("/snapshots/{snapshot_id}", response_class=HTMLResponse)
 def snapshot_page(
-    request: Request, snapshot_id: IdPath, session: SessionDep, state: StateDep, signer: SignerDep,
+    request: Request,
+    snapshot_id: IdPath,
+    session: SessionDep,
+    state: StateDep,
+    signer: SignerDep,
     user: WebUser,
-) -> HTMLResponse:  # fmt: skip
+) -> HTMLResponse:
     """The citable page of a frozen board (`server.leaderboard.snapshots`), drawn from its bytes."""
     try:
         info, data = snapshots.one(session, state.settings, snapshot_id)
@@ -803,9 +814,15 @@ def admin_review(
 
 
 def _agreement_page(
-    request: Request, session: Session, signer: SessionSigner, user: Principal | None, agreement: Agreement,
-    *, error: str | None = None, status_code: int = 200,
-) -> HTMLResponse:  # fmt: skip
+    request: Request,
+    session: Session,
+    signer: SessionSigner,
+    user: Principal | None,
+    agreement: Agreement,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     """The agreement rendered from its Markdown with raw HTML off (`guides.render_markdown`), so
     the file's text can never put markup or script on the page; an accept form for a logged-in
     user who has not accepted this version."""

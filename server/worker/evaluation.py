@@ -83,12 +83,19 @@ class EvaluationSet:
             data_dir / "inputs", key, f"public-{key}", sources, public_paths, n_preflight
         )
         return cls(
-            private=private, public=public, hidden_filenames=tuple(p.name for p in sources),
-            hidden_input=hidden, preflight_filenames=names, preflight_input=preflight,
-            preflight_source=source, manifest_digest=manifest, public_manifest_digest=public_manifest,
-            public_input=public_input, hidden_input_name=HIDDEN_INPUT,
+            private=private,
+            public=public,
+            hidden_filenames=tuple(p.name for p in sources),
+            hidden_input=hidden,
+            preflight_filenames=names,
+            preflight_input=preflight,
+            preflight_source=source,
+            manifest_digest=manifest,
+            public_manifest_digest=public_manifest,
+            public_input=public_input,
+            hidden_input_name=HIDDEN_INPUT,
             hidden_private_images=len(private.filenames),
-        )  # fmt: skip
+        )
 
     def scored_on(self, test_set: str) -> EvaluationSet:
         """This set as a run of a phase scoring on `test_set` sees it: what its hidden stage mounts

@@ -302,10 +302,15 @@ def execute(
 ) -> RunResult:
     """Run one container to its end; model outcomes come back as the result, the rest is raised."""
     spec = RunSpec(
-        run_id=f"{env.instance}-{ctx.sub_id}-{stage.value}", image=image, input_dir=input_dir,
-        input_name=input_name, output_dir=ctx.attempt_dir(env.settings.data_dir) / stage.value / "output",
-        limits=run_limits(env.settings, stage.value), attempt=ctx.lease.attempt, phase=stage.value,
-    )  # fmt: skip
+        run_id=f"{env.instance}-{ctx.sub_id}-{stage.value}",
+        image=image,
+        input_dir=input_dir,
+        input_name=input_name,
+        output_dir=ctx.attempt_dir(env.settings.data_dir) / stage.value / "output",
+        limits=run_limits(env.settings, stage.value),
+        attempt=ctx.lease.attempt,
+        phase=stage.value,
+    )
     spec.output_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     check_signals(ctx)
     started = time.monotonic()
@@ -324,10 +329,16 @@ def execute(
             check_signals(ctx)
             raise fault(stage, exc.kind, exc.code, exc.message) from None
         result = RunResult(
-            state=TerminalState.FAILED, error_code=exc.code, message=exc.message, exit_code=None,
-            duration_s=time.monotonic() - started, peak_memory_bytes=None, log_tail="", predictions=None,
+            state=TerminalState.FAILED,
+            error_code=exc.code,
+            message=exc.message,
+            exit_code=None,
+            duration_s=time.monotonic() - started,
+            peak_memory_bytes=None,
+            log_tail="",
+            predictions=None,
             handle=handle,
-        )  # fmt: skip
+        )
     finally:
         ctx.handle = None
         quietly(runner.cleanup, handle)
